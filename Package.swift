@@ -1,0 +1,53 @@
+// swift-tools-version:6.0
+// LoRA Tools: native tools for Stable Diffusion LoRAs. See README.md.
+import PackageDescription
+
+let package = Package(
+    name: "LoRATools",
+    products: [
+        .executable(name: "lora-inspect", targets: ["lora-inspect"]),
+        .library(name: "LoRACore", targets: ["LoRACore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries: module maps only.
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .systemLibrary(name: "CLAPACKE", path: "Sources/CLAPACKE"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+
+        // C kernels needing CPU-specific instructions, dispatched at run time.
+        .target(name: "CKernels", path: "Sources/CKernels",
+                cSettings: [.unsafeFlags(["-O2"])]),
+
+        // BLAS/LAPACK wrappers, QR and SVD.
+        .target(name: "LinearAlgebra", dependencies: ["CBLAS", "CLAPACKE"]),
+
+        // File formats, tensors, key maps, LoRA math, audits. No CLI knowledge.
+        .target(name: "LoRACore", dependencies: ["CKernels", "CZlib", "LinearAlgebra"]),
+
+        // What every executable shares: progress, JSON, exit codes, BLAS set-up, man pages.
+        .target(name: "ToolSupport", dependencies: [
+            "LoRACore", "CBLAS",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .executableTarget(name: "lora-inspect", dependencies: [
+            "LoRACore", "ToolSupport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        // Deterministic generator of tiny SD-shaped models and LoRAs (tests, benchmarks).
+        .target(name: "FixtureKit", dependencies: ["LoRACore"], path: "Fixtures/Generator"),
+
+        .executableTarget(name: "lora-bench", dependencies: [
+            "LoRACore", "ToolSupport", "FixtureKit",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Benchmarks/lora-bench"),
+
+        .testTarget(name: "LoRACoreTests", dependencies: ["LoRACore", "CKernels", "FixtureKit"]),
+        .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra"]),
+        .testTarget(name: "ToolTests", dependencies: ["LoRACore", "ToolSupport", "FixtureKit"]),
+    ]
+)

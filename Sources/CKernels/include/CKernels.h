@@ -1,0 +1,67 @@
+// C kernels that need CPU-specific instructions (F16C, AVX2, SHA-NI).
+// Every entry point checks the CPU once at run time and falls back to portable
+// code, so the binaries stay portable while using the fast paths where they exist.
+#ifndef LORA_TOOLS_CKERNELS_H
+#define LORA_TOOLS_CKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---- CPU features -------------------------------------------------------
+int lt_cpu_has_avx2_f16c(void);
+int lt_cpu_has_avx512f(void);
+int lt_cpu_has_sha_ni(void);
+/// A short description of the fast paths in use, e.g. "avx2+f16c sha-ni".
+const char *lt_cpu_kernels_description(void);
+
+// ---- dtype conversion (little-endian raw bytes, unaligned input allowed) --
+void lt_f16_to_f32(const void *src, float *dst, size_t count);
+void lt_bf16_to_f32(const void *src, float *dst, size_t count);
+/// Round to nearest even, as torch's `.half()` does; overflow gives +-inf.
+void lt_f32_to_f16(const float *src, void *dst, size_t count);
+/// Round to nearest even, as torch's `.bfloat16()` does; NaN stays NaN.
+void lt_f32_to_bf16(const float *src, void *dst, size_t count);
+/// The portable paths, exposed so tests can compare them with the fast ones.
+void lt_f16_to_f32_scalar(const void *src, float *dst, size_t count);
+void lt_f32_to_f16_scalar(const float *src, void *dst, size_t count);
+
+// ---- value statistics for health checks -----------------------------------
+typedef struct {
+    uint64_t count;      // elements seen
+    uint64_t nan_count;
+    uint64_t inf_count;
+    uint64_t zero_count; // exact zeros (+0 and -0)
+    double sum;          // over finite values
+    double sum_squares;  // over finite values
+    float min;           // over finite values; +inf when there are none
+    float max;           // over finite values; -inf when there are none
+} lt_stats;
+
+void lt_stats_init(lt_stats *s);
+/// Accumulate `count` elements of the given kind into `s`.
+/// kind: 0 = f32, 1 = f16, 2 = bf16.
+void lt_stats_accumulate(lt_stats *s, const void *src, size_t count, int kind);
+void lt_stats_merge(lt_stats *into, const lt_stats *other);
+
+// ---- SHA-256 ----------------------------------------------------------------
+typedef struct {
+    uint32_t state[8];
+    uint64_t total_bytes;
+    uint8_t buffer[64];
+    size_t buffered;
+} lt_sha256_ctx;
+
+void lt_sha256_init(lt_sha256_ctx *ctx);
+void lt_sha256_update(lt_sha256_ctx *ctx, const void *data, size_t length);
+void lt_sha256_final(lt_sha256_ctx *ctx, uint8_t digest[32]);
+/// Force the portable implementation (for tests of the SHA-NI path).
+void lt_sha256_set_force_portable(int force);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,129 @@
+import CBLAS
+import CLAPACKE
+
+/// BLAS and LAPACK over plain row-major buffers.
+public enum LinearAlgebra {
+    /// C = op(A)·op(B), single precision, through OpenBLAS.
+    public static func multiply(_ a: Matrix, _ b: Matrix, transposeA: Bool = false, transposeB: Bool = false) -> Matrix {
+        let m = transposeA ? a.cols : a.rows
+        let k = transposeA ? a.rows : a.cols
+        let kb = transposeB ? b.cols : b.rows
+        let n = transposeB ? b.rows : b.cols
+        precondition(k == kb, "inner dimensions differ: \(k) vs \(kb)")
+        var c = Matrix(zeros: m, n)
+        guard m > 0, n > 0, k > 0 else { return c }
+        a.values.withUnsafeBufferPointer { pa in
+            b.values.withUnsafeBufferPointer { pb in
+                c.values.withUnsafeMutableBufferPointer { pc in
+                    cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                                blasint(m), blasint(n), blasint(k), 1, pa.baseAddress, blasint(a.cols),
+                                pb.baseAddress, blasint(b.cols), 0, pc.baseAddress, blasint(n))
+                }
+            }
+        }
+        return c
+    }
+
+    /// C += alpha · op(A)·op(B) on raw row-major buffers (the hot path of merging).
+    public static func gemmAccumulate(m: Int, n: Int, k: Int, alpha: Float,
+                                      a: UnsafePointer<Float>, lda: Int, transposeA: Bool,
+                                      b: UnsafePointer<Float>, ldb: Int, transposeB: Bool,
+                                      c: UnsafeMutablePointer<Float>, ldc: Int) {
+        guard m > 0, n > 0, k > 0 else { return }
+        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                    blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), 1, c, blasint(ldc))
+    }
+
+    /// Sum of squares accumulated in double precision.
+    public static func sumOfSquares(_ values: [Float]) -> Double {
+        values.withUnsafeBufferPointer { sumOfSquares($0) }
+    }
+
+    public static func sumOfSquares(_ values: UnsafeBufferPointer<Float>) -> Double {
+        // Four independent double accumulators: accurate and vectorisable.
+        var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+        var i = 0
+        let n = values.count
+        while i + 4 <= n {
+            let a = Double(values[i]), b = Double(values[i + 1]), c = Double(values[i + 2]), d = Double(values[i + 3])
+            s0 += a * a; s1 += b * b; s2 += c * c; s3 += d * d
+            i += 4
+        }
+        while i < n { let a = Double(values[i]); s0 += a * a; i += 1 }
+        return (s0 + s1) + (s2 + s3)
+    }
+
+    /// Singular values, largest first (LAPACK sgesdd without vectors).
+    public static func singularValues(_ a: Matrix) throws(LinearAlgebraError) -> [Float] {
+        let k = min(a.rows, a.cols)
+        guard k > 0 else { return [] }
+        var work = a.values
+        var s = [Float](repeating: 0, count: k)
+        var dummyU: Float = 0, dummyVt: Float = 0
+        let info = LAPACKE_sgesdd(LAPACK_ROW_MAJOR, Int8(UInt8(ascii: "N")), Int32(a.rows), Int32(a.cols),
+                                  &work, Int32(a.cols), &s, &dummyU, 1, &dummyVt, 1)
+        guard info == 0 else { throw .lapack(routine: "sgesdd", info: info) }
+        return s
+    }
+
+    /// Thin SVD: A = U·diag(S)·Vᵀ with U rows×k, Vt k×cols, k = min(rows, cols).
+    public static func svd(_ a: Matrix) throws(LinearAlgebraError) -> (u: Matrix, s: [Float], vt: Matrix) {
+        let k = min(a.rows, a.cols)
+        var work = a.values
+        var s = [Float](repeating: 0, count: k)
+        var u = Matrix(zeros: a.rows, k)
+        var vt = Matrix(zeros: k, a.cols)
+        let info = LAPACKE_sgesdd(LAPACK_ROW_MAJOR, Int8(UInt8(ascii: "S")), Int32(a.rows), Int32(a.cols),
+                                  &work, Int32(a.cols), &s, &u.values, Int32(k), &vt.values, Int32(a.cols))
+        guard info == 0 else { throw .lapack(routine: "sgesdd", info: info) }
+        return (u, s, vt)
+    }
+
+    /// The R factor of A = Q·R (min(rows, cols) × cols, upper triangular).
+    public static func qrR(_ a: Matrix) throws(LinearAlgebraError) -> Matrix {
+        let k = min(a.rows, a.cols)
+        guard k > 0 else { return Matrix(zeros: 0, a.cols) }
+        var work = a.values
+        var tau = [Float](repeating: 0, count: k)
+        let info = LAPACKE_sgeqrf(LAPACK_ROW_MAJOR, Int32(a.rows), Int32(a.cols), &work, Int32(a.cols), &tau)
+        guard info == 0 else { throw .lapack(routine: "sgeqrf", info: info) }
+        var r = Matrix(zeros: k, a.cols)
+        for i in 0..<k {
+            for j in i..<a.cols { r.values[i * a.cols + j] = work[i * a.cols + j] }
+        }
+        return r
+    }
+
+    /// Singular values of up·down (out×r times r×in) without forming the
+    /// out×in product: QR both factors and take the SVD of the small r×r core.
+    public static func productSingularValues(up: Matrix, down: Matrix) throws(LinearAlgebraError) -> [Float] {
+        guard up.cols == down.rows else { throw .shape("up is \(up.rows)x\(up.cols) but down is \(down.rows)x\(down.cols)") }
+        if up.cols >= min(up.rows, down.cols) {
+            return try singularValues(multiply(up, down))
+        }
+        let ru = try qrR(up)              // r×r
+        let rd = try qrR(down.transposed) // r×r
+        return try singularValues(multiply(ru, rd, transposeB: true))
+    }
+}
+
+extension LinearAlgebra {
+    /// OpenBLAS's own thread count. Work parallelised over modules sets it to 1
+    /// so module threads and BLAS threads do not oversubscribe the cores.
+    public static var blasThreads: Int {
+        get { Int(openblas_get_num_threads()) }
+        set { openblas_set_num_threads(Int32(max(1, newValue))) }
+    }
+
+    /// Run `body` with single-threaded BLAS, restoring the previous setting.
+    public static func withSingleThreadedBLAS<T>(_ body: () throws -> T) rethrows -> T {
+        let previous = blasThreads
+        blasThreads = 1
+        defer { blasThreads = previous }
+        return try body()
+    }
+
+    /// The kernel set OpenBLAS picked at load time (e.g. "Haswell", "Prescott").
+    public static var blasCoreName: String { String(cString: openblas_get_corename()) }
+    public static var blasConfig: String { String(cString: openblas_get_config()) }
+}

@@ -1,0 +1,105 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An output file that appears only when complete.
+///
+/// Bytes go to a hidden temporary file in the destination's folder; `commit()`
+/// flushes it and renames it over the destination in one step. If anything
+/// fails first (a thrown error, a full disk, a crash of the caller's logic), the
+/// temporary file is removed and the destination is untouched.
+public final class AtomicOutput: @unchecked Sendable {
+    public let destination: String
+    public let temporaryPath: String
+    private var fd: Int32
+    private var committed = false
+
+    /// - Parameters:
+    ///   - inputs: paths the caller reads from; writing over one of them is refused.
+    ///   - overwrite: whether an existing destination may be replaced.
+    public init(destination: String, inputs: [String] = [], overwrite: Bool = true) throws(ModelError) {
+        self.destination = destination
+        for input in inputs where AtomicOutput.sameFile(destination, input) {
+            throw ModelError(.mismatch, "output is the same file as input \(input); choose another output path", file: destination)
+        }
+        if !overwrite && access(destination, F_OK) == 0 {
+            throw ModelError(.io, "output already exists (pass --force to replace it)", file: destination)
+        }
+        let slash = destination.lastIndex(of: "/")
+        let folder = slash.map { String(destination[..<$0]) } ?? "."
+        let base = slash.map { String(destination[destination.index(after: $0)...]) } ?? destination
+        var path = ""
+        var handle: Int32 = -1
+        for attempt in 0..<16 {
+            let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+            path = (folder.isEmpty ? "" : folder + "/") + ".\(base).\(getpid()).\(suffix).tmp"
+            handle = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            if handle >= 0 || errno != EEXIST || attempt == 15 { break }
+        }
+        guard handle >= 0 else {
+            throw ModelError(.io, "cannot create a temporary file in \(folder): \(String(cString: strerror(errno)))", file: destination)
+        }
+        temporaryPath = path
+        fd = handle
+    }
+
+    deinit {
+        if !committed { abandon() }
+    }
+
+    /// Reserve space up front so a full disk fails now, not halfway through.
+    public func reserve(_ bytes: Int) throws(ModelError) {
+        guard bytes > 0 else { return }
+        let status = posix_fallocate(fd, 0, off_t(bytes))
+        // Some file systems cannot preallocate; that is not an error.
+        if status != 0 && status != EOPNOTSUPP && status != EINVAL {
+            throw ModelError(.io, "cannot reserve \(bytes) bytes: \(String(cString: strerror(status)))", file: destination)
+        }
+    }
+
+    /// Write bytes at an absolute offset. Safe to call from several threads at once.
+    public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(ModelError) {
+        var done = 0
+        while done < bytes.count {
+            let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ModelError(.io, "write failed: \(String(cString: strerror(errno)))", file: destination, offset: UInt64(offset + done))
+            }
+            done += n
+        }
+    }
+
+    /// Flush to disk and move into place.
+    public func commit() throws(ModelError) {
+        guard !committed else { return }
+        if fsync(fd) != 0 {
+            let message = String(cString: strerror(errno))
+            abandon()
+            throw ModelError(.io, "cannot flush output: \(message)", file: destination)
+        }
+        close(fd)
+        fd = -1
+        if rename(temporaryPath, destination) != 0 {
+            let message = String(cString: strerror(errno))
+            unlink(temporaryPath)
+            throw ModelError(.io, "cannot move the finished output into place: \(message)", file: destination)
+        }
+        committed = true
+    }
+
+    /// Remove the temporary file; the destination is left as it was.
+    public func abandon() {
+        if fd >= 0 { close(fd); fd = -1 }
+        if !committed { unlink(temporaryPath) }
+    }
+
+    /// True when both paths name the same existing file (hard links and symlinks included).
+    public static func sameFile(_ a: String, _ b: String) -> Bool {
+        var sa = stat(), sb = stat()
+        guard stat(a, &sa) == 0, stat(b, &sb) == 0 else { return false }
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
+    }
+}

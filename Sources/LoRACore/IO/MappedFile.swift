@@ -1,0 +1,115 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A read-only memory mapping of a whole file.
+///
+/// Tensors are views into this mapping, so the mapping must outlive them; every
+/// view keeps a reference to its `MappedFile`. Nothing is read from disk until a
+/// view's bytes are touched, which is what makes header-only reports instant.
+public final class MappedFile: @unchecked Sendable {
+    public let path: String
+    public let size: Int
+    private let base: UnsafeRawPointer?
+    /// True when `base` came from malloc (in-memory data), false for mmap.
+    private let ownsHeapMemory: Bool
+
+    /// In-memory bytes presented like a file (decompressed archive members,
+    /// test data). `path` is only used in messages.
+    public init(copying data: UnsafeRawBufferPointer, path: String) {
+        self.path = path
+        size = data.count
+        ownsHeapMemory = true
+        if data.count == 0 {
+            base = nil
+        } else {
+            let memory = malloc(data.count)!
+            memory.copyMemory(from: data.baseAddress!, byteCount: data.count)
+            base = UnsafeRawPointer(memory)
+        }
+    }
+
+    public static func inMemory(_ bytes: [UInt8], path: String) -> MappedFile {
+        bytes.withUnsafeBytes { MappedFile(copying: $0, path: path) }
+    }
+
+    public init(path: String) throws(ModelError) {
+        self.path = path
+        ownsHeapMemory = false
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            throw ModelError(.io, "cannot open: \(String(cString: strerror(errno)))", file: path)
+        }
+        defer { close(fd) }
+        var info = stat()
+        if fstat(fd, &info) != 0 {
+            throw ModelError(.io, "cannot stat: \(String(cString: strerror(errno)))", file: path)
+        }
+        if (info.st_mode & S_IFMT) == S_IFDIR {
+            throw ModelError(.io, "is a directory", file: path)
+        }
+        if (info.st_mode & S_IFMT) != S_IFREG {
+            throw ModelError(.io, "not a regular file", file: path)
+        }
+        size = Int(info.st_size)
+        if size == 0 {
+            base = nil
+            return
+        }
+        let mapped = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
+        if mapped == MAP_FAILED || mapped == nil {
+            throw ModelError(.io, "cannot map: \(String(cString: strerror(errno)))", file: path)
+        }
+        base = UnsafeRawPointer(mapped!)
+    }
+
+    deinit {
+        guard let base else { return }
+        if ownsHeapMemory {
+            free(UnsafeMutableRawPointer(mutating: base))
+        } else {
+            munmap(UnsafeMutableRawPointer(mutating: base), size)
+        }
+    }
+
+    /// All bytes of the file.
+    public var bytes: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: base, count: size)
+    }
+
+    /// A sub-range; the caller has validated it against `size`.
+    public func slice(_ offset: Int, _ count: Int) -> UnsafeRawBufferPointer {
+        precondition(offset >= 0 && count >= 0 && offset <= size - count, "slice out of bounds")
+        guard let base else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        return UnsafeRawBufferPointer(start: base + offset, count: count)
+    }
+
+    public enum AccessPattern { case sequential, random, willNeed, dontNeed }
+
+    /// Tell the kernel how a range will be read (read-ahead for scans, dropping
+    /// pages after a streaming pass keeps RSS low on big checkpoints).
+    public func advise(_ pattern: AccessPattern, offset: Int = 0, count: Int? = nil) {
+        guard let base, size > 0, !ownsHeapMemory else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (offset / page) * page
+        let end = min(size, offset + (count ?? (size - offset)))
+        guard end > start else { return }
+        let advice: Int32
+        switch pattern {
+        case .sequential: advice = MADV_SEQUENTIAL
+        case .random: advice = MADV_RANDOM
+        case .willNeed: advice = MADV_WILLNEED
+        case .dontNeed: advice = MADV_DONTNEED
+        }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, advice)
+    }
+}
+
+extension UnsafeRawBufferPointer {
+    /// Little-endian integer at a byte offset (unaligned allowed).
+    func loadLE<T: FixedWidthInteger>(_ type: T.Type, at offset: Int) -> T {
+        T(littleEndian: loadUnaligned(fromByteOffset: offset, as: T.self))
+    }
+}

@@ -1,0 +1,4 @@
+import ArgumentParser
+import LoRACore
+
+extension Severity: ExpressibleByArgument {}

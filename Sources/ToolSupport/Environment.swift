@@ -1,0 +1,49 @@
+import CBLAS
+import CKernels
+import Foundation
+import LinearAlgebra
+
+/// Process set-up every tool runs first.
+public enum ToolEnvironment {
+    /// Make sure OpenBLAS uses the CPU's vector kernels.
+    ///
+    /// Debian's OpenBLAS 0.3.21 does not recognise some current CPUs and falls
+    /// back to its SSE3 "Prescott" kernels, about 5× slower. The kernel set is
+    /// chosen when the library loads, before `main`, so the only fix from
+    /// inside is to re-run ourselves once with OPENBLAS_CORETYPE set. A user's
+    /// own OPENBLAS_CORETYPE is always respected.
+    public static func prepare() {
+        let env = ProcessInfo.processInfo.environment
+        guard env["OPENBLAS_CORETYPE"] == nil, env["LORA_TOOLS_BLAS_CHECKED"] == nil else { return }
+        guard let wanted = preferredCoreType(current: LinearAlgebra.blasCoreName) else { return }
+        setenv("OPENBLAS_CORETYPE", wanted, 1)
+        setenv("LORA_TOOLS_BLAS_CHECKED", "1", 1)
+        var args = CommandLine.arguments.map { strdup($0) }
+        args.append(nil)
+        execv("/proc/self/exe", &args)
+        // execv only returns on failure: carry on with the slow kernels.
+    }
+
+    /// The core type to force, or nil when the loaded kernels already fit the CPU.
+    static func preferredCoreType(current: String) -> String? {
+        let generic: Set<String> = ["Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom", "Katmai", "Coppermine",
+                                    "Northwood", "Banias", "Athlon", "Opteron", "Barcelona", "Bobcat", "Unknown", "generic"]
+        guard generic.contains(current) else { return nil }
+        if lt_cpu_has_avx512f() != 0 { return "SkylakeX" }
+        if lt_cpu_has_avx2_f16c() != 0 { return "Haswell" }
+        return nil
+    }
+
+    /// One line for verbose output: which kernels are in use.
+    public static var kernelDescription: String {
+        "OpenBLAS \(LinearAlgebra.blasCoreName) kernels (\(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"].map { "OPENBLAS_CORETYPE=\($0)" } ?? "auto-detected")), conversion/hash: \(String(cString: lt_cpu_kernels_description()))"
+    }
+
+    public static var stderrIsTerminal: Bool { isatty(STDERR_FILENO) != 0 }
+    public static var stdoutIsTerminal: Bool { isatty(STDOUT_FILENO) != 0 }
+}
+
+/// Write to standard error.
+public func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}

@@ -1,0 +1,89 @@
+import Foundation
+
+/// A progress bar with ETA on a terminal; plain lines every 10% otherwise.
+/// Thread-safe: workers call `advance` from any thread.
+public final class ProgressBar: @unchecked Sendable {
+    private let label: String
+    private var total: Int
+    private var done = 0
+    private let start = Date()
+    private var lastDraw = Date.distantPast
+    private var lastDecile = -1
+    private let terminal: Bool
+    private let enabled: Bool
+    private let lock = NSLock()
+    private var drewSomething = false
+    /// Bars appear only for work that takes a while.
+    private let delay: TimeInterval
+
+    public init(label: String, total: Int = 0, enabled: Bool = true, delay: TimeInterval = 0.5) {
+        self.label = label
+        self.total = total
+        self.enabled = enabled
+        self.delay = delay
+        terminal = ToolEnvironment.stderrIsTerminal
+    }
+
+    public func setTotal(_ total: Int) {
+        lock.lock(); defer { lock.unlock() }
+        self.total = total
+    }
+
+    public func advance(by amount: Int) {
+        guard enabled else { return }
+        lock.lock(); defer { lock.unlock() }
+        done += amount
+        let now = Date()
+        guard now.timeIntervalSince(start) >= delay, total > 0 else { return }
+        if terminal {
+            guard now.timeIntervalSince(lastDraw) >= 0.1 || done >= total else { return }
+            lastDraw = now
+            draw(now)
+        } else {
+            let decile = min(10, done * 10 / total)
+            if decile > lastDecile {
+                lastDecile = decile
+                printError("\(label): \(decile * 10)% (\(format(done)) of \(format(total)))")
+                drewSomething = true
+            }
+        }
+    }
+
+    /// The callback shape the core's long operations take (negative = total).
+    public var callback: @Sendable (Int) -> Void {
+        { [self] n in if n < 0 { self.setTotal(-n) } else { self.advance(by: n) } }
+    }
+
+    private func draw(_ now: Date) {
+        let fraction = min(1, Double(done) / Double(total))
+        let width = 28
+        let filled = Int(fraction * Double(width))
+        let elapsed = now.timeIntervalSince(start)
+        let eta = fraction > 0 ? elapsed / fraction - elapsed : 0
+        let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
+        let rate = elapsed > 0 ? Double(done) / elapsed : 0
+        let text = "\r\(label) \(bar) \(Int(fraction * 100))%  \(format(done))/\(format(total))  \(format(Int(rate)))/s  ETA \(clock(eta))   "
+        FileHandle.standardError.write(Data(text.utf8))
+        drewSomething = true
+    }
+
+    /// Clear the bar line (terminal) so the report starts on a clean line.
+    public func finish() {
+        lock.lock(); defer { lock.unlock() }
+        guard enabled, drewSomething, terminal else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8))
+    }
+
+    private func format(_ bytes: Int) -> String {
+        let units = ["B", "KB", "MB", "GB", "TB"]
+        var value = Double(bytes)
+        var unit = 0
+        while value >= 1000 && unit < units.count - 1 { value /= 1000; unit += 1 }
+        return unit == 0 ? "\(bytes) B" : String(format: "%.1f ", value) + units[unit]
+    }
+
+    private func clock(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, (s / 60) % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+    }
+}
