@@ -19,9 +19,12 @@ struct MakeFixtures: ParsableCommand {
     @Option(help: "Output folder.")
     var out = "Fixtures/models"
 
+    @Flag(help: "Write every fixture kind, not only the committed ones.")
+    var all = false
+
     func run() throws {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        for (name, path) in try FixtureSet.write(to: out) {
+        for (name, path) in try FixtureSet.write(to: out, all: all) {
             print("\(name): \(path)")
         }
     }

@@ -34,9 +34,12 @@ public enum FixtureSet {
         ]
     }
 
-    /// Write every item into `folder`; returns (name, path) pairs.
-    public static func write(to folder: String) throws -> [(String, String)] {
-        try items.map { item in
+    /// The items committed under Fixtures/models (the rest are written by tests as needed).
+    public static let committed: Set<String> = ["sd1_tiny.safetensors", "sd1_tiny_lora.safetensors"]
+
+    /// Write items into `folder` (all, or only the committed ones); returns (name, path) pairs.
+    public static func write(to folder: String, all: Bool = false) throws -> [(String, String)] {
+        try items.filter { all || committed.contains($0.name) }.map { item in
             let path = folder + "/" + item.name
             try item.write(path)
             return (item.name, path)

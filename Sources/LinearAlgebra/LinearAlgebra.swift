@@ -61,7 +61,7 @@ public enum LinearAlgebra {
         var s = [Float](repeating: 0, count: k)
         var dummyU: Float = 0, dummyVt: Float = 0
         let info = LAPACKE_sgesdd(LAPACK_ROW_MAJOR, Int8(UInt8(ascii: "N")), Int32(a.rows), Int32(a.cols),
-                                  &work, Int32(a.cols), &s, &dummyU, 1, &dummyVt, 1)
+                                  &work, Int32(a.cols), &s, &dummyU, Int32(max(1, a.rows)), &dummyVt, Int32(max(1, a.cols)))
         guard info == 0 else { throw .lapack(routine: "sgesdd", info: info) }
         return s
     }

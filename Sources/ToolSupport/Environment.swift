@@ -25,7 +25,7 @@ public enum ToolEnvironment {
     }
 
     /// The core type to force, or nil when the loaded kernels already fit the CPU.
-    static func preferredCoreType(current: String) -> String? {
+    public static func preferredCoreType(current: String) -> String? {
         let generic: Set<String> = ["Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom", "Katmai", "Coppermine",
                                     "Northwood", "Banias", "Athlon", "Opteron", "Barcelona", "Bobcat", "Unknown", "generic"]
         guard generic.contains(current) else { return nil }

@@ -76,7 +76,20 @@ public enum ManualPage {
     }
 
     static func visible(_ arguments: [Argument]?) -> [Argument] {
-        (arguments ?? []).filter { ($0.shouldDisplay ?? true) && !($0.names ?? []).contains { $0.name == "help" || $0.name == "version" } }
+        let shown = (arguments ?? []).filter { ($0.shouldDisplay ?? true) && !($0.names ?? []).contains { $0.name == "help" || $0.name == "version" } }
+        // A flag with an inversion (--hash / --no-hash) arrives as two arguments
+        // with the same help: show it once with both names.
+        var merged: [Argument] = []
+        for arg in shown {
+            if var last = merged.last, last.kind == "flag", arg.kind == "flag", last.abstract == arg.abstract,
+               let extra = arg.names, let first = last.names?.first, extra.first?.name == "no-" + first.name {
+                last.names = (last.names ?? []) + extra
+                merged[merged.count - 1] = last
+            } else {
+                merged.append(arg)
+            }
+        }
+        return merged
     }
 
     static func synopsis(_ command: Command, path: [String]) -> [String] {
@@ -86,8 +99,8 @@ public enum ManualPage {
             if arg.kind == "positional" {
                 text = "\\fI\(escape(arg.valueName ?? "value"))\\fR"
             } else {
-                let name = preferred(arg)
-                text = "\\fB\(escape(name))\\fR"
+                let names = (arg.names ?? []).filter { $0.kind == "long" }.map { "--" + $0.name }
+                text = names.count > 1 ? names.map { "\\fB\(escape($0))\\fR" }.joined(separator: "|") : "\\fB\(escape(preferred(arg)))\\fR"
                 if arg.kind == "option" { text += " \\fI\(escape(arg.valueName ?? "value"))\\fR" }
             }
             if arg.isRepeating ?? false { text += " ..." }
@@ -132,9 +145,11 @@ public enum ManualPage {
             // Lines starting with spaces are examples: keep them verbatim.
             if lines.allSatisfy({ $0.hasPrefix("  ") || $0.isEmpty }) {
                 out.append(".PP")
+                out.append(".RS 4")
                 out.append(".nf")
                 out.append(contentsOf: lines.map { escape(String($0.dropFirst(2))) })
                 out.append(".fi")
+                out.append(".RE")
             } else {
                 out.append(indentedBlock ? ".IP" : ".PP")
                 out.append(contentsOf: lines.map { escape($0.trimmingCharacters(in: .whitespaces)) })

@@ -54,6 +54,9 @@ public struct FileHashes: Sendable, Codable, Equatable {
     /// "addnet" hash; A1111's LoRA hash and Civitai AutoV3 are its first 12 hex.
     public var addnet: String?
     public var autoV3: String? { addnet.map { String($0.prefix(12)) } }
+    /// What A1111 writes in `Lora hashes`: the addnet hash for safetensors,
+    /// the whole-file SHA-256 for pickle LoRAs, first 12 hex either way.
+    public var a1111LoRAHash: String { String((addnet ?? sha256).prefix(12)) }
 
     enum CodingKeys: String, CodingKey { case sha256, autoV2, autoV1, addnet, autoV3 }
 

@@ -6,6 +6,10 @@ import LinearAlgebra
 public struct ValueCount: Sendable, Codable, Equatable {
     public var value: String
     public var count: Int
+    public init(value: String, count: Int) {
+        self.value = value
+        self.count = count
+    }
 }
 
 /// One row of the per-block table, in LoRA Block Weight order.
@@ -101,7 +105,8 @@ public struct LoRAAnalysis {
             var detail = ModuleDetail(name: module.name, algorithm: module.algorithm.rawValue,
                                       component: componentLabel(target?.component ?? guessComponent(module.name), family: family.family),
                                       block: target?.block?.description, target: target?.checkpointKey,
-                                      shape: module.deltaShape, rank: module.rank, alpha: module.alpha,
+                                      shape: target?.shape ?? module.deltaShape,
+                                      rank: module.rank, alpha: module.alpha,
                                       scale: module.scale, norm: slots.norms[i])
             if let spectrum = slots.spectra[i] {
                 detail.rank90 = energyRank(spectrum, 0.90)
@@ -136,7 +141,10 @@ public struct LoRAAnalysis {
             family: family,
             moduleCount: modules.count,
             modulesByComponent: componentOrder.compactMap { name in byComponent[name].map { ValueCount(value: name, count: $0) } },
-            convModules: modules.filter { $0.kernel > 1 }.count,
+            convModules: zip(modules, targets).filter { module, target in
+                if case let .conv(kernel)? = target?.kind { return kernel > 1 }
+                return module.kernel > 1
+            }.count,
             algorithms: distribution(modules.map(\.algorithm.rawValue)),
             ranks: distribution(modules.compactMap { $0.rank.map(String.init) }, numeric: true),
             alphas: distribution(modules.compactMap { $0.alpha.map(formatNumber) }, numeric: true),

@@ -29,6 +29,7 @@ public enum ReportText {
         if let h = r.hashes {
             var parts: [String] = []
             if let v3 = h.autoV3 { parts.append("AutoV3 \(v3.uppercased())") }
+            if r.kind == .lora && h.autoV3 == nil { parts.append("A1111 LoRA hash \(h.a1111LoRAHash)") }
             parts.append("AutoV2 \(h.autoV2.uppercased())")
             parts.append("AutoV1 \(h.autoV1)")
             line("hashes", parts.joined(separator: " · "))
@@ -168,7 +169,8 @@ public enum ReportText {
             family = c.family.label
             type = c.precision.first?.value ?? "-"
         }
-        let hash = r.hashes.map { ($0.autoV3 ?? $0.autoV2).uppercased() } ?? (r.legacyHash ?? "-")
+        // The hash users look up: A1111's LoRA hash for LoRAs, AutoV2 for checkpoints.
+        let hash = r.hashes.map { h in (r.kind == .lora ? h.a1111LoRAHash : h.autoV2).uppercased() } ?? (r.legacyHash ?? "-")
         let worst = r.worstSeverity
         let findings: String
         switch r.kind {

@@ -1,0 +1,47 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One measured child process: wall time and peak resident memory, from
+/// wait4's rusage (the same figure /usr/bin/time -v reports).
+struct Measurement: Codable {
+    var label: String
+    var seconds: Double
+    var peakRSSMB: Double
+    var status: Int32
+}
+
+enum Measure {
+    /// Run a command, output discarded (or captured to `outputPath`), and measure it.
+    static func run(_ label: String, _ command: [String], environment: [String: String] = [:], outputPath: String = "/dev/null") -> Measurement {
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        let envStrings = env.map { "\($0.key)=\($0.value)" }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        var argv = command.map { strdup($0) } + [nil]
+        var envp = envStrings.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+        var pid: pid_t = 0
+        let start = Date()
+        guard posix_spawnp(&pid, command[0], &actions, nil, &argv, &envp) == 0 else {
+            return Measurement(label: label, seconds: 0, peakRSSMB: 0, status: -1)
+        }
+        var status: Int32 = 0
+        var usage = rusage()
+        _ = wait4(pid, &status, 0, &usage)
+        let seconds = Date().timeIntervalSince(start)
+        let exit = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return Measurement(label: label, seconds: seconds, peakRSSMB: Double(usage.ru_maxrss) / 1024, status: exit)
+    }
+
+    /// Median of `repeats` runs (by wall time).
+    static func median(_ label: String, repeats: Int, _ command: [String], environment: [String: String] = [:]) -> Measurement {
+        let runs = (0..<repeats).map { _ in run(label, command, environment: environment) }
+        return runs.sorted { $0.seconds < $1.seconds }[runs.count / 2]
+    }
+}

@@ -1,0 +1,81 @@
+import LinearAlgebra
+import XCTest
+
+/// BLAS/LAPACK wrappers against naive loops and known decompositions.
+final class LinearAlgebraTests: XCTestCase {
+    private func random(_ rows: Int, _ cols: Int, seed: UInt64) -> Matrix {
+        var state = seed
+        let values = (0..<(rows * cols)).map { _ -> Float in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: state >> 11) % 2001 - 1000) / 1000
+        }
+        return Matrix(rows: rows, cols: cols, values: values)
+    }
+
+    private func naiveMultiply(_ a: Matrix, _ b: Matrix) -> Matrix {
+        var c = Matrix(zeros: a.rows, b.cols)
+        for i in 0..<a.rows {
+            for j in 0..<b.cols {
+                var s = 0.0
+                for k in 0..<a.cols { s += Double(a[i, k]) * Double(b[k, j]) }
+                c[i, j] = Float(s)
+            }
+        }
+        return c
+    }
+
+    func testMultiplyMatchesNaiveLoopsWithTransposes() {
+        let a = random(37, 19, seed: 1), b = random(19, 23, seed: 2)
+        let reference = naiveMultiply(a, b)
+        let variants = [LinearAlgebra.multiply(a, b),
+                        LinearAlgebra.multiply(a.transposed, b, transposeA: true),
+                        LinearAlgebra.multiply(a, b.transposed, transposeB: true),
+                        LinearAlgebra.multiply(a.transposed, b.transposed, transposeA: true, transposeB: true)]
+        for c in variants {
+            for (x, y) in zip(c.values, reference.values) { XCTAssertEqual(x, y, accuracy: 1e-4) }
+        }
+    }
+
+    func testSingularValuesOfAKnownMatrix() throws {
+        // U·diag(s)·Vᵀ with orthogonal U, V built from Givens rotations.
+        let s: [Float] = [9, 4, 1, 0.25]
+        var m = Matrix(zeros: 4, 4)
+        for i in 0..<4 { m[i, i] = s[i] }
+        func rotate(_ m: Matrix, _ p: Int, _ q: Int, _ angle: Float, left: Bool) -> Matrix {
+            var r = Matrix(zeros: 4, 4)
+            for i in 0..<4 { r[i, i] = 1 }
+            r[p, p] = cos(angle); r[q, q] = cos(angle); r[p, q] = -sin(angle); r[q, p] = sin(angle)
+            return left ? LinearAlgebra.multiply(r, m) : LinearAlgebra.multiply(m, r)
+        }
+        m = rotate(rotate(m, 0, 2, 0.7, left: true), 1, 3, -1.1, left: false)
+        let sv = try LinearAlgebra.singularValues(m)
+        for (a, b) in zip(sv, s) { XCTAssertEqual(a, b, accuracy: 1e-4) }
+        let (u, sigma, vt) = try LinearAlgebra.svd(m)
+        var rebuilt = u
+        for r in 0..<4 { for c in 0..<4 { rebuilt[r, c] *= sigma[c] } }
+        rebuilt = LinearAlgebra.multiply(rebuilt, vt)
+        for (a, b) in zip(rebuilt.values, m.values) { XCTAssertEqual(a, b, accuracy: 1e-4) }
+    }
+
+    func testProductSpectrumWithoutFormingTheProduct() throws {
+        let up = random(300, 6, seed: 3), down = random(6, 200, seed: 4)
+        let direct = try LinearAlgebra.singularValues(LinearAlgebra.multiply(up, down))
+        let factored = try LinearAlgebra.productSingularValues(up: up, down: down)
+        XCTAssertEqual(factored.count, 6)
+        for i in 0..<6 { XCTAssertEqual(factored[i], direct[i], accuracy: 1e-3 * direct[0]) }
+    }
+
+    func testQRFactorPreservesTheGramMatrix() throws {
+        let a = random(50, 7, seed: 5)
+        let r = try LinearAlgebra.qrR(a)
+        let lhs = LinearAlgebra.multiply(r, r, transposeA: true)
+        let rhs = LinearAlgebra.multiply(a, a, transposeA: true)
+        for (x, y) in zip(lhs.values, rhs.values) { XCTAssertEqual(x, y, accuracy: 1e-3) }
+        for i in 0..<7 { for j in 0..<i { XCTAssertEqual(r[i, j], 0) } }
+    }
+
+    func testSumOfSquaresIsAccurate() {
+        let values = [Float](repeating: 0.1, count: 1_000_003)
+        XCTAssertEqual(LinearAlgebra.sumOfSquares(values), Double(Float(0.1)) * Double(Float(0.1)) * 1_000_003, accuracy: 1e-6)
+    }
+}
