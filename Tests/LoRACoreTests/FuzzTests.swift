@@ -55,13 +55,15 @@ final class FuzzTests: XCTestCase {
         XCTAssertEqual(exercise(input, name: fixture), readable, "the unmutated fixture")
         var rng = SeededGenerator(seed: seed)
         var accepted = 0
-        for i in 0..<iterations {
+        // LORA_TOOLS_FUZZ_SCALE=50 runs a longer campaign (e.g. with -c release) by hand.
+        let scale = Int(ProcessInfo.processInfo.environment["LORA_TOOLS_FUZZ_SCALE"] ?? "") ?? 1
+        for i in 0..<(iterations * max(1, scale)) {
             let mutant = mutate(input, &rng)
             let start = Date()
             if exercise(mutant, name: "\(fixture)#\(i)") { accepted += 1 }
             XCTAssertLessThan(Date().timeIntervalSince(start), 2.0, "\(fixture) mutant \(i) took too long")
         }
-        print("fuzz \(fixture): \(iterations) mutants, \(accepted) still readable")
+        print("fuzz \(fixture): \(iterations * max(1, scale)) mutants, \(accepted) still readable")
     }
 
     func testFuzzSafetensorsLoRA() throws { try fuzz("sd1_loha.safetensors", iterations: 3000, seed: 1) }
