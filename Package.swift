@@ -6,6 +6,7 @@ let package = Package(
     name: "LoRATools",
     products: [
         .executable(name: "lora-inspect", targets: ["lora-inspect"]),
+        .executable(name: "lora-merge", targets: ["lora-merge"]),
         .library(name: "LoRACore", targets: ["LoRACore"]),
     ],
     dependencies: [
@@ -34,6 +35,11 @@ let package = Package(
         ]),
 
         .executableTarget(name: "lora-inspect", dependencies: [
+            "LoRACore", "ToolSupport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .executableTarget(name: "lora-merge", dependencies: [
             "LoRACore", "ToolSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),

@@ -2,3 +2,31 @@ import ArgumentParser
 import LoRACore
 
 extension Severity: ExpressibleByArgument {}
+
+/// `--precision fp16|bf16|fp32` as users write it.
+public struct Precision: ExpressibleByArgument, Sendable {
+    public let dtype: DType
+    public init?(argument: String) {
+        switch argument.lowercased() {
+        case "fp16", "float16", "half", "f16": dtype = .f16
+        case "bf16", "bfloat16": dtype = .bf16
+        case "fp32", "float32", "float", "f32", "full": dtype = .f32
+        default: return nil
+        }
+    }
+    public static var allValueStrings: [String] { ["fp16", "bf16", "fp32"] }
+}
+
+/// A LoRA argument: `path[:ratio][:te=x][:unet=x][:lbw=preset|list]`.
+extension LoRASpec: ExpressibleByArgument {
+    public init?(argument: String) {
+        guard let spec = try? LoRASpec(parsing: argument) else { return nil }
+        self = spec
+    }
+}
+
+/// Turn a core error into the one-line message ArgumentParser prints.
+public struct ToolFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ error: ModelError) { description = error.description }
+}

@@ -13,6 +13,9 @@ public enum ToolEnvironment {
     /// inside is to re-run ourselves once with OPENBLAS_CORETYPE set. A user's
     /// own OPENBLAS_CORETYPE is always respected.
     public static func prepare() {
+        // An interrupted run removes its half-written output.
+        lt_cleanup_install_signal_handlers()
+        LinearAlgebra.disableLAPACKENaNChecks()
         let env = ProcessInfo.processInfo.environment
         guard env["OPENBLAS_CORETYPE"] == nil, env["LORA_TOOLS_BLAS_CHECKED"] == nil else { return }
         guard let wanted = preferredCoreType(current: LinearAlgebra.blasCoreName) else { return }

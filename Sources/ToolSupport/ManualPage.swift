@@ -43,11 +43,13 @@ public enum ManualPage {
         out.append(".SH NAME")
         out.append("\(escape(root.commandName)) \\- \(escape(root.abstract ?? ""))")
         out.append(".SH SYNOPSIS")
-        out.append(contentsOf: synopsis(root, path: [root.commandName]))
         let visibleSubcommands = (root.subcommands ?? []).filter { $0.shouldDisplay ?? true && $0.commandName != "help" }
-        for sub in visibleSubcommands {
-            out.append(".br")
-            out.append(contentsOf: synopsis(sub, path: [root.commandName, sub.commandName]))
+        var synopses: [[String]] = []
+        if !visible(root.arguments).isEmpty || visibleSubcommands.isEmpty { synopses.append(synopsis(root, path: [root.commandName])) }
+        for sub in visibleSubcommands { synopses.append(synopsis(sub, path: [root.commandName, sub.commandName])) }
+        for (i, lines) in synopses.enumerated() {
+            if i > 0 { out.append(".br") }
+            out.append(contentsOf: lines)
         }
         if let discussion = root.discussion, !discussion.isEmpty {
             out.append(".SH DESCRIPTION")

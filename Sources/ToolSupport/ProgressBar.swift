@@ -15,9 +15,12 @@ public final class ProgressBar: @unchecked Sendable {
     private var drewSomething = false
     /// Bars appear only for work that takes a while.
     private let delay: TimeInterval
+    public enum Unit: Sendable { case bytes, items }
+    private let unit: Unit
 
-    public init(label: String, total: Int = 0, enabled: Bool = true, delay: TimeInterval = 0.5) {
+    public init(label: String, total: Int = 0, unit: Unit = .bytes, enabled: Bool = true, delay: TimeInterval = 0.5) {
         self.label = label
+        self.unit = unit
         self.total = total
         self.enabled = enabled
         self.delay = delay
@@ -62,7 +65,8 @@ public final class ProgressBar: @unchecked Sendable {
         let eta = fraction > 0 ? elapsed / fraction - elapsed : 0
         let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
         let rate = elapsed > 0 ? Double(done) / elapsed : 0
-        let text = "\r\(label) \(bar) \(Int(fraction * 100))%  \(format(done))/\(format(total))  \(format(Int(rate)))/s  ETA \(clock(eta))   "
+        let speed = unit == .bytes ? "  \(format(Int(rate)))/s" : ""
+        let text = "\r\(label) \(bar) \(Int(fraction * 100))%  \(format(done))/\(format(total))\(speed)  ETA \(clock(eta))   "
         FileHandle.standardError.write(Data(text.utf8))
         drewSomething = true
     }
@@ -75,6 +79,7 @@ public final class ProgressBar: @unchecked Sendable {
     }
 
     private func format(_ bytes: Int) -> String {
+        if unit == .items { return String(bytes) }
         let units = ["B", "KB", "MB", "GB", "TB"]
         var value = Double(bytes)
         var unit = 0

@@ -79,3 +79,33 @@ final class LinearAlgebraTests: XCTestCase {
         XCTAssertEqual(LinearAlgebra.sumOfSquares(values), Double(Float(0.1)) * Double(Float(0.1)) * 1_000_003, accuracy: 1e-6)
     }
 }
+
+final class LowRankTests: XCTestCase {
+    func testQuantileMatchesSortedInterpolation() {
+        var state: UInt64 = 9
+        for n in [1, 2, 3, 10, 101, 1000] {
+            let values = (0..<n).map { _ -> Float in state = state &* 6364136223846793005 &+ 1; return Float(Int64(bitPattern: state) % 1000) / 7 }
+            let sorted = values.sorted()
+            for q in [0.0, 0.25, 0.5, 0.99, 1.0] {
+                let pos = q * Double(n - 1), lo = Int(pos), hi = min(lo + 1, n - 1)
+                let expected = sorted[lo] + (sorted[hi] - sorted[lo]) * Float(pos - Double(lo))
+                XCTAssertEqual(LinearAlgebra.quantile(values, q), expected, accuracy: 1e-5, "n \(n) q \(q)")
+            }
+        }
+    }
+
+    func testTruncationFromFactorsEqualsTruncationOfTheProduct() throws {
+        var state: UInt64 = 5
+        func random(_ r: Int, _ c: Int) -> Matrix {
+            Matrix(rows: r, cols: c, values: (0..<(r * c)).map { _ in state = state &* 6364136223846793005 &+ 1; return Float(Int64(bitPattern: state >> 11) % 2001) / 1000 })
+        }
+        let u = random(40, 8), v = random(8, 30)
+        let viaFactors = try LinearAlgebra.truncate(u: u, v: v, rank: 3)
+        let viaProduct = try LinearAlgebra.truncate(LinearAlgebra.multiply(u, v), rank: 3)
+        let a = LinearAlgebra.multiply(viaFactors.up, viaFactors.down), b = LinearAlgebra.multiply(viaProduct.up, viaProduct.down)
+        for (x, y) in zip(a.values, b.values) { XCTAssertEqual(x, y, accuracy: 1e-3 * (b.values.map(abs).max() ?? 1)) }
+        // The factor-space distance equals the dense one.
+        let dense = zip(LinearAlgebra.multiply(u, v).values, a.values).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
+        XCTAssertEqual(LinearAlgebra.squaredDistance(ua: u, va: v, ub: viaFactors.up, vb: viaFactors.down), dense, accuracy: 1e-3 * dense)
+    }
+}

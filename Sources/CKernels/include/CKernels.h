@@ -61,6 +61,19 @@ void lt_sha256_final(lt_sha256_ctx *ctx, uint8_t digest[32]);
 /// Force the portable implementation (for tests of the SHA-NI path).
 void lt_sha256_set_force_portable(int force);
 
+// ---- file copies ------------------------------------------------------------
+/// Copy `length` bytes between files at the given offsets inside the kernel.
+/// Returns the bytes copied, -2 when the kernel cannot do it for these files
+/// (the caller falls back to read/write), -1 on an I/O error (see errno).
+long long lt_copy_file_range(int in_fd, long long in_offset, int out_fd, long long out_offset, long long length);
+
+// ---- interrupted runs ---------------------------------------------------------
+/// Remember a temporary file to delete if the process is interrupted; returns a slot.
+int lt_cleanup_register(const char *path);
+void lt_cleanup_unregister(int slot);
+/// SIGINT/SIGTERM/SIGHUP delete the registered files, then terminate as usual.
+void lt_cleanup_install_signal_handlers(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -105,7 +105,7 @@ public struct LoRAAnalysis {
             var detail = ModuleDetail(name: module.name, algorithm: module.algorithm.rawValue,
                                       component: componentLabel(target?.component ?? guessComponent(module.name), family: family.family),
                                       block: target?.block?.description, target: target?.checkpointKey,
-                                      shape: target?.shape ?? module.deltaShape,
+                                      shape: module.weightShape(for: target),
                                       rank: module.rank, alpha: module.alpha,
                                       scale: module.scale, norm: slots.norms[i])
             if let spectrum = slots.spectra[i] {

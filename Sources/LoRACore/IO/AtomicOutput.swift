@@ -1,3 +1,4 @@
+import CKernels
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -13,8 +14,12 @@ import Darwin
 public final class AtomicOutput: @unchecked Sendable {
     public let destination: String
     public let temporaryPath: String
+    /// fsync before the rename: survives power loss, at the disk's write speed
+    /// (like cp, torch.save and safetensors, the default is not to wait for it).
+    public var durable = false
     private var fd: Int32
     private var committed = false
+    private var cleanupSlot: Int32 = -1
 
     /// - Parameters:
     ///   - inputs: paths the caller reads from; writing over one of them is refused.
@@ -43,6 +48,7 @@ public final class AtomicOutput: @unchecked Sendable {
         }
         temporaryPath = path
         fd = handle
+        cleanupSlot = lt_cleanup_register(path)
     }
 
     deinit {
@@ -72,10 +78,43 @@ public final class AtomicOutput: @unchecked Sendable {
         }
     }
 
+    /// SHA-256 of the temporary file's bytes from `offset` to its end (read back).
+    public func sha256(from offset: Int) throws(ModelError) -> String {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw ModelError(.io, "cannot stat the output", file: destination) }
+        let readable = open(temporaryPath, O_RDONLY | O_CLOEXEC)
+        guard readable >= 0 else { throw ModelError(.io, "cannot re-read the output", file: destination) }
+        defer { close(readable) }
+        var hasher = SHA256()
+        var buffer = [UInt8](repeating: 0, count: 4 << 20)
+        var position = offset
+        let end = Int(info.st_size)
+        while position < end {
+            let n = buffer.withUnsafeMutableBytes { pread(readable, $0.baseAddress, min($0.count, end - position), off_t(position)) }
+            guard n > 0 else { throw ModelError(.io, "cannot re-read the output", file: destination, offset: UInt64(position)) }
+            buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            position += n
+        }
+        return hasher.finalize().hexString
+    }
+
+    /// Copy bytes from another file into this one at `offset`, inside the
+    /// kernel when possible. Safe to call from several threads at once.
+    public func copy(from source: MappedFile, sourceOffset: Int, count: Int, at offset: Int) throws(ModelError) {
+        if source.descriptor >= 0 {
+            let n = lt_copy_file_range(source.descriptor, Int64(sourceOffset), fd, Int64(offset), Int64(count))
+            if n == Int64(count) { return }
+            if n == -1 {
+                throw ModelError(.io, "write failed: \(String(cString: strerror(errno)))", file: destination, offset: UInt64(offset))
+            }
+        }
+        try write(source.slice(sourceOffset, count), at: offset)
+    }
+
     /// Flush to disk and move into place.
     public func commit() throws(ModelError) {
         guard !committed else { return }
-        if fsync(fd) != 0 {
+        if durable && fsync(fd) != 0 {
             let message = String(cString: strerror(errno))
             abandon()
             throw ModelError(.io, "cannot flush output: \(message)", file: destination)
@@ -88,12 +127,15 @@ public final class AtomicOutput: @unchecked Sendable {
             throw ModelError(.io, "cannot move the finished output into place: \(message)", file: destination)
         }
         committed = true
+        lt_cleanup_unregister(cleanupSlot)
     }
 
     /// Remove the temporary file; the destination is left as it was.
     public func abandon() {
         if fd >= 0 { close(fd); fd = -1 }
         if !committed { unlink(temporaryPath) }
+        lt_cleanup_unregister(cleanupSlot)
+        cleanupSlot = -1
     }
 
     /// True when both paths name the same existing file (hard links and symlinks included).

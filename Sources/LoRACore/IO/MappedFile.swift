@@ -15,6 +15,8 @@ public final class MappedFile: @unchecked Sendable {
     private let base: UnsafeRawPointer?
     /// True when `base` came from malloc (in-memory data), false for mmap.
     private let ownsHeapMemory: Bool
+    /// The open file (kept for in-kernel copies); -1 for in-memory data.
+    public let descriptor: Int32
 
     /// In-memory bytes presented like a file (decompressed archive members,
     /// test data). `path` is only used in messages.
@@ -22,6 +24,7 @@ public final class MappedFile: @unchecked Sendable {
         self.path = path
         size = data.count
         ownsHeapMemory = true
+        descriptor = -1
         if data.count == 0 {
             base = nil
         } else {
@@ -42,7 +45,9 @@ public final class MappedFile: @unchecked Sendable {
         if fd < 0 {
             throw ModelError(.io, "cannot open: \(String(cString: strerror(errno)))", file: path)
         }
-        defer { close(fd) }
+        descriptor = fd
+        var keepOpen = false
+        defer { if !keepOpen { close(fd) } }
         var info = stat()
         if fstat(fd, &info) != 0 {
             throw ModelError(.io, "cannot stat: \(String(cString: strerror(errno)))", file: path)
@@ -56,6 +61,7 @@ public final class MappedFile: @unchecked Sendable {
         size = Int(info.st_size)
         if size == 0 {
             base = nil
+            keepOpen = true
             return
         }
         let mapped = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
@@ -63,9 +69,11 @@ public final class MappedFile: @unchecked Sendable {
             throw ModelError(.io, "cannot map: \(String(cString: strerror(errno)))", file: path)
         }
         base = UnsafeRawPointer(mapped!)
+        keepOpen = true
     }
 
     deinit {
+        if descriptor >= 0 { close(descriptor) }
         guard let base else { return }
         if ownsHeapMemory {
             free(UnsafeMutableRawPointer(mutating: base))

@@ -30,10 +30,16 @@ public final class SafeTensorsWriter: @unchecked Sendable {
     public let layout: [Entry]
     private var slots: [String: Slot] = [:]
     private var written: Set<String> = []
+    /// Byte offsets (in the file) of reserved metadata values, patched before finishing.
+    private var reserved: [String: Int] = [:]
+    /// Length of a reserved metadata value: a SHA-256 in hex.
+    public static let reservedLength = 64
     private let lock = NSLock()
 
+    /// - Parameter reservedMetadata: keys whose 64-character values are filled
+    ///   in later with `patchMetadata` (e.g. a hash of the data, known only at the end).
     public init(path: String, metadata: Metadata, entries: [Entry], inputs: [String] = [],
-                overwrite: Bool = true) throws(ModelError) {
+                overwrite: Bool = true, reservedMetadata: [String] = []) throws(ModelError) {
         var seen = Set<String>()
         for entry in entries {
             guard !entry.name.isEmpty, entry.name != "__metadata__" else {
@@ -46,6 +52,9 @@ public final class SafeTensorsWriter: @unchecked Sendable {
         layout = entries.sorted { a, b in
             a.dtype.writerRank != b.dtype.writerRank ? a.dtype.writerRank > b.dtype.writerRank : a.name < b.name
         }
+        var metadata = metadata
+        let placeholder = String(repeating: "0", count: SafeTensorsWriter.reservedLength)
+        for key in reservedMetadata { metadata[key] = placeholder }
         var header = "{"
         var first = true
         if !metadata.isEmpty {
@@ -78,6 +87,15 @@ public final class SafeTensorsWriter: @unchecked Sendable {
             throw ModelError(.invalid, "header would exceed the 100 MB limit", file: path)
         }
         self.slots = slots
+        for key in reservedMetadata {
+            var needle = ""
+            JSON.appendQuoted(key, to: &needle)
+            needle += ":\"" + placeholder + "\""
+            if let range = header.range(of: needle) {
+                let prefix = header[header.startIndex..<range.lowerBound].utf8.count + needle.utf8.count - 1 - SafeTensorsWriter.reservedLength
+                reserved[key] = 8 + prefix
+            }
+        }
         dataOffset = 8 + headerBytes.count
         output = try AtomicOutput(destination: path, inputs: inputs, overwrite: overwrite)
         try output.reserve(dataOffset + offset)
@@ -96,6 +114,17 @@ public final class SafeTensorsWriter: @unchecked Sendable {
             throw ModelError(.invalid, "expected \(slot.entry.byteCount) bytes, got \(bytes.count)", file: output.destination, key: name)
         }
         try output.write(bytes, at: dataOffset + slot.begin)
+        lock.lock()
+        written.insert(name)
+        lock.unlock()
+    }
+
+    /// Copy a tensor's bytes unchanged from its file (same dtype, contiguous).
+    public func copy(name: String, from tensor: TensorView) throws(ModelError) {
+        guard let slot = slots[name], slot.entry.byteCount == tensor.byteCount, slot.entry.dtype == tensor.dtype, tensor.isContiguous else {
+            throw ModelError(.invalid, "cannot copy: tensor differs from its declaration", file: output.destination, key: name)
+        }
+        try output.copy(from: tensor.file, sourceOffset: tensor.byteOffset, count: tensor.byteCount, at: dataOffset + slot.begin)
         lock.lock()
         written.insert(name)
         lock.unlock()
@@ -128,6 +157,22 @@ public final class SafeTensorsWriter: @unchecked Sendable {
         lock.lock()
         written.insert(name)
         lock.unlock()
+    }
+
+    /// Fill in a value reserved at creation (same length: 64 characters).
+    public func patchMetadata(_ key: String, value: String) throws(ModelError) {
+        guard let offset = reserved[key], value.utf8.count == SafeTensorsWriter.reservedLength,
+              value.utf8.allSatisfy({ $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") && $0 >= 0x20 }) else {
+            throw ModelError(.invalid, "metadata \(key) was not reserved or the value does not fit", file: output.destination)
+        }
+        let bytes = Array(value.utf8)
+        try rethrowingModelError { try bytes.withUnsafeBytes { try output.write($0, at: offset) } }
+    }
+
+    /// SHA-256 of everything after the header, read back from the file being
+    /// written: the "addnet" hash (`sshs_model_hash`, AutoV3) of the result.
+    public func dataSHA256() throws(ModelError) -> String {
+        try output.sha256(from: dataOffset)
     }
 
     /// Check every tensor was written, then move the file into place.

@@ -52,3 +52,16 @@ public struct NetworkModule: Sendable {
         return shape.dropFirst().reduce(1, *)
     }
 }
+
+extension NetworkModule {
+    /// The shape of the weight this module changes: its own ΔW shape, with the
+    /// conv kernel restored from the target layer when the factors are stored
+    /// flattened (LoHa/LoKr conv factors are 2-D).
+    public func weightShape(for target: LoRATarget?) -> [Int]? {
+        guard let shape = deltaShape else { return target?.shape }
+        guard shape.count == 2, let target, target.shape.count == 4 else { return shape }
+        let kernel = target.shape[2] * target.shape[3]
+        guard shape[1] % kernel == 0 else { return shape }
+        return [shape[0], shape[1] / kernel, target.shape[2], target.shape[3]]
+    }
+}

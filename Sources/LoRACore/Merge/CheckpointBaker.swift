@@ -1,0 +1,204 @@
+import Dispatch
+import Foundation
+import LinearAlgebra
+
+/// Bakes LoRAs into a checkpoint, streaming: the base is memory-mapped, each
+/// output tensor is computed and written on its own (in parallel, at its
+/// offset), and untouched tensors are copied byte for byte. Changed weights
+/// are accumulated in fp32 and rounded once to the output precision.
+public enum CheckpointBaker {
+    public struct Options: Sendable {
+        /// Output dtype for float tensors; nil keeps each tensor's own.
+        public var precision: DType?
+        public var allowUnmatched = false
+        public var allowNaN = false
+        public var overwrite = true
+        public init(precision: DType? = nil, allowUnmatched: Bool = false, allowNaN: Bool = false) {
+            self.precision = precision
+            self.allowUnmatched = allowUnmatched
+            self.allowNaN = allowNaN
+        }
+    }
+
+    public struct Report: Sendable, Codable {
+        public struct LoRAEntry: Sendable, Codable {
+            public var file: String
+            public var spec: String
+            public var hash: String
+            public var family: String
+            public var modules: Int
+            public var applied: Int
+        }
+        public var output: String
+        public var base: String
+        public var family: String
+        public var loras: [LoRAEntry]
+        public var changedTensors: Int
+        public var copiedTensors: Int
+        public var unmatched: [UnmatchedModule]
+        public var outputBytes: Int
+        public var seconds: Double
+    }
+
+    /// Progress callbacks receive bytes processed (a negative value first: the total).
+    public static func bake(base basePath: String, loras specs: [LoRASpec], output: String, options: Options = .init(),
+                            progress: (@Sendable (Int) -> Void)? = nil) throws(ModelError) -> Report {
+        let start = Date()
+        guard output.hasSuffix(".safetensors") else {
+            throw ModelError(.mismatch, "the output must be a .safetensors file (writing pickles is not supported)", file: output)
+        }
+        for spec in specs where AtomicOutput.sameFile(output, spec.path) || AtomicOutput.sameFile(output, basePath) {
+            throw ModelError(.mismatch, "output is the same file as an input; choose another output path", file: output)
+        }
+        let base = try ModelFile.open(basePath)
+        var loras: [LoadedLoRA] = []
+        for spec in specs { loras.append(try LoadedLoRA.open(spec)) }
+        if !options.allowNaN {
+            for lora in loras { try refuseNonFinite(lora) }
+        }
+        let plan = try MergePlan.make(base: base, loras: loras, allowUnmatched: options.allowUnmatched)
+        let hashes = loras.map { Hashing.hashes(of: $0.network.model) }
+
+        // Output layout: every base tensor, in the requested precision.
+        @Sendable func outputType(_ t: TensorView) -> DType {
+            guard let precision = options.precision, t.dtype.isFloatingPoint else { return t.dtype }
+            return precision
+        }
+        let entries = base.tensors.map { SafeTensorsWriter.Entry(name: $0.name, dtype: outputType($0), shape: $0.shape) }
+        var metadata = base.metadata
+        let record = mergeRecord(plan: plan, hashes: hashes, precision: options.precision)
+        metadata["lora_merge"] = record.serialized()
+        let names = specs.map { ($0.path as NSString).lastPathComponent }
+        metadata["modelspec.merged_from"] = ([metadata["modelspec.merged_from"]].compactMap { $0 } + [(basePath as NSString).lastPathComponent] + names)
+            .joined(separator: ", ")
+        let writer = try SafeTensorsWriter(path: output, metadata: metadata, entries: entries,
+                                           inputs: [basePath] + specs.map(\.path), overwrite: options.overwrite)
+        progress?(-entries.reduce(0) { $0 + $1.byteCount })
+
+        // Biggest tensors first so two workers finish together.
+        let order = base.tensors.indices.sorted { base.tensors[$0].byteCount > base.tensors[$1].byteCount }
+        final class Failure: @unchecked Sendable {
+            let lock = NSLock()
+            var error: ModelError?
+            func set(_ e: ModelError) { lock.lock(); if error == nil { error = e }; lock.unlock() }
+            var failed: Bool { lock.lock(); defer { lock.unlock() }; return error != nil }
+        }
+        let failure = Failure()
+        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8))
+        final class Counter: @unchecked Sendable {
+            let lock = NSLock()
+            var next = 0
+            func take() -> Int { lock.lock(); let value = next; next += 1; lock.unlock(); return value }
+        }
+        let counter = Counter()
+        LinearAlgebra.withSingleThreadedBLAS {
+            DispatchQueue.concurrentPerform(iterations: workers) { _ in
+                while !failure.failed {
+                    let slot = counter.take()
+                    guard slot < order.count else { return }
+                    let tensor = base.tensors[order[slot]]
+                    do {
+                        try writeTensor(tensor, plan: plan, outputType: outputType(tensor), writer: writer)
+                    } catch {
+                        failure.set(error as? ModelError ?? ModelError(.io, "\(error)"))
+                    }
+                    tensor.file.advise(.dontNeed, offset: tensor.byteOffset, count: tensor.byteCount)
+                    progress?(tensor.elementCount * outputType(tensor).size)
+                }
+            }
+        }
+        if let error = failure.error {
+            writer.abandon()
+            throw error
+        }
+        try writer.finish()
+        let changed = Set(plan.contributions.keys).union(plan.biasContributions.keys).count
+        return Report(output: output, base: basePath, family: plan.family.rawValue,
+                      loras: loras.enumerated().map { i, lora in
+                          .init(file: lora.path, spec: lora.spec.summary, hash: hashes[i].a1111LoRAHash, family: lora.family.label,
+                                modules: lora.network.modules.count,
+                                applied: plan.contributions.values.reduce(0) { $0 + $1.filter { $0.lora == i }.count })
+                      },
+                      changedTensors: changed, copiedTensors: base.tensors.count - changed, unmatched: plan.unmatched,
+                      outputBytes: writer.dataOffset + entries.reduce(0) { $0 + $1.byteCount },
+                      seconds: Date().timeIntervalSince(start))
+    }
+
+    static func writeTensor(_ tensor: TensorView, plan: MergePlan, outputType: DType, writer: SafeTensorsWriter) throws(ModelError) {
+        let weightContributions = plan.contributions[tensor.name] ?? []
+        let biasContributions = plan.biasContributions[tensor.name] ?? []
+        if weightContributions.isEmpty && biasContributions.isEmpty {
+            if outputType == tensor.dtype && tensor.isContiguous {
+                try writer.copy(name: tensor.name, from: tensor)
+            } else {
+                let values = tensor.floats()
+                try rethrowingModelError { try values.withUnsafeBufferPointer { try writer.write(name: tensor.name, floats: $0) } }
+            }
+            return
+        }
+        let rows = tensor.shape.first ?? 1
+        let columns = tensor.shape.count > 1 ? tensor.elementCount / max(rows, 1) : tensor.elementCount
+        var weight = Matrix(rows: tensor.shape.count > 1 ? rows : 1, cols: columns, values: tensor.floats())
+        for c in weightContributions {
+            do {
+                if let range = c.rows {
+                    // Packed q/k/v (OpenCLIP in_proj_weight): work on the row slice.
+                    var slice = Matrix(rows: range.count, cols: weight.cols,
+                                       values: Array(weight.values[(range.lowerBound * weight.cols)..<(range.upperBound * weight.cols)]))
+                    try c.module.apply(to: &slice, multiplier: c.multiplier)
+                    weight.values.replaceSubrange((range.lowerBound * weight.cols)..<(range.upperBound * weight.cols), with: slice.values)
+                } else {
+                    try c.module.apply(to: &weight, multiplier: c.multiplier)
+                }
+            } catch {
+                throw error.inFile(plan.loras[c.lora].path)
+            }
+        }
+        for c in biasContributions {
+            guard let delta = c.module.biasDelta, delta.count == weight.values.count else { continue }
+            let m = Float(c.multiplier)
+            for i in delta.indices { weight.values[i] += m * delta[i] }
+        }
+        try rethrowingModelError { try weight.values.withUnsafeBufferPointer { try writer.write(name: tensor.name, floats: $0) } }
+    }
+
+    /// A LoRA with NaN or Inf would silently poison the checkpoint.
+    static func refuseNonFinite(_ lora: LoadedLoRA) throws(ModelError) {
+        let tensors = lora.network.model.tensors
+        let stats = TensorScan.scan(tensors)
+        if let bad = zip(tensors, stats).first(where: { ($0.1?.nanCount ?? 0) + ($0.1?.infCount ?? 0) > 0 }) {
+            throw ModelError(.mismatch, "the LoRA contains NaN or Inf values; merging would break the checkpoint (pass --allow-nan to merge anyway)",
+                             file: lora.path, key: bad.0.name)
+        }
+    }
+
+    /// What was merged, for the output's metadata (`lora_merge`).
+    static func mergeRecord(plan: MergePlan, hashes: [FileHashes], precision: DType?) -> JSON {
+        let loras: [JSON] = plan.loras.enumerated().map { i, lora in
+            var fields: [(String, JSON)] = [
+                ("file", .string((lora.path as NSString).lastPathComponent)),
+                ("sha256", .string(hashes[i].sha256)),
+                ("hash", .string(hashes[i].a1111LoRAHash)),
+                ("ratio", .number(formatNumber(lora.spec.ratio))),
+            ]
+            if let te = lora.spec.textEncoderRatio { fields.append(("te", .number(formatNumber(te)))) }
+            if let unet = lora.spec.unetRatio { fields.append(("unet", .number(formatNumber(unet)))) }
+            if let lbw = lora.spec.blockWeights { fields.append(("lbw", .string(lbw.description))) }
+            return .object(fields)
+        }
+        var fields: [(String, JSON)] = [
+            ("tool", .string("lora-merge \(LoRATools.version)")),
+            ("base", .object([("file", .string((plan.base.path as NSString).lastPathComponent)),
+                              ("autov1", .string(Hashing.legacyModelHash(plan.base.file)))])),
+            ("family", .string(plan.family.rawValue)),
+            ("loras", .array(loras)),
+        ]
+        if let precision { fields.append(("precision", .string(precision.shortName))) }
+        return .object(fields)
+    }
+}
+
+/// The suite's version, written into output metadata.
+public enum LoRATools {
+    public static let version = "0.1.0"
+}

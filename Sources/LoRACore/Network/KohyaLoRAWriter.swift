@@ -1,0 +1,107 @@
+import Foundation
+import LinearAlgebra
+
+/// One module of a kohya-format LoRA to write: ΔW ≈ (alpha/rank)·up·down.
+public struct LowRankModule: Sendable {
+    /// kohya name (`lora_unet_…`, `lora_te_…`).
+    public var name: String
+    /// [out, r].
+    public var up: Matrix
+    /// [r, in·kh·kw].
+    public var down: Matrix
+    public var alpha: Double
+    /// Shape of the weight it changes: [out, in] or [out, in, kh, kw].
+    public var weightShape: [Int]
+
+    public init(name: String, up: Matrix, down: Matrix, alpha: Double, weightShape: [Int]) {
+        self.name = name
+        self.up = up
+        self.down = down
+        self.alpha = alpha
+        self.weightShape = weightShape
+    }
+
+    public var rank: Int { down.rows }
+    public var isConv3x3: Bool { weightShape.count == 4 && (weightShape[2] > 1 || weightShape[3] > 1) }
+}
+
+/// Writes LoRAs the way sd-scripts does, so A1111, ComfyUI, diffusers and kohya
+/// load them: `.lora_down.weight` [r, in(, kh, kw)], `.lora_up.weight`
+/// [out, r(, 1, 1)], a scalar `.alpha`, `ss_*` and `modelspec.*` metadata, and
+/// `sshs_model_hash` (the data hash A1111 shows) filled in after the data.
+public enum KohyaLoRAWriter {
+    public static func write(_ modules: [LowRankModule], to path: String, dtype: DType, metadata: Metadata,
+                             inputs: [String] = []) throws(ModelError) -> String {
+        var entries: [SafeTensorsWriter.Entry] = []
+        for m in modules {
+            let conv = m.weightShape.count == 4
+            let downShape = conv ? [m.rank] + Array(m.weightShape.dropFirst()) : [m.rank, m.down.cols]
+            let upShape = conv ? [m.up.rows, m.rank, 1, 1] : [m.up.rows, m.rank]
+            entries.append(.init(name: m.name + ".lora_down.weight", dtype: dtype, shape: downShape))
+            entries.append(.init(name: m.name + ".lora_up.weight", dtype: dtype, shape: upShape))
+            entries.append(.init(name: m.name + ".alpha", dtype: dtype, shape: []))
+        }
+        let writer = try SafeTensorsWriter(path: path, metadata: metadata, entries: entries, inputs: inputs,
+                                           reservedMetadata: ["sshs_model_hash"])
+        do {
+            for m in modules {
+                try rethrowingModelError {
+                    try m.down.values.withUnsafeBufferPointer { try writer.write(name: m.name + ".lora_down.weight", floats: $0) }
+                    try m.up.values.withUnsafeBufferPointer { try writer.write(name: m.name + ".lora_up.weight", floats: $0) }
+                    try [Float(m.alpha)].withUnsafeBufferPointer { try writer.write(name: m.name + ".alpha", floats: $0) }
+                }
+            }
+            let hash = try writer.dataSHA256()
+            try writer.patchMetadata("sshs_model_hash", value: hash)
+            try writer.finish()
+            return hash
+        } catch {
+            writer.abandon()
+            throw error
+        }
+    }
+
+    /// sd-scripts' metadata for a LoRA built from others (minimum network
+    /// metadata plus ModelSpec), with `extra` merged in last.
+    public static func metadata(family: Family?, sources: [Metadata], rank: Int, alpha: Double, convRank: Int?, convAlpha: Double?,
+                                title: String, mergedFrom: [String], extra: [(String, String)]) -> Metadata {
+        var m = Metadata()
+        m["ss_network_module"] = "networks.lora"
+        m["ss_network_dim"] = String(rank)
+        m["ss_network_alpha"] = formatNumber(alpha)
+        if let convRank {
+            m["ss_network_args"] = JSON.object([("conv_dim", .string(String(convRank))),
+                                                ("conv_alpha", .string(formatNumber(convAlpha ?? Double(convRank))))]).serialized()
+        }
+        // Base model: from the family, else from the sources' own metadata.
+        if let family {
+            m["ss_base_model_version"] = family.kohyaBaseVersion
+            m["ss_v2"] = family == .sd2 ? "True" : "False"
+        } else if let version = sources.compactMap({ $0["ss_base_model_version"] }).first {
+            m["ss_base_model_version"] = version
+            m["ss_v2"] = sources.compactMap({ $0["ss_v2"] }).first ?? "False"
+        }
+        if let version = sources.compactMap({ $0["ss_base_model_version"] }).first, version.hasSuffix("_v") {
+            m["ss_base_model_version"] = version // keep v-parameterisation markers
+        }
+        m["modelspec.sai_model_spec"] = "1.0.1"
+        let architecture = family?.modelSpecArchitecture ?? sources.compactMap({ $0["modelspec.architecture"] }).first.map {
+            $0.hasSuffix("/lora") ? String($0.dropLast(5)) : $0
+        }
+        if let architecture { m["modelspec.architecture"] = architecture + "/lora" }
+        m["modelspec.implementation"] = family == .sdxl ? "https://github.com/Stability-AI/generative-models" : "diffusers"
+        m["modelspec.title"] = title
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        m["modelspec.date"] = formatter.string(from: Date())
+        if let resolution = sources.compactMap({ $0["modelspec.resolution"] }).first {
+            m["modelspec.resolution"] = resolution
+        } else if let family {
+            m["modelspec.resolution"] = family == .sdxl ? "1024x1024" : "512x512"
+        }
+        if let prediction = sources.compactMap({ $0["modelspec.prediction_type"] }).first { m["modelspec.prediction_type"] = prediction }
+        if !mergedFrom.isEmpty { m["modelspec.merged_from"] = mergedFrom.joined(separator: ", ") }
+        for (k, v) in extra { m[k] = v }
+        return m
+    }
+}
