@@ -131,19 +131,22 @@ final class MergeTests: XCTestCase {
         }
     }
 
-    private func assertMatchesNaive(output: String, specs: [LoRASpec], precision: DType, file: StaticString = #filePath, line: UInt = #line) throws {
-        let original = try ModelFile.open(base)
+    private func assertMatchesNaive(output: String, specs: [LoRASpec], precision: DType, base: String? = nil, keyMap: KeyMap = .sd1,
+                                    file: StaticString = #filePath, line: UInt = #line) throws {
+        let original = try ModelFile.open(base ?? self.base)
         let merged = try ModelFile.open(output)
         var expected: [String: [Double]] = [:]
         for t in original.tensors where t.dtype.isFloatingPoint { expected[t.name] = t.floats().map(Double.init) }
         for spec in specs {
             let model = try ModelFile.open(spec.path)
             for module in try NetworkFile(model: model).modules {
-                let target = try XCTUnwrap(KeyMap.sd1.target(forModule: module.name))
+                let target = try XCTUnwrap(keyMap.target(forModule: module.name))
                 let m = naiveMultiplier(spec, module: module.name)
                 let delta = try naiveDelta(module)
                 var w = expected[target.checkpointKey]!
-                for i in delta.indices { w[i] += m * delta[i] }
+                let packedRows = original[target.checkpointKey]!.shape[0]
+                let offset = (target.rows(inPackedRows: packedRows)?.lowerBound ?? 0) * original[target.checkpointKey]!.shape.dropFirst().reduce(1, *)
+                for i in delta.indices { w[offset + i] += m * delta[i] }
                 expected[target.checkpointKey] = w
                 if let db = module.biasDelta, let key = target.biasKey {
                     var b = expected[key]!
@@ -231,6 +234,50 @@ final class MergeTests: XCTestCase {
             return d("diff")
         default:
             throw ModelError(.unsupported, "no naive reference for \(m.algorithm)")
+        }
+    }
+
+    func testBakeSD2AndSDXLMatchNaiveReference() throws {
+        let folder = TemporaryFolder()
+        for family in [Family.sd2, .sdxl] {
+            let checkpoint = folder.file("\(family)_base.safetensors")
+            try FixtureGenerator.writeCheckpoint(.tiny(family), to: checkpoint)
+            var options = FixtureGenerator.LoRAOptions()
+            options.layout = .locon
+            let lora = folder.file("\(family)_lora.safetensors")
+            try FixtureGenerator.writeLoRA(.tiny(family), to: lora, options: options)
+            let specs = [LoRASpec(path: lora, ratio: 0.9, textEncoderRatio: 0.4)]
+            let output = folder.file("\(family)_out.safetensors")
+            let report = try CheckpointBaker.bake(base: checkpoint, loras: specs, output: output, options: .init(precision: .f16))
+            XCTAssertEqual(report.family, family.rawValue)
+            XCTAssertEqual(report.unmatched, [])
+            // SD2 and SDXL's bigG write q/k/v into rows of OpenCLIP's packed in_proj_weight.
+            try assertMatchesNaive(output: output, specs: specs, precision: .f16, base: checkpoint, keyMap: KeyMap.real(family))
+        }
+    }
+
+    /// Some SD2 LoRAs store proj_in/proj_out factors as 1×1 convs while the
+    /// checkpoint's projection is linear (and SD1 the other way round).
+    func testConvShapedFactorsMergeIntoLinearProjections() throws {
+        let folder = TemporaryFolder()
+        let checkpoint = folder.file("sd2.safetensors")
+        try FixtureGenerator.writeCheckpoint(.tiny(.sd2), to: checkpoint)
+        let lora = folder.file("lora.safetensors")
+        try FixtureGenerator.writeLoRA(.tiny(.sd2), to: lora, options: .init())
+        let reshaped = folder.file("conv_factors.safetensors")
+        let model = try ModelFile.open(lora)
+        let writer = try SafeTensorsWriter(path: reshaped, metadata: model.metadata, entries: model.tensors.map { t in
+            let isProjection = t.name.contains("proj_in.lora") || t.name.contains("proj_out.lora")
+            return .init(name: t.name, dtype: t.dtype, shape: isProjection ? t.shape + [1, 1] : t.shape)
+        })
+        for t in model.tensors { try writer.write(name: t.name, bytes: t.rawBytes) }
+        try writer.finish()
+        let a = folder.file("a.safetensors"), b = folder.file("b.safetensors")
+        _ = try CheckpointBaker.bake(base: checkpoint, loras: [LoRASpec(path: lora)], output: a)
+        _ = try CheckpointBaker.bake(base: checkpoint, loras: [LoRASpec(path: reshaped)], output: b)
+        let x = try ModelFile.open(a), y = try ModelFile.open(b)
+        for t in x.tensors where t.name.contains("proj_in") || t.name.contains("proj_out") {
+            XCTAssertEqual(Array(t.rawBytes), Array(y[t.name]!.rawBytes), t.name)
         }
     }
 

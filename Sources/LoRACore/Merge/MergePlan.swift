@@ -86,7 +86,8 @@ public struct MergePlan: Sendable {
                     continue
                 }
                 let tensor = base[weightKey]!
-                try checkShape(module, tensor: tensor, rows: target.rows, path: path)
+                let rows = target.rows(inPackedRows: tensor.shape.first ?? 0)
+                try checkShape(module, tensor: tensor, rows: rows, path: path)
                 let biasKey = target.biasKey.flatMap { resolve($0, in: names) }
                 if module.biasDelta != nil {
                     guard let biasKey, let bias = base[biasKey], bias.elementCount == module.biasDelta!.count else {
@@ -94,7 +95,7 @@ public struct MergePlan: Sendable {
                     }
                 }
                 let contribution = MergeContribution(lora: index, module: module, target: target, weightKey: weightKey, biasKey: biasKey,
-                                                     rows: target.rows, multiplier: lora.spec.multiplier(component: target.component, block: target.block))
+                                                     rows: rows, multiplier: lora.spec.multiplier(component: target.component, block: target.block))
                 contributions[weightKey, default: []].append(contribution)
                 if module.biasDelta != nil, let biasKey { biases[biasKey, default: []].append(contribution) }
             }

@@ -375,3 +375,14 @@ public struct ModelLayout: Sendable {
 extension String {
     func replacingDots() -> String { String(map { $0 == "." ? "_" : $0 }) }
 }
+
+extension LoRATarget {
+    /// The q/k/v row slice in an actual packed `in_proj_weight`, whatever its
+    /// width (`rows` is given for the released model's width).
+    public func rows(inPackedRows count: Int) -> Range<Int>? {
+        guard let rows else { return nil }
+        let part = rows.lowerBound / max(rows.count, 1)
+        let width = count / 3
+        return (part * width)..<((part + 1) * width)
+    }
+}
