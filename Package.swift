@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "lora-inspect", targets: ["lora-inspect"]),
         .executable(name: "lora-merge", targets: ["lora-merge"]),
+        .executable(name: "lora-extract", targets: ["lora-extract"]),
         .library(name: "LoRACore", targets: ["LoRACore"]),
     ],
     dependencies: [
@@ -40,6 +41,11 @@ let package = Package(
         ]),
 
         .executableTarget(name: "lora-merge", dependencies: [
+            "LoRACore", "ToolSupport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .executableTarget(name: "lora-extract", dependencies: [
             "LoRACore", "ToolSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),

@@ -14,4 +14,7 @@ run $bin/lora-merge --model Fixtures/models/sd1_tiny.safetensors --lora Fixtures
     --lora Fixtures/golden/kohya/kohya_locon_r4.safetensors:1:lbw=OUTALL --precision fp16 -o "$out/merged.safetensors"
 run $bin/lora-merge loras Fixtures/golden/kohya/kohya_lora_r4.safetensors:0.6 Fixtures/golden/kohya/kohya_locon_r4.safetensors:0.4 \
     --rank 2 -o "$out/combined.safetensors"
-run $bin/lora-inspect --summary "$out/merged.safetensors" "$out/combined.safetensors"
+run $bin/lora-extract --base Fixtures/models/sd1_tiny.safetensors --tuned "$out/merged.safetensors" --rank 4 --conv-rank 2 \
+    -o "$out/extracted.safetensors"
+run $bin/lora-extract resize "$out/extracted.safetensors" --dynamic sv_fro=0.9 -o "$out/resized.safetensors"
+run $bin/lora-inspect --summary "$out/merged.safetensors" "$out/combined.safetensors" "$out/extracted.safetensors" "$out/resized.safetensors"

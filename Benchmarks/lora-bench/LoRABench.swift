@@ -9,7 +9,7 @@ struct LoRABench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lora-bench",
         abstract: "Fixtures and side-by-side benchmarks for LoRA Tools (see Benchmarks/README.md).",
-        subcommands: [MakeFixtures.self, MakeModel.self, InspectBench.self, MergeBench.self])
+        subcommands: [MakeFixtures.self, MakeModel.self, InspectBench.self, MergeBench.self, ExtractBench.self, ExtractError.self])
 }
 
 /// Writes the deterministic tiny fixture set committed under Fixtures/models.
@@ -49,7 +49,7 @@ struct MakeModel: ParsableCommand {
     @Option(help: "Seed.")
     var seed: UInt64 = 1
 
-    @Option(help: "Comma-separated kohya module names to plant rank-8 changes in (a 'fine-tuned' copy); 'all' for every attention module.")
+    @Option(help: "Comma-separated kohya module names to plant rank-8 changes in (a 'fine-tuned' copy); 'all' for every attention and resnet module.")
     var plant: String?
 
     @Argument(help: "Output path.")
@@ -65,7 +65,8 @@ struct MakeModel: ParsableCommand {
             var options = FixtureGenerator.CheckpointOptions()
             options.seed = seed
             if let plant {
-                let names = plant == "all" ? ModelLayout(config).targets.filter { $0.set == .attention }.map(\.kohyaName) : plant.split(separator: ",").map(String.init)
+                let names = plant == "all" ? ModelLayout(config).targets.filter { $0.set == .attention || $0.set == .resnet }.map(\.kohyaName)
+                    : plant.split(separator: ",").map(String.init)
                 for n in names { options.plantedDeltas[n] = 8 }
             }
             let bar = ProgressBar(label: "writing", total: ModelLayout(config).tensors.reduce(0) { $0 + $1.shape.reduce(1, *) * 2 })

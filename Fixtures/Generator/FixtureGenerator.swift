@@ -56,6 +56,20 @@ public enum FixtureGenerator {
         try writer.finish()
     }
 
+    /// A "fine-tuned" copy of the default checkpoint: rank-2 changes planted in
+    /// every attention module and in a few resnet convs (extraction tests).
+    public static func tunedOptions(_ config: ArchitectureConfig, dtype: DType = .f16, rank: Int = 2) -> CheckpointOptions {
+        var options = CheckpointOptions()
+        options.dtype = dtype
+        for t in ModelLayout(config).targets where t.set == .attention {
+            options.plantedDeltas[t.kohyaName] = rank
+        }
+        for t in ModelLayout(config).targets where t.set == .resnet && (t.kohyaName.contains("down_blocks_0_resnets_0") || t.kohyaName.contains("up_blocks_3_resnets_2")) {
+            options.plantedDeltas[t.kohyaName] = rank
+        }
+        return options
+    }
+
     static func plantedTargets(_ layout: ModelLayout, _ planted: [String: Int]) -> [(LoRATarget, Int)] {
         layout.targets.compactMap { t in planted[t.kohyaName].map { (t, $0) } }
     }
@@ -69,11 +83,18 @@ public enum FixtureGenerator {
         u.withUnsafeMutableBufferPointer { rng.fill($0, scale: 1) }
         v.withUnsafeMutableBufferPointer { rng.fill($0, scale: scale / Float(rank).squareRoot()) }
         let rowOffset = target.rows?.lowerBound ?? 0
-        for o in 0..<out {
-            for i in 0..<inputs {
-                var s: Float = 0
-                for k in 0..<rank { s += u[o * rank + k] * v[k * inputs + i] }
-                values[(rowOffset + o) * inputs + i] += s
+        // A plain loop, not BLAS: BLAS kernels differ between CPUs in their
+        // summation order, and fixtures must be identical on every machine.
+        values.withUnsafeMutableBufferPointer { w in
+            v.withUnsafeBufferPointer { vv in
+                for o in 0..<out {
+                    let row = w.baseAddress! + (rowOffset + o) * inputs
+                    for k in 0..<rank {
+                        let a = u[o * rank + k]
+                        let source = vv.baseAddress! + k * inputs
+                        for i in 0..<inputs { row[i] += a * source[i] }
+                    }
+                }
             }
         }
     }

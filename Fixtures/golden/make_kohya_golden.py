@@ -17,6 +17,11 @@ Run by hand (needs torch, diffusers, transformers and a checkout of sd-scripts):
    that changed (fp16, as `merge_lora.py --save_precision fp16` writes them).
 4. Combines the two LoRAs with `svd_merge_lora.merge_lora_models` (rank 2),
    with kohya's 0.99 clamp and with the clamp turned off.
+5. Extracts a LoRA from sd1_tiny and a "tuned" copy with planted low-rank
+   changes (`swift run lora-bench fixtures --all` writes it; pass its path in
+   TUNED) with kohya's own `extract_lora_from_models.svd` (dim 4, conv_dim 2,
+   fp16), and resizes kohya_lora_r4 with `resize_lora.resize_lora_model`
+   (rank 2, and sv_fro 0.9 with max rank 4).
 """
 import os
 import sys
@@ -37,6 +42,8 @@ from library import model_util  # noqa: E402
 import lora as kohya_lora  # noqa: E402
 import merge_lora  # noqa: E402
 import svd_merge_lora  # noqa: E402
+import extract_lora_from_models  # noqa: E402
+import resize_lora  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -100,6 +107,45 @@ def bake(lora_path, ratio, output, max_elements=None):
     print(f"{output}: {len(changed)} changed tensors")
 
 
+def load_checkpoint_models(path):
+    """Build the tiny models from an LDM checkpoint the way kohya converts one."""
+    checkpoint = {k: v.float() for k, v in load_file(path).items()}
+    unet = UNet2DConditionModel(**UNET_CONFIG)
+    unet.load_state_dict(model_util.convert_ldm_unet_checkpoint(False, dict(checkpoint), unet.config), strict=True)
+    te = CLIPTextModel(TE_CONFIG)
+    te.load_state_dict(model_util.convert_ldm_clip_checkpoint_v1(dict(checkpoint)), strict=False)
+    return te, None, unet
+
+
+def extract(tuned):
+    import argparse
+    import hashlib
+    import json
+    # kohya's loader builds full-size SD1 models; hand it the tiny ones instead.
+    extract_lora_from_models.model_util.load_models_from_stable_diffusion_checkpoint = lambda v2, path: load_checkpoint_models(path)
+    extract_lora_from_models.args = argparse.Namespace(device=None)
+    out = os.path.join(OUT, "extracted_r4_conv2.safetensors")
+    extract_lora_from_models.svd(model_org=BASE, model_tuned=tuned, save_to=out, dim=4, conv_dim=2, v2=False, sdxl=False,
+                                 save_precision="fp16", clamp_quantile=0.99, min_diff=0.01)
+    # Unclamped (kohya always clamps; a quantile of max |value| disables it).
+    quantile = torch.quantile
+    torch.quantile = lambda values, q: values.abs().max()
+    extract_lora_from_models.svd(model_org=BASE, model_tuned=tuned, save_to=os.path.join(OUT, "extracted_r4_conv2_noclamp.safetensors"),
+                                 dim=4, conv_dim=2, v2=False, sdxl=False, save_precision="fp16", clamp_quantile=1.0, min_diff=0.01)
+    torch.quantile = quantile
+    with open(os.path.join(OUT, "extract_inputs.json"), "w") as f:
+        json.dump({"tuned_sha256": hashlib.sha256(open(tuned, "rb").read()).hexdigest()}, f)
+    print("extracted", out)
+
+
+def resize(lora_path):
+    sd = {k: v.float() for k, v in load_file(lora_path).items()}  # kohya loads in float for the SVD
+    for name, rank, method, param in [("resized_r2.safetensors", 2, None, None), ("resized_fro0.9.safetensors", 4, "sv_fro", 0.9)]:
+        resized, _, _ = resize_lora.resize_lora_model(dict(sd), rank, rank, torch.float16, "cpu", method, param, False)
+        save_file({k: v.contiguous() for k, v in resized.items()}, os.path.join(OUT, name))
+        print("resized", name)
+
+
 if __name__ == "__main__":
     _, unet, te = load_models()
     lora_path = make_lora("kohya_lora_r4.safetensors", unet, te, 4, 2.0)
@@ -118,3 +164,9 @@ if __name__ == "__main__":
         torch.quantile = quantile
         save_file({k: v.to(torch.float16) if v.is_floating_point() else v for k, v in sd.items()}, os.path.join(OUT, name), metadata)
         print(f"{name}: {len(sd)} tensors")
+
+    if os.environ.get("TUNED"):
+        extract(os.environ["TUNED"])
+    else:
+        print("TUNED not set: skipping the extraction golden")
+    resize(lora_path)

@@ -109,3 +109,55 @@ final class LowRankTests: XCTestCase {
         XCTAssertEqual(LinearAlgebra.squaredDistance(ua: u, va: v, ub: viaFactors.up, vb: viaFactors.down), dense, accuracy: 1e-3 * dense)
     }
 }
+
+/// Randomized SVD against LAPACK's exact truncation: the energy it keeps
+/// (Σσ̂² over the kept rank, i.e. ‖A‖² − error²) within 1% of the optimum.
+final class RandomizedSVDTests: XCTestCase {
+    /// A = U·diag(σ)·Vᵀ with random orthonormal U, V and a chosen spectrum.
+    private func matrix(rows: Int, cols: Int, spectrum: (Int) -> Float, seed: UInt64) throws -> Matrix {
+        var state = seed
+        func random(_ r: Int, _ c: Int) -> Matrix {
+            Matrix(rows: r, cols: c, values: (0..<(r * c)).map { _ in
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                return Float(Int64(bitPattern: state >> 11) % 20001) / 10000
+            })
+        }
+        let k = min(rows, cols)
+        let u = try LinearAlgebra.qr(random(rows, k)).q
+        let v = try LinearAlgebra.qr(random(cols, k)).q
+        var us = u
+        for r in 0..<rows { for c in 0..<k { us.values[r * k + c] *= spectrum(c) } }
+        return LinearAlgebra.multiply(us, v, transposeB: true)
+    }
+
+    private func keptEnergy(_ a: Matrix, _ u: Matrix, _ s: [Float], _ vt: Matrix) -> Double {
+        var us = u
+        for r in 0..<u.rows { for c in 0..<u.cols { us.values[r * u.cols + c] *= s[c] } }
+        let approx = LinearAlgebra.multiply(us, vt)
+        let error = zip(a.values, approx.values).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
+        return a.squaredNorm - error
+    }
+
+    func testRandomizedMatchesExactOnFlatAndDecayingSpectra() throws {
+        let cases: [(String, (Int) -> Float)] = [
+            ("flat", { _ in 1 }),
+            ("noisy flat", { i in 1 + Float(i % 7) * 0.01 }),
+            ("exponential", { i in Float(pow(0.9, Double(i))) }),
+            ("power law", { i in 1 / Float(i + 1) }),
+            ("low rank + noise", { i in i < 16 ? 10 / Float(i + 1) : 0.01 }),
+        ]
+        for (name, spectrum) in cases {
+            let a = try matrix(rows: 320, cols: 768, spectrum: spectrum, seed: 11)
+            for rank in [8, 32] {
+                let exact = try TruncatedSVD.compute(a, rank: rank, options: .init(exact: true))
+                let randomized = try TruncatedSVD.compute(a, rank: rank)
+                let best = keptEnergy(a, exact.u, exact.s, exact.vt)
+                let got = keptEnergy(a, randomized.u, randomized.s, randomized.vt)
+                XCTAssertGreaterThanOrEqual(got, best * 0.99, "\(name) rank \(rank): kept \(got) vs optimal \(best)")
+                XCTAssertLessThanOrEqual(got, best * (1 + 1e-4), "\(name): cannot beat the optimum")
+                if !name.contains("flat") { XCTAssertFalse(randomized.exact, "\(name): decaying spectra take the randomized path") }
+                print("randomized SVD \(name) rank \(rank): \(String(format: "%.4f", got / best)) of the optimal energy")
+            }
+        }
+    }
+}

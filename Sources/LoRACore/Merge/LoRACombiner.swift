@@ -216,14 +216,14 @@ public enum LoRACombiner {
                 if var d = dense {
                     if !us.isEmpty { d = add(d, LinearAlgebra.multiply(stackedU, stackedV)) }
                     (up, down, _) = try LinearAlgebra.truncate(d, rank: target)
-                    if clamping { clampFactors(&up, &down, quantile: clamp!) }
+                    if clamping { LinearAlgebra.clampFactors(&up, &down, quantile: clamp!) }
                     let approx = LinearAlgebra.multiply(up, down)
                     squaredError = zip(d.values, approx.values).reduce(0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
                     squaredNorm = d.squaredNorm
                 } else {
                     let factored = try FactoredMatrix(u: stackedU, v: stackedV)
                     (up, down) = try factored.truncated(rank: target)
-                    if clamping { clampFactors(&up, &down, quantile: clamp!) }
+                    if clamping { LinearAlgebra.clampFactors(&up, &down, quantile: clamp!) }
                     squaredError = clamping ? factored.squaredDistance(up: up, down: down) : factored.truncationError(rank: target)
                     squaredNorm = factored.squaredNorm
                 }
@@ -235,14 +235,6 @@ public enum LoRACombiner {
             return (module, ModuleResult(name: group.name, rank: down.rows, relativeError: relative, norm: squaredNorm.squareRoot()),
                     (squaredError, squaredNorm))
         }
-    }
-
-    /// kohya's clamp: both factors to ± the quantile of their joint (signed) values.
-    static func clampFactors(_ up: inout Matrix, _ down: inout Matrix, quantile q: Double) {
-        let high = LinearAlgebra.quantile(up.values + down.values, q)
-        let low = -high
-        for i in up.values.indices { up.values[i] = min(max(up.values[i], low), high) }
-        for i in down.values.indices { down.values[i] = min(max(down.values[i], low), high) }
     }
 
     static func hstack(_ ms: [Matrix], rows: Int) -> Matrix {

@@ -1,0 +1,150 @@
+import Dispatch
+import Foundation
+import LinearAlgebra
+
+/// Reduces a LoRA's rank (resize_lora.py), without ever forming up·down:
+/// the factors are QR-factored and only the small r×r core is decomposed.
+/// The effective scale is kept: the new alpha is old_scale × new_rank.
+public enum LoRAResizer {
+    public struct Options: Sendable {
+        public var rank: RankRule = .fixed(8)
+        /// Rule for 3×3 conv modules (default: the same as `rank`).
+        public var convRank: RankRule?
+        public var precision: DType?
+        /// resize_lora.py does not clamp; available for parity with extraction.
+        public var clampQuantile: Double?
+        public init() {}
+    }
+
+    public static func resize(_ input: String, output: String, options: Options = .init(),
+                              progress: (@Sendable (Int) -> Void)? = nil) throws(ModelError) -> LoRAExtractor.Report {
+        let start = Date()
+        guard output.hasSuffix(".safetensors") else { throw ModelError(.mismatch, "the output must be a .safetensors file", file: output) }
+        if AtomicOutput.sameFile(output, input) { throw ModelError(.mismatch, "output is the same file as the input", file: output) }
+        let model = try ModelFile.open(input)
+        let network = try NetworkFile(model: model)
+        guard !network.modules.isEmpty else { throw ModelError(.mismatch, "not a LoRA: no LoRA modules found", file: input) }
+        if let incomplete = network.incompleteModules.first {
+            throw ModelError(.invalid, "incomplete module (has only \(incomplete.roles.joined(separator: ", ")))", file: input, key: incomplete.name)
+        }
+        let family = FamilyDetection.lora(network).family
+        let keyMap = family.map(KeyMap.real)
+        let modules = network.modules
+        progress?(-modules.count)
+
+        final class Slots: @unchecked Sendable {
+            var modules: [LowRankModule?], results: [LoRAExtractor.ModuleResult?], squares: [(Double, Double, Double)], errors: [ModelError?]
+            init(_ n: Int) {
+                modules = Array(repeating: nil, count: n); results = Array(repeating: nil, count: n)
+                squares = Array(repeating: (0, 0, 0), count: n); errors = Array(repeating: nil, count: n)
+            }
+        }
+        let slots = Slots(modules.count)
+        LinearAlgebra.withSingleThreadedBLAS {
+            DispatchQueue.concurrentPerform(iterations: modules.count) { i in
+                do {
+                    let (m, r, s) = try resizeModule(modules[i], target: keyMap?.target(forModule: modules[i].name), options: options)
+                    slots.modules[i] = m
+                    slots.results[i] = r
+                    slots.squares[i] = s
+                } catch {
+                    slots.errors[i] = (error as? ModelError ?? ModelError(.invalid, "\(error)")).forKey(modules[i].name).inFile(input)
+                }
+                progress?(1)
+            }
+        }
+        if let error = slots.errors.compactMap({ $0 }).first { throw error }
+        let resized = slots.modules.compactMap { $0 }
+        let (totalError, totalKept, totalNorm) = slots.squares.reduce((0.0, 0.0, 0.0)) { ($0.0 + $1.0, $0.1 + $1.1, $0.2 + $1.2) }
+
+        var metadata = model.metadata
+        let oldDim = metadata["ss_network_dim"] ?? String(modules.compactMap(\.rank).max() ?? 0)
+        let dynamic = options.rank.isDynamic
+        metadata["ss_network_module"] = "networks.lora"
+        metadata["ss_network_dim"] = dynamic ? "Dynamic" : String(options.rank.maxRank)
+        metadata["ss_network_alpha"] = dynamic ? "Dynamic" : (resized.first.map { formatNumber($0.alpha) } ?? "")
+        let conv = resized.filter(\.isConv3x3)
+        if let first = conv.first {
+            let rule = options.convRank ?? options.rank
+            metadata["ss_network_args"] = JSON.object([("conv_dim", .string(rule.isDynamic ? "Dynamic" : String(rule.maxRank))),
+                                                       ("conv_alpha", .string(rule.isDynamic ? "Dynamic" : formatNumber(first.alpha)))]).serialized()
+        } else if metadata["ss_network_module"] == "networks.lora", model.metadata["ss_network_module"] != "networks.lora" {
+            metadata["ss_network_args"] = "null"
+        }
+        let comment = metadata["ss_training_comment"].map { "; " + $0 } ?? ""
+        metadata["ss_training_comment"] = "dimension is resized from \(oldDim) to \(options.rank)\(comment)"
+        metadata["sshs_legacy_hash"] = nil
+        let dtype = options.precision ?? modules.first?.parts.values.first(where: { $0.dtype.isFloatingPoint })?.dtype ?? .f16
+        let hash = try KohyaLoRAWriter.write(resized, to: output, dtype: dtype, metadata: metadata, inputs: [input])
+        return LoRAExtractor.Report(output: output, family: family?.rawValue ?? "unknown", rule: options.rank.description,
+                                    convRule: options.convRank?.description, textEncoder: "-", modules: slots.results.compactMap { $0 },
+                                    skipped: [], overallRelativeError: totalNorm > 0 ? (totalError / totalNorm).squareRoot() : 0,
+                                    overallKeptFraction: totalNorm > 0 ? (totalKept / totalNorm).squareRoot() : 1,
+                                    hash: String(hash.prefix(12)), seconds: Date().timeIntervalSince(start))
+    }
+
+    static func resizeModule(_ module: NetworkModule, target: LoRATarget?, options: Options) throws(ModelError)
+        -> (LowRankModule, LoRAExtractor.ModuleResult, (Double, Double, Double))
+    {
+        guard let shape = module.weightShape(for: target) else {
+            throw ModelError(.unsupported, "\(module.algorithm.rawValue) modules need the base model and cannot be resized")
+        }
+        let isConv3x3 = shape.count == 4 && (shape[2] > 1 || shape[3] > 1)
+        let rule = isConv3x3 ? (options.convRank ?? options.rank) : options.rank
+        let name = target?.kohyaName ?? KeyMap.kohyaStyleName(module.name)
+        let columns = shape.dropFirst().reduce(1, *)
+        let fullLength = min(shape[0], columns)
+        // Work on the unscaled product, as kohya does, and carry the scale in alpha.
+        do {
+            // LoRA factors unscaled (the scale moves into alpha); LoHa and LoKr
+            // through their exact low-rank forms (scale already inside).
+            var factors: (u: Matrix, v: Matrix, scale: Double)?
+            if module.algorithm == .lora && module["mid"] == nil {
+                let (u, v) = try LoRADelta.factors(module)
+                factors = (u, v, module.scale)
+            } else if let (u, v) = try module.lowRankForm() {
+                factors = (u, v, 1)
+            }
+            if let (up0, down0, scale) = factors {
+                let factored = try FactoredMatrix(u: up0, v: down0)
+                let rank = rule.rank(singularValues: factored.singularValues, fullLength: fullLength, totalEnergy: factored.squaredNorm)
+                var (up, down) = try factored.truncated(rank: min(rank, factored.singularValues.count))
+                if let q = options.clampQuantile, q < 1 { LinearAlgebra.clampFactors(&up, &down, quantile: q) }
+                let error = options.clampQuantile.map { $0 < 1 } == true
+                    ? factored.squaredDistance(up: up, down: down) : factored.truncationError(rank: up.cols)
+                return finish(name: name, up: up, down: down, shape: shape, scale: scale, energy: factored.squaredNorm,
+                              kept: factored.squaredNorm - factored.truncationError(rank: up.cols), error: error, method: "factored")
+            }
+            // LoHa, LoKr, Tucker cores, full diffs: from the dense ΔW (scale already applied).
+            let delta = try module.delta()
+            let energy = delta.squaredNorm
+            let result = try TruncatedSVD.compute(delta, rank: fullLength, options: .init(exact: true))
+            let rank = rule.rank(singularValues: result.s, fullLength: fullLength, totalEnergy: energy)
+            var up = Matrix(zeros: delta.rows, rank)
+            for r in 0..<delta.rows { for c in 0..<rank { up.values[r * rank + c] = result.u.values[r * result.u.cols + c] * result.s[c] } }
+            var down = Matrix(rows: rank, cols: delta.cols, values: Array(result.vt.values[0..<(rank * delta.cols)]))
+            if let q = options.clampQuantile, q < 1 { LinearAlgebra.clampFactors(&up, &down, quantile: q) }
+            let kept = result.s.prefix(rank).reduce(0.0) { $0 + Double($1) * Double($1) }
+            return finish(name: name, up: up, down: down, shape: shape, scale: 1, energy: energy, kept: kept,
+                          error: LoRAExtractor.residual(delta, energy: energy, up: up, down: down), method: "exact")
+        } catch let error as LinearAlgebraError {
+            throw ModelError(.invalid, "SVD failed: \(error)")
+        } catch let error as ModelError {
+            throw error
+        } catch {
+            throw ModelError(.invalid, "\(error)")
+        }
+    }
+
+    static func finish(name: String, up: Matrix, down: Matrix, shape: [Int], scale: Double, energy: Double, kept: Double, error: Double,
+                       method: String) -> (LowRankModule, LoRAExtractor.ModuleResult, (Double, Double, Double)) {
+        let rank = down.rows
+        // ΔW = scale · up·down = (alpha/rank) · up·down with alpha = scale · rank.
+        let module = LowRankModule(name: name, up: up, down: down, alpha: scale * Double(rank), weightShape: shape)
+        let s2 = scale * scale
+        let result = LoRAExtractor.ModuleResult(name: name, rank: rank, keptFraction: energy > 0 ? min(1, (kept / energy).squareRoot()) : 1,
+                                                relativeError: energy > 0 ? (error / energy).squareRoot() : 0,
+                                                norm: (energy * s2).squareRoot(), method: method)
+        return (module, result, (error * s2, kept * s2, energy * s2))
+    }
+}

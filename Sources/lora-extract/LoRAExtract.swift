@@ -1,0 +1,205 @@
+import ArgumentParser
+import Foundation
+import LoRACore
+import ToolSupport
+
+@main
+struct LoRAExtract: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lora-extract",
+        abstract: "Distil a LoRA from the difference of two checkpoints, or shrink a LoRA's rank, by truncated SVD.",
+        discussion: """
+        Examples:
+
+          lora-extract --base sd15.safetensors --tuned myfinetune.safetensors --rank 64 -o distilled.safetensors
+          lora-extract --base sd15.safetensors --tuned myfinetune.ckpt --rank 64 --conv-rank 32 -o distilled_locon.safetensors
+          lora-extract --base sdxl_base.safetensors --tuned sdxl_ft.safetensors --rank auto --fro 0.9 -o xl.safetensors
+          lora-extract resize big.safetensors --rank 16 -o small.safetensors
+          lora-extract resize big.safetensors --dynamic sv_fro=0.95 -o small.safetensors
+
+        Dynamic ranks follow resize_lora.py: sv_ratio=N keeps singular values above σ₀/N, sv_fro=F keeps \
+        enough for a fraction F of the Frobenius norm, sv_cumulative=F enough for a fraction F of Σσ; the \
+        rank given with --rank (or --max-rank with --rank auto) caps them.
+        """,
+        version: LoRATools.version,
+        subcommands: [Extract.self, Resize.self],
+        defaultSubcommand: Extract.self)
+}
+
+/// `--rank N|auto` with `--dynamic method=value` / `--fro F` shared by both commands.
+struct RankOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Rank of each module, or 'auto' to choose it per module (with --fro or --dynamic).", valueName: "n|auto"))
+    var rank: String
+
+    @Option(help: ArgumentHelp("Rank of 3x3 conv modules (LoCon); also turns on the resnet and conv modules when extracting.", valueName: "n|auto"))
+    var convRank: String?
+
+    @Option(help: ArgumentHelp("Choose ranks per module: sv_ratio=N, sv_fro=F or sv_cumulative=F; --rank then caps them.", valueName: "method=value"))
+    var dynamic: String?
+
+    @Option(help: ArgumentHelp("Shorthand for --dynamic sv_fro=F.", valueName: "F"))
+    var fro: Double?
+
+    @Option(help: ArgumentHelp("Largest rank when --rank is 'auto'.", valueName: "n"))
+    var maxRank: Int = 128
+
+    func rules() throws -> (RankRule, RankRule?) {
+        let dynamicText = dynamic ?? fro.map { "sv_fro=\($0)" }
+        func rule(_ text: String) throws -> RankRule {
+            let cap: Int
+            if text == "auto" {
+                guard dynamicText != nil else { throw ValidationError("--rank auto needs --fro F or --dynamic method=value") }
+                cap = maxRank
+            } else {
+                guard let n = Int(text), n >= 1 else { throw ValidationError("rank '\(text)' is not a positive number or 'auto'") }
+                cap = n
+            }
+            guard let dynamicText else { return .fixed(cap) }
+            do { return try RankRule.parseDynamic(dynamicText, maxRank: cap) } catch { throw ValidationError(error.message) }
+        }
+        return (try rule(rank), try convRank.map(rule))
+    }
+}
+
+struct OutputOptions: ParsableArguments {
+    @Option(name: .shortAndLong, help: ArgumentHelp("Output .safetensors file (written atomically; never an input).", valueName: "path"))
+    var output: String
+
+    @Option(help: ArgumentHelp("Output precision.", valueName: "fp16|bf16|fp32"))
+    var precision: Precision?
+
+    @Flag(help: "List every module's rank, kept norm and error.")
+    var modules = false
+
+    @Flag(help: "Print the report as JSON.")
+    var json = false
+
+    @Flag(name: .shortAndLong, help: "No progress bar.")
+    var quiet = false
+
+    func print(_ report: LoRAExtractor.Report, verb: String) throws {
+        if json {
+            Swift.print(try JSONOutput.string(report))
+            return
+        }
+        let ranks = Dictionary(grouping: report.modules, by: \.rank).map { ($0.key, $0.value.count) }.sorted { $0.0 < $1.0 }
+        Swift.print("\(verb) \(report.modules.count) \(report.family) modules (\(report.rule)\(report.convRule.map { "; conv \($0)" } ?? ""))")
+        if report.textEncoder != "-" { Swift.print("text encoder: \(report.textEncoder)") }
+        Swift.print("ranks: " + ranks.prefix(12).map { "\($0.0) ×\($0.1)" }.joined(separator: ", ") + (ranks.count > 12 ? ", …" : ""))
+        if !report.skipped.isEmpty { Swift.print("skipped \(report.skipped.count) module(s)") }
+        if modules {
+            for m in report.modules {
+                Swift.print("  \(m.name)  rank \(m.rank)  kept \(String(format: "%.1f%%", 100 * m.keptFraction))  error \(String(format: "%.4f", m.relativeError))  (\(m.method))")
+            }
+        } else {
+            for m in report.modules.sorted(by: { $0.relativeError > $1.relativeError }).prefix(5) {
+                Swift.print("  worst: \(m.name)  rank \(m.rank)  kept \(String(format: "%.1f%%", 100 * m.keptFraction))  error \(String(format: "%.4f", m.relativeError))")
+            }
+        }
+        Swift.print(String(format: "norm kept %.2f%%, relative error %.5f overall", 100 * report.overallKeptFraction, report.overallRelativeError))
+        Swift.print("wrote \(report.output) [\(report.hash)] in \(String(format: "%.2f", report.seconds)) s")
+    }
+}
+
+struct Extract: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "extract",
+        abstract: "Extract a LoRA: ΔW = tuned − base for every module kohya's LoRA targets, factored by SVD.",
+        discussion: """
+        Both checkpoints must be the same family (SD1.x, SD2.x or SDXL) with the same shapes; .safetensors and \
+        .ckpt are accepted. Text encoders whose largest change is below --min-diff are left out, as kohya does. \
+        Factors are clamped at the 0.99 quantile by default, as kohya's extract_lora_from_models.py does \
+        (--clamp-quantile 1 disables it). Randomized SVD is used when the rank is far below the matrix size, \
+        LAPACK's exact SVD otherwise or with --exact.
+        """)
+
+    @Option(help: ArgumentHelp("The original model.", valueName: "path"), completion: .file(extensions: ["safetensors", "ckpt"]))
+    var base: String
+
+    @Option(help: ArgumentHelp("The fine-tuned model.", valueName: "path"), completion: .file(extensions: ["safetensors", "ckpt"]))
+    var tuned: String
+
+    @OptionGroup var ranks: RankOptions
+
+    @Option(help: ArgumentHelp("Clamp factor values at this quantile (kohya's --clamp_quantile).", valueName: "q"))
+    var clampQuantile: Double = 0.99
+
+    @Option(help: ArgumentHelp("Leave the text encoder out unless some weight changed by more than this (kohya's --min_diff).", valueName: "d"))
+    var minDiff: Double = 0.01
+
+    @Option(help: ArgumentHelp("alpha of every module (default: the rank, i.e. scale 1).", valueName: "a"))
+    var alpha: Double?
+
+    @Flag(help: "Leave out U-Net modules that did not change at all (kohya writes them as zeros).")
+    var skipUnchanged = false
+
+    @Flag(help: "Use LAPACK's exact SVD for every module.")
+    var exact = false
+
+    @OptionGroup var output: OutputOptions
+
+    mutating func validate() throws {
+        _ = try ranks.rules()
+        guard clampQuantile > 0 && clampQuantile <= 1 else { throw ValidationError("--clamp-quantile must be in (0, 1]") }
+        if let alpha, alpha <= 0 { throw ValidationError("--alpha must be positive") }
+    }
+
+    func run() throws {
+        ToolEnvironment.prepare()
+        var options = LoRAExtractor.Options()
+        (options.rank, options.convRank) = try ranks.rules()
+        options.clampQuantile = clampQuantile < 1 ? clampQuantile : nil
+        options.minDiff = minDiff
+        options.alpha = alpha
+        options.skipUnchanged = skipUnchanged
+        options.svd.exact = exact
+        options.precision = output.precision?.dtype ?? .f16
+        let bar = ProgressBar(label: "extracting", unit: .items, enabled: !output.quiet)
+        let report: LoRAExtractor.Report
+        do {
+            report = try LoRAExtractor.extract(base: base, tuned: tuned, output: output.output, options: options, progress: bar.callback)
+        } catch {
+            bar.finish()
+            throw ToolFailure(error)
+        }
+        bar.finish()
+        try output.print(report, verb: "extracted")
+    }
+}
+
+struct Resize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resize",
+        abstract: "Reduce a LoRA's rank (fixed or dynamic), keeping its effect's scale.",
+        discussion: """
+        The new alpha is old_alpha/old_rank × new_rank, so the LoRA keeps its strength. up·down is never \
+        formed: both factors are QR-factored and only the small core is decomposed. LoHa and LoKr inputs are \
+        rewritten as plain LoRA.
+        """)
+
+    @Argument(help: ArgumentHelp("The LoRA to resize.", valueName: "lora"), completion: .file(extensions: ["safetensors", "ckpt", "pt"]))
+    var input: String
+
+    @OptionGroup var ranks: RankOptions
+
+    @OptionGroup var output: OutputOptions
+
+    mutating func validate() throws { _ = try ranks.rules() }
+
+    func run() throws {
+        ToolEnvironment.prepare()
+        var options = LoRAResizer.Options()
+        (options.rank, options.convRank) = try ranks.rules()
+        options.precision = output.precision?.dtype
+        let bar = ProgressBar(label: "resizing", unit: .items, enabled: !output.quiet)
+        let report: LoRAExtractor.Report
+        do {
+            report = try LoRAResizer.resize(input, output: output.output, options: options, progress: bar.callback)
+        } catch {
+            bar.finish()
+            throw ToolFailure(error)
+        }
+        bar.finish()
+        try output.print(report, verb: "resized")
+    }
+}
