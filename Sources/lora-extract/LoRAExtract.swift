@@ -28,8 +28,9 @@ struct LoRAExtract: ParsableCommand {
 
 /// `--rank N|auto` with `--dynamic method=value` / `--fro F` shared by both commands.
 struct RankOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Rank of each module, or 'auto' to choose it per module (with --fro or --dynamic).", valueName: "n|auto"))
-    var rank: String
+    @Option(help: ArgumentHelp("Rank of each module, or 'auto' to choose it per module (with --fro or --dynamic); with a dynamic rule it is the cap (default: --max-rank when extracting, each module's own rank when resizing).",
+                               valueName: "n|auto"))
+    var rank: String?
 
     @Option(help: ArgumentHelp("Rank of 3x3 conv modules (LoCon); also turns on the resnet and conv modules when extracting.", valueName: "n|auto"))
     var convRank: String?
@@ -43,7 +44,8 @@ struct RankOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Largest rank when --rank is 'auto'.", valueName: "n"))
     var maxRank: Int = 128
 
-    func rules() throws -> (RankRule, RankRule?) {
+    /// - Parameter uncapped: the cap when no --rank is given with a dynamic rule.
+    func rules(uncapped: Int) throws -> (RankRule, RankRule?) {
         let dynamicText = dynamic ?? fro.map { "sv_fro=\($0)" }
         func rule(_ text: String) throws -> RankRule {
             let cap: Int
@@ -56,6 +58,15 @@ struct RankOptions: ParsableArguments {
             }
             guard let dynamicText else { return .fixed(cap) }
             do { return try RankRule.parseDynamic(dynamicText, maxRank: cap) } catch { throw ValidationError(error.message) }
+        }
+        guard let rank else {
+            guard let dynamicText else { throw ValidationError("give --rank N, or a dynamic rule (--fro F or --dynamic method=value)") }
+            do {
+                let main = try RankRule.parseDynamic(dynamicText, maxRank: uncapped)
+                return (main, try convRank.map(rule))
+            } catch let error as ModelError {
+                throw ValidationError(error.message)
+            }
         }
         return (try rule(rank), try convRank.map(rule))
     }
@@ -139,7 +150,7 @@ struct Extract: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     mutating func validate() throws {
-        _ = try ranks.rules()
+        _ = try ranks.rules(uncapped: ranks.maxRank)
         guard clampQuantile > 0 && clampQuantile <= 1 else { throw ValidationError("--clamp-quantile must be in (0, 1]") }
         if let alpha, alpha <= 0 { throw ValidationError("--alpha must be positive") }
     }
@@ -147,7 +158,7 @@ struct Extract: ParsableCommand {
     func run() throws {
         ToolEnvironment.prepare()
         var options = LoRAExtractor.Options()
-        (options.rank, options.convRank) = try ranks.rules()
+        (options.rank, options.convRank) = try ranks.rules(uncapped: ranks.maxRank)
         options.clampQuantile = clampQuantile < 1 ? clampQuantile : nil
         options.minDiff = minDiff
         options.alpha = alpha
@@ -184,12 +195,12 @@ struct Resize: ParsableCommand {
 
     @OptionGroup var output: OutputOptions
 
-    mutating func validate() throws { _ = try ranks.rules() }
+    mutating func validate() throws { _ = try ranks.rules(uncapped: Int.max) }
 
     func run() throws {
         ToolEnvironment.prepare()
         var options = LoRAResizer.Options()
-        (options.rank, options.convRank) = try ranks.rules()
+        (options.rank, options.convRank) = try ranks.rules(uncapped: Int.max)
         options.precision = output.precision?.dtype
         let bar = ProgressBar(label: "resizing", unit: .items, enabled: !output.quiet)
         let report: LoRAExtractor.Report

@@ -32,7 +32,7 @@ public struct RankRule: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         guard let method else { return "rank \(maxRank)" }
-        return "\(method.rawValue)=\(formatNumber(value)), max rank \(maxRank)"
+        return "\(method.rawValue)=\(formatNumber(value))" + (maxRank == Int.max ? "" : ", max rank \(maxRank)")
     }
 
     /// Whether the rule needs every singular value (the sum of all σ), not just
