@@ -29,6 +29,9 @@ let package = Package(
         // File formats, tensors, key maps, LoRA math, audits. No CLI knowledge.
         .target(name: "LoRACore", dependencies: ["CKernels", "CZlib", "LinearAlgebra"]),
 
+        // The diffusion engine: tokenizer, CLIP, U-Net, VAE, samplers, noise.
+        .target(name: "Diffusion", dependencies: ["LoRACore", "LinearAlgebra", "CKernels", "CBLAS", "CZlib"]),
+
         // What every executable shares: progress, JSON, exit codes, BLAS set-up, man pages.
         .target(name: "ToolSupport", dependencies: [
             "LoRACore", "CBLAS",
@@ -60,6 +63,7 @@ let package = Package(
 
         .testTarget(name: "LoRACoreTests", dependencies: ["LoRACore", "CKernels", "FixtureKit"]),
         .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra"]),
+        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "LoRACore", "LinearAlgebra", "FixtureKit"]),
         .testTarget(name: "ToolTests", dependencies: ["LoRACore", "ToolSupport", "FixtureKit"]),
     ]
 )

@@ -67,6 +67,15 @@ void lt_sha256_set_force_portable(int force);
 /// (the caller falls back to read/write), -1 on an I/O error (see errno).
 long long lt_copy_file_range(int in_fd, long long in_offset, int out_fd, long long out_offset, long long length);
 
+// ---- torch-identical normal samples ------------------------------------------
+#define LT_TORCH_NORMAL_AVX2 0
+#define LT_TORCH_NORMAL_LIBM 1
+/// Box–Muller on 16 uniforms in place (8 pairs), as torch's CPU kernel does:
+/// AVX2 builds use Cephes polynomials, AVX-512/ARM builds use libm.
+void lt_torch_normal16(float *data, int variant);
+/// The variant torch itself would use on this CPU.
+int lt_torch_normal_default_variant(void);
+
 // ---- interrupted runs ---------------------------------------------------------
 /// Remember a temporary file to delete if the process is interrupted; returns a slot.
 int lt_cleanup_register(const char *path);
