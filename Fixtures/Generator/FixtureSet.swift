@@ -17,6 +17,23 @@ public enum FixtureSet {
                 try FixtureGenerator.writeLoRA(.tiny(family), to: path, options: options)
             }
         }
+        func engine(_ family: Family) -> @Sendable (String) throws -> Void {
+            { path in
+                var options = FixtureGenerator.CheckpointOptions()
+                options.dtype = .f32
+                try FixtureGenerator.writeCheckpoint(.engineTiny(family), to: path, options: options)
+            }
+        }
+        func engineLoRA(_ family: Family, _ layout: FixtureGenerator.LoRALayout) -> @Sendable (String) throws -> Void {
+            { path in
+                var options = FixtureGenerator.LoRAOptions()
+                options.layout = layout
+                options.rank = 4
+                options.alpha = 4
+                options.dtype = .f32
+                try FixtureGenerator.writeLoRA(.engineTiny(family), to: path, options: options)
+            }
+        }
         return [
             Item(name: "sd1_tiny.safetensors") { try FixtureGenerator.writeCheckpoint(.tiny(.sd1), to: $0) },
             Item(name: "sd2_tiny.safetensors") { try FixtureGenerator.writeCheckpoint(.tiny(.sd2), to: $0) },
@@ -32,6 +49,14 @@ public enum FixtureSet {
             Item(name: "sd1_tiny_dylora.safetensors", write: lora(.sd1, .dylora)),
             Item(name: "sd2_tiny_lora.safetensors", write: lora(.sd2, .lora)),
             Item(name: "sdxl_tiny_lora.safetensors", write: lora(.sdxl, .lora)),
+            // Models the diffusion engine runs (float32; golden outputs from diffusers).
+            Item(name: "sd1_engine.safetensors", write: engine(.sd1)),
+            Item(name: "sd2_engine.safetensors", write: engine(.sd2)),
+            Item(name: "sdxl_engine.safetensors", write: engine(.sdxl)),
+            Item(name: "sd1_engine_lora.safetensors", write: engineLoRA(.sd1, .lora)),
+            Item(name: "sd1_engine_locon.safetensors", write: engineLoRA(.sd1, .locon)),
+            Item(name: "sd1_engine_loha.safetensors", write: engineLoRA(.sd1, .loha)),
+            Item(name: "sdxl_engine_lora.safetensors", write: engineLoRA(.sdxl, .lora)),
         ]
     }
 

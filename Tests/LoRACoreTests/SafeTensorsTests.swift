@@ -99,6 +99,23 @@ final class SafeTensorsTests: XCTestCase {
         }
     }
 
+    /// A header of 384…389 bytes begins 0x80 0x01…0x05, which is also how a
+    /// pickle begins; the JSON after the length decides.
+    func testHeaderLengthThatLooksLikeAPickleIsStillSafetensors() throws {
+        let folder = TemporaryFolder()
+        for padding in 0..<40 {
+            let path = folder.file("p\(padding).safetensors")
+            var metadata = Metadata()
+            metadata["pad"] = String(repeating: "x", count: 300 + padding)
+            let writer = try SafeTensorsWriter(path: path, metadata: metadata, entries: [.init(name: "t", dtype: .f32, shape: [1])])
+            try [Float](arrayLiteral: 1).withUnsafeBufferPointer { try writer.write(name: "t", floats: $0) }
+            try writer.finish()
+            let model = try ModelFile.open(path)
+            XCTAssertEqual(model.format, .safetensors)
+            XCTAssertEqual(model["t"]?.floats(), [1])
+        }
+    }
+
     func testAcceptsLeadingWhitespaceButFlagsIt() throws {
         let folder = TemporaryFolder()
         let path = folder.file("ws.safetensors")

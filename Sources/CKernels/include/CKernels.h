@@ -83,6 +83,22 @@ void lt_cleanup_unregister(int slot);
 /// SIGINT/SIGTERM/SIGHUP delete the registered files, then terminate as usual.
 void lt_cleanup_install_signal_handlers(void);
 
+// ---- neural-network element-wise kernels (AVX2+FMA or portable) -------------
+/// Row-wise softmax of `scale * x` in place; rows are `ld` floats apart.
+void lt_softmax_rows(float *x, size_t rows, size_t cols, size_t ld, float scale);
+/// y = x * sigmoid(x); x and y may be the same buffer.
+void lt_silu(const float *x, float *y, size_t n);
+/// y = gelu(x) with erf (A&S 7.1.26, as PyTorch's vectorised CPU kernel).
+void lt_gelu(const float *x, float *y, size_t n);
+/// y = x * sigmoid(1.702 x) (OpenAI CLIP's activation).
+void lt_quick_gelu(const float *x, float *y, size_t n);
+/// GEGLU: each row of `proj` is [a | g] (2*hidden); out = a * gelu(g).
+void lt_geglu(const float *proj, float *out, size_t rows, size_t hidden);
+float lt_exp(float x);
+float lt_erf(float x);
+/// Use the portable paths (tests compare them with the vector ones).
+void lt_nn_force_portable(int force);
+
 #ifdef __cplusplus
 }
 #endif

@@ -69,6 +69,12 @@ public struct ModelFile: Sendable {
     /// Decide the container from the first bytes.
     static func sniff(_ bytes: UnsafeRawBufferPointer) -> ModelFormat? {
         if ZipArchive.looksLikeZip(bytes) { return .pytorchZip }
+        // A safetensors header of 384..389 bytes starts with 0x80 0x01..0x05, like a
+        // pickle: a plausible length followed by JSON decides first.
+        if bytes.count >= 9, bytes[8] == UInt8(ascii: "{") {
+            let n = bytes.loadLE(UInt64.self, at: 0)
+            if n >= 2 && n <= UInt64(SafeTensorsFile.maxHeaderLength) && n + 8 <= UInt64(bytes.count) { return .safetensors }
+        }
         if bytes.count >= 2 && bytes[0] == 0x80 && bytes[1] <= 5 { return .pytorchLegacy }
         if bytes.count >= 9 {
             let n = bytes.loadLE(UInt64.self, at: 0)

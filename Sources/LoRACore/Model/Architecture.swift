@@ -55,6 +55,27 @@ public struct ArchitectureConfig: Sendable, Equatable {
         /// Layers a kohya LoRA covers (SD2 drops the last one: it uses the penultimate).
         public var loraLayers: Int
         public var hasProjection: Bool
+        /// Width of one attention head (64 in every released CLIP).
+        public var headDim: Int = 64
+
+        public var heads: Int { width / headDim }
+        /// OpenAI's CLIP uses QuickGELU; OpenCLIP's ViT-H and bigG use exact GELU.
+        public var usesQuickGELU: Bool { layout == .huggingFace }
+    }
+
+    /// How the U-Net's attention layers split their width into heads.
+    public enum AttentionHeads: Sendable, Equatable {
+        /// SD1: 8 heads at every level (head width 40/80/160).
+        case count(Int)
+        /// SD2 and SDXL: 64-wide heads (5/10/20 heads).
+        case width(Int)
+
+        public func heads(channels: Int) -> Int {
+            switch self {
+            case .count(let n): return n
+            case .width(let d): return max(1, channels / d)
+            }
+        }
     }
 
     public var family: Family
@@ -76,8 +97,14 @@ public struct ArchitectureConfig: Sendable, Equatable {
     public var vaeChannels: Int
     public var vaeMultipliers: [Int]
     public var vaeResBlocks: Int
+    public var attentionHeads: AttentionHeads = .width(64)
+    /// Width of each sinusoidal size/crop embedding in SDXL's `label_emb` input.
+    public var sizeEmbeddingDim: Int = 256
 
     public var timeEmbedDim: Int { modelChannels * 4 }
+
+    /// Latents are the VAE's output times this (sd-v1 and SD2 configs: 0.18215; SDXL: 0.13025).
+    public var vaeScaleFactor: Float { family == .sdxl ? 0.13025 : 0.18215 }
 
     public static func real(_ family: Family) -> ArchitectureConfig {
         let clipL = TextEncoder(layout: .huggingFace, layers: 12, width: 768, mlpWidth: 3072, vocabulary: 49408,
@@ -87,7 +114,8 @@ public struct ArchitectureConfig: Sendable, Equatable {
             return ArchitectureConfig(family: .sd1, modelChannels: 320, channelMultipliers: [1, 2, 4, 4], resBlocksPerLevel: 2,
                                       attentionDepth: [0: 1, 1: 1, 2: 1], middleDepth: 1, contextDim: 768,
                                       linearProjection: false, latentChannels: 4, additionalEmbeddingInput: nil,
-                                      textEncoders: [clipL], vaeChannels: 128, vaeMultipliers: [1, 2, 4, 4], vaeResBlocks: 2)
+                                      textEncoders: [clipL], vaeChannels: 128, vaeMultipliers: [1, 2, 4, 4], vaeResBlocks: 2,
+                                      attentionHeads: .count(8))
         case .sd2:
             let openCLIPH = TextEncoder(layout: .openCLIP, layers: 24, width: 1024, mlpWidth: 4096, vocabulary: 49408,
                                         positions: 77, loraLayers: 23, hasProjection: true)

@@ -1,0 +1,46 @@
+import LoRACore
+
+/// Reads a model's weights as float32, checking each tensor's shape, with
+/// errors that name the file and the key.
+public struct Weights: Sendable {
+    public let file: ModelFile
+    public var path: String { file.path }
+    private let names: Set<String>
+
+    public init(_ file: ModelFile) {
+        self.file = file
+        names = Set(file.tensorNames)
+    }
+
+    public func contains(_ key: String) -> Bool { resolve(key) != nil }
+
+    /// The key as this file spells it (old SD1 files lack `text_model.`).
+    public func resolve(_ key: String) -> String? {
+        if names.contains(key) { return key }
+        let old = key.replacingOccurrences(of: "cond_stage_model.transformer.text_model.", with: "cond_stage_model.transformer.")
+        return old != key && names.contains(old) ? old : nil
+    }
+
+    public func shape(_ key: String) -> [Int]? { resolve(key).flatMap { file[$0]?.shape } }
+
+    /// The tensor `key` as float32. `shape` is checked by element count and
+    /// leading dimension, so a 1×1 conv stored as a linear weight (some SDXL
+    /// VAEs) or the reverse is accepted.
+    public func load(_ key: String, shape: [Int]) throws(ModelError) -> [Float] {
+        guard let name = resolve(key), let tensor = file[name] else {
+            throw ModelError(.mismatch, "the checkpoint has no \(key)", file: path)
+        }
+        let count = shape.reduce(1, *)
+        guard tensor.elementCount == count, tensor.shape.first ?? 1 == shape.first ?? 1 || shape.count <= 1 else {
+            throw ModelError(.mismatch, "\(name) is \(tensor.shapeDescription), expected \(shape)", file: path, key: name)
+        }
+        guard tensor.dtype.isFloatingPoint else {
+            throw ModelError(.mismatch, "\(name) is \(tensor.dtype.rawValue), expected a float tensor", file: path, key: name)
+        }
+        return tensor.floats()
+    }
+
+    public func loadIfPresent(_ key: String, shape: [Int]) throws(ModelError) -> [Float]? {
+        contains(key) ? try load(key, shape: shape) : nil
+    }
+}

@@ -1,0 +1,106 @@
+import LoRACore
+import CKernels
+
+/// GroupNorm over NCHW tensors (statistics in double), optionally fused with
+/// SiLU: every ResBlock starts with GroupNorm → SiLU, and fusing saves a pass
+/// over the activation.
+public struct GroupNorm: Sendable {
+    public let key: String
+    public let biasKey: String
+    public let channels: Int
+    public let groups: Int
+    public let epsilon: Float
+    public var weight: [Float]
+    public var bias: [Float]
+
+    public init(_ weights: Weights, _ prefix: String, channels: Int, groups: Int = 32, epsilon: Float) throws(ModelError) {
+        guard channels % groups == 0 else {
+            throw ModelError(.mismatch, "\(prefix): \(channels) channels cannot form \(groups) groups", file: weights.path)
+        }
+        key = prefix + ".weight"
+        biasKey = prefix + ".bias"
+        self.channels = channels
+        self.groups = groups
+        self.epsilon = epsilon
+        weight = try weights.load(key, shape: [channels])
+        bias = try weights.load(biasKey, shape: [channels])
+    }
+
+    public func forward(_ x: Tensor, silu: Bool = false, adapters: AdapterSet = .empty) -> Tensor {
+        let batch = x.shape[0]
+        let spatial = x.count / (batch * channels)
+        let perGroup = channels / groups
+        let gamma = adapters.replacements[key] ?? weight, beta = adapters.replacements[biasKey] ?? bias
+        var y = Tensor.uninitialized(x.shape)
+        x.withPointer { xp in
+            y.withMutablePointer { yp in
+                Parallel.forEach(batch * groups, cost: perGroup * spatial * 4) { index in
+                    let b = index / groups, g = index % groups
+                    let offset = (b * channels + g * perGroup) * spatial
+                    let n = perGroup * spatial
+                    let source = xp + offset
+                    var sum = 0.0
+                    for i in 0..<n { sum += Double(source[i]) }
+                    let mean = sum / Double(n)
+                    var squares = 0.0
+                    for i in 0..<n { let d = Double(source[i]) - mean; squares += d * d }
+                    let rstd = 1 / (squares / Double(n) + Double(epsilon)).squareRoot()
+                    for cIndex in 0..<perGroup {
+                        let c = g * perGroup + cIndex
+                        let scale = Float(rstd * Double(gamma[c]))
+                        let shift = Float(Double(beta[c]) - mean * rstd * Double(gamma[c]))
+                        let s = source + cIndex * spatial, d = yp + offset + cIndex * spatial
+                        for i in 0..<spatial { d[i] = s[i] * scale + shift }
+                        if silu { lt_silu(d, d, spatial) }
+                    }
+                }
+            }
+        }
+        return y
+    }
+}
+
+/// LayerNorm over the last axis of [tokens, width] (statistics in double).
+public struct LayerNorm: Sendable {
+    public let key: String
+    public let biasKey: String
+    public let width: Int
+    public let epsilon: Float
+    public var weight: [Float]
+    public var bias: [Float]
+
+    public init(_ weights: Weights, weightKey: String, biasKey: String, width: Int, epsilon: Float = 1e-5) throws(ModelError) {
+        key = weightKey
+        self.biasKey = biasKey
+        self.width = width
+        self.epsilon = epsilon
+        weight = try weights.load(weightKey, shape: [width])
+        bias = try weights.load(biasKey, shape: [width])
+    }
+
+    public init(_ weights: Weights, _ prefix: String, width: Int, epsilon: Float = 1e-5) throws(ModelError) {
+        try self.init(weights, weightKey: prefix + ".weight", biasKey: prefix + ".bias", width: width, epsilon: epsilon)
+    }
+
+    public func forward(_ x: Tensor, adapters: AdapterSet = .empty) -> Tensor {
+        let rows = x.count / width
+        let gamma = adapters.replacements[key] ?? weight, beta = adapters.replacements[biasKey] ?? bias
+        var y = Tensor.uninitialized(x.shape)
+        let width = self.width, epsilon = Double(self.epsilon)
+        x.withPointer { xp in
+            y.withMutablePointer { yp in
+                Parallel.forEach(rows, cost: width * 4) { r in
+                    let s = xp + r * width, d = yp + r * width
+                    var sum = 0.0
+                    for i in 0..<width { sum += Double(s[i]) }
+                    let mean = sum / Double(width)
+                    var squares = 0.0
+                    for i in 0..<width { let v = Double(s[i]) - mean; squares += v * v }
+                    let rstd = 1 / (squares / Double(width) + epsilon).squareRoot()
+                    for i in 0..<width { d[i] = Float((Double(s[i]) - mean) * rstd) * gamma[i] + beta[i] }
+                }
+            }
+        }
+        return y
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import LoRACore
+
+/// What the U-Net predicts. Not stored in checkpoints; SD2 768-v models predict v.
+public enum Prediction: String, Sendable, Codable, CaseIterable {
+    case epsilon
+    case v
+}
+
+/// A single-file SD1/SD2/SDXL checkpoint loaded for inference: text
+/// conditioner, U-Net and VAE as float32 in memory, the file itself
+/// memory-mapped only while loading.
+public final class StableDiffusionModel: @unchecked Sendable {
+    public let path: String
+    public let family: Family
+    public let config: ArchitectureConfig
+    public let text: TextConditioner
+    public let unet: UNet
+    public let decoder: VAEDecoder
+    public let encoder: VAEEncoder?
+    public let prediction: Prediction
+    public let schedule = NoiseSchedule.standard
+
+    public struct Options: Sendable {
+        /// Override what the weights' shapes say (tests, unusual models).
+        public var config: ArchitectureConfig?
+        /// Override the prediction type (otherwise: metadata, then A1111's test for SD2).
+        public var prediction: Prediction?
+        public var loadEncoder = false
+        public init(config: ArchitectureConfig? = nil, prediction: Prediction? = nil, loadEncoder: Bool = false) {
+            self.config = config
+            self.prediction = prediction
+            self.loadEncoder = loadEncoder
+        }
+    }
+
+    public init(checkpoint path: String, tokenizer: BPETokenizer, options: Options = .init()) throws(ModelError) {
+        let file = try ModelFile.open(path)
+        let guess = FamilyDetection.checkpoint(file)
+        if let other = guess.otherArchitecture {
+            throw ModelError(.unsupported, "this is a \(other) model; only SD1.x, SD2.x and SDXL checkpoints can be rendered", file: path)
+        }
+        guard let family = guess.family else {
+            throw ModelError(.unsupported, "not a Stable Diffusion checkpoint this engine knows (\(guess.label))", file: path)
+        }
+        if let variant = guess.variant, variant.contains("refiner") || variant.contains("inpainting") || variant.contains("pix2pix") {
+            throw ModelError(.unsupported, "\(family.rawValue) \(variant) checkpoints are not supported for text-to-image", file: path)
+        }
+        let config: ArchitectureConfig
+        if let forced = options.config { config = forced } else { config = try ArchitectureConfig.infer(from: file, family: family) }
+        let weights = Weights(file)
+        self.path = path
+        self.family = family
+        self.config = config
+        let layout = ModelLayout(config)
+        var encoders: [CLIPTextEncoder] = []
+        for (index, te) in config.textEncoders.enumerated() {
+            encoders.append(try CLIPTextEncoder(weights, prefix: layout.textEncoderPrefix(index), config: te))
+        }
+        text = TextConditioner(family: family, encoders: encoders, tokenizer: tokenizer)
+        unet = try UNet(weights, config: config)
+        decoder = try VAEDecoder(weights, config: config)
+        encoder = options.loadEncoder ? try VAEEncoder(weights, config: config) : nil
+        if let forced = options.prediction {
+            prediction = forced
+        } else if guess.variant?.contains("v-prediction") == true {
+            prediction = .v
+        } else if family == .sd2 {
+            prediction = StableDiffusionModel.looksLikeVPrediction(unet) ? .v : .epsilon
+        } else {
+            prediction = .epsilon
+        }
+        // The mapping is no longer needed: everything is in memory.
+        file.file.advise(.dontNeed, offset: 0, count: file.file.size)
+    }
+
+    /// A1111's test for SD2 v-models: a constant 0.5 latent at t = 999 with a
+    /// constant 0.5 context; v-models answer with mean(out − x) < −1.
+    static func looksLikeVPrediction(_ unet: UNet) -> Bool {
+        let x = Tensor(shape: [1, unet.config.latentChannels, 8, 8], values: [Float](repeating: 0.5, count: unet.config.latentChannels * 64))
+        let context = Tensor(shape: [1, 2, unet.config.contextDim], values: [Float](repeating: 0.5, count: 2 * unet.config.contextDim))
+        let out = unet.forward(x, timesteps: [999], context: context)
+        let mean = zip(out.values, x.values).reduce(0.0) { $0 + Double($1.0 - $1.1) } / Double(out.count)
+        return mean < -1
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+
+/// What a sampler asks of the model: the denoised prediction D(x; σ) with
+/// classifier-free guidance applied (k-diffusion samplers), or the guided
+/// noise prediction ε(x, t) at an integer timestep (DDIM, as A1111 runs it).
+public protocol Denoiser {
+    func denoised(_ x: Tensor, sigma: Float) -> Tensor
+    func epsilon(_ x: Tensor, timestep: Int) -> Tensor
+}
+
+/// Where ancestral and SDE samplers get their fresh noise.
+public protocol NoiseSource {
+    /// Standard normal noise shaped like `x`, for the step from σ to σ_next.
+    mutating func noise(like x: Tensor, sigma: Float, sigmaNext: Float) -> Tensor
+}
+
+/// A1111's "RNG source: CPU": each image continues its own torch generator
+/// (seeded for the initial noise), so ancestral noise is reproducible too.
+public struct GeneratorNoise: NoiseSource {
+    public var generators: [TorchGenerator]
+
+    public init(generators: [TorchGenerator]) { self.generators = generators }
+
+    public mutating func noise(like x: Tensor, sigma: Float, sigmaNext: Float) -> Tensor {
+        let perImage = x.count / generators.count
+        var values: [Float] = []
+        values.reserveCapacity(x.count)
+        for i in generators.indices { values += generators[i].randn(perImage) }
+        return Tensor(shape: x.shape, values: values)
+    }
+}
+
+/// The samplers of A1111's list this engine implements.
+public enum SamplerKind: String, CaseIterable, Sendable, Codable {
+    case euler = "Euler"
+    case eulerAncestral = "Euler a"
+    case dpmpp2m = "DPM++ 2M"
+    case dpmppSDE = "DPM++ SDE"
+    case ddim = "DDIM"
+
+    /// UNet evaluations per step (before CFG doubles them).
+    public var evaluationsPerStep: Int { self == .dpmppSDE ? 2 : 1 }
+
+    /// The schedule A1111 (1.9+) uses when the user leaves it on "Automatic".
+    public var defaultSchedule: ScheduleKind {
+        switch self {
+        case .dpmpp2m, .dpmppSDE: return .karras
+        case .euler, .eulerAncestral, .ddim: return .uniform
+        }
+    }
+}
+
+/// A1111's "Schedule type".
+public enum ScheduleKind: String, CaseIterable, Sendable, Codable {
+    case automatic = "Automatic"
+    case uniform = "Uniform"
+    case karras = "Karras"
+    case exponential = "Exponential"
+}
+
+/// A sampler and its σ schedule, named as users name them: "Euler a",
+/// "DPM++ 2M Karras" (the pre-1.9 names), or a sampler with a schedule.
+public struct SamplerChoice: Sendable, Equatable, Codable, CustomStringConvertible {
+    public var sampler: SamplerKind
+    public var schedule: ScheduleKind
+
+    public init(_ sampler: SamplerKind, schedule: ScheduleKind = .automatic) {
+        self.sampler = sampler
+        self.schedule = schedule == .automatic ? sampler.defaultSchedule : schedule
+    }
+
+    /// Parse "DPM++ 2M Karras", "Euler a", "dpmpp_2m", "k_euler_a", "DDIM", …
+    public init?(name: String) {
+        var text = name.trimmingCharacters(in: .whitespaces).lowercased()
+            .replacingOccurrences(of: "_", with: " ").replacingOccurrences(of: "-", with: " ")
+        if text.hasPrefix("k ") { text.removeFirst(2) }
+        var schedule = ScheduleKind.automatic
+        for kind in [ScheduleKind.karras, .exponential, .uniform] where text.hasSuffix(" " + kind.rawValue.lowercased()) {
+            schedule = kind
+            text = String(text.dropLast(kind.rawValue.count + 1))
+        }
+        let compact = text.replacingOccurrences(of: " ", with: "").replacingOccurrences(of: "+", with: "p")
+        let table: [String: SamplerKind] = ["euler": .euler, "eulera": .eulerAncestral, "eulerancestral": .eulerAncestral,
+                                            "dpmpp2m": .dpmpp2m, "dpmppsde": .dpmppSDE, "ddim": .ddim]
+        guard let sampler = table[compact] else { return nil }
+        self.init(sampler, schedule: schedule)
+    }
+
+    public static var knownNames: [String] {
+        ["Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DPM++ SDE", "DPM++ SDE Karras", "DDIM"]
+    }
+
+    /// The name A1111 ≤1.8 shows ("DPM++ 2M Karras"): also what 1.9+ parses back.
+    public var description: String {
+        schedule == sampler.defaultSchedule || sampler == .ddim
+            ? (schedule == .karras && sampler != .euler && sampler != .eulerAncestral ? "\(sampler.rawValue) Karras" : sampler.rawValue)
+            : "\(sampler.rawValue) \(schedule.rawValue)"
+    }
+
+    /// The σ values of a k-diffusion run of `steps` steps (ending in 0).
+    public func sigmas(steps: Int, schedule table: NoiseSchedule) -> [Float] {
+        switch schedule {
+        case .karras: return table.karrasSigmas(steps: steps)
+        case .exponential: return table.exponentialSigmas(steps: steps)
+        case .uniform, .automatic: return table.uniformSigmas(steps: steps)
+        }
+    }
+
+    /// DDIM's timesteps as A1111 makes them: 1, 1 + 1000/steps, … (capped at 999).
+    public static func ddimTimesteps(steps: Int) -> [Int] {
+        let stride = max(1, 1000 / max(steps, 1))
+        return Swift.stride(from: 0, to: 1000, by: stride).map { min($0 + 1, 999) }
+    }
+}

@@ -1,0 +1,80 @@
+import CKernels
+import LoRACore
+
+/// The autoencoder's residual block (GroupNorm eps 1e-6, SiLU, 3×3 convs, no
+/// time embedding; a 1×1 `nin_shortcut` when the width changes).
+struct VAEResBlock: Sendable {
+    let norm1: GroupNorm
+    let conv1: Conv2d
+    let norm2: GroupNorm
+    let conv2: Conv2d
+    let shortcut: Conv2d?
+
+    init(_ weights: Weights, _ prefix: String, in inChannels: Int, out outChannels: Int) throws(ModelError) {
+        norm1 = try GroupNorm(weights, prefix + ".norm1", channels: inChannels, epsilon: 1e-6)
+        conv1 = try Conv2d(weights, prefix + ".conv1", in: inChannels, out: outChannels, kernel: 3)
+        norm2 = try GroupNorm(weights, prefix + ".norm2", channels: outChannels, epsilon: 1e-6)
+        conv2 = try Conv2d(weights, prefix + ".conv2", in: outChannels, out: outChannels, kernel: 3)
+        shortcut = inChannels == outChannels ? nil : try Conv2d(weights, prefix + ".nin_shortcut", in: inChannels, out: outChannels, kernel: 1)
+    }
+
+    func forward(_ x: Tensor) -> Tensor {
+        let h = conv1.forward(norm1.forward(x, silu: true))
+        var out = conv2.forward(norm2.forward(h, silu: true))
+        addInPlace(&out, shortcut?.forward(x) ?? x)
+        return out
+    }
+}
+
+/// The autoencoder's single-head self-attention over all pixels (q, k, v and
+/// the output projection as 1×1 convs), computed on [C, pixels] directly.
+struct VAEAttention: Sendable {
+    let norm: GroupNorm
+    let q: Conv2d
+    let k: Conv2d
+    let v: Conv2d
+    let out: Conv2d
+
+    init(_ weights: Weights, _ prefix: String, channels c: Int) throws(ModelError) {
+        norm = try GroupNorm(weights, prefix + ".norm", channels: c, epsilon: 1e-6)
+        q = try Conv2d(weights, prefix + ".q", in: c, out: c, kernel: 1)
+        k = try Conv2d(weights, prefix + ".k", in: c, out: c, kernel: 1)
+        v = try Conv2d(weights, prefix + ".v", in: c, out: c, kernel: 1)
+        out = try Conv2d(weights, prefix + ".proj_out", in: c, out: c, kernel: 1)
+    }
+
+    func forward(_ x: Tensor) -> Tensor {
+        let batch = x.shape[0], c = x.shape[1], pixels = x.shape[2] * x.shape[3]
+        let h = norm.forward(x)
+        let qs = q.forward(h), ks = k.forward(h), vs = v.forward(h)
+        var attended = Tensor.uninitialized(x.shape)
+        let chunk = max(1, min(pixels, Attention.scoreBudget / pixels))
+        let scale = 1 / Float(c).squareRoot()
+        var scores = [Float](unsafeUninitializedCapacity: chunk * pixels) { _, n in n = chunk * pixels }
+        qs.withPointer { qp in ks.withPointer { kp in vs.withPointer { vp in attended.withMutablePointer { op in
+            scores.withUnsafeMutableBufferPointer { sp in
+                let s = sp.baseAddress!
+                for b in 0..<batch {
+                    let offset = b * c * pixels
+                    var row = 0
+                    while row < pixels {
+                        let rows = min(chunk, pixels - row)
+                        // scores[i, j] = Σ_c q[c, row+i]·k[c, j]
+                        gemm(transposeA: true, m: rows, n: pixels, k: c, a: qp + offset + row, lda: pixels,
+                             b: kp + offset, ldb: pixels, c: s, ldc: pixels)
+                        Parallel.forRanges(rows, cost: pixels * 8) { range in
+                            lt_softmax_rows(s + range.lowerBound * pixels, range.count, pixels, pixels, scale)
+                        }
+                        // out[c, row+i] = Σ_j v[c, j]·scores[i, j]
+                        gemm(transposeB: true, m: c, n: rows, k: pixels, a: vp + offset, lda: pixels, b: s, ldb: pixels,
+                             c: op + offset + row, ldc: pixels)
+                        row += rows
+                    }
+                }
+            }
+        } } } }
+        var result = out.forward(attended)
+        addInPlace(&result, x)
+        return result
+    }
+}

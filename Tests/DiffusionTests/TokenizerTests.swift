@@ -1,0 +1,53 @@
+import Diffusion
+import Foundation
+import XCTest
+
+/// Token ids, A1111 prompt parsing and 75-token chunks against the golden
+/// data from transformers' CLIPTokenizer, open_clip and A1111's own code.
+final class TokenizerTests: XCTestCase {
+    func testIdsMatchHuggingFaceAndOpenCLIP() throws {
+        let golden = EngineGolden.info["tokenizer"] as! [String: Any]
+        let prompts = golden["prompts"] as! [String]
+        let hf = golden["huggingface"] as! [[Int]], oc = golden["openclip"] as! [[Int]]
+        for (i, prompt) in prompts.enumerated() {
+            XCTAssertEqual(EngineGolden.tokenizer.encode(prompt), hf[i], "Hugging Face ids of \(prompt.debugDescription)")
+            XCTAssertEqual(EngineGolden.tokenizer.encode(prompt, unescapeHTML: true), oc[i], "open_clip ids of \(prompt.debugDescription)")
+        }
+    }
+
+    func testPromptAttentionMatchesA1111() {
+        for case let entry as [String: Any] in EngineGolden.info["parse"] as! [Any] {
+            let prompt = entry["prompt"] as! String
+            let expected = (entry["segments"] as! [[Any]]).map { PromptAttention.Segment(text: $0[0] as! String, weight: ($0[1] as! NSNumber).doubleValue) }
+            let parsed = PromptAttention.parse(prompt)
+            // Foundation's JSON reader rounds some doubles off by an ulp: compare weights closely, not bitwise.
+            XCTAssertEqual(parsed.map(\.text), expected.map(\.text), prompt)
+            for (a, b) in zip(parsed, expected) { XCTAssertEqual(a.weight, b.weight, accuracy: 1e-12 * abs(b.weight), prompt) }
+        }
+    }
+
+    func testMalformedWeightsDoNotCrash() {
+        // A1111 raises on these; we keep them as text.
+        XCTAssertEqual(PromptAttention.parse("(e:1.2.3)"), [.init(text: "e:1.2.3", weight: 1.1)])
+        XCTAssertEqual(PromptAttention.parse("(x:.)"), [.init(text: "x:.", weight: 1.1)])
+        XCTAssertEqual(PromptAttention.parse(String(repeating: "(", count: 10_000) + "deep"),
+                       [.init(text: "deep", weight: pow(1.1, 10_000))])
+    }
+
+    func testChunksMatchA1111() {
+        for (family, openCLIP) in [("sd1", false), ("sd2", true)] {
+            let chunker = PromptChunker(tokenizer: EngineGolden.tokenizer, openCLIP: openCLIP)
+            for case let entry as [String: Any] in EngineGolden.info["chunks_\(family)"] as! [Any] {
+                let prompt = entry["prompt"] as! String
+                let chunks = chunker.chunks(prompt)
+                let tokens = entry["tokens"] as! [[Int]]
+                let multipliers = (entry["multipliers"] as! [[NSNumber]]).map { $0.map(\.doubleValue) }
+                XCTAssertEqual(chunks.map(\.tokens), tokens, "\(family): \(prompt)")
+                XCTAssertEqual(chunks.count, multipliers.count)
+                for (a, b) in zip(chunks.map(\.multipliers).joined(), multipliers.joined()) {
+                    XCTAssertEqual(a, b, accuracy: 1e-12, "\(family): \(prompt)")
+                }
+            }
+        }
+    }
+}
