@@ -355,8 +355,30 @@ def sha256(path):
     return digest.hexdigest()
 
 
+def brownian():
+    """numpy SeedSequence states and k-diffusion's Brownian-tree noise (DPM++ SDE)."""
+    import numpy as np
+    import k_diffusion.sampling as sampling
+    info["seed_sequence"] = [
+        {"entropy": e, "spawn_key": list(k), "pool_size": p,
+         "state": [int(v) for v in np.random.SeedSequence(entropy=e, spawn_key=k, pool_size=p).generate_state(4)]}
+        for e, k, p in [(0, (), 4), (1234, (), 24), (1234, (0, 0), 24), (1234, (5, 3), 24), (2**32 + 7, (1, 1), 24),
+                        (4294967295, (2**33 + 1, 40), 24), (42, (), 8)]]
+    sigmas = torch.tensor([14.6146, 10.7468, 7.3, 3.0, 1.0, 0.5, 0.1, 0.0292])
+    x = torch.zeros(1, 4, 8, 8)
+    sampler = sampling.BrownianTreeNoiseSampler(x, sigmas.min(), sigmas.max(), seed=[1234])
+    tensors, queries = {}, []
+    pairs = [(sigmas[i], sigmas[i + 1]) for i in range(len(sigmas) - 1)] + [(sigmas[2], sigmas[5]), (sigmas[6], sigmas[1])]
+    for i, (a, b) in enumerate(pairs):
+        tensors[f"query{i}"] = sampler(a, b).contiguous()
+        queries.append([a.item(), b.item()])
+    info["brownian_queries"] = queries
+    save_file(tensors, os.path.join(OUT, "brownian.safetensors"))
+
+
 def main(fixtures):
     noise()
+    brownian()
     modules = import_a1111()
     import open_clip.tokenizer as oc
     with tempfile.TemporaryDirectory() as folder:

@@ -60,7 +60,7 @@ public enum ScheduleKind: String, CaseIterable, Sendable, Codable {
 
 /// A sampler and its σ schedule, named as users name them: "Euler a",
 /// "DPM++ 2M Karras" (the pre-1.9 names), or a sampler with a schedule.
-public struct SamplerChoice: Sendable, Equatable, Codable, CustomStringConvertible {
+public struct SamplerChoice: Sendable, Hashable, Codable, CustomStringConvertible {
     public var sampler: SamplerKind
     public var schedule: ScheduleKind
 

@@ -1,0 +1,94 @@
+import LoRACore
+
+/// Text → latents → image with a loaded model, in A1111's order: the image's
+/// own CPU generator gives the initial noise (and, continued, the ancestral
+/// noise), k-diffusion samplers start from noise·σ_max, DDIM from the noise.
+/// Conditioning is separate so callers can reuse it across images.
+public struct Pipeline: Sendable {
+    public let model: StableDiffusionModel
+
+    public init(model: StableDiffusionModel) {
+        self.model = model
+    }
+
+    public struct Conditions: Sendable {
+        public var cond: Conditioning
+        public var uncond: Conditioning
+    }
+
+    public func conditions(prompt: String, negative: String, clipSkip: Int = 1, emphasis: EmphasisMode = .original,
+                           adapters: AdapterSet = .empty) throws(ModelError) -> Conditions {
+        var text = model.text
+        text.clipSkip = clipSkip
+        text.emphasis = emphasis
+        return Conditions(cond: try text.encode(prompt, adapters: adapters),
+                          uncond: try text.encode(negative, isNegative: true, adapters: adapters))
+    }
+
+    /// Latent size for an image size; both sides must be multiples of what the U-Net halves.
+    public func latentSize(width: Int, height: Int) throws(ModelError) -> (Int, Int) {
+        let factor = 8 << (model.config.channelMultipliers.count - 1)
+        guard width > 0, height > 0, width % factor == 0, height % factor == 0 else {
+            throw ModelError(.mismatch, "width and height must be positive multiples of \(factor) for \(model.family.rawValue) (got \(width)x\(height))")
+        }
+        return (height / 8, width / 8)
+    }
+
+    /// The initial noise of an image: torch.randn(4, h, w) from its seed.
+    public func initialNoise(seed: UInt64, width: Int, height: Int) throws(ModelError) -> (Tensor, TorchGenerator) {
+        let (h, w) = try latentSize(width: width, height: height)
+        var generator = TorchGenerator(seed: seed)
+        let c = model.config.latentChannels
+        return (Tensor(shape: [1, c, h, w], values: generator.randn(c * h * w)), generator)
+    }
+
+    public func sample(_ parameters: GenerationParameters, conditions: Conditions, adapters: AdapterSet = .empty,
+                       progress: KDiffusion.Progress? = nil) throws(ModelError) -> Tensor {
+        guard parameters.steps >= 1 else { throw ModelError(.mismatch, "steps must be at least 1") }
+        let (noise, generator) = try initialNoise(seed: parameters.seed, width: parameters.width, height: parameters.height)
+        var condVector: Tensor?, uncondVector: Tensor?
+        if model.family == .sdxl {
+            let size = (parameters.height, parameters.width)
+            guard let c = conditions.cond.pooled, let u = conditions.uncond.pooled else {
+                throw ModelError(.mismatch, "SDXL conditioning needs the pooled text embedding")
+            }
+            condVector = TextConditioner.sdxlVector(pooled: c, originalSize: size, targetSize: size, dim: model.config.sizeEmbeddingDim)
+            uncondVector = TextConditioner.sdxlVector(pooled: u, originalSize: size, targetSize: size, dim: model.config.sizeEmbeddingDim)
+        }
+        let denoiser = GuidedDenoiser(unet: model.unet, schedule: model.schedule, prediction: model.prediction,
+                                      cond: conditions.cond, uncond: conditions.uncond, condVector: condVector,
+                                      uncondVector: uncondVector, scale: parameters.cfgScale, adapters: adapters)
+        let choice = parameters.sampler
+        var ancestral = GeneratorNoise(generators: [generator])
+        if choice.sampler == .ddim {
+            return KDiffusion.ddim(denoiser, x: noise, timesteps: SamplerChoice.ddimTimesteps(steps: parameters.steps),
+                                   alphasCumprod: model.schedule.alphasCumprod, noise: &ancestral, progress: progress)
+        }
+        let sigmas = choice.sigmas(steps: parameters.steps, schedule: model.schedule)
+        var x = noise
+        for i in x.values.indices { x.values[i] *= sigmas[0] }
+        switch choice.sampler {
+        case .euler: return KDiffusion.euler(denoiser, x: x, sigmas: sigmas, progress: progress)
+        case .eulerAncestral: return KDiffusion.eulerAncestral(denoiser, x: x, sigmas: sigmas, noise: &ancestral, progress: progress)
+        case .dpmpp2m: return KDiffusion.dpmpp2m(denoiser, x: x, sigmas: sigmas, progress: progress)
+        case .dpmppSDE:
+            let positive = sigmas.filter { $0 > 0 }
+            var brownian = BrownianNoise(seeds: [parameters.seed], elementsPerImage: noise.count,
+                                         sigmaMin: positive.min() ?? 0, sigmaMax: sigmas.max() ?? 0)
+            return KDiffusion.dpmppSDE(denoiser, x: x, sigmas: sigmas, noise: &brownian, progress: progress)
+        case .ddim: fatalError("handled above")
+        }
+    }
+
+    public func decode(_ latents: Tensor) -> RGBImage {
+        RGBImage(decoded: model.decoder.decode(latents))
+    }
+
+    /// One image, start to finish.
+    public func render(_ parameters: GenerationParameters, adapters: AdapterSet = .empty,
+                       progress: KDiffusion.Progress? = nil) throws(ModelError) -> RGBImage {
+        let conditions = try self.conditions(prompt: parameters.prompt, negative: parameters.negativePrompt,
+                                             clipSkip: parameters.clipSkip, emphasis: parameters.emphasis, adapters: adapters)
+        return decode(try sample(parameters, conditions: conditions, adapters: adapters, progress: progress))
+    }
+}
