@@ -12,6 +12,9 @@ public enum Prediction: String, Sendable, Codable, CaseIterable {
 /// memory-mapped only while loading.
 public final class StableDiffusionModel: @unchecked Sendable {
     public let path: String
+    /// The checkpoint, still mapped: LoRAs are planned against its keys and
+    /// folded modules start from its weights.
+    public let file: ModelFile
     public let family: Family
     public let config: ArchitectureConfig
     public let text: TextConditioner
@@ -50,6 +53,7 @@ public final class StableDiffusionModel: @unchecked Sendable {
         if let forced = options.config { config = forced } else { config = try ArchitectureConfig.infer(from: file, family: family) }
         let weights = Weights(file)
         self.path = path
+        self.file = file
         self.family = family
         self.config = config
         let layout = ModelLayout(config)

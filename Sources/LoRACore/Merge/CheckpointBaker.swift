@@ -136,6 +136,16 @@ public enum CheckpointBaker {
             }
             return
         }
+        let merged = try mergedValues(tensor, weightContributions: weightContributions, biasContributions: biasContributions,
+                                      loraPaths: plan.loras.map(\.path))
+        try rethrowingModelError { try merged.withUnsafeBufferPointer { try writer.write(name: tensor.name, floats: $0) } }
+    }
+
+    /// A tensor with its contributions applied in order, in fp32: what the
+    /// baked checkpoint holds before rounding (the engine's run-time LoRA
+    /// uses this too for modules it cannot run as side paths).
+    public static func mergedValues(_ tensor: TensorView, weightContributions: [MergeContribution], biasContributions: [MergeContribution],
+                                    loraPaths: [String]) throws(ModelError) -> [Float] {
         let rows = tensor.shape.first ?? 1
         let columns = tensor.shape.count > 1 ? tensor.elementCount / max(rows, 1) : tensor.elementCount
         var weight = Matrix(rows: tensor.shape.count > 1 ? rows : 1, cols: columns, values: tensor.floats())
@@ -151,7 +161,7 @@ public enum CheckpointBaker {
                     try c.module.apply(to: &weight, multiplier: c.multiplier)
                 }
             } catch {
-                throw error.inFile(plan.loras[c.lora].path)
+                throw error.inFile(loraPaths[c.lora])
             }
         }
         for c in biasContributions {
@@ -159,11 +169,11 @@ public enum CheckpointBaker {
             let m = Float(c.multiplier)
             for i in delta.indices { weight.values[i] += m * delta[i] }
         }
-        try rethrowingModelError { try weight.values.withUnsafeBufferPointer { try writer.write(name: tensor.name, floats: $0) } }
+        return weight.values
     }
 
     /// A LoRA with NaN or Inf would silently poison the checkpoint.
-    static func refuseNonFinite(_ lora: LoadedLoRA) throws(ModelError) {
+    public static func refuseNonFinite(_ lora: LoadedLoRA) throws(ModelError) {
         let tensors = lora.network.model.tensors
         let stats = TensorScan.scan(tensors)
         if let bad = zip(tensors, stats).first(where: { ($0.1?.nanCount ?? 0) + ($0.1?.infCount ?? 0) > 0 }) {
