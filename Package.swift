@@ -57,7 +57,7 @@ let package = Package(
         .target(name: "FixtureKit", dependencies: ["LoRACore"], path: "Fixtures/Generator"),
 
         .executableTarget(name: "lora-bench", dependencies: [
-            "LoRACore", "ToolSupport", "FixtureKit",
+            "LoRACore", "ToolSupport", "FixtureKit", "Diffusion",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Benchmarks/lora-bench"),
 

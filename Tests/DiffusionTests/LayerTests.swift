@@ -108,6 +108,31 @@ final class LayerTests: XCTestCase {
         assertClose(y.values, expected, 1e-5)
     }
 
+    /// Large 3×3 convolutions take the Winograd F(2×2, 3×3) path; odd sizes
+    /// exercise the partial edge tiles, and a LoCon down rides along as extra
+    /// output channels of the same transform.
+    func testWinogradConvolutionWithLoConMatchesNaive() {
+        var rng = Rng(state: 11)
+        let c = 32, out = 40, h = 33, w = 35, batch = 2, rank = 3
+        XCTAssertGreaterThanOrEqual(h * w, Conv2d.winogradMinimumPixels, "the case must reach the Winograd path")
+        let weight = rng.values(out * c * 9, scale: 0.2), bias = rng.values(out), x = rng.values(batch * c * h * w)
+        let down = rng.values(rank * c * 9, scale: 0.2), up = rng.values(out * rank)
+        let conv = Conv2d(key: "w", biasKey: "b", inChannels: c, outChannels: out, kernel: 3, padding: .same(1), weight: weight, bias: bias)
+        let input = Tensor(shape: [batch, c, h, w], values: x)
+        let plain = conv.forward(input)
+        let (expected, _, _) = naiveConv(x, batch: batch, c: c, h: h, w: w, weight: weight, bias: bias, out: out, k: 3, stride: 1, pad: .same(1))
+        assertClose(plain.values, expected, 1e-5, "winograd")
+        let adapted = conv.forward(input, adapters: AdapterSet(lowRank: ["w": [.init(down: down, up: up, rank: rank, scale: 0.25, rows: nil)]]))
+        var merged = weight
+        for o in 0..<out { for i in 0..<(c * 9) {
+            var s: Float = 0
+            for r in 0..<rank { s += up[o * rank + r] * down[r * c * 9 + i] }
+            merged[o * c * 9 + i] += 0.25 * s
+        } }
+        let (expectedLoCon, _, _) = naiveConv(x, batch: batch, c: c, h: h, w: w, weight: merged, bias: bias, out: out, k: 3, stride: 1, pad: .same(1))
+        assertClose(adapted.values, expectedLoCon, 1e-5, "winograd + LoCon")
+    }
+
     func testNormalizations() throws {
         var rng = Rng(state: 4)
         let batch = 2, channels = 64, spatial = 10, groups = 32
@@ -148,7 +173,9 @@ final class LayerTests: XCTestCase {
 
     func testAttentionHeadsCausalAndChunked() {
         var rng = Rng(state: 5)
-        for (queries, keys, heads, d, causal) in [(7, 7, 2, 4, true), (9, 5, 3, 8, false), (1500, 3000, 1, 4, false)] {
+        for (queries, keys, heads, d, causal) in [(7, 7, 2, 4, true), (9, 5, 3, 8, false), (1500, 3000, 1, 4, false),
+                                                    // the fused online-softmax kernel: ragged query/key blocks, d % 8 == 0
+                                                    (130, 333, 2, 8, false), (65, 257, 1, 40, false)] {
             let width = heads * d
             let q = rng.values(queries * width), k = rng.values(keys * width), v = rng.values(keys * width)
             var out = [Float](repeating: 0, count: queries * width)

@@ -99,6 +99,31 @@ float lt_erf(float x);
 /// Use the portable paths (tests compare them with the vector ones).
 void lt_nn_force_portable(int force);
 
+// ---- Winograd F(2x2, 3x3) for stride-1, pad-1 3x3 convolutions -------------
+/// Filters [out][in][3][3] -> U [16][out][in], for output channels [o_begin, o_end).
+void lt_winograd_filter(const float *w, size_t out, size_t in, size_t o_begin, size_t o_end, float *u);
+/// Input [items][channels][h][w] -> V [16][channels][count] for tiles first..first+count
+/// (tiles numbered over items, tile rows, tile columns), channels [c_begin, c_end).
+void lt_winograd_input(const float *x, size_t channels, size_t height, size_t width, size_t first, size_t count,
+                       size_t c_begin, size_t c_end, float *v);
+/// M [16][out][count] -> output [items][out][h][w] (+ bias), channels [o_begin, o_end).
+void lt_winograd_output(const float *m, size_t out, size_t height, size_t width, size_t first, size_t count,
+                        size_t o_begin, size_t o_end, const float *bias, float *y);
+
+// ---- fused attention ---------------------------------------------------------------
+/// Floats of workspace lt_attention_head needs.
+size_t lt_attention_workspace(size_t keys, size_t d);
+/// softmax(q k^T scale) v for one head without materialising the scores
+/// (rows of q, k, v, o are ld* floats apart). Returns 0, doing nothing, when
+/// the CPU or the head width (not a multiple of 8) is not supported.
+int lt_attention_head(const float *q, size_t ldq, const float *k, size_t ldk, const float *v, size_t ldv, float *o, size_t ldo,
+                      size_t queries, size_t keys, size_t d, float scale, float *workspace);
+
+// ---- allocator ------------------------------------------------------------------
+/// Serve allocations below `mmap_threshold` bytes from the heap and keep up to
+/// `trim_threshold` bytes of freed memory (glibc's mallopt; no-op elsewhere).
+void lt_keep_freed_memory(size_t mmap_threshold, size_t trim_threshold);
+
 #ifdef __cplusplus
 }
 #endif

@@ -142,12 +142,10 @@ public struct CLIPTextEncoder: Sendable {
         var attended = Tensor.uninitialized([batch, tokens, w])
         qkv.withPointer { p in
             attended.withMutablePointer { o in
-                for b in 0..<batch {
-                    let base = p + b * tokens * 3 * w
-                    Attention.forward(q: .init(pointer: base, stride: 3 * w), k: .init(pointer: base + w, stride: 3 * w),
-                                      v: .init(pointer: base + 2 * w, stride: 3 * w), into: o + b * tokens * w, outStride: w,
-                                      queries: tokens, keys: tokens, heads: config.heads, headDim: config.headDim, causal: true)
-                }
+                let item = tokens * 3 * w
+                Attention.forward(q: .init(pointer: p, stride: 3 * w, itemStride: item), k: .init(pointer: p + w, stride: 3 * w, itemStride: item),
+                                  v: .init(pointer: p + 2 * w, stride: 3 * w, itemStride: item), into: o, outStride: w, outItemStride: tokens * w,
+                                  items: batch, queries: tokens, keys: tokens, heads: config.heads, headDim: config.headDim, causal: true)
             }
         }
         addInPlace(&x, block.out.forward(attended, adapters: adapters))

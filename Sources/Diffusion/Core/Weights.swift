@@ -37,7 +37,11 @@ public struct Weights: Sendable {
         guard tensor.dtype.isFloatingPoint else {
             throw ModelError(.mismatch, "\(name) is \(tensor.dtype.rawValue), expected a float tensor", file: path, key: name)
         }
-        return tensor.floats()
+        let values = tensor.floats()
+        // The float32 copy is what the engine keeps; the mapped pages would
+        // otherwise stay resident too and count twice against memory.
+        tensor.file.advise(.dontNeed, offset: tensor.byteOffset, count: tensor.byteCount)
+        return values
     }
 
     public func loadIfPresent(_ key: String, shape: [Int]) throws(ModelError) -> [Float]? {

@@ -9,6 +9,10 @@ public enum Activation: Sendable {
     case quickGELU
 
     public func apply(_ x: inout Tensor) {
+        EngineProfile.measure(.elementwise) { run(&x) }
+    }
+
+    private func run(_ x: inout Tensor) {
         let kind = self
         let count = x.count
         x.withMutablePointer { p in
@@ -32,6 +36,10 @@ public enum Activation: Sendable {
 
 /// GEGLU: [rows, 2h] → [rows, h], a·gelu(g) for each row [a | g].
 func geglu(_ x: Tensor) -> Tensor {
+    EngineProfile.measure(.elementwise) { gegluRun(x) }
+}
+
+private func gegluRun(_ x: Tensor) -> Tensor {
     let hidden = x.shape.last! / 2
     let rows = x.count / (2 * hidden)
     var y = Tensor.uninitialized(Array(x.shape.dropLast()) + [hidden])
@@ -47,6 +55,10 @@ func geglu(_ x: Tensor) -> Tensor {
 
 /// Element-wise a += b.
 func addInPlace(_ a: inout Tensor, _ b: Tensor) {
+    EngineProfile.measure(.elementwise) { addRun(&a, b) }
+}
+
+private func addRun(_ a: inout Tensor, _ b: Tensor) {
     precondition(a.count == b.count)
     let n = a.count
     a.withMutablePointer { ap in

@@ -1,3 +1,6 @@
+import CKernels
+import Foundation
+import LinearAlgebra
 import LoRACore
 /// A 2-D convolution over NCHW tensors: im2col in bounded tiles, then one
 /// sgemm per tile, out[O, pixels] = W[O, C·k·k] × col[C·k·k, pixels]. 1×1
@@ -52,14 +55,25 @@ public struct Conv2d: Sendable {
     }
 
     public func forward(_ x: Tensor, adapters: AdapterSet = .empty) -> Tensor {
+        return EngineProfile.measure(.convolution) { run(x, adapters: adapters) }
+    }
+
+    private func run(_ x: Tensor, adapters: AdapterSet) -> Tensor {
         let batch = x.shape[0], height = x.shape[2], width = x.shape[3]
         precondition(x.shape[1] == inChannels, "\(key): input has \(x.shape[1]) channels, expected \(inChannels)")
         let (oh, ow) = outputSize(height: height, width: width)
-        var y = Tensor.uninitialized([batch, outChannels, oh, ow])
         let w = adapters.replacements[key] ?? weight
         let b = adapters.replacements[biasKey] ?? bias
         let lowRank = adapters.lowRank[key] ?? []
+        if kernel == 3 && stride == 1 && padding == .same(1) && oh * ow >= Conv2d.winogradMinimumPixels && Conv2d.winogradEnabled
+            && inChannels >= 32 && outChannels >= 32 {
+            return winograd(x, weight: w, bias: b, lowRank: lowRank)
+        }
         let k = inChannels * kernel * kernel
+        if batch > 1 && oh * ow < Conv2d.winogradMinimumPixels && k * batch * oh * ow <= 2 * Conv2d.tileBudget {
+            return folded(x, weight: w, bias: b, lowRank: lowRank, outputSize: (oh, ow))
+        }
+        var y = Tensor.uninitialized([batch, outChannels, oh, ow])
         let inSize = inChannels * height * width, outSize = outChannels * oh * ow
         x.withPointer { xp in
             y.withMutablePointer { yp in
@@ -77,7 +91,9 @@ public struct Conv2d: Sendable {
                             var row = 0
                             while row < oh {
                                 let rows = min(tileRows, oh - row)
-                                im2col(input, height: height, width: width, outputRows: row..<(row + rows), outputWidth: ow, into: cp.baseAddress!)
+                                EngineProfile.measure(.im2col) {
+                                    im2col(input, height: height, width: width, outputRows: row..<(row + rows), outputWidth: ow, into: cp.baseAddress!)
+                                }
                                 multiply(wp.baseAddress!, columns: cp.baseAddress!, k: k, pixels: rows * ow, ldc: oh * ow,
                                          into: output + row * ow, lowRank: lowRank)
                                 row += rows
@@ -87,6 +103,124 @@ public struct Conv2d: Sendable {
                 }
             }
         }
+        return y
+    }
+
+    /// Images at least this large (per item) use Winograd; smaller ones are
+    /// dominated by reading the weights, which Winograd would enlarge.
+    static let winogradMinimumPixels = 1024
+    static let winogradEnabled = ProcessInfo.processInfo.environment["LT_NO_WINOGRAD"] == nil
+    /// Floats in the V and M buffers of one chunk of tiles (64 MB).
+    static let winogradBudget = 16 << 20
+
+    /// Winograd F(2×2, 3×3): 16 GEMMs over transformed tiles, 2.25× fewer
+    /// multiplications than im2col. LoCon side paths ride along: their 3×3
+    /// down-projections are extra output channels of the same transform, and
+    /// the 1×1 up-projections are applied afterwards.
+    private func winograd(_ x: Tensor, weight: [Float], bias: [Float], lowRank: [AdapterSet.LowRank]) -> Tensor {
+        let batch = x.shape[0], c = inChannels, h = x.shape[2], w = x.shape[3]
+        let extra = lowRank.reduce(0) { $0 + $1.rank }
+        let total = outChannels + extra
+        var filters = weight
+        for a in lowRank { filters += a.down }
+        let fullBias = bias + [Float](repeating: 0, count: extra)
+        var u = [Float](unsafeUninitializedCapacity: 16 * total * c) { _, n in n = 16 * total * c }
+        filters.withUnsafeBufferPointer { fp in
+            u.withUnsafeMutableBufferPointer { up in
+                let source = UncheckedSendable(fp.baseAddress!), target = UncheckedSendable(up.baseAddress!)
+                Parallel.forRanges(total, cost: c * 64) { range in
+                    lt_winograd_filter(source.value, total, c, range.lowerBound, range.upperBound, target.value)
+                }
+            }
+        }
+        let tiles = batch * ((h + 1) / 2) * ((w + 1) / 2)
+        let chunk = max(1, min(tiles, Conv2d.winogradBudget / (16 * (c + total))))
+        var y = Tensor.uninitialized([batch, total, h, w])
+        var v = [Float](unsafeUninitializedCapacity: 16 * c * chunk) { _, n in n = 16 * c * chunk }
+        var m = [Float](unsafeUninitializedCapacity: 16 * total * chunk) { _, n in n = 16 * total * chunk }
+        x.withPointer { xp in y.withMutablePointer { yp in u.withUnsafeBufferPointer { up in fullBias.withUnsafeBufferPointer { bp in
+            v.withUnsafeMutableBufferPointer { vp in m.withUnsafeMutableBufferPointer { mp in
+                let input = UncheckedSendable(xp), output = UncheckedSendable(yp), transformedFilters = UncheckedSendable(up.baseAddress!)
+                let tilesV = UncheckedSendable(vp.baseAddress!), products = UncheckedSendable(mp.baseAddress!)
+                let biasPointer = UncheckedSendable(bp.baseAddress!)
+                var first = 0
+                while first < tiles {
+                    let count = min(chunk, tiles - first)
+                    let start = first
+                    Parallel.forRanges(c, cost: count * 32) { range in
+                        lt_winograd_input(input.value, c, h, w, start, count, range.lowerBound, range.upperBound, tilesV.value)
+                    }
+                    LinearAlgebra.withSingleThreadedBLAS {
+                        Parallel.forEach(16, cost: 1 << 20) { p in
+                            gemm(m: total, n: count, k: c, a: transformedFilters.value + p * total * c, lda: c,
+                                 b: tilesV.value + p * c * count, ldb: count, c: products.value + p * total * count, ldc: count)
+                        }
+                    }
+                    Parallel.forRanges(total, cost: count * 32) { range in
+                        lt_winograd_output(products.value, total, h, w, start, count, range.lowerBound, range.upperBound,
+                                           biasPointer.value, output.value)
+                    }
+                    first += count
+                }
+            } }
+        } } } }
+        guard extra > 0 else { return y }
+        // Split off the down-projections and add s·up·down to the outputs.
+        let plane = h * w
+        var out = Tensor.uninitialized([batch, outChannels, h, w])
+        out.withMutablePointer { op in
+            y.withPointer { yp in
+                for item in 0..<batch {
+                    let source = yp + item * total * plane, target = op + item * outChannels * plane
+                    target.update(from: source, count: outChannels * plane)
+                    var offset = outChannels
+                    for a in lowRank {
+                        a.up.withUnsafeBufferPointer { upBuffer in
+                            gemm(m: outChannels, n: plane, k: a.rank, alpha: a.scale, a: upBuffer.baseAddress!, lda: a.rank,
+                                 b: source + offset * plane, ldb: plane, beta: 1, c: target, ldc: plane)
+                        }
+                        offset += a.rank
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Small images (the U-Net's deepest levels): all batch items in one GEMM,
+    /// so the weights, which dominate there, are read once.
+    private func folded(_ x: Tensor, weight: [Float], bias: [Float], lowRank: [AdapterSet.LowRank], outputSize: (Int, Int)) -> Tensor {
+        let batch = x.shape[0], height = x.shape[2], width = x.shape[3]
+        let (oh, ow) = outputSize
+        let pixels = oh * ow, columns = batch * pixels, k = inChannels * kernel * kernel
+        var col = [Float](unsafeUninitializedCapacity: k * columns) { _, n in n = k * columns }
+        var product = [Float](unsafeUninitializedCapacity: outChannels * columns) { _, n in n = outChannels * columns }
+        var y = Tensor.uninitialized([batch, outChannels, oh, ow])
+        let inSize = inChannels * height * width
+        x.withPointer { xp in col.withUnsafeMutableBufferPointer { cp in product.withUnsafeMutableBufferPointer { pp in
+            let c = cp.baseAddress!, p = pp.baseAddress!
+            for item in 0..<batch {
+                let input = xp + item * inSize
+                if kernel == 1 && stride == 1 && padding == .same(0) {
+                    for channel in 0..<inChannels {
+                        (c + channel * columns + item * pixels).update(from: input + channel * pixels, count: pixels)
+                    }
+                } else {
+                    im2col(input, height: height, width: width, outputRows: 0..<oh, outputWidth: ow, into: c + item * pixels, rowStride: columns)
+                }
+            }
+            for o in 0..<outChannels { (p + o * columns).update(repeating: bias[o], count: columns) }
+            weight.withUnsafeBufferPointer { wp in
+                multiply(wp.baseAddress!, columns: c, k: k, pixels: columns, ldc: columns, into: p, lowRank: lowRank)
+            }
+            y.withMutablePointer { yp in
+                for item in 0..<batch {
+                    for o in 0..<outChannels {
+                        (yp + (item * outChannels + o) * pixels).update(from: p + o * columns + item * pixels, count: pixels)
+                    }
+                }
+            }
+        } } }
         return y
     }
 
@@ -111,14 +245,15 @@ public struct Conv2d: Sendable {
     /// Columns for output rows `outputRows`: row (c, ky, kx) holds the input
     /// pixel each output pixel sees through that tap (zero outside the image).
     private func im2col(_ input: UnsafePointer<Float>, height: Int, width: Int, outputRows: Range<Int>, outputWidth ow: Int,
-                        into col: UnsafeMutablePointer<Float>) {
+                        into col: UnsafeMutablePointer<Float>, rowStride: Int? = nil) {
         let taps = kernel * kernel
         let pixels = outputRows.count * ow
+        let stridePerRow = rowStride ?? pixels
         let (kernel, stride, padding) = (self.kernel, self.stride, self.padding)
         Parallel.forEach(inChannels * taps, cost: pixels) { row in
             let c = row / taps, ky = (row % taps) / kernel, kx = row % kernel
             let plane = input + c * height * width
-            var out = col + row * pixels
+            var out = col + row * stridePerRow
             for oy in outputRows {
                 let iy = oy * stride - padding.top + ky
                 if iy < 0 || iy >= height {

@@ -65,6 +65,10 @@ public struct Linear: Sendable {
     }
 
     public func forward(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, adapters: AdapterSet) {
+        EngineProfile.measure(.linear) { run(x, rows: rows, into: y, adapters: adapters) }
+    }
+
+    private func run(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, adapters: AdapterSet) {
         let (w, b) = effectiveParameters(adapters)
         w.withUnsafeBufferPointer { wp in
             if let b {

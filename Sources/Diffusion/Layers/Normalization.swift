@@ -27,6 +27,10 @@ public struct GroupNorm: Sendable {
     }
 
     public func forward(_ x: Tensor, silu: Bool = false, adapters: AdapterSet = .empty) -> Tensor {
+        EngineProfile.measure(.normalization) { run(x, silu: silu, adapters: adapters) }
+    }
+
+    private func run(_ x: Tensor, silu: Bool, adapters: AdapterSet) -> Tensor {
         let batch = x.shape[0]
         let spatial = x.count / (batch * channels)
         let perGroup = channels / groups
@@ -83,6 +87,10 @@ public struct LayerNorm: Sendable {
     }
 
     public func forward(_ x: Tensor, adapters: AdapterSet = .empty) -> Tensor {
+        EngineProfile.measure(.normalization) { run(x, adapters: adapters) }
+    }
+
+    private func run(_ x: Tensor, adapters: AdapterSet) -> Tensor {
         let rows = x.count / width
         let gamma = adapters.replacements[key] ?? weight, beta = adapters.replacements[biasKey] ?? bias
         var y = Tensor.uninitialized(x.shape)

@@ -1,6 +1,10 @@
 /// Nearest-neighbour ×2 upsampling of an NCHW tensor (before the 3×3 conv of
 /// the U-Net's and the VAE decoder's upsamplers).
 func upsampleNearest2x(_ x: Tensor) -> Tensor {
+    EngineProfile.measure(.elementwise) { upsampleRun(x) }
+}
+
+private func upsampleRun(_ x: Tensor) -> Tensor {
     let planes = x.shape[0] * x.shape[1], h = x.shape[2], w = x.shape[3]
     var y = Tensor.uninitialized([x.shape[0], x.shape[1], 2 * h, 2 * w])
     x.withPointer { xp in
@@ -24,6 +28,10 @@ func upsampleNearest2x(_ x: Tensor) -> Tensor {
 
 /// Channel-wise concatenation of two NCHW tensors with the same batch and size.
 func concatenateChannels(_ a: Tensor, _ b: Tensor) -> Tensor {
+    EngineProfile.measure(.elementwise) { concatenateRun(a, b) }
+}
+
+private func concatenateRun(_ a: Tensor, _ b: Tensor) -> Tensor {
     let batch = a.shape[0], spatial = a.shape[2] * a.shape[3]
     let ca = a.shape[1], cb = b.shape[1]
     var y = Tensor.uninitialized([batch, ca + cb, a.shape[2], a.shape[3]])
@@ -42,6 +50,10 @@ func concatenateChannels(_ a: Tensor, _ b: Tensor) -> Tensor {
 
 /// [B, C, S] ↔ [B, S, C] for every batch item.
 func transposeLastTwo(_ x: Tensor, rows: Int, cols: Int) -> Tensor {
+    EngineProfile.measure(.elementwise) { transposeRun(x, rows: rows, cols: cols) }
+}
+
+private func transposeRun(_ x: Tensor, rows: Int, cols: Int) -> Tensor {
     let batch = x.count / (rows * cols)
     var y = Tensor.uninitialized([batch, cols, rows])
     x.withPointer { xp in

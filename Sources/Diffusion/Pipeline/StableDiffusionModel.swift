@@ -38,6 +38,7 @@ public final class StableDiffusionModel: @unchecked Sendable {
     }
 
     public init(checkpoint path: String, tokenizer: BPETokenizer, options: Options = .init()) throws(ModelError) {
+        EngineAllocator.configure()
         let file = try ModelFile.open(path)
         let guess = FamilyDetection.checkpoint(file)
         if let other = guess.otherArchitecture {

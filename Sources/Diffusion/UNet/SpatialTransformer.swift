@@ -89,12 +89,10 @@ struct SpatialTransformer: Sendable {
         var attended = Tensor.uninitialized([batch, tokens, c])
         qkv.withPointer { p in
             attended.withMutablePointer { o in
-                for b in 0..<batch {
-                    let base = p + b * tokens * 3 * c
-                    Attention.forward(q: .init(pointer: base, stride: 3 * c), k: .init(pointer: base + c, stride: 3 * c),
-                                      v: .init(pointer: base + 2 * c, stride: 3 * c), into: o + b * tokens * c, outStride: c,
-                                      queries: tokens, keys: tokens, heads: heads, headDim: c / heads)
-                }
+                let item = tokens * 3 * c
+                Attention.forward(q: .init(pointer: p, stride: 3 * c, itemStride: item), k: .init(pointer: p + c, stride: 3 * c, itemStride: item),
+                                  v: .init(pointer: p + 2 * c, stride: 3 * c, itemStride: item), into: o, outStride: c, outItemStride: tokens * c,
+                                  items: batch, queries: tokens, keys: tokens, heads: heads, headDim: c / heads)
             }
         }
         addInPlace(&x, block.selfOut.forward(attended, adapters: adapters))
@@ -104,12 +102,10 @@ struct SpatialTransformer: Sendable {
         q.withPointer { qp in
             kv.withPointer { kvp in
                 attended.withMutablePointer { o in
-                    for b in 0..<batch {
-                        let text = kvp + b * textTokens * 2 * c
-                        Attention.forward(q: .init(pointer: qp + b * tokens * c, stride: c), k: .init(pointer: text, stride: 2 * c),
-                                          v: .init(pointer: text + c, stride: 2 * c), into: o + b * tokens * c, outStride: c,
-                                          queries: tokens, keys: textTokens, heads: heads, headDim: c / heads)
-                    }
+                    let text = textTokens * 2 * c
+                    Attention.forward(q: .init(pointer: qp, stride: c, itemStride: tokens * c), k: .init(pointer: kvp, stride: 2 * c, itemStride: text),
+                                      v: .init(pointer: kvp + c, stride: 2 * c, itemStride: text), into: o, outStride: c, outItemStride: tokens * c,
+                                      items: batch, queries: tokens, keys: textTokens, heads: heads, headDim: c / heads)
                 }
             }
         }

@@ -51,6 +51,7 @@ struct VAEAttention: Sendable {
         let chunk = max(1, min(pixels, Attention.scoreBudget / pixels))
         let scale = 1 / Float(c).squareRoot()
         var scores = [Float](unsafeUninitializedCapacity: chunk * pixels) { _, n in n = chunk * pixels }
+        EngineProfile.measure(.attention) {
         qs.withPointer { qp in ks.withPointer { kp in vs.withPointer { vp in attended.withMutablePointer { op in
             scores.withUnsafeMutableBufferPointer { sp in
                 let s = sp.baseAddress!
@@ -73,6 +74,7 @@ struct VAEAttention: Sendable {
                 }
             }
         } } } }
+        }
         var result = out.forward(attended)
         addInPlace(&result, x)
         return result

@@ -1,0 +1,106 @@
+import ArgumentParser
+import Diffusion
+import Foundation
+import LoRACore
+import ToolSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The diffusion engine on an SD-sized checkpoint: load, text encoding, one
+/// sampling step with CFG (U-Net on a batch of 2), VAE decode, peak memory,
+/// and where the time goes. Benchmarks/engine_reference.py measures diffusers
+/// on the same shapes; Benchmarks/README.md has the stable-diffusion.cpp recipe.
+struct EngineBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "engine", abstract: "Time the diffusion engine on an SD-sized checkpoint.")
+
+    @Option(help: "An SD1/SD2/SDXL checkpoint (make one: lora-bench make-model --family sd1 /tmp/sd15.safetensors).")
+    var model: String
+
+    @Option(help: "CLIP tokenizer (merges file or folder).")
+    var tokenizer = "Fixtures/tokenizer/clip_bpe_merges.txt.gz"
+
+    @Option(help: "Image size in pixels (square).")
+    var size = 512
+
+    @Option(help: "Timed CFG steps (the median is reported).")
+    var steps = 3
+
+    @Flag(help: "Skip the VAE decode.")
+    var noDecode = false
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() throws {
+        ToolEnvironment.prepare()
+        if ProcessInfo.processInfo.environment["LT_NO_ALLOC"] == nil { EngineAllocator.configure() }
+        var results: [String: Double] = [:]
+        let loadStart = Date()
+        let tokenizerFile = try BPETokenizer.load(tokenizer)
+        let sd = try StableDiffusionModel(checkpoint: model, tokenizer: tokenizerFile)
+        results["load_seconds"] = Date().timeIntervalSince(loadStart)
+        results["rss_after_load_mb"] = currentRSS()
+        let pipeline = Pipeline(model: sd)
+
+        let textStart = Date()
+        let conditions = try pipeline.conditions(prompt: "a photo of a cat sitting on a windowsill, detailed, sunlight",
+                                                 negative: "blurry, lowres")
+        results["text_seconds"] = Date().timeIntervalSince(textStart)
+
+        let (noise, _) = try pipeline.initialNoise(seed: 1, width: size, height: size)
+        var vector: (Tensor, Tensor)?
+        if sd.family == .sdxl, let c = conditions.cond.pooled, let u = conditions.uncond.pooled {
+            vector = (TextConditioner.sdxlVector(pooled: c, originalSize: (size, size), targetSize: (size, size)),
+                      TextConditioner.sdxlVector(pooled: u, originalSize: (size, size), targetSize: (size, size)))
+        }
+        let denoiser = GuidedDenoiser(unet: sd.unet, schedule: sd.schedule, prediction: sd.prediction, cond: conditions.cond,
+                                      uncond: conditions.uncond, condVector: vector?.0, uncondVector: vector?.1, scale: 7)
+        var times: [Double] = []
+        EngineProfile.enabled = true
+        for step in 0..<steps {
+            EngineProfile.reset()
+            let start = Date()
+            _ = denoiser.denoised(noise, sigma: sd.schedule.sigmaMax)
+            times.append(Date().timeIntervalSince(start))
+            if !json { print(String(format: "step %d: %.2f s", step + 1, times.last!)) }
+        }
+        let profile = EngineProfile.snapshot()
+        results["step_seconds_median"] = times.sorted()[times.count / 2]
+        if !noDecode {
+            EngineProfile.reset()
+            let start = Date()
+            _ = pipeline.decode(noise)
+            results["decode_seconds"] = Date().timeIntervalSince(start)
+        }
+        let decodeProfile = EngineProfile.snapshot()
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        results["peak_rss_mb"] = Double(usage.ru_maxrss) / 1024
+        if json {
+            var object = results.mapValues { $0 as Any }
+            object["step_profile"] = Dictionary(uniqueKeysWithValues: profile.map { ($0.category.rawValue, $0.seconds) })
+            object["decode_profile"] = Dictionary(uniqueKeysWithValues: decodeProfile.map { ($0.category.rawValue, $0.seconds) })
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        print(String(format: "%@ %dx%d: load %.1f s, text %.2f s, CFG step %.2f s (median of %d), decode %.2f s, peak RSS %.0f MB",
+                     sd.family.rawValue, size, size, results["load_seconds"]!, results["text_seconds"]!, results["step_seconds_median"]!,
+                     steps, results["decode_seconds"] ?? 0, results["peak_rss_mb"]!))
+        for (label, entries) in [("step", profile), ("decode", decodeProfile)] {
+            let total = entries.filter { !$0.category.isBreakdown }.reduce(0) { $0 + $1.seconds }
+            print("\(label) profile:")
+            for entry in entries where entry.seconds > 0 {
+                print(String(format: "  %-30@ %7.2f s  %5.1f%%  (%d calls)", entry.category.rawValue as NSString, entry.seconds,
+                             100 * entry.seconds / max(total, 1e-9), entry.calls))
+            }
+        }
+    }
+
+    func currentRSS() -> Double {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8),
+              let pages = text.split(separator: " ").dropFirst().first.flatMap({ Double($0) }) else { return 0 }
+        return pages * Double(sysconf(Int32(_SC_PAGESIZE))) / 1_048_576
+    }
+}

@@ -1,0 +1,52 @@
+import Dispatch
+import Foundation
+
+/// Where the engine's time goes, by kind of layer (for benchmarks and
+/// `--verbose` runs). Off unless enabled; when on, each layer call adds its
+/// wall time to its category.
+public enum EngineProfile {
+    public enum Category: String, CaseIterable, Sendable {
+        case convolution = "conv (im2col + sgemm)"
+        case im2col = "  of which im2col"
+        case linear = "linear (sgemm)"
+        case attention = "attention (sgemm + softmax)"
+        case normalization = "group/layer norm"
+        case elementwise = "element-wise, copies"
+
+        /// Time already counted in an enclosing category (kept out of totals).
+        public var isBreakdown: Bool { self == .im2col }
+    }
+
+    nonisolated(unsafe) public static var enabled = false
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var totals: [Category: Double] = [:]
+    nonisolated(unsafe) private static var counts: [Category: Int] = [:]
+
+    @inline(__always)
+    static func measure<T>(_ category: Category, _ body: () throws -> T) rethrows -> T {
+        guard enabled else { return try body() }
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer {
+            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            lock.lock()
+            totals[category, default: 0] += elapsed
+            counts[category, default: 0] += 1
+            lock.unlock()
+        }
+        return try body()
+    }
+
+    public static func reset() {
+        lock.lock()
+        totals = [:]
+        counts = [:]
+        lock.unlock()
+    }
+
+    /// Seconds and call counts per category since the last reset.
+    public static func snapshot() -> [(category: Category, seconds: Double, calls: Int)] {
+        lock.lock()
+        defer { lock.unlock() }
+        return Category.allCases.map { ($0, totals[$0] ?? 0, counts[$0] ?? 0) }
+    }
+}
