@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "lora-inspect", targets: ["lora-inspect"]),
         .executable(name: "lora-merge", targets: ["lora-merge"]),
         .executable(name: "lora-extract", targets: ["lora-extract"]),
+        .executable(name: "lora-xyz", targets: ["lora-xyz"]),
         .library(name: "LoRACore", targets: ["LoRACore"]),
     ],
     dependencies: [
@@ -18,6 +19,9 @@ let package = Package(
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         .systemLibrary(name: "CLAPACKE", path: "Sources/CLAPACKE"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng"),
+        .systemLibrary(name: "CJPEG", path: "Sources/CJPEG"),
+        .systemLibrary(name: "CFreeType", path: "Sources/CFreeType", pkgConfig: "freetype2"),
 
         // C kernels needing CPU-specific instructions, dispatched at run time.
         .target(name: "CKernels", path: "Sources/CKernels",
@@ -31,6 +35,12 @@ let package = Package(
 
         // The diffusion engine: tokenizer, CLIP, U-Net, VAE, samplers, noise.
         .target(name: "Diffusion", dependencies: ["LoRACore", "LinearAlgebra", "CKernels", "CBLAS", "CZlib"]),
+
+        // Bitmaps, PNG/JPEG files, text drawn with FreeType, grid sheets.
+        .target(name: "Imaging", dependencies: ["CPNG", "CJPEG", "CFreeType", "CZlib"]),
+
+        // lora-xyz's plan, cache, renderer and sheets, over the engine.
+        .target(name: "XYZPlot", dependencies: ["Diffusion", "Imaging", "LoRACore"]),
 
         // What every executable shares: progress, JSON, exit codes, BLAS set-up, man pages.
         .target(name: "ToolSupport", dependencies: [
@@ -53,6 +63,11 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        .executableTarget(name: "lora-xyz", dependencies: [
+            "XYZPlot", "Diffusion", "Imaging", "LoRACore", "ToolSupport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
         // Deterministic generator of tiny SD-shaped models and LoRAs (tests, benchmarks).
         .target(name: "FixtureKit", dependencies: ["LoRACore"], path: "Fixtures/Generator"),
 
@@ -65,5 +80,6 @@ let package = Package(
         .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "LoRACore", "LinearAlgebra", "FixtureKit"]),
         .testTarget(name: "ToolTests", dependencies: ["LoRACore", "ToolSupport", "FixtureKit"]),
+        .testTarget(name: "XYZPlotTests", dependencies: ["XYZPlot", "Imaging", "Diffusion", "LoRACore", "FixtureKit"]),
     ]
 )

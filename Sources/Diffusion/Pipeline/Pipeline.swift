@@ -21,8 +21,8 @@ public struct Pipeline: Sendable {
         var text = model.text
         text.clipSkip = clipSkip
         text.emphasis = emphasis
-        return Conditions(cond: try text.encode(prompt, adapters: adapters),
-                          uncond: try text.encode(negative, isNegative: true, adapters: adapters))
+        return Conditions(cond: try text.encode(ExtraNetworks.strip(prompt), adapters: adapters),
+                          uncond: try text.encode(ExtraNetworks.strip(negative), isNegative: true, adapters: adapters))
     }
 
     /// Latent size for an image size; both sides must be multiples of what the U-Net halves.

@@ -1,0 +1,94 @@
+import Diffusion
+import Foundation
+import LoRACore
+
+/// The files a plan names, opened, identified and checked before anything
+/// renders: every checkpoint and LoRA readable, each LoRA's family and
+/// modules matching each checkpoint (with its block weights), image sizes the
+/// U-Net can take. Hashes identify the files for the cache and the infotext.
+public struct Catalog: Sendable, Codable {
+    public struct Checkpoint: Sendable, Codable {
+        public var path: String
+        public var family: String
+        public var sha256: String
+        public var name: String { LoRAEpochs.stem(path) }
+        /// A1111's short model hash.
+        public var shortHash: String { String(sha256.prefix(10)) }
+        /// Pixels per latent side multiple (64 for SD1/SD2's four levels).
+        public var sizeMultiple: Int
+    }
+
+    public struct LoRA: Sendable, Codable {
+        public var path: String
+        public var sha256: String
+        /// A1111's "Lora hashes" value.
+        public var a1111Hash: String
+        public var family: String?
+        public var hasTextEncoder: Bool
+        public var name: String { LoRAEpochs.stem(path) }
+    }
+
+    public var checkpoints: [String: Checkpoint] = [:]
+    public var loras: [String: LoRA] = [:]
+
+    /// Open and check everything `cells` use. `hashCache` remembers hashes by
+    /// path, size and modification time so re-runs do not re-read gigabytes.
+    public static func check(_ cells: [PlannedCell], hashCache: HashCache?, progress: ((String) -> Void)? = nil) throws(ModelError) -> Catalog {
+        var catalog = Catalog()
+        var opened: [String: ModelFile] = [:]
+        for path in orderedUnique(cells.map(\.settings.checkpoint)) {
+            progress?("checking \(path)")
+            let file = try ModelFile.open(path)
+            let guess = FamilyDetection.checkpoint(file)
+            if let other = guess.otherArchitecture {
+                throw ModelError(.unsupported, "this is a \(other) model; only SD1.x, SD2.x and SDXL checkpoints can be rendered", file: path)
+            }
+            guard let family = guess.family else {
+                throw ModelError(.unsupported, "not a Stable Diffusion checkpoint (\(guess.label))", file: path)
+            }
+            let config = try ArchitectureConfig.infer(from: file, family: family)
+            let sha = try hashCache?.sha256(file.file, path: path) ?? Hashing.sha256(file.file)
+            catalog.checkpoints[path] = Checkpoint(path: path, family: family.rawValue, sha256: sha,
+                                                   sizeMultiple: 8 << (config.channelMultipliers.count - 1))
+            opened[path] = file
+        }
+        for path in orderedUnique(cells.compactMap(\.settings.lora)) {
+            progress?("checking \(path)")
+            let lora = try LoadedLoRA.open(LoRASpec(path: path))
+            let hashes = try hashCache?.hashes(lora.network.model, path: path) ?? Hashing.hashes(of: lora.network.model)
+            catalog.loras[path] = LoRA(path: path, sha256: hashes.sha256, a1111Hash: hashes.a1111LoRAHash,
+                                       family: lora.family.family?.rawValue, hasTextEncoder: false)
+        }
+        // Every (checkpoint, LoRA, block weights) combination the cells use, as lora-merge would plan it.
+        var checked = Set<String>()
+        for cell in cells {
+            let s = cell.settings
+            guard let checkpoint = catalog.checkpoints[s.checkpoint] else { continue }
+            guard s.width % checkpoint.sizeMultiple == 0, s.height % checkpoint.sizeMultiple == 0, s.width > 0, s.height > 0 else {
+                throw ModelError(.mismatch, "\(s.width)x\(s.height) is not a size \(checkpoint.family) can render: width and height must be multiples of \(checkpoint.sizeMultiple)")
+            }
+            guard s.steps >= 1, s.steps <= 1000 else { throw ModelError(.mismatch, "steps must be between 1 and 1000 (got \(s.steps))") }
+            guard s.cfg.isFinite else { throw ModelError(.mismatch, "CFG scale must be a finite number") }
+            guard s.clipSkip >= 1, s.clipSkip <= 12 else { throw ModelError(.mismatch, "clip skip must be between 1 and 12 (got \(s.clipSkip))") }
+            guard let lora = s.lora, let base = opened[s.checkpoint] else { continue }
+            let key = [s.checkpoint, lora, s.blockWeights ?? ""].joined(separator: "\u{0}")
+            guard checked.insert(key).inserted else { continue }
+            let spec = LoRASpec(path: lora, ratio: 1, blockWeights: try s.blockWeights.map { b throws(ModelError) in try BlockWeights(parsing: b) })
+            do {
+                let plan = try MergePlan.make(base: base, loras: [try LoadedLoRA.open(spec)], allowUnmatched: false)
+                // Text-encoder modules decide whether prompts can be encoded once for all weights.
+                if plan.contributions.keys.contains(where: { $0.hasPrefix("cond_stage_model.") || $0.hasPrefix("conditioner.") }) {
+                    catalog.loras[lora]?.hasTextEncoder = true
+                }
+            } catch {
+                throw ModelError(error.kind, "\(LoRAEpochs.stem(lora)) with \(LoRAEpochs.stem(s.checkpoint)): \(error.message)", file: error.file ?? lora)
+            }
+        }
+        return catalog
+    }
+
+    static func orderedUnique(_ items: [String]) -> [String] {
+        var seen = Set<String>()
+        return items.filter { seen.insert($0).inserted }
+    }
+}

@@ -1,0 +1,83 @@
+import Diffusion
+import Foundation
+import Imaging
+import LoRACore
+
+/// What the cache keeps beside each cell's PNG.
+public struct CellRecord: Sendable, Codable {
+    public var key: String
+    public var settings: CellSettings
+    public var prompt: String
+    public var infotext: String
+    public var checkpointSHA256: String
+    public var loraSHA256: String?
+    public var renderSeconds: Double
+    /// U-Net evaluations the cell took (steps × evaluations per step × 2 for CFG).
+    public var unetEvaluations: Int
+    public var width: Int
+    public var height: Int
+}
+
+/// Rendered cells by key: `cells/<key>.png` (with its infotext) and
+/// `cells/<key>.json`. The key hashes every input that decides the pixels,
+/// so a cell is rendered once across runs, shards and added epoch files.
+public struct CellCache: Sendable {
+    /// Bump when the engine's output for the same inputs changes.
+    public static let engineRevision = 1
+    public let folder: String
+
+    public init(folder: String) {
+        self.folder = folder
+    }
+
+    public var planPath: String { folder + "/plan.json" }
+    public var hashCachePath: String { folder + "/hashes.json" }
+    public func imagePath(_ key: String) -> String { folder + "/cells/" + key + ".png" }
+    public func recordPath(_ key: String) -> String { folder + "/cells/" + key + ".json" }
+
+    /// SHA-256 over the canonical JSON of the cell's inputs: file contents by
+    /// hash (not by path), the prompt as A1111 receives it, every number.
+    public static func key(_ s: CellSettings, catalog: Catalog) -> String {
+        let lora = s.lora.flatMap { catalog.loras[$0]?.sha256 }
+        var fields: [String: String] = [
+            "engine": String(engineRevision),
+            "checkpoint": catalog.checkpoints[s.checkpoint]?.sha256 ?? s.checkpoint,
+            "prompt": s.finalPrompt,
+            "negative": s.negative,
+            "seed": String(s.seed),
+            "steps": String(s.steps),
+            "cfg": Infotext.number(s.cfg),
+            "sampler": s.sampler.sampler.rawValue + "/" + s.sampler.schedule.rawValue,
+            "size": "\(s.width)x\(s.height)",
+            "clip_skip": String(s.clipSkip),
+        ]
+        if let lora, s.weight != 0 {
+            fields["lora"] = lora
+            fields["weight"] = Infotext.number(s.weight)
+            if let lbw = s.blockWeights { fields["lbw"] = lbw }
+        }
+        let canonical = fields.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\n")
+        var hasher = SHA256()
+        hasher.update(Array(canonical.utf8))
+        return String(hasher.finalize().hexString.prefix(32))
+    }
+
+    public func contains(_ key: String) -> Bool {
+        FileManager.default.fileExists(atPath: imagePath(key)) && FileManager.default.fileExists(atPath: recordPath(key))
+    }
+
+    public func record(_ key: String) -> CellRecord? {
+        guard let data = FileManager.default.contents(atPath: recordPath(key)) else { return nil }
+        return try? JSONDecoder().decode(CellRecord.self, from: data)
+    }
+
+    public func image(_ key: String) throws(ImageError) -> Bitmap {
+        try PNGCodec.read(imagePath(key))
+    }
+
+    /// Image first, record second: a record always has its image.
+    public func store(_ key: String, png: [UInt8], record: CellRecord) throws(ModelError) {
+        try FileOutput.write(png, to: imagePath(key))
+        try FileOutput.write(try FileOutput.json(record), to: recordPath(key))
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import LoRACore
+
+/// The plan as written into the cache folder (`plan.json`): enough to draw
+/// the sheet again from cached cells (`lora-xyz assemble`) on any machine.
+public struct PlanFile: Sendable, Codable {
+    public var tool = "lora-xyz"
+    public var version: String
+    public var plan: Plan
+    /// Cache key of each cell, by cell index.
+    public var keys: [String]
+    public var catalog: Catalog
+
+    public init(version: String, plan: Plan, keys: [String], catalog: Catalog) {
+        self.version = version
+        self.plan = plan
+        self.keys = keys
+        self.catalog = catalog
+    }
+
+    public static func read(_ path: String) throws(ModelError) -> PlanFile {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ModelError(.io, "no plan here (run lora-xyz with this --cache first)", file: path)
+        }
+        do {
+            return try JSONDecoder().decode(PlanFile.self, from: data)
+        } catch {
+            throw ModelError(.invalid, "not a lora-xyz plan: \(error)", file: path)
+        }
+    }
+
+    public func write(_ path: String) throws(ModelError) {
+        try FileOutput.write(try FileOutput.json(self), to: path)
+    }
+
+    /// The infotext of a cell, as its PNG carries it.
+    public func infotext(_ cell: PlannedCell, extra: [(String, String)] = []) -> Infotext {
+        let s = cell.settings
+        let checkpoint = catalog.checkpoints[s.checkpoint]
+        var loraHashes: [(name: String, hash: String)] = []
+        if let path = s.lora, let lora = catalog.loras[path], let name = s.loraName {
+            loraHashes.append((name, lora.a1111Hash))
+        }
+        return Infotext(s.generationParameters,
+                        model: .init(hash: checkpoint?.shortHash ?? "", name: checkpoint?.name ?? LoRAEpochs.stem(s.checkpoint)),
+                        loraHashes: loraHashes, version: "lora-tools \(version)", extra: extra)
+    }
+
+    /// What the grid PNG carries: the first cell's parameters and the axes,
+    /// as A1111's X/Y/Z script adds them.
+    public func gridInfotext(z: Int) -> Infotext? {
+        guard let first = plan.cells.first(where: { $0.z == z }) else { return nil }
+        var extra: [(String, String)] = [("Script", "X/Y/Z plot")]
+        for (name, axis) in [("X", plan.x), ("Y", plan.y), ("Z", plan.z)] where !axis.kinds.isEmpty {
+            extra.append(("\(name) Type", axis.title))
+            extra.append(("\(name) Values", (0..<axis.count).map { i in axis.values[i].map(\.plainValue).joined(separator: " | ") }
+                .map { $0.contains(",") ? "\"\($0)\"" : $0 }.joined(separator: ",")))
+        }
+        return infotext(first, extra: extra)
+    }
+
+    /// The shared settings (those on no axis), for the sheet's legend.
+    public var legend: String {
+        let onAxes = Set(plan.x.kinds + plan.y.kinds + plan.z.kinds)
+        let b = plan.base
+        var parts: [String] = []
+        if !onAxes.contains(.checkpoint), let c = catalog.checkpoints[b.checkpoint] { parts.append("Model: \(c.name) [\(c.shortHash)]") }
+        if !onAxes.contains(.lora), let name = b.loraName { parts.append("LoRA: \(name)") }
+        if !onAxes.contains(.weight), b.lora != nil { parts.append("Weight: \(Infotext.number(b.weight))") }
+        if !onAxes.contains(.lbw), let lbw = b.blockWeights { parts.append("LBW: \(lbw)") }
+        if !onAxes.contains(.sampler) { parts.append("Sampler: \(b.sampler.description)") }
+        if !onAxes.contains(.steps) { parts.append("Steps: \(b.steps)") }
+        if !onAxes.contains(.cfg) { parts.append("CFG: \(Infotext.number(b.cfg))") }
+        if !onAxes.contains(.seed) { parts.append("Seed: \(b.seed)") }
+        if !onAxes.contains(.clipSkip), b.clipSkip > 1 { parts.append("Clip skip: \(b.clipSkip)") }
+        parts.append("Size: \(b.width)x\(b.height)")
+        if !onAxes.contains(.prompt) && !onAxes.contains(.promptSR) {
+            parts.append("Prompt: \(b.prompt)")
+            if !b.negative.isEmpty { parts.append("Negative: \(b.negative)") }
+        }
+        return parts.joined(separator: "  ·  ")
+    }
+}

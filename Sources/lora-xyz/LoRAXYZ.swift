@@ -1,0 +1,380 @@
+import ArgumentParser
+import Diffusion
+import Foundation
+import Imaging
+import LoRACore
+import ToolSupport
+import XYZPlot
+
+@main
+struct LoRAXYZ: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lora-xyz",
+        abstract: "Render epoch × weight × seed/prompt comparison sheets of LoRAs with the native sampler.",
+        discussion: """
+        Every parameter takes a list; a list of more than one value becomes an axis. Unless --x/--y/--z say \
+        otherwise, multi-valued parameters fill X, Y and Z in this order: lora, weight, seed, prompt, prompt-sr, \
+        sampler, cfg, steps, lbw, checkpoint, clip-skip (beyond three, the rest join Z). LoRA files are sorted by \
+        epoch (ss_epoch, or the number kohya puts in the name) and labelled e4, e8, … In the prompt, <lora> \
+        becomes A1111's <lora:name:weight> tag; cells carry A1111's `parameters` infotext, so a cell dropped into \
+        A1111's PNG Info gives its settings back (RNG: CPU).
+
+        Cells are cached by all their inputs in the --cache folder: an interrupted run resumes, and adding an epoch \
+        file renders only the new cells. --shard i/n renders every n-th cell for job arrays; `lora-xyz assemble` \
+        then draws the sheet from the shards' caches.
+
+        Examples:
+
+          lora-xyz --model sd15.safetensors --loras 'out/mychar-*.safetensors' --weights 0.4,0.6,0.8,1.0 \\
+                   --prompt 'mychar, 1girl, smile, <lora>' --negative 'lowres, bad hands' \\
+                   --seeds 1234,5678 --sampler 'DPM++ 2M Karras' --steps 20 --cfg 7 -o sheet.png
+          lora-xyz ... --z prompt --prompts prompts.txt
+          lora-xyz ... --prompt-sr 'smile,frown,angry'     (Prompt S/R: the first value is replaced by each)
+          lora-xyz ... --dry-run
+          lora-xyz ... --shard 2/4 --cache shared/cache && lora-xyz assemble --cache shared/cache -o sheet.png
+        """,
+        version: LoRATools.version,
+        subcommands: [Render.self, Assemble.self],
+        defaultSubcommand: Render.self)
+}
+
+struct Render: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "render",
+        abstract: "Plan, render (what is not cached) and draw a comparison sheet (the default command).")
+
+    @Option(name: .shortAndLong, parsing: .singleValue,
+            help: ArgumentHelp("Checkpoint (SD1.x, SD2.x, SDXL; .safetensors or .ckpt). Repeat for a checkpoint axis.", valueName: "path"),
+            completion: .file(extensions: ["safetensors", "ckpt"]))
+    var model: [String] = []
+
+    @Option(parsing: .upToNextOption,
+            help: ArgumentHelp("LoRA files or glob patterns (quoted), e.g. 'out/mychar-*.safetensors'.", valueName: "path|glob"),
+            completion: .file(extensions: ["safetensors", "ckpt", "pt"]))
+    var loras: [String] = []
+
+    @Option(help: ArgumentHelp("LoRA weights: 0.4,0.6,0.8,1 or ranges 0-1 (+0.25), 0-1 [5].", valueName: "list"))
+    var weights: String = "1"
+
+    @Option(help: ArgumentHelp("The prompt; <lora> marks where the LoRA tag goes (else it is appended).", valueName: "text"))
+    var prompt: String = ""
+
+    @Option(help: ArgumentHelp("A text file of prompts, one per line: a prompt axis.", valueName: "file"), completion: .file())
+    var prompts: String?
+
+    @Option(name: .customLong("prompt-sr"),
+            help: ArgumentHelp("Prompt S/R: comma-separated; the first is searched for and replaced by each.", valueName: "list"))
+    var promptSR: String?
+
+    @Option(help: ArgumentHelp("Negative prompt.", valueName: "text"))
+    var negative: String = ""
+
+    @Option(help: ArgumentHelp("Seeds: 1234,5678 or a range 1-4; -1 picks a random seed.", valueName: "list"))
+    var seeds: String = "-1"
+
+    @Option(help: ArgumentHelp("Samplers, comma-separated: \(SamplerChoice.knownNames.joined(separator: ", ")).", valueName: "list"))
+    var sampler: String = "DPM++ 2M Karras"
+
+    @Option(help: ArgumentHelp("Sampling steps (list allowed).", valueName: "list"))
+    var steps: String = "20"
+
+    @Option(help: ArgumentHelp("CFG scale (list allowed).", valueName: "list"))
+    var cfg: String = "7"
+
+    @Option(name: .customLong("clip-skip"), help: ArgumentHelp("A1111's clip skip, SD1 only (list allowed).", valueName: "list"))
+    var clipSkip: String = "1"
+
+    @Option(parsing: .singleValue,
+            help: ArgumentHelp("LoRA Block Weight preset (ALL, INS, OUTD, …) or list. Repeat for a block-weight axis.", valueName: "weights"))
+    var lbw: [String] = []
+
+    @Option(help: ArgumentHelp("Image width.", valueName: "pixels"))
+    var width: Int = 512
+
+    @Option(help: ArgumentHelp("Image height.", valueName: "pixels"))
+    var height: Int = 512
+
+    @Option(help: ArgumentHelp("Parameters on X (comma-separated when several).", valueName: "param"))
+    var x: String?
+
+    @Option(help: ArgumentHelp("Parameters on Y.", valueName: "param"))
+    var y: String?
+
+    @Option(help: ArgumentHelp("Parameters on Z: one grid per value.", valueName: "param"))
+    var z: String?
+
+    @OptionGroup var sheet: SheetOptions
+
+    @Option(help: ArgumentHelp("Cell cache folder (default: next to the output, NAME.cache).", valueName: "folder"),
+            completion: .directory)
+    var cache: String?
+
+    @Option(help: ArgumentHelp("CLIP tokenizer: a folder with vocab.json and merges.txt, or bpe_simple_vocab_16e6.txt.gz.", valueName: "path"),
+            completion: .file())
+    var tokenizer: String?
+
+    @Option(help: ArgumentHelp("Render only shard i of n (1-based): every n-th cell.", valueName: "i/n"))
+    var shard: String?
+
+    @Flag(help: "Print the plan (axes, cells, cached, estimated time) and stop.")
+    var dryRun = false
+
+    mutating func validate() throws {
+        guard !model.isEmpty else { throw ValidationError("give a checkpoint with --model") }
+        if let shard, Shard(shard) == nil { throw ValidationError("--shard takes i/n with 1 ≤ i ≤ n, e.g. 2/4") }
+        guard width > 0, height > 0, width <= 4096, height <= 4096 else { throw ValidationError("width and height must be 1…4096") }
+    }
+
+    func run() throws {
+        ToolEnvironment.prepare()
+        do {
+            try execute()
+        } catch let error as ModelError {
+            throw ToolFailure(error)
+        }
+    }
+
+    func request() throws(ModelError) -> PlanRequest {
+        var r = PlanRequest()
+        r.checkpoints = model
+        r.loras = LoRAEpochs.order(try Globbing.expand(loras), epochOf: LoRAEpochs.epoch(of:))
+        r.weights = try ValueLists.numbers(weights, what: "--weights")
+        r.seeds = try ValueLists.integers(seeds, what: "--seeds").map { s throws(ModelError) in
+            if s == -1 { return UInt64.random(in: 0..<(1 << 32)) }
+            guard s >= 0 else { throw ModelError(.mismatch, "--seeds: \(s) is negative (only -1, for random, is allowed)") }
+            return UInt64(s)
+        }
+        r.prompt = prompt
+        if let prompts {
+            guard let data = FileManager.default.contents(atPath: prompts) else { throw ModelError(.io, "cannot read the prompts file", file: prompts) }
+            r.prompts = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline)
+                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            guard !r.prompts.isEmpty else { throw ModelError(.mismatch, "no prompts in the file", file: prompts) }
+        }
+        if let promptSR {
+            r.promptSR = ValueLists.strings(promptSR)
+            guard r.promptSR.count >= 1 else { throw ModelError(.mismatch, "--prompt-sr needs the text to replace, then its replacements") }
+        }
+        r.samplers = try ValueLists.strings(sampler).map { name throws(ModelError) in
+            guard let choice = SamplerChoice(name: name) else {
+                throw ModelError(.mismatch, "unknown sampler '\(name)' (known: \(SamplerChoice.knownNames.joined(separator: ", ")))")
+            }
+            return choice
+        }
+        r.steps = try ValueLists.integers(steps, what: "--steps")
+        r.cfgs = try ValueLists.numbers(cfg, what: "--cfg")
+        r.clipSkips = try ValueLists.integers(clipSkip, what: "--clip-skip")
+        r.blockWeights = lbw.flatMap { $0.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) } }.filter { !$0.isEmpty }
+        for b in r.blockWeights { _ = try BlockWeights(parsing: b) }
+        r.negative = negative
+        r.width = width
+        r.height = height
+        for (index, option) in [x, y, z].enumerated() {
+            guard let option else { continue }
+            r.axes[index] = try option.split(separator: ",").map { name throws(ModelError) in
+                let trimmed = name.trimmingCharacters(in: .whitespaces).lowercased()
+                guard let kind = AxisKind(rawValue: trimmed) ?? (trimmed == "seeds" ? .seed : trimmed == "loras" ? .lora : trimmed == "weights" ? .weight
+                    : trimmed == "prompts" ? .prompt : trimmed == "samplers" ? .sampler : nil) else {
+                    throw ModelError(.mismatch, "'\(name)' is not an axis parameter (known: \(AxisKind.allCases.map(\.rawValue).joined(separator: ", ")))")
+                }
+                return kind
+            }
+        }
+        if r.loras.isEmpty && (r.weights != [1] || !r.blockWeights.isEmpty) {
+            throw ModelError(.mismatch, "--weights and --lbw need LoRA files (--loras)")
+        }
+        return r
+    }
+
+    func execute() throws(ModelError) {
+        let plan = try request().plan()
+        let cacheFolder = cache ?? (sheet.output as NSString).deletingPathExtension + ".cache"
+        var options = Session.Options(cacheFolder: cacheFolder)
+        options.shard = shard.flatMap(Shard.init)
+        options.version = LoRATools.version
+        let verbose = !sheet.quiet && !sheet.json
+        let session = try Session(plan: plan, options: options) { event in
+            if case .checking(let what) = event, verbose, ToolEnvironment.stderrIsTerminal { printError(what) }
+        }
+        // The tokenizer and the font are checked before any rendering too.
+        let tokenizer = try BPETokenizer.locate(explicit: self.tokenizer, near: model.first)
+        let fontPath: String
+        do { fontPath = try Font.locate(sheet.font) } catch { throw ModelError(.io, error.description) }
+        let pending = session.pending
+        let estimate = session.estimate(pending)
+        if dryRun {
+            try printPlan(session, pending: pending, estimate: estimate)
+            return
+        }
+        if verbose {
+            printError("\(plan.cells.count) cells" + (options.shard.map { ", shard \($0.description): \(session.shardCells.count)" } ?? "")
+                       + ", \(pending.count) to render (~\(clock(estimate.seconds))\(estimate.measured ? "" : ", rough estimate"))"
+                       + ", cache \(cacheFolder)")
+        }
+        let totalSteps = pending.reduce(0) { $0 + CellRenderer.unetEvaluations($1.settings) / 2 / $1.settings.sampler.sampler.evaluationsPerStep }
+        let bar = ProgressBar(label: "rendering", total: totalSteps, unit: .items, enabled: !sheet.quiet)
+        do {
+            try session.render(tokenizer: tokenizer) { event in
+                switch event {
+                case .step(let n): bar.advance(by: n)
+                case .loading(let path) where verbose && !ToolEnvironment.stderrIsTerminal: printError("loading \(path)")
+                case .cellFinished(let cell, let seconds) where verbose && !ToolEnvironment.stderrIsTerminal:
+                    printError(String(format: "cell %d (%@): %.1f s", cell.index + 1, Self.describe(cell, plan: plan), seconds))
+                default: break
+                }
+            }
+        } catch {
+            bar.finish()
+            throw error
+        }
+        bar.finish()
+        if options.shard != nil && session.pending.isEmpty && plan.cells.contains(where: { !session.cache.contains(session.planFile.keys[$0.index]) }) {
+            // A shard's job is its cells; the sheet is drawn by `assemble` once all shards are done.
+            if !sheet.json { print("shard \(options.shard!.description) done: \(session.renderSeconds.count) cells rendered into \(cacheFolder); when every shard is done, run lora-xyz assemble with each shard's --cache and -o \(sheet.output)") }
+            return
+        }
+        let result = try sheet.writer(fontPath: fontPath).write(session.planFile, caches: [session.cache], renderSeconds: session.renderSeconds)
+        try report(result, rendered: session.renderSeconds.count, total: plan.cells.count)
+    }
+
+    func report(_ result: SheetWriter.Result, rendered: Int, total: Int) throws(ModelError) {
+        if sheet.json {
+            print(String(decoding: try JSONEncoding.encode(result), as: UTF8.self))
+            return
+        }
+        print("\(total) cells: \(rendered) rendered, \(total - rendered - result.missing) from the cache" + (result.missing > 0 ? ", \(result.missing) missing" : ""))
+        for path in result.sheets { print("wrote \(path)") }
+        if let manifest = result.manifest { print("wrote \(manifest)") }
+        if !result.cellCopies.isEmpty, let folder = sheet.cells { print("saved \(result.cellCopies.count) cells in \(folder)") }
+    }
+
+    static func describe(_ cell: PlannedCell, plan: Plan) -> String {
+        [(plan.x, cell.x), (plan.y, cell.y), (plan.z, cell.z)].filter { !$0.0.kinds.isEmpty }.map { $0.0.label($0.1) }.joined(separator: ", ")
+    }
+
+    func printPlan(_ session: Session, pending: [PlannedCell], estimate: Session.Estimate) throws(ModelError) {
+        let plan = session.planFile.plan
+        let shardCells = session.shardCells
+        let cached = shardCells.filter { session.cache.contains(session.planFile.keys[$0.index]) }.count
+        if sheet.json {
+            struct DryRun: Encodable {
+                var axes: [[String: [String]]]
+                var cells: Int, shardCells: Int, cached: Int, toRender: Int, unetEvaluations: Int
+                var estimatedSeconds: Double, estimateMeasured: Bool
+                var legend: String
+            }
+            let axes = [("x", plan.x), ("y", plan.y), ("z", plan.z)].filter { !$0.1.kinds.isEmpty }.map { name, axis in
+                [name: (0..<axis.count).map(axis.label), "parameters": axis.kinds.map(\.rawValue)]
+            }
+            let value = DryRun(axes: axes, cells: plan.cells.count, shardCells: shardCells.count, cached: cached, toRender: pending.count,
+                               unetEvaluations: estimate.evaluations, estimatedSeconds: estimate.seconds, estimateMeasured: estimate.measured,
+                               legend: session.planFile.legend)
+            print(String(decoding: try JSONEncoding.encode(value), as: UTF8.self))
+            return
+        }
+        for (name, axis) in [("X", plan.x), ("Y", plan.y), ("Z", plan.z)] where !axis.kinds.isEmpty {
+            print("\(name): \(axis.title) (\(axis.count)): " + (0..<axis.count).map(axis.label).joined(separator: " · "))
+        }
+        print("shared: \(session.planFile.legend)")
+        var line = "\(plan.cells.count) cells"
+        if let s = session.options.shard { line += ", shard \(s.description): \(shardCells.count)" }
+        line += ", \(cached) cached, \(pending.count) to render (\(estimate.evaluations) U-Net evaluations)"
+        print(line)
+        print("estimated time: \(clock(estimate.seconds))" + (estimate.measured ? " (from this cache's timings)" : " (rough: no timings in this cache yet)"))
+        let writer = sheet.writer(fontPath: "")
+        print("sheets: " + (plan.z.count > 1 ? "\(plan.z.count) grids (\((1...plan.z.count).map { SheetWriter.numbered(sheet.output, $0, of: plan.z.count) }.joined(separator: ", ")))"
+                            + (sheet.combined ? " + combined \(sheet.output)" : "") : sheet.output) + ", manifest \(writer.manifestPath ?? "-")")
+    }
+}
+
+func clock(_ seconds: Double) -> String {
+    let s = Int(seconds.rounded())
+    return s >= 3600 ? String(format: "%dh%02dm", s / 3600, s / 60 % 60) : s >= 60 ? String(format: "%dm%02ds", s / 60, s % 60) : "\(s)s"
+}
+
+struct SheetOptions: ParsableArguments {
+    @Option(name: .shortAndLong, help: ArgumentHelp("The sheet (.png, or .jpg); with several Z values, one grid per value: NAME-z1.png, …", valueName: "path"))
+    var output: String = "xyz.png"
+
+    @Option(help: ArgumentHelp("Also save every cell as a PNG with its infotext in this folder.", valueName: "folder"))
+    var cells: String?
+
+    @Flag(help: "With several Z values, also write all grids on one sheet (the -o path).")
+    var combined = false
+
+    @Option(name: .customLong("cell-size"), help: ArgumentHelp("Longest side of a cell on the sheet (default: full size, shrunk to keep grids under 16384 px).", valueName: "pixels"))
+    var cellSize: Int?
+
+    @Option(help: ArgumentHelp("Manifest JSON (default: NAME.json next to the sheet).", valueName: "path"))
+    var manifest: String?
+
+    @Option(help: ArgumentHelp("Label font (default: DejaVu Sans; or $LORA_TOOLS_FONT).", valueName: "ttf"), completion: .file(extensions: ["ttf", "otf"]))
+    var font: String?
+
+    @Flag(help: "Print the result as JSON.")
+    var json = false
+
+    @Flag(name: .shortAndLong, help: "No progress bar or messages.")
+    var quiet = false
+
+    func writer(fontPath: String) -> SheetWriter {
+        var w = SheetWriter(output: output, fontPath: fontPath)
+        w.combined = combined
+        w.cellSize = cellSize
+        w.cellsFolder = cells
+        w.manifestPath = manifest ?? (output as NSString).deletingPathExtension + ".json"
+        return w
+    }
+}
+
+struct Assemble: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "assemble",
+        abstract: "Draw the sheet from cached cells (e.g. the caches of --shard runs), without rendering.",
+        discussion: """
+        Reads plan.json from the first --cache folder and looks each cell up in every --cache folder given. \
+        Missing cells are an error unless --allow-missing draws them as gray boxes.
+        """)
+
+    @Option(parsing: .singleValue, help: ArgumentHelp("A cache folder; repeat to merge the caches of several machines.", valueName: "folder"),
+            completion: .directory)
+    var cache: [String] = []
+
+    @Flag(help: "Draw cells no cache has as gray boxes instead of failing.")
+    var allowMissing = false
+
+    @OptionGroup var sheet: SheetOptions
+
+    mutating func validate() throws {
+        guard !cache.isEmpty else { throw ValidationError("give the cache folder(s) with --cache") }
+    }
+
+    func run() throws {
+        ToolEnvironment.prepare()
+        do {
+            let folders = cache
+            let caches = folders.map(CellCache.init(folder:))
+            let planFile = try PlanFile.read(caches[0].planPath)
+            let fontPath: String
+            do { fontPath = try Font.locate(sheet.font) } catch { throw ModelError(.io, error.description) }
+            let result = try sheet.writer(fontPath: fontPath).write(planFile, caches: caches, requireAll: !allowMissing)
+            if sheet.json {
+                print(String(decoding: try JSONEncoding.encode(result), as: UTF8.self))
+                return
+            }
+            print("\(planFile.plan.cells.count) cells from \(folders.count) cache(s)" + (result.missing > 0 ? ", \(result.missing) missing" : ""))
+            for path in result.sheets { print("wrote \(path)") }
+            if let manifest = result.manifest { print("wrote \(manifest)") }
+        } catch let error as ModelError {
+            throw ToolFailure(error)
+        }
+    }
+}
+
+enum JSONEncoding {
+    static func encode<T: Encodable>(_ value: T) throws(ModelError) -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        do { return try encoder.encode(value) } catch { throw ModelError(.io, "cannot encode JSON: \(error)") }
+    }
+}

@@ -1,0 +1,54 @@
+import Foundation
+import Imaging
+import XCTest
+
+final class ImagingTests: XCTestCase {
+    func testPNGRoundTripAndDamagedInput() throws {
+        var pixels: [UInt8] = []
+        for i in 0..<(17 * 9) { pixels += [UInt8(i % 256), UInt8(i * 7 % 256), UInt8(i * 13 % 256)] }
+        let image = Bitmap(width: 17, height: 9, pixels: pixels)
+        let png = try PNGCodec.encode(image)
+        XCTAssertEqual(Array(png.prefix(8)), [137, 80, 78, 71, 13, 10, 26, 10])
+        XCTAssertEqual(try PNGCodec.decode(png), image)
+        // Truncated or garbage data is an error, not a crash.
+        XCTAssertThrowsError(try PNGCodec.decode(Array(png.prefix(png.count / 2))))
+        XCTAssertThrowsError(try PNGCodec.decode([1, 2, 3]))
+        var flipped = png
+        for i in stride(from: 40, to: flipped.count, by: 11) { flipped[i] ^= 0x5A }
+        _ = try? PNGCodec.decode(flipped)  // damaged data: an error or an image, never a crash
+        _ = PNGCodec.textChunks(flipped)  // must not crash or hang on damaged chunks
+    }
+
+    func testJPEGAndResize() throws {
+        let image = Bitmap(width: 40, height: 30, fill: RGB(200, 100, 50))
+        let jpeg = try JPEGCodec.encode(image)
+        XCTAssertEqual(Array(jpeg.prefix(3)), [0xFF, 0xD8, 0xFF])
+        var checker = Bitmap(width: 4, height: 4)
+        for y in 0..<4 { for x in 0..<4 where (x + y) % 2 == 0 { checker.fill(x: x, y: y, width: 1, height: 1, color: .black) } }
+        // A 2x box filter of a checkerboard is uniform mid-gray.
+        let half = checker.resized(width: 2, height: 2)
+        XCTAssertEqual(Set(half.pixels), [128])
+    }
+
+    func testFontDrawsWrappedLabelsAndSheetHasItsCells() throws {
+        let path = try Font.locate()
+        let font = try Font(path: path, pixelSize: 20)
+        XCTAssertGreaterThan(font.width(of: "Weight: 0.8"), font.width(of: "W"))
+        let lines = font.wrap("mychar-000004, a rather long label that must wrap", maxWidth: 120)
+        XCTAssertGreaterThan(lines.count, 2)
+        XCTAssertTrue(lines.allSatisfy { font.width(of: $0) <= 120 })
+        var canvas = Bitmap(width: 200, height: 40)
+        font.draw("Seed: 1234", into: &canvas, x: 4, y: 4)
+        XCTAssertTrue(canvas.pixels.contains { $0 < 100 }, "text drew dark pixels")
+
+        let red = Bitmap(width: 32, height: 32, fill: RGB(255, 0, 0)), blue = Bitmap(width: 32, height: 32, fill: RGB(0, 0, 255))
+        let sheet = GridSheet(columns: ["e1", "e2"], rows: ["w 0.5"], title: "Seed: 1", legend: "Model: x", cells: [red, blue],
+                              cellWidth: 32, cellHeight: 32)
+        let bitmap = try sheet.render(fontPath: path)
+        XCTAssertGreaterThan(bitmap.width, 64)
+        let reds = stride(from: 0, to: bitmap.pixels.count, by: 3).filter { bitmap.pixels[$0] == 255 && bitmap.pixels[$0 + 1] == 0 && bitmap.pixels[$0 + 2] == 0 }
+        XCTAssertEqual(reds.count, 32 * 32, "the red cell appears whole, once")
+        let missing = try GridSheet(columns: ["a"], rows: [], cells: [nil], cellWidth: 32, cellHeight: 32).render(fontPath: path)
+        XCTAssertTrue(missing.pixels.contains(224), "missing cells are gray boxes")
+    }
+}

@@ -1,0 +1,121 @@
+import Diffusion
+import Foundation
+import LoRACore
+import XCTest
+@testable import XYZPlot
+
+final class PlanTests: XCTestCase {
+    func entries(_ names: [String]) -> [LoRAEpochs.Entry] {
+        LoRAEpochs.order(names, epochOf: { LoRAEpochs.nameEpoch(LoRAEpochs.stem($0)) })
+    }
+
+    func testEpochFilesSortByEpochAndAreLabelled() {
+        let sorted = entries(["out/mychar-000010.safetensors", "out/mychar-000002.safetensors", "out/mychar-000004.safetensors"])
+        XCTAssertEqual(sorted.map(\.label), ["e2", "e4", "e10"])
+        // One file without an epoch: every label falls back to the name, epochs still first.
+        let mixed = entries(["out/mychar.safetensors", "out/mychar-000004.safetensors"])
+        XCTAssertEqual(mixed.map(\.label), ["mychar-000004", "mychar"])
+        XCTAssertNil(LoRAEpochs.nameEpoch("v2"))
+        XCTAssertEqual(LoRAEpochs.nameEpoch("style_e12"), 12)
+        XCTAssertEqual(LoRAEpochs.nameEpoch("style_12"), 12)
+    }
+
+    func testValueListsAndRanges() throws {
+        XCTAssertEqual(try ValueLists.numbers("0.4, 0.6,0.8,1.0", what: "w"), [0.4, 0.6, 0.8, 1])
+        XCTAssertEqual(try ValueLists.numbers("0-1 (+0.25)", what: "w"), [0, 0.25, 0.5, 0.75, 1])
+        XCTAssertEqual(try ValueLists.numbers("0-1 [3]", what: "w"), [0, 0.5, 1])
+        XCTAssertEqual(try ValueLists.integers("1-4,10", what: "s"), [1, 2, 3, 4, 10])
+        XCTAssertEqual(try ValueLists.numbers("-1--3", what: "x"), [-1, -2, -3])
+        XCTAssertEqual(try ValueLists.numbers("0-1 (+0.1)", what: "w").count, 11)
+        XCTAssertThrowsError(try ValueLists.numbers("abc", what: "w"))
+        XCTAssertThrowsError(try ValueLists.numbers("0-1 (+-1)", what: "w"))
+        XCTAssertThrowsError(try ValueLists.integers("1.5", what: "s"))
+        XCTAssertEqual(ValueLists.strings("Euler a, \"DPM++ 2M, Karras\" ,DDIM"), ["Euler a", "DPM++ 2M, Karras", "DDIM"])
+    }
+
+    func request() -> PlanRequest {
+        var r = PlanRequest()
+        r.checkpoints = ["sd15.safetensors"]
+        r.loras = entries(["a-000002.safetensors", "a-000004.safetensors"])
+        r.weights = [0.5, 1]
+        r.seeds = [1, 2]
+        r.prompt = "mychar, smile, <lora>"
+        return r
+    }
+
+    func testAxesFillXYZInOrderAndOverflowJoinsZ() throws {
+        let plan = try request().plan()
+        XCTAssertEqual(plan.x.kinds, [.lora])
+        XCTAssertEqual(plan.y.kinds, [.weight])
+        XCTAssertEqual(plan.z.kinds, [.seed])
+        XCTAssertEqual(plan.cells.count, 8)
+        XCTAssertEqual(plan.cells.map(\.index), Array(0..<8))
+        let cell = plan.cells[5]  // z 1, y 0, x 1
+        XCTAssertEqual([cell.x, cell.y, cell.z], [1, 0, 1])
+        XCTAssertEqual(cell.settings.finalPrompt, "mychar, smile, <lora:a-000004:0.5>")
+        XCTAssertEqual(cell.settings.seed, 2)
+
+        var r = request()
+        r.axes[2] = [.prompt]
+        r.prompts = ["p1 <lora>", "p2"]
+        let overflow = try r.plan()
+        XCTAssertEqual(overflow.z.kinds, [.prompt, .seed], "seeds join the user's Z axis as a product")
+        XCTAssertEqual(overflow.z.count, 4)
+        XCTAssertEqual(overflow.z.label(1), "p1 <lora> | Seed: 2")
+        XCTAssertEqual(overflow.cells.last?.settings.finalPrompt, "p2 <lora:a-000004:1>", "no placeholder: the tag is appended")
+
+        r = request()
+        r.axes = [[.seed], [], []]
+        r.axes[1] = [.seed]
+        XCTAssertThrowsError(try r.plan(), "a parameter on two axes")
+    }
+
+    func testPromptSearchReplaceAndShards() throws {
+        var r = request()
+        r.loras = Array(r.loras.prefix(1))
+        r.weights = [1]
+        r.seeds = [3]
+        r.negative = "smile less"
+        r.promptSR = ["smile", "frown", "cry"]
+        let plan = try r.plan()
+        XCTAssertEqual(plan.x.kinds, [.promptSR])
+        XCTAssertEqual(plan.cells.map(\.settings.prompt), ["mychar, smile, <lora>", "mychar, frown, <lora>", "mychar, cry, <lora>"])
+        XCTAssertEqual(plan.cells[2].settings.negative, "cry less")
+        r.promptSR = ["laugh", "cry"]
+        XCTAssertThrowsError(try r.plan())
+
+        let big = try request().plan()
+        let shards = (1...3).map { big.shard($0, of: 3).map(\.index) }
+        XCTAssertEqual(shards.flatMap { $0 }.sorted(), Array(0..<8), "shards cover every cell exactly once")
+        XCTAssertEqual(shards[0], [0, 3, 6])
+        XCTAssertEqual(Shard("2/4"), Shard(part: 2, count: 4))
+        XCTAssertNil(Shard("5/4"))
+        XCTAssertNil(Shard("0/4"))
+    }
+
+    func testCacheKeyFollowsContentNotPath() throws {
+        var catalog = Catalog()
+        catalog.checkpoints["a.safetensors"] = .init(path: "a.safetensors", family: "SD1.x", sha256: "aa", sizeMultiple: 64)
+        catalog.checkpoints["copy.safetensors"] = .init(path: "copy.safetensors", family: "SD1.x", sha256: "aa", sizeMultiple: 64)
+        catalog.loras["l.safetensors"] = .init(path: "l.safetensors", sha256: "11", a1111Hash: "1", family: nil, hasTextEncoder: true)
+        var s = CellSettings(checkpoint: "a.safetensors", prompt: "x <lora>")
+        s.lora = "l.safetensors"
+        s.weight = 0.8
+        let key = CellCache.key(s, catalog: catalog)
+        var t = s
+        t.checkpoint = "copy.safetensors"
+        XCTAssertEqual(CellCache.key(t, catalog: catalog), key, "the same bytes under another path")
+        for change in [{ (c: inout CellSettings) in c.weight = 0.9 }, { $0.seed = 1 }, { $0.cfg = 6 }, { $0.steps = 21 },
+                       { $0.sampler = SamplerChoice(.euler) }, { $0.negative = "n" }, { $0.blockWeights = "OUTD" }, { $0.width = 576 }] {
+            var u = s
+            change(&u)
+            XCTAssertNotEqual(CellCache.key(u, catalog: catalog), key)
+        }
+    }
+
+    func testExtraNetworkTagsAreStrippedLikeA1111() {
+        XCTAssertEqual(ExtraNetworks.strip("a cat, <lora:mychar-000004:0.8>, smile"), "a cat, , smile")
+        XCTAssertEqual(ExtraNetworks.parse("<lora:x:1:lbw=OUTD> b").tags, [.init(kind: "lora", arguments: ["x", "1", "lbw=OUTD"])])
+        XCTAssertEqual(ExtraNetworks.strip("<not a tag> <:x> <lora:>"), "<not a tag> <:x> <lora:>")
+    }
+}

@@ -1,0 +1,152 @@
+import Diffusion
+import FixtureKit
+import Foundation
+import Imaging
+import LoRACore
+import XCTest
+@testable import XYZPlot
+
+/// Whole runs on the tiny engine fixtures (64×64, 4 steps).
+final class RenderTests: XCTestCase {
+    static let root = InfotextGoldenTests.root
+    static let tokenizer: BPETokenizer = try! BPETokenizer.load(root + "/Fixtures/tokenizer/clip_bpe_merges.txt.gz")
+
+    var folder = ""
+
+    override func setUpWithError() throws {
+        folder = NSTemporaryDirectory() + "lora-xyz-tests-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+
+    func fixture(_ name: String, as fileName: String? = nil) throws -> String {
+        let item = try XCTUnwrap(FixtureSet.items.first { $0.name == name })
+        let path = folder + "/" + (fileName ?? name)
+        try item.write(path)
+        return path
+    }
+
+    func request(_ model: String, loras: [String], weights: [Double]) -> PlanRequest {
+        var r = PlanRequest()
+        r.checkpoints = [model]
+        r.loras = LoRAEpochs.order(loras, epochOf: LoRAEpochs.epoch(of:))
+        r.weights = weights
+        r.seeds = [11]
+        r.steps = [3]
+        r.samplers = [SamplerChoice(.eulerAncestral)]
+        r.prompt = "a cat, <lora>"
+        r.negative = "blurry"
+        r.width = 64
+        r.height = 64
+        return r
+    }
+
+    func testGridCellsEqualLoneRendersBakedCheckpointsAndTheBase() throws {
+        let model = try fixture("sd1_engine.safetensors")
+        let lora = try fixture("sd1_engine_lora.safetensors", as: "mychar-000002.safetensors")
+        let locon = try fixture("sd1_engine_locon.safetensors", as: "mychar-000004.safetensors")
+        let plan = try request(model, loras: [locon, lora], weights: [0, 0.7]).plan()
+        XCTAssertEqual((0..<plan.x.count).map(plan.x.label), ["e2", "e4"])
+        let session = try Session(plan: plan, options: .init(cacheFolder: folder + "/cache"))
+        XCTAssertEqual(session.pending.count, 4)
+        try session.render(tokenizer: Self.tokenizer)
+        XCTAssertTrue(session.pending.isEmpty)
+        func cached(_ x: Int, _ y: Int) throws -> Bitmap {
+            let cell = try XCTUnwrap(plan.cells.first { $0.x == x && $0.y == y })
+            return try session.cache.image(session.planFile.keys[cell.index])
+        }
+
+        // A cell alone (fresh engine, nothing reused) is bit-identical to the same cell in the grid.
+        let cell = try XCTUnwrap(plan.cells.first { $0.x == 1 && $0.y == 1 })
+        let alone = try CellRenderer(tokenizer: Self.tokenizer, catalog: session.planFile.catalog).render(cell.settings)
+        XCTAssertEqual(Bitmap(alone), try cached(1, 1))
+
+        // Weight 0 is the base model's image; the base renders the same prompt without any tag.
+        var base = cell.settings
+        base.lora = nil
+        let baseImage = try CellRenderer(tokenizer: Self.tokenizer, catalog: session.planFile.catalog).render(base)
+        XCTAssertEqual(Bitmap(baseImage), try cached(0, 0))
+        XCTAssertEqual(Bitmap(baseImage), try cached(1, 0))
+        XCTAssertNotEqual(Bitmap(baseImage), try cached(1, 1), "the LoRA changes the image")
+
+        // Run-time LoRA at weight 0.7 matches the checkpoint baked by lora-merge at ratio 0.7.
+        for (x, path) in [(0, lora), (1, locon)] {
+            let baked = folder + "/baked\(x).safetensors"
+            _ = try CheckpointBaker.bake(base: model, loras: [LoRASpec(path: path, ratio: 0.7)], output: baked, options: .init(precision: .f32))
+            var settings = base
+            settings.checkpoint = baked
+            let catalog = try Catalog.check([PlannedCell(x: 0, y: 0, z: 0, index: 0, settings: settings)], hashCache: nil)
+            let bakedImage = Bitmap(try CellRenderer(tokenizer: Self.tokenizer, catalog: catalog).render(settings))
+            let runtime = try cached(x, 1)
+            let worst = zip(bakedImage.pixels, runtime.pixels).map { abs(Int($0) - Int($1)) }.max() ?? 0
+            XCTAssertLessThanOrEqual(worst, 1, "run-time vs baked, largest pixel difference \(worst)/255")
+        }
+
+        // The cells carry their infotext, with the LoRA tag and hash.
+        let key = session.planFile.keys[cell.index]
+        let png = [UInt8](try XCTUnwrap(FileManager.default.contents(atPath: session.cache.imagePath(key))))
+        let text = try XCTUnwrap(PNGCodec.textChunks(png)["parameters"])
+        let loraHash = try XCTUnwrap(session.planFile.catalog.loras[cell.settings.lora!]).a1111Hash
+        XCTAssertTrue(text.hasPrefix("a cat, <lora:\(LoRAEpochs.stem(cell.settings.lora!)):0.7>\nNegative prompt: blurry\nSteps: 3, Sampler: Euler a"), text)
+        XCTAssertTrue(text.contains("Lora hashes: \"\(LoRAEpochs.stem(cell.settings.lora!)): \(loraHash)\""), text)
+    }
+
+    func testResumeShardsAssembleAndManifest() throws {
+        let model = try fixture("sd1_engine.safetensors")
+        let lora = try fixture("sd1_engine_lora.safetensors", as: "style-000001.safetensors")
+        let plan = try request(model, loras: [lora], weights: [0.5, 1]).plan()
+        // Two shards in two caches, then one sheet from both.
+        for part in 1...2 {
+            var options = Session.Options(cacheFolder: folder + "/shard\(part)")
+            options.shard = Shard(part: part, count: 2)
+            let session = try Session(plan: plan, options: options)
+            XCTAssertEqual(session.pending.count, 1)
+            try session.render(tokenizer: Self.tokenizer)
+        }
+        let caches = [CellCache(folder: folder + "/shard1"), CellCache(folder: folder + "/shard2")]
+        let planFile = try PlanFile.read(caches[0].planPath)
+        var writer = SheetWriter(output: folder + "/sheet.png", fontPath: try Font.locate())
+        writer.manifestPath = folder + "/sheet.json"
+        writer.cellsFolder = folder + "/cells"
+        XCTAssertThrowsError(try writer.write(planFile, caches: [caches[0]], requireAll: true), "a missing shard is an error")
+        let result = try writer.write(planFile, caches: caches, requireAll: true)
+        XCTAssertEqual(result.sheets, [folder + "/sheet.png"])
+        XCTAssertEqual(result.missing, 0)
+        XCTAssertEqual(result.cellCopies.count, 2)
+        let sheet = try PNGCodec.read(folder + "/sheet.png")
+        XCTAssertGreaterThan(sheet.height, 2 * 64)
+        let manifest = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/sheet.json"))) as? [String: Any])
+        let cells = try XCTUnwrap(manifest["cells"] as? [[String: Any]])
+        XCTAssertEqual(cells.count, 2)
+        XCTAssertEqual(cells.map { $0["status"] as? String }, ["cached", "cached"])
+        XCTAssertNotNil(cells[0]["renderSeconds"])
+
+        // Adding a weight renders only the new cells; the old ones come from the cache.
+        let more = try request(model, loras: [lora], weights: [0.5, 0.75, 1]).plan()
+        let session = try Session(plan: more, options: .init(cacheFolder: folder + "/shard1"))
+        XCTAssertEqual(session.pending.map { $0.settings.weight }.sorted(), [0.75, 1], "shard 2's cell is not in this cache")
+        let combined = try Session(plan: more, options: .init(cacheFolder: folder + "/shard2"))
+        XCTAssertEqual(combined.pending.map { $0.settings.weight }.sorted(), [0.5, 0.75])
+    }
+
+    func testPreflightErrorsNameTheProblem() throws {
+        let model = try fixture("sd1_engine.safetensors")
+        let sdxlLoRA = try fixture("sdxl_engine_lora.safetensors")
+        var r = request(model, loras: [sdxlLoRA], weights: [1])
+        XCTAssertThrowsError(try Session(plan: try r.plan(), options: .init(cacheFolder: folder + "/c"))) { error in
+            XCTAssertTrue("\(error)".contains("sdxl_engine_lora"), "\(error)")
+        }
+        r = request(model, loras: [], weights: [1])
+        r.width = 100
+        XCTAssertThrowsError(try Session(plan: try r.plan(), options: .init(cacheFolder: folder + "/c"))) { error in
+            XCTAssertTrue("\(error)".contains("multiples of 64"), "\(error)")
+        }
+        r = request(folder + "/missing.safetensors", loras: [], weights: [1])
+        XCTAssertThrowsError(try Session(plan: try r.plan(), options: .init(cacheFolder: folder + "/c"))) { error in
+            XCTAssertTrue("\(error)".contains("missing.safetensors"), "\(error)")
+        }
+    }
+}
