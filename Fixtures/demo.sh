@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Runs each LoRA Tools command on the bundled fixtures (after `swift build -c release`).
-# Outputs go to a temporary folder; every command is echoed before it runs.
+# Outputs go to a temporary folder (or $DEMO_OUT); every command is echoed before it runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.build/release
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+# DEMO_OUT=folder keeps the outputs (the sheets, cells and manifest) to look at.
+if [ -n "${DEMO_OUT:-}" ]; then out=$DEMO_OUT; mkdir -p "$out"; else out=$(mktemp -d); trap 'rm -rf "$out"' EXIT; fi
 run() { printf '\n$ %s\n' "$*"; "$@"; }
 
 run $bin/lora-inspect --summary Fixtures/models/*.safetensors Fixtures/golden/*.safetensors Fixtures/golden/ckpt/lora_*
@@ -18,3 +18,15 @@ run $bin/lora-extract --base Fixtures/models/sd1_tiny.safetensors --tuned "$out/
     -o "$out/extracted.safetensors"
 run $bin/lora-extract resize "$out/extracted.safetensors" --dynamic sv_fro=0.9 -o "$out/resized.safetensors"
 run $bin/lora-inspect --summary "$out/merged.safetensors" "$out/combined.safetensors" "$out/extracted.safetensors" "$out/resized.safetensors"
+
+# A comparison sheet: a tiny random-weight SD1 model (so the images are noise-like patterns) and
+# three LoRAs as epochs, two weights, two seeds; the second run comes entirely from the cache.
+run $bin/lora-bench fixtures --all --out "$out/engine" >/dev/null
+for kind in lora locon loha; do cp "$out/engine/sd1_engine_$kind.safetensors" "$out/engine/demo-$kind.safetensors"; done
+xyz=($bin/lora-xyz --model "$out/engine/sd1_engine.safetensors" --loras "$out/engine/demo-*.safetensors" --weights 0.5,1
+     --prompt 'a cat, <lora>' --negative 'blurry' --seeds 1,2 --sampler 'DPM++ 2M Karras' --steps 4 --width 64 --height 64
+     --tokenizer Fixtures/tokenizer/clip_bpe_merges.txt.gz -o "$out/sheet.png")
+run "${xyz[@]}" --dry-run
+run "${xyz[@]}" --combined --cells "$out/cells"
+run "${xyz[@]}" --combined
+run $bin/lora-inspect --summary "$out/engine/sd1_engine.safetensors"

@@ -129,7 +129,7 @@ struct Render: ParsableCommand {
         ToolEnvironment.prepare()
         do {
             try execute()
-        } catch let error as ModelError {
+        } catch {
             throw ToolFailure(error)
         }
     }
