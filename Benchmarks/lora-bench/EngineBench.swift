@@ -92,8 +92,9 @@ struct EngineBench: ParsableCommand {
             let total = entries.filter { !$0.category.isBreakdown }.reduce(0) { $0 + $1.seconds }
             print("\(label) profile:")
             for entry in entries where entry.seconds > 0 {
-                print(String(format: "  %-30@ %7.2f s  %5.1f%%  (%d calls)", entry.category.rawValue as NSString, entry.seconds,
-                             100 * entry.seconds / max(total, 1e-9), entry.calls))
+                let label = entry.category.rawValue.padding(toLength: 30, withPad: " ", startingAt: 0)
+                print("  " + label + String(format: " %7.2f s  %5.1f%%  (%d calls)", entry.seconds,
+                                            100 * entry.seconds / max(total, 1e-9), entry.calls))
             }
         }
     }
