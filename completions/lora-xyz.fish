@@ -23,7 +23,7 @@ function __lora-xyz_parse_tokens -S
         __lora-xyz_parse_subcommand 0 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'render'
-            __lora-xyz_parse_subcommand 0 'm/model=+' 'loras=+' 'weights=' 'prompt=' 'prompts=' 'prompt-sr=' 'negative=' 'seeds=' 'sampler=' 'steps=' 'cfg=' 'clip-skip=' 'lbw=+' 'width=' 'height=' 'x=' 'y=' 'z=' 'o/output=' 'cells=' 'combined' 'cell-size=' 'manifest=' 'font=' 'json' 'q/quiet' 'cache=' 'tokenizer=' 'shard=' 'dry-run' 'version' 'h/help'
+            __lora-xyz_parse_subcommand 0 'm/model=+' 'loras=+' 'with-lora=+' 'weights=' 'prompt=' 'prompts=' 'prompt-sr=' 'negative=' 'seeds=' 'sampler=' 'steps=' 'cfg=' 'clip-skip=' 'lbw=+' 'width=' 'height=' 'x=' 'y=' 'z=' 'o/output=' 'cells=' 'combined' 'cell-size=' 'manifest=' 'font=' 'json' 'q/quiet' 'cache=' 'tokenizer=' 'shard=' 'dry-run' 'version' 'h/help'
         case 'assemble'
             __lora-xyz_parse_subcommand 0 'cache=+' 'allow-missing' 'o/output=' 'cells=' 'combined' 'cell-size=' 'manifest=' 'font=' 'json' 'q/quiet' 'version' 'h/help'
         case 'help'
@@ -88,6 +88,7 @@ complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_positional "l
 complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_positional "lora-xyz" -eq 1' -fa 'help' -d 'Show subcommand help information.'
 complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz render"' -l 'model' -s 'm' -d 'Checkpoint (SD1.x, SD2.x, SDXL; .safetensors or .ckpt). Repeat for a checkpoint axis.' -rfa '(set -l exts \'safetensors\' \'ckpt\';for p in (string match -e -- \'*/\' (commandline -t);or printf \n)*.{$exts};printf %s\n $p;end;__fish_complete_directories (commandline -t) \'\')'
 complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz render"' -l 'loras' -d 'LoRA files or glob patterns (quoted), e.g. \'out/mychar-*.safetensors\'.' -rfa '(set -l exts \'safetensors\' \'ckpt\' \'pt\';for p in (string match -e -- \'*/\' (commandline -t);or printf \n)*.{$exts};printf %s\n $p;end;__fish_complete_directories (commandline -t) \'\')'
+complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz render"' -l 'with-lora' -d 'A LoRA on every cell besides the axis LoRA: path[:weight][:te=x][:unet=x][:lbw=...]. Repeatable.' -rfa '(set -l exts \'safetensors\' \'ckpt\' \'pt\';for p in (string match -e -- \'*/\' (commandline -t);or printf \n)*.{$exts};printf %s\n $p;end;__fish_complete_directories (commandline -t) \'\')'
 complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz render" weights' -l 'weights' -d 'LoRA weights: 0.4,0.6,0.8,1 or ranges 0-1 (+0.25), 0-1 [5].' -rfka ''
 complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz render" prompt' -l 'prompt' -d 'The prompt; <lora> marks where the LoRA tag goes (else it is appended).' -rfka ''
 complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz render" prompts' -l 'prompts' -d 'A text file of prompts, one per line: a prompt axis.' -rF

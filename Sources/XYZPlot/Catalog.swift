@@ -52,7 +52,7 @@ public struct Catalog: Sendable, Codable {
                                                    sizeMultiple: 8 << (config.channelMultipliers.count - 1))
             opened[path] = file
         }
-        for path in orderedUnique(cells.compactMap(\.settings.lora)) {
+        for path in orderedUnique(cells.flatMap(\.settings.loraPaths)) {
             progress?("checking \(path)")
             let lora = try LoadedLoRA.open(LoRASpec(path: path))
             let hashes = try hashCache?.hashes(lora.network.model, path: path) ?? Hashing.hashes(of: lora.network.model)
@@ -70,18 +70,24 @@ public struct Catalog: Sendable, Codable {
             guard s.steps >= 1, s.steps <= 1000 else { throw ModelError(.mismatch, "steps must be between 1 and 1000 (got \(s.steps))") }
             guard s.cfg.isFinite else { throw ModelError(.mismatch, "CFG scale must be a finite number") }
             guard s.clipSkip >= 1, s.clipSkip <= 12 else { throw ModelError(.mismatch, "clip skip must be between 1 and 12 (got \(s.clipSkip))") }
-            guard let lora = s.lora, let base = opened[s.checkpoint] else { continue }
-            let key = [s.checkpoint, lora, s.blockWeights ?? ""].joined(separator: "\u{0}")
-            guard checked.insert(key).inserted else { continue }
-            let spec = LoRASpec(path: lora, ratio: 1, blockWeights: try s.blockWeights.map { b throws(ModelError) in try BlockWeights(parsing: b) })
-            do {
-                let plan = try MergePlan.make(base: base, loras: [try LoadedLoRA.open(spec)], allowUnmatched: false)
-                // Text-encoder modules decide whether prompts can be encoded once for all weights.
-                if plan.contributions.keys.contains(where: { $0.hasPrefix("cond_stage_model.") || $0.hasPrefix("conditioner.") }) {
-                    catalog.loras[lora]?.hasTextEncoder = true
+            guard let base = opened[s.checkpoint] else { continue }
+            var specs = try s.extraLoRAs.map { text throws(ModelError) in try LoRASpec(parsing: text) }
+            if let lora = s.lora {
+                specs.append(LoRASpec(path: lora, ratio: 1, blockWeights: try s.blockWeights.map { b throws(ModelError) in try BlockWeights(parsing: b) }))
+            }
+            for spec in specs {
+                let key = [s.checkpoint, spec.path, spec.blockWeights?.description ?? ""].joined(separator: "\u{0}")
+                guard checked.insert(key).inserted else { continue }
+                do {
+                    let plan = try MergePlan.make(base: base, loras: [try LoadedLoRA.open(spec)], allowUnmatched: false)
+                    // Text-encoder modules decide whether prompts can be encoded once for all weights.
+                    if plan.contributions.keys.contains(where: { $0.hasPrefix("cond_stage_model.") || $0.hasPrefix("conditioner.") }) {
+                        catalog.loras[spec.path]?.hasTextEncoder = true
+                    }
+                } catch {
+                    throw ModelError(error.kind, "\(LoRAEpochs.stem(spec.path)) with \(LoRAEpochs.stem(s.checkpoint)): \(error.message)",
+                                     file: error.file ?? spec.path)
                 }
-            } catch {
-                throw ModelError(error.kind, "\(LoRAEpochs.stem(lora)) with \(LoRAEpochs.stem(s.checkpoint)): \(error.message)", file: error.file ?? lora)
             }
         }
         return catalog

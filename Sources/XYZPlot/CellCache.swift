@@ -51,6 +51,12 @@ public struct CellCache: Sendable {
             "size": "\(s.width)x\(s.height)",
             "clip_skip": String(s.clipSkip),
         ]
+        if !s.extraLoRAs.isEmpty {
+            // Content hash and options of each (the path part of the spec does not matter).
+            fields["extra_loras"] = s.extraSpecs.map { spec in
+                (catalog.loras[spec.path]?.sha256 ?? spec.path) + ":" + spec.summary.split(separator: ":").dropFirst().joined(separator: ":")
+            }.joined(separator: "|")
+        }
         if let lora, s.weight != 0 {
             fields["lora"] = lora
             fields["weight"] = Infotext.number(s.weight)

@@ -32,7 +32,8 @@ public final class CellRenderer: @unchecked Sendable {
         func group(_ c: PlannedCell) -> [String] {
             let s = c.settings
             let lora = s.weight == 0 ? "" : (s.lora ?? "")
-            return [s.checkpoint, lora, s.weight == 0 ? "" : Infotext.number(s.weight), s.blockWeights ?? "", s.finalPrompt, s.negative]
+            return [s.checkpoint, s.extraLoRAs.joined(separator: "|"), lora, s.weight == 0 ? "" : Infotext.number(s.weight),
+                    s.blockWeights ?? "", s.finalPrompt, s.negative]
         }
         return cells.enumerated().sorted { a, b in
             let ga = group(a.element), gb = group(b.element)
@@ -42,19 +43,21 @@ public final class CellRenderer: @unchecked Sendable {
 
     public func render(_ settings: CellSettings, progress: KDiffusion.Progress? = nil) throws(ModelError) -> RGBImage {
         let pipeline = try pipeline(for: settings.checkpoint)
-        let spec = try settings.loraSpec
-        let key = spec.map { "\($0.path)\u{0}\(Infotext.number($0.ratio))\u{0}\(settings.blockWeights ?? "")" } ?? ""
+        let specs = try settings.loraSpecs
+        let key = specs.map { "\($0.path)\u{0}\($0.summary)" }.joined(separator: "\u{1}")
         if key != adapterKey {
             adapters = .empty
-            if let spec {
-                adapters = try RuntimeLoRA.adapters(for: pipeline.model, loras: [try LoadedLoRA.open(spec)]).0
+            if !specs.isEmpty {
+                var loaded: [LoadedLoRA] = []
+                for spec in specs { loaded.append(try LoadedLoRA.open(spec)) }
+                adapters = try RuntimeLoRA.adapters(for: pipeline.model, loras: loaded).0
                 adapterBuilds += 1
             }
             adapterKey = key
         }
         let parameters = settings.generationParameters
-        // Only the LoRA's text-encoder part changes the prompt's encoding.
-        let teKey = spec != nil && (settings.lora.flatMap { catalog.loras[$0]?.hasTextEncoder } ?? true) ? key : ""
+        // Only the LoRAs' text-encoder parts change the prompt's encoding.
+        let teKey = specs.contains { catalog.loras[$0.path]?.hasTextEncoder ?? true } ? key : ""
         let conditionKey = [parameters.prompt, parameters.negativePrompt, String(parameters.clipSkip), teKey].joined(separator: "\u{0}")
         let encoded: Pipeline.Conditions
         if let hit = conditions[conditionKey] {

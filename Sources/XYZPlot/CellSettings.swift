@@ -21,6 +21,9 @@ public struct CellSettings: Sendable, Hashable, Codable {
     public var width = 512
     public var height = 512
     public var clipSkip = 1
+    /// LoRAs applied to every cell besides the axis LoRA (`--with-lora`),
+    /// in lora-merge's syntax: path[:ratio][:te=x][:unet=x][:lbw=weights].
+    public var extraLoRAs: [String] = []
 
     public init(checkpoint: String, prompt: String) {
         self.checkpoint = checkpoint
@@ -66,14 +69,37 @@ public struct CellSettings: Sendable, Hashable, Codable {
 
     /// The prompt A1111 would be given: `<lora>` replaced by the tag (or the
     /// tag appended when the prompt has no placeholder); no LoRA, no tag.
+    /// Tags of `extraLoRAs` follow at the end.
     public var finalPrompt: String {
         let placeholder = "<lora>"
-        guard let tag = loraTag else {
-            return prompt.replacingOccurrences(of: placeholder, with: "").trimmingCharacters(in: .whitespaces)
+        var text: String
+        if let tag = loraTag {
+            // A space, not ", ": once A1111 strips the tag the prompt encodes as typed.
+            text = prompt.contains(placeholder) ? prompt.replacingOccurrences(of: placeholder, with: tag)
+                : prompt.isEmpty ? tag : prompt + " " + tag
+        } else {
+            text = prompt.replacingOccurrences(of: placeholder, with: "").trimmingCharacters(in: .whitespaces)
         }
-        if prompt.contains(placeholder) { return prompt.replacingOccurrences(of: placeholder, with: tag) }
-        // A space, not ", ": once A1111 strips the tag the prompt encodes as typed.
-        return prompt.isEmpty ? tag : prompt + " " + tag
+        for spec in extraSpecs { text += (text.isEmpty ? "" : " ") + CellSettings.tag(spec) }
+        return text
+    }
+
+    /// `extraLoRAs` parsed (they were validated when the plan was made).
+    public var extraSpecs: [LoRASpec] {
+        extraLoRAs.compactMap { try? LoRASpec(parsing: $0) }
+    }
+
+    /// A1111's tag for a spec: <lora:name:ratio>, or <lora:name:te:unet> with separate ratios.
+    static func tag(_ spec: LoRASpec) -> String {
+        let name = LoRAEpochs.stem(spec.path)
+        var tag = "<lora:\(name):"
+        if spec.textEncoderRatio != nil || spec.unetRatio != nil {
+            tag += "\(Infotext.number(spec.textEncoderRatio ?? spec.ratio)):\(Infotext.number(spec.unetRatio ?? spec.ratio))"
+        } else {
+            tag += Infotext.number(spec.ratio)
+        }
+        if let lbw = spec.blockWeights { tag += ":lbw=\(lbw.description)" }
+        return tag + ">"
     }
 
     public var generationParameters: GenerationParameters {
@@ -81,12 +107,20 @@ public struct CellSettings: Sendable, Hashable, Codable {
                              sampler: sampler, width: width, height: height, clipSkip: clipSkip)
     }
 
-    /// The LoRA as lora-merge's spec, unless there is none or its weight is 0
-    /// (weight 0 renders the base model exactly, nothing attached).
-    public var loraSpec: LoRASpec? {
+    /// The axis LoRA as lora-merge's spec, unless there is none or its weight
+    /// is 0 (weight 0 renders without it, exactly), then the extra LoRAs.
+    public var loraSpecs: [LoRASpec] {
         get throws(ModelError) {
-            guard let lora, weight != 0 else { return nil }
-            return LoRASpec(path: lora, ratio: weight, blockWeights: try blockWeights.map { b throws(ModelError) in try BlockWeights(parsing: b) })
+            var specs: [LoRASpec] = []
+            if let lora, weight != 0 {
+                specs.append(LoRASpec(path: lora, ratio: weight,
+                                      blockWeights: try blockWeights.map { b throws(ModelError) in try BlockWeights(parsing: b) }))
+            }
+            for text in extraLoRAs { specs.append(try LoRASpec(parsing: text)) }
+            return specs
         }
     }
+
+    /// Every LoRA file the cell reads.
+    public var loraPaths: [String] { (lora.map { [$0] } ?? []) + extraSpecs.map(\.path) }
 }

@@ -22,6 +22,8 @@ public struct Manifest: Sendable, Encodable {
         public var checkpoint: FileEntry?
         public var lora: FileEntry?
         public var weight: Double?
+        /// --with-lora specs and files.
+        public var extraLoRAs: [String]
         public var blockWeights: String?
         public var prompt: String
         public var negativePrompt: String
@@ -64,7 +66,7 @@ public struct Manifest: Sendable, Encodable {
             let lora = s.lora.flatMap { planFile.catalog.loras[$0] }.map { FileEntry(path: $0.path, sha256: $0.sha256, shortHash: $0.a1111Hash) }
             let status = cache == nil ? "missing" : renderSeconds[cell.index] != nil ? "rendered" : "cached"
             return CellEntry(index: cell.index, x: cell.x, y: cell.y, z: cell.z, key: key, checkpoint: checkpoint, lora: lora,
-                             weight: s.lora == nil ? nil : s.weight, blockWeights: s.blockWeights, prompt: s.finalPrompt,
+                             weight: s.lora == nil ? nil : s.weight, extraLoRAs: s.extraSpecs.map(\.summary), blockWeights: s.blockWeights, prompt: s.finalPrompt,
                              negativePrompt: s.negative, seed: s.seed, steps: s.steps, cfgScale: s.cfg, sampler: s.sampler.description,
                              width: s.width, height: s.height, clipSkip: s.clipSkip, infotext: planFile.infotext(cell).text,
                              image: cache?.imagePath(key), cellImage: result.cellCopies[cell.index],

@@ -41,6 +41,9 @@ public struct PlanFile: Sendable, Codable {
         if let path = s.lora, let lora = catalog.loras[path], let name = s.loraName {
             loraHashes.append((name, lora.a1111Hash))
         }
+        for spec in s.extraSpecs {
+            if let lora = catalog.loras[spec.path] { loraHashes.append((LoRAEpochs.stem(spec.path), lora.a1111Hash)) }
+        }
         return Infotext(s.generationParameters,
                         model: .init(hash: checkpoint?.shortHash ?? "", name: checkpoint?.name ?? LoRAEpochs.stem(s.checkpoint)),
                         loraHashes: loraHashes, version: "lora-tools \(version)", extra: extra)
@@ -68,6 +71,7 @@ public struct PlanFile: Sendable, Codable {
         if !onAxes.contains(.lora), let name = b.loraName { parts.append("LoRA: \(name)") }
         if !onAxes.contains(.weight), b.lora != nil { parts.append("Weight: \(Infotext.number(b.weight))") }
         if !onAxes.contains(.lbw), let lbw = b.blockWeights { parts.append("LBW: \(lbw)") }
+        for spec in b.extraSpecs { parts.append("With: \(spec.summary)") }
         if !onAxes.contains(.sampler) { parts.append("Sampler: \(b.sampler.description)") }
         if !onAxes.contains(.steps) { parts.append("Steps: \(b.steps)") }
         if !onAxes.contains(.cfg) { parts.append("CFG: \(Infotext.number(b.cfg))") }

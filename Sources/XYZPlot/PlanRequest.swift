@@ -19,6 +19,8 @@ public struct PlanRequest: Sendable {
     public var steps: [Int] = [20]
     public var blockWeights: [String] = []
     public var clipSkips: [Int] = [1]
+    /// LoRAs on every cell (lora-merge spec syntax).
+    public var extraLoRAs: [String] = []
     public var negative = ""
     public var width = 512
     public var height = 512
@@ -64,7 +66,17 @@ public struct PlanRequest: Sendable {
                 layout[2].append(kind)
             }
         }
+        // A1111 would apply <lora:name:w> tags typed in a prompt; this tool cannot look names up,
+        // and silently dropping them would make the infotext lie.
+        for text in [prompt, negative] + prompts + promptSR {
+            if let tag = ExtraNetworks.parse(text).tags.first {
+                throw ModelError(.mismatch, "the prompt has an A1111 tag <\(tag.kind):\(tag.arguments.joined(separator: ":"))>: lora-xyz does not look networks up by name; "
+                                 + "put the axis LoRA's place as <lora>, and pass fixed LoRAs with --with-lora path:weight")
+            }
+        }
+        for text in extraLoRAs { _ = try LoRASpec(parsing: text) }
         var base = CellSettings(checkpoint: checkpoint, prompt: prompts.first ?? prompt)
+        base.extraLoRAs = extraLoRAs
         base.negative = negative
         base.width = width
         base.height = height

@@ -53,6 +53,11 @@ struct Render: ParsableCommand {
             completion: .file(extensions: ["safetensors", "ckpt", "pt"]))
     var loras: [String] = []
 
+    @Option(name: .customLong("with-lora"), parsing: .singleValue,
+            help: ArgumentHelp("A LoRA on every cell besides the axis LoRA: path[:weight][:te=x][:unet=x][:lbw=...]. Repeatable.", valueName: "lora"),
+            completion: .file(extensions: ["safetensors", "ckpt", "pt"]))
+    var withLoRA: [String] = []
+
     @Option(help: ArgumentHelp("LoRA weights: 0.4,0.6,0.8,1 or ranges 0-1 (+0.25), 0-1 [5].", valueName: "list"))
     var weights: String = "1"
 
@@ -166,6 +171,7 @@ struct Render: ParsableCommand {
         r.clipSkips = try ValueLists.integers(clipSkip, what: "--clip-skip")
         r.blockWeights = lbw.flatMap { $0.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) } }.filter { !$0.isEmpty }
         for b in r.blockWeights { _ = try BlockWeights(parsing: b) }
+        r.extraLoRAs = withLoRA
         r.negative = negative
         r.width = width
         r.height = height

@@ -113,6 +113,21 @@ final class PlanTests: XCTestCase {
         }
     }
 
+    func testTypedTagsAreRefusedAndExtraLoRAsGetTags() throws {
+        var r = request()
+        r.prompt = "mychar, <lora:style:0.6>, <lora>"
+        XCTAssertThrowsError(try r.plan()) { error in
+            XCTAssertTrue("\(error)".contains("--with-lora"), "\(error)")
+        }
+        r = request()
+        r.extraLoRAs = ["styles/ink.safetensors:0.6", "detail.safetensors:1:te=0.5:unet=0.8"]
+        let plan = try r.plan()
+        XCTAssertEqual(plan.cells[0].settings.finalPrompt,
+                       "mychar, smile, <lora:a-000002:0.5> <lora:ink:0.6> <lora:detail:0.5:0.8>")
+        r.extraLoRAs = ["x.safetensors:abc"]
+        XCTAssertThrowsError(try r.plan())
+    }
+
     func testExtraNetworkTagsAreStrippedLikeA1111() {
         XCTAssertEqual(ExtraNetworks.strip("a cat, <lora:mychar-000004:0.8>, smile"), "a cat, , smile")
         XCTAssertEqual(ExtraNetworks.parse("<lora:x:1:lbw=OUTD> b").tags, [.init(kind: "lora", arguments: ["x", "1", "lbw=OUTD"])])

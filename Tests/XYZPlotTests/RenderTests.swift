@@ -94,6 +94,35 @@ final class RenderTests: XCTestCase {
         XCTAssertTrue(text.contains("Lora hashes: \"\(LoRAEpochs.stem(cell.settings.lora!)): \(loraHash)\""), text)
     }
 
+    func testFixedLoRAWithAxisLoRAEqualsTheCheckpointBakedWithBoth() throws {
+        let model = try fixture("sd1_engine.safetensors")
+        let lora = try fixture("sd1_engine_lora.safetensors")
+        let locon = try fixture("sd1_engine_locon.safetensors")
+        var r = request(model, loras: [locon], weights: [0.6])
+        r.extraLoRAs = [lora + ":0.4"]
+        let plan = try r.plan()
+        let session = try Session(plan: plan, options: .init(cacheFolder: folder + "/cache"))
+        try session.render(tokenizer: Self.tokenizer)
+        let cell = try XCTUnwrap(plan.cells.first)
+        let image = try session.cache.image(session.planFile.keys[cell.index])
+        let baked = folder + "/both.safetensors"
+        _ = try CheckpointBaker.bake(base: model, loras: [LoRASpec(path: locon, ratio: 0.6), LoRASpec(path: lora, ratio: 0.4)],
+                                     output: baked, options: .init(precision: .f32))
+        var settings = cell.settings
+        settings.checkpoint = baked
+        settings.lora = nil
+        settings.extraLoRAs = []
+        settings.prompt = "a cat, "
+        let catalog = try Catalog.check([PlannedCell(x: 0, y: 0, z: 0, index: 0, settings: settings)], hashCache: nil)
+        let reference = Bitmap(try CellRenderer(tokenizer: Self.tokenizer, catalog: catalog).render(settings))
+        let worst = zip(reference.pixels, image.pixels).map { abs(Int($0) - Int($1)) }.max() ?? 0
+        XCTAssertLessThanOrEqual(worst, 1, "largest pixel difference \(worst)/255")
+        let text = session.planFile.infotext(cell).text
+        XCTAssertTrue(text.hasPrefix("a cat, <lora:sd1_engine_locon:0.6> <lora:sd1_engine_lora:0.4>\n"), text)
+        XCTAssertTrue(text.contains("Lora hashes: \"sd1_engine_locon: "), text)
+        XCTAssertTrue(text.contains(", sd1_engine_lora: "), text)
+    }
+
     func testResumeShardsAssembleAndManifest() throws {
         let model = try fixture("sd1_engine.safetensors")
         let lora = try fixture("sd1_engine_lora.safetensors", as: "style-000001.safetensors")
