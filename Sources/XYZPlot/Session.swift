@@ -29,6 +29,12 @@ public final class Session: @unchecked Sendable {
     /// Render seconds of this run's cells, by cell index.
     public private(set) var renderSeconds: [Int: Double] = [:]
 
+    /// What the last `render` did: model loads, LoRA switches, prompt encodings.
+    public struct Statistics: Sendable, Equatable {
+        public var modelLoads = 0, adapterBuilds = 0, textEncodings = 0
+    }
+    public private(set) var statistics = Statistics()
+
     /// Check every file and write the plan into the cache folder.
     public init(plan: Plan, options: Options, events: ((Event) -> Void)? = nil) throws(ModelError) {
         self.options = options
@@ -125,6 +131,7 @@ public final class Session: @unchecked Sendable {
                                     unetEvaluations: CellRenderer.unetEvaluations(s), width: s.width, height: s.height)
             try cache.store(key, png: png, record: record)
             renderSeconds[cell.index] = seconds
+            statistics = Statistics(modelLoads: renderer.modelLoads, adapterBuilds: renderer.adapterBuilds, textEncodings: renderer.textEncodings)
             events?(.cellFinished(cell, seconds: seconds))
         }
     }

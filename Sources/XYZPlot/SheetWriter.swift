@@ -24,9 +24,20 @@ public struct SheetWriter {
 
     public struct Result: Sendable, Encodable {
         public var sheets: [String] = []
+        /// Saved cell copies by cell index (not encoded: the manifest lists them per cell).
         public var cellCopies: [Int: String] = [:]
         public var missing = 0
         public var manifest: String?
+
+        enum CodingKeys: String, CodingKey { case sheets, missing, manifest, savedCells }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(sheets, forKey: .sheets)
+            try c.encode(missing, forKey: .missing)
+            try c.encodeIfPresent(manifest, forKey: .manifest)
+            try c.encode(cellCopies.sorted { $0.key < $1.key }.map(\.value), forKey: .savedCells)
+        }
     }
 
     /// Write everything; cells missing from every cache are drawn as gray boxes

@@ -127,6 +127,14 @@ final class RenderTests: XCTestCase {
         let model = try fixture("sd1_engine.safetensors")
         let lora = try fixture("sd1_engine_lora.safetensors", as: "style-000001.safetensors")
         let plan = try request(model, loras: [lora], weights: [0.5, 1]).plan()
+        // One engine for the whole grid: one model load, one LoRA build per weight, prompts encoded once per weight
+        // (the LoRA has text-encoder modules, so the weight changes the encoding; seeds do not).
+        var seeds = request(model, loras: [lora], weights: [0.5, 1])
+        seeds.seeds = [1, 2, 3]
+        let grid = try Session(plan: try seeds.plan(), options: .init(cacheFolder: folder + "/stats"))
+        try grid.render(tokenizer: Self.tokenizer)
+        XCTAssertEqual(grid.statistics, .init(modelLoads: 1, adapterBuilds: 2, textEncodings: 2))
+
         // Two shards in two caches, then one sheet from both.
         for part in 1...2 {
             var options = Session.Options(cacheFolder: folder + "/shard\(part)")
