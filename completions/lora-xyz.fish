@@ -94,7 +94,7 @@ complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_opti
 complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz render" prompts' -l 'prompts' -d 'A text file of prompts, one per line: a prompt axis.' -rF
 complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz render" prompt-sr' -l 'prompt-sr' -d 'Prompt S/R: comma-separated; the first is searched for and replaced by each.' -rfka ''
 complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz render" negative' -l 'negative' -d 'Negative prompt.' -rfka ''
-complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz render" seeds' -l 'seeds' -d 'Seeds: 1234,5678 or a range 1-4; -1 picks a random seed.' -rfka ''
+complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz render" seeds' -l 'seeds' -d 'Seeds: 1234,5678 or a range 1-4. -1 picks a random seed (a new one each run, so the cells are not reused).' -rfka ''
 complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz render" sampler' -l 'sampler' -d 'Samplers, comma-separated: Euler, Euler a, DPM++ 2M, DPM++ 2M Karras, DPM++ SDE, DPM++ SDE Karras, DDIM.' -rfka ''
 complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz render" steps' -l 'steps' -d 'Sampling steps (list allowed).' -rfka ''
 complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz render" cfg' -l 'cfg' -d 'CFG scale (list allowed).' -rfka ''

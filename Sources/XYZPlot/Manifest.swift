@@ -6,6 +6,13 @@ public struct Manifest: Sendable, Encodable {
         public var axis: String
         public var parameters: [String]
         public var labels: [String]
+
+        /// The plan's non-empty axes.
+        public static func list(_ plan: Plan) -> [AxisEntry] {
+            [("x", plan.x), ("y", plan.y), ("z", plan.z)].filter { !$0.1.kinds.isEmpty }.map { name, axis in
+                AxisEntry(axis: name, parameters: axis.kinds.map(\.rawValue), labels: (0..<axis.count).map(axis.label))
+            }
+        }
     }
 
     public struct FileEntry: Sendable, Encodable {
@@ -53,9 +60,7 @@ public struct Manifest: Sendable, Encodable {
     init(planFile: PlanFile, caches: [CellCache], renderSeconds: [Int: Double], result: SheetWriter.Result) {
         version = planFile.version
         let plan = planFile.plan
-        axes = [("x", plan.x), ("y", plan.y), ("z", plan.z)].filter { !$0.1.kinds.isEmpty }.map { name, axis in
-            AxisEntry(axis: name, parameters: axis.kinds.map(\.rawValue), labels: (0..<axis.count).map(axis.label))
-        }
+        axes = AxisEntry.list(plan)
         legend = planFile.legend
         sheets = result.sheets
         cells = plan.cells.map { cell in

@@ -74,8 +74,8 @@ struct Render: ParsableCommand {
     @Option(help: ArgumentHelp("Negative prompt.", valueName: "text"))
     var negative: String = ""
 
-    @Option(help: ArgumentHelp("Seeds: 1234,5678 or a range 1-4; -1 picks a random seed.", valueName: "list"))
-    var seeds: String = "-1"
+    @Option(help: ArgumentHelp("Seeds: 1234,5678 or a range 1-4. -1 picks a random seed (a new one each run, so the cells are not reused).", valueName: "list"))
+    var seeds: String = "1234"
 
     @Option(help: ArgumentHelp("Samplers, comma-separated: \(SamplerChoice.knownNames.joined(separator: ", ")).", valueName: "list"))
     var sampler: String = "DPM++ 2M Karras"
@@ -264,17 +264,14 @@ struct Render: ParsableCommand {
         let cached = shardCells.filter { session.cache.contains(session.planFile.keys[$0.index]) }.count
         if sheet.json {
             struct DryRun: Encodable {
-                var axes: [[String: [String]]]
+                var axes: [Manifest.AxisEntry]
                 var cells: Int, shardCells: Int, cached: Int, toRender: Int, unetEvaluations: Int
                 var estimatedSeconds: Double, estimateMeasured: Bool
                 var legend: String
             }
-            let axes = [("x", plan.x), ("y", plan.y), ("z", plan.z)].filter { !$0.1.kinds.isEmpty }.map { name, axis in
-                [name: (0..<axis.count).map(axis.label), "parameters": axis.kinds.map(\.rawValue)]
-            }
-            let value = DryRun(axes: axes, cells: plan.cells.count, shardCells: shardCells.count, cached: cached, toRender: pending.count,
-                               unetEvaluations: estimate.evaluations, estimatedSeconds: estimate.seconds, estimateMeasured: estimate.measured,
-                               legend: session.planFile.legend)
+            let value = DryRun(axes: Manifest.AxisEntry.list(plan), cells: plan.cells.count, shardCells: shardCells.count, cached: cached,
+                               toRender: pending.count, unetEvaluations: estimate.evaluations, estimatedSeconds: estimate.seconds,
+                               estimateMeasured: estimate.measured, legend: session.planFile.legend)
             print(String(decoding: try JSONEncoding.encode(value), as: UTF8.self))
             return
         }
