@@ -26,6 +26,9 @@ struct EngineBench: ParsableCommand {
     @Option(help: "Timed CFG steps (the median is reported).")
     var steps = 3
 
+    @Option(help: "Weight storage: automatic, f32 or f16 (fp16 tensors kept as fp16, widened per layer).")
+    var weights: String = "automatic"
+
     @Flag(help: "Skip the VAE decode.")
     var noDecode = false
 
@@ -38,7 +41,8 @@ struct EngineBench: ParsableCommand {
         var results: [String: Double] = [:]
         let loadStart = Date()
         let tokenizerFile = try BPETokenizer.load(tokenizer)
-        let sd = try StableDiffusionModel(checkpoint: model, tokenizer: tokenizerFile)
+        guard let precision = WeightPrecision(rawValue: weights) else { throw ValidationError("--weights: automatic, f32 or f16") }
+        let sd = try StableDiffusionModel(checkpoint: model, tokenizer: tokenizerFile, options: .init(weightPrecision: precision))
         results["load_seconds"] = Date().timeIntervalSince(loadStart)
         results["rss_after_load_mb"] = currentRSS()
         let pipeline = Pipeline(model: sd)

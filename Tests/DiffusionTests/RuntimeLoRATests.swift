@@ -68,3 +68,26 @@ final class RuntimeLoRATests: XCTestCase {
         }
     }
 }
+
+/// fp16 weights kept as fp16 (widened per layer call) give exactly the
+/// images of the same file loaded as float32: widening is exact.
+final class HalfWeightTests: XCTestCase {
+    func testHalfStorageIsBitIdenticalToFloat32() throws {
+        let source = try ModelFile.open(try EngineGolden.fixture("sd1_engine.safetensors"))
+        let path = EngineGolden.fixtureFolder + "/sd1_engine_f16.safetensors"
+        let entries = source.tensorNames.compactMap { name in source[name].map { SafeTensorsWriter.Entry(name: name, dtype: .f16, shape: $0.shape) } }
+        let writer = try SafeTensorsWriter(path: path, metadata: source.metadata, entries: entries)
+        for entry in entries {
+            let values = try XCTUnwrap(source[entry.name]).floats()
+            try values.withUnsafeBufferPointer { try writer.write(name: entry.name, floats: $0) }
+        }
+        try writer.finish()
+        let half = try StableDiffusionModel(checkpoint: path, tokenizer: EngineGolden.tokenizer, options: .init(weightPrecision: .f16))
+        let full = try StableDiffusionModel(checkpoint: path, tokenizer: EngineGolden.tokenizer, options: .init(weightPrecision: .f32))
+        XCTAssertTrue(half.unet.inputConv.store.isHalf, "the f16 option keeps the file's fp16 bits")
+        XCTAssertFalse(full.unet.inputConv.store.isHalf)
+        let parameters = GenerationParameters(prompt: "a cat", negativePrompt: "blurry", seed: 3, steps: 2, cfgScale: 6,
+                                              sampler: SamplerChoice(.euler), width: 64, height: 64)
+        XCTAssertEqual(try Pipeline(model: half).render(parameters), try Pipeline(model: full).render(parameters))
+    }
+}

@@ -6,6 +6,8 @@ public struct Weights: Sendable {
     public let file: ModelFile
     public var path: String { file.path }
     private let names: Set<String>
+    /// Keep fp16 tensors as fp16 in `loadStore` (see WeightPrecision).
+    public var halfStorage = false
 
     public init(_ file: ModelFile) {
         self.file = file
@@ -42,6 +44,21 @@ public struct Weights: Sendable {
         // otherwise stay resident too and count twice against memory.
         tensor.file.advise(.dontNeed, offset: tensor.byteOffset, count: tensor.byteCount)
         return values
+    }
+
+    /// A layer weight: fp16 bits when `halfStorage` and the file stores the
+    /// tensor as contiguous fp16, float32 otherwise.
+    public func loadStore(_ key: String, shape: [Int]) throws(ModelError) -> WeightStore {
+        guard halfStorage, let name = resolve(key), let tensor = file[name], tensor.dtype == .f16, tensor.isContiguous,
+              tensor.elementCount == shape.reduce(1, *) else {
+            return WeightStore(try load(key, shape: shape))
+        }
+        let half = [UInt16](unsafeUninitializedCapacity: tensor.elementCount) { buffer, n in
+            UnsafeMutableRawBufferPointer(buffer).copyMemory(from: tensor.rawBytes)
+            n = tensor.elementCount
+        }
+        tensor.file.advise(.dontNeed, offset: tensor.byteOffset, count: tensor.byteCount)
+        return WeightStore(half: half)
     }
 
     public func loadIfPresent(_ key: String, shape: [Int]) throws(ModelError) -> [Float]? {

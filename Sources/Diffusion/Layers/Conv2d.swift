@@ -19,8 +19,10 @@ public struct Conv2d: Sendable {
     public let stride: Int
     public let padding: Padding
     /// [out, in·k·k]
-    public var weight: [Float]
+    public var store: WeightStore
     public var bias: [Float]
+    /// The weight as float32 (widened if stored as fp16).
+    public var weight: [Float] { store.floats() }
 
     /// im2col tiles hold at most this many floats (16 MB): large enough for
     /// efficient GEMMs, small enough that a 512×512 VAE layer never needs a
@@ -29,7 +31,13 @@ public struct Conv2d: Sendable {
 
     public init(key: String, biasKey: String, inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1,
                 padding: Padding, weight: [Float], bias: [Float]) {
-        precondition(weight.count == outChannels * inChannels * kernel * kernel && bias.count == outChannels)
+        self.init(key: key, biasKey: biasKey, inChannels: inChannels, outChannels: outChannels, kernel: kernel, stride: stride,
+                  padding: padding, store: WeightStore(weight), bias: bias)
+    }
+
+    public init(key: String, biasKey: String, inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1,
+                padding: Padding, store: WeightStore, bias: [Float]) {
+        precondition(store.count == outChannels * inChannels * kernel * kernel && bias.count == outChannels)
         self.key = key
         self.biasKey = biasKey
         self.inChannels = inChannels
@@ -37,7 +45,7 @@ public struct Conv2d: Sendable {
         self.kernel = kernel
         self.stride = stride
         self.padding = padding
-        self.weight = weight
+        self.store = store
         self.bias = bias
     }
 
@@ -46,7 +54,7 @@ public struct Conv2d: Sendable {
                 stride: Int = 1, padding: Padding? = nil) throws(ModelError) {
         self.init(key: prefix + ".weight", biasKey: prefix + ".bias", inChannels: inChannels, outChannels: outChannels,
                   kernel: kernel, stride: stride, padding: padding ?? .same(kernel / 2),
-                  weight: try weights.load(prefix + ".weight", shape: [outChannels, inChannels, kernel, kernel]),
+                  store: try weights.loadStore(prefix + ".weight", shape: [outChannels, inChannels, kernel, kernel]),
                   bias: try weights.load(prefix + ".bias", shape: [outChannels]))
     }
 
@@ -62,7 +70,7 @@ public struct Conv2d: Sendable {
         let batch = x.shape[0], height = x.shape[2], width = x.shape[3]
         precondition(x.shape[1] == inChannels, "\(key): input has \(x.shape[1]) channels, expected \(inChannels)")
         let (oh, ow) = outputSize(height: height, width: width)
-        let w = adapters.replacements[key] ?? weight
+        let w = adapters.replacements[key] ?? store.floats()
         let b = adapters.replacements[biasKey] ?? bias
         let lowRank = adapters.lowRank[key] ?? []
         if kernel == 3 && stride == 1 && padding == .same(1) && oh * ow >= Conv2d.winogradMinimumPixels && Conv2d.winogradEnabled

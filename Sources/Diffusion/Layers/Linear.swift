@@ -16,14 +16,20 @@ public struct Linear: Sendable {
     public let outFeatures: Int
     public let parts: [Part]
     /// [out, in]
-    public var weight: [Float]
+    public var store: WeightStore
     public var bias: [Float]?
+    /// The weight as float32 (widened if stored as fp16).
+    public var weight: [Float] { store.floats() }
 
     public init(inFeatures: Int, outFeatures: Int, weight: [Float], bias: [Float]?, parts: [Part]) {
-        precondition(weight.count == inFeatures * outFeatures)
+        self.init(inFeatures: inFeatures, outFeatures: outFeatures, store: WeightStore(weight), bias: bias, parts: parts)
+    }
+
+    public init(inFeatures: Int, outFeatures: Int, store: WeightStore, bias: [Float]?, parts: [Part]) {
+        precondition(store.count == inFeatures * outFeatures)
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
-        self.weight = weight
+        self.store = store
         self.bias = bias
         self.parts = parts
     }
@@ -35,24 +41,24 @@ public struct Linear: Sendable {
 
     /// Several weights packed into one layer, in order.
     public init(_ weights: Weights, keys: [String], biasKeys: [String]?, in inFeatures: Int, outs: [Int]) throws(ModelError) {
-        var w: [Float] = []
+        var w: [WeightStore] = []
         var b: [Float]? = biasKeys == nil ? nil : []
         var parts: [Part] = []
         var row = 0
         for (i, key) in keys.enumerated() {
-            w += try weights.load(key, shape: [outs[i], inFeatures])
+            w.append(try weights.loadStore(key, shape: [outs[i], inFeatures]))
             if let biasKeys { b! += try weights.load(biasKeys[i], shape: [outs[i]]) }
             parts.append(Part(key: key, biasKey: biasKeys?[i], rows: row..<(row + outs[i])))
             row += outs[i]
         }
-        self.init(inFeatures: inFeatures, outFeatures: row, weight: w, bias: b, parts: parts)
+        self.init(inFeatures: inFeatures, outFeatures: row, store: w.count == 1 ? w[0] : WeightStore.concatenate(w), bias: b, parts: parts)
     }
 
     /// An OpenCLIP packed projection: one key whose rows are q, k and v.
     public init(packed weights: Weights, weightKey: String, biasKey: String, in inFeatures: Int, out outFeatures: Int) throws(ModelError) {
-        let w = try weights.load(weightKey, shape: [outFeatures, inFeatures])
+        let w = try weights.loadStore(weightKey, shape: [outFeatures, inFeatures])
         let b = try weights.load(biasKey, shape: [outFeatures])
-        self.init(inFeatures: inFeatures, outFeatures: outFeatures, weight: w, bias: b,
+        self.init(inFeatures: inFeatures, outFeatures: outFeatures, store: w, bias: b,
                   parts: [Part(key: weightKey, biasKey: biasKey, rows: 0..<outFeatures)])
     }
 
@@ -104,8 +110,8 @@ public struct Linear: Sendable {
 
     /// The weight and bias with any replacements from folded LoRA modules.
     func effectiveParameters(_ adapters: AdapterSet) -> ([Float], [Float]?) {
-        guard !adapters.replacements.isEmpty else { return (weight, bias) }
-        var w = weight, b = bias
+        guard !adapters.replacements.isEmpty else { return (store.floats(), bias) }
+        var w = store.floats(), b = bias
         for part in parts {
             if let replacement = adapters.replacements[part.key], replacement.count == part.rows.count * inFeatures {
                 w.replaceSubrange((part.rows.lowerBound * inFeatures)..<(part.rows.upperBound * inFeatures), with: replacement)

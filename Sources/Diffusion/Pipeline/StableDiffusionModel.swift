@@ -30,10 +30,13 @@ public final class StableDiffusionModel: @unchecked Sendable {
         /// Override the prediction type (otherwise: metadata, then A1111's test for SD2).
         public var prediction: Prediction?
         public var loadEncoder = false
-        public init(config: ArchitectureConfig? = nil, prediction: Prediction? = nil, loadEncoder: Bool = false) {
+        public var weightPrecision = WeightPrecision.automatic
+        public init(config: ArchitectureConfig? = nil, prediction: Prediction? = nil, loadEncoder: Bool = false,
+                    weightPrecision: WeightPrecision = .automatic) {
             self.config = config
             self.prediction = prediction
             self.loadEncoder = loadEncoder
+            self.weightPrecision = weightPrecision
         }
     }
 
@@ -52,7 +55,8 @@ public final class StableDiffusionModel: @unchecked Sendable {
         }
         let config: ArchitectureConfig
         if let forced = options.config { config = forced } else { config = try ArchitectureConfig.infer(from: file, family: family) }
-        let weights = Weights(file)
+        var weights = Weights(file)
+        weights.halfStorage = StableDiffusionModel.keepsHalf(file, options.weightPrecision)
         self.path = path
         self.file = file
         self.family = family
@@ -77,6 +81,22 @@ public final class StableDiffusionModel: @unchecked Sendable {
         }
         // The mapping is no longer needed: everything is in memory.
         file.file.advise(.dontNeed, offset: 0, count: file.file.size)
+    }
+
+    /// Whether fp16 tensors stay fp16 in memory: asked for, or (automatic)
+    /// when the model in float32 would take more than half of physical memory.
+    static func keepsHalf(_ file: ModelFile, _ precision: WeightPrecision) -> Bool {
+        switch precision {
+        case .f32: return false
+        case .f16: return true
+        case .automatic:
+            let float32Bytes = file.tensorNames.reduce(0) { total, name in
+                guard let t = file[name], t.dtype.isFloatingPoint else { return total }
+                return total + 4 * t.elementCount
+            }
+            let physical = Int(sysconf(Int32(_SC_PHYS_PAGES))) * Int(sysconf(Int32(_SC_PAGESIZE)))
+            return physical > 0 && float32Bytes > physical / 2
+        }
     }
 
     /// A1111's test for SD2 v-models: a constant 0.5 latent at t = 999 with a
