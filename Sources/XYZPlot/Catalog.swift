@@ -39,13 +39,7 @@ public struct Catalog: Sendable, Codable {
         for path in orderedUnique(cells.map(\.settings.checkpoint)) {
             progress?("checking \(path)")
             let file = try ModelFile.open(path)
-            let guess = FamilyDetection.checkpoint(file)
-            if let other = guess.otherArchitecture {
-                throw ModelError(.unsupported, "this is a \(other) model; only SD1.x, SD2.x and SDXL checkpoints can be rendered", file: path)
-            }
-            guard let family = guess.family else {
-                throw ModelError(.unsupported, "not a Stable Diffusion checkpoint (\(guess.label))", file: path)
-            }
+            let (family, _) = try StableDiffusionModel.renderableFamily(file)
             let config = try ArchitectureConfig.infer(from: file, family: family)
             let sha = try hashCache?.sha256(file.file, path: path) ?? Hashing.sha256(file.file)
             catalog.checkpoints[path] = Checkpoint(path: path, family: family.rawValue, sha256: sha,

@@ -1,5 +1,6 @@
 import Diffusion
 import Foundation
+import LoRACore
 
 /// A1111's infotext (the PNG `parameters` chunk), built as its
 /// `create_infotext` builds it (1.9+ field order): the prompt, a
@@ -63,25 +64,10 @@ public struct Infotext: Sendable, Equatable {
     /// (json.dumps with ensure_ascii=False).
     public static func quote(_ text: String) -> String {
         guard text.contains(",") || text.contains(":") || text.contains("\n") else { return text }
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            default:
-                if scalar.value < 0x20 {
-                    out += String(format: "\\u%04x", scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
+        // json.dumps(ensure_ascii=False) escapes exactly what JSON requires, as LoRACore's writer does.
+        var out = ""
+        JSON.appendQuoted(text, to: &out)
+        return out
     }
 
     /// Numbers as A1111 shows UI values: whole numbers without ".0", others

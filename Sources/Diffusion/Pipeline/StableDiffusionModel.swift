@@ -43,16 +43,7 @@ public final class StableDiffusionModel: @unchecked Sendable {
     public init(checkpoint path: String, tokenizer: BPETokenizer, options: Options = .init()) throws(ModelError) {
         EngineAllocator.configure()
         let file = try ModelFile.open(path)
-        let guess = FamilyDetection.checkpoint(file)
-        if let other = guess.otherArchitecture {
-            throw ModelError(.unsupported, "this is a \(other) model; only SD1.x, SD2.x and SDXL checkpoints can be rendered", file: path)
-        }
-        guard let family = guess.family else {
-            throw ModelError(.unsupported, "not a Stable Diffusion checkpoint this engine knows (\(guess.label))", file: path)
-        }
-        if let variant = guess.variant, variant.contains("refiner") || variant.contains("inpainting") || variant.contains("pix2pix") {
-            throw ModelError(.unsupported, "\(family.rawValue) \(variant) checkpoints are not supported for text-to-image", file: path)
-        }
+        let (family, guess) = try StableDiffusionModel.renderableFamily(file)
         let config: ArchitectureConfig
         if let forced = options.config { config = forced } else { config = try ArchitectureConfig.infer(from: file, family: family) }
         var weights = Weights(file)
@@ -81,6 +72,22 @@ public final class StableDiffusionModel: @unchecked Sendable {
         }
         // The mapping is no longer needed: everything is in memory.
         file.file.advise(.dontNeed, offset: 0, count: file.file.size)
+    }
+
+    /// The family of a checkpoint this engine can render text-to-image with,
+    /// or an error saying why not (another architecture, a refiner, an inpainting model…).
+    public static func renderableFamily(_ file: ModelFile) throws(ModelError) -> (Family, FamilyGuess) {
+        let guess = FamilyDetection.checkpoint(file)
+        if let other = guess.otherArchitecture {
+            throw ModelError(.unsupported, "this is a \(other) model; only SD1.x, SD2.x and SDXL checkpoints can be rendered", file: file.path)
+        }
+        guard let family = guess.family else {
+            throw ModelError(.unsupported, "not a Stable Diffusion checkpoint this engine knows (\(guess.label))", file: file.path)
+        }
+        if let variant = guess.variant, variant.contains("refiner") || variant.contains("inpainting") || variant.contains("pix2pix") {
+            throw ModelError(.unsupported, "\(family.rawValue) \(variant) checkpoints are not supported for text-to-image", file: file.path)
+        }
+        return (family, guess)
     }
 
     /// Whether fp16 tensors stay fp16 in memory: asked for, or (automatic)
