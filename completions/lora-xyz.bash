@@ -187,7 +187,7 @@ _lora-xyz() {
 _lora-xyz_render() {
     repeating_flags=()
     non_repeating_flags=(--combined --json --quiet -q --dry-run --version -h --help)
-    repeating_options=(--model -m --loras --with-lora --lbw)
+    repeating_options=(--model -m --vae --loras --with-lora --lbw)
     non_repeating_options=(--weights --prompt --prompts --prompt-sr --negative --seeds --sampler --steps --cfg --clip-skip --width --height --x --y --z --output -o --cells --cell-size --manifest --font --cache --tokenizer --shard)
     __lora-xyz_offer_flags_options 0
 
@@ -195,6 +195,10 @@ _lora-xyz_render() {
     case "${prev}" in
     '--model'|'-m')
         __lora-xyz_add_completions -o plusdirs -fX '!*.@(safetensors|ckpt)'
+        return
+        ;;
+    '--vae')
+        __lora-xyz_add_completions -o plusdirs -fX '!*.@(safetensors|ckpt|pt)'
         return
         ;;
     '--loras')

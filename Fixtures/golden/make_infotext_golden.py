@@ -61,6 +61,8 @@ def create_infotext(c):
         "Size": f"{c['width']}x{c['height']}",
         "Model hash": c["model_hash"],
         "Model": c["model_name"],
+        "VAE hash": c.get("vae_hash"),
+        "VAE": c.get("vae_name"),
         "Clip skip": None if c["clip_skip"] <= 1 else c["clip_skip"],
         "RNG": "CPU",
         # extra_generation_params: extra_networks_lora's "Lora hashes"
@@ -79,7 +81,7 @@ cases = [
          version="lora-tools 0.1.0"),
     dict(prompt="a photo of a cat", negative="", seed=4294967295, steps=30, cfg=7.5, sampler="Euler a", schedule="Uniform",
          sampler_choice="Euler a", width=768, height=512, clip_skip=2, model_hash="abcdef0123", model_name="anything, v3: final",
-         lora_hashes=[], version="lora-tools 0.1.0"),
+         vae_hash="735e4c3a44", vae_name="vae-ft-mse-840000-ema-pruned.safetensors", lora_hashes=[], version="lora-tools 0.1.0"),
     dict(prompt="猫, (cat:1.2), \"quoted\" <lora:style,v2:0.5:lbw=OUTD>", negative="ugly\nworst", seed=7, steps=4, cfg=5,
          sampler="DDIM", schedule="Automatic", sampler_choice="DDIM", width=1024, height=1024, clip_skip=1,
          model_hash="0000000000", model_name="sdxl", lora_hashes=[["style,v2", "fedcba987654"]], version="lora-tools 0.1.0"),
@@ -96,6 +98,8 @@ for c in cases:
     assert parsed["Size-1"] == str(c["width"]) and parsed["Size-2"] == str(c["height"]), parsed
     assert parsed["Model hash"] == c["model_hash"] and parsed["Model"] == c["model_name"], parsed
     assert parsed.get("RNG") == "CPU", parsed
+    if c.get("vae_name"):
+        assert parsed["VAE"] == c["vae_name"] and parsed["VAE hash"] == c["vae_hash"], parsed
     if c["lora_hashes"]:
         assert parsed["Lora hashes"].startswith(c["lora_hashes"][0][0].replace(",", "")), parsed
     info = PngImagePlugin.PngInfo()

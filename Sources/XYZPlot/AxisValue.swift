@@ -14,6 +14,7 @@ public enum AxisKind: String, CaseIterable, Sendable, Codable {
     case steps
     case lbw
     case checkpoint
+    case vae
     case clipSkip = "clip-skip"
 
     /// The label prefix A1111's X/Y/Z plot uses for the type.
@@ -29,6 +30,7 @@ public enum AxisKind: String, CaseIterable, Sendable, Codable {
         case .steps: return "Steps"
         case .lbw: return "Block weights"
         case .checkpoint: return "Checkpoint name"
+        case .vae: return "VAE"
         case .clipSkip: return "Clip skip"
         }
     }
@@ -47,6 +49,7 @@ public enum AxisValue: Sendable, Hashable, Codable {
     case steps(Int)
     case lbw(String)
     case checkpoint(path: String)
+    case vae(path: String)
     case clipSkip(Int)
 
     public var kind: AxisKind {
@@ -61,6 +64,7 @@ public enum AxisValue: Sendable, Hashable, Codable {
         case .steps: return .steps
         case .lbw: return .lbw
         case .checkpoint: return .checkpoint
+        case .vae: return .vae
         case .clipSkip: return .clipSkip
         }
     }
@@ -78,6 +82,7 @@ public enum AxisValue: Sendable, Hashable, Codable {
         case .steps(let n): return "Steps: \(n)"
         case .lbw(let text): return "LBW: \(text)"
         case .checkpoint(let path): return ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+        case .vae(let path): return "VAE: " + (path as NSString).lastPathComponent
         case .clipSkip(let n): return "Clip skip: \(n)"
         }
     }
@@ -94,7 +99,8 @@ public enum AxisValue: Sendable, Hashable, Codable {
         case .cfg(let c): return Infotext.number(c)
         case .steps(let n): return String(n)
         case .lbw(let text): return text
-        case .checkpoint(let path): return label
+        case .checkpoint: return label
+        case .vae(let path): return (path as NSString).lastPathComponent
         case .clipSkip(let n): return String(n)
         }
     }

@@ -28,7 +28,16 @@ public struct Catalog: Sendable, Codable {
         public var name: String { LoRAEpochs.stem(path) }
     }
 
+    public struct VAE: Sendable, Codable {
+        public var path: String
+        public var sha256: String
+        /// As A1111 names it in the infotext: the file name with its extension.
+        public var name: String { (path as NSString).lastPathComponent }
+        public var shortHash: String { String(sha256.prefix(10)) }
+    }
+
     public var checkpoints: [String: Checkpoint] = [:]
+    public var vaes: [String: VAE] = [:]
     public var loras: [String: LoRA] = [:]
 
     /// Open and check everything `cells` use. `hashCache` remembers hashes by
@@ -45,6 +54,12 @@ public struct Catalog: Sendable, Codable {
             catalog.checkpoints[path] = Checkpoint(path: path, family: family.rawValue, sha256: sha,
                                                    sizeMultiple: 8 << (config.channelMultipliers.count - 1))
             opened[path] = file
+        }
+        for path in orderedUnique(cells.compactMap(\.settings.vae)) {
+            progress?("checking \(path)")
+            let weights = try StableDiffusionModel.vaeWeights(path)
+            let sha = try hashCache?.sha256(weights.file.file, path: path) ?? Hashing.sha256(weights.file.file)
+            catalog.vaes[path] = VAE(path: path, sha256: sha)
         }
         for path in orderedUnique(cells.flatMap(\.settings.loraPaths)) {
             progress?("checking \(path)")

@@ -51,6 +51,7 @@ public struct CellCache: Sendable {
             "size": "\(s.width)x\(s.height)",
             "clip_skip": String(s.clipSkip),
         ]
+        if let vae = s.vae { fields["vae"] = catalog.vaes[vae]?.sha256 ?? vae }
         if !s.extraLoRAs.isEmpty {
             // Content hash and options of each (the path part of the spec does not matter).
             fields["extra_loras"] = s.extraSpecs.map { spec in

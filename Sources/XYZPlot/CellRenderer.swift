@@ -10,6 +10,7 @@ public final class CellRenderer: @unchecked Sendable {
     public let tokenizer: BPETokenizer
     public let catalog: Catalog
     private var pipeline: Pipeline?
+    private var loadedVAE: String?
     private var adapterKey: String?
     private var adapters = AdapterSet.empty
     private var conditions: [String: Pipeline.Conditions] = [:]
@@ -32,7 +33,7 @@ public final class CellRenderer: @unchecked Sendable {
         func group(_ c: PlannedCell) -> [String] {
             let s = c.settings
             let lora = s.weight == 0 ? "" : (s.lora ?? "")
-            return [s.checkpoint, s.extraLoRAs.joined(separator: "|"), lora, s.weight == 0 ? "" : Infotext.number(s.weight),
+            return [s.checkpoint, s.vae ?? "", s.extraLoRAs.joined(separator: "|"), lora, s.weight == 0 ? "" : Infotext.number(s.weight),
                     s.blockWeights ?? "", s.finalPrompt, s.negative]
         }
         return cells.enumerated().sorted { a, b in
@@ -42,7 +43,7 @@ public final class CellRenderer: @unchecked Sendable {
     }
 
     public func render(_ settings: CellSettings, progress: KDiffusion.Progress? = nil) throws(ModelError) -> RGBImage {
-        let pipeline = try pipeline(for: settings.checkpoint)
+        let pipeline = try pipeline(for: settings.checkpoint, vae: settings.vae)
         let specs = try settings.loraSpecs
         let key = specs.map { "\($0.path)\u{0}\($0.summary)" }.joined(separator: "\u{1}")
         if key != adapterKey {
@@ -74,15 +75,16 @@ public final class CellRenderer: @unchecked Sendable {
         return pipeline.decode(latents)
     }
 
-    private func pipeline(for checkpoint: String) throws(ModelError) -> Pipeline {
-        if let pipeline, pipeline.model.path == checkpoint { return pipeline }
+    private func pipeline(for checkpoint: String, vae: String?) throws(ModelError) -> Pipeline {
+        if let pipeline, pipeline.model.path == checkpoint, loadedVAE == vae { return pipeline }
         // Free the previous model before loading the next: two SDXL models do not fit next to each other.
         pipeline = nil
         adapterKey = nil
         adapters = .empty
         conditions = [:]
         conditionOrder = []
-        let loaded = Pipeline(model: try StableDiffusionModel(checkpoint: checkpoint, tokenizer: tokenizer))
+        let loaded = Pipeline(model: try StableDiffusionModel(checkpoint: checkpoint, tokenizer: tokenizer, options: .init(vae: vae)))
+        loadedVAE = vae
         modelLoads += 1
         pipeline = loaded
         return loaded

@@ -6,6 +6,8 @@ import LoRACore
 /// base settings; each axis value overrides one of them.
 public struct CellSettings: Sendable, Hashable, Codable {
     public var checkpoint: String
+    /// A separate VAE file (A1111's "SD VAE"), else the checkpoint's own.
+    public var vae: String?
     public var lora: String?
     public var loraLabel: String?
     public var weight: Double = 1
@@ -49,6 +51,7 @@ public struct CellSettings: Sendable, Hashable, Codable {
         case .steps(let n): steps = n
         case .lbw(let text): blockWeights = text
         case .checkpoint(let path): checkpoint = path
+        case .vae(let path): vae = path
         case .clipSkip(let n): clipSkip = n
         }
     }

@@ -25,7 +25,7 @@ public struct Infotext: Sendable, Equatable {
         }
     }
 
-    public init(_ p: GenerationParameters, model: Model, loraHashes: [(name: String, hash: String)] = [], version: String? = nil,
+    public init(_ p: GenerationParameters, model: Model, vae: Model? = nil, loraHashes: [(name: String, hash: String)] = [], version: String? = nil,
                 extra: [(String, String)] = []) {
         prompt = p.prompt
         negative = p.negativePrompt
@@ -40,6 +40,10 @@ public struct Infotext: Sendable, Equatable {
             ("Model hash", model.hash),
             ("Model", model.name),
         ]
+        if let vae {
+            f.append(("VAE hash", vae.hash))
+            f.append(("VAE", vae.name))
+        }
         if p.clipSkip > 1 { f.append(("Clip skip", String(p.clipSkip))) }
         // The engine draws noise like torch's CPU generator: A1111 needs "RNG: CPU" to reproduce it.
         f.append(("RNG", "CPU"))

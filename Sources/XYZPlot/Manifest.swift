@@ -27,6 +27,7 @@ public struct Manifest: Sendable, Encodable {
         public var x: Int, y: Int, z: Int
         public var key: String
         public var checkpoint: FileEntry?
+        public var vae: FileEntry?
         public var lora: FileEntry?
         public var weight: Double?
         /// --with-lora specs and files.
@@ -68,9 +69,10 @@ public struct Manifest: Sendable, Encodable {
             let cache = caches.first { $0.contains(key) }
             let record = cache?.record(key)
             let checkpoint = planFile.catalog.checkpoints[s.checkpoint].map { FileEntry(path: $0.path, sha256: $0.sha256, shortHash: $0.shortHash) }
+            let vae = s.vae.flatMap { planFile.catalog.vaes[$0] }.map { FileEntry(path: $0.path, sha256: $0.sha256, shortHash: $0.shortHash) }
             let lora = s.lora.flatMap { planFile.catalog.loras[$0] }.map { FileEntry(path: $0.path, sha256: $0.sha256, shortHash: $0.a1111Hash) }
             let status = cache == nil ? "missing" : renderSeconds[cell.index] != nil ? "rendered" : "cached"
-            return CellEntry(index: cell.index, x: cell.x, y: cell.y, z: cell.z, key: key, checkpoint: checkpoint, lora: lora,
+            return CellEntry(index: cell.index, x: cell.x, y: cell.y, z: cell.z, key: key, checkpoint: checkpoint, vae: vae, lora: lora,
                              weight: s.lora == nil ? nil : s.weight, extraLoRAs: s.extraSpecs.map(\.summary), blockWeights: s.blockWeights, prompt: s.finalPrompt,
                              negativePrompt: s.negative, seed: s.seed, steps: s.steps, cfgScale: s.cfg, sampler: s.sampler.description,
                              width: s.width, height: s.height, clipSkip: s.clipSkip, infotext: planFile.infotext(cell).text,

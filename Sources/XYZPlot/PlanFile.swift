@@ -44,9 +44,10 @@ public struct PlanFile: Sendable, Codable {
         for spec in s.extraSpecs {
             if let lora = catalog.loras[spec.path] { loraHashes.append((LoRAEpochs.stem(spec.path), lora.a1111Hash)) }
         }
+        let vae = s.vae.flatMap { catalog.vaes[$0] }.map { Infotext.Model(hash: $0.shortHash, name: $0.name) }
         return Infotext(s.generationParameters,
                         model: .init(hash: checkpoint?.shortHash ?? "", name: checkpoint?.name ?? LoRAEpochs.stem(s.checkpoint)),
-                        loraHashes: loraHashes, version: "lora-tools \(version)", extra: extra)
+                        vae: vae, loraHashes: loraHashes, version: "lora-tools \(version)", extra: extra)
     }
 
     /// What the grid PNG carries: the first cell's parameters and the axes,
@@ -68,6 +69,7 @@ public struct PlanFile: Sendable, Codable {
         let b = plan.base
         var parts: [String] = []
         if !onAxes.contains(.checkpoint), let c = catalog.checkpoints[b.checkpoint] { parts.append("Model: \(c.name) [\(c.shortHash)]") }
+        if !onAxes.contains(.vae), let vae = b.vae { parts.append("VAE: \((vae as NSString).lastPathComponent)") }
         if !onAxes.contains(.lora), let name = b.loraName { parts.append("LoRA: \(name)") }
         if !onAxes.contains(.weight), b.lora != nil { parts.append("Weight: \(Infotext.number(b.weight))") }
         if !onAxes.contains(.lbw), let lbw = b.blockWeights { parts.append("LBW: \(lbw)") }

@@ -6,6 +6,7 @@ import LoRACore
 /// parameter as a list; lists of more than one value become axes.
 public struct PlanRequest: Sendable {
     public var checkpoints: [String] = []
+    public var vaes: [String] = []
     public var loras: [LoRAEpochs.Entry] = []
     public var weights: [Double] = [1]
     public var seeds: [UInt64] = [0]
@@ -41,6 +42,7 @@ public struct PlanRequest: Sendable {
         case .steps: return steps.map { .steps($0) }
         case .lbw: return blockWeights.map { .lbw($0) }
         case .checkpoint: return checkpoints.map { .checkpoint(path: $0) }
+        case .vae: return vaes.map { .vae(path: $0) }
         case .clipSkip: return clipSkips.map { .clipSkip($0) }
         }
     }

@@ -14,7 +14,7 @@ struct LoRAXYZ: ParsableCommand {
         discussion: """
         Every parameter takes a list; a list of more than one value becomes an axis. Unless --x/--y/--z say \
         otherwise, multi-valued parameters fill X, Y and Z in this order: lora, weight, seed, prompt, prompt-sr, \
-        sampler, cfg, steps, lbw, checkpoint, clip-skip (beyond three, the rest join Z). LoRA files are sorted by \
+        sampler, cfg, steps, lbw, checkpoint, vae, clip-skip (beyond three, the rest join Z). LoRA files are sorted by \
         epoch (ss_epoch, or the number kohya puts in the name) and labelled e4, e8, … In the prompt, <lora> \
         becomes A1111's <lora:name:weight> tag; cells carry A1111's `parameters` infotext, so a cell dropped into \
         A1111's PNG Info gives its settings back (RNG: CPU).
@@ -47,6 +47,11 @@ struct Render: ParsableCommand {
             help: ArgumentHelp("Checkpoint (SD1.x, SD2.x, SDXL; .safetensors or .ckpt). Repeat for a checkpoint axis.", valueName: "path"),
             completion: .file(extensions: ["safetensors", "ckpt"]))
     var model: [String] = []
+
+    @Option(parsing: .singleValue,
+            help: ArgumentHelp("A separate VAE (A1111's SD VAE), e.g. vae-ft-mse-840000-ema-pruned.safetensors. Repeat for a VAE axis.", valueName: "path"),
+            completion: .file(extensions: ["safetensors", "ckpt", "pt"]))
+    var vae: [String] = []
 
     @Option(parsing: .upToNextOption,
             help: ArgumentHelp("LoRA files or glob patterns (quoted), e.g. 'out/mychar-*.safetensors'.", valueName: "path|glob"),
@@ -142,6 +147,7 @@ struct Render: ParsableCommand {
     func request() throws(ModelError) -> PlanRequest {
         var r = PlanRequest()
         r.checkpoints = model
+        r.vaes = vae
         r.loras = LoRAEpochs.order(try Globbing.expand(loras), epochOf: LoRAEpochs.epoch(of:))
         r.weights = try ValueLists.numbers(weights, what: "--weights")
         r.seeds = try ValueLists.integers(seeds, what: "--seeds").map { s throws(ModelError) in

@@ -26,7 +26,8 @@ final class InfotextGoldenTests: XCTestCase {
                                          width: c["width"] as! Int, height: c["height"] as! Int, clipSkip: c["clip_skip"] as! Int)
             p.emphasis = .original
             let hashes = (c["lora_hashes"] as! [[String]]).map { (name: $0[0], hash: $0[1]) }
-            let info = Infotext(p, model: .init(hash: c["model_hash"] as! String, name: c["model_name"] as! String),
+            let vae = (c["vae_name"] as? String).map { Infotext.Model(hash: c["vae_hash"] as! String, name: $0) }
+            let info = Infotext(p, model: .init(hash: c["model_hash"] as! String, name: c["model_name"] as! String), vae: vae,
                                 loraHashes: hashes, version: c["version"] as? String)
             XCTAssertEqual(info.text, c["text"] as! String)
             let chunk = PNGCodec.textChunk(key: "parameters", value: info.text)

@@ -123,6 +123,42 @@ final class RenderTests: XCTestCase {
         XCTAssertTrue(text.contains(", sd1_engine_lora: "), text)
     }
 
+    func testSeparateVAEFileIsUsedAndNamed() throws {
+        let model = try fixture("sd1_engine.safetensors")
+        // A standalone VAE as vae-ft-mse ships: the checkpoint's VAE under decoder./encoder. names.
+        let source = try ModelFile.open(model)
+        func writeVAE(_ path: String, scale: Float) throws {
+            let names = source.tensorNames.filter { $0.hasPrefix("first_stage_model.") }
+            let entries = names.map { SafeTensorsWriter.Entry(name: String($0.dropFirst("first_stage_model.".count)), dtype: .f32, shape: source[$0]!.shape) }
+            let writer = try SafeTensorsWriter(path: path, metadata: Metadata(), entries: entries)
+            for (name, entry) in zip(names, entries) {
+                var values = source[name]!.floats()
+                if entry.name == "decoder.conv_out.bias" { values = values.map { $0 + scale } }
+                try values.withUnsafeBufferPointer { try writer.write(name: entry.name, floats: $0) }
+            }
+            try writer.finish()
+        }
+        try writeVAE(folder + "/same-vae.safetensors", scale: 0)
+        try writeVAE(folder + "/bright-vae.safetensors", scale: 0.5)
+        var r = request(model, loras: [], weights: [1])
+        r.vaes = [folder + "/same-vae.safetensors", folder + "/bright-vae.safetensors"]
+        let plan = try r.plan()
+        XCTAssertEqual(plan.x.kinds, [.vae])
+        let session = try Session(plan: plan, options: .init(cacheFolder: folder + "/cache"))
+        try session.render(tokenizer: Self.tokenizer)
+        let same = try session.cache.image(session.planFile.keys[0]), bright = try session.cache.image(session.planFile.keys[1])
+        var own = plan.cells[0].settings
+        own.vae = nil
+        let catalog = try Catalog.check([PlannedCell(x: 0, y: 0, z: 0, index: 0, settings: own)], hashCache: nil)
+        let ownImage = Bitmap(try CellRenderer(tokenizer: Self.tokenizer, catalog: catalog).render(own))
+        XCTAssertEqual(same, ownImage, "the same VAE weights from a separate file give the same image")
+        XCTAssertGreaterThan(bright.pixels.reduce(0) { $0 + Int($1) }, same.pixels.reduce(0) { $0 + Int($1) }, "the other VAE is used")
+        let text = session.planFile.infotext(plan.cells[1]).text
+        XCTAssertTrue(text.contains(", VAE: bright-vae.safetensors, "), text)
+        XCTAssertTrue(text.contains("VAE hash: "), text)
+        XCTAssertThrowsError(try StableDiffusionModel.vaeWeights(try fixture("sd1_engine_lora.safetensors")))
+    }
+
     func testResumeShardsAssembleAndManifest() throws {
         let model = try fixture("sd1_engine.safetensors")
         let lora = try fixture("sd1_engine_lora.safetensors", as: "style-000001.safetensors")

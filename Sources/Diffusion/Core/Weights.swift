@@ -8,6 +8,9 @@ public struct Weights: Sendable {
     private let names: Set<String>
     /// Keep fp16 tensors as fp16 in `loadStore` (see WeightPrecision).
     public var halfStorage = false
+    /// Keys starting with `from` are looked up with `to` instead: a standalone
+    /// VAE file names `first_stage_model.decoder.…` just `decoder.…`.
+    public var prefixMap: (from: String, to: String)?
 
     public init(_ file: ModelFile) {
         self.file = file
@@ -18,6 +21,10 @@ public struct Weights: Sendable {
 
     /// The key as this file spells it (old SD1 files lack `text_model.`).
     public func resolve(_ key: String) -> String? {
+        if let (from, to) = prefixMap, key.hasPrefix(from) {
+            let mapped = to + key.dropFirst(from.count)
+            return names.contains(mapped) ? mapped : nil
+        }
         if names.contains(key) { return key }
         let old = key.replacingOccurrences(of: "cond_stage_model.transformer.text_model.", with: "cond_stage_model.transformer.")
         return old != key && names.contains(old) ? old : nil

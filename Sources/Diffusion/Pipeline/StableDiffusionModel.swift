@@ -31,12 +31,15 @@ public final class StableDiffusionModel: @unchecked Sendable {
         public var prediction: Prediction?
         public var loadEncoder = false
         public var weightPrecision = WeightPrecision.automatic
+        /// A separate VAE file (A1111's "SD VAE" setting) instead of the checkpoint's own.
+        public var vae: String?
         public init(config: ArchitectureConfig? = nil, prediction: Prediction? = nil, loadEncoder: Bool = false,
-                    weightPrecision: WeightPrecision = .automatic) {
+                    weightPrecision: WeightPrecision = .automatic, vae: String? = nil) {
             self.config = config
             self.prediction = prediction
             self.loadEncoder = loadEncoder
             self.weightPrecision = weightPrecision
+            self.vae = vae
         }
     }
 
@@ -59,8 +62,9 @@ public final class StableDiffusionModel: @unchecked Sendable {
         }
         text = TextConditioner(family: family, encoders: encoders, tokenizer: tokenizer)
         unet = try UNet(weights, config: config)
-        decoder = try VAEDecoder(weights, config: config)
-        encoder = options.loadEncoder ? try VAEEncoder(weights, config: config) : nil
+        let vaeWeights = try options.vae.map { path throws(ModelError) in try StableDiffusionModel.vaeWeights(path) } ?? weights
+        decoder = try VAEDecoder(vaeWeights, config: config)
+        encoder = options.loadEncoder ? try VAEEncoder(vaeWeights, config: config) : nil
         if let forced = options.prediction {
             prediction = forced
         } else if guess.variant?.contains("v-prediction") == true {
@@ -88,6 +92,19 @@ public final class StableDiffusionModel: @unchecked Sendable {
             throw ModelError(.unsupported, "\(family.rawValue) \(variant) checkpoints are not supported for text-to-image", file: file.path)
         }
         return (family, guess)
+    }
+
+    /// The weights of a standalone VAE file (`decoder.…`, `encoder.…`, as
+    /// vae-ft-mse-840000 and sdxl_vae ship), or of a checkpoint's VAE.
+    public static func vaeWeights(_ path: String) throws(ModelError) -> Weights {
+        var weights = Weights(try ModelFile.open(path))
+        if !weights.contains(VAEDecoder.prefix + "decoder.conv_in.weight") {
+            weights.prefixMap = (VAEDecoder.prefix, "")
+            guard weights.contains(VAEDecoder.prefix + "decoder.conv_in.weight") else {
+                throw ModelError(.mismatch, "not a VAE: no decoder.conv_in.weight", file: path)
+            }
+        }
+        return weights
     }
 
     /// Whether fp16 tensors stay fp16 in memory: asked for, or (automatic)
