@@ -229,7 +229,9 @@ struct Render: ParsableCommand {
             try session.render(tokenizer: tokenizer) { event in
                 switch event {
                 case .step(let n): bar.advance(by: n)
-                case .loading(let path) where verbose && !ToolEnvironment.stderrIsTerminal: printError("loading \(path)")
+                case .loading(let path) where verbose:
+                    // Loading a checkpoint takes seconds to a minute; say so (clearing the bar's line on a terminal).
+                    printError((ToolEnvironment.stderrIsTerminal ? "\r\u{1B}[2K" : "") + "loading \(path)")
                 case .cellFinished(let cell, let seconds) where verbose && !ToolEnvironment.stderrIsTerminal:
                     printError(String(format: "cell %d (%@): %.1f s", cell.index + 1, Self.describe(cell, plan: plan), seconds))
                 default: break

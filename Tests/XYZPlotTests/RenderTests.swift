@@ -191,6 +191,17 @@ final class RenderTests: XCTestCase {
         XCTAssertEqual(result.cellCopies.count, 2)
         let sheet = try PNGCodec.read(folder + "/sheet.png")
         XCTAssertGreaterThan(sheet.height, 2 * 64)
+        // Sheets past the PNG limit switch to JPEG beside the requested name; cells can be shrunk.
+        var big = writer
+        big.jpegAbovePixels = 1000
+        big.manifestPath = nil
+        big.cellsFolder = nil
+        big.cellSize = 32
+        let jpeg = try big.write(planFile, caches: caches)
+        XCTAssertEqual(jpeg.sheets, [folder + "/sheet.jpg"])
+        let bytes = try XCTUnwrap(FileManager.default.contents(atPath: folder + "/sheet.jpg"))
+        XCTAssertEqual(Array(bytes.prefix(2)), [0xFF, 0xD8])
+        XCTAssertEqual(big.cellDimensions(planFile.plan).0, 32)
         let manifest = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/sheet.json"))) as? [String: Any])
         let cells = try XCTUnwrap(manifest["cells"] as? [[String: Any]])
         XCTAssertEqual(cells.count, 2)
