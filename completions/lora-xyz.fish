@@ -103,7 +103,7 @@ complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_opti
 complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz render"' -l 'lbw' -d 'LoRA Block Weight preset (ALL, INS, OUTD, …) or list. Repeat for a block-weight axis.' -rfka ''
 complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz render" width' -l 'width' -d 'Image width.' -rfka ''
 complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz render" height' -l 'height' -d 'Image height.' -rfka ''
-complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz render" x' -l 'x' -d 'Parameters on X (comma-separated when several).' -rfka ''
+complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz render" x' -l 'x' -d 'Parameters on X (comma-separated when several): lora, weight, seed, prompt, prompt-sr, sampler, cfg, steps, lbw, checkpoint, vae, clip-skip.' -rfka ''
 complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz render" y' -l 'y' -d 'Parameters on Y.' -rfka ''
 complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz render" z' -l 'z' -d 'Parameters on Z: one grid per value.' -rfka ''
 complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz render" o output' -l 'output' -s 'o' -d 'The sheet (.png, or .jpg); with several Z values, one grid per value: NAME-z1.png, …' -rfka ''

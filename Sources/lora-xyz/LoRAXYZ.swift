@@ -104,7 +104,8 @@ struct Render: ParsableCommand {
     @Option(help: ArgumentHelp("Image height.", valueName: "pixels"))
     var height: Int = 512
 
-    @Option(help: ArgumentHelp("Parameters on X (comma-separated when several).", valueName: "param"))
+    @Option(help: ArgumentHelp("Parameters on X (comma-separated when several): \(AxisKind.allCases.map(\.rawValue).joined(separator: ", ")).",
+                               valueName: "param"))
     var x: String?
 
     @Option(help: ArgumentHelp("Parameters on Y.", valueName: "param"))
