@@ -29,4 +29,3 @@ xyz=($bin/lora-xyz --model "$out/engine/sd1_engine.safetensors" --loras "$out/en
 run "${xyz[@]}" --dry-run
 run "${xyz[@]}" --combined --cells "$out/cells"
 run "${xyz[@]}" --combined
-run $bin/lora-inspect --summary "$out/engine/sd1_engine.safetensors"
