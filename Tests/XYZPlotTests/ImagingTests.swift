@@ -19,6 +19,38 @@ final class ImagingTests: XCTestCase {
         _ = PNGCodec.textChunks(flipped)  // must not crash or hang on damaged chunks
     }
 
+    /// Cached cells can come from other machines (assemble): damaged PNGs
+    /// must give errors, never crashes or hangs.
+    func testMutatedPNGsNeverCrash() throws {
+        var pixels: [UInt8] = []
+        for i in 0..<(24 * 16) { pixels += [UInt8(i % 251), UInt8(i * 3 % 256), UInt8(i * 5 % 256)] }
+        let png = try PNGCodec.encode(Bitmap(width: 24, height: 16, pixels: pixels), text: [("parameters", "a cat\nSteps: 4")])
+        var state: UInt64 = 0x9E3779B97F4A7C15
+        func next() -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int(state >> 33)
+        }
+        var decoded = 0
+        for _ in 0..<3000 {
+            var bytes = png
+            for _ in 0..<(1 + next() % 4) {
+                let i = next() % bytes.count
+                switch next() % 3 {
+                case 0: bytes[i] = UInt8(next() & 255)
+                case 1: bytes.removeSubrange(i..<min(bytes.count, i + 1 + next() % 16))
+                default: bytes.insert(contentsOf: [UInt8](repeating: UInt8(next() & 255), count: 1 + next() % 8), at: i)
+                }
+                if bytes.isEmpty { bytes = [0] }
+            }
+            if let image = try? PNGCodec.decode(bytes) {
+                XCTAssertEqual(image.pixels.count, image.width * image.height * 3)
+                decoded += 1
+            }
+            _ = PNGCodec.textChunks(bytes)
+        }
+        XCTAssertLessThan(decoded, 3000, "most mutants are rejected")
+    }
+
     func testJPEGAndResize() throws {
         let image = Bitmap(width: 40, height: 30, fill: RGB(200, 100, 50))
         let jpeg = try JPEGCodec.encode(image)
