@@ -7,22 +7,13 @@ import LoRACore
 struct ExtractBench: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "extract", abstract: "Benchmark lora-extract against kohya's extract and resize scripts.")
 
-    @Option(help: "Folder for generated models (gitignored).")
-    var work = "Benchmarks/work"
-
-    @Option(help: "Python with kohya's requirements installed.")
-    var python: String?
-
-    @Option(help: "A checkout of kohya-ss/sd-scripts.")
-    var sdScripts: String?
-
-    @Option(help: "Runs per measurement of our tools (median reported); kohya runs once.")
-    var repeats = 3
+    @OptionGroup var options: KohyaComparisonOptions
 
     @Flag(help: "Skip kohya's conv extraction (about 6 minutes).")
     var skipKohyaConv = false
 
     func run() throws {
+        let (work, python, sdScripts, repeats) = (options.work, options.python, options.sdScripts, options.repeats)
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         let bench = URL(fileURLWithPath: CommandLine.arguments[0]).path
         let extract = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("lora-extract").path
@@ -41,33 +32,29 @@ struct ExtractBench: ParsableCommand {
             print(String(format: "%-58@ %8.2f s  %9.1f MB peak RSS%@%@", m.label as NSString, m.seconds, m.peakRSSMB,
                          (m.status == 0 ? "" : "  (exit \(m.status))") as NSString, note as NSString))
         }
-        func settled(_ label: String, _ command: [String], repeats: Int, environment: [String: String] = [:]) -> Measurement {
-            let runs = (0..<repeats).map { _ -> Measurement in sync(); return Measure.run(label, command, environment: environment) }
-            return runs.sorted { $0.seconds < $1.seconds }[runs.count / 2]
-        }
         let oursLinear = work + "/extract_ours_r32.safetensors", oursConv = work + "/extract_ours_r32_conv.safetensors"
         let oursResized = work + "/resize_ours_r8.safetensors"
-        report(settled("lora-extract rank 32", [extract, "--base", base, "--tuned", tuned, "--rank", "32", "-o", oursLinear, "--quiet"], repeats: repeats),
+        report(Measure.settled("lora-extract rank 32", [extract, "--base", base, "--tuned", tuned, "--rank", "32", "-o", oursLinear, "--quiet"], repeats: repeats),
                note: try errorNote(oursLinear, base: base, tuned: tuned))
-        report(settled("lora-extract rank 32, conv rank 32", [extract, "--base", base, "--tuned", tuned, "--rank", "32", "--conv-rank", "32",
+        report(Measure.settled("lora-extract rank 32, conv rank 32", [extract, "--base", base, "--tuned", tuned, "--rank", "32", "--conv-rank", "32",
                                                               "-o", oursConv, "--quiet"], repeats: repeats),
                note: try errorNote(oursConv, base: base, tuned: tuned))
-        report(settled("lora-extract resize r32 → r8", [extract, "resize", lora, "--rank", "8", "-o", oursResized, "--quiet"], repeats: repeats))
+        report(Measure.settled("lora-extract resize r32 → r8", [extract, "resize", lora, "--rank", "8", "-o", oursResized, "--quiet"], repeats: repeats))
         if let python, let sdScripts {
             let env = ["PYTHONPATH": sdScripts]
             let theirsLinear = work + "/extract_kohya_r32.safetensors", theirsConv = work + "/extract_kohya_r32_conv.safetensors"
-            report(settled("kohya extract_lora_from_models.py --dim 32", [python, sdScripts + "/networks/extract_lora_from_models.py",
+            report(Measure.settled("kohya extract_lora_from_models.py --dim 32", [python, sdScripts + "/networks/extract_lora_from_models.py",
                                                                          "--model_org", base, "--model_tuned", tuned, "--save_to", theirsLinear,
                                                                          "--dim", "32", "--save_precision", "fp16"], repeats: 1, environment: env),
                    note: try errorNote(theirsLinear, base: base, tuned: tuned))
             if !skipKohyaConv {
-                report(settled("kohya extract … --dim 32 --conv_dim 32", [python, sdScripts + "/networks/extract_lora_from_models.py",
+                report(Measure.settled("kohya extract … --dim 32 --conv_dim 32", [python, sdScripts + "/networks/extract_lora_from_models.py",
                                                                           "--model_org", base, "--model_tuned", tuned, "--save_to", theirsConv,
                                                                           "--dim", "32", "--conv_dim", "32", "--save_precision", "fp16"],
                                repeats: 1, environment: env),
                        note: try errorNote(theirsConv, base: base, tuned: tuned))
             }
-            report(settled("kohya resize_lora.py --new_rank 8", [python, sdScripts + "/networks/resize_lora.py", "--model", lora,
+            report(Measure.settled("kohya resize_lora.py --new_rank 8", [python, sdScripts + "/networks/resize_lora.py", "--model", lora,
                                                                  "--save_to", work + "/resize_kohya_r8.safetensors", "--new_rank", "8",
                                                                  "--save_precision", "fp16"], repeats: 1, environment: env))
         }
@@ -79,7 +66,7 @@ struct ExtractBench: ParsableCommand {
     func errorNote(_ path: String, base: String, tuned: String) throws -> String {
         guard FileManager.default.fileExists(atPath: path) else { return "" }
         let bench = URL(fileURLWithPath: CommandLine.arguments[0]).path
-        let output = work + "/error-note.txt"
+        let output = options.work + "/error-note.txt"
         _ = Measure.run("error", [bench, "extract-error", path, "--base", base, "--tuned", tuned], outputPath: output)
         return (try? String(contentsOfFile: output, encoding: .utf8))?.trimmingCharacters(in: .newlines) ?? ""
     }

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -12,7 +13,29 @@ struct Measurement: Codable {
     var status: Int32
 }
 
+/// What the side-by-side benchmarks against kohya's scripts share.
+struct KohyaComparisonOptions: ParsableArguments {
+    @Option(help: "Folder for generated models (gitignored).")
+    var work = "Benchmarks/work"
+
+    @Option(help: "Python with kohya's requirements installed.")
+    var python: String?
+
+    @Option(help: "A checkout of kohya-ss/sd-scripts.")
+    var sdScripts: String?
+
+    @Option(help: "Runs per measurement of our tools (median reported); kohya runs once.")
+    var repeats = 3
+}
+
 enum Measure {
+    /// The median of `repeats` runs, each started after `sync` so that no
+    /// dirty pages from the previous run are still being written back.
+    static func settled(_ label: String, _ command: [String], repeats: Int, environment: [String: String] = [:]) -> Measurement {
+        let runs = (0..<repeats).map { _ -> Measurement in sync(); return run(label, command, environment: environment) }
+        return runs.sorted { $0.seconds < $1.seconds }[runs.count / 2]
+    }
+
     /// Run a command, output discarded (or captured to `outputPath`), and measure it.
     static func run(_ label: String, _ command: [String], environment: [String: String] = [:], outputPath: String = "/dev/null") -> Measurement {
         var env = ProcessInfo.processInfo.environment

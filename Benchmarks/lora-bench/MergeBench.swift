@@ -7,19 +7,10 @@ import LoRACore
 struct MergeBench: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "merge", abstract: "Benchmark lora-merge against kohya's merge scripts.")
 
-    @Option(help: "Folder for generated models (gitignored).")
-    var work = "Benchmarks/work"
-
-    @Option(help: "Python with kohya's requirements installed.")
-    var python: String?
-
-    @Option(help: "A checkout of kohya-ss/sd-scripts.")
-    var sdScripts: String?
-
-    @Option(help: "Runs per measurement of our tools (median reported); kohya runs once.")
-    var repeats = 3
+    @OptionGroup var options: KohyaComparisonOptions
 
     func run() throws {
+        let (work, python, sdScripts, repeats) = (options.work, options.python, options.sdScripts, options.repeats)
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         let bench = URL(fileURLWithPath: CommandLine.arguments[0]).path
         let tools = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
@@ -38,23 +29,18 @@ struct MergeBench: ParsableCommand {
             print(String(format: "%-60@ %8.2f s  %9.1f MB peak RSS%@", m.label as NSString, m.seconds, m.peakRSSMB,
                          (m.status == 0 ? "" : "  (exit \(m.status))") as NSString))
         }
-        // Each run starts with no dirty pages queued from the previous one.
-        func settled(_ label: String, _ command: [String], repeats: Int, environment: [String: String] = [:]) -> Measurement {
-            let runs = (0..<repeats).map { _ -> Measurement in sync(); return Measure.run(label, command, environment: environment) }
-            return runs.sorted { $0.seconds < $1.seconds }[runs.count / 2]
-        }
         let ours = work + "/merged_ours.safetensors", ours16 = work + "/ab16_ours.safetensors"
-        report(settled("lora-merge bake r32 into SD1.5 fp16 (fp16 out)", [merge, "--model", checkpoint, "--lora", loraA + ":1.0",
+        report(Measure.settled("lora-merge bake r32 into SD1.5 fp16 (fp16 out)", [merge, "--model", checkpoint, "--lora", loraA + ":1.0",
                                                                         "--precision", "fp16", "-o", ours, "--quiet"], repeats: repeats))
-        report(settled("lora-merge loras 2×r32 → r16 (SVD)", [merge, "loras", loraA + ":0.6", loraB + ":0.4", "--rank", "16", "-o", ours16, "--quiet"],
+        report(Measure.settled("lora-merge loras 2×r32 → r16 (SVD)", [merge, "loras", loraA + ":0.6", loraB + ":0.4", "--rank", "16", "-o", ours16, "--quiet"],
                        repeats: repeats))
         if let python, let sdScripts {
             let env = ["PYTHONPATH": sdScripts]
             let theirs = work + "/merged_kohya.safetensors", theirs16 = work + "/ab16_kohya.safetensors"
-            report(settled("kohya merge_lora.py --save_precision fp16", [python, sdScripts + "/networks/merge_lora.py", "--sd_model", checkpoint,
+            report(Measure.settled("kohya merge_lora.py --save_precision fp16", [python, sdScripts + "/networks/merge_lora.py", "--sd_model", checkpoint,
                                                                          "--save_to", theirs, "--models", loraA, "--ratios", "1.0", "--save_precision", "fp16"],
                            repeats: 1, environment: env))
-            report(settled("kohya svd_merge_lora.py --new_rank 16", [python, sdScripts + "/networks/svd_merge_lora.py", "--models", loraA, loraB,
+            report(Measure.settled("kohya svd_merge_lora.py --new_rank 16", [python, sdScripts + "/networks/svd_merge_lora.py", "--models", loraA, loraB,
                                                                       "--ratios", "0.6", "0.4", "--new_rank", "16", "--save_to", theirs16, "--save_precision", "fp16"],
                            repeats: 1, environment: env))
             try compareCheckpoints(ours, theirs)
