@@ -58,20 +58,26 @@ public final class Session: @unchecked Sendable {
         return CellRenderer.renderOrder(missing)
     }
 
-    /// Seconds per U-Net evaluation, from earlier runs' records in this
-    /// cache, else a rough figure for this CPU class scaled by image size.
-    /// A cell costs its evaluations plus about two more for the VAE decode.
-    public func secondsPerEvaluation(for cell: PlannedCell) -> (seconds: Double, measured: Bool) {
-        let family = planFile.catalog.checkpoints[cell.settings.checkpoint]?.family ?? "SD1.x"
-        let pixels = Double(cell.settings.width * cell.settings.height)
+    /// Seconds per U-Net evaluation and pixel for a checkpoint: the median
+    /// over up to 16 of this cache's records (a cell costs its evaluations
+    /// plus about two more for the VAE decode), nil when there are none.
+    func measuredRate(checkpoint: String) -> Double? {
         var samples: [Double] = []
-        for (index, key) in planFile.keys.enumerated() where planFile.plan.cells[index].settings.checkpoint == cell.settings.checkpoint {
+        for (index, key) in planFile.keys.enumerated() where planFile.plan.cells[index].settings.checkpoint == checkpoint {
             if let r = cache.record(key), r.unetEvaluations > 0 {
-                samples.append(r.renderSeconds / Double(r.unetEvaluations + Session.decodeEvaluations) / Double(r.width * r.height) * pixels)
+                samples.append(r.renderSeconds / Double(r.unetEvaluations + Session.decodeEvaluations) / Double(r.width * r.height))
             }
             if samples.count >= 16 { break }
         }
-        if !samples.isEmpty { return (samples.sorted()[samples.count / 2], true) }
+        return samples.isEmpty ? nil : samples.sorted()[samples.count / 2]
+    }
+
+    /// Seconds per U-Net evaluation of a cell: from the measured rate, else a
+    /// rough figure for this CPU class scaled by image size.
+    func secondsPerEvaluation(for cell: PlannedCell, measuredRate: Double?) -> (seconds: Double, measured: Bool) {
+        let pixels = Double(cell.settings.width * cell.settings.height)
+        if let measuredRate { return (measuredRate * pixels, true) }
+        let family = planFile.catalog.checkpoints[cell.settings.checkpoint]?.family ?? "SD1.x"
         // Measured on a 2-core EPYC (AVX2): 6.9 s per SD1.5 U-Net evaluation at 512², decode ≈ 2 of them.
         let cores = Double(max(1, ProcessInfo.processInfo.activeProcessorCount))
         let perEval = 6.9 * 2 / cores * pow(pixels / 262_144, 1.15) * (family.hasPrefix("SDXL") ? 2.2 : 1)
@@ -90,9 +96,13 @@ public final class Session: @unchecked Sendable {
 
     public func estimate(_ cells: [PlannedCell]) -> Estimate {
         var total = Estimate(cells: cells.count, evaluations: 0, seconds: 0, measured: true)
+        // Records are read once per checkpoint, not once per cell.
+        var rates: [String: Double?] = [:]
         for cell in cells {
+            let checkpoint = cell.settings.checkpoint
+            if rates[checkpoint] == nil { rates[checkpoint] = .some(measuredRate(checkpoint: checkpoint)) }
             let n = CellRenderer.unetEvaluations(cell.settings)
-            let (perEval, measured) = secondsPerEvaluation(for: cell)
+            let (perEval, measured) = secondsPerEvaluation(for: cell, measuredRate: rates[checkpoint] ?? nil)
             total.evaluations += n
             total.seconds += perEval * Double(n + Session.decodeEvaluations)
             total.measured = total.measured && measured

@@ -140,7 +140,7 @@ struct Render: ParsableCommand {
         ToolEnvironment.prepare()
         do {
             try execute()
-        } catch {
+        } catch let error as ModelError {
             throw ToolFailure(error)
         }
     }
@@ -199,7 +199,7 @@ struct Render: ParsableCommand {
         return r
     }
 
-    func execute() throws(ModelError) {
+    func execute() throws {
         let plan = try request().plan()
         let cacheFolder = cache ?? (sheet.output as NSString).deletingPathExtension + ".cache"
         var options = Session.Options(cacheFolder: cacheFolder)
@@ -211,8 +211,7 @@ struct Render: ParsableCommand {
         }
         // The tokenizer and the font are checked before any rendering too.
         let tokenizer = try BPETokenizer.locate(explicit: self.tokenizer, near: model.first)
-        let fontPath: String
-        do { fontPath = try Font.locate(sheet.font) } catch { throw ModelError(.io, error.description) }
+        let fontPath = try sheet.locateFont()
         let pending = session.pending
         let estimate = session.estimate(pending)
         if dryRun {
@@ -249,25 +248,16 @@ struct Render: ParsableCommand {
             return
         }
         let result = try sheet.writer(fontPath: fontPath).write(session.planFile, caches: [session.cache], renderSeconds: session.renderSeconds)
-        try report(result, rendered: session.renderSeconds.count, total: plan.cells.count)
-    }
-
-    func report(_ result: SheetWriter.Result, rendered: Int, total: Int) throws(ModelError) {
-        if sheet.json {
-            print(String(decoding: try JSONEncoding.encode(result), as: UTF8.self))
-            return
-        }
-        print("\(total) cells: \(rendered) rendered, \(total - rendered - result.missing) from the cache" + (result.missing > 0 ? ", \(result.missing) missing" : ""))
-        for path in result.sheets { print("wrote \(path)") }
-        if let manifest = result.manifest { print("wrote \(manifest)") }
-        if !result.cellCopies.isEmpty, let folder = sheet.cells { print("saved \(result.cellCopies.count) cells in \(folder)") }
+        let rendered = session.renderSeconds.count, total = plan.cells.count
+        try sheet.printResult(result, summary: "\(total) cells: \(rendered) rendered, \(total - rendered - result.missing) from the cache"
+                                               + (result.missing > 0 ? ", \(result.missing) missing" : ""))
     }
 
     static func describe(_ cell: PlannedCell, plan: Plan) -> String {
         [(plan.x, cell.x), (plan.y, cell.y), (plan.z, cell.z)].filter { !$0.0.kinds.isEmpty }.map { $0.0.label($0.1) }.joined(separator: ", ")
     }
 
-    func printPlan(_ session: Session, pending: [PlannedCell], estimate: Session.Estimate) throws(ModelError) {
+    func printPlan(_ session: Session, pending: [PlannedCell], estimate: Session.Estimate) throws {
         let plan = session.planFile.plan
         let shardCells = session.shardCells
         let cached = shardCells.filter { session.cache.contains(session.planFile.keys[$0.index]) }.count
@@ -281,7 +271,7 @@ struct Render: ParsableCommand {
             let value = DryRun(axes: Manifest.AxisEntry.list(plan), cells: plan.cells.count, shardCells: shardCells.count, cached: cached,
                                toRender: pending.count, unetEvaluations: estimate.evaluations, estimatedSeconds: estimate.seconds,
                                estimateMeasured: estimate.measured, legend: session.planFile.legend)
-            print(String(decoding: try JSONEncoding.encode(value), as: UTF8.self))
+            print(try JSONOutput.string(value))
             return
         }
         for (name, axis) in [("X", plan.x), ("Y", plan.y), ("Z", plan.z)] where !axis.kinds.isEmpty {
@@ -329,6 +319,22 @@ struct SheetOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "No progress bar or messages.")
     var quiet = false
 
+    func locateFont() throws(ModelError) -> String {
+        do { return try Font.locate(font) } catch { throw ModelError(.io, error.description) }
+    }
+
+    /// The result as JSON, or a summary line and what was written.
+    func printResult(_ result: SheetWriter.Result, summary: String) throws {
+        if json {
+            print(try JSONOutput.string(result))
+            return
+        }
+        print(summary)
+        for path in result.sheets { print("wrote \(path)") }
+        if let manifest = result.manifest { print("wrote \(manifest)") }
+        if !result.cellCopies.isEmpty, let folder = cells { print("saved \(result.cellCopies.count) cells in \(folder)") }
+    }
+
     func writer(fontPath: String) -> SheetWriter {
         var w = SheetWriter(output: output, fontPath: fontPath)
         w.combined = combined
@@ -367,26 +373,11 @@ struct Assemble: ParsableCommand {
             let folders = cache
             let caches = folders.map(CellCache.init(folder:))
             let planFile = try PlanFile.read(caches[0].planPath)
-            let fontPath: String
-            do { fontPath = try Font.locate(sheet.font) } catch { throw ModelError(.io, error.description) }
-            let result = try sheet.writer(fontPath: fontPath).write(planFile, caches: caches, requireAll: !allowMissing)
-            if sheet.json {
-                print(String(decoding: try JSONEncoding.encode(result), as: UTF8.self))
-                return
-            }
-            print("\(planFile.plan.cells.count) cells from \(folders.count) cache(s)" + (result.missing > 0 ? ", \(result.missing) missing" : ""))
-            for path in result.sheets { print("wrote \(path)") }
-            if let manifest = result.manifest { print("wrote \(manifest)") }
+            let result = try sheet.writer(fontPath: try sheet.locateFont()).write(planFile, caches: caches, requireAll: !allowMissing)
+            try sheet.printResult(result, summary: "\(planFile.plan.cells.count) cells from \(folders.count) cache(s)"
+                                                   + (result.missing > 0 ? ", \(result.missing) missing" : ""))
         } catch let error as ModelError {
             throw ToolFailure(error)
         }
-    }
-}
-
-enum JSONEncoding {
-    static func encode<T: Encodable>(_ value: T) throws(ModelError) -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        do { return try encoder.encode(value) } catch { throw ModelError(.io, "cannot encode JSON: \(error)") }
     }
 }
