@@ -39,11 +39,6 @@ public struct RGB: Sendable, Equatable {
 }
 
 extension Bitmap {
-    public func pixel(x: Int, y: Int) -> RGB {
-        let i = (y * width + x) * 3
-        return RGB(pixels[i], pixels[i + 1], pixels[i + 2])
-    }
-
     /// Fill a rectangle (clipped to the image).
     public mutating func fill(x: Int, y: Int, width w: Int, height h: Int, color: RGB) {
         let x0 = max(0, x), y0 = max(0, y), x1 = min(width, x + w), y1 = min(height, y + h)

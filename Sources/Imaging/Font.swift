@@ -122,12 +122,10 @@ public final class Font: @unchecked Sendable {
         }
     }
 
-    public enum Alignment: Sendable { case left, center }
-
-    /// Draw wrapped lines inside a box, vertically centred; lines that do not
+    /// Draw wrapped lines inside a box, centred; lines that do not
     /// fit are dropped with an ellipsis on the last one shown.
     public func drawBlock(_ text: String, into canvas: inout Bitmap, x: Int, y: Int, width: Int, height: Int,
-                          alignment: Alignment = .center, color: RGB = .black) {
+                          color: RGB = .black) {
         var lines = wrap(text, maxWidth: width)
         let fit = max(1, height / lineHeight)
         if lines.count > fit {
@@ -137,7 +135,7 @@ public final class Font: @unchecked Sendable {
         var top = y + max(0, (height - lines.count * lineHeight) / 2)
         for line in lines {
             let w = self.width(of: line)
-            let left = alignment == .center ? x + max(0, (width - w) / 2) : x
+            let left = x + max(0, (width - w) / 2)
             draw(line, into: &canvas, x: left, y: top, color: color)
             top += lineHeight
         }
