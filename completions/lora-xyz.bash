@@ -188,7 +188,7 @@ _lora-xyz_render() {
     repeating_flags=()
     non_repeating_flags=(--combined --json --quiet -q --dry-run --version -h --help)
     repeating_options=(--model -m --vae --loras --with-lora --lbw)
-    non_repeating_options=(--weights --prompt --prompts --prompt-sr --negative --seeds --sampler --steps --cfg --clip-skip --width --height --x --y --z --output -o --cells --cell-size --manifest --font --cache --tokenizer --shard)
+    non_repeating_options=(--weights --prompt --prompts --prompt-sr --negative --seeds --sampler --steps --cfg --clip-skip --width --height --rng-variant --x --y --z --output -o --cells --cell-size --manifest --font --cache --tokenizer --shard)
     __lora-xyz_offer_flags_options 0
 
     # Offer option value completions
@@ -247,6 +247,10 @@ _lora-xyz_render() {
         return
         ;;
     '--height')
+        return
+        ;;
+    '--rng-variant')
+        __lora-xyz_add_completions -W 'auto'$'\n''avx2'$'\n''libm'
         return
         ;;
     '--x')

@@ -199,7 +199,7 @@ size_t lt_attention_workspace(size_t keys, size_t d) {
 int lt_attention_head(const float *q, size_t ldq, const float *k, size_t ldk, const float *v, size_t ldv, float *o, size_t ldo,
                       size_t queries, size_t keys, size_t d, float scale, float *workspace) {
 #if defined(__x86_64__)
-    if (d % 8 == 0 && d > 0 && keys > 0 && lt_cpu_has_avx2_f16c()) {
+    if (d % 8 == 0 && d > 0 && keys > 0 && lt_kernels_use_avx2()) {
         attention_avx2(q, ldq, k, ldk, v, ldv, o, ldo, queries, keys, d, scale, workspace);
         return 1;
     }

@@ -86,7 +86,7 @@ void lt_f16_to_f32_scalar(const void *src, float *dst, size_t count) {
     }
 }
 
-void lt_f32_to_f16_scalar(const float *src, void *dst, size_t count) {
+static void f32_to_f16_scalar(const float *src, void *dst, size_t count) {
     uint8_t *p = (uint8_t *)dst;
     for (size_t i = 0; i < count; i++) {
         uint16_t h = float_to_half_bits(src[i]);
@@ -148,7 +148,7 @@ LT_AVX2 static void f32_to_f16_avx2(const float *src, void *dst, size_t count) {
         _mm_storeu_si128((__m128i *)(p + 2 * i),
                          _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
     }
-    lt_f32_to_f16_scalar(src + i, p + 2 * i, count - i);
+    f32_to_f16_scalar(src + i, p + 2 * i, count - i);
 }
 
 LT_AVX2 static void bf16_to_f32_avx2(const void *src, float *dst, size_t count) {
@@ -191,28 +191,28 @@ LT_AVX2 static void f32_to_bf16_avx2(const float *src, void *dst, size_t count) 
 
 void lt_f16_to_f32(const void *src, float *dst, size_t count) {
 #if defined(__x86_64__)
-    if (lt_cpu_has_avx2_f16c()) { f16_to_f32_avx2(src, dst, count); return; }
+    if (lt_kernels_use_avx2()) { f16_to_f32_avx2(src, dst, count); return; }
 #endif
     lt_f16_to_f32_scalar(src, dst, count);
 }
 
 void lt_f32_to_f16(const float *src, void *dst, size_t count) {
 #if defined(__x86_64__)
-    if (lt_cpu_has_avx2_f16c()) { f32_to_f16_avx2(src, dst, count); return; }
+    if (lt_kernels_use_avx2()) { f32_to_f16_avx2(src, dst, count); return; }
 #endif
-    lt_f32_to_f16_scalar(src, dst, count);
+    f32_to_f16_scalar(src, dst, count);
 }
 
 void lt_bf16_to_f32(const void *src, float *dst, size_t count) {
 #if defined(__x86_64__)
-    if (lt_cpu_has_avx2_f16c()) { bf16_to_f32_avx2(src, dst, count); return; }
+    if (lt_kernels_use_avx2()) { bf16_to_f32_avx2(src, dst, count); return; }
 #endif
     bf16_to_f32_scalar(src, dst, count);
 }
 
 void lt_f32_to_bf16(const float *src, void *dst, size_t count) {
 #if defined(__x86_64__)
-    if (lt_cpu_has_avx2_f16c()) { f32_to_bf16_avx2(src, dst, count); return; }
+    if (lt_kernels_use_avx2()) { f32_to_bf16_avx2(src, dst, count); return; }
 #endif
     f32_to_bf16_scalar(src, dst, count);
 }

@@ -1,41 +1,80 @@
 #include "CKernels.h"
+#include <stdlib.h>
+#include <string.h>
 
-// __builtin_cpu_supports reads CPUID once (libgcc / compiler-rt initialise it
-// before main), so these are cheap enough to call from every kernel.
+// CPUID is read once (libgcc / compiler-rt initialise __builtin_cpu_supports
+// before main; the leaf-7 bits below are read on first use and kept).
+#if defined(__x86_64__)
+static void cpuid(unsigned leaf, unsigned sub, unsigned r[4]) {
+    __asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(sub));
+}
+#endif
+
+static unsigned detect_features(void) {
+    unsigned f = 0;
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx2")) f |= LT_CPU_AVX2;
+    if (__builtin_cpu_supports("fma")) f |= LT_CPU_FMA;
+    if (__builtin_cpu_supports("f16c")) f |= LT_CPU_F16C;
+    if (__builtin_cpu_supports("avx512f")) f |= LT_CPU_AVX512F;
+    if (__builtin_cpu_supports("sse4.1")) f |= LT_CPU_SSE41;
+    unsigned r[4];
+    cpuid(0, 0, r);
+    if (r[0] >= 7) {
+        cpuid(7, 0, r);
+        unsigned max_sub = r[0];
+        if ((r[1] >> 29) & 1) f |= LT_CPU_SHA;
+        if ((r[3] >> 22) & 1) f |= LT_CPU_AMX_BF16;
+        if (max_sub >= 1) {
+            cpuid(7, 1, r);
+            if ((r[0] >> 5) & 1) f |= LT_CPU_AVX512_BF16;
+        }
+    }
+#endif
+    return f;
+}
+
+unsigned lt_cpu_features(void) {
+    static int cached = -1;
+    if (cached < 0) cached = (int)detect_features();
+    return (unsigned)cached;
+}
+
 int lt_cpu_has_avx2_f16c(void) {
-#if defined(__x86_64__)
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") &&
-           __builtin_cpu_supports("fma");
-#else
-    return 0;
-#endif
+    unsigned need = LT_CPU_AVX2 | LT_CPU_F16C | LT_CPU_FMA;
+    return (lt_cpu_features() & need) == need;
 }
 
-int lt_cpu_has_avx512f(void) {
-#if defined(__x86_64__)
-    return __builtin_cpu_supports("avx512f");
-#else
-    return 0;
-#endif
-}
+int lt_cpu_has_avx512f(void) { return (lt_cpu_features() & LT_CPU_AVX512F) != 0; }
 
 int lt_cpu_has_sha_ni(void) {
-#if defined(__x86_64__)
     // SHA-NI needs SSE4.1 for the byte shuffles as well.
-    unsigned int eax, ebx, ecx, edx;
-    __asm__ volatile("cpuid" : "=a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx) : "a"(7), "c"(0));
-    int sha = (ebx >> 29) & 1;
-    return sha && __builtin_cpu_supports("sse4.1");
-#else
-    return 0;
-#endif
+    unsigned need = LT_CPU_SHA | LT_CPU_SSE41;
+    return (lt_cpu_features() & need) == need;
 }
 
+// -1: not decided yet (the environment is read on first use).
+static int portable_only = -1;
+
+int lt_kernels_portable_only(void) {
+    if (portable_only < 0) {
+        const char *value = getenv("LORA_TOOLS_KERNELS");
+        portable_only = value != NULL && strcmp(value, "portable") == 0;
+    }
+    return portable_only;
+}
+
+void lt_kernels_set_portable_only(int portable) { portable_only = portable ? 1 : 0; }
+
+int lt_kernels_use_avx2(void) { return lt_cpu_has_avx2_f16c() && !lt_kernels_portable_only(); }
+
+int lt_kernels_use_sha_ni(void) { return lt_cpu_has_sha_ni() && !lt_kernels_portable_only(); }
+
 const char *lt_cpu_kernels_description(void) {
-    int avx2 = lt_cpu_has_avx2_f16c();
-    int sha = lt_cpu_has_sha_ni();
-    if (avx2 && sha) return "avx2+f16c, sha-ni";
-    if (avx2) return "avx2+f16c, portable sha256";
-    if (sha) return "portable conversion, sha-ni";
-    return "portable conversion, portable sha256";
+    int avx2 = lt_kernels_use_avx2();
+    int sha = lt_kernels_use_sha_ni();
+    if (avx2 && sha) return "avx2+f16c+fma, sha-ni";
+    if (avx2) return "avx2+f16c+fma, portable sha256";
+    if (sha) return "portable vector kernels, sha-ni";
+    return "portable vector kernels, portable sha256";
 }

@@ -163,13 +163,7 @@ AVX2 static void geglu_avx2(const float *proj, float *out, size_t rows, size_t h
 }
 #endif
 
-static int force_portable = 0;
-
-static int use_avx2(void) {
-    static int cached = -1;
-    if (cached < 0) cached = lt_cpu_has_avx2_f16c();
-    return cached && !force_portable;
-}
+static int use_avx2(void) { return lt_kernels_use_avx2(); }
 
 static void map_scalar(const float *x, float *y, size_t n, int kind) {
     for (size_t i = 0; i < n; i++) {
@@ -224,4 +218,3 @@ void lt_geglu(const float *proj, float *out, size_t rows, size_t hidden) {
 float lt_exp(float x) { return exp_scalar(x); }
 float lt_erf(float x) { return erf_scalar(x); }
 
-void lt_nn_force_portable(int force) { force_portable = force; }

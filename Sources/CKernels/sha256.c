@@ -18,8 +18,6 @@ static const uint32_t K[64] = {
     0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
 
-static int force_portable = 0;
-void lt_sha256_set_force_portable(int force) { force_portable = force; }
 
 #define ROTR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
 
@@ -93,7 +91,7 @@ static void blocks_sha_ni(uint32_t state[8], const uint8_t *data, size_t blocks)
 
 static void process_blocks(uint32_t state[8], const uint8_t *data, size_t blocks) {
 #if defined(__x86_64__)
-    if (!force_portable && lt_cpu_has_sha_ni()) { blocks_sha_ni(state, data, blocks); return; }
+    if (lt_kernels_use_sha_ni()) { blocks_sha_ni(state, data, blocks); return; }
 #endif
     blocks_portable(state, data, blocks);
 }

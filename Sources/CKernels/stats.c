@@ -125,7 +125,7 @@ LT_AVX2 static void accumulate_avx2(lt_stats *s, const uint8_t *p, size_t count,
 
 void lt_stats_accumulate(lt_stats *s, const void *src, size_t count, int kind) {
 #if defined(__x86_64__)
-    if (lt_cpu_has_avx2_f16c()) { accumulate_avx2(s, (const uint8_t *)src, count, kind); return; }
+    if (lt_kernels_use_avx2()) { accumulate_avx2(s, (const uint8_t *)src, count, kind); return; }
 #endif
     accumulate_scalar(s, (const uint8_t *)src, count, kind);
 }

@@ -1,10 +1,15 @@
 // torch.randn's Box–Muller on blocks of 16 float uniforms, bit for bit.
 //
-// torch compiles this kernel per CPU: its AVX2 build evaluates log, sin and
-// cos with the Cephes polynomials of avx_mathfun.h, and GCC fuses some of the
-// multiply-adds into FMAs; the AVX-512 and ARM builds call libm. Which fusions
+// torch has two CPU kernels for it (aten/src/ATen/native/cpu/DistributionTemplates.h):
+// `normal_fill_AVX2` evaluates log, sin and cos with the Cephes polynomials of
+// avx_mathfun.h, and GCC fuses some of the multiply-adds into FMAs; the scalar
+// `normal_fill` calls libm. torch runs the AVX2 one on every x86-64 CPU with
+// AVX2 and FMA, including AVX-512 ones (DistributionKernels.cpp registers
+// normal_stub with REGISTER_NO_AVX512_DISPATCH, so the AVX-512 slot falls back
+// to the AVX2 kernel); the scalar one on older x86 CPUs and on ARM. Which fusions
 // happen was established by comparing a million outputs with torch's own (see
-// Tests/DiffusionTests/RandomTests); the explicit fmaf calls below reproduce them.
+// Tests/DiffusionTests/RandomTests); the explicit fmaf calls below reproduce them,
+// so this file gives the same bits whatever CPU runs it (fmaf is exact in software).
 #include "CKernels.h"
 #include <math.h>
 #include <string.h>
@@ -101,9 +106,4 @@ void lt_torch_normal16(float *data, int variant) {
         data[j] = radius * cosine;
         data[j + 8] = radius * sine;
     }
-}
-
-int lt_torch_normal_default_variant(void) {
-    // What torch would dispatch to on this CPU.
-    return lt_cpu_has_avx512f() ? LT_TORCH_NORMAL_LIBM : (lt_cpu_has_avx2_f16c() ? LT_TORCH_NORMAL_AVX2 : LT_TORCH_NORMAL_LIBM);
 }

@@ -2,6 +2,7 @@ import CBLAS
 import CKernels
 import Foundation
 import LinearAlgebra
+import LoRACore
 
 /// Process set-up every tool runs first.
 public enum ToolEnvironment {
@@ -28,18 +29,34 @@ public enum ToolEnvironment {
     }
 
     /// The core type to force, or nil when the loaded kernels already fit the CPU.
-    public static func preferredCoreType(current: String) -> String? {
+    public static func preferredCoreType(current: String, cpu: CPUFeatures = .host) -> String? {
         let generic: Set<String> = ["Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom", "Katmai", "Coppermine",
                                     "Northwood", "Banias", "Athlon", "Opteron", "Barcelona", "Bobcat", "Unknown", "generic"]
         guard generic.contains(current) else { return nil }
-        if lt_cpu_has_avx512f() != 0 { return "SkylakeX" }
-        if lt_cpu_has_avx2_f16c() != 0 { return "Haswell" }
+        if cpu.contains(.avx512f) { return "SkylakeX" }
+        if cpu.runsAVX2Kernels { return "Haswell" }
         return nil
     }
 
     /// One line for verbose output: which kernels are in use.
     public static var kernelDescription: String {
-        "OpenBLAS \(LinearAlgebra.blasCoreName) kernels (\(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"].map { "OPENBLAS_CORETYPE=\($0)" } ?? "auto-detected")), conversion/hash: \(String(cString: lt_cpu_kernels_description()))"
+        "OpenBLAS \(LinearAlgebra.blasCoreName) kernels (\(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"].map { "OPENBLAS_CORETYPE=\($0)" } ?? "auto-detected")), C kernels: \(KernelPaths.description)"
+    }
+
+    /// The processor's name as the kernel reports it ("AMD EPYC", "Intel(R) Xeon(R) …").
+    public static var cpuModelName: String {
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
+              let colon = line.firstIndex(of: ":") else { return "unknown CPU" }
+        return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+    }
+
+    /// What a benchmark or CI log needs to trace a result to a host: the CPU,
+    /// its class and features, and the kernels in use.
+    public static var hostReport: [String] {
+        let cpu = CPUFeatures.host
+        return ["CPU: \(cpuModelName) (\(cpu.cpuClass); \(ProcessInfo.processInfo.activeProcessorCount) cores; \(cpu))",
+                "kernels: \(kernelDescription)"]
     }
 
     public static var stderrIsTerminal: Bool { isatty(STDERR_FILENO) != 0 }

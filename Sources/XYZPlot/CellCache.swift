@@ -23,7 +23,8 @@ public struct CellRecord: Sendable, Codable {
 /// so a cell is rendered once across runs, shards and added epoch files.
 public struct CellCache: Sendable {
     /// Bump when the engine's output for the same inputs changes.
-    public static let engineRevision = 1
+    /// 2: the noise kernel joined the key (revision 1 used torch's scalar kernel on AVX-512 hosts).
+    public static let engineRevision = 2
     public let folder: String
 
     public init(folder: String) {
@@ -50,6 +51,7 @@ public struct CellCache: Sendable {
             "sampler": s.sampler.sampler.rawValue + "/" + s.sampler.schedule.rawValue,
             "size": "\(s.width)x\(s.height)",
             "clip_skip": String(s.clipSkip),
+            "noise": s.noise.rawValue,
         ]
         if let vae = s.vae { fields["vae"] = catalog.vaes[vae]?.sha256 ?? vae }
         if !s.extraLoRAs.isEmpty {

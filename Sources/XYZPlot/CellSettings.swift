@@ -23,6 +23,8 @@ public struct CellSettings: Sendable, Hashable, Codable {
     public var width = 512
     public var height = 512
     public var clipSkip = 1
+    /// torch's CPU noise kernel the seeds are turned into noise with.
+    public var noise = TorchGenerator.Variant.native
     /// LoRAs applied to every cell besides the axis LoRA (`--with-lora`),
     /// in lora-merge's syntax: path[:ratio][:te=x][:unet=x][:lbw=weights].
     public var extraLoRAs: [String] = []
@@ -107,7 +109,7 @@ public struct CellSettings: Sendable, Hashable, Codable {
 
     public var generationParameters: GenerationParameters {
         GenerationParameters(prompt: finalPrompt, negativePrompt: negative, seed: seed, steps: steps, cfgScale: Float(cfg),
-                             sampler: sampler, width: width, height: height, clipSkip: clipSkip)
+                             sampler: sampler, width: width, height: height, clipSkip: clipSkip, noise: noise)
     }
 
     /// The axis LoRA as lora-merge's spec, unless there is none or its weight

@@ -25,9 +25,14 @@ public struct PlanFile: Sendable, Codable {
         do {
             return try JSONDecoder().decode(PlanFile.self, from: data)
         } catch {
-            throw ModelError(.invalid, "not a lora-xyz plan: \(error)", file: path)
+            // A plan of an older cache layout lacks fields this version needs: rendering again rewrites it.
+            let older = (try? JSONDecoder().decode(Header.self, from: data)).map { $0.tool == "lora-xyz" } ?? false
+            throw ModelError(.invalid, older ? "written by an older lora-xyz: run lora-xyz render with this --cache to bring it up to date"
+                                             : "not a lora-xyz plan: \(error)", file: path)
         }
     }
+
+    private struct Header: Decodable { var tool: String }
 
     public func write(_ path: String) throws(ModelError) {
         try FileOutput.write(try FileOutput.json(self), to: path)
@@ -79,6 +84,7 @@ public struct PlanFile: Sendable, Codable {
         if !onAxes.contains(.cfg) { parts.append("CFG: \(Infotext.number(b.cfg))") }
         if !onAxes.contains(.seed) { parts.append("Seed: \(b.seed)") }
         if !onAxes.contains(.clipSkip), b.clipSkip > 1 { parts.append("Clip skip: \(b.clipSkip)") }
+        if b.noise != .avx2 { parts.append("Noise: \(b.noise.rawValue)") }
         parts.append("Size: \(b.width)x\(b.height)")
         if !onAxes.contains(.prompt) && !onAxes.contains(.promptSR) {
             parts.append("Prompt: \(b.prompt)")

@@ -25,6 +25,8 @@ public struct PlanRequest: Sendable {
     public var negative = ""
     public var width = 512
     public var height = 512
+    /// torch's noise kernel to reproduce (--rng-variant).
+    public var noise = TorchGenerator.Variant.native
     /// Parameters the user put on X, Y, Z (each may hold several).
     public var axes: [[AxisKind]] = [[], [], []]
 
@@ -82,6 +84,7 @@ public struct PlanRequest: Sendable {
         base.negative = negative
         base.width = width
         base.height = height
+        base.noise = noise
         let onAxes = Set(layout.flatMap { $0 })
         for kind in AxisKind.allCases where !onAxes.contains(kind) {
             // Single values set the base; prompt-sr's single value is the identity.

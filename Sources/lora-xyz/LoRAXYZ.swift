@@ -104,6 +104,14 @@ struct Render: ParsableCommand {
     @Option(help: ArgumentHelp("Image height.", valueName: "pixels"))
     var height: Int = 512
 
+    @Option(name: .customLong("rng-variant"),
+            help: ArgumentHelp("""
+                torch's CPU noise kernel to reproduce (A1111's RNG source: CPU): avx2 (torch on any x86-64 CPU with AVX2, \
+                AVX-512 ones included), libm (torch on ARM or older x86), auto (torch's choice on this CPU).
+                """, valueName: "auto|avx2|libm"),
+            completion: .list(["auto", "avx2", "libm"]))
+    var rngVariant: String = "auto"
+
     @Option(help: ArgumentHelp("Parameters on X (comma-separated when several): \(AxisKind.allCases.map(\.rawValue).joined(separator: ", ")).",
                                valueName: "param"))
     var x: String?
@@ -134,6 +142,9 @@ struct Render: ParsableCommand {
         guard !model.isEmpty else { throw ValidationError("give a checkpoint with --model") }
         if let shard, Shard(shard) == nil { throw ValidationError("--shard takes i/n with 1 ≤ i ≤ n, e.g. 2/4") }
         guard width > 0, height > 0, width <= 4096, height <= 4096 else { throw ValidationError("width and height must be 1…4096") }
+        guard rngVariant == "auto" || TorchGenerator.Variant(rawValue: rngVariant) != nil else {
+            throw ValidationError("--rng-variant takes auto, avx2 or libm (got '\(rngVariant)')")
+        }
     }
 
     func run() throws {
@@ -182,6 +193,7 @@ struct Render: ParsableCommand {
         r.negative = negative
         r.width = width
         r.height = height
+        r.noise = TorchGenerator.Variant(rawValue: rngVariant) ?? .native
         for (index, option) in [x, y, z].enumerated() {
             guard let option else { continue }
             r.axes[index] = try option.split(separator: ",").map { name throws(ModelError) in

@@ -21,6 +21,15 @@ enum EngineGolden {
         return try! JSONSerialization.jsonObject(with: data) as! [String: Any]
     }()
 
+    /// torch's noise kernel that produced the golden noise and sampler runs:
+    /// recorded by the script ("noise_kernel"), or derived from the torch CPU
+    /// capability it recorded (AVX2 and AVX512 both run normal_fill_AVX2).
+    static var noiseVariant: TorchGenerator.Variant {
+        if let recorded = info["noise_kernel"] as? String, let variant = TorchGenerator.Variant(rawValue: recorded) { return variant }
+        let capability = (info["cpu_capability"] as? String ?? "").uppercased()
+        return capability == "AVX2" || capability == "AVX512" ? .avx2 : .libm
+    }
+
     static func golden(_ name: String) -> ModelFile {
         try! ModelFile.open(folder + "/" + name + ".safetensors")
     }

@@ -5,6 +5,9 @@ import Foundation
 import XCTest
 
 /// Every layer's forward against a plain-loop (double precision) reference.
+/// Layers whose C kernels have CPU-specific paths (attention, activations,
+/// softmax) are checked on each path this host has, so the portable path an
+/// AVX2-less CPU takes is tested on every host.
 final class LayerTests: XCTestCase {
     struct Rng {
         var state: UInt64
@@ -172,6 +175,10 @@ final class LayerTests: XCTestCase {
     }
 
     func testAttentionHeadsCausalAndChunked() {
+        KernelPaths.forEachPath { portable in checkAttention(portable ? "portable" : KernelPaths.description) }
+    }
+
+    private func checkAttention(_ path: String) {
         var rng = Rng(state: 5)
         for (queries, keys, heads, d, causal) in [(7, 7, 2, 4, true), (9, 5, 3, 8, false), (1500, 3000, 1, 4, false),
                                                     // the fused online-softmax kernel: ragged query/key blocks, d % 8 == 0
@@ -204,16 +211,14 @@ final class LayerTests: XCTestCase {
                     expected[i * width + h * d + c] = s
                 }
             } }
-            assertClose(out, expected, 1e-5, "\(queries)x\(keys) heads \(heads) causal \(causal)")
+            assertClose(out, expected, 1e-5, "\(queries)x\(keys) heads \(heads) causal \(causal), kernels \(path)")
         }
     }
 
     func testActivationsAndGEGLU() {
         var rng = Rng(state: 6)
         let x = rng.values(1003, scale: 6)
-        for portable in [Int32(0), 1] {
-            lt_nn_force_portable(portable)
-            defer { lt_nn_force_portable(0) }
+        KernelPaths.forEachPath { _ in
             // A&S 7.1.26 erf is accurate to 1.5e-7 absolute; exp to ~2e-7 relative.
             assertClose(Activation.silu(Tensor(shape: [x.count], values: x)).values, x.map { Double($0) / (1 + exp(-Double($0))) }, 1e-6)
             assertClose(Activation.quickGELU(Tensor(shape: [x.count], values: x)).values, x.map { Double($0) / (1 + exp(-1.702 * Double($0))) }, 1e-6)

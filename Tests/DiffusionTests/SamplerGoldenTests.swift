@@ -7,6 +7,8 @@ import XCTest
 /// diffusers' U-Net, with noise from the same seeds: every sampler, eps and v
 /// prediction, SD1/SD2/SDXL. Tolerance 1e-4 of the latents' scale: four
 /// chained U-Net evaluations with CFG 7 amplify the ~1e-6 per-call differences.
+/// The noise is compared bit for bit with torch's, with the kernel the golden
+/// was made by forced (EngineGolden.noiseVariant), never the host's default.
 final class SamplerGoldenTests: XCTestCase {
     func testScheduleMatchesKDiffusion() {
         let schedule = NoiseSchedule.standard
@@ -34,7 +36,13 @@ final class SamplerGoldenTests: XCTestCase {
         XCTAssertEqual(SamplerChoice(.eulerAncestral).description, "Euler a")
     }
 
+    /// On each kernel path of this host (fused AVX2 attention and vector
+    /// activations, then the portable C an AVX2-less CPU runs).
     func testSamplersMatchKDiffusion() throws {
+        try KernelPaths.forEachPath { portable in try checkSamplers(path: portable ? "portable" : KernelPaths.description) }
+    }
+
+    private func checkSamplers(path: String) throws {
         let golden = EngineGolden.golden("samplers")
         var models: [String: StableDiffusionModel] = [:]
         for case let run as [String: Any] in EngineGolden.info["samplers"] as! [Any] {
@@ -51,16 +59,19 @@ final class SamplerGoldenTests: XCTestCase {
             if !samplerName.hasSuffix("Karras") { choice.schedule = .uniform }
             var parameters = GenerationParameters(prompt: run["prompt"] as! String, negativePrompt: run["negative"] as! String,
                                                   seed: (run["seed"] as! NSNumber).uint64Value, steps: run["steps"] as! Int,
-                                                  cfgScale: (run["cfg"] as! NSNumber).floatValue, sampler: choice)
+                                                  cfgScale: (run["cfg"] as! NSNumber).floatValue, sampler: choice,
+                                                  noise: EngineGolden.noiseVariant)
             parameters.width = run["size"] as! Int
             parameters.height = parameters.width
-            let (noise, _) = try pipeline.initialNoise(seed: parameters.seed, width: parameters.width, height: parameters.height)
-            XCTAssertEqual(noise.values, golden[name + "_initial"]!.floats(), name + " initial noise")
+            let (noise, _) = try pipeline.initialNoise(seed: parameters.seed, width: parameters.width, height: parameters.height,
+                                                       variant: parameters.noise)
+            XCTAssertEqual(noise.values.map(\.bitPattern), golden[name + "_initial"]!.floats().map(\.bitPattern),
+                           name + " initial noise (\(parameters.noise.rawValue) kernel)")
             let conditions = try pipeline.conditions(prompt: parameters.prompt, negative: parameters.negativePrompt)
             let latents = try pipeline.sample(parameters, conditions: conditions)
             let error = EngineGolden.relativeError(latents.values, golden[name]!.floats())
-            XCTAssertLessThan(error, 1e-4, "\(name): relative error \(error)")
-            print("sampler golden \(name): relative error \(error)")
+            XCTAssertLessThan(error, 1e-4, "\(name): relative error \(error), kernels \(path)")
+            print("sampler golden \(name) (kernels \(path)): relative error \(error)")
             if let image = golden[name + "_image"] {
                 let decoded = pipeline.model.decoder.decode(latents)
                 XCTAssertLessThan(EngineGolden.relativeError(decoded.values, image.floats()), 1e-4, name + " decoded")

@@ -2,48 +2,64 @@ import CKernels
 import LoRACore
 import XCTest
 
-/// The C kernels against independent references: Swift's own Float16 and
-/// known SHA-256 vectors.
+/// The C kernels against independent references: Swift's own Float16,
+/// scalar models and known SHA-256 vectors. Each test runs every kernel path
+/// this host has (the portable C always, AVX2/SHA-NI where the CPU has them),
+/// so results that must not depend on the CPU (conversions, hashes, counts)
+/// are proven equal on an AVX2-only and an AVX-512 host alike: neither has a
+/// kernel path the other lacks (see CPUFeatures).
 final class KernelTests: XCTestCase {
+    /// Runs `body` on each kernel path, naming the path in failures.
+    func onEachPath(_ body: (String) throws -> Void) rethrows {
+        var checked: [String] = []
+        try KernelPaths.forEachPath { portable in
+            let name = portable ? "portable" : KernelPaths.description
+            checked.append(name)
+            try body(name)
+        }
+        print("\(name): kernel paths checked: \(checked.joined(separator: " | ")) (host: \(CPUFeatures.host.cpuClass))")
+    }
+
     func testHalfToFloatMatchesSwiftFloat16ForAllBitPatterns() {
         let bits = (0...UInt16.max).map { $0 }
-        var fast = [Float](repeating: 0, count: bits.count)
-        var portable = [Float](repeating: 0, count: bits.count)
-        lt_f16_to_f32(bits, &fast, bits.count)
-        lt_f16_to_f32_scalar(bits, &portable, bits.count)
-        for (i, pattern) in bits.enumerated() {
-            let reference = Float(Float16(bitPattern: pattern))
-            if reference.isNaN {
-                XCTAssertTrue(fast[i].isNaN && portable[i].isNaN)
-            } else {
-                XCTAssertEqual(fast[i].bitPattern, reference.bitPattern, "half 0x\(String(pattern, radix: 16))")
-                XCTAssertEqual(portable[i].bitPattern, reference.bitPattern)
+        onEachPath { path in
+            var out = [Float](repeating: 0, count: bits.count)
+            lt_f16_to_f32(bits, &out, bits.count)
+            for (i, pattern) in bits.enumerated() {
+                let reference = Float(Float16(bitPattern: pattern))
+                if reference.isNaN {
+                    XCTAssertTrue(out[i].isNaN, path)
+                } else {
+                    XCTAssertEqual(out[i].bitPattern, reference.bitPattern, "half 0x\(String(pattern, radix: 16)), \(path)")
+                }
             }
         }
     }
 
     func testFloatToHalfRoundsToNearestEvenLikeSwift() {
-        var rng = SystemRandomNumberGenerator()
+        var rng = SeededGenerator(seed: 11)
         var values: [Float] = [0, -0, 1, 65504, 65519.99, 65520, 1e-8, 6e-8, 5.96e-8, 2.98e-8, 2.9802322e-8, -3.5, .infinity, -.infinity,
                                Float(Float16.leastNonzeroMagnitude), Float(Float16.leastNormalMagnitude) * 0.75]
         for _ in 0..<200_000 { values.append(Float(bitPattern: UInt32.random(in: 0...UInt32.max, using: &rng))) }
-        var fast = [UInt16](repeating: 0, count: values.count)
-        var portable = [UInt16](repeating: 0, count: values.count)
-        lt_f32_to_f16(values, &fast, values.count)
-        lt_f32_to_f16_scalar(values, &portable, values.count)
-        for (i, v) in values.enumerated() where !v.isNaN {
-            let reference = Float16(v).bitPattern
-            XCTAssertEqual(fast[i], reference, "\(v)")
-            XCTAssertEqual(portable[i], reference, "\(v)")
+        onEachPath { path in
+            var out = [UInt16](repeating: 0, count: values.count)
+            lt_f32_to_f16(values, &out, values.count)
+            for (i, v) in values.enumerated() where !v.isNaN {
+                XCTAssertEqual(out[i], Float16(v).bitPattern, "\(v), \(path)")
+            }
         }
     }
 
     func testBFloat16RoundTripAndRounding() {
+        onEachPath { path in checkBFloat16(path) }
+    }
+
+    private func checkBFloat16(_ path: String) {
         // 1 + 2^-8 is exactly halfway between two bf16 values: ties go to even (1.0).
         let values: [Float] = [1, 1 + 1.0 / 256, 1 + 3.0 / 256, -2.5, 3.4e38, .nan, 1e-40]
         var packed = [UInt16](repeating: 0, count: values.count)
         lt_f32_to_bf16(values, &packed, values.count)
-        XCTAssertEqual(packed[0], 0x3F80)
+        XCTAssertEqual(packed[0], 0x3F80, path)
         XCTAssertEqual(packed[1], 0x3F80)
         XCTAssertEqual(packed[2], 0x3F82)
         XCTAssertEqual(packed[3], 0xC020)
@@ -52,13 +68,22 @@ final class KernelTests: XCTestCase {
         XCTAssertTrue(back[5].isNaN)
         XCTAssertEqual(back[3], -2.5)
         // Long vector: the vector path and the tail agree with a scalar model.
-        let long = (0..<1037).map { Float($0) * 0.0137 - 7 }
-        var fast = [UInt16](repeating: 0, count: long.count)
-        lt_f32_to_bf16(long, &fast, long.count)
+        var long = (0..<1037).map { Float($0) * 0.0137 - 7 }
+        var rng = SeededGenerator(seed: 5)
+        for _ in 0..<100_000 { long.append(Float(bitPattern: UInt32.random(in: 0...UInt32.max, using: &rng))) }
+        var packedLong = [UInt16](repeating: 0, count: long.count)
+        lt_f32_to_bf16(long, &packedLong, long.count)
+        var unpacked = [Float](repeating: 0, count: long.count)
+        lt_bf16_to_f32(packedLong, &unpacked, long.count)
         for (i, v) in long.enumerated() {
             let u = v.bitPattern
+            if v.isNaN {
+                XCTAssertTrue(unpacked[i].isNaN, "NaN stays NaN, \(path)")
+                continue
+            }
             let expected = UInt16((u &+ 0x7FFF &+ ((u >> 16) & 1)) >> 16)
-            XCTAssertEqual(fast[i], expected)
+            XCTAssertEqual(packedLong[i], expected, "\(v), \(path)")
+            XCTAssertEqual(unpacked[i].bitPattern, UInt32(expected) << 16, path)
         }
     }
 
@@ -74,23 +99,29 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(h.finalize().hexString, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 
+    func testSHA256KnownVectorsOnEveryPath() {
+        onEachPath { _ in testSHA256KnownVectors() }
+    }
+
     func testSHANIAndPortablePathsAgreeOnEveryLength() {
         var rng = SeededGenerator(seed: 3)
         let data = (0..<5000).map { _ in UInt8.random(in: 0...255, using: &rng) }
         for length in [0, 1, 55, 56, 63, 64, 65, 119, 120, 127, 128, 129, 1000, 4999] {
             let slice = Array(data[0..<length])
-            lt_sha256_set_force_portable(1)
-            let portable = slice.withUnsafeBytes { SHA256.hex($0) }
-            lt_sha256_set_force_portable(0)
+            let portable = KernelPaths.withPortable { slice.withUnsafeBytes { SHA256.hex($0) } }
             // Feed in odd pieces to exercise buffering.
             var h = SHA256()
             var i = 0
             while i < length { let n = min(17, length - i); h.update(Array(slice[i..<(i + n)])); i += n }
-            XCTAssertEqual(h.finalize().hexString, portable, "length \(length)")
+            XCTAssertEqual(h.finalize().hexString, portable, "length \(length), \(KernelPaths.description)")
         }
     }
 
     func testStatsKernelMatchesNaiveLoop() {
+        onEachPath { path in checkStats(path) }
+    }
+
+    private func checkStats(_ path: String) {
         var values: [Float] = (0..<10_001).map { Float($0 % 97) - 40.5 }
         values[17] = .nan; values[300] = .infinity; values[301] = -.infinity; values[5000] = 0; values[9999] = -0.0
         for kind in 0..<3 {
@@ -109,13 +140,14 @@ final class KernelTests: XCTestCase {
             lt_stats_init(&s)
             bytes.withUnsafeBytes { lt_stats_accumulate(&s, $0.baseAddress, values.count, Int32(kind)) }
             let finite = decoded.filter(\.isFinite)
-            XCTAssertEqual(Int(s.nan_count), decoded.filter(\.isNaN).count)
-            XCTAssertEqual(Int(s.inf_count), decoded.filter(\.isInfinite).count)
-            XCTAssertEqual(Int(s.zero_count), decoded.filter { $0 == 0 }.count)
+            // Counts and extremes are exact on every path; the sums differ in order of addition only.
+            XCTAssertEqual(Int(s.nan_count), decoded.filter(\.isNaN).count, path)
+            XCTAssertEqual(Int(s.inf_count), decoded.filter(\.isInfinite).count, path)
+            XCTAssertEqual(Int(s.zero_count), decoded.filter { $0 == 0 }.count, path)
             XCTAssertClose(s.sum, finite.reduce(0.0) { $0 + Double($1) }, relative: 1e-6, absolute: 1e-3)
             XCTAssertClose(s.sum_squares, finite.reduce(0.0) { $0 + Double($1) * Double($1) }, relative: 1e-6)
-            XCTAssertEqual(s.min, finite.min())
-            XCTAssertEqual(s.max, finite.max())
+            XCTAssertEqual(s.min, finite.min(), path)
+            XCTAssertEqual(s.max, finite.max(), path)
         }
     }
 }

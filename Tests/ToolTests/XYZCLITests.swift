@@ -1,5 +1,6 @@
 import FixtureKit
 import Foundation
+import LoRACore
 import XCTest
 
 /// lora-xyz as users run it: plan, render, resume, errors.
@@ -33,6 +34,16 @@ final class XYZCLITests: XCTestCase {
         XCTAssertEqual(result["missing"] as? Int, 0)
         let manifest = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/sheet.json"))) as? [String: Any])
         XCTAssertEqual((manifest["cells"] as? [[String: Any]])?.compactMap { $0["status"] as? String }, ["cached", "cached", "cached", "cached"])
+        // torch's noise kernel on this CPU: avx2 on both CPUs of the machine kind (AVX-512 ones too), recorded per cell.
+        let hostVariant = CPUFeatures.host.contains([.avx2, .fma]) ? "avx2" : "libm", otherVariant = hostVariant == "avx2" ? "libm" : "avx2"
+        XCTAssertEqual((manifest["cells"] as? [[String: Any]])?.compactMap { $0["rngVariant"] as? String }, Array(repeating: hostVariant, count: 4))
+        let explicit = try ToolRunner.run("lora-xyz", common + ["--dry-run", "--rng-variant", hostVariant])
+        XCTAssertTrue(explicit.stdout.contains("4 cells, 4 cached, 0 to render"), explicit.stdout)
+        let other = try ToolRunner.run("lora-xyz", common + ["--dry-run", "--rng-variant", otherVariant])
+        XCTAssertTrue(other.stdout.contains("4 cells, 0 cached, 4 to render"), "other noise, other cells: \(other.stdout)")
+        let badVariant = try ToolRunner.run("lora-xyz", common + ["--rng-variant", "avx512"])
+        XCTAssertNotEqual(badVariant.status, 0)
+        XCTAssertTrue(badVariant.stderr.contains("--rng-variant takes auto, avx2 or libm"), badVariant.stderr)
 
         let badSampler = try ToolRunner.run("lora-xyz", common + ["--sampler", "Heun"])
         XCTAssertNotEqual(badSampler.status, 0)

@@ -105,8 +105,16 @@ final class PlanTests: XCTestCase {
         var t = s
         t.checkpoint = "copy.safetensors"
         XCTAssertEqual(CellCache.key(t, catalog: catalog), key, "the same bytes under another path")
+        // The noise kernel is torch's on this CPU unless chosen, and reaches the pipeline's parameters.
+        XCTAssertEqual(s.noise, TorchGenerator.Variant.native)
+        for variant in TorchGenerator.Variant.allCases {
+            var v = s
+            v.noise = variant
+            XCTAssertEqual(v.generationParameters.noise, variant)
+        }
         for change in [{ (c: inout CellSettings) in c.weight = 0.9 }, { $0.seed = 1 }, { $0.cfg = 6 }, { $0.steps = 21 },
-                       { $0.sampler = SamplerChoice(.euler) }, { $0.negative = "n" }, { $0.blockWeights = "OUTD" }, { $0.width = 576 }] {
+                       { $0.sampler = SamplerChoice(.euler) }, { $0.negative = "n" }, { $0.blockWeights = "OUTD" }, { $0.width = 576 },
+                       { $0.noise = $0.noise == .avx2 ? .libm : .avx2 }] {
             var u = s
             change(&u)
             XCTAssertNotEqual(CellCache.key(u, catalog: catalog), key)

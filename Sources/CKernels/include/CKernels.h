@@ -1,6 +1,7 @@
 // C kernels that need CPU-specific instructions (F16C, AVX2, SHA-NI).
-// Every entry point checks the CPU once at run time and falls back to portable
-// code, so the binaries stay portable while using the fast paths where they exist.
+// Every entry point checks the CPU at run time (lt_kernels_use_*) and falls
+// back to portable code, so one binary runs on every x86-64 CPU and uses the
+// fast paths where they exist; tests force each path on any host.
 #ifndef LORA_TOOLS_CKERNELS_H
 #define LORA_TOOLS_CKERNELS_H
 
@@ -11,11 +12,32 @@
 extern "C" {
 #endif
 
-// ---- CPU features -------------------------------------------------------
+// ---- CPU features and kernel paths -----------------------------------------
+/// Feature bits of lt_cpu_features().
+#define LT_CPU_AVX2 (1u << 0)
+#define LT_CPU_FMA (1u << 1)
+#define LT_CPU_F16C (1u << 2)
+#define LT_CPU_AVX512F (1u << 3)
+#define LT_CPU_AVX512_BF16 (1u << 4)
+#define LT_CPU_AMX_BF16 (1u << 5)
+#define LT_CPU_SHA (1u << 6)
+#define LT_CPU_SSE41 (1u << 7)
+/// What this CPU reports (CPUID, read once).
+unsigned lt_cpu_features(void);
 int lt_cpu_has_avx2_f16c(void);
 int lt_cpu_has_avx512f(void);
 int lt_cpu_has_sha_ni(void);
-/// A short description of the fast paths in use, e.g. "avx2+f16c sha-ni".
+/// Every dispatched kernel below asks these two: the CPU's fast path unless
+/// the portable C is forced, for the whole process, by
+/// lt_kernels_set_portable_only(1) (tests run each kernel both ways) or by
+/// LORA_TOOLS_KERNELS=portable in the environment (to trace a host problem).
+/// Both paths give bit-identical results except where a kernel's comment
+/// says otherwise (softmax/activations/attention: last-bit differences).
+int lt_kernels_use_avx2(void);
+int lt_kernels_use_sha_ni(void);
+int lt_kernels_portable_only(void);
+void lt_kernels_set_portable_only(int portable);
+/// A short description of the paths in use, e.g. "avx2+f16c+fma, sha-ni".
 const char *lt_cpu_kernels_description(void);
 
 // ---- dtype conversion (little-endian raw bytes, unaligned input allowed) --
@@ -25,9 +47,8 @@ void lt_bf16_to_f32(const void *src, float *dst, size_t count);
 void lt_f32_to_f16(const float *src, void *dst, size_t count);
 /// Round to nearest even, as torch's `.bfloat16()` does; NaN stays NaN.
 void lt_f32_to_bf16(const float *src, void *dst, size_t count);
-/// The portable paths, exposed so tests can compare them with the fast ones.
+/// The portable path of one value (for callers converting a single scalar).
 void lt_f16_to_f32_scalar(const void *src, float *dst, size_t count);
-void lt_f32_to_f16_scalar(const float *src, void *dst, size_t count);
 
 // ---- value statistics for health checks -----------------------------------
 typedef struct {
@@ -58,8 +79,6 @@ typedef struct {
 void lt_sha256_init(lt_sha256_ctx *ctx);
 void lt_sha256_update(lt_sha256_ctx *ctx, const void *data, size_t length);
 void lt_sha256_final(lt_sha256_ctx *ctx, uint8_t digest[32]);
-/// Force the portable implementation (for tests of the SHA-NI path).
-void lt_sha256_set_force_portable(int force);
 
 // ---- file copies ------------------------------------------------------------
 /// Copy `length` bytes between files at the given offsets inside the kernel.
@@ -71,10 +90,12 @@ long long lt_copy_file_range(int in_fd, long long in_offset, int out_fd, long lo
 #define LT_TORCH_NORMAL_AVX2 0
 #define LT_TORCH_NORMAL_LIBM 1
 /// Box–Muller on 16 uniforms in place (8 pairs), as torch's CPU kernel does:
-/// AVX2 builds use Cephes polynomials, AVX-512/ARM builds use libm.
+/// LT_TORCH_NORMAL_AVX2 is torch's `normal_fill_AVX2` (Cephes polynomials, the
+/// kernel torch runs on every x86-64 CPU with AVX2 and FMA, AVX-512 or not),
+/// LT_TORCH_NORMAL_LIBM its scalar `normal_fill` (libm; non-AVX2 CPUs, ARM).
+/// Which one torch uses is decided in Swift (Diffusion's NoiseKernel), not here:
+/// the result must not depend on the CPU that runs this code.
 void lt_torch_normal16(float *data, int variant);
-/// The variant torch itself would use on this CPU.
-int lt_torch_normal_default_variant(void);
 
 // ---- interrupted runs ---------------------------------------------------------
 /// Remember a temporary file to delete if the process is interrupted; returns a slot.
@@ -96,8 +117,6 @@ void lt_quick_gelu(const float *x, float *y, size_t n);
 void lt_geglu(const float *proj, float *out, size_t rows, size_t hidden);
 float lt_exp(float x);
 float lt_erf(float x);
-/// Use the portable paths (tests compare them with the vector ones).
-void lt_nn_force_portable(int force);
 
 // ---- Winograd F(2x2, 3x3) for stride-1, pad-1 3x3 convolutions -------------
 /// Filters [out][in][3][3] -> U [16][out][in], for output channels [o_begin, o_end).

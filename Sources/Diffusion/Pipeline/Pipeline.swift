@@ -34,10 +34,11 @@ public struct Pipeline: Sendable {
         return (height / 8, width / 8)
     }
 
-    /// The initial noise of an image: torch.randn(4, h, w) from its seed.
-    public func initialNoise(seed: UInt64, width: Int, height: Int) throws(ModelError) -> (Tensor, TorchGenerator) {
+    /// The initial noise of an image: torch.randn(4, h, w) from its seed, by torch's `variant` kernel.
+    public func initialNoise(seed: UInt64, width: Int, height: Int,
+                             variant: TorchGenerator.Variant = .native) throws(ModelError) -> (Tensor, TorchGenerator) {
         let (h, w) = try latentSize(width: width, height: height)
-        var generator = TorchGenerator(seed: seed)
+        var generator = TorchGenerator(seed: seed, variant: variant)
         let c = model.config.latentChannels
         return (Tensor(shape: [1, c, h, w], values: generator.randn(c * h * w)), generator)
     }
@@ -45,7 +46,8 @@ public struct Pipeline: Sendable {
     public func sample(_ parameters: GenerationParameters, conditions: Conditions, adapters: AdapterSet = .empty,
                        progress: KDiffusion.Progress? = nil) throws(ModelError) -> Tensor {
         guard parameters.steps >= 1 else { throw ModelError(.mismatch, "steps must be at least 1") }
-        let (noise, generator) = try initialNoise(seed: parameters.seed, width: parameters.width, height: parameters.height)
+        let (noise, generator) = try initialNoise(seed: parameters.seed, width: parameters.width, height: parameters.height,
+                                                  variant: parameters.noise)
         var condVector: Tensor?, uncondVector: Tensor?
         if model.family == .sdxl {
             let size = (parameters.height, parameters.width)
@@ -74,7 +76,7 @@ public struct Pipeline: Sendable {
         case .dpmppSDE:
             let positive = sigmas.filter { $0 > 0 }
             var brownian = BrownianNoise(seeds: [parameters.seed], elementsPerImage: noise.count,
-                                         sigmaMin: positive.min() ?? 0, sigmaMax: sigmas.max() ?? 0)
+                                         sigmaMin: positive.min() ?? 0, sigmaMax: sigmas.max() ?? 0, variant: parameters.noise)
             return KDiffusion.dpmppSDE(denoiser, x: x, sigmas: sigmas, noise: &brownian, progress: progress)
         case .ddim: fatalError("handled above")
         }

@@ -29,6 +29,7 @@ final class BrownianTree {
 
     let size: Int
     let entropy: UInt64
+    let variant: TorchGenerator.Variant
     let root: Node
     private let rootIncrement: [Float]
     private var lastNode: Node
@@ -37,14 +38,15 @@ final class BrownianTree {
     private static let cacheSize = 45
     private static let poolSize = 24
 
-    init(t0: Double, t1: Double, size: Int, entropy: UInt64) {
+    init(t0: Double, t1: Double, size: Int, entropy: UInt64, variant: TorchGenerator.Variant) {
         self.size = size
         self.entropy = entropy
+        self.variant = variant
         root = Node(start: BrownianTree.round(t0), end: BrownianTree.round(t1), parent: nil, isLeft: false)
         lastNode = root
         let seeds = SeedSequence(entropy: entropy, poolSize: BrownianTree.poolSize).generateState(3)
         let scale = Float((t1 - t0).squareRoot())
-        var generator = TorchGenerator(seed: UInt64(seeds[0]))
+        var generator = TorchGenerator(seed: UInt64(seeds[0]), variant: variant)
         rootIncrement = generator.randn(size).map { $0 * scale }
     }
 
@@ -131,7 +133,7 @@ final class BrownianTree {
         let reciprocal = 1 / (parent.end - parent.start)
         let leftDiff = midway - parent.start, rightDiff = parent.end - midway
         let variance = leftDiff * rightDiff * reciprocal
-        var generator = TorchGenerator(seed: UInt64(parent.seed))
+        var generator = TorchGenerator(seed: UInt64(parent.seed), variant: variant)
         let noise = generator.randn(size)
         let a = Float(leftDiff), r = Float(reciprocal), s = Float(variance.squareRoot())
         var out = [Float](repeating: 0, count: size)
@@ -158,9 +160,9 @@ final class BrownianTree {
 public struct BrownianNoise: NoiseSource {
     private let trees: [BrownianTree]
 
-    public init(seeds: [UInt64], elementsPerImage: Int, sigmaMin: Float, sigmaMax: Float) {
+    public init(seeds: [UInt64], elementsPerImage: Int, sigmaMin: Float, sigmaMax: Float, variant: TorchGenerator.Variant = .native) {
         let (low, high) = sigmaMin < sigmaMax ? (sigmaMin, sigmaMax) : (sigmaMax, sigmaMin)
-        trees = seeds.map { BrownianTree(t0: Double(low), t1: Double(high), size: elementsPerImage, entropy: $0) }
+        trees = seeds.map { BrownianTree(t0: Double(low), t1: Double(high), size: elementsPerImage, entropy: $0, variant: variant) }
     }
 
     public mutating func noise(like x: Tensor, sigma: Float, sigmaNext: Float) -> Tensor {

@@ -1,4 +1,5 @@
 import CKernels
+import LoRACore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -15,14 +16,32 @@ import Darwin
 /// for a ragged tail; smaller tensors use double uniforms one pair at a time
 /// and keep the spare normal for the next call.
 public struct TorchGenerator: Sendable {
-    /// torch's Box–Muller kernel differs by CPU: the AVX2 build uses Cephes
-    /// polynomials, the AVX-512 and ARM builds use libm (last-bit differences).
-    public enum Variant: String, Sendable, CaseIterable {
+    /// torch has two Box–Muller kernels for float tensors of 16 or more
+    /// elements; their results differ in the last bits. Both are reproduced
+    /// here on any CPU; which one a torch user got depends on their CPU only.
+    public enum Variant: String, Sendable, Codable, CaseIterable {
+        /// `normal_fill_AVX2` (Cephes log/sincos with FMA): torch on every
+        /// x86-64 CPU with AVX2 and FMA, AVX-512 ones included. Measured bit for
+        /// bit against torch 2.13 on an AVX-512 + AMX Xeon (whose
+        /// `get_cpu_capability()` says AVX512) and torch 2.15 on an AVX2 EPYC;
+        /// the source has kept normal_stub off the AVX-512 dispatch slot since
+        /// AVX-512 dispatch was introduced (torch 1.10, 2021), and releases
+        /// before that had no AVX-512 slot at all, so A1111's pinned torch
+        /// versions (1.13, 2.0, 2.1, 2.3) all behave the same.
         case avx2
+        /// Scalar `normal_fill` (libm log, sin, cos): torch on x86-64 CPUs
+        /// without AVX2+FMA, with `ATEN_CPU_CAPABILITY=default`, and on ARM
+        /// (Apple silicon). The last bits follow the platform's libm.
         case libm
 
+        /// The kernel torch picks on a CPU with these features
+        /// (aten/src/ATen/native/DispatchStub.cpp: AVX2 capability = avx2 && fma).
+        public static func torch(on cpu: CPUFeatures) -> Variant {
+            cpu.contains([.avx2, .fma]) ? .avx2 : .libm
+        }
+
         /// What torch itself uses on this CPU.
-        public static var native: Variant { lt_torch_normal_default_variant() == LT_TORCH_NORMAL_AVX2 ? .avx2 : .libm }
+        public static var native: Variant { torch(on: .host) }
     }
 
     private var state = [UInt32](repeating: 0, count: 624)
