@@ -1,3 +1,4 @@
+import FixtureKit
 import Foundation
 import LoRACore
 import XCTest
@@ -102,6 +103,64 @@ final class TorchCheckpointTests: XCTestCase {
         }
     }
 
+    /// Hostile nesting: 50,000 levels in ~100 KB crashed every tool by
+    /// recursion (in the values' release). The machine refuses nesting past
+    /// its limit, and containers nested *after* they were placed (through the
+    /// memo, where the recorded depth cannot follow) are released iteratively;
+    /// both run here on a thread with a 256 KB stack, where any recursion
+    /// over the nesting would overflow.
+    func testDeeplyNestedPicklesAreRefusedWithoutRecursion() throws {
+        let n = 50_000
+        func le32(_ v: Int) -> [UInt8] { withUnsafeBytes(of: UInt32(v).littleEndian) { Array($0) } }
+        var chained: [UInt8] = [0x80, 2, UInt8(ascii: "]"), UInt8(ascii: "r")] + le32(0)
+        // list_i is memoised, appended to list_{i-1} while still empty, then filled: each is nested before it grows.
+        for i in 1..<n {
+            chained += [UInt8(ascii: "j")] + le32(i - 1) + [UInt8(ascii: "]"), UInt8(ascii: "r")] + le32(i) + [UInt8(ascii: "a"), UInt8(ascii: "0")]
+        }
+        chained += [UInt8(ascii: ".")]
+        let cases: [(String, [UInt8], Bool)] = [
+            ("lists by MARK", [0x80, 2] + [UInt8](repeating: UInt8(ascii: "("), count: n) + [UInt8](repeating: UInt8(ascii: "l"), count: n) + [UInt8(ascii: ".")], true),
+            ("lists by APPEND", [0x80, 2] + [UInt8](repeating: UInt8(ascii: "]"), count: n) + [UInt8](repeating: UInt8(ascii: "a"), count: n - 1) + [UInt8(ascii: ".")], true),
+            ("tuples", [0x80, 2, UInt8(ascii: ")")] + [UInt8](repeating: 0x85, count: n) + [UInt8(ascii: ".")], true),
+            ("dicts", [0x80, 2, UInt8(ascii: "}")] + Array(repeating: [UInt8(ascii: "K"), 1, UInt8(ascii: "}")], count: n - 1).flatMap { $0 }
+                + [UInt8](repeating: UInt8(ascii: "s"), count: n - 1) + [UInt8(ascii: ".")], true),
+            ("lists nested through the memo, then grown", chained, false),
+        ]
+        for (name, bytes, refused) in cases {
+            nonisolated(unsafe) var outcome: Result<PickleValue, ModelError>?
+            let done = DispatchSemaphore(value: 0)
+            let thread = Thread {
+                outcome = bytes.withUnsafeBytes { raw in
+                    var machine = PickleMachine(bytes: raw, path: name) { _ throws(ModelError) in throw ModelError(.invalid, "no") }
+                    return Result { () throws(ModelError) in try machine.run() }
+                }
+                // The value (when one was made) is released here, on the small stack.
+                if case .success = outcome { outcome = .success(.none) }
+                done.signal()
+            }
+            thread.stackSize = 256 << 10
+            thread.start()
+            done.wait()
+            switch outcome {
+            case .failure(let error):
+                XCTAssertTrue(refused, "\(name): \(error)")
+                XCTAssertEqual(error.kind, .invalid, name)
+                XCTAssertTrue(error.message.contains("nested more than \(PickleMachine.maxDepth) levels"), "\(name): \(error.message)")
+            case .success:
+                XCTAssertFalse(refused, "\(name) should have been refused")
+            case nil:
+                XCTFail("\(name): no outcome")
+            }
+        }
+        // A legitimate depth is read.
+        let shallow: [UInt8] = [0x80, 2] + [UInt8](repeating: UInt8(ascii: "]"), count: 50) + [UInt8](repeating: UInt8(ascii: "a"), count: 49) + [UInt8(ascii: ".")]
+        try shallow.withUnsafeBytes { raw in
+            var machine = PickleMachine(bytes: raw, path: "shallow") { _ throws(ModelError) in throw ModelError(.invalid, "no") }
+            guard case let .list(list) = try machine.run() else { return XCTFail() }
+            XCTAssertEqual(list.depth, 50)
+        }
+    }
+
     func testPickleMachineHandlesProtocolFourOpcodesAndMemo() throws {
         // {'a': [1, 'x', 'x'], 'b': (True, None, 2.5)} with FRAME, MEMOIZE, SHORT_BINUNICODE, BINGET.
         var p: [UInt8] = [0x80, 4, 0x95] + [UInt8](repeating: 0, count: 8)
@@ -116,7 +175,7 @@ final class TorchCheckpointTests: XCTestCase {
         guard case let .dict(dict) = value, case let .list(list)? = dict["a"], case let .tuple(tuple)? = dict["b"] else { return XCTFail() }
         XCTAssertEqual(list.items.count, 3)
         XCTAssertEqual(list.items[2].string, "x")
-        guard case let .float(f) = tuple[2] else { return XCTFail() }
+        guard case let .float(f) = tuple.items[2] else { return XCTFail() }
         XCTAssertEqual(f, 2.5)
     }
 
@@ -155,35 +214,4 @@ enum Pickle {
     }
     static func int(_ v: Int) -> [UInt8] { [UInt8(ascii: "J")] + withUnsafeBytes(of: Int32(v).littleEndian) { Array($0) } }
     static func floats(_ values: [Float]) -> [UInt8] { values.withUnsafeBytes { Array($0) } }
-}
-
-/// A minimal zip writer for hostile-archive tests.
-enum ZipBuilder {
-    static func build(_ entries: [(String, [UInt8])], method: UInt16 = 0, declaredSize: UInt32? = nil,
-                      overlapLastWithFirst: Bool = false, corruptLocalOffset: Bool = false) -> [UInt8] {
-        var out: [UInt8] = []
-        var central: [UInt8] = []
-        var offsets: [Int] = []
-        func le16(_ v: Int) -> [UInt8] { withUnsafeBytes(of: UInt16(v).littleEndian) { Array($0) } }
-        func le32(_ v: Int) -> [UInt8] { withUnsafeBytes(of: UInt32(truncatingIfNeeded: v).littleEndian) { Array($0) } }
-        for (name, data) in entries {
-            offsets.append(out.count)
-            let size = declaredSize.map(Int.init) ?? data.count
-            out += le32(0x0403_4B50) + le16(20) + le16(0) + le16(Int(method)) + le16(0) + le16(0) + le32(0)
-            out += le32(data.count) + le32(size) + le16(name.utf8.count) + le16(0) + Array(name.utf8) + data
-        }
-        for (i, (name, data)) in entries.enumerated() {
-            var local = offsets[i]
-            if overlapLastWithFirst && i == entries.count - 1 { local = offsets[0] }
-            if corruptLocalOffset { local = 1_000_000 }
-            let size = declaredSize.map(Int.init) ?? data.count
-            central += le32(0x0201_4B50) + le16(20) + le16(20) + le16(0) + le16(Int(method)) + le16(0) + le16(0) + le32(0)
-            central += le32(data.count) + le32(size) + le16(name.utf8.count) + le16(0) + le16(0) + le16(0) + le16(0) + le32(0) + le32(local)
-            central += Array(name.utf8)
-        }
-        let centralOffset = out.count
-        out += central
-        out += le32(0x0605_4B50) + le16(0) + le16(0) + le16(entries.count) + le16(entries.count) + le32(central.count) + le32(centralOffset) + le16(0)
-        return out
-    }
 }

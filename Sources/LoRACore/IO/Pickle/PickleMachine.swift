@@ -5,8 +5,13 @@
 /// A global outside the allowlist is recorded and interpretation continues in a
 /// symbolic mode, so the error can list every offending global, as a scanner
 /// would. Each opcode consumes at least one byte, so a run always terminates;
-/// lengths are checked against the remaining input before anything is allocated.
+/// lengths are checked against the remaining input before anything is allocated,
+/// and containers may not nest deeper than `maxDepth`.
 public struct PickleMachine {
+    /// Far beyond any state dict (a Lightning training checkpoint nests about
+    /// 8 levels); a hostile file nesting 50,000 lists in 100 KB is refused.
+    public static let maxDepth = 200
+
     public typealias PersistentLoad = (PickleValue) throws(ModelError) -> PickleValue
 
     private let bytes: UnsafeRawBufferPointer
@@ -107,6 +112,26 @@ public struct PickleMachine {
         if let mark = marks.last, stack.count <= mark { throw invalid("stack underflow past a mark") }
         guard let value = stack.last else { throw invalid("stack underflow") }
         return value
+    }
+
+    /// Records that `container` now holds `children` and refuses nesting past `maxDepth`.
+    private func grow(_ container: PickleContainer, with children: [PickleValue], at offset: Int) throws(ModelError) {
+        var deepest = 0
+        for child in children { deepest = max(deepest, child.depth) }
+        container.depth = max(container.depth, deepest + 1)
+        guard container.depth <= Self.maxDepth else {
+            throw invalid("containers nested more than \(Self.maxDepth) levels deep; a state dict needs a handful", at: offset)
+        }
+    }
+
+    /// A new container holding `children`, depth-checked.
+    private func make(_ value: PickleValue, children: [PickleValue], at offset: Int) throws(ModelError) -> PickleValue {
+        if let container = value.container { try grow(container, with: children, at: offset) }
+        return value
+    }
+
+    private func tuple(_ items: [PickleValue], at offset: Int) throws(ModelError) -> PickleValue {
+        try make(.tuple(PickleTuple(items)), children: items, at: offset)
     }
 
     private func isRejected(_ value: PickleValue) -> Bool {
@@ -211,24 +236,29 @@ public struct PickleMachine {
         // containers
         case UInt8(ascii: "}"): stack.append(.dict(PickleDict()))
         case UInt8(ascii: "]"): stack.append(.list(PickleList()))
-        case UInt8(ascii: ")"): stack.append(.tuple([]))
+        case UInt8(ascii: ")"): stack.append(.tuple(PickleTuple()))
         case 0x8F: stack.append(.set(PickleList()))
-        case UInt8(ascii: "l"): stack.append(.list(PickleList(try popMark())))
-        case UInt8(ascii: "t"): stack.append(.tuple(try popMark()))
-        case 0x85: stack.append(.tuple([try pop()]))
+        case UInt8(ascii: "l"):
+            let items = try popMark()
+            stack.append(try make(.list(PickleList(items)), children: items, at: opOffset))
+        case UInt8(ascii: "t"): stack.append(try tuple(try popMark(), at: opOffset))
+        case 0x85: stack.append(try tuple([try pop()], at: opOffset))
         case 0x86:
             let b = try pop(), a = try pop()
-            stack.append(.tuple([a, b]))
+            stack.append(try tuple([a, b], at: opOffset))
         case 0x87:
             let c = try pop(), b = try pop(), a = try pop()
-            stack.append(.tuple([a, b, c]))
+            stack.append(try tuple([a, b, c], at: opOffset))
         case UInt8(ascii: "d"):
             let items = try popMark()
             guard items.count % 2 == 0 else { throw invalid("DICT with an odd number of items", at: opOffset) }
             let dict = PickleDict()
+            try grow(dict, with: items, at: opOffset)
             for i in stride(from: 0, to: items.count, by: 2) { dict.set(items[i], items[i + 1]) }
             stack.append(.dict(dict))
-        case 0x91: stack.append(.set(PickleList(try popMark()))) // FROZENSET
+        case 0x91: // FROZENSET
+            let items = try popMark()
+            stack.append(try make(.set(PickleList(items)), children: items, at: opOffset))
         case UInt8(ascii: "a"):
             let value = try pop()
             try append([value], at: opOffset)
@@ -242,6 +272,7 @@ public struct PickleMachine {
                 if isRejected(target) { return }
                 throw invalid("ADDITEMS on a non-set", at: opOffset)
             }
+            try grow(set, with: items, at: opOffset)
             set.items.append(contentsOf: items)
         case UInt8(ascii: "s"):
             let value = try pop(), key = try pop()
@@ -353,7 +384,9 @@ public struct PickleMachine {
     private mutating func append(_ items: [PickleValue], at offset: Int) throws(ModelError) {
         let target = try top()
         switch target {
-        case let .list(list): list.items.append(contentsOf: items)
+        case let .list(list):
+            try grow(list, with: items, at: offset)
+            list.items.append(contentsOf: items)
         case .rejected: return
         default: throw invalid("APPEND on a non-list", at: offset)
         }
@@ -363,6 +396,7 @@ public struct PickleMachine {
         let target = try top()
         switch target {
         case let .dict(dict):
+            try grow(dict, with: items, at: offset)
             for i in stride(from: 0, to: items.count, by: 2) { dict.set(items[i], items[i + 1]) }
         case .rejected: return
         default: throw invalid("SETITEM on a non-dict", at: offset)
@@ -372,8 +406,10 @@ public struct PickleMachine {
     private func construct(_ cls: PickleValue, _ args: [PickleValue], at offset: Int) throws(ModelError) -> PickleValue {
         switch cls {
         case .global(.orderedDict): return .dict(PickleDict())
-        case let .global(.inertClass(name)): return .object(PickleObject(className: name, arguments: args))
-        case .global(.builtinSet), .global(.builtinFrozenset): return .set(PickleList(args.first?.sequence ?? []))
+        case let .global(.inertClass(name)): return try make(.object(PickleObject(className: name, arguments: args)), children: args, at: offset)
+        case .global(.builtinSet), .global(.builtinFrozenset):
+            let items = args.first?.sequence ?? []
+            return try make(.set(PickleList(items)), children: items, at: offset)
         case .rejected: return .rejected("?")
         default: throw invalid("NEWOBJ on \(cls.summary), which cannot be constructed", at: offset)
         }
@@ -384,6 +420,7 @@ public struct PickleMachine {
         case .dict, .tensor, .rejected:
             return // OrderedDict `_metadata` and tensor attributes carry nothing we use
         case let .object(object):
+            try grow(object, with: [state], at: offset)
             object.state = state
         default:
             throw invalid("BUILD on \(target.summary)", at: offset)
@@ -409,6 +446,7 @@ public struct PickleMachine {
         switch global {
         case .orderedDict:
             let dict = PickleDict()
+            try grow(dict, with: args.first?.sequence ?? [], at: offset)
             for pair in args.first?.sequence ?? [] {
                 if let kv = pair.sequence, kv.count == 2 { dict.set(kv[0], kv[1]) }
             }
@@ -425,7 +463,7 @@ public struct PickleMachine {
             guard let tensor = args.first, case .tensor = tensor else { throw invalid("_rebuild_parameter without a tensor", at: offset) }
             return tensor
         case .torchSize:
-            return .tuple(args.first?.sequence ?? [])
+            return try tuple(args.first?.sequence ?? [], at: offset)
         case .torchDevice:
             return .string(args.first?.string ?? "cpu")
         case .codecsEncode:
@@ -439,9 +477,10 @@ public struct PickleMachine {
             }
             return .bytes(out)
         case .builtinSet, .builtinFrozenset:
-            return .set(PickleList(args.first?.sequence ?? []))
+            let items = args.first?.sequence ?? []
+            return try make(.set(PickleList(items)), children: items, at: offset)
         case let .inertClass(name):
-            return .object(PickleObject(className: name, arguments: args))
+            return try make(.object(PickleObject(className: name, arguments: args)), children: args, at: offset)
         case .storageType, .torchDType:
             throw invalid("\(global.qualifiedName) called directly", at: offset)
         }
