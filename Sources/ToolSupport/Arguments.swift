@@ -25,8 +25,11 @@ extension LoRASpec: ExpressibleByArgument {
     }
 }
 
-/// Turn a core error into the one-line message ArgumentParser prints.
+/// A core error on its way out of a tool; `ToolRun` turns it into a message
+/// and the exit status of its kind (printed escaped, as ArgumentParser would
+/// print it raw).
 public struct ToolFailure: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ error: ModelError) { description = error.description }
+    public let error: ModelError
+    public init(_ error: ModelError) { self.error = error }
+    public var description: String { TerminalText.escape(error.description) }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import LoRACore
 
 /// A progress bar with ETA on a terminal; plain lines every 10% otherwise.
 /// Thread-safe: workers call `advance` from any thread.
@@ -19,7 +20,7 @@ public final class ProgressBar: @unchecked Sendable {
     private let unit: Unit
 
     public init(label: String, total: Int = 0, unit: Unit = .bytes, enabled: Bool = true, delay: TimeInterval = 0.5) {
-        self.label = label
+        self.label = TerminalText.escape(label) // often a file name
         self.unit = unit
         self.total = total
         self.enabled = enabled

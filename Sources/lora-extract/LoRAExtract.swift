@@ -20,6 +20,8 @@ struct LoRAExtract: ParsableCommand {
         Dynamic ranks follow resize_lora.py: sv_ratio=N keeps singular values above σ₀/N, sv_fro=F keeps \
         enough for a fraction F of the Frobenius norm, sv_cumulative=F enough for a fraction F of Σσ; the \
         rank given with --rank (or --max-rank with --rank auto) caps them.
+
+        \(ExitStatus.documentation)
         """,
         version: LoRATools.version,
         subcommands: [Extract.self, Resize.self],
@@ -94,21 +96,21 @@ struct OutputOptions: ParsableArguments {
             return
         }
         let ranks = Dictionary(grouping: report.modules, by: \.rank).map { ($0.key, $0.value.count) }.sorted { $0.0 < $1.0 }
-        Swift.print("\(verb) \(report.modules.count) \(report.family) modules (\(report.rule)\(report.convRule.map { "; conv \($0)" } ?? ""))")
-        if report.textEncoder != "-" { Swift.print("text encoder: \(report.textEncoder)") }
-        Swift.print("ranks: " + ranks.prefix(12).map { "\($0.0) ×\($0.1)" }.joined(separator: ", ") + (ranks.count > 12 ? ", …" : ""))
-        if !report.skipped.isEmpty { Swift.print("skipped \(report.skipped.count) module(s)") }
+        ToolRun.say("\(verb) \(report.modules.count) \(report.family) modules (\(report.rule)\(report.convRule.map { "; conv \($0)" } ?? ""))")
+        if report.textEncoder != "-" { ToolRun.say("text encoder: \(report.textEncoder)") }
+        ToolRun.say("ranks: " + ranks.prefix(12).map { "\($0.0) ×\($0.1)" }.joined(separator: ", ") + (ranks.count > 12 ? ", …" : ""))
+        if !report.skipped.isEmpty { ToolRun.say("skipped \(report.skipped.count) module(s)") }
         if modules {
             for m in report.modules {
-                Swift.print("  \(m.name)  rank \(m.rank)  kept \(String(format: "%.1f%%", 100 * m.keptFraction))  error \(String(format: "%.4f", m.relativeError))  (\(m.method))")
+                ToolRun.say("  \(m.name)  rank \(m.rank)  kept \(String(format: "%.1f%%", 100 * m.keptFraction))  error \(String(format: "%.4f", m.relativeError))  (\(m.method))")
             }
         } else {
             for m in report.modules.sorted(by: { $0.relativeError > $1.relativeError }).prefix(5) {
-                Swift.print("  worst: \(m.name)  rank \(m.rank)  kept \(String(format: "%.1f%%", 100 * m.keptFraction))  error \(String(format: "%.4f", m.relativeError))")
+                ToolRun.say("  worst: \(m.name)  rank \(m.rank)  kept \(String(format: "%.1f%%", 100 * m.keptFraction))  error \(String(format: "%.4f", m.relativeError))")
             }
         }
-        Swift.print(String(format: "norm kept %.2f%%, relative error %.5f overall", 100 * report.overallKeptFraction, report.overallRelativeError))
-        Swift.print("wrote \(report.output) [\(report.hash)] in \(String(format: "%.2f", report.seconds)) s")
+        ToolRun.say(String(format: "norm kept %.2f%%, relative error %.5f overall", 100 * report.overallKeptFraction, report.overallRelativeError))
+        ToolRun.say("wrote \(report.output) [\(report.hash)] in \(String(format: "%.2f", report.seconds)) s")
     }
 }
 
@@ -166,14 +168,9 @@ struct Extract: ParsableCommand {
         options.svd.exact = exact
         options.precision = output.precision?.dtype ?? .f16
         let bar = ProgressBar(label: "extracting", unit: .items, enabled: !output.quiet)
-        let report: LoRAExtractor.Report
-        do {
-            report = try LoRAExtractor.extract(base: base, tuned: tuned, output: output.output, options: options, progress: bar.callback)
-        } catch {
-            bar.finish()
-            throw ToolFailure(error)
+        let report = try ToolRun.perform(json: output.json, bar: bar) {
+            try LoRAExtractor.extract(base: base, tuned: tuned, output: output.output, options: options, progress: bar.callback)
         }
-        bar.finish()
         try output.print(report, verb: "extracted")
     }
 }
@@ -203,14 +200,9 @@ struct Resize: ParsableCommand {
         (options.rank, options.convRank) = try ranks.rules(uncapped: Int.max)
         options.precision = output.precision?.dtype
         let bar = ProgressBar(label: "resizing", unit: .items, enabled: !output.quiet)
-        let report: LoRAExtractor.Report
-        do {
-            report = try LoRAResizer.resize(input, output: output.output, options: options, progress: bar.callback)
-        } catch {
-            bar.finish()
-            throw ToolFailure(error)
+        let report = try ToolRun.perform(json: output.json, bar: bar) {
+            try LoRAResizer.resize(input, output: output.output, options: options, progress: bar.callback)
         }
-        bar.finish()
         try output.print(report, verb: "resized")
     }
 }

@@ -26,10 +26,9 @@ struct LoRAInspect: ParsableCommand {
           lora-inspect *.safetensors --summary
           lora-inspect my_lora.safetensors --svd --modules
 
-        Exit status: 0 clean; 1 findings at or above --fail-on; 2 a file is unreadable or invalid; \
-        3 a pickle is dangerous. With several files the highest status wins.
+        \(ExitStatus.documentation) With several files the highest status wins.
         """,
-        version: "0.1.0")
+        version: LoRATools.version)
 
     @Argument(help: ArgumentHelp("Files to inspect.", valueName: "file"),
               completion: .file(extensions: ["safetensors", "ckpt", "pt", "pth", "bin"]))

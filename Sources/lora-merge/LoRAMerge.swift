@@ -20,6 +20,8 @@ struct LoRAMerge: ParsableCommand {
           lora-merge --model base.ckpt --lora char.safetensors:1:lbw=OUTALL --precision fp16 -o merged.safetensors
           lora-merge loras a.safetensors:0.6 b.safetensors:0.4 --rank 32 -o ab.safetensors
           lora-merge loras a.safetensors:0.5 b.safetensors:0.5 --concat -o ab_exact.safetensors
+
+        \(ExitStatus.documentation)
         """,
         version: LoRATools.version,
         subcommands: [Bake.self, Combine.self],
@@ -74,31 +76,27 @@ struct Bake: ParsableCommand {
     func run() throws {
         ToolEnvironment.prepare()
         let bar = ProgressBar(label: "merging", enabled: !common.quiet)
-        let report: CheckpointBaker.Report
-        do {
-            report = try CheckpointBaker.bake(base: model, loras: lora, output: common.output,
-                                              options: .init(precision: precision?.dtype, allowUnmatched: allowUnmatched, allowNaN: common.allowNan),
-                                              progress: bar.callback)
-        } catch {
-            bar.finish()
-            throw ToolFailure(error)
+        let report = try ToolRun.perform(json: common.json, bar: bar) {
+            try CheckpointBaker.bake(base: model, loras: lora, output: common.output,
+                                     options: .init(precision: precision?.dtype, allowUnmatched: allowUnmatched, allowNaN: common.allowNan),
+                                     progress: bar.callback)
         }
-        bar.finish()
         if common.json {
             print(try JSONOutput.string(report))
             return
         }
-        print("merged into \(report.family) checkpoint \(report.base)")
+        let say = ToolRun.say
+        say("merged into \(report.family) checkpoint \(report.base)")
         for entry in report.loras {
-            print("  \(entry.spec)  [\(entry.hash)]  \(entry.applied) of \(entry.modules) modules applied")
+            say("  \(entry.spec)  [\(entry.hash)]  \(entry.applied) of \(entry.modules) modules applied")
         }
         if !report.unmatched.isEmpty {
-            print("skipped \(report.unmatched.count) unmatched module(s):")
-            for u in report.unmatched.prefix(20) { print("  \((u.file as NSString).lastPathComponent): \(u.module) (\(u.reason))") }
-            if report.unmatched.count > 20 { print("  … \(report.unmatched.count - 20) more") }
+            say("skipped \(report.unmatched.count) unmatched module(s):")
+            for u in report.unmatched.prefix(20) { say("  \((u.file as NSString).lastPathComponent): \(u.module) (\(u.reason))") }
+            if report.unmatched.count > 20 { say("  … \(report.unmatched.count - 20) more") }
         }
-        print("\(report.changedTensors) tensors changed, \(report.copiedTensors) copied unchanged")
-        print("wrote \(report.output) (\(ReportText.byteSize(report.outputBytes))) in \(String(format: "%.2f", report.seconds)) s")
+        say("\(report.changedTensors) tensors changed, \(report.copiedTensors) copied unchanged")
+        say("wrote \(report.output) (\(ReportText.byteSize(report.outputBytes))) in \(String(format: "%.2f", report.seconds)) s")
     }
 }
 
@@ -149,19 +147,15 @@ struct Combine: ParsableCommand {
         ToolEnvironment.prepare()
         let mode: LoRACombiner.Mode = rank.map { .svd(rank: $0, convRank: convRank ?? $0, clampQuantile: clampQuantile) } ?? .concat
         let bar = ProgressBar(label: "combining", unit: .items, enabled: !common.quiet)
-        let report: LoRACombiner.Report
-        do {
-            report = try LoRACombiner.combine(loras, mode: mode, output: common.output, precision: precision?.dtype,
-                                              allowNaN: common.allowNan, progress: bar.callback)
-        } catch {
-            bar.finish()
-            throw ToolFailure(error)
+        let report = try ToolRun.perform(json: common.json, bar: bar) {
+            try LoRACombiner.combine(loras, mode: mode, output: common.output, precision: precision?.dtype,
+                                     allowNaN: common.allowNan, progress: bar.callback)
         }
-        bar.finish()
         if common.json {
             print(try JSONOutput.string(report))
             return
         }
+        let print = ToolRun.say
         print("combined \(loras.count) \(report.family) LoRA(s), \(report.mode): \(report.modules.count) modules")
         let worst = report.modules.sorted { $0.relativeError > $1.relativeError }
         if modules {

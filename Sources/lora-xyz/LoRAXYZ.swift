@@ -32,6 +32,8 @@ struct LoRAXYZ: ParsableCommand {
           lora-xyz ... --prompt-sr 'smile,frown,angry'     (Prompt S/R: the first value is replaced by each)
           lora-xyz ... --dry-run
           lora-xyz ... --shard 2/4 --cache shared/cache && lora-xyz assemble --cache shared/cache -o sheet.png
+
+        \(ExitStatus.documentation)
         """,
         version: LoRATools.version,
         subcommands: [Render.self, Assemble.self],
@@ -149,14 +151,19 @@ struct Render: ParsableCommand {
 
     func run() throws {
         ToolEnvironment.prepare()
+        try ToolRun.perform(json: sheet.json) { try execute() }
+    }
+
+    /// The command line as a plan request; a value that does not parse is a usage error (exit 64).
+    func request() throws -> PlanRequest {
         do {
-            try execute()
-        } catch let error as ModelError {
-            throw ToolFailure(error)
+            return try parsedRequest()
+        } catch where error.file == nil {
+            throw ValidationError(error.message)
         }
     }
 
-    func request() throws(ModelError) -> PlanRequest {
+    func parsedRequest() throws(ModelError) -> PlanRequest {
         var r = PlanRequest()
         r.checkpoints = model
         r.vaes = vae
@@ -219,7 +226,7 @@ struct Render: ParsableCommand {
         options.version = LoRATools.version
         let verbose = !sheet.quiet && !sheet.json
         let session = try Session(plan: plan, options: options) { event in
-            if case .checking(let what) = event, verbose, ToolEnvironment.stderrIsTerminal { printError(what) }
+            if case .checking(let what) = event, verbose, ToolEnvironment.stderrIsTerminal { printError(TerminalText.escape(what)) }
         }
         // The tokenizer and the font are checked before any rendering too.
         let tokenizer = try BPETokenizer.locate(explicit: self.tokenizer, near: model.first)
@@ -243,9 +250,9 @@ struct Render: ParsableCommand {
                 case .step(let n): bar.advance(by: n)
                 case .loading(let path) where verbose:
                     // Loading a checkpoint takes seconds to a minute; say so (clearing the bar's line on a terminal).
-                    printError((ToolEnvironment.stderrIsTerminal ? "\r\u{1B}[2K" : "") + "loading \(path)")
+                    printError((ToolEnvironment.stderrIsTerminal ? "\r\u{1B}[2K" : "") + TerminalText.escape("loading \(path)"))
                 case .cellFinished(let cell, let seconds) where verbose && !ToolEnvironment.stderrIsTerminal:
-                    printError(String(format: "cell %d (%@): %.1f s", cell.index + 1, Self.describe(cell, plan: plan), seconds))
+                    printError(TerminalText.escape(String(format: "cell %d (%@): %.1f s", cell.index + 1, Self.describe(cell, plan: plan), seconds)))
                 default: break
                 }
             }
@@ -256,7 +263,7 @@ struct Render: ParsableCommand {
         bar.finish()
         if options.shard != nil && session.pending.isEmpty && plan.cells.contains(where: { !session.cache.contains(session.planFile.keys[$0.index]) }) {
             // A shard's job is its cells; the sheet is drawn by `assemble` once all shards are done.
-            if !sheet.json { print("shard \(options.shard!.description) done: \(session.renderSeconds.count) cells rendered into \(cacheFolder); when every shard is done, run lora-xyz assemble with each shard's --cache and -o \(sheet.output)") }
+            if !sheet.json { ToolRun.say("shard \(options.shard!.description) done: \(session.renderSeconds.count) cells rendered into \(cacheFolder); when every shard is done, run lora-xyz assemble with each shard's --cache and -o \(sheet.output)") }
             return
         }
         let result = try sheet.writer(fontPath: fontPath).write(session.planFile, caches: [session.cache], renderSeconds: session.renderSeconds)
@@ -287,16 +294,16 @@ struct Render: ParsableCommand {
             return
         }
         for (name, axis) in [("X", plan.x), ("Y", plan.y), ("Z", plan.z)] where !axis.kinds.isEmpty {
-            print("\(name): \(axis.title) (\(axis.count)): " + (0..<axis.count).map(axis.label).joined(separator: " · "))
+            ToolRun.say("\(name): \(axis.title) (\(axis.count)): " + (0..<axis.count).map(axis.label).joined(separator: " · "))
         }
-        print("shared: \(session.planFile.legend)")
+        ToolRun.say("shared: \(session.planFile.legend)")
         var line = "\(plan.cells.count) cells"
         if let s = session.options.shard { line += ", shard \(s.description): \(shardCells.count)" }
         line += ", \(cached) cached, \(pending.count) to render (\(estimate.evaluations) U-Net evaluations)"
-        print(line)
-        print("estimated time: \(clock(estimate.seconds))" + (estimate.measured ? " (from this cache's timings)" : " (rough: no timings in this cache yet)"))
+        ToolRun.say(line)
+        ToolRun.say("estimated time: \(clock(estimate.seconds))" + (estimate.measured ? " (from this cache's timings)" : " (rough: no timings in this cache yet)"))
         let writer = sheet.writer(fontPath: "")
-        print("sheets: " + (plan.z.count > 1 ? "\(plan.z.count) grids (\((1...plan.z.count).map { SheetWriter.numbered(sheet.output, $0, of: plan.z.count) }.joined(separator: ", ")))"
+        ToolRun.say("sheets: " + (plan.z.count > 1 ? "\(plan.z.count) grids (\((1...plan.z.count).map { SheetWriter.numbered(sheet.output, $0, of: plan.z.count) }.joined(separator: ", ")))"
                             + (sheet.combined ? " + combined \(sheet.output)" : "") : sheet.output) + ", manifest \(writer.manifestPath ?? "-")")
     }
 }
@@ -341,10 +348,10 @@ struct SheetOptions: ParsableArguments {
             print(try JSONOutput.string(result))
             return
         }
-        print(summary)
-        for path in result.sheets { print("wrote \(path)") }
-        if let manifest = result.manifest { print("wrote \(manifest)") }
-        if !result.cellCopies.isEmpty, let folder = cells { print("saved \(result.cellCopies.count) cells in \(folder)") }
+        ToolRun.say(summary)
+        for path in result.sheets { ToolRun.say("wrote \(path)") }
+        if let manifest = result.manifest { ToolRun.say("wrote \(manifest)") }
+        if !result.cellCopies.isEmpty, let folder = cells { ToolRun.say("saved \(result.cellCopies.count) cells in \(folder)") }
     }
 
     func writer(fontPath: String) -> SheetWriter {
@@ -381,15 +388,13 @@ struct Assemble: ParsableCommand {
 
     func run() throws {
         ToolEnvironment.prepare()
-        do {
+        try ToolRun.perform(json: sheet.json) {
             let folders = cache
             let caches = folders.map(CellCache.init(folder:))
             let planFile = try PlanFile.read(caches[0].planPath)
             let result = try sheet.writer(fontPath: try sheet.locateFont()).write(planFile, caches: caches, requireAll: !allowMissing)
             try sheet.printResult(result, summary: "\(planFile.plan.cells.count) cells from \(folders.count) cache(s)"
                                                    + (result.missing > 0 ? ", \(result.missing) missing" : ""))
-        } catch let error as ModelError {
-            throw ToolFailure(error)
         }
     }
 }

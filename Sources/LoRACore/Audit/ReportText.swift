@@ -1,7 +1,8 @@
 import Foundation
 
 /// Renders inspection reports for people: a full report per file, or one
-/// summary line per file for a folder of downloads.
+/// summary line per file for a folder of downloads. Every string that comes
+/// from a file is shown through `TerminalText.escape` before colours are added.
 public enum ReportText {
     public struct Style: Sendable {
         public var showModules = false
@@ -19,7 +20,8 @@ public enum ReportText {
         func line(_ label: String, _ value: String, indent: Int = 2, width: Int = 12) {
             ReportText.line(&out, label, value, indent: indent, width: width)
         }
-        out.append(style.color ? "\u{1B}[1m\(r.path)\u{1B}[0m" : r.path)
+        let path = esc(r.path)
+        out.append(style.color ? "\u{1B}[1m\(path)\u{1B}[0m" : path)
         if r.kind == .invalid || r.kind == .dangerous {
             line("status", r.kind == .dangerous ? "DANGEROUS — not loaded" : "unreadable")
             appendFindings(r.findings, to: &out, style: style)
@@ -63,8 +65,11 @@ public enum ReportText {
     }
 
     static func line(_ out: inout [String], _ label: String, _ value: String, indent: Int = 2, width: Int = 12) {
-        out.append(String(repeating: " ", count: indent) + label.padding(toLength: max(width, label.count + 1), withPad: " ", startingAt: 0) + value)
+        let label = esc(label)
+        out.append(String(repeating: " ", count: indent) + label.padding(toLength: max(width, label.count + 1), withPad: " ", startingAt: 0) + esc(value))
     }
+
+    private static func esc(_ text: String) -> String { TerminalText.escape(text) }
 
     private static func appendLoRA(_ lora: LoRAReport, to out: inout [String], style: Style) {
         func l(_ a: String, _ b: String) { line(&out, a, b) }
@@ -100,7 +105,7 @@ public enum ReportText {
                 if let n = m.norm { parts.append("‖ΔW‖ \(norm(n))") }
                 if let r90 = m.rank90, let r99 = m.rank99 { parts.append("r90 \(r90) r99 \(r99)") }
                 if let b = m.block { parts.append(b) }
-                out.append("  \(m.name)  " + parts.joined(separator: ", "))
+                out.append("  \(esc(m.name))  " + esc(parts.joined(separator: ", ")))
             }
         } else if lora.modules.contains(where: { $0.rank90 != nil }) {
             let r90 = lora.modules.compactMap(\.rank90), r99 = lora.modules.compactMap(\.rank99)
@@ -126,7 +131,7 @@ public enum ReportText {
         if !c.extras.isEmpty {
             out.append("")
             out.append("other entries")
-            for e in c.extras { out.append("  " + e.value) }
+            for e in c.extras { out.append("  " + esc(e.value)) }
         }
     }
 
@@ -143,10 +148,10 @@ public enum ReportText {
                 let code = f.severity == .error ? "31" : (f.severity == .warning ? "33" : "36")
                 label = "\u{1B}[\(code)m\(label)\u{1B}[0m"
             }
-            out.append("  \(label)\(f.code): \(f.message)")
+            out.append("  \(label)\(f.code): \(esc(f.message))")
             if let keys = f.keys, !keys.isEmpty {
                 let more = (f.count ?? keys.count) > keys.count ? " … (\(f.count! - keys.count) more)" : ""
-                out.append("          " + keys.joined(separator: ", ") + more)
+                out.append("          " + esc(keys.joined(separator: ", ")) + more)
             }
         }
     }
@@ -182,7 +187,7 @@ public enum ReportText {
             findings = worst == nil || worst == .info ? "ok" : [errors > 0 ? "\(errors) error" : nil, warnings > 0 ? "\(warnings) warning" : nil]
                 .compactMap { $0 }.joined(separator: ", ")
         }
-        return [name, r.kind.rawValue, family, type, rankAlpha, modules, r.size > 0 ? byteSize(r.size) : "-", hash, findings]
+        return [name, r.kind.rawValue, family, type, rankAlpha, modules, r.size > 0 ? byteSize(r.size) : "-", hash, findings].map(esc)
     }
 
     /// Align rows into columns.

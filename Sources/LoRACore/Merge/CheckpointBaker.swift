@@ -207,8 +207,3 @@ public enum CheckpointBaker {
         return .object(fields)
     }
 }
-
-/// The suite's version, written into output metadata.
-public enum LoRATools {
-    public static let version = "0.1.0"
-}

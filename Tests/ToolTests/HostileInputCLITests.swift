@@ -1,0 +1,122 @@
+import FixtureKit
+import Foundation
+import LoRACore
+import XCTest
+
+/// Hostile files and the exit statuses every tool shares: each bad input is
+/// one line naming the file and a documented status, never a crash, and
+/// text from a file never reaches the terminal as control characters.
+final class HostileInputCLITests: XCTestCase {
+    var folder = ""
+
+    override func setUpWithError() throws {
+        folder = NSTemporaryDirectory() + "hostile-cli-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+
+    /// 50,000 nested lists in 100 KB, bare and inside a torch zip: SIGSEGV
+    /// in every tool before; now exit 2 with one line, and `--summary` over a
+    /// downloads folder reports the file and goes on.
+    func testDeeplyNestedPickleIsUnreadableInEveryTool() throws {
+        let pickle: [UInt8] = [0x80, 0x02] + [UInt8](repeating: UInt8(ascii: "("), count: 50_000)
+            + [UInt8](repeating: UInt8(ascii: "l"), count: 50_000) + [UInt8(ascii: ".")]
+        let bare = folder + "/deep.pt", zipped = folder + "/deep_zip.ckpt"
+        FileManager.default.createFile(atPath: bare, contents: Data(pickle))
+        FileManager.default.createFile(atPath: zipped, contents: Data(ZipBuilder.build([("archive/data.pkl", pickle), ("archive/version", Array("3\n".utf8))])))
+        let lora = "Fixtures/models/sd1_tiny_lora.safetensors", model = "Fixtures/models/sd1_tiny.safetensors"
+
+        for file in [bare, zipped] {
+            let inspect = try ToolRunner.run("lora-inspect", [file])
+            XCTAssertEqual(inspect.status, 2, inspect.stdout + inspect.stderr)
+            XCTAssertTrue(inspect.stdout.contains("nested more than 200 levels"), inspect.stdout)
+            let summary = try ToolRunner.run("lora-inspect", ["--summary", lora, file, model])
+            XCTAssertEqual(summary.status, 2)
+            let rows = summary.stdout.split(separator: "\n")
+            XCTAssertEqual(rows.count, 4, summary.stdout)
+            XCTAssertTrue(rows[2].contains("unreadable"), summary.stdout)
+            XCTAssertTrue(rows[3].contains("checkpoint"), "the file after it is still inspected: \(summary.stdout)")
+
+            for (tool, arguments) in [("lora-merge", ["--model", file, "--lora", lora, "-o", folder + "/out.safetensors"]),
+                                      ("lora-merge", ["--model", model, "--lora", file, "-o", folder + "/out.safetensors"]),
+                                      ("lora-merge", ["loras", file, lora, "-o", folder + "/out.safetensors"]),
+                                      ("lora-extract", ["--base", file, "--tuned", model, "--rank", "2", "-o", folder + "/out.safetensors"])] {
+                let result = try ToolRunner.run(tool, arguments + ["--quiet"])
+                XCTAssertEqual(result.status, 2, "\(tool) \(arguments): \(result.stderr)")
+                let lines = result.stderr.split(separator: "\n")
+                XCTAssertEqual(lines.count, 1, result.stderr)
+                XCTAssertTrue(lines.first?.hasPrefix("Error: \(file): pickle: containers nested more than") ?? false, result.stderr)
+                XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/out.safetensors"), "nothing written")
+            }
+        }
+        // --json: the error as JSON on standard output too.
+        let json = try ToolRunner.run("lora-merge", ["--model", bare, "--lora", lora, "-o", folder + "/out.safetensors", "--json"])
+        XCTAssertEqual(json.status, 2)
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let error = try XCTUnwrap(object["error"] as? [String: Any])
+        XCTAssertEqual(error["kind"] as? String, "invalid")
+        XCTAssertEqual(error["file"] as? String, bare)
+        XCTAssertEqual(error["exitStatus"] as? Int, 2)
+        XCTAssertNotNil(error["offset"])
+    }
+
+    /// The same exit status for the same fault in every tool: 3 for a dangerous pickle, 1 for a job
+    /// the inputs cannot do (a LoRA of another family), 64 for bad arguments.
+    func testExitStatusesAreTheSameInEveryTool() throws {
+        let evil = "Fixtures/golden/evil/os_system.ckpt", lora = "Fixtures/models/sd1_tiny_lora.safetensors"
+        let model = "Fixtures/models/sd1_tiny.safetensors", out = folder + "/out.safetensors"
+        let sdxlLoRA = "Fixtures/golden/sdxl_kohya_lora.safetensors"
+        let cases: [(String, [String], Int32)] = [
+            ("lora-inspect", [evil], 3),
+            ("lora-merge", ["--model", evil, "--lora", lora, "-o", out], 3),
+            ("lora-merge", ["--model", model, "--lora", evil, "-o", out], 3),
+            ("lora-merge", ["loras", evil, "-o", out], 3),
+            ("lora-extract", ["--base", evil, "--tuned", model, "--rank", "2", "-o", out], 3),
+            ("lora-extract", ["resize", evil, "--rank", "2", "-o", out], 3),
+            ("lora-merge", ["--model", model, "--lora", sdxlLoRA, "-o", out], 1),
+            ("lora-merge", ["--model", model, "--lora", lora, "-o", out, "--precision", "fp8"], 64),
+            ("lora-xyz", ["--model", model, "--seeds", "x", "--dry-run"], 64),
+            ("lora-xyz", ["--model", model, "--width", "0"], 64),
+            ("lora-xyz", ["--model", evil, "--dry-run"], 3),
+        ]
+        for (tool, arguments, status) in cases {
+            let result = try ToolRunner.run(tool, arguments + (tool == "lora-inspect" ? [] : ["--quiet"]))
+            XCTAssertEqual(result.status, status, "\(tool) \(arguments.joined(separator: " ")): \(result.stderr)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+        }
+    }
+
+    /// A LoRA whose metadata tries to clear the screen, retitle the terminal,
+    /// move up and erase the line above, and reverse a name with a bidi override.
+    func testControlCharactersFromMetadataNeverReachTheTerminal() throws {
+        let path = folder + "/evil_meta.safetensors"
+        var options = FixtureGenerator.LoRAOptions()
+        options.metadata["ss_output_name"] = "name\u{1B}[2J\u{1B}]0;pwned\u{07}"
+        options.metadata["modelspec.title"] = "title\u{1B}[3A\u{1B}[J\u{202E}txt.exe"
+        options.metadata["ss_tag_frequency"] = #"{"1_x": {"tag\u001b[31m": 3, "ok": 2}}"#
+        options.metadata["sshs_model_hash"] = "\u{1B}[1A\u{1B}[2Kdeadbeef"
+        options.metadata["ss_comment\u{9B}31m"] = "key too"
+        try FixtureGenerator.writeLoRA(.tiny(.sd1), to: path, options: options)
+        for arguments in [[path], [path, "--metadata"], [path, "--summary"], [path, "--modules", "--metadata"]] {
+            let result = try ToolRunner.run("lora-inspect", arguments)
+            for (stream, text) in [("stdout", result.stdout), ("stderr", result.stderr)] {
+                let controls = text.unicodeScalars.filter { ($0.value < 0x20 && $0 != "\n") || (0x7F...0x9F).contains($0.value)
+                    || (0x202A...0x202E).contains($0.value) || (0x2066...0x2069).contains($0.value) }
+                XCTAssertTrue(controls.isEmpty, "\(arguments) \(stream) carries \(controls.map { String($0.value, radix: 16) })")
+            }
+            if arguments.contains("--metadata") {
+                XCTAssertTrue(result.stdout.contains(#"name\x1b[2J\x1b]0;pwned\x07"#), result.stdout)
+                XCTAssertTrue(result.stdout.contains(#"\u{202e}txt.exe"#), result.stdout)
+                XCTAssertTrue(result.stdout.contains(#"ss_comment\x9b31m"#), result.stdout)
+            }
+        }
+        // JSON keeps the text exact (escaped by JSON itself).
+        let json = try ToolRunner.run("lora-inspect", [path, "--json"])
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let metadata = try XCTUnwrap(object["metadata"] as? [String: String])
+        XCTAssertEqual(metadata["ss_output_name"], "name\u{1B}[2J\u{1B}]0;pwned\u{07}")
+    }
+}
