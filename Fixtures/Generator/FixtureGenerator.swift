@@ -210,6 +210,9 @@ public enum FixtureGenerator {
         public var bareMetadata = false
         /// Names (kohya) of modules to write with an all-zero up factor.
         public var deadModules: Set<String> = []
+        /// LoKr 3×3 conv factors as LyCORIS 3.x stores them without Tucker:
+        /// lokr_w2_b flattened to [r, in/b · kh · kw] (LoHa's are always flattened).
+        public var flattenedLoKrConv = false
         public init() {}
     }
 
@@ -299,7 +302,7 @@ public enum FixtureGenerator {
             let w2Rank = min(rank, c, d)
             if w2Rank < max(c, d) / 2 {
                 result.append((name + ".lokr_w2_a", [c, w2Rank], dtype, random(c * w2Rank, seed, name + ".w2a", scale: upScale)))
-                let bShape = conv4 ? [w2Rank, d, kernel, kernel] : [w2Rank, d]
+                let bShape = conv4 ? (options.flattenedLoKrConv ? [w2Rank, d * kernel * kernel] : [w2Rank, d, kernel, kernel]) : [w2Rank, d]
                 result.append((name + ".lokr_w2_b", bShape, dtype, random(bShape.reduce(1, *), seed, name + ".w2b", scale: downScale)))
                 result.append((name + ".alpha", [], dtype, [Float(alpha)]))
             } else {

@@ -77,6 +77,51 @@ final class InspectorTests: XCTestCase {
         XCTAssertEqual(report.lora?.blocks.first?.modules, 72)
     }
 
+    /// LyCORIS stores LoHa and LoKr 3×3 conv factors flattened ([r, in·9]);
+    /// the shape check follows the rules merging applies (the real SD1.5 widths,
+    /// so the check is active), and still catches a module that does not fit.
+    func testLyCORISConvFactorsAreNotShapeMismatches() throws {
+        let folder = TemporaryFolder()
+        // SD1.5's real widths (the check only runs on the released layout), first U-Net block only to stay fast.
+        func write(_ layout: FixtureGenerator.LoRALayout) throws -> (String, [(String, DType, [Int], [Float])], Metadata) {
+            var options = FixtureGenerator.LoRAOptions()
+            options.layout = layout
+            options.includeTextEncoder = false
+            options.rank = 2
+            options.convRank = 1
+            options.flattenedLoKrConv = true
+            let full = folder.file("\(layout)-full.safetensors")
+            try FixtureGenerator.writeLoRA(.real(.sd1), to: full, options: options)
+            let model = try ModelFile.open(full)
+            let tensors = model.tensors.filter { $0.name.hasPrefix("lora_unet_down_blocks_0_") }.map { ($0.name, DType.f32, $0.shape, $0.floats()) }
+            let path = folder.file("\(layout).safetensors")
+            try writeSafetensors(path, tensors: tensors, metadata: model.metadata)
+            return (path, tensors, model.metadata)
+        }
+        for layout in [FixtureGenerator.LoRALayout.loha, .lokr] {
+            let (path, tensors, metadata) = try write(layout)
+            XCTAssertTrue(tensors.contains { $0.0.contains("resnets_0_conv1") && $0.2 == [layout == .loha ? 1 : 1, 320 * 9 / (layout == .loha ? 1 : 2)] },
+                          "\(layout): 3×3 conv factors stored flattened")
+            let report = Inspector.inspect(path: path)
+            XCTAssertEqual(report.lora?.family.family, .sd1, "\(layout)")
+            XCTAssertFalse(report.findings.contains { $0.code == "shape-mismatch" }, "\(layout): \(report.findings.filter { $0.code == "shape-mismatch" })")
+            XCTAssertEqual(report.exitCode(failOn: .error), 0, "\(layout): a healthy file exits 0: \(report.findings)")
+            // A conv whose flattened columns are not in·9 is still a mismatch.
+            var broken = tensors
+            let victim = "lora_unet_down_blocks_0_resnets_0_conv1"
+            for i in broken.indices where broken[i].0.hasPrefix(victim) && (broken[i].0.hasSuffix("w1_b") || broken[i].0.hasSuffix("w2_b")) {
+                broken[i].2 = [broken[i].2[0], broken[i].2[1] - 9]
+                broken[i].3 = Array(broken[i].3.prefix(broken[i].2.reduce(1, *)))
+            }
+            let brokenPath = folder.file("\(layout)-broken.safetensors")
+            try writeSafetensors(brokenPath, tensors: broken, metadata: metadata)
+            let brokenReport = Inspector.inspect(path: brokenPath)
+            let finding = try XCTUnwrap(brokenReport.findings.first { $0.code == "shape-mismatch" }, "\(layout): \(brokenReport.findings)")
+            XCTAssertEqual(finding.keys?.count, 1, "\(layout)")
+            XCTAssertTrue(finding.keys?.first?.hasPrefix(victim) ?? false, "\(layout)")
+        }
+    }
+
     func testHealthFindings() throws {
         let folder = TemporaryFolder()
         let source = try ModelFile.open(Repo.golden("sd1_kohya_lora.safetensors"))
@@ -84,10 +129,7 @@ final class InspectorTests: XCTestCase {
             var tensors = source.tensors.map { ($0.name, $0.dtype, $0.shape, $0.floats()) }
             edit(&tensors)
             let path = folder.file(name + ".safetensors")
-            let writer = try SafeTensorsWriter(path: path, metadata: metadata ?? source.metadata,
-                                               entries: tensors.map { .init(name: $0.0, dtype: $0.1, shape: $0.2) })
-            for t in tensors { try t.3.withUnsafeBufferPointer { try writer.write(name: t.0, floats: $0) } }
-            try writer.finish()
+            try writeSafetensors(path, tensors: tensors, metadata: metadata ?? source.metadata)
             return Inspector.inspect(path: path)
         }
         func codes(_ r: InspectionReport) -> Set<String> { Set(r.findings.map(\.code)) }

@@ -82,6 +82,13 @@ func safetensorsBytes(header: String, data: [UInt8]) -> [UInt8] {
     return bytes
 }
 
+/// Write tensors given as floats (in each listed dtype) to a safetensors file.
+func writeSafetensors(_ path: String, tensors: [(String, DType, [Int], [Float])], metadata: Metadata) throws {
+    let writer = try SafeTensorsWriter(path: path, metadata: metadata, entries: tensors.map { .init(name: $0.0, dtype: $0.1, shape: $0.2) })
+    for t in tensors { try t.3.withUnsafeBufferPointer { try writer.write(name: t.0, floats: $0) } }
+    try writer.finish()
+}
+
 func writeBytes(_ bytes: [UInt8], to path: String) {
     FileManager.default.createFile(atPath: path, contents: Data(bytes))
 }

@@ -262,12 +262,12 @@ public struct LoRAAnalysis {
                                         keys: duplicates))
             }
             // Shapes: only meaningful when the file has the released model's widths.
+            // The rule merging applies (NetworkModule.deltaFits), so what merges is never flagged.
             let comparable = zip(modules, targets).compactMap { m, t -> (NetworkModule, LoRATarget)? in
-                guard let t, let shape = m.deltaShape, t.kind != .norm else { return nil }
-                _ = shape
+                guard let t, t.kind != .norm, m.deltaFits(t.shape) != nil else { return nil }
                 return (m, t)
             }
-            let mismatched = comparable.filter { !shapeMatches($0.0.deltaShape!, $0.1) }
+            let mismatched = comparable.filter { $0.0.deltaFits($0.1.shape) == false }
             if !comparable.isEmpty && mismatched.count < comparable.count / 2 && !mismatched.isEmpty {
                 findings.append(Finding("shape-mismatch", .error,
                                         "\(mismatched.count) module(s) have shapes that do not fit \(family.family!.rawValue): merging or loading them fails",
@@ -293,13 +293,6 @@ public struct LoRAAnalysis {
             findings.append(Finding("header-whitespace", .warning, "the safetensors header does not start with {\" : AUTOMATIC1111 refuses such files"))
         }
         return findings
-    }
-
-    static func shapeMatches(_ delta: [Int], _ target: LoRATarget) -> Bool {
-        if delta == target.shape { return true }
-        // SD2 proj_in/proj_out: 4-D [out, in, 1, 1] factors on a linear layer, and vice versa.
-        let squeeze: ([Int]) -> [Int] = { $0.count == 4 && $0[2] == 1 && $0[3] == 1 ? Array($0.prefix(2)) : $0 }
-        return squeeze(delta) == squeeze(target.shape)
     }
 
     // MARK: summaries

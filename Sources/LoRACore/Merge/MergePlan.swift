@@ -135,10 +135,8 @@ public struct MergePlan: Sendable {
         case .norm:
             if let n = module["w_norm"]?.elementCount, n != tensor.elementCount { throw fail("a norm delta of \(n)") }
         default:
-            guard let shape = module.deltaShape else { return }
-            let got = shape.count > 1 ? [shape[0], shape.dropFirst().reduce(1, *)] : [1, shape[0]]
-            let want = tensor.shape.count > 1 ? [out, columns] : [1, tensor.elementCount]
-            if got != want { throw fail("\(shape)") }
+            let want = tensor.shape.count > 1 ? [out] + Array(tensor.shape.dropFirst()) : [tensor.elementCount]
+            if module.deltaFits(want) == false { throw fail("\(module.deltaShape!)") }
         }
     }
 }

@@ -54,6 +54,22 @@ public struct NetworkModule: Sendable {
 }
 
 extension NetworkModule {
+    /// Whether ΔW's factors fit a weight of this shape (of the row slice, for
+    /// packed q/k/v), by the rule merging applies: both compared flattened to
+    /// [out, in · kh · kw]. So LyCORIS's flattened LoHa/LoKr conv factors and
+    /// Tucker cores fit their 3×3 convs, and 1×1 convs and linear layers fit
+    /// each other (SD2's proj_in). nil when ΔW's shape comes from the base
+    /// weight (IA3, OFT, norm), or the factors do not say.
+    public func deltaFits(_ weightShape: [Int]) -> Bool? {
+        switch algorithm {
+        case .ia3, .oft, .boft, .norm: return nil
+        default: break
+        }
+        guard let shape = deltaShape else { return nil }
+        func flattened(_ s: [Int]) -> [Int] { s.count > 1 ? [s[0], s.dropFirst().reduce(1, *)] : [1, s.first ?? 0] }
+        return flattened(shape) == flattened(weightShape)
+    }
+
     /// The shape of the weight this module changes: its own ΔW shape, with the
     /// conv kernel restored from the target layer when the factors are stored
     /// flattened (LoHa/LoKr conv factors are 2-D).
