@@ -57,6 +57,7 @@ public enum LinearAlgebra {
     public static func singularValues(_ a: Matrix) throws(LinearAlgebraError) -> [Float] {
         let k = min(a.rows, a.cols)
         guard k > 0 else { return [] }
+        try a.requireFinite()
         var work = a.values
         var s = [Float](repeating: 0, count: k)
         var dummyU: Float = 0, dummyVt: Float = 0
@@ -68,6 +69,7 @@ public enum LinearAlgebra {
 
     /// Thin SVD: A = U·diag(S)·Vᵀ with U rows×k, Vt k×cols, k = min(rows, cols).
     public static func svd(_ a: Matrix) throws(LinearAlgebraError) -> (u: Matrix, s: [Float], vt: Matrix) {
+        try a.requireFinite()
         let k = min(a.rows, a.cols)
         var work = a.values
         var s = [Float](repeating: 0, count: k)
@@ -83,6 +85,7 @@ public enum LinearAlgebra {
     public static func qrR(_ a: Matrix) throws(LinearAlgebraError) -> Matrix {
         let k = min(a.rows, a.cols)
         guard k > 0 else { return Matrix(zeros: 0, a.cols) }
+        try a.requireFinite()
         var work = a.values
         var tau = [Float](repeating: 0, count: k)
         let info = LAPACKE_sgeqrf(LAPACK_ROW_MAJOR, Int32(a.rows), Int32(a.cols), &work, Int32(a.cols), &tau)

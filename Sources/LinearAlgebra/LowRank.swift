@@ -6,6 +6,7 @@ extension LinearAlgebra {
     public static func qr(_ a: Matrix) throws(LinearAlgebraError) -> (q: Matrix, r: Matrix) {
         let m = a.rows, n = a.cols, k = min(m, n)
         guard k > 0 else { return (Matrix(zeros: m, 0), Matrix(zeros: 0, n)) }
+        try a.requireFinite()
         var work = a.values
         var tau = [Float](repeating: 0, count: k)
         var info = LAPACKE_sgeqrf(LAPACK_ROW_MAJOR, Int32(m), Int32(n), &work, Int32(n), &tau)

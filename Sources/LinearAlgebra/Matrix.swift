@@ -31,16 +31,26 @@ public struct Matrix: Sendable, Equatable {
     /// Sum of squares in double precision (the squared Frobenius norm).
     public var squaredNorm: Double { LinearAlgebra.sumOfSquares(values) }
     public var frobeniusNorm: Double { squaredNorm.squareRoot() }
+
+    /// LAPACK's own NaN checks are off (they cost a pass per call and give
+    /// only "info -5"); each factorisation checks its input here instead.
+    func requireFinite() throws(LinearAlgebraError) {
+        // NaN and ±Inf make the sum NaN or Inf; finite values cannot overflow a Double sum of Floats squared.
+        guard squaredNorm.isFinite else { throw .nonFinite }
+    }
 }
 
 public enum LinearAlgebraError: Error, CustomStringConvertible, Sendable {
     case lapack(routine: String, info: Int32)
     case shape(String)
+    /// The input holds NaN or Inf values.
+    case nonFinite
 
     public var description: String {
         switch self {
-        case let .lapack(routine, info): return "\(routine) failed (info \(info)); the matrix may contain NaN or Inf"
+        case let .lapack(routine, info): return "\(routine) failed (info \(info))"
         case let .shape(message): return message
+        case .nonFinite: return "the matrix holds NaN or Inf values"
         }
     }
 }

@@ -36,6 +36,7 @@ public enum TruncatedSVD {
 
     /// The top-`rank` singular triplets: u (m×k), s (k), vt (k×n).
     public static func compute(_ a: Matrix, rank: Int, options: Options = .init()) throws(LinearAlgebraError) -> Result {
+        try a.requireFinite()
         let smaller = min(a.rows, a.cols)
         let k = max(0, min(rank, smaller))
         let sketch = min(k + options.oversampling, smaller)

@@ -86,6 +86,10 @@ struct Bake: ParsableCommand {
             return
         }
         let say = ToolRun.say
+        if !report.nonFiniteTensors.isEmpty {
+            printError(TerminalText.escape("warning: merged \(report.nonFiniteTensors.count) LoRA tensor(s) holding NaN or Inf (--allow-nan), first \(report.nonFiniteTensors[0]): "
+                                           + "the weights they touch are now NaN/Inf and those layers will render black or noise"))
+        }
         say("merged into \(report.family) checkpoint \(report.base)")
         for entry in report.loras {
             say("  \(entry.spec)  [\(entry.hash)]  \(entry.applied) of \(entry.modules) modules applied")

@@ -74,6 +74,25 @@ final class LinearAlgebraTests: XCTestCase {
         for i in 0..<7 { for j in 0..<i { XCTAssertEqual(r[i, j], 0) } }
     }
 
+    /// LAPACKE's NaN checks are off; every factorisation refuses NaN/Inf itself.
+    func testFactorisationsRefuseNonFiniteInput() {
+        for bad in [Float.nan, .infinity, -.infinity] {
+            var a = Matrix(rows: 3, cols: 4, values: (0..<12).map { Float($0) })
+            a.values[5] = bad
+            let attempts: [(String, () throws -> Void)] = [
+                ("singularValues", { _ = try LinearAlgebra.singularValues(a) }), ("svd", { _ = try LinearAlgebra.svd(a) }),
+                ("qrR", { _ = try LinearAlgebra.qrR(a) }), ("qr", { _ = try LinearAlgebra.qr(a) }),
+                ("truncated SVD", { _ = try TruncatedSVD.compute(a, rank: 1) }),
+                ("product", { _ = try LinearAlgebra.productSingularValues(up: a.transposed, down: a) }),
+            ]
+            for (name, attempt) in attempts {
+                XCTAssertThrowsError(try attempt(), "\(name) \(bad)") { error in
+                    guard case LinearAlgebraError.nonFinite = error else { return XCTFail("\(name): \(error)") }
+                }
+            }
+        }
+    }
+
     func testSumOfSquaresIsAccurate() {
         let values = [Float](repeating: 0.1, count: 1_000_003)
         XCTAssertEqual(LinearAlgebra.sumOfSquares(values), Double(Float(0.1)) * Double(Float(0.1)) * 1_000_003, accuracy: 1e-6)

@@ -119,4 +119,51 @@ final class HostileInputCLITests: XCTestCase {
         let metadata = try XCTUnwrap(object["metadata"] as? [String: String])
         XCTAssertEqual(metadata["ss_output_name"], "name\u{1B}[2J\u{1B}]0;pwned\u{07}")
     }
+
+    /// The tiny LoRA with one NaN in one module's down factor.
+    func nanLoRA() throws -> (path: String, module: String) {
+        let source = try ModelFile.open(ToolRunner.repoRoot + "/Fixtures/models/sd1_tiny_lora.safetensors")
+        let victim = try XCTUnwrap(source.tensors.first { $0.name.hasSuffix(".lora_down.weight") && $0.name.contains("unet") })
+        let path = folder + "/nan.safetensors"
+        let writer = try SafeTensorsWriter(path: path, metadata: source.metadata, entries: source.tensors.map { .init(name: $0.name, dtype: .f32, shape: $0.shape) })
+        for tensor in source.tensors {
+            var values = tensor.floats()
+            if tensor.name == victim.name { values[1] = .nan }
+            try values.withUnsafeBufferPointer { try writer.write(name: tensor.name, floats: $0) }
+        }
+        try writer.finish()
+        return (path, String(victim.name.dropLast(".lora_down.weight".count)))
+    }
+
+    /// One NaN: lora-inspect --svd keeps the report (nan-values, exit 1) instead
+    /// of calling the file unreadable; the tools that factor ΔW name the module
+    /// and say why; --allow-nan merges with a warning.
+    func testNaNInALoRAIsNamedNotAnSVDFailure() throws {
+        let (nan, module) = try nanLoRA()
+        let inspect = try ToolRunner.run("lora-inspect", [nan, "--svd"])
+        XCTAssertEqual(inspect.status, 1, inspect.stdout)
+        XCTAssertTrue(inspect.stdout.contains("nan-values"), inspect.stdout)
+        XCTAssertTrue(inspect.stdout.contains("effective rank"), "the other modules' spectra are kept: \(inspect.stdout)")
+        let json = try ToolRunner.run("lora-inspect", [nan, "--svd", "--modules", "--json"])
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let modules = try XCTUnwrap((object["lora"] as? [String: Any])?["modules"] as? [[String: Any]])
+        let entry = try XCTUnwrap(modules.first { $0["name"] as? String == module })
+        XCTAssertTrue(entry["norm"] is NSNull, "NaN is null in JSON: \(entry)")
+        XCTAssertNil(entry["rank90"])
+
+        let out = folder + "/out.safetensors"
+        for (tool, arguments) in [("lora-extract", ["resize", nan, "--rank", "1", "-o", out]),
+                                  ("lora-merge", ["loras", nan, "--rank", "1", "--allow-nan", "-o", out])] {
+            let result = try ToolRunner.run(tool, arguments + ["--quiet"])
+            XCTAssertEqual(result.status, 2, "\(tool): \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains("ΔW holds NaN or Inf values") && result.stderr.contains(module), "\(tool): \(result.stderr)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+        }
+        let refused = try ToolRunner.run("lora-merge", ["--model", "Fixtures/models/sd1_tiny.safetensors", "--lora", nan, "-o", out, "--quiet"])
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.stderr.contains("--allow-nan"), refused.stderr)
+        let allowed = try ToolRunner.run("lora-merge", ["--model", "Fixtures/models/sd1_tiny.safetensors", "--lora", nan, "-o", out, "--quiet", "--allow-nan"])
+        XCTAssertEqual(allowed.status, 0, allowed.stderr)
+        XCTAssertTrue(allowed.stderr.contains("warning: merged 1 LoRA tensor(s) holding NaN or Inf"), allowed.stderr)
+    }
 }

@@ -89,8 +89,10 @@ public struct LoRAAnalysis {
         LinearAlgebra.withSingleThreadedBLAS {
             DispatchQueue.concurrentPerform(iterations: modules.count) { i in
                 do {
-                    slots.norms[i] = try modules[i].deltaNorm()
-                    if wantSpectra { slots.spectra[i] = try modules[i].deltaSingularValues() }
+                    let norm = try modules[i].deltaNorm()
+                    slots.norms[i] = norm
+                    // A module with NaN/Inf has no spectrum; the value scan reports it (nan-values).
+                    if wantSpectra, norm?.isFinite ?? true { slots.spectra[i] = try modules[i].deltaSingularValues() }
                 } catch {
                     slots.errors[i] = error as? ModelError ?? ModelError(.invalid, "\(error)", key: modules[i].name)
                 }

@@ -197,7 +197,7 @@ public enum LoRAExtractor {
         do {
             result = try TruncatedSVD.compute(delta, rank: rule.needsFullSpectrum ? fullLength : svdRank, options: svdOptions)
         } catch {
-            throw ModelError(.invalid, "SVD failed: \(error)")
+            throw ModelError.factoring(error, module: name)
         }
         let rank = rule.isDynamic ? rule.rank(singularValues: result.s, fullLength: fullLength, totalEnergy: energy) : svdRank
         var up = Matrix(zeros: delta.rows, rank)

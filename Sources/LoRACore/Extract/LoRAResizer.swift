@@ -127,12 +127,8 @@ public enum LoRAResizer {
             let kept = result.s.prefix(rank).reduce(0.0) { $0 + Double($1) * Double($1) }
             return finish(name: name, up: up, down: down, shape: shape, scale: 1, energy: energy, kept: kept,
                           error: LoRAExtractor.residual(delta, energy: energy, up: up, down: down), method: "exact")
-        } catch let error as LinearAlgebraError {
-            throw ModelError(.invalid, "SVD failed: \(error)")
-        } catch let error as ModelError {
-            throw error
         } catch {
-            throw ModelError(.invalid, "\(error)")
+            throw ModelError.factoring(error, module: module.name)
         }
     }
 

@@ -36,6 +36,8 @@ public enum CheckpointBaker {
         public var changedTensors: Int
         public var copiedTensors: Int
         public var unmatched: [UnmatchedModule]
+        /// LoRA tensors holding NaN or Inf that were merged anyway (--allow-nan), as "file: tensor".
+        public var nonFiniteTensors: [String] = []
         public var outputBytes: Int
         public var seconds: Double
     }
@@ -53,8 +55,13 @@ public enum CheckpointBaker {
         let base = try ModelFile.open(basePath)
         var loras: [LoadedLoRA] = []
         for spec in specs { loras.append(try LoadedLoRA.open(spec)) }
-        if !options.allowNaN {
-            for lora in loras { try refuseNonFinite(lora) }
+        var nonFinite: [String] = []
+        for lora in loras {
+            if options.allowNaN {
+                nonFinite += nonFiniteTensors(lora).map { (lora.path as NSString).lastPathComponent + ": " + $0 }
+            } else {
+                try refuseNonFinite(lora)
+            }
         }
         let plan = try MergePlan.make(base: base, loras: loras, allowUnmatched: options.allowUnmatched)
         let hashes = loras.map { Hashing.hashes(of: $0.network.model) }
@@ -120,6 +127,7 @@ public enum CheckpointBaker {
                                 applied: plan.contributions.values.reduce(0) { $0 + $1.filter { $0.lora == i }.count })
                       },
                       changedTensors: changed, copiedTensors: base.tensors.count - changed, unmatched: plan.unmatched,
+                      nonFiniteTensors: nonFinite,
                       outputBytes: writer.dataOffset + entries.reduce(0) { $0 + $1.byteCount },
                       seconds: Date().timeIntervalSince(start))
     }
@@ -174,12 +182,16 @@ public enum CheckpointBaker {
 
     /// A LoRA with NaN or Inf would silently poison the checkpoint.
     public static func refuseNonFinite(_ lora: LoadedLoRA) throws(ModelError) {
-        let tensors = lora.network.model.tensors
-        let stats = TensorScan.scan(tensors)
-        if let bad = zip(tensors, stats).first(where: { ($0.1?.nanCount ?? 0) + ($0.1?.infCount ?? 0) > 0 }) {
+        if let bad = nonFiniteTensors(lora).first {
             throw ModelError(.mismatch, "the LoRA contains NaN or Inf values; merging would break the checkpoint (pass --allow-nan to merge anyway)",
-                             file: lora.path, key: bad.0.name)
+                             file: lora.path, key: bad)
         }
+    }
+
+    /// Names of the LoRA's tensors that hold NaN or Inf.
+    public static func nonFiniteTensors(_ lora: LoadedLoRA) -> [String] {
+        let tensors = lora.network.model.tensors
+        return zip(tensors, TensorScan.scan(tensors)).filter { ($0.1?.nanCount ?? 0) + ($0.1?.infCount ?? 0) > 0 }.map(\.0.name)
     }
 
     /// What was merged, for the output's metadata (`lora_merge`).

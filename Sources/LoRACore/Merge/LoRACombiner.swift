@@ -228,7 +228,7 @@ public enum LoRACombiner {
                     squaredNorm = factored.squaredNorm
                 }
             } catch {
-                throw ModelError(.invalid, "SVD failed: \(error)", key: group.name)
+                throw ModelError.factoring(error, module: group.name)
             }
             let module = LowRankModule(name: group.name, up: up, down: down, alpha: Double(down.rows), weightShape: weightShape)
             let relative = squaredNorm > 0 ? (squaredError / squaredNorm).squareRoot() : 0

@@ -66,7 +66,7 @@ extension NetworkModule {
                 return try LinearAlgebra.singularValues(delta())
             }
         } catch let error as LinearAlgebraError {
-            throw ModelError(.invalid, "SVD failed: \(error)", key: name)
+            throw ModelError.factoring(error, module: name)
         } catch let error as ModelError {
             throw error
         } catch {
