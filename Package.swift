@@ -79,7 +79,7 @@ let package = Package(
         .testTarget(name: "LoRACoreTests", dependencies: ["LoRACore", "CKernels", "FixtureKit"]),
         .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "LoRACore", "LinearAlgebra", "FixtureKit"]),
-        .testTarget(name: "ToolTests", dependencies: ["LoRACore", "ToolSupport", "FixtureKit"]),
+        .testTarget(name: "ToolTests", dependencies: ["LoRACore", "ToolSupport", "FixtureKit", "Imaging"]),
         .testTarget(name: "XYZPlotTests", dependencies: ["XYZPlot", "Imaging", "Diffusion", "LoRACore", "FixtureKit"]),
     ]
 )

@@ -1,6 +1,7 @@
 /// A comparison grid as A1111's X/Y/Z plot draws it: column labels above,
 /// row labels on the left, an optional title above and a legend below, cells
-/// in reading order. Cells may be missing (drawn as a labelled gray box).
+/// in reading order. Cells may be missing (drawn as a labelled gray box) or
+/// marked (a dark red box with the mark's text, e.g. a LoRA that holds NaN).
 public struct GridSheet {
     public var columns: [String]
     public var rows: [String]
@@ -10,9 +11,11 @@ public struct GridSheet {
     public var cells: [Bitmap?]
     public var cellWidth: Int
     public var cellHeight: Int
+    /// Text for cells drawn as marked boxes, by cell index (their image is nil).
+    public var marks: [Int: String]
 
     public init(columns: [String], rows: [String], title: String? = nil, legend: String? = nil, cells: [Bitmap?],
-                cellWidth: Int, cellHeight: Int) {
+                cellWidth: Int, cellHeight: Int, marks: [Int: String] = [:]) {
         precondition(cells.count == max(1, columns.count) * max(1, rows.count), "cells do not fill the grid")
         self.columns = columns
         self.rows = rows
@@ -21,6 +24,7 @@ public struct GridSheet {
         self.cells = cells
         self.cellWidth = cellWidth
         self.cellHeight = cellHeight
+        self.marks = marks
     }
 
     /// Label size that stays legible on small cells and modest on large ones.
@@ -60,7 +64,10 @@ public struct GridSheet {
         for j in 0..<ny {
             for i in 0..<nx {
                 let x = leftWidth + i * (cellWidth + gap), y = top + j * (cellHeight + gap)
-                if let image = cells[j * nx + i] {
+                if let mark = marks[j * nx + i] {
+                    canvas.fill(x: x, y: y, width: cellWidth, height: cellHeight, color: RGB(110, 20, 20))
+                    font.drawBlock(mark, into: &canvas, x: x, y: y, width: cellWidth, height: cellHeight, color: RGB(255, 230, 230))
+                } else if let image = cells[j * nx + i] {
                     canvas.draw(image.width == cellWidth && image.height == cellHeight ? image
                                 : image.resized(width: cellWidth, height: cellHeight), x: x, y: y)
                 } else {

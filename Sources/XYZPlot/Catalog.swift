@@ -25,6 +25,9 @@ public struct Catalog: Sendable, Codable {
         public var a1111Hash: String
         public var family: String?
         public var hasTextEncoder: Bool
+        /// The first tensor holding NaN or Inf, if any: a diverged epoch. Its
+        /// cells are drawn as marked boxes instead of rendered.
+        public var nonFiniteTensor: String?
         public var name: String { LoRAEpochs.stem(path) }
     }
 
@@ -66,7 +69,8 @@ public struct Catalog: Sendable, Codable {
             let lora = try LoadedLoRA.open(LoRASpec(path: path))
             let hashes = try hashCache?.hashes(lora.network.model, path: path) ?? Hashing.hashes(of: lora.network.model)
             catalog.loras[path] = LoRA(path: path, sha256: hashes.sha256, a1111Hash: hashes.a1111LoRAHash,
-                                       family: lora.family.family?.rawValue, hasTextEncoder: false)
+                                       family: lora.family.family?.rawValue, hasTextEncoder: false,
+                                       nonFiniteTensor: CheckpointBaker.nonFiniteTensors(lora).first)
         }
         // Every (checkpoint, LoRA, block weights) combination the cells use, as lora-merge would plan it.
         var checked = Set<String>()
@@ -100,6 +104,14 @@ public struct Catalog: Sendable, Codable {
             }
         }
         return catalog
+    }
+
+    /// The LoRA of this cell that holds NaN or Inf (the axis LoRA at a weight
+    /// other than 0, or a --with-lora one), if any: such a cell is not rendered.
+    public func nonFiniteLoRA(_ s: CellSettings) -> LoRA? {
+        var paths = s.extraSpecs.filter { $0.ratio != 0 || ($0.textEncoderRatio ?? 0) != 0 || ($0.unetRatio ?? 0) != 0 }.map(\.path)
+        if let lora = s.lora, s.weight != 0 { paths.insert(lora, at: 0) }
+        return paths.compactMap { loras[$0] }.first { $0.nonFiniteTensor != nil }
     }
 
     static func orderedUnique(_ items: [String]) -> [String] {

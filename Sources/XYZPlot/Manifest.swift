@@ -49,7 +49,7 @@ public struct Manifest: Sendable, Encodable {
         /// The named copy, when cells are saved.
         public var cellImage: String?
         public var renderSeconds: Double?
-        /// "rendered" (this run), "cached", or "missing".
+        /// "rendered" (this run), "cached", "missing", or "nan-lora" (its LoRA holds NaN/Inf: drawn as a marked box).
         public var status: String
     }
 
@@ -73,7 +73,8 @@ public struct Manifest: Sendable, Encodable {
             let checkpoint = planFile.catalog.checkpoints[s.checkpoint].map { FileEntry(path: $0.path, sha256: $0.sha256, shortHash: $0.shortHash) }
             let vae = s.vae.flatMap { planFile.catalog.vaes[$0] }.map { FileEntry(path: $0.path, sha256: $0.sha256, shortHash: $0.shortHash) }
             let lora = s.lora.flatMap { planFile.catalog.loras[$0] }.map { FileEntry(path: $0.path, sha256: $0.sha256, shortHash: $0.a1111Hash) }
-            let status = cache == nil ? "missing" : renderSeconds[cell.index] != nil ? "rendered" : "cached"
+            let status = planFile.catalog.nonFiniteLoRA(s) != nil ? "nan-lora"
+                : cache == nil ? "missing" : renderSeconds[cell.index] != nil ? "rendered" : "cached"
             return CellEntry(index: cell.index, x: cell.x, y: cell.y, z: cell.z, key: key, checkpoint: checkpoint, vae: vae, lora: lora,
                              weight: s.lora == nil ? nil : s.weight, extraLoRAs: s.extraSpecs.map(\.summary), blockWeights: s.blockWeights, prompt: s.finalPrompt,
                              negativePrompt: s.negative, seed: s.seed, steps: s.steps, cfgScale: s.cfg, sampler: s.sampler.description,

@@ -53,8 +53,10 @@ public final class Session: @unchecked Sendable {
     /// Cells of this shard whose image is not cached yet, in render order.
     public var pending: [PlannedCell] {
         var seen = Set<String>()
-        // Cells with the same key (e.g. an axis that changes nothing) render once.
-        let missing = shardCells.filter { !cache.contains(planFile.keys[$0.index]) && seen.insert(planFile.keys[$0.index]).inserted }
+        // Cells with the same key (e.g. an axis that changes nothing) render once;
+        // cells of a LoRA with NaN/Inf are drawn as marked boxes, never rendered.
+        let missing = shardCells.filter { !cache.contains(planFile.keys[$0.index]) && planFile.catalog.nonFiniteLoRA($0.settings) == nil
+            && seen.insert(planFile.keys[$0.index]).inserted }
         return CellRenderer.renderOrder(missing)
     }
 

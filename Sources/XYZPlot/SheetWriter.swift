@@ -27,14 +27,17 @@ public struct SheetWriter {
         /// Saved cell copies by cell index (not encoded: the manifest lists them per cell).
         public var cellCopies: [Int: String] = [:]
         public var missing = 0
+        /// Cells drawn as "NaN in LoRA" boxes: their LoRA holds NaN or Inf.
+        public var nonFinite = 0
         public var manifest: String?
 
-        enum CodingKeys: String, CodingKey { case sheets, missing, manifest, savedCells }
+        enum CodingKeys: String, CodingKey { case sheets, missing, nonFinite, manifest, savedCells }
 
         public func encode(to encoder: Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(sheets, forKey: .sheets)
             try c.encode(missing, forKey: .missing)
+            try c.encode(nonFinite, forKey: .nonFinite)
             try c.encodeIfPresent(manifest, forKey: .manifest)
             try c.encode(cellCopies.sorted { $0.key < $1.key }.map(\.value), forKey: .savedCells)
         }
@@ -47,8 +50,10 @@ public struct SheetWriter {
         var result = Result()
         let plan = planFile.plan
         func locate(_ key: String) -> CellCache? { caches.first { $0.contains(key) } }
-        let missing = plan.cells.filter { locate(planFile.keys[$0.index]) == nil }
+        let marked = Set(plan.cells.filter { planFile.catalog.nonFiniteLoRA($0.settings) != nil }.map(\.index))
+        let missing = plan.cells.filter { !marked.contains($0.index) && locate(planFile.keys[$0.index]) == nil }
         result.missing = missing.count
+        result.nonFinite = marked.count
         if requireAll && !missing.isEmpty {
             throw ModelError(.mismatch, "\(missing.count) of \(plan.cells.count) cells are in none of the caches (render the other shards, or pass --allow-missing)")
         }
@@ -57,8 +62,14 @@ public struct SheetWriter {
         var outputs: [(Bitmap, String, Infotext?)] = []
         for z in 0..<plan.z.count {
             var images: [Bitmap?] = []
+            var marks: [Int: String] = [:]
             for cell in plan.cells where cell.z == z {
                 let key = planFile.keys[cell.index]
+                if marked.contains(cell.index) {
+                    marks[images.count] = SheetWriter.nonFiniteMark
+                    images.append(nil)
+                    continue
+                }
                 guard let cache = locate(key) else {
                     images.append(nil)
                     continue
@@ -72,7 +83,7 @@ public struct SheetWriter {
             let sheet = GridSheet(columns: plan.x.kinds.isEmpty ? [] : (0..<plan.x.count).map(plan.x.label),
                                   rows: plan.y.kinds.isEmpty ? [] : (0..<plan.y.count).map(plan.y.label),
                                   title: plan.z.kinds.isEmpty ? nil : plan.z.label(z), legend: planFile.legend,
-                                  cells: images, cellWidth: cw, cellHeight: ch)
+                                  cells: images, cellWidth: cw, cellHeight: ch, marks: marks)
             let grid: Bitmap
             do { grid = try sheet.render(fontPath: fontPath) } catch { throw ModelError(.io, error.description) }
             grids.append(grid)
@@ -104,6 +115,10 @@ public struct SheetWriter {
         }
         return result
     }
+
+    /// What a cell of a LoRA holding NaN/Inf shows: a diverged epoch is what an
+    /// epoch sheet is for, so it is marked rather than left out.
+    public static let nonFiniteMark = "NaN in LoRA"
 
     /// Cell size on the sheet: the images' own, or smaller when the grid
     /// would exceed `maxGridSide` or the user asked for `cellSize`.

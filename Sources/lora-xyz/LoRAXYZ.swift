@@ -235,6 +235,7 @@ struct Render: ParsableCommand {
         let estimate = session.estimate(pending)
         if dryRun {
             try printPlan(session, pending: pending, estimate: estimate)
+            try Self.failIfNonFinite(session.planFile)
             return
         }
         if verbose {
@@ -268,8 +269,20 @@ struct Render: ParsableCommand {
         }
         let result = try sheet.writer(fontPath: fontPath).write(session.planFile, caches: [session.cache], renderSeconds: session.renderSeconds)
         let rendered = session.renderSeconds.count, total = plan.cells.count
-        try sheet.printResult(result, summary: "\(total) cells: \(rendered) rendered, \(total - rendered - result.missing) from the cache"
-                                               + (result.missing > 0 ? ", \(result.missing) missing" : ""))
+        try sheet.printResult(result, summary: "\(total) cells: \(rendered) rendered, \(total - rendered - result.missing - result.nonFinite) from the cache"
+                                               + (result.missing > 0 ? ", \(result.missing) missing" : "")
+                                               + (result.nonFinite > 0 ? ", \(result.nonFinite) marked '\(SheetWriter.nonFiniteMark)'" : ""))
+        try Self.failIfNonFinite(session.planFile)
+    }
+
+    /// A sheet with diverged LoRAs is finished and written, then the run
+    /// exits 1 naming them, so scripts notice.
+    static func failIfNonFinite(_ planFile: PlanFile) throws {
+        let bad = planFile.catalog.loras.values.filter { $0.nonFiniteTensor != nil }.sorted { $0.path < $1.path }
+        guard !bad.isEmpty, planFile.plan.cells.contains(where: { planFile.catalog.nonFiniteLoRA($0.settings) != nil }) else { return }
+        printError(TerminalText.escape("Error: " + bad.map { "\($0.path) holds NaN or Inf values (first in \($0.nonFiniteTensor!))" }.joined(separator: "; ")
+                                       + ": its cells are marked '\(SheetWriter.nonFiniteMark)' on the sheet"))
+        throw ExitCode(ExitStatus.failure)
     }
 
     static func describe(_ cell: PlannedCell, plan: Plan) -> String {
@@ -279,16 +292,20 @@ struct Render: ParsableCommand {
     func printPlan(_ session: Session, pending: [PlannedCell], estimate: Session.Estimate) throws {
         let plan = session.planFile.plan
         let shardCells = session.shardCells
-        let cached = shardCells.filter { session.cache.contains(session.planFile.keys[$0.index]) }.count
+        let catalog = session.planFile.catalog
+        let marked = shardCells.filter { catalog.nonFiniteLoRA($0.settings) != nil }.count
+        let cached = shardCells.filter { catalog.nonFiniteLoRA($0.settings) == nil && session.cache.contains(session.planFile.keys[$0.index]) }.count
+        let badLoRAs = catalog.loras.values.filter { $0.nonFiniteTensor != nil }.sorted { $0.path < $1.path }
         if sheet.json {
             struct DryRun: Encodable {
                 var axes: [Manifest.AxisEntry]
-                var cells: Int, shardCells: Int, cached: Int, toRender: Int, unetEvaluations: Int
+                var cells: Int, shardCells: Int, cached: Int, toRender: Int, nonFinite: Int, nonFiniteLoRAs: [String], unetEvaluations: Int
                 var estimatedSeconds: Double, estimateMeasured: Bool
                 var legend: String
             }
             let value = DryRun(axes: Manifest.AxisEntry.list(plan), cells: plan.cells.count, shardCells: shardCells.count, cached: cached,
-                               toRender: pending.count, unetEvaluations: estimate.evaluations, estimatedSeconds: estimate.seconds,
+                               toRender: pending.count, nonFinite: marked, nonFiniteLoRAs: badLoRAs.map(\.path),
+                               unetEvaluations: estimate.evaluations, estimatedSeconds: estimate.seconds,
                                estimateMeasured: estimate.measured, legend: session.planFile.legend)
             print(try JSONOutput.string(value))
             return
@@ -300,7 +317,11 @@ struct Render: ParsableCommand {
         var line = "\(plan.cells.count) cells"
         if let s = session.options.shard { line += ", shard \(s.description): \(shardCells.count)" }
         line += ", \(cached) cached, \(pending.count) to render (\(estimate.evaluations) U-Net evaluations)"
+        if marked > 0 { line += ", \(marked) marked '\(SheetWriter.nonFiniteMark)'" }
         ToolRun.say(line)
+        for lora in badLoRAs {
+            ToolRun.say("warning: \(lora.path) holds NaN or Inf values (first in \(lora.nonFiniteTensor!)): its cells will be drawn as '\(SheetWriter.nonFiniteMark)' and the run will exit 1")
+        }
         ToolRun.say("estimated time: \(clock(estimate.seconds))" + (estimate.measured ? " (from this cache's timings)" : " (rough: no timings in this cache yet)"))
         let writer = sheet.writer(fontPath: "")
         ToolRun.say("sheets: " + (plan.z.count > 1 ? "\(plan.z.count) grids (\((1...plan.z.count).map { SheetWriter.numbered(sheet.output, $0, of: plan.z.count) }.joined(separator: ", ")))"
@@ -394,7 +415,9 @@ struct Assemble: ParsableCommand {
             let planFile = try PlanFile.read(caches[0].planPath)
             let result = try sheet.writer(fontPath: try sheet.locateFont()).write(planFile, caches: caches, requireAll: !allowMissing)
             try sheet.printResult(result, summary: "\(planFile.plan.cells.count) cells from \(folders.count) cache(s)"
-                                                   + (result.missing > 0 ? ", \(result.missing) missing" : ""))
+                                                   + (result.missing > 0 ? ", \(result.missing) missing" : "")
+                                                   + (result.nonFinite > 0 ? ", \(result.nonFinite) marked '\(SheetWriter.nonFiniteMark)'" : ""))
+            try Render.failIfNonFinite(planFile)
         }
     }
 }

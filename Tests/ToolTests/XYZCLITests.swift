@@ -1,5 +1,6 @@
 import FixtureKit
 import Foundation
+import Imaging
 import LoRACore
 import XCTest
 
@@ -51,5 +52,50 @@ final class XYZCLITests: XCTestCase {
         let noTokenizer = try ToolRunner.run("lora-xyz", common + ["--tokenizer", folder + "/none"])
         XCTAssertNotEqual(noTokenizer.status, 0)
         XCTAssertTrue(noTokenizer.stderr.contains(folder + "/none"), noTokenizer.stderr)
+    }
+
+    /// A diverged epoch (NaN in the LoRA) is what an epoch sheet should show:
+    /// the dry run flags it, the sheet is finished with its cells marked, and
+    /// the run exits 1 naming the file.
+    func testNaNEpochIsMarkedOnAFinishedSheet() throws {
+        let folder = NSTemporaryDirectory() + "lora-xyz-nan-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        for (name, file) in [("sd1_engine.safetensors", "base.safetensors"), ("sd1_engine_lora.safetensors", "run-000003.safetensors")] {
+            try XCTUnwrap(FixtureSet.items.first { $0.name == name }).write(folder + "/" + file)
+        }
+        // Epoch 6 diverged: the same LoRA with one NaN.
+        let good = try ModelFile.open(folder + "/run-000003.safetensors")
+        let writer = try SafeTensorsWriter(path: folder + "/run-000006.safetensors", metadata: good.metadata,
+                                           entries: good.tensors.map { .init(name: $0.name, dtype: .f32, shape: $0.shape) })
+        var poisoned = false
+        for tensor in good.tensors {
+            var values = tensor.floats()
+            if !poisoned && tensor.name.hasSuffix("lora_up.weight") { values[0] = .nan; poisoned = true }
+            try values.withUnsafeBufferPointer { try writer.write(name: tensor.name, floats: $0) }
+        }
+        try writer.finish()
+        let common = ["--model", folder + "/base.safetensors", "--loras", folder + "/run-*.safetensors", "--weights", "0,1",
+                      "--prompt", "a cat, <lora>", "--seeds", "5", "--steps", "1", "--sampler", "Euler", "--width", "64", "--height", "64",
+                      "--tokenizer", "Fixtures/tokenizer/clip_bpe_merges.txt.gz", "-o", folder + "/sheet.png", "--quiet"]
+        let plan = try ToolRunner.run("lora-xyz", common + ["--dry-run"])
+        XCTAssertEqual(plan.status, 1, plan.stderr)
+        XCTAssertTrue(plan.stdout.contains("4 cells, 0 cached, 3 to render"), "weight 0 of the NaN epoch is the base image: \(plan.stdout)")
+        XCTAssertTrue(plan.stdout.contains("1 marked 'NaN in LoRA'"), plan.stdout)
+        XCTAssertTrue(plan.stdout.contains("warning: \(folder)/run-000006.safetensors holds NaN"), plan.stdout)
+
+        let run = try ToolRunner.run("lora-xyz", common)
+        XCTAssertEqual(run.status, 1, run.stderr)
+        XCTAssertTrue(run.stderr.contains("run-000006.safetensors holds NaN or Inf values"), run.stderr)
+        XCTAssertFalse(run.stderr.contains("--allow-nan"), "no advice about a flag lora-xyz does not have: \(run.stderr)")
+        XCTAssertTrue(run.stdout.contains("4 cells: 3 rendered, 0 from the cache, 1 marked 'NaN in LoRA'"), run.stdout)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: folder + "/sheet.png"), "the sheet is finished")
+        let manifest = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/sheet.json"))) as? [String: Any])
+        let statuses = (manifest["cells"] as? [[String: Any]])?.compactMap { $0["status"] as? String } ?? []
+        XCTAssertEqual(statuses.sorted(), ["nan-lora", "rendered", "rendered", "rendered"])
+        // The marked cell is drawn: dark red where the image would be.
+        let sheet = try PNGCodec.read(folder + "/sheet.png")
+        let red = stride(from: 0, to: sheet.pixels.count, by: 3).filter { sheet.pixels[$0] == 110 && sheet.pixels[$0 + 1] == 20 && sheet.pixels[$0 + 2] == 20 }.count
+        XCTAssertGreaterThan(red, 64 * 32, "the mark fills most of a 64x64 cell")
     }
 }
