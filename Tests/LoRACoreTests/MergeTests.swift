@@ -441,6 +441,36 @@ final class MergeTests: XCTestCase {
         }
         try writer.finish()
     }
+
+    /// An SD1 LoRA whose family only its metadata tells ("SD1.x?") is not
+    /// compatible with anything: combined with an SDXL LoRA it is refused by
+    /// its key structure (plain lora_te_, U-Net modules SDXL lacks), whichever comes first.
+    func testCombiningRefusesAnUncertainLoRAOfAnotherFamily() throws {
+        let folder = TemporaryFolder()
+        let sdxl = folder.file("xl.safetensors"), sd1 = folder.file("sd1.safetensors"), sd1UNet = folder.file("sd1_unet.safetensors")
+        try FixtureGenerator.writeLoRA(.tiny(.sdxl), to: sdxl)
+        try FixtureGenerator.writeLoRA(.tiny(.sd1), to: sd1)
+        var unetOnly = FixtureGenerator.LoRAOptions()
+        unetOnly.includeTextEncoder = false
+        try FixtureGenerator.writeLoRA(.tiny(.sd1), to: sd1UNet, options: unetOnly)
+        for path in [sd1, sd1UNet] {
+            let lora = try LoadedLoRA.open(LoRASpec(path: path))
+            XCTAssertEqual(lora.family.evidence, .metadata, "the tiny widths leave only the metadata")
+            for order in [[path, sdxl], [sdxl, path]] {
+                XCTAssertThrowsError(try LoRACombiner.combine(order.map { LoRASpec(path: $0) }, mode: .concat, output: folder.file("mix.safetensors"))) { error in
+                    let e = error as? ModelError
+                    XCTAssertEqual(e?.kind, .mismatch, "\(error)")
+                    XCTAssertEqual(e?.file, path, "the SD1 file is named: \(error)")
+                    XCTAssertTrue(e?.message.contains("cannot be combined") ?? false, "\(error)")
+                }
+                XCTAssertFalse(FileManager.default.fileExists(atPath: folder.file("mix.safetensors")))
+            }
+        }
+        // Two uncertain SD1 LoRAs still combine.
+        let report = try LoRACombiner.combine([LoRASpec(path: sd1), LoRASpec(path: sd1UNet)], mode: .concat, output: folder.file("two.safetensors"))
+        XCTAssertEqual(report.family, "SD1.x")
+    }
+
 }
 
 /// Distance in units in the last place of `dtype` between two values rounded to it.
@@ -462,4 +492,5 @@ func ulpDistance(_ a: Float, _ b: Float, dtype: DType) -> Int {
 func ulpDistance(_ a: Float16, _ b: Float16) -> Int {
     func ordered(_ x: Float16) -> Int { let bits = Int(x.bitPattern); return bits & 0x8000 != 0 ? -(bits & 0x7FFF) : bits }
     return abs(ordered(a) - ordered(b))
+
 }

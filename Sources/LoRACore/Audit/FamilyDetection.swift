@@ -165,6 +165,23 @@ public enum FamilyDetection {
         return guess
     }
 
+    /// Why LoRA module names (kohya style) cannot belong to `family`, if they
+    /// cannot: loaders never apply plain `lora_te_` text-encoder keys to SDXL
+    /// (kohya names its encoders lora_te1_/lora_te2_ there), and `lora_te2_` or
+    /// kohya's LDM U-Net names (input_blocks, middle_block, output_blocks)
+    /// exist only in SDXL files.
+    public static func ruledOut(_ family: Family, byNames names: [String]) -> String? {
+        if family == .sdxl, let te = names.first(where: { $0.hasPrefix("lora_te_") }) {
+            return "its text-encoder keys use SD1/SD2's lora_te_ prefix (\(te))"
+        }
+        if family != .sdxl, let sdxl = names.first(where: {
+            $0.hasPrefix("lora_te2_") || $0.hasPrefix("lora_unet_input_blocks_") || $0.hasPrefix("lora_unet_middle_block_") || $0.hasPrefix("lora_unet_output_blocks_")
+        }) {
+            return "it has SDXL-only keys (\(sdxl))"
+        }
+        return nil
+    }
+
     private static func applyMetadata(_ metadata: Metadata, to guess: inout FamilyGuess) {
         guard let (claimed, source) = fromMetadata(metadata) else { return }
         if guess.family == nil {

@@ -137,12 +137,33 @@ public enum LoRACombiner {
     }
 
     /// All LoRAs must target the same family (as far as the tensors tell).
+    /// The family every LoRA fits. Tensor evidence decides; a LoRA whose family
+    /// is uncertain (metadata only, "SD1.x?") must still fit it by its key
+    /// structure, as it would have to when baked into a checkpoint of that
+    /// family: uncertain never means compatible with anything.
     static func commonFamily(_ loras: [LoadedLoRA]) throws(ModelError) -> Family? {
+        func name(_ lora: LoadedLoRA) -> String { (lora.path as NSString).lastPathComponent }
         let known = loras.compactMap { lora in lora.family.evidence == .tensors ? lora.family.family.map { (lora, $0) } : nil }
         if let (first, family) = known.first, let other = known.first(where: { $0.1 != family }) {
-            throw ModelError(.mismatch, "\((first.path as NSString).lastPathComponent) is \(family.rawValue) but \((other.0.path as NSString).lastPathComponent) is \(other.1.rawValue); LoRAs for different families cannot be combined")
+            throw ModelError(.mismatch, "\(name(first)) is \(family.rawValue) but \(name(other.0)) is \(other.1.rawValue); LoRAs for different families cannot be combined")
         }
-        return known.first?.1 ?? loras.compactMap(\.family.family).first
+        guard let family = known.first?.1 ?? loras.compactMap(\.family.family).first else { return nil }
+        let keyMap = KeyMap.real(family)
+        for lora in loras where lora.family.evidence != .tensors {
+            let names = lora.network.modules.map { KeyMap.kohyaStyleName($0.name) }
+            let label = lora.family.family.map { $0.rawValue + "?" } ?? "of unknown family"
+            if let reason = FamilyDetection.ruledOut(family, byNames: names) {
+                throw ModelError(.mismatch, "this LoRA (\(label)) cannot be \(family.rawValue): \(reason); LoRAs for different families cannot be combined",
+                                 file: lora.path)
+            }
+            let unmatched = lora.network.modules.filter { keyMap.target(forModule: $0.name) == nil }
+            // As baking refuses unmatched modules, so does an uncertain family here.
+            if !unmatched.isEmpty {
+                throw ModelError(.mismatch, "this LoRA (\(label)) does not fit \(family.rawValue): \(unmatched.count) of \(lora.network.modules.count) modules match no \(family.rawValue) layer (first: \(unmatched[0].name)); LoRAs for different families cannot be combined",
+                                 file: lora.path)
+            }
+        }
+        return family
     }
 
     static func groupModules(_ loras: [LoadedLoRA], family: Family?) throws(ModelError) -> [Group] {
