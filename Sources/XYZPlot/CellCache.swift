@@ -31,6 +31,12 @@ public struct CellCache: Sendable {
         self.folder = folder
     }
 
+    /// What `key` makes: 32 lowercase hex digits. A plan.json from another
+    /// machine may say anything; only such keys ever become paths.
+    public static func isValidKey(_ key: String) -> Bool {
+        key.utf8.count == 32 && key.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
+    }
+
     public var planPath: String { folder + "/plan.json" }
     public var hashCachePath: String { folder + "/hashes.json" }
     public func imagePath(_ key: String) -> String { folder + "/cells/" + key + ".png" }
@@ -72,11 +78,11 @@ public struct CellCache: Sendable {
     }
 
     public func contains(_ key: String) -> Bool {
-        FileManager.default.fileExists(atPath: imagePath(key)) && FileManager.default.fileExists(atPath: recordPath(key))
+        CellCache.isValidKey(key) && FileManager.default.fileExists(atPath: imagePath(key)) && FileManager.default.fileExists(atPath: recordPath(key))
     }
 
     public func record(_ key: String) -> CellRecord? {
-        guard let data = FileManager.default.contents(atPath: recordPath(key)) else { return nil }
+        guard CellCache.isValidKey(key), let data = FileManager.default.contents(atPath: recordPath(key)) else { return nil }
         return try? JSONDecoder().decode(CellRecord.self, from: data)
     }
 

@@ -22,14 +22,34 @@ public struct PlanFile: Sendable, Codable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ModelError(.io, "no plan here (run lora-xyz with this --cache first)", file: path)
         }
+        let planFile: PlanFile
         do {
-            return try JSONDecoder().decode(PlanFile.self, from: data)
+            planFile = try JSONDecoder().decode(PlanFile.self, from: data)
         } catch {
             // A plan of an older cache layout lacks fields this version needs: rendering again rewrites it.
             let older = (try? JSONDecoder().decode(Header.self, from: data)).map { $0.tool == "lora-xyz" } ?? false
             throw ModelError(.invalid, older ? "written by an older lora-xyz: run lora-xyz render with this --cache to bring it up to date"
                                              : "not a lora-xyz plan: \(error)", file: path)
         }
+        // Keys name files in the cache: a plan from elsewhere must not point outside it.
+        guard planFile.keys.count == planFile.plan.cells.count else {
+            throw ModelError(.invalid, "the plan has \(planFile.plan.cells.count) cells but \(planFile.keys.count) cell keys", file: path)
+        }
+        if let bad = planFile.keys.firstIndex(where: { !CellCache.isValidKey($0) }) {
+            throw ModelError(.invalid, "cell key \(bad + 1) is not a cache key (32 hex digits): \(TerminalText.escape(String(planFile.keys[bad].prefix(80))))",
+                             file: path)
+        }
+        // Cells fill the grid in reading order (z, y, x), as the sheet draws them.
+        let plan = planFile.plan
+        guard plan.x.count >= 1, plan.y.count >= 1, plan.z.count >= 1 else { throw ModelError(.invalid, "the plan has an empty axis", file: path) }
+        let (nx, ny, nz) = (plan.x.count, plan.y.count, plan.z.count)
+        guard plan.cells.count == nx * ny * nz else {
+            throw ModelError(.invalid, "the plan has \(plan.cells.count) cells for a \(nx)×\(ny)×\(nz) grid", file: path)
+        }
+        for (i, cell) in plan.cells.enumerated() where cell.index != i || cell.x != i % nx || cell.y != i / nx % ny || cell.z != i / (nx * ny) {
+            throw ModelError(.invalid, "cell \(i + 1) of the plan is not at its place in the grid", file: path)
+        }
+        return planFile
     }
 
     private struct Header: Decodable { var tool: String }

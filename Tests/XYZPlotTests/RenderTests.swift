@@ -216,6 +216,52 @@ final class RenderTests: XCTestCase {
         XCTAssertEqual(combined.pending.map { $0.settings.weight }.sorted(), [0.5, 0.75])
     }
 
+    /// `assemble` reads plan.json from caches other machines made: its cell
+    /// keys become file names, so anything but a cache key is refused, and a
+    /// grid that does not add up is refused before drawing.
+    func testAssembleRefusesHostilePlans() throws {
+        let model = try fixture("sd1_engine.safetensors")
+        let lora = try fixture("sd1_engine_lora.safetensors", as: "style-000001.safetensors")
+        let session = try Session(plan: try request(model, loras: [lora], weights: [0.5, 1]).plan(), options: .init(cacheFolder: folder + "/hostile"))
+        try FileManager.default.createDirectory(atPath: folder + "/hostile", withIntermediateDirectories: true)
+        let path = folder + "/hostile/plan.json"
+        try session.planFile.write(path)
+        XCTAssertNoThrow(try PlanFile.read(path))
+        let original = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        // A PNG/JSON pair outside the cache that a "../" key would pull into the sheet.
+        FileManager.default.createFile(atPath: folder + "/outside.png", contents: Data([0x89, 0x50]))
+        FileManager.default.createFile(atPath: folder + "/outside.json", contents: Data("{}".utf8))
+        let edits: [(String, (inout [String: Any]) -> Void, String)] = [
+            ("traversal", { $0["keys"] = ["../../outside", ($0["keys"] as! [String])[1]] }, "not a cache key"),
+            ("absolute", { $0["keys"] = ["/etc/passwd", ($0["keys"] as! [String])[1]] }, "not a cache key"),
+            ("uppercase", { $0["keys"] = [($0["keys"] as! [String])[0].uppercased(), ($0["keys"] as! [String])[1]] }, "not a cache key"),
+            ("too few keys", { $0["keys"] = [($0["keys"] as! [String])[0]] }, "cell keys"),
+            ("cell out of the grid", { p in
+                var plan = p["plan"] as! [String: Any]
+                var cells = plan["cells"] as! [[String: Any]]
+                cells[1]["x"] = 1000
+                plan["cells"] = cells
+                p["plan"] = plan
+            }, "not at its place"),
+            ("cells missing", { p in
+                var plan = p["plan"] as! [String: Any]
+                plan["cells"] = Array((plan["cells"] as! [[String: Any]]).prefix(1))
+                p["plan"] = plan
+                p["keys"] = Array((p["keys"] as! [String]).prefix(1))
+            }, "cells for a"),
+        ]
+        for (name, edit, message) in edits {
+            var json = original
+            edit(&json)
+            try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: path))
+            XCTAssertThrowsError(try PlanFile.read(path), name) { error in
+                XCTAssertEqual((error as? ModelError)?.kind, .invalid, "\(name): \(error)")
+                XCTAssertTrue((error as? ModelError)?.message.contains(message) ?? false, "\(name): \(error)")
+            }
+        }
+        XCTAssertFalse(CellCache(folder: folder + "/hostile").contains("../../outside"))
+    }
+
     func testPreflightErrorsNameTheProblem() throws {
         let model = try fixture("sd1_engine.safetensors")
         let sdxlLoRA = try fixture("sdxl_engine_lora.safetensors")
