@@ -53,6 +53,7 @@ public struct Catalog: Sendable, Codable {
             let file = try ModelFile.open(path)
             let (family, _) = try StableDiffusionModel.renderableFamily(file)
             let config = try ArchitectureConfig.infer(from: file, family: family)
+            try StableDiffusionModel.checkAttention(config, path: path)
             let sha = try hashCache?.sha256(file.file, path: path) ?? Hashing.sha256(file.file)
             catalog.checkpoints[path] = Checkpoint(path: path, family: family.rawValue, sha256: sha,
                                                    sizeMultiple: 8 << (config.channelMultipliers.count - 1))

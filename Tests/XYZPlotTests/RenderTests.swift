@@ -278,5 +278,13 @@ final class RenderTests: XCTestCase {
         XCTAssertThrowsError(try Session(plan: try r.plan(), options: .init(cacheFolder: folder + "/c"))) { error in
             XCTAssertTrue("\(error)".contains("missing.safetensors"), "\(error)")
         }
+        // A text encoder 8 wide has no 64-wide CLIP heads: refused before anything renders, and by the engine itself.
+        let narrow = try fixture("sd1_tiny.safetensors")
+        XCTAssertThrowsError(try Session(plan: try request(narrow, loras: [], weights: [1]).plan(), options: .init(cacheFolder: folder + "/c"))) { error in
+            XCTAssertTrue("\(error)".contains("8 wide"), "\(error)")
+        }
+        XCTAssertThrowsError(try StableDiffusionModel(checkpoint: narrow, tokenizer: Self.tokenizer)) { error in
+            XCTAssertEqual((error as? ModelError)?.kind, .unsupported, "\(error)")
+        }
     }
 }

@@ -34,6 +34,7 @@ public struct CLIPTextEncoder: Sendable {
     /// - Parameter prefix: the encoder's key prefix in the checkpoint
     ///   (`cond_stage_model.transformer.`, `conditioner.embedders.1.model.`, …).
     public init(_ weights: Weights, prefix: String, config: ArchitectureConfig.TextEncoder) throws(ModelError) {
+        try StableDiffusionModel.checkHeads(config, path: weights.path)
         self.config = config
         self.prefix = prefix
         let w = config.width, m = config.mlpWidth

@@ -49,6 +49,7 @@ public final class StableDiffusionModel: @unchecked Sendable {
         let (family, guess) = try StableDiffusionModel.renderableFamily(file)
         let config: ArchitectureConfig
         if let forced = options.config { config = forced } else { config = try ArchitectureConfig.infer(from: file, family: family) }
+        try StableDiffusionModel.checkAttention(config, path: path)
         var weights = Weights(file)
         weights.halfStorage = StableDiffusionModel.keepsHalf(file, options.weightPrecision)
         self.path = path
@@ -92,6 +93,29 @@ public final class StableDiffusionModel: @unchecked Sendable {
             throw ModelError(.unsupported, "\(family.rawValue) \(variant) checkpoints are not supported for text-to-image", file: file.path)
         }
         return (family, guess)
+    }
+
+    /// Refuses a model whose attention widths do not split into the heads the
+    /// released models use, instead of rendering it wrongly: CLIP's heads are 64
+    /// wide (a pruned or tiny text encoder of width 8 would get zero heads), and
+    /// each U-Net attention level's channels must divide into its heads.
+    public static func checkAttention(_ config: ArchitectureConfig, path: String) throws(ModelError) {
+        for te in config.textEncoders { try checkHeads(te, path: path) }
+        let levels = config.channelMultipliers.map { $0 * config.modelChannels }
+        for (level, channels) in levels.enumerated() where (config.attentionDepth[level] ?? 0) > 0 || (level == levels.count - 1 && config.middleDepth > 0) {
+            let heads = config.attentionHeads.heads(channels: channels)
+            guard heads >= 1, channels % heads == 0 else {
+                throw ModelError(.unsupported, "U-Net attention at \(channels) channels does not split into \(heads) heads; this engine renders only the released head layouts",
+                                 file: path)
+            }
+        }
+    }
+
+    static func checkHeads(_ te: ArchitectureConfig.TextEncoder, path: String) throws(ModelError) {
+        guard te.width >= te.headDim, te.width % te.headDim == 0 else {
+            throw ModelError(.unsupported, "the text encoder is \(te.width) wide, which does not split into CLIP's \(te.headDim)-wide attention heads (a pruned or tiny model?); it cannot be rendered correctly",
+                             file: path)
+        }
     }
 
     /// The weights of a standalone VAE file (`decoder.…`, `encoder.…`, as

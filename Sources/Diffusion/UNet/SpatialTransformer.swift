@@ -32,6 +32,9 @@ struct SpatialTransformer: Sendable {
     let projectOut: Projection
 
     init(_ weights: Weights, _ prefix: String, channels c: Int, depth: Int, contextDim: Int, heads: Int, linear: Bool) throws(ModelError) {
+        guard heads >= 1, c % heads == 0 else {
+            throw ModelError(.unsupported, "\(prefix): \(c) channels do not split into \(heads) attention heads", file: weights.path)
+        }
         channels = c
         self.heads = heads
         norm = try GroupNorm(weights, prefix + ".norm", channels: c, epsilon: 1e-6)
