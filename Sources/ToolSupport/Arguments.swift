@@ -17,11 +17,14 @@ public struct Precision: ExpressibleByArgument, Sendable {
     public static var allValueStrings: [String] { ["fp16", "bf16", "fp32"] }
 }
 
-/// A LoRA argument: `path[:ratio][:te=x][:unet=x][:lbw=preset|list]`.
-extension LoRASpec: ExpressibleByArgument {
-    public init?(argument: String) {
-        guard let spec = try? LoRASpec(parsing: argument) else { return nil }
-        self = spec
+/// A LoRA argument: `path[:ratio][:unet ratio][:te=x][:unet=x][:lbw=preset|list]`.
+/// Used as `transform:` so a malformed spec says what is wrong (ArgumentParser
+/// shows the thrown message; `ExpressibleByArgument` could only say "invalid").
+public func parseLoRASpec(_ text: String) throws -> LoRASpec {
+    do {
+        return try LoRASpec(parsing: text)
+    } catch {
+        throw ValidationError(TerminalText.escape(error.message))
     }
 }
 

@@ -57,8 +57,8 @@ struct Bake: ParsableCommand {
     var model: String
 
     @Option(name: .shortAndLong, parsing: .singleValue,
-            help: ArgumentHelp("A LoRA: path[:ratio][:te=x][:unet=x][:lbw=weights]. Repeat for several.", valueName: "lora"),
-            completion: .file(extensions: ["safetensors", "ckpt", "pt"]))
+            help: ArgumentHelp("A LoRA: path[:ratio][:unet ratio][:te=x][:unet=x][:lbw=weights]. Repeat for several.", valueName: "lora"),
+            completion: .file(extensions: ["safetensors", "ckpt", "pt"]), transform: parseLoRASpec)
     var lora: [LoRASpec]
 
     @Option(help: ArgumentHelp("Output precision of float tensors (default: each tensor's own).", valueName: "fp16|bf16|fp32"))
@@ -115,8 +115,8 @@ struct Combine: ParsableCommand {
         quantile by default (--clamp-quantile 1 turns it off).
         """)
 
-    @Argument(help: ArgumentHelp("LoRAs: path[:ratio][:te=x][:unet=x][:lbw=weights].", valueName: "lora"),
-              completion: .file(extensions: ["safetensors", "ckpt", "pt"]))
+    @Argument(help: ArgumentHelp("LoRAs: path[:ratio][:unet ratio][:te=x][:unet=x][:lbw=weights].", valueName: "lora"),
+              completion: .file(extensions: ["safetensors", "ckpt", "pt"]), transform: parseLoRASpec)
     var loras: [LoRASpec]
 
     @Flag(help: "Exact combination: ranks add up (the default when no --rank is given).")

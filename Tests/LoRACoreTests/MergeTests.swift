@@ -424,6 +424,18 @@ final class MergeTests: XCTestCase {
         XCTAssertThrowsError(try LoRASpec(parsing: "x.safetensors:abc") { _ in false })
         XCTAssertThrowsError(try LoRASpec(parsing: "x.safetensors:1:lbw=1,2,3") { _ in false })
         XCTAssertThrowsError(try LoRASpec(parsing: "x.safetensors:1:foo=2") { _ in false })
+        // A1111's positional <lora:name:te:unet>: the second number is the U-Net's.
+        let positional = try LoRASpec(parsing: "x.safetensors:0.8:0.5") { _ in false }
+        XCTAssertEqual(positional.multiplier(component: .textEncoder1, block: nil), 0.8)
+        XCTAssertEqual(positional.multiplier(component: .unet, block: nil), 0.5)
+        XCTAssertThrowsError(try LoRASpec(parsing: "x.safetensors:1:1:8") { _ in false }) { error in
+            XCTAssertTrue((error as? ModelError)?.message.contains("dyn dim") ?? false, "\(error)")
+        }
+        for (text, says) in [("x.safetensors:abc", "'abc'"), ("x.safetensors:1:lbw=1,2,3", "got 3"), ("x.safetensors:1:lbw=FOO", "neither a preset")] {
+            XCTAssertThrowsError(try LoRASpec(parsing: text) { _ in false }) { error in
+                XCTAssertTrue((error as? ModelError)?.message.contains(says) ?? false, "\(text): \(error)")
+            }
+        }
     }
 
     // MARK: helpers

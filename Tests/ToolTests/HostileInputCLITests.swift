@@ -166,4 +166,30 @@ final class HostileInputCLITests: XCTestCase {
         XCTAssertEqual(allowed.status, 0, allowed.stderr)
         XCTAssertTrue(allowed.stderr.contains("warning: merged 1 LoRA tensor(s) holding NaN or Inf"), allowed.stderr)
     }
+
+    /// A LoRA where a checkpoint goes, a checkpoint where a LoRA goes, the same
+    /// model as base and tuned: each says so in one line.
+    func testSwappedRolesAreNamed() throws {
+        let lora = "Fixtures/models/sd1_tiny_lora.safetensors", model = "Fixtures/models/sd1_tiny.safetensors"
+        let out = folder + "/out.safetensors"
+        let copy = folder + "/copy.safetensors"
+        try FileManager.default.copyItem(atPath: model, toPath: copy)
+        let cases: [(String, [String], String)] = [
+            ("lora-merge", ["--model", lora, "--lora", lora, "-o", out], "\(lora): this is a LoRA (264 modules), not a checkpoint"),
+            ("lora-merge", ["--model", model, "--lora", model, "-o", out], "\(model): this is a Stable Diffusion checkpoint, not a LoRA"),
+            ("lora-merge", ["loras", model, "-o", out], "this is a Stable Diffusion checkpoint, not a LoRA"),
+            ("lora-extract", ["--base", lora, "--tuned", model, "--rank", "2", "-o", out], "this is a LoRA (264 modules), not a checkpoint"),
+            ("lora-extract", ["--base", model, "--tuned", lora, "--rank", "2", "-o", out], "this is a LoRA (264 modules), not a checkpoint"),
+            ("lora-extract", ["resize", model, "--rank", "2", "-o", out], "this is a Stable Diffusion checkpoint, not a LoRA"),
+            ("lora-extract", ["--base", model, "--tuned", model, "--rank", "2", "-o", out], "the same file"),
+            ("lora-extract", ["--base", model, "--tuned", copy, "--rank", "2", "-o", out], "identical in every weight"),
+            ("lora-xyz", ["--model", lora, "--dry-run", "--tokenizer", "Fixtures/tokenizer/clip_bpe_merges.txt.gz"], "this is a LoRA (264 modules), not a checkpoint"),
+        ]
+        for (tool, arguments, message) in cases {
+            let result = try ToolRunner.run(tool, arguments + ["--quiet"])
+            XCTAssertEqual(result.status, 1, "\(tool) \(arguments): \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains(message), "\(tool) \(arguments): \(result.stderr)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out), "\(tool) \(arguments) wrote an output")
+        }
+    }
 }

@@ -82,6 +82,7 @@ public final class StableDiffusionModel: @unchecked Sendable {
     /// The family of a checkpoint this engine can render text-to-image with,
     /// or an error saying why not (another architecture, a refiner, an inpainting model…).
     public static func renderableFamily(_ file: ModelFile) throws(ModelError) -> (Family, FamilyGuess) {
+        try file.requireCheckpoint()
         let guess = FamilyDetection.checkpoint(file)
         if let other = guess.otherArchitecture {
             throw ModelError(.unsupported, "this is a \(other) model; only SD1.x, SD2.x and SDXL checkpoints can be rendered", file: file.path)

@@ -136,7 +136,7 @@ public enum Inspector {
         return report
     }
 
-    static func kind(of model: ModelFile, network: NetworkFile) -> InspectionReport.Kind {
+    public static func kind(of model: ModelFile, network: NetworkFile) -> InspectionReport.Kind {
         let names = model.tensorNames
         let networkTensors = network.modules.reduce(0) { $0 + $1.parts.count }
         if !network.modules.isEmpty && networkTensors * 2 >= names.count { return .lora }

@@ -64,7 +64,12 @@ public enum LoRAExtractor {
         for input in [basePath, tunedPath] where AtomicOutput.sameFile(output, input) {
             throw ModelError(.mismatch, "output is the same file as an input", file: output)
         }
+        guard !AtomicOutput.sameFile(basePath, tunedPath) else {
+            throw ModelError(.mismatch, "the base and the tuned model are the same file: the LoRA would be all zeros", file: tunedPath)
+        }
         let base = try ModelFile.open(basePath), tuned = try ModelFile.open(tunedPath)
+        try base.requireCheckpoint()
+        try tuned.requireCheckpoint()
         let family = try commonFamily(base, tuned)
         let jobs = try plan(base: base, tuned: tuned, family: family, includeConv: options.convRank != nil)
 
@@ -120,6 +125,9 @@ public enum LoRAExtractor {
         let skipped = zip(work, slots.modules).filter { $0.1 == nil }.map(\.0.target.kohyaName)
             + (keepText ? [] : textJobs.map(\.target.kohyaName))
         let (totalError, totalKept, totalNorm) = slots.squares.reduce((0.0, 0.0, 0.0)) { ($0.0 + $1.0, $0.1 + $1.1, $0.2 + $1.2) }
+        guard totalNorm > 0 else {
+            throw ModelError(.mismatch, "the two models are identical in every weight a LoRA targets: there is nothing to extract", file: tunedPath)
+        }
 
         let metadata = extractionMetadata(family: family, base: base, tuned: tuned, options: options, hasConv: modules.contains(where: \.isConv3x3),
                                           title: ((output as NSString).lastPathComponent as NSString).deletingPathExtension,

@@ -23,7 +23,7 @@ public enum LoRAResizer {
         if AtomicOutput.sameFile(output, input) { throw ModelError(.mismatch, "output is the same file as the input", file: output) }
         let model = try ModelFile.open(input)
         let network = try NetworkFile(model: model)
-        guard !network.modules.isEmpty else { throw ModelError(.mismatch, "not a LoRA: no LoRA modules found", file: input) }
+        guard !network.modules.isEmpty else { throw ModelError.notALoRA(model, network: network) }
         if let incomplete = network.incompleteModules.first {
             throw ModelError(.invalid, "incomplete module (has only \(incomplete.roles.joined(separator: ", ")))", file: input, key: incomplete.name)
         }

@@ -7,9 +7,7 @@ public struct LoadedLoRA: Sendable {
     public static func open(_ spec: LoRASpec) throws(ModelError) -> LoadedLoRA {
         let model = try ModelFile.open(spec.path)
         let network = try NetworkFile(model: model)
-        guard !network.modules.isEmpty else {
-            throw ModelError(.mismatch, "not a LoRA: no LoRA modules found", file: spec.path)
-        }
+        guard !network.modules.isEmpty else { throw ModelError.notALoRA(model, network: network) }
         return LoadedLoRA(spec: spec, network: network, family: FamilyDetection.lora(network))
     }
 
@@ -49,6 +47,7 @@ public struct MergePlan: Sendable {
     public var appliedModules: Int { contributions.values.reduce(0) { $0 + $1.count } }
 
     public static func make(base: ModelFile, loras: [LoadedLoRA], allowUnmatched: Bool) throws(ModelError) -> MergePlan {
+        try base.requireCheckpoint()
         let guess = FamilyDetection.checkpoint(base)
         guard let family = guess.family, guess.variant?.contains("refiner") != true else {
             throw ModelError(.unsupported, "cannot tell whether the checkpoint is SD1.x, SD2.x or SDXL (\(guess.label)); only those can be merged into",

@@ -31,15 +31,21 @@ public struct LoRASpec: Sendable, Equatable {
         path = parts[0..<pathCount].joined(separator: ":")
         parts.removeFirst(pathCount)
         guard !path.isEmpty else { throw ModelError(.mismatch, "empty LoRA path in '\(text)'") }
-        var sawRatio = false
+        // Bare numbers are A1111's positional multipliers: <lora:name:te:unet>,
+        // the first also the ratio of everything else; a third (dyn dim) is not supported.
+        var positional = 0
         for part in parts {
             let pieces = part.split(separator: "=", maxSplits: 1).map(String.init)
             if pieces.count == 1 {
-                guard !sawRatio, let value = Double(part), value.isFinite else {
-                    throw ModelError(.mismatch, "'\(part)' in '\(text)' is not a ratio (expected path:ratio[:te=x][:unet=x][:lbw=...])")
+                guard let value = Double(part), value.isFinite else {
+                    throw ModelError(.mismatch, "'\(part)' in '\(text)' is not a number (expected path[:ratio][:unet ratio][:te=x][:unet=x][:lbw=...])")
                 }
-                ratio = value
-                sawRatio = true
+                switch positional {
+                case 0: ratio = value
+                case 1: unetRatio = value
+                default: throw ModelError(.mismatch, "'\(text)' has \(positional + 1) numbers; A1111's third one (dyn dim) is not supported")
+                }
+                positional += 1
                 continue
             }
             let (key, value) = (pieces[0].lowercased(), pieces[1])
