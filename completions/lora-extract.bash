@@ -180,6 +180,11 @@ _lora-extract() {
     *)
         # Offer subcommand completions
         COMPREPLY+=($(compgen -W 'extract resize help' -- "${cur}"))
+        # lora-extract runs extract when no subcommand is named: complete its arguments too
+        # (subcommand names only as the first word)
+        (( COMP_CWORD > 1 )) && COMPREPLY=()
+        unparsed_words=("${COMP_WORDS[@]:1:${COMP_CWORD}}")
+        "_lora-extract_extract"
         ;;
     esac
 }
@@ -229,6 +234,7 @@ _lora-extract_extract() {
         return
         ;;
     '--precision')
+        __lora-extract_add_completions -W 'fp16'$'\n''bf16'$'\n''fp32'
         return
         ;;
     esac
@@ -262,6 +268,7 @@ _lora-extract_resize() {
         return
         ;;
     '--precision')
+        __lora-extract_add_completions -W 'fp16'$'\n''bf16'$'\n''fp32'
         return
         ;;
     esac

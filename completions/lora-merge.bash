@@ -180,6 +180,11 @@ _lora-merge() {
     *)
         # Offer subcommand completions
         COMPREPLY+=($(compgen -W 'bake loras help' -- "${cur}"))
+        # lora-merge runs bake when no subcommand is named: complete its arguments too
+        # (subcommand names only as the first word)
+        (( COMP_CWORD > 1 )) && COMPREPLY=()
+        unparsed_words=("${COMP_WORDS[@]:1:${COMP_CWORD}}")
+        "_lora-merge_bake"
         ;;
     esac
 }
@@ -202,6 +207,7 @@ _lora-merge_bake() {
         return
         ;;
     '--precision')
+        __lora-merge_add_completions -W 'fp16'$'\n''bf16'$'\n''fp32'
         return
         ;;
     '--output'|'-o')
@@ -229,6 +235,7 @@ _lora-merge_loras() {
         return
         ;;
     '--precision')
+        __lora-merge_add_completions -W 'fp16'$'\n''bf16'$'\n''fp32'
         return
         ;;
     '--output'|'-o')

@@ -180,6 +180,11 @@ _lora-xyz() {
     *)
         # Offer subcommand completions
         COMPREPLY+=($(compgen -W 'render assemble help' -- "${cur}"))
+        # lora-xyz runs render when no subcommand is named: complete its arguments too
+        # (subcommand names only as the first word)
+        (( COMP_CWORD > 1 )) && COMPREPLY=()
+        unparsed_words=("${COMP_WORDS[@]:1:${COMP_CWORD}}")
+        "_lora-xyz_render"
         ;;
     esac
 }
@@ -229,6 +234,7 @@ _lora-xyz_render() {
         return
         ;;
     '--sampler')
+        __lora-xyz_add_completions -W 'euler'$'\n''euler_a'$'\n''dpmpp_2m'$'\n''dpmpp_2m_karras'$'\n''dpmpp_sde'$'\n''dpmpp_sde_karras'$'\n''ddim'
         return
         ;;
     '--steps')
@@ -241,6 +247,7 @@ _lora-xyz_render() {
         return
         ;;
     '--lbw')
+        __lora-xyz_add_completions -W 'NONE'$'\n''ALL'$'\n''INS'$'\n''IND'$'\n''INALL'$'\n''MIDD'$'\n''OUTD'$'\n''OUTS'$'\n''OUTALL'$'\n''ALL0.5'
         return
         ;;
     '--width')
@@ -254,12 +261,15 @@ _lora-xyz_render() {
         return
         ;;
     '--x')
+        __lora-xyz_add_completions -W 'lora'$'\n''weight'$'\n''seed'$'\n''prompt'$'\n''prompt-sr'$'\n''sampler'$'\n''cfg'$'\n''steps'$'\n''lbw'$'\n''checkpoint'$'\n''vae'$'\n''clip-skip'
         return
         ;;
     '--y')
+        __lora-xyz_add_completions -W 'lora'$'\n''weight'$'\n''seed'$'\n''prompt'$'\n''prompt-sr'$'\n''sampler'$'\n''cfg'$'\n''steps'$'\n''lbw'$'\n''checkpoint'$'\n''vae'$'\n''clip-skip'
         return
         ;;
     '--z')
+        __lora-xyz_add_completions -W 'lora'$'\n''weight'$'\n''seed'$'\n''prompt'$'\n''prompt-sr'$'\n''sampler'$'\n''cfg'$'\n''steps'$'\n''lbw'$'\n''checkpoint'$'\n''vae'$'\n''clip-skip'
         return
         ;;
     '--output'|'-o')

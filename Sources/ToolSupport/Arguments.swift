@@ -15,6 +15,7 @@ public struct Precision: ExpressibleByArgument, Sendable {
         }
     }
     public static var allValueStrings: [String] { ["fp16", "bf16", "fp32"] }
+    public static var defaultCompletionKind: CompletionKind { .list(allValueStrings) }
 }
 
 /// A LoRA argument: `path[:ratio][:unet ratio][:te=x][:unet=x][:lbw=preset|list]`.

@@ -26,6 +26,11 @@ struct LoRAExtract: ParsableCommand {
         version: LoRATools.version,
         subcommands: [Extract.self, Resize.self],
         defaultSubcommand: Extract.self)
+
+    static func main() {
+        Completions.answerBashRequest(Self.self)
+        Self.main(nil)
+    }
 }
 
 /// `--rank N|auto` with `--dynamic method=value` / `--fro F` shared by both commands.

@@ -26,6 +26,11 @@ struct LoRAMerge: ParsableCommand {
         version: LoRATools.version,
         subcommands: [Bake.self, Combine.self],
         defaultSubcommand: Bake.self)
+
+    static func main() {
+        Completions.answerBashRequest(Self.self)
+        Self.main(nil)
+    }
 }
 
 struct CommonOptions: ParsableArguments {

@@ -38,6 +38,11 @@ struct LoRAXYZ: ParsableCommand {
         version: LoRATools.version,
         subcommands: [Render.self, Assemble.self],
         defaultSubcommand: Render.self)
+
+    static func main() {
+        Completions.answerBashRequest(Self.self)
+        Self.main(nil)
+    }
 }
 
 struct Render: ParsableCommand {
@@ -84,7 +89,9 @@ struct Render: ParsableCommand {
     @Option(help: ArgumentHelp("Seeds: 1234,5678 or a range 1-4. -1 picks a random seed (a new one each run, so the cells are not reused).", valueName: "list"))
     var seeds: String = "1234"
 
-    @Option(help: ArgumentHelp("Samplers, comma-separated: \(SamplerChoice.knownNames.joined(separator: ", ")).", valueName: "list"))
+    @Option(help: ArgumentHelp("Samplers, comma-separated: \(SamplerChoice.knownNames.joined(separator: ", ")) (or euler_a, dpmpp_2m_karras, …).",
+                               valueName: "list"),
+            completion: .list(SamplerChoice.knownNames.map { $0.lowercased().replacingOccurrences(of: "++", with: "pp").replacingOccurrences(of: " ", with: "_") }))
     var sampler: String = "DPM++ 2M Karras"
 
     @Option(help: ArgumentHelp("Sampling steps (list allowed).", valueName: "list"))
@@ -97,7 +104,8 @@ struct Render: ParsableCommand {
     var clipSkip: String = "1"
 
     @Option(parsing: .singleValue,
-            help: ArgumentHelp("LoRA Block Weight preset (ALL, INS, OUTD, …) or list. Repeat for a block-weight axis.", valueName: "weights"))
+            help: ArgumentHelp("LoRA Block Weight preset (ALL, INS, OUTD, …) or list. Repeat for a block-weight axis.", valueName: "weights"),
+            completion: .list(BlockWeights.presets.map(\.name)))
     var lbw: [String] = []
 
     @Option(help: ArgumentHelp("Image width.", valueName: "pixels"))
@@ -115,13 +123,13 @@ struct Render: ParsableCommand {
     var rngVariant: String = "auto"
 
     @Option(help: ArgumentHelp("Parameters on X (comma-separated when several): \(AxisKind.allCases.map(\.rawValue).joined(separator: ", ")).",
-                               valueName: "param"))
+                               valueName: "param"), completion: .list(AxisKind.allCases.map(\.rawValue)))
     var x: String?
 
-    @Option(help: ArgumentHelp("Parameters on Y.", valueName: "param"))
+    @Option(help: ArgumentHelp("Parameters on Y.", valueName: "param"), completion: .list(AxisKind.allCases.map(\.rawValue)))
     var y: String?
 
-    @Option(help: ArgumentHelp("Parameters on Z: one grid per value.", valueName: "param"))
+    @Option(help: ArgumentHelp("Parameters on Z: one grid per value.", valueName: "param"), completion: .list(AxisKind.allCases.map(\.rawValue)))
     var z: String?
 
     @OptionGroup var sheet: SheetOptions
