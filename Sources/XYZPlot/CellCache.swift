@@ -90,6 +90,13 @@ public struct CellCache: Sendable {
         try PNGCodec.read(imagePath(key))
     }
 
+    /// Forget a cell (both files).
+    public func remove(_ key: String) {
+        guard CellCache.isValidKey(key) else { return }
+        try? FileManager.default.removeItem(atPath: recordPath(key))
+        try? FileManager.default.removeItem(atPath: imagePath(key))
+    }
+
     /// Image first, record second: a record always has its image.
     public func store(_ key: String, png: [UInt8], record: CellRecord) throws(ModelError) {
         try FileOutput.write(png, to: imagePath(key))

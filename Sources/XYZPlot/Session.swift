@@ -60,6 +60,34 @@ public final class Session: @unchecked Sendable {
         return CellRenderer.renderOrder(missing)
     }
 
+    /// Cached cells of this shard whose PNG does not decode, has the wrong
+    /// size or lost its record (a crash mid-write, a disk error, a cache copied
+    /// in part) are removed so they render again; returns them with the reason.
+    public func dropDamagedCells() -> [(cell: PlannedCell, reason: String)] {
+        var dropped: [(PlannedCell, String)] = []
+        var checked = Set<String>()
+        for cell in shardCells {
+            let key = planFile.keys[cell.index]
+            guard checked.insert(key).inserted, cache.contains(key) else { continue }
+            var reason: String?
+            do {
+                let image = try cache.image(key)
+                if image.width != cell.settings.width || image.height != cell.settings.height {
+                    reason = "it is \(image.width)x\(image.height), the cell is \(cell.settings.width)x\(cell.settings.height)"
+                } else if cache.record(key) == nil {
+                    reason = "its record is unreadable"
+                }
+            } catch {
+                reason = error.description
+            }
+            if let reason {
+                cache.remove(key)
+                dropped.append((cell, reason))
+            }
+        }
+        return dropped
+    }
+
     /// Seconds per U-Net evaluation and pixel for a checkpoint: the median
     /// over up to 16 of this cache's records (a cell costs its evaluations
     /// plus about two more for the VAE decode), nil when there are none.

@@ -74,11 +74,18 @@ public struct SheetWriter {
                     images.append(nil)
                     continue
                 }
+                let image: Bitmap
                 do {
-                    images.append(try cache.image(key))
+                    image = try cache.image(key)
                 } catch {
-                    throw ModelError(.invalid, "cached cell is damaged (delete it to render it again): \(error.message)", file: cache.imagePath(key))
+                    throw ModelError(.invalid, "cached cell is damaged (lora-xyz render with this cache renders it again): \(error.message)",
+                                     file: cache.imagePath(key))
                 }
+                guard image.width == cell.settings.width, image.height == cell.settings.height else {
+                    throw ModelError(.invalid, "cached cell is \(image.width)x\(image.height) but the plan says \(cell.settings.width)x\(cell.settings.height) (lora-xyz render with this cache renders it again)",
+                                     file: cache.imagePath(key))
+                }
+                images.append(image)
             }
             let sheet = GridSheet(columns: plan.x.kinds.isEmpty ? [] : (0..<plan.x.count).map(plan.x.label),
                                   rows: plan.y.kinds.isEmpty ? [] : (0..<plan.y.count).map(plan.y.label),

@@ -239,6 +239,11 @@ struct Render: ParsableCommand {
         // The tokenizer and the font are checked before any rendering too.
         let tokenizer = try BPETokenizer.locate(explicit: self.tokenizer, near: model.first)
         let fontPath = try sheet.locateFont()
+        if !dryRun {
+            for (cell, reason) in session.dropDamagedCells() where !sheet.quiet {
+                printError(TerminalText.escape("note: cached cell \(cell.index + 1) (\(Self.describe(cell, plan: plan))) was damaged (\(reason)); rendering it again"))
+            }
+        }
         let pending = session.pending
         let estimate = session.estimate(pending)
         if dryRun {

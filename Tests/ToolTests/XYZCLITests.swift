@@ -46,6 +46,19 @@ final class XYZCLITests: XCTestCase {
         XCTAssertNotEqual(badVariant.status, 0)
         XCTAssertTrue(badVariant.stderr.contains("--rng-variant takes auto, avx2 or libm"), badVariant.stderr)
 
+        // A damaged cell and a cell of the wrong size render again, with a note; the others come from the cache.
+        let cells = try FileManager.default.contentsOfDirectory(atPath: folder + "/sheet.cache/cells").filter { $0.hasSuffix(".png") }.sorted()
+        XCTAssertEqual(cells.count, 4)
+        let truncated = folder + "/sheet.cache/cells/" + cells[0], resized = folder + "/sheet.cache/cells/" + cells[1]
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: truncated))
+        try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: truncated))
+        try Data(PNGCodec.encode(Bitmap(width: 8, height: 8))).write(to: URL(fileURLWithPath: resized))
+        let repaired = try ToolRunner.run("lora-xyz", common)
+        XCTAssertEqual(repaired.status, 0, repaired.stderr)
+        XCTAssertEqual(repaired.stderr.components(separatedBy: "note: cached cell").count - 1, 2, repaired.stderr)
+        XCTAssertTrue(repaired.stderr.contains("8x8, the cell is 64x64"), repaired.stderr)
+        XCTAssertTrue(repaired.stdout.contains("4 cells: 2 rendered, 2 from the cache"), repaired.stdout)
+
         let badSampler = try ToolRunner.run("lora-xyz", common + ["--sampler", "Heun"])
         XCTAssertNotEqual(badSampler.status, 0)
         XCTAssertTrue(badSampler.stderr.contains("unknown sampler 'Heun'"), badSampler.stderr)
