@@ -14,8 +14,11 @@ public enum ToolEnvironment {
     /// inside is to re-run ourselves once with OPENBLAS_CORETYPE set. A user's
     /// own OPENBLAS_CORETYPE is always respected.
     public static func prepare() {
-        // An interrupted run removes its half-written output.
+        // An interrupted run removes its half-written output; one killed outright is cleaned up by the next.
         lt_cleanup_install_signal_handlers()
+        AtomicOutput.onStaleTemporaryRemoved = { path, bytes in
+            printError(TerminalText.escape("note: removed \(path) (\(ReportText.byteSize(bytes))), left by an earlier run that was killed"))
+        }
         LinearAlgebra.disableLAPACKENaNChecks()
         let env = ProcessInfo.processInfo.environment
         guard env["OPENBLAS_CORETYPE"] == nil, env["LORA_TOOLS_BLAS_CHECKED"] == nil else { return }

@@ -228,6 +228,8 @@ struct Render: ParsableCommand {
 
     func execute() throws {
         let plan = try request().plan()
+        // Where the sheet goes is checked before any work.
+        try AtomicOutput.checkDestination(sheet.output, inputs: model + loras)
         let cacheFolder = cache ?? (sheet.output as NSString).deletingPathExtension + ".cache"
         var options = Session.Options(cacheFolder: cacheFolder)
         options.shard = shard.flatMap(Shard.init)

@@ -365,8 +365,8 @@ final class MergeTests: XCTestCase {
         try FixtureGenerator.writeLoRA(.tiny(.sdxl), to: sdxl, options: .init())
         expectError("an SDXL LoRA cannot be merged into an SD1.x checkpoint") { _ = try bake([LoRASpec(path: sdxl)]) }
         // Output equal to an input.
-        expectError("same file as an input") { _ = try bake([LoRASpec(path: tinyLoRA)], tinyLoRA) }
-        expectError("same file as an input") { _ = try bake([LoRASpec(path: tinyLoRA)], self.base) }
+        expectError("same file as input") { _ = try bake([LoRASpec(path: tinyLoRA)], tinyLoRA) }
+        expectError("same file as input") { _ = try bake([LoRASpec(path: tinyLoRA)], self.base) }
         // NaN in a LoRA: refused unless asked.
         let nan = folder.file("nan.safetensors")
         try rewrite(tinyLoRA, to: nan, edit: { name, values in

@@ -192,4 +192,33 @@ final class HostileInputCLITests: XCTestCase {
             XCTAssertFalse(FileManager.default.fileExists(atPath: out), "\(tool) \(arguments) wrote an output")
         }
     }
+
+    /// Outputs: a folder as -o is refused before any work, .SAFETENSORS is a
+    /// safetensors name, a replaced output keeps its permissions, and what a
+    /// killed run left (a hidden temporary of a dead process) is removed by the next.
+    func testOutputPolicy() throws {
+        let model = "Fixtures/models/sd1_tiny.safetensors", lora = "Fixtures/models/sd1_tiny_lora.safetensors"
+        for (tool, arguments) in [("lora-merge", ["--model", model, "--lora", lora, "-o", folder]),
+                                  ("lora-extract", ["resize", lora, "--rank", "2", "-o", folder]),
+                                  ("lora-xyz", ["--model", model, "-o", folder, "--dry-run"])] {
+            let result = try ToolRunner.run(tool, arguments + ["--quiet"])
+            XCTAssertEqual(result.status, 1, "\(tool): \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains("the output is a folder"), "\(tool): \(result.stderr)")
+        }
+        let upper = folder + "/MERGED.SAFETENSORS"
+        XCTAssertEqual(try ToolRunner.run("lora-merge", ["--model", model, "--lora", lora, "-o", upper, "--quiet"]).status, 0)
+        XCTAssertEqual(chmod(upper, 0o664), 0)
+        // A dead process's leftover next to it, and a live one's (ours: this test process) that must stay.
+        let stale = folder + "/.MERGED.SAFETENSORS.999999.1a2b.tmp", live = folder + "/.MERGED.SAFETENSORS.\(getpid()).3c4d.tmp"
+        FileManager.default.createFile(atPath: stale, contents: Data(count: 1000))
+        FileManager.default.createFile(atPath: live, contents: Data(count: 10))
+        let again = try ToolRunner.run("lora-merge", ["--model", model, "--lora", lora + ":0.5", "-o", upper, "--quiet"])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertTrue(again.stderr.contains("note: removed \(stale)"), again.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: stale))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: live), "a running process's temporary file is left alone")
+        var info = stat()
+        XCTAssertEqual(stat(upper, &info), 0)
+        XCTAssertEqual(info.st_mode & 0o777, 0o664, "the replaced output keeps its permissions")
+    }
 }

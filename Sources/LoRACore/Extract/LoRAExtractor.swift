@@ -60,10 +60,7 @@ public enum LoRAExtractor {
     public static func extract(base basePath: String, tuned tunedPath: String, output: String, options: Options = .init(),
                                progress: (@Sendable (Int) -> Void)? = nil) throws(ModelError) -> Report {
         let start = Date()
-        guard output.hasSuffix(".safetensors") else { throw ModelError(.mismatch, "the output must be a .safetensors file", file: output) }
-        for input in [basePath, tunedPath] where AtomicOutput.sameFile(output, input) {
-            throw ModelError(.mismatch, "output is the same file as an input", file: output)
-        }
+        try AtomicOutput.checkSafetensorsDestination(output, inputs: [basePath, tunedPath])
         guard !AtomicOutput.sameFile(basePath, tunedPath) else {
             throw ModelError(.mismatch, "the base and the tuned model are the same file: the LoRA would be all zeros", file: tunedPath)
         }

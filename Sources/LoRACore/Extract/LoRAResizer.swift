@@ -19,8 +19,7 @@ public enum LoRAResizer {
     public static func resize(_ input: String, output: String, options: Options = .init(),
                               progress: (@Sendable (Int) -> Void)? = nil) throws(ModelError) -> LoRAExtractor.Report {
         let start = Date()
-        guard output.hasSuffix(".safetensors") else { throw ModelError(.mismatch, "the output must be a .safetensors file", file: output) }
-        if AtomicOutput.sameFile(output, input) { throw ModelError(.mismatch, "output is the same file as the input", file: output) }
+        try AtomicOutput.checkSafetensorsDestination(output, inputs: [input])
         let model = try ModelFile.open(input)
         let network = try NetworkFile(model: model)
         guard !network.modules.isEmpty else { throw ModelError.notALoRA(model, network: network) }

@@ -1,4 +1,5 @@
 import CKernels
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -10,7 +11,12 @@ import Darwin
 /// Bytes go to a hidden temporary file in the destination's folder; `commit()`
 /// flushes it and renames it over the destination in one step. If anything
 /// fails first (a thrown error, a full disk, a crash of the caller's logic), the
-/// temporary file is removed and the destination is untouched.
+/// temporary file is removed and the destination is untouched. A process
+/// killed outright (SIGKILL, the OOM killer) cannot clean up: the next output
+/// into that folder removes such leftovers (`removeStaleTemporaries`).
+///
+/// Policy for an existing destination: replaced, like cp and kohya's scripts,
+/// keeping its permissions; never when it is one of the inputs.
 public final class AtomicOutput: @unchecked Sendable {
     public let destination: String
     public let temporaryPath: String
@@ -26,15 +32,12 @@ public final class AtomicOutput: @unchecked Sendable {
     ///   - overwrite: whether an existing destination may be replaced.
     public init(destination: String, inputs: [String] = [], overwrite: Bool = true) throws(ModelError) {
         self.destination = destination
-        for input in inputs where AtomicOutput.sameFile(destination, input) {
-            throw ModelError(.mismatch, "output is the same file as input \(input); choose another output path", file: destination)
-        }
+        try AtomicOutput.checkDestination(destination, inputs: inputs)
         if !overwrite && access(destination, F_OK) == 0 {
             throw ModelError(.io, "output already exists (pass --force to replace it)", file: destination)
         }
-        let slash = destination.lastIndex(of: "/")
-        let folder = slash.map { String(destination[..<$0]) } ?? "."
-        let base = slash.map { String(destination[destination.index(after: $0)...]) } ?? destination
+        let (folder, base) = AtomicOutput.split(destination)
+        AtomicOutput.removeStaleTemporaries(in: folder)
         var path = ""
         var handle: Int32 = -1
         for attempt in 0..<16 {
@@ -49,6 +52,64 @@ public final class AtomicOutput: @unchecked Sendable {
         temporaryPath = path
         fd = handle
         cleanupSlot = lt_cleanup_register(path)
+        // A replaced output keeps its permissions (a shared models folder stays group-writable).
+        var existing = stat()
+        if stat(destination, &existing) == 0 { fchmod(handle, existing.st_mode & 0o7777) }
+    }
+
+    static func split(_ destination: String) -> (folder: String, base: String) {
+        let slash = destination.lastIndex(of: "/")
+        let folder = slash.map { String(destination[..<$0]) } ?? "."
+        let base = slash.map { String(destination[destination.index(after: $0)...]) } ?? destination
+        return (folder.isEmpty ? "/" : folder, base)
+    }
+
+    /// What every tool checks before any work: the output is not a folder, its
+    /// folder exists and is writable, and it is none of the inputs.
+    public static func checkDestination(_ destination: String, inputs: [String] = []) throws(ModelError) {
+        var info = stat()
+        if stat(destination, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR {
+            throw ModelError(.mismatch, "the output is a folder; give a file name (e.g. \(destination.hasSuffix("/") ? destination : destination + "/")out.safetensors)",
+                             file: destination)
+        }
+        for input in inputs where sameFile(destination, input) {
+            throw ModelError(.mismatch, "output is the same file as input \(input); choose another output path", file: destination)
+        }
+        let folder = split(destination).folder
+        guard stat(folder, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
+            throw ModelError(.io, "the output's folder \(folder) does not exist", file: destination)
+        }
+        guard access(folder, W_OK) == 0 else {
+            throw ModelError(.io, "the output's folder \(folder) is not writable", file: destination)
+        }
+    }
+
+    /// The same, for the tools that write a .safetensors file (any letter case).
+    public static func checkSafetensorsDestination(_ destination: String, inputs: [String]) throws(ModelError) {
+        try checkDestination(destination, inputs: inputs)
+        guard destination.lowercased().hasSuffix(".safetensors") else {
+            throw ModelError(.mismatch, "the output must be a .safetensors file (writing pickles is not supported)", file: destination)
+        }
+    }
+
+    /// Called with each stale temporary file removed and its size.
+    nonisolated(unsafe) public static var onStaleTemporaryRemoved: ((String, Int) -> Void)?
+
+    /// Removes temporary files of ours (`.NAME.PID.HEX.tmp`) in `folder` whose
+    /// process no longer runs: what a SIGKILL or the OOM killer left, at full
+    /// output size. A live process's files are left alone.
+    public static func removeStaleTemporaries(in folder: String) {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
+        for name in entries where name.hasPrefix(".") && name.hasSuffix(".tmp") {
+            let parts = name.dropFirst().dropLast(4).split(separator: ".")
+            guard parts.count >= 3, let pid = Int32(parts[parts.count - 2]), pid > 0, pid != getpid(),
+                  parts[parts.count - 1].allSatisfy(\.isHexDigit) else { continue }
+            if kill(pid, 0) == 0 || errno != ESRCH { continue } // alive, or not ours to judge
+            let path = folder + "/" + name
+            var info = stat()
+            guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { continue }
+            if unlink(path) == 0 { onStaleTemporaryRemoved?(path, Int(info.st_size)) }
+        }
     }
 
     deinit {

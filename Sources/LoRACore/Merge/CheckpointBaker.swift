@@ -46,12 +46,7 @@ public enum CheckpointBaker {
     public static func bake(base basePath: String, loras specs: [LoRASpec], output: String, options: Options = .init(),
                             progress: (@Sendable (Int) -> Void)? = nil) throws(ModelError) -> Report {
         let start = Date()
-        guard output.hasSuffix(".safetensors") else {
-            throw ModelError(.mismatch, "the output must be a .safetensors file (writing pickles is not supported)", file: output)
-        }
-        for spec in specs where AtomicOutput.sameFile(output, spec.path) || AtomicOutput.sameFile(output, basePath) {
-            throw ModelError(.mismatch, "output is the same file as an input; choose another output path", file: output)
-        }
+        try AtomicOutput.checkSafetensorsDestination(output, inputs: [basePath] + specs.map(\.path))
         let base = try ModelFile.open(basePath)
         var loras: [LoadedLoRA] = []
         for spec in specs { loras.append(try LoadedLoRA.open(spec)) }

@@ -44,15 +44,10 @@ public enum LoRACombiner {
     public static func combine(_ specs: [LoRASpec], mode: Mode, output: String, precision: DType? = nil,
                                allowNaN: Bool = false, progress: (@Sendable (Int) -> Void)? = nil) throws(ModelError) -> Report {
         let start = Date()
-        guard output.hasSuffix(".safetensors") else {
-            throw ModelError(.mismatch, "the output must be a .safetensors file", file: output)
-        }
+        try AtomicOutput.checkSafetensorsDestination(output, inputs: specs.map(\.path))
         guard !specs.isEmpty else { throw ModelError(.mismatch, "no LoRAs to combine") }
         var loras: [LoadedLoRA] = []
-        for spec in specs {
-            if AtomicOutput.sameFile(output, spec.path) { throw ModelError(.mismatch, "output is the same file as an input", file: output) }
-            loras.append(try LoadedLoRA.open(spec))
-        }
+        for spec in specs { loras.append(try LoadedLoRA.open(spec)) }
         if !allowNaN { for lora in loras { try CheckpointBaker.refuseNonFinite(lora) } }
         let family = try commonFamily(loras)
         let groups = try groupModules(loras, family: family)
