@@ -193,26 +193,33 @@ _lora-extract_extract() {
     repeating_flags=()
     non_repeating_flags=(--skip-unchanged --exact --modules --json --quiet -q --version -h --help)
     repeating_options=()
-    non_repeating_options=(--base --tuned --rank --conv-rank --dynamic --fro --max-rank --clamp-quantile --min-diff --alpha --output -o --precision)
+    non_repeating_options=(--base --model_org --tuned --model_tuned --rank --dim --new_rank --conv-rank --conv_dim --new_conv_rank --dynamic --dynamic_method --dynamic_param --fro --max-rank --clamp-quantile --clamp_quantile --min-diff --min_diff --alpha -o --output --save_to --precision --save_precision)
     __lora-extract_offer_flags_options 0
 
     # Offer option value completions
     case "${prev}" in
-    '--base')
+    '--base'|'--model_org')
         __lora-extract_add_completions -o plusdirs -fX '!*.@(safetensors|ckpt)'
         return
         ;;
-    '--tuned')
+    '--tuned'|'--model_tuned')
         __lora-extract_add_completions -o plusdirs -fX '!*.@(safetensors|ckpt)'
         return
         ;;
-    '--rank')
+    '--rank'|'--dim'|'--new_rank')
         return
         ;;
-    '--conv-rank')
+    '--conv-rank'|'--conv_dim'|'--new_conv_rank')
         return
         ;;
     '--dynamic')
+        return
+        ;;
+    '--dynamic_method')
+        __lora-extract_add_completions -W 'sv_ratio'$'\n''sv_fro'$'\n''sv_cumulative'
+        return
+        ;;
+    '--dynamic_param')
         return
         ;;
     '--fro')
@@ -221,19 +228,20 @@ _lora-extract_extract() {
     '--max-rank')
         return
         ;;
-    '--clamp-quantile')
+    '--clamp-quantile'|'--clamp_quantile')
         return
         ;;
-    '--min-diff')
+    '--min-diff'|'--min_diff')
         return
         ;;
     '--alpha')
         return
         ;;
-    '--output'|'-o')
+    '-o'|'--output'|'--save_to')
+        __lora-extract_add_completions -o plusdirs -fX '!*.@(safetensors)'
         return
         ;;
-    '--precision')
+    '--precision'|'--save_precision')
         __lora-extract_add_completions -W 'fp16'$'\n''bf16'$'\n''fp32'
         return
         ;;
@@ -244,18 +252,29 @@ _lora-extract_resize() {
     repeating_flags=()
     non_repeating_flags=(--modules --json --quiet -q --version -h --help)
     repeating_options=()
-    non_repeating_options=(--rank --conv-rank --dynamic --fro --max-rank --output -o --precision)
+    non_repeating_options=(--model --rank --dim --new_rank --conv-rank --conv_dim --new_conv_rank --dynamic --dynamic_method --dynamic_param --fro --max-rank -o --output --save_to --precision --save_precision)
     __lora-extract_offer_flags_options 1
 
     # Offer option value completions
     case "${prev}" in
-    '--rank')
+    '--model')
+        __lora-extract_add_completions -o plusdirs -fX '!*.@(safetensors|ckpt|pt)'
         return
         ;;
-    '--conv-rank')
+    '--rank'|'--dim'|'--new_rank')
+        return
+        ;;
+    '--conv-rank'|'--conv_dim'|'--new_conv_rank')
         return
         ;;
     '--dynamic')
+        return
+        ;;
+    '--dynamic_method')
+        __lora-extract_add_completions -W 'sv_ratio'$'\n''sv_fro'$'\n''sv_cumulative'
+        return
+        ;;
+    '--dynamic_param')
         return
         ;;
     '--fro')
@@ -264,10 +283,11 @@ _lora-extract_resize() {
     '--max-rank')
         return
         ;;
-    '--output'|'-o')
+    '-o'|'--output'|'--save_to')
+        __lora-extract_add_completions -o plusdirs -fX '!*.@(safetensors)'
         return
         ;;
-    '--precision')
+    '--precision'|'--save_precision')
         __lora-extract_add_completions -W 'fp16'$'\n''bf16'$'\n''fp32'
         return
         ;;

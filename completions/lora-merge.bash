@@ -192,13 +192,13 @@ _lora-merge() {
 _lora-merge_bake() {
     repeating_flags=()
     non_repeating_flags=(--allow-unmatched --allow-nan --json --quiet -q --version -h --help)
-    repeating_options=(--lora -l)
-    non_repeating_options=(--model -m --precision --output -o)
+    repeating_options=(--lora -l --models --ratios)
+    non_repeating_options=(-m --model --sd_model --precision --save_precision -o --output --save_to)
     __lora-merge_offer_flags_options 0
 
     # Offer option value completions
     case "${prev}" in
-    '--model'|'-m')
+    '-m'|'--model'|'--sd_model')
         __lora-merge_add_completions -o plusdirs -fX '!*.@(safetensors|ckpt|pt)'
         return
         ;;
@@ -206,11 +206,19 @@ _lora-merge_bake() {
         __lora-merge_add_completions -o plusdirs -fX '!*.@(safetensors|ckpt|pt)'
         return
         ;;
-    '--precision')
+    '--precision'|'--save_precision')
         __lora-merge_add_completions -W 'fp16'$'\n''bf16'$'\n''fp32'
         return
         ;;
-    '--output'|'-o')
+    '-o'|'--output'|'--save_to')
+        __lora-merge_add_completions -o plusdirs -fX '!*.@(safetensors)'
+        return
+        ;;
+    '--models')
+        __lora-merge_add_completions -o plusdirs -fX '!*.@(safetensors|ckpt|pt)'
+        return
+        ;;
+    '--ratios')
         return
         ;;
     esac
@@ -219,26 +227,34 @@ _lora-merge_bake() {
 _lora-merge_loras() {
     repeating_flags=()
     non_repeating_flags=(--concat --modules --allow-nan --json --quiet -q --version -h --help)
-    repeating_options=()
-    non_repeating_options=(--rank --conv-rank --clamp-quantile --precision --output -o)
+    repeating_options=(--models --ratios)
+    non_repeating_options=(--rank --new_rank --conv-rank --new_conv_rank --clamp-quantile --clamp_quantile --precision --save_precision -o --output --save_to)
     __lora-merge_offer_flags_options -1
 
     # Offer option value completions
     case "${prev}" in
-    '--rank')
+    '--rank'|'--new_rank')
         return
         ;;
-    '--conv-rank')
+    '--conv-rank'|'--new_conv_rank')
         return
         ;;
-    '--clamp-quantile')
+    '--clamp-quantile'|'--clamp_quantile')
         return
         ;;
-    '--precision')
+    '--precision'|'--save_precision')
         __lora-merge_add_completions -W 'fp16'$'\n''bf16'$'\n''fp32'
         return
         ;;
-    '--output'|'-o')
+    '-o'|'--output'|'--save_to')
+        __lora-merge_add_completions -o plusdirs -fX '!*.@(safetensors)'
+        return
+        ;;
+    '--models')
+        __lora-merge_add_completions -o plusdirs -fX '!*.@(safetensors|ckpt|pt)'
+        return
+        ;;
+    '--ratios')
         return
         ;;
     esac

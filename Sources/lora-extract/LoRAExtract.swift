@@ -35,15 +35,26 @@ struct LoRAExtract: ParsableCommand {
 
 /// `--rank N|auto` with `--dynamic method=value` / `--fro F` shared by both commands.
 struct RankOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Rank of each module, or 'auto' to choose it per module (with --fro or --dynamic); with a dynamic rule it is the cap (default: --max-rank when extracting, each module's own rank when resizing).",
+    @Option(name: [.long, .customLong("dim"), .customLong("new_rank")],
+            help: ArgumentHelp("Rank of each module, or 'auto' to choose it per module (with --fro or --dynamic); with a dynamic rule it is the cap (default: --max-rank when extracting, each module's own rank when resizing). kohya: --dim, --new_rank.",
                                valueName: "n|auto"))
     var rank: String?
 
-    @Option(help: ArgumentHelp("Rank of 3x3 conv modules (LoCon); also turns on the resnet and conv modules when extracting.", valueName: "n|auto"))
+    @Option(name: [.long, .customLong("conv_dim"), .customLong("new_conv_rank")],
+            help: ArgumentHelp("Rank of 3x3 conv modules (LoCon); also turns on the resnet and conv modules when extracting. kohya: --conv_dim, --new_conv_rank.",
+                               valueName: "n|auto"))
     var convRank: String?
 
     @Option(help: ArgumentHelp("Choose ranks per module: sv_ratio=N, sv_fro=F or sv_cumulative=F; --rank then caps them.", valueName: "method=value"))
     var dynamic: String?
+
+    @Option(name: .customLong("dynamic_method"), help: ArgumentHelp("kohya's resize_lora.py spelling of --dynamic: the method (with --dynamic_param).",
+                                                                     valueName: "sv_ratio|sv_fro|sv_cumulative"),
+            completion: .list(["sv_ratio", "sv_fro", "sv_cumulative"]))
+    var dynamicMethod: String?
+
+    @Option(name: .customLong("dynamic_param"), help: ArgumentHelp("kohya's --dynamic_param: the value for --dynamic_method.", valueName: "value"))
+    var dynamicParam: String?
 
     @Option(help: ArgumentHelp("Shorthand for --dynamic sv_fro=F.", valueName: "F"))
     var fro: Double?
@@ -53,7 +64,10 @@ struct RankOptions: ParsableArguments {
 
     /// - Parameter uncapped: the cap when no --rank is given with a dynamic rule.
     func rules(uncapped: Int) throws -> (RankRule, RankRule?) {
-        let dynamicText = dynamic ?? fro.map { "sv_fro=\($0)" }
+        if (dynamicMethod == nil) != (dynamicParam == nil) { throw ValidationError("--dynamic_method and --dynamic_param go together (or use --dynamic method=value)") }
+        let kohyaDynamic = dynamicMethod.flatMap { method in dynamicParam.map { "\(method)=\($0)" } }
+        if kohyaDynamic != nil && (dynamic != nil || fro != nil) { throw ValidationError("give the dynamic rule once: --dynamic, --fro or --dynamic_method/--dynamic_param") }
+        let dynamicText = dynamic ?? kohyaDynamic ?? fro.map { "sv_fro=\($0)" }
         func rule(_ text: String) throws -> RankRule {
             let cap: Int
             if text == "auto" {
@@ -80,10 +94,11 @@ struct RankOptions: ParsableArguments {
 }
 
 struct OutputOptions: ParsableArguments {
-    @Option(name: .shortAndLong, help: ArgumentHelp("Output .safetensors file (written atomically; never an input).", valueName: "path"))
+    @Option(name: [.short, .long, .customLong("save_to")], help: ArgumentHelp("Output .safetensors file (written atomically; never an input). kohya: --save_to.", valueName: "path"),
+            completion: .file(extensions: ["safetensors"]))
     var output: String
 
-    @Option(help: ArgumentHelp("Output precision.", valueName: "fp16|bf16|fp32"))
+    @Option(name: [.long, .customLong("save_precision")], help: ArgumentHelp("Output precision. kohya: --save_precision (float = fp32).", valueName: "fp16|bf16|fp32"))
     var precision: Precision?
 
     @Flag(help: "List every module's rank, kept norm and error.")
@@ -131,19 +146,24 @@ struct Extract: ParsableCommand {
         LAPACK's exact SVD otherwise or with --exact.
         """)
 
-    @Option(help: ArgumentHelp("The original model.", valueName: "path"), completion: .file(extensions: ["safetensors", "ckpt"]))
+    @Option(name: [.long, .customLong("model_org")], help: ArgumentHelp("The original model. kohya: --model_org.", valueName: "path"),
+            completion: .file(extensions: ["safetensors", "ckpt"]))
     var base: String
 
-    @Option(help: ArgumentHelp("The fine-tuned model.", valueName: "path"), completion: .file(extensions: ["safetensors", "ckpt"]))
+    @Option(name: [.long, .customLong("model_tuned")], help: ArgumentHelp("The fine-tuned model. kohya: --model_tuned.", valueName: "path"),
+            completion: .file(extensions: ["safetensors", "ckpt"]))
     var tuned: String
 
     @OptionGroup var ranks: RankOptions
 
-    @Option(help: ArgumentHelp("Clamp factor values at this quantile (kohya's --clamp_quantile).", valueName: "q"))
+    @Option(name: [.long, .customLong("clamp_quantile")], help: ArgumentHelp("Clamp factor values at this quantile. kohya: --clamp_quantile.", valueName: "q"))
     var clampQuantile: Double = 0.99
 
-    @Option(help: ArgumentHelp("Leave the text encoder out unless some weight changed by more than this (kohya's --min_diff).", valueName: "d"))
+    @Option(name: [.long, .customLong("min_diff")],
+            help: ArgumentHelp("Leave the text encoder out unless some weight changed by more than this. kohya: --min_diff.", valueName: "d"))
     var minDiff: Double = 0.01
+
+    @OptionGroup var kohya: KohyaAcceptedFlags
 
     @Option(help: ArgumentHelp("alpha of every module (default: the rank, i.e. scale 1).", valueName: "a"))
     var alpha: Double?
@@ -191,13 +211,24 @@ struct Resize: ParsableCommand {
         """)
 
     @Argument(help: ArgumentHelp("The LoRA to resize.", valueName: "lora"), completion: .file(extensions: ["safetensors", "ckpt", "pt"]))
-    var input: String
+    var input: String?
+
+    @Option(name: .customLong("model"), help: ArgumentHelp("kohya's resize_lora.py spelling of the LoRA to resize.", valueName: "lora"),
+            completion: .file(extensions: ["safetensors", "ckpt", "pt"]))
+    var kohyaModel: String?
+
+    @OptionGroup var kohya: KohyaAcceptedFlags
+
+    var lora: String { input ?? kohyaModel ?? "" }
 
     @OptionGroup var ranks: RankOptions
 
     @OptionGroup var output: OutputOptions
 
-    mutating func validate() throws { _ = try ranks.rules(uncapped: Int.max) }
+    mutating func validate() throws {
+        guard (input == nil) != (kohyaModel == nil) else { throw ValidationError("give the LoRA to resize once (as an argument, or kohya's --model)") }
+        _ = try ranks.rules(uncapped: Int.max)
+    }
 
     func run() throws {
         ToolEnvironment.prepare()
@@ -206,7 +237,7 @@ struct Resize: ParsableCommand {
         options.precision = output.precision?.dtype
         let bar = ProgressBar(label: "resizing", unit: .items, enabled: !output.quiet)
         let report = try ToolRun.perform(json: output.json, bar: bar) {
-            try LoRAResizer.resize(input, output: output.output, options: options, progress: bar.callback)
+            try LoRAResizer.resize(lora, output: output.output, options: options, progress: bar.callback)
         }
         try output.print(report, verb: "resized")
     }

@@ -34,7 +34,8 @@ struct LoRAMerge: ParsableCommand {
 }
 
 struct CommonOptions: ParsableArguments {
-    @Option(name: .shortAndLong, help: ArgumentHelp("Output .safetensors file (written atomically; never an input).", valueName: "path"))
+    @Option(name: [.short, .long, .customLong("save_to")], help: ArgumentHelp("Output .safetensors file (written atomically; never an input). kohya: --save_to.", valueName: "path"),
+            completion: .file(extensions: ["safetensors"]))
     var output: String
 
     @Flag(help: "Merge even if a LoRA contains NaN or Inf values.")
@@ -45,6 +46,10 @@ struct CommonOptions: ParsableArguments {
 
     @Flag(name: .shortAndLong, help: "No progress bar.")
     var quiet = false
+
+    @OptionGroup var kohyaFlags: KohyaAcceptedFlags
+
+    @OptionGroup var kohyaLoRAs: KohyaLoRAList
 }
 
 struct Bake: ParsableCommand {
@@ -57,16 +62,17 @@ struct Bake: ParsableCommand {
         for byte. Every module is checked against the checkpoint before anything is written.
         """)
 
-    @Option(name: .shortAndLong, help: ArgumentHelp("The checkpoint to merge into.", valueName: "path"),
+    @Option(name: [.short, .long, .customLong("sd_model")], help: ArgumentHelp("The checkpoint to merge into. kohya: --sd_model.", valueName: "path"),
             completion: .file(extensions: ["safetensors", "ckpt", "pt"]))
     var model: String
 
     @Option(name: .shortAndLong, parsing: .singleValue,
             help: ArgumentHelp("A LoRA: path[:ratio][:unet ratio][:te=x][:unet=x][:lbw=weights]. Repeat for several.", valueName: "lora"),
             completion: .file(extensions: ["safetensors", "ckpt", "pt"]), transform: parseLoRASpec)
-    var lora: [LoRASpec]
+    var lora: [LoRASpec] = []
 
-    @Option(help: ArgumentHelp("Output precision of float tensors (default: each tensor's own).", valueName: "fp16|bf16|fp32"))
+    @Option(name: [.long, .customLong("save_precision")],
+            help: ArgumentHelp("Output precision of float tensors (default: each tensor's own). kohya: --save_precision (float = fp32).", valueName: "fp16|bf16|fp32"))
     var precision: Precision?
 
     @Flag(help: "Skip LoRA modules that match no weight of the checkpoint instead of failing (they are listed either way).")
@@ -75,6 +81,7 @@ struct Bake: ParsableCommand {
     @OptionGroup var common: CommonOptions
 
     mutating func validate() throws {
+        lora += common.kohyaLoRAs.specs
         guard !lora.isEmpty else { throw ValidationError("give at least one --lora") }
     }
 
@@ -122,21 +129,21 @@ struct Combine: ParsableCommand {
 
     @Argument(help: ArgumentHelp("LoRAs: path[:ratio][:unet ratio][:te=x][:unet=x][:lbw=weights].", valueName: "lora"),
               completion: .file(extensions: ["safetensors", "ckpt", "pt"]), transform: parseLoRASpec)
-    var loras: [LoRASpec]
+    var loras: [LoRASpec] = []
 
     @Flag(help: "Exact combination: ranks add up (the default when no --rank is given).")
     var concat = false
 
-    @Option(help: ArgumentHelp("Target rank for SVD merging.", valueName: "n"))
+    @Option(name: [.long, .customLong("new_rank")], help: ArgumentHelp("Target rank for SVD merging. kohya: --new_rank.", valueName: "n"))
     var rank: Int?
 
-    @Option(help: ArgumentHelp("Target rank of 3x3 conv modules (default: --rank).", valueName: "n"))
+    @Option(name: [.long, .customLong("new_conv_rank")], help: ArgumentHelp("Target rank of 3x3 conv modules (default: --rank). kohya: --new_conv_rank.", valueName: "n"))
     var convRank: Int?
 
-    @Option(help: ArgumentHelp("Clamp factors at this quantile of their values, as kohya does.", valueName: "q"))
+    @Option(name: [.long, .customLong("clamp_quantile")], help: ArgumentHelp("Clamp factors at this quantile of their values, as kohya does.", valueName: "q"))
     var clampQuantile: Double = 0.99
 
-    @Option(help: ArgumentHelp("Output precision (default: the inputs').", valueName: "fp16|bf16|fp32"))
+    @Option(name: [.long, .customLong("save_precision")], help: ArgumentHelp("Output precision (default: the inputs'). kohya: --save_precision.", valueName: "fp16|bf16|fp32"))
     var precision: Precision?
 
     @Flag(help: "List every module's rank and relative error.")
@@ -145,6 +152,7 @@ struct Combine: ParsableCommand {
     @OptionGroup var common: CommonOptions
 
     mutating func validate() throws {
+        loras += common.kohyaLoRAs.specs
         guard !loras.isEmpty else { throw ValidationError("give at least one LoRA") }
         if concat && rank != nil { throw ValidationError("--concat and --rank exclude each other") }
         if let rank, rank < 1 { throw ValidationError("--rank must be at least 1") }
