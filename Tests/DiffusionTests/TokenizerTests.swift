@@ -5,6 +5,19 @@ import XCTest
 /// Token ids, A1111 prompt parsing and 75-token chunks against the golden
 /// data from transformers' CLIPTokenizer, open_clip and A1111's own code.
 final class TokenizerTests: XCTestCase {
+    /// The Hugging Face cache is found where huggingface_hub puts it: HF_HUB_CACHE first, then HF_HOME/hub.
+    func testTokenizerSearchFollowsHuggingFaceCacheVariables() {
+        func hubRoots() -> [String] {
+            BPETokenizer.candidates(near: nil).filter { $0.contains("models--openai--clip-vit-large-patch14") }
+        }
+        setenv("HF_HOME", "/tmp/hf-home", 1)
+        defer { unsetenv("HF_HOME"); unsetenv("HF_HUB_CACHE") }
+        XCTAssertTrue(hubRoots().allSatisfy { $0.hasPrefix("/tmp/hf-home/hub/") }, "\(hubRoots())")
+        setenv("HF_HUB_CACHE", "/tmp/hf-hub-cache", 1)
+        XCTAssertTrue(hubRoots().allSatisfy { $0.hasPrefix("/tmp/hf-hub-cache/") }, "\(hubRoots())")
+        XCTAssertFalse(hubRoots().isEmpty)
+    }
+
     func testIdsMatchHuggingFaceAndOpenCLIP() throws {
         let golden = EngineGolden.info["tokenizer"] as! [String: Any]
         let prompts = golden["prompts"] as! [String]

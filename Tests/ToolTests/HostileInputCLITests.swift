@@ -221,4 +221,18 @@ final class HostileInputCLITests: XCTestCase {
         XCTAssertEqual(stat(upper, &info), 0)
         XCTAssertEqual(info.st_mode & 0o777, 0o664, "the replaced output keeps its permissions")
     }
+
+    /// A FIFO (or device) among the files is reported, not waited on forever.
+    func testNonRegularFilesAreRefusedWithoutHanging() throws {
+        let fifo = folder + "/pipe.safetensors"
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        let started = Date()
+        let result = try ToolRunner.run("lora-inspect", ["--summary", fifo, "/dev/zero", "Fixtures/models/sd1_tiny_lora.safetensors"])
+        XCTAssertLessThan(Date().timeIntervalSince(started), 20)
+        XCTAssertEqual(result.status, 2)
+        let report = try ToolRunner.run("lora-inspect", [fifo])
+        XCTAssertTrue(report.stdout.contains("is a FIFO (named pipe), not a file"), report.stdout)
+        let merge = try ToolRunner.run("lora-merge", ["--model", "Fixtures/models/sd1_tiny.safetensors", "--lora", fifo, "-o", folder + "/o.safetensors", "-q"])
+        XCTAssertEqual(merge.status, 2, merge.stderr)
+    }
 }

@@ -87,7 +87,10 @@ extension BPETokenizer {
             places += [folder + "/tokenizer", folder + "/bpe_simple_vocab_16e6.txt.gz"]
         }
         let home = ProcessInfo.processInfo.environment["HOME"] ?? ""
-        let hub = (ProcessInfo.processInfo.environment["HF_HOME"].map { $0 + "/hub" }) ?? home + "/.cache/huggingface/hub"
+        // Hugging Face's own order: HF_HUB_CACHE, then HF_HOME/hub, then $XDG_CACHE_HOME (or ~/.cache)/huggingface/hub.
+        let env = ProcessInfo.processInfo.environment
+        let hub = env["HF_HUB_CACHE"] ?? env["HF_HOME"].map { $0 + "/hub" }
+            ?? (env["XDG_CACHE_HOME"] ?? home + "/.cache") + "/huggingface/hub"
         for model in ["models--openai--clip-vit-large-patch14", "models--runwayml--stable-diffusion-v1-5/snapshots/*/tokenizer",
                       "models--stabilityai--stable-diffusion-xl-base-1.0/snapshots/*/tokenizer"] {
             let root = hub + "/" + model.split(separator: "/").first!

@@ -38,10 +38,25 @@ public final class MappedFile: @unchecked Sendable {
         bytes.withUnsafeBytes { MappedFile(copying: $0, path: path) }
     }
 
+    static func describeNonRegular(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFDIR: return "is a directory"
+        case S_IFIFO: return "is a FIFO (named pipe), not a file"
+        case S_IFCHR, S_IFBLK: return "is a device, not a file"
+        case S_IFSOCK: return "is a socket, not a file"
+        default: return "not a regular file"
+        }
+    }
+
     public init(path: String) throws(ModelError) {
         self.path = path
         ownsHeapMemory = false
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // Look before opening: open() of a FIFO waits for a writer forever.
+        var before = stat()
+        if stat(path, &before) == 0, (before.st_mode & S_IFMT) != S_IFREG {
+            throw ModelError(.io, MappedFile.describeNonRegular(before.st_mode), file: path)
+        }
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         if fd < 0 {
             throw ModelError(.io, "cannot open: \(String(cString: strerror(errno)))", file: path)
         }
@@ -52,11 +67,8 @@ public final class MappedFile: @unchecked Sendable {
         if fstat(fd, &info) != 0 {
             throw ModelError(.io, "cannot stat: \(String(cString: strerror(errno)))", file: path)
         }
-        if (info.st_mode & S_IFMT) == S_IFDIR {
-            throw ModelError(.io, "is a directory", file: path)
-        }
         if (info.st_mode & S_IFMT) != S_IFREG {
-            throw ModelError(.io, "not a regular file", file: path)
+            throw ModelError(.io, MappedFile.describeNonRegular(info.st_mode), file: path)
         }
         size = Int(info.st_size)
         if size == 0 {
