@@ -9,6 +9,7 @@ struct LoRABench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lora-bench",
         abstract: "Fixtures and side-by-side benchmarks for LoRA Tools (see Benchmarks/README.md).",
+        version: LoRATools.version,
         subcommands: [HostInfo.self, MakeFixtures.self, MakeModel.self, InspectBench.self, MergeBench.self, ExtractBench.self, ExtractError.self, EngineBench.self, GemmBench.self])
 }
 

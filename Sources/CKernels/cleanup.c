@@ -8,12 +8,18 @@
 #include <unistd.h>
 
 #define LT_CLEANUP_SLOTS 256
+// Each slot: the temporary file, then (after its NUL) the destination it stands for.
 static char *volatile slots[LT_CLEANUP_SLOTS];
 static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *volatile interrupt_note;
+static int stderr_is_terminal;
 
-int lt_cleanup_register(const char *path) {
-    char *copy = strdup(path);
+int lt_cleanup_register(const char *path, const char *destination) {
+    size_t a = strlen(path), b = strlen(destination);
+    char *copy = malloc(a + b + 2);
     if (!copy) return -1;
+    memcpy(copy, path, a + 1);
+    memcpy(copy + a + 1, destination, b + 1);
     pthread_mutex_lock(&slots_lock);
     for (int i = 0; i < LT_CLEANUP_SLOTS; i++) {
         if (slots[i] == NULL) {
@@ -36,16 +42,45 @@ void lt_cleanup_unregister(int slot) {
     free(path);
 }
 
+void lt_cleanup_set_interrupt_note(const char *note) {
+    char *copy = note ? strdup(note) : NULL;
+    char *old = interrupt_note;
+    interrupt_note = copy;
+    free(old);
+}
+
+static void say(const char *text) {
+    size_t n = strlen(text);
+    while (n > 0) {
+        ssize_t w = write(STDERR_FILENO, text, n);
+        if (w <= 0) return;
+        text += w;
+        n -= (size_t)w;
+    }
+}
+
 static void on_signal(int sig) {
+    // Say what happened to each output, then what was kept (write(2) only: async-signal-safe).
+    say(stderr_is_terminal ? "\r\033[2K\ninterrupted" : "interrupted");
     for (int i = 0; i < LT_CLEANUP_SLOTS; i++) {
         char *path = slots[i];
-        if (path) unlink(path);
+        if (!path) continue;
+        unlink(path);
+        say(": ");
+        say(path + strlen(path) + 1);
+        say(" was not written (its unfinished temporary file was removed)");
     }
+    if (interrupt_note) {
+        say("; ");
+        say(interrupt_note);
+    }
+    say("\n");
     signal(sig, SIG_DFL);
     raise(sig);
 }
 
 void lt_cleanup_install_signal_handlers(void) {
+    stderr_is_terminal = isatty(STDERR_FILENO);
     struct sigaction action;
     memset(&action, 0, sizeof(action));
     action.sa_handler = on_signal;

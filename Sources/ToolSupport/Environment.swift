@@ -62,6 +62,11 @@ public enum ToolEnvironment {
                 "kernels: \(kernelDescription)"]
     }
 
+    /// What Ctrl-C keeps, said after the outputs it removed (nil: nothing to say).
+    public static func setInterruptNote(_ note: String?) {
+        if let note { lt_cleanup_set_interrupt_note(TerminalText.escape(note)) } else { lt_cleanup_set_interrupt_note(nil) }
+    }
+
     public static var stderrIsTerminal: Bool { isatty(STDERR_FILENO) != 0 }
     public static var stdoutIsTerminal: Bool { isatty(STDOUT_FILENO) != 0 }
 }

@@ -13,9 +13,12 @@ public final class HashCache: @unchecked Sendable {
     private let path: String
     private var entries: [String: Entry]
     private let lock = NSLock()
+    /// Read the file but never write it (a dry run leaves the cache folder as it was).
+    private let readOnly: Bool
 
-    public init(path: String) {
+    public init(path: String, readOnly: Bool = false) {
         self.path = path
+        self.readOnly = readOnly
         if let data = FileManager.default.contents(atPath: path),
            let decoded = try? JSONDecoder().decode([String: Entry].self, from: data) {
             entries = decoded
@@ -44,7 +47,7 @@ public final class HashCache: @unchecked Sendable {
         entries[(path as NSString).standardizingPath] = Entry(size: size, modified: modified, hashes: hashes)
         let snapshot = entries
         lock.unlock()
-        if let bytes = try? FileOutput.json(snapshot) { try? FileOutput.write(bytes, to: self.path) }
+        if !readOnly, let bytes = try? FileOutput.json(snapshot) { try? FileOutput.write(bytes, to: self.path) }
     }
 
     public func hashes(_ model: ModelFile, path: String) throws(ModelError) -> FileHashes {

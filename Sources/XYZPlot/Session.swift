@@ -12,6 +12,8 @@ public final class Session: @unchecked Sendable {
         /// Also save each cell as a named PNG here.
         public var cellsFolder: String?
         public var version = "0"
+        /// Only look: write nothing into the cache folder (--dry-run).
+        public var readOnly = false
         public init(cacheFolder: String) { self.cacheFolder = cacheFolder }
     }
 
@@ -39,7 +41,7 @@ public final class Session: @unchecked Sendable {
     public init(plan: Plan, options: Options, events: ((Event) -> Void)? = nil) throws(ModelError) {
         self.options = options
         cache = CellCache(folder: options.cacheFolder)
-        let hashCache = HashCache(path: cache.hashCachePath)
+        let hashCache = HashCache(path: cache.hashCachePath, readOnly: options.readOnly)
         let catalog = try Catalog.check(plan.cells, hashCache: hashCache) { events?(.checking($0)) }
         let keys = plan.cells.map { CellCache.key($0.settings, catalog: catalog) }
         planFile = PlanFile(version: options.version, plan: plan, keys: keys, catalog: catalog)

@@ -26,7 +26,8 @@ public enum ValueLists {
 
     public static func integers(_ text: String, what: String) throws(ModelError) -> [Int] {
         try numbers(text, what: what).map { v throws(ModelError) in
-            guard v == v.rounded(), abs(v) < 1e15 else { throw ModelError(.mismatch, "\(what): \(v) is not a whole number") }
+            guard abs(v) < 1e15 else { throw ModelError(.mismatch, "\(what): \(formatNumber(v)) is out of range (at most 15 digits)") }
+            guard v == v.rounded() else { throw ModelError(.mismatch, "\(what): \(formatNumber(v)) is not a whole number") }
             return Int(v)
         }
     }

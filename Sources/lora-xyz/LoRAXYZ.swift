@@ -53,7 +53,7 @@ struct Render: ParsableCommand {
     @Option(name: .shortAndLong, parsing: .singleValue,
             help: ArgumentHelp("Checkpoint (SD1.x, SD2.x, SDXL; .safetensors or .ckpt). Repeat for a checkpoint axis.", valueName: "path"),
             completion: .file(extensions: ["safetensors", "ckpt"]))
-    var model: [String] = []
+    var model: [String]
 
     @Option(parsing: .singleValue,
             help: ArgumentHelp("A separate VAE (A1111's SD VAE), e.g. vae-ft-mse-840000-ema-pruned.safetensors. Repeat for a VAE axis.", valueName: "path"),
@@ -70,7 +70,8 @@ struct Render: ParsableCommand {
             completion: .file(extensions: ["safetensors", "ckpt", "pt"]))
     var withLoRA: [String] = []
 
-    @Option(help: ArgumentHelp("LoRA weights: 0.4,0.6,0.8,1 or ranges 0-1 (+0.25), 0-1 [5].", valueName: "list"))
+    // .unconditional: "-0.5" (a negative weight, as A1111 takes) is a value, not an option.
+    @Option(parsing: .unconditional, help: ArgumentHelp("LoRA weights: 0.4,0.6,0.8,1 or ranges 0-1 (+0.25), 0-1 [5]; negative weights are allowed.", valueName: "list"))
     var weights: String = "1"
 
     @Option(help: ArgumentHelp("The prompt; <lora> marks where the LoRA tag goes (else it is appended).", valueName: "text"))
@@ -86,7 +87,8 @@ struct Render: ParsableCommand {
     @Option(help: ArgumentHelp("Negative prompt.", valueName: "text"))
     var negative: String = ""
 
-    @Option(help: ArgumentHelp("Seeds: 1234,5678 or a range 1-4. -1 picks a random seed (a new one each run, so the cells are not reused).", valueName: "list"))
+    @Option(parsing: .unconditional,
+            help: ArgumentHelp("Seeds: 1234,5678 or a range 1-4. -1 picks a random seed (a new one each run, so the cells are not reused).", valueName: "list"))
     var seeds: String = "1234"
 
     @Option(help: ArgumentHelp("Samplers, comma-separated: \(SamplerChoice.knownNames.joined(separator: ", ")) (or euler_a, dpmpp_2m_karras, …).",
@@ -149,7 +151,6 @@ struct Render: ParsableCommand {
     var dryRun = false
 
     mutating func validate() throws {
-        guard !model.isEmpty else { throw ValidationError("give a checkpoint with --model") }
         if let shard, Shard(shard) == nil { throw ValidationError("--shard takes i/n with 1 ≤ i ≤ n, e.g. 2/4") }
         guard width > 0, height > 0, width <= 4096, height <= 4096 else { throw ValidationError("width and height must be 1…4096") }
         guard rngVariant == "auto" || TorchGenerator.Variant(rawValue: rngVariant) != nil else {
@@ -234,6 +235,7 @@ struct Render: ParsableCommand {
         var options = Session.Options(cacheFolder: cacheFolder)
         options.shard = shard.flatMap(Shard.init)
         options.version = LoRATools.version
+        options.readOnly = dryRun
         let verbose = !sheet.quiet && !sheet.json
         let session = try Session(plan: plan, options: options) { event in
             if case .checking(let what) = event, verbose, ToolEnvironment.stderrIsTerminal { printError(TerminalText.escape(what)) }
@@ -258,6 +260,7 @@ struct Render: ParsableCommand {
                        + ", \(pending.count) to render (~\(clock(estimate.seconds))\(estimate.measured ? "" : ", rough estimate"))"
                        + ", cache \(cacheFolder)")
         }
+        ToolEnvironment.setInterruptNote("the cells finished so far are kept in \(cacheFolder): run the same command again to resume")
         let totalSteps = pending.reduce(0) { $0 + CellRenderer.unetEvaluations($1.settings) / 2 / $1.settings.sampler.sampler.evaluationsPerStep }
         let bar = ProgressBar(label: "rendering", total: totalSteps, unit: .items, enabled: !sheet.quiet)
         do {

@@ -61,7 +61,7 @@ final class TorchCheckpointTests: XCTestCase {
             ("bad-local", ZipBuilder.build([("archive/data.pkl", pickle)], corruptLocalOffset: true), "local header"),
             ("missing-storage", ZipBuilder.build([("archive/data.pkl", Pickle.stateDict([("w", "0", [2])]))]), "missing from the archive"),
             ("short-storage", ZipBuilder.build([("archive/data.pkl", Pickle.stateDict([("w", "0", [8])])), ("archive/data/0", [UInt8](repeating: 0, count: 8))]),
-             "claims 8 elements"),
+             "claims 8 fp32 elements (32 bytes)"),
             ("view-out-of-bounds", ZipBuilder.build([("archive/data.pkl", Pickle.stateDict([("w", "0", [2])], storageCount: 2, offset: 1)),
                                                      ("archive/data/0", [UInt8](repeating: 0, count: 8))]), "reaches element"),
         ]

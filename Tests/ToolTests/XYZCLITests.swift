@@ -22,6 +22,7 @@ final class XYZCLITests: XCTestCase {
         XCTAssertTrue(plan.stdout.contains("X: LoRA (2): e3 · e6"), plan.stdout)
         XCTAssertTrue(plan.stdout.contains("4 cells, 0 cached, 4 to render"), plan.stdout)
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/sheet.png"), "a dry run draws nothing")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/sheet.cache"), "a dry run writes nothing, not even the hash cache")
 
         let first = try ToolRunner.run("lora-xyz", common + ["--quiet"])
         XCTAssertEqual(first.status, 0, first.stderr)
@@ -110,5 +111,40 @@ final class XYZCLITests: XCTestCase {
         let sheet = try PNGCodec.read(folder + "/sheet.png")
         let red = stride(from: 0, to: sheet.pixels.count, by: 3).filter { sheet.pixels[$0] == 110 && sheet.pixels[$0 + 1] == 20 && sheet.pixels[$0 + 2] == 20 }.count
         XCTAssertGreaterThan(red, 64 * 32, "the mark fills most of a 64x64 cell")
+    }
+
+    /// Ctrl-C says what was kept: the finished cells stay in the cache, and the
+    /// same command resumes from them.
+    func testInterruptSaysWhatWasKept() throws {
+        let folder = NSTemporaryDirectory() + "lora-xyz-int-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try XCTUnwrap(FixtureSet.items.first { $0.name == "sd1_engine.safetensors" }).write(folder + "/base.safetensors")
+        let arguments = ["--model", folder + "/base.safetensors", "--prompt", "a cat", "--seeds", "1-6", "--steps", "12", "--sampler", "Euler",
+                         "--width", "128", "--height", "128", "--tokenizer", "Fixtures/tokenizer/clip_bpe_merges.txt.gz", "-o", folder + "/sheet.png"]
+        let process = Process()
+        process.executableURL = ToolRunner.products.appendingPathComponent("lora-xyz")
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: ToolRunner.repoRoot)
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        // Wait for the first finished cell, then interrupt.
+        let cells = folder + "/sheet.cache/cells"
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, ((try? FileManager.default.contentsOfDirectory(atPath: cells))?.filter { $0.hasSuffix(".json") }.count ?? 0) == 0 {
+            usleep(50_000)
+        }
+        kill(process.processIdentifier, SIGINT)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationReason, .uncaughtSignal, stderr)
+        XCTAssertTrue(stderr.contains("interrupted") && stderr.contains("kept in \(folder)/sheet.cache") && stderr.contains("run the same command again"), stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/sheet.png"))
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: cells).filter { $0.hasSuffix(".tmp") }
+        XCTAssertEqual(leftovers, [], "no unfinished cell is left")
+        let resumed = try ToolRunner.run("lora-xyz", arguments + ["--dry-run"])
+        XCTAssertFalse(resumed.stdout.contains(", 0 cached,"), "the finished cells are reused: \(resumed.stdout)")
     }
 }

@@ -98,8 +98,11 @@ long long lt_copy_file_range(int in_fd, long long in_offset, int out_fd, long lo
 void lt_torch_normal16(float *data, int variant);
 
 // ---- interrupted runs ---------------------------------------------------------
-/// Remember a temporary file to delete if the process is interrupted; returns a slot.
-int lt_cleanup_register(const char *path);
+/// Remember a temporary file to delete if the process is interrupted, and the
+/// output it stands for (named in the message); returns a slot.
+int lt_cleanup_register(const char *path, const char *destination);
+/// What an interrupted run keeps, said after the removals (e.g. "rendered cells are kept in …"); NULL for nothing.
+void lt_cleanup_set_interrupt_note(const char *note);
 void lt_cleanup_unregister(int slot);
 /// SIGINT/SIGTERM/SIGHUP delete the registered files, then terminate as usual.
 void lt_cleanup_install_signal_handlers(void);

@@ -113,7 +113,8 @@ public enum Hashing {
     }
 
     /// All hashes of a model file. The whole-file and data-only passes run on
-    /// two threads at once (each is sequential by nature).
+    /// two threads at once (each is sequential by nature); progress follows the
+    /// whole-file pass, so a bar shows the file's size, not the bytes hashed twice.
     public static func hashes(of model: ModelFile, progress: (@Sendable (Int) -> Void)? = nil) -> FileHashes {
         let file = model.file
         final class Box: @unchecked Sendable { var value: String? }
@@ -123,7 +124,7 @@ public enum Hashing {
             if job == 0 {
                 whole.value = sha256(file, progress: progress)
             } else if let offset = model.dataOffset {
-                data.value = sha256(file, from: offset, progress: progress)
+                data.value = sha256(file, from: offset)
             }
         }
         return FileHashes(sha256: whole.value ?? "", autoV1: legacyModelHash(file), addnet: data.value)

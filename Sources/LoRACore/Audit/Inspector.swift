@@ -91,7 +91,7 @@ public enum Inspector {
             let wantHashes = options.hashes ?? (isLoRA || model.file.size < 64 << 20)
             let wantScan = options.scanValues ?? isLoRA
             var total = 0
-            if wantHashes { total += model.file.size + (model.dataOffset.map { model.file.size - $0 } ?? 0) }
+            if wantHashes { total += model.file.size }
             if wantScan { total += model.tensors.filter(\.dtype.isFloatingPoint).reduce(0) { $0 + $1.byteCount } }
             if total > 0 { progress?(-total) }
             if wantHashes { report.hashes = Hashing.hashes(of: model, progress: progress) }

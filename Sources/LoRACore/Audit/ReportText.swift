@@ -76,7 +76,7 @@ public enum ReportText {
         var family = lora.family.label
         if lora.family.evidence == .metadata { family += " (from metadata only)" }
         l("type", "\(lora.networkType) for \(family)")
-        if !lora.family.reasons.isEmpty { l("detected by", lora.family.reasons.joined(separator: "; ")) }
+        if !lora.family.reasons.isEmpty { l("evidence", lora.family.reasons.joined(separator: "; ")) }
         let components = lora.modulesByComponent.map { "\($0.value) \($0.count)" }.joined(separator: ", ")
         l("modules", "\(lora.moduleCount) (\(components))\(lora.convModules > 0 ? ", \(lora.convModules) conv" : "")")
         if lora.algorithms.count > 1 { l("algorithms", counts(lora.algorithms)) }
@@ -118,7 +118,7 @@ public enum ReportText {
     private static func appendCheckpoint(_ c: CheckpointReport, to out: inout [String]) {
         func l(_ a: String, _ b: String) { line(&out, a, b) }
         l("type", "checkpoint, \(c.family.label)")
-        if !c.family.reasons.isEmpty { l("detected by", c.family.reasons.joined(separator: "; ")) }
+        if !c.family.reasons.isEmpty { l("evidence", c.family.reasons.joined(separator: "; ")) }
         l("parameters", "\(count(c.parameters)) (\(c.precision.map { "\($0.value) \(count($0.count))" }.joined(separator: ", ")))")
         l("ema", c.hasEMA ? "yes (EMA weights present)" : "no")
         if let key = c.stateDictKey { l("nested", "weights under '\(key)'") }

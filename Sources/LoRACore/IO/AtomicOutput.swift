@@ -51,7 +51,7 @@ public final class AtomicOutput: @unchecked Sendable {
         }
         temporaryPath = path
         fd = handle
-        cleanupSlot = lt_cleanup_register(path)
+        cleanupSlot = lt_cleanup_register(path, destination)
         // A replaced output keeps its permissions (a shared models folder stays group-writable).
         var existing = stat()
         if stat(destination, &existing) == 0 { fchmod(handle, existing.st_mode & 0o7777) }

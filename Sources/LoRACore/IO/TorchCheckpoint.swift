@@ -96,7 +96,8 @@ public struct TorchCheckpoint: Sendable {
             }
             let needed = Int(count).multipliedReportingOverflow(by: dtype?.size ?? 1)
             guard !needed.overflow, member.uncompressedSize >= needed.partialValue else {
-                throw ModelError(.invalid, "storage record data/\(key) holds \(member.uncompressedSize) bytes but the pickle claims \(count) elements",
+                let claim = dtype.map { "\(count) \($0.shortName) elements (\(needed.overflow ? "more than 2^63" : String(needed.partialValue)) bytes)" } ?? "\(count) bytes"
+                throw ModelError(.invalid, "storage record data/\(key) holds \(member.uncompressedSize) bytes but the pickle claims \(claim)",
                                  file: file.path, key: key)
             }
             if cache.storages[key] == nil {
