@@ -56,7 +56,7 @@ public struct Catalog: Sendable, Codable {
             try StableDiffusionModel.checkAttention(config, path: path)
             let sha = try hashCache?.sha256(file.file, path: path) ?? Hashing.sha256(file.file)
             catalog.checkpoints[path] = Checkpoint(path: path, family: family.rawValue, sha256: sha,
-                                                   sizeMultiple: 8 << (config.channelMultipliers.count - 1))
+                                                   sizeMultiple: Pipeline.sizeMultiple)
             opened[path] = file
         }
         for path in orderedUnique(cells.compactMap(\.settings.vae)) {

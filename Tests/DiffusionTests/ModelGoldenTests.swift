@@ -1,4 +1,4 @@
-import Diffusion
+@testable import Diffusion
 import Foundation
 import LoRACore
 import XCTest
@@ -62,6 +62,34 @@ final class ModelGoldenTests: XCTestCase {
             }
             let out = model.unet.forward(x, timesteps: t, context: context, vector: vector)
             XCTAssertLessThan(EngineGolden.relativeError(out.values, golden["\(family)_out"]!.floats()), 1e-4, family)
+        }
+    }
+
+    /// A1111 renders sides that are multiples of 8, not only of 64: where the
+    /// decoder path comes back larger than the skip it is resized to the skip
+    /// by nearest neighbour (its torch.cat hijack). Here: the resize is torch's
+    /// nearest rule, and odd latent sizes run through every family's U-Net.
+    func testSidesThatAreMultiplesOf8Render() throws {
+        // torch: src = floor(dst * (in / out)) with the scale in float32.
+        let x = Tensor(shape: [1, 2, 5, 7], values: (0..<70).map(Float.init))
+        let y = resizeNearest(x, height: 3, width: 4)
+        var expected: [Float] = []
+        for c in 0..<2 { for r in 0..<3 { for q in 0..<4 {
+            let sr = Int((Float(r) * (Float(5) / 3)).rounded(.down)), sc = Int((Float(q) * (Float(7) / 4)).rounded(.down))
+            expected.append(Float(c * 35 + sr * 7 + sc))
+        } } }
+        XCTAssertEqual(y.shape, [1, 2, 3, 4])
+        XCTAssertEqual(y.values, expected)
+        for family in ["sd1", "sd2", "sdxl"] {
+            let model = try Self.model(family)
+            let pipeline = Pipeline(model: model)
+            var parameters = GenerationParameters(prompt: "a cat", seed: 3, steps: 1, sampler: SamplerChoice(.euler))
+            (parameters.width, parameters.height) = (72, 104)
+            let conditions = try pipeline.conditions(prompt: parameters.prompt, negative: "")
+            let latents = try pipeline.sample(parameters, conditions: conditions)
+            XCTAssertEqual(latents.shape, [1, model.config.latentChannels, 13, 9], family)
+            XCTAssertTrue(latents.values.allSatisfy(\.isFinite), family)
+            XCTAssertThrowsError(try pipeline.latentSize(width: 70, height: 64), "\(family): not a multiple of 8")
         }
     }
 

@@ -26,9 +26,35 @@ private func upsampleRun(_ x: Tensor) -> Tensor {
     return y
 }
 
-/// Channel-wise concatenation of two NCHW tensors with the same batch and size.
+/// Channel-wise concatenation of two NCHW tensors with the same batch. When
+/// their sizes differ (an image side that is a multiple of 8 but not of 64:
+/// the decoder path comes back one row or column larger than the skip), `a`
+/// is first resized to `b`'s size by nearest neighbour, as A1111's U-Net
+/// hijack does (modules/sd_hijack_unet.py, TorchHijackForUnet.cat).
 func concatenateChannels(_ a: Tensor, _ b: Tensor) -> Tensor {
-    EngineProfile.measure(.elementwise) { concatenateRun(a, b) }
+    let a = a.shape[2] == b.shape[2] && a.shape[3] == b.shape[3] ? a : resizeNearest(a, height: b.shape[2], width: b.shape[3])
+    return EngineProfile.measure(.elementwise) { concatenateRun(a, b) }
+}
+
+/// torch's `F.interpolate(x, size, mode="nearest")`: source index
+/// floor(i · (in/out)) with the scale in single precision, as torch computes it.
+func resizeNearest(_ x: Tensor, height: Int, width: Int) -> Tensor {
+    let planes = x.shape[0] * x.shape[1], h = x.shape[2], w = x.shape[3]
+    let scaleY = Float(h) / Float(height), scaleX = Float(w) / Float(width)
+    let rows = (0..<height).map { min(h - 1, Int((Float($0) * scaleY).rounded(.down))) }
+    let cols = (0..<width).map { min(w - 1, Int((Float($0) * scaleX).rounded(.down))) }
+    var y = Tensor.uninitialized([x.shape[0], x.shape[1], height, width])
+    x.withPointer { xp in
+        y.withMutablePointer { yp in
+            for p in 0..<planes {
+                let source = xp + p * h * w, target = yp + p * height * width
+                for (r, sr) in rows.enumerated() {
+                    for (c, sc) in cols.enumerated() { target[r * width + c] = source[sr * w + sc] }
+                }
+            }
+        }
+    }
+    return y
 }
 
 private func concatenateRun(_ a: Tensor, _ b: Tensor) -> Tensor {

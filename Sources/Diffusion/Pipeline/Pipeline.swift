@@ -25,14 +25,17 @@ public struct Pipeline: Sendable {
                           uncond: try text.encode(ExtraNetworks.strip(negative), isNegative: true, adapters: adapters))
     }
 
-    /// Latent size for an image size; both sides must be multiples of what the U-Net halves.
+    /// Latent size for an image size: sides must be multiples of 8 (the VAE's
+    /// factor), as in A1111; the U-Net matches odd latent sizes at its skips.
     public func latentSize(width: Int, height: Int) throws(ModelError) -> (Int, Int) {
-        let factor = 8 << (model.config.channelMultipliers.count - 1)
-        guard width > 0, height > 0, width % factor == 0, height % factor == 0 else {
-            throw ModelError(.mismatch, "width and height must be positive multiples of \(factor) for \(model.family.rawValue) (got \(width)x\(height))")
+        guard width > 0, height > 0, width % Pipeline.sizeMultiple == 0, height % Pipeline.sizeMultiple == 0 else {
+            throw ModelError(.mismatch, "width and height must be positive multiples of \(Pipeline.sizeMultiple) (got \(width)x\(height))")
         }
         return (height / 8, width / 8)
     }
+
+    /// Image sides are multiples of this (one latent pixel).
+    public static let sizeMultiple = 8
 
     /// The initial noise of an image: torch.randn(4, h, w) from its seed, by torch's `variant` kernel.
     public func initialNoise(seed: UInt64, width: Int, height: Int,
