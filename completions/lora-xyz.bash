@@ -193,7 +193,7 @@ _lora-xyz_render() {
     repeating_flags=()
     non_repeating_flags=(--combined --json --quiet -q --dry-run --version -h --help)
     repeating_options=(--model -m --vae --loras --with-lora --lbw)
-    non_repeating_options=(--weights --prompt --prompts --prompt-sr --negative --seeds --sampler --steps --cfg --clip-skip --width --height --rng-variant --x --y --z --output -o --cells --cell-size --manifest --font --cache --tokenizer --shard)
+    non_repeating_options=(--weights --prompt --prompts --prompt-sr --negative --seeds --sampler --schedule --steps --cfg --clip-skip --width --height --rng-variant --x --y --z --output -o --cells --cell-size --manifest --font --cache --tokenizer --shard)
     __lora-xyz_offer_flags_options 0
 
     # Offer option value completions
@@ -237,6 +237,10 @@ _lora-xyz_render() {
         __lora-xyz_add_completions -W 'euler'$'\n''euler_a'$'\n''dpmpp_2m'$'\n''dpmpp_2m_karras'$'\n''dpmpp_sde'$'\n''dpmpp_sde_karras'$'\n''ddim'
         return
         ;;
+    '--schedule')
+        __lora-xyz_add_completions -W 'Automatic'$'\n''Uniform'$'\n''Karras'$'\n''Exponential'
+        return
+        ;;
     '--steps')
         return
         ;;
@@ -261,15 +265,15 @@ _lora-xyz_render() {
         return
         ;;
     '--x')
-        __lora-xyz_add_completions -W 'lora'$'\n''weight'$'\n''seed'$'\n''prompt'$'\n''prompt-sr'$'\n''sampler'$'\n''cfg'$'\n''steps'$'\n''lbw'$'\n''checkpoint'$'\n''vae'$'\n''clip-skip'
+        __lora-xyz_add_completions -W 'lora'$'\n''weight'$'\n''seed'$'\n''prompt'$'\n''prompt-sr'$'\n''sampler'$'\n''schedule'$'\n''cfg'$'\n''steps'$'\n''lbw'$'\n''checkpoint'$'\n''vae'$'\n''clip-skip'
         return
         ;;
     '--y')
-        __lora-xyz_add_completions -W 'lora'$'\n''weight'$'\n''seed'$'\n''prompt'$'\n''prompt-sr'$'\n''sampler'$'\n''cfg'$'\n''steps'$'\n''lbw'$'\n''checkpoint'$'\n''vae'$'\n''clip-skip'
+        __lora-xyz_add_completions -W 'lora'$'\n''weight'$'\n''seed'$'\n''prompt'$'\n''prompt-sr'$'\n''sampler'$'\n''schedule'$'\n''cfg'$'\n''steps'$'\n''lbw'$'\n''checkpoint'$'\n''vae'$'\n''clip-skip'
         return
         ;;
     '--z')
-        __lora-xyz_add_completions -W 'lora'$'\n''weight'$'\n''seed'$'\n''prompt'$'\n''prompt-sr'$'\n''sampler'$'\n''cfg'$'\n''steps'$'\n''lbw'$'\n''checkpoint'$'\n''vae'$'\n''clip-skip'
+        __lora-xyz_add_completions -W 'lora'$'\n''weight'$'\n''seed'$'\n''prompt'$'\n''prompt-sr'$'\n''sampler'$'\n''schedule'$'\n''cfg'$'\n''steps'$'\n''lbw'$'\n''checkpoint'$'\n''vae'$'\n''clip-skip'
         return
         ;;
     '--output'|'-o')

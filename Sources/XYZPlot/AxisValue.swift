@@ -10,6 +10,8 @@ public enum AxisKind: String, CaseIterable, Sendable, Codable {
     case prompt
     case promptSR = "prompt-sr"
     case sampler
+    /// A1111's "Schedule type" (Automatic, Uniform, Karras, Exponential).
+    case schedule
     case cfg
     case steps
     case lbw
@@ -26,6 +28,7 @@ public enum AxisKind: String, CaseIterable, Sendable, Codable {
         case .prompt: return "Prompt"
         case .promptSR: return "Prompt S/R"
         case .sampler: return "Sampler"
+        case .schedule: return "Schedule type"
         case .cfg: return "CFG Scale"
         case .steps: return "Steps"
         case .lbw: return "Block weights"
@@ -45,6 +48,7 @@ public enum AxisValue: Sendable, Hashable, Codable {
     /// Prompt S/R: replace `search` by `replacement` in prompt and negative prompt.
     case promptSR(search: String, replacement: String)
     case sampler(SamplerChoice)
+    case schedule(ScheduleKind)
     case cfg(Double)
     case steps(Int)
     case lbw(String)
@@ -60,6 +64,7 @@ public enum AxisValue: Sendable, Hashable, Codable {
         case .prompt: return .prompt
         case .promptSR: return .promptSR
         case .sampler: return .sampler
+        case .schedule: return .schedule
         case .cfg: return .cfg
         case .steps: return .steps
         case .lbw: return .lbw
@@ -78,6 +83,7 @@ public enum AxisValue: Sendable, Hashable, Codable {
         case .prompt(let p): return p
         case .promptSR(_, let replacement): return replacement
         case .sampler(let s): return s.description
+        case .schedule(let k): return "Schedule type: \(k.rawValue)"
         case .cfg(let c): return "CFG Scale: \(Infotext.number(c))"
         case .steps(let n): return "Steps: \(n)"
         case .lbw(let text): return "LBW: \(text)"
@@ -96,6 +102,7 @@ public enum AxisValue: Sendable, Hashable, Codable {
         case .prompt(let p): return p
         case .promptSR(_, let replacement): return replacement
         case .sampler(let s): return s.description
+        case .schedule(let k): return k.rawValue
         case .cfg(let c): return Infotext.number(c)
         case .steps(let n): return String(n)
         case .lbw(let text): return text

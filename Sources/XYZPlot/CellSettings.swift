@@ -20,6 +20,9 @@ public struct CellSettings: Sendable, Hashable, Codable {
     public var steps: Int = 20
     public var cfg: Double = 7
     public var sampler = SamplerChoice(.dpmpp2m)
+    /// A1111's "Schedule type" when chosen (--schedule, or its axis): it
+    /// overrides the schedule a sampler's name implies, in either order of application.
+    public var scheduleOverride: ScheduleKind?
     public var width = 512
     public var height = 512
     public var clipSkip = 1
@@ -48,7 +51,10 @@ public struct CellSettings: Sendable, Hashable, Codable {
             }
             prompt = prompt.replacingOccurrences(of: search, with: replacement)
             negative = negative.replacingOccurrences(of: search, with: replacement)
-        case .sampler(let s): sampler = s
+        case .sampler(let s): sampler = SamplerChoice(s.sampler, schedule: scheduleOverride ?? s.schedule)
+        case .schedule(let k):
+            scheduleOverride = k
+            sampler = SamplerChoice(sampler.sampler, schedule: k)
         case .cfg(let c): cfg = c
         case .steps(let n): steps = n
         case .lbw(let text): blockWeights = text

@@ -16,6 +16,8 @@ public struct PlanRequest: Sendable {
     /// Prompt S/R values; the first is what is searched for.
     public var promptSR: [String] = []
     public var samplers = [SamplerChoice(.dpmpp2m)]
+    /// --schedule values (none: each sampler's own).
+    public var schedules: [ScheduleKind] = []
     public var cfgs: [Double] = [7]
     public var steps: [Int] = [20]
     public var blockWeights: [String] = []
@@ -40,6 +42,7 @@ public struct PlanRequest: Sendable {
         case .prompt: return prompts.map { .prompt($0) }
         case .promptSR: return promptSR.map { .promptSR(search: promptSR[0], replacement: $0) }
         case .sampler: return samplers.map { .sampler($0) }
+        case .schedule: return schedules.map { .schedule($0) }
         case .cfg: return cfgs.map { .cfg($0) }
         case .steps: return steps.map { .steps($0) }
         case .lbw: return blockWeights.map { .lbw($0) }

@@ -14,7 +14,7 @@ struct LoRAXYZ: ParsableCommand {
         discussion: """
         Every parameter takes a list; a list of more than one value becomes an axis. Unless --x/--y/--z say \
         otherwise, multi-valued parameters fill X, Y and Z in this order: lora, weight, seed, prompt, prompt-sr, \
-        sampler, cfg, steps, lbw, checkpoint, vae, clip-skip (beyond three, the rest join Z). LoRA files are sorted by \
+        sampler, schedule, cfg, steps, lbw, checkpoint, vae, clip-skip (beyond three, the rest join Z). LoRA files are sorted by \
         epoch (ss_epoch, or the number kohya puts in the name) and labelled e4, e8, … In the prompt, <lora> \
         becomes A1111's <lora:name:weight> tag; cells carry A1111's `parameters` infotext, so a cell dropped into \
         A1111's PNG Info gives its settings back (RNG: CPU).
@@ -91,10 +91,17 @@ struct Render: ParsableCommand {
             help: ArgumentHelp("Seeds: 1234,5678 or a range 1-4. -1 picks a random seed (a new one each run, so the cells are not reused).", valueName: "list"))
     var seeds: String = "1234"
 
-    @Option(help: ArgumentHelp("Samplers, comma-separated: \(SamplerChoice.knownNames.joined(separator: ", ")) (or euler_a, dpmpp_2m_karras, …).",
-                               valueName: "list"),
+    @Option(help: ArgumentHelp("""
+                Samplers, comma-separated: \(SamplerChoice.knownNames.joined(separator: ", ")) (or euler_a, dpmpp_2m_karras, …). \
+                A name without a schedule uses A1111's Automatic one (1.9+): Karras for DPM++ 2M and DPM++ SDE, Uniform for Euler, Euler a, DDIM.
+                """, valueName: "list"),
             completion: .list(SamplerChoice.knownNames.map { $0.lowercased().replacingOccurrences(of: "++", with: "pp").replacingOccurrences(of: " ", with: "_") }))
     var sampler: String = "DPM++ 2M Karras"
+
+    @Option(help: ArgumentHelp("A1111's Schedule type, comma-separated (an axis when several): \(ScheduleKind.allCases.map(\.rawValue).joined(separator: ", ")); overrides the schedule a sampler's name implies.",
+                               valueName: "list"),
+            completion: .list(ScheduleKind.allCases.map(\.rawValue)))
+    var schedule: String?
 
     @Option(help: ArgumentHelp("Sampling steps (list allowed).", valueName: "list"))
     var steps: String = "20"
@@ -199,6 +206,16 @@ struct Render: ParsableCommand {
                 throw ModelError(.mismatch, "unknown sampler '\(name)' (known: \(SamplerChoice.knownNames.joined(separator: ", ")))")
             }
             return choice
+        }
+        // Names that resolve to the same sampler and schedule ("DPM++ 2M", "DPM++ 2M Karras") are one value.
+        r.samplers = r.samplers.reduce(into: []) { unique, s in if !unique.contains(s) { unique.append(s) } }
+        if let schedule {
+            r.schedules = try ValueLists.strings(schedule).map { name throws(ModelError) in
+                guard let kind = ScheduleKind.allCases.first(where: { $0.rawValue.caseInsensitiveCompare(name) == .orderedSame }) else {
+                    throw ModelError(.mismatch, "unknown schedule type '\(name)' (supported: \(ScheduleKind.allCases.map(\.rawValue).joined(separator: ", ")))")
+                }
+                return kind
+            }.reduce(into: []) { unique, k in if !unique.contains(k) { unique.append(k) } }
         }
         r.steps = try ValueLists.integers(steps, what: "--steps")
         r.cfgs = try ValueLists.numbers(cfg, what: "--cfg")

@@ -60,6 +60,15 @@ final class XYZCLITests: XCTestCase {
         XCTAssertTrue(repaired.stderr.contains("8x8, the cell is 64x64"), repaired.stderr)
         XCTAssertTrue(repaired.stdout.contains("4 cells: 2 rendered, 2 from the cache"), repaired.stdout)
 
+        // Names of one sampler are one axis value; --schedule is A1111's Schedule type.
+        let same = try ToolRunner.run("lora-xyz", common + ["--sampler", "DPM++ 2M,DPM++ 2M Karras,dpmpp_2m", "--dry-run"])
+        XCTAssertFalse(same.stdout.contains("Sampler ("), "one sampler, no sampler axis: \(same.stdout)")
+        let schedules = try ToolRunner.run("lora-xyz", common + ["--schedule", "karras,Exponential", "--dry-run"])
+        XCTAssertTrue(schedules.stdout.contains("Schedule type (2): Schedule type: Karras · Schedule type: Exponential"), schedules.stdout)
+        let badSchedule = try ToolRunner.run("lora-xyz", common + ["--schedule", "Beta"])
+        XCTAssertEqual(badSchedule.status, 64)
+        XCTAssertTrue(badSchedule.stderr.contains("unknown schedule type 'Beta'"), badSchedule.stderr)
+
         let badSampler = try ToolRunner.run("lora-xyz", common + ["--sampler", "Heun"])
         XCTAssertNotEqual(badSampler.status, 0)
         XCTAssertTrue(badSampler.stderr.contains("unknown sampler 'Heun'"), badSampler.stderr)

@@ -70,6 +70,29 @@ final class PlanTests: XCTestCase {
         XCTAssertThrowsError(try r.plan(), "a parameter on two axes")
     }
 
+    /// A1111's Schedule type: its own option and axis, overriding the schedule
+    /// a sampler's name implies whichever axis is applied first.
+    func testScheduleTypeAxis() throws {
+        var r = PlanRequest()
+        r.checkpoints = ["m.safetensors"]
+        r.samplers = [SamplerChoice(name: "Euler")!, SamplerChoice(name: "DPM++ 2M")!]
+        r.schedules = [.karras, .uniform]
+        for axes in [[[AxisKind.sampler], [.schedule], []], [[.schedule], [.sampler], []]] {
+            r.axes = axes
+            let plan = try r.plan()
+            XCTAssertEqual(plan.cells.count, 4)
+            let combos = Set(plan.cells.map { "\($0.settings.sampler.sampler.rawValue)/\($0.settings.sampler.schedule.rawValue)" })
+            XCTAssertEqual(combos, ["Euler/Karras", "Euler/Uniform", "DPM++ 2M/Karras", "DPM++ 2M/Uniform"], "\(axes)")
+        }
+        XCTAssertEqual(AxisValue.schedule(.karras).label, "Schedule type: Karras")
+        // One schedule applies to every sampler; without one the name decides (Automatic: Karras for DPM++ 2M).
+        r.axes = [[], [], []]
+        r.schedules = [.exponential]
+        XCTAssertTrue(try r.plan().cells.allSatisfy { $0.settings.sampler.schedule == .exponential })
+        r.schedules = []
+        XCTAssertEqual(try r.plan().cells.map(\.settings.sampler.schedule), [.uniform, .karras])
+    }
+
     func testPromptSearchReplaceAndShards() throws {
         var r = request()
         r.loras = Array(r.loras.prefix(1))
