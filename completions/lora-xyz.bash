@@ -310,13 +310,16 @@ _lora-xyz_assemble() {
     repeating_flags=()
     non_repeating_flags=(--allow-missing --combined --json --quiet -q --version -h --help)
     repeating_options=(--cache)
-    non_repeating_options=(--output -o --cells --cell-size --manifest --font)
+    non_repeating_options=(--plan --output -o --cells --cell-size --manifest --font)
     __lora-xyz_offer_flags_options 0
 
     # Offer option value completions
     case "${prev}" in
     '--cache')
         __lora-xyz_add_completions -d
+        return
+        ;;
+    '--plan')
         return
         ;;
     '--output'|'-o')

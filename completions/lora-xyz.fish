@@ -25,7 +25,7 @@ function __lora-xyz_parse_tokens -S
         case 'render'
             __lora-xyz_parse_subcommand 0 'm/model=+' 'vae=+' 'loras=+' 'with-lora=+' 'weights=' 'prompt=' 'prompts=' 'prompt-sr=' 'negative=' 'seeds=' 'sampler=' 'schedule=' 'steps=' 'cfg=' 'clip-skip=' 'lbw=+' 'width=' 'height=' 'rng-variant=' 'x=' 'y=' 'z=' 'o/output=' 'cells=' 'combined' 'cell-size=' 'manifest=' 'font=' 'json' 'q/quiet' 'cache=' 'tokenizer=' 'shard=' 'dry-run' 'version' 'h/help'
         case 'assemble'
-            __lora-xyz_parse_subcommand 0 'cache=+' 'allow-missing' 'o/output=' 'cells=' 'combined' 'cell-size=' 'manifest=' 'font=' 'json' 'q/quiet' 'version' 'h/help'
+            __lora-xyz_parse_subcommand 0 'cache=+' 'allow-missing' 'plan=' 'o/output=' 'cells=' 'combined' 'cell-size=' 'manifest=' 'font=' 'json' 'q/quiet' 'version' 'h/help'
         case 'help'
             __lora-xyz_parse_subcommand -r 1 'version'
         end
@@ -124,6 +124,7 @@ complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_opti
 complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz render" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz assemble"' -l 'cache' -d 'A cache folder; repeat to merge the caches of several machines.' -rfa '(__lora-xyz_complete_directories)'
 complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz assemble" allow-missing' -l 'allow-missing' -d 'Draw cells no cache has as gray boxes instead of failing.'
+complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz assemble" plan' -l 'plan' -d 'The plan to draw when the cache holds several (runs with different settings): its id (or the start of it), as the error lists them, or a plan file.' -rfka ''
 complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz assemble" o output' -l 'output' -s 'o' -d 'The sheet (.png, or .jpg); with several Z values, one grid per value: NAME-z1.png, …' -rfka ''
 complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz assemble" cells' -l 'cells' -d 'Also save every cell as a PNG with its infotext in this folder.' -rfka ''
 complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz assemble" combined' -l 'combined' -d 'With several Z values, also write all grids on one sheet (the -o path).'

@@ -37,7 +37,19 @@ public struct CellCache: Sendable {
         key.utf8.count == 32 && key.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
     }
 
+    /// The plan of the last run into this cache (older versions wrote only this one).
     public var planPath: String { folder + "/plan.json" }
+    /// Every plan rendered into this cache, by id: runs with other settings
+    /// may share a cache (their cells never collide), and each keeps its plan.
+    public var plansFolder: String { folder + "/plans" }
+    public func planPath(id: String) -> String { plansFolder + "/" + id + ".json" }
+
+    /// The plans this cache holds: plans/*.json, or the lone plan.json of an older cache.
+    public func planPaths() -> [String] {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: plansFolder))?.filter { $0.hasSuffix(".json") }.sorted() ?? []
+        if !files.isEmpty { return files.map { plansFolder + "/" + $0 } }
+        return FileManager.default.fileExists(atPath: planPath) ? [planPath] : []
+    }
     public var hashCachePath: String { folder + "/hashes.json" }
     public func imagePath(_ key: String) -> String { folder + "/cells/" + key + ".png" }
     public func recordPath(_ key: String) -> String { folder + "/cells/" + key + ".json" }

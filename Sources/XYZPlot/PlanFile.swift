@@ -54,6 +54,42 @@ public struct PlanFile: Sendable, Codable {
 
     private struct Header: Decodable { var tool: String }
 
+    /// Names the plan in a shared cache: a hash of its cells' keys.
+    public var id: String {
+        var hasher = SHA256()
+        hasher.update(Array(keys.joined(separator: "\n").utf8))
+        return String(hasher.finalize().hexString.prefix(12))
+    }
+
+    /// One line for choosing among plans: cells and axes.
+    public var summary: String {
+        let axes = [("X", plan.x), ("Y", plan.y), ("Z", plan.z)].filter { !$0.1.kinds.isEmpty }.map { "\($0.0): \($0.1.title) (\($0.1.count))" }
+        return "\(plan.cells.count) cells" + (axes.isEmpty ? "" : ", " + axes.joined(separator: ", "))
+    }
+
+    /// The plan `assemble` draws from these caches: the one `choice` names (an
+    /// id, its prefix, or a path), else the only one they hold; with several,
+    /// an error listing them asks which.
+    public static func choose(in caches: [CellCache], choice: String?) throws(ModelError) -> PlanFile {
+        if let choice, FileManager.default.fileExists(atPath: choice), choice.hasSuffix(".json") { return try read(choice) }
+        var byID: [String: (PlanFile, String)] = [:]
+        for path in caches.flatMap({ $0.planPaths() }) {
+            let plan = try read(path)
+            if byID[plan.id] == nil { byID[plan.id] = (plan, path) }
+        }
+        guard !byID.isEmpty else {
+            throw ModelError(.io, "no plan here (run lora-xyz with this --cache first)", file: caches.first?.folder)
+        }
+        let candidates = choice.map { c in byID.filter { $0.key.hasPrefix(c.lowercased()) } } ?? byID
+        if candidates.count == 1 { return candidates.first!.value.0 }
+        let list = byID.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value.0.summary))" }.joined(separator: "; ")
+        if let choice, candidates.isEmpty {
+            throw ModelError(.mismatch, "no plan '\(choice)' in the cache; it holds: \(list)", file: caches.first?.folder)
+        }
+        throw ModelError(.mismatch, "the cache holds \(byID.count) plans (runs with different settings); choose one with --plan: \(list)",
+                         file: caches.first?.folder)
+    }
+
     public func write(_ path: String) throws(ModelError) {
         try FileOutput.write(try FileOutput.json(self), to: path)
     }

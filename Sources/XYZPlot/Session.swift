@@ -144,6 +144,7 @@ public final class Session: @unchecked Sendable {
 
     /// Render what is pending; each cell goes to the cache as soon as it is done.
     public func render(tokenizer: BPETokenizer, events: ((Event) -> Void)? = nil) throws(ModelError) {
+        try planFile.write(cache.planPath(id: planFile.id))
         try planFile.write(cache.planPath)
         let todo = pending
         guard !todo.isEmpty else { return }

@@ -436,6 +436,10 @@ struct Assemble: ParsableCommand {
     @Flag(help: "Draw cells no cache has as gray boxes instead of failing.")
     var allowMissing = false
 
+    @Option(help: ArgumentHelp("The plan to draw when the cache holds several (runs with different settings): its id (or the start of it), as the error lists them, or a plan file.",
+                               valueName: "id"))
+    var plan: String?
+
     @OptionGroup var sheet: SheetOptions
 
     mutating func validate() throws {
@@ -447,7 +451,7 @@ struct Assemble: ParsableCommand {
         try ToolRun.perform(json: sheet.json) {
             let folders = cache
             let caches = folders.map(CellCache.init(folder:))
-            let planFile = try PlanFile.read(caches[0].planPath)
+            let planFile = try PlanFile.choose(in: caches, choice: plan)
             let result = try sheet.writer(fontPath: try sheet.locateFont()).write(planFile, caches: caches, requireAll: !allowMissing)
             try sheet.printResult(result, summary: "\(planFile.plan.cells.count) cells from \(folders.count) cache(s)"
                                                    + (result.missing > 0 ? ", \(result.missing) missing" : "")

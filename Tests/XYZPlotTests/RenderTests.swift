@@ -216,6 +216,38 @@ final class RenderTests: XCTestCase {
         XCTAssertEqual(combined.pending.map { $0.settings.weight }.sorted(), [0.5, 0.75])
     }
 
+    /// Two runs with different settings share one cache: each plan is kept,
+    /// and assemble draws the only one, or asks which when there are several.
+    func testPlansOfDifferentRunsShareACache() throws {
+        let model = try fixture("sd1_engine.safetensors")
+        let lora = try fixture("sd1_engine_lora.safetensors", as: "style-000001.safetensors")
+        let cache = CellCache(folder: folder + "/shared")
+        var first = request(model, loras: [lora], weights: [0.5, 1])
+        first.steps = [1]
+        let one = try Session(plan: try first.plan(), options: .init(cacheFolder: cache.folder))
+        try one.render(tokenizer: Self.tokenizer)
+        XCTAssertEqual(try PlanFile.choose(in: [cache], choice: nil).id, one.planFile.id, "one plan: no need to ask")
+        var second = first
+        second.seeds = [7, 8]
+        let two = try Session(plan: try second.plan(), options: .init(cacheFolder: cache.folder))
+        try two.render(tokenizer: Self.tokenizer)
+        XCTAssertNotEqual(one.planFile.id, two.planFile.id)
+        XCTAssertEqual(cache.planPaths().count, 2)
+        XCTAssertThrowsError(try PlanFile.choose(in: [cache], choice: nil)) { error in
+            let message = (error as? ModelError)?.message ?? ""
+            XCTAssertTrue(message.contains("holds 2 plans") && message.contains(one.planFile.id) && message.contains(two.planFile.id), message)
+        }
+        XCTAssertEqual(try PlanFile.choose(in: [cache], choice: String(one.planFile.id.prefix(6))).keys, one.planFile.keys)
+        XCTAssertEqual(try PlanFile.choose(in: [cache], choice: two.planFile.id).keys, two.planFile.keys)
+        XCTAssertThrowsError(try PlanFile.choose(in: [cache], choice: "ffffffffffff"))
+        // Both sheets can still be drawn from the one cache.
+        for id in [one.planFile.id, two.planFile.id] {
+            let planFile = try PlanFile.choose(in: [cache], choice: id)
+            let result = try SheetWriter(output: folder + "/\(id).png", fontPath: try Font.locate()).write(planFile, caches: [cache], requireAll: true)
+            XCTAssertEqual(result.missing, 0)
+        }
+    }
+
     /// `assemble` reads plan.json from caches other machines made: its cell
     /// keys become file names, so anything but a cache key is refused, and a
     /// grid that does not add up is refused before drawing.
