@@ -98,10 +98,7 @@ struct Bake: ParsableCommand {
             return
         }
         let say = ToolRun.say
-        if !report.nonFiniteTensors.isEmpty {
-            printError(TerminalText.escape("warning: merged \(report.nonFiniteTensors.count) LoRA tensor(s) holding NaN or Inf (--allow-nan), first \(report.nonFiniteTensors[0]): "
-                                           + "the weights they touch are now NaN/Inf and those layers will render black or noise"))
-        }
+        warnNonFinite(report.nonFiniteTensors, wrote: "the weights they touch are now NaN/Inf and those layers will render black or noise")
         say("merged into \(report.family) checkpoint \(report.base)")
         for entry in report.loras {
             say("  \(entry.spec)  [\(entry.hash)]  \(entry.applied) of \(entry.modules) modules applied")
@@ -173,6 +170,7 @@ struct Combine: ParsableCommand {
             return
         }
         let print = ToolRun.say
+        warnNonFinite(report.nonFiniteTensors, wrote: "the combined LoRA holds NaN/Inf too")
         print("combined \(loras.count) \(report.family) LoRA(s), \(report.mode): \(report.modules.count) modules")
         let worst = report.modules.sorted { $0.relativeError > $1.relativeError }
         if modules {
@@ -183,4 +181,10 @@ struct Combine: ParsableCommand {
         print("relative error overall: \(String(format: "%.5f", report.overallRelativeError))")
         print("wrote \(report.output) [\(report.hash)] in \(String(format: "%.2f", report.seconds)) s")
     }
+}
+
+/// --allow-nan did what it says; say what that means.
+func warnNonFinite(_ tensors: [String], wrote consequence: String) {
+    guard let first = tensors.first else { return }
+    printError(TerminalText.escape("warning: merged \(tensors.count) LoRA tensor(s) holding NaN or Inf (--allow-nan), first \(first): \(consequence)"))
 }

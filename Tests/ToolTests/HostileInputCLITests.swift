@@ -165,6 +165,10 @@ final class HostileInputCLITests: XCTestCase {
         let allowed = try ToolRunner.run("lora-merge", ["--model", "Fixtures/models/sd1_tiny.safetensors", "--lora", nan, "-o", out, "--quiet", "--allow-nan"])
         XCTAssertEqual(allowed.status, 0, allowed.stderr)
         XCTAssertTrue(allowed.stderr.contains("warning: merged 1 LoRA tensor(s) holding NaN or Inf"), allowed.stderr)
+        try? FileManager.default.removeItem(atPath: out)
+        let concat = try ToolRunner.run("lora-merge", ["loras", nan, "--allow-nan", "-o", out, "--quiet"])
+        XCTAssertEqual(concat.status, 0, concat.stderr)
+        XCTAssertTrue(concat.stderr.contains("the combined LoRA holds NaN/Inf too"), concat.stderr)
     }
 
     /// A LoRA where a checkpoint goes, a checkpoint where a LoRA goes, the same

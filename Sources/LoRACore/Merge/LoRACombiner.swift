@@ -33,6 +33,8 @@ public enum LoRACombiner {
         public var overallRelativeError: Double
         public var hash: String
         public var seconds: Double
+        /// Input tensors holding NaN or Inf that were combined anyway (--allow-nan), as "file: tensor".
+        public var nonFiniteTensors: [String] = []
     }
 
     struct Group {
@@ -48,7 +50,14 @@ public enum LoRACombiner {
         guard !specs.isEmpty else { throw ModelError(.mismatch, "no LoRAs to combine") }
         var loras: [LoadedLoRA] = []
         for spec in specs { loras.append(try LoadedLoRA.open(spec)) }
-        if !allowNaN { for lora in loras { try CheckpointBaker.refuseNonFinite(lora) } }
+        var nonFinite: [String] = []
+        for lora in loras {
+            if allowNaN {
+                nonFinite += CheckpointBaker.nonFiniteTensors(lora).map { (lora.path as NSString).lastPathComponent + ": " + $0 }
+            } else {
+                try CheckpointBaker.refuseNonFinite(lora)
+            }
+        }
         let family = try commonFamily(loras)
         let groups = try groupModules(loras, family: family)
         progress?(-groups.count)
@@ -128,7 +137,7 @@ public enum LoRACombiner {
         }
         return Report(output: output, family: family?.rawValue ?? "unknown", mode: modeLabel, modules: results,
                       overallRelativeError: totalNorm > 0 ? (totalError / totalNorm).squareRoot() : 0,
-                      hash: String(hash.prefix(12)), seconds: Date().timeIntervalSince(start))
+                      hash: String(hash.prefix(12)), seconds: Date().timeIntervalSince(start), nonFiniteTensors: nonFinite)
     }
 
     /// All LoRAs must target the same family (as far as the tensors tell).
