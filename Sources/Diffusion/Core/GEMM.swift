@@ -1,3 +1,4 @@
+import LoRACore
 import CBLAS
 
 /// C = alpha·op(A)·op(B) + beta·C on row-major float buffers (OpenBLAS sgemm).

@@ -1,3 +1,4 @@
+import LoRACore
 import CKernels
 
 /// Element-wise activations (vectorised C kernels, split over the cores).

@@ -1,3 +1,4 @@
+import LoRACore
 import Foundation
 import CKernels
 import LinearAlgebra

@@ -1,3 +1,5 @@
+import LoRACore
+
 /// Nearest-neighbour ×2 upsampling of an NCHW tensor (before the 3×3 conv of
 /// the U-Net's and the VAE decoder's upsamplers).
 func upsampleNearest2x(_ x: Tensor) -> Tensor {

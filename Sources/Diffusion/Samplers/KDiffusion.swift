@@ -1,3 +1,4 @@
+import LoRACore
 import Foundation
 
 /// The k-diffusion samplers A1111 runs, step for step (crowsonkb/k-diffusion

@@ -117,16 +117,9 @@ public enum Hashing {
     /// whole-file pass, so a bar shows the file's size, not the bytes hashed twice.
     public static func hashes(of model: ModelFile, progress: (@Sendable (Int) -> Void)? = nil) -> FileHashes {
         let file = model.file
-        final class Box: @unchecked Sendable { var value: String? }
-        let whole = Box(), data = Box()
-        let jobs = model.dataOffset == nil ? 1 : 2
-        DispatchQueue.concurrentPerform(iterations: jobs) { job in
-            if job == 0 {
-                whole.value = sha256(file, progress: progress)
-            } else if let offset = model.dataOffset {
-                data.value = sha256(file, from: offset)
-            }
-        }
-        return FileHashes(sha256: whole.value ?? "", autoV1: legacyModelHash(file), addnet: data.value)
+        let passes: [String?] = (try? Parallel.map(model.dataOffset == nil ? 1 : 2) { job -> String? in
+            job == 0 ? sha256(file, progress: progress) : model.dataOffset.map { sha256(file, from: $0) }
+        }) ?? []
+        return FileHashes(sha256: passes.first.flatMap { $0 } ?? "", autoV1: legacyModelHash(file), addnet: passes.count > 1 ? passes[1] : nil)
     }
 }

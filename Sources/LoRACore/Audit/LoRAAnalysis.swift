@@ -78,27 +78,19 @@ public struct LoRAAnalysis {
         let targets: [LoRATarget?] = modules.map { keyMap?.target(forModule: $0.name) }
 
         // Norms and (optionally) spectra, in parallel over modules.
-        final class Slots: @unchecked Sendable {
-            var norms: [Double?]
-            var spectra: [[Float]?]
-            var errors: [ModelError?]
-            init(_ n: Int) { norms = Array(repeating: nil, count: n); spectra = Array(repeating: nil, count: n); errors = Array(repeating: nil, count: n) }
-        }
-        let slots = Slots(modules.count)
         let wantSpectra = options.effectiveRank
-        LinearAlgebra.withSingleThreadedBLAS {
-            DispatchQueue.concurrentPerform(iterations: modules.count) { i in
-                do {
-                    let norm = try modules[i].deltaNorm()
-                    slots.norms[i] = norm
-                    // A module with NaN/Inf has no spectrum; the value scan reports it (nan-values).
-                    if wantSpectra, norm?.isFinite ?? true { slots.spectra[i] = try modules[i].deltaSingularValues() }
-                } catch {
-                    slots.errors[i] = error as? ModelError ?? ModelError(.invalid, "\(error)", key: modules[i].name)
-                }
+        let measured: [(norm: Double?, spectrum: [Float]?)]
+        do {
+            measured = try Parallel.map(modules.count, cost: { modules[$0].deltaShape?.reduce(1, *) ?? 1 }) { i throws(ModelError) in
+                let norm = try modules[i].deltaNorm()
+                // A module with NaN/Inf has no spectrum; the value scan reports it (nan-values).
+                let spectrum = wantSpectra && (norm?.isFinite ?? true) ? try modules[i].deltaSingularValues() : nil
+                return (norm, spectrum)
             }
+        } catch {
+            throw error.inFile(network.model.path)
         }
-        if let error = slots.errors.compactMap({ $0 }).first { throw error.inFile(network.model.path) }
+        let norms = measured.map(\.norm)
 
         // Details per module.
         var details: [ModuleDetail] = []
@@ -109,8 +101,8 @@ public struct LoRAAnalysis {
                                       block: target?.block?.description, target: target?.checkpointKey,
                                       shape: module.weightShape(for: target),
                                       rank: module.rank, alpha: module.alpha,
-                                      scale: module.scale, norm: slots.norms[i])
-            if let spectrum = slots.spectra[i] {
+                                      scale: module.scale, norm: norms[i])
+            if let spectrum = measured[i].spectrum {
                 detail.rank90 = energyRank(spectrum, 0.90)
                 detail.rank99 = energyRank(spectrum, 0.99)
             }
@@ -130,7 +122,7 @@ public struct LoRAAnalysis {
             }
         }
 
-        findings += moduleFindings(modules: modules, norms: slots.norms, targets: targets, family: family, metadata: metadata)
+        findings += moduleFindings(modules: modules, norms: norms, targets: targets, family: family, metadata: metadata)
         findings += structureFindings(network: network, targets: targets, family: family, keyMap: keyMap)
 
         // Summary numbers.

@@ -35,13 +35,9 @@ public enum TensorScan {
                 start += n
             }
         }
-        final class Results: @unchecked Sendable {
-            var partial: [lt_stats]
-            init(_ n: Int) { partial = [lt_stats](repeating: lt_stats(), count: n) }
-        }
-        let results = Results(jobs.count)
         let frozenJobs = jobs
-        DispatchQueue.concurrentPerform(iterations: frozenJobs.count) { index in
+        // Scans never throw; the map's error path is unused.
+        let partial: [lt_stats] = (try? Parallel.map(frozenJobs.count) { index -> lt_stats in
             let job = frozenJobs[index]
             let t = tensors[job.tensor]
             var stats = lt_stats()
@@ -61,8 +57,8 @@ public enum TensorScan {
                 }
                 progress?(job.count * t.dtype.size)
             }
-            results.partial[index] = stats
-        }
+            return stats
+        }) ?? []
         var merged = [lt_stats?](repeating: nil, count: tensors.count)
         for (index, job) in frozenJobs.enumerated() {
             if merged[job.tensor] == nil {
@@ -71,7 +67,7 @@ public enum TensorScan {
                 merged[job.tensor] = s
             }
             var s = merged[job.tensor]!
-            var part = results.partial[index]
+            var part = partial[index]
             lt_stats_merge(&s, &part)
             merged[job.tensor] = s
         }

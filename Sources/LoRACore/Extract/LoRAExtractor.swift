@@ -84,44 +84,30 @@ public enum LoRAExtractor {
             : "unchanged (largest |ΔW| \(formatNumber(Double(maxTextDiff))) ≤ min-diff \(formatNumber(options.minDiff))): U-Net only")
         progress?(-work.reduce(0) { $0 + $1.shape.reduce(1, *) })
 
-        final class Slots: @unchecked Sendable {
-            var modules: [LowRankModule?], results: [ModuleResult?], squares: [(Double, Double, Double)], errors: [ModelError?]
-            init(_ n: Int) {
-                modules = Array(repeating: nil, count: n); results = Array(repeating: nil, count: n)
-                squares = Array(repeating: (0, 0, 0), count: n); errors = Array(repeating: nil, count: n)
+        // Largest first so the cores finish together; BLAS single-threaded per job.
+        let factored = try Parallel.map(work.count, cost: { work[$0].shape.reduce(1, *) }) { i throws(ModelError) -> (LowRankModule, ModuleResult, (Double, Double, Double))? in
+            let job = work[i]
+            defer { progress?(job.shape.reduce(1, *)) }
+            let delta = difference(job, base: base, tuned: tuned)
+            if options.skipUnchanged && job.target.component == .unet && delta.values.allSatisfy({ $0 == 0 }) { return nil }
+            let isConv3x3 = job.shape.count == 4 && (job.shape[2] > 1 || job.shape[3] > 1)
+            let rule = isConv3x3 ? (options.convRank ?? options.rank) : options.rank
+            do throws(ModelError) {
+                return try factor(delta, name: job.target.kohyaName, shape: job.shape, rule: rule, options: options)
+            } catch {
+                throw error.forKey(job.target.kohyaName)
             }
         }
-        // Largest first so two workers finish together; BLAS single-threaded per worker.
-        let order = work.indices.sorted { work[$0].shape.reduce(1, *) > work[$1].shape.reduce(1, *) }
-        let slots = Slots(work.count)
-        LinearAlgebra.withSingleThreadedBLAS {
-            DispatchQueue.concurrentPerform(iterations: order.count) { n in
-                let i = order[n]
-                let job = work[i]
-                do {
-                    let delta = difference(job, base: base, tuned: tuned)
-                    if options.skipUnchanged && job.target.component == .unet && delta.values.allSatisfy({ $0 == 0 }) {
-                        progress?(job.shape.reduce(1, *))
-                        return
-                    }
-                    let isConv3x3 = job.shape.count == 4 && (job.shape[2] > 1 || job.shape[3] > 1)
-                    let rule = isConv3x3 ? (options.convRank ?? options.rank) : options.rank
-                    let (module, result, squares) = try factor(delta, name: job.target.kohyaName, shape: job.shape, rule: rule, options: options)
-                    slots.modules[i] = module
-                    slots.results[i] = result
-                    slots.squares[i] = squares
-                } catch {
-                    slots.errors[i] = (error as? ModelError ?? ModelError(.invalid, "\(error)")).forKey(job.target.kohyaName)
-                }
-                progress?(job.shape.reduce(1, *))
-            }
+        let modules = factored.compactMap { $0?.0 }
+        let results = factored.compactMap { $0?.1 }
+        var skipped: [String] = work.indices.filter { factored[$0] == nil }.map { work[$0].target.kohyaName }
+        if !keepText { skipped += textJobs.map(\.target.kohyaName) }
+        var (totalError, totalKept, totalNorm) = (0.0, 0.0, 0.0)
+        for case let (_, _, squares)? in factored {
+            totalError += squares.0
+            totalKept += squares.1
+            totalNorm += squares.2
         }
-        if let error = slots.errors.compactMap({ $0 }).first { throw error }
-        let modules = slots.modules.compactMap { $0 }
-        let results = slots.results.compactMap { $0 }
-        let skipped = zip(work, slots.modules).filter { $0.1 == nil }.map(\.0.target.kohyaName)
-            + (keepText ? [] : textJobs.map(\.target.kohyaName))
-        let (totalError, totalKept, totalNorm) = slots.squares.reduce((0.0, 0.0, 0.0)) { ($0.0 + $1.0, $0.1 + $1.1, $0.2 + $1.2) }
         guard totalNorm > 0 else {
             throw ModelError(.mismatch, "the two models are identical in every weight a LoRA targets: there is nothing to extract", file: tunedPath)
         }

@@ -31,30 +31,22 @@ public enum LoRAResizer {
         let modules = network.modules
         progress?(-modules.count)
 
-        final class Slots: @unchecked Sendable {
-            var modules: [LowRankModule?], results: [LoRAExtractor.ModuleResult?], squares: [(Double, Double, Double)], errors: [ModelError?]
-            init(_ n: Int) {
-                modules = Array(repeating: nil, count: n); results = Array(repeating: nil, count: n)
-                squares = Array(repeating: (0, 0, 0), count: n); errors = Array(repeating: nil, count: n)
+        let done = try Parallel.map(modules.count, cost: { modules[$0].deltaShape?.reduce(1, *) ?? 1 }) { i throws(ModelError) in
+            defer { progress?(1) }
+            do throws(ModelError) {
+                return try resizeModule(modules[i], target: keyMap?.target(forModule: modules[i].name), options: options)
+            } catch {
+                throw error.forKey(modules[i].name).inFile(input)
             }
         }
-        let slots = Slots(modules.count)
-        LinearAlgebra.withSingleThreadedBLAS {
-            DispatchQueue.concurrentPerform(iterations: modules.count) { i in
-                do {
-                    let (m, r, s) = try resizeModule(modules[i], target: keyMap?.target(forModule: modules[i].name), options: options)
-                    slots.modules[i] = m
-                    slots.results[i] = r
-                    slots.squares[i] = s
-                } catch {
-                    slots.errors[i] = (error as? ModelError ?? ModelError(.invalid, "\(error)")).forKey(modules[i].name).inFile(input)
-                }
-                progress?(1)
-            }
+        let resized = done.map(\.0)
+        let results = done.map(\.1)
+        var (totalError, totalKept, totalNorm) = (0.0, 0.0, 0.0)
+        for (_, _, squares) in done {
+            totalError += squares.0
+            totalKept += squares.1
+            totalNorm += squares.2
         }
-        if let error = slots.errors.compactMap({ $0 }).first { throw error }
-        let resized = slots.modules.compactMap { $0 }
-        let (totalError, totalKept, totalNorm) = slots.squares.reduce((0.0, 0.0, 0.0)) { ($0.0 + $1.0, $0.1 + $1.1, $0.2 + $1.2) }
 
         var metadata = model.metadata
         let oldDim = metadata["ss_network_dim"] ?? String(modules.compactMap(\.rank).max() ?? 0)
@@ -76,7 +68,7 @@ public enum LoRAResizer {
         let dtype = options.precision ?? modules.first?.parts.values.first(where: { $0.dtype.isFloatingPoint })?.dtype ?? .f16
         let hash = try KohyaLoRAWriter.write(resized, to: output, dtype: dtype, metadata: metadata, inputs: [input])
         return LoRAExtractor.Report(output: output, family: family?.rawValue ?? "unknown", rule: options.rank.description,
-                                    convRule: options.convRank?.description, textEncoder: "-", modules: slots.results.compactMap { $0 },
+                                    convRule: options.convRank?.description, textEncoder: "-", modules: results,
                                     skipped: [], overallRelativeError: totalNorm > 0 ? (totalError / totalNorm).squareRoot() : 0,
                                     overallKeptFraction: totalNorm > 0 ? (totalKept / totalNorm).squareRoot() : 1,
                                     hash: String(hash.prefix(12)), seconds: Date().timeIntervalSince(start))

@@ -77,39 +77,17 @@ public enum CheckpointBaker {
                                            inputs: [basePath] + specs.map(\.path), overwrite: options.overwrite)
         progress?(-entries.reduce(0) { $0 + $1.byteCount })
 
-        // Biggest tensors first so two workers finish together.
-        let order = base.tensors.indices.sorted { base.tensors[$0].byteCount > base.tensors[$1].byteCount }
-        final class Failure: @unchecked Sendable {
-            let lock = NSLock()
-            var error: ModelError?
-            func set(_ e: ModelError) { lock.lock(); if error == nil { error = e }; lock.unlock() }
-            var failed: Bool { lock.lock(); defer { lock.unlock() }; return error != nil }
-        }
-        let failure = Failure()
-        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8))
-        final class Counter: @unchecked Sendable {
-            let lock = NSLock()
-            var next = 0
-            func take() -> Int { lock.lock(); let value = next; next += 1; lock.unlock(); return value }
-        }
-        let counter = Counter()
-        LinearAlgebra.withSingleThreadedBLAS {
-            DispatchQueue.concurrentPerform(iterations: workers) { _ in
-                while !failure.failed {
-                    let slot = counter.take()
-                    guard slot < order.count else { return }
-                    let tensor = base.tensors[order[slot]]
-                    do {
-                        try writeTensor(tensor, plan: plan, outputType: outputType(tensor), writer: writer)
-                    } catch {
-                        failure.set(error as? ModelError ?? ModelError(.io, "\(error)"))
-                    }
+        // Biggest tensors first so the cores finish together; the first failure stops the rest.
+        do {
+            _ = try Parallel.map(base.tensors.count, cost: { base.tensors[$0].byteCount }) { i throws(ModelError) in
+                let tensor = base.tensors[i]
+                defer {
                     tensor.file.advise(.dontNeed, offset: tensor.byteOffset, count: tensor.byteCount)
                     progress?(tensor.elementCount * outputType(tensor).size)
                 }
+                try writeTensor(tensor, plan: plan, outputType: outputType(tensor), writer: writer)
             }
-        }
-        if let error = failure.error {
+        } catch {
             writer.abandon()
             throw error
         }

@@ -62,36 +62,14 @@ public enum LoRACombiner {
         let groups = try groupModules(loras, family: family)
         progress?(-groups.count)
 
-        final class Slots: @unchecked Sendable {
-            var modules: [LowRankModule?]
-            var results: [ModuleResult?]
-            var squares: [(error: Double, norm: Double)]
-            var errors: [ModelError?]
-            init(_ n: Int) {
-                modules = Array(repeating: nil, count: n); results = Array(repeating: nil, count: n)
-                squares = Array(repeating: (0, 0), count: n); errors = Array(repeating: nil, count: n)
-            }
+        let combined = try Parallel.map(groups.count) { i throws(ModelError) in
+            defer { progress?(1) }
+            return try combineGroup(groups[i], mode: mode)
         }
-        let slots = Slots(groups.count)
-        LinearAlgebra.withSingleThreadedBLAS {
-            DispatchQueue.concurrentPerform(iterations: groups.count) { i in
-                do {
-                    let (module, result, squares) = try combineGroup(groups[i], mode: mode)
-                    slots.modules[i] = module
-                    slots.results[i] = result
-                    slots.squares[i] = squares
-                } catch {
-                    slots.errors[i] = error as? ModelError ?? ModelError(.invalid, "\(error)", key: groups[i].name)
-                }
-                progress?(1)
-            }
-        }
-        if let error = slots.errors.compactMap({ $0 }).first { throw error }
-
-        let modules = slots.modules.compactMap { $0 }
-        let results = slots.results.compactMap { $0 }
-        let totalError = slots.squares.reduce(0) { $0 + $1.error }
-        let totalNorm = slots.squares.reduce(0) { $0 + $1.norm }
+        let modules = combined.map(\.0)
+        let results = combined.map(\.1)
+        let totalError = combined.reduce(0) { $0 + $1.2.0 }
+        let totalNorm = combined.reduce(0) { $0 + $1.2.1 }
         let dtype = precision ?? loras.first?.network.modules.first?.parts.values.first { $0.dtype.isFloatingPoint }?.dtype ?? .f16
 
         let (rank, convRank): (Int, Int?) = {

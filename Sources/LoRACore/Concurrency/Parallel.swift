@@ -1,0 +1,106 @@
+import Dispatch
+import Foundation
+import LinearAlgebra
+
+/// Work spread over the machine's cores: the one place the tools, the engine
+/// and (next) training split work. Two shapes:
+///
+/// - `map`: independent jobs (modules, tensors, chunks), one result per index,
+///   largest jobs first, BLAS single-threaded inside each job; the first error
+///   stops new jobs and is thrown once the running ones end.
+/// - `forRanges` / `forEach`: element-wise loops over disjoint parts of one
+///   buffer, split in contiguous ranges when the work pays for the threads.
+public enum Parallel {
+    public static let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+    /// `body(i)` for every i in `0..<count`, on all cores. `cost(i)` orders the
+    /// jobs largest first so the cores finish together. Results are written
+    /// through an unsafe buffer, one slot per index (each written by exactly
+    /// one job), so no job waits on another. The error thrown is the one of
+    /// the lowest-numbered failed job, whichever finished first.
+    public static func map<T>(_ count: Int, cost: ((Int) -> Int)? = nil, _ body: (Int) throws(ModelError) -> T) throws(ModelError) -> [T] {
+        guard count > 0 else { return [] }
+        let order = cost.map { cost in (0..<count).map { ($0, cost($0)) }.sorted { $0.1 > $1.1 }.map(\.0) } ?? Array(0..<count)
+        let slots = UnsafeMutableBufferPointer<Result<T, ModelError>?>.allocate(capacity: count)
+        slots.initialize(repeating: nil)
+        defer { slots.deinitialize().deallocate() }
+        let stop = StopFlag()
+        withoutActuallyEscaping(body) { body in
+            // Results, not typed throws, cross the thread boundary, and each value
+            // gets its own box: unpacking one box holding a tuple of this generic
+            // closure, the buffer and the order read garbage under Swift 6.3
+            // (index out of range on `order`, seen in the extraction tests).
+            let run: (Int) -> Result<T, ModelError> = { i in
+                do {
+                    return .success(try body(i))
+                } catch let error as ModelError {
+                    return .failure(error)
+                } catch {
+                    return .failure(ModelError(.invalid, "\(error)"))
+                }
+            }
+            let job = UncheckedSendable(run), results = UncheckedSendable(slots)
+            LinearAlgebra.withSingleThreadedBLAS {
+                DispatchQueue.concurrentPerform(iterations: count) { n in
+                    let run = job.value, slots = results.value
+                    let i = order[n]
+                    guard !stop.isSet else { return }
+                    let result = run(i)
+                    if case .failure = result { stop.set() }
+                    slots[i] = result
+                }
+            }
+        }
+        var values: [T] = []
+        values.reserveCapacity(count)
+        for slot in slots {
+            switch slot {
+            case .success(let value)?: values.append(value)
+            case .failure(let error)?: throw error
+            case nil: continue // not started after a failure; an earlier or later slot holds the error
+            }
+        }
+        if values.count < count, let error = slots.lazy.compactMap({ slot -> ModelError? in
+            if case .failure(let e)? = slot { return e } else { return nil }
+        }).first { throw error }
+        return values
+    }
+
+    /// Run `body` over `0..<count` in contiguous ranges, one per core, when the
+    /// work is large enough to pay for the threads (`cost` ≈ operations per item).
+    public static func forRanges(_ count: Int, cost: Int = 1, _ body: (Range<Int>) -> Void) {
+        let parts = min(cores, count, max(1, count * cost / 32_768))
+        if parts <= 1 {
+            body(0..<count)
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            // The callers hand raw pointers to disjoint ranges; the box tells the
+            // compiler what the split guarantees.
+            let box = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                let start = count * part / parts, end = count * (part + 1) / parts
+                if start < end { box.value(start..<end) }
+            }
+        }
+    }
+
+    /// Run `body(i)` for every i, spread over the cores.
+    public static func forEach(_ count: Int, cost: Int = 1, _ body: (Int) -> Void) {
+        forRanges(count, cost: cost) { range in for i in range { body(i) } }
+    }
+
+    private final class StopFlag: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value = false
+        var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+        func set() { lock.lock(); value = true; lock.unlock() }
+    }
+}
+
+/// A value the compiler cannot prove thread-safe but whose users do not share
+/// mutable state across threads (disjoint ranges of one buffer, one slot per job).
+public struct UncheckedSendable<T>: @unchecked Sendable {
+    public let value: T
+    public init(_ value: T) { self.value = value }
+}
