@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "LoRACore", dependencies: ["CKernels", "CZlib", "LinearAlgebra"]),
 
         // The diffusion engine: tokenizer, CLIP, U-Net, VAE, samplers, noise.
-        .target(name: "Diffusion", dependencies: ["LoRACore", "LinearAlgebra", "CKernels", "CBLAS", "CZlib"]),
+        .target(name: "Diffusion", dependencies: ["LoRACore", "LinearAlgebra", "CKernels", "CZlib"]),
 
         // Bitmaps, PNG/JPEG files, text drawn with FreeType, grid sheets.
         .target(name: "Imaging", dependencies: ["CPNG", "CJPEG", "CFreeType", "CZlib"]),

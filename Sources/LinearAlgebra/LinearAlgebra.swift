@@ -3,6 +3,25 @@ import CLAPACKE
 
 /// BLAS and LAPACK over plain row-major buffers.
 public enum LinearAlgebra {
+    /// C = alpha·op(A)·op(B) + beta·C on row-major float buffers: the one GEMM
+    /// every caller goes through (merging, extraction, the engine's layers and,
+    /// next, their backward passes). Leading dimensions let callers multiply
+    /// column slices in place (one head of a [tokens, width] matrix, one part of
+    /// a packed projection) without copies. k = 0 gives beta·C (BLAS would leave
+    /// C untouched: the product of empty matrices is zero).
+    @inline(__always)
+    public static func gemm(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+                            a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                            beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        guard m > 0, n > 0 else { return }
+        if k == 0 {
+            for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : c[i * ldc + j] * beta } }
+            return
+        }
+        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                    blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+    }
+
     /// C = op(A)·op(B), single precision, through OpenBLAS.
     public static func multiply(_ a: Matrix, _ b: Matrix, transposeA: Bool = false, transposeB: Bool = false) -> Matrix {
         let m = transposeA ? a.cols : a.rows
@@ -15,9 +34,8 @@ public enum LinearAlgebra {
         a.values.withUnsafeBufferPointer { pa in
             b.values.withUnsafeBufferPointer { pb in
                 c.values.withUnsafeMutableBufferPointer { pc in
-                    cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                                blasint(m), blasint(n), blasint(k), 1, pa.baseAddress, blasint(a.cols),
-                                pb.baseAddress, blasint(b.cols), 0, pc.baseAddress, blasint(n))
+                    gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                         a: pa.baseAddress!, lda: a.cols, b: pb.baseAddress!, ldb: b.cols, c: pc.baseAddress!, ldc: n)
                 }
             }
         }
@@ -29,9 +47,7 @@ public enum LinearAlgebra {
                                       a: UnsafePointer<Float>, lda: Int, transposeA: Bool,
                                       b: UnsafePointer<Float>, ldb: Int, transposeB: Bool,
                                       c: UnsafeMutablePointer<Float>, ldc: Int) {
-        guard m > 0, n > 0, k > 0 else { return }
-        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                    blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), 1, c, blasint(ldc))
+        gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: 1, c: c, ldc: ldc)
     }
 
     /// Sum of squares accumulated in double precision.

@@ -74,6 +74,30 @@ final class LinearAlgebraTests: XCTestCase {
         for i in 0..<7 { for j in 0..<i { XCTAssertEqual(r[i, j], 0) } }
     }
 
+    /// The pointer-level GEMM every caller shares: transposes, leading
+    /// dimensions (a column slice of a wider buffer), alpha/beta and k = 0.
+    func testPointerGEMMWithSlicesTransposesAndEmptyInnerDimension() {
+        let m = 3, n = 4, k = 5, lda = 7, ldb = 9, ldc = 6
+        let a = (0..<(k * lda)).map { Float($0 % 11) - 5 }, b = (0..<(k * ldb)).map { Float($0 % 7) - 3 }
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            var c = [Float](repeating: 2, count: m * ldc)
+            LinearAlgebra.gemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b, ldb: ldb, beta: 3, c: &c, ldc: ldc)
+            for i in 0..<m {
+                for j in 0..<n {
+                    var sum: Float = 0
+                    for p in 0..<k { sum += (ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j]) }
+                    XCTAssertEqual(c[i * ldc + j], 0.5 * sum + 6, accuracy: 1e-4, "\(ta) \(tb) [\(i), \(j)]")
+                }
+                for j in n..<ldc { XCTAssertEqual(c[i * ldc + j], 2, "outside the slice stays") }
+            }
+        }
+        var c = [Float](repeating: 2, count: 4)
+        LinearAlgebra.gemm(m: 2, n: 2, k: 0, a: a, lda: 1, b: b, ldb: 2, beta: 0.5, c: &c, ldc: 2)
+        XCTAssertEqual(c, [1, 1, 1, 1], "k = 0: beta·C")
+        LinearAlgebra.gemm(m: 2, n: 2, k: 0, a: a, lda: 1, b: b, ldb: 2, c: &c, ldc: 2)
+        XCTAssertEqual(c, [0, 0, 0, 0])
+    }
+
     /// LAPACKE's NaN checks are off; every factorisation refuses NaN/Inf itself.
     func testFactorisationsRefuseNonFiniteInput() {
         for bad in [Float.nan, .infinity, -.infinity] {

@@ -76,7 +76,7 @@ enum Attention {
             var row = 0
             while row < queries {
                 let rows = min(chunk, queries - row)
-                gemm(transposeB: true, m: rows, n: keys, k: headDim, a: q + row * qStride, lda: qStride, b: k, ldb: kStride, c: s, ldc: keys)
+                LinearAlgebra.gemm(transposeB: true, m: rows, n: keys, k: headDim, a: q + row * qStride, lda: qStride, b: k, ldb: kStride, c: s, ldc: keys)
                 for r in 0..<rows {
                     let line = s + r * keys
                     if causal {
@@ -87,7 +87,7 @@ enum Attention {
                         lt_softmax_rows(line, 1, keys, keys, scale)
                     }
                 }
-                gemm(m: rows, n: headDim, k: keys, a: s, lda: keys, b: v, ldb: vStride, c: out + row * outStride, ldc: outStride)
+                LinearAlgebra.gemm(m: rows, n: headDim, k: keys, a: s, lda: keys, b: v, ldb: vStride, c: out + row * outStride, ldc: outStride)
                 row += rows
             }
         }

@@ -160,7 +160,7 @@ public struct Conv2d: Sendable {
                     }
                     LinearAlgebra.withSingleThreadedBLAS {
                         Parallel.forEach(16, cost: 1 << 20) { p in
-                            gemm(m: total, n: count, k: c, a: transformedFilters.value + p * total * c, lda: c,
+                            LinearAlgebra.gemm(m: total, n: count, k: c, a: transformedFilters.value + p * total * c, lda: c,
                                  b: tilesV.value + p * c * count, ldb: count, c: products.value + p * total * count, ldc: count)
                         }
                     }
@@ -184,7 +184,7 @@ public struct Conv2d: Sendable {
                     var offset = outChannels
                     for a in lowRank {
                         a.up.withUnsafeBufferPointer { upBuffer in
-                            gemm(m: outChannels, n: plane, k: a.rank, alpha: a.scale, a: upBuffer.baseAddress!, lda: a.rank,
+                            LinearAlgebra.gemm(m: outChannels, n: plane, k: a.rank, alpha: a.scale, a: upBuffer.baseAddress!, lda: a.rank,
                                  b: source + offset * plane, ldb: plane, beta: 1, c: target, ldc: plane)
                         }
                         offset += a.rank
@@ -235,15 +235,15 @@ public struct Conv2d: Sendable {
     /// out[O, pixels] += W × columns, and the LoRA side paths on the same columns.
     private func multiply(_ w: UnsafePointer<Float>, columns: UnsafePointer<Float>, k: Int, pixels: Int, ldc: Int,
                           into output: UnsafeMutablePointer<Float>, lowRank: [AdapterSet.LowRank]) {
-        gemm(m: outChannels, n: pixels, k: k, a: w, lda: k, b: columns, ldb: pixels, beta: 1, c: output, ldc: ldc)
+        LinearAlgebra.gemm(m: outChannels, n: pixels, k: k, a: w, lda: k, b: columns, ldb: pixels, beta: 1, c: output, ldc: ldc)
         for a in lowRank {
             var hidden = [Float](repeating: 0, count: a.rank * pixels)
             hidden.withUnsafeMutableBufferPointer { h in
                 a.down.withUnsafeBufferPointer { d in
-                    gemm(m: a.rank, n: pixels, k: k, a: d.baseAddress!, lda: k, b: columns, ldb: pixels, c: h.baseAddress!, ldc: pixels)
+                    LinearAlgebra.gemm(m: a.rank, n: pixels, k: k, a: d.baseAddress!, lda: k, b: columns, ldb: pixels, c: h.baseAddress!, ldc: pixels)
                 }
                 a.up.withUnsafeBufferPointer { u in
-                    gemm(m: outChannels, n: pixels, k: a.rank, alpha: a.scale, a: u.baseAddress!, lda: a.rank,
+                    LinearAlgebra.gemm(m: outChannels, n: pixels, k: a.rank, alpha: a.scale, a: u.baseAddress!, lda: a.rank,
                          b: h.baseAddress!, ldb: pixels, beta: 1, c: output, ldc: ldc)
                 }
             }

@@ -1,3 +1,4 @@
+import LinearAlgebra
 import LoRACore
 /// A linear layer y = x·Wᵀ + b over rows of a [tokens, in] matrix.
 ///
@@ -80,7 +81,7 @@ public struct Linear: Sendable {
             if let b {
                 for r in 0..<rows { (y + r * outFeatures).update(from: b, count: outFeatures) }
             }
-            gemm(transposeB: true, m: rows, n: outFeatures, k: inFeatures, a: x, lda: inFeatures,
+            LinearAlgebra.gemm(transposeB: true, m: rows, n: outFeatures, k: inFeatures, a: x, lda: inFeatures,
                  b: wp.baseAddress!, ldb: inFeatures, beta: b == nil ? 0 : 1, c: y, ldc: outFeatures)
         }
         guard !adapters.lowRank.isEmpty else { return }
@@ -98,11 +99,11 @@ public struct Linear: Sendable {
         var hidden = [Float](repeating: 0, count: rows * a.rank)
         hidden.withUnsafeMutableBufferPointer { h in
             a.down.withUnsafeBufferPointer { d in
-                gemm(transposeB: true, m: rows, n: a.rank, k: inFeatures, a: x, lda: inFeatures, b: d.baseAddress!, ldb: inFeatures,
+                LinearAlgebra.gemm(transposeB: true, m: rows, n: a.rank, k: inFeatures, a: x, lda: inFeatures, b: d.baseAddress!, ldb: inFeatures,
                      c: h.baseAddress!, ldc: a.rank)
             }
             a.up.withUnsafeBufferPointer { u in
-                gemm(transposeB: true, m: rows, n: outCount, k: a.rank, alpha: a.scale, a: h.baseAddress!, lda: a.rank,
+                LinearAlgebra.gemm(transposeB: true, m: rows, n: outCount, k: a.rank, alpha: a.scale, a: h.baseAddress!, lda: a.rank,
                      b: u.baseAddress!, ldb: a.rank, beta: 1, c: y, ldc: outFeatures)
             }
         }

@@ -1,3 +1,4 @@
+import LinearAlgebra
 import CKernels
 import LoRACore
 
@@ -61,13 +62,13 @@ struct VAEAttention: Sendable {
                     while row < pixels {
                         let rows = min(chunk, pixels - row)
                         // scores[i, j] = Σ_c q[c, row+i]·k[c, j]
-                        gemm(transposeA: true, m: rows, n: pixels, k: c, a: qp + offset + row, lda: pixels,
+                        LinearAlgebra.gemm(transposeA: true, m: rows, n: pixels, k: c, a: qp + offset + row, lda: pixels,
                              b: kp + offset, ldb: pixels, c: s, ldc: pixels)
                         Parallel.forRanges(rows, cost: pixels * 8) { range in
                             lt_softmax_rows(s + range.lowerBound * pixels, range.count, pixels, pixels, scale)
                         }
                         // out[c, row+i] = Σ_j v[c, j]·scores[i, j]
-                        gemm(transposeB: true, m: c, n: rows, k: pixels, a: vp + offset, lda: pixels, b: s, ldb: pixels,
+                        LinearAlgebra.gemm(transposeB: true, m: c, n: rows, k: pixels, a: vp + offset, lda: pixels, b: s, ldb: pixels,
                              c: op + offset + row, ldc: pixels)
                         row += rows
                     }
