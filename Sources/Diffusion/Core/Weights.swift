@@ -1,3 +1,4 @@
+import Foundation
 import LoRACore
 
 /// Reads a model's weights as float32, checking each tensor's shape, with
@@ -11,6 +12,21 @@ public struct Weights: Sendable {
     /// Keys starting with `from` are looked up with `to` instead: a standalone
     /// VAE file names `first_stage_model.decoder.…` just `decoder.…`.
     public var prefixMap: (from: String, to: String)?
+    /// Records every key a layer loads (shared by copies of this value).
+    public var log: KeyLog?
+
+    /// The keys the layers asked for and the names this file gave them: what
+    /// the engine reads, so run-time LoRA keys can be matched to layers and a
+    /// key no layer reads is an error, not a silent no-op.
+    public final class KeyLog: @unchecked Sendable {
+        private let lock = NSLock()
+        /// Layer key (as the engine names it) → the file's own name.
+        public private(set) var resolved: [String: String] = [:]
+        public init() {}
+        func record(_ key: String, as name: String) {
+            lock.lock(); resolved[key] = name; lock.unlock()
+        }
+    }
 
     public init(_ file: ModelFile) {
         self.file = file
@@ -39,6 +55,7 @@ public struct Weights: Sendable {
         guard let name = resolve(key), let tensor = file[name] else {
             throw ModelError(.mismatch, "the checkpoint has no \(key)", file: path)
         }
+        log?.record(key, as: name)
         let count = shape.reduce(1, *)
         guard tensor.elementCount == count, tensor.shape.first ?? 1 == shape.first ?? 1 || shape.count <= 1 else {
             throw ModelError(.mismatch, "\(name) is \(tensor.shapeDescription), expected \(shape)", file: path, key: name)
@@ -60,6 +77,7 @@ public struct Weights: Sendable {
               tensor.elementCount == shape.reduce(1, *) else {
             return WeightStore(try load(key, shape: shape))
         }
+        log?.record(key, as: name)
         let half = [UInt16](unsafeUninitializedCapacity: tensor.elementCount) { buffer, n in
             UnsafeMutableRawBufferPointer(buffer).copyMemory(from: tensor.rawBytes)
             n = tensor.elementCount

@@ -49,7 +49,28 @@ public enum RuntimeLoRA {
             guard let tensor = model.file[key] else { continue }
             replacements[key] = try CheckpointBaker.mergedValues(tensor, weightContributions: [], biasContributions: contributions, loraPaths: paths)
         }
-        return (AdapterSet(lowRank: lowRank, replacements: replacements), summary)
+        return (try layerKeyed(AdapterSet(lowRank: lowRank, replacements: replacements), model: model), summary)
+    }
+
+    /// The plan names tensors as the checkpoint does (an old SD1 file lacks
+    /// `text_model.`); layers look adapters up by their own keys. Every key is
+    /// moved to the layer that reads it, and one that no layer reads is an
+    /// error: it would silently do nothing (and, in training, never learn).
+    static func layerKeyed(_ adapters: AdapterSet, model: StableDiffusionModel) throws(ModelError) -> AdapterSet {
+        var layerKey: [String: String] = [:]
+        for (key, name) in model.layerKeys { layerKey[name] = key }
+        func rekey<V>(_ table: [String: V]) throws(ModelError) -> [String: V] {
+            var out: [String: V] = [:]
+            for (name, value) in table {
+                guard let key = layerKey[name] else {
+                    throw ModelError(.mismatch, "a LoRA module targets \(name), which no layer of the engine reads, so it would have no effect",
+                                     file: model.path, key: name)
+                }
+                out[key] = value
+            }
+            return out
+        }
+        return AdapterSet(lowRank: try rekey(adapters.lowRank), replacements: try rekey(adapters.replacements))
     }
 
     /// The module as factors up·down, when it is exactly low-rank and the side

@@ -22,6 +22,8 @@ public final class StableDiffusionModel: @unchecked Sendable {
     public let decoder: VAEDecoder
     public let encoder: VAEEncoder?
     public let prediction: Prediction
+    /// Every weight the layers read: layer key → the checkpoint's own name.
+    public let layerKeys: [String: String]
     public let schedule = NoiseSchedule.standard
 
     public struct Options: Sendable {
@@ -52,6 +54,8 @@ public final class StableDiffusionModel: @unchecked Sendable {
         try StableDiffusionModel.checkAttention(config, path: path)
         var weights = Weights(file)
         weights.halfStorage = StableDiffusionModel.keepsHalf(file, options.weightPrecision)
+        let log = Weights.KeyLog()
+        weights.log = log
         self.path = path
         self.file = file
         self.family = family
@@ -75,6 +79,7 @@ public final class StableDiffusionModel: @unchecked Sendable {
         } else {
             prediction = .epsilon
         }
+        layerKeys = log.resolved
         // The mapping is no longer needed: everything is in memory.
         file.file.advise(.dontNeed, offset: 0, count: file.file.size)
     }
