@@ -23,8 +23,16 @@ let package = Package(
         .systemLibrary(name: "CJPEG", path: "Sources/CJPEG"),
         .systemLibrary(name: "CFreeType", path: "Sources/CFreeType", pkgConfig: "freetype2"),
 
-        // C kernels needing CPU-specific instructions, dispatched at run time.
-        .target(name: "CKernels", path: "Sources/CKernels",
+        // Format kernels (dtype conversion, SHA-256, value scans, file copies,
+        // interrupt clean-up) and the CPU detection every kernel dispatches on.
+        .target(name: "CKernels", path: "Sources/CKernels"),
+
+        // The engine's kernels (activations, softmax, Winograd, fused attention,
+        // torch noise, allocator). -O2 even in debug builds: the test suite runs
+        // the engine, and at -O0 these loops are several times slower. Only the
+        // engine depends on this target, so the LoRACore library product carries
+        // no unsafe flags and other packages can depend on it by version.
+        .target(name: "CEngineKernels", dependencies: ["CKernels"], path: "Sources/CEngineKernels",
                 cSettings: [.unsafeFlags(["-O2"])]),
 
         // BLAS/LAPACK wrappers, QR and SVD.
@@ -34,7 +42,7 @@ let package = Package(
         .target(name: "LoRACore", dependencies: ["CKernels", "CZlib", "LinearAlgebra"]),
 
         // The diffusion engine: tokenizer, CLIP, U-Net, VAE, samplers, noise.
-        .target(name: "Diffusion", dependencies: ["LoRACore", "LinearAlgebra", "CKernels", "CZlib"]),
+        .target(name: "Diffusion", dependencies: ["LoRACore", "LinearAlgebra", "CKernels", "CEngineKernels", "CZlib"]),
 
         // Bitmaps, PNG/JPEG files, text drawn with FreeType, grid sheets.
         .target(name: "Imaging", dependencies: ["CPNG", "CJPEG", "CFreeType", "CZlib"]),

@@ -1,6 +1,6 @@
 @testable import Diffusion
 import LoRACore
-import CKernels
+import CEngineKernels
 import Foundation
 import XCTest
 

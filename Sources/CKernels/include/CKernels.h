@@ -1,4 +1,7 @@
-// C kernels that need CPU-specific instructions (F16C, AVX2, SHA-NI).
+// Format kernels: what the file tools need at C speed (dtype conversion,
+// SHA-256, value statistics, in-kernel file copies, clean-up of interrupted
+// outputs) and the CPU detection every kernel dispatches on. The engine's own
+// kernels (nn, Winograd, attention, torch noise, allocator) are CEngineKernels.
 // Every entry point checks the CPU at run time (lt_kernels_use_*) and falls
 // back to portable code, so one binary runs on every x86-64 CPU and uses the
 // fast paths where they exist; tests force each path on any host.
@@ -86,17 +89,6 @@ void lt_sha256_final(lt_sha256_ctx *ctx, uint8_t digest[32]);
 /// (the caller falls back to read/write), -1 on an I/O error (see errno).
 long long lt_copy_file_range(int in_fd, long long in_offset, int out_fd, long long out_offset, long long length);
 
-// ---- torch-identical normal samples ------------------------------------------
-#define LT_TORCH_NORMAL_AVX2 0
-#define LT_TORCH_NORMAL_LIBM 1
-/// Box–Muller on 16 uniforms in place (8 pairs), as torch's CPU kernel does:
-/// LT_TORCH_NORMAL_AVX2 is torch's `normal_fill_AVX2` (Cephes polynomials, the
-/// kernel torch runs on every x86-64 CPU with AVX2 and FMA, AVX-512 or not),
-/// LT_TORCH_NORMAL_LIBM its scalar `normal_fill` (libm; non-AVX2 CPUs, ARM).
-/// Which one torch uses is decided in Swift (Diffusion's NoiseKernel), not here:
-/// the result must not depend on the CPU that runs this code.
-void lt_torch_normal16(float *data, int variant);
-
 // ---- interrupted runs ---------------------------------------------------------
 /// Remember a temporary file to delete if the process is interrupted, and the
 /// output it stands for (named in the message); returns a slot.
@@ -106,45 +98,6 @@ void lt_cleanup_set_interrupt_note(const char *note);
 void lt_cleanup_unregister(int slot);
 /// SIGINT/SIGTERM/SIGHUP delete the registered files, then terminate as usual.
 void lt_cleanup_install_signal_handlers(void);
-
-// ---- neural-network element-wise kernels (AVX2+FMA or portable) -------------
-/// Row-wise softmax of `scale * x` in place; rows are `ld` floats apart.
-void lt_softmax_rows(float *x, size_t rows, size_t cols, size_t ld, float scale);
-/// y = x * sigmoid(x); x and y may be the same buffer.
-void lt_silu(const float *x, float *y, size_t n);
-/// y = gelu(x) with erf (A&S 7.1.26, as PyTorch's vectorised CPU kernel).
-void lt_gelu(const float *x, float *y, size_t n);
-/// y = x * sigmoid(1.702 x) (OpenAI CLIP's activation).
-void lt_quick_gelu(const float *x, float *y, size_t n);
-/// GEGLU: each row of `proj` is [a | g] (2*hidden); out = a * gelu(g).
-void lt_geglu(const float *proj, float *out, size_t rows, size_t hidden);
-float lt_exp(float x);
-float lt_erf(float x);
-
-// ---- Winograd F(2x2, 3x3) for stride-1, pad-1 3x3 convolutions -------------
-/// Filters [out][in][3][3] -> U [16][out][in], for output channels [o_begin, o_end).
-void lt_winograd_filter(const float *w, size_t out, size_t in, size_t o_begin, size_t o_end, float *u);
-/// Input [items][channels][h][w] -> V [16][channels][count] for tiles first..first+count
-/// (tiles numbered over items, tile rows, tile columns), channels [c_begin, c_end).
-void lt_winograd_input(const float *x, size_t channels, size_t height, size_t width, size_t first, size_t count,
-                       size_t c_begin, size_t c_end, float *v);
-/// M [16][out][count] -> output [items][out][h][w] (+ bias), channels [o_begin, o_end).
-void lt_winograd_output(const float *m, size_t out, size_t height, size_t width, size_t first, size_t count,
-                        size_t o_begin, size_t o_end, const float *bias, float *y);
-
-// ---- fused attention ---------------------------------------------------------------
-/// Floats of workspace lt_attention_head needs.
-size_t lt_attention_workspace(size_t keys, size_t d);
-/// softmax(q k^T scale) v for one head without materialising the scores
-/// (rows of q, k, v, o are ld* floats apart). Returns 0, doing nothing, when
-/// the CPU or the head width (not a multiple of 8) is not supported.
-int lt_attention_head(const float *q, size_t ldq, const float *k, size_t ldk, const float *v, size_t ldv, float *o, size_t ldo,
-                      size_t queries, size_t keys, size_t d, float scale, float *workspace);
-
-// ---- allocator ------------------------------------------------------------------
-/// Serve allocations below `mmap_threshold` bytes from the heap and keep up to
-/// `trim_threshold` bytes of freed memory (glibc's mallopt; no-op elsewhere).
-void lt_keep_freed_memory(size_t mmap_threshold, size_t trim_threshold);
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,4 @@
-import CKernels
+import CEngineKernels
 
 /// The engine allocates and frees activations of tens of megabytes at every
 /// layer. glibc serves blocks that large with fresh mmaps and returns them on

@@ -1,5 +1,5 @@
 import LoRACore
-import CKernels
+import CEngineKernels
 
 /// Element-wise activations (vectorised C kernels, split over the cores).
 public enum Activation: Sendable {

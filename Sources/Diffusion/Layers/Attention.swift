@@ -1,6 +1,6 @@
 import LoRACore
 import Foundation
-import CKernels
+import CEngineKernels
 import LinearAlgebra
 
 /// Scaled dot-product attention, softmax(q·kᵀ·scale)·v, computed per (item,

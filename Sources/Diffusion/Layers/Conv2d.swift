@@ -1,4 +1,4 @@
-import CKernels
+import CEngineKernels
 import Foundation
 import LinearAlgebra
 import LoRACore

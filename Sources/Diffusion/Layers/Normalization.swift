@@ -1,5 +1,5 @@
 import LoRACore
-import CKernels
+import CEngineKernels
 
 /// GroupNorm over NCHW tensors (statistics in double), optionally fused with
 /// SiLU: every ResBlock starts with GroupNorm → SiLU, and fusing saves a pass

@@ -1,4 +1,4 @@
-import CKernels
+import CEngineKernels
 import LoRACore
 #if canImport(Glibc)
 import Glibc

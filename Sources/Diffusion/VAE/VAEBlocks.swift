@@ -1,5 +1,5 @@
 import LinearAlgebra
-import CKernels
+import CEngineKernels
 import LoRACore
 
 /// The autoencoder's residual block (GroupNorm eps 1e-6, SiLU, 3×3 convs, no

@@ -7,7 +7,7 @@
 // e^r on |r| <= ln2/2 (relative error about 2e-7).
 // erf: Abramowitz & Stegun 7.1.26 (absolute error <= 1.5e-7), the formula
 // PyTorch's vectorised CPU GELU uses, so both engines agree closely.
-#include "CKernels.h"
+#include "CEngineKernels.h"
 #include <math.h>
 #include <string.h>
 

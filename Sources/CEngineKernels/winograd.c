@@ -10,7 +10,7 @@
 // with B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5;
 // .5 -.5 .5; 0 0 1], A^T = [1 1 1 0; 0 1 -1 -1]. Layouts are [16][rows][cols]
 // so each GEMM operand is a plain row-major matrix.
-#include "CKernels.h"
+#include "CEngineKernels.h"
 #include <string.h>
 
 void lt_winograd_filter(const float *w, size_t out, size_t in, size_t o_begin, size_t o_end, float *u) {

@@ -6,7 +6,7 @@
 // output with v; earlier sums are rescaled when a row's maximum grows.
 // AVX2+FMA only, for head widths that are multiples of 8; callers fall back
 // to GEMM + softmax otherwise.
-#include "CKernels.h"
+#include "CEngineKernels.h"
 #include <math.h>
 #include <stdint.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 // Allocator settings for the diffusion engine (see EngineAllocator in Swift):
 // large activations are allocated and freed at every layer, and glibc would
 // otherwise map and unmap (and page-fault in) each of them every time.
-#include "CKernels.h"
+#include "CEngineKernels.h"
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif

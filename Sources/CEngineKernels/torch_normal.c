@@ -10,7 +10,7 @@
 // happen was established by comparing a million outputs with torch's own (see
 // Tests/DiffusionTests/RandomTests); the explicit fmaf calls below reproduce them,
 // so this file gives the same bits whatever CPU runs it (fmaf is exact in software).
-#include "CKernels.h"
+#include "CEngineKernels.h"
 #include <math.h>
 #include <string.h>
 
