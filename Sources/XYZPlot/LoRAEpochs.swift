@@ -39,7 +39,7 @@ public enum LoRAEpochs {
     /// `ss_epoch` from the file's metadata, else the number after the last '-'
     /// or '_' of the name (kohya saves `name-000004.safetensors`).
     public static func epoch(of path: String) -> Int? {
-        if let file = try? ModelFile.open(path), let text = file.metadata["ss_epoch"], let e = Int(text.trimmingCharacters(in: .whitespaces)) {
+        if let file = try? ModelFile.open(path), let text = file.metadata[.epoch], let e = Int(text.trimmingCharacters(in: .whitespaces)) {
             return e
         }
         return nameEpoch(stem(path))

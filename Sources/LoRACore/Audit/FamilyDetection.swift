@@ -28,23 +28,23 @@ public struct FamilyGuess: Sendable, Codable, Equatable {
 public enum FamilyDetection {
     /// The family metadata claims (kohya's `ss_*` keys or ModelSpec).
     public static func fromMetadata(_ metadata: Metadata) -> (Family, String)? {
-        if let version = metadata["ss_base_model_version"] {
+        if let version = metadata[.baseModelVersion] {
             if version.hasPrefix("sdxl") { return (.sdxl, "ss_base_model_version=\(version)") }
             if version.hasPrefix("sd_v2") { return (.sd2, "ss_base_model_version=\(version)") }
             if version.hasPrefix("sd_v1") { return (.sd1, "ss_base_model_version=\(version)") }
         }
-        if let arch = metadata["modelspec.architecture"] {
+        if let arch = metadata[.specArchitecture] {
             if arch.hasPrefix("stable-diffusion-xl") { return (.sdxl, "modelspec.architecture=\(arch)") }
             if arch.hasPrefix("stable-diffusion-v2") { return (.sd2, "modelspec.architecture=\(arch)") }
             if arch.hasPrefix("stable-diffusion-v1") { return (.sd1, "modelspec.architecture=\(arch)") }
         }
-        if let v2 = metadata["ss_v2"] { return v2 == "True" ? (.sd2, "ss_v2=True") : (.sd1, "ss_v2=False") }
+        if let v2 = metadata[.v2] { return v2 == "True" ? (.sd2, "ss_v2=True") : (.sd1, "ss_v2=False") }
         return nil
     }
 
     static func isVPrediction(_ metadata: Metadata) -> Bool {
-        metadata["modelspec.prediction_type"] == "v" || (metadata["ss_base_model_version"]?.hasSuffix("_v") ?? false)
-            || (metadata["modelspec.architecture"]?.contains("768-v") ?? false) || metadata["ss_v_parameterization"] == "True"
+        metadata[.specPredictionType] == "v" || (metadata[.baseModelVersion]?.hasSuffix("_v") ?? false)
+            || (metadata[.specArchitecture]?.contains("768-v") ?? false) || metadata[.vParameterization] == "True"
     }
 
     /// Non-SD architectures by marker keys (ComfyUI's rules), so they are named, not mislabelled.

@@ -123,7 +123,7 @@ public enum Inspector {
             }
             let training = TrainingSummary(metadata: model.metadata, topTagCount: options.topTags)
             if !training.isEmpty { report.training = training }
-            if let claimed = model.metadata["sshs_model_hash"], let actual = report.hashes?.addnet, claimed != actual {
+            if let claimed = model.metadata[.sshsModelHash], let actual = report.hashes?.addnet, claimed != actual {
                 report.findings.append(Finding("embedded-hash-mismatch", .warning,
                                                "metadata sshs_model_hash (\(claimed.prefix(12))) differs from the actual data hash (\(actual.prefix(12))): AUTOMATIC1111 trusts the embedded value, so infotexts will name the wrong file"))
             }

@@ -279,7 +279,7 @@ public struct LoRAAnalysis {
         if metadata.isEmpty && network.model.format == .safetensors {
             findings.append(Finding("no-metadata", .info,
                                     "no metadata: AUTOMATIC1111 labels the LoRA 'Unknown' and may hide it; add ss_base_model_version when publishing"))
-        } else if family.family == .sdxl && metadata["ss_base_model_version"] == nil && metadata["modelspec.architecture"] == nil && !metadata.isEmpty {
+        } else if family.family == .sdxl && metadata[.baseModelVersion] == nil && metadata[.specArchitecture] == nil && !metadata.isEmpty {
             findings.append(Finding("sdxl-unlabelled", .warning,
                                     "SDXL LoRA with metadata but no ss_base_model_version: AUTOMATIC1111 files it as SD1 and hides it while an SDXL model is loaded"))
         }
@@ -292,9 +292,9 @@ public struct LoRAAnalysis {
     // MARK: summaries
 
     static func networkType(modules: [NetworkModule], metadata: Metadata, naming: Naming) -> String {
-        let module = metadata["ss_network_module"] ?? ""
+        let module = metadata[.networkModule] ?? ""
         var algo = ""
-        if let args = metadata.json("ss_network_args"), let value = args["algo"]?.stringValue { algo = value.lowercased() }
+        if let args = metadata.json(.networkArgs), let value = args["algo"]?.stringValue { algo = value.lowercased() }
         var kinds = Set(modules.map(\.algorithm))
         var label: String
         if module.contains("dylora") || algo == "dylora" {

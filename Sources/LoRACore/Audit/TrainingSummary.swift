@@ -30,46 +30,46 @@ public struct TrainingSummary: Sendable, Codable, Equatable {
             fields.append(Field(label: label, value: value))
         }
         let m = metadata
-        add("title", m["modelspec.title"] ?? m["ssmd_display_name"])
-        add("output name", m["ss_output_name"])
-        add("author", m["modelspec.author"] ?? m["ssmd_author"])
-        add("description", (m["modelspec.description"] ?? m["ssmd_description"]).map { $0.count > 200 ? String($0.prefix(197)) + "..." : $0 })
-        add("trigger phrase", m["modelspec.trigger_phrase"] ?? m["ssmd_keywords"])
-        add("base model", m["ss_sd_model_name"])
-        add("base model version", m["ss_base_model_version"])
-        add("base model hash", m["ss_new_sd_model_hash"].map { String($0.prefix(10)) } ?? m["ss_sd_model_hash"])
-        add("architecture", m["modelspec.architecture"])
-        add("prediction type", m["modelspec.prediction_type"])
-        add("resolution", m["ss_resolution"] ?? m["modelspec.resolution"])
-        add("network module", m["ss_network_module"])
-        add("network dim", m["ss_network_dim"])
-        add("network alpha", m["ss_network_alpha"])
-        add("network args", m["ss_network_args"])
-        add("epochs", TrainingSummary.ofTotal(m["ss_epoch"], m["ss_num_epochs"]))
-        add("steps", TrainingSummary.ofTotal(m["ss_steps"], m["ss_max_train_steps"]))
-        add("learning rate", m["ss_learning_rate"])
-        add("unet lr", m["ss_unet_lr"])
-        add("text encoder lr", m["ss_text_encoder_lr"])
-        add("optimizer", m["ss_optimizer"])
-        add("lr scheduler", m["ss_lr_scheduler"])
-        add("warmup steps", m["ss_lr_warmup_steps"].flatMap { $0 == "0" ? nil : $0 })
-        add("batch size", m["ss_total_batch_size"] ?? m["ss_batch_size_per_device"])
-        add("gradient accumulation", m["ss_gradient_accumulation_steps"].flatMap { $0 == "1" ? nil : $0 })
-        add("mixed precision", m["ss_mixed_precision"])
-        add("clip skip", m["ss_clip_skip"])
-        add("noise offset", m["ss_noise_offset"])
-        add("min SNR gamma", m["ss_min_snr_gamma"])
-        add("seed", m["ss_seed"])
-        add("reg images", m["ss_num_reg_images"].flatMap { $0 == "0" ? nil : $0 })
-        add("buckets", m["ss_enable_bucket"] == "True" ? TrainingSummary.bucketSummary(m) : nil)
+        add("title", m[.specTitle] ?? m["ssmd_display_name"])
+        add("output name", m[.outputName])
+        add("author", m[.specAuthor] ?? m["ssmd_author"])
+        add("description", (m[.specDescription] ?? m["ssmd_description"]).map { $0.count > 200 ? String($0.prefix(197)) + "..." : $0 })
+        add("trigger phrase", m[.specTriggerPhrase] ?? m["ssmd_keywords"])
+        add("base model", m[.sdModelName])
+        add("base model version", m[.baseModelVersion])
+        add("base model hash", m[.newSdModelHash].map { String($0.prefix(10)) } ?? m[.sdModelHash])
+        add("architecture", m[.specArchitecture])
+        add("prediction type", m[.specPredictionType])
+        add("resolution", m[.resolution] ?? m[.specResolution])
+        add("network module", m[.networkModule])
+        add("network dim", m[.networkDim])
+        add("network alpha", m[.networkAlpha])
+        add("network args", m[.networkArgs])
+        add("epochs", TrainingSummary.ofTotal(m[.epoch], m[.numEpochs]))
+        add("steps", TrainingSummary.ofTotal(m[.steps], m[.maxTrainSteps]))
+        add("learning rate", m[.learningRate])
+        add("unet lr", m[.unetLr])
+        add("text encoder lr", m[.textEncoderLr])
+        add("optimizer", m[.optimizer])
+        add("lr scheduler", m[.lrScheduler])
+        add("warmup steps", m[.lrWarmupSteps].flatMap { $0 == "0" ? nil : $0 })
+        add("batch size", m[.totalBatchSize] ?? m[.batchSizePerDevice])
+        add("gradient accumulation", m[.gradientAccumulationSteps].flatMap { $0 == "1" ? nil : $0 })
+        add("mixed precision", m[.mixedPrecision])
+        add("clip skip", m[.clipSkip])
+        add("noise offset", m[.noiseOffset])
+        add("min SNR gamma", m[.minSnrGamma])
+        add("seed", m[.seed])
+        add("reg images", m[.numRegImages].flatMap { $0 == "0" ? nil : $0 })
+        add("buckets", m[.enableBucket] == "True" ? TrainingSummary.bucketSummary(m) : nil)
         add("caption options", TrainingSummary.captionOptions(m))
-        add("training started", m["ss_training_started_at"].flatMap(TrainingSummary.isoDate))
-        add("training finished", m["ss_training_finished_at"].flatMap(TrainingSummary.isoDate))
-        add("trainer", m["ss_sd_scripts_commit_hash"].map { "sd-scripts \(String($0.prefix(7)))" } ?? m["modelspec.implementation_version"])
-        add("comment", m["ss_training_comment"])
+        add("training started", m[.trainingStartedAt].flatMap(TrainingSummary.isoDate))
+        add("training finished", m[.trainingFinishedAt].flatMap(TrainingSummary.isoDate))
+        add("trainer", m[.sdScriptsCommitHash].map { "sd-scripts \(String($0.prefix(7)))" } ?? m[.specImplementationVersion])
+        add("comment", m[.trainingComment])
 
         // Dataset size: images × repeats per folder, or kohya's own count.
-        if let dirs = m.json("ss_dataset_dirs"), case let .object(entries) = dirs {
+        if let dirs = m.json(.datasetDirs), case let .object(entries) = dirs {
             var total = 0, images = 0
             for (_, info) in entries {
                 let count = Int(info["img_count"]?.double ?? 0)
@@ -79,17 +79,17 @@ public struct TrainingSummary: Sendable, Codable, Equatable {
             }
             trainingImages = total
             fields.append(Field(label: "dataset", value: "\(images) images in \(entries.count) folder(s), \(total) with repeats"))
-        } else if let n = m["ss_num_train_images"].flatMap(Int.init) {
+        } else if let n = m[.numTrainImages].flatMap(Int.init) {
             trainingImages = n
             fields.append(Field(label: "dataset", value: "\(n) images (with repeats)"))
         }
 
-        if let args = m.json("ss_network_args"), case let .object(entries) = args {
+        if let args = m.json(.networkArgs), case let .object(entries) = args {
             for (key, value) in entries { networkArgs[key] = value.stringValue ?? value.serialized() }
         }
 
         // Tag frequencies summed across dataset folders, as A1111's card does.
-        if let frequency = m.json("ss_tag_frequency"), case let .object(folders) = frequency {
+        if let frequency = m.json(.tagFrequency), case let .object(folders) = frequency {
             var counts: [String: Int] = [:]
             for (_, tags) in folders {
                 guard case let .object(entries) = tags else { continue }
@@ -123,8 +123,8 @@ public struct TrainingSummary: Sendable, Codable, Equatable {
 
     static func bucketSummary(_ m: Metadata) -> String? {
         var parts: [String] = []
-        if let lo = m["ss_min_bucket_reso"], let hi = m["ss_max_bucket_reso"] { parts.append("\(lo)–\(hi)") }
-        if let info = m.json("ss_bucket_info"), case let .object(buckets)? = info["buckets"] {
+        if let lo = m[.minBucketReso], let hi = m[.maxBucketReso] { parts.append("\(lo)–\(hi)") }
+        if let info = m.json(.bucketInfo), case let .object(buckets)? = info["buckets"] {
             parts.append("\(buckets.count) buckets")
         }
         return parts.isEmpty ? "enabled" : parts.joined(separator: ", ")
@@ -132,11 +132,11 @@ public struct TrainingSummary: Sendable, Codable, Equatable {
 
     static func captionOptions(_ m: Metadata) -> String? {
         var parts: [String] = []
-        if m["ss_shuffle_caption"] == "True" { parts.append("shuffled") }
-        if let keep = m["ss_keep_tokens"], keep != "0" { parts.append("keep \(keep) tokens") }
-        if let drop = m["ss_caption_dropout_rate"], let v = Double(drop), v > 0 { parts.append("dropout \(drop)") }
-        if let drop = m["ss_caption_tag_dropout_rate"], let v = Double(drop), v > 0 { parts.append("tag dropout \(drop)") }
-        if m["ss_flip_aug"] == "True" { parts.append("flip augmentation") }
+        if m[.shuffleCaption] == "True" { parts.append("shuffled") }
+        if let keep = m[.keepTokens], keep != "0" { parts.append("keep \(keep) tokens") }
+        if let drop = m[.captionDropoutRate], let v = Double(drop), v > 0 { parts.append("dropout \(drop)") }
+        if let drop = m[.captionTagDropoutRate], let v = Double(drop), v > 0 { parts.append("tag dropout \(drop)") }
+        if m[.flipAug] == "True" { parts.append("flip augmentation") }
         return parts.isEmpty ? nil : parts.joined(separator: ", ")
     }
 }

@@ -249,11 +249,11 @@ public enum LoRAExtractor {
         var m = KohyaLoRAWriter.metadata(family: family, sources: [base.metadata, tuned.metadata], rank: 0, alpha: 0, convRank: nil, convAlpha: nil,
                                          title: title, mergedFrom: [],
                                          extra: [("lora_extract", JSON.object(settings).serialized())])
-        m["ss_network_dim"] = dim
-        m["ss_network_alpha"] = alpha
-        m["ss_network_args"] = JSON.object(args).serialized()
-        m["ss_sd_model_name"] = (base.path as NSString).lastPathComponent
-        m["ss_sd_model_hash"] = Hashing.legacyModelHash(base.file)
+        m[.networkDim] = dim
+        m[.networkAlpha] = alpha
+        m[.networkArgs] = JSON.object(args).serialized()
+        m[.sdModelName] = (base.path as NSString).lastPathComponent
+        m[.sdModelHash] = Hashing.legacyModelHash(base.file)
         return m
     }
 }

@@ -49,22 +49,22 @@ public enum LoRAResizer {
         }
 
         var metadata = model.metadata
-        let oldDim = metadata["ss_network_dim"] ?? String(modules.compactMap(\.rank).max() ?? 0)
+        let oldDim = metadata[.networkDim] ?? String(modules.compactMap(\.rank).max() ?? 0)
         let dynamic = options.rank.isDynamic
-        metadata["ss_network_module"] = "networks.lora"
-        metadata["ss_network_dim"] = dynamic ? "Dynamic" : String(options.rank.maxRank)
-        metadata["ss_network_alpha"] = dynamic ? "Dynamic" : (resized.first.map { formatNumber($0.alpha) } ?? "")
+        metadata[.networkModule] = "networks.lora"
+        metadata[.networkDim] = dynamic ? "Dynamic" : String(options.rank.maxRank)
+        metadata[.networkAlpha] = dynamic ? "Dynamic" : (resized.first.map { formatNumber($0.alpha) } ?? "")
         let conv = resized.filter(\.isConv3x3)
         if let first = conv.first {
             let rule = options.convRank ?? options.rank
-            metadata["ss_network_args"] = JSON.object([("conv_dim", .string(rule.isDynamic ? "Dynamic" : String(rule.maxRank))),
+            metadata[.networkArgs] = JSON.object([("conv_dim", .string(rule.isDynamic ? "Dynamic" : String(rule.maxRank))),
                                                        ("conv_alpha", .string(rule.isDynamic ? "Dynamic" : formatNumber(first.alpha)))]).serialized()
-        } else if metadata["ss_network_module"] == "networks.lora", model.metadata["ss_network_module"] != "networks.lora" {
-            metadata["ss_network_args"] = "null"
+        } else if metadata[.networkModule] == "networks.lora", model.metadata[.networkModule] != "networks.lora" {
+            metadata[.networkArgs] = "null"
         }
-        let comment = metadata["ss_training_comment"].map { "; " + $0 } ?? ""
-        metadata["ss_training_comment"] = "dimension is resized from \(oldDim) to \(options.rank)\(comment)"
-        metadata["sshs_legacy_hash"] = nil
+        let comment = metadata[.trainingComment].map { "; " + $0 } ?? ""
+        metadata[.trainingComment] = "dimension is resized from \(oldDim) to \(options.rank)\(comment)"
+        metadata[.sshsLegacyHash] = nil
         let dtype = options.precision ?? modules.first?.parts.values.first(where: { $0.dtype.isFloatingPoint })?.dtype ?? .f16
         let hash = try KohyaLoRAWriter.write(resized, to: output, dtype: dtype, metadata: metadata, inputs: [input])
         return LoRAExtractor.Report(output: output, family: family?.rawValue ?? "unknown", rule: options.rank.description,

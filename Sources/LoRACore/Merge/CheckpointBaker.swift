@@ -71,7 +71,7 @@ public enum CheckpointBaker {
         let record = mergeRecord(plan: plan, hashes: hashes, precision: options.precision)
         metadata["lora_merge"] = record.serialized()
         let names = specs.map { ($0.path as NSString).lastPathComponent }
-        metadata["modelspec.merged_from"] = ([metadata["modelspec.merged_from"]].compactMap { $0 } + [(basePath as NSString).lastPathComponent] + names)
+        metadata[.specMergedFrom] = ([metadata[.specMergedFrom]].compactMap { $0 } + [(basePath as NSString).lastPathComponent] + names)
             .joined(separator: ", ")
         let writer = try SafeTensorsWriter(path: output, metadata: metadata, entries: entries,
                                            inputs: [basePath] + specs.map(\.path), overwrite: options.overwrite)

@@ -42,7 +42,7 @@ public enum KohyaLoRAWriter {
             entries.append(.init(name: m.name + ".alpha", dtype: dtype, shape: []))
         }
         let writer = try SafeTensorsWriter(path: path, metadata: metadata, entries: entries, inputs: inputs,
-                                           reservedMetadata: ["sshs_model_hash"])
+                                           reservedMetadata: [MetadataKey.sshsModelHash.rawValue])
         do {
             for m in modules {
                 try rethrowingModelError {
@@ -52,7 +52,7 @@ public enum KohyaLoRAWriter {
                 }
             }
             let hash = try writer.dataSHA256()
-            try writer.patchMetadata("sshs_model_hash", value: hash)
+            try writer.patchMetadata(MetadataKey.sshsModelHash.rawValue, value: hash)
             try writer.finish()
             return hash
         } catch {
@@ -66,41 +66,41 @@ public enum KohyaLoRAWriter {
     public static func metadata(family: Family?, sources: [Metadata], rank: Int, alpha: Double, convRank: Int?, convAlpha: Double?,
                                 title: String, mergedFrom: [String], extra: [(String, String)]) -> Metadata {
         var m = Metadata()
-        m["ss_network_module"] = "networks.lora"
-        m["ss_network_dim"] = String(rank)
-        m["ss_network_alpha"] = formatNumber(alpha)
+        m[.networkModule] = "networks.lora"
+        m[.networkDim] = String(rank)
+        m[.networkAlpha] = formatNumber(alpha)
         if let convRank {
-            m["ss_network_args"] = JSON.object([("conv_dim", .string(String(convRank))),
+            m[.networkArgs] = JSON.object([("conv_dim", .string(String(convRank))),
                                                 ("conv_alpha", .string(formatNumber(convAlpha ?? Double(convRank))))]).serialized()
         }
         // Base model: from the family, else from the sources' own metadata.
         if let family {
-            m["ss_base_model_version"] = family.kohyaBaseVersion
-            m["ss_v2"] = family == .sd2 ? "True" : "False"
-        } else if let version = sources.compactMap({ $0["ss_base_model_version"] }).first {
-            m["ss_base_model_version"] = version
-            m["ss_v2"] = sources.compactMap({ $0["ss_v2"] }).first ?? "False"
+            m[.baseModelVersion] = family.kohyaBaseVersion
+            m[.v2] = family == .sd2 ? "True" : "False"
+        } else if let version = sources.compactMap({ $0[.baseModelVersion] }).first {
+            m[.baseModelVersion] = version
+            m[.v2] = sources.compactMap({ $0[.v2] }).first ?? "False"
         }
-        if let version = sources.compactMap({ $0["ss_base_model_version"] }).first, version.hasSuffix("_v") {
-            m["ss_base_model_version"] = version // keep v-parameterisation markers
+        if let version = sources.compactMap({ $0[.baseModelVersion] }).first, version.hasSuffix("_v") {
+            m[.baseModelVersion] = version // keep v-parameterisation markers
         }
-        m["modelspec.sai_model_spec"] = "1.0.1"
-        let architecture = family?.modelSpecArchitecture ?? sources.compactMap({ $0["modelspec.architecture"] }).first.map {
+        m[.specSaiModelSpec] = "1.0.1"
+        let architecture = family?.modelSpecArchitecture ?? sources.compactMap({ $0[.specArchitecture] }).first.map {
             $0.hasSuffix("/lora") ? String($0.dropLast(5)) : $0
         }
-        if let architecture { m["modelspec.architecture"] = architecture + "/lora" }
-        m["modelspec.implementation"] = family == .sdxl ? "https://github.com/Stability-AI/generative-models" : "diffusers"
-        m["modelspec.title"] = title
+        if let architecture { m[.specArchitecture] = architecture + "/lora" }
+        m[.specImplementation] = family == .sdxl ? "https://github.com/Stability-AI/generative-models" : "diffusers"
+        m[.specTitle] = title
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime]
-        m["modelspec.date"] = formatter.string(from: Date())
-        if let resolution = sources.compactMap({ $0["modelspec.resolution"] }).first {
-            m["modelspec.resolution"] = resolution
+        m[.specDate] = formatter.string(from: Date())
+        if let resolution = sources.compactMap({ $0[.specResolution] }).first {
+            m[.specResolution] = resolution
         } else if let family {
-            m["modelspec.resolution"] = family == .sdxl ? "1024x1024" : "512x512"
+            m[.specResolution] = family == .sdxl ? "1024x1024" : "512x512"
         }
-        if let prediction = sources.compactMap({ $0["modelspec.prediction_type"] }).first { m["modelspec.prediction_type"] = prediction }
-        if !mergedFrom.isEmpty { m["modelspec.merged_from"] = mergedFrom.joined(separator: ", ") }
+        if let prediction = sources.compactMap({ $0[.specPredictionType] }).first { m[.specPredictionType] = prediction }
+        if !mergedFrom.isEmpty { m[.specMergedFrom] = mergedFrom.joined(separator: ", ") }
         for (k, v) in extra { m[k] = v }
         return m
     }
