@@ -55,13 +55,13 @@ public struct PlanRequest: Sendable {
     /// Place every multi-valued parameter on an axis: the user's choices
     /// first, then the rest in `AxisKind` order onto the free axes X, Y, Z;
     /// when all three are taken the remainder joins Z (as a product).
-    public func plan() throws(ModelError) -> Plan {
-        guard let checkpoint = checkpoints.first else { throw ModelError(.mismatch, "no checkpoint given (--model)") }
+    public func plan() throws(RequestError) -> Plan {
+        guard let checkpoint = checkpoints.first else { throw RequestError("no checkpoint given (--model)") }
         for kind in AxisKind.allCases {
             let placed = axes.flatMap { $0 }.filter { $0 == kind }.count
-            if placed > 1 { throw ModelError(.mismatch, "\(kind.rawValue) is on more than one axis") }
+            if placed > 1 { throw RequestError("\(kind.rawValue) is on more than one axis") }
             if placed == 1 && values(kind).isEmpty {
-                throw ModelError(.mismatch, "\(kind.rawValue) is on an axis but has no values (see --help for its option)")
+                throw RequestError("\(kind.rawValue) is on an axis but has no values (see --help for its option)")
             }
         }
         var layout = axes
@@ -77,11 +77,11 @@ public struct PlanRequest: Sendable {
         // and silently dropping them would make the infotext lie.
         for text in [prompt, negative] + prompts + promptSR {
             if let tag = ExtraNetworks.parse(text).tags.first {
-                throw ModelError(.mismatch, "the prompt has an A1111 tag <\(tag.kind):\(tag.arguments.joined(separator: ":"))>: lora-xyz does not look networks up by name; "
+                throw RequestError("the prompt has an A1111 tag <\(tag.kind):\(tag.arguments.joined(separator: ":"))>: lora-xyz does not look networks up by name; "
                                  + "put the axis LoRA's place as <lora>, and pass fixed LoRAs with --with-lora path:weight")
             }
         }
-        for text in extraLoRAs { _ = try LoRASpec(parsing: text) }
+        for text in extraLoRAs { _ = try RequestError.wrapping { () throws(ModelError) in try LoRASpec(parsing: text) } }
         var base = CellSettings(checkpoint: checkpoint, prompt: prompts.first ?? prompt)
         base.extraLoRAs = extraLoRAs
         base.negative = negative
@@ -91,9 +91,9 @@ public struct PlanRequest: Sendable {
         let onAxes = Set(layout.flatMap { $0 })
         for kind in AxisKind.allCases where !onAxes.contains(kind) {
             // Single values set the base; prompt-sr's single value is the identity.
-            if let only = values(kind).first, kind != .promptSR { try base.apply(only) }
+            if let only = values(kind).first, kind != .promptSR { try RequestError.wrapping { () throws(ModelError) in try base.apply(only) } }
         }
         let built = layout.map { kinds in kinds.isEmpty ? Axis.single : Axis.product(kinds.map { ($0, values($0)) }) }
-        return try Plan(base: base, x: built[0], y: built[1], z: built[2])
+        return try RequestError.wrapping { () throws(ModelError) in try Plan(base: base, x: built[0], y: built[1], z: built[2]) }
     }
 }

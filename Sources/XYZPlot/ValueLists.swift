@@ -5,7 +5,7 @@ import LoRACore
 /// values and ranges — "1-5" (step 1), "0-1 (+0.25)" (step), "0-1 [5]"
 /// (count, inclusive).
 public enum ValueLists {
-    public static func numbers(_ text: String, what: String) throws(ModelError) -> [Double] {
+    public static func numbers(_ text: String, what: String) throws(RequestError) -> [Double] {
         var values: [Double] = []
         for raw in text.split(separator: ",") {
             let part = raw.trimmingCharacters(in: .whitespaces)
@@ -15,25 +15,25 @@ public enum ValueLists {
                 continue
             }
             guard let range = try parseRange(part) else {
-                throw ModelError(.mismatch, "\(what): '\(part)' is neither a number nor a range like 1-5, 0-1 (+0.25) or 0-1 [5]")
+                throw RequestError("\(what): '\(part)' is neither a number nor a range like 1-5, 0-1 (+0.25) or 0-1 [5]")
             }
             values += range
         }
-        guard !values.isEmpty else { throw ModelError(.mismatch, "\(what): no values in '\(text)'") }
-        guard values.count <= 10_000 else { throw ModelError(.mismatch, "\(what): \(values.count) values is more than a sheet can show") }
+        guard !values.isEmpty else { throw RequestError("\(what): no values in '\(text)'") }
+        guard values.count <= 10_000 else { throw RequestError("\(what): \(values.count) values is more than a sheet can show") }
         return values
     }
 
-    public static func integers(_ text: String, what: String) throws(ModelError) -> [Int] {
-        try numbers(text, what: what).map { v throws(ModelError) in
-            guard abs(v) < 1e15 else { throw ModelError(.mismatch, "\(what): \(formatNumber(v)) is out of range (at most 15 digits)") }
-            guard v == v.rounded() else { throw ModelError(.mismatch, "\(what): \(formatNumber(v)) is not a whole number") }
+    public static func integers(_ text: String, what: String) throws(RequestError) -> [Int] {
+        try numbers(text, what: what).map { v throws(RequestError) in
+            guard abs(v) < 1e15 else { throw RequestError("\(what): \(formatNumber(v)) is out of range (at most 15 digits)") }
+            guard v == v.rounded() else { throw RequestError("\(what): \(formatNumber(v)) is not a whole number") }
             return Int(v)
         }
     }
 
     /// "a-b", "a-b (+s)", "a-b [n]"; a and b may be negative.
-    static func parseRange(_ text: String) throws(ModelError) -> [Double]? {
+    static func parseRange(_ text: String) throws(RequestError) -> [Double]? {
         var body = text, step: Double?, count: Int?
         if let open = body.firstIndex(of: "("), body.hasSuffix(")") {
             let inner = body[body.index(after: open)..<body.index(before: body.endIndex)].trimmingCharacters(in: .whitespaces)
@@ -57,7 +57,7 @@ public enum ValueLists {
         }
         let s = step ?? (b >= a ? 1 : -1)
         guard (b - a) / s >= 0, (b - a) / s <= 10_000 else {
-            throw ModelError(.mismatch, "range '\(text)' never reaches its end or has more than 10,000 values")
+            throw RequestError("range '\(text)' never reaches its end or has more than 10,000 values")
         }
         var values: [Double] = []
         var i = 0

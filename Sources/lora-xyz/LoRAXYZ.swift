@@ -174,20 +174,29 @@ struct Render: ParsableCommand {
     func request() throws -> PlanRequest {
         do {
             return try parsedRequest()
-        } catch where error.file == nil {
+        } catch let error as RequestError {
             throw ValidationError(error.message)
         }
     }
 
-    func parsedRequest() throws(ModelError) -> PlanRequest {
+    /// The plan the command line asks for; a request that makes no plan is a usage error too.
+    func plan() throws -> Plan {
+        do {
+            return try request().plan()
+        } catch let error as RequestError {
+            throw ValidationError(error.message)
+        }
+    }
+
+    func parsedRequest() throws -> PlanRequest {
         var r = PlanRequest()
         r.checkpoints = model
         r.vaes = vae
         r.loras = LoRAEpochs.order(try Globbing.expand(loras), epochOf: LoRAEpochs.epoch(of:))
         r.weights = try ValueLists.numbers(weights, what: "--weights")
-        r.seeds = try ValueLists.integers(seeds, what: "--seeds").map { s throws(ModelError) in
+        r.seeds = try ValueLists.integers(seeds, what: "--seeds").map { s in
             if s == -1 { return UInt64.random(in: 0..<(1 << 32)) }
-            guard s >= 0 else { throw ModelError(.mismatch, "--seeds: \(s) is negative (only -1, for random, is allowed)") }
+            guard s >= 0 else { throw RequestError("--seeds: \(s) is negative (only -1, for random, is allowed)") }
             return UInt64(s)
         }
         r.prompt = prompt
@@ -199,20 +208,20 @@ struct Render: ParsableCommand {
         }
         if let promptSR {
             r.promptSR = ValueLists.strings(promptSR)
-            guard r.promptSR.count >= 1 else { throw ModelError(.mismatch, "--prompt-sr needs the text to replace, then its replacements") }
+            guard r.promptSR.count >= 1 else { throw RequestError("--prompt-sr needs the text to replace, then its replacements") }
         }
-        r.samplers = try ValueLists.strings(sampler).map { name throws(ModelError) in
+        r.samplers = try ValueLists.strings(sampler).map { name in
             guard let choice = SamplerChoice(name: name) else {
-                throw ModelError(.mismatch, "unknown sampler '\(name)' (known: \(SamplerChoice.knownNames.joined(separator: ", ")))")
+                throw RequestError("unknown sampler '\(name)' (known: \(SamplerChoice.knownNames.joined(separator: ", ")))")
             }
             return choice
         }
         // Names that resolve to the same sampler and schedule ("DPM++ 2M", "DPM++ 2M Karras") are one value.
         r.samplers = r.samplers.reduce(into: []) { unique, s in if !unique.contains(s) { unique.append(s) } }
         if let schedule {
-            r.schedules = try ValueLists.strings(schedule).map { name throws(ModelError) in
+            r.schedules = try ValueLists.strings(schedule).map { name in
                 guard let kind = ScheduleKind.allCases.first(where: { $0.rawValue.caseInsensitiveCompare(name) == .orderedSame }) else {
-                    throw ModelError(.mismatch, "unknown schedule type '\(name)' (supported: \(ScheduleKind.allCases.map(\.rawValue).joined(separator: ", ")))")
+                    throw RequestError("unknown schedule type '\(name)' (supported: \(ScheduleKind.allCases.map(\.rawValue).joined(separator: ", ")))")
                 }
                 return kind
             }.reduce(into: []) { unique, k in if !unique.contains(k) { unique.append(k) } }
@@ -229,23 +238,23 @@ struct Render: ParsableCommand {
         r.noise = TorchGenerator.Variant(rawValue: rngVariant) ?? .native
         for (index, option) in [x, y, z].enumerated() {
             guard let option else { continue }
-            r.axes[index] = try option.split(separator: ",").map { name throws(ModelError) in
+            r.axes[index] = try option.split(separator: ",").map { name in
                 let trimmed = name.trimmingCharacters(in: .whitespaces).lowercased()
                 guard let kind = AxisKind(rawValue: trimmed) ?? (trimmed == "seeds" ? .seed : trimmed == "loras" ? .lora : trimmed == "weights" ? .weight
                     : trimmed == "prompts" ? .prompt : trimmed == "samplers" ? .sampler : nil) else {
-                    throw ModelError(.mismatch, "'\(name)' is not an axis parameter (known: \(AxisKind.allCases.map(\.rawValue).joined(separator: ", ")))")
+                    throw RequestError("'\(name)' is not an axis parameter (known: \(AxisKind.allCases.map(\.rawValue).joined(separator: ", ")))")
                 }
                 return kind
             }
         }
         if r.loras.isEmpty && (r.weights != [1] || !r.blockWeights.isEmpty) {
-            throw ModelError(.mismatch, "--weights and --lbw need LoRA files (--loras)")
+            throw RequestError("--weights and --lbw need LoRA files (--loras)")
         }
         return r
     }
 
     func execute() throws {
-        let plan = try request().plan()
+        let plan = try plan()
         // Where the sheet goes is checked before any work.
         try AtomicOutput.checkDestination(sheet.output, inputs: model + loras)
         let cacheFolder = cache ?? (sheet.output as NSString).deletingPathExtension + ".cache"
