@@ -94,7 +94,7 @@ public enum AxisValue: Sendable, Hashable, Codable {
     }
 
     /// The value as A1111's X/Y/Z script lists it in "X Values".
-    public var plainValue: String {
+    var plainValue: String {
         switch self {
         case .lora(let path, _): return ((path as NSString).lastPathComponent as NSString).deletingPathExtension
         case .weight(let w): return Infotext.number(w)

@@ -9,22 +9,22 @@ import LoRACore
 public struct Catalog: Sendable, Codable {
     public struct Checkpoint: Sendable, Codable {
         public var path: String
-        public var family: String
-        public var sha256: String
+        var family: String
+        var sha256: String
         public var name: String { LoRAEpochs.stem(path) }
         /// A1111's short model hash.
-        public var shortHash: String { String(sha256.prefix(10)) }
+        var shortHash: String { String(sha256.prefix(10)) }
         /// Pixels per latent side multiple (64 for SD1/SD2's four levels).
-        public var sizeMultiple: Int
+        var sizeMultiple: Int
     }
 
     public struct LoRA: Sendable, Codable {
         public var path: String
-        public var sha256: String
+        var sha256: String
         /// A1111's "Lora hashes" value.
-        public var a1111Hash: String
-        public var family: String?
-        public var hasTextEncoder: Bool
+        var a1111Hash: String
+        var family: String?
+        var hasTextEncoder: Bool
         /// The first tensor holding NaN or Inf, if any: a diverged epoch. Its
         /// cells are drawn as marked boxes instead of rendered.
         public var nonFiniteTensor: String?
@@ -33,10 +33,10 @@ public struct Catalog: Sendable, Codable {
 
     public struct VAE: Sendable, Codable {
         public var path: String
-        public var sha256: String
+        var sha256: String
         /// As A1111 names it in the infotext: the file name with its extension.
         public var name: String { (path as NSString).lastPathComponent }
-        public var shortHash: String { String(sha256.prefix(10)) }
+        var shortHash: String { String(sha256.prefix(10)) }
     }
 
     public var checkpoints: [String: Checkpoint] = [:]
@@ -45,7 +45,7 @@ public struct Catalog: Sendable, Codable {
 
     /// Open and check everything `cells` use. `hashCache` remembers hashes by
     /// path, size and modification time so re-runs do not re-read gigabytes.
-    public static func check(_ cells: [PlannedCell], hashCache: HashCache?, progress: ((String) -> Void)? = nil) throws(ModelError) -> Catalog {
+    static func check(_ cells: [PlannedCell], hashCache: HashCache?, progress: ((String) -> Void)? = nil) throws(ModelError) -> Catalog {
         var catalog = Catalog()
         var opened: [String: ModelFile] = [:]
         for path in orderedUnique(cells.map(\.settings.checkpoint)) {

@@ -4,18 +4,18 @@ import Imaging
 import LoRACore
 
 /// What the cache keeps beside each cell's PNG.
-public struct CellRecord: Sendable, Codable {
-    public var key: String
-    public var settings: CellSettings
-    public var prompt: String
-    public var infotext: String
-    public var checkpointSHA256: String
-    public var loraSHA256: String?
-    public var renderSeconds: Double
+struct CellRecord: Sendable, Codable {
+    var key: String
+    var settings: CellSettings
+    var prompt: String
+    var infotext: String
+    var checkpointSHA256: String
+    var loraSHA256: String?
+    var renderSeconds: Double
     /// U-Net evaluations the cell took (steps × evaluations per step × 2 for CFG).
-    public var unetEvaluations: Int
-    public var width: Int
-    public var height: Int
+    var unetEvaluations: Int
+    var width: Int
+    var height: Int
 }
 
 /// Rendered cells by key: `cells/<key>.png` (with its infotext) and
@@ -24,7 +24,7 @@ public struct CellRecord: Sendable, Codable {
 public struct CellCache: Sendable {
     /// Bump when the engine's output for the same inputs changes.
     /// 2: the noise kernel joined the key (revision 1 used torch's scalar kernel on AVX-512 hosts).
-    public static let engineRevision = 2
+    static let engineRevision = 2
     public let folder: String
 
     public init(folder: String) {
@@ -33,30 +33,30 @@ public struct CellCache: Sendable {
 
     /// What `key` makes: 32 lowercase hex digits. A plan.json from another
     /// machine may say anything; only such keys ever become paths.
-    public static func isValidKey(_ key: String) -> Bool {
+    static func isValidKey(_ key: String) -> Bool {
         key.utf8.count == 32 && key.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
     }
 
     /// The plan of the last run into this cache (older versions wrote only this one).
-    public var planPath: String { folder + "/plan.json" }
+    var planPath: String { folder + "/plan.json" }
     /// Every plan rendered into this cache, by id: runs with other settings
     /// may share a cache (their cells never collide), and each keeps its plan.
-    public var plansFolder: String { folder + "/plans" }
-    public func planPath(id: String) -> String { plansFolder + "/" + id + ".json" }
+    var plansFolder: String { folder + "/plans" }
+    func planPath(id: String) -> String { plansFolder + "/" + id + ".json" }
 
     /// The plans this cache holds: plans/*.json, or the lone plan.json of an older cache.
-    public func planPaths() -> [String] {
+    func planPaths() -> [String] {
         let files = (try? FileManager.default.contentsOfDirectory(atPath: plansFolder))?.filter { $0.hasSuffix(".json") }.sorted() ?? []
         if !files.isEmpty { return files.map { plansFolder + "/" + $0 } }
         return FileManager.default.fileExists(atPath: planPath) ? [planPath] : []
     }
-    public var hashCachePath: String { folder + "/hashes.json" }
-    public func imagePath(_ key: String) -> String { folder + "/cells/" + key + ".png" }
-    public func recordPath(_ key: String) -> String { folder + "/cells/" + key + ".json" }
+    var hashCachePath: String { folder + "/hashes.json" }
+    func imagePath(_ key: String) -> String { folder + "/cells/" + key + ".png" }
+    func recordPath(_ key: String) -> String { folder + "/cells/" + key + ".json" }
 
     /// SHA-256 over the canonical JSON of the cell's inputs: file contents by
     /// hash (not by path), the prompt as A1111 receives it, every number.
-    public static func key(_ s: CellSettings, catalog: Catalog) -> String {
+    static func key(_ s: CellSettings, catalog: Catalog) -> String {
         let lora = s.lora.flatMap { catalog.loras[$0]?.sha256 }
         var fields: [String: String] = [
             "engine": String(engineRevision),
@@ -93,24 +93,24 @@ public struct CellCache: Sendable {
         CellCache.isValidKey(key) && FileManager.default.fileExists(atPath: imagePath(key)) && FileManager.default.fileExists(atPath: recordPath(key))
     }
 
-    public func record(_ key: String) -> CellRecord? {
+    func record(_ key: String) -> CellRecord? {
         guard CellCache.isValidKey(key), let data = FileManager.default.contents(atPath: recordPath(key)) else { return nil }
         return try? JSONDecoder().decode(CellRecord.self, from: data)
     }
 
-    public func image(_ key: String) throws(ImageError) -> Bitmap {
+    func image(_ key: String) throws(ImageError) -> Bitmap {
         try PNGCodec.read(imagePath(key))
     }
 
     /// Forget a cell (both files).
-    public func remove(_ key: String) {
+    func remove(_ key: String) {
         guard CellCache.isValidKey(key) else { return }
         try? FileManager.default.removeItem(atPath: recordPath(key))
         try? FileManager.default.removeItem(atPath: imagePath(key))
     }
 
     /// Image first, record second: a record always has its image.
-    public func store(_ key: String, png: [UInt8], record: CellRecord) throws(ModelError) {
+    func store(_ key: String, png: [UInt8], record: CellRecord) throws(ModelError) {
         try FileOutput.write(png, to: imagePath(key))
         try FileOutput.write(try FileOutput.json(record), to: recordPath(key))
     }

@@ -16,11 +16,11 @@ public final class CellRenderer: @unchecked Sendable {
     private var conditions: [String: Pipeline.Conditions] = [:]
     private var conditionOrder: [String] = []
     /// Prompt encodings kept (each a few hundred KB for SD1, more for SDXL).
-    public var conditionCapacity = 64
+    var conditionCapacity = 64
     /// Counters for reports and tests.
-    public private(set) var modelLoads = 0
-    public private(set) var adapterBuilds = 0
-    public private(set) var textEncodings = 0
+    private(set) var modelLoads = 0
+    private(set) var adapterBuilds = 0
+    private(set) var textEncodings = 0
 
     public init(tokenizer: BPETokenizer, catalog: Catalog) {
         self.tokenizer = tokenizer
@@ -29,7 +29,7 @@ public final class CellRenderer: @unchecked Sendable {
 
     /// The order that loads each checkpoint once, builds each LoRA setting
     /// once and keeps prompts together; plan order within a group.
-    public static func renderOrder(_ cells: [PlannedCell]) -> [PlannedCell] {
+    static func renderOrder(_ cells: [PlannedCell]) -> [PlannedCell] {
         func group(_ c: PlannedCell) -> [String] {
             let s = c.settings
             let lora = s.weight == 0 ? "" : (s.lora ?? "")

@@ -9,7 +9,7 @@ public struct CellSettings: Sendable, Hashable, Codable {
     /// A separate VAE file (A1111's "SD VAE"), else the checkpoint's own.
     public var vae: String?
     public var lora: String?
-    public var loraLabel: String?
+    var loraLabel: String?
     public var weight: Double = 1
     /// LoRA Block Weight preset or list (lora-merge syntax), if any.
     public var blockWeights: String?
@@ -22,7 +22,7 @@ public struct CellSettings: Sendable, Hashable, Codable {
     public var sampler = SamplerChoice(.dpmpp2m)
     /// A1111's "Schedule type" when chosen (--schedule, or its axis): it
     /// overrides the schedule a sampler's name implies, in either order of application.
-    public var scheduleOverride: ScheduleKind?
+    var scheduleOverride: ScheduleKind?
     public var width = 512
     public var height = 512
     public var clipSkip = 1
@@ -37,7 +37,7 @@ public struct CellSettings: Sendable, Hashable, Codable {
         self.prompt = prompt
     }
 
-    public mutating func apply(_ value: AxisValue) throws(ModelError) {
+    mutating func apply(_ value: AxisValue) throws(ModelError) {
         switch value {
         case .lora(let path, let label):
             lora = path
@@ -65,13 +65,13 @@ public struct CellSettings: Sendable, Hashable, Codable {
     }
 
     /// The LoRA's name as A1111 refers to it: the file name without extension.
-    public var loraName: String? {
+    var loraName: String? {
         lora.map { (($0 as NSString).lastPathComponent as NSString).deletingPathExtension }
     }
 
     /// The A1111 extra-network tag for the cell's LoRA, with the LoRA Block
     /// Weight extension's `lbw=` when block weights are set.
-    public var loraTag: String? {
+    var loraTag: String? {
         guard let name = loraName else { return nil }
         var tag = "<lora:\(name):\(Infotext.number(weight))"
         if let lbw = blockWeights { tag += ":lbw=\(lbw)" }
@@ -81,7 +81,7 @@ public struct CellSettings: Sendable, Hashable, Codable {
     /// The prompt A1111 would be given: `<lora>` replaced by the tag (or the
     /// tag appended when the prompt has no placeholder); no LoRA, no tag.
     /// Tags of `extraLoRAs` follow at the end.
-    public var finalPrompt: String {
+    var finalPrompt: String {
         let placeholder = "<lora>"
         var text: String
         if let tag = loraTag {
@@ -96,7 +96,7 @@ public struct CellSettings: Sendable, Hashable, Codable {
     }
 
     /// `extraLoRAs` parsed (they were validated when the plan was made).
-    public var extraSpecs: [LoRASpec] {
+    var extraSpecs: [LoRASpec] {
         extraLoRAs.compactMap { try? LoRASpec(parsing: $0) }
     }
 
@@ -113,14 +113,14 @@ public struct CellSettings: Sendable, Hashable, Codable {
         return tag + ">"
     }
 
-    public var generationParameters: GenerationParameters {
+    var generationParameters: GenerationParameters {
         GenerationParameters(prompt: finalPrompt, negativePrompt: negative, seed: seed, steps: steps, cfgScale: Float(cfg),
                              sampler: sampler, width: width, height: height, clipSkip: clipSkip, noise: noise)
     }
 
     /// The axis LoRA as lora-merge's spec, unless there is none or its weight
     /// is 0 (weight 0 renders without it, exactly), then the extra LoRAs.
-    public var loraSpecs: [LoRASpec] {
+    var loraSpecs: [LoRASpec] {
         get throws(ModelError) {
             var specs: [LoRASpec] = []
             if let lora, weight != 0 {
@@ -133,5 +133,5 @@ public struct CellSettings: Sendable, Hashable, Codable {
     }
 
     /// Every LoRA file the cell reads.
-    public var loraPaths: [String] { (lora.map { [$0] } ?? []) + extraSpecs.map(\.path) }
+    var loraPaths: [String] { (lora.map { [$0] } ?? []) + extraSpecs.map(\.path) }
 }

@@ -3,7 +3,7 @@ import LoRACore
 
 /// File hashes remembered by path, size and modification time, so a re-run
 /// does not read a 7 GB checkpoint again just to name it.
-public final class HashCache: @unchecked Sendable {
+final class HashCache: @unchecked Sendable {
     struct Entry: Codable {
         var size: Int
         var modified: Double
@@ -16,7 +16,7 @@ public final class HashCache: @unchecked Sendable {
     /// Read the file but never write it (a dry run leaves the cache folder as it was).
     private let readOnly: Bool
 
-    public init(path: String, readOnly: Bool = false) {
+    init(path: String, readOnly: Bool = false) {
         self.path = path
         self.readOnly = readOnly
         if let data = FileManager.default.contents(atPath: path),
@@ -50,14 +50,14 @@ public final class HashCache: @unchecked Sendable {
         if !readOnly, let bytes = try? FileOutput.json(snapshot) { try? FileOutput.write(bytes, to: self.path) }
     }
 
-    public func hashes(_ model: ModelFile, path: String) throws(ModelError) -> FileHashes {
+    func hashes(_ model: ModelFile, path: String) throws(ModelError) -> FileHashes {
         if let hit = cached(path) { return hit }
         let computed = Hashing.hashes(of: model)
         remember(path, computed)
         return computed
     }
 
-    public func sha256(_ file: MappedFile, path: String) throws(ModelError) -> String {
+    func sha256(_ file: MappedFile, path: String) throws(ModelError) -> String {
         if let hit = cached(path) { return hit.sha256 }
         let sha = Hashing.sha256(file)
         remember(path, FileHashes(sha256: sha, autoV1: Hashing.legacyModelHash(file), addnet: nil))

@@ -10,7 +10,7 @@ import LoRACore
 public struct Infotext: Sendable, Equatable {
     public var prompt: String
     public var negative: String
-    public var fields: [(String, String)]
+    var fields: [(String, String)]
 
     public static func == (a: Infotext, b: Infotext) -> Bool { a.text == b.text }
 
@@ -66,7 +66,7 @@ public struct Infotext: Sendable, Equatable {
 
     /// infotext_utils.quote: JSON-quote values containing ',', ':' or '\n'
     /// (json.dumps with ensure_ascii=False).
-    public static func quote(_ text: String) -> String {
+    static func quote(_ text: String) -> String {
         guard text.contains(",") || text.contains(":") || text.contains("\n") else { return text }
         // json.dumps(ensure_ascii=False) escapes exactly what JSON requires, as LoRACore's writer does.
         var out = ""

@@ -32,7 +32,7 @@ public enum LoRAEpochs {
         }
     }
 
-    public static func stem(_ path: String) -> String {
+    static func stem(_ path: String) -> String {
         ((path as NSString).lastPathComponent as NSString).deletingPathExtension
     }
 

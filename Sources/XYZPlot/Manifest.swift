@@ -5,7 +5,7 @@ public struct Manifest: Sendable, Encodable {
     public struct AxisEntry: Sendable, Encodable {
         public var axis: String
         public var parameters: [String]
-        public var labels: [String]
+        var labels: [String]
 
         /// The plan's non-empty axes.
         public static func list(_ plan: Plan) -> [AxisEntry] {
@@ -17,15 +17,15 @@ public struct Manifest: Sendable, Encodable {
 
     public struct FileEntry: Sendable, Encodable {
         public var path: String
-        public var sha256: String
+        var sha256: String
         /// A1111's short hash (checkpoint: 10 hex; LoRA: 12 hex of the addnet hash).
-        public var shortHash: String
+        var shortHash: String
     }
 
     public struct CellEntry: Sendable, Encodable {
         public var index: Int
         public var x: Int, y: Int, z: Int
-        public var key: String
+        var key: String
         public var checkpoint: FileEntry?
         public var vae: FileEntry?
         public var lora: FileEntry?
@@ -34,10 +34,10 @@ public struct Manifest: Sendable, Encodable {
         public var extraLoRAs: [String]
         public var blockWeights: String?
         public var prompt: String
-        public var negativePrompt: String
+        var negativePrompt: String
         public var seed: UInt64
         public var steps: Int
-        public var cfgScale: Double
+        var cfgScale: Double
         public var sampler: String
         public var width: Int, height: Int
         public var clipSkip: Int
@@ -45,15 +45,15 @@ public struct Manifest: Sendable, Encodable {
         public var rngVariant: String
         public var infotext: String
         /// The cached image (nil when no cache has it).
-        public var image: String?
+        var image: String?
         /// The named copy, when cells are saved.
-        public var cellImage: String?
+        var cellImage: String?
         public var renderSeconds: Double?
         /// "rendered" (this run), "cached", "missing", or "nan-lora" (its LoRA holds NaN/Inf: drawn as a marked box).
-        public var status: String
+        var status: String
     }
 
-    public var tool = "lora-xyz"
+    var tool = "lora-xyz"
     public var version: String
     public var axes: [AxisEntry]
     public var legend: String

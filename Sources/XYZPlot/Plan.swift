@@ -13,13 +13,13 @@ public struct Axis: Sendable, Codable, Equatable {
         self.values = values
     }
 
-    public static let single = Axis(kinds: [], values: [[]])
+    static let single = Axis(kinds: [], values: [[]])
     public var count: Int { values.count }
     public var title: String { kinds.map(\.title).joined(separator: " × ") }
     public func label(_ index: Int) -> String { values[index].map(\.label).joined(separator: " | ") }
 
     /// The axis of several parameters: every combination, first kind slowest.
-    public static func product(_ parts: [(AxisKind, [AxisValue])]) -> Axis {
+    static func product(_ parts: [(AxisKind, [AxisValue])]) -> Axis {
         var combos: [[AxisValue]] = [[]]
         for (_, values) in parts {
             combos = combos.flatMap { combo in values.map { combo + [$0] } }
@@ -39,7 +39,7 @@ public struct PlannedCell: Sendable, Codable, Equatable {
 /// The sheet: three axes over base settings. Cells are listed Z-major, then
 /// Y, then X — the reading order of the sheets.
 public struct Plan: Sendable, Codable, Equatable {
-    public var base: CellSettings
+    var base: CellSettings
     public var x: Axis, y: Axis, z: Axis
     public var cells: [PlannedCell]
 
@@ -68,7 +68,7 @@ public struct Plan: Sendable, Codable, Equatable {
 
 /// "i/n" for --shard.
 public struct Shard: Sendable, Equatable, Codable {
-    public let part: Int, count: Int
+    let part: Int, count: Int
 
     public init(part: Int, count: Int) {
         self.part = part

@@ -4,7 +4,7 @@ import LoRACore
 /// The plan as written into the cache folder (`plan.json`): enough to draw
 /// the sheet again from cached cells (`lora-xyz assemble`) on any machine.
 public struct PlanFile: Sendable, Codable {
-    public var tool = "lora-xyz"
+    var tool = "lora-xyz"
     public var version: String
     public var plan: Plan
     /// Cache key of each cell, by cell index.
@@ -113,7 +113,7 @@ public struct PlanFile: Sendable, Codable {
 
     /// What the grid PNG carries: the first cell's parameters and the axes,
     /// as A1111's X/Y/Z script adds them.
-    public func gridInfotext(z: Int) -> Infotext? {
+    func gridInfotext(z: Int) -> Infotext? {
         guard let first = plan.cells.first(where: { $0.z == z }) else { return nil }
         var extra: [(String, String)] = [("Script", "X/Y/Z plot")]
         for (name, axis) in [("X", plan.x), ("Y", plan.y), ("Z", plan.z)] where !axis.kinds.isEmpty {

@@ -32,10 +32,10 @@ public final class Session: @unchecked Sendable {
     public private(set) var renderSeconds: [Int: Double] = [:]
 
     /// What the last `render` did: model loads, LoRA switches, prompt encodings.
-    public struct Statistics: Sendable, Equatable {
-        public var modelLoads = 0, adapterBuilds = 0, textEncodings = 0
+    struct Statistics: Sendable, Equatable {
+        var modelLoads = 0, adapterBuilds = 0, textEncodings = 0
     }
-    public private(set) var statistics = Statistics()
+    private(set) var statistics = Statistics()
 
     /// Check every file and write the plan into the cache folder.
     public init(plan: Plan, options: Options, events: ((Event) -> Void)? = nil) throws(ModelError) {

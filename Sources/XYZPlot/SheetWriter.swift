@@ -9,11 +9,11 @@ public struct SheetWriter {
     public var fontPath: String
     public var combined = false
     /// Longest side a grid may have before its cells are scaled down.
-    public var maxGridSide = 16_384
+    var maxGridSide = 16_384
     /// Longest side of a cell on the sheet (default: the image's own size, within maxGridSide).
     public var cellSize: Int?
     /// Sheets above this many pixels are written as JPEG instead of PNG.
-    public var jpegAbovePixels = 50_000_000
+    var jpegAbovePixels = 50_000_000
     public var cellsFolder: String?
     public var manifestPath: String?
 
