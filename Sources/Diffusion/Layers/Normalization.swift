@@ -17,13 +17,21 @@ public struct GroupNorm: Sendable {
         guard channels % groups == 0 else {
             throw ModelError(.mismatch, "\(prefix): \(channels) channels cannot form \(groups) groups", file: weights.path)
         }
-        key = prefix + ".weight"
-        biasKey = prefix + ".bias"
+        self.init(key: prefix + ".weight", biasKey: prefix + ".bias", channels: channels, groups: groups, epsilon: epsilon,
+                  weight: try weights.load(prefix + ".weight", shape: [channels]), bias: try weights.load(prefix + ".bias", shape: [channels]))
+    }
+
+    /// A layer from values in memory (tests, training), as Linear and Conv2d can be built.
+    public init(key: String = "group_norm.weight", biasKey: String = "group_norm.bias", channels: Int, groups: Int = 32, epsilon: Float,
+                weight: [Float], bias: [Float]) {
+        precondition(channels % groups == 0 && weight.count == channels && bias.count == channels, "group norm parameters do not fit \(channels) channels in \(groups) groups")
+        self.key = key
+        self.biasKey = biasKey
         self.channels = channels
         self.groups = groups
         self.epsilon = epsilon
-        weight = try weights.load(key, shape: [channels])
-        bias = try weights.load(biasKey, shape: [channels])
+        self.weight = weight
+        self.bias = bias
     }
 
     public func forward(_ x: Tensor, silu: Bool = false, adapters: AdapterSet = .empty) -> Tensor {
@@ -74,12 +82,20 @@ public struct LayerNorm: Sendable {
     public var bias: [Float]
 
     public init(_ weights: Weights, weightKey: String, biasKey: String, width: Int, epsilon: Float = 1e-5) throws(ModelError) {
-        key = weightKey
+        self.init(key: weightKey, biasKey: biasKey, width: width, epsilon: epsilon,
+                  weight: try weights.load(weightKey, shape: [width]), bias: try weights.load(biasKey, shape: [width]))
+    }
+
+    /// A layer from values in memory (tests, training).
+    public init(key: String = "layer_norm.weight", biasKey: String = "layer_norm.bias", width: Int, epsilon: Float = 1e-5,
+                weight: [Float], bias: [Float]) {
+        precondition(weight.count == width && bias.count == width, "layer norm parameters do not fit width \(width)")
+        self.key = key
         self.biasKey = biasKey
         self.width = width
         self.epsilon = epsilon
-        weight = try weights.load(weightKey, shape: [width])
-        bias = try weights.load(biasKey, shape: [width])
+        self.weight = weight
+        self.bias = bias
     }
 
     public init(_ weights: Weights, _ prefix: String, width: Int, epsilon: Float = 1e-5) throws(ModelError) {
