@@ -44,8 +44,11 @@ let package = Package(
         // The diffusion engine: tokenizer, CLIP, U-Net, VAE, samplers, noise.
         .target(name: "Diffusion", dependencies: ["LoRACore", "LinearAlgebra", "CKernels", "CEngineKernels", "CZlib"]),
 
+        // JPEG decoding behind setjmp: libjpeg's error exits cannot unwind through Swift.
+        .target(name: "CImaging", dependencies: ["CJPEG"], path: "Sources/CImaging", linkerSettings: [.linkedLibrary("jpeg")]),
+
         // Bitmaps, PNG/JPEG files, text drawn with FreeType, grid sheets.
-        .target(name: "Imaging", dependencies: ["CPNG", "CJPEG", "CFreeType", "CZlib"]),
+        .target(name: "Imaging", dependencies: ["CPNG", "CJPEG", "CImaging", "CFreeType", "CZlib"]),
 
         // lora-xyz's plan, cache, renderer and sheets, over the engine.
         .target(name: "XYZPlot", dependencies: ["Diffusion", "Imaging", "LoRACore"]),

@@ -1,10 +1,40 @@
+import CImaging
 import CJPEG
 import Foundation
 
-/// Baseline JPEG for sheets too big for a sensible PNG (hundreds of cells).
-/// Only compresses in-memory pixels we made ourselves, so libjpeg's fatal
-/// error path (out of memory) is the only one that can trigger.
+/// Baseline JPEG: sheets too big for a sensible PNG (hundreds of cells) are
+/// written as JPEG; training images are read from JPEG. Encoding only takes
+/// in-memory pixels we made ourselves, so libjpeg's fatal error path (out of
+/// memory) is the only one it can hit; decoding takes files from anywhere and
+/// runs behind setjmp in CImaging, so a hostile file is an error, not an exit.
 public enum JPEGCodec {
+    /// Larger images are refused before any pixel is decoded.
+    public static let maxPixels = 100_000_000
+
+    public static func decode(_ bytes: [UInt8]) throws(ImageError) -> Bitmap {
+        var pixels: UnsafeMutablePointer<UInt8>?
+        var width: Int32 = 0, height: Int32 = 0
+        var message = [CChar](repeating: 0, count: 256)
+        let status = bytes.withUnsafeBufferPointer { data in
+            lt_jpeg_decode(data.baseAddress, data.count, maxPixels, &pixels, &width, &height, &message, message.count)
+        }
+        guard status == 0, let pixels else {
+            throw ImageError("not a readable JPEG: " + String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        defer { free(pixels) }
+        let count = Int(width) * Int(height) * 3
+        return Bitmap(width: Int(width), height: Int(height), pixels: Array(UnsafeBufferPointer(start: pixels, count: count)))
+    }
+
+    public static func read(_ path: String) throws(ImageError) -> Bitmap {
+        guard let data = FileManager.default.contents(atPath: path) else { throw ImageError("cannot read the file", path: path) }
+        do {
+            return try decode([UInt8](data))
+        } catch {
+            throw ImageError(error.message, path: path)
+        }
+    }
+
     public static func encode(_ bitmap: Bitmap, quality: Int = 92) throws(ImageError) -> [UInt8] {
         guard bitmap.width > 0, bitmap.height > 0, bitmap.width <= 65_500, bitmap.height <= 65_500 else {
             throw ImageError("JPEG cannot hold a \(bitmap.width)x\(bitmap.height) image (65,500 pixels per side at most)")

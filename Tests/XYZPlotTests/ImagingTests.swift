@@ -51,6 +51,43 @@ final class ImagingTests: XCTestCase {
         XCTAssertLessThan(decoded, 3000, "most mutants are rejected")
     }
 
+    /// Training reads JPEGs from anywhere: decoding round-trips our own
+    /// files within JPEG's loss, and truncated or mutated files are errors,
+    /// never a crash or an exit (libjpeg's error path runs behind setjmp).
+    func testJPEGDecodingAndHostileJPEGs() throws {
+        var bitmap = Bitmap(width: 37, height: 21)
+        for y in 0..<21 { for x in 0..<37 {
+            let i = 3 * (y * 37 + x)
+            (bitmap.pixels[i], bitmap.pixels[i + 1], bitmap.pixels[i + 2]) = (UInt8(x * 6), UInt8(y * 12), 128)  // smooth gradients
+        } }
+        let bytes = try JPEGCodec.encode(bitmap, quality: 95)
+        let decoded = try JPEGCodec.decode(bytes)
+        XCTAssertEqual([decoded.width, decoded.height], [37, 21])
+        let meanError = zip(decoded.pixels, bitmap.pixels).reduce(0.0) { $0 + abs(Double($1.0) - Double($1.1)) } / Double(bitmap.pixels.count)
+        XCTAssertLessThan(meanError, 8, "within JPEG's loss at quality 95")
+        XCTAssertThrowsError(try JPEGCodec.decode(Array(bytes.prefix(40))))
+        XCTAssertThrowsError(try JPEGCodec.decode([0xFF, 0xD8, 0xFF]))
+        XCTAssertThrowsError(try JPEGCodec.decode(Array("not a jpeg".utf8)))
+        var state: UInt64 = 0x2545F4914F6CDD1D
+        func next() -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int(state >> 33)
+        }
+        var failures = 0
+        for _ in 0..<2000 {
+            var mutant = bytes
+            for _ in 0..<(1 + next() % 8) { mutant[next() % mutant.count] = UInt8(truncatingIfNeeded: next()) }
+            if next() % 2 == 0 { mutant = Array(mutant.prefix(next() % mutant.count)) }
+            do {
+                let image = try JPEGCodec.decode(mutant)
+                XCTAssertEqual(image.pixels.count, image.width * image.height * 3)
+            } catch {
+                failures += 1
+            }
+        }
+        XCTAssertGreaterThan(failures, 0, "some mutants are refused (the rest decode around the damage)")
+    }
+
     func testJPEGAndResize() throws {
         let image = Bitmap(width: 40, height: 30, fill: RGB(200, 100, 50))
         let jpeg = try JPEGCodec.encode(image)
@@ -84,3 +121,4 @@ final class ImagingTests: XCTestCase {
         XCTAssertTrue(missing.pixels.contains(224), "missing cells are gray boxes")
     }
 }
+
