@@ -34,7 +34,9 @@ struct ExtractBench: ParsableCommand {
         }
         let oursLinear = work + "/extract_ours_r32.safetensors", oursConv = work + "/extract_ours_r32_conv.safetensors"
         let oursResized = work + "/resize_ours_r8.safetensors"
-        report(Measure.settled("lora-extract rank 32", [extract, "--base", base, "--tuned", tuned, "--rank", "32", "-o", oursLinear, "--quiet"], repeats: repeats),
+        report(
+            Measure.settled(
+                "lora-extract rank 32", [extract, "--base", base, "--tuned", tuned, "--rank", "32", "-o", oursLinear, "--quiet"], repeats: repeats),
                note: try errorNote(oursLinear, base: base, tuned: tuned))
         report(Measure.settled("lora-extract rank 32, conv rank 32", [extract, "--base", base, "--tuned", tuned, "--rank", "32", "--conv-rank", "32",
                                                               "-o", oursConv, "--quiet"], repeats: repeats),

@@ -46,8 +46,12 @@ struct InspectBench: ParsableCommand {
         }
         print("checkpoint: \(checkpoint) (\(String(format: "%.2f", size / 1e9)) GB); LoRA: \(lora)")
         add(Measure.median("lora-inspect checkpoint (header report)", repeats: repeats, [inspect, checkpoint, "--no-hash", "--no-scan", "--json"]))
-        add(Measure.median("lora-inspect checkpoint --scan (NaN/Inf/zero pass)", repeats: repeats, [inspect, checkpoint, "--scan", "--no-hash", "--quiet"]), bytes: size)
-        add(Measure.median("lora-inspect checkpoint --hash (sha256 + AutoV3)", repeats: repeats, [inspect, checkpoint, "--hash", "--no-scan", "--quiet"]), bytes: 2 * size)
+        add(
+            Measure.median("lora-inspect checkpoint --scan (NaN/Inf/zero pass)", repeats: repeats, [inspect, checkpoint, "--scan", "--no-hash", "--quiet"]),
+            bytes: size)
+        add(
+            Measure.median("lora-inspect checkpoint --hash (sha256 + AutoV3)", repeats: repeats, [inspect, checkpoint, "--hash", "--no-scan", "--quiet"]),
+            bytes: 2 * size)
         add(Measure.median("lora-inspect LoRA r32 (hashes, scan, norms)", repeats: repeats, [inspect, lora, "--json"]))
         add(Measure.median("lora-inspect LoRA r32 --svd", repeats: repeats, [inspect, lora, "--svd", "--json"]))
         if let python {
@@ -62,7 +66,9 @@ struct InspectBench: ParsableCommand {
             print(len(bad), len(zero))
             """
             add(Measure.median("python torch: load_file + isfinite/any scan (model-toolkit style)", repeats: repeats, [python, "-c", scan]), bytes: size)
-            let hash = "import hashlib\nh = hashlib.sha256()\nwith open('\(checkpoint)', 'rb') as f:\n    for b in iter(lambda: f.read(1 << 20), b''): h.update(b)\nprint(h.hexdigest())"
+            let hash =
+                "import hashlib\nh = hashlib.sha256()\nwith open('\(checkpoint)', 'rb') as f:\n    for b in iter(lambda: f.read(1 << 20), b''): "
+                    + "h.update(b)\nprint(h.hexdigest())"
             add(Measure.median("python hashlib sha256 (AutoV2, as A1111)", repeats: repeats, [python, "-c", hash]), bytes: size)
             if let sdScripts {
                 add(Measure.median("kohya check_lora_weights.py LoRA r32", repeats: repeats, [python, sdScripts + "/networks/check_lora_weights.py", lora],

@@ -10,7 +10,10 @@ struct LoRABench: ParsableCommand {
         commandName: "lora-bench",
         abstract: "Fixtures and side-by-side benchmarks for LoRA Tools (see Benchmarks/README.md).",
         version: LoRATools.version,
-        subcommands: [HostInfo.self, MakeFixtures.self, MakeModel.self, InspectBench.self, MergeBench.self, ExtractBench.self, ExtractError.self, EngineBench.self, GemmBench.self])
+        subcommands: [
+            HostInfo.self, MakeFixtures.self, MakeModel.self, InspectBench.self, MergeBench.self, ExtractBench.self, ExtractError.self, EngineBench.self,
+            GemmBench.self,
+        ])
 }
 
 /// Writes the deterministic tiny fixture set committed under Fixtures/models.

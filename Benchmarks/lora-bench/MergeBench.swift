@@ -41,7 +41,8 @@ struct MergeBench: ParsableCommand {
                                                                          "--save_to", theirs, "--models", loraA, "--ratios", "1.0", "--save_precision", "fp16"],
                            repeats: 1, environment: env))
             report(Measure.settled("kohya svd_merge_lora.py --new_rank 16", [python, sdScripts + "/networks/svd_merge_lora.py", "--models", loraA, loraB,
-                                                                      "--ratios", "0.6", "0.4", "--new_rank", "16", "--save_to", theirs16, "--save_precision", "fp16"],
+                        "--ratios", "0.6", "0.4", "--new_rank", "16", "--save_to", theirs16, "--save_precision", "fp16",
+                    ],
                            repeats: 1, environment: env))
             try compareCheckpoints(ours, theirs)
         }
@@ -63,6 +64,7 @@ struct MergeBench: ParsableCommand {
                 total += 1
             }
         }
-        print("merged checkpoint vs kohya: \(differing) of \(total) fp16 values differ, by at most \(worst) ulp; keys: \(x.tensors.count) vs \(y.tensors.count)")
+        print(
+            "merged checkpoint vs kohya: \(differing) of \(total) fp16 values differ, by at most \(worst) ulp; keys: \(x.tensors.count) vs \(y.tensors.count)")
     }
 }

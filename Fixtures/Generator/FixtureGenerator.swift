@@ -64,7 +64,8 @@ public enum FixtureGenerator {
         for t in ModelLayout(config).targets where t.set == .attention {
             options.plantedDeltas[t.kohyaName] = rank
         }
-        for t in ModelLayout(config).targets where t.set == .resnet && (t.kohyaName.contains("down_blocks_0_resnets_0") || t.kohyaName.contains("up_blocks_3_resnets_2")) {
+        for t in ModelLayout(config).targets
+        where t.set == .resnet && (t.kohyaName.contains("down_blocks_0_resnets_0") || t.kohyaName.contains("up_blocks_3_resnets_2")) {
             options.plantedDeltas[t.kohyaName] = rank
         }
         return options
@@ -342,7 +343,9 @@ public enum FixtureGenerator {
         m["ss_network_args"] = args.isEmpty ? "null" : JSON.object(args.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }).serialized()
         m["ss_base_model_version"] = config.family.kohyaBaseVersion
         m["ss_v2"] = config.family == .sd2 ? "True" : "False"
-        m["ss_sd_model_name"] = config.family == .sdxl ? "sd_xl_base_1.0.safetensors" : (config.family == .sd2 ? "v2-1_512-ema-pruned.safetensors" : "v1-5-pruned-emaonly.safetensors")
+        m["ss_sd_model_name"] =
+            config.family == .sdxl
+            ? "sd_xl_base_1.0.safetensors" : (config.family == .sd2 ? "v2-1_512-ema-pruned.safetensors" : "v1-5-pruned-emaonly.safetensors")
         m["ss_resolution"] = config.family == .sdxl ? "(1024, 1024)" : "(512, 512)"
         m["ss_learning_rate"] = "0.0001"
         m["ss_unet_lr"] = "0.0001"

@@ -9,7 +9,9 @@ public enum FixtureSet {
     }
 
     public static var items: [Item] {
-        func lora(_ family: Family, _ layout: FixtureGenerator.LoRALayout, configure: @escaping @Sendable (inout FixtureGenerator.LoRAOptions) -> Void = { _ in }) -> @Sendable (String) throws -> Void {
+        func lora(
+            _ family: Family, _ layout: FixtureGenerator.LoRALayout, configure: @escaping @Sendable (inout FixtureGenerator.LoRAOptions) -> Void = { _ in }
+        ) -> @Sendable (String) throws -> Void {
             { path in
                 var options = FixtureGenerator.LoRAOptions()
                 options.layout = layout
@@ -39,7 +41,9 @@ public enum FixtureSet {
             Item(name: "sd2_tiny.safetensors") { try FixtureGenerator.writeCheckpoint(.tiny(.sd2), to: $0) },
             Item(name: "sdxl_tiny.safetensors") { try FixtureGenerator.writeCheckpoint(.tiny(.sdxl), to: $0) },
             Item(name: "sd1_tiny_lora.safetensors", write: lora(.sd1, .lora)),
-            Item(name: "sd1_tiny_tuned.safetensors") { try FixtureGenerator.writeCheckpoint(.tiny(.sd1), to: $0, options: FixtureGenerator.tunedOptions(.tiny(.sd1))) },
+            Item(name: "sd1_tiny_tuned.safetensors") {
+                try FixtureGenerator.writeCheckpoint(.tiny(.sd1), to: $0, options: FixtureGenerator.tunedOptions(.tiny(.sd1)))
+            },
             Item(name: "sd1_tiny_locon.safetensors", write: lora(.sd1, .locon)),
             Item(name: "sd1_tiny_loha.safetensors", write: lora(.sd1, .loha)),
             Item(name: "sd1_tiny_lokr.safetensors", write: lora(.sd1, .lokr) { $0.rank = 2 }),

@@ -49,7 +49,9 @@ public struct KohyaAcceptedFlags: ParsableArguments {
     @Flag(name: .customLong("sdxl"), help: ArgumentHelp("Accepted for kohya command lines; the family is read from the tensors.", visibility: .hidden))
     public var sdxl = false
 
-    @Flag(name: .customLong("v_parameterization"), help: ArgumentHelp("Accepted for kohya command lines; v-prediction is read from the file.", visibility: .hidden))
+    @Flag(
+        name: .customLong("v_parameterization"),
+        help: ArgumentHelp("Accepted for kohya command lines; v-prediction is read from the file.", visibility: .hidden))
     public var vParameterization = false
 
     @Option(name: .customLong("device"), help: ArgumentHelp("Accepted for kohya command lines: only cpu.", visibility: .hidden))
@@ -72,7 +74,8 @@ public struct KohyaLoRAList: ParsableArguments {
             completion: .file(extensions: ["safetensors", "ckpt", "pt"]))
     public var models: [String] = []
 
-    @Option(name: .customLong("ratios"), parsing: .upToNextOption, help: ArgumentHelp("kohya's --ratios: one per --models file (default 1).", valueName: "ratio"))
+    @Option(
+        name: .customLong("ratios"), parsing: .upToNextOption, help: ArgumentHelp("kohya's --ratios: one per --models file (default 1).", valueName: "ratio"))
     public var ratios: [Double] = []
 
     public init() {}

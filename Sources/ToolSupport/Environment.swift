@@ -43,7 +43,9 @@ public enum ToolEnvironment {
 
     /// One line for verbose output: which kernels are in use.
     public static var kernelDescription: String {
-        "OpenBLAS \(LinearAlgebra.blasCoreName) kernels (\(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"].map { "OPENBLAS_CORETYPE=\($0)" } ?? "auto-detected")), C kernels: \(KernelPaths.description)"
+        "OpenBLAS \(LinearAlgebra.blasCoreName) kernels "
+            + "(\(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"].map { "OPENBLAS_CORETYPE=\($0)" } ?? "auto-detected")), C kernels: "
+            + "\(KernelPaths.description)"
     }
 
     /// The processor's name as the kernel reports it ("AMD EPYC", "Intel(R) Xeon(R) …").

@@ -79,7 +79,9 @@ public struct Catalog: Sendable, Codable {
             let s = cell.settings
             guard let checkpoint = catalog.checkpoints[s.checkpoint] else { continue }
             guard s.width % checkpoint.sizeMultiple == 0, s.height % checkpoint.sizeMultiple == 0, s.width > 0, s.height > 0 else {
-                throw ModelError(.mismatch, "\(s.width)x\(s.height) is not a size \(checkpoint.family) can render: width and height must be multiples of \(checkpoint.sizeMultiple)")
+                throw ModelError(
+                    .mismatch,
+                    "\(s.width)x\(s.height) is not a size \(checkpoint.family) can render: width and height must be multiples of \(checkpoint.sizeMultiple)")
             }
             guard s.steps >= 1, s.steps <= 1000 else { throw ModelError(.mismatch, "steps must be between 1 and 1000 (got \(s.steps))") }
             guard s.cfg.isFinite else { throw ModelError(.mismatch, "CFG scale must be a finite number") }

@@ -76,7 +76,7 @@ public struct Manifest: Sendable, Encodable {
             let status = planFile.catalog.nonFiniteLoRA(s) != nil ? "nan-lora"
                 : cache == nil ? "missing" : renderSeconds[cell.index] != nil ? "rendered" : "cached"
             return CellEntry(index: cell.index, x: cell.x, y: cell.y, z: cell.z, key: key, checkpoint: checkpoint, vae: vae, lora: lora,
-                             weight: s.lora == nil ? nil : s.weight, extraLoRAs: s.extraSpecs.map(\.summary), blockWeights: s.blockWeights, prompt: s.finalPrompt,
+                weight: s.lora == nil ? nil : s.weight, extraLoRAs: s.extraSpecs.map(\.summary), blockWeights: s.blockWeights, prompt: s.finalPrompt,
                              negativePrompt: s.negative, seed: s.seed, steps: s.steps, cfgScale: s.cfg, sampler: s.sampler.description,
                              width: s.width, height: s.height, clipSkip: s.clipSkip, rngVariant: s.noise.rawValue, infotext: planFile.infotext(cell).text,
                              image: cache?.imagePath(key), cellImage: result.cellCopies[cell.index],

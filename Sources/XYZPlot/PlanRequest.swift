@@ -77,7 +77,8 @@ public struct PlanRequest: Sendable {
         // and silently dropping them would make the infotext lie.
         for text in [prompt, negative] + prompts + promptSR {
             if let tag = ExtraNetworks.parse(text).tags.first {
-                throw RequestError("the prompt has an A1111 tag <\(tag.kind):\(tag.arguments.joined(separator: ":"))>: lora-xyz does not look networks up by name; "
+                throw RequestError(
+                    "the prompt has an A1111 tag <\(tag.kind):\(tag.arguments.joined(separator: ":"))>: lora-xyz does not look networks up by name; "
                                  + "put the axis LoRA's place as <lora>, and pass fixed LoRAs with --with-lora path:weight")
             }
         }

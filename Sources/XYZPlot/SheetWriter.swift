@@ -55,7 +55,8 @@ public struct SheetWriter {
         result.missing = missing.count
         result.nonFinite = marked.count
         if requireAll && !missing.isEmpty {
-            throw ModelError(.mismatch, "\(missing.count) of \(plan.cells.count) cells are in none of the caches (render the other shards, or pass --allow-missing)")
+            throw ModelError(
+                .mismatch, "\(missing.count) of \(plan.cells.count) cells are in none of the caches (render the other shards, or pass --allow-missing)")
         }
         let (cw, ch) = cellDimensions(plan)
         var grids: [Bitmap] = []
@@ -82,7 +83,10 @@ public struct SheetWriter {
                                      file: cache.imagePath(key))
                 }
                 guard image.width == cell.settings.width, image.height == cell.settings.height else {
-                    throw ModelError(.invalid, "cached cell is \(image.width)x\(image.height) but the plan says \(cell.settings.width)x\(cell.settings.height) (lora-xyz render with this cache renders it again)",
+                    throw ModelError(
+                        .invalid,
+                        "cached cell is \(image.width)x\(image.height) but the plan says \(cell.settings.width)x\(cell.settings.height) (lora-xyz render "
+                            + "with this cache renders it again)",
                                      file: cache.imagePath(key))
                 }
                 images.append(image)

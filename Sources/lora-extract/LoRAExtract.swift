@@ -36,12 +36,15 @@ struct LoRAExtract: ParsableCommand {
 /// `--rank N|auto` with `--dynamic method=value` / `--fro F` shared by both commands.
 struct RankOptions: ParsableArguments {
     @Option(name: [.long, .customLong("dim"), .customLong("new_rank")],
-            help: ArgumentHelp("Rank of each module, or 'auto' to choose it per module (with --fro or --dynamic); with a dynamic rule it is the cap (default: --max-rank when extracting, each module's own rank when resizing). kohya: --dim, --new_rank.",
+        help: ArgumentHelp(
+            "Rank of each module, or 'auto' to choose it per module (with --fro or --dynamic); with a dynamic rule it is the cap (default: --max-rank when "
+                + "extracting, each module's own rank when resizing). kohya: --dim, --new_rank.",
                                valueName: "n|auto"))
     var rank: String?
 
     @Option(name: [.long, .customLong("conv_dim"), .customLong("new_conv_rank")],
-            help: ArgumentHelp("Rank of 3x3 conv modules (LoCon); also turns on the resnet and conv modules when extracting. kohya: --conv_dim, --new_conv_rank.",
+        help: ArgumentHelp(
+            "Rank of 3x3 conv modules (LoCon); also turns on the resnet and conv modules when extracting. kohya: --conv_dim, --new_conv_rank.",
                                valueName: "n|auto"))
     var convRank: String?
 
@@ -64,9 +67,13 @@ struct RankOptions: ParsableArguments {
 
     /// - Parameter uncapped: the cap when no --rank is given with a dynamic rule.
     func rules(uncapped: Int) throws -> (RankRule, RankRule?) {
-        if (dynamicMethod == nil) != (dynamicParam == nil) { throw ValidationError("--dynamic_method and --dynamic_param go together (or use --dynamic method=value)") }
+        if (dynamicMethod == nil) != (dynamicParam == nil) {
+            throw ValidationError("--dynamic_method and --dynamic_param go together (or use --dynamic method=value)")
+        }
         let kohyaDynamic = dynamicMethod.flatMap { method in dynamicParam.map { "\(method)=\($0)" } }
-        if kohyaDynamic != nil && (dynamic != nil || fro != nil) { throw ValidationError("give the dynamic rule once: --dynamic, --fro or --dynamic_method/--dynamic_param") }
+        if kohyaDynamic != nil && (dynamic != nil || fro != nil) {
+            throw ValidationError("give the dynamic rule once: --dynamic, --fro or --dynamic_method/--dynamic_param")
+        }
         let dynamicText = dynamic ?? kohyaDynamic ?? fro.map { "sv_fro=\($0)" }
         func rule(_ text: String) throws -> RankRule {
             let cap: Int
@@ -94,11 +101,15 @@ struct RankOptions: ParsableArguments {
 }
 
 struct OutputOptions: ParsableArguments {
-    @Option(name: [.short, .long, .customLong("save_to")], help: ArgumentHelp("Output .safetensors file (written atomically; never an input). kohya: --save_to.", valueName: "path"),
+    @Option(
+        name: [.short, .long, .customLong("save_to")],
+        help: ArgumentHelp("Output .safetensors file (written atomically; never an input). kohya: --save_to.", valueName: "path"),
             completion: .file(extensions: ["safetensors"]))
     var output: String
 
-    @Option(name: [.long, .customLong("save_precision")], help: ArgumentHelp("Output precision. kohya: --save_precision (float = fp32).", valueName: "fp16|bf16|fp32"))
+    @Option(
+        name: [.long, .customLong("save_precision")],
+        help: ArgumentHelp("Output precision. kohya: --save_precision (float = fp32).", valueName: "fp16|bf16|fp32"))
     var precision: Precision?
 
     @Flag(help: "List every module's rank, kept norm and error.")
@@ -122,11 +133,17 @@ struct OutputOptions: ParsableArguments {
         if !report.skipped.isEmpty { ToolRun.say("skipped \(report.skipped.count) module(s)") }
         if modules {
             for m in report.modules {
-                ToolRun.say("  \(m.name)  rank \(m.rank)  kept \(String(format: "%.1f%%", 100 * m.keptFraction))  error \(String(format: "%.4f", m.relativeError))  (\(m.method))")
+                ToolRun.say(
+                    "  \(m.name)  rank \(m.rank)  kept \(String(format: "%.1f%%", 100 * m.keptFraction))  error \(String(format: "%.4f", m.relativeError))  "
+                        + "(\(m.method))"
+                )
             }
         } else {
             for m in report.modules.sorted(by: { $0.relativeError > $1.relativeError }).prefix(5) {
-                ToolRun.say("  worst: \(m.name)  rank \(m.rank)  kept \(String(format: "%.1f%%", 100 * m.keptFraction))  error \(String(format: "%.4f", m.relativeError))")
+                ToolRun.say(
+                    "  worst: \(m.name)  rank \(m.rank)  kept \(String(format: "%.1f%%", 100 * m.keptFraction))  error "
+                        + "\(String(format: "%.4f", m.relativeError))"
+                )
             }
         }
         ToolRun.say(String(format: "norm kept %.2f%%, relative error %.5f overall", 100 * report.overallKeptFraction, report.overallRelativeError))

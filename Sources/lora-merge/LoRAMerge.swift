@@ -34,7 +34,9 @@ struct LoRAMerge: ParsableCommand {
 }
 
 struct CommonOptions: ParsableArguments {
-    @Option(name: [.short, .long, .customLong("save_to")], help: ArgumentHelp("Output .safetensors file (written atomically; never an input). kohya: --save_to.", valueName: "path"),
+    @Option(
+        name: [.short, .long, .customLong("save_to")],
+        help: ArgumentHelp("Output .safetensors file (written atomically; never an input). kohya: --save_to.", valueName: "path"),
             completion: .file(extensions: ["safetensors"]))
     var output: String
 
@@ -72,7 +74,8 @@ struct Bake: ParsableCommand {
     var lora: [LoRASpec] = []
 
     @Option(name: [.long, .customLong("save_precision")],
-            help: ArgumentHelp("Output precision of float tensors (default: each tensor's own). kohya: --save_precision (float = fp32).", valueName: "fp16|bf16|fp32"))
+        help: ArgumentHelp(
+            "Output precision of float tensors (default: each tensor's own). kohya: --save_precision (float = fp32).", valueName: "fp16|bf16|fp32"))
     var precision: Precision?
 
     @Flag(help: "Skip LoRA modules that match no weight of the checkpoint instead of failing (they are listed either way).")
@@ -134,13 +137,17 @@ struct Combine: ParsableCommand {
     @Option(name: [.long, .customLong("new_rank")], help: ArgumentHelp("Target rank for SVD merging. kohya: --new_rank.", valueName: "n"))
     var rank: Int?
 
-    @Option(name: [.long, .customLong("new_conv_rank")], help: ArgumentHelp("Target rank of 3x3 conv modules (default: --rank). kohya: --new_conv_rank.", valueName: "n"))
+    @Option(
+        name: [.long, .customLong("new_conv_rank")],
+        help: ArgumentHelp("Target rank of 3x3 conv modules (default: --rank). kohya: --new_conv_rank.", valueName: "n"))
     var convRank: Int?
 
     @Option(name: [.long, .customLong("clamp_quantile")], help: ArgumentHelp("Clamp factors at this quantile of their values, as kohya does.", valueName: "q"))
     var clampQuantile: Double = 0.99
 
-    @Option(name: [.long, .customLong("save_precision")], help: ArgumentHelp("Output precision (default: the inputs'). kohya: --save_precision.", valueName: "fp16|bf16|fp32"))
+    @Option(
+        name: [.long, .customLong("save_precision")],
+        help: ArgumentHelp("Output precision (default: the inputs'). kohya: --save_precision.", valueName: "fp16|bf16|fp32"))
     var precision: Precision?
 
     @Flag(help: "List every module's rank and relative error.")

@@ -71,7 +71,9 @@ struct Render: ParsableCommand {
     var withLoRA: [String] = []
 
     // .unconditional: "-0.5" (a negative weight, as A1111 takes) is a value, not an option.
-    @Option(parsing: .unconditional, help: ArgumentHelp("LoRA weights: 0.4,0.6,0.8,1 or ranges 0-1 (+0.25), 0-1 [5]; negative weights are allowed.", valueName: "list"))
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp("LoRA weights: 0.4,0.6,0.8,1 or ranges 0-1 (+0.25), 0-1 [5]; negative weights are allowed.", valueName: "list"))
     var weights: String = "1"
 
     @Option(help: ArgumentHelp("The prompt; <lora> marks where the LoRA tag goes (else it is appended).", valueName: "text"))
@@ -95,10 +97,13 @@ struct Render: ParsableCommand {
                 Samplers, comma-separated: \(SamplerChoice.knownNames.joined(separator: ", ")) (or euler_a, dpmpp_2m_karras, …). \
                 A name without a schedule uses A1111's Automatic one (1.9+): Karras for DPM++ 2M and DPM++ SDE, Uniform for Euler, Euler a, DDIM.
                 """, valueName: "list"),
-            completion: .list(SamplerChoice.knownNames.map { $0.lowercased().replacingOccurrences(of: "++", with: "pp").replacingOccurrences(of: " ", with: "_") }))
+        completion: .list(SamplerChoice.knownNames.map { $0.lowercased().replacingOccurrences(of: "++", with: "pp").replacingOccurrences(of: " ", with: "_") }))
     var sampler: String = "DPM++ 2M Karras"
 
-    @Option(help: ArgumentHelp("A1111's Schedule type, comma-separated (an axis when several): \(ScheduleKind.allCases.map(\.rawValue).joined(separator: ", ")); overrides the schedule a sampler's name implies.",
+    @Option(
+        help: ArgumentHelp(
+            "A1111's Schedule type, comma-separated (an axis when several): \(ScheduleKind.allCases.map(\.rawValue).joined(separator: ", ")); overrides the "
+                + "schedule a sampler's name implies.",
                                valueName: "list"),
             completion: .list(ScheduleKind.allCases.map(\.rawValue)))
     var schedule: String?
@@ -271,7 +276,8 @@ struct Render: ParsableCommand {
         let fontPath = try sheet.locateFont()
         if !dryRun {
             for (cell, reason) in session.dropDamagedCells() where !sheet.quiet {
-                printError(TerminalText.escape("note: cached cell \(cell.index + 1) (\(Self.describe(cell, plan: plan))) was damaged (\(reason)); rendering it again"))
+                printError(
+                    TerminalText.escape("note: cached cell \(cell.index + 1) (\(Self.describe(cell, plan: plan))) was damaged (\(reason)); rendering it again"))
             }
         }
         let pending = session.pending
@@ -308,7 +314,12 @@ struct Render: ParsableCommand {
         bar.finish()
         if options.shard != nil && session.pending.isEmpty && plan.cells.contains(where: { !session.cache.contains(session.planFile.keys[$0.index]) }) {
             // A shard's job is its cells; the sheet is drawn by `assemble` once all shards are done.
-            if !sheet.json { ToolRun.say("shard \(options.shard!.description) done: \(session.renderSeconds.count) cells rendered into \(cacheFolder); when every shard is done, run lora-xyz assemble with each shard's --cache and -o \(sheet.output)") }
+            if !sheet.json {
+                ToolRun.say(
+                    "shard \(options.shard!.description) done: \(session.renderSeconds.count) cells rendered into \(cacheFolder); when every shard is done, "
+                        + "run lora-xyz assemble with each shard's --cache and -o \(sheet.output)"
+                )
+            }
             return
         }
         let result = try sheet.writer(fontPath: fontPath).write(session.planFile, caches: [session.cache], renderSeconds: session.renderSeconds)
@@ -364,11 +375,18 @@ struct Render: ParsableCommand {
         if marked > 0 { line += ", \(marked) marked '\(SheetWriter.nonFiniteMark)'" }
         ToolRun.say(line)
         for lora in badLoRAs {
-            ToolRun.say("warning: \(lora.path) holds NaN or Inf values (first in \(lora.nonFiniteTensor!)): its cells will be drawn as '\(SheetWriter.nonFiniteMark)' and the run will exit 1")
+            ToolRun.say(
+                "warning: \(lora.path) holds NaN or Inf values (first in \(lora.nonFiniteTensor!)): its cells will be drawn as "
+                    + "'\(SheetWriter.nonFiniteMark)' and the run will exit 1"
+            )
         }
-        ToolRun.say("estimated time: \(clock(estimate.seconds))" + (estimate.measured ? " (from this cache's timings)" : " (rough: no timings in this cache yet)"))
+        ToolRun.say(
+            "estimated time: \(clock(estimate.seconds))" + (estimate.measured ? " (from this cache's timings)" : " (rough: no timings in this cache yet)"))
         let writer = sheet.writer(fontPath: "")
-        ToolRun.say("sheets: " + (plan.z.count > 1 ? "\(plan.z.count) grids (\((1...plan.z.count).map { SheetWriter.numbered(sheet.output, $0, of: plan.z.count) }.joined(separator: ", ")))"
+        ToolRun.say(
+            "sheets: "
+                + (plan.z.count > 1
+                    ? "\(plan.z.count) grids (\((1...plan.z.count).map { SheetWriter.numbered(sheet.output, $0, of: plan.z.count) }.joined(separator: ", ")))"
                             + (sheet.combined ? " + combined \(sheet.output)" : "") : sheet.output) + ", manifest \(writer.manifestPath ?? "-")")
     }
 }
@@ -388,7 +406,9 @@ struct SheetOptions: ParsableArguments {
     @Flag(help: "With several Z values, also write all grids on one sheet (the -o path).")
     var combined = false
 
-    @Option(name: .customLong("cell-size"), help: ArgumentHelp("Longest side of a cell on the sheet (default: full size, shrunk to keep grids under 16384 px).", valueName: "pixels"))
+    @Option(
+        name: .customLong("cell-size"),
+        help: ArgumentHelp("Longest side of a cell on the sheet (default: full size, shrunk to keep grids under 16384 px).", valueName: "pixels"))
     var cellSize: Int?
 
     @Option(help: ArgumentHelp("Manifest JSON (default: NAME.json next to the sheet).", valueName: "path"))
@@ -445,7 +465,10 @@ struct Assemble: ParsableCommand {
     @Flag(help: "Draw cells no cache has as gray boxes instead of failing.")
     var allowMissing = false
 
-    @Option(help: ArgumentHelp("The plan to draw when the cache holds several (runs with different settings): its id (or the start of it), as the error lists them, or a plan file.",
+    @Option(
+        help: ArgumentHelp(
+            "The plan to draw when the cache holds several (runs with different settings): its id (or the start of it), as the error lists them, or a plan "
+                + "file.",
                                valueName: "id"))
     var plan: String?
 

@@ -140,7 +140,11 @@ final class LowRankTests: XCTestCase {
     func testTruncationFromFactorsEqualsTruncationOfTheProduct() throws {
         var state: UInt64 = 5
         func random(_ r: Int, _ c: Int) -> Matrix {
-            Matrix(rows: r, cols: c, values: (0..<(r * c)).map { _ in state = state &* 6364136223846793005 &+ 1; return Float(Int64(bitPattern: state >> 11) % 2001) / 1000 })
+            Matrix(
+                rows: r, cols: c,
+                values: (0..<(r * c)).map { _ in
+                    state = state &* 6364136223846793005 &+ 1; return Float(Int64(bitPattern: state >> 11) % 2001) / 1000
+                })
         }
         let u = random(40, 8), v = random(8, 30)
         let viaFactors = try LinearAlgebra.truncate(u: u, v: v, rank: 3)

@@ -87,7 +87,8 @@ final class ArchitectureTests: XCTestCase {
         let kohya = sd1.target(forModule: "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q")
         XCTAssertEqual(kohya?.checkpointKey, "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn1.to_q.weight")
         XCTAssertEqual(sd1.target(forModule: "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q")?.checkpointKey, kohya?.checkpointKey)
-        XCTAssertEqual(sd1.target(forModule: "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.processor.to_q_lora")?.checkpointKey, kohya?.checkpointKey)
+        XCTAssertEqual(
+            sd1.target(forModule: "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.processor.to_q_lora")?.checkpointKey, kohya?.checkpointKey)
         XCTAssertEqual(sd1.target(forModule: "lora_unet_input_blocks_1_1_transformer_blocks_0_attn1_to_q")?.checkpointKey, kohya?.checkpointKey)
         XCTAssertEqual(sd1.target(forModule: "lora_te1_text_model_encoder_layers_0_mlp_fc1")?.kohyaName, "lora_te_text_model_encoder_layers_0_mlp_fc1")
         // SD2 packs q/k/v into OpenCLIP's in_proj_weight.

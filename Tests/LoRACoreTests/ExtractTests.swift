@@ -89,7 +89,8 @@ final class ExtractTests: XCTestCase {
         let tuned = folder.file("sd1_tiny_tuned.safetensors")
         try XCTUnwrap(FixtureSet.items.first { $0.name == "sd1_tiny_tuned.safetensors" }).write(tuned)
         // The golden was made from exactly this file.
-        let inputs = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Repo.golden("kohya/extract_inputs.json")))) as? [String: String]
+        let inputs =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Repo.golden("kohya/extract_inputs.json")))) as? [String: String]
         let hash = Hashing.sha256(try MappedFile(path: tuned))
         XCTAssertEqual(hash, inputs?["tuned_sha256"], "regenerate the golden: the tuned fixture changed")
 

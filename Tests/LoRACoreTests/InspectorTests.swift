@@ -167,7 +167,8 @@ final class InspectorTests: XCTestCase {
         try FixtureGenerator.writeLoRA(.tiny(.sd1), to: generated, options: .init())
         let model = try ModelFile.open(generated)
         let path = folder.file("exploding.safetensors")
-        let writer = try SafeTensorsWriter(path: path, metadata: model.metadata, entries: model.tensors.map { .init(name: $0.name, dtype: $0.dtype, shape: $0.shape) })
+        let writer = try SafeTensorsWriter(
+            path: path, metadata: model.metadata, entries: model.tensors.map { .init(name: $0.name, dtype: $0.dtype, shape: $0.shape) })
         for t in model.tensors {
             let values = t.name == loud + ".lora_up.weight" ? t.floats().map { $0 * 500 } : t.floats()
             try values.withUnsafeBufferPointer { try writer.write(name: t.name, floats: $0) }
@@ -208,7 +209,11 @@ final class InspectorTests: XCTestCase {
         for t in kept {
             var values = t.floats()
             if t.name == "model.diffusion_model.out.2.weight" { values[0] = .nan }
-            if t.dtype.isFloatingPoint { try values.withUnsafeBufferPointer { try writer.write(name: t.name, floats: $0) } } else { try writer.write(name: t.name, bytes: t.rawBytes) }
+            if t.dtype.isFloatingPoint {
+                try values.withUnsafeBufferPointer { try writer.write(name: t.name, floats: $0) }
+            } else {
+                try writer.write(name: t.name, bytes: t.rawBytes)
+            }
         }
         try writer.finish()
         let quick = Inspector.inspect(path: path)

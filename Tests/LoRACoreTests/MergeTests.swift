@@ -184,9 +184,17 @@ final class MergeTests: XCTestCase {
         let parts = name.split(separator: "_").map(String.init)
         func number(after word: String) -> Int? { parts.firstIndex(of: word).flatMap { Int(parts[$0 + 1]) } }
         if isText { slot = 0 } else if name.contains("mid_block") { slot = 13 } else if let i = number(after: "blocks"), name.contains("down_blocks") {
-            if name.contains("downsamplers") { slot = 1 + 3 * i + 3 } else if let j = number(after: "attentions") ?? number(after: "resnets") { slot = 1 + 3 * i + j + 1 }
+            if name.contains("downsamplers") {
+                slot = 1 + 3 * i + 3
+            } else if let j = number(after: "attentions") ?? number(after: "resnets") {
+                slot = 1 + 3 * i + j + 1
+            }
         } else if let i = number(after: "blocks"), name.contains("up_blocks") {
-            if name.contains("upsamplers") { slot = 14 + 3 * i + 2 } else if let j = number(after: "attentions") ?? number(after: "resnets") { slot = 14 + 3 * i + j }
+            if name.contains("upsamplers") {
+                slot = 14 + 3 * i + 2
+            } else if let j = number(after: "attentions") ?? number(after: "resnets") {
+                slot = 14 + 3 * i + j
+            }
         }
         if let slot { ratio *= lbw.slots[slot] }
         return ratio
@@ -469,7 +477,8 @@ final class MergeTests: XCTestCase {
             let lora = try LoadedLoRA.open(LoRASpec(path: path))
             XCTAssertEqual(lora.family.evidence, .metadata, "the tiny widths leave only the metadata")
             for order in [[path, sdxl], [sdxl, path]] {
-                XCTAssertThrowsError(try LoRACombiner.combine(order.map { LoRASpec(path: $0) }, mode: .concat, output: folder.file("mix.safetensors"))) { error in
+                XCTAssertThrowsError(try LoRACombiner.combine(order.map { LoRASpec(path: $0) }, mode: .concat, output: folder.file("mix.safetensors"))) {
+                    error in
                     let e = error as? ModelError
                     XCTAssertEqual(e?.kind, .mismatch, "\(error)")
                     XCTAssertEqual(e?.file, path, "the SD1 file is named: \(error)")

@@ -75,7 +75,9 @@ enum FixtureKitBridge {
         try [Float](arrayLiteral: 0.5, -1).withUnsafeBufferPointer {
             try writer.write(name: "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.weight", floats: $0)
         }
-        try [UInt8](arrayLiteral: 0).withUnsafeBytes { try writer.write(name: "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.on_input", bytes: $0) }
+        try [UInt8](arrayLiteral: 0).withUnsafeBytes {
+            try writer.write(name: "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.on_input", bytes: $0)
+        }
         try writer.finish()
     }
 }

@@ -72,20 +72,32 @@ final class SafeTensorsTests: XCTestCase {
             ("not-object", safetensorsBytes(header: "[1,2]", data: []), "not a JSON object"),
             ("unknown-dtype", safetensorsBytes(header: #"{"t":{"dtype":"F7","shape":[1],"data_offsets":[0,1]}}"#, data: [0]), "unknown dtype 'F7'"),
             ("unsupported-dtype", safetensorsBytes(header: #"{"t":{"dtype":"F4","shape":[2],"data_offsets":[0,1]}}"#, data: [0]), "not supported"),
-            ("wrong-size", safetensorsBytes(header: #"{"t":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, data: [UInt8](repeating: 0, count: 8)), "needs 12 bytes"),
-            ("overlap", safetensorsBytes(header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
+            (
+                "wrong-size", safetensorsBytes(header: #"{"t":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, data: [UInt8](repeating: 0, count: 8)),
+                "needs 12 bytes"
+            ),
+            (
+                "overlap",
+                safetensorsBytes(
+                    header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
                                          data: [UInt8](repeating: 0, count: 8)), "overlaps"),
             ("gap", safetensorsBytes(header: #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, data: [UInt8](repeating: 0, count: 8)), "gap"),
             ("trailing", safetensorsBytes(header: good, data: [UInt8](repeating: 0, count: 12)), "not covered"),
             ("truncated", safetensorsBytes(header: good, data: [UInt8](repeating: 0, count: 5)), "truncated"),
             ("metadata-number", safetensorsBytes(header: #"{"__metadata__":{"k":1},"t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#,
                                                  data: [UInt8](repeating: 0, count: 8)), "not a string"),
-            ("duplicate", safetensorsBytes(header: #"{"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"t":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
+            (
+                "duplicate",
+                safetensorsBytes(
+                    header: #"{"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"t":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
                                            data: [UInt8](repeating: 0, count: 8)), "duplicate key"),
             ("negative-dim", safetensorsBytes(header: #"{"t":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}"#, data: [0, 0, 0, 0]), "negative dimension"),
             ("reversed", safetensorsBytes(header: #"{"t":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}}"#, data: [0, 0, 0, 0]), "end before they begin"),
             ("three-offsets", safetensorsBytes(header: #"{"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4,4]}}"#, data: [0, 0, 0, 0]), "pair"),
-            ("overflow", safetensorsBytes(header: #"{"t":{"dtype":"F32","shape":[4294967296,4294967296,4],"data_offsets":[0,4]}}"#, data: [0, 0, 0, 0]), "overflows"),
+            (
+                "overflow", safetensorsBytes(header: #"{"t":{"dtype":"F32","shape":[4294967296,4294967296,4],"data_offsets":[0,4]}}"#, data: [0, 0, 0, 0]),
+                "overflows"
+            ),
         ]
         for (name, bytes, expected) in cases {
             let path = folder.file(name + ".safetensors")

@@ -55,12 +55,17 @@ final class TorchCheckpointTests: XCTestCase {
         let cases: [(String, [UInt8], String)] = [
             ("no-pickle", ZipBuilder.build([("archive/version", Array("3\n".utf8))]), "no data.pkl"),
             ("two-pickles", ZipBuilder.build([("a/data.pkl", pickle), ("b/data.pkl", pickle)]), "2 data.pkl"),
-            ("overlap", ZipBuilder.build([("archive/data.pkl", pickle), ("archive/data/0", [UInt8](repeating: 1, count: 64))], overlapLastWithFirst: true), "overlaps"),
+            (
+                "overlap", ZipBuilder.build([("archive/data.pkl", pickle), ("archive/data/0", [UInt8](repeating: 1, count: 64))], overlapLastWithFirst: true),
+                "overlaps"
+            ),
             ("bomb", ZipBuilder.build([("archive/data.pkl", pickle)], method: 8, declaredSize: 1 << 31), "zip bomb"),
             ("truncated", Array(ZipBuilder.build([("archive/data.pkl", pickle)]).dropLast(10)), "end-of-central-directory"),
             ("bad-local", ZipBuilder.build([("archive/data.pkl", pickle)], corruptLocalOffset: true), "local header"),
             ("missing-storage", ZipBuilder.build([("archive/data.pkl", Pickle.stateDict([("w", "0", [2])]))]), "missing from the archive"),
-            ("short-storage", ZipBuilder.build([("archive/data.pkl", Pickle.stateDict([("w", "0", [8])])), ("archive/data/0", [UInt8](repeating: 0, count: 8))]),
+            (
+                "short-storage",
+                ZipBuilder.build([("archive/data.pkl", Pickle.stateDict([("w", "0", [8])])), ("archive/data/0", [UInt8](repeating: 0, count: 8))]),
              "claims 8 fp32 elements (32 bytes)"),
             ("view-out-of-bounds", ZipBuilder.build([("archive/data.pkl", Pickle.stateDict([("w", "0", [2])], storageCount: 2, offset: 1)),
                                                      ("archive/data/0", [UInt8](repeating: 0, count: 8))]), "reaches element"),
@@ -119,8 +124,14 @@ final class TorchCheckpointTests: XCTestCase {
         }
         chained += [UInt8(ascii: ".")]
         let cases: [(String, [UInt8], Bool)] = [
-            ("lists by MARK", [0x80, 2] + [UInt8](repeating: UInt8(ascii: "("), count: n) + [UInt8](repeating: UInt8(ascii: "l"), count: n) + [UInt8(ascii: ".")], true),
-            ("lists by APPEND", [0x80, 2] + [UInt8](repeating: UInt8(ascii: "]"), count: n) + [UInt8](repeating: UInt8(ascii: "a"), count: n - 1) + [UInt8(ascii: ".")], true),
+            (
+                "lists by MARK",
+                [0x80, 2] + [UInt8](repeating: UInt8(ascii: "("), count: n) + [UInt8](repeating: UInt8(ascii: "l"), count: n) + [UInt8(ascii: ".")], true
+            ),
+            (
+                "lists by APPEND",
+                [0x80, 2] + [UInt8](repeating: UInt8(ascii: "]"), count: n) + [UInt8](repeating: UInt8(ascii: "a"), count: n - 1) + [UInt8(ascii: ".")], true
+            ),
             ("tuples", [0x80, 2, UInt8(ascii: ")")] + [UInt8](repeating: 0x85, count: n) + [UInt8(ascii: ".")], true),
             ("dicts", [0x80, 2, UInt8(ascii: "}")] + Array(repeating: [UInt8(ascii: "K"), 1, UInt8(ascii: "}")], count: n - 1).flatMap { $0 }
                 + [UInt8](repeating: UInt8(ascii: "s"), count: n - 1) + [UInt8(ascii: ".")], true),
@@ -153,7 +164,8 @@ final class TorchCheckpointTests: XCTestCase {
             }
         }
         // A legitimate depth is read.
-        let shallow: [UInt8] = [0x80, 2] + [UInt8](repeating: UInt8(ascii: "]"), count: 50) + [UInt8](repeating: UInt8(ascii: "a"), count: 49) + [UInt8(ascii: ".")]
+        let shallow: [UInt8] =
+            [0x80, 2] + [UInt8](repeating: UInt8(ascii: "]"), count: 50) + [UInt8](repeating: UInt8(ascii: "a"), count: 49) + [UInt8(ascii: ".")]
         try shallow.withUnsafeBytes { raw in
             var machine = PickleMachine(bytes: raw, path: "shallow") { _ throws(ModelError) in throw ModelError(.invalid, "no") }
             guard case let .list(list) = try machine.run() else { return XCTFail() }
@@ -167,7 +179,10 @@ final class TorchCheckpointTests: XCTestCase {
         p += [UInt8(ascii: "}"), 0x94, UInt8(ascii: "(")]
         p += [0x8C, 1, UInt8(ascii: "a"), 0x94, UInt8(ascii: "]"), 0x94, UInt8(ascii: "("), UInt8(ascii: "K"), 1, 0x8C, 1, UInt8(ascii: "x"), 0x94,
               UInt8(ascii: "h"), 3, UInt8(ascii: "e")]
-        p += [0x8C, 1, UInt8(ascii: "b"), 0x88, UInt8(ascii: "N"), UInt8(ascii: "G")] + [0x40, 0x04, 0, 0, 0, 0, 0, 0] + [0x87, UInt8(ascii: "u"), UInt8(ascii: ".")]
+        p +=
+            [0x8C, 1, UInt8(ascii: "b"), 0x88, UInt8(ascii: "N"), UInt8(ascii: "G")] + [0x40, 0x04, 0, 0, 0, 0, 0, 0] + [
+                0x87, UInt8(ascii: "u"), UInt8(ascii: "."),
+            ]
         let value: PickleValue = try p.withUnsafeBytes { raw in
             var machine = PickleMachine(bytes: raw, path: "p4") { _ throws(ModelError) in throw ModelError(.invalid, "no") }
             return try machine.run()

@@ -125,7 +125,8 @@ final class HostileInputCLITests: XCTestCase {
         let source = try ModelFile.open(ToolRunner.repoRoot + "/Fixtures/models/sd1_tiny_lora.safetensors")
         let victim = try XCTUnwrap(source.tensors.first { $0.name.hasSuffix(".lora_down.weight") && $0.name.contains("unet") })
         let path = folder + "/nan.safetensors"
-        let writer = try SafeTensorsWriter(path: path, metadata: source.metadata, entries: source.tensors.map { .init(name: $0.name, dtype: .f32, shape: $0.shape) })
+        let writer = try SafeTensorsWriter(
+            path: path, metadata: source.metadata, entries: source.tensors.map { .init(name: $0.name, dtype: .f32, shape: $0.shape) })
         for tensor in source.tensors {
             var values = tensor.floats()
             if tensor.name == victim.name { values[1] = .nan }
@@ -187,7 +188,10 @@ final class HostileInputCLITests: XCTestCase {
             ("lora-extract", ["resize", model, "--rank", "2", "-o", out], "this is a Stable Diffusion checkpoint, not a LoRA"),
             ("lora-extract", ["--base", model, "--tuned", model, "--rank", "2", "-o", out], "the same file"),
             ("lora-extract", ["--base", model, "--tuned", copy, "--rank", "2", "-o", out], "identical in every weight"),
-            ("lora-xyz", ["--model", lora, "--dry-run", "--tokenizer", "Fixtures/tokenizer/clip_bpe_merges.txt.gz"], "this is a LoRA (264 modules), not a checkpoint"),
+            (
+                "lora-xyz", ["--model", lora, "--dry-run", "--tokenizer", "Fixtures/tokenizer/clip_bpe_merges.txt.gz"],
+                "this is a LoRA (264 modules), not a checkpoint"
+            ),
         ]
         for (tool, arguments, message) in cases {
             let result = try ToolRunner.run(tool, arguments + ["--quiet"])

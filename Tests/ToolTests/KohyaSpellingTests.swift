@@ -41,7 +41,8 @@ final class KohyaSpellingTests: XCTestCase {
         let cuda = try ToolRunner.run("lora-merge", ["--sd_model", model, "--models", lora, "--save_to", folder + "/x.safetensors", "--device", "cuda"])
         XCTAssertEqual(cuda.status, 64)
         XCTAssertTrue(cuda.stderr.contains("run on the CPU"), cuda.stderr)
-        let unequal = try ToolRunner.run("lora-merge", ["--sd_model", model, "--models", lora, locon, "--ratios", "0.5", "--save_to", folder + "/x.safetensors"])
+        let unequal = try ToolRunner.run(
+            "lora-merge", ["--sd_model", model, "--models", lora, locon, "--ratios", "0.5", "--save_to", folder + "/x.safetensors"])
         XCTAssertEqual(unequal.status, 64)
         XCTAssertTrue(unequal.stderr.contains("one value per --models file"), unequal.stderr)
     }

@@ -118,7 +118,8 @@ final class XYZCLITests: XCTestCase {
         XCTAssertEqual(statuses.sorted(), ["nan-lora", "rendered", "rendered", "rendered"])
         // The marked cell is drawn: dark red where the image would be.
         let sheet = try PNGCodec.read(folder + "/sheet.png")
-        let red = stride(from: 0, to: sheet.pixels.count, by: 3).filter { sheet.pixels[$0] == 110 && sheet.pixels[$0 + 1] == 20 && sheet.pixels[$0 + 2] == 20 }.count
+        let red = stride(from: 0, to: sheet.pixels.count, by: 3).filter { sheet.pixels[$0] == 110 && sheet.pixels[$0 + 1] == 20 && sheet.pixels[$0 + 2] == 20 }
+            .count
         XCTAssertGreaterThan(red, 64 * 32, "the mark fills most of a 64x64 cell")
     }
 
@@ -149,7 +150,8 @@ final class XYZCLITests: XCTestCase {
         let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         XCTAssertEqual(process.terminationReason, .uncaughtSignal, stderr)
-        XCTAssertTrue(stderr.contains("interrupted") && stderr.contains("kept in \(folder)/sheet.cache") && stderr.contains("run the same command again"), stderr)
+        XCTAssertTrue(
+            stderr.contains("interrupted") && stderr.contains("kept in \(folder)/sheet.cache") && stderr.contains("run the same command again"), stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/sheet.png"))
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: cells).filter { $0.hasSuffix(".tmp") }
         XCTAssertEqual(leftovers, [], "no unfinished cell is left")

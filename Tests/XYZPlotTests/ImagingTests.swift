@@ -115,7 +115,9 @@ final class ImagingTests: XCTestCase {
                               cellWidth: 32, cellHeight: 32)
         let bitmap = try sheet.render(fontPath: path)
         XCTAssertGreaterThan(bitmap.width, 64)
-        let reds = stride(from: 0, to: bitmap.pixels.count, by: 3).filter { bitmap.pixels[$0] == 255 && bitmap.pixels[$0 + 1] == 0 && bitmap.pixels[$0 + 2] == 0 }
+        let reds = stride(from: 0, to: bitmap.pixels.count, by: 3).filter {
+            bitmap.pixels[$0] == 255 && bitmap.pixels[$0 + 1] == 0 && bitmap.pixels[$0 + 2] == 0
+        }
         XCTAssertEqual(reds.count, 32 * 32, "the red cell appears whole, once")
         let missing = try GridSheet(columns: ["a"], rows: [], cells: [nil], cellWidth: 32, cellHeight: 32).render(fontPath: path)
         XCTAssertTrue(missing.pixels.contains(224), "missing cells are gray boxes")

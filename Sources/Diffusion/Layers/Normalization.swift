@@ -24,7 +24,9 @@ public struct GroupNorm: Sendable {
     /// A layer from values in memory (tests, training), as Linear and Conv2d can be built.
     public init(key: String = "group_norm.weight", biasKey: String = "group_norm.bias", channels: Int, groups: Int = 32, epsilon: Float,
                 weight: [Float], bias: [Float]) {
-        precondition(channels % groups == 0 && weight.count == channels && bias.count == channels, "group norm parameters do not fit \(channels) channels in \(groups) groups")
+        precondition(
+            channels % groups == 0 && weight.count == channels && bias.count == channels,
+            "group norm parameters do not fit \(channels) channels in \(groups) groups")
         self.key = key
         self.biasKey = biasKey
         self.channels = channels

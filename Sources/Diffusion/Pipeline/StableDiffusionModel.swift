@@ -111,7 +111,9 @@ public final class StableDiffusionModel: @unchecked Sendable {
         for (level, channels) in levels.enumerated() where (config.attentionDepth[level] ?? 0) > 0 || (level == levels.count - 1 && config.middleDepth > 0) {
             let heads = config.attentionHeads.heads(channels: channels)
             guard heads >= 1, channels % heads == 0 else {
-                throw ModelError(.unsupported, "U-Net attention at \(channels) channels does not split into \(heads) heads; this engine renders only the released head layouts",
+                throw ModelError(
+                    .unsupported,
+                    "U-Net attention at \(channels) channels does not split into \(heads) heads; this engine renders only the released head layouts",
                                  file: path)
             }
         }
@@ -119,7 +121,10 @@ public final class StableDiffusionModel: @unchecked Sendable {
 
     static func checkHeads(_ te: ArchitectureConfig.TextEncoder, path: String) throws(ModelError) {
         guard te.width >= te.headDim, te.width % te.headDim == 0 else {
-            throw ModelError(.unsupported, "the text encoder is \(te.width) wide, which does not split into CLIP's \(te.headDim)-wide attention heads (a pruned or tiny model?); it cannot be rendered correctly",
+            throw ModelError(
+                .unsupported,
+                "the text encoder is \(te.width) wide, which does not split into CLIP's \(te.headDim)-wide attention heads (a pruned or tiny model?); it "
+                    + "cannot be rendered correctly",
                              file: path)
         }
     }

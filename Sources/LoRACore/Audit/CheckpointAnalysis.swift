@@ -35,7 +35,7 @@ public enum CheckpointAnalysis {
         let oldNames = names.filter { n in oldTextEncoderPrefixes.contains { n.hasPrefix($0) } }
         if !oldNames.isEmpty {
             findings.append(Finding("old-text-encoder-keys", .info,
-                                    "text encoder uses the pre-transformers key layout (cond_stage_model.transformer.encoder...); AUTOMATIC1111 renames it on load",
+                    "text encoder uses the pre-transformers key layout (cond_stage_model.transformer.encoder...); AUTOMATIC1111 renames it on load",
                                     count: oldNames.count))
             names = names.map { n in
                 oldNames.contains(n) ? n.replacingFirst("cond_stage_model.transformer.", "cond_stage_model.transformer.text_model.") : n
@@ -86,7 +86,10 @@ public enum CheckpointAnalysis {
             unknown = names.filter { !expected.contains($0) && !$0.hasPrefix("model_ema.") && !knownExtra($0) }
             let missingUNet = missing.filter { $0.hasPrefix(ModelLayout.unetPrefix) }
             if !missingUNet.isEmpty {
-                findings.append(Finding("incomplete-unet", .error, "\(missingUNet.count) U-Net tensor(s) of \(fam.rawValue) are missing: the checkpoint is broken or pruned wrongly",
+                findings.append(
+                    Finding(
+                        "incomplete-unet", .error,
+                        "\(missingUNet.count) U-Net tensor(s) of \(fam.rawValue) are missing: the checkpoint is broken or pruned wrongly",
                                         keys: missingUNet))
             }
             if !present.contains(where: { $0.hasPrefix(ModelLayout.vaePrefix) }) {
@@ -106,7 +109,8 @@ public enum CheckpointAnalysis {
                 var specs: [String: [Int]] = [:]
                 for s in layout.tensors { specs[s.name] = s.shape }
                 let wrong = model.tensors.compactMap { t -> String? in
-                    let name = oldNames.contains(t.name) ? t.name.replacingFirst("cond_stage_model.transformer.", "cond_stage_model.transformer.text_model.") : t.name
+                    let name =
+                        oldNames.contains(t.name) ? t.name.replacingFirst("cond_stage_model.transformer.", "cond_stage_model.transformer.text_model.") : t.name
                     guard let shape = specs[name], shape != t.shape, !(name.hasSuffix("input_blocks.0.0.weight")) else { return nil }
                     return "\(t.name) \(t.shape) (expected \(shape))"
                 }
@@ -128,7 +132,8 @@ public enum CheckpointAnalysis {
             let broken = values.enumerated().contains { Float($0.offset) != $0.element }
             if !t.dtype.isFloatingPoint && !broken { continue }
             findings.append(Finding("broken-position-ids", .warning,
-                                    "\(name) is \(t.dtype.shortName)\(broken ? " with values that are not 0, 1, 2, ..." : ""): prompts lose position information (a common merge artefact)",
+                    "\(name) is \(t.dtype.shortName)\(broken ? " with values that are not 0, 1, 2, ..." : ""): prompts lose position information (a common "
+                        + "merge artefact)",
                                     keys: [name]))
         }
 

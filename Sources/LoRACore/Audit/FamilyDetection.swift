@@ -175,7 +175,8 @@ public enum FamilyDetection {
             return "its text-encoder keys use SD1/SD2's lora_te_ prefix (\(te))"
         }
         if family != .sdxl, let sdxl = names.first(where: {
-            $0.hasPrefix("lora_te2_") || $0.hasPrefix("lora_unet_input_blocks_") || $0.hasPrefix("lora_unet_middle_block_") || $0.hasPrefix("lora_unet_output_blocks_")
+                $0.hasPrefix("lora_te2_") || $0.hasPrefix("lora_unet_input_blocks_") || $0.hasPrefix("lora_unet_middle_block_")
+                    || $0.hasPrefix("lora_unet_output_blocks_")
         }) {
             return "it has SDXL-only keys (\(sdxl))"
         }

@@ -8,7 +8,9 @@ extension ModelFile {
         case .lora:
             throw ModelError(.mismatch, "this is a LoRA (\(network.modules.count) modules), not a checkpoint", file: path)
         case .vae, .embedding:
-            throw ModelError(.mismatch, "this is a \(Inspector.kind(of: self, network: network) == .vae ? "VAE" : "textual-inversion embedding"), not a checkpoint", file: path)
+            throw ModelError(
+                .mismatch, "this is a \(Inspector.kind(of: self, network: network) == .vae ? "VAE" : "textual-inversion embedding"), not a checkpoint",
+                file: path)
         default:
             return
         }

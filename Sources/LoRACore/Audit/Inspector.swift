@@ -119,13 +119,15 @@ public enum Inspector {
             }
             if model.format.isPickle {
                 report.findings.append(Finding("pickle-format", .info,
-                                               "pickle-based file: read safely here, but prefer .safetensors when sharing (torch.load can run code in such files)"))
+                        "pickle-based file: read safely here, but prefer .safetensors when sharing (torch.load can run code in such files)"))
             }
             let training = TrainingSummary(metadata: model.metadata, topTagCount: options.topTags)
             if !training.isEmpty { report.training = training }
             if let claimed = model.metadata[.sshsModelHash], let actual = report.hashes?.addnet, claimed != actual {
                 report.findings.append(Finding("embedded-hash-mismatch", .warning,
-                                               "metadata sshs_model_hash (\(claimed.prefix(12))) differs from the actual data hash (\(actual.prefix(12))): AUTOMATIC1111 trusts the embedded value, so infotexts will name the wrong file"))
+                        "metadata sshs_model_hash (\(claimed.prefix(12))) differs from the actual data hash (\(actual.prefix(12))): AUTOMATIC1111 trusts "
+                            + "the embedded value, so infotexts will name the wrong file"
+                    ))
             }
         } catch {
             report.kind = .invalid

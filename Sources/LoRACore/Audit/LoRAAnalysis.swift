@@ -181,7 +181,7 @@ public struct LoRAAnalysis {
             let medianNorm = positive[positive.count / 2]
             if !exploding.isEmpty {
                 findings.append(Finding("exploding-norms", .warning,
-                                        "\(exploding.count) module(s) have ‖ΔW‖ over 30× the file's median (\(formatNumber(medianNorm))): likely overtrained or broken",
+                        "\(exploding.count) module(s) have ‖ΔW‖ over 30× the file's median (\(formatNumber(medianNorm))): likely overtrained or broken",
                                         keys: exploding))
             }
             if !tiny.isEmpty {
@@ -205,7 +205,9 @@ public struct LoRAAnalysis {
         }
         let dora = modules.filter(\.hasDoRA)
         if !dora.isEmpty {
-            findings.append(Finding("dora", .info, "\(dora.count) module(s) use DoRA: their effect depends on the base weights, and UIs disagree on its conventions",
+            findings.append(
+                Finding(
+                    "dora", .info, "\(dora.count) module(s) use DoRA: their effect depends on the base weights, and UIs disagree on its conventions",
                                     keys: dora.map(\.name)))
         }
         return findings
@@ -239,7 +241,7 @@ public struct LoRAAnalysis {
             let unknown = zip(modules, targets).filter { $0.1 == nil }.map(\.0.name)
             if !unknown.isEmpty {
                 findings.append(Finding("unknown-modules", .warning,
-                                        "\(unknown.count) module(s) match no layer of \(family.family!.rawValue): loaders report \"lora key not loaded\" and skip them",
+                        "\(unknown.count) module(s) match no layer of \(family.family!.rawValue): loaders report \"lora key not loaded\" and skip them",
                                         keys: unknown))
             }
             // Two modules writing the same weight (e.g. both lora_te_ and lora_te1_ names).
@@ -269,7 +271,9 @@ public struct LoRAAnalysis {
             }
             if family.family != .sdxl && modules.contains(where: { $0.name.hasPrefix("lora_te1_") }) {
                 findings.append(Finding("te1-prefix", .info,
-                                        "text-encoder modules use the lora_te1_ prefix (as diffusers writes it): A1111, ComfyUI and diffusers load them, kohya's merge_lora.py skips them"))
+                        "text-encoder modules use the lora_te1_ prefix (as diffusers writes it): A1111, ComfyUI and diffusers load them, kohya's "
+                            + "merge_lora.py skips them"
+                    ))
             }
         }
         let dtypes = Set(network.model.tensors.filter { !$0.name.hasSuffix(".alpha") && $0.dtype.isFloatingPoint }.map(\.dtype))
@@ -281,7 +285,7 @@ public struct LoRAAnalysis {
                                     "no metadata: AUTOMATIC1111 labels the LoRA 'Unknown' and may hide it; add ss_base_model_version when publishing"))
         } else if family.family == .sdxl && metadata[.baseModelVersion] == nil && metadata[.specArchitecture] == nil && !metadata.isEmpty {
             findings.append(Finding("sdxl-unlabelled", .warning,
-                                    "SDXL LoRA with metadata but no ss_base_model_version: AUTOMATIC1111 files it as SD1 and hides it while an SDXL model is loaded"))
+                    "SDXL LoRA with metadata but no ss_base_model_version: AUTOMATIC1111 files it as SD1 and hides it while an SDXL model is loaded"))
         }
         if !network.model.headerStartsStrictly {
             findings.append(Finding("header-whitespace", .warning, "the safetensors header does not start with {\" : AUTOMATIC1111 refuses such files"))

@@ -85,7 +85,8 @@ public enum LoRAExtractor {
         progress?(-work.reduce(0) { $0 + $1.shape.reduce(1, *) })
 
         // Largest first so the cores finish together; BLAS single-threaded per job.
-        let factored = try Parallel.map(work.count, cost: { work[$0].shape.reduce(1, *) }) { i throws(ModelError) -> (LowRankModule, ModuleResult, (Double, Double, Double))? in
+        let factored = try Parallel.map(work.count, cost: { work[$0].shape.reduce(1, *) }) {
+            i throws(ModelError) -> (LowRankModule, ModuleResult, (Double, Double, Double))? in
             let job = work[i]
             defer { progress?(job.shape.reduce(1, *)) }
             let delta = difference(job, base: base, tuned: tuned)

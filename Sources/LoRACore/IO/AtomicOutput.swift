@@ -69,7 +69,8 @@ public final class AtomicOutput: @unchecked Sendable {
     public static func checkDestination(_ destination: String, inputs: [String] = []) throws(ModelError) {
         var info = stat()
         if stat(destination, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR {
-            throw ModelError(.mismatch, "the output is a folder; give a file name (e.g. \(destination.hasSuffix("/") ? destination : destination + "/")out.safetensors)",
+            throw ModelError(
+                .mismatch, "the output is a folder; give a file name (e.g. \(destination.hasSuffix("/") ? destination : destination + "/")out.safetensors)",
                              file: destination)
         }
         for input in inputs where sameFile(destination, input) {

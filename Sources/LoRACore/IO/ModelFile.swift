@@ -96,7 +96,8 @@ public struct ModelFile: Sendable {
     private static func unrecognised(_ bytes: UnsafeRawBufferPointer, path: String) -> ModelError {
         if bytes.count == 0 { return ModelError(.invalid, "file is empty", file: path) }
         if bytes.count >= 6 && bytes[0] == 0x37 && bytes[1] == 0x7A && bytes[2] == 0xBC && bytes[3] == 0xAF {
-            return ModelError(.unsupported, "a 7z archive, not a model file (7z-wrapped pickles have been used to hide malware; do not load it with torch)", file: path)
+            return ModelError(
+                .unsupported, "a 7z archive, not a model file (7z-wrapped pickles have been used to hide malware; do not load it with torch)", file: path)
         }
         if bytes.count > 262 && Array(UnsafeRawBufferPointer(rebasing: bytes[257..<262])) == Array("ustar".utf8) {
             return ModelError(.unsupported, "a tar archive (the oldest torch format, refused by torch itself since 2.6)", file: path)

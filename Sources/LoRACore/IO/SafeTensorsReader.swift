@@ -39,7 +39,9 @@ public struct SafeTensorsFile: Sendable {
         }
         let n = Int(declared)
         guard 8 + n <= bytes.count else {
-            throw ModelError(.invalid, "header length \(n) runs past the end of the file (\(bytes.count) bytes); the file is truncated or not safetensors", file: path, offset: 0)
+            throw ModelError(
+                .invalid, "header length \(n) runs past the end of the file (\(bytes.count) bytes); the file is truncated or not safetensors", file: path,
+                offset: 0)
         }
         headerLength = n
         let headerBytes = Array(UnsafeRawBufferPointer(rebasing: bytes[8..<(8 + n)]))
@@ -145,7 +147,8 @@ public struct SafeTensorsFile: Sendable {
         }
         guard begin64 <= end64 else { throw fail("data_offsets [\(begin64), \(end64)] end before they begin") }
         guard end64 <= UInt64(dataLength) else {
-            throw ModelError(.invalid, "data_offsets [\(begin64), \(end64)] run past the end of the data (\(dataLength) bytes): the file is truncated or corrupt",
+            throw ModelError(
+                .invalid, "data_offsets [\(begin64), \(end64)] run past the end of the data (\(dataLength) bytes): the file is truncated or corrupt",
                              file: path, key: name)
         }
         let (bytes, overflow) = elements.multipliedReportingOverflow(by: dtype.size)

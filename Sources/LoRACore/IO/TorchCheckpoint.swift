@@ -96,7 +96,9 @@ public struct TorchCheckpoint: Sendable {
             }
             let needed = Int(count).multipliedReportingOverflow(by: dtype?.size ?? 1)
             guard !needed.overflow, member.uncompressedSize >= needed.partialValue else {
-                let claim = dtype.map { "\(count) \($0.shortName) elements (\(needed.overflow ? "more than 2^63" : String(needed.partialValue)) bytes)" } ?? "\(count) bytes"
+                let claim =
+                    dtype.map { "\(count) \($0.shortName) elements (\(needed.overflow ? "more than 2^63" : String(needed.partialValue)) bytes)" }
+                    ?? "\(count) bytes"
                 throw ModelError(.invalid, "storage record data/\(key) holds \(member.uncompressedSize) bytes but the pickle claims \(claim)",
                                  file: file.path, key: key)
             }
@@ -173,7 +175,8 @@ public struct TorchCheckpoint: Sendable {
             let count = bytes.loadLE(UInt64.self, at: cursor)
             let length = count.multipliedReportingOverflow(by: UInt64(dtype.size))
             guard count == UInt64(expected), !length.overflow, length.partialValue <= UInt64(bytes.count - cursor - 8) else {
-                throw ModelError(.invalid, "legacy checkpoint: storage \(key) size is inconsistent or truncated", file: file.path, key: key, offset: UInt64(cursor))
+                throw ModelError(
+                    .invalid, "legacy checkpoint: storage \(key) size is inconsistent or truncated", file: file.path, key: key, offset: UInt64(cursor))
             }
             located[key] = (cursor + 8, Int(length.partialValue))
             cursor += 8 + Int(length.partialValue)

@@ -128,7 +128,8 @@ public struct ZipArchive: Sendable {
             let local = Int(localOffset)
             let dataOffset = local + 30 + Int(bytes.loadLE(UInt16.self, at: local + 26)) + Int(bytes.loadLE(UInt16.self, at: local + 28))
             guard compressed <= UInt64(bytes.count), dataOffset <= bytes.count - Int(compressed) else {
-                throw ModelError(.invalid, "zip archive: member data runs past the end of the file (truncated download?)", file: path, key: name, offset: UInt64(dataOffset))
+                throw ModelError(
+                    .invalid, "zip archive: member data runs past the end of the file (truncated download?)", file: path, key: name, offset: UInt64(dataOffset))
             }
             guard uncompressed <= UInt64(Int.max) else { throw fail("member size out of range") }
             if method == 0 && compressed != uncompressed {

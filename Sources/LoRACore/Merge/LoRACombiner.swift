@@ -127,7 +127,8 @@ public enum LoRACombiner {
         func name(_ lora: LoadedLoRA) -> String { (lora.path as NSString).lastPathComponent }
         let known = loras.compactMap { lora in lora.family.evidence == .tensors ? lora.family.family.map { (lora, $0) } : nil }
         if let (first, family) = known.first, let other = known.first(where: { $0.1 != family }) {
-            throw ModelError(.mismatch, "\(name(first)) is \(family.rawValue) but \(name(other.0)) is \(other.1.rawValue); LoRAs for different families cannot be combined")
+            throw ModelError(
+                .mismatch, "\(name(first)) is \(family.rawValue) but \(name(other.0)) is \(other.1.rawValue); LoRAs for different families cannot be combined")
         }
         guard let family = known.first?.1 ?? loras.compactMap(\.family.family).first else { return nil }
         let keyMap = KeyMap.real(family)
@@ -141,7 +142,10 @@ public enum LoRACombiner {
             let unmatched = lora.network.modules.filter { keyMap.target(forModule: $0.name) == nil }
             // As baking refuses unmatched modules, so does an uncertain family here.
             if !unmatched.isEmpty {
-                throw ModelError(.mismatch, "this LoRA (\(label)) does not fit \(family.rawValue): \(unmatched.count) of \(lora.network.modules.count) modules match no \(family.rawValue) layer (first: \(unmatched[0].name)); LoRAs for different families cannot be combined",
+                throw ModelError(
+                    .mismatch,
+                    "this LoRA (\(label)) does not fit \(family.rawValue): \(unmatched.count) of \(lora.network.modules.count) modules match no "
+                        + "\(family.rawValue) layer (first: \(unmatched[0].name)); LoRAs for different families cannot be combined",
                                  file: lora.path)
             }
         }
@@ -182,7 +186,10 @@ public enum LoRACombiner {
                 us.append(scaled); vs.append(v)
             } else {
                 guard case .svd = mode else {
-                    throw ModelError(.unsupported, "\(c.module.algorithm.rawValue)\(c.module.parts["mid"] != nil ? " (Tucker)" : "") modules cannot be concatenated exactly; use --rank to merge by SVD",
+                    throw ModelError(
+                        .unsupported,
+                        "\(c.module.algorithm.rawValue)\(c.module.parts["mid"] != nil ? " (Tucker)" : "") modules cannot be concatenated exactly; use "
+                            + "--rank to merge by SVD",
                                      key: c.module.name)
                 }
                 var d = try c.module.delta()

@@ -65,7 +65,9 @@ public struct MergePlan: Sendable {
                 throw ModelError(.mismatch, "this LoRA is for \(other), the checkpoint is \(family.rawValue)", file: path)
             }
             if lora.family.evidence == .tensors, let loraFamily = lora.family.family, loraFamily != family {
-                throw ModelError(.mismatch, "an \(loraFamily.rawValue) LoRA cannot be merged into an \(family.rawValue) checkpoint (\(lora.family.reasons.joined(separator: "; ")))",
+                throw ModelError(
+                    .mismatch,
+                    "an \(loraFamily.rawValue) LoRA cannot be merged into an \(family.rawValue) checkpoint (\(lora.family.reasons.joined(separator: "; ")))",
                                  file: path)
             }
             for incomplete in lora.network.incompleteModules {
@@ -101,7 +103,10 @@ public struct MergePlan: Sendable {
         }
         if !unmatched.isEmpty && !allowUnmatched {
             let first = unmatched[0]
-            throw ModelError(.mismatch, "\(unmatched.count) LoRA module(s) match no weight of the checkpoint (first: \(first.module): \(first.reason)); pass --allow-unmatched to skip them",
+            throw ModelError(
+                .mismatch,
+                "\(unmatched.count) LoRA module(s) match no weight of the checkpoint (first: \(first.module): \(first.reason)); pass --allow-unmatched to "
+                    + "skip them",
                              file: first.file)
         }
         return MergePlan(base: base, family: family, loras: loras, contributions: contributions, biasContributions: biases, unmatched: unmatched)

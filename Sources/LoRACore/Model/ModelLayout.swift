@@ -308,7 +308,9 @@ public struct ModelLayout: Sendable {
                         target(hf + "self_attn." + qkv, key: lp + "attn.in_proj_weight", rows: (i * w)..<((i + 1) * w),
                                shape: [w, w], kind: .linear, set: .attention, bias: nil)
                     }
-                    target(hf + "self_attn.out_proj", key: lp + "attn.out_proj.weight", shape: [w, w], kind: .linear, set: .attention, bias: lp + "attn.out_proj.bias")
+                    target(
+                        hf + "self_attn.out_proj", key: lp + "attn.out_proj.weight", shape: [w, w], kind: .linear, set: .attention,
+                        bias: lp + "attn.out_proj.bias")
                     target(hf + "mlp.fc1", key: lp + "mlp.c_fc.weight", shape: [m, w], kind: .linear, set: .attention, bias: lp + "mlp.c_fc.bias")
                     target(hf + "mlp.fc2", key: lp + "mlp.c_proj.weight", shape: [w, m], kind: .linear, set: .attention, bias: lp + "mlp.c_proj.bias")
                 }

@@ -48,9 +48,13 @@ public struct PickleMachine {
         }
         let list = unique.joined(separator: ", ")
         if !dangerous.isEmpty {
-            return ModelError(.dangerous, "dangerous pickle: it calls \(dangerous.joined(separator: ", ")), which would run code if loaded with torch.load; nothing was executed", file: path)
+            return ModelError(
+                .dangerous,
+                "dangerous pickle: it calls \(dangerous.joined(separator: ", ")), which would run code if loaded with torch.load; nothing was executed",
+                file: path)
         }
-        return ModelError(.dangerous, "pickle references \(list), which is not on the allowlist for a state dict; refusing to load it (nothing was executed)", file: path)
+        return ModelError(
+            .dangerous, "pickle references \(list), which is not on the allowlist for a state dict; refusing to load it (nothing was executed)", file: path)
     }
 
     // MARK: reading operands
@@ -223,7 +227,9 @@ public struct PickleMachine {
             stack.append(.bytes(Array(try readBytes(Int(length)))))
         case UInt8(ascii: "V"):
             let text = try readLine()
-            guard !text.contains("\\") else { throw ModelError(.unsupported, "pickle: escaped protocol-0 unicode is not supported", file: path, offset: UInt64(opOffset)) }
+            guard !text.contains("\\") else {
+                throw ModelError(.unsupported, "pickle: escaped protocol-0 unicode is not supported", file: path, offset: UInt64(opOffset))
+            }
             stack.append(.string(text))
         case UInt8(ascii: "S"):
             var text = try readLine()
@@ -343,7 +349,8 @@ public struct PickleMachine {
             stack.append(try loadPersistent(.string(text), at: opOffset))
 
         case 0x82, 0x83, 0x84:
-            throw ModelError(.dangerous, "pickle uses the extension registry (EXT opcodes), which can name arbitrary code; refusing", file: path, offset: UInt64(opOffset))
+            throw ModelError(
+                .dangerous, "pickle uses the extension registry (EXT opcodes), which can name arbitrary code; refusing", file: path, offset: UInt64(opOffset))
         case 0x97, 0x98:
             throw ModelError(.unsupported, "pickle: out-of-band buffers (protocol 5) are not supported", file: path, offset: UInt64(opOffset))
         default:

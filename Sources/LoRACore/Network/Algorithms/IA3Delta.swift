@@ -13,7 +13,9 @@ enum IA3Delta {
         if onInput {
             // Conv bases are flattened [out, in·k·k]; the vector scales input channels.
             let area = w.isEmpty ? 1 : base.cols / w.count
-            guard w.count * area == base.cols else { throw ModelError(.mismatch, "(IA)^3 weight has \(w.count) values for \(base.cols) inputs", key: module.name) }
+            guard w.count * area == base.cols else {
+                throw ModelError(.mismatch, "(IA)^3 weight has \(w.count) values for \(base.cols) inputs", key: module.name)
+            }
             for r in 0..<base.rows {
                 for c in 0..<base.cols { result.values[r * base.cols + c] *= w[c / area] }
             }
