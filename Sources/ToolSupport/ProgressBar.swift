@@ -79,13 +79,8 @@ public final class ProgressBar: @unchecked Sendable {
         FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8))
     }
 
-    private func format(_ bytes: Int) -> String {
-        if unit == .items { return String(bytes) }
-        let units = ["B", "KB", "MB", "GB", "TB"]
-        var value = Double(bytes)
-        var unit = 0
-        while value >= 1000 && unit < units.count - 1 { value /= 1000; unit += 1 }
-        return unit == 0 ? "\(bytes) B" : String(format: "%.1f ", value) + units[unit]
+    private func format(_ amount: Int) -> String {
+        unit == .items ? String(amount) : ReportText.byteSize(amount)
     }
 
     private func clock(_ seconds: Double) -> String {
