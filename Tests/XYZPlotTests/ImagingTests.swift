@@ -25,11 +25,8 @@ final class ImagingTests: XCTestCase {
         var pixels: [UInt8] = []
         for i in 0..<(24 * 16) { pixels += [UInt8(i % 251), UInt8(i * 3 % 256), UInt8(i * 5 % 256)] }
         let png = try PNGCodec.encode(Bitmap(width: 24, height: 16, pixels: pixels), text: [("parameters", "a cat\nSteps: 4")])
-        var state: UInt64 = 0x9E3779B97F4A7C15
-        func next() -> Int {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return Int(state >> 33)
-        }
+        var random = MutationRandom(state: 0x9E3779B97F4A7C15)
+        func next() -> Int { random.next() }
         var decoded = 0
         for _ in 0..<3000 {
             var bytes = png
@@ -68,11 +65,8 @@ final class ImagingTests: XCTestCase {
         XCTAssertThrowsError(try JPEGCodec.decode(Array(bytes.prefix(40))))
         XCTAssertThrowsError(try JPEGCodec.decode([0xFF, 0xD8, 0xFF]))
         XCTAssertThrowsError(try JPEGCodec.decode(Array("not a jpeg".utf8)))
-        var state: UInt64 = 0x2545F4914F6CDD1D
-        func next() -> Int {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return Int(state >> 33)
-        }
+        var random = MutationRandom(state: 0x2545F4914F6CDD1D)
+        func next() -> Int { random.next() }
         var failures = 0
         for _ in 0..<2000 {
             var mutant = bytes
@@ -124,3 +118,11 @@ final class ImagingTests: XCTestCase {
     }
 }
 
+/// Deterministic non-negative numbers for mutating files (a 64-bit LCG's high bits).
+struct MutationRandom {
+    var state: UInt64
+    mutating func next() -> Int {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return Int(state >> 33)
+    }
+}

@@ -51,18 +51,17 @@ public enum Parallel {
                 }
             }
         }
+        // In index order: the lowest failed job's error wins. A slot is empty only
+        // when its job never started because another failed, so a failure follows.
         var values: [T] = []
         values.reserveCapacity(count)
         for slot in slots {
             switch slot {
             case .success(let value)?: values.append(value)
             case .failure(let error)?: throw error
-            case nil: continue // not started after a failure; an earlier or later slot holds the error
+            case nil: continue
             }
         }
-        if values.count < count, let error = slots.lazy.compactMap({ slot -> ModelError? in
-            if case .failure(let e)? = slot { return e } else { return nil }
-        }).first { throw error }
         return values
     }
 
