@@ -29,14 +29,7 @@ public func parseLoRASpec(_ text: String) throws -> LoRASpec {
     }
 }
 
-/// A core error on its way out of a tool; `ToolRun` turns it into a message
-/// and the exit status of its kind (printed escaped, as ArgumentParser would
-/// print it raw).
-public struct ToolFailure: Error, CustomStringConvertible {
-    public let error: ModelError
-    public init(_ error: ModelError) { self.error = error }
-    public var description: String { TerminalText.escape(error.description) }
-}
+
 
 /// Flags kohya's scripts take that mean nothing different here, so an
 /// existing kohya command line runs unchanged: the family (--v2, --sdxl,

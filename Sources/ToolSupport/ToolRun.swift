@@ -56,9 +56,6 @@ public enum ToolRun {
         } catch let error as ModelError {
             bar?.finish()
             throw fail(error, json: json)
-        } catch let error as ToolFailure {
-            bar?.finish()
-            throw fail(error.error, json: json)
         } catch {
             bar?.finish()
             throw error

@@ -69,9 +69,7 @@ public final class AtomicOutput: @unchecked Sendable {
     public static func checkDestination(_ destination: String, inputs: [String] = []) throws(ModelError) {
         var info = stat()
         if stat(destination, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR {
-            throw ModelError(
-                .mismatch, "the output is a folder; give a file name (e.g. \(destination.hasSuffix("/") ? destination : destination + "/")out.safetensors)",
-                             file: destination)
+            throw ModelError(.mismatch, "the output is a folder; give the name of a file in it", file: destination)
         }
         for input in inputs where sameFile(destination, input) {
             throw ModelError(.mismatch, "output is the same file as input \(input); choose another output path", file: destination)
@@ -93,14 +91,21 @@ public final class AtomicOutput: @unchecked Sendable {
         }
     }
 
+    nonisolated(unsafe) private static var scannedFolders = Set<String>()
+    private static let scannedLock = NSLock()
+
     /// Called with each stale temporary file removed and its size.
     nonisolated(unsafe) public static var onStaleTemporaryRemoved: ((String, Int) -> Void)?
 
     /// Removes temporary files of ours (`.NAME.PID.HEX.tmp`) in `folder` whose
     /// process no longer runs: what a SIGKILL or the OOM killer left, at full
     /// output size. A live process's files are left alone.
+    /// Each folder is looked at once per process (lora-xyz writes thousands of cells into one).
     public static func removeStaleTemporaries(in folder: String) {
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
+        scannedLock.lock()
+        let first = scannedFolders.insert(folder).inserted
+        scannedLock.unlock()
+        guard first, let entries = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
         for name in entries where name.hasPrefix(".") && name.hasSuffix(".tmp") {
             let parts = name.dropFirst().dropLast(4).split(separator: ".")
             guard parts.count >= 3, let pid = Int32(parts[parts.count - 2]), pid > 0, pid != getpid(),
