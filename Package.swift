@@ -35,8 +35,12 @@ let package = Package(
         .target(name: "CEngineKernels", dependencies: ["CKernels"], path: "Sources/CEngineKernels",
                 cSettings: [.unsafeFlags(["-O2"])]),
 
-        // BLAS/LAPACK wrappers, QR and SVD.
-        .target(name: "LinearAlgebra", dependencies: ["CBLAS", "CLAPACKE"]),
+        // oneDNN's GEMM and matmul primitives behind a BLAS-like call (Debian's
+        // libdnnl: torch's CPU kernels; AVX2, AVX-512 and AMX chosen at run time).
+        .target(name: "COneDNN", dependencies: ["CKernels"], path: "Sources/COneDNN", linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp")]),
+
+        // The one GEMM (OpenBLAS or oneDNN, fp32 or bf16), BLAS/LAPACK wrappers, QR and SVD.
+        .target(name: "LinearAlgebra", dependencies: ["CBLAS", "CLAPACKE", "COneDNN"]),
 
         // File formats, tensors, key maps, LoRA math, audits. No CLI knowledge.
         .target(name: "LoRACore", dependencies: ["CKernels", "CZlib", "LinearAlgebra"]),
@@ -83,14 +87,14 @@ let package = Package(
         .target(name: "FixtureKit", dependencies: ["LoRACore"], path: "Fixtures/Generator"),
 
         .executableTarget(name: "lora-bench", dependencies: [
-            "LoRACore", "ToolSupport", "FixtureKit", "Diffusion",
+            "LoRACore", "LinearAlgebra", "ToolSupport", "FixtureKit", "Diffusion",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Benchmarks/lora-bench"),
 
         .testTarget(name: "LoRACoreTests", dependencies: ["LoRACore", "CKernels", "FixtureKit"]),
-        .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra"]),
+        .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra", "COneDNN"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "LoRACore", "LinearAlgebra", "FixtureKit"]),
-        .testTarget(name: "ToolTests", dependencies: ["LoRACore", "ToolSupport", "FixtureKit", "Imaging"]),
+        .testTarget(name: "ToolTests", dependencies: ["LoRACore", "LinearAlgebra", "ToolSupport", "FixtureKit", "Imaging"]),
         .testTarget(name: "XYZPlotTests", dependencies: ["XYZPlot", "Imaging", "Diffusion", "LoRACore", "FixtureKit"]),
     ]
 )

@@ -193,7 +193,7 @@ _lora-xyz_render() {
     repeating_flags=()
     non_repeating_flags=(--combined --json --quiet -q --dry-run --version -h --help)
     repeating_options=(--model -m --vae --loras --with-lora --lbw)
-    non_repeating_options=(--weights --prompt --prompts --prompt-sr --negative --seeds --sampler --schedule --steps --cfg --clip-skip --width --height --rng-variant --x --y --z --output -o --cells --cell-size --manifest --font --cache --tokenizer --shard)
+    non_repeating_options=(--weights --prompt --prompts --prompt-sr --negative --seeds --sampler --schedule --steps --cfg --clip-skip --width --height --rng-variant --precision --x --y --z --output -o --cells --cell-size --manifest --font --cache --tokenizer --shard)
     __lora-xyz_offer_flags_options 0
 
     # Offer option value completions
@@ -262,6 +262,10 @@ _lora-xyz_render() {
         ;;
     '--rng-variant')
         __lora-xyz_add_completions -W 'auto'$'\n''avx2'$'\n''libm'
+        return
+        ;;
+    '--precision')
+        __lora-xyz_add_completions -W 'fp32'$'\n''bf16'
         return
         ;;
     '--x')

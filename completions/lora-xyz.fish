@@ -23,7 +23,7 @@ function __lora-xyz_parse_tokens -S
         __lora-xyz_parse_subcommand 0 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'render'
-            __lora-xyz_parse_subcommand 0 'm/model=+' 'vae=+' 'loras=+' 'with-lora=+' 'weights=' 'prompt=' 'prompts=' 'prompt-sr=' 'negative=' 'seeds=' 'sampler=' 'schedule=' 'steps=' 'cfg=' 'clip-skip=' 'lbw=+' 'width=' 'height=' 'rng-variant=' 'x=' 'y=' 'z=' 'o/output=' 'cells=' 'combined' 'cell-size=' 'manifest=' 'font=' 'json' 'q/quiet' 'cache=' 'tokenizer=' 'shard=' 'dry-run' 'version' 'h/help'
+            __lora-xyz_parse_subcommand 0 'm/model=+' 'vae=+' 'loras=+' 'with-lora=+' 'weights=' 'prompt=' 'prompts=' 'prompt-sr=' 'negative=' 'seeds=' 'sampler=' 'schedule=' 'steps=' 'cfg=' 'clip-skip=' 'lbw=+' 'width=' 'height=' 'rng-variant=' 'precision=' 'x=' 'y=' 'z=' 'o/output=' 'cells=' 'combined' 'cell-size=' 'manifest=' 'font=' 'json' 'q/quiet' 'cache=' 'tokenizer=' 'shard=' 'dry-run' 'version' 'h/help'
         case 'assemble'
             __lora-xyz_parse_subcommand 0 'cache=+' 'allow-missing' 'plan=' 'o/output=' 'cells=' 'combined' 'cell-size=' 'manifest=' 'font=' 'json' 'q/quiet' 'version' 'h/help'
         case 'help'
@@ -105,6 +105,7 @@ complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_opti
 complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz render" width' -l 'width' -d 'Image width.' -rfka ''
 complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz render" height' -l 'height' -d 'Image height.' -rfka ''
 complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz render" rng-variant' -l 'rng-variant' -d 'torch\'s CPU noise kernel to reproduce (A1111\'s RNG source: CPU): avx2 (torch on any x86-64 CPU with AVX2, AVX-512 ones included), libm (torch on ARM or older x86), auto (torch\'s choice on this CPU).' -rfka 'auto avx2 libm'
+complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz render" precision' -l 'precision' -d 'Arithmetic of the engine\'s matrix products: fp32 (exact and reproducible), or bf16 (operands rounded to bfloat16, fp32 accumulation, as torch\'s CPU autocast; uses AMX or AVX512-BF16 units, several times faster there; images close to fp32\'s, not equal). On a CPU without bf16 units bf16 computes in fp32 and says so.' -rfka 'fp32 bf16'
 complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz render" x' -l 'x' -d 'Parameters on X (comma-separated when several): lora, weight, seed, prompt, prompt-sr, sampler, schedule, cfg, steps, lbw, checkpoint, vae, clip-skip.' -rfka 'lora weight seed prompt prompt-sr sampler schedule cfg steps lbw checkpoint vae clip-skip'
 complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz render" y' -l 'y' -d 'Parameters on Y.' -rfka 'lora weight seed prompt prompt-sr sampler schedule cfg steps lbw checkpoint vae clip-skip'
 complete -c 'lora-xyz' -n '__lora-xyz_should_offer_completions_for_flags_or_options "lora-xyz render" z' -l 'z' -d 'Parameters on Z: one grid per value.' -rfka 'lora weight seed prompt prompt-sr sampler schedule cfg steps lbw checkpoint vae clip-skip'

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Diffusion
 import Foundation
+import LinearAlgebra
 import LoRACore
 import ToolSupport
 #if canImport(Glibc)
@@ -29,6 +30,9 @@ struct EngineBench: ParsableCommand {
     @Option(help: "Weight storage: automatic, f32 or f16 (fp16 tensors kept as fp16, widened per layer).")
     var weights: String = "automatic"
 
+    @Option(name: .customLong("precision"), help: "Compute precision: fp32, or bf16 (operands rounded to bfloat16, fp32 accumulation; on AMX/AVX512-BF16 units).")
+    var computePrecision: String = "fp32"
+
     @Flag(help: "Skip the VAE decode.")
     var noDecode = false
 
@@ -45,7 +49,11 @@ struct EngineBench: ParsableCommand {
         let sd = try StableDiffusionModel(checkpoint: model, tokenizer: tokenizerFile, options: .init(weightPrecision: precision))
         results["load_seconds"] = Date().timeIntervalSince(loadStart)
         results["rss_after_load_mb"] = currentRSS()
-        let pipeline = Pipeline(model: sd)
+        guard let requested = ComputePrecision(rawValue: computePrecision) else { throw ValidationError("--precision: fp32 or bf16") }
+        let (compute, note) = requested.resolved()
+        if let note, !json { print("note: \(note)") }
+        results["best_gemm_gflops"] = compute.run { Self.bestGEMMRate() }
+        let pipeline = Pipeline(model: sd, precision: compute)
 
         let textStart = Date()
         let conditions = try pipeline.conditions(prompt: "a photo of a cat sitting on a windowsill, detailed, sunlight",
@@ -65,12 +73,17 @@ struct EngineBench: ParsableCommand {
         for step in 0..<steps {
             EngineProfile.reset()
             let start = Date()
-            _ = denoiser.denoised(noise, sigma: sd.schedule.sigmaMax)
+            _ = compute.run { denoiser.denoised(noise, sigma: sd.schedule.sigmaMax) }
             times.append(Date().timeIntervalSince(start))
             if !json { print(String(format: "step %d: %.2f s", step + 1, times.last!)) }
         }
         let profile = EngineProfile.snapshot()
         results["step_seconds_median"] = times.sorted()[times.count / 2]
+        results["step_seconds_min"] = times.min()
+        // The step's arithmetic over its last run's time: how close to the GEMM limit.
+        let stepFlops = profile.reduce(0) { $0 + $1.flops }
+        results["step_gflop"] = stepFlops / 1e9
+        results["step_gflops_rate"] = stepFlops / 1e9 / times.last!
         if !noDecode {
             EngineProfile.reset()
             let start = Date()
@@ -83,6 +96,8 @@ struct EngineBench: ParsableCommand {
         results["peak_rss_mb"] = Double(usage.ru_maxrss) / 1024
         if json {
             var object = results.mapValues { $0 as Any }
+            object["precision"] = compute.rawValue
+            object["gemm"] = LinearAlgebra.routing.description
             object["step_profile"] = Dictionary(uniqueKeysWithValues: profile.map { ($0.category.rawValue, $0.seconds) })
             object["decode_profile"] = Dictionary(uniqueKeysWithValues: decodeProfile.map { ($0.category.rawValue, $0.seconds) })
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])
@@ -92,15 +107,33 @@ struct EngineBench: ParsableCommand {
         print(String(format: "%@ %dx%d: load %.1f s, text %.2f s, CFG step %.2f s (median of %d), decode %.2f s, peak RSS %.0f MB",
                      sd.family.rawValue, size, size, results["load_seconds"]!, results["text_seconds"]!, results["step_seconds_median"]!,
                      steps, results["decode_seconds"] ?? 0, results["peak_rss_mb"]!))
+        print(String(format: "precision %@, GEMM %@: step %.0f GFLOP at %.1f GFLOP/s = %.0f%% of this host's best GEMM (%.1f GFLOP/s, 2048²)",
+                     compute.rawValue, LinearAlgebra.routing.description, results["step_gflop"]!, results["step_gflops_rate"]!,
+                     100 * results["step_gflops_rate"]! / results["best_gemm_gflops"]!, results["best_gemm_gflops"]!))
         for (label, entries) in [("step", profile), ("decode", decodeProfile)] {
             let total = entries.filter { !$0.category.isBreakdown }.reduce(0) { $0 + $1.seconds }
             print("\(label) profile:")
             for entry in entries where entry.seconds > 0 {
                 let label = entry.category.rawValue.padding(toLength: 30, withPad: " ", startingAt: 0)
+                let rate = entry.flops > 0 ? String(format: "  %6.1f GFLOP/s", entry.flops / 1e9 / entry.seconds) : ""
                 print("  " + label + String(format: " %7.2f s  %5.1f%%  (%d calls)", entry.seconds,
-                                            100 * entry.seconds / max(total, 1e-9), entry.calls))
+                                            100 * entry.seconds / max(total, 1e-9), entry.calls) + rate)
             }
         }
+    }
+
+    /// The best of five 2048² GEMMs in the current routing and arithmetic.
+    static func bestGEMMRate() -> Double {
+        let n = 2048
+        let a = [Float](repeating: 0.5, count: n * n), b = [Float](repeating: 0.25, count: n * n)
+        var c = [Float](repeating: 0, count: n * n)
+        var best = 0.0
+        for _ in 0..<5 {
+            let start = Date()
+            LinearAlgebra.gemm(m: n, n: n, k: n, a: a, lda: n, b: b, ldb: n, c: &c, ldc: n)
+            best = max(best, 2 * Double(n * n * n) / Date().timeIntervalSince(start) / 1e9)
+        }
+        return best
     }
 
     func currentRSS() -> Double {

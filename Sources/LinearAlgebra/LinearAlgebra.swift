@@ -4,7 +4,7 @@ import CLAPACKE
 /// BLAS and LAPACK over plain row-major buffers.
 public enum LinearAlgebra {
     /// C = alpha·op(A)·op(B) + beta·C on row-major float buffers: the one GEMM
-    /// every caller goes through (merging, extraction, the engine's layers and,
+    /// every caller goes through, on the library and arithmetic `routing` says (merging, extraction, the engine's layers and,
     /// next, their backward passes). Leading dimensions let callers multiply
     /// column slices in place (one head of a [tokens, width] matrix, one part of
     /// a packed projection) without copies. k = 0 gives beta·C (BLAS would leave
@@ -18,11 +18,11 @@ public enum LinearAlgebra {
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : c[i * ldc + j] * beta } }
             return
         }
-        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                    blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+        dispatch(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                 beta: beta, c: c, ldc: ldc)
     }
 
-    /// C = op(A)·op(B), single precision, through OpenBLAS.
+    /// C = op(A)·op(B), single precision (see `routing` for the library).
     public static func multiply(_ a: Matrix, _ b: Matrix, transposeA: Bool = false, transposeB: Bool = false) -> Matrix {
         let m = transposeA ? a.cols : a.rows
         let k = transposeA ? a.rows : a.cols

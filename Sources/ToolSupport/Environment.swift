@@ -60,8 +60,10 @@ public enum ToolEnvironment {
     /// its class and features, and the kernels in use.
     public static var hostReport: [String] {
         let cpu = CPUFeatures.host
+        let oneDNN = LinearAlgebra.oneDNNKernels
         return ["CPU: \(cpuModelName) (\(cpu.cpuClass); \(ProcessInfo.processInfo.activeProcessorCount) cores; \(cpu))",
-                "kernels: \(kernelDescription)"]
+                "kernels: \(kernelDescription)",
+                "GEMM: \(LinearAlgebra.routing); oneDNN matmul f32 \(oneDNN.fp32), bf16 \(oneDNN.bf16.isEmpty ? "none (no bf16 units)" : oneDNN.bf16)"]
     }
 
     /// What Ctrl-C keeps, said after the outputs it removed (nil: nothing to say).

@@ -1,5 +1,6 @@
 import Diffusion
 import Foundation
+import LinearAlgebra
 import Imaging
 import LoRACore
 
@@ -24,7 +25,8 @@ struct CellRecord: Sendable, Codable {
 public struct CellCache: Sendable {
     /// Bump when the engine's output for the same inputs changes.
     /// 2: the noise kernel joined the key (revision 1 used torch's scalar kernel on AVX-512 hosts).
-    static let engineRevision = 2
+    /// 3: Winograd F(4×4, 3×3) and oneDNN GEMMs (fp32 pixels differ in the last bits); precision joined the key.
+    static let engineRevision = 3
     public let folder: String
 
     public init(folder: String) {
@@ -72,6 +74,9 @@ public struct CellCache: Sendable {
             "noise": s.noise.rawValue,
         ]
         if let vae = s.vae { fields["vae"] = catalog.vaes[vae]?.sha256 ?? vae }
+        // bf16 pixels differ from fp32's; so do fp32's from another GEMM library's (summation order).
+        if s.precision != .fp32 { fields["precision"] = s.precision.rawValue }
+        if LinearAlgebra.routing != .measured { fields["gemm"] = LinearAlgebra.routing.description }
         if !s.extraLoRAs.isEmpty {
             // Content hash and options of each (the path part of the spec does not matter).
             fields["extra_loras"] = s.extraSpecs.map { spec in

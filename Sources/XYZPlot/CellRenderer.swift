@@ -43,7 +43,7 @@ public final class CellRenderer: @unchecked Sendable {
     }
 
     public func render(_ settings: CellSettings, progress: KDiffusion.Progress? = nil) throws(ModelError) -> RGBImage {
-        let pipeline = try pipeline(for: settings.checkpoint, vae: settings.vae)
+        let pipeline = try pipeline(for: settings.checkpoint, vae: settings.vae, precision: settings.precision)
         let specs = try settings.loraSpecs
         let key = specs.map { "\($0.path)\u{0}\($0.summary)" }.joined(separator: "\u{1}")
         if key != adapterKey {
@@ -75,15 +75,20 @@ public final class CellRenderer: @unchecked Sendable {
         return pipeline.decode(latents)
     }
 
-    private func pipeline(for checkpoint: String, vae: String?) throws(ModelError) -> Pipeline {
-        if let pipeline, pipeline.model.path == checkpoint, loadedVAE == vae { return pipeline }
+    private func pipeline(for checkpoint: String, vae: String?, precision: ComputePrecision) throws(ModelError) -> Pipeline {
+        if let pipeline, pipeline.model.path == checkpoint, loadedVAE == vae {
+            if pipeline.precision == precision { return pipeline }
+            self.pipeline = Pipeline(model: pipeline.model, precision: precision)
+            return self.pipeline!
+        }
         // Free the previous model before loading the next: two SDXL models do not fit next to each other.
         pipeline = nil
         adapterKey = nil
         adapters = .empty
         conditions = [:]
         conditionOrder = []
-        let loaded = Pipeline(model: try StableDiffusionModel(checkpoint: checkpoint, tokenizer: tokenizer, options: .init(vae: vae)))
+        let loaded = Pipeline(model: try StableDiffusionModel(checkpoint: checkpoint, tokenizer: tokenizer, options: .init(vae: vae)),
+                              precision: precision)
         loadedVAE = vae
         modelLoads += 1
         pipeline = loaded

@@ -28,6 +28,8 @@ public struct CellSettings: Sendable, Hashable, Codable {
     public var clipSkip = 1
     /// torch's CPU noise kernel the seeds are turned into noise with.
     public var noise = TorchGenerator.Variant.native
+    /// The arithmetic of the engine's matrix products (resolved for this CPU).
+    public var precision = ComputePrecision.fp32
     /// LoRAs applied to every cell besides the axis LoRA (`--with-lora`),
     /// in lora-merge's syntax: path[:ratio][:te=x][:unet=x][:lbw=weights].
     public var extraLoRAs: [String] = []

@@ -43,6 +43,8 @@ public struct Manifest: Sendable, Encodable {
         public var clipSkip: Int
         /// torch's CPU noise kernel reproduced: "avx2" (torch on x86-64 with AVX2) or "libm".
         public var rngVariant: String
+        /// "fp32", or "bf16" (close to fp32's pixels, not equal).
+        public var precision: String
         public var infotext: String
         /// The cached image (nil when no cache has it).
         var image: String?
@@ -78,7 +80,7 @@ public struct Manifest: Sendable, Encodable {
             return CellEntry(index: cell.index, x: cell.x, y: cell.y, z: cell.z, key: key, checkpoint: checkpoint, vae: vae, lora: lora,
                 weight: s.lora == nil ? nil : s.weight, extraLoRAs: s.extraSpecs.map(\.summary), blockWeights: s.blockWeights, prompt: s.finalPrompt,
                              negativePrompt: s.negative, seed: s.seed, steps: s.steps, cfgScale: s.cfg, sampler: s.sampler.description,
-                             width: s.width, height: s.height, clipSkip: s.clipSkip, rngVariant: s.noise.rawValue, infotext: planFile.infotext(cell).text,
+                             width: s.width, height: s.height, clipSkip: s.clipSkip, rngVariant: s.noise.rawValue, precision: s.precision.rawValue, infotext: planFile.infotext(cell).text,
                              image: cache?.imagePath(key), cellImage: result.cellCopies[cell.index],
                              renderSeconds: renderSeconds[cell.index] ?? record?.renderSeconds, status: status)
         }

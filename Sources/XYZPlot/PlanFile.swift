@@ -108,7 +108,9 @@ public struct PlanFile: Sendable, Codable {
         let vae = s.vae.flatMap { catalog.vaes[$0] }.map { Infotext.Model(hash: $0.shortHash, name: $0.name) }
         return Infotext(s.generationParameters,
                         model: .init(hash: checkpoint?.shortHash ?? "", name: checkpoint?.name ?? LoRAEpochs.stem(s.checkpoint)),
-                        vae: vae, loraHashes: loraHashes, version: "lora-tools \(version)", extra: extra)
+                        vae: vae, loraHashes: loraHashes, version: "lora-tools \(version)",
+                        // Not an A1111 field (A1111 computes in fp32 or fp16 on a GPU): says which cells are not exact fp32.
+                        extra: (s.precision == .fp32 ? [] : [("Precision", s.precision.rawValue)]) + extra)
     }
 
     /// What the grid PNG carries: the first cell's parameters and the axes,
@@ -141,6 +143,7 @@ public struct PlanFile: Sendable, Codable {
         if !onAxes.contains(.seed) { parts.append("Seed: \(b.seed)") }
         if !onAxes.contains(.clipSkip), b.clipSkip > 1 { parts.append("Clip skip: \(b.clipSkip)") }
         if b.noise != .avx2 { parts.append("Noise: \(b.noise.rawValue)") }
+        if b.precision != .fp32 { parts.append("Precision: \(b.precision.rawValue)") }
         parts.append("Size: \(b.width)x\(b.height)")
         if !onAxes.contains(.prompt) && !onAxes.contains(.promptSR) {
             parts.append("Prompt: \(b.prompt)")

@@ -29,6 +29,8 @@ public struct PlanRequest: Sendable {
     public var height = 512
     /// torch's noise kernel to reproduce (--rng-variant).
     public var noise = TorchGenerator.Variant.native
+    /// --precision, resolved for this CPU (bf16 without bf16 units is fp32).
+    public var precision = ComputePrecision.fp32
     /// Parameters the user put on X, Y, Z (each may hold several).
     public var axes: [[AxisKind]] = [[], [], []]
 
@@ -89,6 +91,7 @@ public struct PlanRequest: Sendable {
         base.width = width
         base.height = height
         base.noise = noise
+        base.precision = precision
         let onAxes = Set(layout.flatMap { $0 })
         for kind in AxisKind.allCases where !onAxes.contains(kind) {
             // Single values set the base; prompt-sr's single value is the identity.

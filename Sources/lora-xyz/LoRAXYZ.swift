@@ -136,6 +136,14 @@ struct Render: ParsableCommand {
             completion: .list(["auto", "avx2", "libm"]))
     var rngVariant: String = "auto"
 
+    @Option(help: ArgumentHelp("""
+                Arithmetic of the engine's matrix products: fp32 (exact and reproducible), or bf16 (operands rounded to bfloat16, \
+                fp32 accumulation, as torch's CPU autocast; uses AMX or AVX512-BF16 units, several times faster there; \
+                images close to fp32's, not equal). On a CPU without bf16 units bf16 computes in fp32 and says so.
+                """, valueName: "fp32|bf16"),
+            completion: .list(ComputePrecision.allCases.map(\.rawValue)))
+    var precision: String = "fp32"
+
     @Option(help: ArgumentHelp("Parameters on X (comma-separated when several): \(AxisKind.allCases.map(\.rawValue).joined(separator: ", ")).",
                                valueName: "param"), completion: .list(AxisKind.allCases.map(\.rawValue)))
     var x: String?
@@ -168,6 +176,7 @@ struct Render: ParsableCommand {
         guard rngVariant == "auto" || TorchGenerator.Variant(rawValue: rngVariant) != nil else {
             throw ValidationError("--rng-variant takes auto, avx2 or libm (got '\(rngVariant)')")
         }
+        guard ComputePrecision(rawValue: precision) != nil else { throw ValidationError("--precision takes fp32 or bf16 (got '\(precision)')") }
     }
 
     func run() throws {
@@ -241,6 +250,9 @@ struct Render: ParsableCommand {
         r.width = width
         r.height = height
         r.noise = TorchGenerator.Variant(rawValue: rngVariant) ?? .native
+        let (resolved, note) = (ComputePrecision(rawValue: precision) ?? .fp32).resolved()
+        if let note, !sheet.quiet { printError("note: --precision bf16: \(note)") }
+        r.precision = resolved
         for (index, option) in [x, y, z].enumerated() {
             guard let option else { continue }
             r.axes[index] = try option.split(separator: ",").map { name in

@@ -2,6 +2,7 @@
 import LoRACore
 import CEngineKernels
 import Foundation
+import LinearAlgebra
 import XCTest
 
 /// Every layer's forward against a plain-loop (double precision) reference.
@@ -111,10 +112,15 @@ final class LayerTests: XCTestCase {
         assertClose(y.values, expected, 1e-5)
     }
 
-    /// Large 3×3 convolutions take the Winograd F(2×2, 3×3) path; odd sizes
-    /// exercise the partial edge tiles, and a LoCon down rides along as extra
-    /// output channels of the same transform.
+    /// Large 3×3 convolutions take the Winograd F(4×4, 3×3) path; odd sizes
+    /// exercise the partial edge tiles (and eight-tile vector blocks that
+    /// cross tile rows and batch items), and a LoCon down rides along as extra
+    /// output channels of the same transform. On each kernel path.
     func testWinogradConvolutionWithLoConMatchesNaive() {
+        KernelPaths.forEachPath { portable in checkWinograd(portable ? "portable" : KernelPaths.description) }
+    }
+
+    func checkWinograd(_ path: String) {
         var rng = Rng(state: 11)
         let c = 32, out = 40, h = 33, w = 35, batch = 2, rank = 3
         XCTAssertGreaterThanOrEqual(h * w, Conv2d.winogradMinimumPixels, "the case must reach the Winograd path")
@@ -124,7 +130,7 @@ final class LayerTests: XCTestCase {
         let input = Tensor(shape: [batch, c, h, w], values: x)
         let plain = conv.forward(input)
         let (expected, _, _) = naiveConv(x, batch: batch, c: c, h: h, w: w, weight: weight, bias: bias, out: out, k: 3, stride: 1, pad: .same(1))
-        assertClose(plain.values, expected, 1e-5, "winograd")
+        assertClose(plain.values, expected, 1e-5, "winograd, \(path)")
         let adapted = conv.forward(input, adapters: AdapterSet(lowRank: ["w": [.init(down: down, up: up, rank: rank, scale: 0.25, rows: nil)]]))
         var merged = weight
         for o in 0..<out { for i in 0..<(c * 9) {
@@ -133,7 +139,7 @@ final class LayerTests: XCTestCase {
             merged[o * c * 9 + i] += 0.25 * s
         } }
         let (expectedLoCon, _, _) = naiveConv(x, batch: batch, c: c, h: h, w: w, weight: merged, bias: bias, out: out, k: 3, stride: 1, pad: .same(1))
-        assertClose(adapted.values, expectedLoCon, 1e-5, "winograd + LoCon")
+        assertClose(adapted.values, expectedLoCon, 1e-5, "winograd + LoCon, \(path)")
     }
 
     func testNormalizations() throws {
@@ -177,8 +183,15 @@ final class LayerTests: XCTestCase {
         assertClose(z.values, expected, 1e-5)
     }
 
+    /// On each kernel path and each GEMM library: single-threaded GEMMs on
+    /// OpenBLAS take the fused kernel for long key sequences, on oneDNN GEMM + softmax.
     func testAttentionHeadsCausalAndChunked() {
-        KernelPaths.forEachPath { portable in checkAttention(portable ? "portable" : KernelPaths.description) }
+        for backend in GEMMBackend.allCases {
+            LinearAlgebra.withRouting(.only(backend)) {
+                XCTAssertEqual(Attention.fusedEnabled, backend == .openBLAS)
+                KernelPaths.forEachPath { portable in checkAttention("\(portable ? "portable" : KernelPaths.description), \(backend.rawValue)") }
+            }
+        }
     }
 
     private func checkAttention(_ path: String) {

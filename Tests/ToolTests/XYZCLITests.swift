@@ -1,6 +1,7 @@
 import FixtureKit
 import Foundation
 import Imaging
+import LinearAlgebra
 import LoRACore
 import XCTest
 
@@ -46,6 +47,19 @@ final class XYZCLITests: XCTestCase {
         let badVariant = try ToolRunner.run("lora-xyz", common + ["--rng-variant", "avx512"])
         XCTAssertNotEqual(badVariant.status, 0)
         XCTAssertTrue(badVariant.stderr.contains("--rng-variant takes auto, avx2 or libm"), badVariant.stderr)
+        // --precision: recorded per cell; bf16 cells are other cells, and bf16 on a CPU without the units computes fp32 and says so.
+        XCTAssertEqual((manifest["cells"] as? [[String: Any]])?.compactMap { $0["precision"] as? String }, Array(repeating: "fp32", count: 4))
+        let bf16 = try ToolRunner.run("lora-xyz", common + ["--dry-run", "--precision", "bf16"])
+        XCTAssertEqual(bf16.status, 0, bf16.stderr)
+        if LinearAlgebra.bf16Available {
+            XCTAssertTrue(bf16.stdout.contains("4 cells, 0 cached, 4 to render"), "bf16 pixels are not fp32's: \(bf16.stdout)")
+        } else {
+            XCTAssertTrue(bf16.stderr.contains("no bf16 matrix units"), bf16.stderr)
+            XCTAssertTrue(bf16.stdout.contains("4 cells, 4 cached, 0 to render"), "computed in fp32: the fp32 cells: \(bf16.stdout)")
+        }
+        let badPrecision = try ToolRunner.run("lora-xyz", common + ["--precision", "fp16"])
+        XCTAssertEqual(badPrecision.status, 64, badPrecision.stderr)
+        XCTAssertTrue(badPrecision.stderr.contains("--precision takes fp32 or bf16"), badPrecision.stderr)
 
         // A damaged cell and a cell of the wrong size render again, with a note; the others come from the cache.
         let cells = try FileManager.default.contentsOfDirectory(atPath: folder + "/sheet.cache/cells").filter { $0.hasSuffix(".png") }.sorted()

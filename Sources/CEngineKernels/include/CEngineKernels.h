@@ -39,14 +39,14 @@ void lt_geglu(const float *proj, float *out, size_t rows, size_t hidden);
 float lt_exp(float x);
 float lt_erf(float x);
 
-// ---- Winograd F(2x2, 3x3) for stride-1, pad-1 3x3 convolutions -------------
-/// Filters [out][in][3][3] -> U [16][out][in], for output channels [o_begin, o_end).
+// ---- Winograd F(4x4, 3x3) for stride-1, pad-1 3x3 convolutions -------------
+/// Filters [out][in][3][3] -> U [36][out][in], for output channels [o_begin, o_end).
 void lt_winograd_filter(const float *w, size_t out, size_t in, size_t o_begin, size_t o_end, float *u);
-/// Input [items][channels][h][w] -> V [16][channels][count] for tiles first..first+count
+/// Input [items][channels][h][w] -> V [36][channels][count] for tiles first..first+count
 /// (tiles numbered over items, tile rows, tile columns), channels [c_begin, c_end).
 void lt_winograd_input(const float *x, size_t channels, size_t height, size_t width, size_t first, size_t count,
                        size_t c_begin, size_t c_end, float *v);
-/// M [16][out][count] -> output [items][out][h][w] (+ bias), channels [o_begin, o_end).
+/// M [36][out][count] -> output [items][out][h][w] (+ bias), channels [o_begin, o_end).
 void lt_winograd_output(const float *m, size_t out, size_t height, size_t width, size_t first, size_t count,
                         size_t o_begin, size_t o_end, const float *bias, float *y);
 

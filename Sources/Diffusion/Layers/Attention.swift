@@ -15,10 +15,15 @@ enum Attention {
     /// Floats in one block of scores (1 MB).
     static let blockBudget = 1 << 18
     /// The fused kernel (online softmax, scores never leave registers/L1) beats
-    /// GEMM + softmax only for long key sequences: with 77 text keys padded to
-    /// its 64-key blocks it wastes 40% of its work, and the GEMMs are already
-    /// cache-resident. LT_NO_FUSED_ATTENTION turns it off for comparisons.
-    static let fusedEnabled = ProcessInfo.processInfo.environment["LT_NO_FUSED_ATTENTION"] == nil
+    /// OpenBLAS GEMMs + softmax for long key sequences, but not oneDNN's
+    /// (its small-k kernels are faster: Benchmarks/README.md), so it runs only
+    /// when single-threaded GEMMs go to OpenBLAS. With 77 text keys padded to
+    /// its 64-key blocks it would waste 40% of its work, hence the minimum.
+    /// LT_NO_FUSED_ATTENTION turns it off for comparisons.
+    static let fusedAllowed = ProcessInfo.processInfo.environment["LT_NO_FUSED_ATTENTION"] == nil
+    static var fusedEnabled: Bool {
+        fusedAllowed && LinearAlgebra.routing.singleThreaded == .openBLAS && LinearAlgebra.routing.arithmetic == .fp32
+    }
     static let fusedMinimumKeys = 256
     /// The largest score matrix the VAE's single-head attention computes at once.
     static let scoreBudget = 4 << 20
@@ -33,7 +38,7 @@ enum Attention {
 
     static func forward(q: Operand, k: Operand, v: Operand, into out: UnsafeMutablePointer<Float>, outStride: Int, outItemStride: Int = 0,
                         items: Int = 1, queries: Int, keys: Int, heads: Int, headDim: Int, causal: Bool = false) {
-        EngineProfile.measure(.attention) {
+        EngineProfile.measure(.attention, flops: 4 * Double(items * heads) * Double(queries * keys * headDim)) {
             let tasks = items * heads
             let work = queries * keys * headDim
             let outBox = UncheckedSendable(out)

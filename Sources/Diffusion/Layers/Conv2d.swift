@@ -63,7 +63,9 @@ public struct Conv2d: Sendable {
     }
 
     public func forward(_ x: Tensor, adapters: AdapterSet = .empty) -> Tensor {
-        return EngineProfile.measure(.convolution) { run(x, adapters: adapters) }
+        let (oh, ow) = outputSize(height: x.shape[2], width: x.shape[3])
+        let flops = 2 * Double(x.shape[0] * oh * ow) * Double(outChannels * inChannels * kernel * kernel)
+        return EngineProfile.measure(.convolution, flops: flops) { run(x, adapters: adapters) }
     }
 
     private func run(_ x: Tensor, adapters: AdapterSet) -> Tensor {
@@ -115,16 +117,20 @@ public struct Conv2d: Sendable {
     }
 
     /// Images at least this large (per item) use Winograd; smaller ones are
-    /// dominated by reading the weights, which Winograd would enlarge.
-    static let winogradMinimumPixels = 1024
+    /// dominated by reading the weights, which Winograd enlarges 4×. Measured
+    /// (Benchmarks/README.md): at 16×16 (the U-Net's 1280-channel level)
+    /// Winograd is ~20% faster than im2col, at 8×8 not.
+    static let winogradMinimumPixels = 256
     static let winogradEnabled = ProcessInfo.processInfo.environment["LT_NO_WINOGRAD"] == nil
+    /// Points of the transformed 6×6 tile: one GEMM each.
+    static let winogradPoints = 36
     /// Floats in the V and M buffers of one chunk of tiles (64 MB).
     static let winogradBudget = 16 << 20
 
-    /// Winograd F(2×2, 3×3): 16 GEMMs over transformed tiles, 2.25× fewer
-    /// multiplications than im2col. LoCon side paths ride along: their 3×3
-    /// down-projections are extra output channels of the same transform, and
-    /// the 1×1 up-projections are applied afterwards.
+    /// Winograd F(4×4, 3×3) (CEngineKernels/winograd.c): 36 GEMMs over
+    /// transformed tiles, 4× fewer multiplications than im2col. LoCon side
+    /// paths ride along: their 3×3 down-projections are extra output channels
+    /// of the same transform, and the 1×1 up-projections are applied afterwards.
     private func winograd(_ x: Tensor, weight: [Float], bias: [Float], lowRank: [AdapterSet.LowRank]) -> Tensor {
         let batch = x.shape[0], c = inChannels, h = x.shape[2], w = x.shape[3]
         let extra = lowRank.reduce(0) { $0 + $1.rank }
@@ -132,7 +138,7 @@ public struct Conv2d: Sendable {
         var filters = weight
         for a in lowRank { filters += a.down }
         let fullBias = bias + [Float](repeating: 0, count: extra)
-        var u = [Float](unsafeUninitializedCapacity: 16 * total * c) { _, n in n = 16 * total * c }
+        var u = [Float](unsafeUninitializedCapacity: Conv2d.winogradPoints * total * c) { _, n in n = Conv2d.winogradPoints * total * c }
         filters.withUnsafeBufferPointer { fp in
             u.withUnsafeMutableBufferPointer { up in
                 let source = UncheckedSendable(fp.baseAddress!), target = UncheckedSendable(up.baseAddress!)
@@ -141,11 +147,11 @@ public struct Conv2d: Sendable {
                 }
             }
         }
-        let tiles = batch * ((h + 1) / 2) * ((w + 1) / 2)
-        let chunk = max(1, min(tiles, Conv2d.winogradBudget / (16 * (c + total))))
+        let tiles = batch * ((h + 3) / 4) * ((w + 3) / 4)
+        let chunk = max(1, min(tiles, Conv2d.winogradBudget / (Conv2d.winogradPoints * (c + total))))
         var y = Tensor.uninitialized([batch, total, h, w])
-        var v = [Float](unsafeUninitializedCapacity: 16 * c * chunk) { _, n in n = 16 * c * chunk }
-        var m = [Float](unsafeUninitializedCapacity: 16 * total * chunk) { _, n in n = 16 * total * chunk }
+        var v = [Float](unsafeUninitializedCapacity: Conv2d.winogradPoints * c * chunk) { _, n in n = Conv2d.winogradPoints * c * chunk }
+        var m = [Float](unsafeUninitializedCapacity: Conv2d.winogradPoints * total * chunk) { _, n in n = Conv2d.winogradPoints * total * chunk }
         x.withPointer { xp in y.withMutablePointer { yp in u.withUnsafeBufferPointer { up in fullBias.withUnsafeBufferPointer { bp in
             v.withUnsafeMutableBufferPointer { vp in m.withUnsafeMutableBufferPointer { mp in
                 let input = UncheckedSendable(xp), output = UncheckedSendable(yp), transformedFilters = UncheckedSendable(up.baseAddress!)
@@ -159,7 +165,7 @@ public struct Conv2d: Sendable {
                         lt_winograd_input(input.value, c, h, w, start, count, range.lowerBound, range.upperBound, tilesV.value)
                     }
                     LinearAlgebra.withSingleThreadedBLAS {
-                        Parallel.forEach(16, cost: 1 << 20) { p in
+                        Parallel.forEach(Conv2d.winogradPoints, cost: 1 << 20) { p in
                             LinearAlgebra.gemm(m: total, n: count, k: c, a: transformedFilters.value + p * total * c, lda: c,
                                  b: tilesV.value + p * c * count, ldb: count, c: products.value + p * total * count, ldc: count)
                         }

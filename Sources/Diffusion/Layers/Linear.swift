@@ -72,7 +72,7 @@ public struct Linear: Sendable {
     }
 
     public func forward(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, adapters: AdapterSet) {
-        EngineProfile.measure(.linear) { run(x, rows: rows, into: y, adapters: adapters) }
+        EngineProfile.measure(.linear, flops: 2 * Double(rows * inFeatures * outFeatures)) { run(x, rows: rows, into: y, adapters: adapters) }
     }
 
     private func run(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, adapters: AdapterSet) {

@@ -6,9 +6,13 @@ import LoRACore
 /// Conditioning is separate so callers can reuse it across images.
 public struct Pipeline: Sendable {
     public let model: StableDiffusionModel
+    /// The arithmetic of every matrix product this pipeline runs, already
+    /// resolved for this CPU (`ComputePrecision.resolved`).
+    public let precision: ComputePrecision
 
-    public init(model: StableDiffusionModel) {
+    public init(model: StableDiffusionModel, precision: ComputePrecision = .fp32) {
         self.model = model
+        self.precision = precision.resolved().precision
     }
 
     public struct Conditions: Sendable {
@@ -21,8 +25,10 @@ public struct Pipeline: Sendable {
         var text = model.text
         text.clipSkip = clipSkip
         text.emphasis = emphasis
-        return Conditions(cond: try text.encode(ExtraNetworks.strip(prompt), adapters: adapters),
-                          uncond: try text.encode(ExtraNetworks.strip(negative), isNegative: true, adapters: adapters))
+        return try precision.run { () throws(ModelError) in
+            Conditions(cond: try text.encode(ExtraNetworks.strip(prompt), adapters: adapters),
+                       uncond: try text.encode(ExtraNetworks.strip(negative), isNegative: true, adapters: adapters))
+        }
     }
 
     /// Latent size for an image size: sides must be multiples of 8 (the VAE's
@@ -48,6 +54,11 @@ public struct Pipeline: Sendable {
 
     public func sample(_ parameters: GenerationParameters, conditions: Conditions, adapters: AdapterSet = .empty,
                        progress: KDiffusion.Progress? = nil) throws(ModelError) -> Tensor {
+        try precision.run { () throws(ModelError) in try sampleRun(parameters, conditions: conditions, adapters: adapters, progress: progress) }
+    }
+
+    private func sampleRun(_ parameters: GenerationParameters, conditions: Conditions, adapters: AdapterSet,
+                           progress: KDiffusion.Progress?) throws(ModelError) -> Tensor {
         guard parameters.steps >= 1 else { throw ModelError(.mismatch, "steps must be at least 1") }
         let (noise, generator) = try initialNoise(seed: parameters.seed, width: parameters.width, height: parameters.height,
                                                   variant: parameters.noise)
@@ -86,7 +97,7 @@ public struct Pipeline: Sendable {
     }
 
     public func decode(_ latents: Tensor) -> RGBImage {
-        RGBImage(decoded: model.decoder.decode(latents))
+        precision.run { RGBImage(decoded: model.decoder.decode(latents)) }
     }
 
     /// One image, start to finish.

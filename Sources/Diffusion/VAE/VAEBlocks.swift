@@ -52,7 +52,7 @@ struct VAEAttention: Sendable {
         let chunk = max(1, min(pixels, Attention.scoreBudget / pixels))
         let scale = 1 / Float(c).squareRoot()
         var scores = [Float](unsafeUninitializedCapacity: chunk * pixels) { _, n in n = chunk * pixels }
-        EngineProfile.measure(.attention) {
+        EngineProfile.measure(.attention, flops: 4 * Double(batch * c) * Double(pixels * pixels)) {
         qs.withPointer { qp in ks.withPointer { kp in vs.withPointer { vp in attended.withMutablePointer { op in
             scores.withUnsafeMutableBufferPointer { sp in
                 let s = sp.baseAddress!

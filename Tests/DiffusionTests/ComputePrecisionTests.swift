@@ -1,0 +1,65 @@
+@testable import Diffusion
+import Foundation
+import LinearAlgebra
+import LoRACore
+import XCTest
+
+/// bf16 compute: close to fp32's images, not equal, and never silently
+/// claimed on a CPU without bf16 units. The emulated bf16 GEMM (operands
+/// rounded to bf16, fp32 products: the same arithmetic up to summation order)
+/// runs on every host, so the image difference is measured everywhere;
+/// oneDNN's AMX/AVX512-BF16 kernels are compared with it where the CPU has them.
+final class ComputePrecisionTests: XCTestCase {
+    func testResolutionSaysWhenTheCPUHasNoBF16Units() {
+        XCTAssertEqual(ComputePrecision.bf16.resolved(bf16Available: true).precision, .bf16)
+        XCTAssertNil(ComputePrecision.bf16.resolved(bf16Available: true).note)
+        let fallback = ComputePrecision.bf16.resolved(bf16Available: false)
+        XCTAssertEqual(fallback.precision, .fp32)
+        XCTAssertTrue(fallback.note?.contains("no bf16 matrix units") ?? false)
+        XCTAssertEqual(ComputePrecision.fp32.resolved(bf16Available: false).precision, .fp32)
+        XCTAssertNil(ComputePrecision.fp32.resolved(bf16Available: true).note)
+        XCTAssertEqual(Pipeline(model: try! model()).precision, .fp32)
+        // On this host, as the tools would resolve it.
+        XCTAssertEqual(ComputePrecision.bf16.resolved().precision, LinearAlgebra.bf16Available ? .bf16 : .fp32)
+    }
+
+    func model() throws -> StableDiffusionModel {
+        try StableDiffusionModel(checkpoint: try EngineGolden.fixture("sd1_engine.safetensors"), tokenizer: EngineGolden.tokenizer)
+    }
+
+    /// 128×128: 16×16 latents, so the U-Net's first level takes the Winograd path.
+    func render(_ pipeline: Pipeline) throws -> RGBImage {
+        var parameters = GenerationParameters(prompt: "a red cube on a table", negativePrompt: "blurry", seed: 7, steps: 4, cfgScale: 7,
+                                              sampler: SamplerChoice(.dpmpp2m))
+        parameters.width = 128
+        parameters.height = 128
+        return try pipeline.render(parameters)
+    }
+
+    static func meanAbsoluteDifference(_ a: RGBImage, _ b: RGBImage) -> Double {
+        zip(a.pixels, b.pixels).reduce(0.0) { $0 + abs(Double($1.0) - Double($1.1)) } / Double(a.pixels.count)
+    }
+
+    func testBF16ImagesAreCloseToFP32NotEqual() throws {
+        let model = try model()
+        let fp32 = try render(Pipeline(model: model))
+        XCTAssertEqual(try render(Pipeline(model: model)), fp32, "fp32 is reproducible bit for bit")
+        let emulated = try LinearAlgebra.withRouting(GEMMRouting(parallel: .oneDNN, singleThreaded: .oneDNN, arithmetic: .bf16Emulated)) {
+            let pipeline = Pipeline(model: model, precision: .bf16)
+            XCTAssertEqual(pipeline.precision, .bf16)
+            return try render(pipeline)
+        }
+        let difference = Self.meanAbsoluteDifference(fp32, emulated)
+        print(String(format: "bf16 (emulated) vs fp32, engine fixture 128²: mean |Δpixel| %.3f of 255", difference))
+        XCTAssertGreaterThan(difference, 0, "bf16 must change the arithmetic")
+        XCTAssertLessThan(difference, 4, "bf16 must stay close to fp32")
+        guard LinearAlgebra.bf16Available else {
+            print("no bf16 units here (oneDNN bf16 kernel: none): only the emulated bf16 path ran")
+            return
+        }
+        let native = try render(Pipeline(model: model, precision: .bf16))
+        let nativeDifference = Self.meanAbsoluteDifference(native, emulated)
+        print(String(format: "bf16 (oneDNN %@) vs emulated: mean |Δpixel| %.3f", LinearAlgebra.oneDNNKernels.bf16, nativeDifference))
+        XCTAssertLessThan(nativeDifference, 1, "oneDNN's bf16 is the emulated arithmetic up to summation order")
+    }
+}

@@ -1,0 +1,126 @@
+import COneDNN
+import LinearAlgebra
+import XCTest
+
+/// Every route of LinearAlgebra.gemm against a double-precision naive product:
+/// each library, multi- and single-threaded, the matmul primitive that bf16
+/// runs on (checked here with float32 operands, so it runs on any CPU), the
+/// bf16 emulation against products of rounded operands, and oneDNN's bf16
+/// kernels where this CPU has them.
+final class GEMMRoutingTests: XCTestCase {
+    struct Case {
+        let ta: Bool, tb: Bool, m: Int, n: Int, k: Int, lda: Int, ldb: Int, ldc: Int
+        let alpha: Float, beta: Float
+    }
+
+    /// Shapes with slices (leading dimensions wider than the rows), both
+    /// transposes, alpha/beta, and one big enough to take oneDNN's blocked kernels.
+    static let cases: [Case] = [
+        Case(ta: false, tb: false, m: 3, n: 4, k: 5, lda: 7, ldb: 9, ldc: 6, alpha: 0.5, beta: 3),
+        Case(ta: true, tb: false, m: 17, n: 9, k: 33, lda: 20, ldb: 9, ldc: 11, alpha: 1, beta: 0),
+        Case(ta: false, tb: true, m: 64, n: 77, k: 40, lda: 320, ldb: 320, ldc: 77, alpha: 1, beta: 1),
+        Case(ta: true, tb: true, m: 31, n: 29, k: 19, lda: 40, ldb: 21, ldc: 30, alpha: -2, beta: 0.25),
+        Case(ta: false, tb: true, m: 200, n: 160, k: 96, lda: 96, ldb: 96, ldc: 160, alpha: 1, beta: 1),
+    ]
+
+    static func values(_ count: Int, seed: UInt64) -> [Float] {
+        var state = seed
+        return (0..<count).map { _ in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: state >> 11) % 2001 - 1000) / 997
+        }
+    }
+
+    /// Runs `gemm` on a case and compares with the naive product of `round`ed operands.
+    func check(_ label: String, tolerance: Float, round: (Float) -> Float = { $0 },
+               gemm: (Case, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
+        for (index, t) in Self.cases.enumerated() {
+            let a = Self.values((t.ta ? t.k : t.m) * t.lda, seed: UInt64(index) + 1)
+            let b = Self.values((t.tb ? t.n : t.k) * t.ldb, seed: UInt64(index) + 100)
+            let start = Self.values(t.m * t.ldc, seed: UInt64(index) + 200)
+            var c = start
+            a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
+                gemm(t, pa.baseAddress!, pb.baseAddress!, pc.baseAddress!)
+            } } }
+            var worst: Float = 0
+            for i in 0..<t.m {
+                for j in 0..<t.n {
+                    var sum = 0.0
+                    for p in 0..<t.k {
+                        let x = round(t.ta ? a[p * t.lda + i] : a[i * t.lda + p]), y = round(t.tb ? b[j * t.ldb + p] : b[p * t.ldb + j])
+                        sum += Double(x) * Double(y)
+                    }
+                    let expected = Double(t.alpha) * sum + Double(t.beta) * Double(start[i * t.ldc + j])
+                    worst = max(worst, abs(c[i * t.ldc + j] - Float(expected)))
+                }
+                for j in t.n..<t.ldc { XCTAssertEqual(c[i * t.ldc + j], start[i * t.ldc + j], "\(label): outside the slice stays") }
+            }
+            XCTAssertLessThan(worst, tolerance, "\(label), case \(index) (\(t.m)x\(t.n)x\(t.k))")
+        }
+    }
+
+    func testEveryLibraryAndThreadingRoute() {
+        for backend in GEMMBackend.allCases {
+            for threads in [2, 1] {
+                let saved = LinearAlgebra.blasThreads
+                LinearAlgebra.blasThreads = threads
+                defer { LinearAlgebra.blasThreads = saved }
+                LinearAlgebra.withRouting(.only(backend)) {
+                    check("\(backend.rawValue), \(threads) thread(s)", tolerance: 1e-4) { t, a, b, c in
+                        LinearAlgebra.gemm(transposeA: t.ta, transposeB: t.tb, m: t.m, n: t.n, k: t.k, alpha: t.alpha, a: a, lda: t.lda,
+                                           b: b, ldb: t.ldb, beta: t.beta, c: c, ldc: t.ldc)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The primitive path bf16 takes (packing, strides for transposes, output
+    /// scale for alpha, sum post-op for beta, the shape cache hit twice), with
+    /// float32 operands so that every CPU runs it.
+    func testMatmulPrimitivePathWithFloat32Operands() {
+        for pass in 0..<2 {
+            check("oneDNN matmul f32, pass \(pass)", tolerance: 1e-4) { t, a, b, c in
+                let status = lt_onednn_matmul(Int32(LT_ONEDNN_F32), t.ta ? 1 : 0, t.tb ? 1 : 0, t.m, t.n, t.k, t.alpha, a, t.lda, b, t.ldb,
+                                              t.beta, c, t.ldc, 2)
+                XCTAssertEqual(status, Int32(LT_ONEDNN_OK))
+            }
+        }
+    }
+
+    static func bf16(_ x: Float) -> Float { Float(bitPattern: (x.bitPattern &+ 0x7fff &+ ((x.bitPattern >> 16) & 1)) & 0xffff0000) }
+
+    func testBF16EmulationEqualsProductsOfRoundedOperands() {
+        XCTAssertEqual(Self.bf16(1 + 1.0 / 256), 1, "a tie rounds to even")
+        XCTAssertEqual(Self.bf16(1 + 3.0 / 256), 1 + 4.0 / 256)
+        LinearAlgebra.withRouting(GEMMRouting(parallel: .oneDNN, singleThreaded: .oneDNN, arithmetic: .bf16Emulated)) {
+            check("bf16 emulated", tolerance: 1e-4, round: Self.bf16) { t, a, b, c in
+                LinearAlgebra.gemm(transposeA: t.ta, transposeB: t.tb, m: t.m, n: t.n, k: t.k, alpha: t.alpha, a: a, lda: t.lda,
+                                   b: b, ldb: t.ldb, beta: t.beta, c: c, ldc: t.ldc)
+            }
+        }
+    }
+
+    /// oneDNN's bf16 kernels (AMX, AVX512-BF16) where the CPU has them; on
+    /// other CPUs the probe must say so, which is what makes the engine fall
+    /// back to float32 and tell the user.
+    func testBF16KernelsWhereTheCPUHasThem() throws {
+        let kernels = LinearAlgebra.oneDNNKernels
+        print("oneDNN matmul kernels here: f32 \(kernels.fp32), bf16 \(kernels.bf16.isEmpty ? "none (no bf16 units)" : kernels.bf16)")
+        XCTAssertFalse(kernels.fp32.isEmpty)
+        guard LinearAlgebra.bf16Available else {
+            let status = [Float](repeating: 1, count: 4).withUnsafeBufferPointer { p in
+                var c = [Float](repeating: 0, count: 4)
+                return lt_onednn_matmul(Int32(LT_ONEDNN_BF16), 0, 0, 2, 2, 2, 1, p.baseAddress!, 2, p.baseAddress!, 2, 0, &c, 2, 1)
+            }
+            XCTAssertEqual(status, Int32(LT_ONEDNN_UNIMPLEMENTED), "no bf16 kernel: unimplemented, not a crash or a wrong answer")
+            throw XCTSkip("this CPU has no bf16 matrix units; the emulated bf16 path ran instead")
+        }
+        LinearAlgebra.withRouting(GEMMRouting(parallel: .oneDNN, singleThreaded: .oneDNN, arithmetic: .bf16)) {
+            check("bf16 oneDNN", tolerance: 1e-3, round: Self.bf16) { t, a, b, c in
+                LinearAlgebra.gemm(transposeA: t.ta, transposeB: t.tb, m: t.m, n: t.n, k: t.k, alpha: t.alpha, a: a, lda: t.lda,
+                                   b: b, ldb: t.ldb, beta: t.beta, c: c, ldc: t.ldc)
+            }
+        }
+    }
+}
