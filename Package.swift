@@ -48,6 +48,10 @@ let package = Package(
         // The diffusion engine: tokenizer, CLIP, U-Net, VAE, samplers, noise.
         .target(name: "Diffusion", dependencies: ["LoRACore", "LinearAlgebra", "CKernels", "CEngineKernels", "CZlib"]),
 
+        // Training: the LoRA network's modules, optimizers and schedules (the
+        // layers' backward passes live beside their forwards in Diffusion).
+        .target(name: "Training", dependencies: ["Diffusion", "LoRACore", "LinearAlgebra"]),
+
         // JPEG decoding behind setjmp: libjpeg's error exits cannot unwind through Swift.
         .target(name: "CImaging", dependencies: ["CJPEG"], path: "Sources/CImaging", linkerSettings: [.linkedLibrary("jpeg")]),
 
@@ -94,6 +98,7 @@ let package = Package(
         .testTarget(name: "LoRACoreTests", dependencies: ["LoRACore", "CKernels", "FixtureKit"]),
         .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra", "COneDNN"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "LoRACore", "LinearAlgebra", "FixtureKit"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Diffusion", "LoRACore"]),
         .testTarget(name: "ToolTests", dependencies: ["LoRACore", "LinearAlgebra", "ToolSupport", "FixtureKit", "Imaging"]),
         .testTarget(name: "XYZPlotTests", dependencies: ["XYZPlot", "Imaging", "Diffusion", "LoRACore", "FixtureKit"]),
     ]

@@ -258,7 +258,7 @@ public struct Conv2d: Sendable {
 
     /// Columns for output rows `outputRows`: row (c, ky, kx) holds the input
     /// pixel each output pixel sees through that tap (zero outside the image).
-    private func im2col(_ input: UnsafePointer<Float>, height: Int, width: Int, outputRows: Range<Int>, outputWidth ow: Int,
+    func im2col(_ input: UnsafePointer<Float>, height: Int, width: Int, outputRows: Range<Int>, outputWidth ow: Int,
                         into col: UnsafeMutablePointer<Float>, rowStride: Int? = nil) {
         let taps = kernel * kernel
         let pixels = outputRows.count * ow

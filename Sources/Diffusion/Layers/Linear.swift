@@ -11,6 +11,12 @@ public struct Linear: Sendable {
         public let key: String
         public let biasKey: String?
         public let rows: Range<Int>
+
+        public init(key: String, biasKey: String?, rows: Range<Int>) {
+            self.key = key
+            self.biasKey = biasKey
+            self.rows = rows
+        }
     }
 
     public let inFeatures: Int

@@ -1,0 +1,72 @@
+import CEngineKernels
+import LinearAlgebra
+import LoRACore
+
+extension Attention {
+    /// Gradients of q, k, v for out = softmax(q·kᵀ·s)·v, s = 1/√d, per (item,
+    /// head), with the probabilities recomputed block by block of query rows
+    /// (never stored: a 4096-token self-attention's would be 64 MB per head):
+    ///   P  = softmax(q·kᵀ·s)                  [rows, keys]
+    ///   dv += Pᵀ·dO                           [keys, d]
+    ///   dP = dO·vᵀ                            [rows, keys]
+    ///   dS = P ⊙ (dP − rowsum(dP ⊙ P))·s
+    ///   dq = dS·k                             [rows, d]
+    ///   dk += dSᵀ·q                           [keys, d]
+    /// q: [items, queries, heads·d], k and v: [items, keys, heads·d], dO like q.
+    /// Returns (dq, dk, dv) in the inputs' shapes. `rowsPerBlock` overrides
+    /// the block size (tests use a few rows so that small cases span blocks).
+    static func backward(q: Tensor, k: Tensor, v: Tensor, outputGradient dOut: Tensor, items: Int, queries: Int, keys: Int,
+                         heads: Int, headDim: Int, causal: Bool = false, rowsPerBlock: Int? = nil) -> (q: Tensor, k: Tensor, v: Tensor) {
+        let width = heads * headDim
+        precondition(q.count == items * queries * width && k.count == items * keys * width && v.count == k.count && dOut.count == q.count)
+        var dq = Tensor(zeros: q.shape), dk = Tensor(zeros: k.shape), dv = Tensor(zeros: v.shape)
+        let scale = 1 / Float(headDim).squareRoot()
+        let chunk = rowsPerBlock ?? max(1, min(queries, max(16, blockBudget / max(keys, 1))))
+        q.withPointer { qp in k.withPointer { kp in v.withPointer { vp in dOut.withPointer { op in
+        dq.withMutablePointer { dqp in dk.withMutablePointer { dkp in dv.withMutablePointer { dvp in
+            let outputs = UncheckedSendable((dqp, dkp, dvp))
+            LinearAlgebra.withSingleThreadedBLAS {
+                Parallel.forEach(items * heads, cost: 1 << 20) { index in
+                    let item = index / heads, head = index % heads, column = head * headDim
+                    let qh = qp + item * queries * width + column, oh = op + item * queries * width + column
+                    let kh = kp + item * keys * width + column, vh = vp + item * keys * width + column
+                    let dqh = outputs.value.0 + item * queries * width + column
+                    let dkh = outputs.value.1 + item * keys * width + column, dvh = outputs.value.2 + item * keys * width + column
+                    var p = [Float](repeating: 0, count: chunk * keys), dp = p
+                    p.withUnsafeMutableBufferPointer { pb in dp.withUnsafeMutableBufferPointer { db in
+                        let probabilities = pb.baseAddress!, dProbabilities = db.baseAddress!
+                        var row = 0
+                        while row < queries {
+                            let rows = min(chunk, queries - row)
+                            LinearAlgebra.gemm(transposeB: true, m: rows, n: keys, k: headDim, a: qh + row * width, lda: width, b: kh, ldb: width,
+                                               c: probabilities, ldc: keys)
+                            for r in 0..<rows {
+                                let line = probabilities + r * keys
+                                let visible = causal ? min(keys, row + r + 1) : keys
+                                lt_softmax_rows(line, 1, visible, keys, scale)
+                                if visible < keys { (line + visible).update(repeating: 0, count: keys - visible) }
+                            }
+                            LinearAlgebra.gemm(transposeA: true, m: keys, n: headDim, k: rows, a: probabilities, lda: keys, b: oh + row * width,
+                                               ldb: width, beta: 1, c: dvh, ldc: width)
+                            LinearAlgebra.gemm(transposeB: true, m: rows, n: keys, k: headDim, a: oh + row * width, lda: width, b: vh, ldb: width,
+                                               c: dProbabilities, ldc: keys)
+                            for r in 0..<rows {
+                                let pr = probabilities + r * keys, dr = dProbabilities + r * keys
+                                var dot = 0.0
+                                for j in 0..<keys { dot += Double(pr[j]) * Double(dr[j]) }
+                                let d = Float(dot)
+                                for j in 0..<keys { dr[j] = pr[j] * (dr[j] - d) * scale }
+                            }
+                            LinearAlgebra.gemm(m: rows, n: headDim, k: keys, a: dProbabilities, lda: keys, b: kh, ldb: width,
+                                               c: dqh + row * width, ldc: width)
+                            LinearAlgebra.gemm(transposeA: true, m: keys, n: headDim, k: rows, a: dProbabilities, lda: keys, b: qh + row * width,
+                                               ldb: width, beta: 1, c: dkh, ldc: width)
+                            row += rows
+                        }
+                    } }
+                }
+            }
+        } } } } } } }
+        return (dq, dk, dv)
+    }
+}

@@ -1,0 +1,97 @@
+import LinearAlgebra
+import LoRACore
+
+extension Conv2d {
+    /// Backward of out = W ⊛ x + b. x: [batch, in, h, w] (the forward's input),
+    /// dy: [batch, out, oh, ow]. With cols(x) the im2col matrix [in·k·k, oh·ow]:
+    ///   dx = col2im(Wᵀ·dy)                      [batch, in, h, w]
+    ///   dW += dy·cols(x)ᵀ   per item            [out, in·k·k]
+    ///   db += Σ_pixels dy                        [out]
+    /// A 3×3, stride-1, pad-1 convolution's dx is itself such a convolution of
+    /// dy (filters transposed and flipped), so it runs on the forward's
+    /// Winograd path; other shapes (strided downsamplers, 1×1) take col2im.
+    public func backward(input x: Tensor, outputGradient dy: Tensor, weightGradient: Gradient? = nil, biasGradient: Gradient? = nil) -> Tensor {
+        let batch = x.shape[0], height = x.shape[2], width = x.shape[3]
+        let (oh, ow) = outputSize(height: height, width: width)
+        precondition(dy.shape == [batch, outChannels, oh, ow], "Conv2d.backward \(key): dy is \(dy.shape), expected \([batch, outChannels, oh, ow])")
+        let pixels = oh * ow, k = inChannels * kernel * kernel
+        let w = store.floats()
+        var dx: Tensor
+        if kernel == 3 && stride == 1 && padding == .same(1) {
+            dx = transposed(w).forward(dy)
+        } else {
+            dx = Tensor(zeros: x.shape)
+            var cols = [Float](unsafeUninitializedCapacity: k * pixels) { _, n in n = k * pixels }
+            dy.withPointer { dyp in dx.withMutablePointer { dxp in w.withUnsafeBufferPointer { wp in cols.withUnsafeMutableBufferPointer { cp in
+                for item in 0..<batch {
+                    LinearAlgebra.gemm(transposeA: true, m: k, n: pixels, k: outChannels, a: wp.baseAddress!, lda: k,
+                                       b: dyp + item * outChannels * pixels, ldb: pixels, c: cp.baseAddress!, ldc: pixels)
+                    col2im(cp.baseAddress!, height: height, width: width, outputSize: (oh, ow), into: dxp + item * inChannels * height * width)
+                }
+            } } } }
+        }
+        if weightGradient != nil || biasGradient != nil {
+            var cols = [Float](unsafeUninitializedCapacity: k * pixels) { _, n in n = k * pixels }
+            x.withPointer { xp in dy.withPointer { dyp in cols.withUnsafeMutableBufferPointer { cp in
+                for item in 0..<batch {
+                    let upstream = dyp + item * outChannels * pixels
+                    weightGradient?.withPointer { g in
+                        im2col(xp + item * inChannels * height * width, height: height, width: width, outputRows: 0..<oh, outputWidth: ow,
+                               into: cp.baseAddress!)
+                        LinearAlgebra.gemm(transposeB: true, m: outChannels, n: k, k: pixels, a: upstream, lda: pixels, b: cp.baseAddress!,
+                                           ldb: pixels, beta: 1, c: g, ldc: k)
+                    }
+                    biasGradient?.withPointer { g in
+                        for o in 0..<outChannels {
+                            let row = upstream + o * pixels
+                            var sum = 0.0
+                            for i in 0..<pixels { sum += Double(row[i]) }
+                            g[o] += Float(sum)
+                        }
+                    }
+                }
+            } } }
+        }
+        return dx
+    }
+
+    /// The convolution whose forward is this one's input gradient (3×3,
+    /// stride 1, pad 1): W'[c, o, ky, kx] = W[o, c, 2 − ky, 2 − kx], no bias.
+    func transposed(_ w: [Float]) -> Conv2d {
+        var flipped = [Float](repeating: 0, count: w.count)
+        for o in 0..<outChannels {
+            for c in 0..<inChannels {
+                for tap in 0..<9 {
+                    flipped[(c * outChannels + o) * 9 + (8 - tap)] = w[(o * inChannels + c) * 9 + tap]
+                }
+            }
+        }
+        return Conv2d(key: key + "ᵀ", biasKey: biasKey, inChannels: outChannels, outChannels: inChannels, kernel: 3, padding: .same(1),
+                      weight: flipped, bias: [Float](repeating: 0, count: inChannels))
+    }
+
+    /// Adds columns [in·k·k, oh·ow] back onto the input planes they were
+    /// read from (im2col's adjoint). Rows of one channel touch only that
+    /// channel's plane, so channels run in parallel.
+    func col2im(_ col: UnsafePointer<Float>, height: Int, width: Int, outputSize: (Int, Int), into dx: UnsafeMutablePointer<Float>) {
+        let (oh, ow) = outputSize
+        let taps = kernel * kernel, pixels = oh * ow
+        let (kernel, stride, padding) = (self.kernel, self.stride, self.padding)
+        let target = UncheckedSendable(dx)
+        Parallel.forEach(inChannels, cost: taps * pixels) { c in
+            let plane = target.value + c * height * width
+            for tap in 0..<taps {
+                let ky = tap / kernel, kx = tap % kernel
+                let row = col + (c * taps + tap) * pixels
+                for oy in 0..<oh {
+                    let iy = oy * stride - padding.top + ky
+                    guard iy >= 0 && iy < height else { continue }
+                    for ox in 0..<ow {
+                        let ix = ox * stride - padding.left + kx
+                        if ix >= 0 && ix < width { plane[iy * width + ix] += row[oy * ow + ox] }
+                    }
+                }
+            }
+        }
+    }
+}

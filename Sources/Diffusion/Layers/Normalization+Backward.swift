@@ -1,0 +1,135 @@
+import Foundation
+import LoRACore
+
+// Both norms: x̂ = (x − μ)·rstd over a set of n values, y = γ·x̂ + β. With
+// dx̂ = dy·γ:
+//   dx = rstd · (dx̂ − mean(dx̂) − x̂ · mean(dx̂·x̂))
+//   dγ += Σ dy·x̂,  dβ += Σ dy   (per channel / per column)
+// Statistics are recomputed from the input, in double as the forward does.
+
+extension GroupNorm {
+    /// x: [batch, channels, …] (the forward's input); `silu` as in the forward
+    /// (y = silu(norm(x)): its derivative is applied to dy first).
+    public func backward(input x: Tensor, outputGradient dy: Tensor, silu: Bool = false,
+                         weightGradient: Gradient? = nil, biasGradient: Gradient? = nil) -> Tensor {
+        precondition(x.count == dy.count)
+        let batch = x.shape[0]
+        let spatial = x.count / (batch * channels)
+        let perGroup = channels / groups
+        let gamma = weight, beta = bias, epsilon = Double(self.epsilon), channels = self.channels, groups = self.groups
+        var dx = Tensor.uninitialized(x.shape)
+        // Per (item, channel) partial sums of dγ and dβ, reduced over items after.
+        var partialGamma = [Double](repeating: 0, count: batch * channels), partialBeta = partialGamma
+        x.withPointer { xp in dy.withPointer { dyp in dx.withMutablePointer { dxp in
+        partialGamma.withUnsafeMutableBufferPointer { pg in partialBeta.withUnsafeMutableBufferPointer { pb in
+            let sumsGamma = UncheckedSendable(pg.baseAddress!), sumsBeta = UncheckedSendable(pb.baseAddress!)
+            Parallel.forEach(batch * groups, cost: perGroup * spatial * 8) { index in
+                let b = index / groups, g = index % groups
+                let offset = (b * channels + g * perGroup) * spatial
+                let n = perGroup * spatial
+                let source = xp + offset, upstream = dyp + offset, target = dxp + offset
+                var sum = 0.0
+                for i in 0..<n { sum += Double(source[i]) }
+                let mean = sum / Double(n)
+                var squares = 0.0
+                for i in 0..<n { let d = Double(source[i]) - mean; squares += d * d }
+                let rstd = 1 / (squares / Double(n) + epsilon).squareRoot()
+                // dz: the gradient at the norm's output (through SiLU when fused).
+                var dz = [Double](repeating: 0, count: n)
+                var sumDxHat = 0.0, sumDxHatXHat = 0.0
+                for cIndex in 0..<perGroup {
+                    let c = g * perGroup + cIndex
+                    var dGamma = 0.0, dBeta = 0.0
+                    for i in 0..<spatial {
+                        let at = cIndex * spatial + i
+                        let xHat = (Double(source[at]) - mean) * rstd
+                        var d = Double(upstream[at])
+                        if silu {
+                            let z = xHat * Double(gamma[c]) + Double(beta[c])
+                            let s = 1 / (1 + exp(-z))
+                            d *= s * (1 + z * (1 - s))
+                        }
+                        dz[at] = d
+                        dGamma += d * xHat
+                        dBeta += d
+                        let dxHat = d * Double(gamma[c])
+                        sumDxHat += dxHat
+                        sumDxHatXHat += dxHat * xHat
+                    }
+                    sumsGamma.value[b * channels + c] = dGamma
+                    sumsBeta.value[b * channels + c] = dBeta
+                }
+                let meanDxHat = sumDxHat / Double(n), meanDxHatXHat = sumDxHatXHat / Double(n)
+                for cIndex in 0..<perGroup {
+                    let gammaC = Double(gamma[g * perGroup + cIndex])
+                    for i in 0..<spatial {
+                        let at = cIndex * spatial + i
+                        let xHat = (Double(source[at]) - mean) * rstd
+                        target[at] = Float(rstd * (dz[at] * gammaC - meanDxHat - xHat * meanDxHatXHat))
+                    }
+                }
+            }
+        } } } } }
+        for (gradient, partial) in [(weightGradient, partialGamma), (biasGradient, partialBeta)] {
+            guard let gradient else { continue }
+            gradient.withPointer { p in
+                for c in 0..<channels { p[c] += Float((0..<batch).reduce(0.0) { $0 + partial[$1 * channels + c] }) }
+            }
+        }
+        return dx
+    }
+}
+
+extension LayerNorm {
+    /// x: [tokens, width] (the forward's input).
+    public func backward(input x: Tensor, outputGradient dy: Tensor, weightGradient: Gradient? = nil, biasGradient: Gradient? = nil) -> Tensor {
+        precondition(x.count == dy.count)
+        let rows = x.count / width, width = self.width, epsilon = Double(self.epsilon), gamma = weight
+        var dx = Tensor.uninitialized(x.shape)
+        var statistics = [Double](repeating: 0, count: 2 * rows)  // mean, rstd per row
+        x.withPointer { xp in dy.withPointer { dyp in dx.withMutablePointer { dxp in statistics.withUnsafeMutableBufferPointer { sp in
+            let stats = UncheckedSendable(sp.baseAddress!)
+            Parallel.forEach(rows, cost: width * 8) { r in
+                let s = xp + r * width, d = dyp + r * width, t = dxp + r * width
+                var sum = 0.0
+                for i in 0..<width { sum += Double(s[i]) }
+                let mean = sum / Double(width)
+                var squares = 0.0
+                for i in 0..<width { let v = Double(s[i]) - mean; squares += v * v }
+                let rstd = 1 / (squares / Double(width) + epsilon).squareRoot()
+                stats.value[2 * r] = mean
+                stats.value[2 * r + 1] = rstd
+                var sumDxHat = 0.0, sumDxHatXHat = 0.0
+                for i in 0..<width {
+                    let dxHat = Double(d[i]) * Double(gamma[i]), xHat = (Double(s[i]) - mean) * rstd
+                    sumDxHat += dxHat
+                    sumDxHatXHat += dxHat * xHat
+                }
+                let m1 = sumDxHat / Double(width), m2 = sumDxHatXHat / Double(width)
+                for i in 0..<width {
+                    let xHat = (Double(s[i]) - mean) * rstd
+                    t[i] = Float(rstd * (Double(d[i]) * Double(gamma[i]) - m1 - xHat * m2))
+                }
+            }
+            guard weightGradient != nil || biasGradient != nil else { return }
+            // Parameter gradients by column blocks: each column is one task's alone.
+            var dGamma = [Double](repeating: 0, count: width), dBeta = dGamma
+            dGamma.withUnsafeMutableBufferPointer { gp in dBeta.withUnsafeMutableBufferPointer { bp in
+                let outGamma = UncheckedSendable(gp.baseAddress!), outBeta = UncheckedSendable(bp.baseAddress!)
+                Parallel.forRanges(width, cost: rows * 4) { columns in
+                    for r in 0..<rows {
+                        let s = xp + r * width, d = dyp + r * width
+                        let mean = stats.value[2 * r], rstd = stats.value[2 * r + 1]
+                        for i in columns {
+                            outGamma.value[i] += Double(d[i]) * (Double(s[i]) - mean) * rstd
+                            outBeta.value[i] += Double(d[i])
+                        }
+                    }
+                }
+            } }
+            weightGradient?.withPointer { p in for i in 0..<width { p[i] += Float(dGamma[i]) } }
+            biasGradient?.withPointer { p in for i in 0..<width { p[i] += Float(dBeta[i]) } }
+        } } } }
+        return dx
+    }
+}

@@ -1,0 +1,103 @@
+import Diffusion
+import LoRACore
+
+/// kohya's LoRAModule (sd-scripts networks/lora.py): beside a frozen Linear
+/// or Conv2d, y = org(x) + multiplier · (alpha/rank) · up(down(x)), with
+/// `lora_down` [rank, in] (or a conv with the original's kernel, stride and
+/// padding: LoCon/C3Lier) and `lora_up` [out, rank] (a 1×1 conv). Keys are
+/// kohya's: `<name>.lora_down.weight`, `<name>.lora_up.weight`, `<name>.alpha`.
+public struct LoRAModule: Sendable {
+    public enum Shape: Sendable, Equatable {
+        case linear(in: Int, out: Int)
+        case conv(in: Int, out: Int, kernel: Int, stride: Int, padding: Int)
+    }
+
+    public let name: String
+    public let shape: Shape
+    public let rank: Int
+    public let alpha: Float
+    public var multiplier: Float = 1
+    public let down: Parameter
+    public let up: Parameter
+
+    public var scale: Float { alpha / Float(rank) }
+
+    /// What the backward needs from the forward.
+    public struct Saved: Sendable {
+        public let input: Tensor
+        public let hidden: Tensor
+    }
+
+    public init(name: String, shape: Shape, rank: Int, alpha: Float, down: [Float], up: [Float]) {
+        self.name = name
+        self.shape = shape
+        self.rank = rank
+        self.alpha = alpha
+        switch shape {
+        case let .linear(inputs, outputs):
+            self.down = Parameter(key: name + ".lora_down.weight", shape: [rank, inputs], values: down)
+            self.up = Parameter(key: name + ".lora_up.weight", shape: [outputs, rank], values: up)
+        case let .conv(inputs, outputs, kernel, _, _):
+            self.down = Parameter(key: name + ".lora_down.weight", shape: [rank, inputs, kernel, kernel], values: down)
+            self.up = Parameter(key: name + ".lora_up.weight", shape: [outputs, rank, 1, 1], values: up)
+        }
+    }
+
+    /// kohya's initialisation: down Kaiming-uniform with a = √5, i.e.
+    /// U(−1/√fan_in, 1/√fan_in); up zeros, so training starts at the base model.
+    /// (Values from `uniform`, a source of U(0, 1) draws; kohya's come from torch's generator.)
+    public static func kohyaInitialized(name: String, shape: Shape, rank: Int, alpha: Float, uniform: () -> Float) -> LoRAModule {
+        let fanIn: Int, outputs: Int
+        switch shape {
+        case let .linear(inputs, out): (fanIn, outputs) = (inputs, out)
+        case let .conv(inputs, out, kernel, _, _): (fanIn, outputs) = (inputs * kernel * kernel, out)
+        }
+        let bound = 1 / Float(fanIn).squareRoot()
+        let down = (0..<(rank * fanIn)).map { _ in (2 * uniform() - 1) * bound }
+        return LoRAModule(name: name, shape: shape, rank: rank, alpha: alpha, down: down, up: [Float](repeating: 0, count: outputs * rank))
+    }
+
+    private var downLayer: (linear: Linear?, conv: Conv2d?) {
+        switch shape {
+        case let .linear(inputs, _):
+            return (Linear(inFeatures: inputs, outFeatures: rank, weight: down.values, bias: nil, parts: [.init(key: down.key, biasKey: nil, rows: 0..<rank)]), nil)
+        case let .conv(inputs, _, kernel, stride, padding):
+            return (nil, Conv2d(key: down.key, biasKey: "", inChannels: inputs, outChannels: rank, kernel: kernel, stride: stride, padding: .same(padding),
+                                weight: down.values, bias: [Float](repeating: 0, count: rank)))
+        }
+    }
+
+    private var upLayer: (linear: Linear?, conv: Conv2d?) {
+        switch shape {
+        case let .linear(_, outputs):
+            return (Linear(inFeatures: rank, outFeatures: outputs, weight: up.values, bias: nil, parts: [.init(key: up.key, biasKey: nil, rows: 0..<outputs)]), nil)
+        case let .conv(_, outputs, _, _, _):
+            return (nil, Conv2d(key: up.key, biasKey: "", inChannels: rank, outChannels: outputs, kernel: 1, padding: .same(0),
+                                weight: up.values, bias: [Float](repeating: 0, count: outputs)))
+        }
+    }
+
+    /// The module's contribution, multiplier·scale·up(down(x)) (to add to the
+    /// frozen layer's output), and what its backward needs.
+    public func forward(_ x: Tensor) -> (output: Tensor, saved: Saved) {
+        let (downLinear, downConv) = downLayer, (upLinear, upConv) = upLayer
+        let hidden = downLinear?.forward(x) ?? downConv!.forward(x)
+        var output = upLinear?.forward(hidden) ?? upConv!.forward(hidden)
+        let factor = multiplier * scale
+        for i in output.values.indices { output.values[i] *= factor }
+        return (output, Saved(input: x, hidden: hidden))
+    }
+
+    /// dy: the gradient at the wrapped layer's output. Adds into down's and
+    /// up's gradients; returns the module's part of dx (add the frozen layer's).
+    public func backward(_ saved: Saved, outputGradient dy: Tensor) -> Tensor {
+        var scaled = dy
+        let factor = multiplier * scale
+        for i in scaled.values.indices { scaled.values[i] *= factor }
+        let (downLinear, downConv) = downLayer, (upLinear, upConv) = upLayer
+        let dHidden = upLinear?.backward(input: saved.hidden, outputGradient: scaled, weightGradient: up.gradient)
+            ?? upConv!.backward(input: saved.hidden, outputGradient: scaled, weightGradient: up.gradient)
+        return downLinear?.backward(input: saved.input, outputGradient: dHidden, weightGradient: down.gradient)
+            ?? downConv!.backward(input: saved.input, outputGradient: dHidden, weightGradient: down.gradient)
+    }
+}

@@ -1,0 +1,54 @@
+import Foundation
+
+/// torch.optim.AdamW as sd-scripts uses it (defaults β = (0.9, 0.999),
+/// ε = 1e-8, weight decay 0.01), in the order of torch's single-tensor
+/// implementation (torch/optim/adamw.py, `_single_tensor_adamw`; CPU tensors
+/// take this path), so float32 results follow torch's roundings:
+///   p ← p·(1 − lr·wd)
+///   m ← lerp(m, g, 1 − β1)
+///   v ← β2·v + (1 − β2)·g²
+///   p ← p − (lr / (1 − β1ᵗ)) · m / (√v / √(1 − β2ᵗ) + ε)
+///
+/// Hyperparameters are doubles, as Python floats are: torch derives each
+/// float32 scalar (1 − β1, 1 − lr·wd, …) in double precision first.
+public struct AdamW: Optimizer {
+    public var beta1 = 0.9
+    public var beta2 = 0.999
+    public var epsilon = 1e-8
+    public var weightDecay = 0.01
+    public private(set) var step = 0
+    private var moments: [String: (m: [Float], v: [Float])] = [:]
+
+    public init(beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-8, weightDecay: Double = 0.01) {
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.weightDecay = weightDecay
+    }
+
+    public mutating func update(_ groups: [ParameterGroup]) {
+        step += 1
+        // torch computes the corrections in Python floats (double), then uses them as scalars.
+        let correction1 = 1 - pow(beta1, Double(step)), correction2 = 1 - pow(beta2, Double(step))
+        let correction2Root = Float(correction2.squareRoot())
+        let mixM = Float(1 - beta1), keepV = Float(beta2), mixV = Float(1 - beta2), eps = Float(epsilon)
+        for group in groups where group.learningRate > 0 {
+            let lr = group.learningRate
+            let stepSize = Float(lr / correction1)
+            let decay = Float(1 - lr * weightDecay)
+            for parameter in group.parameters {
+                var (m, v) = moments[parameter.key] ?? ([Float](repeating: 0, count: parameter.count), [Float](repeating: 0, count: parameter.count))
+                let g = parameter.gradient.values
+                for i in 0..<parameter.count {
+                    parameter.values[i] *= decay
+                    // torch's vectorised lerp is a fused multiply-add; addcmul multiplies left to right.
+                    m[i] = m[i].addingProduct(mixM, g[i] - m[i])
+                    v[i] = v[i] * keepV + mixV * g[i] * g[i]
+                    let denominator = v[i].squareRoot() / correction2Root + eps
+                    parameter.values[i] += -stepSize * (m[i] / denominator)
+                }
+                moments[parameter.key] = (m, v)
+            }
+        }
+    }
+}

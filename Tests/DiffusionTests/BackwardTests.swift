@@ -1,0 +1,273 @@
+@testable import Diffusion
+import Foundation
+import LinearAlgebra
+import LoRACore
+import XCTest
+
+/// Every backward pass against central finite differences of a
+/// double-precision reference forward, on small shapes: the loss is
+/// L = Σ r ⊙ y for a fixed random r (so dy = r), the analytic gradients come
+/// from the layer's float32 backward, and the references differentiate the
+/// plain-loop double forward with h = 1e-6. Agreement within 1e-4 of the
+/// largest gradient is float32's error, not the method's.
+final class BackwardTests: XCTestCase {
+    struct Rng {
+        var state: UInt64
+        mutating func next() -> Double {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Double(Int64(bitPattern: state >> 11) % 2_000_001 - 1_000_000) / 1_000_000
+        }
+        mutating func values(_ n: Int, scale: Double = 1) -> [Double] { (0..<n).map { _ in next() * scale } }
+    }
+
+    /// Analytic gradient vs central differences of `loss` at `point` (all
+    /// coordinates, or the given ones).
+    func checkGradient(_ label: String, analytic: [Float], at point: [Double], indices: [Int]? = nil, tolerance: Double = 1e-4,
+                       file: StaticString = #filePath, line: UInt = #line, loss: ([Double]) -> Double) {
+        XCTAssertEqual(analytic.count, point.count, label, file: file, line: line)
+        var worst = 0.0, largest = 0.0
+        var p = point
+        for i in indices ?? Array(point.indices) {
+            let h = 1e-6 * max(1, abs(point[i]))
+            p[i] = point[i] + h
+            let plus = loss(p)
+            p[i] = point[i] - h
+            let minus = loss(p)
+            p[i] = point[i]
+            let numeric = (plus - minus) / (2 * h)
+            worst = max(worst, abs(Double(analytic[i]) - numeric))
+            largest = max(largest, abs(numeric))
+        }
+        XCTAssertGreaterThan(largest, 0, "\(label): the gradient must not vanish for the check to mean anything", file: file, line: line)
+        XCTAssertLessThan(worst / largest, tolerance, "\(label): worst |analytic − numeric| \(worst), largest gradient \(largest)",
+                          file: file, line: line)
+    }
+
+    static func dot(_ a: [Double], _ b: [Double]) -> Double { zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } }
+    static func floats(_ v: [Double]) -> [Float] { v.map { Float($0) } }
+
+    // MARK: Linear
+
+    func testLinear() {
+        var rng = Rng(state: 1)
+        let rows = 5, inputs = 7, outputs = 6
+        let x = rng.values(rows * inputs), w = rng.values(outputs * inputs), b = rng.values(outputs), r = rng.values(rows * outputs)
+        func forward(_ x: [Double], _ w: [Double], _ b: [Double]) -> [Double] {
+            (0..<(rows * outputs)).map { index in
+                let row = index / outputs, o = index % outputs
+                return b[o] + (0..<inputs).reduce(0.0) { $0 + x[row * inputs + $1] * w[o * inputs + $1] }
+            }
+        }
+        let layer = Linear(inFeatures: inputs, outFeatures: outputs, weight: Self.floats(w), bias: Self.floats(b),
+                           parts: [.init(key: "w", biasKey: "b", rows: 0..<outputs)])
+        let dW = Gradient(count: w.count), dB = Gradient(count: b.count)
+        dW.values[0] = 1  // parameter gradients accumulate: the 1 must still be there after
+        let dx = layer.backward(input: Tensor(shape: [rows, inputs], values: Self.floats(x)),
+                                outputGradient: Tensor(shape: [rows, outputs], values: Self.floats(r)), weightGradient: dW, biasGradient: dB)
+        checkGradient("linear dx", analytic: dx.values, at: x) { Self.dot(r, forward($0, w, b)) }
+        dW.values[0] -= 1
+        checkGradient("linear dW", analytic: dW.values, at: w) { Self.dot(r, forward(x, $0, b)) }
+        checkGradient("linear db", analytic: dB.values, at: b) { Self.dot(r, forward(x, w, $0)) }
+    }
+
+    // MARK: Convolution
+
+    static func conv(_ x: [Double], _ w: [Double], _ b: [Double], batch: Int, c: Int, h: Int, wd: Int, out: Int, k: Int,
+                     stride: Int, pad: Int) -> [Double] {
+        let oh = (h + 2 * pad - k) / stride + 1, ow = (wd + 2 * pad - k) / stride + 1
+        var y = [Double](repeating: 0, count: batch * out * oh * ow)
+        for n in 0..<batch { for o in 0..<out { for oy in 0..<oh { for ox in 0..<ow {
+            var s = b[o]
+            for ci in 0..<c { for ky in 0..<k { for kx in 0..<k {
+                let iy = oy * stride - pad + ky, ix = ox * stride - pad + kx
+                if iy >= 0 && iy < h && ix >= 0 && ix < wd { s += x[((n * c + ci) * h + iy) * wd + ix] * w[((o * c + ci) * k + ky) * k + kx] }
+            } } }
+            y[((n * out + o) * oh + oy) * ow + ox] = s
+        } } } }
+        return y
+    }
+
+    func checkConvolution(batch: Int, c: Int, h: Int, w wd: Int, out: Int, k: Int, stride: Int, pad: Int, sampled: Int? = nil,
+                          inputOnly: Bool = false, line: UInt = #line) {
+        var rng = Rng(state: UInt64(100 + c * out + k + stride))
+        let x = rng.values(batch * c * h * wd), w = rng.values(out * c * k * k, scale: 0.3), b = rng.values(out)
+        let oh = (h + 2 * pad - k) / stride + 1, ow = (wd + 2 * pad - k) / stride + 1
+        let r = rng.values(batch * out * oh * ow)
+        let layer = Conv2d(key: "w", biasKey: "b", inChannels: c, outChannels: out, kernel: k, stride: stride, padding: .same(pad),
+                           weight: Self.floats(w), bias: Self.floats(b))
+        let dW = Gradient(count: w.count), dB = Gradient(count: b.count)
+        let dx = layer.backward(input: Tensor(shape: [batch, c, h, wd], values: Self.floats(x)),
+                                outputGradient: Tensor(shape: [batch, out, oh, ow], values: Self.floats(r)), weightGradient: dW, biasGradient: dB)
+        let label = "conv \(k)×\(k)/\(stride) \(c)→\(out) at \(h)×\(wd)"
+        let pick: (Int) -> [Int]? = { count in
+            guard let sampled else { return nil }
+            var pr = Rng(state: 7)
+            return (0..<sampled).map { _ in Int(abs(pr.next()) * Double(count - 1)) }
+        }
+        func loss(_ x: [Double], _ w: [Double], _ b: [Double]) -> Double {
+            Self.dot(r, Self.conv(x, w, b, batch: batch, c: c, h: h, wd: wd, out: out, k: k, stride: stride, pad: pad))
+        }
+        checkGradient(label + " dx", analytic: dx.values, at: x, indices: pick(x.count), line: line) { loss($0, w, b) }
+        guard !inputOnly else { return }
+        checkGradient(label + " dW", analytic: dW.values, at: w, indices: pick(w.count), line: line) { loss(x, $0, b) }
+        checkGradient(label + " db", analytic: dB.values, at: b, line: line) { loss(x, w, $0) }
+    }
+
+    func testConvolutions() {
+        checkConvolution(batch: 2, c: 3, h: 5, w: 6, out: 4, k: 3, stride: 1, pad: 1)   // dx by the transposed conv (im2col path)
+        checkConvolution(batch: 1, c: 3, h: 7, w: 6, out: 2, k: 3, stride: 2, pad: 1)   // downsampler: col2im
+        checkConvolution(batch: 2, c: 4, h: 3, w: 5, out: 3, k: 1, stride: 1, pad: 0)   // 1×1: col2im
+    }
+
+    /// The transposed convolution that gives dx takes the forward's Winograd
+    /// path when large enough (that path itself is checked on every kernel
+    /// path in LayerTests): dx at sampled coordinates, dW and db are the im2col
+    /// GEMMs checked above.
+    func testConvolutionInputGradientOnTheWinogradPath() {
+        XCTAssertGreaterThanOrEqual(17 * 16, Conv2d.winogradMinimumPixels)
+        checkConvolution(batch: 1, c: 32, h: 17, w: 16, out: 32, k: 3, stride: 1, pad: 1, sampled: 8, inputOnly: true)
+    }
+
+    // MARK: Norms
+
+    func testGroupNormWithAndWithoutSiLU() {
+        var rng = Rng(state: 3)
+        let batch = 2, channels = 6, groups = 3, spatial = 5
+        let x = rng.values(batch * channels * spatial, scale: 2), gamma = rng.values(channels), beta = rng.values(channels)
+        let r = rng.values(x.count)
+        for silu in [false, true] {
+            func forward(_ x: [Double], _ gamma: [Double], _ beta: [Double]) -> [Double] {
+                var y = x
+                let per = channels / groups * spatial
+                for n in 0..<batch { for g in 0..<groups {
+                    let offset = (n * channels + g * channels / groups) * spatial
+                    let values = x[offset..<(offset + per)]
+                    let mean = values.reduce(0, +) / Double(per)
+                    let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(per)
+                    for i in 0..<per {
+                        let c = g * channels / groups + i / spatial
+                        var z = (x[offset + i] - mean) / (variance + 1e-5).squareRoot() * gamma[c] + beta[c]
+                        if silu { z = z / (1 + exp(-z)) }
+                        y[offset + i] = z
+                    }
+                } }
+                return y
+            }
+            let layer = GroupNorm(channels: channels, groups: groups, epsilon: 1e-5, weight: Self.floats(gamma), bias: Self.floats(beta))
+            let dG = Gradient(count: channels), dB = Gradient(count: channels)
+            let dx = layer.backward(input: Tensor(shape: [batch, channels, spatial, 1], values: Self.floats(x)),
+                                    outputGradient: Tensor(shape: [batch, channels, spatial, 1], values: Self.floats(r)), silu: silu,
+                                    weightGradient: dG, biasGradient: dB)
+            checkGradient("group norm (silu \(silu)) dx", analytic: dx.values, at: x) { Self.dot(r, forward($0, gamma, beta)) }
+            checkGradient("group norm (silu \(silu)) dγ", analytic: dG.values, at: gamma) { Self.dot(r, forward(x, $0, beta)) }
+            checkGradient("group norm (silu \(silu)) dβ", analytic: dB.values, at: beta) { Self.dot(r, forward(x, gamma, $0)) }
+        }
+    }
+
+    func testLayerNorm() {
+        var rng = Rng(state: 4)
+        let rows = 4, width = 9
+        let x = rng.values(rows * width, scale: 3), gamma = rng.values(width), beta = rng.values(width), r = rng.values(rows * width)
+        func forward(_ x: [Double], _ gamma: [Double], _ beta: [Double]) -> [Double] {
+            var y = x
+            for row in 0..<rows {
+                let values = x[(row * width)..<((row + 1) * width)]
+                let mean = values.reduce(0, +) / Double(width)
+                let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(width)
+                for i in 0..<width { y[row * width + i] = (x[row * width + i] - mean) / (variance + 1e-5).squareRoot() * gamma[i] + beta[i] }
+            }
+            return y
+        }
+        let layer = LayerNorm(width: width, weight: Self.floats(gamma), bias: Self.floats(beta))
+        let dG = Gradient(count: width), dB = Gradient(count: width)
+        let dx = layer.backward(input: Tensor(shape: [rows, width], values: Self.floats(x)), outputGradient: Tensor(shape: [rows, width], values: Self.floats(r)),
+                                weightGradient: dG, biasGradient: dB)
+        checkGradient("layer norm dx", analytic: dx.values, at: x) { Self.dot(r, forward($0, gamma, beta)) }
+        checkGradient("layer norm dγ", analytic: dG.values, at: gamma) { Self.dot(r, forward(x, $0, beta)) }
+        checkGradient("layer norm dβ", analytic: dB.values, at: beta) { Self.dot(r, forward(x, gamma, $0)) }
+    }
+
+    // MARK: Activations
+
+    func testActivationsAndGEGLU() {
+        var rng = Rng(state: 5)
+        let x = rng.values(40, scale: 4), r = rng.values(40)
+        let references: [(Activation, (Double) -> Double)] = [
+            (.silu, { $0 / (1 + exp(-$0)) }),
+            (.gelu, { 0.5 * $0 * (1 + erf($0 / 2.0.squareRoot())) }),
+            (.quickGELU, { $0 / (1 + exp(-1.702 * $0)) }),
+        ]
+        for (activation, f) in references {
+            let dx = activation.backward(input: Tensor(shape: [40], values: Self.floats(x)), outputGradient: Tensor(shape: [40], values: Self.floats(r)))
+            checkGradient("\(activation) dx", analytic: dx.values, at: x) { Self.dot(r, $0.map(f)) }
+        }
+        let rows = 3, hidden = 5
+        let proj = rng.values(rows * 2 * hidden, scale: 2), rg = rng.values(rows * hidden)
+        func geglu(_ p: [Double]) -> [Double] {
+            (0..<(rows * hidden)).map { i in
+                let row = i / hidden, j = i % hidden
+                let a = p[row * 2 * hidden + j], g = p[row * 2 * hidden + hidden + j]
+                return a * 0.5 * g * (1 + erf(g / 2.0.squareRoot()))
+            }
+        }
+        let dp = gegluBackward(input: Tensor(shape: [rows, 2 * hidden], values: Self.floats(proj)),
+                               outputGradient: Tensor(shape: [rows, hidden], values: Self.floats(rg)))
+        checkGradient("GEGLU dx", analytic: dp.values, at: proj) { Self.dot(rg, geglu($0)) }
+    }
+
+    // MARK: Attention
+
+    func testAttentionSelfCrossAndCausal() {
+        // Two query rows per block: every case spans several blocks, as a 4096-token one does.
+        for (queries, keys, heads, d, causal) in [(6, 6, 2, 4, false), (5, 7, 1, 8, false), (7, 7, 2, 4, true), (9, 20, 1, 8, false)] {
+            var rng = Rng(state: UInt64(queries * keys + d))
+            let items = 2, width = heads * d
+            let q = rng.values(items * queries * width), k = rng.values(items * keys * width), v = rng.values(items * keys * width)
+            let r = rng.values(items * queries * width)
+            func forward(_ q: [Double], _ k: [Double], _ v: [Double]) -> [Double] {
+                var out = [Double](repeating: 0, count: items * queries * width)
+                for n in 0..<items { for h in 0..<heads { for i in 0..<queries {
+                    let visible = causal ? min(keys, i + 1) : keys
+                    let scores = (0..<visible).map { j in
+                        (0..<d).reduce(0.0) { $0 + q[(n * queries + i) * width + h * d + $1] * k[(n * keys + j) * width + h * d + $1] } / Double(d).squareRoot()
+                    }
+                    let m = scores.max()!, e = scores.map { exp($0 - m) }, total = e.reduce(0, +)
+                    for c in 0..<d {
+                        out[(n * queries + i) * width + h * d + c] = (0..<visible).reduce(0.0) { $0 + e[$1] / total * v[(n * keys + $1) * width + h * d + c] }
+                    }
+                } } }
+                return out
+            }
+            let grads = Attention.backward(q: Tensor(shape: [items, queries, width], values: Self.floats(q)),
+                                           k: Tensor(shape: [items, keys, width], values: Self.floats(k)),
+                                           v: Tensor(shape: [items, keys, width], values: Self.floats(v)),
+                                           outputGradient: Tensor(shape: [items, queries, width], values: Self.floats(r)),
+                                           items: items, queries: queries, keys: keys, heads: heads, headDim: d, causal: causal, rowsPerBlock: 2)
+            let label = "attention \(queries)×\(keys) heads \(heads) d \(d) causal \(causal)"
+            checkGradient(label + " dq", analytic: grads.q.values, at: q) { Self.dot(r, forward($0, k, v)) }
+            checkGradient(label + " dk", analytic: grads.k.values, at: k) { Self.dot(r, forward(q, $0, v)) }
+            checkGradient(label + " dv", analytic: grads.v.values, at: v) { Self.dot(r, forward(q, k, $0)) }
+        }
+    }
+
+    // MARK: Resampling and skips
+
+    /// Linear maps: the backward is the adjoint, ⟨dy, f(x)⟩ = ⟨f*(dy), x⟩, and equal to finite differences.
+    func testUpsampleAndConcatenation() {
+        var rng = Rng(state: 6)
+        let x = rng.values(2 * 3 * 4 * 5), r = rng.values(2 * 3 * 8 * 10)
+        let dx = upsampleNearest2xBackward(Tensor(shape: [2, 3, 8, 10], values: Self.floats(r)))
+        func up(_ x: [Double]) -> [Double] {
+            (0..<r.count).map { i in
+                let p = i / 80, row = (i % 80) / 10, col = i % 10
+                return x[p * 20 + (row / 2) * 5 + col / 2]
+            }
+        }
+        checkGradient("upsample dx", analytic: dx.values, at: x) { Self.dot(r, up($0)) }
+        let a = rng.values(2 * 2 * 3), b = rng.values(2 * 3 * 3), rc = rng.values(2 * 5 * 3)
+        let (da, db) = concatenateChannelsBackward(Tensor(shape: [2, 5, 3, 1], values: Self.floats(rc)), channelsA: 2)
+        let forward = concatenateChannels(Tensor(shape: [2, 2, 3, 1], values: Self.floats(a)), Tensor(shape: [2, 3, 3, 1], values: Self.floats(b)))
+        XCTAssertEqual(Self.dot(rc, forward.values.map(Double.init)), Self.dot(da.values.map(Double.init), a) + Self.dot(db.values.map(Double.init), b),
+                       accuracy: 1e-5)
+    }
+}
