@@ -1,3 +1,4 @@
+import Diffusion
 import Foundation
 
 /// torch.optim.AdamW as sd-scripts uses it (defaults β = (0.9, 0.999),

@@ -1,3 +1,5 @@
+import Diffusion
+
 /// Parameters that share a learning rate (sd-scripts' parameter groups: the
 /// text encoder's modules, the U-Net's, or one U-Net block's).
 public struct ParameterGroup: Sendable {

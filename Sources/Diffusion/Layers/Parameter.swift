@@ -1,4 +1,4 @@
-import Diffusion
+import LoRACore
 
 /// A trained tensor: its values, the gradient its backward passes add into
 /// (the rule in Diffusion/Layers/Gradient.swift), and the key it is saved under.

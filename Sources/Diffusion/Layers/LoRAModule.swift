@@ -1,7 +1,7 @@
-import Diffusion
 import LoRACore
 
-/// kohya's LoRAModule (sd-scripts networks/lora.py): beside a frozen Linear
+/// kohya's LoRAModule (sd-scripts networks/lora.py), the layer a LoRA network
+/// trains (the network's layout, initialisation and files are Training's): beside a frozen Linear
 /// or Conv2d, y = org(x) + multiplier · (alpha/rank) · up(down(x)), with
 /// `lora_down` [rank, in] (or a conv with the original's kernel, stride and
 /// padding: LoCon/C3Lier) and `lora_up` [out, rank] (a 1×1 conv). Keys are
@@ -41,20 +41,6 @@ public struct LoRAModule: Sendable {
             self.down = Parameter(key: name + ".lora_down.weight", shape: [rank, inputs, kernel, kernel], values: down)
             self.up = Parameter(key: name + ".lora_up.weight", shape: [outputs, rank, 1, 1], values: up)
         }
-    }
-
-    /// kohya's initialisation: down Kaiming-uniform with a = √5, i.e.
-    /// U(−1/√fan_in, 1/√fan_in); up zeros, so training starts at the base model.
-    /// (Values from `uniform`, a source of U(0, 1) draws; kohya's come from torch's generator.)
-    public static func kohyaInitialized(name: String, shape: Shape, rank: Int, alpha: Float, uniform: () -> Float) -> LoRAModule {
-        let fanIn: Int, outputs: Int
-        switch shape {
-        case let .linear(inputs, out): (fanIn, outputs) = (inputs, out)
-        case let .conv(inputs, out, kernel, _, _): (fanIn, outputs) = (inputs * kernel * kernel, out)
-        }
-        let bound = 1 / Float(fanIn).squareRoot()
-        let down = (0..<(rank * fanIn)).map { _ in (2 * uniform() - 1) * bound }
-        return LoRAModule(name: name, shape: shape, rank: rank, alpha: alpha, down: down, up: [Float](repeating: 0, count: outputs * rank))
     }
 
     private var downLayer: (linear: Linear?, conv: Conv2d?) {

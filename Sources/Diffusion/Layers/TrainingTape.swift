@@ -1,0 +1,105 @@
+import LoRACore
+
+/// A training pass's trained modules and their saved activations. Modules are
+/// attached by the key of the layer (or packed part) they sit beside, as
+/// inference adapters are (`AdapterSet.lowRank`); `rows` narrows a module to
+/// rows of that part. The frozen layers' own activations live in their
+/// blocks' typed `Saved` structs; the tape holds only the modules', by key,
+/// in call order (a layer runs once per pass).
+public final class TrainingTape: @unchecked Sendable {
+    public struct Attachment: Sendable {
+        public let module: LoRAModule
+        public let rows: Range<Int>?
+        public init(_ module: LoRAModule, rows: Range<Int>? = nil) {
+            self.module = module
+            self.rows = rows
+        }
+    }
+
+    public let modules: [String: [Attachment]]
+    private var saved: [String: [LoRAModule.Saved]] = [:]
+
+    public init(modules: [String: [Attachment]]) {
+        self.modules = modules
+    }
+
+    /// Forget the last pass's activations (the modules stay).
+    public func reset() { saved = [:] }
+
+    func record(_ key: String, _ s: LoRAModule.Saved) { saved[key, default: []].append(s) }
+
+    func recorded(_ key: String) -> [LoRAModule.Saved] { saved[key] ?? [] }
+}
+
+/// Copies columns [offset, offset + count) of a [rows, width] matrix out, or adds a block into them.
+private func columns(_ t: Tensor, width: Int, offset: Int, count: Int) -> Tensor {
+    let rows = t.count / width
+    var out = Tensor.uninitialized(Array(t.shape.dropLast()) + [count])
+    t.withPointer { tp in out.withMutablePointer { op in
+        for r in 0..<rows { (op + r * count).update(from: tp + r * width + offset, count: count) }
+    } }
+    return out
+}
+
+private func addColumns(_ block: Tensor, into t: inout Tensor, width: Int, offset: Int) {
+    let count = block.shape.last!, rows = block.count / count
+    block.withPointer { bp in t.withMutablePointer { tp in
+        for r in 0..<rows {
+            let target = tp + r * width + offset, source = bp + r * count
+            for j in 0..<count { target[j] += source[j] }
+        }
+    } }
+}
+
+extension Linear {
+    /// The forward plus the tape's modules on this layer's parts (their
+    /// outputs added to the part's columns), recording what they need.
+    public func forward(_ x: Tensor, tape: TrainingTape?) -> Tensor {
+        var y = forward(x)
+        guard let tape else { return y }
+        for part in parts {
+            for attachment in tape.modules[part.key] ?? [] {
+                let (out, saved) = attachment.module.forward(x)
+                addColumns(out, into: &y, width: outFeatures, offset: part.rows.lowerBound + (attachment.rows?.lowerBound ?? 0))
+                tape.record(part.key, saved)
+            }
+        }
+        return y
+    }
+
+    /// dx through the frozen weight and through each module (whose factor gradients it adds).
+    public func backward(input x: Tensor, outputGradient dy: Tensor, tape: TrainingTape?) -> Tensor {
+        var dx = backward(input: x, outputGradient: dy)
+        guard let tape else { return dx }
+        for part in parts {
+            for (attachment, saved) in zip(tape.modules[part.key] ?? [], tape.recorded(part.key)) {
+                let rows = attachment.rows.map { (part.rows.lowerBound + $0.lowerBound)..<(part.rows.lowerBound + $0.upperBound) } ?? part.rows
+                let slice = columns(dy, width: outFeatures, offset: rows.lowerBound, count: rows.count)
+                addInPlace(&dx, attachment.module.backward(saved, outputGradient: slice))
+            }
+        }
+        return dx
+    }
+}
+
+extension Conv2d {
+    public func forward(_ x: Tensor, tape: TrainingTape?) -> Tensor {
+        var y = forward(x)
+        guard let tape else { return y }
+        for attachment in tape.modules[key] ?? [] {
+            let (out, saved) = attachment.module.forward(x)
+            addInPlace(&y, out)
+            tape.record(key, saved)
+        }
+        return y
+    }
+
+    public func backward(input x: Tensor, outputGradient dy: Tensor, tape: TrainingTape?) -> Tensor {
+        var dx = backward(input: x, outputGradient: dy)
+        guard let tape else { return dx }
+        for (attachment, saved) in zip(tape.modules[key] ?? [], tape.recorded(key)) {
+            addInPlace(&dx, attachment.module.backward(saved, outputGradient: dy))
+        }
+        return dx
+    }
+}

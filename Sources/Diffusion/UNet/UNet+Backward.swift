@@ -1,0 +1,123 @@
+import LoRACore
+
+extension UNet {
+    enum LayerSaved: Sendable {
+        case res(ResBlock.Saved)
+        case transformer(SpatialTransformer.Saved)
+        case downsample(input: Tensor)
+        case upsample(upsampled: Tensor)
+    }
+
+    /// The activations a backward through the U-Net needs (the training
+    /// forward's tape; gradient checkpointing will keep block inputs only).
+    public struct Saved: Sendable {
+        let input: Tensor                   // x                     [b, 4, h, w]
+        let inputBlocks: [[LayerSaved]]
+        let middleBlock: [LayerSaved]
+        let outputBlocks: [[LayerSaved]]
+        /// The decoder path's channels at each output block's concatenation (the skip's come after).
+        let concatSplit: [Int]
+        let finalHidden: Tensor             // before out.0 (norm + SiLU)
+        let finalActivated: Tensor          // silu(norm(h)): out.2's input
+        let contextShape: [Int]
+    }
+
+    /// `forward` (no SDXL vector yet) with the tape's trained modules instead
+    /// of inference adapters, keeping what `backward` needs.
+    public func forwardSaving(_ x: Tensor, timesteps: [Float], context: Tensor, tape: TrainingTape? = nil) -> (Tensor, Saved) {
+        let emb = timeEmbed2.forward(Activation.silu(timeEmbed1.forward(timestepEmbedding(timesteps, dim: config.modelChannels))))
+        let activated = Activation.silu(emb)
+        func run(_ layers: [Layer], _ input: Tensor) -> (Tensor, [LayerSaved]) {
+            var h = input
+            var saved: [LayerSaved] = []
+            for layer in layers {
+                switch layer {
+                case .res(let block):
+                    let (out, s) = block.forwardSaving(h, activatedEmbedding: activated, tape: tape)
+                    saved.append(.res(s))
+                    h = out
+                case .transformer(let t):
+                    let (out, s) = t.forwardSaving(h, context: context, tape: tape)
+                    saved.append(.transformer(s))
+                    h = out
+                case .downsample(let conv):
+                    saved.append(.downsample(input: h))
+                    h = conv.forward(h, tape: tape)
+                case .upsample(let conv):
+                    let up = upsampleNearest2x(h)
+                    saved.append(.upsample(upsampled: up))
+                    h = conv.forward(up, tape: tape)
+                }
+            }
+            return (h, saved)
+        }
+        var h = inputConv.forward(x, tape: tape)
+        var skips = [h]
+        var inputSaved: [[LayerSaved]] = []
+        for block in inputBlocks {
+            let (out, saved) = run(block, h)
+            inputSaved.append(saved)
+            h = out
+            skips.append(h)
+        }
+        let (middle, middleSaved) = run(middleBlock, h)
+        h = middle
+        var outputSaved: [[LayerSaved]] = [], split: [Int] = []
+        for block in outputBlocks {
+            let skip = skips.removeLast()
+            split.append(h.shape[1])
+            let (out, saved) = run(block, concatenateChannels(h, skip))
+            outputSaved.append(saved)
+            h = out
+        }
+        let activatedOut = outputNorm.forward(h, silu: true)
+        let y = outputConv.forward(activatedOut, tape: tape)
+        return (y, Saved(input: x, inputBlocks: inputSaved, middleBlock: middleSaved, outputBlocks: outputSaved, concatSplit: split,
+                         finalHidden: h, finalActivated: activatedOut, contextShape: context.shape))
+    }
+
+    /// Input gradients through the frozen U-Net, d(latents) and d(context);
+    /// the tape's modules add their factor gradients on the way.
+    /// (The timestep embedding is frozen and has no trained parameters upstream: its gradient is not formed.)
+    public func backward(_ saved: Saved, outputGradient dy: Tensor, tape: TrainingTape? = nil) -> (input: Tensor, context: Tensor) {
+        var dContext = Tensor(zeros: saved.contextShape)
+        func back(_ layers: [Layer], _ savedLayers: [LayerSaved], _ gradient: Tensor) -> Tensor {
+            var d = gradient
+            for (layer, s) in zip(layers, savedLayers).reversed() {
+                switch (layer, s) {
+                case let (.res(block), .res(blockSaved)):
+                    d = block.backward(blockSaved, outputGradient: d, tape: tape).input
+                case let (.transformer(t), .transformer(tSaved)):
+                    let (dx, dc) = t.backward(tSaved, outputGradient: d, tape: tape)
+                    addInPlace(&dContext, dc)
+                    d = dx
+                case let (.downsample(conv), .downsample(input)):
+                    d = conv.backward(input: input, outputGradient: d, tape: tape)
+                case let (.upsample(conv), .upsample(upsampled)):
+                    d = upsampleNearest2xBackward(conv.backward(input: upsampled, outputGradient: d, tape: tape))
+                default:
+                    preconditionFailure("saved activations do not match the layers")
+                }
+            }
+            return d
+        }
+        var d = outputNorm.backward(input: saved.finalHidden, outputGradient: outputConv.backward(input: saved.finalActivated, outputGradient: dy, tape: tape),
+                                    silu: true)
+        // skips[i]: the input conv's output (0) and each input block's output; output block j concatenates skip n − j.
+        let n = inputBlocks.count
+        var dSkips = [Tensor?](repeating: nil, count: n + 1)
+        for (j, block) in outputBlocks.enumerated().reversed() {
+            let dConcat = back(block, saved.outputBlocks[j], d)
+            let (dPath, dSkip) = concatenateChannelsBackward(dConcat, channelsA: saved.concatSplit[j])
+            dSkips[n - j] = dSkip
+            d = dPath
+        }
+        d = back(middleBlock, saved.middleBlock, d)
+        for i in stride(from: n, through: 1, by: -1) {
+            if let skip = dSkips[i] { addInPlace(&d, skip) }
+            d = back(inputBlocks[i - 1], saved.inputBlocks[i - 1], d)
+        }
+        if let skip = dSkips[0] { addInPlace(&d, skip) }
+        return (inputConv.backward(input: saved.input, outputGradient: d, tape: tape), dContext)
+    }
+}

@@ -1,0 +1,189 @@
+@testable import Diffusion
+import Foundation
+import LoRACore
+import XCTest
+
+/// The U-Net's blocks chain the layer backwards (each checked against a
+/// double reference in BackwardTests); here the chaining is checked: the
+/// saving forward equals the engine's forward, and the block's input
+/// gradients match five-point differences of that float forward at sampled
+/// coordinates.
+final class BlockBackwardTests: XCTestCase {
+    struct Rng {
+        var state: UInt64
+        mutating func next() -> Float {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: state >> 11) % 2_000_001 - 1_000_000) / 1_000_000
+        }
+        mutating func values(_ n: Int, scale: Float = 1) -> [Float] { (0..<n).map { _ in next() * scale } }
+    }
+
+    /// Five-point central differences (error O(h⁴), so h can be large enough
+    /// that float32 rounding in the forward stays small): worst error below
+    /// `tolerance` × the largest gradient, or × `scale` when given (a module
+    /// whose gradients are all tiny is judged against the network's scale, as
+    /// training sees it, not against float32 noise).
+    func checkSampled(_ label: String, analytic: [Float], at point: [Float], samples: Int = 24, tolerance: Double = 2e-3, scale: Double? = nil,
+                      h: Float = 1e-2, loss: ([Float]) -> Double) {
+        var rng = Rng(state: 99)
+        var p = point, worst = 0.0, largest = 0.0
+        for _ in 0..<samples {
+            let i = Int(abs(rng.next()) * Float(point.count - 1))
+            func at(_ offset: Float) -> Double {
+                p[i] = point[i] + offset
+                defer { p[i] = point[i] }
+                return loss(p)
+            }
+            let numeric = (at(-2 * h) - 8 * at(-h) + 8 * at(h) - at(2 * h)) / Double(12 * h)
+            worst = max(worst, abs(Double(analytic[i]) - numeric))
+            largest = max(largest, abs(numeric))
+        }
+        XCTAssertGreaterThan(largest, 0, label)
+        XCTAssertLessThan(worst / max(largest, scale ?? 0), tolerance, "\(label): worst \(worst), largest \(largest)")
+    }
+
+    static func dot(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0.0) { $0 + Double($1.0) * Double($1.1) } }
+
+    func linear(_ rng: inout Rng, _ inputs: Int, _ outputs: Int, bias: Bool = true) -> Linear {
+        Linear(inFeatures: inputs, outFeatures: outputs, weight: rng.values(inputs * outputs, scale: 0.5), bias: bias ? rng.values(outputs, scale: 0.2) : nil,
+               parts: [.init(key: "w\(inputs)x\(outputs)", biasKey: nil, rows: 0..<outputs)])
+    }
+
+    func conv(_ rng: inout Rng, _ inputs: Int, _ outputs: Int, kernel: Int) -> Conv2d {
+        Conv2d(key: "c", biasKey: "cb", inChannels: inputs, outChannels: outputs, kernel: kernel, padding: .same(kernel / 2),
+               weight: rng.values(outputs * inputs * kernel * kernel, scale: 0.4), bias: rng.values(outputs, scale: 0.2))
+    }
+
+    func norm(_ rng: inout Rng, _ channels: Int, groups: Int) -> GroupNorm {
+        GroupNorm(channels: channels, groups: groups, epsilon: 1e-5, weight: rng.values(channels).map { 1 + 0.3 * $0 }, bias: rng.values(channels, scale: 0.2))
+    }
+
+    func testResBlockWithAndWithoutSkipConvolution() {
+        for (inputs, outputs) in [(4, 6), (6, 6)] {
+            var rng = Rng(state: UInt64(inputs * 10 + outputs))
+            let block = ResBlock(norm1: norm(&rng, inputs, groups: 2), conv1: conv(&rng, inputs, outputs, kernel: 3), embedding: linear(&rng, 5, outputs),
+                                 norm2: norm(&rng, outputs, groups: 3), conv2: conv(&rng, outputs, outputs, kernel: 3),
+                                 skip: inputs == outputs ? nil : conv(&rng, inputs, outputs, kernel: 1))
+            let shape = [2, inputs, 4, 3]
+            let x = rng.values(shape.reduce(1, *)), e = rng.values(2 * 5), r = rng.values(2 * outputs * 12)
+            let (y, saved) = block.forwardSaving(Tensor(shape: shape, values: x), activatedEmbedding: Tensor(shape: [2, 5], values: e))
+            XCTAssertEqual(y, block.forward(Tensor(shape: shape, values: x), activatedEmbedding: Tensor(shape: [2, 5], values: e), adapters: .empty),
+                           "the saving forward is the engine's forward")
+            let (dx, de) = block.backward(saved, outputGradient: Tensor(shape: y.shape, values: r))
+            func loss(_ x: [Float], _ e: [Float]) -> Double {
+                Self.dot(r, block.forward(Tensor(shape: shape, values: x), activatedEmbedding: Tensor(shape: [2, 5], values: e), adapters: .empty).values)
+            }
+            checkSampled("ResBlock \(inputs)→\(outputs) dx", analytic: dx.values, at: x) { loss($0, e) }
+            checkSampled("ResBlock \(inputs)→\(outputs) d emb", analytic: de.values, at: e, samples: 10) { loss(x, $0) }
+        }
+    }
+
+    func testSpatialTransformerConvAndLinearProjections() {
+        let c = 8, heads = 2, contextDim = 6, text = 3, shape = [2, c, 3, 4]
+        for linearProjection in [false, true] {
+            var rng = Rng(state: linearProjection ? 5 : 6)
+            func layerNorm() -> LayerNorm { LayerNorm(width: c, weight: rng.values(c).map { 1 + 0.3 * $0 }, bias: rng.values(c, scale: 0.2)) }
+            let block = SpatialTransformer.Block(
+                norm1: layerNorm(), selfQKV: linear(&rng, c, 3 * c, bias: false), selfOut: linear(&rng, c, c), norm2: layerNorm(),
+                crossQ: linear(&rng, c, c, bias: false), crossKV: linear(&rng, contextDim, 2 * c, bias: false), crossOut: linear(&rng, c, c),
+                norm3: layerNorm(), feedForwardIn: linear(&rng, c, 8 * c), feedForwardOut: linear(&rng, 4 * c, c))
+            let projection: (Int) -> SpatialTransformer.Projection = { _ in
+                linearProjection ? .linear(self.linear(&rng, c, c)) : .conv(self.conv(&rng, c, c, kernel: 1))
+            }
+            let transformer = SpatialTransformer(channels: c, heads: heads, norm: norm(&rng, c, groups: 4), projectIn: projection(0),
+                                                 blocks: [block, block], projectOut: projection(1))
+            let x = rng.values(shape.reduce(1, *)), context = rng.values(2 * text * contextDim), r = rng.values(x.count)
+            let contextTensor = Tensor(shape: [2, text, contextDim], values: context)
+            let (y, saved) = transformer.forwardSaving(Tensor(shape: shape, values: x), context: contextTensor)
+            XCTAssertEqual(y, transformer.forward(Tensor(shape: shape, values: x), context: contextTensor, adapters: .empty))
+            let (dx, dContext) = transformer.backward(saved, outputGradient: Tensor(shape: shape, values: r))
+            func loss(_ x: [Float], _ context: [Float]) -> Double {
+                Self.dot(r, transformer.forward(Tensor(shape: shape, values: x), context: Tensor(shape: [2, text, contextDim], values: context),
+                                                adapters: .empty).values)
+            }
+            let label = linearProjection ? "transformer (linear projections)" : "transformer (1×1 conv projections)"
+            checkSampled(label + " dx", analytic: dx.values, at: x) { loss($0, context) }
+            checkSampled(label + " d context", analytic: dContext.values, at: context) { loss(x, $0) }
+        }
+    }
+
+    /// The whole SD1-architecture U-Net of the engine fixture (frozen): the
+    /// saving forward equals the engine's, and d(latents), d(context) match
+    /// central differences through skips, downsamplers and upsamplers.
+    func testUNetLatentAndContextGradients() throws {
+        let model = try StableDiffusionModel(checkpoint: try EngineGolden.fixture("sd1_engine.safetensors"), tokenizer: EngineGolden.tokenizer)
+        let unet = model.unet
+        var rng = Rng(state: 21)
+        let shape = [2, 4, 8, 8], contextShape = [2, 5, unet.config.contextDim]
+        let x = rng.values(shape.reduce(1, *)), context = rng.values(contextShape.reduce(1, *)), timesteps: [Float] = [500, 21]
+        let (y, saved) = unet.forwardSaving(Tensor(shape: shape, values: x), timesteps: timesteps, context: Tensor(shape: contextShape, values: context))
+        XCTAssertEqual(y, unet.forward(Tensor(shape: shape, values: x), timesteps: timesteps, context: Tensor(shape: contextShape, values: context)))
+        let r = rng.values(y.count)
+        let (dx, dContext) = unet.backward(saved, outputGradient: Tensor(shape: y.shape, values: r))
+        func loss(_ x: [Float], _ context: [Float]) -> Double {
+            Self.dot(r, unet.forward(Tensor(shape: shape, values: x), timesteps: timesteps, context: Tensor(shape: contextShape, values: context)).values)
+        }
+        checkSampled("U-Net d latents", analytic: dx.values, at: x, samples: 16) { loss($0, context) }
+        checkSampled("U-Net d context", analytic: dContext.values, at: context, samples: 16) { loss(x, $0) }
+    }
+
+    /// Trained modules through the whole U-Net: the tape's forward equals the
+    /// inference engine with the same factors as run-time adapters (the path
+    /// tested equal to merged checkpoints), and every module's down and up
+    /// gradients match five-point differences within 1% (float32 through the
+    /// whole network: a wrong gradient is off by far more; each layer's own
+    /// backward is held to 1e-4 in double in BackwardTests) — LoRA on a packed q/k/v part, on
+    /// the cross-attention's text side, the feed-forward, a 1×1 projection,
+    /// LoCon on a ResBlock's 3×3 conv and on its time-embedding projection.
+    func testLoRAModulesThroughTheUNet() throws {
+        let model = try StableDiffusionModel(checkpoint: try EngineGolden.fixture("sd1_engine.safetensors"), tokenizer: EngineGolden.tokenizer)
+        let unet = model.unet
+        let p = UNet.prefix, block = p + "input_blocks.1.1.transformer_blocks.0."
+        let c = 32, context = unet.config.contextDim, embedding = unet.config.timeEmbedDim
+        let specs: [(String, LoRAModule.Shape)] = [
+            (block + "attn1.to_k.weight", .linear(in: c, out: c)),
+            (block + "attn2.to_v.weight", .linear(in: context, out: c)),
+            (block + "ff.net.2.weight", .linear(in: 4 * c, out: c)),
+            (p + "input_blocks.1.1.proj_in.weight", .conv(in: c, out: c, kernel: 1, stride: 1, padding: 0)),
+            (p + "input_blocks.1.0.in_layers.2.weight", .conv(in: c, out: c, kernel: 3, stride: 1, padding: 1)),
+            (p + "output_blocks.3.0.emb_layers.1.weight", .linear(in: embedding, out: 64)),
+        ]
+        var rng = Rng(state: 31)
+        var attachments: [String: [TrainingTape.Attachment]] = [:], adapters: [String: [AdapterSet.LowRank]] = [:]
+        var modules: [LoRAModule] = []
+        for (index, (key, shape)) in specs.enumerated() {
+            let rank = 2 + index % 2
+            let (fanIn, outputs): (Int, Int) = {
+                switch shape {
+                case let .linear(i, o): return (i, o)
+                case let .conv(i, o, k, _, _): return (i * k * k, o)
+                }
+            }()
+            let module = LoRAModule(name: "m\(index)", shape: shape, rank: rank, alpha: 1.5, down: rng.values(rank * fanIn, scale: 0.3),
+                                    up: rng.values(outputs * rank, scale: 0.3))
+            modules.append(module)
+            attachments[key] = [TrainingTape.Attachment(module)]
+            adapters[key] = [AdapterSet.LowRank(down: module.down.values, up: module.up.values, rank: rank, scale: module.scale, rows: nil)]
+        }
+        let tape = TrainingTape(modules: attachments)
+        let shape = [1, 4, 8, 8], contextShape = [1, 4, context]
+        let x = Tensor(shape: shape, values: rng.values(shape.reduce(1, *))), text = Tensor(shape: contextShape, values: rng.values(contextShape.reduce(1, *)))
+        let (y, saved) = unet.forwardSaving(x, timesteps: [321], context: text, tape: tape)
+        let inference = unet.forward(x, timesteps: [321], context: text, adapters: AdapterSet(lowRank: adapters))
+        XCTAssertLessThan(Double(y.maxAbsDifference(inference)), 1e-4 * Double(inference.values.map(abs).max()!),
+                          "trained modules in the tape = the same factors as inference adapters")
+        let r = rng.values(y.count)
+        _ = unet.backward(saved, outputGradient: Tensor(shape: y.shape, values: r), tape: tape)
+        for (module, (key, _)) in zip(modules, specs) {
+            for parameter in [module.down, module.up] {
+                let analytic = parameter.gradient.values, point = parameter.values
+                checkSampled("\(key.dropFirst(p.count)) \(parameter.key)", analytic: analytic, at: point, samples: 6, tolerance: 1e-2, scale: 0.2, h: 2e-2) { values in
+                    parameter.values = values
+                    defer { parameter.values = point }
+                    tape.reset()
+                    return Self.dot(r, unet.forwardSaving(x, timesteps: [321], context: text, tape: tape).0.values)
+                }
+            }
+        }
+    }
+}
