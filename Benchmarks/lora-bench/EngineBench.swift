@@ -43,16 +43,17 @@ struct EngineBench: ParsableCommand {
         ToolEnvironment.prepare()
         if ProcessInfo.processInfo.environment["LT_NO_ALLOC"] == nil { EngineAllocator.configure() }
         var results: [String: Double] = [:]
+        guard let requested = ComputePrecision(rawValue: computePrecision) else { throw ValidationError("--precision: fp32 or bf16") }
+        let (compute, note) = requested.resolved()
+        if let note, !json { print("note: \(note)") }
+        // Before the model is loaded: the GEMM peak of a quiet, warm library.
+        results["best_gemm_gflops"] = compute.run { Self.bestGEMMRate() }
         let loadStart = Date()
         let tokenizerFile = try BPETokenizer.load(tokenizer)
         guard let precision = WeightPrecision(rawValue: weights) else { throw ValidationError("--weights: automatic, f32 or f16") }
         let sd = try StableDiffusionModel(checkpoint: model, tokenizer: tokenizerFile, options: .init(weightPrecision: precision))
         results["load_seconds"] = Date().timeIntervalSince(loadStart)
         results["rss_after_load_mb"] = currentRSS()
-        guard let requested = ComputePrecision(rawValue: computePrecision) else { throw ValidationError("--precision: fp32 or bf16") }
-        let (compute, note) = requested.resolved()
-        if let note, !json { print("note: \(note)") }
-        results["best_gemm_gflops"] = compute.run { Self.bestGEMMRate() }
         let pipeline = Pipeline(model: sd, precision: compute)
 
         let textStart = Date()
@@ -107,7 +108,8 @@ struct EngineBench: ParsableCommand {
         print(String(format: "%@ %dx%d: load %.1f s, text %.2f s, CFG step %.2f s (median of %d), decode %.2f s, peak RSS %.0f MB",
                      sd.family.rawValue, size, size, results["load_seconds"]!, results["text_seconds"]!, results["step_seconds_median"]!,
                      steps, results["decode_seconds"] ?? 0, results["peak_rss_mb"]!))
-        print(String(format: "precision %@, GEMM %@: step %.0f GFLOP at %.1f GFLOP/s = %.0f%% of this host's best GEMM (%.1f GFLOP/s, 2048²)",
+        // Winograd does a quarter of the multiplications it is credited with, so the ratio can pass 100%.
+        print(String(format: "precision %@, GEMM %@: step %.0f GFLOP (direct-algorithm count) at %.1f GFLOP/s = %.0f%% of this host's best GEMM (%.1f GFLOP/s, 2048²)",
                      compute.rawValue, LinearAlgebra.routing.description, results["step_gflop"]!, results["step_gflops_rate"]!,
                      100 * results["step_gflops_rate"]! / results["best_gemm_gflops"]!, results["best_gemm_gflops"]!))
         for (label, entries) in [("step", profile), ("decode", decodeProfile)] {
@@ -122,13 +124,14 @@ struct EngineBench: ParsableCommand {
         }
     }
 
-    /// The best of five 2048² GEMMs in the current routing and arithmetic.
+    /// The best of ten 2048² GEMMs in the current routing and arithmetic, after two to warm up.
     static func bestGEMMRate() -> Double {
         let n = 2048
         let a = [Float](repeating: 0.5, count: n * n), b = [Float](repeating: 0.25, count: n * n)
         var c = [Float](repeating: 0, count: n * n)
+        for _ in 0..<2 { LinearAlgebra.gemm(m: n, n: n, k: n, a: a, lda: n, b: b, ldb: n, c: &c, ldc: n) }
         var best = 0.0
-        for _ in 0..<5 {
+        for _ in 0..<10 {
             let start = Date()
             LinearAlgebra.gemm(m: n, n: n, k: n, a: a, lda: n, b: b, ldb: n, c: &c, ldc: n)
             best = max(best, 2 * Double(n * n * n) / Date().timeIntervalSince(start) / 1e9)
