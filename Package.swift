@@ -98,7 +98,7 @@ let package = Package(
         .testTarget(name: "LoRACoreTests", dependencies: ["LoRACore", "CKernels", "FixtureKit"]),
         .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra", "COneDNN"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "LoRACore", "LinearAlgebra", "FixtureKit"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Diffusion", "LoRACore"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Diffusion", "LoRACore", "FixtureKit"]),
         .testTarget(name: "ToolTests", dependencies: ["LoRACore", "LinearAlgebra", "ToolSupport", "FixtureKit", "Imaging"]),
         .testTarget(name: "XYZPlotTests", dependencies: ["XYZPlot", "Imaging", "Diffusion", "LoRACore", "FixtureKit"]),
     ]

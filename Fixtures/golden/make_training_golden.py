@@ -1,14 +1,29 @@
 #!/usr/bin/env python3
-"""Golden values for Training's optimizers and schedules, from the code
-sd-scripts runs: torch.optim.AdamW (single-tensor CPU path) and diffusers'
-get_scheduler (what sd-scripts' get_scheduler_fix calls). Deterministic; needs
-torch and diffusers. Writes training/optimizer.json beside this script:
+"""Golden values for the Training library, from the code sd-scripts runs.
 
-    python3 Fixtures/golden/make_training_golden.py
+training/optimizer.json: torch.optim.AdamW (single-tensor CPU path) and
+diffusers' get_scheduler (what sd-scripts' get_scheduler_fix calls).
+
+training/step.safetensors (when given the engine fixture folder): kohya's
+training step on the tiny SD1 engine model in diffusers (the weights of
+sd1_engine.safetensors, converted as make_engine_golden.py does), with
+kohya's LoRA modules (networks/lora.py LoRAModule: org(x) + up(down(x)) ·
+multiplier · alpha/rank on every Linear and 1×1 Conv2d of each
+Transformer2DModel), DDPMScheduler.add_noise, l2 loss as train_network.py
+computes it, then ten AdamW steps on the same batch. Records the batch, the first
+step's loss and gradients, and the losses and factors after ten steps; the
+initial factors are normal(0, 0.2) draws of a generator seeded 1, in module
+order (the test redraws them with its torch-identical generator). Deterministic (torch.manual_seed); needs torch,
+diffusers, transformers:
+
+    swift run -c release lora-bench fixtures --all --out /tmp/engine
+    python3 Fixtures/golden/make_training_golden.py [/tmp/engine]
 """
+import hashlib
 import json
 import math
 import os
+import sys
 
 import torch
 from diffusers.optimization import get_scheduler
@@ -49,6 +64,103 @@ for name, warmup, extra in [("constant", 0, {}), ("constant_with_warmup", 4, {})
     schedules[name] = {"warmup": warmup, "total": 20, "base": 2e-4, **extra, "rates": rates}
 out["schedules"] = schedules
 
-with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "training", "optimizer.json"), "w") as f:
+HERE = os.path.dirname(os.path.abspath(__file__))
+with open(os.path.join(HERE, "training", "optimizer.json"), "w") as f:
     json.dump(out, f, indent=1)
 print("wrote optimizer.json")
+
+
+class LoRAModule(torch.nn.Module):
+    """sd-scripts networks/lora.py LoRAModule (no dropouts), wrapping `org`."""
+
+    def __init__(self, name, org, rank, alpha):
+        super().__init__()
+        self.lora_name = name
+        if isinstance(org, torch.nn.Conv2d):
+            self.lora_down = torch.nn.Conv2d(org.in_channels, rank, org.kernel_size, org.stride, org.padding, bias=False)
+            self.lora_up = torch.nn.Conv2d(rank, org.out_channels, (1, 1), (1, 1), bias=False)
+        else:
+            self.lora_down = torch.nn.Linear(org.in_features, rank, bias=False)
+            self.lora_up = torch.nn.Linear(rank, org.out_features, bias=False)
+        self.scale = alpha / rank
+        self.alpha = alpha
+        self.multiplier = 1.0
+        self.org = org
+
+    def forward(self, x):
+        return self.org(x) + self.lora_up(self.lora_down(x)) * self.multiplier * self.scale
+
+
+def training_step(folder):
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+    from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
+    from safetensors.torch import load_file, save_file
+    torch.manual_seed(0)
+    # The SD1 engine fixture's U-Net, configured as make_engine_golden.py configures it.
+    unet = UNet2DConditionModel(sample_size=8, block_out_channels=(32, 64, 64, 64), layers_per_block=2,
+                                cross_attention_dim=128, attention_head_dim=8, norm_num_groups=32)
+    fixture = os.path.join(folder, "sd1_engine.safetensors")
+    with open(fixture, "rb") as f:
+        fixture_sha256 = hashlib.sha256(f.read()).hexdigest()
+    state = convert_ldm_unet_checkpoint(load_file(fixture), unet.config)
+    missing, unexpected = unet.load_state_dict(state, strict=False)
+    assert not missing and not unexpected, (missing, unexpected)
+    unet.eval().requires_grad_(False)
+    rank, alpha = 2, 1.5
+    # Factors drawn from their own generator, in module order, so the test redraws them (TorchGenerator) instead of storing them.
+    generator = torch.Generator().manual_seed(1)
+    modules = []
+    # create_modules: named_modules of each Transformer2DModel, Linear or 1x1 Conv2d children.
+    for name, module in unet.named_modules():
+        if module.__class__.__name__ != "Transformer2DModel":
+            continue
+        for child_name, child in list(module.named_modules()):
+            is_linear = isinstance(child, torch.nn.Linear)
+            is_1x1 = isinstance(child, torch.nn.Conv2d) and child.kernel_size == (1, 1)
+            if not (is_linear or is_1x1):
+                continue
+            lora_name = ("lora_unet." + name + "." + child_name).replace(".", "_")
+            lora = LoRAModule(lora_name, child, rank, alpha)
+            # kohya's init is Kaiming-uniform down, zero up; both random here so every gradient is non-zero.
+            torch.nn.init.normal_(lora.lora_down.weight, std=0.2, generator=generator)
+            torch.nn.init.normal_(lora.lora_up.weight, std=0.2, generator=generator)
+            parent = module.get_submodule(child_name.rsplit(".", 1)[0]) if "." in child_name else module
+            setattr(parent, child_name.rsplit(".", 1)[-1], lora)
+            modules.append(lora)
+    scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
+                              clip_sample=False)
+    # 16×16 latents: the deepest level is 2×2 (at 8×8 it would be 1×1, where self-attention over one token has
+    # a zero q/k gradient and GroupNorm normalises two values: float noise that AdamW would amplify).
+    latents = torch.randn(2, 4, 16, 16)
+    noise = torch.randn(2, 4, 16, 16)
+    timesteps = torch.tensor([17, 643])
+    context = torch.randn(2, 77, 128)
+    tensors = {"latents": latents, "noise": noise, "timesteps": timesteps.float(), "context": context}
+    parameters = [p for m in modules for p in (m.lora_down.weight, m.lora_up.weight)]
+    optimizer = torch.optim.AdamW(parameters, lr=1e-3, weight_decay=0.01, foreach=False)
+    losses = []
+    for step in range(10):
+        noisy = scheduler.add_noise(latents, noise, timesteps)
+        prediction = unet(noisy, timesteps, context).sample
+        loss = torch.nn.functional.mse_loss(prediction.float(), noise.float(), reduction="none").mean([1, 2, 3]).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        if step == 0:
+            for m in modules:
+                tensors[m.lora_name + ".lora_down.grad"] = m.lora_down.weight.grad.detach().clone()
+                tensors[m.lora_name + ".lora_up.grad"] = m.lora_up.weight.grad.detach().clone()
+        losses.append(loss.item())
+        optimizer.step()
+    for m in modules:
+        tensors[m.lora_name + ".lora_down.after10"] = m.lora_down.weight.detach().clone()
+        tensors[m.lora_name + ".lora_up.after10"] = m.lora_up.weight.detach().clone()
+    tensors["losses"] = torch.tensor(losses, dtype=torch.float64)
+    save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(HERE, "training", "step.safetensors"),
+              metadata={"rank": str(rank), "alpha": str(alpha), "modules": json.dumps([m.lora_name for m in modules]),
+                        "factor_seed": "1", "fixture_sha256": fixture_sha256, "factor_std": "0.2", "torch": torch.__version__,
+                        "cpu_capability": torch.backends.cpu.get_cpu_capability()})
+    print(f"wrote step.safetensors: {len(modules)} modules, loss {losses[0]:.6f} -> {losses[-1]:.6f}")
+
+
+if len(sys.argv) > 1:
+    training_step(sys.argv[1])

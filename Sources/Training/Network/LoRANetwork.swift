@@ -1,0 +1,72 @@
+import Diffusion
+import LoRACore
+
+/// kohya's LoRA network (sd-scripts networks/lora.py `create_network`) over
+/// the one architecture walk: `ModelLayout.targets` of set `.attention` are
+/// the modules kohya creates for Linear and 1×1 Conv2d layers inside
+/// Transformer2DModel (U-Net: proj_in, proj_out, attn1/attn2 to_q, to_k, to_v,
+/// to_out.0, ff.net.0.proj, ff.net.2; 192 for SD1) and the text encoders'
+/// attention and MLP layers; `conv_dim` adds the `.resnet` set (LoCon/C3Lier:
+/// ResBlock convs, time-embedding projections, shortcuts, samplers).
+public struct LoRANetwork: Sendable {
+    public let modules: [LoRAModule]
+    /// The target each module wraps (same order).
+    public let targets: [LoRATarget]
+
+    public init(modules: [LoRAModule], targets: [LoRATarget]) {
+        precondition(modules.count == targets.count)
+        self.modules = modules
+        self.targets = targets
+    }
+
+    /// The module shape for a target: linear, or a conv with the layer's own
+    /// kernel, stride (downsamplers' `op`: 2) and padding.
+    public static func shape(of target: LoRATarget) -> LoRAModule.Shape {
+        switch target.kind {
+        case .conv(let kernel):
+            let stride = target.checkpointKey.hasSuffix(".op.weight") ? 2 : 1
+            return .conv(in: target.shape[1], out: target.shape[0], kernel: kernel, stride: stride, padding: kernel / 2)
+        case .linear, .norm:
+            return .linear(in: target.shape[1], out: target.shape[0])
+        }
+    }
+
+    /// kohya's module set for a model: U-Net (and text encoder) attention
+    /// modules with `dim`/`alpha`, and, when `convDim` is given, the resnet
+    /// set with `convDim`/`convAlpha`. Weights: kohya's initialisation from `uniform`.
+    public static func kohya(_ layout: ModelLayout, dim: Int, alpha: Float, convDim: Int? = nil, convAlpha: Float = 1,
+                             unet: Bool = true, textEncoder: Bool = true, uniform: () -> Float) -> LoRANetwork {
+        var modules: [LoRAModule] = [], targets: [LoRATarget] = []
+        for target in layout.targets {
+            let isUNet = target.component == .unet
+            guard isUNet ? unet : textEncoder else { continue }
+            let rank: Int, moduleAlpha: Float
+            switch target.set {
+            case .attention: (rank, moduleAlpha) = (dim, alpha)
+            case .resnet:
+                guard let convDim, isUNet else { continue }
+                (rank, moduleAlpha) = (convDim, convAlpha)
+            case .extra, .norm: continue
+            }
+            modules.append(LoRAModule.kohyaInitialized(name: target.kohyaName, shape: shape(of: target), rank: rank, alpha: moduleAlpha,
+                                                       uniform: uniform))
+            targets.append(target)
+        }
+        return LoRANetwork(modules: modules, targets: targets)
+    }
+
+    /// Every trained tensor.
+    public var parameters: [Parameter] { modules.flatMap { [$0.down, $0.up] } }
+
+    /// The modules attached to the layers of `model` that read each target's weight.
+    public func tape(for model: StableDiffusionModel) -> TrainingTape {
+        var layerKey: [String: String] = [:]
+        for (key, name) in model.layerKeys { layerKey[name] = key }
+        var attachments: [String: [TrainingTape.Attachment]] = [:]
+        for (module, target) in zip(modules, targets) {
+            let key = layerKey[target.checkpointKey] ?? target.checkpointKey
+            attachments[key, default: []].append(TrainingTape.Attachment(module, rows: target.rows))
+        }
+        return TrainingTape(modules: attachments)
+    }
+}

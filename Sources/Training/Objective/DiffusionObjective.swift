@@ -1,0 +1,73 @@
+import Diffusion
+import Foundation
+
+/// What the U-Net is trained to predict at a step (sd-scripts train_network.py
+/// `process_batch` with diffusers' DDPMScheduler: scaled-linear betas, 1000 steps):
+///   noisy  = √ᾱ_t · x0 + √(1 − ᾱ_t) · ε          (DDPMScheduler.add_noise, float32)
+///   target = ε, or v = √ᾱ_t · ε − √(1 − ᾱ_t) · x0 for v-prediction models
+///   loss   = mean over items of mean over (C, H, W) of (pred − target)²   (l2)
+public struct DiffusionObjective: Sendable {
+    public enum Prediction: Sendable { case epsilon, velocity }
+
+    public var prediction: Prediction
+    public var schedule: NoiseSchedule
+
+    public init(prediction: Prediction = .epsilon, schedule: NoiseSchedule = .standard) {
+        self.prediction = prediction
+        self.schedule = schedule
+    }
+
+    /// √ᾱ_t and √(1 − ᾱ_t) in float32, as add_noise computes them from its float32 ᾱ.
+    func coefficients(_ t: Int) -> (signal: Float, noise: Float) {
+        let alpha = schedule.alphasCumprod[t]
+        return (alpha.squareRoot(), (1 - alpha).squareRoot())
+    }
+
+    /// Noisy latents and the target for latents [b, c, h, w], noise like them, one timestep per item.
+    public func noisyAndTarget(latents: Tensor, noise: Tensor, timesteps: [Int]) -> (noisy: Tensor, target: Tensor) {
+        precondition(latents.shape == noise.shape && timesteps.count == latents.shape[0])
+        let per = latents.count / timesteps.count
+        var noisy = latents, target = noise
+        for (item, t) in timesteps.enumerated() {
+            let (a, s) = coefficients(t)
+            for i in (item * per)..<((item + 1) * per) {
+                noisy.values[i] = a * latents.values[i] + s * noise.values[i]
+                if prediction == .velocity { target.values[i] = a * noise.values[i] - s * latents.values[i] }
+            }
+        }
+        return (noisy, target)
+    }
+
+    /// The l2 loss (sd-scripts' per-item mean, then the batch mean) and its
+    /// gradient with respect to the prediction: 2·(pred − target)/(b·c·h·w).
+    public func loss(prediction: Tensor, target: Tensor) -> (loss: Double, gradient: Tensor) {
+        precondition(prediction.shape == target.shape)
+        let items = prediction.shape[0], per = prediction.count / items
+        var gradient = Tensor.uninitialized(prediction.shape)
+        var total = 0.0
+        let scale = 2 / Float(prediction.count)
+        for item in 0..<items {
+            var sum = 0.0
+            for i in (item * per)..<((item + 1) * per) {
+                let d = prediction.values[i] - target.values[i]
+                sum += Double(d) * Double(d)
+                gradient.values[i] = scale * d
+            }
+            total += sum / Double(per)
+        }
+        return (total / Double(items), gradient)
+    }
+}
+
+/// One forward and backward of the U-Net with a network's modules: the loss,
+/// and the modules' gradients added into their buffers (zero them between
+/// optimizer steps; accumulation over micro-batches is the rule's `+=`).
+public func unetTrainingStep(_ unet: UNet, tape: TrainingTape, objective: DiffusionObjective, latents: Tensor, noise: Tensor, timesteps: [Int],
+                             context: Tensor) -> Double {
+    let (noisy, target) = objective.noisyAndTarget(latents: latents, noise: noise, timesteps: timesteps)
+    tape.reset()
+    let (prediction, saved) = unet.forwardSaving(noisy, timesteps: timesteps.map(Float.init), context: context, tape: tape)
+    let (loss, gradient) = objective.loss(prediction: prediction, target: target)
+    _ = unet.backward(saved, outputGradient: gradient, tape: tape)
+    return loss
+}
