@@ -91,7 +91,7 @@ let package = Package(
         .target(name: "FixtureKit", dependencies: ["LoRACore"], path: "Fixtures/Generator"),
 
         .executableTarget(name: "lora-bench", dependencies: [
-            "LoRACore", "LinearAlgebra", "ToolSupport", "FixtureKit", "Diffusion",
+            "LoRACore", "LinearAlgebra", "ToolSupport", "FixtureKit", "Diffusion", "Training",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Benchmarks/lora-bench"),
 

@@ -189,7 +189,12 @@ final class BackwardTests: XCTestCase {
 
     // MARK: Activations
 
+    /// On each kernel path (the vector kernels' exp/erf approximations are the forward's).
     func testActivationsAndGEGLU() {
+        KernelPaths.forEachPath { _ in checkActivationsAndGEGLU() }
+    }
+
+    func checkActivationsAndGEGLU() {
         var rng = Rng(state: 5)
         let x = rng.values(40, scale: 4), r = rng.values(40)
         let references: [(Activation, (Double) -> Double)] = [
@@ -218,6 +223,10 @@ final class BackwardTests: XCTestCase {
     // MARK: Attention
 
     func testAttentionSelfCrossAndCausal() {
+        KernelPaths.forEachPath { _ in checkAttention() }
+    }
+
+    func checkAttention() {
         // Two query rows per block: every case spans several blocks, as a 4096-token one does.
         for (queries, keys, heads, d, causal) in [(6, 6, 2, 4, false), (5, 7, 1, 8, false), (7, 7, 2, 4, true), (9, 20, 1, 8, false)] {
             var rng = Rng(state: UInt64(queries * keys + d))

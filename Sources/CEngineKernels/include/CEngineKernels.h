@@ -39,6 +39,14 @@ void lt_geglu(const float *proj, float *out, size_t rows, size_t hidden);
 float lt_exp(float x);
 float lt_erf(float x);
 
+// ---- backward (nn_backward.c) -----------------------------------------------
+/// dx = dy * f'(x) for kind 0 SiLU, 1 GELU (erf), 2 quick-GELU.
+void lt_activation_backward(const float *x, const float *dy, float *dx, size_t n, int kind);
+/// GEGLU backward: proj rows [a | g] (2*hidden), dy rows (hidden) -> dproj rows.
+void lt_geglu_backward(const float *proj, const float *dy, float *dproj, size_t rows, size_t hidden);
+/// Softmax backward in place: dp <- p * (dp - sum_j p dp) * scale, per row of `cols` (stride ld).
+void lt_softmax_backward_rows(const float *p, float *dp, size_t rows, size_t cols, size_t ld, float scale);
+
 // ---- Winograd F(4x4, 3x3) for stride-1, pad-1 3x3 convolutions -------------
 /// Filters [out][in][3][3] -> U [36][out][in], for output channels [o_begin, o_end).
 void lt_winograd_filter(const float *w, size_t out, size_t in, size_t o_begin, size_t o_end, float *u);

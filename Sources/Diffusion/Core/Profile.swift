@@ -15,6 +15,11 @@ public enum EngineProfile {
         case attention = "attention (GEMM + softmax)"
         case normalization = "group/layer norm"
         case elementwise = "element-wise, copies"
+        case convolutionBackward = "conv backward"
+        case linearBackward = "linear backward"
+        case attentionBackward = "attention backward (recomputed)"
+        case normalizationBackward = "norm backward"
+        case elementwiseBackward = "activation backward"
 
         /// Time already counted in an enclosing category (kept out of totals).
         public var isBreakdown: Bool { self == .im2col }

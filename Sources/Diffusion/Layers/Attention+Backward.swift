@@ -17,8 +17,17 @@ extension Attention {
     /// the block size (tests use a few rows so that small cases span blocks).
     static func backward(q: Tensor, k: Tensor, v: Tensor, outputGradient dOut: Tensor, items: Int, queries: Int, keys: Int,
                          heads: Int, headDim: Int, causal: Bool = false, rowsPerBlock: Int? = nil) -> (q: Tensor, k: Tensor, v: Tensor) {
+        precondition(q.count == items * queries * heads * headDim && k.count == items * keys * heads * headDim && v.count == k.count
+                     && dOut.count == q.count)
+        return EngineProfile.measure(.attentionBackward, flops: 8 * Double(items * heads) * Double(queries * keys * headDim)) {
+            run(q: q, k: k, v: v, outputGradient: dOut, items: items, queries: queries, keys: keys, heads: heads, headDim: headDim, causal: causal,
+                rowsPerBlock: rowsPerBlock)
+        }
+    }
+
+    private static func run(q: Tensor, k: Tensor, v: Tensor, outputGradient dOut: Tensor, items: Int, queries: Int, keys: Int,
+                            heads: Int, headDim: Int, causal: Bool, rowsPerBlock: Int?) -> (q: Tensor, k: Tensor, v: Tensor) {
         let width = heads * headDim
-        precondition(q.count == items * queries * width && k.count == items * keys * width && v.count == k.count && dOut.count == q.count)
         var dq = Tensor(zeros: q.shape), dk = Tensor(zeros: k.shape), dv = Tensor(zeros: v.shape)
         let scale = 1 / Float(headDim).squareRoot()
         let chunk = rowsPerBlock ?? max(1, min(queries, max(16, blockBudget / max(keys, 1))))
@@ -50,13 +59,7 @@ extension Attention {
                                                ldb: width, beta: 1, c: dvh, ldc: width)
                             LinearAlgebra.gemm(transposeB: true, m: rows, n: keys, k: headDim, a: oh + row * width, lda: width, b: vh, ldb: width,
                                                c: dProbabilities, ldc: keys)
-                            for r in 0..<rows {
-                                let pr = probabilities + r * keys, dr = dProbabilities + r * keys
-                                var dot = 0.0
-                                for j in 0..<keys { dot += Double(pr[j]) * Double(dr[j]) }
-                                let d = Float(dot)
-                                for j in 0..<keys { dr[j] = pr[j] * (dr[j] - d) * scale }
-                            }
+                            lt_softmax_backward_rows(probabilities, dProbabilities, rows, keys, keys, scale)
                             LinearAlgebra.gemm(m: rows, n: headDim, k: keys, a: dProbabilities, lda: keys, b: kh, ldb: width,
                                                c: dqh + row * width, ldc: width)
                             LinearAlgebra.gemm(transposeA: true, m: keys, n: headDim, k: rows, a: dProbabilities, lda: keys, b: qh + row * width,

@@ -11,6 +11,14 @@ extension Conv2d {
     /// dy (filters transposed and flipped), so it runs on the forward's
     /// Winograd path; other shapes (strided downsamplers, 1×1) take col2im.
     public func backward(input x: Tensor, outputGradient dy: Tensor, weightGradient: Gradient? = nil, biasGradient: Gradient? = nil) -> Tensor {
+        let (oh, ow) = outputSize(height: x.shape[2], width: x.shape[3])
+        let flops = 2 * Double(x.shape[0] * oh * ow) * Double(outChannels * inChannels * kernel * kernel) * (weightGradient == nil ? 1 : 2)
+        return EngineProfile.measure(.convolutionBackward, flops: flops) {
+            run(input: x, outputGradient: dy, weightGradient: weightGradient, biasGradient: biasGradient)
+        }
+    }
+
+    private func run(input x: Tensor, outputGradient dy: Tensor, weightGradient: Gradient?, biasGradient: Gradient?) -> Tensor {
         let batch = x.shape[0], height = x.shape[2], width = x.shape[3]
         let (oh, ow) = outputSize(height: height, width: width)
         precondition(dy.shape == [batch, outChannels, oh, ow], "Conv2d.backward \(key): dy is \(dy.shape), expected \([batch, outChannels, oh, ow])")

@@ -13,6 +13,8 @@ extension Linear {
         precondition(dy.count == rows * outFeatures, "Linear.backward: dy has \(dy.count) values, expected \(rows)×\(outFeatures)")
         var dx = Tensor.uninitialized(x.shape)
         let w = store.floats()
+        let flops = 2 * Double(rows * inFeatures * outFeatures) * (weightGradient == nil ? 1 : 2)
+        EngineProfile.measure(.linearBackward, flops: flops) {
         x.withPointer { xp in dy.withPointer { dyp in dx.withMutablePointer { dxp in w.withUnsafeBufferPointer { wp in
             LinearAlgebra.gemm(m: rows, n: inFeatures, k: outFeatures, a: dyp, lda: outFeatures, b: wp.baseAddress!, ldb: inFeatures,
                                c: dxp, ldc: inFeatures)
@@ -22,6 +24,7 @@ extension Linear {
             }
             if let biasGradient { accumulateRowSums(dyp, rows: rows, width: outFeatures, into: biasGradient) }
         } } } }
+        }
         return dx
     }
 }

@@ -12,6 +12,12 @@ extension GroupNorm {
     /// (y = silu(norm(x)): its derivative is applied to dy first).
     public func backward(input x: Tensor, outputGradient dy: Tensor, silu: Bool = false,
                          weightGradient: Gradient? = nil, biasGradient: Gradient? = nil) -> Tensor {
+        EngineProfile.measure(.normalizationBackward) {
+            run(input: x, outputGradient: dy, silu: silu, weightGradient: weightGradient, biasGradient: biasGradient)
+        }
+    }
+
+    private func run(input x: Tensor, outputGradient dy: Tensor, silu: Bool, weightGradient: Gradient?, biasGradient: Gradient?) -> Tensor {
         precondition(x.count == dy.count)
         let batch = x.shape[0]
         let spatial = x.count / (batch * channels)
@@ -83,6 +89,10 @@ extension GroupNorm {
 extension LayerNorm {
     /// x: [tokens, width] (the forward's input).
     public func backward(input x: Tensor, outputGradient dy: Tensor, weightGradient: Gradient? = nil, biasGradient: Gradient? = nil) -> Tensor {
+        EngineProfile.measure(.normalizationBackward) { run(input: x, outputGradient: dy, weightGradient: weightGradient, biasGradient: biasGradient) }
+    }
+
+    private func run(input x: Tensor, outputGradient dy: Tensor, weightGradient: Gradient?, biasGradient: Gradient?) -> Tensor {
         precondition(x.count == dy.count)
         let rows = x.count / width, width = self.width, epsilon = Double(self.epsilon), gamma = weight
         var dx = Tensor.uninitialized(x.shape)

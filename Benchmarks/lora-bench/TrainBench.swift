@@ -1,0 +1,94 @@
+import ArgumentParser
+import Diffusion
+import Foundation
+import LinearAlgebra
+import LoRACore
+import ToolSupport
+import Training
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One LoRA training step on an SD-sized U-Net, latents cached (so no VAE):
+/// the U-Net forward with kohya's attention modules, the loss, the backward
+/// through the frozen U-Net into the modules, and an AdamW update. The
+/// reference on the same machine: `python3 Benchmarks/train_reference.py`
+/// (diffusers' U-Net with sd-scripts' LoRAModule, torch CPU).
+struct TrainBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "train", abstract: "Time one LoRA training step on an SD-sized checkpoint.")
+
+    @Option(help: "An SD1/SD2 checkpoint (lora-bench make-model --family sd1 PATH).")
+    var model: String
+
+    @Option(help: "CLIP tokenizer (merges file or folder).")
+    var tokenizer = "Fixtures/tokenizer/clip_bpe_merges.txt.gz"
+
+    @Option(help: "Image size in pixels (square; latents are size/8).")
+    var size = 512
+
+    @Option(help: "Network dim (rank) and alpha.")
+    var dim = 32
+
+    @Option(help: "Network alpha.")
+    var alpha: Float = 16
+
+    @Option(help: "Timed optimizer steps (the median is reported).")
+    var steps = 3
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() throws {
+        ToolEnvironment.prepare()
+        if ProcessInfo.processInfo.environment["LT_NO_ALLOC"] == nil { EngineAllocator.configure() }
+        let sd = try StableDiffusionModel(checkpoint: model, tokenizer: try BPETokenizer.load(tokenizer))
+        guard sd.family != .sdxl else { throw ValidationError("SDXL training is not supported yet") }
+        var seed: UInt64 = 1
+        let network = LoRANetwork.kohya(ModelLayout(sd.config), dim: dim, alpha: alpha, textEncoder: false) {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return Float(seed >> 40) / Float(1 << 24)
+        }
+        let tape = network.tape(for: sd)
+        var generator = TorchGenerator(seed: 3)
+        let latent = size / 8
+        let latents = Tensor(shape: [1, 4, latent, latent], values: generator.randn(4 * latent * latent))
+        let noise = Tensor(shape: [1, 4, latent, latent], values: generator.randn(4 * latent * latent))
+        let context = Tensor(shape: [1, 77, sd.config.contextDim], values: generator.randn(77 * sd.config.contextDim))
+        var optimizer = AdamW()
+        var times: [Double] = []
+        var loss = 0.0
+        EngineProfile.enabled = true
+        for step in 0..<steps {
+            EngineProfile.reset()
+            let start = Date()
+            for p in network.parameters { p.gradient.zero() }
+            loss = unetTrainingStep(sd.unet, tape: tape, objective: DiffusionObjective(), latents: latents, noise: noise, timesteps: [500],
+                                    context: context)
+            optimizer.update([ParameterGroup(name: "unet", parameters: network.parameters, learningRate: 1e-4)])
+            times.append(Date().timeIntervalSince(start))
+            if !json { print(String(format: "step %d: %.2f s (loss %.5f)", step + 1, times.last!, loss)) }
+        }
+        let profile = EngineProfile.snapshot()
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let result: [String: Any] = [
+            "modules": network.modules.count, "parameters": network.parameters.reduce(0) { $0 + $1.count },
+            "step_seconds": times, "step_seconds_median": times.sorted()[times.count / 2],
+            "peak_rss_mb": Double(usage.ru_maxrss) / 1024, "size": size, "dim": dim, "gemm": LinearAlgebra.routing.description,
+            "step_profile": Dictionary(uniqueKeysWithValues: profile.map { ($0.category.rawValue, $0.seconds) }),
+        ]
+        if json {
+            print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys, .prettyPrinted]), as: UTF8.self))
+            return
+        }
+        print(String(format: "%@ %d², %d modules (dim %d): %.2f s per optimizer step (median of %d), peak RSS %.0f MB",
+                     sd.family.rawValue, size, network.modules.count, dim, result["step_seconds_median"] as! Double, steps,
+                     result["peak_rss_mb"] as! Double))
+        print("last step's profile (forward layers, then backward):")
+        for entry in profile where entry.seconds > 0 && !entry.category.isBreakdown {
+            let rate = entry.flops > 0 ? String(format: "  %6.1f GFLOP/s", entry.flops / 1e9 / entry.seconds) : ""
+            print("  " + entry.category.rawValue.padding(toLength: 32, withPad: " ", startingAt: 0)
+                  + String(format: " %7.2f s  (%d calls)", entry.seconds, entry.calls) + rate)
+        }
+    }
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""The torch side of `lora-bench train`: one LoRA training step on the SD1.5
+U-Net (diffusers, random weights), latents cached, batch 1, with sd-scripts'
+LoRAModule (networks/lora.py: org(x) + up(down(x))·alpha/rank) on the 192
+attention targets, DDPM noise, l2 loss, AdamW. What kohya's train_network.py
+runs per step once the latents are cached, without its data loader. Prints JSON:
+
+    python3 Benchmarks/train_reference.py [--threads 2] [--steps 3] [--size 512] [--dim 32]
+                                          [--gradient-checkpointing] [--precision bf16]
+"""
+import argparse
+import contextlib
+import json
+import resource
+import time
+
+import torch
+from diffusers import DDPMScheduler, UNet2DConditionModel
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--threads", type=int, default=2)
+parser.add_argument("--steps", type=int, default=3)
+parser.add_argument("--size", type=int, default=512)
+parser.add_argument("--dim", type=int, default=32)
+parser.add_argument("--alpha", type=float, default=16)
+parser.add_argument("--gradient-checkpointing", action="store_true")
+parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+args = parser.parse_args()
+torch.set_num_threads(args.threads)
+torch.manual_seed(0)
+
+unet = UNet2DConditionModel(sample_size=64, block_out_channels=(320, 640, 1280, 1280), layers_per_block=2,
+                            cross_attention_dim=768, attention_head_dim=8)
+unet.requires_grad_(False)
+if args.gradient_checkpointing:
+    unet.enable_gradient_checkpointing()
+    unet.train()
+
+
+class LoRAModule(torch.nn.Module):
+    def __init__(self, org, rank, alpha):
+        super().__init__()
+        if isinstance(org, torch.nn.Conv2d):
+            self.lora_down = torch.nn.Conv2d(org.in_channels, rank, org.kernel_size, org.stride, org.padding, bias=False)
+            self.lora_up = torch.nn.Conv2d(rank, org.out_channels, (1, 1), (1, 1), bias=False)
+        else:
+            self.lora_down = torch.nn.Linear(org.in_features, rank, bias=False)
+            self.lora_up = torch.nn.Linear(rank, org.out_features, bias=False)
+        torch.nn.init.zeros_(self.lora_up.weight)
+        self.scale = alpha / rank
+        self.org = org
+
+    def forward(self, x):
+        return self.org(x) + self.lora_up(self.lora_down(x)) * self.scale
+
+
+modules = []
+for name, module in unet.named_modules():
+    if module.__class__.__name__ != "Transformer2DModel":
+        continue
+    for child_name, child in list(module.named_modules()):
+        if isinstance(child, torch.nn.Linear) or (isinstance(child, torch.nn.Conv2d) and child.kernel_size == (1, 1)):
+            lora = LoRAModule(child, args.dim, args.alpha)
+            parent = module.get_submodule(child_name.rsplit(".", 1)[0]) if "." in child_name else module
+            setattr(parent, child_name.rsplit(".", 1)[-1], lora)
+            modules.append(lora)
+parameters = [p for m in modules for p in (m.lora_down.weight, m.lora_up.weight)]
+optimizer = torch.optim.AdamW(parameters, lr=1e-4)
+scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000)
+latent = args.size // 8
+latents, noise = torch.randn(1, 4, latent, latent), torch.randn(1, 4, latent, latent)
+context = torch.randn(1, 77, 768)
+timesteps = torch.tensor([500])
+autocast = torch.autocast("cpu", dtype=torch.bfloat16) if args.precision == "bf16" else contextlib.nullcontext()
+times = []
+for _ in range(args.steps):
+    start = time.perf_counter()
+    with autocast:
+        prediction = unet(scheduler.add_noise(latents, noise, timesteps), timesteps, context).sample
+    loss = torch.nn.functional.mse_loss(prediction.float(), noise.float(), reduction="none").mean([1, 2, 3]).mean()
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    times.append(time.perf_counter() - start)
+print(json.dumps({
+    "torch": torch.__version__, "threads": args.threads, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    "modules": len(modules), "size": args.size, "dim": args.dim, "precision": args.precision,
+    "gradient_checkpointing": args.gradient_checkpointing, "step_seconds": times,
+    "step_seconds_median": sorted(times)[len(times) // 2], "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+}, indent=1))

@@ -1,0 +1,87 @@
+// The exp and erf approximations nn.c documents, shared with nn_backward.c
+// (private to this target).
+#ifndef LORA_TOOLS_NN_APPROX_H
+#define LORA_TOOLS_NN_APPROX_H
+
+#include <math.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#define EXP_HI 88.3762626647949f
+#define EXP_LO -87.3365478515625f
+#define LN2_HI 0.693359375f
+#define LN2_LO -2.12194440e-4f
+#define LOG2E 1.44269504088896341f
+
+static const float exp_poly[6] = {
+    1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+    4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f,
+};
+
+static inline float exp_scalar(float x) {
+    if (x > EXP_HI) x = EXP_HI;
+    if (x < EXP_LO) return 0.0f;
+    float n = floorf(x * LOG2E + 0.5f);
+    float r = x - n * LN2_HI;
+    r = r - n * LN2_LO;
+    float p = exp_poly[0];
+    for (int i = 1; i < 6; i++) p = p * r + exp_poly[i];
+    float y = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, 4);
+    return y * scale;
+}
+
+static inline float erf_scalar(float x) {
+    float a = fabsf(x);
+    float t = 1.0f / (0.3275911f * a + 1.0f);
+    float r = 1.061405429f;
+    r = r * t - 1.453152027f;
+    r = r * t + 1.421413741f;
+    r = r * t - 0.284496736f;
+    r = r * t + 0.254829592f;
+    float e = exp_scalar(-a * a);
+    float y = 1.0f - r * t * e;
+    return x < 0 ? -y : y;
+}
+
+#if defined(__x86_64__)
+#define AVX2 __attribute__((target("avx2,fma")))
+
+AVX2 static inline __m256 exp8(__m256 x) {
+    x = _mm256_min_ps(x, _mm256_set1_ps(EXP_HI));
+    __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(EXP_LO), _CMP_LT_OQ);
+    x = _mm256_max_ps(x, _mm256_set1_ps(EXP_LO));
+    __m256 n = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(LOG2E), _mm256_set1_ps(0.5f)));
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
+    __m256 p = _mm256_set1_ps(exp_poly[0]);
+    for (int i = 1; i < 6; i++) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(exp_poly[i]));
+    __m256 y = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    y = _mm256_mul_ps(y, _mm256_castsi256_ps(bits));
+    return _mm256_andnot_ps(underflow, y);
+}
+
+AVX2 static inline __m256 erf8(__m256 x) {
+    const __m256 sign_bit = _mm256_set1_ps(-0.0f);
+    __m256 sign = _mm256_and_ps(sign_bit, x);
+    __m256 a = _mm256_andnot_ps(sign_bit, x);
+    __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(_mm256_set1_ps(0.3275911f), a, _mm256_set1_ps(1.0f)));
+    __m256 r = _mm256_set1_ps(1.061405429f);
+    r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(-1.453152027f));
+    r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(1.421413741f));
+    r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(-0.284496736f));
+    r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(0.254829592f));
+    __m256 e = exp8(_mm256_xor_ps(sign_bit, _mm256_mul_ps(a, a)));
+    __m256 y = _mm256_fnmadd_ps(_mm256_mul_ps(r, t), e, _mm256_set1_ps(1.0f));
+    return _mm256_xor_ps(y, sign);
+}
+
+#endif
+
+#endif
