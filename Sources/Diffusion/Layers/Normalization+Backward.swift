@@ -34,12 +34,7 @@ extension GroupNorm {
                 let offset = (b * channels + g * perGroup) * spatial
                 let n = perGroup * spatial
                 let source = xp + offset, upstream = dyp + offset, target = dxp + offset
-                var sum = 0.0
-                for i in 0..<n { sum += Double(source[i]) }
-                let mean = sum / Double(n)
-                var squares = 0.0
-                for i in 0..<n { let d = Double(source[i]) - mean; squares += d * d }
-                let rstd = 1 / (squares / Double(n) + epsilon).squareRoot()
+                let (mean, rstd) = normalizationStatistics(source, count: n, epsilon: epsilon)
                 // dz: the gradient at the norm's output (through SiLU when fused).
                 var dz = [Double](repeating: 0, count: n)
                 var sumDxHat = 0.0, sumDxHatXHat = 0.0
@@ -101,12 +96,7 @@ extension LayerNorm {
             let stats = UncheckedSendable(sp.baseAddress!)
             Parallel.forEach(rows, cost: width * 8) { r in
                 let s = xp + r * width, d = dyp + r * width, t = dxp + r * width
-                var sum = 0.0
-                for i in 0..<width { sum += Double(s[i]) }
-                let mean = sum / Double(width)
-                var squares = 0.0
-                for i in 0..<width { let v = Double(s[i]) - mean; squares += v * v }
-                let rstd = 1 / (squares / Double(width) + epsilon).squareRoot()
+                let (mean, rstd) = normalizationStatistics(s, count: width, epsilon: epsilon)
                 stats.value[2 * r] = mean
                 stats.value[2 * r + 1] = rstd
                 var sumDxHat = 0.0, sumDxHatXHat = 0.0

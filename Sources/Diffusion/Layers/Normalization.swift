@@ -53,12 +53,7 @@ public struct GroupNorm: Sendable {
                     let offset = (b * channels + g * perGroup) * spatial
                     let n = perGroup * spatial
                     let source = xp + offset
-                    var sum = 0.0
-                    for i in 0..<n { sum += Double(source[i]) }
-                    let mean = sum / Double(n)
-                    var squares = 0.0
-                    for i in 0..<n { let d = Double(source[i]) - mean; squares += d * d }
-                    let rstd = 1 / (squares / Double(n) + Double(epsilon)).squareRoot()
+                    let (mean, rstd) = normalizationStatistics(source, count: n, epsilon: Double(epsilon))
                     for cIndex in 0..<perGroup {
                         let c = g * perGroup + cIndex
                         let scale = Float(rstd * Double(gamma[c]))
@@ -117,12 +112,7 @@ public struct LayerNorm: Sendable {
             y.withMutablePointer { yp in
                 Parallel.forEach(rows, cost: width * 4) { r in
                     let s = xp + r * width, d = yp + r * width
-                    var sum = 0.0
-                    for i in 0..<width { sum += Double(s[i]) }
-                    let mean = sum / Double(width)
-                    var squares = 0.0
-                    for i in 0..<width { let v = Double(s[i]) - mean; squares += v * v }
-                    let rstd = 1 / (squares / Double(width) + epsilon).squareRoot()
+                    let (mean, rstd) = normalizationStatistics(s, count: width, epsilon: epsilon)
                     for i in 0..<width { d[i] = Float((Double(s[i]) - mean) * rstd) * gamma[i] + beta[i] }
                 }
             }
@@ -130,3 +120,16 @@ public struct LayerNorm: Sendable {
         return y
     }
 }
+
+/// Mean and 1/√(variance + ε) of n values, in double (two passes, as the
+/// norms' forwards and backwards all compute their statistics).
+@inline(__always)
+func normalizationStatistics(_ values: UnsafePointer<Float>, count n: Int, epsilon: Double) -> (mean: Double, rstd: Double) {
+    var sum = 0.0
+    for i in 0..<n { sum += Double(values[i]) }
+    let mean = sum / Double(n)
+    var squares = 0.0
+    for i in 0..<n { let d = Double(values[i]) - mean; squares += d * d }
+    return (mean, 1 / (squares / Double(n) + epsilon).squareRoot())
+}
+
