@@ -99,13 +99,19 @@ extension LinearAlgebra {
             var ra = [Float](repeating: 0, count: aRows * aCols), rb = [Float](repeating: 0, count: bRows * bCols)
             for r in 0..<aRows { lt_round_to_bf16(a + r * lda, &ra[r * aCols], aCols) }
             for r in 0..<bRows { lt_round_to_bf16(b + r * ldb, &rb[r * bCols], bCols) }
-            let saved = routing
-            routing.arithmetic = .fp32
-            defer { routing = saved }
-            dispatch(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: ra, lda: aCols, b: rb, ldb: bCols,
-                     beta: beta, c: c, ldc: ldc)
+            // (The routing is not switched to fp32 for this: other threads read it concurrently.)
+            float32(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: ra, lda: aCols, b: rb, ldb: bCols,
+                    beta: beta, c: c, ldc: ldc, threads: threads)
             return
         }
+        float32(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                beta: beta, c: c, ldc: ldc, threads: threads)
+    }
+
+    /// A float32 GEMM on the library the routing names for this kind of call.
+    private static func float32(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                                a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                                beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int) {
         let backend = threads > 1 ? routing.parallel : routing.singleThreaded
         if backend == .oneDNN {
             let status = lt_onednn_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, Int32(threads))
