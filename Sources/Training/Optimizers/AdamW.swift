@@ -38,7 +38,9 @@ public struct AdamW: Optimizer {
             let stepSize = Float(lr / correction1)
             let decay = Float(1 - lr * weightDecay)
             for parameter in group.parameters {
-                var (m, v) = moments[parameter.key] ?? ([Float](repeating: 0, count: parameter.count), [Float](repeating: 0, count: parameter.count))
+                // Taken out of the table while updated, so the arrays are not copied on write.
+                var (m, v) = moments.removeValue(forKey: parameter.key)
+                    ?? ([Float](repeating: 0, count: parameter.count), [Float](repeating: 0, count: parameter.count))
                 let g = parameter.gradient.values
                 for i in 0..<parameter.count {
                     parameter.values[i] *= decay
