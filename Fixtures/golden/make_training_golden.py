@@ -17,7 +17,10 @@ order (the test redraws them with its torch-identical generator). Deterministic 
 diffusers, transformers:
 
     swift run -c release lora-bench fixtures --all --out /tmp/engine
-    python3 Fixtures/golden/make_training_golden.py [/tmp/engine]
+    [SD_SCRIPTS=/path/to/sd-scripts] python3 Fixtures/golden/make_training_golden.py [/tmp/engine]
+
+training/loss_weights.json (with SD_SCRIPTS, a checkout of kohya-ss/sd-scripts):
+its own min-SNR, v-prediction scaling, v-pred-like and debiased weights.
 """
 import hashlib
 import json
@@ -162,5 +165,33 @@ def training_step(folder):
     print(f"wrote step.safetensors: {len(modules)} modules, loss {losses[0]:.6f} -> {losses[-1]:.6f}")
 
 
+def loss_weights(sd_scripts):
+    """sd-scripts' own per-item loss weighting functions, on a row of timesteps."""
+    from diffusers import DDPMScheduler
+    sys.path.insert(0, sd_scripts)
+    from library.custom_train_functions import (add_v_prediction_like_loss, apply_debiased_estimation, apply_snr_weight,
+                                                prepare_scheduler_for_custom_training,
+                                                scale_v_prediction_loss_like_noise_prediction)
+    scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
+                              clip_sample=False)
+    prepare_scheduler_for_custom_training(scheduler, "cpu")
+    timesteps = torch.tensor([0, 1, 17, 250, 500, 643, 999])
+    cases = {}
+    for v in [False, True]:
+        ones = lambda: torch.ones(len(timesteps))
+        cases[f"min_snr_5_v{int(v)}"] = apply_snr_weight(ones(), timesteps, scheduler, 5, v).tolist()
+        cases[f"debiased_v{int(v)}"] = apply_debiased_estimation(ones(), timesteps, scheduler, v).tolist()
+        combined = apply_snr_weight(ones(), timesteps, scheduler, 5, v)
+        if v:
+            combined = scale_v_prediction_loss_like_noise_prediction(combined, timesteps, scheduler)
+            combined = add_v_prediction_like_loss(combined, timesteps, scheduler, torch.tensor(0.1))
+        cases[f"combined_v{int(v)}"] = apply_debiased_estimation(combined, timesteps, scheduler, v).tolist()
+    with open(os.path.join(HERE, "training", "loss_weights.json"), "w") as f:
+        json.dump({"timesteps": timesteps.tolist(), "cases": cases}, f, indent=1)
+    print("wrote loss_weights.json")
+
+
 if len(sys.argv) > 1:
     training_step(sys.argv[1])
+if os.environ.get("SD_SCRIPTS"):
+    loss_weights(os.environ["SD_SCRIPTS"])

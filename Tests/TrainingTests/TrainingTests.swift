@@ -78,4 +78,28 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(clipGradientNorm([a, b], maximum: 2), 1, accuracy: 1e-5)
         XCTAssertEqual(Double(a.gradient.values[0]), 3 / (5 + 1e-6), accuracy: 1e-7, "below the maximum: unchanged")
     }
+
+    /// Per-item loss weights against sd-scripts' own functions
+    /// (custom_train_functions.py, golden from make_training_golden.py with SD_SCRIPTS).
+    func testLossWeightsFollowSDScripts() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let data = try Data(contentsOf: root.appendingPathComponent("Fixtures/golden/training/loss_weights.json"))
+        let golden = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let timesteps = try XCTUnwrap(golden["timesteps"] as? [Int]), cases = try XCTUnwrap(golden["cases"] as? [String: [Double]])
+        XCTAssertEqual(cases.count, 6)
+        for (name, expected) in cases {
+            var objective = DiffusionObjective(prediction: name.hasSuffix("v1") ? .velocity : .epsilon)
+            if name.hasPrefix("min_snr") || name.hasPrefix("combined") { objective.minSNRGamma = 5 }
+            if name.hasPrefix("debiased") || name.hasPrefix("combined") { objective.debiasedEstimation = true }
+            if name == "combined_v1" {
+                objective.scaleVPredictionLoss = true
+                objective.vPredictionLikeLoss = 0.1
+            }
+            // ᾱ: ours is LDM's (double cumulative product), diffusers' a float32 one; 1e-4 covers the difference at t = 999.
+            for (t, (weight, reference)) in zip(timesteps, zip(objective.itemWeights(timesteps: timesteps), expected)) {
+                XCTAssertEqual(Double(weight), reference, accuracy: 1e-4 * abs(reference), "\(name) at t = \(t)")
+            }
+        }
+    }
 }
+

@@ -11,6 +11,14 @@ public struct DiffusionObjective: Sendable {
 
     public var prediction: Prediction
     public var schedule: NoiseSchedule
+    /// sd-scripts' per-item loss weights, applied in train_network.py's
+    /// `post_process_loss` order after the spatial mean: `--min_snr_gamma`,
+    /// `--scale_v_pred_loss_like_noise_pred`, `--v_pred_like_loss`,
+    /// `--debiased_estimation_loss` (library/custom_train_functions.py).
+    public var minSNRGamma: Double?
+    public var scaleVPredictionLoss = false
+    public var vPredictionLikeLoss: Double?
+    public var debiasedEstimation = false
 
     public init(prediction: Prediction = .epsilon, schedule: NoiseSchedule = .standard) {
         self.prediction = prediction
@@ -38,22 +46,49 @@ public struct DiffusionObjective: Sendable {
         return (noisy, target)
     }
 
-    /// The l2 loss (sd-scripts' per-item mean, then the batch mean) and its
-    /// gradient with respect to the prediction: 2·(pred − target)/(b·c·h·w).
-    public func loss(prediction: Tensor, target: Tensor) -> (loss: Double, gradient: Tensor) {
-        precondition(prediction.shape == target.shape)
+    /// SNR(t) = (√ᾱ_t / √(1 − ᾱ_t))², float32 as `prepare_scheduler_for_custom_training` computes it.
+    func signalToNoise(_ t: Int) -> Float {
+        let (a, s) = coefficients(t)
+        let ratio = a / s
+        return ratio * ratio
+    }
+
+    /// The weight of each item's loss (1 without weighting options), in
+    /// sd-scripts' order and float32 arithmetic.
+    public func itemWeights(timesteps: [Int]) -> [Float] {
+        timesteps.map { t in
+            var w: Float = 1
+            let snr = signalToNoise(t)
+            if let gamma = minSNRGamma {
+                let clipped = min(snr, Float(gamma))
+                w *= prediction == .velocity ? clipped / (snr + 1) : clipped / snr
+            }
+            // get_snr_scale: SNR capped at 1000 (t = 0 would be infinite).
+            let capped = min(snr, 1000), snrScale = capped / (capped + 1)
+            if scaleVPredictionLoss { w *= snrScale }
+            if let v = vPredictionLikeLoss { w = w + w / snrScale * Float(v) }
+            if debiasedEstimation { w *= prediction == .velocity ? 1 / (capped + 1) : 1 / capped.squareRoot() }
+            return w
+        }
+    }
+
+    /// The l2 loss (sd-scripts' per-item mean, weighted, then the batch mean)
+    /// and its gradient with respect to the prediction: 2·wᵢ·(pred − target)/(b·c·h·w).
+    public func loss(prediction: Tensor, target: Tensor, timesteps: [Int]) -> (loss: Double, gradient: Tensor) {
+        precondition(prediction.shape == target.shape && timesteps.count == prediction.shape[0])
         let items = prediction.shape[0], per = prediction.count / items
+        let weights = itemWeights(timesteps: timesteps)
         var gradient = Tensor.uninitialized(prediction.shape)
         var total = 0.0
-        let scale = 2 / Float(prediction.count)
         for item in 0..<items {
+            let scale = 2 * weights[item] / Float(prediction.count)
             var sum = 0.0
             for i in (item * per)..<((item + 1) * per) {
                 let d = prediction.values[i] - target.values[i]
                 sum += Double(d) * Double(d)
                 gradient.values[i] = scale * d
             }
-            total += sum / Double(per)
+            total += sum / Double(per) * Double(weights[item])
         }
         return (total / Double(items), gradient)
     }
@@ -67,7 +102,7 @@ public func unetTrainingStep(_ unet: UNet, tape: TrainingTape, objective: Diffus
     let (noisy, target) = objective.noisyAndTarget(latents: latents, noise: noise, timesteps: timesteps)
     tape.reset()
     let (prediction, saved) = unet.forwardSaving(noisy, timesteps: timesteps.map(Float.init), context: context, tape: tape)
-    let (loss, gradient) = objective.loss(prediction: prediction, target: target)
+    let (loss, gradient) = objective.loss(prediction: prediction, target: target, timesteps: timesteps)
     _ = unet.backward(saved, outputGradient: gradient, tape: tape)
     return loss
 }
