@@ -219,6 +219,19 @@ const char *lt_onednn_matmul_kernel(int type) {
     return kernel_names[type == LT_ONEDNN_BF16 ? 1 : 0];
 }
 
+const char *lt_onednn_isa(void) {
+    switch (dnnl_get_effective_cpu_isa()) {
+    case dnnl_cpu_isa_sse41: return "sse41";
+    case dnnl_cpu_isa_avx: return "avx";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    default: return "other";
+    }
+}
+
 void lt_round_to_bf16(const float *src, float *dst, size_t count) {
     // Through CKernels' conversions (nearest-even, NaN kept), in L1-sized pieces.
     uint16_t half[1024];

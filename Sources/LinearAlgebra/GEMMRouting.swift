@@ -72,6 +72,9 @@ extension LinearAlgebra {
     /// This CPU has bf16 matrix units oneDNN uses (AMX or AVX512-BF16).
     public static var bf16Available: Bool { lt_onednn_bf16_available() != 0 }
 
+    /// The instruction set oneDNN's kernels use in this process.
+    public static var oneDNNISA: String { String(cString: lt_onednn_isa()) }
+
     /// oneDNN's kernel for a float32 and a bf16 matmul here ("" = none).
     public static var oneDNNKernels: (fp32: String, bf16: String) {
         (String(cString: lt_onednn_matmul_kernel(Int32(LT_ONEDNN_F32))), String(cString: lt_onednn_matmul_kernel(Int32(LT_ONEDNN_BF16))))

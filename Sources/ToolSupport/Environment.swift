@@ -63,7 +63,7 @@ public enum ToolEnvironment {
         let oneDNN = LinearAlgebra.oneDNNKernels
         return ["CPU: \(cpuModelName) (\(cpu.cpuClass); \(ProcessInfo.processInfo.activeProcessorCount) cores; \(cpu))",
                 "kernels: \(kernelDescription)",
-                "GEMM: \(LinearAlgebra.routing); oneDNN matmul f32 \(oneDNN.fp32), bf16 \(oneDNN.bf16.isEmpty ? "none (no bf16 units)" : oneDNN.bf16)"]
+                "GEMM: \(LinearAlgebra.routing); oneDNN \(LinearAlgebra.oneDNNISA): matmul f32 \(oneDNN.fp32), bf16 \(oneDNN.bf16.isEmpty ? "none (no bf16 units)" : oneDNN.bf16)"]
     }
 
     /// What Ctrl-C keeps, said after the outputs it removed (nil: nothing to say).

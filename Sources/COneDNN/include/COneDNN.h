@@ -35,6 +35,10 @@ int lt_onednn_bf16_available(void);
 /// bf16 (type 1) matmul here, e.g. "brg:avx512_core_amx", "gemm:jit"; "" if none.
 const char *lt_onednn_matmul_kernel(int type);
 
+/// The instruction set oneDNN's kernels use here ("avx2", "avx512_core_amx", …),
+/// after any ONEDNN_MAX_CPU_ISA cap (tests run child processes capped at AVX2).
+const char *lt_onednn_isa(void);
+
 /// Round floats to the nearest bf16 value, kept as float (the bf16 mode's
 /// portable emulation: products of bf16 values are exact in float32, so
 /// rounded operands + sgemm equal a bf16 GEMM up to summation order).
