@@ -80,8 +80,8 @@ extension LinearAlgebra {
         (String(cString: lt_onednn_matmul_kernel(Int32(LT_ONEDNN_F32))), String(cString: lt_onednn_matmul_kernel(Int32(LT_ONEDNN_BF16))))
     }
 
-    /// The float32 routes, with the bf16 matmul's OpenBLAS fallback never
-    /// taken silently: a bf16 request on a CPU without the units fails here.
+    /// The arithmetic's route. bf16 never falls back to fp32 silently: a bf16
+    /// request on a CPU without the units fails here (callers resolve first).
     @usableFromInline
     static func dispatch(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                          a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
@@ -89,12 +89,12 @@ extension LinearAlgebra {
         let threads = Int(openblas_get_num_threads())
         switch routing.arithmetic {
         case .fp32:
-            break
+            float32(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                    beta: beta, c: c, ldc: ldc, threads: threads)
         case .bf16:
             let status = lt_onednn_matmul(Int32(LT_ONEDNN_BF16), transposeA ? 1 : 0, transposeB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb,
                                           beta, c, ldc, Int32(threads))
             precondition(status == Int32(LT_ONEDNN_OK), "bf16 GEMM \(m)x\(n)x\(k) failed (status \(status)); callers check bf16Available")
-            return
         case .bf16Emulated:
             // Rounded copies of op(A) and op(B)'s stored rows; then float32.
             let aRows = transposeA ? k : m, aCols = transposeA ? m : k
@@ -105,10 +105,7 @@ extension LinearAlgebra {
             // (The routing is not switched to fp32 for this: other threads read it concurrently.)
             float32(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: ra, lda: aCols, b: rb, ldb: bCols,
                     beta: beta, c: c, ldc: ldc, threads: threads)
-            return
         }
-        float32(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                beta: beta, c: c, ldc: ldc, threads: threads)
     }
 
     /// A float32 GEMM on the library the routing names for this kind of call.

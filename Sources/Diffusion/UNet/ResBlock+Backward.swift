@@ -25,11 +25,7 @@ extension ResBlock {
     func forwardSaving(_ x: Tensor, activatedEmbedding: Tensor, tape: TrainingTape? = nil) -> (Tensor, Saved) {
         let conv1Input = norm1.forward(x, silu: true)
         var h = conv1.forward(conv1Input, tape: tape)                                  // [batch, out, h, w]
-        let e = embedding.forward(activatedEmbedding, tape: tape)                       // [batch, out]
-        let batch = h.shape[0], channels = h.shape[1], spatial = h.shape[2] * h.shape[3]
-        for plane in 0..<(batch * channels) {
-            for i in 0..<spatial { h.values[plane * spatial + i] += e.values[plane] }
-        }
+        ResBlock.addEmbedding(embedding.forward(activatedEmbedding, tape: tape), to: &h)  // + e [batch, out]
         let conv2Input = norm2.forward(h, silu: true)
         var out = conv2.forward(conv2Input, tape: tape)                                // [batch, out, h, w]
         addInPlace(&out, skip?.forward(x, tape: tape) ?? x)

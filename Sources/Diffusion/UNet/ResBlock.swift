@@ -23,17 +23,21 @@ struct ResBlock: Sendable {
     /// - Parameter activatedEmbedding: SiLU(time embedding), [batch, embedding].
     func forward(_ x: Tensor, activatedEmbedding: Tensor, adapters: AdapterSet) -> Tensor {
         var h = conv1.forward(norm1.forward(x, silu: true, adapters: adapters), adapters: adapters)
-        let e = embedding.forward(activatedEmbedding, adapters: adapters)
-        let batch = h.shape[0], channels = h.shape[1], spatial = h.shape[2] * h.shape[3]
+        ResBlock.addEmbedding(embedding.forward(activatedEmbedding, adapters: adapters), to: &h)
+        var out = conv2.forward(norm2.forward(h, silu: true, adapters: adapters), adapters: adapters)
+        addInPlace(&out, skip?.forward(x, adapters: adapters) ?? x)
+        return out
+    }
+
+    /// h[b, c, :, :] += e[b, c]: the projected time embedding, broadcast over the pixels.
+    static func addEmbedding(_ e: Tensor, to h: inout Tensor) {
+        let spatial = h.shape[2] * h.shape[3], planes = h.shape[0] * h.shape[1]
         h.withMutablePointer { hp in
-            Parallel.forEach(batch * channels, cost: spatial) { plane in
+            Parallel.forEach(planes, cost: spatial) { plane in
                 let v = e.values[plane]
                 let p = hp + plane * spatial
                 for i in 0..<spatial { p[i] += v }
             }
         }
-        var out = conv2.forward(norm2.forward(h, silu: true, adapters: adapters), adapters: adapters)
-        addInPlace(&out, skip?.forward(x, adapters: adapters) ?? x)
-        return out
     }
 }
