@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "lora-merge", targets: ["lora-merge"]),
         .executable(name: "lora-extract", targets: ["lora-extract"]),
         .executable(name: "lora-xyz", targets: ["lora-xyz"]),
+        .executable(name: "lora-train", targets: ["lora-train"]),
         .library(name: "LoRACore", targets: ["LoRACore"]),
     ],
     dependencies: [
@@ -48,15 +49,15 @@ let package = Package(
         // The diffusion engine: tokenizer, CLIP, U-Net, VAE, samplers, noise.
         .target(name: "Diffusion", dependencies: ["LoRACore", "LinearAlgebra", "CKernels", "CEngineKernels", "CZlib"]),
 
-        // Training: the LoRA network's modules, optimizers and schedules (the
-        // layers' backward passes live beside their forwards in Diffusion).
-        .target(name: "Training", dependencies: ["Diffusion", "LoRACore", "LinearAlgebra"]),
-
         // JPEG decoding behind setjmp: libjpeg's error exits cannot unwind through Swift.
         .target(name: "CImaging", dependencies: ["CJPEG"], path: "Sources/CImaging", linkerSettings: [.linkedLibrary("jpeg")]),
 
         // Bitmaps, PNG/JPEG files, text drawn with FreeType, grid sheets.
         .target(name: "Imaging", dependencies: ["CPNG", "CJPEG", "CImaging", "CFreeType", "CZlib"]),
+
+        // Training: kohya's dataset, network, objective, optimizers and loop (the
+        // layers' backward passes live beside their forwards in Diffusion).
+        .target(name: "Training", dependencies: ["Diffusion", "Imaging", "LoRACore", "LinearAlgebra"]),
 
         // lora-xyz's plan, cache, renderer and sheets, over the engine.
         .target(name: "XYZPlot", dependencies: ["Diffusion", "Imaging", "LoRACore"]),
@@ -87,6 +88,11 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        .executableTarget(name: "lora-train", dependencies: [
+            "Training", "Diffusion", "LoRACore", "ToolSupport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
         // Deterministic generator of tiny SD-shaped models and LoRAs (tests, benchmarks).
         .target(name: "FixtureKit", dependencies: ["LoRACore"], path: "Fixtures/Generator"),
 
@@ -98,7 +104,7 @@ let package = Package(
         .testTarget(name: "LoRACoreTests", dependencies: ["LoRACore", "CKernels", "FixtureKit"]),
         .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra", "COneDNN"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "LoRACore", "LinearAlgebra", "FixtureKit"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Diffusion", "LoRACore", "FixtureKit"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Diffusion", "Imaging", "LoRACore", "FixtureKit"]),
         .testTarget(name: "ToolTests", dependencies: ["LoRACore", "LinearAlgebra", "ToolSupport", "FixtureKit", "Imaging"]),
         .testTarget(name: "XYZPlotTests", dependencies: ["XYZPlot", "Imaging", "Diffusion", "LoRACore", "FixtureKit"]),
     ]

@@ -18,6 +18,7 @@ public final class ProgressBar: @unchecked Sendable {
     private let delay: TimeInterval
     public enum Unit: Sendable { case bytes, items }
     private let unit: Unit
+    private var status = ""
 
     public init(label: String, total: Int = 0, unit: Unit = .bytes, enabled: Bool = true, delay: TimeInterval = 0.5) {
         self.label = TerminalText.escape(label) // often a file name
@@ -47,10 +48,16 @@ public final class ProgressBar: @unchecked Sendable {
             let decile = min(10, done * 10 / total)
             if decile > lastDecile {
                 lastDecile = decile
-                printError("\(label): \(decile * 10)% (\(format(done)) of \(format(total)))")
+                printError("\(label): \(decile * 10)% (\(format(done)) of \(format(total)))\(status)")
                 drewSomething = true
             }
         }
+    }
+
+    /// Text shown after the count (training: loss and s/it), escaped.
+    public func setStatus(_ text: String) {
+        lock.lock(); defer { lock.unlock() }
+        status = text.isEmpty ? "" : "  " + TerminalText.escape(text)
     }
 
     /// The callback shape the core's long operations take (negative = total).
@@ -67,7 +74,7 @@ public final class ProgressBar: @unchecked Sendable {
         let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
         let rate = elapsed > 0 ? Double(done) / elapsed : 0
         let speed = unit == .bytes ? "  \(format(Int(rate)))/s" : ""
-        let text = "\r\(label) \(bar) \(Int(fraction * 100))%  \(format(done))/\(format(total))\(speed)  ETA \(clock(eta))   "
+        let text = "\r\(label) \(bar) \(Int(fraction * 100))%  \(format(done))/\(format(total))\(speed)\(status)  ETA \(clock(eta))   "
         FileHandle.standardError.write(Data(text.utf8))
         drewSomething = true
     }

@@ -38,5 +38,5 @@ enum ToolRunner {
                       stderr: String(decoding: stderr, as: UTF8.self))
     }
 
-    static var tools: [String] { ["lora-inspect", "lora-merge", "lora-extract", "lora-xyz"] }
+    static var tools: [String] { ["lora-inspect", "lora-merge", "lora-extract", "lora-xyz", "lora-train"] }
 }

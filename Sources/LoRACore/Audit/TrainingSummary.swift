@@ -65,7 +65,7 @@ public struct TrainingSummary: Sendable, Codable, Equatable {
         add("caption options", TrainingSummary.captionOptions(m))
         add("training started", m[.trainingStartedAt].flatMap(TrainingSummary.isoDate))
         add("training finished", m[.trainingFinishedAt].flatMap(TrainingSummary.isoDate))
-        add("trainer", m[.sdScriptsCommitHash].map { "sd-scripts \(String($0.prefix(7)))" } ?? m[.specImplementationVersion])
+        add("trainer", m[.trainer] ?? m[.sdScriptsCommitHash].map { "sd-scripts \(String($0.prefix(7)))" } ?? m[.specImplementationVersion])
         add("comment", m[.trainingComment])
 
         // Dataset size: images × repeats per folder, or kohya's own count.

@@ -51,6 +51,8 @@ public struct MetadataKey: RawRepresentable, Hashable, Sendable, ExpressibleBySt
     public static let textEncoderLr: MetadataKey = "ss_text_encoder_lr"
     public static let totalBatchSize: MetadataKey = "ss_total_batch_size"
     public static let trainingComment: MetadataKey = "ss_training_comment"
+    /// Ours: the tool that trained the file when it is not sd-scripts (lora-train writes "lora-train <version>").
+    public static let trainer: MetadataKey = "ss_trainer"
     public static let trainingFinishedAt: MetadataKey = "ss_training_finished_at"
     public static let trainingStartedAt: MetadataKey = "ss_training_started_at"
     public static let unetLr: MetadataKey = "ss_unet_lr"

@@ -74,10 +74,13 @@ public struct DiffusionObjective: Sendable {
 
     /// The l2 loss (sd-scripts' per-item mean, weighted, then the batch mean)
     /// and its gradient with respect to the prediction: 2·wᵢ·(pred − target)/(b·c·h·w).
-    public func loss(prediction: Tensor, target: Tensor, timesteps: [Int]) -> (loss: Double, gradient: Tensor) {
+    /// `itemScales`: sd-scripts' `loss_weights` (`--prior_loss_weight` for
+    /// regularization images, else 1), multiplied in before the timestep weights.
+    public func loss(prediction: Tensor, target: Tensor, timesteps: [Int], itemScales: [Float]? = nil) -> (loss: Double, gradient: Tensor) {
         precondition(prediction.shape == target.shape && timesteps.count == prediction.shape[0])
         let items = prediction.shape[0], per = prediction.count / items
-        let weights = itemWeights(timesteps: timesteps)
+        var weights = itemWeights(timesteps: timesteps)
+        if let itemScales { for i in weights.indices { weights[i] = itemScales[i] * weights[i] } }
         var gradient = Tensor.uninitialized(prediction.shape)
         var total = 0.0
         for item in 0..<items {
@@ -98,11 +101,11 @@ public struct DiffusionObjective: Sendable {
 /// and the modules' gradients added into their buffers (zero them between
 /// optimizer steps; accumulation over micro-batches is the rule's `+=`).
 public func unetTrainingStep(_ unet: UNet, tape: TrainingTape, objective: DiffusionObjective, latents: Tensor, noise: Tensor, timesteps: [Int],
-                             context: Tensor) -> Double {
+                             context: Tensor, itemScales: [Float]? = nil) -> Double {
     let (noisy, target) = objective.noisyAndTarget(latents: latents, noise: noise, timesteps: timesteps)
     tape.reset()
     let (prediction, saved) = unet.forwardSaving(noisy, timesteps: timesteps.map(Float.init), context: context, tape: tape)
-    let (loss, gradient) = objective.loss(prediction: prediction, target: target, timesteps: timesteps)
+    let (loss, gradient) = objective.loss(prediction: prediction, target: target, timesteps: timesteps, itemScales: itemScales)
     _ = unet.backward(saved, outputGradient: gradient, tape: tape)
     return loss
 }

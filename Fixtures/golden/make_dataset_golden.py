@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Golden dataset plans from sd-scripts' own dataset code.
+
+For each case below, builds the folders (image sizes and caption files as the
+case lists them; pixels are a flat colour, only sizes matter to a plan), runs
+sd-scripts' train_network argument parser on a kohya command line, and its
+dataset pipeline exactly as train_network.py does (generate_dreambooth_subsets_config_by_subdirs,
+BlueprintGenerator, generate_dataset_group_by_blueprint, which makes the
+buckets), and records what the plan is: per image its repeats, bucket and
+resized size; buckets with counts; mean aspect error; batches per epoch;
+train/reg image counts; tag frequencies; steps for a few epoch/accumulation
+settings. Writes Fixtures/golden/training/datasets.json. The Swift test
+rebuilds the same folders from that file and compares. Needs a checkout of
+kohya-ss/sd-scripts (SD_SCRIPTS) and its Python dependencies (torch,
+diffusers, transformers, accelerate, voluptuous, toml, opencv-python):
+
+    SD_SCRIPTS=/path/to/sd-scripts python3 Fixtures/golden/make_dataset_golden.py
+
+Folder order: sd-scripts lists sub-folders in file-system order; each case has
+at most one regularization folder, so the order cannot change the result.
+"""
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import types
+
+from PIL import Image
+
+SD = os.environ.get("SD_SCRIPTS")
+if not SD:
+    sys.exit("set SD_SCRIPTS to a kohya-ss/sd-scripts checkout")
+sys.path.insert(0, SD)
+# The long-prompt pipelines import names newer transformers removed; the dataset code does not use them.
+for name, cls in [("library.lpw_stable_diffusion", "StableDiffusionLongPromptWeightingPipeline"),
+                  ("library.sdxl_lpw_stable_diffusion", "SdxlStableDiffusionLongPromptWeightingPipeline")]:
+    stub = types.ModuleType(name)
+    setattr(stub, cls, object)
+    sys.modules[name] = stub
+import train_network  # noqa: E402
+from library import config_util, train_util  # noqa: E402
+
+SIZES = [(512, 512), (1024, 768), (1920, 1080), (300, 300), (400, 600), (768, 1024), (640, 360), (333, 777), (1000, 1000), (512, 700)]
+
+def folder(name, count, first=0, captions=".caption", every=1):
+    """count images with sizes from SIZES (cycling from `first`); a caption file for every `every`-th."""
+    images = []
+    for i in range(count):
+        w, h = SIZES[(first + i) % len(SIZES)]
+        caption = f"{name.split('_', 1)[1]}, tag{i % 3}, Tag{i % 2}" if i % every == 0 else None
+        images.append({"name": f"img{i:03d}.png", "width": w, "height": h, "caption": caption, "caption_extension": captions})
+    return {"name": name, "images": images}
+
+CASES = [
+    {"name": "buckets_512", "args": ["--resolution", "512", "--enable_bucket", "--train_batch_size", "4"],
+     "train": [folder("30_X", 7), folder("5_Y z", 3, first=4, every=2)], "reg": [folder("1_class", 20, first=2, every=100)]},
+    {"name": "no_upscale", "args": ["--resolution", "512", "--enable_bucket", "--bucket_no_upscale", "--train_batch_size", "2"],
+     "train": [folder("3_a_b", 10), folder("2_c", 4, first=7)], "reg": []},
+    {"name": "no_buckets", "args": ["--resolution", "512", "--train_batch_size", "2"],
+     "train": [folder("4_solo", 5, captions=".txt")], "reg": []},
+    {"name": "rect_limits", "args": ["--resolution", "512,768", "--enable_bucket", "--min_bucket_reso", "320", "--max_bucket_reso", "1024",
+                                     "--train_batch_size", "3"],
+     "train": [folder("6_rect", 10, first=3)], "reg": []},
+    {"name": "reg_surplus", "args": ["--resolution", "512", "--enable_bucket", "--train_batch_size", "1"],
+     "train": [folder("2_A", 3)], "reg": [folder("1_R", 10, first=1)]},
+]
+
+def build(root, folders):
+    for f in folders:
+        path = os.path.join(root, f["name"])
+        os.makedirs(path)
+        for image in f["images"]:
+            Image.new("RGB", (image["width"], image["height"]), (120, 80, 40)).save(os.path.join(path, image["name"]))
+            if image["caption"] is not None:
+                base = os.path.splitext(image["name"])[0]
+                with open(os.path.join(path, base + image["caption_extension"]), "w", encoding="utf-8") as c:
+                    c.write(image["caption"] + "\nsecond line is ignored\n")
+
+results = []
+for case in CASES:
+    work = tempfile.mkdtemp()
+    try:
+        train_dir, reg_dir = os.path.join(work, "train"), os.path.join(work, "reg")
+        os.makedirs(train_dir)
+        build(train_dir, case["train"])
+        argv = ["--train_data_dir", train_dir] + case["args"]
+        if case["reg"]:
+            os.makedirs(reg_dir)
+            build(reg_dir, case["reg"])
+            argv += ["--reg_data_dir", reg_dir]
+        ext = next((i["caption_extension"] for f in case["train"] for i in f["images"]), ".caption")
+        argv += ["--caption_extension", ext]
+        args = train_network.setup_parser().parse_args(argv)
+        train_util.prepare_dataset_args(args, True)  # what train_network.train does first
+        sanitizer = config_util.ConfigSanitizer(True, True, False, True)
+        user_config = {"datasets": [{"subsets": config_util.generate_dreambooth_subsets_config_by_subdirs(args.train_data_dir, args.reg_data_dir)}]}
+        blueprint = config_util.BlueprintGenerator(sanitizer).generate(user_config, args)
+        group, _ = config_util.generate_dataset_group_by_blueprint(blueprint.dataset_group)
+        dataset = group.datasets[0]
+        images = []
+        for info in dataset.image_data.values():
+            rel = os.path.relpath(info.absolute_path, work)
+            images.append({"path": rel, "repeats": info.num_repeats, "caption": info.caption, "is_reg": info.is_reg,
+                           "bucket": list(info.bucket_reso), "resized": list(info.resized_size)})
+        buckets = [{"resolution": list(reso), "count": len(b)} for reso, b in zip(dataset.bucket_manager.resos, dataset.bucket_manager.buckets) if len(b) > 0]
+        batches = len(dataset)
+        steps = {}
+        for epochs, accumulation in [(3, 1), (3, 2), (None, 1)]:
+            per_epoch = math.ceil(batches / accumulation)
+            total = epochs * per_epoch if epochs else 1600
+            steps[f"{epochs}x{accumulation}"] = {"steps_per_epoch": per_epoch, "total": total,
+                                                 "epochs": epochs if epochs else math.ceil(1600 / per_epoch)}
+        results.append({
+            "name": case["name"], "args": case["args"], "caption_extension": ext, "train": case["train"], "reg": case["reg"],
+            "images": sorted(images, key=lambda i: i["path"]), "buckets": buckets,
+            "mean_img_ar_error": float(dataset.bucket_info["mean_img_ar_error"]) if dataset.bucket_info else None,
+            "batches_per_epoch": batches, "num_train_images": dataset.num_train_images, "num_reg_images": dataset.num_reg_images,
+            "tag_frequency": dataset.tag_frequency, "steps": steps,
+        })
+    finally:
+        shutil.rmtree(work)
+
+out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "training", "datasets.json")
+with open(out, "w") as f:
+    json.dump({"sd_scripts": "see SD_SCRIPTS checkout", "cases": results}, f, indent=1, sort_keys=True)
+print("wrote", out)

@@ -1,0 +1,142 @@
+import Foundation
+import Imaging
+import LoRACore
+
+/// What a dataset amounts to before anything is trained: every image with its
+/// caption, repeats and bucket; the buckets with their counts (repeats
+/// included); batches per epoch. The numbers are sd-scripts' for the same
+/// folders (library/train_util.py `DreamBoothDataset.__init__`, `make_buckets`).
+public struct DatasetPlan: Sendable {
+    public struct Bucket: Sendable, Equatable {
+        public var resolution: Resolution
+        /// Indices into `images`, each once per repeat (kohya's bucket contents).
+        public var entries: [Int]
+    }
+
+    public var subsets: [DatasetSubset]
+    public var images: [DatasetImage]
+    /// Per image: the bucket index and the size it is resized to before cropping.
+    public var bucketOf: [Int]
+    public var resizedSize: [Resolution]
+    /// Non-empty buckets in kohya's order (sorted by resolution).
+    public var buckets: [Bucket]
+    public var batchSize: Int
+    public var bucketing: BucketSet
+    /// Σ images × repeats over the training subsets, and the same for
+    /// regularization subsets before balancing (kohya's two log lines).
+    public var trainImagesWithRepeats = 0
+    public var regImagesWithRepeats = 0
+    /// Mean |aspect error| over images (without repeats), kohya's `mean_img_ar_error`.
+    public var meanAspectError = 0.0
+    /// Per subset folder name: tag → count (kohya's `ss_tag_frequency`).
+    public var tagFrequency: [(folder: String, tags: [String: Int])] = []
+    /// Lines a user should read before training (missing captions, unused folders…).
+    public var warnings: [String] = []
+
+    public var batchesPerEpoch: Int { buckets.reduce(0) { $0 + ($1.entries.count + batchSize - 1) / batchSize } }
+
+    /// Lists, captions, sizes and buckets for `subsets`.
+    public static func make(subsets: [DatasetSubset], bucketing: BucketSet, batchSize: Int,
+                            skippedFolders: [(folder: String, reason: String)] = []) throws(ModelError) -> DatasetPlan {
+        var plan = DatasetPlan(subsets: subsets, images: [], bucketOf: [], resizedSize: [], buckets: [], batchSize: batchSize,
+                               bucketing: bucketing)
+        for (folder, reason) in skippedFolders { plan.warnings.append("ignored folder \(folder): \(reason)") }
+        var regular: [DatasetImage] = [], regularization: [DatasetImage] = []
+        for (index, subset) in subsets.enumerated() {
+            let paths = try ImageListing.images(in: subset.imageDirectory)
+            guard !paths.isEmpty else {
+                plan.warnings.append("ignored folder \(subset.imageDirectory): no images found (.png, .jpg, .jpeg)")
+                continue
+            }
+            var missing = 0
+            for path in paths {
+                let size: (width: Int, height: Int)
+                do { size = try ImageFile.size(path) } catch { throw ModelError(.invalid, error.message, file: path) }
+                var image = DatasetImage(path: path, caption: "", captionSource: .none, subsetIndex: index, repeats: subset.repeats,
+                                         isRegularization: subset.isRegularization, width: size.width, height: size.height)
+                if let caption = try ImageListing.caption(for: path, extension: subset.captionExtension) {
+                    (image.caption, image.captionSource) = (caption, .file)
+                } else if let tokens = subset.classTokens {
+                    (image.caption, image.captionSource) = (tokens, .classTokens)
+                    missing += 1
+                } else {
+                    missing += 1
+                    plan.warnings.append("neither a caption file nor class tokens for \(path): its caption is empty")
+                }
+                if subset.isRegularization { regularization.append(image) } else { regular.append(image) }
+            }
+            let folderImages = (subset.isRegularization ? regularization : regular).suffix(paths.count)
+            plan.tagFrequency.append(((subset.imageDirectory as NSString).lastPathComponent, tagCounts(folderImages.map(\.caption))))
+            if missing > 0 {
+                var line = "\(missing) of \(paths.count) images in \(subset.imageDirectory) have no \(subset.captionExtension) caption file"
+                line += subset.classTokens.map { $0.isEmpty ? "" : "; they are captioned \"\($0)\"" } ?? ""
+                let others = ImageListing.otherCaptionExtensions(in: subset.imageDirectory, images: paths, asked: subset.captionExtension)
+                if !others.isEmpty {
+                    line += ". Files with \(others.joined(separator: ", ")) sit beside them: pass --caption-extension \(others[0]) to use them"
+                }
+                plan.warnings.append(line)
+            }
+            if subset.isRegularization { plan.regImagesWithRepeats += subset.repeats * paths.count } else {
+                plan.trainImagesWithRepeats += subset.repeats * paths.count
+            }
+        }
+        guard !regular.isEmpty else {
+            throw ModelError(.mismatch, "no training images found: the training data folder must be the parent of folders named "
+                             + "<repeats>_<class tokens> (e.g. 10_mychar) that hold the images", file: subsets.first.map {
+                                 ($0.imageDirectory as NSString).deletingLastPathComponent })
+        }
+        // Regularization images: the first pass registers each with its own
+        // repeats, later passes add one repeat each, until as many samples as
+        // the training images have (images beyond that are never used).
+        if !regularization.isEmpty {
+            if plan.regImagesWithRepeats > plan.trainImagesWithRepeats {
+                plan.warnings.append("some regularization images are not used: they outnumber the training images (with repeats)")
+            }
+            var registered = 0, n = 0, firstPass = true
+            outer: while n < plan.trainImagesWithRepeats {
+                for i in regularization.indices {
+                    if firstPass { registered += 1; n += regularization[i].repeats } else { regularization[i].repeats += 1; n += 1 }
+                    if n >= plan.trainImagesWithRepeats { break outer }
+                }
+                firstPass = false
+            }
+            regularization = Array(regularization.prefix(registered))
+        }
+        plan.images = regular + regularization
+        plan.assignBuckets()
+        return plan
+    }
+
+    mutating func assignBuckets() {
+        var resolutions: [Resolution] = [], errors: [Double] = []
+        var selection: [(Resolution, Resolution)] = []
+        for image in images {
+            let (bucket, resized, error) = bucketing.select(width: image.width, height: image.height)
+            selection.append((bucket, resized))
+            errors.append(abs(error))
+            if !resolutions.contains(bucket) { resolutions.append(bucket) }
+        }
+        resolutions.sort()
+        let index = Dictionary(uniqueKeysWithValues: resolutions.enumerated().map { ($1, $0) })
+        buckets = resolutions.map { Bucket(resolution: $0, entries: []) }
+        bucketOf = selection.map { index[$0.0]! }
+        resizedSize = selection.map(\.1)
+        for (i, image) in images.enumerated() {
+            buckets[bucketOf[i]].entries += [Int](repeating: i, count: image.repeats)
+        }
+        meanAspectError = errors.isEmpty ? 0 : errors.reduce(0, +) / Double(errors.count)
+    }
+
+    /// Tag counts per folder (captions split at commas, trimmed, lower-cased;
+    /// repeats not counted; every listed image, used or not): kohya's `ss_tag_frequency`.
+    static func tagCounts(_ captions: [String]) -> [String: Int] {
+        var tags: [String: Int] = [:]
+        for caption in captions {
+            for tag in caption.split(separator: ",") {
+                let t = tag.trimmingCharacters(in: .whitespaces).lowercased()
+                if !t.isEmpty { tags[t, default: 0] += 1 }
+            }
+        }
+        return tags
+    }
+}

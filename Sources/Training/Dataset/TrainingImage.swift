@@ -1,0 +1,31 @@
+import Diffusion
+import Imaging
+import LoRACore
+
+/// An image as the VAE sees it for training (sd-scripts library/train_util.py
+/// `trim_and_resize_if_required` on the latent-caching path): resized to the
+/// size its bucket chose (area when shrinking, Lanczos when enlarging), the
+/// excess trimmed evenly from both sides (`excess // 2` first), optionally
+/// mirrored, pixels to [-1, 1] as x/127.5 − 1. [1, 3, height, width].
+public enum TrainingImage {
+    public static func pixels(_ path: String, bucket: Resolution, resized: Resolution, flipped: Bool = false) throws(ModelError) -> Tensor {
+        let bitmap: Bitmap
+        do { bitmap = try ImageFile.read(path) } catch { throw ModelError(.invalid, error.message, file: path) }
+        let scaled = bitmap.resampled(width: resized.width, height: resized.height)
+        let left = max(0, scaled.width - bucket.width) / 2, top = max(0, scaled.height - bucket.height) / 2
+        guard scaled.width >= bucket.width, scaled.height >= bucket.height else {
+            throw ModelError(.mismatch, "image of \(scaled.width)x\(scaled.height) is smaller than its bucket \(bucket.width)x\(bucket.height)",
+                             file: path)
+        }
+        let plane = bucket.width * bucket.height
+        var values = [Float](repeating: 0, count: 3 * plane)
+        for y in 0..<bucket.height {
+            for x in 0..<bucket.width {
+                let sx = left + (flipped ? bucket.width - 1 - x : x)
+                let s = ((top + y) * scaled.width + sx) * 3
+                for c in 0..<3 { values[c * plane + y * bucket.width + x] = Float(scaled.pixels[s + c]) / 127.5 - 1 }
+            }
+        }
+        return Tensor(shape: [1, 3, bucket.height, bucket.width], values: values)
+    }
+}

@@ -1,0 +1,175 @@
+import Diffusion
+import Foundation
+import LinearAlgebra
+import LoRACore
+
+/// Writing the network the way train_network.py does: kohya keys, alpha per
+/// module, `--save_precision`, the `ss_*` training metadata with Python's
+/// spellings of values (str() of the argument: "True", "None", "0.0001"),
+/// ModelSpec keys, and `sshs_model_hash` (KohyaLoRAWriter). The file appears
+/// under its final name only when complete.
+extension LoRATrainer {
+    @discardableResult
+    public func save(name: String, epoch: Int, step: Int) throws(ModelError) -> String {
+        let path = (configuration.outputDirectory as NSString).appendingPathComponent(name + ".safetensors")
+        let modules = network.modules.map { module -> LowRankModule in
+            let weightShape: [Int], columns: Int
+            switch module.shape {
+            case let .linear(inputs, outputs): (weightShape, columns) = ([outputs, inputs], inputs)
+            case let .conv(inputs, outputs, kernel, _, _): (weightShape, columns) = ([outputs, inputs, kernel, kernel], inputs * kernel * kernel)
+            }
+            return LowRankModule(name: module.name, up: Matrix(rows: weightShape[0], cols: module.rank, values: module.up.values),
+                                 down: Matrix(rows: module.rank, cols: columns, values: module.down.values), alpha: Double(module.alpha),
+                                 weightShape: weightShape)
+        }
+        _ = try KohyaLoRAWriter.write(modules, to: path, dtype: configuration.savePrecision, metadata: metadata(epoch: epoch, step: step),
+                                      inputs: [model.path])
+        savedFiles.append(path)
+        return path
+    }
+
+    /// sd-scripts' metadata for this run at `epoch`/`step` (train_network.py, in its order).
+    public func metadata(epoch: Int, step: Int) -> Metadata {
+        let c = configuration
+        func py(_ v: Double?) -> String { v.map { pythonFloat($0) } ?? "None" }
+        func py(_ v: Int?) -> String { v.map(String.init) ?? "None" }
+        func py(_ v: Bool) -> String { v ? "True" : "False" }
+        var m = Metadata()
+        m["ss_session_id"] = String(sessionID)
+        m[.trainingStartedAt] = pythonFloat(startedAt.timeIntervalSince1970)
+        m[.outputName] = c.outputName
+        m[.learningRate] = py(c.learningRate)
+        m[.textEncoderLr] = py(c.textEncoderLearningRate)
+        m[.unetLr] = py(c.unetLearningRate)
+        m[.numTrainImages] = String(plan.trainImagesWithRepeats)
+        m["ss_num_validation_images"] = "0"
+        m[.numRegImages] = String(plan.regImagesWithRepeats)
+        m["ss_num_batches_per_epoch"] = String(steps.batchesPerEpoch)
+        m[.numEpochs] = String(steps.epochs)
+        m["ss_gradient_checkpointing"] = "False"
+        m[.gradientAccumulationSteps] = String(c.gradientAccumulationSteps)
+        m[.maxTrainSteps] = String(steps.totalSteps)
+        m[.lrWarmupSteps] = String(warmupSteps)
+        m[.lrScheduler] = c.scheduler.rawValue
+        m[.networkModule] = "networks.lora"
+        m[.networkDim] = String(c.networkDim)
+        m[.networkAlpha] = pythonFloat(Double(c.networkAlpha))
+        m["ss_network_dropout"] = "None"
+        m[.mixedPrecision] = "no"
+        m["ss_full_fp16"] = "False"
+        m[.v2] = py(model.family == .sd2)
+        m[.baseModelVersion] = model.family == .sd2 && model.prediction == .v ? "sd_v2_v" : model.family.kohyaBaseVersion
+        m[.clipSkip] = py(c.clipSkip)
+        m["ss_max_token_length"] = py(c.maxTokenLength)
+        m["ss_cache_latents"] = "True"
+        m[.seed] = String(c.seed)
+        m["ss_lowram"] = "False"
+        m[.noiseOffset] = py(c.noiseOffset)
+        m["ss_multires_noise_iterations"] = "None"
+        m["ss_multires_noise_discount"] = "0.3"
+        m["ss_adaptive_noise_scale"] = "None"
+        m["ss_zero_terminal_snr"] = "False"
+        m[.trainingComment] = c.trainingComment ?? "None"
+        // Not sd-scripts: no ss_sd_scripts_commit_hash; the trainer and its version under a key of ours.
+        m[.trainer] = "lora-train \(LoRATools.version)"
+        m[.optimizer] = "torch.optim.adamw.AdamW" + (c.optimizerArguments.isEmpty ? "" : "(\(c.optimizerArguments.joined(separator: ",")))")
+        m["ss_max_grad_norm"] = pythonFloat(Double(c.maxGradNorm))
+        m[.captionDropoutRate] = pythonFloat(plan.subsets.first?.captionDropoutRate ?? 0)
+        m["ss_caption_dropout_every_n_epochs"] = String(plan.subsets.first?.captionDropoutEveryNEpochs ?? 0)
+        m[.captionTagDropoutRate] = pythonFloat(plan.subsets.first?.captionTagDropoutRate ?? 0)
+        m["ss_face_crop_aug_range"] = "None"
+        m["ss_prior_loss_weight"] = pythonFloat(c.priorLossWeight)
+        m[.minSnrGamma] = py(c.objective.minSNRGamma)
+        m["ss_scale_weight_norms"] = "None"
+        m["ss_ip_noise_gamma"] = "None"
+        m["ss_debiased_estimation"] = py(c.objective.debiasedEstimation)
+        m["ss_loss_type"] = "l2"
+        // Dataset keys (the command-line dataset form).
+        let first = plan.subsets.first
+        m[.batchSizePerDevice] = String(plan.batchSize)
+        m[.totalBatchSize] = String(plan.batchSize * c.gradientAccumulationSteps)
+        m[.resolution] = c.resolutionText
+        m["ss_color_aug"] = "False"
+        m[.flipAug] = py(first?.flipAugment ?? false)
+        m["ss_random_crop"] = "False"
+        m[.shuffleCaption] = py(first?.shuffleCaption ?? false)
+        let bucketed: Bool, noUpscale: Bool
+        switch plan.bucketing.mode {
+        case .fixed: (bucketed, noUpscale) = (false, false)
+        case .predefined: (bucketed, noUpscale) = (true, false)
+        case .noUpscale: (bucketed, noUpscale) = (true, true)
+        }
+        m[.enableBucket] = py(bucketed)
+        m["ss_bucket_no_upscale"] = py(noUpscale)
+        m[.minBucketReso] = String(c.minBucketReso)
+        m[.maxBucketReso] = String(c.maxBucketReso)
+        m[.keepTokens] = String(first?.keepTokens ?? 0)
+        func dirs(_ reg: Bool) -> JSON {
+            .object(plan.subsets.filter { $0.isRegularization == reg }.map { s in
+                let count = plan.images.filter { plan.subsets[$0.subsetIndex] == s }.count
+                return ((s.imageDirectory as NSString).lastPathComponent,
+                        JSON.object([("n_repeats", .number(String(s.repeats))), ("img_count", .number(String(count)))]))
+            })
+        }
+        m[.datasetDirs] = dirs(false).serialized()
+        m["ss_reg_dataset_dirs"] = dirs(true).serialized()
+        m[.tagFrequency] = JSON.object(plan.tagFrequency.map { folder in
+            (folder.folder, JSON.object(folder.tags.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map { ($0.key, .number(String($0.value))) }))
+        }).serialized()
+        m[.bucketInfo] = bucketed ? JSON.object([
+            ("buckets", .object(plan.buckets.enumerated().map { i, b in
+                (String(i), JSON.object([("resolution", .array([.number(String(b.resolution.width)), .number(String(b.resolution.height))])),
+                                         ("count", .number(String(b.entries.count)))]))
+            })),
+            ("mean_img_ar_error", .number(pythonFloat(plan.meanAspectError))),
+        ]).serialized() : "null"
+        if let conv = c.convDim {
+            // kohya records --network_args only when given, as the strings typed.
+            m[.networkArgs] = JSON.object([("conv_dim", .string(String(conv))), ("conv_alpha", .string(formatNumber(Double(c.convAlpha))))]).serialized()
+        }
+        m[.sdModelName] = (model.path as NSString).lastPathComponent
+        m[.sdModelHash] = modelHashes.legacy
+        m[.newSdModelHash] = modelHashes.sha256
+        m[.trainingFinishedAt] = pythonFloat(Date().timeIntervalSince1970)
+        m[.steps] = String(step)
+        m[.epoch] = String(epoch)
+        // ModelSpec (library/sai_model_spec.py).
+        m[.specSaiModelSpec] = "1.0.1"
+        let v = model.family == .sd2 && model.prediction == .v
+        m[.specArchitecture] = (v ? "stable-diffusion-v2-768-v" : model.family.modelSpecArchitecture) + "/lora"
+        m[.specImplementation] = "diffusers"
+        m[.specTitle] = c.outputName
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        m[.specDate] = formatter.string(from: startedAt)
+        let side = plan.bucketing.resolution
+        m[.specResolution] = "\(side.width)x\(side.height)"
+        m[.specPredictionType] = model.prediction == .v ? "v" : "epsilon"
+        if let skip = c.clipSkip { m["modelspec.encoder_layer"] = String(skip) }
+        return m
+    }
+}
+
+/// Python's repr of a float (what str() of an argument writes): shortest
+/// round-trip digits, ".0" on integers, exponent below 1e-4 and from 1e16.
+public func pythonFloat(_ value: Double) -> String {
+    guard value.isFinite else { return value.isNaN ? "nan" : (value > 0 ? "inf" : "-inf") }
+    let magnitude = abs(value)
+    if magnitude != 0 && (magnitude < 1e-4 || magnitude >= 1e16) {
+        // Swift prints 1e-05 as "1e-05" already; make sure of the two-digit exponent Python uses.
+        let text = "\(value)"
+        guard let e = text.firstIndex(of: "e") else { return text }
+        let mantissa = text[..<e].hasSuffix(".0") ? String(text[..<e].dropLast(2)) : String(text[..<e])
+        var exponent = String(text[text.index(after: e)...])
+        let sign = exponent.hasPrefix("-") ? "-" : "+"
+        exponent = exponent.trimmingCharacters(in: CharacterSet(charactersIn: "+-"))
+        if exponent.count < 2 { exponent = "0" + exponent }
+        return mantissa + "e" + sign + exponent
+    }
+    let text = "\(value)"
+    if text.contains("e") {
+        // Swift uses an exponent where Python does not (e.g. 1e+15): print the integer part.
+        return value == value.rounded() ? String(format: "%.1f", value) : String(format: "%.17g", value)
+    }
+    return text
+}

@@ -1,0 +1,187 @@
+import Diffusion
+import Foundation
+import LoRACore
+
+/// What the loop reports as it goes (the CLI draws the progress bar and the
+/// log from these; tests read them).
+public enum TrainingEvent: Sendable {
+    case epochStarted(epoch: Int, of: Int)
+    /// After each optimizer step: kohya's `loss` (this step's, averaged over
+    /// accumulated micro-batches), `avr_loss` (the mean of the last epoch's
+    /// worth of steps, kohya's moving average) and the U-Net rate used.
+    case step(step: Int, of: Int, epoch: Int, loss: Double, averageLoss: Double, learningRate: Double)
+    case saved(path: String, epoch: Int, step: Int)
+}
+
+/// The training loop of sd-scripts' train_network.py for a U-Net LoRA with
+/// latents cached: per epoch, every bucket's entries shuffled and the
+/// (bucket, batch) list shuffled (seeded by seed + epoch, as kohya reseeds);
+/// per batch: cached latents, captions processed and encoded by the frozen
+/// text encoder, noise (+ offset), t uniform in [min, max), the U-Net's
+/// forward and backward with the LoRA modules, the gradient averaged over
+/// accumulated batches, clipped to `--max_grad_norm`, an AdamW step at the
+/// scheduled rate. Files are written at the epochs/steps asked and at the end.
+public final class LoRATrainer {
+    public let model: StableDiffusionModel
+    public let plan: DatasetPlan
+    public let configuration: TrainingConfiguration
+    public let network: LoRANetwork
+    public let steps: StepCount
+    public let captions: CaptionEncoder
+    let tape: TrainingTape
+    var optimizer: AdamW
+    public private(set) var cache = LatentCache()
+    public private(set) var startedAt = Date()
+    public internal(set) var savedFiles: [String] = []
+    /// The session id kohya draws at random; here from the seed, so two runs
+    /// with the same seed write the same metadata apart from the timestamps.
+    public let sessionID: UInt32
+    /// The base checkpoint's A1111 legacy hash and full SHA-256 (`ss_sd_model_hash`,
+    /// `ss_new_sd_model_hash`), computed at the first save.
+    public private(set) lazy var modelHashes: (legacy: String, sha256: String) = {
+        (Hashing.legacyModelHash(model.file.file), Hashing.sha256(model.file.file))
+    }()
+
+    public init(model: StableDiffusionModel, plan: DatasetPlan, configuration: TrainingConfiguration) throws(ModelError) {
+        guard model.family != .sdxl else { throw ModelError(.unsupported, "SDXL training is not supported yet (SD1.x and SD2.x are)", file: model.path) }
+        guard model.encoder != nil else { throw ModelError(.mismatch, "the model was loaded without its VAE encoder", file: model.path) }
+        // The VAE halves the size vaeMultipliers − 1 times and the U-Net channelMultipliers − 1 times
+        // more; a side that does not divide evenly cannot come back up to the skip connection's size.
+        let multiple = (1 << (model.config.vaeMultipliers.count - 1)) * (1 << (model.config.channelMultipliers.count - 1))
+        if let bad = plan.buckets.first(where: { $0.resolution.width % multiple != 0 || $0.resolution.height % multiple != 0 }) {
+            throw ModelError(.mismatch, "bucket \(bad.resolution.width)x\(bad.resolution.height): this model needs image sides that are "
+                             + "multiples of \(multiple) (use --bucket-reso-steps \(multiple) and a resolution that is a multiple of it)")
+        }
+        self.model = model
+        self.plan = plan
+        self.configuration = configuration
+        var random = TrainingRandom(seed: configuration.seed)
+        sessionID = random.generator.nextUInt32() & 0x7fff_ffff
+        network = LoRANetwork.kohya(ModelLayout(model.config), dim: configuration.networkDim, alpha: configuration.networkAlpha,
+                                    convDim: configuration.convDim, convAlpha: configuration.convAlpha, textEncoder: false) {
+            Float(random.uniform())
+        }
+        tape = network.tape(for: model)
+        steps = StepCount(batchesPerEpoch: plan.batchesPerEpoch, gradientAccumulationSteps: configuration.gradientAccumulationSteps,
+                          maxTrainEpochs: configuration.maxTrainEpochs, maxTrainSteps: configuration.maxTrainSteps)
+        captions = try CaptionEncoder(text: model.text, maxTokenLength: configuration.maxTokenLength, clipSkip: configuration.clipSkip)
+        optimizer = AdamW(beta1: configuration.betas.0, beta2: configuration.betas.1, epsilon: configuration.optimizerEpsilon,
+                          weightDecay: configuration.weightDecay)
+    }
+
+    public var schedule: LearningRateSchedule {
+        var s = LearningRateSchedule(kind: configuration.scheduler, totalSteps: steps.totalSteps, warmupSteps: warmupSteps)
+        s.cycles = configuration.schedulerCycles
+        s.power = configuration.schedulerPower
+        s.polynomialInitial = configuration.learningRate
+        return s
+    }
+
+    public var warmupSteps: Int {
+        configuration.warmupFraction.map { Int(($0 * Double(steps.totalSteps)).rounded(.down)) } ?? configuration.warmupSteps
+    }
+
+    public func cacheLatents(progress: (Int, Int) -> Void = { _, _ in }) throws(ModelError) {
+        var random = TrainingRandom(seed: configuration.seed &+ 0x5EED)
+        cache = try LatentCache.encode(plan: plan, encoder: model.encoder!, random: &random, progress: progress)
+    }
+
+    /// The batches of an epoch: (bucket, entries) in training order.
+    func batches(epoch: Int) -> [[Int]] {
+        var random = TrainingRandom(seed: configuration.seed &+ UInt64(epoch))
+        var all: [[Int]] = []
+        for bucket in plan.buckets {
+            var entries = bucket.entries
+            random.shuffle(&entries)
+            all += stride(from: 0, to: entries.count, by: plan.batchSize).map { Array(entries[$0..<min($0 + plan.batchSize, entries.count)]) }
+        }
+        random.shuffle(&all)
+        return all
+    }
+
+    /// Trains to the end; returns the files written (epoch files, then the final one).
+    public func run(events: (TrainingEvent) throws -> Void = { _ in }) throws -> [String] {
+        precondition(cache.latents.count == plan.images.count, "cacheLatents() first")
+        startedAt = Date()
+        var random = TrainingRandom(seed: configuration.seed &+ 0xD1FF)
+        let parameters = network.parameters
+        let schedule = schedule
+        var step = 0
+        var recent: [Double] = []
+        for p in parameters { p.gradient.zero() }
+        epochs: for epoch in 1...max(1, steps.epochs) {
+            try events(.epochStarted(epoch: epoch, of: steps.epochs))
+            let batches = batches(epoch: epoch)
+            var micro = 0, stepLoss = 0.0
+            for (index, batch) in batches.enumerated() {
+                stepLoss += try trainMicroBatch(batch, epoch: epoch, random: &random)
+                micro += 1
+                let lastOfEpoch = index == batches.count - 1
+                guard micro == configuration.gradientAccumulationSteps || lastOfEpoch else { continue }
+                let loss = stepLoss / Double(micro)
+                guard loss.isFinite else {
+                    throw ModelError(.mismatch, "the loss became \(loss) at step \(step + 1) (epoch \(epoch)); training stopped"
+                                     + (savedFiles.last.map { ", the last good file is \($0)" } ?? ", nothing was saved")
+                                     + ". Lower the learning rate or the network alpha")
+                }
+                // sd-scripts' backward divides each micro-batch's loss by the accumulation count.
+                if micro > 1 { for p in parameters { for i in p.gradient.values.indices { p.gradient.values[i] /= Float(micro) } } }
+                clipGradientNorm(parameters, maximum: configuration.maxGradNorm)
+                let rate = configuration.unetRate * schedule.factor(at: step)
+                optimizer.update([ParameterGroup(name: "unet", parameters: parameters, learningRate: rate)])
+                for p in parameters { p.gradient.zero() }
+                step += 1
+                recent.append(loss)
+                if recent.count > steps.stepsPerEpoch { recent.removeFirst() }
+                try events(.step(step: step, of: steps.totalSteps, epoch: epoch, loss: loss,
+                                 averageLoss: recent.reduce(0, +) / Double(recent.count), learningRate: rate))
+                (micro, stepLoss) = (0, 0)
+                if let every = configuration.saveEveryNSteps, step % every == 0, step < steps.totalSteps {
+                    let path = try save(name: String(format: "%@-step%08d", configuration.outputName, step), epoch: epoch, step: step)
+                    try events(.saved(path: path, epoch: epoch, step: step))
+                }
+                if step >= steps.totalSteps { break epochs }
+            }
+            if let every = configuration.saveEveryNEpochs, epoch % every == 0, epoch < steps.epochs {
+                let path = try save(name: String(format: "%@-%06d", configuration.outputName, epoch), epoch: epoch, step: step)
+                try events(.saved(path: path, epoch: epoch, step: step))
+            }
+        }
+        let path = try save(name: configuration.outputName, epoch: steps.epochs, step: step)
+        try events(.saved(path: path, epoch: steps.epochs, step: step))
+        return savedFiles
+    }
+
+    /// One micro-batch's forward and backward (gradients added into the buffers); its loss.
+    func trainMicroBatch(_ entries: [Int], epoch: Int, random: inout TrainingRandom) throws(ModelError) -> Double {
+        var latentValues: [Float] = [], contextValues: [Float] = [], scales: [Float] = []
+        var latentShape: [Int] = [], contextShape: [Int] = []
+        for entry in entries {
+            let image = plan.images[entry]
+            let subset = plan.subsets[image.subsetIndex]
+            let useFlip = cache.flipped[entry] != nil && random.uniform() < 0.5
+            let latents = useFlip ? cache.flipped[entry]! : cache.latents[entry]
+            latentShape = latents.shape
+            latentValues += latents.values
+            let caption = CaptionProcessing.process(image.caption, subset: subset, epoch: epoch, random: &random)
+            let context = try captions.context(caption)
+            contextShape = context.shape
+            contextValues += context.values
+            scales.append(image.isRegularization ? Float(configuration.priorLossWeight) : 1)
+        }
+        let b = entries.count
+        let latents = Tensor(shape: [b] + latentShape.dropFirst(), values: latentValues)
+        var noise = Tensor(shape: latents.shape, values: random.normal(latents.count))
+        if let offset = configuration.noiseOffset, offset != 0 {
+            // sd-scripts `apply_noise_offset`: offset · N(0, 1) per item and channel.
+            let channels = latents.shape[1], plane = latents.shape[2] * latents.shape[3]
+            let shifts = random.normal(b * channels)
+            for i in 0..<(b * channels) { for j in 0..<plane { noise.values[i * plane + j] += Float(offset) * shifts[i] } }
+        }
+        let span = configuration.maxTimestep - configuration.minTimestep
+        let timesteps = (0..<b).map { _ in configuration.minTimestep + (span > 0 ? random.integer(below: span) : 0) }
+        let context = Tensor(shape: [b] + contextShape.dropFirst(), values: contextValues)
+        return unetTrainingStep(model.unet, tape: tape, objective: configuration.objective, latents: latents, noise: noise,
+                                timesteps: timesteps, context: context, itemScales: scales)
+    }
+}

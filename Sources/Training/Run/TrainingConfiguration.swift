@@ -1,0 +1,81 @@
+import Diffusion
+import LoRACore
+
+/// Everything a run is asked to do, with sd-scripts' defaults
+/// (library/train_util.py `add_training_arguments`, train_network.py): a
+/// kohya user's setting means the same here. The CLI fills it; tests build it.
+public struct TrainingConfiguration: Sendable {
+    public var outputDirectory: String
+    public var outputName: String = "last"
+    /// kohya: `--network_dim` (None → 4) and `--network_alpha` (default 1, so scale 1/dim).
+    public var networkDim = 4
+    public var networkAlpha: Float = 1
+    /// LoCon/C3Lier: `--network_args conv_dim=… conv_alpha=…` (conv_alpha default 1).
+    public var convDim: Int?
+    public var convAlpha: Float = 1
+    /// `--learning_rate` (kohya's default 2e-6); `--unet_lr` falls back to it.
+    public var learningRate = 2e-6
+    public var unetLearningRate: Double?
+    public var textEncoderLearningRate: Double?
+    public var scheduler: LearningRateSchedule.Kind = .constant
+    public var warmupSteps = 0
+    /// `--lr_warmup_steps` below 1 is a fraction of the total steps (sd-scripts).
+    public var warmupFraction: Double?
+    public var schedulerCycles = 1
+    public var schedulerPower = 1.0
+    public var maxTrainSteps = 1600
+    public var maxTrainEpochs: Int?
+    public var gradientAccumulationSteps = 1
+    public var maxGradNorm: Float = 1
+    public var seed: UInt64 = 42
+    public var saveEveryNEpochs: Int?
+    public var saveEveryNSteps: Int?
+    public var savePrecision: DType = .f32
+    public var objective = DiffusionObjective()
+    /// `--noise_offset`: per item and channel, offset · N(0, 1) added to the noise.
+    public var noiseOffset: Double?
+    public var priorLossWeight = 1.0
+    /// `--min_timestep` / `--max_timestep`: t uniform in [min, max).
+    public var minTimestep = 0
+    public var maxTimestep = 1000
+    public var maxTokenLength: Int?
+    public var clipSkip: Int?
+    public var trainingComment: String?
+    /// AdamW's weight decay (`--optimizer_args weight_decay=…`; torch's default 0.01) and betas.
+    public var weightDecay = 0.01
+    public var betas = (0.9, 0.999)
+    public var optimizerEpsilon = 1e-8
+    /// What `--optimizer_args` said, for `ss_optimizer`.
+    public var optimizerArguments: [String] = []
+    /// The command-line resolution text kohya records (`ss_resolution`, e.g. "(512, 512)").
+    public var resolutionText = "(512, 512)"
+    public var minBucketReso = 256
+    public var maxBucketReso = 1024
+
+    public init(outputDirectory: String) { self.outputDirectory = outputDirectory }
+
+    public var unetRate: Double { unetLearningRate ?? learningRate }
+}
+
+/// sd-scripts' step arithmetic (train_network.py): optimizer steps per epoch
+/// = ⌈batches / accumulation⌉; with `--max_train_epochs` E the run is E of
+/// them, otherwise `--max_train_steps` (default 1600) and as many epochs as
+/// that needs (the last one stopping part-way).
+public struct StepCount: Sendable, Equatable {
+    public var batchesPerEpoch: Int
+    public var stepsPerEpoch: Int
+    public var epochs: Int
+    public var totalSteps: Int
+
+    public init(batchesPerEpoch: Int, gradientAccumulationSteps: Int, maxTrainEpochs: Int?, maxTrainSteps: Int) {
+        self.batchesPerEpoch = batchesPerEpoch
+        stepsPerEpoch = (batchesPerEpoch + gradientAccumulationSteps - 1) / gradientAccumulationSteps
+        if let e = maxTrainEpochs {
+            totalSteps = e * stepsPerEpoch
+            epochs = e
+        } else {
+            totalSteps = maxTrainSteps
+            epochs = (maxTrainSteps + stepsPerEpoch - 1) / max(1, stepsPerEpoch)
+        }
+    }
+}

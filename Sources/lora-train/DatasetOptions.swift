@@ -1,0 +1,118 @@
+import ArgumentParser
+import Foundation
+import Training
+
+/// Where the images are and how kohya reads them (sd-scripts' dataset arguments).
+struct DatasetOptions: ParsableArguments {
+    @Option(name: [.long, .customLong("train_data_dir")],
+            help: ArgumentHelp("The parent of the <repeats>_<class tokens> image folders (e.g. dataset/ holding 10_mychar/). kohya: --train_data_dir.",
+                               valueName: "path"), completion: .directory)
+    var trainDataDir: String?
+
+    @Option(name: [.long, .customLong("reg_data_dir")],
+            help: ArgumentHelp("The parent of regularization folders, balanced to as many samples as the training images. kohya: --reg_data_dir.",
+                               valueName: "path"), completion: .directory)
+    var regDataDir: String?
+
+    @Option(name: [.long, .customLong("caption_extension"), .customLong("caption_extention")],
+            help: ArgumentHelp("Caption file extension (kohya's default .caption; a warning names .txt files it finds instead).", valueName: "ext"))
+    var captionExtension = ".caption"
+
+    @Option(help: ArgumentHelp("Training resolution as an area: 512, or width,height (kohya: \"512,768\").", valueName: "size"))
+    var resolution = "512"
+
+    @Flag(name: [.long, .customLong("enable_bucket")], help: "Aspect-ratio buckets (kohya's predefined list of area ≤ resolution).")
+    var enableBucket = false
+
+    @Option(name: [.long, .customLong("min_bucket_reso")], help: ArgumentHelp("Smallest bucket side.", valueName: "px"))
+    var minBucketReso = 256
+
+    @Option(name: [.long, .customLong("max_bucket_reso")], help: ArgumentHelp("Largest bucket side.", valueName: "px"))
+    var maxBucketReso = 1024
+
+    @Option(name: [.long, .customLong("bucket_reso_steps")], help: ArgumentHelp("Bucket side step (a multiple of 8; 64 for SD1/SD2).", valueName: "px"))
+    var bucketResoSteps = 64
+
+    @Flag(name: [.long, .customLong("bucket_no_upscale")], help: "Buckets from each image's own size, never enlarging.")
+    var bucketNoUpscale = false
+
+    @Option(name: [.long, .customLong("train_batch_size")], help: ArgumentHelp("Images per batch (a batch never mixes buckets).", valueName: "n"))
+    var trainBatchSize = 1
+
+    @Flag(name: [.long, .customLong("shuffle_caption")], help: "Shuffle the comma-separated tags of each caption (after --keep-tokens).")
+    var shuffleCaption = false
+
+    @Option(name: [.long, .customLong("keep_tokens")], help: ArgumentHelp("Tags (not CLIP tokens) kept in front when shuffling.", valueName: "n"))
+    var keepTokens = 0
+
+    @Option(name: [.long, .customLong("keep_tokens_separator")], help: ArgumentHelp("Text before this separator stays in front.", valueName: "text"))
+    var keepTokensSeparator = ""
+
+    @Option(name: [.long, .customLong("caption_separator")], help: ArgumentHelp("Tag separator.", valueName: "text"))
+    var captionSeparator = ","
+
+    @Option(name: [.long, .customLong("caption_prefix")], help: ArgumentHelp("Text put before every caption.", valueName: "text"))
+    var captionPrefix: String?
+
+    @Option(name: [.long, .customLong("caption_suffix")], help: ArgumentHelp("Text put after every caption.", valueName: "text"))
+    var captionSuffix: String?
+
+    @Option(name: [.long, .customLong("caption_dropout_rate")], help: ArgumentHelp("Probability of training a sample with an empty caption.", valueName: "p"))
+    var captionDropoutRate = 0.0
+
+    @Option(name: [.long, .customLong("caption_dropout_every_n_epochs")], help: ArgumentHelp("Empty captions for every n-th epoch.", valueName: "n"))
+    var captionDropoutEveryNEpochs = 0
+
+    @Option(name: [.long, .customLong("caption_tag_dropout_rate")], help: ArgumentHelp("Probability of dropping each shuffled tag.", valueName: "p"))
+    var captionTagDropoutRate = 0.0
+
+    @Flag(name: [.long, .customLong("flip_aug")], help: "Mirror images at random (both latents are cached).")
+    var flipAug = false
+
+    @Option(name: [.long, .customLong("prior_loss_weight")], help: ArgumentHelp("Loss weight of regularization images.", valueName: "w"))
+    var priorLossWeight = 1.0
+
+    @Option(name: [.long, .customLong("max_token_length")], help: ArgumentHelp("Caption tokens: 75 (default), 150 or 225.", valueName: "n"))
+    var maxTokenLength: Int?
+
+    @Option(name: [.long, .customLong("clip_skip")], help: ArgumentHelp("Text-encoder layer from the end (2 for most anime SD1 models).", valueName: "n"))
+    var clipSkip: Int?
+
+    @Flag(name: [.long, .customLong("cache_latents")],
+          help: "Accepted for kohya command lines: latents are always cached in memory (color aug and random crop are not offered).")
+    var cacheLatents = false
+
+    func validate() throws {
+        guard trainDataDir != nil else { throw ValidationError("--train-data-dir is required (kohya: --train_data_dir)") }
+        guard trainBatchSize >= 1 else { throw ValidationError("--train-batch-size must be at least 1") }
+        guard bucketResoSteps >= 8, bucketResoSteps % 8 == 0 else { throw ValidationError("--bucket-reso-steps must be a multiple of 8") }
+        for (name, p) in [("--caption-dropout-rate", captionDropoutRate), ("--caption-tag-dropout-rate", captionTagDropoutRate)] where !(0...1).contains(p) {
+            throw ValidationError("\(name) must be between 0 and 1")
+        }
+        if let c = clipSkip, c < 1 { throw ValidationError("--clip-skip must be at least 1") }
+        _ = try parsedResolution()
+    }
+
+    /// kohya's `--resolution`: "512" or "512,768" (width, height).
+    func parsedResolution() throws -> Resolution {
+        let parts = resolution.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard (1...2).contains(parts.count), parts.allSatisfy({ ($0 ?? 0) >= 64 && ($0 ?? 0) % 8 == 0 }) else {
+            throw ValidationError("--resolution \(resolution): give a size such as 512 or width,height such as 512,768 (multiples of 8)")
+        }
+        return Resolution(parts[0]!, parts.count == 2 ? parts[1]! : parts[0]!)
+    }
+
+    func subsetSettings(_ subset: inout DatasetSubset) {
+        subset.captionExtension = DatasetSubset.normalizedExtension(captionExtension)
+        subset.shuffleCaption = shuffleCaption
+        subset.keepTokens = keepTokens
+        subset.keepTokensSeparator = keepTokensSeparator
+        subset.captionSeparator = captionSeparator
+        subset.captionPrefix = captionPrefix
+        subset.captionSuffix = captionSuffix
+        subset.captionDropoutRate = captionDropoutRate
+        subset.captionDropoutEveryNEpochs = captionDropoutEveryNEpochs
+        subset.captionTagDropoutRate = captionTagDropoutRate
+        subset.flipAugment = flipAug
+    }
+}

@@ -1,0 +1,213 @@
+import ArgumentParser
+import Diffusion
+import Foundation
+import LoRACore
+import ToolSupport
+import Training
+
+@main
+struct LoRATrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lora-train",
+        abstract: "Train a LoRA (or LoCon) for SD1.x/SD2.x with kohya's conventions, on the CPU.",
+        discussion: """
+        The dataset is laid out as for kohya's train_network.py: --train-data-dir is the parent of folders named \
+        <repeats>_<class tokens> (e.g. dataset/10_mychar/) holding PNG or JPEG images and, beside each, a caption \
+        file (--caption-extension, kohya's default .caption). Images without a caption are captioned with the \
+        folder's class tokens. Before training, the plan is printed as kohya prints it: images and repeats per \
+        folder, buckets with counts, batches per epoch and total steps (--dry-run stops there).
+
+        Latents are cached in memory before training. Files are written as kohya names them: \
+        NAME-000002.safetensors every --save-every-n-epochs, NAME-step00000500.safetensors every \
+        --save-every-n-steps, and NAME.safetensors at the end, with kohya's ss_* and modelspec.* metadata, so \
+        A1111, ComfyUI, kohya and lora-inspect read them. A CSV of loss and learning rate per step goes to \
+        NAME-log.csv beside them. kohya's spellings (--pretrained_model_name_or_path, --train_data_dir, \
+        --network_dim, …) are accepted; a kohya option not listed here is an error that names it.
+
+        Not yet: text-encoder training (pass --network-train-unet-only), optimizers other than AdamW, \
+        --mixed-precision bf16, sample images, --save-state/--resume, TOML configs, latent caches on disk, SDXL.
+
+        Examples:
+
+          lora-train --model sd15.safetensors --train-data-dir dataset/ --output-dir out/ --output-name mychar \\
+                     --network-dim 32 --network-alpha 16 --network-train-unet-only --resolution 512 --enable-bucket \\
+                     --max-train-epochs 10 --save-every-n-epochs 2 --learning-rate 1e-4
+          lora-train ... --dry-run
+
+        \(ExitStatus.documentation)
+        """,
+        version: LoRATools.version)
+
+    static func main() {
+        Completions.answerBashRequest(Self.self)
+        Self.main(nil)
+    }
+
+    @Option(name: [.short, .long, .customLong("pretrained_model_name_or_path")],
+            help: ArgumentHelp("The SD1.x/SD2.x checkpoint to train on (.safetensors or .ckpt). kohya: --pretrained_model_name_or_path.",
+                               valueName: "path"), completion: .file(extensions: ["safetensors", "ckpt"]))
+    var model: String
+
+    @Option(help: ArgumentHelp("CLIP tokenizer: a folder with vocab.json and merges.txt, or bpe_simple_vocab_16e6.txt.gz.", valueName: "path"),
+            completion: .file())
+    var tokenizer: String?
+
+    @OptionGroup(title: "Dataset") var dataset: DatasetOptions
+    @OptionGroup(title: "Network") var network: NetworkOptions
+    @OptionGroup(title: "Optimizer and loss") var optimizer: OptimizerOptions
+
+    @Option(name: [.long, .customLong("output_dir")], help: ArgumentHelp("Folder for the LoRA files and the log.", valueName: "path"),
+            completion: .directory)
+    var outputDir: String?
+
+    @Option(name: [.long, .customLong("output_name")], help: ArgumentHelp("File name without extension (kohya's default: last).", valueName: "name"))
+    var outputName = "last"
+
+    @Option(name: [.long, .customLong("max_train_epochs")], help: ArgumentHelp("Epochs to train (overrides --max-train-steps).", valueName: "n"))
+    var maxTrainEpochs: Int?
+
+    @Option(name: [.long, .customLong("max_train_steps")], help: ArgumentHelp("Optimizer steps to train (kohya's default 1600).", valueName: "n"))
+    var maxTrainSteps = 1600
+
+    @Option(name: [.long, .customLong("save_every_n_epochs")], help: ArgumentHelp("Also save NAME-<epoch>.safetensors every n epochs.", valueName: "n"))
+    var saveEveryNEpochs: Int?
+
+    @Option(name: [.long, .customLong("save_every_n_steps")], help: ArgumentHelp("Also save NAME-step<step>.safetensors every n steps.", valueName: "n"))
+    var saveEveryNSteps: Int?
+
+    @Option(name: [.long, .customLong("save_precision")], help: ArgumentHelp("dtype of the saved tensors (kohya's default: fp32).", valueName: "fp16|bf16|fp32"))
+    var savePrecision: Precision?
+
+    @Option(name: [.long, .customLong("save_model_as")], help: ArgumentHelp("Only safetensors.", valueName: "format"))
+    var saveModelAs = "safetensors"
+
+    @Option(help: ArgumentHelp("Seed of everything random in the run (same seed, same file).", valueName: "n"))
+    var seed: UInt64 = 42
+
+    @Option(name: [.long, .customLong("mixed_precision")], help: ArgumentHelp("no (fp32). bf16 is planned.", valueName: "no|fp16|bf16"))
+    var mixedPrecision = "no"
+
+    @Option(name: [.long, .customLong("training_comment")], help: ArgumentHelp("Stored as ss_training_comment.", valueName: "text"))
+    var trainingComment: String?
+
+    @Flag(name: [.long, .customLong("dry_run")], help: "Print the plan (images, buckets, steps) and stop.")
+    var dryRun = false
+
+    @Flag(name: .shortAndLong, help: "No progress bar.")
+    var quiet = false
+
+    @OptionGroup var kohyaFlags: KohyaAcceptedFlags
+    @OptionGroup var kohyaIgnored: KohyaTrainingFlags
+
+    func validate() throws {
+        if !dryRun && outputDir == nil { throw ValidationError("--output-dir is required (kohya: --output_dir)") }
+        guard saveModelAs == "safetensors" else { throw ValidationError("--save-model-as \(saveModelAs): only safetensors is written") }
+        guard mixedPrecision == "no" else {
+            throw ValidationError("--mixed-precision \(mixedPrecision) is not supported yet; training runs in fp32 (--mixed-precision no)")
+        }
+        guard network.networkTrainUnetOnly || optimizer.textEncoderLr == 0 else {
+            throw ValidationError("text-encoder training is not built yet: pass --network-train-unet-only (or --text-encoder-lr 0)")
+        }
+        if let n = maxTrainEpochs, n < 1 { throw ValidationError("--max-train-epochs must be at least 1") }
+        guard maxTrainSteps >= 1 else { throw ValidationError("--max-train-steps must be at least 1") }
+        guard !outputName.isEmpty, !outputName.contains("/") else { throw ValidationError("--output-name must be a file name without folders") }
+    }
+
+    func run() throws {
+        ToolEnvironment.prepare()
+        try ToolRun.perform(json: false) {
+            let plan = try makePlan()
+            let configuration = try makeConfiguration()
+            let steps = StepCount(batchesPerEpoch: plan.batchesPerEpoch, gradientAccumulationSteps: configuration.gradientAccumulationSteps,
+                                  maxTrainEpochs: configuration.maxTrainEpochs, maxTrainSteps: configuration.maxTrainSteps)
+            for line in plan.reportLines(steps: steps, gradientAccumulationSteps: configuration.gradientAccumulationSteps) { ToolRun.say(line) }
+            for warning in plan.warnings { printError("warning: " + TerminalText.escape(warning)) }
+            if kohyaIgnored.gradientCheckpointing {
+                printError("note: --gradient-checkpointing is accepted but not built yet; attention is recomputed blockwise either way")
+            }
+            if dryRun { return }
+            try TrainingSession(command: self, plan: plan, configuration: configuration).run()
+        }
+    }
+
+    func makePlan() throws(ModelError) -> DatasetPlan {
+        let resolution: Resolution
+        do { resolution = try dataset.parsedResolution() } catch { throw ModelError(.mismatch, "\(error)") }
+        let mode: BucketSet.Mode
+        if !dataset.enableBucket {
+            mode = .fixed
+        } else if dataset.bucketNoUpscale {
+            mode = .noUpscale(step: dataset.bucketResoSteps)
+        } else {
+            let limits = BucketSet.adjustedLimits(resolution: resolution, min: dataset.minBucketReso, max: dataset.maxBucketReso,
+                                                  step: dataset.bucketResoSteps)
+            if let error = limits.error { throw ModelError(.mismatch, error) }
+            mode = .predefined(min: limits.min, max: limits.max, step: dataset.bucketResoSteps)
+        }
+        var (subsets, skipped) = try DatasetSubset.fromFolders(train: dataset.trainDataDir!, regularization: dataset.regDataDir)
+        for i in subsets.indices { dataset.subsetSettings(&subsets[i]) }
+        return try DatasetPlan.make(subsets: subsets, bucketing: BucketSet(resolution: resolution, mode: mode), batchSize: dataset.trainBatchSize,
+                                    skippedFolders: skipped)
+    }
+
+    func makeConfiguration() throws -> TrainingConfiguration {
+        var c = TrainingConfiguration(outputDirectory: outputDir ?? ".")
+        c.outputName = outputName
+        c.networkDim = network.networkDim
+        c.networkAlpha = network.networkAlpha
+        (c.convDim, c.convAlpha) = try network.parsedArgs()
+        c.learningRate = optimizer.learningRate
+        c.unetLearningRate = optimizer.unetLr
+        c.textEncoderLearningRate = optimizer.textEncoderLr
+        c.scheduler = LearningRateSchedule.Kind(rawValue: optimizer.lrScheduler)!
+        if optimizer.lrWarmupSteps < 1 && optimizer.lrWarmupSteps > 0 { c.warmupFraction = optimizer.lrWarmupSteps } else {
+            c.warmupSteps = Int(optimizer.lrWarmupSteps)
+        }
+        c.schedulerCycles = optimizer.lrSchedulerNumCycles
+        c.schedulerPower = optimizer.lrSchedulerPower
+        c.maxTrainSteps = maxTrainSteps
+        c.maxTrainEpochs = maxTrainEpochs
+        c.gradientAccumulationSteps = optimizer.gradientAccumulationSteps
+        c.maxGradNorm = optimizer.maxGradNorm
+        c.seed = seed
+        c.saveEveryNEpochs = saveEveryNEpochs
+        c.saveEveryNSteps = saveEveryNSteps
+        c.savePrecision = savePrecision?.dtype ?? .f32
+        c.noiseOffset = optimizer.noiseOffset
+        c.priorLossWeight = dataset.priorLossWeight
+        c.minTimestep = optimizer.minTimestep
+        c.maxTimestep = optimizer.maxTimestep
+        c.maxTokenLength = dataset.maxTokenLength
+        c.clipSkip = dataset.clipSkip
+        c.trainingComment = trainingComment
+        c.objective.minSNRGamma = optimizer.minSnrGamma
+        c.objective.debiasedEstimation = optimizer.debiasedEstimationLoss
+        c.objective.scaleVPredictionLoss = optimizer.scaleVPredLossLikeNoisePred
+        c.objective.vPredictionLikeLoss = optimizer.vPredLikeLoss
+        let args = try optimizer.parsedArgs()
+        (c.weightDecay, c.betas, c.optimizerEpsilon) = (args.weightDecay, args.betas, args.eps)
+        c.optimizerArguments = optimizer.optimizerArgs
+        // kohya records args.resolution after turning it into a tuple: "(512, 512)".
+        if let r = try? dataset.parsedResolution() { c.resolutionText = "(\(r.width), \(r.height))" }
+        c.minBucketReso = dataset.minBucketReso
+        c.maxBucketReso = dataset.maxBucketReso
+        return c
+    }
+}
+
+/// kohya options that change how sd-scripts runs on a GPU but not what is
+/// trained; accepted so kohya command lines run unchanged.
+struct KohyaTrainingFlags: ParsableArguments {
+    @Flag(name: .customLong("xformers"), help: ArgumentHelp("Accepted: attention is always computed blockwise.", visibility: .hidden))
+    var xformers = false
+    @Flag(name: .customLong("sdpa"), help: ArgumentHelp("Accepted: attention is always computed blockwise.", visibility: .hidden))
+    var sdpa = false
+    @Flag(name: .customLong("mem_eff_attn"), help: ArgumentHelp("Accepted: attention is always computed blockwise.", visibility: .hidden))
+    var memEffAttn = false
+    @Flag(name: .customLong("persistent_data_loader_workers"), help: ArgumentHelp("Accepted: no data-loader processes.", visibility: .hidden))
+    var persistentWorkers = false
+    @Option(name: .customLong("max_data_loader_n_workers"), help: ArgumentHelp("Accepted: no data-loader processes.", visibility: .hidden))
+    var workers: Int?
+    @Flag(name: [.long, .customLong("gradient_checkpointing")], help: ArgumentHelp("Accepted; not built yet (a note says so).", visibility: .hidden))
+    var gradientCheckpointing = false
+}

@@ -1,0 +1,54 @@
+import ArgumentParser
+import Foundation
+
+/// The LoRA network (sd-scripts networks/lora.py arguments).
+struct NetworkOptions: ParsableArguments {
+    @Option(name: [.long, .customLong("network_module")], help: ArgumentHelp("Only networks.lora (LoRA, and LoCon with conv_dim).", valueName: "module"))
+    var networkModule = "networks.lora"
+
+    @Option(name: [.long, .customLong("network_dim")], help: ArgumentHelp("Rank of the attention modules (kohya's default 4).", valueName: "n"))
+    var networkDim = 4
+
+    @Option(name: [.long, .customLong("network_alpha")], help: ArgumentHelp("Alpha: the modules are scaled by alpha/dim (kohya's default 1).", valueName: "a"))
+    var networkAlpha: Float = 1
+
+    @Option(name: [.long, .customLong("network_args")], parsing: .upToNextOption,
+            help: ArgumentHelp("key=value settings: conv_dim=n conv_alpha=a (LoCon: the ResBlock convolutions too).", valueName: "key=value"))
+    var networkArgs: [String] = []
+
+    @Flag(name: [.long, .customLong("network_train_unet_only")], help: "Train only the U-Net's modules (required for now: text-encoder backward is not built yet).")
+    var networkTrainUnetOnly = false
+
+    @Option(name: [.long, .customLong("network_weights")], help: ArgumentHelp("Not supported yet: starting from an existing LoRA.", valueName: "path"))
+    var networkWeights: String?
+
+    func validate() throws {
+        guard networkModule == "networks.lora" else {
+            throw ValidationError("--network-module \(networkModule) is not supported; lora-train trains networks.lora (LoRA, LoCon via conv_dim)")
+        }
+        guard networkDim >= 1 else { throw ValidationError("--network-dim must be at least 1") }
+        guard networkAlpha > 0 else { throw ValidationError("--network-alpha must be positive") }
+        if networkWeights != nil { throw ValidationError("--network-weights is not supported yet (continuing from a LoRA file)") }
+        _ = try parsedArgs()
+    }
+
+    /// conv_dim / conv_alpha from `--network-args`; any other key is an error naming it.
+    func parsedArgs() throws -> (convDim: Int?, convAlpha: Float) {
+        var convDim: Int?, convAlpha: Float = 1
+        for item in networkArgs {
+            let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2 else { throw ValidationError("--network-args \(item): expected key=value") }
+            switch parts[0] {
+            case "conv_dim":
+                guard let v = Int(parts[1]), v >= 1 else { throw ValidationError("--network-args conv_dim=\(parts[1]): a positive integer") }
+                convDim = v
+            case "conv_alpha":
+                guard let v = Float(parts[1]), v > 0 else { throw ValidationError("--network-args conv_alpha=\(parts[1]): a positive number") }
+                convAlpha = v
+            default:
+                throw ValidationError("--network-args \(parts[0]) is not supported yet (conv_dim and conv_alpha are)")
+            }
+        }
+        return (convDim, convAlpha)
+    }
+}

@@ -1,0 +1,100 @@
+import ArgumentParser
+import Foundation
+import Training
+
+/// Optimizer, learning rates, schedule and the loss (sd-scripts' optimizer and training arguments).
+struct OptimizerOptions: ParsableArguments {
+    @Option(name: [.long, .customLong("optimizer_type")], help: ArgumentHelp("AdamW (AdamW8bit is accepted and trained as AdamW).", valueName: "name"))
+    var optimizerType = "AdamW"
+
+    @Option(name: [.long, .customLong("optimizer_args")], parsing: .upToNextOption,
+            help: ArgumentHelp("key=value: weight_decay=0.01 betas=0.9,0.999 eps=1e-8.", valueName: "key=value"))
+    var optimizerArgs: [String] = []
+
+    @Option(name: [.long, .customLong("learning_rate"), .customLong("lr")], help: ArgumentHelp("Base learning rate (kohya's default 2e-6).", valueName: "rate"))
+    var learningRate = 2e-6
+
+    @Option(name: [.long, .customLong("unet_lr")], help: ArgumentHelp("U-Net modules' rate (default: --learning-rate).", valueName: "rate"))
+    var unetLr: Double?
+
+    @Option(name: [.long, .customLong("text_encoder_lr")], help: ArgumentHelp("Text-encoder modules' rate (0: the text encoder is not trained).", valueName: "rate"))
+    var textEncoderLr: Double?
+
+    @Option(name: [.long, .customLong("lr_scheduler")],
+            help: ArgumentHelp("constant, constant_with_warmup, linear, cosine, cosine_with_restarts or polynomial.", valueName: "name"))
+    var lrScheduler = "constant"
+
+    @Option(name: [.long, .customLong("lr_warmup_steps")], help: ArgumentHelp("Warmup steps, or a fraction of all steps when below 1.", valueName: "n"))
+    var lrWarmupSteps = 0.0
+
+    @Option(name: [.long, .customLong("lr_scheduler_num_cycles")], help: ArgumentHelp("Restarts of cosine_with_restarts.", valueName: "n"))
+    var lrSchedulerNumCycles = 1
+
+    @Option(name: [.long, .customLong("lr_scheduler_power")], help: ArgumentHelp("Power of the polynomial schedule.", valueName: "p"))
+    var lrSchedulerPower = 1.0
+
+    @Option(name: [.long, .customLong("max_grad_norm")], help: ArgumentHelp("Clip the gradient's L2 norm to this (0: no clipping).", valueName: "n"))
+    var maxGradNorm: Float = 1
+
+    @Option(name: [.long, .customLong("gradient_accumulation_steps")], help: ArgumentHelp("Batches per optimizer step.", valueName: "n"))
+    var gradientAccumulationSteps = 1
+
+    @Option(name: [.long, .customLong("noise_offset")], help: ArgumentHelp("Noise offset (0.1 is common).", valueName: "x"))
+    var noiseOffset: Double?
+
+    @Option(name: [.long, .customLong("min_snr_gamma")], help: ArgumentHelp("Min-SNR loss weighting (5 is common).", valueName: "gamma"))
+    var minSnrGamma: Double?
+
+    @Flag(name: [.long, .customLong("debiased_estimation_loss")], help: "Debiased estimation loss weighting.")
+    var debiasedEstimationLoss = false
+
+    @Flag(name: [.long, .customLong("scale_v_pred_loss_like_noise_pred")], help: "Scale v-prediction losses like noise prediction.")
+    var scaleVPredLossLikeNoisePred = false
+
+    @Option(name: [.long, .customLong("v_pred_like_loss")], help: ArgumentHelp("Add a v-prediction-like loss of this weight.", valueName: "w"))
+    var vPredLikeLoss: Double?
+
+    @Option(name: [.long, .customLong("min_timestep")], help: ArgumentHelp("Smallest training timestep.", valueName: "t"))
+    var minTimestep = 0
+
+    @Option(name: [.long, .customLong("max_timestep")], help: ArgumentHelp("Training timesteps are below this.", valueName: "t"))
+    var maxTimestep = 1000
+
+    func validate() throws {
+        guard ["adamw", "adamw8bit"].contains(optimizerType.lowercased()) else {
+            throw ValidationError("--optimizer-type \(optimizerType) is not supported yet (AdamW is; Lion, Prodigy, DAdaptation and Adafactor are planned)")
+        }
+        guard LearningRateSchedule.Kind(rawValue: lrScheduler) != nil else {
+            throw ValidationError("--lr-scheduler \(lrScheduler) is not supported (\(LearningRateSchedule.Kind.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        guard learningRate > 0 || (unetLr ?? 0) > 0 else { throw ValidationError("--learning-rate (or --unet-lr) must be positive") }
+        guard gradientAccumulationSteps >= 1 else { throw ValidationError("--gradient-accumulation-steps must be at least 1") }
+        guard 0 <= minTimestep, minTimestep <= maxTimestep, maxTimestep <= 1000 else {
+            throw ValidationError("timesteps: 0 ≤ --min-timestep ≤ --max-timestep ≤ 1000")
+        }
+        guard lrWarmupSteps >= 0 else { throw ValidationError("--lr-warmup-steps must not be negative") }
+        _ = try parsedArgs()
+    }
+
+    /// weight_decay, betas, eps from `--optimizer-args` (Python literal spellings); others are errors naming them.
+    func parsedArgs() throws -> (weightDecay: Double, betas: (Double, Double), eps: Double) {
+        var result = (weightDecay: 0.01, betas: (0.9, 0.999), eps: 1e-8)
+        for item in optimizerArgs {
+            let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2 else { throw ValidationError("--optimizer-args \(item): expected key=value") }
+            let numbers = parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "()[] ")).split(separator: ",").map {
+                Double($0.trimmingCharacters(in: .whitespaces))
+            }
+            guard !numbers.isEmpty, numbers.allSatisfy({ $0 != nil }) else { throw ValidationError("--optimizer-args \(item): not a number") }
+            switch parts[0] {
+            case "weight_decay": result.weightDecay = numbers[0]!
+            case "eps": result.eps = numbers[0]!
+            case "betas":
+                guard numbers.count == 2 else { throw ValidationError("--optimizer-args betas=\(parts[1]): two numbers, e.g. betas=0.9,0.999") }
+                result.betas = (numbers[0]!, numbers[1]!)
+            default: throw ValidationError("--optimizer-args \(parts[0]) is not supported for AdamW (weight_decay, betas and eps are)")
+            }
+        }
+        return result
+    }
+}

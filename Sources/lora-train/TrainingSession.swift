@@ -1,0 +1,55 @@
+import Diffusion
+import Foundation
+import LoRACore
+import ToolSupport
+import Training
+
+/// One run from the command line: the output folder checked before anything
+/// heavy, the model loaded, latents cached, the loop driven with a progress
+/// bar (loss, s/it, ETA) and the CSV log, the files written listed.
+struct TrainingSession {
+    let command: LoRATrain
+    let plan: DatasetPlan
+    let configuration: TrainingConfiguration
+
+    func run() throws {
+        let output = configuration.outputDirectory
+        do { try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true) } catch {
+            throw ModelError(.io, "cannot create the output folder: \(error.localizedDescription)", file: output)
+        }
+        guard FileManager.default.isWritableFile(atPath: output) else { throw ModelError(.io, "the output folder is not writable", file: output) }
+        let tokenizer = try BPETokenizer.locate(explicit: command.tokenizer, near: command.model)
+        let model = try StableDiffusionModel(checkpoint: command.model, tokenizer: tokenizer, options: .init(loadEncoder: true))
+        let trainer = try LoRATrainer(model: model, plan: plan, configuration: configuration)
+        ToolRun.say("create LoRA network. base dim (rank): \(configuration.networkDim), alpha: \(formatNumber(Double(configuration.networkAlpha)))"
+                    + (configuration.convDim.map { ", conv dim \($0), conv alpha \(formatNumber(Double(configuration.convAlpha)))" } ?? ""))
+        ToolRun.say("create LoRA for U-Net: \(trainer.network.modules.count) modules.")
+        ToolRun.say("use AdamW optimizer | weight_decay \(configuration.weightDecay), betas \(configuration.betas), eps \(configuration.optimizerEpsilon)")
+
+        let caching = ProgressBar(label: "caching latents", total: plan.images.count, unit: .items, enabled: !command.quiet)
+        try ToolRun.perform(json: false, bar: caching) { try trainer.cacheLatents { _, _ in caching.advance(by: 1) } }
+
+        let log = try TrainingLog(path: (output as NSString).appendingPathComponent(configuration.outputName + "-log.csv"))
+        let bar = ProgressBar(label: "steps", total: trainer.steps.totalSteps, unit: .items, enabled: !command.quiet, delay: 0)
+        var last = Date()
+        let files = try ToolRun.perform(json: false, bar: bar) {
+            try trainer.run { event in
+                switch event {
+                case let .epochStarted(epoch, total):
+                    if command.quiet || !ToolEnvironment.stderrIsTerminal { printError("epoch \(epoch)/\(total)") }
+                case let .step(step, _, epoch, loss, average, rate):
+                    log.record(step: step, epoch: epoch, loss: loss, averageLoss: average, learningRate: rate)
+                    let now = Date()
+                    bar.setStatus(String(format: "avr_loss=%.4f  %.2f s/it", average, now.timeIntervalSince(last)))
+                    last = now
+                    bar.advance(by: 1)
+                case let .saved(path, epoch, step):
+                    bar.finish()
+                    printError("saving checkpoint: \(TerminalText.escape(path)) (epoch \(epoch), step \(step))")
+                }
+            }
+        }
+        ToolRun.say("model saved: " + files.joined(separator: ", "))
+        ToolRun.say("log: " + log.path)
+    }
+}

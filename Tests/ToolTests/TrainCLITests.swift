@@ -1,0 +1,113 @@
+import FixtureKit
+import Foundation
+import Imaging
+import LoRACore
+import XCTest
+
+/// lora-train end to end on the tiny engine model: the plan it prints, kohya's
+/// file names and metadata, the same file from the same seed, the file read
+/// by lora-inspect and merged by lora-merge; and the mistakes kohya users
+/// make, refused before anything is trained.
+final class TrainCLITests: XCTestCase {
+    var folder = ""
+
+    override func setUpWithError() throws {
+        folder = NSTemporaryDirectory() + "lora-train-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder + "/data/2_zkw shape", withIntermediateDirectories: true)
+        try XCTUnwrap(FixtureSet.items.first { $0.name == "sd1_engine.safetensors" }).write(folder + "/base.safetensors")
+        // Four 64×64 images (two also mirrored in size: 128×64 goes to the same 64×64 bucket at res 64): red discs on colours.
+        for i in 0..<4 {
+            let w = i == 3 ? 128 : 64
+            var bitmap = Bitmap(width: w, height: 64, fill: RGB(UInt8(40 * i), 90, 200))
+            for y in 0..<64 { for x in 0..<w where (x - w / 2) * (x - w / 2) + (y - 32) * (y - 32) < 400 {
+                let p = (y * w + x) * 3
+                bitmap.pixels[p] = 230; bitmap.pixels[p + 1] = 20; bitmap.pixels[p + 2] = 20
+            } }
+            FileManager.default.createFile(atPath: folder + "/data/2_zkw shape/img\(i).png", contents: Data(try PNGCodec.encode(bitmap)))
+            if i < 2 { FileManager.default.createFile(atPath: folder + "/data/2_zkw shape/img\(i).txt", contents: Data("zkw shape, red disc\n".utf8)) }
+        }
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: folder) }
+
+    var common: [String] {
+        ["--model", folder + "/base.safetensors", "--tokenizer", "Fixtures/tokenizer/clip_bpe_merges.txt.gz",
+         "--train-data-dir", folder + "/data", "--resolution", "64", "--enable-bucket", "--min-bucket-reso", "64", "--max-bucket-reso", "128",
+         "--network-dim", "4", "--network-alpha", "2", "--network-train-unet-only", "--learning-rate", "1e-3", "--train-batch-size", "2",
+         "--caption-extension", ".txt", "--quiet"]
+    }
+
+    func testTrainsKohyaNamedFilesThatTheOtherToolsRead() throws {
+        let out = folder + "/out"
+        let run = try ToolRunner.run("lora-train", common + ["--output-dir", out, "--output-name", "zkw", "--max-train-epochs", "2",
+                                                             "--save-every-n-epochs", "1", "--seed", "7"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        for line in ["8 train images with repeats.", "bucket 0: resolution (64, 64), count: 8", "num batches per epoch: 4", "total optimization steps: 8",
+                     "create LoRA for U-Net: 192 modules."] {
+            XCTAssertTrue(run.stdout.contains(line), "plan line \(line):\n\(run.stdout)")
+        }
+        XCTAssertTrue(run.stderr.contains("2 of 4 images"), "missing captions are reported: \(run.stderr)")
+        let names = try FileManager.default.contentsOfDirectory(atPath: out).sorted()
+        XCTAssertEqual(names, ["zkw-000001.safetensors", "zkw-log.csv", "zkw.safetensors"])
+        let log = try String(contentsOfFile: out + "/zkw-log.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(log.count, 9, "header and one line per step")
+        XCTAssertEqual(log.first, "step,epoch,loss,avr_loss,lr")
+
+        let file = try ModelFile.open(out + "/zkw.safetensors")
+        let m = file.metadata
+        XCTAssertEqual(m[.outputName], "zkw")
+        XCTAssertEqual(m[.epoch], "2")
+        XCTAssertEqual(m[.steps], "8")
+        XCTAssertEqual(m[.networkDim], "4")
+        XCTAssertEqual(m[.networkAlpha], "2.0", "str() of kohya's float argument")
+        XCTAssertEqual(m[.resolution], "(64, 64)")
+        XCTAssertEqual(m[.baseModelVersion], "sd_v1")
+        XCTAssertEqual(m[.seed], "7")
+        XCTAssertEqual(m[.numTrainImages], "8")
+        XCTAssertEqual(m["modelspec.architecture"], "stable-diffusion-v1/lora")
+        XCTAssertEqual(try XCTUnwrap(m[.newSdModelHash]), Hashing.sha256(try MappedFile(path: folder + "/base.safetensors")))
+        XCTAssertEqual(file.tensors.count, 192 * 3)
+        XCTAssertEqual(try ModelFile.open(out + "/zkw-000001.safetensors").metadata[.epoch], "1")
+        let upNorm = try XCTUnwrap(file["lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.lora_up.weight"]).floats().map { $0 * $0 }.reduce(0, +)
+        XCTAssertGreaterThan(upNorm, 0, "up started at zero and was trained")
+
+        let inspect = try ToolRunner.run("lora-inspect", [out + "/zkw.safetensors"])
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        XCTAssertTrue(inspect.stdout.contains("lora-train"), inspect.stdout)
+        XCTAssertTrue(inspect.stdout.contains("zkw shape (4)"), "tag frequency: \(inspect.stdout)")
+        let merge = try ToolRunner.run("lora-merge", ["--model", folder + "/base.safetensors", "--lora", out + "/zkw.safetensors", "-o",
+                                                      folder + "/merged.safetensors", "--quiet"])
+        XCTAssertEqual(merge.status, 0, merge.stderr)
+
+        // The same seed gives the same tensors (timestamps aside).
+        let again = try ToolRunner.run("lora-train", common + ["--output-dir", folder + "/again", "--output-name", "zkw", "--max-train-epochs", "2",
+                                                               "--seed", "7"])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        let second = try ModelFile.open(folder + "/again/zkw.safetensors")
+        XCTAssertEqual(second.metadata["sshs_model_hash"], m["sshs_model_hash"], "same seed, same tensors")
+    }
+
+    func testMistakesAreRefusedBeforeTraining() throws {
+        let out = folder + "/out"
+        // The concept folder instead of its parent: kohya's most common beginner error.
+        let concept = try ToolRunner.run("lora-train", common.map { $0 == folder + "/data" ? folder + "/data/2_zkw shape" : $0 } + ["--output-dir", out])
+        XCTAssertEqual(concept.status, 1)
+        XCTAssertTrue(concept.stderr.contains("must be the parent of folders named <repeats>_<class tokens>"), concept.stderr)
+        // Options we do not have are named, never ignored.
+        for (args, says) in [(["--optimizer-type", "Prodigy"], "Prodigy"), (["--network_args", "rank_dropout=0.1"], "rank_dropout"),
+                             (["--mixed_precision", "bf16"], "bf16"), (["--sample_prompts", "p.txt"], "sample_prompts")] {
+            let r = try ToolRunner.run("lora-train", common + ["--output-dir", out] + args)
+            XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains(says), "\(args): \(r.stderr)")
+        }
+        // Text-encoder training is not built: said, not skipped silently.
+        let te = try ToolRunner.run("lora-train", common.filter { $0 != "--network-train-unet-only" } + ["--output-dir", out])
+        XCTAssertEqual(te.status, 64)
+        XCTAssertTrue(te.stderr.contains("--network-train-unet-only"), te.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/last.safetensors"))
+        // --dry-run plans without a model load or an output folder.
+        let dry = try ToolRunner.run("lora-train", common + ["--dry-run", "--max-train-epochs", "3"])
+        XCTAssertEqual(dry.status, 0, dry.stderr)
+        XCTAssertTrue(dry.stdout.contains("total optimization steps: 12"), dry.stdout)
+    }
+}

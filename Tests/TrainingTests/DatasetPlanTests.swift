@@ -1,0 +1,141 @@
+import Foundation
+import Imaging
+import LoRACore
+import Training
+import XCTest
+
+/// Dataset plans against sd-scripts' own dataset code on the same folders
+/// (Fixtures/golden/make_dataset_golden.py ran kohya's argument parser,
+/// subset discovery, DreamBoothDataset and make_buckets): every image's
+/// repeats, bucket and resized size; bucket counts; batches per epoch; the
+/// regularization balance; tag frequencies; steps.
+final class DatasetPlanTests: XCTestCase {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+    struct Case: Decodable {
+        struct Folder: Decodable {
+            struct Image: Decodable { let name: String, width: Int, height: Int, caption: String?, caption_extension: String }
+            let name: String
+            let images: [Image]
+        }
+        struct Image: Decodable { let path: String, repeats: Int, caption: String, is_reg: Bool, bucket: [Int], resized: [Int] }
+        struct Bucket: Decodable { let resolution: [Int], count: Int }
+        struct Steps: Decodable { let steps_per_epoch: Int, total: Int, epochs: Int }
+        let name: String, args: [String], caption_extension: String
+        let train: [Folder], reg: [Folder], images: [Image], buckets: [Bucket]
+        let mean_img_ar_error: Double?
+        let batches_per_epoch: Int, num_train_images: Int, num_reg_images: Int
+        let tag_frequency: [String: [String: Int]]
+        let steps: [String: Steps]
+    }
+
+    static func cases() throws -> [Case] {
+        struct File: Decodable { let cases: [Case] }
+        let data = try Data(contentsOf: URL(fileURLWithPath: root + "/Fixtures/golden/training/datasets.json"))
+        return try JSONDecoder().decode(File.self, from: data).cases
+    }
+
+    /// The case's folders, with flat-colour PNGs of the listed sizes.
+    static func build(_ folders: [Case.Folder], under parent: String) throws {
+        for folder in folders {
+            let path = parent + "/" + folder.name
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            for image in folder.images {
+                let png = try PNGCodec.encode(Bitmap(width: image.width, height: image.height, fill: RGB(120, 80, 40)))
+                FileManager.default.createFile(atPath: path + "/" + image.name, contents: Data(png))
+                if let caption = image.caption {
+                    let base = (image.name as NSString).deletingPathExtension
+                    FileManager.default.createFile(atPath: path + "/" + base + image.caption_extension,
+                                                   contents: Data((caption + "\nsecond line is ignored\n").utf8))
+                }
+            }
+        }
+    }
+
+    /// The kohya arguments the cases use, as lora-train reads them.
+    static func bucketing(_ args: [String]) -> (BucketSet, batch: Int) {
+        func value(_ name: String) -> String? { args.firstIndex(of: name).map { args[$0 + 1] } }
+        let sides = value("--resolution")!.split(separator: ",").map { Int($0)! }
+        let resolution = Resolution(sides[0], sides.count > 1 ? sides[1] : sides[0])
+        let mode: BucketSet.Mode
+        if !args.contains("--enable_bucket") {
+            mode = .fixed
+        } else if args.contains("--bucket_no_upscale") {
+            mode = .noUpscale(step: 64)
+        } else {
+            let limits = BucketSet.adjustedLimits(resolution: resolution, min: Int(value("--min_bucket_reso") ?? "256")!,
+                                                  max: Int(value("--max_bucket_reso") ?? "1024")!, step: 64)
+            mode = .predefined(min: limits.min, max: limits.max, step: 64)
+        }
+        return (BucketSet(resolution: resolution, mode: mode), Int(value("--train_batch_size") ?? "1")!)
+    }
+
+    func testPlansEqualKohyas() throws {
+        for golden in try Self.cases() {
+            let work = NSTemporaryDirectory() + "lt-plan-\(UUID().uuidString)"
+            defer { try? FileManager.default.removeItem(atPath: work) }
+            try Self.build(golden.train, under: work + "/train")
+            if !golden.reg.isEmpty { try Self.build(golden.reg, under: work + "/reg") }
+            var (subsets, _) = try DatasetSubset.fromFolders(train: work + "/train", regularization: golden.reg.isEmpty ? nil : work + "/reg")
+            for i in subsets.indices { subsets[i].captionExtension = golden.caption_extension }
+            let (bucketing, batch) = Self.bucketing(golden.args)
+            let plan = try DatasetPlan.make(subsets: subsets, bucketing: bucketing, batchSize: batch)
+            let name = golden.name
+
+            XCTAssertEqual(plan.trainImagesWithRepeats, golden.num_train_images, name)
+            XCTAssertEqual(plan.regImagesWithRepeats, golden.num_reg_images, name)
+            XCTAssertEqual(plan.batchesPerEpoch, golden.batches_per_epoch, name)
+            XCTAssertEqual(plan.buckets.map { [$0.resolution.width, $0.resolution.height] }, golden.buckets.map(\.resolution), name)
+            XCTAssertEqual(plan.buckets.map(\.entries.count), golden.buckets.map(\.count), name)
+            if let error = golden.mean_img_ar_error { XCTAssertEqual(plan.meanAspectError, error, accuracy: 1e-12, name) }
+
+            let ours = Dictionary(uniqueKeysWithValues: plan.images.enumerated().map { i, image in
+                (String(image.path.dropFirst(work.count + 1)), (image, plan.buckets[plan.bucketOf[i]].resolution, plan.resizedSize[i]))
+            })
+            XCTAssertEqual(ours.count, golden.images.count, "\(name): images in use (regularization images beyond the balance are not)")
+            for expected in golden.images {
+                guard let (image, bucket, resized) = ours[expected.path] else { XCTFail("\(name): \(expected.path) missing"); continue }
+                XCTAssertEqual(image.repeats, expected.repeats, "\(name) \(expected.path) repeats")
+                XCTAssertEqual(image.caption, expected.caption, "\(name) \(expected.path) caption")
+                XCTAssertEqual(image.isRegularization, expected.is_reg, "\(name) \(expected.path)")
+                XCTAssertEqual([bucket.width, bucket.height], expected.bucket, "\(name) \(expected.path) bucket")
+                XCTAssertEqual([resized.width, resized.height], expected.resized, "\(name) \(expected.path) resized")
+            }
+            let tags = Dictionary(uniqueKeysWithValues: plan.tagFrequency.map { ($0.folder, $0.tags) })
+            XCTAssertEqual(tags, golden.tag_frequency, name)
+            for (key, expected) in golden.steps {
+                let parts = key.split(separator: "x")
+                let steps = StepCount(batchesPerEpoch: plan.batchesPerEpoch, gradientAccumulationSteps: Int(parts[1])!,
+                                      maxTrainEpochs: Int(parts[0]), maxTrainSteps: 1600)
+                XCTAssertEqual([steps.stepsPerEpoch, steps.totalSteps, steps.epochs], [expected.steps_per_epoch, expected.total, expected.epochs],
+                               "\(name) \(key)")
+            }
+        }
+    }
+
+    func testPointingAtTheConceptFolderSaysWhy() throws {
+        let work = NSTemporaryDirectory() + "lt-plan-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        try Self.build([Case.Folder(name: "10_mychar", images: [.init(name: "a.png", width: 64, height: 64, caption: "x", caption_extension: ".txt")])],
+                       under: work)
+        let (subsets, skipped) = try DatasetSubset.fromFolders(train: work + "/10_mychar", regularization: nil)
+        XCTAssertTrue(subsets.isEmpty)
+        XCTAssertEqual(skipped.count, 0, "the concept folder has no sub-folders")
+        XCTAssertThrowsError(try DatasetPlan.make(subsets: subsets, bucketing: BucketSet(resolution: Resolution(512, 512), mode: .fixed), batchSize: 1)) {
+            let message = ($0 as? ModelError)?.message ?? ""
+            XCTAssertTrue(message.contains("must be the parent of folders named <repeats>_<class tokens>"), message)
+        }
+    }
+
+    func testTxtCaptionsBesideTheDefaultExtensionAreNamed() throws {
+        let work = NSTemporaryDirectory() + "lt-plan-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        try Self.build([Case.Folder(name: "3_tok", images: [.init(name: "a.png", width: 64, height: 64, caption: "a red circle", caption_extension: ".txt"),
+                                                            .init(name: "b.png", width: 64, height: 64, caption: nil, caption_extension: ".txt")])],
+                       under: work)
+        let (subsets, _) = try DatasetSubset.fromFolders(train: work, regularization: nil)
+        let plan = try DatasetPlan.make(subsets: subsets, bucketing: BucketSet(resolution: Resolution(512, 512), mode: .fixed), batchSize: 1)
+        XCTAssertEqual(plan.images.map(\.caption), ["tok", "tok"], "kohya's default .caption: class tokens for both")
+        XCTAssertTrue(plan.warnings.contains { $0.contains("pass --caption-extension .txt") }, "\(plan.warnings)")
+    }
+}

@@ -1,0 +1,364 @@
+#!/bin/bash
+
+__lora-train_cursor_index_in_current_word() {
+    local remaining="${COMP_LINE}"
+
+    local word
+    for word in "${COMP_WORDS[@]::COMP_CWORD}"; do
+        remaining="${remaining##*([[:space:]])"${word}"*([[:space:]])}"
+    done
+
+    local -ir index="$((COMP_POINT - ${#COMP_LINE} + ${#remaining}))"
+    if [[ "${index}" -le 0 ]]; then
+        printf 0
+    else
+        printf %s "${index}"
+    fi
+}
+
+# positional arguments:
+#
+# - 1: the current (sub)command's count of positional arguments
+#
+# required variables:
+#
+# - repeating_flags: the repeating flags that the current (sub)command can accept
+# - non_repeating_flags: the non-repeating flags that the current (sub)command can accept
+# - repeating_options: the repeating options that the current (sub)command can accept
+# - non_repeating_options: the non-repeating options that the current (sub)command can accept
+# - positional_number: value ignored
+# - unparsed_words: unparsed words from the current command line
+#
+# modified variables:
+#
+# - non_repeating_flags: remove flags for this (sub)command that are already on the command line
+# - non_repeating_options: remove options for this (sub)command that are already on the command line
+# - positional_number: set to the current positional number
+# - unparsed_words: remove all flags, options, and option values for this (sub)command
+__lora-train_offer_flags_options() {
+    local -ir positional_count="${1}"
+    positional_number=0
+
+    local was_flag_option_terminator_seen=false
+    local is_parsing_option_value=false
+
+    local -ar unparsed_word_indices=("${!unparsed_words[@]}")
+    local -i word_index
+    for word_index in "${unparsed_word_indices[@]}"; do
+        if "${is_parsing_option_value}"; then
+            # This word is an option value:
+            # Reset marker for next word iff not currently the last word
+            [[ "${word_index}" -ne "${unparsed_word_indices[${#unparsed_word_indices[@]} - 1]}" ]] && is_parsing_option_value=false
+            unset "unparsed_words[${word_index}]"
+            # Do not process this word as a flag or an option
+            continue
+        fi
+
+        local word="${unparsed_words["${word_index}"]}"
+        if ! "${was_flag_option_terminator_seen}"; then
+            case "${word}" in
+            --)
+                unset "unparsed_words[${word_index}]"
+                # by itself -- is a flag/option terminator, but if it is the last word, it is the start of a completion
+                if [[ "${word_index}" -ne "${unparsed_word_indices[${#unparsed_word_indices[@]} - 1]}" ]]; then
+                    was_flag_option_terminator_seen=true
+                fi
+                continue
+                ;;
+            -*)
+                # ${word} is a flag or an option
+                # If ${word} is an option, mark that the next word to be parsed is an option value
+                local option
+                for option in "${repeating_options[@]}" "${non_repeating_options[@]}"; do
+                    [[ "${word}" = "${option}" ]] && is_parsing_option_value=true && break
+                done
+
+                # Remove ${word} from ${non_repeating_flags} or ${non_repeating_options} so it isn't offered again
+                local not_found=true
+                local -i index
+                for index in "${!non_repeating_flags[@]}"; do
+                    if [[ "${non_repeating_flags[${index}]}" = "${word}" ]]; then
+                        unset "non_repeating_flags[${index}]"
+                        non_repeating_flags=("${non_repeating_flags[@]}")
+                        not_found=false
+                        break
+                    fi
+                done
+                if "${not_found}"; then
+                    for index in "${!non_repeating_flags[@]}"; do
+                        if [[ "${non_repeating_flags[${index}]}" = "${word}" ]]; then
+                            unset "non_repeating_flags[${index}]"
+                            non_repeating_flags=("${non_repeating_flags[@]}")
+                            break
+                        fi
+                    done
+                fi
+                unset "unparsed_words[${word_index}]"
+                continue
+                ;;
+            esac
+        fi
+
+        # ${word} is neither a flag, nor an option, nor an option value
+        if [[ "${positional_number}" -lt "${positional_count}" || "${positional_count}" -lt 0 ]]; then
+            # ${word} is a positional
+            ((positional_number++))
+            unset "unparsed_words[${word_index}]"
+        else
+            if [[ -z "${word}" ]]; then
+                # Could be completing a flag, option, or subcommand
+                positional_number=-1
+            else
+                # ${word} is a subcommand or invalid, so stop processing this (sub)command
+                positional_number=-2
+            fi
+            break
+        fi
+    done
+
+    unparsed_words=("${unparsed_words[@]}")
+
+    if\
+        ! "${was_flag_option_terminator_seen}"\
+        && ! "${is_parsing_option_value}"\
+        && [[ ("${cur}" = -* && "${positional_number}" -ge 0) || "${positional_number}" -eq -1 ]]
+    then
+        COMPREPLY+=($(compgen -W "${repeating_flags[*]} ${non_repeating_flags[*]} ${repeating_options[*]} ${non_repeating_options[*]}" -- "${cur}"))
+    fi
+}
+
+__lora-train_add_completions() {
+    local completion
+    while IFS='' read -r completion; do
+        COMPREPLY+=("${completion}")
+    done < <(IFS=$'\n' compgen "${@}" -- "${cur}")
+}
+
+__lora-train_custom_complete() {
+    if [[ -n "${cur}" || -z ${COMP_WORDS[${COMP_CWORD}]} || "${COMP_LINE:${COMP_POINT}:1}" != ' ' ]]; then
+        local -ar words=("${COMP_WORDS[@]}")
+    else
+        local -ar words=("${COMP_WORDS[@]::${COMP_CWORD}}" '' "${COMP_WORDS[@]:${COMP_CWORD}}")
+    fi
+
+    "${COMP_WORDS[0]}" "${@}" "${words[@]}"
+}
+
+_lora-train() {
+    local state
+    state="$(shopt -p;shopt -po)"
+    trap "${state//$'\n'/;}" RETURN
+    shopt -s extglob
+    set +o history +o posix
+
+    local -xr SAP_SHELL=bash
+    local -x SAP_SHELL_VERSION
+    SAP_SHELL_VERSION="$(IFS='.';printf %s "${BASH_VERSINFO[*]}")"
+    local -r SAP_SHELL_VERSION
+
+    local -r cur="${2}"
+    local -r prev="${3}"
+
+    local -i positional_number
+    local -a unparsed_words=("${COMP_WORDS[@]:1:${COMP_CWORD}}")
+
+    local -a repeating_flags=()
+    local -a non_repeating_flags=(--enable-bucket --enable_bucket --bucket-no-upscale --bucket_no_upscale --shuffle-caption --shuffle_caption --flip-aug --flip_aug --cache-latents --cache_latents --network-train-unet-only --network_train_unet_only --debiased-estimation-loss --debiased_estimation_loss --scale-v-pred-loss-like-noise-pred --scale_v_pred_loss_like_noise_pred --dry-run --dry_run --quiet -q --version -h --help)
+    local -a repeating_options=(--network-args --network_args --optimizer-args --optimizer_args)
+    local -a non_repeating_options=(-m --model --pretrained_model_name_or_path --tokenizer --train-data-dir --train_data_dir --reg-data-dir --reg_data_dir --caption-extension --caption_extension --caption_extention --resolution --min-bucket-reso --min_bucket_reso --max-bucket-reso --max_bucket_reso --bucket-reso-steps --bucket_reso_steps --train-batch-size --train_batch_size --keep-tokens --keep_tokens --keep-tokens-separator --keep_tokens_separator --caption-separator --caption_separator --caption-prefix --caption_prefix --caption-suffix --caption_suffix --caption-dropout-rate --caption_dropout_rate --caption-dropout-every-n-epochs --caption_dropout_every_n_epochs --caption-tag-dropout-rate --caption_tag_dropout_rate --prior-loss-weight --prior_loss_weight --max-token-length --max_token_length --clip-skip --clip_skip --network-module --network_module --network-dim --network_dim --network-alpha --network_alpha --network-weights --network_weights --optimizer-type --optimizer_type --learning-rate --learning_rate --lr --unet-lr --unet_lr --text-encoder-lr --text_encoder_lr --lr-scheduler --lr_scheduler --lr-warmup-steps --lr_warmup_steps --lr-scheduler-num-cycles --lr_scheduler_num_cycles --lr-scheduler-power --lr_scheduler_power --max-grad-norm --max_grad_norm --gradient-accumulation-steps --gradient_accumulation_steps --noise-offset --noise_offset --min-snr-gamma --min_snr_gamma --v-pred-like-loss --v_pred_like_loss --min-timestep --min_timestep --max-timestep --max_timestep --output-dir --output_dir --output-name --output_name --max-train-epochs --max_train_epochs --max-train-steps --max_train_steps --save-every-n-epochs --save_every_n_epochs --save-every-n-steps --save_every_n_steps --save-precision --save_precision --save-model-as --save_model_as --seed --mixed-precision --mixed_precision --training-comment --training_comment)
+    __lora-train_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '-m'|'--model'|'--pretrained_model_name_or_path')
+        __lora-train_add_completions -o plusdirs -fX '!*.@(safetensors|ckpt)'
+        return
+        ;;
+    '--tokenizer')
+        __lora-train_add_completions -f
+        return
+        ;;
+    '--train-data-dir'|'--train_data_dir')
+        __lora-train_add_completions -d
+        return
+        ;;
+    '--reg-data-dir'|'--reg_data_dir')
+        __lora-train_add_completions -d
+        return
+        ;;
+    '--caption-extension'|'--caption_extension'|'--caption_extention')
+        return
+        ;;
+    '--resolution')
+        return
+        ;;
+    '--min-bucket-reso'|'--min_bucket_reso')
+        return
+        ;;
+    '--max-bucket-reso'|'--max_bucket_reso')
+        return
+        ;;
+    '--bucket-reso-steps'|'--bucket_reso_steps')
+        return
+        ;;
+    '--train-batch-size'|'--train_batch_size')
+        return
+        ;;
+    '--keep-tokens'|'--keep_tokens')
+        return
+        ;;
+    '--keep-tokens-separator'|'--keep_tokens_separator')
+        return
+        ;;
+    '--caption-separator'|'--caption_separator')
+        return
+        ;;
+    '--caption-prefix'|'--caption_prefix')
+        return
+        ;;
+    '--caption-suffix'|'--caption_suffix')
+        return
+        ;;
+    '--caption-dropout-rate'|'--caption_dropout_rate')
+        return
+        ;;
+    '--caption-dropout-every-n-epochs'|'--caption_dropout_every_n_epochs')
+        return
+        ;;
+    '--caption-tag-dropout-rate'|'--caption_tag_dropout_rate')
+        return
+        ;;
+    '--prior-loss-weight'|'--prior_loss_weight')
+        return
+        ;;
+    '--max-token-length'|'--max_token_length')
+        return
+        ;;
+    '--clip-skip'|'--clip_skip')
+        return
+        ;;
+    '--network-module'|'--network_module')
+        return
+        ;;
+    '--network-dim'|'--network_dim')
+        return
+        ;;
+    '--network-alpha'|'--network_alpha')
+        return
+        ;;
+    '--network-args'|'--network_args')
+        return
+        ;;
+    '--network-weights'|'--network_weights')
+        return
+        ;;
+    '--optimizer-type'|'--optimizer_type')
+        return
+        ;;
+    '--optimizer-args'|'--optimizer_args')
+        return
+        ;;
+    '--learning-rate'|'--learning_rate'|'--lr')
+        return
+        ;;
+    '--unet-lr'|'--unet_lr')
+        return
+        ;;
+    '--text-encoder-lr'|'--text_encoder_lr')
+        return
+        ;;
+    '--lr-scheduler'|'--lr_scheduler')
+        return
+        ;;
+    '--lr-warmup-steps'|'--lr_warmup_steps')
+        return
+        ;;
+    '--lr-scheduler-num-cycles'|'--lr_scheduler_num_cycles')
+        return
+        ;;
+    '--lr-scheduler-power'|'--lr_scheduler_power')
+        return
+        ;;
+    '--max-grad-norm'|'--max_grad_norm')
+        return
+        ;;
+    '--gradient-accumulation-steps'|'--gradient_accumulation_steps')
+        return
+        ;;
+    '--noise-offset'|'--noise_offset')
+        return
+        ;;
+    '--min-snr-gamma'|'--min_snr_gamma')
+        return
+        ;;
+    '--v-pred-like-loss'|'--v_pred_like_loss')
+        return
+        ;;
+    '--min-timestep'|'--min_timestep')
+        return
+        ;;
+    '--max-timestep'|'--max_timestep')
+        return
+        ;;
+    '--output-dir'|'--output_dir')
+        __lora-train_add_completions -d
+        return
+        ;;
+    '--output-name'|'--output_name')
+        return
+        ;;
+    '--max-train-epochs'|'--max_train_epochs')
+        return
+        ;;
+    '--max-train-steps'|'--max_train_steps')
+        return
+        ;;
+    '--save-every-n-epochs'|'--save_every_n_epochs')
+        return
+        ;;
+    '--save-every-n-steps'|'--save_every_n_steps')
+        return
+        ;;
+    '--save-precision'|'--save_precision')
+        __lora-train_add_completions -W 'fp16'$'\n''bf16'$'\n''fp32'
+        return
+        ;;
+    '--save-model-as'|'--save_model_as')
+        return
+        ;;
+    '--seed')
+        return
+        ;;
+    '--mixed-precision'|'--mixed_precision')
+        return
+        ;;
+    '--training-comment'|'--training_comment')
+        return
+        ;;
+    esac
+
+    # Offer subcommand / subcommand argument completions
+    local -r subcommand="${unparsed_words[0]}"
+    unset 'unparsed_words[0]'
+    unparsed_words=("${unparsed_words[@]}")
+    case "${subcommand}" in
+    help)
+        # Offer subcommand argument completions
+        "_lora-train_${subcommand}"
+        ;;
+    *)
+        # Offer subcommand completions
+        COMPREPLY+=($(compgen -W 'help' -- "${cur}"))
+        ;;
+    esac
+}
+
+_lora-train_help() {
+    repeating_flags=()
+    non_repeating_flags=(--version)
+    repeating_options=()
+    non_repeating_options=()
+    __lora-train_offer_flags_options -1
+}
+
+complete -o filenames -F _lora-train lora-train

@@ -1,0 +1,146 @@
+function __lora-train_should_offer_completions_for_flags_or_options -a expected_commands
+    set -l non_repeating_flags_or_options $argv[2..]
+    set -l non_repeating_flags_or_options_absent 0
+    set -l positional_index 0
+    set -l commands
+    __lora-train_parse_tokens
+    test "$commands" = "$expected_commands"; and return $non_repeating_flags_or_options_absent
+end
+
+function __lora-train_should_offer_completions_for_positional -a expected_commands positional_index_comparison expected_positional_index
+    set -l non_repeating_flags_or_options
+    set -l non_repeating_flags_or_options_absent 0
+    set -l positional_index 0
+    set -l commands
+    __lora-train_parse_tokens
+    test "$commands" = "$expected_commands" -a \( "$positional_index" "$positional_index_comparison" "$expected_positional_index" \)
+end
+
+function __lora-train_parse_tokens -S
+    set -l unparsed_tokens (__lora-train_tokens -pc)
+    switch $unparsed_tokens[1]
+    case 'lora-train'
+        __lora-train_parse_subcommand 0 'm/model=' 'tokenizer=' 'train-data-dir=' 'reg-data-dir=' 'caption-extension=' 'resolution=' 'enable-bucket' 'min-bucket-reso=' 'max-bucket-reso=' 'bucket-reso-steps=' 'bucket-no-upscale' 'train-batch-size=' 'shuffle-caption' 'keep-tokens=' 'keep-tokens-separator=' 'caption-separator=' 'caption-prefix=' 'caption-suffix=' 'caption-dropout-rate=' 'caption-dropout-every-n-epochs=' 'caption-tag-dropout-rate=' 'flip-aug' 'prior-loss-weight=' 'max-token-length=' 'clip-skip=' 'cache-latents' 'network-module=' 'network-dim=' 'network-alpha=' 'network-args=+' 'network-train-unet-only' 'network-weights=' 'optimizer-type=' 'optimizer-args=+' 'learning-rate=' 'unet-lr=' 'text-encoder-lr=' 'lr-scheduler=' 'lr-warmup-steps=' 'lr-scheduler-num-cycles=' 'lr-scheduler-power=' 'max-grad-norm=' 'gradient-accumulation-steps=' 'noise-offset=' 'min-snr-gamma=' 'debiased-estimation-loss' 'scale-v-pred-loss-like-noise-pred' 'v-pred-like-loss=' 'min-timestep=' 'max-timestep=' 'output-dir=' 'output-name=' 'max-train-epochs=' 'max-train-steps=' 'save-every-n-epochs=' 'save-every-n-steps=' 'save-precision=' 'save-model-as=' 'seed=' 'mixed-precision=' 'training-comment=' 'dry-run' 'q/quiet' 'version' 'h/help'
+        switch $unparsed_tokens[1]
+        case 'help'
+            __lora-train_parse_subcommand -r 1 'version'
+        end
+    end
+end
+
+function __lora-train_tokens
+    if test (string split -m 1 -f 1 -- . "$FISH_VERSION") -gt 3
+        commandline --tokens-raw $argv
+    else
+        commandline -o $argv
+    end
+end
+
+function __lora-train_parse_subcommand -S -a positional_count
+    argparse -s r -- $argv
+    set -l option_specs $argv[2..]
+    set -l is_repeating_positional $_flag_r
+    set -el _flag_r
+    set -a commands $unparsed_tokens[1]
+    set positional_index 0
+    while true
+        set -e unparsed_tokens[1]
+        argparse -sn "$commands" $option_specs -- $unparsed_tokens 2> /dev/null
+        set unparsed_tokens $argv
+        set positional_index (math $positional_index + 1)
+        for non_repeating_flag_or_option in $non_repeating_flags_or_options
+            if set -ql "_flag_$(string replace -a - _ -- $non_repeating_flag_or_option)"
+                set non_repeating_flags_or_options_absent 1
+                break
+            end
+        end
+        test (count $unparsed_tokens) -eq 0 -o \( -z "$is_repeating_positional" -a "$positional_index" -gt "$positional_count" \) && break
+    end
+end
+
+function __lora-train_complete_directories
+    set -l token (commandline -t)
+    string match -- '*/' $token
+    set -l subdirs $token*/
+    printf %s\n $subdirs
+end
+
+function __lora-train_custom_completion
+    set -x SAP_SHELL fish
+    set -x SAP_SHELL_VERSION $FISH_VERSION
+    set -l tokens (__lora-train_tokens -p)
+    if test -z "$(__lora-train_tokens -t)"
+        set -l index (count (__lora-train_tokens -pc))
+        set tokens $tokens[..$index] \'\' $tokens[(math $index + 1)..]
+    end
+    command $tokens[1] $argv $tokens
+end
+
+complete -c 'lora-train' -f
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" m model pretrained_model_name_or_path' -s 'm' -l 'model' -l 'pretrained_model_name_or_path' -d 'The SD1.x/SD2.x checkpoint to train on (.safetensors or .ckpt). kohya: --pretrained_model_name_or_path.' -rfa '(set -l exts \'safetensors\' \'ckpt\';for p in (string match -e -- \'*/\' (commandline -t);or printf \n)*.{$exts};printf %s\n $p;end;__fish_complete_directories (commandline -t) \'\')'
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" tokenizer' -l 'tokenizer' -d 'CLIP tokenizer: a folder with vocab.json and merges.txt, or bpe_simple_vocab_16e6.txt.gz.' -rF
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" train-data-dir train_data_dir' -l 'train-data-dir' -l 'train_data_dir' -d 'The parent of the <repeats>_<class tokens> image folders (e.g. dataset/ holding 10_mychar/). kohya: --train_data_dir.' -rfa '(__lora-train_complete_directories)'
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" reg-data-dir reg_data_dir' -l 'reg-data-dir' -l 'reg_data_dir' -d 'The parent of regularization folders, balanced to as many samples as the training images. kohya: --reg_data_dir.' -rfa '(__lora-train_complete_directories)'
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" caption-extension caption_extension caption_extention' -l 'caption-extension' -l 'caption_extension' -l 'caption_extention' -d 'Caption file extension (kohya\'s default .caption; a warning names .txt files it finds instead).' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" resolution' -l 'resolution' -d 'Training resolution as an area: 512, or width,height (kohya: "512,768").' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" enable-bucket enable_bucket' -l 'enable-bucket' -l 'enable_bucket' -d 'Aspect-ratio buckets (kohya\'s predefined list of area ≤ resolution).'
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" min-bucket-reso min_bucket_reso' -l 'min-bucket-reso' -l 'min_bucket_reso' -d 'Smallest bucket side.' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" max-bucket-reso max_bucket_reso' -l 'max-bucket-reso' -l 'max_bucket_reso' -d 'Largest bucket side.' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" bucket-reso-steps bucket_reso_steps' -l 'bucket-reso-steps' -l 'bucket_reso_steps' -d 'Bucket side step (a multiple of 8; 64 for SD1/SD2).' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" bucket-no-upscale bucket_no_upscale' -l 'bucket-no-upscale' -l 'bucket_no_upscale' -d 'Buckets from each image\'s own size, never enlarging.'
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" train-batch-size train_batch_size' -l 'train-batch-size' -l 'train_batch_size' -d 'Images per batch (a batch never mixes buckets).' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" shuffle-caption shuffle_caption' -l 'shuffle-caption' -l 'shuffle_caption' -d 'Shuffle the comma-separated tags of each caption (after --keep-tokens).'
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" keep-tokens keep_tokens' -l 'keep-tokens' -l 'keep_tokens' -d 'Tags (not CLIP tokens) kept in front when shuffling.' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" keep-tokens-separator keep_tokens_separator' -l 'keep-tokens-separator' -l 'keep_tokens_separator' -d 'Text before this separator stays in front.' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" caption-separator caption_separator' -l 'caption-separator' -l 'caption_separator' -d 'Tag separator.' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" caption-prefix caption_prefix' -l 'caption-prefix' -l 'caption_prefix' -d 'Text put before every caption.' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" caption-suffix caption_suffix' -l 'caption-suffix' -l 'caption_suffix' -d 'Text put after every caption.' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" caption-dropout-rate caption_dropout_rate' -l 'caption-dropout-rate' -l 'caption_dropout_rate' -d 'Probability of training a sample with an empty caption.' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" caption-dropout-every-n-epochs caption_dropout_every_n_epochs' -l 'caption-dropout-every-n-epochs' -l 'caption_dropout_every_n_epochs' -d 'Empty captions for every n-th epoch.' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" caption-tag-dropout-rate caption_tag_dropout_rate' -l 'caption-tag-dropout-rate' -l 'caption_tag_dropout_rate' -d 'Probability of dropping each shuffled tag.' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" flip-aug flip_aug' -l 'flip-aug' -l 'flip_aug' -d 'Mirror images at random (both latents are cached).'
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" prior-loss-weight prior_loss_weight' -l 'prior-loss-weight' -l 'prior_loss_weight' -d 'Loss weight of regularization images.' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" max-token-length max_token_length' -l 'max-token-length' -l 'max_token_length' -d 'Caption tokens: 75 (default), 150 or 225.' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" clip-skip clip_skip' -l 'clip-skip' -l 'clip_skip' -d 'Text-encoder layer from the end (2 for most anime SD1 models).' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" cache-latents cache_latents' -l 'cache-latents' -l 'cache_latents' -d 'Accepted for kohya command lines: latents are always cached in memory (color aug and random crop are not offered).'
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" network-module network_module' -l 'network-module' -l 'network_module' -d 'Only networks.lora (LoRA, and LoCon with conv_dim).' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" network-dim network_dim' -l 'network-dim' -l 'network_dim' -d 'Rank of the attention modules (kohya\'s default 4).' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" network-alpha network_alpha' -l 'network-alpha' -l 'network_alpha' -d 'Alpha: the modules are scaled by alpha/dim (kohya\'s default 1).' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train"' -l 'network-args' -l 'network_args' -d 'key=value settings: conv_dim=n conv_alpha=a (LoCon: the ResBlock convolutions too).' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" network-train-unet-only network_train_unet_only' -l 'network-train-unet-only' -l 'network_train_unet_only' -d 'Train only the U-Net\'s modules (required for now: text-encoder backward is not built yet).'
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" network-weights network_weights' -l 'network-weights' -l 'network_weights' -d 'Not supported yet: starting from an existing LoRA.' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" optimizer-type optimizer_type' -l 'optimizer-type' -l 'optimizer_type' -d 'AdamW (AdamW8bit is accepted and trained as AdamW).' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train"' -l 'optimizer-args' -l 'optimizer_args' -d 'key=value: weight_decay=0.01 betas=0.9,0.999 eps=1e-8.' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" learning-rate learning_rate lr' -l 'learning-rate' -l 'learning_rate' -l 'lr' -d 'Base learning rate (kohya\'s default 2e-6).' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" unet-lr unet_lr' -l 'unet-lr' -l 'unet_lr' -d 'U-Net modules\' rate (default: --learning-rate).' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" text-encoder-lr text_encoder_lr' -l 'text-encoder-lr' -l 'text_encoder_lr' -d 'Text-encoder modules\' rate (0: the text encoder is not trained).' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" lr-scheduler lr_scheduler' -l 'lr-scheduler' -l 'lr_scheduler' -d 'constant, constant_with_warmup, linear, cosine, cosine_with_restarts or polynomial.' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" lr-warmup-steps lr_warmup_steps' -l 'lr-warmup-steps' -l 'lr_warmup_steps' -d 'Warmup steps, or a fraction of all steps when below 1.' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" lr-scheduler-num-cycles lr_scheduler_num_cycles' -l 'lr-scheduler-num-cycles' -l 'lr_scheduler_num_cycles' -d 'Restarts of cosine_with_restarts.' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" lr-scheduler-power lr_scheduler_power' -l 'lr-scheduler-power' -l 'lr_scheduler_power' -d 'Power of the polynomial schedule.' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" max-grad-norm max_grad_norm' -l 'max-grad-norm' -l 'max_grad_norm' -d 'Clip the gradient\'s L2 norm to this (0: no clipping).' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" gradient-accumulation-steps gradient_accumulation_steps' -l 'gradient-accumulation-steps' -l 'gradient_accumulation_steps' -d 'Batches per optimizer step.' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" noise-offset noise_offset' -l 'noise-offset' -l 'noise_offset' -d 'Noise offset (0.1 is common).' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" min-snr-gamma min_snr_gamma' -l 'min-snr-gamma' -l 'min_snr_gamma' -d 'Min-SNR loss weighting (5 is common).' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" debiased-estimation-loss debiased_estimation_loss' -l 'debiased-estimation-loss' -l 'debiased_estimation_loss' -d 'Debiased estimation loss weighting.'
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" scale-v-pred-loss-like-noise-pred scale_v_pred_loss_like_noise_pred' -l 'scale-v-pred-loss-like-noise-pred' -l 'scale_v_pred_loss_like_noise_pred' -d 'Scale v-prediction losses like noise prediction.'
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" v-pred-like-loss v_pred_like_loss' -l 'v-pred-like-loss' -l 'v_pred_like_loss' -d 'Add a v-prediction-like loss of this weight.' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" min-timestep min_timestep' -l 'min-timestep' -l 'min_timestep' -d 'Smallest training timestep.' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" max-timestep max_timestep' -l 'max-timestep' -l 'max_timestep' -d 'Training timesteps are below this.' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" output-dir output_dir' -l 'output-dir' -l 'output_dir' -d 'Folder for the LoRA files and the log.' -rfa '(__lora-train_complete_directories)'
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" output-name output_name' -l 'output-name' -l 'output_name' -d 'File name without extension (kohya\'s default: last).' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" max-train-epochs max_train_epochs' -l 'max-train-epochs' -l 'max_train_epochs' -d 'Epochs to train (overrides --max-train-steps).' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" max-train-steps max_train_steps' -l 'max-train-steps' -l 'max_train_steps' -d 'Optimizer steps to train (kohya\'s default 1600).' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" save-every-n-epochs save_every_n_epochs' -l 'save-every-n-epochs' -l 'save_every_n_epochs' -d 'Also save NAME-<epoch>.safetensors every n epochs.' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" save-every-n-steps save_every_n_steps' -l 'save-every-n-steps' -l 'save_every_n_steps' -d 'Also save NAME-step<step>.safetensors every n steps.' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" save-precision save_precision' -l 'save-precision' -l 'save_precision' -d 'dtype of the saved tensors (kohya\'s default: fp32).' -rfka 'fp16 bf16 fp32'
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" save-model-as save_model_as' -l 'save-model-as' -l 'save_model_as' -d 'Only safetensors.' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" seed' -l 'seed' -d 'Seed of everything random in the run (same seed, same file).' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" mixed-precision mixed_precision' -l 'mixed-precision' -l 'mixed_precision' -d 'no (fp32). bf16 is planned.' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" training-comment training_comment' -l 'training-comment' -l 'training_comment' -d 'Stored as ss_training_comment.' -rfka ''
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" dry-run dry_run' -l 'dry-run' -l 'dry_run' -d 'Print the plan (images, buckets, steps) and stop.'
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" q quiet' -l 'quiet' -s 'q' -d 'No progress bar.'
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" version' -l 'version' -d 'Show the version.'
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_positional "lora-train" -eq 1' -fa 'help' -d 'Show subcommand help information.'
+complete -c 'lora-train' -n '__lora-train_should_offer_completions_for_flags_or_options "lora-train help" version' -l 'version' -d 'Show the version.'
