@@ -122,7 +122,22 @@ for case in CASES:
     finally:
         shutil.rmtree(work)
 
+# Resizing: sd-scripts' own resize_image (library/utils.py: OpenCV's INTER_AREA when
+# shrinking both sides, PIL's Lanczos otherwise) on a patterned image the test recomputes.
+import numpy as np  # noqa: E402
+from library.utils import resize_image  # noqa: E402
+
+def pattern(w, h):
+    y, x, c = np.meshgrid(np.arange(h), np.arange(w), np.arange(3), indexing="ij")
+    return ((x * 37 + y * 91 + c * 53 + (x * y) % 17 * 7) % 256).astype(np.uint8)
+
+resizes = []
+for (w, h), (rw, rh) in [((37, 23), (16, 10)), ((37, 23), (80, 50)), ((37, 23), (50, 12)), ((64, 48), (48, 36)), ((20, 30), (20, 45))]:
+    image = pattern(w, h)
+    resized = resize_image(image, w, h, rw, rh)
+    resizes.append({"from": [w, h], "to": [rw, rh], "pixels_hex": resized.reshape(-1).tobytes().hex()})
+
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "training", "datasets.json")
 with open(out, "w") as f:
-    json.dump({"sd_scripts": "see SD_SCRIPTS checkout", "cases": results}, f, indent=1, sort_keys=True)
+    json.dump({"sd_scripts": "see SD_SCRIPTS checkout", "cases": results, "resizes": resizes}, f, indent=1, sort_keys=True)
 print("wrote", out)

@@ -139,3 +139,30 @@ final class DatasetPlanTests: XCTestCase {
         XCTAssertTrue(plan.warnings.contains { $0.contains("pass --caption-extension .txt") }, "\(plan.warnings)")
     }
 }
+
+/// Training images are resized as sd-scripts resizes them (library/utils.py
+/// `resize_image`: OpenCV's INTER_AREA when shrinking, PIL's Lanczos
+/// otherwise), checked against that function's output on a patterned image.
+final class TrainingResizeTests: XCTestCase {
+    struct Resize: Decodable { let from: [Int], to: [Int], pixels_hex: String }
+
+    func testResizeFollowsKohyasAreaAndLanczos() throws {
+        struct File: Decodable { let resizes: [Resize] }
+        let data = try Data(contentsOf: URL(fileURLWithPath: DatasetPlanTests.root + "/Fixtures/golden/training/datasets.json"))
+        for resize in try JSONDecoder().decode(File.self, from: data).resizes {
+            let (w, h) = (resize.from[0], resize.from[1])
+            var pixels = [UInt8](repeating: 0, count: w * h * 3)
+            for y in 0..<h { for x in 0..<w { for c in 0..<3 { pixels[(y * w + x) * 3 + c] = UInt8((x * 37 + y * 91 + c * 53 + (x * y) % 17 * 7) % 256) } } }
+            let ours = Bitmap(width: w, height: h, pixels: pixels).resampled(width: resize.to[0], height: resize.to[1]).pixels
+            var hex = Substring(resize.pixels_hex)
+            var expected: [UInt8] = []
+            while !hex.isEmpty { expected.append(UInt8(hex.prefix(2), radix: 16)!); hex = hex.dropFirst(2) }
+            XCTAssertEqual(ours.count, expected.count)
+            let differences = zip(ours, expected).map { abs(Int($0) - Int($1)) }
+            let mean = Double(differences.reduce(0, +)) / Double(differences.count)
+            // PIL and OpenCV work in fixed point; we round once from float.
+            XCTAssertLessThanOrEqual(differences.max() ?? 0, 1, "\(resize.from) → \(resize.to)")
+            XCTAssertLessThan(mean, 0.05, "\(resize.from) → \(resize.to)")
+        }
+    }
+}
