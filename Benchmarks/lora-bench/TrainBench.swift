@@ -63,7 +63,7 @@ struct TrainBench: ParsableCommand {
             let start = Date()
             for p in network.parameters { p.gradient.zero() }
             loss = unetTrainingStep(sd.unet, tape: tape, objective: DiffusionObjective(), latents: latents, noise: noise, timesteps: [500],
-                                    context: context)
+                                    context: context).loss
             optimizer.update([ParameterGroup(name: "unet", parameters: network.parameters, learningRate: 1e-4)])
             times.append(Date().timeIntervalSince(start))
             if !json { print(String(format: "step %d: %.2f s (loss %.5f)", step + 1, times.last!, loss)) }

@@ -19,6 +19,10 @@ diffusers, transformers:
     swift run -c release lora-bench fixtures --all --out /tmp/engine
     [SD_SCRIPTS=/path/to/sd-scripts] python3 Fixtures/golden/make_training_golden.py [/tmp/engine]
 
+training/text_encoder_step.safetensors (same folder): kohya's text-encoder
+LoRA on the fixture's CLIP with clip skip 2, into the frozen U-Net: the loss
+and every module's gradient.
+
 training/loss_weights.json (with SD_SCRIPTS, a checkout of kohya-ss/sd-scripts):
 its own min-SNR, v-prediction scaling, v-pred-like and debiased weights.
 """
@@ -165,6 +169,76 @@ def training_step(folder):
     print(f"wrote step.safetensors: {len(modules)} modules, loss {losses[0]:.6f} -> {losses[-1]:.6f}")
 
 
+def text_encoder_step(folder):
+    """kohya's text-encoder LoRA (every Linear of CLIPAttention and CLIPMLP,
+    named lora_te_text_model_encoder_layers_<i>_<path>) on the engine
+    fixture's CLIP, clip skip 2 as sd-scripts applies it (hidden_states[-2],
+    then the final LayerNorm), into the frozen U-Net: the loss and the
+    modules' gradients for two token sequences. Factors: normal(0, 0.2) from a
+    generator seeded 2, down then up, in module order."""
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+    from diffusers.loaders.single_file_utils import convert_ldm_clip_checkpoint, convert_ldm_unet_checkpoint
+    from safetensors.torch import load_file, save_file
+    from transformers import CLIPTextConfig, CLIPTextModel
+    torch.manual_seed(5)
+    fixture = os.path.join(folder, "sd1_engine.safetensors")
+    with open(fixture, "rb") as f:
+        fixture_sha256 = hashlib.sha256(f.read()).hexdigest()
+    checkpoint = load_file(fixture)
+    unet = UNet2DConditionModel(sample_size=8, block_out_channels=(32, 64, 64, 64), layers_per_block=2,
+                                cross_attention_dim=128, attention_head_dim=8, norm_num_groups=32)
+    missing, unexpected = unet.load_state_dict(convert_ldm_unet_checkpoint(checkpoint, unet.config), strict=False)
+    assert not missing and not unexpected, (missing, unexpected)
+    unet.eval().requires_grad_(False)
+    config = CLIPTextConfig(vocab_size=49408, hidden_size=128, intermediate_size=512, num_hidden_layers=3, num_attention_heads=2,
+                            max_position_embeddings=77, hidden_act="quick_gelu", bos_token_id=49406, eos_token_id=49407, pad_token_id=49407)
+    te = CLIPTextModel(config)
+    state = convert_ldm_clip_checkpoint(checkpoint)
+    if not any(k.startswith("text_model.") for k in te.state_dict()):  # newer transformers: no text_model. level
+        state = {k.removeprefix("text_model."): v for k, v in state.items()}
+    missing, unexpected = te.load_state_dict(state, strict=False)
+    assert not [k for k in missing if "position_ids" not in k] and not [k for k in unexpected if "position_ids" not in k]
+    te.eval().requires_grad_(False)
+    rank, alpha = 2, 1.5
+    generator = torch.Generator().manual_seed(2)
+    modules = []
+    for name, module in te.named_modules():
+        if module.__class__.__name__ not in ("CLIPAttention", "CLIPSdpaAttention", "CLIPMLP"):
+            continue
+        for child_name, child in list(module.named_modules()):
+            if not isinstance(child, torch.nn.Linear):
+                continue
+            path = name if hasattr(te, "text_model") else "text_model." + name  # kohya's transformers has the text_model level
+            lora = LoRAModule(("lora_te." + path + "." + child_name).replace(".", "_"), child, rank, alpha)
+            torch.nn.init.normal_(lora.lora_down.weight, std=0.2, generator=generator)
+            torch.nn.init.normal_(lora.lora_up.weight, std=0.2, generator=generator)
+            setattr(module, child_name, lora)
+            modules.append(lora)
+    ids = torch.full((2, 77), 49407, dtype=torch.long)
+    ids[0, :6] = torch.tensor([49406, 320, 1929, 539, 1237, 49407])
+    ids[1, :4] = torch.tensor([49406, 4558, 2368, 49407])
+    output = te(ids, output_hidden_states=True)
+    context = getattr(te, "text_model", te).final_layer_norm(output.hidden_states[-2])
+    scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
+                              clip_sample=False)
+    latents, noise, timesteps = torch.randn(2, 4, 16, 16), torch.randn(2, 4, 16, 16), torch.tensor([120, 777])
+    prediction = unet(scheduler.add_noise(latents, noise, timesteps), timesteps, context).sample
+    loss = torch.nn.functional.mse_loss(prediction.float(), noise.float(), reduction="none").mean([1, 2, 3]).mean()
+    loss.backward()
+    tensors = {"ids": ids.float(), "latents": latents, "noise": noise, "timesteps": timesteps.float(), "loss": torch.tensor([loss.item()], dtype=torch.float64)}
+    # With clip skip 2 the last layer's modules take no part: torch leaves their gradient None (AdamW skips them).
+    reached = [m for m in modules if m.lora_down.weight.grad is not None]
+    for m in reached:
+        tensors[m.lora_name + ".lora_down.grad"] = m.lora_down.weight.grad.detach().clone()
+        tensors[m.lora_name + ".lora_up.grad"] = m.lora_up.weight.grad.detach().clone()
+    save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(HERE, "training", "text_encoder_step.safetensors"),
+              metadata={"rank": str(rank), "alpha": str(alpha), "modules": json.dumps([m.lora_name for m in modules]),
+                        "reached": json.dumps([m.lora_name for m in reached]), "factor_seed": "2",
+                        "clip_skip": "2", "fixture_sha256": fixture_sha256, "torch": torch.__version__,
+                        "cpu_capability": torch.backends.cpu.get_cpu_capability()})
+    print(f"wrote text_encoder_step.safetensors: {len(modules)} modules, loss {loss.item():.6f}")
+
+
 def loss_weights(sd_scripts):
     """sd-scripts' own per-item loss weighting functions, on a row of timesteps."""
     from diffusers import DDPMScheduler
@@ -193,5 +267,6 @@ def loss_weights(sd_scripts):
 
 if len(sys.argv) > 1:
     training_step(sys.argv[1])
+    text_encoder_step(sys.argv[1])
 if os.environ.get("SD_SCRIPTS"):
     loss_weights(os.environ["SD_SCRIPTS"])

@@ -24,14 +24,14 @@ struct LoRATrain: ParsableCommand {
         NAME-log.csv beside them. kohya's spellings (--pretrained_model_name_or_path, --train_data_dir, \
         --network_dim, …) are accepted; a kohya option not listed here is an error that names it.
 
-        Not yet: text-encoder training (pass --network-train-unet-only), optimizers other than AdamW, \
+        Not yet: optimizers other than AdamW, \
         --mixed-precision bf16, sample images, --save-state/--resume, TOML configs, latent caches on disk, SDXL.
 
         Examples:
 
           lora-train --model sd15.safetensors --train-data-dir dataset/ --output-dir out/ --output-name mychar \\
-                     --network-dim 32 --network-alpha 16 --network-train-unet-only --resolution 512 --enable-bucket \\
-                     --max-train-epochs 10 --save-every-n-epochs 2 --learning-rate 1e-4
+                     --network-dim 32 --network-alpha 16 --resolution 512 --enable-bucket --max-train-epochs 10 \\
+                     --save-every-n-epochs 2 --learning-rate 1e-4 --text-encoder-lr 5e-5
           lora-train ... --dry-run
 
         \(ExitStatus.documentation)
@@ -105,9 +105,6 @@ struct LoRATrain: ParsableCommand {
         guard mixedPrecision == "no" else {
             throw ValidationError("--mixed-precision \(mixedPrecision) is not supported yet; training runs in fp32 (--mixed-precision no)")
         }
-        guard network.networkTrainUnetOnly || optimizer.textEncoderLr == 0 else {
-            throw ValidationError("text-encoder training is not built yet: pass --network-train-unet-only (or --text-encoder-lr 0)")
-        }
         if let n = maxTrainEpochs, n < 1 { throw ValidationError("--max-train-epochs must be at least 1") }
         guard maxTrainSteps >= 1 else { throw ValidationError("--max-train-steps must be at least 1") }
         guard !outputName.isEmpty, !outputName.contains("/") else { throw ValidationError("--output-name must be a file name without folders") }
@@ -153,6 +150,9 @@ struct LoRATrain: ParsableCommand {
     func makeConfiguration() throws -> TrainingConfiguration {
         var c = TrainingConfiguration(outputDirectory: outputDir ?? ".")
         c.outputName = outputName
+        // A part whose rate is 0 does not train (kohya drops its parameter group); its modules are not created.
+        c.trainUNet = !network.networkTrainTextEncoderOnly && (optimizer.unetLr ?? optimizer.learningRate) > 0
+        c.trainTextEncoder = !network.networkTrainUnetOnly && (optimizer.textEncoderLr ?? optimizer.learningRate) > 0
         c.networkDim = network.networkDim
         c.networkAlpha = network.networkAlpha
         (c.convDim, c.convAlpha) = try network.parsedArgs()

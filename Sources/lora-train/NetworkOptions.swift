@@ -16,8 +16,11 @@ struct NetworkOptions: ParsableArguments {
             help: ArgumentHelp("key=value settings: conv_dim=n conv_alpha=a (LoCon: the ResBlock convolutions too).", valueName: "key=value"))
     var networkArgs: [String] = []
 
-    @Flag(name: [.long, .customLong("network_train_unet_only")], help: "Train only the U-Net's modules (required for now: text-encoder backward is not built yet).")
+    @Flag(name: [.long, .customLong("network_train_unet_only")], help: "Train only the U-Net's modules (the text encoder's are not created).")
     var networkTrainUnetOnly = false
+
+    @Flag(name: [.long, .customLong("network_train_text_encoder_only")], help: "Train only the text encoder's modules.")
+    var networkTrainTextEncoderOnly = false
 
     @Option(name: [.long, .customLong("network_weights")], help: ArgumentHelp("Not supported yet: starting from an existing LoRA.", valueName: "path"))
     var networkWeights: String?
@@ -28,6 +31,9 @@ struct NetworkOptions: ParsableArguments {
         }
         guard networkDim >= 1 else { throw ValidationError("--network-dim must be at least 1") }
         guard networkAlpha > 0 else { throw ValidationError("--network-alpha must be positive") }
+        if networkTrainUnetOnly && networkTrainTextEncoderOnly {
+            throw ValidationError("--network-train-unet-only and --network-train-text-encoder-only exclude each other")
+        }
         if networkWeights != nil { throw ValidationError("--network-weights is not supported yet (continuing from a LoRA file)") }
         _ = try parsedArgs()
     }

@@ -23,7 +23,9 @@ struct TrainingSession {
         let trainer = try LoRATrainer(model: model, plan: plan, configuration: configuration)
         ToolRun.say("create LoRA network. base dim (rank): \(configuration.networkDim), alpha: \(formatNumber(Double(configuration.networkAlpha)))"
                     + (configuration.convDim.map { ", conv dim \($0), conv alpha \(formatNumber(Double(configuration.convAlpha)))" } ?? ""))
-        ToolRun.say("create LoRA for U-Net: \(trainer.network.modules.count) modules.")
+        let unetModules = trainer.network.targets.filter { $0.component == .unet }.count
+        if configuration.trainTextEncoder { ToolRun.say("create LoRA for Text Encoder: \(trainer.network.modules.count - unetModules) modules.") }
+        if configuration.trainUNet { ToolRun.say("create LoRA for U-Net: \(unetModules) modules.") }
         ToolRun.say("use AdamW optimizer | weight_decay \(configuration.weightDecay), betas \(configuration.betas), eps \(configuration.optimizerEpsilon)")
 
         let caching = ProgressBar(label: "caching latents", total: plan.images.count, unit: .items, enabled: !command.quiet)
@@ -37,8 +39,8 @@ struct TrainingSession {
                 switch event {
                 case let .epochStarted(epoch, total):
                     if command.quiet || !ToolEnvironment.stderrIsTerminal { printError("epoch \(epoch)/\(total)") }
-                case let .step(step, _, epoch, loss, average, rate):
-                    log.record(step: step, epoch: epoch, loss: loss, averageLoss: average, learningRate: rate)
+                case let .step(step, _, epoch, loss, average, rates):
+                    log.record(step: step, epoch: epoch, loss: loss, averageLoss: average, learningRates: rates)
                     let now = Date()
                     bar.setStatus(String(format: "avr_loss=%.4f  %.2f s/it", average, now.timeIntervalSince(last)))
                     last = now

@@ -186,4 +186,49 @@ final class BlockBackwardTests: XCTestCase {
             }
         }
     }
+
+    /// Trained modules through the text encoder (kohya's text-encoder LoRA):
+    /// the tape's forward equals inference with the same factors as adapters;
+    /// gradients of modules on q, on out_proj and on the MLP match five-point
+    /// differences, through clip skip (fewer layers) and the final LayerNorm.
+    func testLoRAModulesThroughTheTextEncoder() throws {
+        let model = try StableDiffusionModel(checkpoint: try EngineGolden.fixture("sd1_engine.safetensors"), tokenizer: EngineGolden.tokenizer)
+        let encoder = model.text.encoders[0]
+        let w = encoder.config.width, m = encoder.config.mlpWidth, layers = encoder.config.layers
+        let p = encoder.prefix + "text_model.encoder.layers."
+        let specs: [(String, Int, Int)] = [(p + "0.self_attn.q_proj.weight", w, w), (p + "0.self_attn.v_proj.weight", w, w),
+                                           (p + "1.self_attn.out_proj.weight", w, w),
+                                           (p + "\(layers - 2).mlp.fc1.weight", w, m), (p + "\(layers - 2).mlp.fc2.weight", m, w)]
+        var rng = Rng(state: 41)
+        var attachments: [String: [TrainingTape.Attachment]] = [:], adapters: [String: [AdapterSet.LowRank]] = [:]
+        var modules: [LoRAModule] = []
+        for (index, (key, inputs, outputs)) in specs.enumerated() {
+            let module = LoRAModule(name: "te\(index)", shape: .linear(in: inputs, out: outputs), rank: 2, alpha: 1, down: rng.values(2 * inputs, scale: 0.3),
+                                    up: rng.values(outputs * 2, scale: 0.3))
+            modules.append(module)
+            attachments[key] = [TrainingTape.Attachment(module)]
+            adapters[key] = [AdapterSet.LowRank(down: module.down.values, up: module.up.values, rank: 2, scale: module.scale, rows: nil)]
+        }
+        let tape = TrainingTape(modules: attachments)
+        let ids = [[49406, 320, 1929, 539, 49407, 49407], [49406, 1125, 49407, 49407, 49407, 49407]]
+        let used = layers - 1 // clip skip 2
+        let (y, saved) = encoder.forwardSaving(ids, layerCount: used, finalNorm: true, tape: tape)
+        let inference = try encoder.encode(ids, layerCount: used, finalNorm: true, adapters: AdapterSet(lowRank: adapters)).hidden
+        XCTAssertLessThan(Double(y.maxAbsDifference(inference)), 1e-4 * Double(inference.values.map(abs).max()!))
+        let r = rng.values(y.count)
+        encoder.backward(saved, outputGradient: Tensor(shape: y.shape, values: r), tape: tape)
+        for (module, (key, _, _)) in zip(modules, specs) {
+            for parameter in [module.down, module.up] {
+                let point = parameter.values
+                XCTAssertTrue(parameter.gradient.values.contains { $0 != 0 }, "\(key) \(parameter.key) has a gradient")
+                checkSampled("\(key.dropFirst(p.count)) \(parameter.key)", analytic: parameter.gradient.values, at: point, samples: 6, tolerance: 1e-2,
+                             scale: 0.2, h: 2e-2) { values in
+                    parameter.values = values
+                    defer { parameter.values = point }
+                    tape.reset()
+                    return Self.dot(r, encoder.forwardSaving(ids, layerCount: used, finalNorm: true, tape: tape).0.values)
+                }
+            }
+        }
+    }
 }

@@ -51,7 +51,8 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(names, ["zkw-000001.safetensors", "zkw-log.csv", "zkw.safetensors"])
         let log = try String(contentsOfFile: out + "/zkw-log.csv", encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(log.count, 9, "header and one line per step")
-        XCTAssertEqual(log.first, "step,epoch,loss,avr_loss,lr")
+        XCTAssertEqual(log.first, "step,epoch,loss/current,loss/average,lr/unet,lr/textencoder")
+        XCTAssertTrue(log[1].hasSuffix(",0.001,"), "U-Net rate, no text-encoder rate: \(log[1])")
 
         let file = try ModelFile.open(out + "/zkw.safetensors")
         let m = file.metadata
@@ -87,6 +88,23 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(second.metadata["sshs_model_hash"], m["sshs_model_hash"], "same seed, same tensors")
     }
 
+    /// kohya's default trains the text encoder's modules too, at --text-encoder-lr.
+    func testTrainsTheTextEncoderModules() throws {
+        let out = folder + "/te"
+        let run = try ToolRunner.run("lora-train", common.filter { $0 != "--network-train-unet-only" }
+                                     + ["--output-dir", out, "--max-train-steps", "3", "--text-encoder-lr", "5e-4"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stdout.contains("create LoRA for Text Encoder: "), run.stdout)
+        let file = try ModelFile.open(out + "/last.safetensors")
+        let te = file.tensors.filter { $0.name.hasPrefix("lora_te_") && $0.name.hasSuffix(".lora_up.weight") }
+        XCTAssertGreaterThan(te.count, 0)
+        XCTAssertEqual(te.count % 6, 0, "q, k, v, out, fc1, fc2 per layer")
+        XCTAssertTrue(te.contains { $0.floats().contains { $0 != 0 } }, "the text encoder's modules were trained")
+        XCTAssertEqual(file.metadata[.textEncoderLr], "0.0005")
+        let log = try String(contentsOfFile: out + "/last-log.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertTrue(log[1].hasSuffix(",0.001,0.0005"), String(log[1]))
+    }
+
     func testMistakesAreRefusedBeforeTraining() throws {
         let out = folder + "/out"
         // The concept folder instead of its parent: kohya's most common beginner error.
@@ -100,10 +118,6 @@ final class TrainCLITests: XCTestCase {
             XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")
             XCTAssertTrue(r.stderr.contains(says), "\(args): \(r.stderr)")
         }
-        // Text-encoder training is not built: said, not skipped silently.
-        let te = try ToolRunner.run("lora-train", common.filter { $0 != "--network-train-unet-only" } + ["--output-dir", out])
-        XCTAssertEqual(te.status, 64)
-        XCTAssertTrue(te.stderr.contains("--network-train-unet-only"), te.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/last.safetensors"))
         // --dry-run plans without a model load or an output folder.
         let dry = try ToolRunner.run("lora-train", common + ["--dry-run", "--max-train-epochs", "3"])

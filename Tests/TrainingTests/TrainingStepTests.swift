@@ -69,7 +69,7 @@ final class TrainingStepTests: XCTestCase {
         var lastLoss = 0.0
         for step in 0..<10 {
             for p in network.parameters { p.gradient.zero() }
-            let loss = unetTrainingStep(model.unet, tape: tape, objective: objective, latents: latents, noise: noise, timesteps: timesteps, context: context)
+            let loss = unetTrainingStep(model.unet, tape: tape, objective: objective, latents: latents, noise: noise, timesteps: timesteps, context: context).loss
             XCTAssertEqual(loss, Double(losses[step]), accuracy: 1e-5 * Double(losses[step]), "loss at step \(step + 1)")
             lastLoss = loss
             if step == 0 {
@@ -94,5 +94,59 @@ final class TrainingStepTests: XCTestCase {
             }
         }
         print(String(format: "ten AdamW steps: last loss %.6f (torch %.6f), worst factor error %.2e", lastLoss, losses[9], worst))
+    }
+
+    /// kohya's text-encoder LoRA through clip skip 2 into the frozen U-Net
+    /// (make_training_golden.py, transformers' CLIPTextModel + diffusers'
+    /// U-Net): the loss, and the gradient of every module the loss reaches —
+    /// the last layer's modules take no part with clip skip 2 and are left
+    /// out of the optimizer as torch leaves their gradient None.
+    func testTextEncoderStepEqualsKohyaInTorch() throws {
+        let golden = try ModelFile.open(Self.root + "/Fixtures/golden/training/text_encoder_step.safetensors")
+        func tensor(_ name: String) throws -> [Float] { try XCTUnwrap(golden[name], name).floats() }
+        func list(_ key: String) throws -> [String] {
+            try XCTUnwrap(try JSONSerialization.jsonObject(with: Data((golden.metadata[key] ?? "[]").utf8)) as? [String])
+        }
+        let names = try list("modules"), reached = Set(try list("reached"))
+        let rank = Int(golden.metadata["rank"] ?? "") ?? 0, alpha = Float(golden.metadata["alpha"] ?? "") ?? 0
+        let capability = (golden.metadata["cpu_capability"] ?? "").uppercased()
+        let model = try model()
+        XCTAssertEqual(Hashing.sha256(try MappedFile(path: model.path)), golden.metadata["fixture_sha256"])
+        let network = LoRANetwork.kohya(ModelLayout(model.config), dim: rank, alpha: alpha, unet: false, textEncoder: true) { 0.5 }
+        XCTAssertEqual(Set(network.modules.map(\.name)), Set(names), "kohya's text-encoder modules")
+        // The script's factors: normal(0, 0.2) from a generator seeded 2, down then up, in its module order.
+        let byName = Dictionary(uniqueKeysWithValues: network.modules.map { ($0.name, $0) })
+        var generator = TorchGenerator(seed: 2, variant: capability == "AVX2" || capability == "AVX512" ? .avx2 : .libm)
+        for name in names {
+            let module = try XCTUnwrap(byName[name])
+            for parameter in [module.down, module.up] { parameter.values = generator.randn(parameter.count).map { $0 * 0.2 } }
+        }
+        let ids = try tensor("ids").map { Int($0) }
+        let sequences = [Array(ids[0..<77]), Array(ids[77..<154])]
+        let encoder = model.text.encoders[0]
+        let textTape = network.tape(for: model, components: [.textEncoder1])
+        let (context, saved) = encoder.forwardSaving(sequences, layerCount: encoder.config.layers - 1, finalNorm: true, tape: textTape)
+        let unetTape = network.tape(for: model, components: [.unet])
+        let (loss, contextGradient) = unetTrainingStep(model.unet, tape: unetTape, objective: DiffusionObjective(),
+                                                       latents: Tensor(shape: [2, 4, 16, 16], values: try tensor("latents")),
+                                                       noise: Tensor(shape: [2, 4, 16, 16], values: try tensor("noise")),
+                                                       timesteps: try tensor("timesteps").map { Int($0) }, context: context)
+        encoder.backward(saved, outputGradient: contextGradient, tape: textTape)
+        let expectedLoss = try XCTUnwrap(golden["loss"]).floats()[0]
+        XCTAssertEqual(loss, Double(expectedLoss), accuracy: 1e-5 * Double(expectedLoss))
+        var worst = 0.0
+        for module in network.modules {
+            if !reached.contains(module.name) {
+                XCTAssertTrue(module.down.gradient.values.allSatisfy { $0 == 0 } && module.up.gradient.values.allSatisfy { $0 == 0 }, module.name)
+                continue
+            }
+            for (parameter, kind) in [(module.down, "lora_down"), (module.up, "lora_up")] {
+                let error = relativeError(parameter.gradient.values, try tensor("\(module.name).\(kind).grad"))
+                worst = max(worst, error)
+                XCTAssertLessThan(error, 1e-4, "\(module.name).\(kind) gradient")
+            }
+        }
+        XCTAssertEqual(reached.count, 12, "two of three layers reached with clip skip 2")
+        print(String(format: "kohya text-encoder step: loss %.7f (torch %.7f), worst gradient error %.2e", loss, expectedLoss, worst))
     }
 }

@@ -103,3 +103,16 @@ final class TrainingTests: XCTestCase {
     }
 }
 
+
+final class TextEncoderBlockTests: XCTestCase {
+    /// Which text-encoder block a target is in (clip skip leaves the last ones out of the optimizer).
+    func testTextEncoderBlocksOfKohyaTargets() {
+        for config in [ArchitectureConfig.real(.sd1), .real(.sd2)] {
+            let targets = ModelLayout(config).targets.filter { $0.component == .textEncoder1 && $0.set == .attention }
+            let blocks = targets.compactMap(LoRANetwork.textEncoderBlock(of:))
+            XCTAssertEqual(blocks.count, targets.count, "\(config.family)")
+            XCTAssertEqual(Set(blocks), Set(0..<config.textEncoders[0].loraLayers), "\(config.family): kohya's SD2 encoder has 23 blocks")
+        }
+        XCTAssertNil(ModelLayout(.real(.sd1)).targets.first { $0.component == .unet }.flatMap(LoRANetwork.textEncoderBlock(of:)))
+    }
+}

@@ -151,7 +151,7 @@ public struct CLIPTextEncoder: Sendable {
         }
         addInPlace(&x, block.out.forward(attended, adapters: adapters))
         var hidden = block.fc1.forward(block.norm2.forward(x, adapters: adapters), adapters: adapters)
-        (config.usesQuickGELU ? Activation.quickGELU : .gelu).apply(&hidden)
+        activation.apply(&hidden)
         addInPlace(&x, block.fc2.forward(hidden, adapters: adapters))
         return x
     }

@@ -3,6 +3,20 @@ import LinearAlgebra
 import LoRACore
 
 extension Attention {
+    /// softmax(q·kᵀ/√d)·v over contiguous q [items, queries, heads·d] and
+    /// k, v [items, keys, heads·d] (the training passes keep q, k and v apart).
+    static func forward(q: Tensor, k: Tensor, v: Tensor, items: Int, queries: Int, keys: Int, heads: Int, headDim: Int,
+                        causal: Bool = false) -> Tensor {
+        let c = heads * headDim
+        var out = Tensor.uninitialized([items, queries, c])
+        q.withPointer { qp in k.withPointer { kp in v.withPointer { vp in out.withMutablePointer { op in
+            forward(q: .init(pointer: qp, stride: c, itemStride: queries * c), k: .init(pointer: kp, stride: c, itemStride: keys * c),
+                    v: .init(pointer: vp, stride: c, itemStride: keys * c), into: op, outStride: c, outItemStride: queries * c,
+                    items: items, queries: queries, keys: keys, heads: heads, headDim: headDim, causal: causal)
+        } } } }
+        return out
+    }
+
     /// Gradients of q, k, v for out = softmax(q·kᵀ·s)·v, s = 1/√d, per (item,
     /// head), with the probabilities recomputed block by block of query rows
     /// (never stored: a 4096-token self-attention's would be 64 MB per head):

@@ -97,14 +97,15 @@ extension SpatialTransformer {
         let batch = x0.shape[0], tokens = x0.shape[1], c = channels, textTokens = context.shape[1], d = c / heads
         let n1 = block.norm1.forward(x0)
         let qkv = block.selfQKV.forward(n1, tape: tape)                                                  // [b, t, 3c]
-        let a1 = attend(packedColumns(qkv, 0, of: 3), packedColumns(qkv, 1, of: 3), packedColumns(qkv, 2, of: 3),
-                        items: batch, queries: tokens, keys: tokens, headDim: d)
+        let a1 = Attention.forward(q: packedColumns(qkv, 0, of: 3), k: packedColumns(qkv, 1, of: 3), v: packedColumns(qkv, 2, of: 3),
+                                   items: batch, queries: tokens, keys: tokens, heads: heads, headDim: d)
         var x1 = x0
         addInPlace(&x1, block.selfOut.forward(a1, tape: tape))
         let n2 = block.norm2.forward(x1)
         let q = block.crossQ.forward(n2, tape: tape)                                                     // [b, t, c]
         let kv = block.crossKV.forward(context, tape: tape)                                              // [b, T, 2c]
-        let a2 = attend(q, packedColumns(kv, 0, of: 2), packedColumns(kv, 1, of: 2), items: batch, queries: tokens, keys: textTokens, headDim: d)
+        let a2 = Attention.forward(q: q, k: packedColumns(kv, 0, of: 2), v: packedColumns(kv, 1, of: 2), items: batch, queries: tokens, keys: textTokens,
+                                   heads: heads, headDim: d)
         var x2 = x1
         addInPlace(&x2, block.crossOut.forward(a2, tape: tape))
         let n3 = block.norm3.forward(x2)
@@ -139,18 +140,6 @@ extension SpatialTransformer {
         var dx0 = block.norm1.backward(input: s.input, outputGradient: dNorm1)
         addInPlace(&dx0, dx1)
         return (dx0, dContext)
-    }
-
-    /// softmax(q·kᵀ/√d)·v over contiguous [items, tokens, c] tensors.
-    private func attend(_ q: Tensor, _ k: Tensor, _ v: Tensor, items: Int, queries: Int, keys: Int, headDim: Int) -> Tensor {
-        let c = channels
-        var out = Tensor.uninitialized([items, queries, c])
-        q.withPointer { qp in k.withPointer { kp in v.withPointer { vp in out.withMutablePointer { op in
-            Attention.forward(q: .init(pointer: qp, stride: c, itemStride: queries * c), k: .init(pointer: kp, stride: c, itemStride: keys * c),
-                              v: .init(pointer: vp, stride: c, itemStride: keys * c), into: op, outStride: c, outItemStride: queries * c,
-                              items: items, queries: queries, keys: keys, heads: heads, headDim: headDim)
-        } } } }
-        return out
     }
 }
 

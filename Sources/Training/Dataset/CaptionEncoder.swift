@@ -44,18 +44,63 @@ public struct CaptionEncoder: Sendable {
         }
     }
 
-    /// [1, 2 + 75·chunks, contextDim].
-    public func context(_ caption: String) throws(ModelError) -> Tensor {
+    var layerCount: Int {
         let encoder = text.encoders[0]
         let available = text.family == .sd2 ? encoder.config.layers - 1 : encoder.config.layers
-        let layers = available - max(0, min((clipSkip ?? 1) - 1, available - 1))
+        return available - max(0, min((clipSkip ?? 1) - 1, available - 1))
+    }
+
+    /// [1, 2 + 75·chunks, contextDim] (77 for one chunk) through the frozen encoder.
+    public func context(_ caption: String) throws(ModelError) -> Tensor {
         let chunks = chunks(caption)
-        let hidden = try encoder.encode(chunks, layerCount: layers, finalNorm: true).hidden
-        guard chunks.count > 1 else { return Tensor(shape: [1, 77, hidden.shape[2]], values: hidden.values) }
+        return join(try text.encoders[0].encode(chunks, layerCount: layerCount, finalNorm: true).hidden, items: 1, chunks: chunks.count)
+    }
+
+    /// The contexts of several captions [b, 2 + 75·chunks, contextDim] with the
+    /// tape's text-encoder modules applied, and what `backward` needs.
+    public func contextsSaving(_ captions: [String], tape: TrainingTape) -> (Tensor, CLIPTextEncoder.Saved) {
+        let ids = captions.flatMap { chunks($0) }
+        let (hidden, saved) = text.encoders[0].forwardSaving(ids, layerCount: layerCount, finalNorm: true, tape: tape)
+        return (join(hidden, items: captions.count, chunks: ids.count / captions.count), saved)
+    }
+
+    /// The gradient at the contexts back through the encoder into the tape's modules.
+    public func backward(_ saved: CLIPTextEncoder.Saved, contextGradient: Tensor, tape: TrainingTape) {
+        let items = contextGradient.shape[0], width = contextGradient.shape[2]
+        let chunks = (contextGradient.shape[1] - 2) / 75
+        text.encoders[0].backward(saved, outputGradient: split(contextGradient, items: items, chunks: chunks, width: width), tape: tape)
+    }
+
+    /// Chunk outputs [items·chunks, 77, w] → [items, 2 + 75·chunks, w]: BOS of
+    /// the first chunk, positions 1…75 of every chunk, the last chunk's final position.
+    func join(_ hidden: Tensor, items: Int, chunks: Int) -> Tensor {
         let width = hidden.shape[2]
-        var values = Array(hidden.values[0..<width])
-        for c in chunks.indices { values += hidden.values[((c * 77 + 1) * width)..<((c * 77 + 76) * width)] }
-        values += hidden.values[((chunks.count * 77 - 1) * width)..<(chunks.count * 77 * width)]
-        return Tensor(shape: [1, values.count / width, width], values: values)
+        guard chunks > 1 else { return hidden }
+        var values: [Float] = []
+        for item in 0..<items {
+            let base = item * chunks * 77
+            func take(_ row: Int, _ count: Int) { values += hidden.values[(row * width)..<((row + count) * width)] }
+            take(base, 1)
+            for c in 0..<chunks { take(base + c * 77 + 1, 75) }
+            take(base + chunks * 77 - 1, 1)
+        }
+        return Tensor(shape: [items, 2 + 75 * chunks, width], values: values)
+    }
+
+    /// The inverse of `join` for gradients (positions `join` dropped get zero).
+    func split(_ gradient: Tensor, items: Int, chunks: Int, width: Int) -> Tensor {
+        guard chunks > 1 else { return gradient }
+        var out = Tensor(zeros: [items * chunks, 77, width])
+        let length = 2 + 75 * chunks
+        for item in 0..<items {
+            let source = item * length, base = item * chunks * 77
+            func copy(_ from: Int, _ to: Int, _ count: Int) {
+                out.values.replaceSubrange((to * width)..<((to + count) * width), with: gradient.values[(from * width)..<((from + count) * width)])
+            }
+            copy(source, base, 1)
+            for c in 0..<chunks { copy(source + 1 + 75 * c, base + c * 77 + 1, 75) }
+            copy(source + length - 1, base + chunks * 77 - 1, 1)
+        }
+        return out
     }
 }

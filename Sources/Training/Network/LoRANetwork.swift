@@ -58,12 +58,30 @@ public struct LoRANetwork: Sendable {
     /// Every trained tensor.
     public var parameters: [Parameter] { modules.flatMap { [$0.down, $0.up] } }
 
-    /// The modules attached to the layers of `model` that read each target's weight.
-    public func tape(for model: StableDiffusionModel) -> TrainingTape {
+    /// The trained tensors of one part of the model (kohya's parameter groups: text encoder, U-Net).
+    public func parameters(of components: Set<Component>) -> [Parameter] {
+        zip(modules, targets).filter { components.contains($0.1.component) }.flatMap { [$0.0.down, $0.0.up] }
+    }
+
+    /// The text-encoder block a target sits in (`…layers.N.` in Hugging Face
+    /// layout, `…resblocks.N.` in OpenCLIP's), nil for the U-Net.
+    public static func textEncoderBlock(of target: LoRATarget) -> Int? {
+        guard target.component != .unet else { return nil }
+        for marker in ["layers.", "resblocks."] {
+            guard let range = target.checkpointKey.range(of: marker) else { continue }
+            return Int(target.checkpointKey[range.upperBound...].prefix { $0.isNumber })
+        }
+        return nil
+    }
+
+    /// The modules attached to the layers of `model` that read each target's
+    /// weight (only those of `components` when given: the U-Net and the text
+    /// encoder run their passes with separate tapes).
+    public func tape(for model: StableDiffusionModel, components: Set<Component>? = nil) -> TrainingTape {
         var layerKey: [String: String] = [:]
         for (key, name) in model.layerKeys { layerKey[name] = key }
         var attachments: [String: [TrainingTape.Attachment]] = [:]
-        for (module, target) in zip(modules, targets) {
+        for (module, target) in zip(modules, targets) where components?.contains(target.component) ?? true {
             let key = layerKey[target.checkpointKey] ?? target.checkpointKey
             attachments[key, default: []].append(TrainingTape.Attachment(module, rows: target.rows))
         }

@@ -98,14 +98,17 @@ public struct DiffusionObjective: Sendable {
 }
 
 /// One forward and backward of the U-Net with a network's modules: the loss,
-/// and the modules' gradients added into their buffers (zero them between
-/// optimizer steps; accumulation over micro-batches is the rule's `+=`).
+/// the gradient at the context (for a trained text encoder), and the modules'
+/// gradients added into their buffers (zero them between optimizer steps;
+/// accumulation over micro-batches is the rule's `+=`). Resets `tape`, which
+/// should hold the U-Net's modules only (the text encoder's have their own).
+@discardableResult
 public func unetTrainingStep(_ unet: UNet, tape: TrainingTape, objective: DiffusionObjective, latents: Tensor, noise: Tensor, timesteps: [Int],
-                             context: Tensor, itemScales: [Float]? = nil) -> Double {
+                             context: Tensor, itemScales: [Float]? = nil) -> (loss: Double, contextGradient: Tensor) {
     let (noisy, target) = objective.noisyAndTarget(latents: latents, noise: noise, timesteps: timesteps)
     tape.reset()
     let (prediction, saved) = unet.forwardSaving(noisy, timesteps: timesteps.map(Float.init), context: context, tape: tape)
     let (loss, gradient) = objective.loss(prediction: prediction, target: target, timesteps: timesteps, itemScales: itemScales)
-    _ = unet.backward(saved, outputGradient: gradient, tape: tape)
-    return loss
+    let (_, contextGradient) = unet.backward(saved, outputGradient: gradient, tape: tape)
+    return (loss, contextGradient)
 }

@@ -9,18 +9,20 @@ public enum TrainingEvent: Sendable {
     /// After each optimizer step: kohya's `loss` (this step's, averaged over
     /// accumulated micro-batches), `avr_loss` (the mean of the last epoch's
     /// worth of steps, kohya's moving average) and the U-Net rate used.
-    case step(step: Int, of: Int, epoch: Int, loss: Double, averageLoss: Double, learningRate: Double)
+    case step(step: Int, of: Int, epoch: Int, loss: Double, averageLoss: Double, learningRates: [(group: String, rate: Double)])
     case saved(path: String, epoch: Int, step: Int)
 }
 
 /// The training loop of sd-scripts' train_network.py for a U-Net LoRA with
 /// latents cached: per epoch, every bucket's entries shuffled and the
 /// (bucket, batch) list shuffled (seeded by seed + epoch, as kohya reseeds);
-/// per batch: cached latents, captions processed and encoded by the frozen
-/// text encoder, noise (+ offset), t uniform in [min, max), the U-Net's
-/// forward and backward with the LoRA modules, the gradient averaged over
-/// accumulated batches, clipped to `--max_grad_norm`, an AdamW step at the
-/// scheduled rate. Files are written at the epochs/steps asked and at the end.
+/// per batch: cached latents, captions processed and encoded (through the
+/// text encoder's modules when it trains), noise (+ offset), t uniform in
+/// [min, max), the U-Net's forward and backward with its modules, the context
+/// gradient back through the text encoder, the gradient averaged over
+/// accumulated batches, clipped to `--max_grad_norm`, an AdamW step with
+/// kohya's parameter groups (text encoder, then U-Net, each at its scheduled
+/// rate). Files are written at the epochs/steps asked and at the end.
 public final class LoRATrainer {
     public let model: StableDiffusionModel
     public let plan: DatasetPlan
@@ -28,7 +30,9 @@ public final class LoRATrainer {
     public let network: LoRANetwork
     public let steps: StepCount
     public let captions: CaptionEncoder
-    let tape: TrainingTape
+    let unetTape: TrainingTape
+    /// The text encoder's modules, when it trains.
+    let textTape: TrainingTape?
     var optimizer: AdamW
     public private(set) var cache = LatentCache()
     public private(set) var startedAt = Date()
@@ -57,11 +61,16 @@ public final class LoRATrainer {
         self.configuration = configuration
         var random = TrainingRandom(seed: configuration.seed)
         sessionID = random.generator.nextUInt32() & 0x7fff_ffff
+        guard configuration.trainUNet || configuration.trainTextEncoder else {
+            throw ModelError(.mismatch, "nothing to train: neither the U-Net's nor the text encoder's modules")
+        }
         network = LoRANetwork.kohya(ModelLayout(model.config), dim: configuration.networkDim, alpha: configuration.networkAlpha,
-                                    convDim: configuration.convDim, convAlpha: configuration.convAlpha, textEncoder: false) {
+                                    convDim: configuration.convDim, convAlpha: configuration.convAlpha, unet: configuration.trainUNet,
+                                    textEncoder: configuration.trainTextEncoder) {
             Float(random.uniform())
         }
-        tape = network.tape(for: model)
+        unetTape = network.tape(for: model, components: [.unet])
+        textTape = configuration.trainTextEncoder ? network.tape(for: model, components: [.textEncoder1]) : nil
         steps = StepCount(batchesPerEpoch: plan.batchesPerEpoch, gradientAccumulationSteps: configuration.gradientAccumulationSteps,
                           maxTrainEpochs: configuration.maxTrainEpochs, maxTrainSteps: configuration.maxTrainSteps)
         captions = try CaptionEncoder(text: model.text, maxTokenLength: configuration.maxTokenLength, clipSkip: configuration.clipSkip)
@@ -127,14 +136,14 @@ public final class LoRATrainer {
                 // sd-scripts' backward divides each micro-batch's loss by the accumulation count.
                 if micro > 1 { for p in parameters { for i in p.gradient.values.indices { p.gradient.values[i] /= Float(micro) } } }
                 clipGradientNorm(parameters, maximum: configuration.maxGradNorm)
-                let rate = configuration.unetRate * schedule.factor(at: step)
-                optimizer.update([ParameterGroup(name: "unet", parameters: parameters, learningRate: rate)])
+                let groups = parameterGroups(factor: schedule.factor(at: step))
+                optimizer.update(groups)
                 for p in parameters { p.gradient.zero() }
                 step += 1
                 recent.append(loss)
                 if recent.count > steps.stepsPerEpoch { recent.removeFirst() }
                 try events(.step(step: step, of: steps.totalSteps, epoch: epoch, loss: loss,
-                                 averageLoss: recent.reduce(0, +) / Double(recent.count), learningRate: rate))
+                                 averageLoss: recent.reduce(0, +) / Double(recent.count), learningRates: groups.map { ($0.name, $0.learningRate) }))
                 (micro, stepLoss) = (0, 0)
                 if let every = configuration.saveEveryNSteps, step % every == 0, step < steps.totalSteps {
                     let path = try save(name: String(format: "%@-step%08d", configuration.outputName, step), epoch: epoch, step: step)
@@ -152,10 +161,28 @@ public final class LoRATrainer {
         return savedFiles
     }
 
+    /// kohya's parameter groups in its order and names: "textencoder", then "unet".
+    func parameterGroups(factor: Double) -> [ParameterGroup] {
+        var groups: [ParameterGroup] = []
+        if configuration.trainTextEncoder {
+            // Blocks past the clip-skip layer never reach the loss: torch leaves their gradient None and AdamW skips
+            // them (no weight decay either), so they stay out of the group.
+            let used = captions.layerCount
+            let parameters = zip(network.modules, network.targets).filter { _, target in
+                target.component == .textEncoder1 && (LoRANetwork.textEncoderBlock(of: target).map { $0 < used } ?? true)
+            }.flatMap { [$0.0.down, $0.0.up] }
+            groups.append(ParameterGroup(name: "textencoder", parameters: parameters, learningRate: configuration.textEncoderRate * factor))
+        }
+        if configuration.trainUNet {
+            groups.append(ParameterGroup(name: "unet", parameters: network.parameters(of: [.unet]), learningRate: configuration.unetRate * factor))
+        }
+        return groups
+    }
+
     /// One micro-batch's forward and backward (gradients added into the buffers); its loss.
     func trainMicroBatch(_ entries: [Int], epoch: Int, random: inout TrainingRandom) throws(ModelError) -> Double {
-        var latentValues: [Float] = [], contextValues: [Float] = [], scales: [Float] = []
-        var latentShape: [Int] = [], contextShape: [Int] = []
+        var latentValues: [Float] = [], scales: [Float] = [], processed: [String] = []
+        var latentShape: [Int] = []
         for entry in entries {
             let image = plan.images[entry]
             let subset = plan.subsets[image.subsetIndex]
@@ -163,10 +190,7 @@ public final class LoRATrainer {
             let latents = useFlip ? cache.flipped[entry]! : cache.latents[entry]
             latentShape = latents.shape
             latentValues += latents.values
-            let caption = CaptionProcessing.process(image.caption, subset: subset, epoch: epoch, random: &random)
-            let context = try captions.context(caption)
-            contextShape = context.shape
-            contextValues += context.values
+            processed.append(CaptionProcessing.process(image.caption, subset: subset, epoch: epoch, random: &random))
             scales.append(image.isRegularization ? Float(configuration.priorLossWeight) : 1)
         }
         let b = entries.count
@@ -180,8 +204,18 @@ public final class LoRATrainer {
         }
         let span = configuration.maxTimestep - configuration.minTimestep
         let timesteps = (0..<b).map { _ in configuration.minTimestep + (span > 0 ? random.integer(below: span) : 0) }
-        let context = Tensor(shape: [b] + contextShape.dropFirst(), values: contextValues)
-        return unetTrainingStep(model.unet, tape: tape, objective: configuration.objective, latents: latents, noise: noise,
-                                timesteps: timesteps, context: context, itemScales: scales)
+        let context: Tensor, textSaved: CLIPTextEncoder.Saved?
+        if let textTape {
+            textTape.reset()
+            (context, textSaved) = captions.contextsSaving(processed, tape: textTape)
+        } else {
+            let contexts = try processed.map { caption throws(ModelError) in try captions.context(caption) }
+            context = Tensor(shape: [b] + contexts[0].shape.dropFirst(), values: contexts.flatMap(\.values))
+            textSaved = nil
+        }
+        let (loss, contextGradient) = unetTrainingStep(model.unet, tape: unetTape, objective: configuration.objective, latents: latents, noise: noise,
+                                                       timesteps: timesteps, context: context, itemScales: scales)
+        if let textTape, let textSaved { captions.backward(textSaved, contextGradient: contextGradient, tape: textTape) }
+        return loss
     }
 }

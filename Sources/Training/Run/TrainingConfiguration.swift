@@ -14,6 +14,9 @@ public struct TrainingConfiguration: Sendable {
     public var convDim: Int?
     public var convAlpha: Float = 1
     /// `--learning_rate` (kohya's default 2e-6); `--unet_lr` falls back to it.
+    /// Which modules train (`--network_train_unet_only`, `--network_train_text_encoder_only`).
+    public var trainUNet = true
+    public var trainTextEncoder = true
     public var learningRate = 2e-6
     public var unetLearningRate: Double?
     public var textEncoderLearningRate: Double?
@@ -55,6 +58,7 @@ public struct TrainingConfiguration: Sendable {
     public init(outputDirectory: String) { self.outputDirectory = outputDirectory }
 
     public var unetRate: Double { unetLearningRate ?? learningRate }
+    public var textEncoderRate: Double { textEncoderLearningRate ?? learningRate }
 }
 
 /// sd-scripts' step arithmetic (train_network.py): optimizer steps per epoch

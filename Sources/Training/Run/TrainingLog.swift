@@ -1,16 +1,17 @@
 import Foundation
 import LoRACore
 
-/// The per-step CSV beside the outputs (what kohya sends to TensorBoard as
-/// loss/current, loss/average, lr/unet): step, epoch, loss, avr_loss, lr.
-/// Written line by line so an interrupted run keeps its history.
+/// The per-step CSV beside the outputs, its columns named as kohya's
+/// TensorBoard tags: step, epoch, loss/current, loss/average, lr/unet,
+/// lr/textencoder (empty for a part that does not train). Written line by
+/// line so an interrupted run keeps its history.
 public final class TrainingLog {
     public let path: String
     private let handle: FileHandle
 
     public init(path: String) throws(ModelError) {
         self.path = path
-        guard FileManager.default.createFile(atPath: path, contents: Data("step,epoch,loss,avr_loss,lr\n".utf8)),
+        guard FileManager.default.createFile(atPath: path, contents: Data("step,epoch,loss/current,loss/average,lr/unet,lr/textencoder\n".utf8)),
               let handle = FileHandle(forWritingAtPath: path) else {
             throw ModelError(.io, "cannot write the training log", file: path)
         }
@@ -18,8 +19,9 @@ public final class TrainingLog {
         self.handle = handle
     }
 
-    public func record(step: Int, epoch: Int, loss: Double, averageLoss: Double, learningRate: Double) {
-        handle.write(Data("\(step),\(epoch),\(pythonFloat(loss)),\(pythonFloat(averageLoss)),\(pythonFloat(learningRate))\n".utf8))
+    public func record(step: Int, epoch: Int, loss: Double, averageLoss: Double, learningRates: [(group: String, rate: Double)]) {
+        let rates = ["unet", "textencoder"].map { name in learningRates.first { $0.group == name }.map { pythonFloat($0.rate) } ?? "" }
+        handle.write(Data(([String(step), String(epoch), pythonFloat(loss), pythonFloat(averageLoss)] + rates).joined(separator: ",").utf8 + [10]))
     }
 
     deinit { try? handle.close() }
