@@ -180,6 +180,7 @@ struct LoRATrain: ParsableCommand {
         c.maxTokenLength = dataset.maxTokenLength
         c.clipSkip = dataset.clipSkip
         c.trainingComment = trainingComment
+        c.forceVPrediction = kohyaFlags.vParameterization
         c.objective.minSNRGamma = optimizer.minSnrGamma
         c.objective.debiasedEstimation = optimizer.debiasedEstimationLoss
         c.objective.scaleVPredictionLoss = optimizer.scaleVPredLossLikeNoisePred

@@ -105,6 +105,20 @@ final class TrainCLITests: XCTestCase {
         XCTAssertTrue(log[1].hasSuffix(",0.001,0.0005"), String(log[1]))
     }
 
+    /// SD2 (OpenCLIP's packed q/k/v carries the text encoder's modules) with kohya's --v_parameterization.
+    func testSD2WithVPrediction() throws {
+        try XCTUnwrap(FixtureSet.items.first { $0.name == "sd2_engine.safetensors" }).write(folder + "/sd2.safetensors")
+        let out = folder + "/sd2"
+        let args = common.filter { $0 != "--network-train-unet-only" }.map { $0 == folder + "/base.safetensors" ? folder + "/sd2.safetensors" : $0 }
+        let run = try ToolRunner.run("lora-train", args + ["--output-dir", out, "--max-train-steps", "2", "--v2", "--v_parameterization"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let file = try ModelFile.open(out + "/last.safetensors")
+        XCTAssertEqual(file.metadata["modelspec.prediction_type"], "v")
+        XCTAssertEqual(file.metadata[.baseModelVersion], "sd_v2_v")
+        XCTAssertEqual(file.metadata[.v2], "True")
+        XCTAssertTrue(file.tensors.contains { $0.name.hasPrefix("lora_te_text_model_encoder_layers_0_self_attn_q_proj") })
+    }
+
     func testMistakesAreRefusedBeforeTraining() throws {
         let out = folder + "/out"
         // The concept folder instead of its parent: kohya's most common beginner error.

@@ -58,7 +58,8 @@ extension LoRATrainer {
         m[.mixedPrecision] = "no"
         m["ss_full_fp16"] = "False"
         m[.v2] = py(model.family == .sd2)
-        m[.baseModelVersion] = model.family == .sd2 && model.prediction == .v ? "sd_v2_v" : model.family.kohyaBaseVersion
+        let v = objective.prediction == .velocity
+        m[.baseModelVersion] = model.family == .sd2 && v ? "sd_v2_v" : model.family.kohyaBaseVersion
         m[.clipSkip] = py(c.clipSkip)
         m["ss_max_token_length"] = py(c.maxTokenLength)
         m["ss_cache_latents"] = "True"
@@ -135,8 +136,7 @@ extension LoRATrainer {
         m[.epoch] = String(epoch)
         // ModelSpec (library/sai_model_spec.py).
         m[.specSaiModelSpec] = "1.0.1"
-        let v = model.family == .sd2 && model.prediction == .v
-        m[.specArchitecture] = (v ? "stable-diffusion-v2-768-v" : model.family.modelSpecArchitecture) + "/lora"
+        m[.specArchitecture] = (model.family == .sd2 && v ? "stable-diffusion-v2-768-v" : model.family.modelSpecArchitecture) + "/lora"
         m[.specImplementation] = "diffusers"
         m[.specTitle] = c.outputName
         let formatter = ISO8601DateFormatter()
@@ -144,7 +144,7 @@ extension LoRATrainer {
         m[.specDate] = formatter.string(from: startedAt)
         let side = plan.bucketing.resolution
         m[.specResolution] = "\(side.width)x\(side.height)"
-        m[.specPredictionType] = model.prediction == .v ? "v" : "epsilon"
+        m[.specPredictionType] = v ? "v" : "epsilon"
         if let skip = c.clipSkip { m["modelspec.encoder_layer"] = String(skip) }
         return m
     }

@@ -27,6 +27,8 @@ public final class LoRATrainer {
     public let model: StableDiffusionModel
     public let plan: DatasetPlan
     public let configuration: TrainingConfiguration
+    /// The objective with the model's prediction type (v for SD2 768-v models).
+    let objective: DiffusionObjective
     public let network: LoRANetwork
     public let steps: StepCount
     public let captions: CaptionEncoder
@@ -59,6 +61,10 @@ public final class LoRATrainer {
         self.model = model
         self.plan = plan
         self.configuration = configuration
+        var objective = configuration.objective
+        // kohya takes --v_parameterization from the user; the model says it here (metadata, or SD2's test), the flag can force it.
+        if model.prediction == .v || configuration.forceVPrediction { objective.prediction = .velocity }
+        self.objective = objective
         var random = TrainingRandom(seed: configuration.seed)
         sessionID = random.generator.nextUInt32() & 0x7fff_ffff
         guard configuration.trainUNet || configuration.trainTextEncoder else {
@@ -213,7 +219,7 @@ public final class LoRATrainer {
             context = Tensor(shape: [b] + contexts[0].shape.dropFirst(), values: contexts.flatMap(\.values))
             textSaved = nil
         }
-        let (loss, contextGradient) = unetTrainingStep(model.unet, tape: unetTape, objective: configuration.objective, latents: latents, noise: noise,
+        let (loss, contextGradient) = unetTrainingStep(model.unet, tape: unetTape, objective: objective, latents: latents, noise: noise,
                                                        timesteps: timesteps, context: context, itemScales: scales)
         if let textTape, let textSaved { captions.backward(textSaved, contextGradient: contextGradient, tape: textTape) }
         return loss

@@ -34,7 +34,10 @@ public struct TrainingConfiguration: Sendable {
     public var saveEveryNEpochs: Int?
     public var saveEveryNSteps: Int?
     public var savePrecision: DType = .f32
+    /// Loss weighting; the prediction type comes from the model (or `forceVPrediction`).
     public var objective = DiffusionObjective()
+    /// kohya's `--v_parameterization`: train v-prediction whatever the model's metadata says.
+    public var forceVPrediction = false
     /// `--noise_offset`: per item and channel, offset · N(0, 1) added to the noise.
     public var noiseOffset: Double?
     public var priorLossWeight = 1.0
