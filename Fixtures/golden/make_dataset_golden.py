@@ -137,7 +137,12 @@ for (w, h), (rw, rh) in [((37, 23), (16, 10)), ((37, 23), (80, 50)), ((37, 23), 
     resized = resize_image(image, w, h, rw, rh)
     resizes.append({"from": [w, h], "to": [rw, rh], "pixels_hex": resized.reshape(-1).tobytes().hex()})
 
+# Sample prompt lines as sd-scripts parses them (line_to_prompt_dict).
+prompt_lines = ["masterpiece, zkw shape --n lowres, bad hands --w 768 --h 515 --d 42 --l 6.5 --s 28 --ss euler_a",
+                "a cat --W 640 --S 5000 --D 7", "plain prompt", "odd --w abc --s 12 --x 3 --l 7", "with -- dashes --n  two  spaces"]
+prompts = [{"line": line, "parsed": train_util.line_to_prompt_dict(line)} for line in prompt_lines]
+
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "training", "datasets.json")
 with open(out, "w") as f:
-    json.dump({"sd_scripts": "see SD_SCRIPTS checkout", "cases": results, "resizes": resizes}, f, indent=1, sort_keys=True)
+    json.dump({"sd_scripts": "see SD_SCRIPTS checkout", "cases": results, "resizes": resizes, "prompts": prompts}, f, indent=1, sort_keys=True)
 print("wrote", out)

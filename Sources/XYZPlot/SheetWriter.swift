@@ -1,3 +1,4 @@
+import Diffusion
 import Foundation
 import Imaging
 import LoRACore

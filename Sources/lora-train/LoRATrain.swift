@@ -24,8 +24,11 @@ struct LoRATrain: ParsableCommand {
         NAME-log.csv beside them. kohya's spellings (--pretrained_model_name_or_path, --train_data_dir, \
         --network_dim, …) are accepted; a kohya option not listed here is an error that names it.
 
-        Not yet: optimizers other than AdamW, \
-        --mixed-precision bf16, sample images, --save-state/--resume, TOML configs, latent caches on disk, SDXL.
+        Sample images (--sample-prompts with kohya's prompt-file format) are rendered by the engine with the \
+        modules as they are at that epoch or step, into OUTPUT/sample/ under kohya's names, with A1111 infotext.
+
+        Not yet: optimizers other than AdamW, --mixed-precision bf16, --save-state/--resume, TOML configs, \
+        latent caches on disk, SDXL.
 
         Examples:
 
@@ -55,6 +58,7 @@ struct LoRATrain: ParsableCommand {
     @OptionGroup(title: "Dataset") var dataset: DatasetOptions
     @OptionGroup(title: "Network") var network: NetworkOptions
     @OptionGroup(title: "Optimizer and loss") var optimizer: OptimizerOptions
+    @OptionGroup(title: "Sample images") var samples: SampleOptions
 
     @Option(name: [.long, .customLong("output_dir")], help: ArgumentHelp("Folder for the LoRA files and the log.", valueName: "path"),
             completion: .directory)
@@ -119,6 +123,9 @@ struct LoRATrain: ParsableCommand {
                                   maxTrainEpochs: configuration.maxTrainEpochs, maxTrainSteps: configuration.maxTrainSteps)
             for line in plan.reportLines(steps: steps, gradientAccumulationSteps: configuration.gradientAccumulationSteps) { ToolRun.say(line) }
             for warning in plan.warnings { printError("warning: " + TerminalText.escape(warning)) }
+            if samples.sampleEveryNEpochs != nil && samples.sampleEveryNSteps != nil {
+                printError("note: --sample-every-n-steps is ignored because --sample-every-n-epochs is given (kohya does the same)")
+            }
             if kohyaIgnored.gradientCheckpointing {
                 printError("note: --gradient-checkpointing is accepted but not built yet; attention is recomputed blockwise either way")
             }
@@ -181,6 +188,11 @@ struct LoRATrain: ParsableCommand {
         c.clipSkip = dataset.clipSkip
         c.trainingComment = trainingComment
         c.forceVPrediction = kohyaFlags.vParameterization
+        c.samplePrompts = try samples.prompts()
+        c.sampleEveryNEpochs = samples.sampleEveryNEpochs
+        c.sampleEveryNSteps = samples.sampleEveryNSteps
+        c.sampleAtFirst = samples.sampleAtFirst
+        c.sampleSampler = samples.sampleSampler
         c.objective.minSNRGamma = optimizer.minSnrGamma
         c.objective.debiasedEstimation = optimizer.debiasedEstimationLoss
         c.objective.scaleVPredictionLoss = optimizer.scaleVPredLossLikeNoisePred

@@ -48,6 +48,9 @@ struct TrainingSession {
                 case let .saved(path, epoch, step):
                     bar.finish()
                     printError("saving checkpoint: \(TerminalText.escape(path)) (epoch \(epoch), step \(step))")
+                case let .sampled(paths, step):
+                    bar.finish()
+                    printError("sample images at step \(step): " + paths.map { TerminalText.escape(($0 as NSString).lastPathComponent) }.joined(separator: ", "))
                 }
             }
         }

@@ -91,9 +91,25 @@ final class TrainCLITests: XCTestCase {
     /// kohya's default trains the text encoder's modules too, at --text-encoder-lr.
     func testTrainsTheTextEncoderModules() throws {
         let out = folder + "/te"
+        let prompts = folder + "/prompts.txt"
+        try "# kohya's prompt file\nzkw shape, red disc --n blurry --w 64 --h 64 --d 5 --s 4 --l 6\n\na plain square --w 64 --h 64 --s 3 --ss euler_a\n"
+            .write(toFile: prompts, atomically: true, encoding: .utf8)
         let run = try ToolRunner.run("lora-train", common.filter { $0 != "--network-train-unet-only" }
-                                     + ["--output-dir", out, "--max-train-steps", "3", "--text-encoder-lr", "5e-4"])
+                                     + ["--output-dir", out, "--max-train-steps", "3", "--text-encoder-lr", "5e-4",
+                                        "--sample-prompts", prompts, "--sample-every-n-epochs", "1", "--sample-at-first"])
         XCTAssertEqual(run.status, 0, run.stderr)
+        // kohya's sample names: before training by step (000000), after an epoch by epoch; the seed only when the prompt gives one.
+        let samples = try FileManager.default.contentsOfDirectory(atPath: out + "/sample").sorted()
+        XCTAssertEqual(samples.count, 4, "\(samples)")
+        XCTAssertEqual(samples.filter { $0.hasPrefix("last_000000_00_") && $0.hasSuffix("_5.png") }.count, 1, "\(samples)")
+        XCTAssertEqual(samples.filter { $0.hasPrefix("last_e000001_01_") && !$0.hasSuffix("_5.png") }.count, 1, "\(samples)")
+        let first = try XCTUnwrap(samples.first { $0.hasPrefix("last_e000001_00_") })
+        let png = [UInt8](try Data(contentsOf: URL(fileURLWithPath: out + "/sample/" + first)))
+        let bitmap = try PNGCodec.decode(png)
+        XCTAssertEqual([bitmap.width, bitmap.height], [64, 64])
+        let infotext = try XCTUnwrap(PNGCodec.textChunks(png)["parameters"])
+        XCTAssertTrue(infotext.hasPrefix("zkw shape, red disc\nNegative prompt: blurry\nSteps: 4, Sampler: DDIM"), infotext)
+        XCTAssertTrue(infotext.contains("CFG scale: 6, Seed: 5, Size: 64x64"), infotext)
         XCTAssertTrue(run.stdout.contains("create LoRA for Text Encoder: "), run.stdout)
         let file = try ModelFile.open(out + "/last.safetensors")
         let te = file.tensors.filter { $0.name.hasPrefix("lora_te_") && $0.name.hasSuffix(".lora_up.weight") }

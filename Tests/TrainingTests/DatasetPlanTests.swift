@@ -166,3 +166,33 @@ final class TrainingResizeTests: XCTestCase {
         }
     }
 }
+
+/// Sample prompt lines parsed as sd-scripts' `line_to_prompt_dict` parses them
+/// (golden from that function); sizes rounded down to multiples of 8 as its
+/// sampler does before rendering; kohya's defaults where a line is silent.
+final class SamplePromptTests: XCTestCase {
+    func testPromptLinesFollowKohya() throws {
+        struct Golden: Decodable {
+            struct Parsed: Decodable {
+                let prompt: String, negative_prompt: String?, width: Int?, height: Int?, seed: UInt64?, sample_steps: Int?, scale: Float?
+                let sample_sampler: String?
+            }
+            struct Line: Decodable { let line: String, parsed: Parsed }
+            let prompts: [Line]
+        }
+        let data = try Data(contentsOf: URL(fileURLWithPath: DatasetPlanTests.root + "/Fixtures/golden/training/datasets.json"))
+        let golden = try JSONDecoder().decode(Golden.self, from: data).prompts
+        XCTAssertEqual(golden.count, 5)
+        for item in golden {
+            let ours = SamplePrompt(line: item.line), k = item.parsed
+            XCTAssertEqual(ours.prompt, k.prompt, item.line)
+            XCTAssertEqual(ours.negative, k.negative_prompt ?? "", item.line)
+            XCTAssertEqual(ours.width, max(64, (k.width ?? 512) / 8 * 8), item.line)
+            XCTAssertEqual(ours.height, max(64, (k.height ?? 512) / 8 * 8), item.line)
+            XCTAssertEqual(ours.seed, k.seed, item.line)
+            XCTAssertEqual(ours.steps, k.sample_steps ?? 30, item.line)
+            XCTAssertEqual(ours.scale, k.scale ?? 7.5, item.line)
+            XCTAssertEqual(ours.sampler, k.sample_sampler, item.line)
+        }
+    }
+}

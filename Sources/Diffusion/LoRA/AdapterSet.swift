@@ -15,6 +15,14 @@ public final class AdapterSet: Sendable {
         public let scale: Float
         /// Rows of a packed weight (OpenCLIP's q/k/v) the module writes to.
         public let rows: Range<Int>?
+
+        public init(down: [Float], up: [Float], rank: Int, scale: Float, rows: Range<Int>?) {
+            self.down = down
+            self.up = up
+            self.rank = rank
+            self.scale = scale
+            self.rows = rows
+        }
     }
 
     /// Weight key → low-rank side paths.

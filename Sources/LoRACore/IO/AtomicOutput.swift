@@ -212,3 +212,34 @@ public final class AtomicOutput: @unchecked Sendable {
         return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
     }
 }
+
+extension AtomicOutput {
+    /// A whole small file (an image, a manifest) written through a temporary
+    /// file renamed into place, its folder created when missing.
+    public static func write(_ bytes: [UInt8], to path: String, inputs: [String] = []) throws(ModelError) {
+        let folder = (path as NSString).deletingLastPathComponent
+        if !folder.isEmpty && !FileManager.default.fileExists(atPath: folder) {
+            do {
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            } catch {
+                throw ModelError(.io, "cannot create the folder", file: folder)
+            }
+        }
+        let output = try AtomicOutput(destination: path, inputs: inputs)
+        do {
+            // (A typed-throws closure here crashes the 6.3 compiler.)
+            var failure: ModelError?
+            bytes.withUnsafeBytes { b in
+                do { try output.write(b, at: 0) } catch { failure = error as? ModelError ?? ModelError(.io, "\(error)", file: path) }
+            }
+            if let failure { throw failure }
+            try output.commit()
+        } catch let error as ModelError {
+            output.abandon()
+            throw error
+        } catch {
+            output.abandon()
+            throw ModelError(.io, "\(error)", file: path)
+        }
+    }
+}

@@ -78,13 +78,28 @@ public struct LoRANetwork: Sendable {
     /// weight (only those of `components` when given: the U-Net and the text
     /// encoder run their passes with separate tapes).
     public func tape(for model: StableDiffusionModel, components: Set<Component>? = nil) -> TrainingTape {
-        var layerKey: [String: String] = [:]
-        for (key, name) in model.layerKeys { layerKey[name] = key }
         var attachments: [String: [TrainingTape.Attachment]] = [:]
-        for (module, target) in zip(modules, targets) where components?.contains(target.component) ?? true {
-            let key = layerKey[target.checkpointKey] ?? target.checkpointKey
+        for (key, module, target) in placed(in: model) where components?.contains(target.component) ?? true {
             attachments[key, default: []].append(TrainingTape.Attachment(module, rows: target.rows))
         }
         return TrainingTape(modules: attachments)
+    }
+
+    /// The modules as they are now, as run-time adapters for the inference
+    /// engine (sample images during training), at `multiplier`.
+    public func adapters(for model: StableDiffusionModel, multiplier: Float = 1) -> AdapterSet {
+        var lowRank: [String: [AdapterSet.LowRank]] = [:]
+        for (key, module, target) in placed(in: model) {
+            lowRank[key, default: []].append(AdapterSet.LowRank(down: module.down.values, up: module.up.values, rank: module.rank,
+                                                                 scale: module.scale * multiplier, rows: target.rows))
+        }
+        return AdapterSet(lowRank: lowRank)
+    }
+
+    /// Each module with the key the engine's layer reads its target's weight under.
+    private func placed(in model: StableDiffusionModel) -> [(key: String, module: LoRAModule, target: LoRATarget)] {
+        var layerKey: [String: String] = [:]
+        for (key, name) in model.layerKeys { layerKey[name] = key }
+        return zip(modules, targets).map { (layerKey[$0.1.checkpointKey] ?? $0.1.checkpointKey, $0.0, $0.1) }
     }
 }

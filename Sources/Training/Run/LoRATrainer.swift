@@ -11,6 +11,7 @@ public enum TrainingEvent: Sendable {
     /// worth of steps, kohya's moving average) and the U-Net rate used.
     case step(step: Int, of: Int, epoch: Int, loss: Double, averageLoss: Double, learningRates: [(group: String, rate: Double)])
     case saved(path: String, epoch: Int, step: Int)
+    case sampled(paths: [String], step: Int)
 }
 
 /// The training loop of sd-scripts' train_network.py for a U-Net LoRA with
@@ -124,7 +125,9 @@ public final class LoRATrainer {
         var step = 0
         var recent: [Double] = []
         for p in parameters { p.gradient.zero() }
-        epochs: for epoch in 1...max(1, steps.epochs) {
+        let sampling = !configuration.samplePrompts.isEmpty
+        if sampling && configuration.sampleAtFirst { try events(.sampled(paths: try renderSamples(epoch: nil, step: 0), step: 0)) }
+        for epoch in 1...max(1, steps.epochs) {
             try events(.epochStarted(epoch: epoch, of: steps.epochs))
             let batches = batches(epoch: epoch)
             var micro = 0, stepLoss = 0.0
@@ -155,12 +158,19 @@ public final class LoRATrainer {
                     let path = try save(name: String(format: "%@-step%08d", configuration.outputName, step), epoch: epoch, step: step)
                     try events(.saved(path: path, epoch: epoch, step: step))
                 }
-                if step >= steps.totalSteps { break epochs }
+                if sampling, configuration.sampleEveryNEpochs == nil, let every = configuration.sampleEveryNSteps, step % every == 0 {
+                    try events(.sampled(paths: try renderSamples(epoch: nil, step: step), step: step))
+                }
+                if step >= steps.totalSteps { break } // mid-epoch with --max-train-steps; the epoch's end still runs, as in kohya
             }
             if let every = configuration.saveEveryNEpochs, epoch % every == 0, epoch < steps.epochs {
                 let path = try save(name: String(format: "%@-%06d", configuration.outputName, epoch), epoch: epoch, step: step)
                 try events(.saved(path: path, epoch: epoch, step: step))
             }
+            if sampling, let every = configuration.sampleEveryNEpochs, epoch % every == 0 {
+                try events(.sampled(paths: try renderSamples(epoch: epoch, step: step), step: step))
+            }
+            if step >= steps.totalSteps { break }
         }
         let path = try save(name: configuration.outputName, epoch: steps.epochs, step: step)
         try events(.saved(path: path, epoch: steps.epochs, step: step))

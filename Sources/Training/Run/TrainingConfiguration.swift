@@ -55,6 +55,13 @@ public struct TrainingConfiguration: Sendable {
     public var optimizerArguments: [String] = []
     /// The command-line resolution text kohya records (`ss_resolution`, e.g. "(512, 512)").
     public var resolutionText = "(512, 512)"
+    /// Sample images (`--sample_prompts`, `--sample_every_n_epochs`, `--sample_every_n_steps`, `--sample_at_first`,
+    /// `--sample_sampler`): as kohya, steps are ignored when epochs are given.
+    public var samplePrompts: [SamplePrompt] = []
+    public var sampleEveryNEpochs: Int?
+    public var sampleEveryNSteps: Int?
+    public var sampleAtFirst = false
+    public var sampleSampler = "ddim"
     public var minBucketReso = 256
     public var maxBucketReso = 1024
 

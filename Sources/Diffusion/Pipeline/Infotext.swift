@@ -1,4 +1,3 @@
-import Diffusion
 import Foundation
 import LoRACore
 
@@ -66,7 +65,7 @@ public struct Infotext: Sendable, Equatable {
 
     /// infotext_utils.quote: JSON-quote values containing ',', ':' or '\n'
     /// (json.dumps with ensure_ascii=False).
-    static func quote(_ text: String) -> String {
+    public static func quote(_ text: String) -> String {
         guard text.contains(",") || text.contains(":") || text.contains("\n") else { return text }
         // json.dumps(ensure_ascii=False) escapes exactly what JSON requires, as LoRACore's writer does.
         var out = ""
