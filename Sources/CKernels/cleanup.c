@@ -59,7 +59,22 @@ static void say(const char *text) {
     }
 }
 
+// A long job that can stop cleanly (lora-train saves a resumable state): the
+// first SIGINT only sets a flag it polls between steps; a second one (or
+// SIGTERM/SIGHUP) interrupts at once as below.
+static volatile sig_atomic_t defer_interrupt;
+static volatile sig_atomic_t interrupt_requested;
+
+void lt_cleanup_defer_interrupt(int on) { defer_interrupt = on; }
+int lt_interrupt_requested(void) { return interrupt_requested; }
+
 static void on_signal(int sig) {
+    if (sig == SIGINT && defer_interrupt && !interrupt_requested) {
+        interrupt_requested = 1;
+        say(stderr_is_terminal ? "\r\033[2K\ninterrupt: stopping after this step and saving a resumable state (Ctrl-C again to quit at once)\n"
+                               : "interrupt: stopping after this step and saving a resumable state (Ctrl-C again to quit at once)\n");
+        return;
+    }
     // Say what happened to each output, then what was kept (write(2) only: async-signal-safe).
     say(stderr_is_terminal ? "\r\033[2K\ninterrupted" : "interrupted");
     for (int i = 0; i < LT_CLEANUP_SLOTS; i++) {

@@ -71,6 +71,11 @@ public enum ToolEnvironment {
         if let note { lt_cleanup_set_interrupt_note(TerminalText.escape(note)) } else { lt_cleanup_set_interrupt_note(nil) }
     }
 
+    /// For jobs that can stop cleanly: the first Ctrl-C only makes `interruptRequested` true
+    /// (the job saves what it needs and exits); a second one interrupts at once.
+    public static func deferInterrupt(_ on: Bool) { lt_cleanup_defer_interrupt(on ? 1 : 0) }
+    public static var interruptRequested: Bool { lt_interrupt_requested() != 0 }
+
     public static var stderrIsTerminal: Bool { isatty(STDERR_FILENO) != 0 }
     public static var stdoutIsTerminal: Bool { isatty(STDOUT_FILENO) != 0 }
 }

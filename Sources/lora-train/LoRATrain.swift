@@ -27,8 +27,10 @@ struct LoRATrain: ParsableCommand {
         Sample images (--sample-prompts with kohya's prompt-file format) are rendered by the engine with the \
         modules as they are at that epoch or step, into OUTPUT/sample/ under kohya's names, with A1111 infotext.
 
-        Not yet: optimizers other than AdamW, --mixed-precision bf16, --save-state/--resume, TOML configs, \
-        latent caches on disk, SDXL.
+        --save-state writes a resumable state folder beside each file; --resume FOLDER continues it exactly. \
+        Ctrl-C stops after the current step and saves such a state (a second Ctrl-C quits at once).
+
+        Not yet: optimizers other than AdamW, --mixed-precision bf16, TOML configs, latent caches on disk, SDXL.
 
         Examples:
 
@@ -81,6 +83,15 @@ struct LoRATrain: ParsableCommand {
 
     @Option(name: [.long, .customLong("save_precision")], help: ArgumentHelp("dtype of the saved tensors (kohya's default: fp32).", valueName: "fp16|bf16|fp32"))
     var savePrecision: Precision?
+
+    @Flag(name: [.long, .customLong("save_state")],
+          help: "Also save a resumable state folder (NAME-000002-state …) with every file, and at the end.")
+    var saveState = false
+
+    @Option(name: .long,
+            help: ArgumentHelp("Continue from a state folder written by --save-state (or by Ctrl-C): the same settings give the same file as an uninterrupted run.",
+                               valueName: "folder"), completion: .directory)
+    var resume: String?
 
     @Option(name: [.long, .customLong("save_model_as")], help: ArgumentHelp("Only safetensors.", valueName: "format"))
     var saveModelAs = "safetensors"
@@ -187,6 +198,7 @@ struct LoRATrain: ParsableCommand {
         c.maxTokenLength = dataset.maxTokenLength
         c.clipSkip = dataset.clipSkip
         c.trainingComment = trainingComment
+        c.saveState = saveState
         c.forceVPrediction = kohyaFlags.vParameterization
         c.samplePrompts = try samples.prompts()
         c.sampleEveryNEpochs = samples.sampleEveryNEpochs

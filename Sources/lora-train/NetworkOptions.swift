@@ -22,7 +22,9 @@ struct NetworkOptions: ParsableArguments {
     @Flag(name: [.long, .customLong("network_train_text_encoder_only")], help: "Train only the text encoder's modules.")
     var networkTrainTextEncoderOnly = false
 
-    @Option(name: [.long, .customLong("network_weights")], help: ArgumentHelp("Not supported yet: starting from an existing LoRA.", valueName: "path"))
+    @Option(name: [.long, .customLong("network_weights")],
+            help: ArgumentHelp("Start from this LoRA's weights (same modules and dim; a fresh optimizer, as kohya).", valueName: "path"),
+            completion: .file(extensions: ["safetensors"]))
     var networkWeights: String?
 
     func validate() throws {
@@ -34,7 +36,6 @@ struct NetworkOptions: ParsableArguments {
         if networkTrainUnetOnly && networkTrainTextEncoderOnly {
             throw ValidationError("--network-train-unet-only and --network-train-text-encoder-only exclude each other")
         }
-        if networkWeights != nil { throw ValidationError("--network-weights is not supported yet (continuing from a LoRA file)") }
         _ = try parsedArgs()
     }
 

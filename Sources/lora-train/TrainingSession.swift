@@ -2,6 +2,7 @@ import Diffusion
 import Foundation
 import LoRACore
 import ToolSupport
+import ArgumentParser
 import Training
 
 /// One run from the command line: the output folder checked before anything
@@ -28,14 +29,29 @@ struct TrainingSession {
         if configuration.trainUNet { ToolRun.say("create LoRA for U-Net: \(unetModules) modules.") }
         ToolRun.say("use AdamW optimizer | weight_decay \(configuration.weightDecay), betas \(configuration.betas), eps \(configuration.optimizerEpsilon)")
 
+        if let weights = command.network.networkWeights {
+            try trainer.loadNetworkWeights(weights)
+            ToolRun.say("load network weights from \(weights)")
+        }
+        let resumeState = try command.resume.map { folder throws(ModelError) in try trainer.loadState(from: folder) }
+        if let state = resumeState {
+            ToolRun.say("resume from \(command.resume!): step \(state.position.step), epoch \(state.position.epoch)")
+        }
+
         let caching = ProgressBar(label: "caching latents", total: plan.images.count, unit: .items, enabled: !command.quiet)
         try ToolRun.perform(json: false, bar: caching) { try trainer.cacheLatents { _, _ in caching.advance(by: 1) } }
 
-        let log = try TrainingLog(path: (output as NSString).appendingPathComponent(configuration.outputName + "-log.csv"))
+        let log = try TrainingLog(path: (output as NSString).appendingPathComponent(configuration.outputName + "-log.csv"), appending: resumeState != nil)
         let bar = ProgressBar(label: "steps", total: trainer.steps.totalSteps, unit: .items, enabled: !command.quiet, delay: 0)
+        if let state = resumeState { bar.advance(by: state.position.step) }
         var last = Date()
+        var interrupted = false
+        // Ctrl-C: finish the step, save a state to resume from, exit 130.
+        ToolEnvironment.deferInterrupt(true)
+        defer { ToolEnvironment.deferInterrupt(false) }
+        trainer.stopRequested = { ToolEnvironment.interruptRequested }
         let files = try ToolRun.perform(json: false, bar: bar) {
-            try trainer.run { event in
+            try trainer.run(resume: resumeState) { event in
                 switch event {
                 case let .epochStarted(epoch, total):
                     if command.quiet || !ToolEnvironment.stderrIsTerminal { printError("epoch \(epoch)/\(total)") }
@@ -48,12 +64,20 @@ struct TrainingSession {
                 case let .saved(path, epoch, step):
                     bar.finish()
                     printError("saving checkpoint: \(TerminalText.escape(path)) (epoch \(epoch), step \(step))")
+                case let .stateSaved(folder, step):
+                    bar.finish()
+                    printError("saving state: \(TerminalText.escape(folder)) (step \(step))")
+                case let .interrupted(folder, step):
+                    bar.finish()
+                    printError("interrupted at step \(step): resume with --resume \(TerminalText.escape(folder))")
+                    interrupted = true
                 case let .sampled(paths, step):
                     bar.finish()
                     printError("sample images at step \(step): " + paths.map { TerminalText.escape(($0 as NSString).lastPathComponent) }.joined(separator: ", "))
                 }
             }
         }
+        if interrupted { throw ExitCode(130) }
         ToolRun.say("model saved: " + files.joined(separator: ", "))
         ToolRun.say("log: " + log.path)
     }

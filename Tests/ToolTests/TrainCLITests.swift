@@ -135,6 +135,61 @@ final class TrainCLITests: XCTestCase {
         XCTAssertTrue(file.tensors.contains { $0.name.hasPrefix("lora_te_text_model_encoder_layers_0_self_attn_q_proj") })
     }
 
+    /// --save-state + --resume (mid-epoch and at an epoch's end), and Ctrl-C: the
+    /// resumed run writes the same tensors as the uninterrupted one.
+    func testResumedRunsEqualTheUninterruptedOne() throws {
+        let base = common + ["--output-name", "r", "--max-train-epochs", "3", "--seed", "11"]
+        let whole = try ToolRunner.run("lora-train", base + ["--output-dir", folder + "/whole", "--save-every-n-steps", "5", "--save-every-n-epochs", "1",
+                                                             "--save-state"])
+        XCTAssertEqual(whole.status, 0, whole.stderr)
+        let states = try FileManager.default.contentsOfDirectory(atPath: folder + "/whole").filter { $0.hasSuffix("-state") }.sorted()
+        XCTAssertEqual(states, ["r-000001-state", "r-000002-state", "r-state", "r-step00000005-state", "r-step00000010-state"])
+        let expected = try ModelFile.open(folder + "/whole/r.safetensors").metadata["sshs_model_hash"]
+        for state in ["r-step00000005-state", "r-000002-state"] {
+            let out = folder + "/from-" + state
+            let resumed = try ToolRunner.run("lora-train", base + ["--output-dir", out, "--resume", folder + "/whole/" + state])
+            XCTAssertEqual(resumed.status, 0, resumed.stderr)
+            XCTAssertTrue(resumed.stdout.contains("resume from"), resumed.stdout)
+            XCTAssertEqual(try ModelFile.open(out + "/r.safetensors").metadata["sshs_model_hash"], expected, "resumed from \(state)")
+            let log = try String(contentsOfFile: out + "/r-log.csv", encoding: .utf8).split(separator: "\n")
+            XCTAssertEqual(log.last?.split(separator: ",").first, "12", "the log continues to the last step")
+        }
+        // --network-weights from a LoRA of another dim: refused, naming the tensor.
+        let weights = try ToolRunner.run("lora-train", base.map { $0 == "4" ? "8" : $0 } + ["--output-dir", folder + "/w",
+                                                                                           "--network-weights", folder + "/whole/r.safetensors"])
+        XCTAssertEqual(weights.status, 1)
+        XCTAssertTrue(weights.stderr.contains("another --network-dim"), weights.stderr)
+        // Other settings than the state's: refused, naming the setting.
+        let other = try ToolRunner.run("lora-train", base.map { $0 == "11" ? "12" : $0 } + ["--output-dir", folder + "/x", "--resume",
+                                                                                             folder + "/whole/r-000001-state"])
+        XCTAssertEqual(other.status, 1)
+        XCTAssertTrue(other.stderr.contains("seed"), other.stderr)
+
+        // Ctrl-C during training: the step finishes, a state is saved, exit 130; resuming it gives the same file.
+        let process = Process()
+        process.executableURL = ToolRunner.products.appendingPathComponent("lora-train")
+        process.arguments = base + ["--output-dir", folder + "/stopped"]
+        process.currentDirectoryURL = URL(fileURLWithPath: ToolRunner.repoRoot)
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let log = folder + "/stopped/r-log.csv"
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, ((try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").count ?? 0) < 3 {
+            usleep(20_000)
+        }
+        kill(process.processIdentifier, SIGINT)
+        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 130, stderr)
+        let saved = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: folder + "/stopped").first { $0.hasSuffix("-state") }, stderr)
+        XCTAssertTrue(stderr.contains("--resume"), stderr)
+        let resumed = try ToolRunner.run("lora-train", base + ["--output-dir", folder + "/stopped", "--resume", folder + "/stopped/" + saved])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertEqual(try ModelFile.open(folder + "/stopped/r.safetensors").metadata["sshs_model_hash"], expected, "resumed after Ctrl-C")
+    }
+
     func testMistakesAreRefusedBeforeTraining() throws {
         let out = folder + "/out"
         // The concept folder instead of its parent: kohya's most common beginner error.

@@ -98,6 +98,9 @@ void lt_cleanup_set_interrupt_note(const char *note);
 void lt_cleanup_unregister(int slot);
 /// SIGINT/SIGTERM/SIGHUP delete the registered files, then terminate as usual.
 void lt_cleanup_install_signal_handlers(void);
+// While on, the first SIGINT sets a flag (lt_interrupt_requested) instead of interrupting.
+void lt_cleanup_defer_interrupt(int on);
+int lt_interrupt_requested(void);
 
 #ifdef __cplusplus
 }

@@ -54,6 +54,24 @@ public struct TorchGenerator: Sendable {
         manualSeed(seed)
     }
 
+    /// The generator's whole state (a training run saves it to resume exactly).
+    public struct Snapshot: Sendable, Codable, Equatable {
+        public var words: [UInt32]
+        public var index: Int
+        public var cachedNormal: Double?
+    }
+
+    public var snapshot: Snapshot { Snapshot(words: state, index: index, cachedNormal: cachedNormal) }
+
+    public mutating func restore(_ snapshot: Snapshot) throws(ModelError) {
+        guard snapshot.words.count == 624, (0...624).contains(snapshot.index) else {
+            throw ModelError(.invalid, "a generator state needs 624 words and an index in 0…624")
+        }
+        state = snapshot.words
+        index = snapshot.index
+        cachedNormal = snapshot.cachedNormal
+    }
+
     public mutating func manualSeed(_ seed: UInt64) {
         // torch seeds the engine with the low 32 bits only.
         state[0] = UInt32(truncatingIfNeeded: seed)

@@ -17,8 +17,9 @@ public struct AdamW: Optimizer {
     public var beta2 = 0.999
     public var epsilon = 1e-8
     public var weightDecay = 0.01
-    public private(set) var step = 0
-    private var moments: [String: (m: [Float], v: [Float])] = [:]
+    public internal(set) var step = 0
+    /// Per parameter key: the first and second moments (torch's exp_avg, exp_avg_sq).
+    public internal(set) var moments: [String: (m: [Float], v: [Float])] = [:]
 
     public init(beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-8, weightDecay: Double = 0.01) {
         self.beta1 = beta1

@@ -11,7 +11,12 @@ import LoRACore
 extension LoRATrainer {
     @discardableResult
     public func save(name: String, epoch: Int, step: Int) throws(ModelError) -> String {
-        let path = (configuration.outputDirectory as NSString).appendingPathComponent(name + ".safetensors")
+        try saveNetwork(to: (configuration.outputDirectory as NSString).appendingPathComponent(name + ".safetensors"), epoch: epoch, step: step,
+                        record: true)
+    }
+
+    /// The network as a kohya LoRA at `path`; `record` lists it among the run's outputs.
+    func saveNetwork(to path: String, epoch: Int, step: Int, record: Bool) throws(ModelError) -> String {
         let modules = network.modules.map { module -> LowRankModule in
             let weightShape: [Int], columns: Int
             switch module.shape {
@@ -24,7 +29,7 @@ extension LoRATrainer {
         }
         _ = try KohyaLoRAWriter.write(modules, to: path, dtype: configuration.savePrecision, metadata: metadata(epoch: epoch, step: step),
                                       inputs: [model.path])
-        savedFiles.append(path)
+        if record { savedFiles.append(path) }
         return path
     }
 

@@ -12,6 +12,9 @@ public enum TrainingEvent: Sendable {
     case step(step: Int, of: Int, epoch: Int, loss: Double, averageLoss: Double, learningRates: [(group: String, rate: Double)])
     case saved(path: String, epoch: Int, step: Int)
     case sampled(paths: [String], step: Int)
+    case stateSaved(folder: String, step: Int)
+    /// The run stopped early on request (Ctrl-C) after saving this state folder.
+    case interrupted(stateFolder: String, step: Int)
 }
 
 /// The training loop of sd-scripts' train_network.py for a U-Net LoRA with
@@ -40,6 +43,8 @@ public final class LoRATrainer {
     public private(set) var cache = LatentCache()
     public private(set) var startedAt = Date()
     public internal(set) var savedFiles: [String] = []
+    /// Asked after every optimizer step; true stops the run after saving a resumable state (Ctrl-C).
+    public var stopRequested: @Sendable () -> Bool = { false }
     /// The session id kohya draws at random; here from the seed, so two runs
     /// with the same seed write the same metadata apart from the timestamps.
     public let sessionID: UInt32
@@ -115,8 +120,10 @@ public final class LoRATrainer {
         return all
     }
 
-    /// Trains to the end; returns the files written (epoch files, then the final one).
-    public func run(events: (TrainingEvent) throws -> Void = { _ in }) throws -> [String] {
+    /// Trains to the end (from `resume`, a state loaded with `loadState`);
+    /// returns the files written (epoch files, then the final one), or stops
+    /// early after saving a state when `stopRequested` says so.
+    public func run(resume: TrainingState? = nil, events: (TrainingEvent) throws -> Void = { _ in }) throws -> [String] {
         precondition(cache.latents.count == plan.images.count, "cacheLatents() first")
         startedAt = Date()
         var random = TrainingRandom(seed: configuration.seed &+ 0xD1FF)
@@ -124,14 +131,24 @@ public final class LoRATrainer {
         let schedule = schedule
         var step = 0
         var recent: [Double] = []
+        var start = TrainingState.Position(epoch: 1, batch: 0, step: 0)
+        if let resume {
+            try random.generator.restore(resume.random)
+            (start, step, recent) = (resume.position, resume.position.step, resume.recentLosses)
+        }
         for p in parameters { p.gradient.zero() }
         let sampling = !configuration.samplePrompts.isEmpty
-        if sampling && configuration.sampleAtFirst { try events(.sampled(paths: try renderSamples(epoch: nil, step: 0), step: 0)) }
-        for epoch in 1...max(1, steps.epochs) {
+        if sampling && configuration.sampleAtFirst && resume == nil { try events(.sampled(paths: try renderSamples(epoch: nil, step: 0), step: 0)) }
+        func saveState(epoch: Int?, stepName: Int?, position: TrainingState.Position) throws {
+            let folder = stateFolder(epoch: epoch, step: stepName)
+            try self.saveState(to: folder, position: position, random: random, recentLosses: recent)
+            try events(.stateSaved(folder: folder, step: position.step))
+        }
+        for epoch in start.epoch...max(start.epoch, steps.epochs) where step < steps.totalSteps {
             try events(.epochStarted(epoch: epoch, of: steps.epochs))
             let batches = batches(epoch: epoch)
             var micro = 0, stepLoss = 0.0
-            for (index, batch) in batches.enumerated() {
+            for (index, batch) in batches.enumerated() where epoch > start.epoch || index >= start.batch {
                 stepLoss += try trainMicroBatch(batch, epoch: epoch, random: &random)
                 micro += 1
                 let lastOfEpoch = index == batches.count - 1
@@ -154,9 +171,19 @@ public final class LoRATrainer {
                 try events(.step(step: step, of: steps.totalSteps, epoch: epoch, loss: loss,
                                  averageLoss: recent.reduce(0, +) / Double(recent.count), learningRates: groups.map { ($0.name, $0.learningRate) }))
                 (micro, stepLoss) = (0, 0)
+                // Where a resumed run continues: the next batch of this epoch, or the next epoch.
+                let next = lastOfEpoch ? TrainingState.Position(epoch: epoch + 1, batch: 0, step: step)
+                                       : TrainingState.Position(epoch: epoch, batch: index + 1, step: step)
                 if let every = configuration.saveEveryNSteps, step % every == 0, step < steps.totalSteps {
                     let path = try save(name: String(format: "%@-step%08d", configuration.outputName, step), epoch: epoch, step: step)
                     try events(.saved(path: path, epoch: epoch, step: step))
+                    if configuration.saveState { try saveState(epoch: nil, stepName: step, position: next) }
+                }
+                if stopRequested() && step < steps.totalSteps {
+                    let folder = stateFolder(epoch: nil, step: step)
+                    try self.saveState(to: folder, position: next, random: random, recentLosses: recent)
+                    try events(.interrupted(stateFolder: folder, step: step))
+                    return savedFiles
                 }
                 if sampling, configuration.sampleEveryNEpochs == nil, let every = configuration.sampleEveryNSteps, step % every == 0 {
                     try events(.sampled(paths: try renderSamples(epoch: nil, step: step), step: step))
@@ -166,6 +193,7 @@ public final class LoRATrainer {
             if let every = configuration.saveEveryNEpochs, epoch % every == 0, epoch < steps.epochs {
                 let path = try save(name: String(format: "%@-%06d", configuration.outputName, epoch), epoch: epoch, step: step)
                 try events(.saved(path: path, epoch: epoch, step: step))
+                if configuration.saveState { try saveState(epoch: epoch, stepName: nil, position: .init(epoch: epoch + 1, batch: 0, step: step)) }
             }
             if sampling, let every = configuration.sampleEveryNEpochs, epoch % every == 0 {
                 try events(.sampled(paths: try renderSamples(epoch: epoch, step: step), step: step))
@@ -174,6 +202,7 @@ public final class LoRATrainer {
         }
         let path = try save(name: configuration.outputName, epoch: steps.epochs, step: step)
         try events(.saved(path: path, epoch: steps.epochs, step: step))
+        if configuration.saveState { try saveState(epoch: nil, stepName: nil, position: .init(epoch: steps.epochs + 1, batch: 0, step: step)) }
         return savedFiles
     }
 

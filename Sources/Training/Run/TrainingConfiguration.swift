@@ -33,6 +33,8 @@ public struct TrainingConfiguration: Sendable {
     public var seed: UInt64 = 42
     public var saveEveryNEpochs: Int?
     public var saveEveryNSteps: Int?
+    /// `--save_state`: a resumable state folder beside every saved file and at the end.
+    public var saveState = false
     public var savePrecision: DType = .f32
     /// Loss weighting; the prediction type comes from the model (or `forceVPrediction`).
     public var objective = DiffusionObjective()

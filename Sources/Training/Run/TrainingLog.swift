@@ -9,9 +9,12 @@ public final class TrainingLog {
     public let path: String
     private let handle: FileHandle
 
-    public init(path: String) throws(ModelError) {
+    /// `appending`: a resumed run continues the log it finds (a new one otherwise).
+    public init(path: String, appending: Bool = false) throws(ModelError) {
         self.path = path
-        guard FileManager.default.createFile(atPath: path, contents: Data("step,epoch,loss/current,loss/average,lr/unet,lr/textencoder\n".utf8)),
+        let header = Data("step,epoch,loss/current,loss/average,lr/unet,lr/textencoder\n".utf8)
+        let continuing = appending && FileManager.default.fileExists(atPath: path)
+        guard continuing || FileManager.default.createFile(atPath: path, contents: header),
               let handle = FileHandle(forWritingAtPath: path) else {
             throw ModelError(.io, "cannot write the training log", file: path)
         }

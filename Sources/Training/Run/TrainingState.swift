@@ -1,0 +1,146 @@
+import Diffusion
+import Foundation
+import LinearAlgebra
+import LoRACore
+
+/// Where a run stands, saved with `--save-state` so `--resume` continues it
+/// exactly (the same file as an uninterrupted run): a folder named as kohya
+/// names its state folders (`NAME-000002-state`, `NAME-step00000500-state`,
+/// `NAME-state`) holding
+///   train_state.json      kohya's `current_epoch` / `current_step`, and ours:
+///                         the batch to continue from, the loop's random
+///                         state, recent losses, the settings that must match
+///   network.safetensors   the modules (a loadable kohya LoRA)
+///   optimizer.safetensors AdamW's step and moments per parameter
+/// kohya's own state folders hold accelerate pickles; they are not read here.
+public struct TrainingState: Sendable {
+    public struct Position: Sendable, Codable, Equatable {
+        /// 1-based epoch the next batch belongs to, batches of it already done, optimizer steps done.
+        public var epoch: Int
+        public var batch: Int
+        public var step: Int
+    }
+
+    struct File: Codable {
+        var current_epoch: Int
+        var current_step: Int
+        var lora_tools: Ours
+        struct Ours: Codable {
+            var position: Position
+            var random: TorchGenerator.Snapshot
+            var recentLosses: [Double]
+            var settings: [String: String]
+        }
+    }
+
+    public var position: Position
+    var random: TorchGenerator.Snapshot
+    var recentLosses: [Double]
+
+    /// What must be the same for a resumed run to continue the saved one.
+    static func settings(_ trainer: LoRATrainer) -> [String: String] {
+        let c = trainer.configuration
+        return ["network_dim": String(c.networkDim), "network_alpha": formatNumber(Double(c.networkAlpha)),
+                "conv_dim": c.convDim.map(String.init) ?? "none", "modules": String(trainer.network.modules.count),
+                "batches_per_epoch": String(trainer.steps.batchesPerEpoch), "total_steps": String(trainer.steps.totalSteps),
+                "batch_size": String(trainer.plan.batchSize), "gradient_accumulation_steps": String(c.gradientAccumulationSteps),
+                "seed": String(c.seed), "images": String(trainer.plan.images.count)]
+    }
+}
+
+extension LoRATrainer {
+    /// kohya's state folder name for a save at this epoch/step (nil: the end of training).
+    func stateFolder(epoch: Int?, step: Int?) -> String {
+        let name: String
+        if let epoch { name = String(format: "%@-%06d-state", configuration.outputName, epoch) } else if let step {
+            name = String(format: "%@-step%08d-state", configuration.outputName, step)
+        } else {
+            name = configuration.outputName + "-state"
+        }
+        return (configuration.outputDirectory as NSString).appendingPathComponent(name)
+    }
+
+    func saveState(to folder: String, position: TrainingState.Position, random: TrainingRandom, recentLosses: [Double]) throws(ModelError) {
+        do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
+            throw ModelError(.io, "cannot create the state folder: \(error.localizedDescription)", file: folder)
+        }
+        _ = try saveNetwork(to: (folder as NSString).appendingPathComponent("network.safetensors"), epoch: position.epoch, step: position.step,
+                            record: false)
+        var entries: [SafeTensorsWriter.Entry] = [.init(name: "step", dtype: .f32, shape: [])]
+        for p in network.parameters {
+            entries.append(.init(name: p.key + ".exp_avg", dtype: .f32, shape: p.shape))
+            entries.append(.init(name: p.key + ".exp_avg_sq", dtype: .f32, shape: p.shape))
+        }
+        let path = (folder as NSString).appendingPathComponent("optimizer.safetensors")
+        let writer = try SafeTensorsWriter(path: path, metadata: Metadata([("optimizer", "AdamW")]), entries: entries)
+        do {
+            try rethrowingModelError {
+                try [Float(optimizer.step)].withUnsafeBufferPointer { try writer.write(name: "step", floats: $0) }
+                for p in network.parameters {
+                    let (m, v) = optimizer.moments[p.key] ?? ([Float](repeating: 0, count: p.count), [Float](repeating: 0, count: p.count))
+                    try m.withUnsafeBufferPointer { try writer.write(name: p.key + ".exp_avg", floats: $0) }
+                    try v.withUnsafeBufferPointer { try writer.write(name: p.key + ".exp_avg_sq", floats: $0) }
+                }
+            }
+            try writer.finish()
+        } catch {
+            writer.abandon()
+            throw error
+        }
+        let file = TrainingState.File(current_epoch: position.epoch, current_step: position.step,
+                                      lora_tools: .init(position: position, random: random.generator.snapshot, recentLosses: recentLosses,
+                                                        settings: TrainingState.settings(self)))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        do { try AtomicOutput.write(Array(try encoder.encode(file)), to: (folder as NSString).appendingPathComponent("train_state.json")) } catch let e as ModelError {
+            throw e
+        } catch {
+            throw ModelError(.io, "cannot encode the training state: \(error)", file: folder)
+        }
+    }
+
+    /// Loads a state folder into the modules and the optimizer; returns where to continue.
+    public func loadState(from folder: String) throws(ModelError) -> TrainingState {
+        let jsonPath = (folder as NSString).appendingPathComponent("train_state.json")
+        guard let data = FileManager.default.contents(atPath: jsonPath) else {
+            throw ModelError(.io, "no train_state.json: not a state folder written by lora-train --save-state", file: folder)
+        }
+        let file: TrainingState.File
+        do { file = try JSONDecoder().decode(TrainingState.File.self, from: data) } catch {
+            throw ModelError(.invalid, "train_state.json is not lora-train's (kohya's accelerate states cannot be read): \(error)", file: jsonPath)
+        }
+        let expected = TrainingState.settings(self)
+        for (key, value) in expected.sorted(by: { $0.key < $1.key }) where file.lora_tools.settings[key] != value {
+            throw ModelError(.mismatch, "the state was saved with \(key) \(file.lora_tools.settings[key] ?? "unset"), this run has \(value): "
+                             + "resume with the same settings and dataset", file: folder)
+        }
+        try loadNetworkWeights((folder as NSString).appendingPathComponent("network.safetensors"))
+        let optimizerFile = try ModelFile.open((folder as NSString).appendingPathComponent("optimizer.safetensors"))
+        guard let step = optimizerFile["step"]?.floats().first else { throw ModelError(.invalid, "no optimizer step", file: optimizerFile.path) }
+        optimizer.step = Int(step)
+        optimizer.moments = [:]
+        for p in network.parameters {
+            guard let m = optimizerFile[p.key + ".exp_avg"]?.floats(), let v = optimizerFile[p.key + ".exp_avg_sq"]?.floats(),
+                  m.count == p.count, v.count == p.count else {
+                throw ModelError(.invalid, "optimizer moments missing or of the wrong size", file: optimizerFile.path, key: p.key)
+            }
+            optimizer.moments[p.key] = (m, v)
+        }
+        return TrainingState(position: file.lora_tools.position, random: file.lora_tools.random, recentLosses: file.lora_tools.recentLosses)
+    }
+
+    /// Module weights from a kohya LoRA file (`--network-weights`, or a state's network): every module of this
+    /// network must be there with its shape.
+    public func loadNetworkWeights(_ path: String) throws(ModelError) {
+        let file = try ModelFile.open(path)
+        for p in network.parameters {
+            guard let tensor = file[p.key] else {
+                throw ModelError(.mismatch, "the LoRA has no \(p.key): it was trained with other modules (dim, conv_dim, text encoder)", file: path)
+            }
+            guard tensor.elementCount == p.count else {
+                throw ModelError(.mismatch, "\(p.key) has \(tensor.elementCount) values, this network \(p.count) (another --network-dim?)", file: path, key: p.key)
+            }
+            p.values = tensor.floats()
+        }
+    }
+}
