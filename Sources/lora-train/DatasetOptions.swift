@@ -9,6 +9,11 @@ struct DatasetOptions: ParsableArguments {
                                valueName: "path"), completion: .directory)
     var trainDataDir: String?
 
+    @Option(name: [.long, .customLong("dataset_config")],
+            help: ArgumentHelp("kohya's dataset TOML ([general], [[datasets]], [[datasets.subsets]]); replaces --train-data-dir.", valueName: "path"),
+            completion: .file(extensions: ["toml"]))
+    var datasetConfig: String?
+
     @Option(name: [.long, .customLong("reg_data_dir")],
             help: ArgumentHelp("The parent of regularization folders, balanced to as many samples as the training images. kohya: --reg_data_dir.",
                                valueName: "path"), completion: .directory)
@@ -83,7 +88,9 @@ struct DatasetOptions: ParsableArguments {
     var cacheLatents = false
 
     func validate() throws {
-        guard trainDataDir != nil else { throw ValidationError("--train-data-dir is required (kohya: --train_data_dir)") }
+        guard trainDataDir != nil || datasetConfig != nil else {
+            throw ValidationError("--train-data-dir (kohya: --train_data_dir) or --dataset-config is required")
+        }
         guard trainBatchSize >= 1 else { throw ValidationError("--train-batch-size must be at least 1") }
         guard bucketResoSteps >= 8, bucketResoSteps % 8 == 0 else { throw ValidationError("--bucket-reso-steps must be a multiple of 8") }
         for (name, p) in [("--caption-dropout-rate", captionDropoutRate), ("--caption-tag-dropout-rate", captionTagDropoutRate)] where !(0...1).contains(p) {

@@ -30,7 +30,10 @@ struct LoRATrain: ParsableCommand {
         --save-state writes a resumable state folder beside each file; --resume FOLDER continues it exactly. \
         Ctrl-C stops after the current step and saves such a state (a second Ctrl-C quits at once).
 
-        Not yet: optimizers other than AdamW, --mixed-precision bf16, TOML configs, latent caches on disk, SDXL.
+        kohya's TOML files work too: --config-file (training arguments; the command line overrides them) and \
+        --dataset-config ([general], [[datasets]], [[datasets.subsets]]).
+
+        Not yet: optimizers other than AdamW, --mixed-precision bf16, latent caches on disk, SDXL.
 
         Examples:
 
@@ -38,6 +41,7 @@ struct LoRATrain: ParsableCommand {
                      --network-dim 32 --network-alpha 16 --resolution 512 --enable-bucket --max-train-epochs 10 \\
                      --save-every-n-epochs 2 --learning-rate 1e-4 --text-encoder-lr 5e-5
           lora-train ... --dry-run
+          lora-train --config mychar.toml --dataset-config dataset.toml
 
         \(ExitStatus.documentation)
         """,
@@ -45,8 +49,28 @@ struct LoRATrain: ParsableCommand {
 
     static func main() {
         Completions.answerBashRequest(Self.self)
-        Self.main(nil)
+        let expanded: (arguments: [String], keys: [String: String])
+        do { expanded = try ConfigFile.expand(Array(CommandLine.arguments.dropFirst())) } catch {
+            printError("Error: " + TerminalText.escape(error.description))
+            exit(withError: ExitCode(ExitStatus.of(error)))
+        }
+        do {
+            var command = try parseAsRoot(expanded.arguments)
+            try command.run()
+        } catch {
+            // Say which settings came from the config file when the parser refuses one of them.
+            let message = fullMessage(for: error)
+            if let (option, file) = expanded.keys.first(where: { message.contains("'\($0.key)'") || message.contains("\($0.key) ") }) {
+                printError("note: \(option) comes from \(TerminalText.escape(file)); lora-train does not support it (or not with that value)")
+            }
+            exit(withError: error)
+        }
     }
+
+    @Option(name: [.long, .customLong("config_file"), .customLong("config")],
+            help: ArgumentHelp("kohya's training-arguments TOML (sections are flattened); the command line overrides it.", valueName: "path"),
+            completion: .file(extensions: ["toml"]))
+    var configFile: String?
 
     @Option(name: [.short, .long, .customLong("pretrained_model_name_or_path")],
             help: ArgumentHelp("The SD1.x/SD2.x checkpoint to train on (.safetensors or .ckpt). kohya: --pretrained_model_name_or_path.",
@@ -129,7 +153,10 @@ struct LoRATrain: ParsableCommand {
         ToolEnvironment.prepare()
         try ToolRun.perform(json: false) {
             let plan = try makePlan()
-            let configuration = try makeConfiguration()
+            var configuration = try makeConfiguration()
+            // kohya records args.resolution after turning it into a tuple: "(512, 512)".
+            configuration.resolutionText = "(\(plan.bucketing.resolution.width), \(plan.bucketing.resolution.height))"
+            if case let .predefined(minimum, maximum, _) = plan.bucketing.mode { (configuration.minBucketReso, configuration.maxBucketReso) = (minimum, maximum) }
             let steps = StepCount(batchesPerEpoch: plan.batchesPerEpoch, gradientAccumulationSteps: configuration.gradientAccumulationSteps,
                                   maxTrainEpochs: configuration.maxTrainEpochs, maxTrainSteps: configuration.maxTrainSteps)
             for line in plan.reportLines(steps: steps, gradientAccumulationSteps: configuration.gradientAccumulationSteps) { ToolRun.say(line) }
@@ -146,23 +173,40 @@ struct LoRATrain: ParsableCommand {
     }
 
     func makePlan() throws(ModelError) -> DatasetPlan {
-        let resolution: Resolution
+        var resolution: Resolution
         do { resolution = try dataset.parsedResolution() } catch { throw ModelError(.mismatch, "\(error)") }
-        let mode: BucketSet.Mode
-        if !dataset.enableBucket {
-            mode = .fixed
-        } else if dataset.bucketNoUpscale {
-            mode = .noUpscale(step: dataset.bucketResoSteps)
+        var defaults = DatasetSubset(imageDirectory: "")
+        dataset.subsetSettings(&defaults)
+        var subsets: [DatasetSubset], skipped: [(folder: String, reason: String)] = []
+        var (batch, bucketed, noUpscale) = (dataset.trainBatchSize, dataset.enableBucket, dataset.bucketNoUpscale)
+        var (minimum, maximum, step) = (dataset.minBucketReso, dataset.maxBucketReso, dataset.bucketResoSteps)
+        if let path = dataset.datasetConfig {
+            // kohya: the TOML's values, the command line's where it is silent; folder names are not parsed.
+            let config = try DatasetConfig.load(path, defaults: defaults)
+            subsets = config.subsets
+            resolution = config.resolution ?? resolution
+            batch = config.batchSize ?? batch
+            bucketed = config.enableBucket ?? bucketed
+            noUpscale = config.bucketNoUpscale ?? noUpscale
+            (minimum, maximum, step) = (config.minBucketReso ?? minimum, config.maxBucketReso ?? maximum, config.bucketResoSteps ?? step)
+            if dataset.trainDataDir != nil || dataset.regDataDir != nil {
+                printError("warning: --train-data-dir and --reg-data-dir are ignored with --dataset-config (as in kohya)")
+            }
         } else {
-            let limits = BucketSet.adjustedLimits(resolution: resolution, min: dataset.minBucketReso, max: dataset.maxBucketReso,
-                                                  step: dataset.bucketResoSteps)
-            if let error = limits.error { throw ModelError(.mismatch, error) }
-            mode = .predefined(min: limits.min, max: limits.max, step: dataset.bucketResoSteps)
+            (subsets, skipped) = try DatasetSubset.fromFolders(train: dataset.trainDataDir!, regularization: dataset.regDataDir)
+            for i in subsets.indices { dataset.subsetSettings(&subsets[i]) }
         }
-        var (subsets, skipped) = try DatasetSubset.fromFolders(train: dataset.trainDataDir!, regularization: dataset.regDataDir)
-        for i in subsets.indices { dataset.subsetSettings(&subsets[i]) }
-        return try DatasetPlan.make(subsets: subsets, bucketing: BucketSet(resolution: resolution, mode: mode), batchSize: dataset.trainBatchSize,
-                                    skippedFolders: skipped)
+        let mode: BucketSet.Mode
+        if !bucketed {
+            mode = .fixed
+        } else if noUpscale {
+            mode = .noUpscale(step: step)
+        } else {
+            let limits = BucketSet.adjustedLimits(resolution: resolution, min: minimum, max: maximum, step: step)
+            if let error = limits.error { throw ModelError(.mismatch, error) }
+            mode = .predefined(min: limits.min, max: limits.max, step: step)
+        }
+        return try DatasetPlan.make(subsets: subsets, bucketing: BucketSet(resolution: resolution, mode: mode), batchSize: batch, skippedFolders: skipped)
     }
 
     func makeConfiguration() throws -> TrainingConfiguration {
@@ -212,8 +256,6 @@ struct LoRATrain: ParsableCommand {
         let args = try optimizer.parsedArgs()
         (c.weightDecay, c.betas, c.optimizerEpsilon) = (args.weightDecay, args.betas, args.eps)
         c.optimizerArguments = optimizer.optimizerArgs
-        // kohya records args.resolution after turning it into a tuple: "(512, 512)".
-        if let r = try? dataset.parsedResolution() { c.resolutionText = "(\(r.width), \(r.height))" }
         c.minBucketReso = dataset.minBucketReso
         c.maxBucketReso = dataset.maxBucketReso
         return c

@@ -190,6 +190,59 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(try ModelFile.open(folder + "/stopped/r.safetensors").metadata["sshs_model_hash"], expected, "resumed after Ctrl-C")
     }
 
+    /// kohya's TOML files: a training config in sections (as the kohya_ss GUI writes, with keys that ask for
+    /// nothing) and a dataset config; the command line overrides the config; unknown keys are named.
+    func testKohyaTOMLConfigs() throws {
+        try """
+            [model_arguments]
+            pretrained_model_name_or_path = "\(folder)/base.safetensors"
+            v2 = false
+            [additional_network_arguments]
+            network_dim = 8
+            network_alpha = 4.0
+            network_train_unet_only = true
+            network_args = []
+            [training_arguments]
+            max_train_epochs = 5
+            log_with = ""
+            xformers = true
+            train_batch_size = 3
+            """.write(toFile: folder + "/config.toml", atomically: true, encoding: .utf8)
+        try """
+            [general]
+            enable_bucket = true
+            min_bucket_reso = 64
+            max_bucket_reso = 128
+            caption_extension = ".txt"
+
+            [[datasets]]
+            resolution = 64
+            batch_size = 2
+
+              [[datasets.subsets]]
+              image_dir = "\(folder)/data/2_zkw shape"
+              class_tokens = "zkw"
+              num_repeats = 3
+            """.write(toFile: folder + "/dataset.toml", atomically: true, encoding: .utf8)
+        let args = ["--config_file", folder + "/config", "--dataset_config", folder + "/dataset.toml",
+                    "--tokenizer", "Fixtures/tokenizer/clip_bpe_merges.txt.gz", "--dry-run", "--max-train-epochs", "2"]
+        let run = try ToolRunner.run("lora-train", args)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        for line in ["contains 4 image files (2 with .txt captions), 3 repeats, class tokens \"zkw\"", "12 train images with repeats.",
+                     "bucket 0: resolution (64, 64), count: 12", "num batches per epoch: 6", "num epochs: 2", "total optimization steps: 12"] {
+            XCTAssertTrue(run.stdout.contains(line), "\(line):\n\(run.stdout)")
+        }
+        try "[training_arguments]\nfancy_new_option = 3\n".write(toFile: folder + "/bad.toml", atomically: true, encoding: .utf8)
+        let bad = try ToolRunner.run("lora-train", ["--config_file", folder + "/bad.toml", "--dataset_config", folder + "/dataset.toml", "--dry-run",
+                                                    "--model", folder + "/base.safetensors"])
+        XCTAssertEqual(bad.status, 64, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("--fancy_new_option comes from \(folder)/bad.toml"), bad.stderr)
+        try "[[datasets]]\n[[datasets.subsets]]\nimage_dir = 'x'\ncolour_aug = true\n".write(toFile: folder + "/bad-data.toml", atomically: true, encoding: .utf8)
+        let badData = try ToolRunner.run("lora-train", common + ["--dataset-config", folder + "/bad-data.toml", "--dry-run"])
+        XCTAssertEqual(badData.status, 2, badData.stderr)
+        XCTAssertTrue(badData.stderr.contains("unknown key colour_aug"), badData.stderr)
+    }
+
     func testMistakesAreRefusedBeforeTraining() throws {
         let out = folder + "/out"
         // The concept folder instead of its parent: kohya's most common beginner error.

@@ -1,0 +1,152 @@
+import Foundation
+import LoRACore
+
+/// kohya's dataset TOML (`--dataset_config`; sd-scripts library/config_util.py,
+/// docs/config_README-en.md): `[general]`, `[[datasets]]`, `[[datasets.subsets]]`,
+/// a key at a lower level overriding the same key above it, and the command
+/// line's value (or its default) below them all. Folder names are not parsed
+/// here: `num_repeats` and `class_tokens` are given. One `[[datasets]]`
+/// (several resolutions in one run are not supported yet); a key kohya does
+/// not know, or one we do not support with a value that asks for something,
+/// is an error naming the key.
+public struct DatasetConfig: Sendable {
+    public var subsets: [DatasetSubset]
+    public var resolution: Resolution?
+    public var batchSize: Int?
+    public var enableBucket: Bool?
+    public var minBucketReso: Int?
+    public var maxBucketReso: Int?
+    public var bucketResoSteps: Int?
+    public var bucketNoUpscale: Bool?
+
+    static let datasetKeys: Set<String> = ["resolution", "batch_size", "enable_bucket", "min_bucket_reso", "max_bucket_reso", "bucket_reso_steps",
+                                           "bucket_no_upscale", "network_multiplier", "validation_seed", "validation_split", "resize_interpolation"]
+    static let subsetKeys: Set<String> = ["num_repeats", "shuffle_caption", "caption_separator", "keep_tokens", "keep_tokens_separator",
+                                          "secondary_separator", "enable_wildcard", "color_aug", "flip_aug", "face_crop_aug_range", "random_crop",
+                                          "caption_prefix", "caption_suffix", "token_warmup_min", "token_warmup_step", "custom_attributes",
+                                          "caption_dropout_rate", "caption_dropout_every_n_epochs", "caption_tag_dropout_rate", "caption_extension",
+                                          "class_tokens", "cache_info", "resize_interpolation"]
+    static let subsetOnlyKeys: Set<String> = ["image_dir", "is_reg", "alpha_mask", "metadata_file", "conditioning_data_dir"]
+
+    /// Reads `path`; `defaults` is the subset the command line describes (its caption and augmentation settings).
+    public static func load(_ path: String, defaults: DatasetSubset) throws(ModelError) -> DatasetConfig {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw ModelError(.io, "cannot read the dataset config (UTF-8 TOML)", file: path)
+        }
+        let root: JSON
+        do { root = try TOML.parse(text) } catch { throw ModelError(.invalid, error.description, file: path) }
+        guard case let .object(top) = root else { throw ModelError(.invalid, "not a TOML table", file: path) }
+        for (key, _) in top where !["general", "datasets"].contains(key) {
+            throw ModelError(.invalid, "unknown top-level key \(key) (kohya's are [general] and [[datasets]])", file: path, key: key)
+        }
+        let general = root["general"].flatMap(members) ?? []
+        guard case let .array(datasets)? = root["datasets"], !datasets.isEmpty else {
+            throw ModelError(.invalid, "no [[datasets]] table", file: path)
+        }
+        guard datasets.count == 1 else {
+            throw ModelError(.unsupported, "\(datasets.count) [[datasets]] tables: one dataset per run is supported so far", file: path)
+        }
+        let dataset = members(datasets[0]) ?? []
+        for (key, _) in general where !datasetKeys.contains(key) && !subsetKeys.contains(key) {
+            throw ModelError(.invalid, "[general] has an unknown key \(key)", file: path, key: key)
+        }
+        for (key, _) in dataset where !datasetKeys.contains(key) && !subsetKeys.contains(key) && key != "subsets" {
+            throw ModelError(.invalid, "[[datasets]] has an unknown key \(key)", file: path, key: key)
+        }
+        guard case let .array(subsetTables)? = datasets[0]["subsets"], !subsetTables.isEmpty else {
+            throw ModelError(.invalid, "the dataset has no [[datasets.subsets]]", file: path)
+        }
+        // Lookup from the innermost level out.
+        func lookup(_ key: String, _ levels: [[(String, JSON)]]) -> JSON? {
+            for level in levels { if let v = level.first(where: { $0.0 == key })?.1 { return v } }
+            return nil
+        }
+        var config = DatasetConfig(subsets: [])
+        let outer = [dataset, general]
+        config.resolution = try lookup("resolution", outer).map { v throws(ModelError) in try resolution(v, path) }
+        config.batchSize = try lookup("batch_size", outer).map { v throws(ModelError) in try int(v, "batch_size", path) }
+        config.enableBucket = try lookup("enable_bucket", outer).map { v throws(ModelError) in try bool(v, "enable_bucket", path) }
+        config.minBucketReso = try lookup("min_bucket_reso", outer).map { v throws(ModelError) in try int(v, "min_bucket_reso", path) }
+        config.maxBucketReso = try lookup("max_bucket_reso", outer).map { v throws(ModelError) in try int(v, "max_bucket_reso", path) }
+        config.bucketResoSteps = try lookup("bucket_reso_steps", outer).map { v throws(ModelError) in try int(v, "bucket_reso_steps", path) }
+        config.bucketNoUpscale = try lookup("bucket_no_upscale", outer).map { v throws(ModelError) in try bool(v, "bucket_no_upscale", path) }
+        if let m = lookup("network_multiplier", outer), try number(m, "network_multiplier", path) != 1 {
+            throw ModelError(.unsupported, "network_multiplier other than 1 is not supported yet", file: path, key: "network_multiplier")
+        }
+        if let v = lookup("validation_split", outer), try number(v, "validation_split", path) != 0 {
+            throw ModelError(.unsupported, "validation_split is not supported yet", file: path, key: "validation_split")
+        }
+        for table in subsetTables {
+            let own = members(table) ?? []
+            for (key, _) in own where !subsetKeys.contains(key) && !subsetOnlyKeys.contains(key) {
+                throw ModelError(.invalid, "[[datasets.subsets]] has an unknown key \(key)", file: path, key: key)
+            }
+            let levels = [own, dataset, general]
+            guard let dir = lookup("image_dir", [own])?.stringValue else {
+                throw ModelError(.invalid, "a subset without image_dir", file: path, key: "image_dir")
+            }
+            var s = defaults
+            s.imageDirectory = dir
+            s.classTokens = lookup("class_tokens", levels)?.stringValue
+            s.isRegularization = try lookup("is_reg", [own]).map { v throws(ModelError) in try bool(v, "is_reg", path) } ?? false
+            s.repeats = try lookup("num_repeats", levels).map { v throws(ModelError) in try int(v, "num_repeats", path) } ?? 1
+            if let v = lookup("caption_extension", levels)?.stringValue { s.captionExtension = DatasetSubset.normalizedExtension(v) }
+            if let v = lookup("shuffle_caption", levels) { s.shuffleCaption = try bool(v, "shuffle_caption", path) }
+            if let v = lookup("caption_separator", levels)?.stringValue { s.captionSeparator = v }
+            if let v = lookup("keep_tokens", levels) { s.keepTokens = try int(v, "keep_tokens", path) }
+            if let v = lookup("keep_tokens_separator", levels)?.stringValue { s.keepTokensSeparator = v }
+            if let v = lookup("caption_prefix", levels)?.stringValue { s.captionPrefix = v }
+            if let v = lookup("caption_suffix", levels)?.stringValue { s.captionSuffix = v }
+            if let v = lookup("caption_dropout_rate", levels) { s.captionDropoutRate = try number(v, "caption_dropout_rate", path) }
+            if let v = lookup("caption_dropout_every_n_epochs", levels) { s.captionDropoutEveryNEpochs = try int(v, "caption_dropout_every_n_epochs", path) }
+            if let v = lookup("caption_tag_dropout_rate", levels) { s.captionTagDropoutRate = try number(v, "caption_tag_dropout_rate", path) }
+            if let v = lookup("flip_aug", levels) { s.flipAugment = try bool(v, "flip_aug", path) }
+            // Settings that ask for something not built yet: refused by name (false / empty values ask nothing).
+            for key in ["color_aug", "random_crop", "enable_wildcard", "alpha_mask"] {
+                if let v = lookup(key, levels), try bool(v, key, path) {
+                    throw ModelError(.unsupported, "\(key) = true is not supported yet", file: path, key: key)
+                }
+            }
+            for key in ["face_crop_aug_range", "metadata_file", "conditioning_data_dir", "secondary_separator", "custom_attributes"] {
+                if let v = lookup(key, levels), v != .null, v != .string(""), v != .array([]), v != .object([]) {
+                    throw ModelError(.unsupported, "\(key) is not supported yet", file: path, key: key)
+                }
+            }
+            if let v = lookup("token_warmup_step", levels), try number(v, "token_warmup_step", path) != 0 {
+                throw ModelError(.unsupported, "token_warmup_step is not supported yet", file: path, key: "token_warmup_step")
+            }
+            config.subsets.append(s)
+        }
+        return config
+    }
+
+    static func members(_ v: JSON) -> [(String, JSON)]? {
+        if case let .object(m) = v { return m }
+        return nil
+    }
+
+    static func number(_ v: JSON, _ key: String, _ path: String) throws(ModelError) -> Double {
+        guard case let .number(text) = v, let d = Double(text) else { throw ModelError(.invalid, "\(key) must be a number", file: path, key: key) }
+        return d
+    }
+
+    static func int(_ v: JSON, _ key: String, _ path: String) throws(ModelError) -> Int {
+        guard case let .number(text) = v, let i = Int(text) else { throw ModelError(.invalid, "\(key) must be an integer", file: path, key: key) }
+        return i
+    }
+
+    static func bool(_ v: JSON, _ key: String, _ path: String) throws(ModelError) -> Bool {
+        guard case let .bool(b) = v else { throw ModelError(.invalid, "\(key) must be true or false", file: path, key: key) }
+        return b
+    }
+
+    /// `resolution = 512` or `[768, 512]` (width, height), as kohya takes it.
+    static func resolution(_ v: JSON, _ path: String) throws(ModelError) -> Resolution {
+        switch v {
+        case .number: let side = try int(v, "resolution", path); return Resolution(side, side)
+        case let .array(items) where items.count == 2:
+            return Resolution(try int(items[0], "resolution", path), try int(items[1], "resolution", path))
+        default: throw ModelError(.invalid, "resolution must be a number or [width, height]", file: path, key: "resolution")
+        }
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+import LoRACore
+import ToolSupport
+
+/// kohya's `--config_file` (sd-scripts train_util.py `read_config_from_file`):
+/// a TOML of training arguments, top-level or in sections (the sections are
+/// flattened), whose values act as defaults that the command line overrides.
+/// Here they become arguments in front of the user's: `key = true` → `--key`,
+/// `key = "v"` / number → `--key v`, arrays → `--key a b`. A key set to
+/// false, "" or [] asks for nothing and is skipped (the kohya_ss GUI writes
+/// many such); any other key lora-train does not have is refused by the
+/// parser, and the error says it came from the file.
+enum ConfigFile {
+    static let spellings = ["--config-file", "--config_file", "--config"]
+
+    /// The arguments with the config file's in front; the keys it supplied (for error messages).
+    static func expand(_ arguments: [String]) throws(ModelError) -> (arguments: [String], keys: [String: String]) {
+        guard let index = arguments.firstIndex(where: { spellings.contains($0) }) else { return (arguments, [:]) }
+        guard index + 1 < arguments.count else { throw ModelError(.mismatch, "\(arguments[index]) needs a file") }
+        var path = arguments[index + 1]
+        if !path.hasSuffix(".toml") { path += ".toml" } // as kohya
+        var rest = arguments
+        rest.removeSubrange(index...(index + 1))
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw ModelError(.io, "cannot read the config file (UTF-8 TOML)", file: path)
+        }
+        let root: JSON
+        do { root = try TOML.parse(text) } catch { throw ModelError(.invalid, error.description, file: path) }
+        guard case let .object(top) = root else { throw ModelError(.invalid, "not a TOML table", file: path) }
+        var flat: [(String, JSON)] = []
+        for (key, value) in top {
+            if case let .object(section) = value { flat += section } else { flat.append((key, value)) }
+        }
+        let given = Set(rest.filter { $0.hasPrefix("--") }.map { normalized(String($0.dropFirst(2)).split(separator: "=").first.map(String.init) ?? "") })
+        var expanded: [String] = [], keys: [String: String] = [:]
+        for (key, value) in flat where !given.contains(normalized(key)) {
+            let option = "--" + key
+            switch value {
+            case .bool(true): expanded.append(option)
+            case .bool(false), .string(""), .array([]), .null: continue
+            case let .string(s): expanded += [option, s]
+            case let .number(n): expanded += [option, n]
+            case let .array(items):
+                var values: [String] = []
+                for item in items {
+                    switch item {
+                    case let .string(s): values.append(s)
+                    case let .number(n): values.append(n)
+                    case let .bool(b): values.append(b ? "True" : "False")
+                    default: throw ModelError(.invalid, "\(key): arrays of tables are not arguments", file: path, key: key)
+                    }
+                }
+                expanded += [option] + values
+            case .object: throw ModelError(.invalid, "\(key): tables nest one level at most in a kohya config", file: path, key: key)
+            case .bool: continue
+            }
+            keys[option] = path
+        }
+        return (expanded + rest, keys)
+    }
+
+    /// kohya's spelling and ours name the same option: `train_data_dir` = `train-data-dir`.
+    static func normalized(_ name: String) -> String { name.replacingOccurrences(of: "_", with: "-").lowercased() }
+}
