@@ -137,6 +137,15 @@ for (w, h), (rw, rh) in [((37, 23), (16, 10)), ((37, 23), (80, 50)), ((37, 23), 
     resized = resize_image(image, w, h, rw, rh)
     resizes.append({"from": [w, h], "to": [rw, rh], "pixels_hex": resized.reshape(-1).tobytes().hex()})
 
+# A latent cache as sd-scripts writes it (strategy_base.save_latents_to_disk, np.savez), values from a formula.
+import torch  # noqa: E402
+from library.strategy_base import LatentsCachingStrategy  # noqa: E402
+latents = torch.tensor([[[(c * 31 + y * 7 + x) / 50.0 - 1 for x in range(6)] for y in range(5)] for c in range(4)], dtype=torch.float32)
+npz = os.path.join(os.path.dirname(os.path.abspath(__file__)), "training", "kohya_latents_0048x0040_sd.npz")
+if os.path.exists(npz):
+    os.remove(npz)
+LatentsCachingStrategy.save_latents_to_disk(None, npz, latents, (48, 40), (0, 0, 48, 40), flipped_latents_tensor=latents.flip(2))
+
 # Sample prompt lines as sd-scripts parses them (line_to_prompt_dict).
 prompt_lines = ["masterpiece, zkw shape --n lowres, bad hands --w 768 --h 515 --d 42 --l 6.5 --s 28 --ss euler_a",
                 "a cat --W 640 --S 5000 --D 7", "plain prompt", "odd --w abc --s 12 --x 3 --l 7", "with -- dashes --n  two  spaces"]

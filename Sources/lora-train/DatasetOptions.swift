@@ -87,6 +87,10 @@ struct DatasetOptions: ParsableArguments {
           help: "Accepted for kohya command lines: latents are always cached in memory (color aug and random crop are not offered).")
     var cacheLatents = false
 
+    @Flag(name: [.long, .customLong("cache_latents_to_disk")],
+          help: "Keep the latents in kohya's .npz files beside the images; later runs (and kohya) reuse them, an edited image or another VAE re-encodes.")
+    var cacheLatentsToDisk = false
+
     func validate() throws {
         guard trainDataDir != nil || datasetConfig != nil else {
             throw ValidationError("--train-data-dir (kohya: --train_data_dir) or --dataset-config is required")

@@ -33,7 +33,7 @@ struct LoRATrain: ParsableCommand {
         kohya's TOML files work too: --config-file (training arguments; the command line overrides them) and \
         --dataset-config ([general], [[datasets]], [[datasets.subsets]]).
 
-        Not yet: optimizers other than AdamW, --mixed-precision bf16, latent caches on disk, SDXL.
+        Not yet: optimizers other than AdamW, --mixed-precision bf16, SDXL.
 
         Examples:
 
@@ -243,6 +243,7 @@ struct LoRATrain: ParsableCommand {
         c.clipSkip = dataset.clipSkip
         c.trainingComment = trainingComment
         c.saveState = saveState
+        c.cacheLatentsToDisk = dataset.cacheLatentsToDisk
         c.forceVPrediction = kohyaFlags.vParameterization
         c.samplePrompts = try samples.prompts()
         c.sampleEveryNEpochs = samples.sampleEveryNEpochs

@@ -40,6 +40,9 @@ struct TrainingSession {
 
         let caching = ProgressBar(label: "caching latents", total: plan.images.count, unit: .items, enabled: !command.quiet)
         try ToolRun.perform(json: false, bar: caching) { try trainer.cacheLatents { _, _ in caching.advance(by: 1) } }
+        if configuration.cacheLatentsToDisk {
+            ToolRun.say("latents: \(trainer.cache.reused) of \(plan.images.count) images from .npz caches on disk, \(plan.images.count - trainer.cache.reused) encoded")
+        }
 
         let log = try TrainingLog(path: (output as NSString).appendingPathComponent(configuration.outputName + "-log.csv"), appending: resumeState != nil)
         let bar = ProgressBar(label: "steps", total: trainer.steps.totalSteps, unit: .items, enabled: !command.quiet, delay: 0)

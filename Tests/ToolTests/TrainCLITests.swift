@@ -243,6 +243,24 @@ final class TrainCLITests: XCTestCase {
         XCTAssertTrue(badData.stderr.contains("unknown key colour_aug"), badData.stderr)
     }
 
+    /// --cache-latents-to-disk: kohya's .npz beside each image, reused by the next run; an edited image is re-encoded.
+    func testLatentCachesOnDisk() throws {
+        let args = common + ["--max-train-steps", "1", "--cache-latents-to-disk", "--flip-aug"]
+        let first = try ToolRunner.run("lora-train", args + ["--output-dir", folder + "/a"])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        XCTAssertTrue(first.stdout.contains("latents: 0 of 4 images from .npz caches on disk, 4 encoded"), first.stdout)
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder + "/data/2_zkw shape").filter { $0.hasSuffix(".npz") }.sorted()
+        XCTAssertEqual(files, ["img0_0064x0064_sd.npz", "img1_0064x0064_sd.npz", "img2_0064x0064_sd.npz", "img3_0128x0064_sd.npz"])
+        let second = try ToolRunner.run("lora-train", args + ["--output-dir", folder + "/b"])
+        XCTAssertTrue(second.stdout.contains("latents: 4 of 4 images from .npz caches on disk, 0 encoded"), second.stdout)
+        XCTAssertEqual(try ModelFile.open(folder + "/a/last.safetensors").metadata["sshs_model_hash"],
+                       try ModelFile.open(folder + "/b/last.safetensors").metadata["sshs_model_hash"], "cached latents train the same")
+        let edited = try PNGCodec.encode(Bitmap(width: 64, height: 64, fill: RGB(1, 2, 3)))
+        try Data(edited).write(to: URL(fileURLWithPath: folder + "/data/2_zkw shape/img1.png"))
+        let third = try ToolRunner.run("lora-train", args + ["--output-dir", folder + "/c"])
+        XCTAssertTrue(third.stdout.contains("latents: 3 of 4 images from .npz caches on disk, 1 encoded"), third.stdout)
+    }
+
     func testMistakesAreRefusedBeforeTraining() throws {
         let out = folder + "/out"
         // The concept folder instead of its parent: kohya's most common beginner error.

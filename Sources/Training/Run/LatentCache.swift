@@ -9,23 +9,36 @@ public struct LatentCache: Sendable {
     /// Per image of the plan: [1, 4, h/8, w/8], and the mirrored one when flips are on.
     public private(set) var latents: [Tensor] = []
     public private(set) var flipped: [Tensor?] = []
+    /// Images whose latents came from `.npz` files on disk.
+    public private(set) var reused = 0
 
-    public static func encode(plan: DatasetPlan, encoder: VAEEncoder, random: inout TrainingRandom,
+    /// `disk`: read and write kohya's per-image `.npz` caches (`--cache_latents_to_disk`).
+    public static func encode(plan: DatasetPlan, encoder: VAEEncoder, random: inout TrainingRandom, disk: DiskLatentCache? = nil,
                               progress: (Int, Int) -> Void = { _, _ in }) throws(ModelError) -> LatentCache {
         var cache = LatentCache()
         for (i, image) in plan.images.enumerated() {
-            let bucket = plan.buckets[plan.bucketOf[i]].resolution
+            let bucket = plan.buckets[plan.bucketOf[i]].resolution, resized = plan.resizedSize[i]
             let flips = plan.subsets[image.subsetIndex].flipAugment ? [false, true] : [false]
+            // The sample noise is drawn either way, so a run's other latents do not depend on what was on disk.
+            let count = 4 * (bucket.width / 8) * (bucket.height / 8)
+            let noises = flips.map { _ in random.normal(count) }
+            if let disk, let (latents, flipped) = try disk.load(image, bucket: bucket, resized: resized, flipped: flips.count > 1) {
+                cache.latents.append(latents)
+                cache.flipped.append(flipped)
+                cache.reused += 1
+                progress(i + 1, plan.images.count)
+                continue
+            }
             var encoded: [Tensor] = []
-            for flip in flips {
-                let pixels = try TrainingImage.pixels(image.path, bucket: bucket, resized: plan.resizedSize[i], flipped: flip)
-                let count = 4 * (bucket.width / 8) * (bucket.height / 8)
-                var latents = encoder.encode(pixels, noise: random.normal(count))
+            for (flip, noise) in zip(flips, noises) {
+                let pixels = try TrainingImage.pixels(image.path, bucket: bucket, resized: resized, flipped: flip)
+                var latents = encoder.encode(pixels, noise: noise)
                 for j in latents.values.indices where !latents.values[j].isFinite { latents.values[j] = 0 }
                 encoded.append(latents)
             }
             cache.latents.append(encoded[0])
             cache.flipped.append(encoded.count > 1 ? encoded[1] : nil)
+            try disk?.save(image, bucket: bucket, resized: resized, latents: encoded[0], flipped: encoded.count > 1 ? encoded[1] : nil)
             progress(i + 1, plan.images.count)
         }
         return cache

@@ -35,6 +35,8 @@ public struct TrainingConfiguration: Sendable {
     public var saveEveryNSteps: Int?
     /// `--save_state`: a resumable state folder beside every saved file and at the end.
     public var saveState = false
+    /// `--cache_latents_to_disk`: kohya's per-image `.npz` latent caches, reused by later runs.
+    public var cacheLatentsToDisk = false
     public var savePrecision: DType = .f32
     /// Loss weighting; the prediction type comes from the model (or `forceVPrediction`).
     public var objective = DiffusionObjective()

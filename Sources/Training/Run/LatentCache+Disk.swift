@@ -1,0 +1,83 @@
+import Diffusion
+import Foundation
+import LoRACore
+
+/// `--cache_latents_to_disk`: one `.npz` per image beside it, named and laid
+/// out as sd-scripts writes them (library/strategy_sd.py, strategy_base.py:
+/// `<image>_<WWWW>x<HHHH>_sd.npz` with the original size; `latents` unscaled
+/// [4, h/8, w/8] float32, `original_size`, `crop_ltrb`, `latents_flipped`
+/// with flip augmentation), so kohya and lora-train reuse each other's
+/// caches. kohya only checks that the arrays exist; a file is used here when
+/// its latents also fit the image's bucket, and — in files lora-train wrote,
+/// which carry the SHA-256 of the image and of the VAE's weights and the
+/// resized size — only when those still match: an edited image or another
+/// VAE re-encodes. (crop_ltrb is written as integers; SD1/SD2 training does
+/// not read it.)
+public struct DiskLatentCache: Sendable {
+    /// SHA-256 over the VAE's tensors (name-sorted raw bytes) of the checkpoint.
+    public let vaeHash: [UInt8]
+    let scale: Float
+
+    public init(model: StableDiffusionModel) {
+        var hash = SHA256()
+        for tensor in model.file.tensors.filter({ $0.name.hasPrefix("first_stage_model.") || $0.name.hasPrefix("vae.") })
+            .sorted(by: { $0.name < $1.name }) {
+            hash.update(Array(tensor.name.utf8))
+            hash.update(tensor.rawBytes)
+        }
+        vaeHash = hash.finalize()
+        scale = model.config.vaeScaleFactor
+    }
+
+    public static func path(for image: DatasetImage) -> String {
+        (image.path as NSString).deletingPathExtension + String(format: "_%04dx%04d_sd.npz", image.width, image.height)
+    }
+
+    static func imageHash(_ path: String) throws(ModelError) -> [UInt8] {
+        let file = try MappedFile(path: path)
+        var hash = SHA256()
+        hash.update(file.bytes)
+        return hash.finalize()
+    }
+
+    /// The cached latents (scaled for the U-Net) if the file fits, else nil.
+    func load(_ image: DatasetImage, bucket: Resolution, resized: Resolution, flipped: Bool) throws(ModelError) -> (Tensor, Tensor?)? {
+        let path = DiskLatentCache.path(for: image)
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let arrays: [String: NumpyArchive.Array]
+        do { arrays = try NumpyArchive.read(path) } catch { return nil } // unreadable: re-encode and replace it
+        let shape = [4, bucket.height / 8, bucket.width / 8]
+        guard let latents = arrays["latents"], latents.shape == shape, let values = latents.values.floats else { return nil }
+        var flippedValues: [Float]?
+        if flipped {
+            guard let f = arrays["latents_flipped"], f.shape == shape, let v = f.values.floats else { return nil }
+            flippedValues = v
+        }
+        if let stored = arrays["lora_tools_image_sha256"]?.values.bytes {
+            guard stored == (try DiskLatentCache.imageHash(image.path)), arrays["lora_tools_vae_sha256"]?.values.bytes == vaeHash,
+                  arrays["lora_tools_resized"]?.values.integers == [Int64(resized.width), Int64(resized.height)] else { return nil }
+        }
+        func scaled(_ v: [Float]) -> Tensor { Tensor(shape: [1] + shape, values: v.map { $0 * scale }) }
+        return (scaled(values), flippedValues.map(scaled))
+    }
+
+    func save(_ image: DatasetImage, bucket: Resolution, resized: Resolution, latents: Tensor, flipped: Tensor?) throws(ModelError) {
+        let shape = [4, bucket.height / 8, bucket.width / 8]
+        func unscaled(_ t: Tensor) -> NumpyArchive.Array { .init(shape: shape, values: .float32(t.values.map { $0 / scale })) }
+        // kohya's get_crop_ltrb, truncated to integers.
+        let bucketAspect = Double(bucket.width) / Double(bucket.height), imageAspect = Double(image.width) / Double(image.height)
+        let (w, h) = bucketAspect > imageAspect ? (Double(bucket.height) * imageAspect, Double(bucket.height))
+                                                : (Double(bucket.width), Double(bucket.width) / imageAspect)
+        let left = ((Double(bucket.width) - w) / 2).rounded(.down), top = ((Double(bucket.height) - h) / 2).rounded(.down)
+        var arrays: [(name: String, array: NumpyArchive.Array)] = [
+            ("latents", unscaled(latents)),
+            ("original_size", .init(shape: [2], values: .int64([Int64(image.width), Int64(image.height)]))),
+            ("crop_ltrb", .init(shape: [4], values: .int64([left, top, left + w, top + h].map { Int64($0) }))),
+        ]
+        if let flipped { arrays.append(("latents_flipped", unscaled(flipped))) }
+        arrays += [("lora_tools_image_sha256", .init(shape: [32], values: .uint8(try DiskLatentCache.imageHash(image.path)))),
+                   ("lora_tools_vae_sha256", .init(shape: [32], values: .uint8(vaeHash))),
+                   ("lora_tools_resized", .init(shape: [2], values: .int64([Int64(resized.width), Int64(resized.height)])))]
+        try AtomicOutput.write(NumpyArchive.encode(arrays), to: DiskLatentCache.path(for: image))
+    }
+}
