@@ -56,6 +56,41 @@ for step in range(10):
     trajectory.append([p.detach().reshape(-1).tolist() for p in params])
 out["adamw"] = {"initial": initial, "learning_rates": [1e-3, 3e-2], "weight_decay": 0.01, "after_each_step": trajectory}
 
+# The other optimizers kohya's --optimizer_type loads, from their own packages
+# (lion-pytorch, torch SGD, prodigyopt, dadaptation), on the same gradients.
+# The second parameter starts at zero in the *_zero cases (LoRA's up: Prodigy's
+# p0 is then the scalar 0).
+def run_optimizer(make, lrs, zero_second=False):
+    start = [list(initial[0]), [0.0] * len(initial[1]) if zero_second else list(initial[1])]
+    ps = [torch.tensor(v, dtype=torch.float32).reshape(s).clone().requires_grad_(True) for v, s in zip(start, shapes)]
+    opt = make([{"params": [ps[0]], "lr": lrs[0]}, {"params": [ps[1]], "lr": lrs[1]}])
+    steps, ds = [], []
+    for step in range(10):
+        for p in ps:
+            n = p.numel()
+            p.grad = torch.tensor([gradient(step, i, n) for i in range(n)], dtype=torch.float32).reshape(p.shape)
+        opt.step()
+        steps.append([p.detach().reshape(-1).tolist() for p in ps])
+        ds.append(opt.param_groups[0].get("d", 0.0))
+    return {"initial": start, "learning_rates": lrs, "after_each_step": steps, "d": ds}
+
+try:
+    import dadaptation
+    import lion_pytorch
+    import prodigyopt
+    out["optimizers"] = {
+        "lion": run_optimizer(lambda g: lion_pytorch.Lion(g, weight_decay=0.01), [1e-3, 3e-2]),
+        "sgd_nesterov": run_optimizer(lambda g: torch.optim.SGD(g, momentum=0.9, nesterov=True, weight_decay=0.001), [1e-2, 3e-2]),
+        "prodigy": run_optimizer(lambda g: prodigyopt.Prodigy(g), [1.0, 1.0]),
+        "prodigy_zero": run_optimizer(lambda g: prodigyopt.Prodigy(g, use_bias_correction=True, safeguard_warmup=True, weight_decay=0.01,
+                                                                   d_coef=2.0, d0=1e-5), [1.0, 1.0], zero_second=True),
+        "dadapt_adam": run_optimizer(lambda g: dadaptation.DAdaptAdam(g), [1.0, 1.0]),
+        "dadapt_adam_decoupled": run_optimizer(lambda g: dadaptation.DAdaptAdam(g, decouple=True, weight_decay=0.01, use_bias_correction=True),
+                                               [1.0, 0.0], zero_second=True),
+    }
+except ImportError as e:
+    print("skipping the other optimizers:", e)
+
 # Schedules: the rate used at each optimizer step (read before the step).
 schedules = {}
 for name, warmup, extra in [("constant", 0, {}), ("constant_with_warmup", 4, {}), ("linear", 3, {}), ("cosine", 5, {}),

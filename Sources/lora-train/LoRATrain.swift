@@ -33,7 +33,7 @@ struct LoRATrain: ParsableCommand {
         kohya's TOML files work too: --config-file (training arguments; the command line overrides them) and \
         --dataset-config ([general], [[datasets]], [[datasets.subsets]]).
 
-        Not yet: optimizers other than AdamW, --mixed-precision bf16, SDXL.
+        Not yet: Adafactor and the other D-Adaptation variants, --mixed-precision bf16, SDXL.
 
         Examples:
 
@@ -254,8 +254,7 @@ struct LoRATrain: ParsableCommand {
         c.objective.debiasedEstimation = optimizer.debiasedEstimationLoss
         c.objective.scaleVPredictionLoss = optimizer.scaleVPredLossLikeNoisePred
         c.objective.vPredictionLikeLoss = optimizer.vPredLikeLoss
-        let args = try optimizer.parsedArgs()
-        (c.weightDecay, c.betas, c.optimizerEpsilon) = (args.weightDecay, args.betas, args.eps)
+        c.optimizer = OptimizerChoice(kohyaName: optimizer.optimizerType)!
         c.optimizerArguments = optimizer.optimizerArgs
         c.minBucketReso = dataset.minBucketReso
         c.maxBucketReso = dataset.maxBucketReso

@@ -4,11 +4,15 @@ import Training
 
 /// Optimizer, learning rates, schedule and the loss (sd-scripts' optimizer and training arguments).
 struct OptimizerOptions: ParsableArguments {
-    @Option(name: [.long, .customLong("optimizer_type")], help: ArgumentHelp("AdamW (AdamW8bit is accepted and trained as AdamW).", valueName: "name"))
+    @Option(name: [.long, .customLong("optimizer_type")],
+            help: ArgumentHelp("AdamW, AdamW8bit (trained as AdamW), Lion, SGDNesterov, Prodigy or DAdaptAdam.", valueName: "name"),
+            completion: .list(OptimizerChoice.allCases.map(\.rawValue)))
     var optimizerType = "AdamW"
 
     @Option(name: [.long, .customLong("optimizer_args")], parsing: .upToNextOption,
-            help: ArgumentHelp("key=value: weight_decay=0.01 betas=0.9,0.999 eps=1e-8.", valueName: "key=value"))
+            help: ArgumentHelp("key=value as kohya: weight_decay=0.01 betas=0.9,0.999 eps=1e-8; Prodigy/DAdaptAdam: decouple=True "
+                               + "use_bias_correction=True safeguard_warmup=True d_coef=2 d0=1e-6 growth_rate=…; SGDNesterov: momentum=0.9.",
+                               valueName: "key=value"))
     var optimizerArgs: [String] = []
 
     @Option(name: [.long, .customLong("learning_rate"), .customLong("lr")], help: ArgumentHelp("Base learning rate (kohya's default 2e-6).", valueName: "rate"))
@@ -61,9 +65,11 @@ struct OptimizerOptions: ParsableArguments {
     var maxTimestep = 1000
 
     func validate() throws {
-        guard ["adamw", "adamw8bit"].contains(optimizerType.lowercased()) else {
-            throw ValidationError("--optimizer-type \(optimizerType) is not supported yet (AdamW is; Lion, Prodigy, DAdaptation and Adafactor are planned)")
+        guard let choice = OptimizerChoice(kohyaName: optimizerType) else {
+            throw ValidationError("--optimizer-type \(optimizerType) is not supported (\(OptimizerChoice.allCases.map(\.rawValue).joined(separator: ", ")); "
+                                  + "Adafactor and the other D-Adaptation variants are not built yet)")
         }
+        do { _ = try choice.make(arguments: optimizerArgs) } catch { throw ValidationError(error.message) }
         guard LearningRateSchedule.Kind(rawValue: lrScheduler) != nil else {
             throw ValidationError("--lr-scheduler \(lrScheduler) is not supported (\(LearningRateSchedule.Kind.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
@@ -73,28 +79,5 @@ struct OptimizerOptions: ParsableArguments {
             throw ValidationError("timesteps: 0 ≤ --min-timestep ≤ --max-timestep ≤ 1000")
         }
         guard lrWarmupSteps >= 0 else { throw ValidationError("--lr-warmup-steps must not be negative") }
-        _ = try parsedArgs()
-    }
-
-    /// weight_decay, betas, eps from `--optimizer-args` (Python literal spellings); others are errors naming them.
-    func parsedArgs() throws -> (weightDecay: Double, betas: (Double, Double), eps: Double) {
-        var result = (weightDecay: 0.01, betas: (0.9, 0.999), eps: 1e-8)
-        for item in optimizerArgs {
-            let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard parts.count == 2 else { throw ValidationError("--optimizer-args \(item): expected key=value") }
-            let numbers = parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "()[] ")).split(separator: ",").map {
-                Double($0.trimmingCharacters(in: .whitespaces))
-            }
-            guard !numbers.isEmpty, numbers.allSatisfy({ $0 != nil }) else { throw ValidationError("--optimizer-args \(item): not a number") }
-            switch parts[0] {
-            case "weight_decay": result.weightDecay = numbers[0]!
-            case "eps": result.eps = numbers[0]!
-            case "betas":
-                guard numbers.count == 2 else { throw ValidationError("--optimizer-args betas=\(parts[1]): two numbers, e.g. betas=0.9,0.999") }
-                result.betas = (numbers[0]!, numbers[1]!)
-            default: throw ValidationError("--optimizer-args \(parts[0]) is not supported for AdamW (weight_decay, betas and eps are)")
-            }
-        }
-        return result
     }
 }

@@ -27,7 +27,10 @@ struct TrainingSession {
         let unetModules = trainer.network.targets.filter { $0.component == .unet }.count
         if configuration.trainTextEncoder { ToolRun.say("create LoRA for Text Encoder: \(trainer.network.modules.count - unetModules) modules.") }
         if configuration.trainUNet { ToolRun.say("create LoRA for U-Net: \(unetModules) modules.") }
-        ToolRun.say("use AdamW optimizer | weight_decay \(configuration.weightDecay), betas \(configuration.betas), eps \(configuration.optimizerEpsilon)")
+        ToolRun.say("use \(configuration.optimizer.rawValue) optimizer | \(configuration.optimizerArguments.isEmpty ? "defaults" : configuration.optimizerArguments.joined(separator: " "))")
+        if configuration.optimizer.adaptive && configuration.unetRate <= 0.1 {
+            printError("warning: \(configuration.optimizer.rawValue) adapts the rate itself: its learning rate is a multiplier, usually 1.0 (kohya warns the same)")
+        }
 
         if let weights = command.network.networkWeights {
             try trainer.loadNetworkWeights(weights)
@@ -58,8 +61,8 @@ struct TrainingSession {
                 switch event {
                 case let .epochStarted(epoch, total):
                     if command.quiet || !ToolEnvironment.stderrIsTerminal { printError("epoch \(epoch)/\(total)") }
-                case let .step(step, _, epoch, loss, average, rates):
-                    log.record(step: step, epoch: epoch, loss: loss, averageLoss: average, learningRates: rates)
+                case let .step(step, _, epoch, loss, average, rates, d):
+                    log.record(step: step, epoch: epoch, loss: loss, averageLoss: average, learningRates: rates, adaptiveScale: d)
                     let now = Date()
                     bar.setStatus(String(format: "avr_loss=%.4f  %.2f s/it", average, now.timeIntervalSince(last)))
                     last = now

@@ -51,8 +51,8 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(names, ["zkw-000001.safetensors", "zkw-log.csv", "zkw.safetensors"])
         let log = try String(contentsOfFile: out + "/zkw-log.csv", encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(log.count, 9, "header and one line per step")
-        XCTAssertEqual(log.first, "step,epoch,loss/current,loss/average,lr/unet,lr/textencoder")
-        XCTAssertTrue(log[1].hasSuffix(",0.001,"), "U-Net rate, no text-encoder rate: \(log[1])")
+        XCTAssertEqual(log.first, "step,epoch,loss/current,loss/average,lr/unet,lr/textencoder,lr/d*lr")
+        XCTAssertTrue(log[1].hasSuffix(",0.001,,"), "U-Net rate, no text-encoder rate, no d: \(log[1])")
 
         let file = try ModelFile.open(out + "/zkw.safetensors")
         let m = file.metadata
@@ -118,7 +118,7 @@ final class TrainCLITests: XCTestCase {
         XCTAssertTrue(te.contains { $0.floats().contains { $0 != 0 } }, "the text encoder's modules were trained")
         XCTAssertEqual(file.metadata[.textEncoderLr], "0.0005")
         let log = try String(contentsOfFile: out + "/last-log.csv", encoding: .utf8).split(separator: "\n")
-        XCTAssertTrue(log[1].hasSuffix(",0.001,0.0005"), String(log[1]))
+        XCTAssertTrue(log[1].hasSuffix(",0.001,0.0005,"), String(log[1]))
     }
 
     /// SD2 (OpenCLIP's packed q/k/v carries the text encoder's modules) with kohya's --v_parameterization.
@@ -261,6 +261,28 @@ final class TrainCLITests: XCTestCase {
         XCTAssertTrue(third.stdout.contains("latents: 3 of 4 images from .npz caches on disk, 1 encoded"), third.stdout)
     }
 
+    /// Prodigy as kohya users run it (lr 1, its diffusion settings): d·lr logged, kohya's ss_optimizer, and a
+    /// resumed run (its d and moments in the state) equal to the uninterrupted one.
+    func testProdigyResumes() throws {
+        let base = common.map { $0 == "1e-3" ? "1" : $0 } + ["--optimizer-type", "prodigy", "--optimizer-args", "use_bias_correction=True",
+                                                            "safeguard_warmup=True", "weight_decay=0.01", "--max-train-steps", "4", "--output-name", "p"]
+        let whole = try ToolRunner.run("lora-train", base + ["--output-dir", folder + "/p1", "--save-every-n-steps", "2", "--save-state"])
+        XCTAssertEqual(whole.status, 0, whole.stderr)
+        let file = try ModelFile.open(folder + "/p1/p.safetensors")
+        XCTAssertEqual(file.metadata[.optimizer], "prodigyopt.prodigy.Prodigy(use_bias_correction=True,safeguard_warmup=True,weight_decay=0.01)")
+        let log = try String(contentsOfFile: folder + "/p1/p-log.csv", encoding: .utf8).split(separator: "\n")
+        let dlr = try XCTUnwrap(Double(try XCTUnwrap(log.last?.split(separator: ",", omittingEmptySubsequences: false).last)))
+        XCTAssertGreaterThanOrEqual(dlr, 1e-6, "d·lr is logged (d starts at d0 = 1e-6 and grows as Prodigy decides): \(log)")
+        let resumed = try ToolRunner.run("lora-train", base + ["--output-dir", folder + "/p2", "--resume", folder + "/p1/p-step00000002-state"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertEqual(try ModelFile.open(folder + "/p2/p.safetensors").metadata["sshs_model_hash"], file.metadata["sshs_model_hash"])
+        // D-Adaptation and Prodigy take one rate: a smaller text-encoder rate is refused before training.
+        let unequal = try ToolRunner.run("lora-train", base.filter { $0 != "--network-train-unet-only" } + ["--output-dir", folder + "/p3",
+                                                                                                          "--text-encoder-lr", "0.5"])
+        XCTAssertEqual(unequal.status, 1)
+        XCTAssertTrue(unequal.stderr.contains("one learning rate"), unequal.stderr)
+    }
+
     func testMistakesAreRefusedBeforeTraining() throws {
         let out = folder + "/out"
         // The concept folder instead of its parent: kohya's most common beginner error.
@@ -268,8 +290,8 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(concept.status, 1)
         XCTAssertTrue(concept.stderr.contains("must be the parent of folders named <repeats>_<class tokens>"), concept.stderr)
         // Options we do not have are named, never ignored.
-        for (args, says) in [(["--optimizer-type", "Prodigy"], "Prodigy"), (["--network_args", "rank_dropout=0.1"], "rank_dropout"),
-                             (["--mixed_precision", "bf16"], "bf16"), (["--sample_prompts", "p.txt"], "sample_prompts")] {
+        for (args, says) in [(["--optimizer-type", "Adafactor"], "Adafactor"), (["--optimizer-args", "nesterov=True"], "nesterov"), (["--network_args", "rank_dropout=0.1"], "rank_dropout"),
+                             (["--mixed_precision", "bf16"], "bf16"), (["--log_with", "tensorboard"], "log_with")] {
             let r = try ToolRunner.run("lora-train", common + ["--output-dir", out] + args)
             XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")
             XCTAssertTrue(r.stderr.contains(says), "\(args): \(r.stderr)")

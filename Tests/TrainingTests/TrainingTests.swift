@@ -116,3 +116,69 @@ final class TextEncoderBlockTests: XCTestCase {
         XCTAssertNil(ModelLayout(.real(.sd1)).targets.first { $0.component == .unet }.flatMap(LoRANetwork.textEncoderBlock(of:)))
     }
 }
+
+/// Lion, SGD with Nesterov momentum, Prodigy and DAdaptAdam against their own
+/// packages (lion-pytorch, torch, prodigyopt, dadaptation; make_training_golden.py):
+/// ten steps on two parameter groups with fixed gradients, the weights after
+/// each step, and the adaptive methods' d; a state saved mid-way restores.
+final class OtherOptimizerTests: XCTestCase {
+    func run(_ name: String, _ make: () -> any Optimizer, tolerance: Double = 2e-6, file: StaticString = #filePath, line: UInt = #line) throws {
+        let all = try XCTUnwrap(TrainingTests.golden["optimizers"] as? [String: [String: Any]], "regenerate optimizer.json with the optimizer packages")
+        let entry = try XCTUnwrap(all[name], name)
+        let initial = try XCTUnwrap(entry["initial"] as? [[Double]]), rates = try XCTUnwrap(entry["learning_rates"] as? [Double])
+        let expected = try XCTUnwrap(entry["after_each_step"] as? [[[Double]]]), ds = try XCTUnwrap(entry["d"] as? [Double])
+        let parameters = [Parameter(key: "a", shape: [3, 4], values: initial[0].map(Float.init)),
+                          Parameter(key: "b", shape: [5], values: initial[1].map(Float.init))]
+        var optimizer = make()
+        var saved: OptimizerState?
+        for step in 0..<expected.count {
+            for p in parameters {
+                for i in 0..<p.count {
+                    p.gradient.values[i] = Float(sin(0.37 * Double(step + 1) + 1.3 * Double(i)) * (1.0 + 0.1 * Double(i)) / Double(1 + step % 3))
+                }
+            }
+            if step == 5, let state = saved {
+                // Resume: a fresh optimizer from the state saved after step 5 continues the same way.
+                var fresh = make()
+                try fresh.restore(state)
+                optimizer = fresh
+            }
+            try optimizer.update([ParameterGroup(name: "a", parameters: [parameters[0]], learningRate: rates[0]),
+                                  ParameterGroup(name: "b", parameters: [parameters[1]], learningRate: rates[1])])
+            if step == 4 { saved = optimizer.state }
+            for (p, values) in zip(parameters, expected[step]) {
+                let scale = max(1, values.map(abs).max() ?? 1)
+                for (a, b) in zip(p.values, values) {
+                    XCTAssertEqual(Double(a), b, accuracy: tolerance * scale, "\(name) step \(step + 1), \(p.key)", file: file, line: line)
+                }
+            }
+            if let d = optimizer.adaptiveScale { XCTAssertEqual(d, ds[step], accuracy: 1e-5 * max(abs(ds[step]), 1e-12), "\(name) d at step \(step + 1)") }
+        }
+    }
+
+    func testLion() throws { try run("lion") { Lion(weightDecay: 0.01) } }
+    func testSGDNesterov() throws { try run("sgd_nesterov") { SGDNesterov(momentum: 0.9, weightDecay: 0.001) } }
+    func testProdigy() throws { try run("prodigy") { Prodigy() } }
+    func testProdigyWithItsDiffusionSettingsAndAZeroParameter() throws {
+        try run("prodigy_zero") {
+            var p = Prodigy()
+            (p.useBiasCorrection, p.safeguardWarmup, p.weightDecay, p.dCoefficient, p.d0) = (true, true, 0.01, 2, 1e-5)
+            return p
+        }
+    }
+    func testDAdaptAdam() throws { try run("dadapt_adam") { DAdaptAdam() } }
+    func testDAdaptAdamDecoupledWithAFrozenGroup() throws {
+        try run("dadapt_adam_decoupled") {
+            var o = DAdaptAdam()
+            (o.decouple, o.weightDecay, o.useBiasCorrection) = (true, 0.01, true)
+            return o
+        }
+    }
+
+    func testAdaptiveMethodsRefuseUnequalGroupRates() {
+        let a = Parameter(key: "a", shape: [1], values: [1]), b = Parameter(key: "b", shape: [1], values: [1])
+        var prodigy = Prodigy()
+        XCTAssertThrowsError(try prodigy.update([ParameterGroup(name: "textencoder", parameters: [a], learningRate: 0.5),
+                                                 ParameterGroup(name: "unet", parameters: [b], learningRate: 1)]))
+    }
+}

@@ -55,4 +55,25 @@ public struct AdamW: Optimizer {
             }
         }
     }
+
+    public var kohyaName: String { "torch.optim.adamw.AdamW" }
+
+    public var state: OptimizerState {
+        var s = OptimizerState(scalars: ["step": Double(step)])
+        for (key, (m, v)) in moments {
+            s.tensors[key + ".exp_avg"] = m
+            s.tensors[key + ".exp_avg_sq"] = v
+        }
+        return s
+    }
+
+    public mutating func restore(_ state: OptimizerState) throws(OptimizerError) {
+        step = Int(try state.scalar("step"))
+        let m = ParameterBuffers.restore("exp_avg", from: state), v = ParameterBuffers.restore("exp_avg_sq", from: state)
+        moments = [:]
+        for (key, first) in m.values {
+            guard let second = v.values[key] else { throw OptimizerError("\(key) has exp_avg without exp_avg_sq") }
+            moments[key] = (first, second)
+        }
+    }
 }

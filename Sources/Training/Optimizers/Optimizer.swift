@@ -16,12 +16,64 @@ public struct ParameterGroup: Sendable {
 }
 
 /// An optimizer updates parameters from the gradients in their buffers; the
-/// training loop zeroes the buffers after. Implementations: AdamW (Lion,
-/// SGDNesterov, Prodigy, D-Adaptation and Adafactor to come, issue 14).
+/// training loop zeroes the buffers after. Implementations follow the code
+/// kohya's `--optimizer_type` loads: AdamW (torch), Lion (lion-pytorch),
+/// SGDNesterov (torch SGD), Prodigy (prodigyopt), DAdaptAdam (dadaptation).
 public protocol Optimizer: Sendable {
     /// Steps taken so far.
     var step: Int { get }
-    mutating func update(_ groups: [ParameterGroup])
+    mutating func update(_ groups: [ParameterGroup]) throws(OptimizerError)
+    /// Everything a resumed run needs: per-parameter tensors ("<key>.<name>") and scalars.
+    var state: OptimizerState { get }
+    mutating func restore(_ state: OptimizerState) throws(OptimizerError)
+    /// The adaptive methods' d (their Adam-equivalent rate is d·lr: kohya logs lr/d*lr); nil for the others.
+    var adaptiveScale: Double? { get }
+    /// What kohya records as `ss_optimizer`, e.g. "torch.optim.adamw.AdamW".
+    var kohyaName: String { get }
+}
+
+extension Optimizer {
+    public var adaptiveScale: Double? { nil }
+}
+
+public struct OptimizerState: Sendable, Equatable {
+    public var tensors: [String: [Float]] = [:]
+    public var scalars: [String: Double] = [:]
+    public init(tensors: [String: [Float]] = [:], scalars: [String: Double] = [:]) {
+        self.tensors = tensors
+        self.scalars = scalars
+    }
+    func scalar(_ name: String) throws(OptimizerError) -> Double {
+        guard let v = scalars[name] else { throw OptimizerError("the optimizer state has no \(name)") }
+        return v
+    }
+}
+
+/// A setting the optimizer cannot work with (group rates), or a state that does not fit.
+public struct OptimizerError: Error, Sendable, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Per-parameter buffers kept by key (moments, momentum…), created as zeros on first use.
+struct ParameterBuffers: Sendable, Equatable {
+    var values: [String: [Float]] = [:]
+
+    mutating func take(_ key: String, count: Int) -> [Float] {
+        values.removeValue(forKey: key) ?? [Float](repeating: 0, count: count)
+    }
+
+    func export(_ name: String, into state: inout OptimizerState) {
+        for (key, v) in values { state.tensors[key + "." + name] = v }
+    }
+
+    static func restore(_ name: String, from state: OptimizerState) -> ParameterBuffers {
+        let suffix = "." + name
+        var buffers = ParameterBuffers()
+        for (key, v) in state.tensors where key.hasSuffix(suffix) { buffers.values[String(key.dropLast(suffix.count))] = v }
+        return buffers
+    }
 }
 
 /// sd-scripts' `--max_grad_norm` (default 1): the L2 norm over every trained

@@ -78,7 +78,7 @@ extension LoRATrainer {
         m[.trainingComment] = c.trainingComment ?? "None"
         // Not sd-scripts: no ss_sd_scripts_commit_hash; the trainer and its version under a key of ours.
         m[.trainer] = "lora-train \(LoRATools.version)"
-        m[.optimizer] = "torch.optim.adamw.AdamW" + (c.optimizerArguments.isEmpty ? "" : "(\(c.optimizerArguments.joined(separator: ",")))")
+        m[.optimizer] = optimizer.kohyaName + (c.optimizerArguments.isEmpty ? "" : "(\(c.optimizerArguments.joined(separator: ",")))")
         m["ss_max_grad_norm"] = pythonFloat(Double(c.maxGradNorm))
         m[.captionDropoutRate] = pythonFloat(plan.subsets.first?.captionDropoutRate ?? 0)
         m["ss_caption_dropout_every_n_epochs"] = String(plan.subsets.first?.captionDropoutEveryNEpochs ?? 0)

@@ -9,7 +9,8 @@ public enum TrainingEvent: Sendable {
     /// After each optimizer step: kohya's `loss` (this step's, averaged over
     /// accumulated micro-batches), `avr_loss` (the mean of the last epoch's
     /// worth of steps, kohya's moving average) and the U-Net rate used.
-    case step(step: Int, of: Int, epoch: Int, loss: Double, averageLoss: Double, learningRates: [(group: String, rate: Double)])
+    /// `adaptiveScale`: the d of Prodigy and D-Adaptation (their Adam-equivalent rate is d·lr).
+    case step(step: Int, of: Int, epoch: Int, loss: Double, averageLoss: Double, learningRates: [(group: String, rate: Double)], adaptiveScale: Double?)
     case saved(path: String, epoch: Int, step: Int)
     case sampled(paths: [String], step: Int)
     case stateSaved(folder: String, step: Int)
@@ -39,7 +40,7 @@ public final class LoRATrainer {
     let unetTape: TrainingTape
     /// The text encoder's modules, when it trains.
     let textTape: TrainingTape?
-    var optimizer: AdamW
+    var optimizer: any Optimizer
     public private(set) var cache = LatentCache()
     public private(set) var startedAt = Date()
     public internal(set) var savedFiles: [String] = []
@@ -86,8 +87,14 @@ public final class LoRATrainer {
         steps = StepCount(batchesPerEpoch: plan.batchesPerEpoch, gradientAccumulationSteps: configuration.gradientAccumulationSteps,
                           maxTrainEpochs: configuration.maxTrainEpochs, maxTrainSteps: configuration.maxTrainSteps)
         captions = try CaptionEncoder(text: model.text, maxTokenLength: configuration.maxTokenLength, clipSkip: configuration.clipSkip)
-        optimizer = AdamW(beta1: configuration.betas.0, beta2: configuration.betas.1, epsilon: configuration.optimizerEpsilon,
-                          weightDecay: configuration.weightDecay)
+        do { optimizer = try configuration.optimizer.make(arguments: configuration.optimizerArguments) } catch {
+            throw ModelError(.mismatch, error.message)
+        }
+        if configuration.optimizer.adaptive && configuration.trainUNet && configuration.trainTextEncoder
+            && configuration.unetRate != configuration.textEncoderRate {
+            throw ModelError(.mismatch, "\(configuration.optimizer.rawValue) takes one learning rate for the text encoder and the U-Net "
+                             + "(\(configuration.textEncoderRate) and \(configuration.unetRate) given): set them equal, as its authors advise")
+        }
     }
 
     public var schedule: LearningRateSchedule {
@@ -164,13 +171,14 @@ public final class LoRATrainer {
                 if micro > 1 { for p in parameters { for i in p.gradient.values.indices { p.gradient.values[i] /= Float(micro) } } }
                 clipGradientNorm(parameters, maximum: configuration.maxGradNorm)
                 let groups = parameterGroups(factor: schedule.factor(at: step))
-                optimizer.update(groups)
+                do { try optimizer.update(groups) } catch { throw ModelError(.mismatch, error.message) }
                 for p in parameters { p.gradient.zero() }
                 step += 1
                 recent.append(loss)
                 if recent.count > steps.stepsPerEpoch { recent.removeFirst() }
                 try events(.step(step: step, of: steps.totalSteps, epoch: epoch, loss: loss,
-                                 averageLoss: recent.reduce(0, +) / Double(recent.count), learningRates: groups.map { ($0.name, $0.learningRate) }))
+                                 averageLoss: recent.reduce(0, +) / Double(recent.count), learningRates: groups.map { ($0.name, $0.learningRate) },
+                                 adaptiveScale: optimizer.adaptiveScale))
                 (micro, stepLoss) = (0, 0)
                 // Where a resumed run continues: the next batch of this epoch, or the next epoch.
                 let next = lastOfEpoch ? TrainingState.Position(epoch: epoch + 1, batch: 0, step: step)

@@ -51,11 +51,8 @@ public struct TrainingConfiguration: Sendable {
     public var maxTokenLength: Int?
     public var clipSkip: Int?
     public var trainingComment: String?
-    /// AdamW's weight decay (`--optimizer_args weight_decay=…`; torch's default 0.01) and betas.
-    public var weightDecay = 0.01
-    public var betas = (0.9, 0.999)
-    public var optimizerEpsilon = 1e-8
-    /// What `--optimizer_args` said, for `ss_optimizer`.
+    /// `--optimizer_type` and `--optimizer_args` (key=value, as kohya).
+    public var optimizer: OptimizerChoice = .adamW
     public var optimizerArguments: [String] = []
     /// The command-line resolution text kohya records (`ss_resolution`, e.g. "(512, 512)").
     public var resolutionText = "(512, 512)"

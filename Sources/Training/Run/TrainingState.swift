@@ -11,7 +11,7 @@ import LoRACore
 ///                         the batch to continue from, the loop's random
 ///                         state, recent losses, the settings that must match
 ///   network.safetensors   the modules (a loadable kohya LoRA)
-///   optimizer.safetensors AdamW's step and moments per parameter
+///   optimizer.safetensors the optimizer's tensors (moments…) and, in its metadata, its scalars (step, d…)
 /// kohya's own state folders hold accelerate pickles; they are not read here.
 public struct TrainingState: Sendable {
     public struct Position: Sendable, Codable, Equatable {
@@ -66,21 +66,17 @@ extension LoRATrainer {
         }
         _ = try saveNetwork(to: (folder as NSString).appendingPathComponent("network.safetensors"), epoch: position.epoch, step: position.step,
                             record: false)
-        var entries: [SafeTensorsWriter.Entry] = [.init(name: "step", dtype: .f32, shape: [])]
-        for p in network.parameters {
-            entries.append(.init(name: p.key + ".exp_avg", dtype: .f32, shape: p.shape))
-            entries.append(.init(name: p.key + ".exp_avg_sq", dtype: .f32, shape: p.shape))
-        }
+        let state = optimizer.state
+        let names = state.tensors.keys.sorted()
+        let entries = names.map { SafeTensorsWriter.Entry(name: $0, dtype: .f32, shape: [state.tensors[$0]!.count]) }
+        var metadata = Metadata([("optimizer", optimizer.kohyaName)])
+        // Doubles as Swift prints them: shortest round-trip text, read back exactly.
+        for (key, value) in state.scalars.sorted(by: { $0.key < $1.key }) { metadata["scalar." + key] = "\(value)" }
         let path = (folder as NSString).appendingPathComponent("optimizer.safetensors")
-        let writer = try SafeTensorsWriter(path: path, metadata: Metadata([("optimizer", "AdamW")]), entries: entries)
+        let writer = try SafeTensorsWriter(path: path, metadata: metadata, entries: entries)
         do {
             try rethrowingModelError {
-                try [Float(optimizer.step)].withUnsafeBufferPointer { try writer.write(name: "step", floats: $0) }
-                for p in network.parameters {
-                    let (m, v) = optimizer.moments[p.key] ?? ([Float](repeating: 0, count: p.count), [Float](repeating: 0, count: p.count))
-                    try m.withUnsafeBufferPointer { try writer.write(name: p.key + ".exp_avg", floats: $0) }
-                    try v.withUnsafeBufferPointer { try writer.write(name: p.key + ".exp_avg_sq", floats: $0) }
-                }
+                for name in names { try state.tensors[name]!.withUnsafeBufferPointer { try writer.write(name: name, floats: $0) } }
             }
             try writer.finish()
         } catch {
@@ -116,16 +112,17 @@ extension LoRATrainer {
         }
         try loadNetworkWeights((folder as NSString).appendingPathComponent("network.safetensors"))
         let optimizerFile = try ModelFile.open((folder as NSString).appendingPathComponent("optimizer.safetensors"))
-        guard let step = optimizerFile["step"]?.floats().first else { throw ModelError(.invalid, "no optimizer step", file: optimizerFile.path) }
-        optimizer.step = Int(step)
-        optimizer.moments = [:]
-        for p in network.parameters {
-            guard let m = optimizerFile[p.key + ".exp_avg"]?.floats(), let v = optimizerFile[p.key + ".exp_avg_sq"]?.floats(),
-                  m.count == p.count, v.count == p.count else {
-                throw ModelError(.invalid, "optimizer moments missing or of the wrong size", file: optimizerFile.path, key: p.key)
-            }
-            optimizer.moments[p.key] = (m, v)
+        guard optimizerFile.metadata["optimizer"] == optimizer.kohyaName else {
+            throw ModelError(.mismatch, "the state was saved by \(optimizerFile.metadata["optimizer"] ?? "another optimizer"), this run uses "
+                             + "\(optimizer.kohyaName)", file: optimizerFile.path)
         }
+        var state = OptimizerState()
+        for tensor in optimizerFile.tensors { state.tensors[tensor.name] = tensor.floats() }
+        for (key, value) in optimizerFile.metadata where key.hasPrefix("scalar.") {
+            guard let v = Double(value) else { throw ModelError(.invalid, "optimizer scalar \(key) is not a number", file: optimizerFile.path, key: key) }
+            state.scalars[String(key.dropFirst(7))] = v
+        }
+        do { try optimizer.restore(state) } catch { throw ModelError(.invalid, error.message, file: optimizerFile.path) }
         return TrainingState(position: file.lora_tools.position, random: file.lora_tools.random, recentLosses: file.lora_tools.recentLosses)
     }
 

@@ -1,0 +1,87 @@
+import Foundation
+
+/// kohya's `--optimizer_type` and `--optimizer_args` (library/train_util.py
+/// `get_optimizer`): the name (case-insensitive) picks the optimizer, the
+/// `key=value` arguments (Python literal spellings: `betas=0.9,0.99`,
+/// `decouple=True`) set what that optimizer's constructor takes; any other
+/// key is an error naming it. kohya's defaults apply where nothing is given
+/// (SGDNesterov's momentum 0.9). AdamW8bit trains as fp32 AdamW: the 8-bit
+/// state saves memory on GPUs and nothing on a CPU LoRA run.
+public enum OptimizerChoice: String, CaseIterable, Sendable {
+    case adamW = "AdamW", adamW8bit = "AdamW8bit", lion = "Lion", sgdNesterov = "SGDNesterov", prodigy = "Prodigy", dAdaptAdam = "DAdaptAdam"
+
+    public init?(kohyaName: String) {
+        guard let match = OptimizerChoice.allCases.first(where: { $0.rawValue.lowercased() == kohyaName.lowercased() }) else { return nil }
+        self = match
+    }
+
+    /// Whether one rate must serve every group (D-Adaptation, Prodigy).
+    public var adaptive: Bool { self == .prodigy || self == .dAdaptAdam }
+
+    public func make(arguments: [String]) throws(OptimizerError) -> any Optimizer {
+        var values: [String: [Double]] = [:], flags: [String: Bool] = [:]
+        for item in arguments {
+            let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2 else { throw OptimizerError("--optimizer-args \(item): expected key=value") }
+            switch parts[1].lowercased() {
+            case "true": flags[parts[0]] = true
+            case "false": flags[parts[0]] = false
+            default:
+                let numbers = parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "()[] ")).split(separator: ",").map {
+                    Double($0.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "inf", with: "infinity"))
+                }
+                guard !numbers.isEmpty, numbers.allSatisfy({ $0 != nil }) else { throw OptimizerError("--optimizer-args \(item): not a number") }
+                values[parts[0]] = numbers.map { $0! }
+            }
+        }
+        let known: Set<String>
+        switch self {
+        case .adamW, .adamW8bit: known = ["weight_decay", "betas", "eps"]
+        case .lion: known = ["weight_decay", "betas"]
+        case .sgdNesterov: known = ["weight_decay", "momentum"]
+        case .prodigy: known = ["weight_decay", "betas", "beta3", "eps", "decouple", "use_bias_correction", "safeguard_warmup", "d0", "d_coef", "growth_rate"]
+        case .dAdaptAdam: known = ["weight_decay", "betas", "eps", "decouple", "use_bias_correction", "d0", "growth_rate"]
+        }
+        if let bad = (Array(values.keys) + Array(flags.keys)).sorted().first(where: { !known.contains($0) }) {
+            throw OptimizerError("--optimizer-args \(bad) is not an argument of \(rawValue) here (\(known.sorted().joined(separator: ", ")))")
+        }
+        func one(_ key: String, _ fallback: Double) throws(OptimizerError) -> Double {
+            guard let v = values[key] else { return fallback }
+            guard v.count == 1 else { throw OptimizerError("--optimizer-args \(key) takes one number") }
+            return v[0]
+        }
+        func pair(_ fallback: (Double, Double)) throws(OptimizerError) -> (Double, Double) {
+            guard let v = values["betas"] else { return fallback }
+            guard v.count == 2 else { throw OptimizerError("--optimizer-args betas takes two numbers, e.g. betas=0.9,0.999") }
+            return (v[0], v[1])
+        }
+        switch self {
+        case .adamW, .adamW8bit:
+            let (b1, b2) = try pair((0.9, 0.999))
+            return AdamW(beta1: b1, beta2: b2, epsilon: try one("eps", 1e-8), weightDecay: try one("weight_decay", 0.01))
+        case .lion:
+            let (b1, b2) = try pair((0.9, 0.99))
+            return Lion(beta1: b1, beta2: b2, weightDecay: try one("weight_decay", 0))
+        case .sgdNesterov:
+            return SGDNesterov(momentum: try one("momentum", 0.9), weightDecay: try one("weight_decay", 0))
+        case .prodigy:
+            var o = Prodigy()
+            (o.beta1, o.beta2) = try pair((0.9, 0.999))
+            o.beta3 = values["beta3"].map { $0[0] }
+            (o.epsilon, o.weightDecay) = (try one("eps", 1e-8), try one("weight_decay", 0))
+            (o.decouple, o.useBiasCorrection, o.safeguardWarmup) = (flags["decouple"] ?? true, flags["use_bias_correction"] ?? false,
+                                                                    flags["safeguard_warmup"] ?? false)
+            (o.dCoefficient, o.growthRate) = (try one("d_coef", 1), try one("growth_rate", .infinity))
+            o.d0 = try one("d0", 1e-6)
+            return o
+        case .dAdaptAdam:
+            var o = DAdaptAdam()
+            (o.beta1, o.beta2) = try pair((0.9, 0.999))
+            (o.epsilon, o.weightDecay) = (try one("eps", 1e-8), try one("weight_decay", 0))
+            (o.decouple, o.useBiasCorrection) = (flags["decouple"] ?? false, flags["use_bias_correction"] ?? false)
+            o.growthRate = try one("growth_rate", .infinity)
+            o.d0 = try one("d0", 1e-6)
+            return o
+        }
+    }
+}
