@@ -35,6 +35,9 @@ struct TrainBench: ParsableCommand {
     @Option(help: "Timed optimizer steps (the median is reported).")
     var steps = 3
 
+    @Flag(help: "Gradient checkpointing (the U-Net's blocks recompute their activations in the backward).")
+    var gradientCheckpointing = false
+
     @Flag(help: "Print JSON.")
     var json = false
 
@@ -63,7 +66,7 @@ struct TrainBench: ParsableCommand {
             let start = Date()
             for p in network.parameters { p.gradient.zero() }
             loss = unetTrainingStep(sd.unet, tape: tape, objective: DiffusionObjective(), latents: latents, noise: noise, timesteps: [500],
-                                    context: context).loss
+                                    context: context, checkpointing: gradientCheckpointing).loss
             optimizer.update([ParameterGroup(name: "unet", parameters: network.parameters, learningRate: 1e-4)])
             times.append(Date().timeIntervalSince(start))
             if !json { print(String(format: "step %d: %.2f s (loss %.5f)", step + 1, times.last!, loss)) }
@@ -74,7 +77,7 @@ struct TrainBench: ParsableCommand {
         let result: [String: Any] = [
             "modules": network.modules.count, "parameters": network.parameters.reduce(0) { $0 + $1.count },
             "step_seconds": times, "step_seconds_median": times.sorted()[times.count / 2],
-            "peak_rss_mb": Double(usage.ru_maxrss) / 1024, "size": size, "dim": dim, "gemm": LinearAlgebra.routing.description,
+            "peak_rss_mb": Double(usage.ru_maxrss) / 1024, "size": size, "dim": dim, "gradient_checkpointing": gradientCheckpointing, "gemm": LinearAlgebra.routing.description,
             "step_profile": Dictionary(uniqueKeysWithValues: profile.map { ($0.category.rawValue, $0.seconds) }),
         ]
         if json {

@@ -129,6 +129,10 @@ struct LoRATrain: ParsableCommand {
     @Option(name: [.long, .customLong("training_comment")], help: ArgumentHelp("Stored as ss_training_comment.", valueName: "text"))
     var trainingComment: String?
 
+    @Flag(name: [.long, .customLong("gradient_checkpointing")],
+          help: "Recompute each U-Net block's activations in the backward instead of keeping them: less memory, about one more forward per step.")
+    var gradientCheckpointing = false
+
     @Flag(name: [.long, .customLong("dry_run")], help: "Print the plan (images, buckets, steps) and stop.")
     var dryRun = false
 
@@ -163,9 +167,6 @@ struct LoRATrain: ParsableCommand {
             for warning in plan.warnings { printError("warning: " + TerminalText.escape(warning)) }
             if samples.sampleEveryNEpochs != nil && samples.sampleEveryNSteps != nil {
                 printError("note: --sample-every-n-steps is ignored because --sample-every-n-epochs is given (kohya does the same)")
-            }
-            if kohyaIgnored.gradientCheckpointing {
-                printError("note: --gradient-checkpointing is accepted but not built yet; attention is recomputed blockwise either way")
             }
             if dryRun { return }
             try TrainingSession(command: self, plan: plan, configuration: configuration).run()
@@ -243,6 +244,7 @@ struct LoRATrain: ParsableCommand {
         c.clipSkip = dataset.clipSkip
         c.trainingComment = trainingComment
         c.saveState = saveState
+        c.gradientCheckpointing = gradientCheckpointing
         c.cacheLatentsToDisk = dataset.cacheLatentsToDisk
         c.forceVPrediction = kohyaFlags.vParameterization
         c.samplePrompts = try samples.prompts()
@@ -275,6 +277,4 @@ struct KohyaTrainingFlags: ParsableArguments {
     var persistentWorkers = false
     @Option(name: .customLong("max_data_loader_n_workers"), help: ArgumentHelp("Accepted: no data-loader processes.", visibility: .hidden))
     var workers: Int?
-    @Flag(name: [.long, .customLong("gradient_checkpointing")], help: ArgumentHelp("Accepted; not built yet (a note says so).", visibility: .hidden))
-    var gradientCheckpointing = false
 }

@@ -231,4 +231,48 @@ final class BlockBackwardTests: XCTestCase {
             }
         }
     }
+
+    /// Gradient checkpointing recomputes each ResBlock and transformer in the
+    /// backward: the same output, the same input gradients and module
+    /// gradients as keeping every activation (bit for bit: the same
+    /// arithmetic in the same order), and the tape holds no module inputs of
+    /// checkpointed blocks after the pass.
+    func testGradientCheckpointingGivesTheSameGradients() throws {
+        let model = try StableDiffusionModel(checkpoint: try EngineGolden.fixture("sd1_engine.safetensors"), tokenizer: EngineGolden.tokenizer)
+        let unet = model.unet
+        let p = UNet.prefix, block = p + "input_blocks.1.1.transformer_blocks.0."
+        var rng = Rng(state: 77)
+        let keys: [(String, LoRAModule.Shape)] = [(block + "attn1.to_k.weight", .linear(in: 32, out: 32)),
+                                                  (p + "output_blocks.3.1.transformer_blocks.0.ff.net.2.weight", .linear(in: 256, out: 64)),
+                                                  (p + "input_blocks.1.0.in_layers.2.weight", .conv(in: 32, out: 32, kernel: 3, stride: 1, padding: 1))]
+        func modules() -> ([LoRAModule], TrainingTape) {
+            var r = Rng(state: 5)
+            var attachments: [String: [TrainingTape.Attachment]] = [:], list: [LoRAModule] = []
+            for (key, shape) in keys {
+                let (fanIn, out): (Int, Int) = { switch shape { case let .linear(i, o): return (i, o); case let .conv(i, o, k, _, _): return (i * k * k, o) } }()
+                let m = LoRAModule(name: key, shape: shape, rank: 2, alpha: 1, down: r.values(2 * fanIn, scale: 0.3), up: r.values(out * 2, scale: 0.3))
+                list.append(m)
+                attachments[key] = [TrainingTape.Attachment(m)]
+            }
+            return (list, TrainingTape(modules: attachments))
+        }
+        let shape = [1, 4, 8, 8], contextShape = [1, 4, unet.config.contextDim]
+        let x = Tensor(shape: shape, values: rng.values(64 * 4)), text = Tensor(shape: contextShape, values: rng.values(contextShape.reduce(1, *)))
+        let r = Tensor(shape: shape, values: rng.values(64 * 4))
+        var results: [(Tensor, Tensor, Tensor, [[Float]])] = []
+        for checkpointing in [false, true] {
+            let (list, tape) = modules()
+            let (y, saved) = unet.forwardSaving(x, timesteps: [421], context: text, tape: tape, checkpointing: checkpointing)
+            let (dx, dc) = unet.backward(saved, outputGradient: r, tape: tape)
+            results.append((y, dx, dc, list.flatMap { [$0.down.gradient.values, $0.up.gradient.values] }))
+            if checkpointing {
+                XCTAssertFalse(tape.recordedKeys.contains(keys[0].0), "a checkpointed block's module inputs are dropped after its backward")
+            }
+        }
+        XCTAssertEqual(results[0].0, results[1].0, "output")
+        XCTAssertEqual(results[0].1, results[1].1, "latent gradient")
+        XCTAssertEqual(results[0].2, results[1].2, "context gradient")
+        XCTAssertEqual(results[0].3, results[1].3, "module gradients")
+        XCTAssertTrue(results[1].3.allSatisfy { $0.contains { $0 != 0 } })
+    }
 }

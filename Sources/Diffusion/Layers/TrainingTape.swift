@@ -26,7 +26,28 @@ public final class TrainingTape: @unchecked Sendable {
     /// Forget the last pass's activations (the modules stay).
     public func reset() { saved = [:] }
 
-    func record(_ key: String, _ s: LoRAModule.Saved) { saved[key, default: []].append(s) }
+    /// Off while a checkpointed block runs its first forward: the modules add
+    /// their outputs but keep nothing (the block's backward recomputes them).
+    var recording = true
+
+    func record(_ key: String, _ s: LoRAModule.Saved) {
+        if recording { saved[key, default: []].append(s) }
+    }
+
+    /// Runs `body` without recording.
+    func withoutRecording<T>(_ body: () -> T) -> T {
+        let previous = recording
+        recording = false
+        defer { recording = previous }
+        return body()
+    }
+
+    /// The keys with recorded activations, and dropping those not in a set
+    /// (a recomputed block's, once its backward has used them).
+    var recordedKeys: Set<String> { Set(saved.keys) }
+    func forgetAll(except keep: Set<String>) {
+        for key in saved.keys where !keep.contains(key) { saved[key] = nil }
+    }
 
     func recorded(_ key: String) -> [LoRAModule.Saved] { saved[key] ?? [] }
 }

@@ -6,10 +6,13 @@ extension UNet {
         case transformer(SpatialTransformer.Saved)
         case downsample(input: Tensor)
         case upsample(upsampled: Tensor)
+        /// Gradient checkpointing: only the block's input; its backward recomputes the rest.
+        case checkpoint(input: Tensor)
     }
 
     /// The activations a backward through the U-Net needs (the training
-    /// forward's tape; gradient checkpointing will keep block inputs only).
+    /// forward's tape; with gradient checkpointing, ResBlocks and transformers
+    /// keep their inputs only).
     public struct Saved: Sendable {
         let input: Tensor                   // x                     [b, 4, h, w]
         let inputBlocks: [[LayerSaved]]
@@ -20,11 +23,17 @@ extension UNet {
         let finalHidden: Tensor             // before out.0 (norm + SiLU)
         let finalActivated: Tensor          // silu(norm(h)): out.2's input
         let contextShape: [Int]
+        let context: Tensor
+        let activatedEmbedding: Tensor
     }
 
     /// `forward` (no SDXL vector yet) with the tape's trained modules instead
-    /// of inference adapters, keeping what `backward` needs.
-    public func forwardSaving(_ x: Tensor, timesteps: [Float], context: Tensor, tape: TrainingTape? = nil) -> (Tensor, Saved) {
+    /// of inference adapters, keeping what `backward` needs. `checkpointing`:
+    /// sd-scripts' gradient checkpointing (every ResnetBlock and Transformer2D
+    /// wrapped on its own): those blocks keep only their input and run their
+    /// forward again in the backward — memory for about one more forward.
+    public func forwardSaving(_ x: Tensor, timesteps: [Float], context: Tensor, tape: TrainingTape? = nil,
+                              checkpointing: Bool = false) -> (Tensor, Saved) {
         let emb = timeEmbed2.forward(Activation.silu(timeEmbed1.forward(timestepEmbedding(timesteps, dim: config.modelChannels))))
         let activated = Activation.silu(emb)
         func run(_ layers: [Layer], _ input: Tensor) -> (Tensor, [LayerSaved]) {
@@ -32,6 +41,14 @@ extension UNet {
             var saved: [LayerSaved] = []
             for layer in layers {
                 switch layer {
+                case .res(let block) where checkpointing:
+                    saved.append(.checkpoint(input: h))
+                    h = tape.map { t in t.withoutRecording { block.forwardSaving(h, activatedEmbedding: activated, tape: t).0 } }
+                        ?? block.forwardSaving(h, activatedEmbedding: activated, tape: nil).0
+                case .transformer(let t) where checkpointing:
+                    saved.append(.checkpoint(input: h))
+                    h = tape.map { tp in tp.withoutRecording { t.forwardSaving(h, context: context, tape: tp).0 } }
+                        ?? t.forwardSaving(h, context: context, tape: nil).0
                 case .res(let block):
                     let (out, s) = block.forwardSaving(h, activatedEmbedding: activated, tape: tape)
                     saved.append(.res(s))
@@ -73,7 +90,7 @@ extension UNet {
         let activatedOut = outputNorm.forward(h, silu: true)
         let y = outputConv.forward(activatedOut, tape: tape)
         return (y, Saved(input: x, inputBlocks: inputSaved, middleBlock: middleSaved, outputBlocks: outputSaved, concatSplit: split,
-                         finalHidden: h, finalActivated: activatedOut, contextShape: context.shape))
+                         finalHidden: h, finalActivated: activatedOut, contextShape: context.shape, context: context, activatedEmbedding: activated))
     }
 
     /// Input gradients through the frozen U-Net, d(latents) and d(context);
@@ -83,7 +100,19 @@ extension UNet {
         var dContext = Tensor(zeros: saved.contextShape)
         func back(_ layers: [Layer], _ savedLayers: [LayerSaved], _ gradient: Tensor) -> Tensor {
             var d = gradient
-            for (layer, s) in zip(layers, savedLayers).reversed() {
+            for (layer, stored) in zip(layers, savedLayers).reversed() {
+                // A checkpointed block runs its forward again, now keeping what its backward needs (and its modules' inputs,
+                // dropped from the tape once used).
+                var s = stored
+                let keep = tape?.recordedKeys
+                if case let .checkpoint(input) = stored {
+                    switch layer {
+                    case .res(let block): s = .res(block.forwardSaving(input, activatedEmbedding: saved.activatedEmbedding, tape: tape).1)
+                    case .transformer(let t): s = .transformer(t.forwardSaving(input, context: saved.context, tape: tape).1)
+                    default: preconditionFailure("only ResBlocks and transformers are checkpointed")
+                    }
+                }
+                defer { if case .checkpoint = stored, let keep { tape?.forgetAll(except: keep) } }
                 switch (layer, s) {
                 case let (.res(block), .res(blockSaved)):
                     d = block.backward(blockSaved, outputGradient: d, tape: tape).input

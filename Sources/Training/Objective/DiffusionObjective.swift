@@ -104,10 +104,10 @@ public struct DiffusionObjective: Sendable {
 /// should hold the U-Net's modules only (the text encoder's have their own).
 @discardableResult
 public func unetTrainingStep(_ unet: UNet, tape: TrainingTape, objective: DiffusionObjective, latents: Tensor, noise: Tensor, timesteps: [Int],
-                             context: Tensor, itemScales: [Float]? = nil) -> (loss: Double, contextGradient: Tensor) {
+                             context: Tensor, itemScales: [Float]? = nil, checkpointing: Bool = false) -> (loss: Double, contextGradient: Tensor) {
     let (noisy, target) = objective.noisyAndTarget(latents: latents, noise: noise, timesteps: timesteps)
     tape.reset()
-    let (prediction, saved) = unet.forwardSaving(noisy, timesteps: timesteps.map(Float.init), context: context, tape: tape)
+    let (prediction, saved) = unet.forwardSaving(noisy, timesteps: timesteps.map(Float.init), context: context, tape: tape, checkpointing: checkpointing)
     let (loss, gradient) = objective.loss(prediction: prediction, target: target, timesteps: timesteps, itemScales: itemScales)
     let (_, contextGradient) = unet.backward(saved, outputGradient: gradient, tape: tape)
     return (loss, contextGradient)

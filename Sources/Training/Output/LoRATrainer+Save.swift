@@ -51,7 +51,7 @@ extension LoRATrainer {
         m[.numRegImages] = String(plan.regImagesWithRepeats)
         m["ss_num_batches_per_epoch"] = String(steps.batchesPerEpoch)
         m[.numEpochs] = String(steps.epochs)
-        m["ss_gradient_checkpointing"] = "False"
+        m["ss_gradient_checkpointing"] = py(c.gradientCheckpointing)
         m[.gradientAccumulationSteps] = String(c.gradientAccumulationSteps)
         m[.maxTrainSteps] = String(steps.totalSteps)
         m[.lrWarmupSteps] = String(warmupSteps)

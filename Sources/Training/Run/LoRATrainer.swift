@@ -268,7 +268,8 @@ public final class LoRATrainer {
             textSaved = nil
         }
         let (loss, contextGradient) = unetTrainingStep(model.unet, tape: unetTape, objective: objective, latents: latents, noise: noise,
-                                                       timesteps: timesteps, context: context, itemScales: scales)
+                                                       timesteps: timesteps, context: context, itemScales: scales,
+                                                       checkpointing: configuration.gradientCheckpointing)
         if let textTape, let textSaved { captions.backward(textSaved, contextGradient: contextGradient, tape: textTape) }
         return loss
     }
