@@ -163,9 +163,9 @@ _lora-train() {
     local -a unparsed_words=("${COMP_WORDS[@]:1:${COMP_CWORD}}")
 
     local -a repeating_flags=()
-    local -a non_repeating_flags=(--enable-bucket --enable_bucket --bucket-no-upscale --bucket_no_upscale --shuffle-caption --shuffle_caption --flip-aug --flip_aug --cache-latents --cache_latents --cache-latents-to-disk --cache_latents_to_disk --network-train-unet-only --network_train_unet_only --network-train-text-encoder-only --network_train_text_encoder_only --debiased-estimation-loss --debiased_estimation_loss --scale-v-pred-loss-like-noise-pred --scale_v_pred_loss_like_noise_pred --sample-at-first --sample_at_first --save-state --save_state --dry-run --dry_run --quiet -q --version -h --help)
+    local -a non_repeating_flags=(--enable-bucket --enable_bucket --bucket-no-upscale --bucket_no_upscale --shuffle-caption --shuffle_caption --flip-aug --flip_aug --cache-latents --cache_latents --cache-latents-to-disk --cache_latents_to_disk --network-train-unet-only --network_train_unet_only --network-train-text-encoder-only --network_train_text_encoder_only --noise-offset-random-strength --noise_offset_random_strength --ip-noise-gamma-random-strength --ip_noise_gamma_random_strength --debiased-estimation-loss --debiased_estimation_loss --scale-v-pred-loss-like-noise-pred --scale_v_pred_loss_like_noise_pred --sample-at-first --sample_at_first --save-state --save_state --gradient-checkpointing --gradient_checkpointing --dry-run --dry_run --quiet -q --version -h --help)
     local -a repeating_options=(--network-args --network_args --optimizer-args --optimizer_args)
-    local -a non_repeating_options=(--config-file --config_file --config -m --model --pretrained_model_name_or_path --tokenizer --train-data-dir --train_data_dir --dataset-config --dataset_config --reg-data-dir --reg_data_dir --caption-extension --caption_extension --caption_extention --resolution --min-bucket-reso --min_bucket_reso --max-bucket-reso --max_bucket_reso --bucket-reso-steps --bucket_reso_steps --train-batch-size --train_batch_size --keep-tokens --keep_tokens --keep-tokens-separator --keep_tokens_separator --caption-separator --caption_separator --caption-prefix --caption_prefix --caption-suffix --caption_suffix --caption-dropout-rate --caption_dropout_rate --caption-dropout-every-n-epochs --caption_dropout_every_n_epochs --caption-tag-dropout-rate --caption_tag_dropout_rate --prior-loss-weight --prior_loss_weight --max-token-length --max_token_length --clip-skip --clip_skip --network-module --network_module --network-dim --network_dim --network-alpha --network_alpha --network-weights --network_weights --optimizer-type --optimizer_type --learning-rate --learning_rate --lr --unet-lr --unet_lr --text-encoder-lr --text_encoder_lr --lr-scheduler --lr_scheduler --lr-warmup-steps --lr_warmup_steps --lr-scheduler-num-cycles --lr_scheduler_num_cycles --lr-scheduler-power --lr_scheduler_power --max-grad-norm --max_grad_norm --gradient-accumulation-steps --gradient_accumulation_steps --noise-offset --noise_offset --min-snr-gamma --min_snr_gamma --v-pred-like-loss --v_pred_like_loss --min-timestep --min_timestep --max-timestep --max_timestep --sample-prompts --sample_prompts --sample-every-n-epochs --sample_every_n_epochs --sample-every-n-steps --sample_every_n_steps --sample-sampler --sample_sampler --output-dir --output_dir --output-name --output_name --max-train-epochs --max_train_epochs --max-train-steps --max_train_steps --save-every-n-epochs --save_every_n_epochs --save-every-n-steps --save_every_n_steps --save-precision --save_precision --resume --save-model-as --save_model_as --seed --mixed-precision --mixed_precision --training-comment --training_comment)
+    local -a non_repeating_options=(--config-file --config_file --config -m --model --pretrained_model_name_or_path --tokenizer --train-data-dir --train_data_dir --dataset-config --dataset_config --reg-data-dir --reg_data_dir --caption-extension --caption_extension --caption_extention --resolution --min-bucket-reso --min_bucket_reso --max-bucket-reso --max_bucket_reso --bucket-reso-steps --bucket_reso_steps --train-batch-size --train_batch_size --keep-tokens --keep_tokens --keep-tokens-separator --keep_tokens_separator --caption-separator --caption_separator --caption-prefix --caption_prefix --caption-suffix --caption_suffix --caption-dropout-rate --caption_dropout_rate --caption-dropout-every-n-epochs --caption_dropout_every_n_epochs --caption-tag-dropout-rate --caption_tag_dropout_rate --prior-loss-weight --prior_loss_weight --max-token-length --max_token_length --clip-skip --clip_skip --network-module --network_module --network-dim --network_dim --network-alpha --network_alpha --network-weights --network_weights --optimizer-type --optimizer_type --learning-rate --learning_rate --lr --unet-lr --unet_lr --text-encoder-lr --text_encoder_lr --lr-scheduler --lr_scheduler --lr-warmup-steps --lr_warmup_steps --lr-scheduler-num-cycles --lr_scheduler_num_cycles --lr-scheduler-power --lr_scheduler_power --max-grad-norm --max_grad_norm --gradient-accumulation-steps --gradient_accumulation_steps --noise-offset --noise_offset --adaptive-noise-scale --adaptive_noise_scale --multires-noise-iterations --multires_noise_iterations --multires-noise-discount --multires_noise_discount --ip-noise-gamma --ip_noise_gamma --loss-type --loss_type --huber-schedule --huber_schedule --huber-c --huber_c --huber-scale --huber_scale --min-snr-gamma --min_snr_gamma --v-pred-like-loss --v_pred_like_loss --min-timestep --min_timestep --max-timestep --max_timestep --sample-prompts --sample_prompts --sample-every-n-epochs --sample_every_n_epochs --sample-every-n-steps --sample_every_n_steps --sample-sampler --sample_sampler --output-dir --output_dir --output-name --output_name --max-train-epochs --max_train_epochs --max-train-steps --max_train_steps --save-every-n-epochs --save_every_n_epochs --save-every-n-steps --save_every_n_steps --save-precision --save_precision --resume --save-model-as --save_model_as --seed --mixed-precision --mixed_precision --training-comment --training_comment)
     __lora-train_offer_flags_options 0
 
     # Offer option value completions
@@ -296,6 +296,32 @@ _lora-train() {
         return
         ;;
     '--noise-offset'|'--noise_offset')
+        return
+        ;;
+    '--adaptive-noise-scale'|'--adaptive_noise_scale')
+        return
+        ;;
+    '--multires-noise-iterations'|'--multires_noise_iterations')
+        return
+        ;;
+    '--multires-noise-discount'|'--multires_noise_discount')
+        return
+        ;;
+    '--ip-noise-gamma'|'--ip_noise_gamma')
+        return
+        ;;
+    '--loss-type'|'--loss_type')
+        __lora-train_add_completions -W 'l2'$'\n''l1'$'\n''huber'$'\n''smooth_l1'
+        return
+        ;;
+    '--huber-schedule'|'--huber_schedule')
+        __lora-train_add_completions -W 'snr'$'\n''exponential'$'\n''constant'
+        return
+        ;;
+    '--huber-c'|'--huber_c')
+        return
+        ;;
+    '--huber-scale'|'--huber_scale')
         return
         ;;
     '--min-snr-gamma'|'--min_snr_gamma')

@@ -295,8 +295,36 @@ def loss_weights(sd_scripts):
             combined = scale_v_prediction_loss_like_noise_prediction(combined, timesteps, scheduler)
             combined = add_v_prediction_like_loss(combined, timesteps, scheduler, torch.tensor(0.1))
         cases[f"combined_v{int(v)}"] = apply_debiased_estimation(combined, timesteps, scheduler, v).tolist()
+    # Loss types and Huber schedules (train_util.conditional_loss, get_huber_threshold_if_needed) through
+    # train_network.py's reduction (element loss, mean over C, H, W, batch mean): the loss and d loss / d pred.
+    import types
+    from types import SimpleNamespace
+    # The long-prompt pipelines import names newer transformers removed; the loss code does not use them.
+    for name, cls in [("library.lpw_stable_diffusion", "StableDiffusionLongPromptWeightingPipeline"),
+                      ("library.sdxl_lpw_stable_diffusion", "SdxlStableDiffusionLongPromptWeightingPipeline")]:
+        stub = types.ModuleType(name)
+        setattr(stub, cls, object)
+        sys.modules.setdefault(name, stub)
+    from library.train_util import conditional_loss, get_huber_threshold_if_needed
+    n = 2 * 4 * 4 * 4
+    pred0 = torch.tensor([math.sin(0.1 * i) for i in range(n)], dtype=torch.float32).reshape(2, 4, 4, 4)
+    target = torch.tensor([math.cos(0.07 * i) for i in range(n)], dtype=torch.float32).reshape(2, 4, 4, 4)
+    loss_timesteps = torch.tensor([17, 643])
+    losses = {}
+    for loss_type in ["l2", "l1", "huber", "smooth_l1"]:
+        for schedule in ["snr", "exponential", "constant"]:
+            args = SimpleNamespace(loss_type=loss_type, huber_schedule=schedule, huber_c=0.1, huber_scale=1.5)
+            pred = pred0.clone().requires_grad_(True)
+            huber_c = get_huber_threshold_if_needed(args, loss_timesteps, scheduler)
+            loss = conditional_loss(pred, target, loss_type, "none", huber_c).mean([1, 2, 3]).mean()
+            loss.backward()
+            losses[f"{loss_type}_{schedule}"] = {"loss": loss.item(), "gradient": pred.grad.reshape(-1).tolist()}
+    # torch's bilinear upsampling (the pyramid noise's), align_corners=False.
+    small = torch.tensor([math.sin(1.7 * i) for i in range(2 * 3 * 2)], dtype=torch.float32).reshape(1, 2, 3, 2)
+    upsampled = torch.nn.Upsample(size=(7, 5), mode="bilinear")(small)
     with open(os.path.join(HERE, "training", "loss_weights.json"), "w") as f:
-        json.dump({"timesteps": timesteps.tolist(), "cases": cases}, f, indent=1)
+        json.dump({"timesteps": timesteps.tolist(), "cases": cases, "loss_timesteps": loss_timesteps.tolist(), "losses": losses,
+                   "upsample": {"input": small.reshape(-1).tolist(), "output": upsampled.reshape(-1).tolist()}}, f, indent=1)
     print("wrote loss_weights.json")
 
 

@@ -236,7 +236,16 @@ struct LoRATrain: ParsableCommand {
         c.saveEveryNEpochs = saveEveryNEpochs
         c.saveEveryNSteps = saveEveryNSteps
         c.savePrecision = savePrecision?.dtype ?? .f32
-        c.noiseOffset = optimizer.noiseOffset
+        c.noise.offset = optimizer.noiseOffset
+        c.noise.offsetRandomStrength = optimizer.noiseOffsetRandomStrength
+        c.noise.adaptiveScale = optimizer.adaptiveNoiseScale
+        c.noise.multiresIterations = optimizer.multiresNoiseIterations
+        c.noise.multiresDiscount = optimizer.multiresNoiseDiscount
+        c.noise.inputPerturbation = optimizer.ipNoiseGamma
+        c.noise.inputPerturbationRandomStrength = optimizer.ipNoiseGammaRandomStrength
+        c.objective.lossType = DiffusionObjective.LossType(rawValue: optimizer.lossType)!
+        c.objective.huberSchedule = DiffusionObjective.HuberSchedule(rawValue: optimizer.huberSchedule)!
+        (c.objective.huberC, c.objective.huberScale) = (optimizer.huberC, optimizer.huberScale)
         c.priorLossWeight = dataset.priorLossWeight
         c.minTimestep = optimizer.minTimestep
         c.maxTimestep = optimizer.maxTimestep

@@ -46,6 +46,38 @@ struct OptimizerOptions: ParsableArguments {
     @Option(name: [.long, .customLong("noise_offset")], help: ArgumentHelp("Noise offset (0.1 is common).", valueName: "x"))
     var noiseOffset: Double?
 
+    @Flag(name: [.long, .customLong("noise_offset_random_strength")], help: "Scale the noise offset by U(0, 1) each step.")
+    var noiseOffsetRandomStrength = false
+
+    @Option(name: [.long, .customLong("adaptive_noise_scale")], help: ArgumentHelp("Add this times |mean latent| to the noise offset.", valueName: "x"))
+    var adaptiveNoiseScale: Double?
+
+    @Option(name: [.long, .customLong("multires_noise_iterations")], help: ArgumentHelp("Pyramid (multi-resolution) noise levels (6–10).", valueName: "n"))
+    var multiresNoiseIterations: Int?
+
+    @Option(name: [.long, .customLong("multires_noise_discount")], help: ArgumentHelp("Weight decay per pyramid level (kohya's default 0.3).", valueName: "x"))
+    var multiresNoiseDiscount = 0.3
+
+    @Option(name: [.long, .customLong("ip_noise_gamma")], help: ArgumentHelp("Input perturbation noise (about 0.1).", valueName: "x"))
+    var ipNoiseGamma: Double?
+
+    @Flag(name: [.long, .customLong("ip_noise_gamma_random_strength")], help: "Scale the input perturbation by U(0, 1) each step.")
+    var ipNoiseGammaRandomStrength = false
+
+    @Option(name: [.long, .customLong("loss_type")], help: ArgumentHelp("l2 (default), l1, huber or smooth_l1.", valueName: "type"),
+            completion: .list(["l2", "l1", "huber", "smooth_l1"]))
+    var lossType = "l2"
+
+    @Option(name: [.long, .customLong("huber_schedule")], help: ArgumentHelp("snr (default), exponential or constant.", valueName: "schedule"),
+            completion: .list(["snr", "exponential", "constant"]))
+    var huberSchedule = "snr"
+
+    @Option(name: [.long, .customLong("huber_c")], help: ArgumentHelp("Huber threshold (default 0.1).", valueName: "c"))
+    var huberC = 0.1
+
+    @Option(name: [.long, .customLong("huber_scale")], help: ArgumentHelp("Huber threshold scale (default 1).", valueName: "x"))
+    var huberScale = 1.0
+
     @Option(name: [.long, .customLong("min_snr_gamma")], help: ArgumentHelp("Min-SNR loss weighting (5 is common).", valueName: "gamma"))
     var minSnrGamma: Double?
 
@@ -79,5 +111,10 @@ struct OptimizerOptions: ParsableArguments {
             throw ValidationError("timesteps: 0 ≤ --min-timestep ≤ --max-timestep ≤ 1000")
         }
         guard lrWarmupSteps >= 0 else { throw ValidationError("--lr-warmup-steps must not be negative") }
+        guard DiffusionObjective.LossType(rawValue: lossType) != nil else { throw ValidationError("--loss-type \(lossType): l2, l1, huber or smooth_l1") }
+        guard DiffusionObjective.HuberSchedule(rawValue: huberSchedule) != nil else {
+            throw ValidationError("--huber-schedule \(huberSchedule): snr, exponential or constant")
+        }
+        guard huberC > 0 else { throw ValidationError("--huber-c must be positive") }
     }
 }

@@ -1,7 +1,7 @@
 import Diffusion
 import Foundation
 import LoRACore
-import Training
+@testable import Training
 import XCTest
 
 /// kohya's initialisation; AdamW, the learning-rate schedules and gradient
@@ -180,5 +180,66 @@ final class OtherOptimizerTests: XCTestCase {
         var prodigy = Prodigy()
         XCTAssertThrowsError(try prodigy.update([ParameterGroup(name: "textencoder", parameters: [a], learningRate: 0.5),
                                                  ParameterGroup(name: "unet", parameters: [b], learningRate: 1)]))
+    }
+}
+
+/// `--loss_type` l2/l1/huber/smooth_l1 with each `--huber_schedule`, through
+/// sd-scripts' reduction: the loss and its gradient against sd-scripts'
+/// `conditional_loss` and `get_huber_threshold_if_needed` under torch autograd;
+/// the pyramid noise's bilinear upsampling against torch's.
+final class LossTypeTests: XCTestCase {
+    static func golden() throws -> [String: Any] {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let data = try Data(contentsOf: root.appendingPathComponent("Fixtures/golden/training/loss_weights.json"))
+        return try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    func testLossTypesAndHuberSchedulesFollowSDScripts() throws {
+        let golden = try Self.golden()
+        let losses = try XCTUnwrap(golden["losses"] as? [String: [String: Any]]), timesteps = try XCTUnwrap(golden["loss_timesteps"] as? [Int])
+        XCTAssertEqual(losses.count, 12)
+        let n = 2 * 4 * 4 * 4
+        let prediction = Tensor(shape: [2, 4, 4, 4], values: (0..<n).map { Float(sin(0.1 * Double($0))) })
+        let target = Tensor(shape: [2, 4, 4, 4], values: (0..<n).map { Float(cos(0.07 * Double($0))) })
+        for (name, entry) in losses {
+            var objective = DiffusionObjective()
+            let parts = name.split(separator: "_")
+            objective.lossType = try XCTUnwrap(DiffusionObjective.LossType(rawValue: parts.dropLast().joined(separator: "_")))
+            objective.huberSchedule = try XCTUnwrap(DiffusionObjective.HuberSchedule(rawValue: String(parts.last!)))
+            (objective.huberC, objective.huberScale) = (0.1, 1.5)
+            let (loss, gradient) = objective.loss(prediction: prediction, target: target, timesteps: timesteps)
+            let expected = try XCTUnwrap(entry["loss"] as? Double), expectedGradient = try XCTUnwrap(entry["gradient"] as? [Double])
+            XCTAssertEqual(loss, expected, accuracy: 2e-6 * abs(expected), name)
+            let scale = expectedGradient.map(abs).max()!
+            for (a, b) in zip(gradient.values, expectedGradient) { XCTAssertEqual(Double(a), b, accuracy: 2e-5 * scale, name) }
+        }
+    }
+
+    func testPyramidNoiseUpsamplesAsTorch() throws {
+        let entry = try XCTUnwrap(try Self.golden()["upsample"] as? [String: [Double]])
+        let out = TrainingNoise.upsampleBilinear(try XCTUnwrap(entry["input"]).map(Float.init), channels: 2, from: (3, 2), to: (7, 5))
+        for (a, b) in zip(out, try XCTUnwrap(entry["output"])) { XCTAssertEqual(Double(a), b, accuracy: 1e-6) }
+        XCTAssertEqual(out.count, 70)
+    }
+
+    /// Input perturbation perturbs the noisy latents, not the target; multires noise ends at unit variance.
+    func testNoiseVariants() {
+        var options = NoiseOptions()
+        options.inputPerturbation = 0.1
+        options.multiresIterations = 6
+        options.offset = 0.1
+        var random = TrainingRandom(seed: 3)
+        let latents = Tensor(shape: [2, 4, 16, 16], values: (0..<2048).map { Float(sin(Double($0))) })
+        let (noise, perturbed) = TrainingNoise.draw(like: latents, options: options, random: &random)
+        let p = try! XCTUnwrap(perturbed)
+        let std = (noise.values.reduce(0.0) { $0 + Double($1 * $1) } / 2048).squareRoot()
+        XCTAssertEqual(std, 1, accuracy: 0.05, "divided by its standard deviation")
+        let difference = zip(noise.values, p.values).map { Double($1 - $0) }
+        let perturbation = (difference.reduce(0.0) { $0 + $1 * $1 } / 2048).squareRoot()
+        XCTAssertEqual(perturbation, 0.1, accuracy: 0.01, "γ·ξ")
+        let objective = DiffusionObjective()
+        let (noisy, target) = objective.noisyAndTarget(latents: latents, noise: noise, timesteps: [500, 500], perturbed: p)
+        XCTAssertEqual(target, noise, "the target stays ε")
+        XCTAssertNotEqual(noisy, objective.noisyAndTarget(latents: latents, noise: noise, timesteps: [500, 500]).noisy)
     }
 }

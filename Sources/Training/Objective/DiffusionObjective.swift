@@ -20,6 +20,19 @@ public struct DiffusionObjective: Sendable {
     public var vPredictionLikeLoss: Double?
     public var debiasedEstimation = false
 
+    /// `--loss_type`: the element loss before the spatial mean (library/train_util.py
+    /// `conditional_loss`), with δ = pred − target and c the Huber threshold:
+    ///   l2 δ², l1 |δ|, huber 2c(√(δ² + c²) − c), smooth_l1 2(√(δ² + c²) − c).
+    public enum LossType: String, Sendable, CaseIterable { case l2, l1, huber, smoothL1 = "smooth_l1" }
+    /// `--huber_schedule` (`get_huber_threshold_if_needed`): c per item from its timestep —
+    /// snr (1 − c)/(1 + σ_t)² + c with σ_t = √((1 − ᾱ_t)/ᾱ_t); exponential e^(−αt)·scale with
+    /// α = −ln c / 1000; constant c·scale.
+    public enum HuberSchedule: String, Sendable, CaseIterable { case snr, exponential, constant }
+    public var lossType = LossType.l2
+    public var huberSchedule = HuberSchedule.snr
+    public var huberC = 0.1
+    public var huberScale = 1.0
+
     public init(prediction: Prediction = .epsilon, schedule: NoiseSchedule = .standard) {
         self.prediction = prediction
         self.schedule = schedule
@@ -31,15 +44,18 @@ public struct DiffusionObjective: Sendable {
         return (alpha.squareRoot(), (1 - alpha).squareRoot())
     }
 
-    /// Noisy latents and the target for latents [b, c, h, w], noise like them, one timestep per item.
-    public func noisyAndTarget(latents: Tensor, noise: Tensor, timesteps: [Int]) -> (noisy: Tensor, target: Tensor) {
+    /// Noisy latents and the target for latents [b, c, h, w], noise like them,
+    /// one timestep per item; `perturbed`: the noise the noisy latents use
+    /// instead (`--ip_noise_gamma`), the target keeping `noise`.
+    public func noisyAndTarget(latents: Tensor, noise: Tensor, timesteps: [Int], perturbed: Tensor? = nil) -> (noisy: Tensor, target: Tensor) {
         precondition(latents.shape == noise.shape && timesteps.count == latents.shape[0])
         let per = latents.count / timesteps.count
+        let input = perturbed ?? noise
         var noisy = latents, target = noise
         for (item, t) in timesteps.enumerated() {
             let (a, s) = coefficients(t)
             for i in (item * per)..<((item + 1) * per) {
-                noisy.values[i] = a * latents.values[i] + s * noise.values[i]
+                noisy.values[i] = a * latents.values[i] + s * input.values[i]
                 if prediction == .velocity { target.values[i] = a * noise.values[i] - s * latents.values[i] }
             }
         }
@@ -51,6 +67,21 @@ public struct DiffusionObjective: Sendable {
         let (a, s) = coefficients(t)
         let ratio = a / s
         return ratio * ratio
+    }
+
+    /// The Huber threshold of each item (float32, as torch computes it from the float32 ᾱ).
+    func huberThreshold(_ t: Int) -> Float {
+        switch huberSchedule {
+        case .exponential:
+            let alpha = -log(huberC) / Double(schedule.alphasCumprod.count)
+            return Float(exp(-alpha * Double(t))) * Float(huberScale)
+        case .snr:
+            let a = schedule.alphasCumprod[t]
+            let sigma = ((1 - a) / a).squareRoot()
+            return (1 - Float(huberC)) / ((1 + sigma) * (1 + sigma)) + Float(huberC)
+        case .constant:
+            return Float(huberC * huberScale)
+        }
     }
 
     /// The weight of each item's loss (1 without weighting options), in
@@ -72,8 +103,9 @@ public struct DiffusionObjective: Sendable {
         }
     }
 
-    /// The l2 loss (sd-scripts' per-item mean, weighted, then the batch mean)
-    /// and its gradient with respect to the prediction: 2·wᵢ·(pred − target)/(b·c·h·w).
+    /// The loss (sd-scripts' per-item mean of the element loss, weighted, then
+    /// the batch mean) and its gradient with respect to the prediction: for
+    /// l2, 2·wᵢ·(pred − target)/(b·c·h·w).
     /// `itemScales`: sd-scripts' `loss_weights` (`--prior_loss_weight` for
     /// regularization images, else 1), multiplied in before the timestep weights.
     public func loss(prediction: Tensor, target: Tensor, timesteps: [Int], itemScales: [Float]? = nil) -> (loss: Double, gradient: Tensor) {
@@ -84,12 +116,23 @@ public struct DiffusionObjective: Sendable {
         var gradient = Tensor.uninitialized(prediction.shape)
         var total = 0.0
         for item in 0..<items {
-            let scale = 2 * weights[item] / Float(prediction.count)
+            let scale = weights[item] / Float(prediction.count)
+            let c = lossType == .huber || lossType == .smoothL1 ? huberThreshold(timesteps[item]) : 0
             var sum = 0.0
             for i in (item * per)..<((item + 1) * per) {
                 let d = prediction.values[i] - target.values[i]
-                sum += Double(d) * Double(d)
-                gradient.values[i] = scale * d
+                switch lossType {
+                case .l2:
+                    sum += Double(d) * Double(d)
+                    gradient.values[i] = 2 * scale * d
+                case .l1:
+                    sum += Double(abs(d))
+                    gradient.values[i] = scale * (d > 0 ? 1 : d < 0 ? -1 : 0)
+                case .huber, .smoothL1:
+                    let root = (d * d + c * c).squareRoot(), factor: Float = lossType == .huber ? 2 * c : 2
+                    sum += Double(factor * (root - c))
+                    gradient.values[i] = scale * factor * d / root
+                }
             }
             total += sum / Double(per) * Double(weights[item])
         }
@@ -104,8 +147,9 @@ public struct DiffusionObjective: Sendable {
 /// should hold the U-Net's modules only (the text encoder's have their own).
 @discardableResult
 public func unetTrainingStep(_ unet: UNet, tape: TrainingTape, objective: DiffusionObjective, latents: Tensor, noise: Tensor, timesteps: [Int],
-                             context: Tensor, itemScales: [Float]? = nil, checkpointing: Bool = false) -> (loss: Double, contextGradient: Tensor) {
-    let (noisy, target) = objective.noisyAndTarget(latents: latents, noise: noise, timesteps: timesteps)
+                             context: Tensor, itemScales: [Float]? = nil, checkpointing: Bool = false,
+                             perturbedNoise: Tensor? = nil) -> (loss: Double, contextGradient: Tensor) {
+    let (noisy, target) = objective.noisyAndTarget(latents: latents, noise: noise, timesteps: timesteps, perturbed: perturbedNoise)
     tape.reset()
     let (prediction, saved) = unet.forwardSaving(noisy, timesteps: timesteps.map(Float.init), context: context, tape: tape, checkpointing: checkpointing)
     let (loss, gradient) = objective.loss(prediction: prediction, target: target, timesteps: timesteps, itemScales: itemScales)

@@ -70,10 +70,10 @@ extension LoRATrainer {
         m["ss_cache_latents"] = "True"
         m[.seed] = String(c.seed)
         m["ss_lowram"] = "False"
-        m[.noiseOffset] = py(c.noiseOffset)
-        m["ss_multires_noise_iterations"] = "None"
-        m["ss_multires_noise_discount"] = "0.3"
-        m["ss_adaptive_noise_scale"] = "None"
+        m[.noiseOffset] = py(c.noise.offset)
+        m["ss_multires_noise_iterations"] = py(c.noise.multiresIterations)
+        m["ss_multires_noise_discount"] = pythonFloat(c.noise.multiresDiscount)
+        m["ss_adaptive_noise_scale"] = py(c.noise.adaptiveScale)
         m["ss_zero_terminal_snr"] = "False"
         m[.trainingComment] = c.trainingComment ?? "None"
         // Not sd-scripts: no ss_sd_scripts_commit_hash; the trainer and its version under a key of ours.
@@ -87,9 +87,14 @@ extension LoRATrainer {
         m["ss_prior_loss_weight"] = pythonFloat(c.priorLossWeight)
         m[.minSnrGamma] = py(c.objective.minSNRGamma)
         m["ss_scale_weight_norms"] = "None"
-        m["ss_ip_noise_gamma"] = "None"
+        m["ss_ip_noise_gamma"] = py(c.noise.inputPerturbation)
         m["ss_debiased_estimation"] = py(c.objective.debiasedEstimation)
-        m["ss_loss_type"] = "l2"
+        m["ss_noise_offset_random_strength"] = py(c.noise.offsetRandomStrength)
+        m["ss_ip_noise_gamma_random_strength"] = py(c.noise.inputPerturbationRandomStrength)
+        m["ss_loss_type"] = c.objective.lossType.rawValue
+        m["ss_huber_schedule"] = c.objective.huberSchedule.rawValue
+        m["ss_huber_scale"] = pythonFloat(c.objective.huberScale)
+        m["ss_huber_c"] = pythonFloat(c.objective.huberC)
         // Dataset keys (the command-line dataset form).
         let first = plan.subsets.first
         m[.batchSizePerDevice] = String(plan.batchSize)

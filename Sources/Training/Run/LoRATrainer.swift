@@ -249,13 +249,7 @@ public final class LoRATrainer {
         }
         let b = entries.count
         let latents = Tensor(shape: [b] + latentShape.dropFirst(), values: latentValues)
-        var noise = Tensor(shape: latents.shape, values: random.normal(latents.count))
-        if let offset = configuration.noiseOffset, offset != 0 {
-            // sd-scripts `apply_noise_offset`: offset · N(0, 1) per item and channel.
-            let channels = latents.shape[1], plane = latents.shape[2] * latents.shape[3]
-            let shifts = random.normal(b * channels)
-            for i in 0..<(b * channels) { for j in 0..<plane { noise.values[i * plane + j] += Float(offset) * shifts[i] } }
-        }
+        let (noise, perturbed) = TrainingNoise.draw(like: latents, options: configuration.noise, random: &random)
         let span = configuration.maxTimestep - configuration.minTimestep
         let timesteps = (0..<b).map { _ in configuration.minTimestep + (span > 0 ? random.integer(below: span) : 0) }
         let context: Tensor, textSaved: CLIPTextEncoder.Saved?
@@ -269,7 +263,7 @@ public final class LoRATrainer {
         }
         let (loss, contextGradient) = unetTrainingStep(model.unet, tape: unetTape, objective: objective, latents: latents, noise: noise,
                                                        timesteps: timesteps, context: context, itemScales: scales,
-                                                       checkpointing: configuration.gradientCheckpointing)
+                                                       checkpointing: configuration.gradientCheckpointing, perturbedNoise: perturbed)
         if let textTape, let textSaved { captions.backward(textSaved, contextGradient: contextGradient, tape: textTape) }
         return loss
     }

@@ -44,8 +44,8 @@ public struct TrainingConfiguration: Sendable {
     public var objective = DiffusionObjective()
     /// kohya's `--v_parameterization`: train v-prediction whatever the model's metadata says.
     public var forceVPrediction = false
-    /// `--noise_offset`: per item and channel, offset · N(0, 1) added to the noise.
-    public var noiseOffset: Double?
+    /// `--noise_offset`, `--multires_noise_*`, `--ip_noise_gamma` and their variants.
+    public var noise = NoiseOptions()
     public var priorLossWeight = 1.0
     /// `--min_timestep` / `--max_timestep`: t uniform in [min, max).
     public var minTimestep = 0
