@@ -319,12 +319,38 @@ def loss_weights(sd_scripts):
             loss = conditional_loss(pred, target, loss_type, "none", huber_c).mean([1, 2, 3]).mean()
             loss.backward()
             losses[f"{loss_type}_{schedule}"] = {"loss": loss.item(), "gradient": pred.grad.reshape(-1).tolist()}
+    # --scale_weight_norms: networks/lora.py's own apply_max_norm_regularization on three modules
+    # (linear, 1x1 conv, 3x3 LoCon conv), values from a formula, M = 0.5.
+    from networks.lora import LoRANetwork as KohyaNetwork
+
+    class Holder(torch.nn.Module):
+        def __init__(self, up_shape, down_shape, alpha, offset):
+            super().__init__()
+            self.lora_up = torch.nn.Module()
+            self.lora_down = torch.nn.Module()
+            count_up, count_down = math.prod(up_shape), math.prod(down_shape)
+            self.lora_up.weight = torch.nn.Parameter(torch.tensor([math.sin(0.3 * i + offset) for i in range(count_up)]).reshape(up_shape))
+            self.lora_down.weight = torch.nn.Parameter(torch.tensor([math.cos(0.2 * i + offset) for i in range(count_down)]).reshape(down_shape))
+            self.register_buffer("alpha", torch.tensor(alpha))
+
+    holders = torch.nn.Module()
+    specs = [("linear", (6, 2), (2, 5), 1.5, 0.0), ("small", (6, 2), (2, 5), 0.02, 1.0),
+             ("conv1x1", (6, 2, 1, 1), (2, 5, 1, 1), 2.0, 2.0), ("conv3x3", (4, 2, 1, 1), (2, 3, 3, 3), 1.0, 3.0)]
+    for name, up_shape, down_shape, alpha, offset in specs:
+        holders.add_module(name, Holder(up_shape, down_shape, alpha, offset))
+    before = {k: v.detach().clone().reshape(-1).tolist() for k, v in holders.state_dict().items()}
+    with torch.no_grad():
+        keys_scaled, average, maximum = KohyaNetwork.apply_max_norm_regularization(holders, 0.5, "cpu")
+    max_norm = {"max": 0.5, "specs": [[n, list(u), list(d), a, o] for n, u, d, a, o in specs], "before": before,
+                "after": {k: v.reshape(-1).tolist() for k, v in holders.state_dict().items()},
+                "keys_scaled": keys_scaled, "average": float(average), "maximum": float(maximum)}
     # torch's bilinear upsampling (the pyramid noise's), align_corners=False.
     small = torch.tensor([math.sin(1.7 * i) for i in range(2 * 3 * 2)], dtype=torch.float32).reshape(1, 2, 3, 2)
     upsampled = torch.nn.Upsample(size=(7, 5), mode="bilinear")(small)
     with open(os.path.join(HERE, "training", "loss_weights.json"), "w") as f:
         json.dump({"timesteps": timesteps.tolist(), "cases": cases, "loss_timesteps": loss_timesteps.tolist(), "losses": losses,
-                   "upsample": {"input": small.reshape(-1).tolist(), "output": upsampled.reshape(-1).tolist()}}, f, indent=1)
+                   "upsample": {"input": small.reshape(-1).tolist(), "output": upsampled.reshape(-1).tolist()},
+                   "max_norm": max_norm}, f, indent=1)
     print("wrote loss_weights.json")
 
 

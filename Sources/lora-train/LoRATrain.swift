@@ -254,6 +254,7 @@ struct LoRATrain: ParsableCommand {
         c.trainingComment = trainingComment
         c.saveState = saveState
         c.gradientCheckpointing = gradientCheckpointing
+        c.scaleWeightNorms = network.scaleWeightNorms
         c.cacheLatentsToDisk = dataset.cacheLatentsToDisk
         c.forceVPrediction = kohyaFlags.vParameterization
         c.samplePrompts = try samples.prompts()

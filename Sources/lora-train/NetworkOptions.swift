@@ -22,6 +22,10 @@ struct NetworkOptions: ParsableArguments {
     @Flag(name: [.long, .customLong("network_train_text_encoder_only")], help: "Train only the text encoder's modules.")
     var networkTrainTextEncoderOnly = false
 
+    @Option(name: [.long, .customLong("scale_weight_norms")],
+            help: ArgumentHelp("Max-norm regularisation: scale modules whose ΔW norm exceeds this (1 is common).", valueName: "max"))
+    var scaleWeightNorms: Double?
+
     @Option(name: [.long, .customLong("network_weights")],
             help: ArgumentHelp("Start from this LoRA's weights (same modules and dim; a fresh optimizer, as kohya).", valueName: "path"),
             completion: .file(extensions: ["safetensors"]))
@@ -33,6 +37,7 @@ struct NetworkOptions: ParsableArguments {
         }
         guard networkDim >= 1 else { throw ValidationError("--network-dim must be at least 1") }
         guard networkAlpha > 0 else { throw ValidationError("--network-alpha must be positive") }
+        if let m = scaleWeightNorms, m <= 0 { throw ValidationError("--scale-weight-norms must be positive") }
         if networkTrainUnetOnly && networkTrainTextEncoderOnly {
             throw ValidationError("--network-train-unet-only and --network-train-text-encoder-only exclude each other")
         }

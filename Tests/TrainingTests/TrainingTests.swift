@@ -243,3 +243,34 @@ final class LossTypeTests: XCTestCase {
         XCTAssertNotEqual(noisy, objective.noisyAndTarget(latents: latents, noise: noise, timesteps: [500, 500]).noisy)
     }
 }
+
+/// `--scale_weight_norms` against networks/lora.py's own
+/// apply_max_norm_regularization (make_training_golden.py): which modules are
+/// scaled, their factors after, and kohya's reported mean and maximum norms.
+final class MaxNormTests: XCTestCase {
+    func testMaxNormFollowsKohya() throws {
+        let golden = try XCTUnwrap(try LossTypeTests.golden()["max_norm"] as? [String: Any])
+        let specs = try XCTUnwrap(golden["specs"] as? [[Any]])
+        let before = try XCTUnwrap(golden["before"] as? [String: [Double]]), after = try XCTUnwrap(golden["after"] as? [String: [Double]])
+        var modules: [LoRAModule] = []
+        for spec in specs {
+            let name = spec[0] as! String, up = (spec[1] as! [Int]), down = (spec[2] as! [Int]), alpha = Float(spec[3] as! Double)
+            let rank = down[0]
+            let shape: LoRAModule.Shape = down.count == 4 ? .conv(in: down[1], out: up[0], kernel: down[2], stride: 1, padding: down[2] / 2)
+                                                          : .linear(in: down[1], out: up[0])
+            modules.append(LoRAModule(name: name, shape: shape, rank: rank, alpha: alpha,
+                                      down: try XCTUnwrap(before[name + ".lora_down.weight"]).map(Float.init),
+                                      up: try XCTUnwrap(before[name + ".lora_up.weight"]).map(Float.init)))
+        }
+        let report = LoRANetwork.applyMaxNorm(try XCTUnwrap(golden["max"] as? Double), to: modules)
+        XCTAssertEqual(report.keysScaled, golden["keys_scaled"] as? Int)
+        XCTAssertEqual(report.averageNorm, try XCTUnwrap(golden["average"] as? Double), accuracy: 1e-6)
+        XCTAssertEqual(report.maximumNorm, try XCTUnwrap(golden["maximum"] as? Double), accuracy: 1e-6)
+        for module in modules {
+            for (p, kind) in [(module.down, "lora_down"), (module.up, "lora_up")] {
+                let expected = try XCTUnwrap(after["\(module.name).\(kind).weight"])
+                for (a, b) in zip(p.values, expected) { XCTAssertEqual(Double(a), b, accuracy: 1e-6, "\(module.name) \(kind)") }
+            }
+        }
+    }
+}

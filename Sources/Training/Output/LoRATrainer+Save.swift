@@ -86,7 +86,7 @@ extension LoRATrainer {
         m["ss_face_crop_aug_range"] = "None"
         m["ss_prior_loss_weight"] = pythonFloat(c.priorLossWeight)
         m[.minSnrGamma] = py(c.objective.minSNRGamma)
-        m["ss_scale_weight_norms"] = "None"
+        m["ss_scale_weight_norms"] = py(c.scaleWeightNorms)
         m["ss_ip_noise_gamma"] = py(c.noise.inputPerturbation)
         m["ss_debiased_estimation"] = py(c.objective.debiasedEstimation)
         m["ss_noise_offset_random_strength"] = py(c.noise.offsetRandomStrength)

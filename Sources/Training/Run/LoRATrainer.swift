@@ -44,6 +44,8 @@ public final class LoRATrainer {
     public private(set) var cache = LatentCache()
     public private(set) var startedAt = Date()
     public internal(set) var savedFiles: [String] = []
+    /// The last step's `--scale_weight_norms` report.
+    public private(set) var lastMaxNorm: LoRANetwork.MaxNormReport?
     /// Asked after every optimizer step; true stops the run after saving a resumable state (Ctrl-C).
     public var stopRequested: @Sendable () -> Bool = { false }
     /// The session id kohya draws at random; here from the seed, so two runs
@@ -172,6 +174,7 @@ public final class LoRATrainer {
                 clipGradientNorm(parameters, maximum: configuration.maxGradNorm)
                 let groups = parameterGroups(factor: schedule.factor(at: step))
                 do { try optimizer.update(groups) } catch { throw ModelError(.mismatch, error.message) }
+                if let maximum = configuration.scaleWeightNorms { lastMaxNorm = network.applyMaxNorm(maximum) }
                 for p in parameters { p.gradient.zero() }
                 step += 1
                 recent.append(loss)

@@ -35,6 +35,8 @@ public struct TrainingConfiguration: Sendable {
     public var saveEveryNSteps: Int?
     /// `--save_state`: a resumable state folder beside every saved file and at the end.
     public var saveState = false
+    /// `--scale_weight_norms`: max-norm regularisation of every module's ΔW after each step.
+    public var scaleWeightNorms: Double?
     /// `--gradient_checkpointing`: the U-Net's ResBlocks and transformers recompute their activations in the backward.
     public var gradientCheckpointing = false
     /// `--cache_latents_to_disk`: kohya's per-image `.npz` latent caches, reused by later runs.
