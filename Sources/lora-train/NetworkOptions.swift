@@ -13,8 +13,12 @@ struct NetworkOptions: ParsableArguments {
     var networkAlpha: Float = 1
 
     @Option(name: [.long, .customLong("network_args")], parsing: .upToNextOption,
-            help: ArgumentHelp("key=value settings: conv_dim=n conv_alpha=a (LoCon: the ResBlock convolutions too).", valueName: "key=value"))
+            help: ArgumentHelp("key=value settings: conv_dim=n conv_alpha=a (LoCon: the ResBlock convolutions too), rank_dropout=p, module_dropout=p.",
+                               valueName: "key=value"))
     var networkArgs: [String] = []
+
+    @Option(name: [.long, .customLong("network_dropout")], help: ArgumentHelp("Neuron dropout on the modules' hidden values (0.1 is common).", valueName: "p"))
+    var networkDropout: Double?
 
     @Flag(name: [.long, .customLong("network_train_unet_only")], help: "Train only the U-Net's modules (the text encoder's are not created).")
     var networkTrainUnetOnly = false
@@ -38,15 +42,16 @@ struct NetworkOptions: ParsableArguments {
         guard networkDim >= 1 else { throw ValidationError("--network-dim must be at least 1") }
         guard networkAlpha > 0 else { throw ValidationError("--network-alpha must be positive") }
         if let m = scaleWeightNorms, m <= 0 { throw ValidationError("--scale-weight-norms must be positive") }
+        if let p = networkDropout, !(0..<1).contains(p) { throw ValidationError("--network-dropout must be a probability below 1") }
         if networkTrainUnetOnly && networkTrainTextEncoderOnly {
             throw ValidationError("--network-train-unet-only and --network-train-text-encoder-only exclude each other")
         }
         _ = try parsedArgs()
     }
 
-    /// conv_dim / conv_alpha from `--network-args`; any other key is an error naming it.
-    func parsedArgs() throws -> (convDim: Int?, convAlpha: Float) {
-        var convDim: Int?, convAlpha: Float = 1
+    /// conv_dim / conv_alpha / rank_dropout / module_dropout from `--network-args`; any other key is an error naming it.
+    func parsedArgs() throws -> (convDim: Int?, convAlpha: Float, rankDropout: Double?, moduleDropout: Double?) {
+        var convDim: Int?, convAlpha: Float = 1, rankDropout: Double?, moduleDropout: Double?
         for item in networkArgs {
             let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard parts.count == 2 else { throw ValidationError("--network-args \(item): expected key=value") }
@@ -57,10 +62,13 @@ struct NetworkOptions: ParsableArguments {
             case "conv_alpha":
                 guard let v = Float(parts[1]), v > 0 else { throw ValidationError("--network-args conv_alpha=\(parts[1]): a positive number") }
                 convAlpha = v
+            case "rank_dropout", "module_dropout":
+                guard let v = Double(parts[1]), (0..<1).contains(v) else { throw ValidationError("--network-args \(item): a probability below 1") }
+                if parts[0] == "rank_dropout" { rankDropout = v } else { moduleDropout = v }
             default:
-                throw ValidationError("--network-args \(parts[0]) is not supported yet (conv_dim and conv_alpha are)")
+                throw ValidationError("--network-args \(parts[0]) is not supported yet (conv_dim, conv_alpha, rank_dropout, module_dropout are)")
             }
         }
-        return (convDim, convAlpha)
+        return (convDim, convAlpha, rankDropout, moduleDropout)
     }
 }

@@ -254,7 +254,10 @@ final class BlockBackwardTests: XCTestCase {
                 list.append(m)
                 attachments[key] = [TrainingTape.Attachment(m)]
             }
-            return (list, TrainingTape(modules: attachments))
+            let tape = TrainingTape(modules: attachments)
+            // With kohya's dropouts too: a recomputed block must draw the forward's masks again.
+            tape.dropout = LoRADropout(neuron: 0.1, rank: 0.25, module: nil, seed: 4)
+            return (list, tape)
         }
         let shape = [1, 4, 8, 8], contextShape = [1, 4, unet.config.contextDim]
         let x = Tensor(shape: shape, values: rng.values(64 * 4)), text = Tensor(shape: contextShape, values: rng.values(contextShape.reduce(1, *)))
@@ -274,5 +277,52 @@ final class BlockBackwardTests: XCTestCase {
         XCTAssertEqual(results[0].2, results[1].2, "context gradient")
         XCTAssertEqual(results[0].3, results[1].3, "module gradients")
         XCTAssertTrue(results[1].3.allSatisfy { $0.contains { $0 != 0 } })
+    }
+
+    /// kohya's module dropouts: the masks are the same for a module within a
+    /// pass (so the backward and a checkpointed recompute see the forward's),
+    /// rank dropout drops whole (item, rank) channels and rescales by 1/(1 − p),
+    /// neuron dropout single values; the gradients through the masks match
+    /// five-point differences; a skipped module gives nothing and gets nothing.
+    func testLoRADropoutMasksAndGradients() {
+        var rng = Rng(state: 13)
+        let module = LoRAModule(name: "m", shape: .linear(in: 8, out: 6), rank: 4, alpha: 2, down: rng.values(32, scale: 0.4), up: rng.values(24, scale: 0.4))
+        let dropout = LoRADropout(neuron: 0.2, rank: 0.5, module: nil, seed: 9)
+        dropout.pass = 3
+        let x = Tensor(shape: [2, 5, 8], values: rng.values(80)), r = rng.values(60)
+        let (y, saved) = module.forward(x, dropout: dropout)
+        XCTAssertEqual(module.forward(x, dropout: dropout).output, y, "same pass, same masks")
+        let mask = try! XCTUnwrap(saved.mask)
+        XCTAssertEqual(saved.outputFactor, 2, "rank dropout's 1/(1 − p)")
+        XCTAssertTrue(mask.contains(0) && mask.contains { $0 > 1 }, "some values dropped, the rest scaled by 1/(1 − p)")
+        dropout.pass = 4
+        XCTAssertNotEqual(module.forward(x, dropout: dropout).output, y, "another pass, other masks")
+        dropout.pass = 3
+        _ = module.backward(saved, outputGradient: Tensor(shape: y.shape, values: r))
+        for parameter in [module.down, module.up] {
+            let point = parameter.values
+            checkSampled("dropout \(parameter.key)", analytic: parameter.gradient.values, at: point, samples: 10, tolerance: 1e-3) { values in
+                parameter.values = values
+                defer { parameter.values = point }
+                return Self.dot(r, module.forward(x, dropout: dropout).output.values)
+            }
+        }
+        // Rank dropout alone: a dropped (item, rank) channel is dropped for every token.
+        let rankOnly = LoRADropout(neuron: nil, rank: 0.5, module: nil, seed: 1)
+        let rankMask = try! XCTUnwrap(module.forward(x, dropout: rankOnly).saved.mask)
+        for item in 0..<2 {
+            for k in 0..<4 {
+                let column = (0..<5).map { rankMask[item * 20 + $0 * 4 + k] }
+                XCTAssertEqual(Set(column).count, 1, "item \(item) rank \(k): \(column)")
+            }
+        }
+        // Module dropout that always fires: no output, no gradient.
+        let skip = LoRADropout(neuron: nil, rank: nil, module: 0.999_999, seed: 2)
+        let skipped = module.forward(x, dropout: skip)
+        XCTAssertTrue(skipped.saved.skipped)
+        XCTAssertTrue(skipped.output.values.allSatisfy { $0 == 0 })
+        module.down.gradient.zero()
+        XCTAssertTrue(module.backward(skipped.saved, outputGradient: Tensor(shape: y.shape, values: r)).values.allSatisfy { $0 == 0 })
+        XCTAssertTrue(module.down.gradient.values.allSatisfy { $0 == 0 })
     }
 }

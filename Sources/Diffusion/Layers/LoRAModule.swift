@@ -25,7 +25,14 @@ public struct LoRAModule: Sendable {
     /// What the backward needs from the forward.
     public struct Saved: Sendable {
         public let input: Tensor
+        /// down(x), after the dropouts' masks.
         public let hidden: Tensor
+        /// The dropouts' multiplier on each hidden value (nil without dropout).
+        public var mask: [Float]? = nil
+        /// rank_dropout's scale factor 1/(1 − p) on the output.
+        public var outputFactor: Float = 1
+        /// module_dropout skipped the module in this pass: no output, no gradients.
+        public var skipped = false
     }
 
     public init(name: String, shape: Shape, rank: Int, alpha: Float, down: [Float], up: [Float]) {
@@ -64,26 +71,47 @@ public struct LoRAModule: Sendable {
     }
 
     /// The module's contribution, multiplier·scale·up(down(x)) (to add to the
-    /// frozen layer's output), and what its backward needs.
-    public func forward(_ x: Tensor) -> (output: Tensor, saved: Saved) {
+    /// frozen layer's output), and what its backward needs; with `dropout`,
+    /// kohya's training-time dropouts (module, neuron, rank) applied.
+    public func forward(_ x: Tensor, dropout: LoRADropout? = nil) -> (output: Tensor, saved: Saved) {
+        if let dropout, dropout.skipsModule(name) {
+            return (Tensor(zeros: outputShape(for: x)), Saved(input: x, hidden: x, mask: nil, outputFactor: 0, skipped: true))
+        }
         let (downLinear, downConv) = downLayer, (upLinear, upConv) = upLayer
-        let hidden = downLinear?.forward(x) ?? downConv!.forward(x)
+        var hidden = downLinear?.forward(x) ?? downConv!.forward(x)
+        var saved = Saved(input: x, hidden: hidden)
+        if let dropout, let (mask, factor) = dropout.masks(name, hiddenShape: hidden.shape, rank: rank, convolution: downConv != nil) {
+            for i in hidden.values.indices { hidden.values[i] *= mask[i] }
+            saved = Saved(input: x, hidden: hidden, mask: mask, outputFactor: factor)
+        }
         var output = upLinear?.forward(hidden) ?? upConv!.forward(hidden)
-        let factor = multiplier * scale
+        let factor = multiplier * scale * saved.outputFactor
         for i in output.values.indices { output.values[i] *= factor }
-        return (output, Saved(input: x, hidden: hidden))
+        return (output, saved)
     }
 
     /// dy: the gradient at the wrapped layer's output. Adds into down's and
     /// up's gradients; returns the module's part of dx (add the frozen layer's).
     public func backward(_ saved: Saved, outputGradient dy: Tensor) -> Tensor {
+        if saved.skipped { return Tensor(zeros: saved.input.shape) }
         var scaled = dy
-        let factor = multiplier * scale
+        let factor = multiplier * scale * saved.outputFactor
         for i in scaled.values.indices { scaled.values[i] *= factor }
         let (downLinear, downConv) = downLayer, (upLinear, upConv) = upLayer
-        let dHidden = upLinear?.backward(input: saved.hidden, outputGradient: scaled, weightGradient: up.gradient)
+        var dHidden = upLinear?.backward(input: saved.hidden, outputGradient: scaled, weightGradient: up.gradient)
             ?? upConv!.backward(input: saved.hidden, outputGradient: scaled, weightGradient: up.gradient)
+        if let mask = saved.mask { for i in dHidden.values.indices { dHidden.values[i] *= mask[i] } }
         return downLinear?.backward(input: saved.input, outputGradient: dHidden, weightGradient: down.gradient)
             ?? downConv!.backward(input: saved.input, outputGradient: dHidden, weightGradient: down.gradient)
+    }
+
+    /// The wrapped layer's output shape for input x.
+    private func outputShape(for x: Tensor) -> [Int] {
+        switch shape {
+        case let .linear(_, outputs): return Array(x.shape.dropLast()) + [outputs]
+        case let .conv(_, outputs, kernel, stride, padding):
+            let h = (x.shape[2] + 2 * padding - kernel) / stride + 1, w = (x.shape[3] + 2 * padding - kernel) / stride + 1
+            return [x.shape[0], outputs, h, w]
+        }
     }
 }

@@ -18,6 +18,8 @@ public final class TrainingTape: @unchecked Sendable {
 
     public let modules: [String: [Attachment]]
     private var saved: [String: [LoRAModule.Saved]] = [:]
+    /// kohya's module/neuron/rank dropouts for the modules on this tape (training only).
+    public var dropout: LoRADropout?
 
     public init(modules: [String: [Attachment]]) {
         self.modules = modules
@@ -80,7 +82,7 @@ extension Linear {
         guard let tape else { return y }
         for part in parts {
             for attachment in tape.modules[part.key] ?? [] {
-                let (out, saved) = attachment.module.forward(x)
+                let (out, saved) = attachment.module.forward(x, dropout: tape.dropout)
                 addColumns(out, into: &y, width: outFeatures, offset: part.rows.lowerBound + (attachment.rows?.lowerBound ?? 0))
                 tape.record(part.key, saved)
             }
@@ -108,7 +110,7 @@ extension Conv2d {
         var y = forward(x)
         guard let tape else { return y }
         for attachment in tape.modules[key] ?? [] {
-            let (out, saved) = attachment.module.forward(x)
+            let (out, saved) = attachment.module.forward(x, dropout: tape.dropout)
             addInPlace(&y, out)
             tape.record(key, saved)
         }

@@ -59,7 +59,7 @@ extension LoRATrainer {
         m[.networkModule] = "networks.lora"
         m[.networkDim] = String(c.networkDim)
         m[.networkAlpha] = pythonFloat(Double(c.networkAlpha))
-        m["ss_network_dropout"] = "None"
+        m["ss_network_dropout"] = py(c.networkDropout)
         m[.mixedPrecision] = "no"
         m["ss_full_fp16"] = "False"
         m[.v2] = py(model.family == .sd2)
@@ -134,10 +134,12 @@ extension LoRATrainer {
             })),
             ("mean_img_ar_error", .number(pythonFloat(plan.meanAspectError))),
         ]).serialized() : "null"
-        if let conv = c.convDim {
-            // kohya records --network_args only when given, as the strings typed.
-            m[.networkArgs] = JSON.object([("conv_dim", .string(String(conv))), ("conv_alpha", .string(formatNumber(Double(c.convAlpha))))]).serialized()
-        }
+        // kohya records --network_args only when given, as the strings typed.
+        var args: [(String, JSON)] = []
+        if let conv = c.convDim { args += [("conv_dim", .string(String(conv))), ("conv_alpha", .string(formatNumber(Double(c.convAlpha))))] }
+        if let p = c.rankDropout { args.append(("rank_dropout", .string(formatNumber(p)))) }
+        if let p = c.moduleDropout { args.append(("module_dropout", .string(formatNumber(p)))) }
+        if !args.isEmpty { m[.networkArgs] = JSON.object(args).serialized() }
         m[.sdModelName] = (model.path as NSString).lastPathComponent
         m[.sdModelHash] = modelHashes.legacy
         m[.newSdModelHash] = modelHashes.sha256

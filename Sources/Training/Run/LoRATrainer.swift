@@ -86,6 +86,12 @@ public final class LoRATrainer {
         }
         unetTape = network.tape(for: model, components: [.unet])
         textTape = configuration.trainTextEncoder ? network.tape(for: model, components: [.textEncoder1]) : nil
+        let dropout = LoRADropout(neuron: configuration.networkDropout, rank: configuration.rankDropout, module: configuration.moduleDropout,
+                                  seed: configuration.seed &+ 0xD80)
+        if dropout.isActive {
+            unetTape.dropout = dropout
+            textTape?.dropout = dropout
+        }
         steps = StepCount(batchesPerEpoch: plan.batchesPerEpoch, gradientAccumulationSteps: configuration.gradientAccumulationSteps,
                           maxTrainEpochs: configuration.maxTrainEpochs, maxTrainSteps: configuration.maxTrainSteps)
         captions = try CaptionEncoder(text: model.text, maxTokenLength: configuration.maxTokenLength, clipSkip: configuration.clipSkip)
@@ -238,6 +244,8 @@ public final class LoRATrainer {
 
     /// One micro-batch's forward and backward (gradients added into the buffers); its loss.
     func trainMicroBatch(_ entries: [Int], epoch: Int, random: inout TrainingRandom) throws(ModelError) -> Double {
+        // New dropout masks for this pass (the same ones again if a checkpointed block recomputes).
+        unetTape.dropout?.pass &+= 1
         var latentValues: [Float] = [], scales: [Float] = [], processed: [String] = []
         var latentShape: [Int] = []
         for entry in entries {

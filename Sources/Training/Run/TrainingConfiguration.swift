@@ -13,6 +13,10 @@ public struct TrainingConfiguration: Sendable {
     /// LoCon/C3Lier: `--network_args conv_dim=… conv_alpha=…` (conv_alpha default 1).
     public var convDim: Int?
     public var convAlpha: Float = 1
+    /// kohya's `--network_dropout` (neuron), `rank_dropout` and `module_dropout` (network args).
+    public var networkDropout: Double?
+    public var rankDropout: Double?
+    public var moduleDropout: Double?
     /// `--learning_rate` (kohya's default 2e-6); `--unet_lr` falls back to it.
     /// Which modules train (`--network_train_unet_only`, `--network_train_text_encoder_only`).
     public var trainUNet = true

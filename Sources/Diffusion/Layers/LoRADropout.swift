@@ -1,0 +1,71 @@
+import Foundation
+import LoRACore
+
+/// kohya's training-time dropouts of a LoRA module (sd-scripts networks/lora.py
+/// `LoRAModule.forward`), drawn from one generator per run:
+///   module_dropout p:  with probability p per forward, the module is skipped
+///   network_dropout p: each value of down(x) kept with probability 1 − p, scaled by 1/(1 − p)
+///   rank_dropout p:    each (item, rank) channel kept with probability 1 − p (the same over tokens or
+///                      pixels), and the module's scale multiplied by 1/(1 − p)
+/// The masks are saved for the backward, which applies them to the hidden gradient.
+/// Each module's draws in a pass come from a generator seeded by (run seed,
+/// pass, module name): a block recomputed by gradient checkpointing gets the
+/// same masks again (as torch's checkpoint restores its RNG state).
+public final class LoRADropout: @unchecked Sendable {
+    public let neuron: Double?
+    public let rank: Double?
+    public let module: Double?
+    public let seed: UInt64
+    /// Advanced by the training loop once per forward pass (micro-batch).
+    public var pass: UInt64 = 0
+
+    public init(neuron: Double?, rank: Double?, module: Double?, seed: UInt64) {
+        (self.neuron, self.rank, self.module, self.seed) = (neuron, rank, module, seed)
+    }
+
+    public var isActive: Bool { (neuron ?? 0) > 0 || (rank ?? 0) > 0 || (module ?? 0) > 0 }
+
+    /// The generator of `name`'s draws in this pass.
+    func generator(_ name: String) -> TorchGenerator {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in name.utf8 { h = (h ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        h ^= seed &* 0x9E37_79B9_7F4A_7C15 ^ pass &* 0xC2B2_AE3D_27D4_EB4F
+        return TorchGenerator(seed: (h ^ (h >> 32)) & 0xFFFF_FFFF, variant: .libm)
+    }
+
+    static func uniform(_ g: inout TorchGenerator) -> Double { Double(g.nextUInt32() >> 8) / Double(1 << 24) }
+
+    func skipsModule(_ name: String) -> Bool {
+        guard let p = module, p > 0 else { return false }
+        var g = generator("skip:" + name)
+        return LoRADropout.uniform(&g) < p
+    }
+
+    /// The multiplier per hidden value and the output factor, or nil when neither neuron nor rank dropout is on.
+    /// hidden: [items, …, rank] for linear modules, [items, rank, h, w] for convolutions.
+    func masks(_ name: String, hiddenShape: [Int], rank r: Int, convolution: Bool) -> ([Float], Float)? {
+        let n = neuron ?? 0, q = self.rank ?? 0
+        guard n > 0 || q > 0 else { return nil }
+        var g = generator(name)
+        func uniform() -> Double { LoRADropout.uniform(&g) }
+        let count = hiddenShape.reduce(1, *)
+        var mask = [Float](repeating: 1, count: count)
+        if n > 0 {
+            let keep = Float(1 / (1 - n))
+            for i in 0..<count { mask[i] = uniform() < n ? 0 : keep }
+        }
+        var factor: Float = 1
+        if q > 0 {
+            let items = hiddenShape[0], perItem = count / items
+            for item in 0..<items {
+                let kept = (0..<r).map { _ in uniform() > q }
+                for j in 0..<perItem {
+                    let channel = convolution ? (j / (perItem / r)) : (j % r)
+                    if !kept[channel] { mask[item * perItem + j] = 0 }
+                }
+            }
+            factor = Float(1 / (1 - q))
+        }
+        return (mask, factor)
+    }
+}
