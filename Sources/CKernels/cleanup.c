@@ -99,6 +99,9 @@ void lt_cleanup_install_signal_handlers(void) {
     struct sigaction action;
     memset(&action, 0, sizeof(action));
     action.sa_handler = on_signal;
+    // A deferred SIGINT returns to the interrupted code: system calls resume instead of failing with EINTR
+    // (Foundation's FileHandle.write traps on that error).
+    action.sa_flags = SA_RESTART;
     sigemptyset(&action.sa_mask);
     sigaction(SIGINT, &action, NULL);
     sigaction(SIGTERM, &action, NULL);
