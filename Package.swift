@@ -97,7 +97,7 @@ let package = Package(
         .target(name: "FixtureKit", dependencies: ["LoRACore"], path: "Fixtures/Generator"),
 
         .executableTarget(name: "lora-bench", dependencies: [
-            "LoRACore", "LinearAlgebra", "ToolSupport", "FixtureKit", "Diffusion", "Training",
+            "LoRACore", "LinearAlgebra", "ToolSupport", "FixtureKit", "Diffusion", "Training", "Imaging",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Benchmarks/lora-bench"),
 

@@ -29,3 +29,18 @@ xyz=($bin/lora-xyz --model "$out/engine/sd1_engine.safetensors" --loras "$out/en
 run "${xyz[@]}" --dry-run
 run "${xyz[@]}" --combined --cells "$out/cells"
 run "${xyz[@]}" --combined
+
+# Training, end to end: a procedural concept folder in kohya's layout (stars captioned "zkw shape, …"),
+# two epochs of a LoRA on the same tiny random-weight model with a sample image per epoch, the file
+# inspected, merged, and drawn on an epoch x weight sheet.
+run $bin/lora-bench shapes --out "$out/dataset" --count 8 --concept
+printf '# kohya prompt file\nzkw shape, a red star on a white background --w 64 --h 64 --s 4 --d 1\n' > "$out/prompts.txt"
+run $bin/lora-train --model "$out/engine/sd1_engine.safetensors" --tokenizer Fixtures/tokenizer/clip_bpe_merges.txt.gz \
+    --train-data-dir "$out/dataset" --output-dir "$out/train" --output-name zkw --resolution 64 --train-batch-size 4 \
+    --network-dim 4 --network-alpha 4 --learning-rate 1e-3 --caption-extension .txt --max-train-epochs 2 \
+    --save-every-n-epochs 1 --sample-prompts "$out/prompts.txt" --sample-every-n-epochs 1
+run $bin/lora-inspect "$out/train/zkw.safetensors"
+run $bin/lora-merge --model "$out/engine/sd1_engine.safetensors" --lora "$out/train/zkw.safetensors" -o "$out/train/merged.safetensors"
+run $bin/lora-xyz --model "$out/engine/sd1_engine.safetensors" --loras "$out/train/zkw*.safetensors" --weights 0,1 \
+    --prompt 'zkw shape, a red star, <lora>' --seeds 1 --steps 4 --width 64 --height 64 \
+    --tokenizer Fixtures/tokenizer/clip_bpe_merges.txt.gz -o "$out/train-sheet.png"
