@@ -41,6 +41,7 @@ struct LoRATrain: ParsableCommand {
                      --network-dim 32 --network-alpha 16 --resolution 512 --enable-bucket --max-train-epochs 10 \\
                      --save-every-n-epochs 2 --learning-rate 1e-4 --text-encoder-lr 5e-5
           lora-train ... --dry-run
+          lora-train ... --find-lr                       (a short Prodigy probe; prints the AdamW rates it suggests)
           lora-train --config mychar.toml --dataset-config dataset.toml
 
         \(ExitStatus.documentation)
@@ -133,6 +134,13 @@ struct LoRATrain: ParsableCommand {
           help: "Recompute each U-Net block's activations in the backward instead of keeping them: less memory, about one more forward per step.")
     var gradientCheckpointing = false
 
+    @Flag(name: [.long, .customLong("find_lr")],
+          help: "Run a short Prodigy probe on this data and network and print the AdamW learning rates it suggests (U-Net, text encoder), then stop.")
+    var findLR = false
+
+    @Option(name: [.long, .customLong("find_lr_steps")], help: ArgumentHelp("Steps of the --find-lr probe (default: one epoch, at most 300).", valueName: "n"))
+    var findLRSteps: Int?
+
     @Flag(name: [.long, .customLong("dry_run")], help: "Print the plan (images, buckets, steps) and stop.")
     var dryRun = false
 
@@ -143,7 +151,8 @@ struct LoRATrain: ParsableCommand {
     @OptionGroup var kohyaIgnored: KohyaTrainingFlags
 
     func validate() throws {
-        if !dryRun && outputDir == nil { throw ValidationError("--output-dir is required (kohya: --output_dir)") }
+        if !dryRun && !findLR && outputDir == nil { throw ValidationError("--output-dir is required (kohya: --output_dir)") }
+        if let n = findLRSteps, n < 4 { throw ValidationError("--find-lr-steps must be at least 4") }
         guard saveModelAs == "safetensors" else { throw ValidationError("--save-model-as \(saveModelAs): only safetensors is written") }
         guard mixedPrecision == "no" else {
             throw ValidationError("--mixed-precision \(mixedPrecision) is not supported yet; training runs in fp32 (--mixed-precision no)")
@@ -169,6 +178,11 @@ struct LoRATrain: ParsableCommand {
                 printError("note: --sample-every-n-steps is ignored because --sample-every-n-epochs is given (kohya does the same)")
             }
             if dryRun { return }
+            if findLR {
+                let probe = LearningRateFinder.probeConfiguration(configuration, steps: findLRSteps ?? min(300, steps.stepsPerEpoch))
+                try TrainingSession(command: self, plan: plan, configuration: probe).findLearningRate()
+                return
+            }
             try TrainingSession(command: self, plan: plan, configuration: configuration).run()
         }
     }

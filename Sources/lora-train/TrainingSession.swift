@@ -87,4 +87,39 @@ struct TrainingSession {
         ToolRun.say("model saved: " + files.joined(separator: ", "))
         ToolRun.say("log: " + log.path)
     }
+
+    /// `--find-lr`: the probe, the d·lr it went through, and the rates it suggests.
+    func findLearningRate() throws {
+        let tokenizer = try BPETokenizer.locate(explicit: command.tokenizer, near: command.model)
+        let model = try StableDiffusionModel(checkpoint: command.model, tokenizer: tokenizer, options: .init(loadEncoder: true))
+        let trainer = try LoRATrainer(model: model, plan: plan, configuration: configuration)
+        ToolRun.say("learning-rate probe: Prodigy (lr 1, bias correction, safeguard warm-up), U-Net modules, \(trainer.steps.totalSteps) steps")
+        let caching = ProgressBar(label: "caching latents", total: plan.images.count, unit: .items, enabled: !command.quiet)
+        try ToolRun.perform(json: false, bar: caching) { try trainer.cacheLatents { _, _ in caching.advance(by: 1) } }
+        let bar = ProgressBar(label: "probe", total: trainer.steps.totalSteps, unit: .items, enabled: !command.quiet, delay: 0)
+        var rates: [Double] = []
+        try ToolRun.perform(json: false, bar: bar) {
+            _ = try trainer.run { event in
+                if case let .step(_, _, _, _, average, groups, d) = event, let d {
+                    rates.append(d * (groups.map(\.rate).max() ?? 0))
+                    bar.setStatus(String(format: "d*lr=%.3g  avr_loss=%.4f", rates.last!, average))
+                    bar.advance(by: 1)
+                }
+            }
+        }
+        guard let result = LearningRateFinder.suggest(from: rates) else {
+            throw ModelError(.mismatch, "the probe took \(rates.count) steps; it needs at least 4 (--find-lr-steps)")
+        }
+        ToolRun.say("step      d*lr")
+        let every = max(1, rates.count / 10)
+        for (i, rate) in rates.enumerated() where (i + 1) % every == 0 || i == rates.count - 1 {
+            ToolRun.say(String(format: "%5d  %9.3g", i + 1, rate))
+        }
+        ToolRun.say(String(format: "suggested AdamW rates: --unet-lr %.2g --text-encoder-lr %.2g (to %.2g)", result.suggestedUNet,
+                           result.suggestedTextEncoder.lowerBound, result.suggestedTextEncoder.upperBound))
+        ToolRun.say("(the median d*lr of the probe's last quarter; the text encoder at 1/10 to 1/2 of it, as the guides do)")
+        if result.stillRising {
+            printError("warning: d*lr was still rising at the end of the probe: the suggestion is a lower bound; probe longer (--find-lr-steps)")
+        }
+    }
 }

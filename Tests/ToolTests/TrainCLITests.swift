@@ -283,6 +283,16 @@ final class TrainCLITests: XCTestCase {
         XCTAssertTrue(unequal.stderr.contains("one learning rate"), unequal.stderr)
     }
 
+    /// --find-lr: a Prodigy probe that prints d·lr and AdamW rates, and writes nothing.
+    func testFindLR() throws {
+        let run = try ToolRunner.run("lora-train", common + ["--find-lr", "--find-lr-steps", "8"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stdout.contains("learning-rate probe: Prodigy"), run.stdout)
+        XCTAssertTrue(run.stdout.contains("suggested AdamW rates: --unet-lr "), run.stdout)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/last.safetensors"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: ToolRunner.repoRoot + "/last-log.csv"), "the probe writes no log")
+    }
+
     func testMistakesAreRefusedBeforeTraining() throws {
         let out = folder + "/out"
         // The concept folder instead of its parent: kohya's most common beginner error.

@@ -274,3 +274,29 @@ final class MaxNormTests: XCTestCase {
         }
     }
 }
+
+final class LearningRateFinderTests: XCTestCase {
+    /// The suggestion is the median d·lr of the probe's last quarter; the text encoder 1/10 to 1/2 of it; a
+    /// curve still climbing at the end is flagged; the probe keeps the run's data and network but trains the U-Net with Prodigy only.
+    func testSuggestionAndProbeSettings() throws {
+        var plateau: [Double] = []
+        for i in 0..<40 {
+            let rising: Double = 1e-6 * pow(1.5, Double(i)), flat: Double = 2e-4 + Double(i % 3) * 1e-6
+            plateau.append(i < 20 ? rising : flat)
+        }
+        let flat = try XCTUnwrap(LearningRateFinder.suggest(from: plateau))
+        XCTAssertEqual(flat.suggestedUNet, 2.01e-4, accuracy: 1e-12)
+        XCTAssertEqual(flat.suggestedTextEncoder.lowerBound, 2.01e-5, accuracy: 1e-12)
+        XCTAssertFalse(flat.stillRising)
+        let climbing: [Double] = (0..<20).map { (i: Int) -> Double in 1e-6 * pow(1.3, Double(i)) }
+        XCTAssertTrue(try XCTUnwrap(LearningRateFinder.suggest(from: climbing)).stillRising)
+        XCTAssertNil(LearningRateFinder.suggest(from: [1, 2, 3]))
+        var c = TrainingConfiguration(outputDirectory: "/x")
+        (c.networkDim, c.saveState, c.trainTextEncoder, c.learningRate) = (16, true, true, 1e-4)
+        let p = LearningRateFinder.probeConfiguration(c, steps: 50)
+        XCTAssertEqual(p.optimizer, .prodigy)
+        XCTAssertEqual(p.networkDim, 16)
+        XCTAssertEqual(p.maxTrainSteps, 50)
+        XCTAssertFalse(p.trainTextEncoder || p.saveState || p.writesFiles)
+    }
+}

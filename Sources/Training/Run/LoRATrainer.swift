@@ -218,6 +218,7 @@ public final class LoRATrainer {
             }
             if step >= steps.totalSteps { break }
         }
+        guard configuration.writesFiles else { return [] }
         let path = try save(name: configuration.outputName, epoch: steps.epochs, step: step)
         try events(.saved(path: path, epoch: steps.epochs, step: step))
         if configuration.saveState { try saveState(epoch: nil, stepName: nil, position: .init(epoch: steps.epochs + 1, batch: 0, step: step)) }

@@ -43,6 +43,8 @@ public struct TrainingConfiguration: Sendable {
     public var scaleWeightNorms: Double?
     /// `--gradient_checkpointing`: the U-Net's ResBlocks and transformers recompute their activations in the backward.
     public var gradientCheckpointing = false
+    /// A probe run (`--find-lr`): nothing is saved or sampled.
+    public var writesFiles = true
     /// `--cache_latents_to_disk`: kohya's per-image `.npz` latent caches, reused by later runs.
     public var cacheLatentsToDisk = false
     public var savePrecision: DType = .f32
