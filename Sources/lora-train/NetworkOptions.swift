@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Training
 
 /// The LoRA network (sd-scripts networks/lora.py arguments).
 struct NetworkOptions: ParsableArguments {
@@ -49,9 +50,11 @@ struct NetworkOptions: ParsableArguments {
         _ = try parsedArgs()
     }
 
-    /// conv_dim / conv_alpha / rank_dropout / module_dropout from `--network-args`; any other key is an error naming it.
-    func parsedArgs() throws -> (convDim: Int?, convAlpha: Float, rankDropout: Double?, moduleDropout: Double?) {
+    /// conv_dim / conv_alpha / rank_dropout / module_dropout / block_dims / block_alphas / conv_block_dims /
+    /// conv_block_alphas from `--network-args`; any other key is an error naming it.
+    func parsedArgs() throws -> (convDim: Int?, convAlpha: Float, rankDropout: Double?, moduleDropout: Double?, blocks: LoRANetwork.BlockDims?) {
         var convDim: Int?, convAlpha: Float = 1, rankDropout: Double?, moduleDropout: Double?
+        var lists: [String: [Double]] = [:]
         for item in networkArgs {
             let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard parts.count == 2 else { throw ValidationError("--network-args \(item): expected key=value") }
@@ -62,6 +65,13 @@ struct NetworkOptions: ParsableArguments {
             case "conv_alpha":
                 guard let v = Float(parts[1]), v > 0 else { throw ValidationError("--network-args conv_alpha=\(parts[1]): a positive number") }
                 convAlpha = v
+            case "block_dims", "block_alphas", "conv_block_dims", "conv_block_alphas":
+                let values = parts[1].split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+                guard values.count == LoRANetwork.BlockDims.count, values.allSatisfy({ ($0 ?? -1) >= 0 }) else {
+                    throw ValidationError("--network-args \(parts[0]) takes \(LoRANetwork.BlockDims.count) comma-separated values for SD1/SD2 "
+                                          + "(kohya's blocks: 0 unused, down 1–11, mid 12, up 13–24); \(values.count) given")
+                }
+                lists[parts[0]] = values.map { $0! }
             case "rank_dropout", "module_dropout":
                 guard let v = Double(parts[1]), (0..<1).contains(v) else { throw ValidationError("--network-args \(item): a probability below 1") }
                 if parts[0] == "rank_dropout" { rankDropout = v } else { moduleDropout = v }
@@ -69,6 +79,18 @@ struct NetworkOptions: ParsableArguments {
                 throw ValidationError("--network-args \(parts[0]) is not supported yet (conv_dim, conv_alpha, rank_dropout, module_dropout are)")
             }
         }
-        return (convDim, convAlpha, rankDropout, moduleDropout)
+        var blocks: LoRANetwork.BlockDims?
+        if let dims = lists["block_dims"] {
+            // kohya's get_block_dims_and_alphas: alphas default to network_alpha, conv blocks to conv_dim/conv_alpha when given.
+            let convDims = lists["conv_block_dims"].map { $0.map { Int($0) } } ?? convDim.map { [Int](repeating: $0, count: LoRANetwork.BlockDims.count) }
+            let convAlphas = lists["conv_block_alphas"].map { $0.map { Float($0) } }
+                ?? convDims.map { _ in [Float](repeating: convAlpha, count: LoRANetwork.BlockDims.count) }
+            blocks = LoRANetwork.BlockDims(dims: dims.map { Int($0) }, alphas: lists["block_alphas"]?.map { Float($0) }
+                                               ?? [Float](repeating: networkAlpha, count: LoRANetwork.BlockDims.count),
+                                           convDims: convDims, convAlphas: convAlphas)
+        } else if !lists.isEmpty {
+            throw ValidationError("--network-args \(lists.keys.sorted().joined(separator: ", ")) need block_dims (as in kohya)")
+        }
+        return (convDim, convAlpha, rankDropout, moduleDropout, blocks)
     }
 }

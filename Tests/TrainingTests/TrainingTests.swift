@@ -300,3 +300,44 @@ final class LearningRateFinderTests: XCTestCase {
         XCTAssertFalse(p.trainTextEncoder || p.saveState || p.writesFiles)
     }
 }
+
+/// kohya's module set with LoCon and per-block dims (networks/lora.py create_modules, get_block_index).
+final class NetworkBlockTests: XCTestCase {
+    func testBlockIndexAsKohya() {
+        let cases: [(String, Int?)] = [
+            ("lora_unet_down_blocks_0_attentions_0_proj_in", 1), ("lora_unet_down_blocks_0_resnets_1_conv1", 2),
+            ("lora_unet_down_blocks_0_downsamplers_0_conv", 3), ("lora_unet_down_blocks_3_resnets_1_conv2", 11),
+            ("lora_unet_mid_block_attentions_0_proj_in", 12), ("lora_unet_mid_block_resnets_1_time_emb_proj", 12),
+            ("lora_unet_up_blocks_0_resnets_2_conv1", 15), ("lora_unet_up_blocks_2_upsamplers_0_conv", 21),
+            ("lora_unet_up_blocks_3_attentions_2_proj_out", 24), ("lora_te_text_model_encoder_layers_0_mlp_fc1", nil),
+        ]
+        for (name, index) in cases { XCTAssertEqual(LoRANetwork.blockIndex(kohyaName: name), index, name) }
+        for target in ModelLayout(.real(.sd1)).targets where target.component == .unet && target.set != .extra && target.set != .norm {
+            XCTAssertNotNil(LoRANetwork.blockIndex(kohyaName: target.kohyaName), target.kohyaName)
+        }
+    }
+
+    func testLoConAndBlockDims() {
+        let layout = ModelLayout(.real(.sd1))
+        let plain = LoRANetwork.kohya(layout, dim: 4, alpha: 1, textEncoder: false) { 0.5 }
+        XCTAssertEqual(plain.modules.count, 192)
+        let locon = LoRANetwork.kohya(layout, dim: 8, alpha: 4, convDim: 2, convAlpha: 1, textEncoder: false) { 0.5 }
+        XCTAssertEqual(locon.modules.count, 278, "kohya's count with conv_dim: 192 + 86")
+        let timeEmbedding = locon.modules.first { $0.name.hasSuffix("time_emb_proj") }!
+        XCTAssertEqual([timeEmbedding.rank, Int(timeEmbedding.alpha)], [8, 4], "Linear layers in resnets take network_dim/alpha")
+        let conv = locon.modules.first { $0.name.hasSuffix("resnets_0_conv1") }!
+        XCTAssertEqual([conv.rank, Int(conv.alpha)], [2, 1], "3×3 convolutions take conv_dim/conv_alpha")
+        // Block dims: 0 leaves a block out; conv dims per block.
+        var dims = [Int](repeating: 4, count: 25), convDims = [Int](repeating: 2, count: 25)
+        dims[1] = 0
+        dims[24] = 16
+        convDims[12] = 0
+        let blocks = LoRANetwork.BlockDims(dims: dims, alphas: [Float](repeating: 2, count: 25), convDims: convDims,
+                                           convAlphas: [Float](repeating: 1, count: 25))
+        let network = LoRANetwork.kohya(layout, dim: 8, alpha: 8, convDim: 2, textEncoder: false, blocks: blocks) { 0.5 }
+        XCTAssertFalse(network.modules.contains { $0.name.hasPrefix("lora_unet_down_blocks_0_attentions_0_") })
+        XCTAssertTrue(network.modules.filter { $0.name.hasPrefix("lora_unet_up_blocks_3_attentions_2_") }.allSatisfy { $0.rank == 16 })
+        XCTAssertFalse(network.modules.contains { $0.name.hasPrefix("lora_unet_mid_block_resnets") && $0.name.hasSuffix("conv1") })
+        XCTAssertTrue(network.modules.contains { $0.name == "lora_unet_mid_block_resnets_0_time_emb_proj" && $0.rank == 4 })
+    }
+}

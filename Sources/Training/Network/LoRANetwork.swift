@@ -33,26 +33,68 @@ public struct LoRANetwork: Sendable {
 
     /// kohya's module set for a model: U-Net (and text encoder) attention
     /// modules with `dim`/`alpha`, and, when `convDim` is given, the resnet
-    /// set with `convDim`/`convAlpha`. Weights: kohya's initialisation from `uniform`.
+    /// set — its 3×3 convolutions with `convDim`/`convAlpha`, its Linear and
+    /// 1×1 layers (time-embedding projections, shortcuts) with `dim`/`alpha`,
+    /// as kohya's create_modules decides by layer kind. `blocks` (kohya's
+    /// `block_dims`/`block_alphas`/`conv_block_dims`/`conv_block_alphas`)
+    /// sets them per U-Net block instead; a dim of 0 leaves the module out.
+    /// Weights: kohya's initialisation from `uniform`.
     public static func kohya(_ layout: ModelLayout, dim: Int, alpha: Float, convDim: Int? = nil, convAlpha: Float = 1,
-                             unet: Bool = true, textEncoder: Bool = true, uniform: () -> Float) -> LoRANetwork {
+                             unet: Bool = true, textEncoder: Bool = true, blocks: BlockDims? = nil, uniform: () -> Float) -> LoRANetwork {
         var modules: [LoRAModule] = [], targets: [LoRATarget] = []
         for target in layout.targets {
             let isUNet = target.component == .unet
             guard isUNet ? unet : textEncoder else { continue }
-            let rank: Int, moduleAlpha: Float
-            switch target.set {
-            case .attention: (rank, moduleAlpha) = (dim, alpha)
-            case .resnet:
-                guard let convDim, isUNet else { continue }
+            guard target.set == .attention || (target.set == .resnet && isUNet) else { continue }
+            // kohya searches the resnets only with conv_dim (or conv_block_dims).
+            if target.set == .resnet && convDim == nil && blocks?.convDims == nil { continue }
+            let spatial: Bool = { if case .conv(let k) = target.kind { return k > 1 } else { return false } }()
+            var rank: Int?, moduleAlpha: Float = alpha
+            if isUNet, let blocks, let index = LoRANetwork.blockIndex(kohyaName: target.kohyaName) {
+                if !spatial { (rank, moduleAlpha) = (blocks.dims[index], blocks.alphas[index]) } else if let conv = blocks.convDims {
+                    (rank, moduleAlpha) = (conv[index], blocks.convAlphas?[index] ?? convAlpha)
+                }
+            } else if !spatial {
+                (rank, moduleAlpha) = (dim, alpha)
+            } else if let convDim {
                 (rank, moduleAlpha) = (convDim, convAlpha)
-            case .extra, .norm: continue
             }
-            modules.append(LoRAModule.kohyaInitialized(name: target.kohyaName, shape: shape(of: target), rank: rank, alpha: moduleAlpha,
+            guard let r = rank, r > 0 else { continue }
+            modules.append(LoRAModule.kohyaInitialized(name: target.kohyaName, shape: shape(of: target), rank: r, alpha: moduleAlpha,
                                                        uniform: uniform))
             targets.append(target)
         }
         return LoRANetwork(modules: modules, targets: targets)
+    }
+
+    /// kohya's per-block settings for SD1/SD2 (25 slots: 0 unused, down 1–11, mid 12, up 13–24).
+    public struct BlockDims: Sendable, Equatable {
+        public var dims: [Int]
+        public var alphas: [Float]
+        public var convDims: [Int]?
+        public var convAlphas: [Float]?
+        public static let count = 25
+        public init(dims: [Int], alphas: [Float], convDims: [Int]? = nil, convAlphas: [Float]? = nil) {
+            (self.dims, self.alphas, self.convDims, self.convAlphas) = (dims, alphas, convDims, convAlphas)
+        }
+    }
+
+    /// kohya's `get_block_index` for SD1/SD2 module names: down_blocks.i's resnet/attention j → 1 + 3i + j
+    /// (its downsampler 1 + 3i + 2), the mid block 12, up_blocks.i → 13 + 3i + j (upsampler 13 + 3i + 2); nil elsewhere.
+    public static func blockIndex(kohyaName name: String) -> Int? {
+        if name.contains("mid_block_") { return 12 }
+        let parts = name.split(separator: "_").map(String.init)
+        for (n, part) in parts.enumerated() where (part == "down" || part == "up") && n + 4 < parts.count && parts[n + 1] == "blocks" {
+            guard let i = Int(parts[n + 2]), let j = Int(parts[n + 4]) else { return nil }
+            let index: Int
+            switch parts[n + 3] {
+            case "resnets", "attentions": index = 3 * i + j
+            case "upsamplers", "downsamplers": index = 3 * i + 2
+            default: return nil
+            }
+            return part == "down" ? 1 + index : 13 + index
+        }
+        return nil
     }
 
     /// Every trained tensor.

@@ -134,11 +134,16 @@ extension LoRATrainer {
             })),
             ("mean_img_ar_error", .number(pythonFloat(plan.meanAspectError))),
         ]).serialized() : "null"
-        // kohya records --network_args only when given, as the strings typed.
-        var args: [(String, JSON)] = []
-        if let conv = c.convDim { args += [("conv_dim", .string(String(conv))), ("conv_alpha", .string(formatNumber(Double(c.convAlpha))))] }
-        if let p = c.rankDropout { args.append(("rank_dropout", .string(formatNumber(p)))) }
-        if let p = c.moduleDropout { args.append(("module_dropout", .string(formatNumber(p)))) }
+        // kohya records --network_args only when given, as the strings typed (json.dumps of its key → value dict).
+        var args: [(String, JSON)] = c.networkArguments.compactMap { item in
+            let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            return parts.count == 2 ? (parts[0], .string(parts[1])) : nil
+        }
+        if args.isEmpty {
+            if let conv = c.convDim { args += [("conv_dim", .string(String(conv))), ("conv_alpha", .string(formatNumber(Double(c.convAlpha))))] }
+            if let p = c.rankDropout { args.append(("rank_dropout", .string(formatNumber(p)))) }
+            if let p = c.moduleDropout { args.append(("module_dropout", .string(formatNumber(p)))) }
+        }
         if !args.isEmpty { m[.networkArgs] = JSON.object(args).serialized() }
         m[.sdModelName] = (model.path as NSString).lastPathComponent
         m[.sdModelHash] = modelHashes.legacy

@@ -81,7 +81,7 @@ public final class LoRATrainer {
         }
         network = LoRANetwork.kohya(ModelLayout(model.config), dim: configuration.networkDim, alpha: configuration.networkAlpha,
                                     convDim: configuration.convDim, convAlpha: configuration.convAlpha, unet: configuration.trainUNet,
-                                    textEncoder: configuration.trainTextEncoder) {
+                                    textEncoder: configuration.trainTextEncoder, blocks: configuration.blockDims) {
             Float(random.uniform())
         }
         unetTape = network.tape(for: model, components: [.unet])

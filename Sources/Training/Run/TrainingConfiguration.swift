@@ -17,6 +17,10 @@ public struct TrainingConfiguration: Sendable {
     public var networkDropout: Double?
     public var rankDropout: Double?
     public var moduleDropout: Double?
+    /// kohya's block_dims / block_alphas / conv_block_dims / conv_block_alphas.
+    public var blockDims: LoRANetwork.BlockDims?
+    /// `--network_args` as typed (kohya records them in ss_network_args).
+    public var networkArguments: [String] = []
     /// `--learning_rate` (kohya's default 2e-6); `--unet_lr` falls back to it.
     /// Which modules train (`--network_train_unet_only`, `--network_train_text_encoder_only`).
     public var trainUNet = true
