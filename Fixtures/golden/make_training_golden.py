@@ -344,13 +344,19 @@ def loss_weights(sd_scripts):
     max_norm = {"max": 0.5, "specs": [[n, list(u), list(d), a, o] for n, u, d, a, o in specs], "before": before,
                 "after": {k: v.reshape(-1).tolist() for k, v in holders.state_dict().items()},
                 "keys_scaled": keys_scaled, "average": float(average), "maximum": float(maximum)}
+    # Block learning rates: networks/lora.py's own parse_block_lr_kwargs (+ get_block_lr_weight) for SD1.
+    from networks.lora import parse_block_lr_kwargs
+    block_rates = []
+    for kwargs in [{"down_lr_weight": "sine+.5"}, {"down_lr_weight": "1,0.5,,2", "mid_lr_weight": "0.3", "up_lr_weight": "cosine"},
+                   {"up_lr_weight": "linear", "block_lr_zero_threshold": "0.1"}, {"mid_lr_weight": "0", "up_lr_weight": "zeros+0.25"}]:
+        block_rates.append({"kwargs": kwargs, "weights": parse_block_lr_kwargs(False, dict(kwargs))})
     # torch's bilinear upsampling (the pyramid noise's), align_corners=False.
     small = torch.tensor([math.sin(1.7 * i) for i in range(2 * 3 * 2)], dtype=torch.float32).reshape(1, 2, 3, 2)
     upsampled = torch.nn.Upsample(size=(7, 5), mode="bilinear")(small)
     with open(os.path.join(HERE, "training", "loss_weights.json"), "w") as f:
         json.dump({"timesteps": timesteps.tolist(), "cases": cases, "loss_timesteps": loss_timesteps.tolist(), "losses": losses,
                    "upsample": {"input": small.reshape(-1).tolist(), "output": upsampled.reshape(-1).tolist()},
-                   "max_norm": max_norm}, f, indent=1)
+                   "max_norm": max_norm, "block_rates": block_rates}, f, indent=1)
     print("wrote loss_weights.json")
 
 

@@ -232,7 +232,7 @@ struct LoRATrain: ParsableCommand {
         c.trainTextEncoder = !network.networkTrainUnetOnly && (optimizer.textEncoderLr ?? optimizer.learningRate) > 0
         c.networkDim = network.networkDim
         c.networkAlpha = network.networkAlpha
-        (c.convDim, c.convAlpha, c.rankDropout, c.moduleDropout, c.blockDims) = try network.parsedArgs()
+        (c.convDim, c.convAlpha, c.rankDropout, c.moduleDropout, c.blockDims, c.blockLearningRates) = try network.parsedArgs()
         c.networkArguments = network.networkArgs
         c.networkDropout = network.networkDropout
         c.learningRate = optimizer.learningRate

@@ -52,9 +52,10 @@ struct NetworkOptions: ParsableArguments {
 
     /// conv_dim / conv_alpha / rank_dropout / module_dropout / block_dims / block_alphas / conv_block_dims /
     /// conv_block_alphas from `--network-args`; any other key is an error naming it.
-    func parsedArgs() throws -> (convDim: Int?, convAlpha: Float, rankDropout: Double?, moduleDropout: Double?, blocks: LoRANetwork.BlockDims?) {
+    func parsedArgs() throws -> (convDim: Int?, convAlpha: Float, rankDropout: Double?, moduleDropout: Double?, blocks: LoRANetwork.BlockDims?,
+                                 blockRates: BlockLearningRates?) {
         var convDim: Int?, convAlpha: Float = 1, rankDropout: Double?, moduleDropout: Double?
-        var lists: [String: [Double]] = [:]
+        var lists: [String: [Double]] = [:], rateTexts: [String: String] = [:], zeroThreshold = 0.0
         for item in networkArgs {
             let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard parts.count == 2 else { throw ValidationError("--network-args \(item): expected key=value") }
@@ -72,11 +73,17 @@ struct NetworkOptions: ParsableArguments {
                                           + "(kohya's blocks: 0 unused, down 1–11, mid 12, up 13–24); \(values.count) given")
                 }
                 lists[parts[0]] = values.map { $0! }
+            case "down_lr_weight", "mid_lr_weight", "up_lr_weight":
+                rateTexts[parts[0]] = parts[1]
+            case "block_lr_zero_threshold":
+                guard let v = Double(parts[1]) else { throw ValidationError("--network-args \(item): a number") }
+                zeroThreshold = v
             case "rank_dropout", "module_dropout":
                 guard let v = Double(parts[1]), (0..<1).contains(v) else { throw ValidationError("--network-args \(item): a probability below 1") }
                 if parts[0] == "rank_dropout" { rankDropout = v } else { moduleDropout = v }
             default:
-                throw ValidationError("--network-args \(parts[0]) is not supported yet (conv_dim, conv_alpha, rank_dropout, module_dropout are)")
+                throw ValidationError("--network-args \(parts[0]) is not supported yet (conv_dim, conv_alpha, rank_dropout, module_dropout, "
+                                      + "block_dims, block_alphas, conv_block_dims, conv_block_alphas, down/mid/up_lr_weight, block_lr_zero_threshold are)")
             }
         }
         var blocks: LoRANetwork.BlockDims?
@@ -91,6 +98,11 @@ struct NetworkOptions: ParsableArguments {
         } else if !lists.isEmpty {
             throw ValidationError("--network-args \(lists.keys.sorted().joined(separator: ", ")) need block_dims (as in kohya)")
         }
-        return (convDim, convAlpha, rankDropout, moduleDropout, blocks)
+        let blockRates: BlockLearningRates?
+        do {
+            blockRates = try BlockLearningRates.parse(down: rateTexts["down_lr_weight"], mid: rateTexts["mid_lr_weight"], up: rateTexts["up_lr_weight"],
+                                                      zeroThreshold: zeroThreshold)
+        } catch { throw ValidationError("--network-args " + error.message) }
+        return (convDim, convAlpha, rankDropout, moduleDropout, blocks, blockRates)
     }
 }

@@ -341,3 +341,32 @@ final class NetworkBlockTests: XCTestCase {
         XCTAssertTrue(network.modules.contains { $0.name == "lora_unet_mid_block_resnets_0_time_emb_proj" && $0.rank == 4 })
     }
 }
+
+/// down/mid/up_lr_weight against networks/lora.py's parse_block_lr_kwargs (presets, lists with gaps, the
+/// zero threshold), and the groups they make: one per block at unet_lr × weight, zero-weight blocks without modules.
+final class BlockLearningRateTests: XCTestCase {
+    func testBlockRatesFollowKohya() throws {
+        let cases = try XCTUnwrap(try LossTypeTests.golden()["block_rates"] as? [[String: Any]])
+        XCTAssertEqual(cases.count, 4)
+        for entry in cases {
+            let kwargs = try XCTUnwrap(entry["kwargs"] as? [String: String]), expected = try XCTUnwrap(entry["weights"] as? [Double])
+            let rates = try XCTUnwrap(try BlockLearningRates.parse(down: kwargs["down_lr_weight"], mid: kwargs["mid_lr_weight"], up: kwargs["up_lr_weight"],
+                                                                   zeroThreshold: Double(kwargs["block_lr_zero_threshold"] ?? "0") ?? 0))
+            XCTAssertEqual(rates.weights.count, 25)
+            for (a, b) in zip(rates.weights, expected) { XCTAssertEqual(a, b, accuracy: 1e-12, "\(kwargs)") }
+        }
+        XCTAssertThrowsError(try BlockLearningRates.parse(down: "wavy", mid: nil, up: nil))
+        XCTAssertNil(try BlockLearningRates.parse(down: nil, mid: nil, up: nil))
+    }
+
+    func testZeroWeightBlocksLoseTheirModules() throws {
+        let rates = try XCTUnwrap(try BlockLearningRates.parse(down: nil, mid: "0", up: nil))
+        var c = TrainingConfiguration(outputDirectory: "/x")
+        (c.networkDim, c.networkAlpha, c.blockLearningRates) = (4, 1, rates)
+        let blocks = try XCTUnwrap(LoRATrainer.blocks(c))
+        XCTAssertEqual(blocks.dims[12], 0)
+        XCTAssertEqual(blocks.dims[1], 4)
+        let network = LoRANetwork.kohya(ModelLayout(.real(.sd1)), dim: 4, alpha: 1, textEncoder: false, blocks: blocks) { 0.5 }
+        XCTAssertEqual(network.modules.count, 192 - 12, "the mid block's transformer loses its 12 modules")
+    }
+}

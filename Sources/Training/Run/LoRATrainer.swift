@@ -81,7 +81,7 @@ public final class LoRATrainer {
         }
         network = LoRANetwork.kohya(ModelLayout(model.config), dim: configuration.networkDim, alpha: configuration.networkAlpha,
                                     convDim: configuration.convDim, convAlpha: configuration.convAlpha, unet: configuration.trainUNet,
-                                    textEncoder: configuration.trainTextEncoder, blocks: configuration.blockDims) {
+                                    textEncoder: configuration.trainTextEncoder, blocks: LoRATrainer.blocks(configuration)) {
             Float(random.uniform())
         }
         unetTape = network.tape(for: model, components: [.unet])
@@ -237,10 +237,34 @@ public final class LoRATrainer {
             }.flatMap { [$0.0.down, $0.0.up] }
             groups.append(ParameterGroup(name: "textencoder", parameters: parameters, learningRate: configuration.textEncoderRate * factor))
         }
-        if configuration.trainUNet {
+        guard configuration.trainUNet else { return groups }
+        guard let blockRates = configuration.blockLearningRates else {
             groups.append(ParameterGroup(name: "unet", parameters: network.parameters(of: [.unet]), learningRate: configuration.unetRate * factor))
+            return groups
+        }
+        // kohya: a group per block, in the order the modules come, named unet_block<index>.
+        var order: [Int] = [], byBlock: [Int: [Parameter]] = [:]
+        for (module, target) in zip(network.modules, network.targets) where target.component == .unet {
+            let index = LoRANetwork.blockIndex(kohyaName: module.name) ?? 0
+            if byBlock[index] == nil { order.append(index) }
+            byBlock[index, default: []] += [module.down, module.up]
+        }
+        for index in order where blockRates.weights[index] > 0 {
+            groups.append(ParameterGroup(name: "unet_block\(index)", parameters: byBlock[index]!,
+                                         learningRate: configuration.unetRate * blockRates.weights[index] * factor))
         }
         return groups
+    }
+
+    /// The per-block dims the network is built with: block_dims, or (with block learning rates only) the
+    /// network's dims per block, less the blocks whose rate weight is 0 (kohya's create_network).
+    static func blocks(_ c: TrainingConfiguration) -> LoRANetwork.BlockDims? {
+        guard c.blockDims != nil || c.blockLearningRates != nil else { return nil }
+        let n = LoRANetwork.BlockDims.count
+        let blocks = c.blockDims ?? LoRANetwork.BlockDims(dims: [Int](repeating: c.networkDim, count: n), alphas: [Float](repeating: c.networkAlpha, count: n),
+                                                          convDims: c.convDim.map { [Int](repeating: $0, count: n) },
+                                                          convAlphas: c.convDim.map { _ in [Float](repeating: c.convAlpha, count: n) })
+        return c.blockLearningRates?.removingZeroBlocks(from: blocks) ?? blocks
     }
 
     /// One micro-batch's forward and backward (gradients added into the buffers); its loss.

@@ -19,6 +19,8 @@ public struct TrainingConfiguration: Sendable {
     public var moduleDropout: Double?
     /// kohya's block_dims / block_alphas / conv_block_dims / conv_block_alphas.
     public var blockDims: LoRANetwork.BlockDims?
+    /// kohya's down/mid/up_lr_weight: one parameter group per U-Net block.
+    public var blockLearningRates: BlockLearningRates?
     /// `--network_args` as typed (kohya records them in ss_network_args).
     public var networkArguments: [String] = []
     /// `--learning_rate` (kohya's default 2e-6); `--unet_lr` falls back to it.

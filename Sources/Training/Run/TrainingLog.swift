@@ -25,7 +25,10 @@ public final class TrainingLog {
 
     public func record(step: Int, epoch: Int, loss: Double, averageLoss: Double, learningRates: [(group: String, rate: Double)],
                        adaptiveScale: Double? = nil) {
-        var rates = ["unet", "textencoder"].map { name in learningRates.first { $0.group == name }.map { pythonFloat($0.rate) } ?? "" }
+        // With block learning rates the U-Net's groups are unet_block<i>: the first one's rate stands for them.
+        var rates = ["unet", "textencoder"].map { name in
+            learningRates.first { $0.group == name || (name == "unet" && $0.group.hasPrefix("unet_block")) }.map { pythonFloat($0.rate) } ?? ""
+        }
         rates.append(adaptiveScale.map { d in pythonFloat(d * (learningRates.map(\.rate).max() ?? 0)) } ?? "")
         handle.write(Data(([String(step), String(epoch), pythonFloat(loss), pythonFloat(averageLoss)] + rates).joined(separator: ",").utf8 + [10]))
     }
