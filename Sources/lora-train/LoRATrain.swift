@@ -177,7 +177,14 @@ struct LoRATrain: ParsableCommand {
             if samples.sampleEveryNEpochs != nil && samples.sampleEveryNSteps != nil {
                 printError("note: --sample-every-n-steps is ignored because --sample-every-n-epochs is given (kohya does the same)")
             }
-            if dryRun { return }
+            if dryRun {
+                let sd2 = (try? ModelFile.open(model)).flatMap { try? StableDiffusionModel.renderableFamily($0).0 } == .sd2
+                let (caching, training) = TrainingEstimate.seconds(plan: plan, steps: steps, checkpointing: configuration.gradientCheckpointing,
+                                                                  textEncoder: configuration.trainTextEncoder, sd2: sd2)
+                ToolRun.say("estimated time: ~\(TrainingEstimate.clock(caching)) caching latents, ~\(TrainingEstimate.clock(training)) training "
+                            + "(rough: scaled from a 2-core AVX2 EPYC's figures by image area and cores; the progress bar's s/it is the real one)")
+                return
+            }
             if findLR {
                 let probe = LearningRateFinder.probeConfiguration(configuration, steps: findLRSteps ?? min(300, steps.stepsPerEpoch))
                 try TrainingSession(command: self, plan: plan, configuration: probe).findLearningRate()

@@ -311,5 +311,6 @@ final class TrainCLITests: XCTestCase {
         let dry = try ToolRunner.run("lora-train", common + ["--dry-run", "--max-train-epochs", "3"])
         XCTAssertEqual(dry.status, 0, dry.stderr)
         XCTAssertTrue(dry.stdout.contains("total optimization steps: 12"), dry.stdout)
+        XCTAssertTrue(dry.stdout.contains("estimated time: ~"), dry.stdout)
     }
 }

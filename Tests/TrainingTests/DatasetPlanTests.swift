@@ -1,7 +1,7 @@
 import Foundation
 import Imaging
 import LoRACore
-import Training
+@testable import Training
 import XCTest
 
 /// Dataset plans against sd-scripts' own dataset code on the same folders
@@ -194,5 +194,31 @@ final class SamplePromptTests: XCTestCase {
             XCTAssertEqual(ours.scale, k.scale ?? 7.5, item.line)
             XCTAssertEqual(ours.sampler, k.sample_sampler, item.line)
         }
+    }
+}
+
+/// The rough time `--dry-run` prints: the measured anchor at 512² (24 s per sample-step, 31 with checkpointing, on
+/// 2 cores), more than linear in area, halved by twice the cores, caching doubled by flips.
+final class TrainingEstimateTests: XCTestCase {
+    func plan(side: Int, flip: Bool) -> DatasetPlan {
+        var subset = DatasetSubset(imageDirectory: "/d", repeats: 1)
+        subset.flipAugment = flip
+        var p = DatasetPlan(subsets: [subset], images: [DatasetImage(path: "/d/a.png", caption: "", captionSource: .none, subsetIndex: 0, repeats: 1,
+                                                                       isRegularization: false, width: side, height: side)],
+                            bucketOf: [0], resizedSize: [Resolution(side, side)], buckets: [.init(resolution: Resolution(side, side), entries: [0])],
+                            batchSize: 1, bucketing: BucketSet(resolution: Resolution(side, side), mode: .fixed))
+        p.trainImagesWithRepeats = 1
+        return p
+    }
+
+    func testScaling() {
+        let steps = StepCount(batchesPerEpoch: 1, gradientAccumulationSteps: 1, maxTrainEpochs: 10, maxTrainSteps: 1600)
+        let base = TrainingEstimate.seconds(plan: plan(side: 512, flip: false), steps: steps, checkpointing: false, textEncoder: false, cores: 2)
+        XCTAssertEqual(base.training, 240, accuracy: 1e-9, "ten steps of one 512² sample at 24 s")
+        XCTAssertEqual(base.caching, 6.5, accuracy: 1e-9)
+        let big = TrainingEstimate.seconds(plan: plan(side: 768, flip: true), steps: steps, checkpointing: true, textEncoder: true, cores: 4)
+        XCTAssertGreaterThan(big.training, base.training * 2.25 * 32 / 24 / 2, "more than linear in area")
+        XCTAssertEqual(big.caching, 2 * 6.5 * pow(2.25, 1.15) / 2, accuracy: 1e-9)
+        XCTAssertEqual(TrainingEstimate.clock(3725), "1:02:05")
     }
 }
