@@ -52,6 +52,14 @@ struct TrainingSession {
         if let state = resumeState { bar.advance(by: state.position.step) }
         var last = Date()
         var interrupted = false
+        var curve: [LossCurve.Point] = []
+        let curvePath = (output as NSString).appendingPathComponent(configuration.outputName + "-loss.png")
+        func drawCurve() {
+            // A failed curve is not a failed run: say so and go on.
+            do { try LossCurve.write(curve, to: curvePath, title: "\(configuration.outputName): loss per step") } catch {
+                printError("warning: the loss curve was not written: \(TerminalText.escape(error.description))")
+            }
+        }
         // Ctrl-C: finish the step, save a state to resume from, exit 130.
         ToolEnvironment.deferInterrupt(true)
         defer { ToolEnvironment.deferInterrupt(false) }
@@ -60,9 +68,11 @@ struct TrainingSession {
             try trainer.run(resume: resumeState) { event in
                 switch event {
                 case let .epochStarted(epoch, total):
+                    if epoch > 1 && !curve.isEmpty { drawCurve() }
                     if command.quiet || !ToolEnvironment.stderrIsTerminal { printError("epoch \(epoch)/\(total)") }
                 case let .step(step, _, epoch, loss, average, rates, d):
                     log.record(step: step, epoch: epoch, loss: loss, averageLoss: average, learningRates: rates, adaptiveScale: d)
+                    curve.append(LossCurve.Point(step: step, epoch: epoch, loss: loss, average: average))
                     let now = Date()
                     bar.setStatus(String(format: "avr_loss=%.4f  %.2f s/it", average, now.timeIntervalSince(last)))
                     last = now
@@ -83,9 +93,10 @@ struct TrainingSession {
                 }
             }
         }
+        drawCurve()
         if interrupted { throw ExitCode(130) }
         ToolRun.say("model saved: " + files.joined(separator: ", "))
-        ToolRun.say("log: " + log.path)
+        ToolRun.say("log: " + log.path + ", loss curve: " + curvePath)
     }
 
     /// `--find-lr`: the probe, the d·lr it went through, and the rates it suggests.

@@ -48,7 +48,9 @@ final class TrainCLITests: XCTestCase {
         }
         XCTAssertTrue(run.stderr.contains("2 of 4 images"), "missing captions are reported: \(run.stderr)")
         let names = try FileManager.default.contentsOfDirectory(atPath: out).sorted()
-        XCTAssertEqual(names, ["zkw-000001.safetensors", "zkw-log.csv", "zkw.safetensors"])
+        XCTAssertEqual(names, ["zkw-000001.safetensors", "zkw-log.csv", "zkw-loss.png", "zkw.safetensors"])
+        let curve = try PNGCodec.decode([UInt8](try Data(contentsOf: URL(fileURLWithPath: out + "/zkw-loss.png"))))
+        XCTAssertEqual([curve.width, curve.height], [800, 400])
         let log = try String(contentsOfFile: out + "/zkw-log.csv", encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(log.count, 9, "header and one line per step")
         XCTAssertEqual(log.first, "step,epoch,loss/current,loss/average,lr/unet,lr/textencoder,lr/d*lr")
