@@ -63,7 +63,10 @@ out["adamw"] = {"initial": initial, "learning_rates": [1e-3, 3e-2], "weight_deca
 def run_optimizer(make, lrs, zero_second=False):
     start = [list(initial[0]), [0.0] * len(initial[1]) if zero_second else list(initial[1])]
     ps = [torch.tensor(v, dtype=torch.float32).reshape(s).clone().requires_grad_(True) for v, s in zip(start, shapes)]
-    opt = make([{"params": [ps[0]], "lr": lrs[0]}, {"params": [ps[1]], "lr": lrs[1]}])
+    groups = [{"params": [ps[0]]}, {"params": [ps[1]]}]
+    if lrs is not None:
+        groups[0]["lr"], groups[1]["lr"] = lrs
+    opt = make(groups)
     steps, ds = [], []
     for step in range(10):
         for p in ps:
@@ -72,9 +75,10 @@ def run_optimizer(make, lrs, zero_second=False):
         opt.step()
         steps.append([p.detach().reshape(-1).tolist() for p in ps])
         ds.append(opt.param_groups[0].get("d", 0.0))
-    return {"initial": start, "learning_rates": lrs, "after_each_step": steps, "d": ds}
+    return {"initial": start, "learning_rates": lrs or [0.0, 0.0], "after_each_step": steps, "d": ds}
 
 try:
+    from transformers.optimization import Adafactor
     import dadaptation
     import lion_pytorch
     import prodigyopt
@@ -85,6 +89,10 @@ try:
         "prodigy_zero": run_optimizer(lambda g: prodigyopt.Prodigy(g, use_bias_correction=True, safeguard_warmup=True, weight_decay=0.01,
                                                                    d_coef=2.0, d0=1e-5), [1.0, 1.0], zero_second=True),
         "dadapt_adam": run_optimizer(lambda g: dadaptation.DAdaptAdam(g), [1.0, 1.0]),
+        # kohya's Adafactor: relative_step on (the given rate only seeds the log), and a run with an external rate.
+        "adafactor": run_optimizer(lambda g: Adafactor(g, lr=None, relative_step=True), None),
+        "adafactor_external": run_optimizer(lambda g: Adafactor(g, lr=1e-3, relative_step=False, scale_parameter=False, beta1=0.9,
+                                                                 weight_decay=0.01), [1e-3, 3e-3], zero_second=True),
         "dadapt_adam_decoupled": run_optimizer(lambda g: dadaptation.DAdaptAdam(g, decouple=True, weight_decay=0.01, use_bias_correction=True),
                                                [1.0, 0.0], zero_second=True),
     }

@@ -5,7 +5,7 @@ import Training
 /// Optimizer, learning rates, schedule and the loss (sd-scripts' optimizer and training arguments).
 struct OptimizerOptions: ParsableArguments {
     @Option(name: [.long, .customLong("optimizer_type")],
-            help: ArgumentHelp("AdamW, AdamW8bit (trained as AdamW), Lion, SGDNesterov, Prodigy or DAdaptAdam.", valueName: "name"),
+            help: ArgumentHelp("AdamW, AdamW8bit (trained as AdamW), Lion, SGDNesterov, Prodigy, DAdaptAdam or Adafactor.", valueName: "name"),
             completion: .list(OptimizerChoice.allCases.map(\.rawValue)))
     var optimizerType = "AdamW"
 
@@ -99,7 +99,7 @@ struct OptimizerOptions: ParsableArguments {
     func validate() throws {
         guard let choice = OptimizerChoice(kohyaName: optimizerType) else {
             throw ValidationError("--optimizer-type \(optimizerType) is not supported (\(OptimizerChoice.allCases.map(\.rawValue).joined(separator: ", ")); "
-                                  + "Adafactor and the other D-Adaptation variants are not built yet)")
+                                  + "the other D-Adaptation variants are not built yet)")
         }
         do { _ = try choice.make(arguments: optimizerArgs) } catch { throw ValidationError(error.message) }
         guard LearningRateSchedule.Kind(rawValue: lrScheduler) != nil else {
@@ -111,6 +111,9 @@ struct OptimizerOptions: ParsableArguments {
             throw ValidationError("timesteps: 0 ≤ --min-timestep ≤ --max-timestep ≤ 1000")
         }
         guard lrWarmupSteps >= 0 else { throw ValidationError("--lr-warmup-steps must not be negative") }
+        if lrScheduler == "constant" && lrWarmupSteps > 0 {
+            throw ValidationError("--lr-scheduler constant takes no warmup (kohya refuses it too): use constant_with_warmup")
+        }
         guard DiffusionObjective.LossType(rawValue: lossType) != nil else { throw ValidationError("--loss-type \(lossType): l2, l1, huber or smooth_l1") }
         guard DiffusionObjective.HuberSchedule(rawValue: huberSchedule) != nil else {
             throw ValidationError("--huber-schedule \(huberSchedule): snr, exponential or constant")

@@ -28,6 +28,9 @@ struct TrainingSession {
         if configuration.trainTextEncoder { ToolRun.say("create LoRA for Text Encoder: \(trainer.network.modules.count - unetModules) modules.") }
         if configuration.trainUNet { ToolRun.say("create LoRA for U-Net: \(unetModules) modules.") }
         ToolRun.say("use \(configuration.optimizer.rawValue) optimizer | \(configuration.optimizerArguments.isEmpty ? "defaults" : configuration.optimizerArguments.joined(separator: " "))")
+        if configuration.optimizer == .adafactor && !configuration.optimizerArguments.contains(where: { $0.replacingOccurrences(of: " ", with: "").lowercased() == "relative_step=false" }) {
+            printError("note: Adafactor with relative_step (kohya's default) sets its own step sizes: the learning rates only seed the log")
+        }
         if configuration.optimizer.adaptive && configuration.unetRate <= 0.1 {
             printError("warning: \(configuration.optimizer.rawValue) adapts the rate itself: its learning rate is a multiplier, usually 1.0 (kohya warns the same)")
         }

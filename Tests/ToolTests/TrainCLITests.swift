@@ -302,7 +302,7 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(concept.status, 1)
         XCTAssertTrue(concept.stderr.contains("must be the parent of folders named <repeats>_<class tokens>"), concept.stderr)
         // Options we do not have are named, never ignored.
-        for (args, says) in [(["--optimizer-type", "Adafactor"], "Adafactor"), (["--optimizer-args", "nesterov=True"], "nesterov"), (["--network_args", "block_dims=2,2"], "block_dims"),
+        for (args, says) in [(["--optimizer-type", "DAdaptLion"], "DAdaptLion"), (["--lr-warmup-steps", "10"], "constant_with_warmup"), (["--optimizer-args", "nesterov=True"], "nesterov"), (["--network_args", "block_dims=2,2"], "block_dims"),
                              (["--mixed_precision", "bf16"], "bf16"), (["--log_with", "tensorboard"], "log_with")] {
             let r = try ToolRunner.run("lora-train", common + ["--output-dir", out] + args)
             XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")

@@ -167,6 +167,14 @@ final class OtherOptimizerTests: XCTestCase {
         }
     }
     func testDAdaptAdam() throws { try run("dadapt_adam") { DAdaptAdam() } }
+    func testAdafactorRelativeStep() throws { try run("adafactor", { Adafactor() }, tolerance: 1e-5) }
+    func testAdafactorExternalRate() throws {
+        try run("adafactor_external", {
+            var o = Adafactor()
+            (o.relativeStep, o.scaleParameter, o.beta1, o.weightDecay) = (false, false, 0.9, 0.01)
+            return o
+        }, tolerance: 1e-5)
+    }
     func testDAdaptAdamDecoupledWithAFrozenGroup() throws {
         try run("dadapt_adam_decoupled") {
             var o = DAdaptAdam()

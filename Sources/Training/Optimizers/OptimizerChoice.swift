@@ -5,10 +5,11 @@ import Foundation
 /// `key=value` arguments (Python literal spellings: `betas=0.9,0.99`,
 /// `decouple=True`) set what that optimizer's constructor takes; any other
 /// key is an error naming it. kohya's defaults apply where nothing is given
-/// (SGDNesterov's momentum 0.9). AdamW8bit trains as fp32 AdamW: the 8-bit
+/// (SGDNesterov's momentum 0.9; Adafactor's relative_step on). AdamW8bit trains as fp32 AdamW: the 8-bit
 /// state saves memory on GPUs and nothing on a CPU LoRA run.
 public enum OptimizerChoice: String, CaseIterable, Sendable {
     case adamW = "AdamW", adamW8bit = "AdamW8bit", lion = "Lion", sgdNesterov = "SGDNesterov", prodigy = "Prodigy", dAdaptAdam = "DAdaptAdam"
+    case adafactor = "Adafactor"
 
     public init?(kohyaName: String) {
         guard let match = OptimizerChoice.allCases.first(where: { $0.rawValue.lowercased() == kohyaName.lowercased() }) else { return nil }
@@ -41,6 +42,7 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
         case .sgdNesterov: known = ["weight_decay", "momentum"]
         case .prodigy: known = ["weight_decay", "betas", "beta3", "eps", "decouple", "use_bias_correction", "safeguard_warmup", "d0", "d_coef", "growth_rate"]
         case .dAdaptAdam: known = ["weight_decay", "betas", "eps", "decouple", "use_bias_correction", "d0", "growth_rate"]
+        case .adafactor: known = ["weight_decay", "eps", "clip_threshold", "decay_rate", "beta1", "scale_parameter", "relative_step", "warmup_init"]
         }
         if let bad = (Array(values.keys) + Array(flags.keys)).sorted().first(where: { !known.contains($0) }) {
             throw OptimizerError("--optimizer-args \(bad) is not an argument of \(rawValue) here (\(known.sorted().joined(separator: ", ")))")
@@ -50,6 +52,8 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
             guard v.count == 1 else { throw OptimizerError("--optimizer-args \(key) takes one number") }
             return v[0]
         }
+        // Adafactor's eps is a pair; the others take one number.
+        if self != .adafactor, let eps = values["eps"], eps.count != 1 { throw OptimizerError("--optimizer-args eps takes one number") }
         func pair(_ fallback: (Double, Double)) throws(OptimizerError) -> (Double, Double) {
             guard let v = values["betas"] else { return fallback }
             guard v.count == 2 else { throw OptimizerError("--optimizer-args betas takes two numbers, e.g. betas=0.9,0.999") }
@@ -73,6 +77,18 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
                                                                     flags["safeguard_warmup"] ?? false)
             (o.dCoefficient, o.growthRate) = (try one("d_coef", 1), try one("growth_rate", .infinity))
             o.d0 = try one("d0", 1e-6)
+            return o
+        case .adafactor:
+            var o = Adafactor()
+            // kohya turns relative_step on unless the arguments say otherwise.
+            (o.relativeStep, o.scaleParameter, o.warmupInit) = (flags["relative_step"] ?? true, flags["scale_parameter"] ?? true, flags["warmup_init"] ?? false)
+            if o.warmupInit { o.relativeStep = true }
+            if let eps = values["eps"] {
+                guard eps.count == 2 else { throw OptimizerError("--optimizer-args eps takes two numbers for Adafactor, e.g. eps=1e-30,1e-3") }
+                (o.eps1, o.eps2) = (eps[0], eps[1])
+            }
+            (o.clipThreshold, o.decayRate, o.weightDecay) = (try one("clip_threshold", 1), try one("decay_rate", -0.8), try one("weight_decay", 0))
+            o.beta1 = values["beta1"].map { $0[0] }
             return o
         case .dAdaptAdam:
             var o = DAdaptAdam()

@@ -1,0 +1,95 @@
+import Diffusion
+import Foundation
+
+/// transformers' Adafactor as kohya runs it (`--optimizer_type Adafactor`;
+/// kohya turns relative_step on unless told otherwise, and then the given
+/// rates only seed the log: every step size comes from the optimizer):
+///   ρ = min(1e-2, 1/√t) (warmup_init: min(1e-6·t, 1/√t)), or the group's rate without relative_step
+///   lr = max(ε2, RMS(p))·ρ with scale_parameter, else ρ
+///   β2t = 1 − t^decay_rate;  u = g² + ε1
+///   ≥ 2-D: row/column means of u as moving averages, v̂ = (row/mean(row))·col;  else v ← β2t·v + (1 − β2t)·u
+///   Δ = g/√v̂;  Δ ← Δ / max(1, RMS(Δ)/clip);  Δ ← lr·Δ;  with β1: m ← β1·m + (1 − β1)·Δ, Δ = m
+///   p ← p − wd·lr·p − Δ
+/// Tensors of more than two dimensions factor their last two.
+public struct Adafactor: Optimizer {
+    public var eps1 = 1e-30, eps2 = 1e-3, clipThreshold = 1.0, decayRate = -0.8
+    public var beta1: Double?
+    public var weightDecay = 0.0, scaleParameter = true, relativeStep = true, warmupInit = false
+    public private(set) var step = 0
+    var rows = ParameterBuffers(), columns = ParameterBuffers(), second = ParameterBuffers(), first = ParameterBuffers()
+
+    public init() {}
+
+    public mutating func update(_ groups: [ParameterGroup]) {
+        step += 1
+        let t = Double(step)
+        let beta2t = 1 - pow(t, decayRate)
+        for group in groups where group.learningRate > 0 || relativeStep {
+            for p in group.parameters {
+                let g = p.gradient.values
+                let rms = (p.values.reduce(0.0) { $0 + Double($1) * Double($1) } / Double(p.count)).squareRoot()
+                var rate = relativeStep ? min(warmupInit ? 1e-6 * t : 1e-2, 1 / t.squareRoot()) : group.learningRate
+                if scaleParameter { rate *= max(eps2, Double(Float(rms))) }
+                var u = [Float](repeating: 0, count: p.count)
+                let keep = Float(beta2t), mix = Float(1 - beta2t)
+                if p.shape.count >= 2 {
+                    let c = p.shape[p.shape.count - 1], r = p.shape[p.shape.count - 2], batches = p.count / (r * c)
+                    var row = rows.take(p.key, count: batches * r), column = columns.take(p.key, count: batches * c)
+                    for b in 0..<batches {
+                        for i in 0..<r {
+                            var mean: Float = 0
+                            for j in 0..<c { mean += g[(b * r + i) * c + j] * g[(b * r + i) * c + j] + Float(eps1) }
+                            row[b * r + i] = row[b * r + i] * keep + (mean / Float(c)) * mix
+                        }
+                        for j in 0..<c {
+                            var mean: Float = 0
+                            for i in 0..<r { mean += g[(b * r + i) * c + j] * g[(b * r + i) * c + j] + Float(eps1) }
+                            column[b * c + j] = column[b * c + j] * keep + (mean / Float(r)) * mix
+                        }
+                        let rowMean = (0..<r).reduce(Float(0)) { $0 + row[b * r + $1] } / Float(r)
+                        for i in 0..<r {
+                            let rf = 1 / (row[b * r + i] / rowMean).squareRoot()
+                            for j in 0..<c { u[(b * r + i) * c + j] = rf * (1 / column[b * c + j].squareRoot()) * g[(b * r + i) * c + j] }
+                        }
+                    }
+                    (rows.values[p.key], columns.values[p.key]) = (row, column)
+                } else {
+                    var v = second.take(p.key, count: p.count)
+                    for i in 0..<p.count {
+                        v[i] = v[i] * keep + (g[i] * g[i] + Float(eps1)) * mix
+                        u[i] = (1 / v[i].squareRoot()) * g[i]
+                    }
+                    second.values[p.key] = v
+                }
+                let uRMS = (u.reduce(0.0) { $0 + Double($1) * Double($1) } / Double(p.count)).squareRoot()
+                let divisor = Float(max(1, Float(uRMS) / Float(clipThreshold))), lr = Float(rate)
+                for i in 0..<p.count { u[i] = u[i] / divisor * lr }
+                if let b1 = beta1 {
+                    var m = first.take(p.key, count: p.count)
+                    for i in 0..<p.count { m[i] = m[i] * Float(b1) + u[i] * Float(1 - b1) }
+                    first.values[p.key] = m
+                    u = m
+                }
+                for i in 0..<p.count {
+                    if weightDecay != 0 { p.values[i] += p.values[i] * Float(-weightDecay * rate) }
+                    p.values[i] += -u[i]
+                }
+            }
+        }
+    }
+
+    public var kohyaName: String { "transformers.optimization.Adafactor" }
+    public var state: OptimizerState {
+        var s = OptimizerState(scalars: ["step": Double(step)])
+        rows.export("exp_avg_sq_row", into: &s)
+        columns.export("exp_avg_sq_col", into: &s)
+        second.export("exp_avg_sq", into: &s)
+        first.export("exp_avg", into: &s)
+        return s
+    }
+    public mutating func restore(_ state: OptimizerState) throws(OptimizerError) {
+        step = Int(try state.scalar("step"))
+        (rows, columns) = (ParameterBuffers.restore("exp_avg_sq_row", from: state), ParameterBuffers.restore("exp_avg_sq_col", from: state))
+        (second, first) = (ParameterBuffers.restore("exp_avg_sq", from: state), ParameterBuffers.restore("exp_avg", from: state))
+    }
+}
