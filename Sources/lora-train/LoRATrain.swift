@@ -239,7 +239,11 @@ struct LoRATrain: ParsableCommand {
         c.trainTextEncoder = !network.networkTrainUnetOnly && (optimizer.textEncoderLr ?? optimizer.learningRate) > 0
         c.networkDim = network.networkDim
         c.networkAlpha = network.networkAlpha
-        (c.convDim, c.convAlpha, c.rankDropout, c.moduleDropout, c.blockDims, c.blockLearningRates) = try network.parsedArgs()
+        let args = try network.parsedArgs()
+        (c.convDim, c.convAlpha, c.rankDropout, c.moduleDropout, c.blockDims, c.blockLearningRates) =
+            (args.convDim, args.convAlpha, args.rankDropout, args.moduleDropout, args.blocks, args.blockRates)
+        (c.loraPlusRatio, c.loraPlusUNetRatio, c.loraPlusTextEncoderRatio) =
+            (args.loraPlus["loraplus_lr_ratio"], args.loraPlus["loraplus_unet_lr_ratio"], args.loraPlus["loraplus_text_encoder_lr_ratio"])
         c.networkArguments = network.networkArgs
         c.networkDropout = network.networkDropout
         c.learningRate = optimizer.learningRate

@@ -53,7 +53,8 @@ struct NetworkOptions: ParsableArguments {
     /// conv_dim / conv_alpha / rank_dropout / module_dropout / block_dims / block_alphas / conv_block_dims /
     /// conv_block_alphas from `--network-args`; any other key is an error naming it.
     func parsedArgs() throws -> (convDim: Int?, convAlpha: Float, rankDropout: Double?, moduleDropout: Double?, blocks: LoRANetwork.BlockDims?,
-                                 blockRates: BlockLearningRates?) {
+                                 blockRates: BlockLearningRates?, loraPlus: [String: Double]) {
+        var loraPlus: [String: Double] = [:]
         var convDim: Int?, convAlpha: Float = 1, rankDropout: Double?, moduleDropout: Double?
         var lists: [String: [Double]] = [:], rateTexts: [String: String] = [:], zeroThreshold = 0.0
         for item in networkArgs {
@@ -75,6 +76,9 @@ struct NetworkOptions: ParsableArguments {
                 lists[parts[0]] = values.map { $0! }
             case "down_lr_weight", "mid_lr_weight", "up_lr_weight":
                 rateTexts[parts[0]] = parts[1]
+            case "loraplus_lr_ratio", "loraplus_unet_lr_ratio", "loraplus_text_encoder_lr_ratio":
+                guard let v = Double(parts[1]), v > 0 else { throw ValidationError("--network-args \(item): a positive ratio") }
+                loraPlus[parts[0]] = v
             case "block_lr_zero_threshold":
                 guard let v = Double(parts[1]) else { throw ValidationError("--network-args \(item): a number") }
                 zeroThreshold = v
@@ -83,7 +87,8 @@ struct NetworkOptions: ParsableArguments {
                 if parts[0] == "rank_dropout" { rankDropout = v } else { moduleDropout = v }
             default:
                 throw ValidationError("--network-args \(parts[0]) is not supported yet (conv_dim, conv_alpha, rank_dropout, module_dropout, "
-                                      + "block_dims, block_alphas, conv_block_dims, conv_block_alphas, down/mid/up_lr_weight, block_lr_zero_threshold are)")
+                                      + "block_dims, block_alphas, conv_block_dims, conv_block_alphas, down/mid/up_lr_weight, block_lr_zero_threshold, "
+                                      + "loraplus_lr_ratio, loraplus_unet_lr_ratio, loraplus_text_encoder_lr_ratio are)")
             }
         }
         var blocks: LoRANetwork.BlockDims?
@@ -103,6 +108,6 @@ struct NetworkOptions: ParsableArguments {
             blockRates = try BlockLearningRates.parse(down: rateTexts["down_lr_weight"], mid: rateTexts["mid_lr_weight"], up: rateTexts["up_lr_weight"],
                                                       zeroThreshold: zeroThreshold)
         } catch { throw ValidationError("--network-args " + error.message) }
-        return (convDim, convAlpha, rankDropout, moduleDropout, blocks, blockRates)
+        return (convDim, convAlpha, rankDropout, moduleDropout, blocks, blockRates, loraPlus)
     }
 }

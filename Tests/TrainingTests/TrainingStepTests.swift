@@ -2,7 +2,7 @@ import Diffusion
 import FixtureKit
 import Foundation
 import LoRACore
-import Training
+@testable import Training
 import XCTest
 
 /// One kohya training step on the tiny SD1 engine model against sd-scripts'
@@ -17,14 +17,15 @@ import XCTest
 final class TrainingStepTests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
-    func model() throws -> StableDiffusionModel {
+    func model(encoder: Bool = false) throws -> StableDiffusionModel {
         let folder = NSTemporaryDirectory() + "lora-tools-training-\(getpid())"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let path = folder + "/sd1_engine.safetensors"
         if !FileManager.default.fileExists(atPath: path) {
             try XCTUnwrap(FixtureSet.items.first { $0.name == "sd1_engine.safetensors" }).write(path)
         }
-        return try StableDiffusionModel(checkpoint: path, tokenizer: try BPETokenizer.load(Self.root + "/Fixtures/tokenizer/clip_bpe_merges.txt.gz"))
+        return try StableDiffusionModel(checkpoint: path, tokenizer: try BPETokenizer.load(Self.root + "/Fixtures/tokenizer/clip_bpe_merges.txt.gz"),
+                                        options: .init(loadEncoder: encoder))
     }
 
     /// max |a − b| / max |b|.
@@ -148,5 +149,30 @@ final class TrainingStepTests: XCTestCase {
         }
         XCTAssertEqual(reached.count, 12, "two of three layers reached with clip skip 2")
         print(String(format: "kohya text-encoder step: loss %.7f (torch %.7f), worst gradient error %.2e", loss, expectedLoss, worst))
+    }
+
+    /// kohya's parameter groups: text encoder then U-Net; LoRA+ puts the lora_up weights in " plus" groups at
+    /// rate × ratio; block learning rates make a group per block (zero-weight blocks have none).
+    func testParameterGroupsAsKohya() throws {
+        let model = try model(encoder: true)
+        var subset = DatasetSubset(imageDirectory: "/d", repeats: 1)
+        subset.classTokens = "x"
+        let plan = DatasetPlan(subsets: [subset], images: [DatasetImage(path: "/d/a.png", caption: "x", captionSource: .classTokens, subsetIndex: 0,
+                                                                       repeats: 1, isRegularization: false, width: 64, height: 64)],
+                               bucketOf: [0], resizedSize: [Resolution(64, 64)], buckets: [.init(resolution: Resolution(64, 64), entries: [0])],
+                               batchSize: 1, bucketing: BucketSet(resolution: Resolution(64, 64), mode: .fixed))
+        var c = TrainingConfiguration(outputDirectory: "/tmp")
+        (c.learningRate, c.textEncoderLearningRate, c.loraPlusUNetRatio) = (1e-4, 5e-5, 16)
+        let groups = try LoRATrainer(model: model, plan: plan, configuration: c).parameterGroups(factor: 1)
+        XCTAssertEqual(groups.map(\.name), ["textencoder", "unet", "unet plus"])
+        XCTAssertEqual(groups.map(\.learningRate), [5e-5, 1e-4, 1.6e-3])
+        XCTAssertTrue(groups[2].parameters.allSatisfy { $0.key.hasSuffix("lora_up.weight") })
+        XCTAssertTrue(groups[1].parameters.allSatisfy { $0.key.hasSuffix("lora_down.weight") })
+        c.blockLearningRates = try BlockLearningRates.parse(down: nil, mid: "0", up: "zeros+0.5")
+        c.loraPlusUNetRatio = nil
+        let blocks = try LoRATrainer(model: model, plan: plan, configuration: c).parameterGroups(factor: 1)
+        XCTAssertFalse(blocks.contains { $0.name == "unet_block12" }, "the mid block's weight is 0")
+        XCTAssertEqual(blocks.first { $0.name == "unet_block16" }?.learningRate ?? 0, 5e-5, accuracy: 1e-15) // up_blocks.1.attentions.0
+        XCTAssertEqual(blocks.first { $0.name == "unet_block1" }?.learningRate ?? 0, 1e-4, accuracy: 1e-15)
     }
 }

@@ -228,30 +228,41 @@ public final class LoRATrainer {
     /// kohya's parameter groups in its order and names: "textencoder", then "unet".
     func parameterGroups(factor: Double) -> [ParameterGroup] {
         var groups: [ParameterGroup] = []
-        if configuration.trainTextEncoder {
+        // kohya's assemble_params: with LoRA+ the lora_up weights form a " plus" group at the rate × ratio.
+        func add(_ name: String, _ modules: [LoRAModule], rate: Double, plusRatio: Double?) {
+            guard rate > 0, !modules.isEmpty else { return }
+            guard let ratio = plusRatio else {
+                groups.append(ParameterGroup(name: name, parameters: modules.flatMap { [$0.down, $0.up] }, learningRate: rate * factor))
+                return
+            }
+            groups.append(ParameterGroup(name: name, parameters: modules.map(\.down), learningRate: rate * factor))
+            groups.append(ParameterGroup(name: name + " plus", parameters: modules.map(\.up), learningRate: rate * ratio * factor))
+        }
+        let c = configuration
+        if c.trainTextEncoder {
             // Blocks past the clip-skip layer never reach the loss: torch leaves their gradient None and AdamW skips
             // them (no weight decay either), so they stay out of the group.
             let used = captions.layerCount
-            let parameters = zip(network.modules, network.targets).filter { _, target in
+            let modules = zip(network.modules, network.targets).filter { _, target in
                 target.component == .textEncoder1 && (LoRANetwork.textEncoderBlock(of: target).map { $0 < used } ?? true)
-            }.flatMap { [$0.0.down, $0.0.up] }
-            groups.append(ParameterGroup(name: "textencoder", parameters: parameters, learningRate: configuration.textEncoderRate * factor))
+            }.map(\.0)
+            add("textencoder", modules, rate: c.textEncoderRate, plusRatio: c.loraPlusTextEncoderRatio ?? c.loraPlusRatio)
         }
-        guard configuration.trainUNet else { return groups }
-        guard let blockRates = configuration.blockLearningRates else {
-            groups.append(ParameterGroup(name: "unet", parameters: network.parameters(of: [.unet]), learningRate: configuration.unetRate * factor))
+        guard c.trainUNet else { return groups }
+        let unetModules = zip(network.modules, network.targets).filter { $0.1.component == .unet }.map(\.0)
+        guard let blockRates = c.blockLearningRates else {
+            add("unet", unetModules, rate: c.unetRate, plusRatio: c.loraPlusUNetRatio ?? c.loraPlusRatio)
             return groups
         }
         // kohya: a group per block, in the order the modules come, named unet_block<index>.
-        var order: [Int] = [], byBlock: [Int: [Parameter]] = [:]
-        for (module, target) in zip(network.modules, network.targets) where target.component == .unet {
+        var order: [Int] = [], byBlock: [Int: [LoRAModule]] = [:]
+        for module in unetModules {
             let index = LoRANetwork.blockIndex(kohyaName: module.name) ?? 0
             if byBlock[index] == nil { order.append(index) }
-            byBlock[index, default: []] += [module.down, module.up]
+            byBlock[index, default: []].append(module)
         }
-        for index in order where blockRates.weights[index] > 0 {
-            groups.append(ParameterGroup(name: "unet_block\(index)", parameters: byBlock[index]!,
-                                         learningRate: configuration.unetRate * blockRates.weights[index] * factor))
+        for index in order {
+            add("unet_block\(index)", byBlock[index]!, rate: c.unetRate * blockRates.weights[index], plusRatio: c.loraPlusUNetRatio ?? c.loraPlusRatio)
         }
         return groups
     }

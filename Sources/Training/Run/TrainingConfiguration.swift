@@ -21,6 +21,11 @@ public struct TrainingConfiguration: Sendable {
     public var blockDims: LoRANetwork.BlockDims?
     /// kohya's down/mid/up_lr_weight: one parameter group per U-Net block.
     public var blockLearningRates: BlockLearningRates?
+    /// LoRA+ (network args `loraplus_lr_ratio`, `loraplus_unet_lr_ratio`, `loraplus_text_encoder_lr_ratio`):
+    /// the lora_up weights train at the rate × ratio.
+    public var loraPlusRatio: Double?
+    public var loraPlusUNetRatio: Double?
+    public var loraPlusTextEncoderRatio: Double?
     /// `--network_args` as typed (kohya records them in ss_network_args).
     public var networkArguments: [String] = []
     /// `--learning_rate` (kohya's default 2e-6); `--unet_lr` falls back to it.
