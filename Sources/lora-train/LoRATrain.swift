@@ -109,6 +109,9 @@ struct LoRATrain: ParsableCommand {
     @Option(name: [.long, .customLong("save_precision")], help: ArgumentHelp("dtype of the saved tensors (kohya's default: fp32).", valueName: "fp16|bf16|fp32"))
     var savePrecision: Precision?
 
+    @Option(name: [.long, .customLong("save_last_n_epochs")], help: ArgumentHelp("Keep only the newest n epoch files.", valueName: "n"))
+    var saveLastNEpochs: Int?
+
     @Flag(name: [.long, .customLong("save_state")],
           help: "Also save a resumable state folder (NAME-000002-state …) with every file, and at the end.")
     var saveState = false
@@ -158,6 +161,7 @@ struct LoRATrain: ParsableCommand {
             throw ValidationError("--mixed-precision \(mixedPrecision) is not supported yet; training runs in fp32 (--mixed-precision no)")
         }
         if let n = maxTrainEpochs, n < 1 { throw ValidationError("--max-train-epochs must be at least 1") }
+        if let n = saveLastNEpochs, n < 1 { throw ValidationError("--save-last-n-epochs must be at least 1") }
         guard maxTrainSteps >= 1 else { throw ValidationError("--max-train-steps must be at least 1") }
         guard !outputName.isEmpty, !outputName.contains("/") else { throw ValidationError("--output-name must be a file name without folders") }
     }
@@ -280,6 +284,7 @@ struct LoRATrain: ParsableCommand {
         c.clipSkip = dataset.clipSkip
         c.trainingComment = trainingComment
         c.saveState = saveState
+        c.saveLastNEpochs = saveLastNEpochs
         c.gradientCheckpointing = gradientCheckpointing
         c.scaleWeightNorms = network.scaleWeightNorms
         c.cacheLatentsToDisk = dataset.cacheLatentsToDisk

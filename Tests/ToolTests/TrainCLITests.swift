@@ -39,28 +39,28 @@ final class TrainCLITests: XCTestCase {
 
     func testTrainsKohyaNamedFilesThatTheOtherToolsRead() throws {
         let out = folder + "/out"
-        let run = try ToolRunner.run("lora-train", common + ["--output-dir", out, "--output-name", "zkw", "--max-train-epochs", "2",
-                                                             "--save-every-n-epochs", "1", "--seed", "7"])
+        let run = try ToolRunner.run("lora-train", common + ["--output-dir", out, "--output-name", "zkw", "--max-train-epochs", "3",
+                                                             "--save-every-n-epochs", "1", "--save-last-n-epochs", "1", "--seed", "7"])
         XCTAssertEqual(run.status, 0, run.stderr)
-        for line in ["8 train images with repeats.", "bucket 0: resolution (64, 64), count: 8", "num batches per epoch: 4", "total optimization steps: 8",
+        for line in ["8 train images with repeats.", "bucket 0: resolution (64, 64), count: 8", "num batches per epoch: 4", "total optimization steps: 12",
                      "create LoRA for U-Net: 192 modules."] {
             XCTAssertTrue(run.stdout.contains(line), "plan line \(line):\n\(run.stdout)")
         }
         XCTAssertTrue(run.stderr.contains("2 of 4 images"), "missing captions are reported: \(run.stderr)")
         let names = try FileManager.default.contentsOfDirectory(atPath: out).sorted()
-        XCTAssertEqual(names, ["zkw-000001.safetensors", "zkw-log.csv", "zkw-loss.png", "zkw.safetensors"])
+        XCTAssertEqual(names, ["zkw-000002.safetensors", "zkw-log.csv", "zkw-loss.png", "zkw.safetensors"], "--save-last-n-epochs 1 removed epoch 1's file")
         let curve = try PNGCodec.decode([UInt8](try Data(contentsOf: URL(fileURLWithPath: out + "/zkw-loss.png"))))
         XCTAssertEqual([curve.width, curve.height], [800, 400])
         let log = try String(contentsOfFile: out + "/zkw-log.csv", encoding: .utf8).split(separator: "\n")
-        XCTAssertEqual(log.count, 9, "header and one line per step")
+        XCTAssertEqual(log.count, 13, "header and one line per step")
         XCTAssertEqual(log.first, "step,epoch,loss/current,loss/average,lr/unet,lr/textencoder,lr/d*lr")
         XCTAssertTrue(log[1].hasSuffix(",0.001,,"), "U-Net rate, no text-encoder rate, no d: \(log[1])")
 
         let file = try ModelFile.open(out + "/zkw.safetensors")
         let m = file.metadata
         XCTAssertEqual(m[.outputName], "zkw")
-        XCTAssertEqual(m[.epoch], "2")
-        XCTAssertEqual(m[.steps], "8")
+        XCTAssertEqual(m[.epoch], "3")
+        XCTAssertEqual(m[.steps], "12")
         XCTAssertEqual(m[.networkDim], "4")
         XCTAssertEqual(m[.networkAlpha], "2.0", "str() of kohya's float argument")
         XCTAssertEqual(m[.resolution], "(64, 64)")
@@ -70,7 +70,7 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(m["modelspec.architecture"], "stable-diffusion-v1/lora")
         XCTAssertEqual(try XCTUnwrap(m[.newSdModelHash]), Hashing.sha256(try MappedFile(path: folder + "/base.safetensors")))
         XCTAssertEqual(file.tensors.count, 192 * 3)
-        XCTAssertEqual(try ModelFile.open(out + "/zkw-000001.safetensors").metadata[.epoch], "1")
+        XCTAssertEqual(try ModelFile.open(out + "/zkw-000002.safetensors").metadata[.epoch], "2")
         let upNorm = try XCTUnwrap(file["lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.lora_up.weight"]).floats().map { $0 * $0 }.reduce(0, +)
         XCTAssertGreaterThan(upNorm, 0, "up started at zero and was trained")
 
@@ -83,7 +83,7 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(merge.status, 0, merge.stderr)
 
         // The same seed gives the same tensors (timestamps aside).
-        let again = try ToolRunner.run("lora-train", common + ["--output-dir", folder + "/again", "--output-name", "zkw", "--max-train-epochs", "2",
+        let again = try ToolRunner.run("lora-train", common + ["--output-dir", folder + "/again", "--output-name", "zkw", "--max-train-epochs", "3",
                                                                "--seed", "7"])
         XCTAssertEqual(again.status, 0, again.stderr)
         let second = try ModelFile.open(folder + "/again/zkw.safetensors")

@@ -211,6 +211,12 @@ public final class LoRATrainer {
             if let every = configuration.saveEveryNEpochs, epoch % every == 0, epoch < steps.epochs {
                 let path = try save(name: String(format: "%@-%06d", configuration.outputName, epoch), epoch: epoch, step: step)
                 try events(.saved(path: path, epoch: epoch, step: step))
+                if let keep = configuration.saveLastNEpochs, epoch - every * keep > 0 {
+                    // kohya's --save_last_n_epochs: the save that is now n saves old goes.
+                    let old = (configuration.outputDirectory as NSString)
+                        .appendingPathComponent(String(format: "%@-%06d.safetensors", configuration.outputName, epoch - every * keep))
+                    if (try? FileManager.default.removeItem(atPath: old)) != nil { savedFiles.removeAll { $0 == old } }
+                }
                 if configuration.saveState { try saveState(epoch: epoch, stepName: nil, position: .init(epoch: epoch + 1, batch: 0, step: step)) }
             }
             if sampling, let every = configuration.sampleEveryNEpochs, epoch % every == 0 {

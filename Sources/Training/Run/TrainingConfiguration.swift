@@ -48,6 +48,8 @@ public struct TrainingConfiguration: Sendable {
     public var seed: UInt64 = 42
     public var saveEveryNEpochs: Int?
     public var saveEveryNSteps: Int?
+    /// `--save_last_n_epochs`: keep only the newest n epoch files (kohya removes epoch e − every·n when saving e).
+    public var saveLastNEpochs: Int?
     /// `--save_state`: a resumable state folder beside every saved file and at the end.
     public var saveState = false
     /// `--scale_weight_norms`: max-norm regularisation of every module's ΔW after each step.
