@@ -343,7 +343,7 @@ _lora-train() {
         return
         ;;
     '--sample-prompts'|'--sample_prompts')
-        __lora-train_add_completions -o plusdirs -fX '!*.@(txt)'
+        __lora-train_add_completions -o plusdirs -fX '!*.@(txt|json|toml)'
         return
         ;;
     '--sample-every-n-epochs'|'--sample_every_n_epochs')

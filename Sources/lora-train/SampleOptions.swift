@@ -4,8 +4,8 @@ import Training
 /// Sample images during training (sd-scripts' sample arguments and prompt-file format).
 struct SampleOptions: ParsableArguments {
     @Option(name: [.long, .customLong("sample_prompts")],
-            help: ArgumentHelp("kohya prompt file (.txt): one prompt per line with --n negative --w --h --d seed --l cfg --s steps --ss sampler.",
-                               valueName: "path"), completion: .file(extensions: ["txt"]))
+            help: ArgumentHelp("kohya prompt file: .txt (a prompt per line with --n negative --w --h --d seed --l cfg --s steps --ss sampler), .json or .toml.",
+                               valueName: "path"), completion: .file(extensions: ["txt", "json", "toml"]))
     var samplePrompts: String?
 
     @Option(name: [.long, .customLong("sample_every_n_epochs")], help: ArgumentHelp("Render the samples every n epochs.", valueName: "n"))

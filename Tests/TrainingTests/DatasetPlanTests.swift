@@ -222,3 +222,39 @@ final class TrainingEstimateTests: XCTestCase {
         XCTAssertEqual(TrainingEstimate.clock(3725), "1:02:05")
     }
 }
+
+/// kohya's JSON and TOML prompt files (train_util.py load_prompts): lines or objects; [prompt] defaults merged into subsets.
+final class SamplePromptFileTests: XCTestCase {
+    func testJSONAndTOMLPromptFiles() throws {
+        let folder = NSTemporaryDirectory() + "prompts-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try #"["a cat --w 640 --d 3", {"prompt": "a dog", "negative_prompt": "blurry", "width": 515, "seed": 9, "sample_steps": 12, "scale": 5.5, "sample_sampler": "euler_a"}]"#
+            .write(toFile: folder + "/p.json", atomically: true, encoding: .utf8)
+        let json = try SamplePrompt.load(folder + "/p.json")
+        XCTAssertEqual(json.count, 2)
+        XCTAssertEqual([json[0].prompt, "\(json[0].width)", "\(json[0].seed ?? 0)"], ["a cat", "640", "3"])
+        XCTAssertEqual(json[1].negative, "blurry")
+        XCTAssertEqual([json[1].width, json[1].height, json[1].steps], [512, 512, 12], "515 rounded down to a multiple of 8")
+        XCTAssertEqual(json[1].scale, 5.5)
+        XCTAssertEqual(json[1].sampler, "euler_a")
+        try """
+            [prompt]
+            width = 256
+            sample_steps = 7
+            negative_prompt = "lowres"
+              [[prompt.subset]]
+              prompt = "a red star"
+              [[prompt.subset]]
+              prompt = "a blue square"
+              width = 128
+            """.write(toFile: folder + "/p.toml", atomically: true, encoding: .utf8)
+        let toml = try SamplePrompt.load(folder + "/p.toml")
+        XCTAssertEqual(toml.map(\.prompt), ["a red star", "a blue square"])
+        XCTAssertEqual(toml.map(\.width), [256, 128], "the subset overrides [prompt]")
+        XCTAssertEqual(toml.map(\.steps), [7, 7])
+        XCTAssertEqual(toml.map(\.negative), ["lowres", "lowres"])
+        try #"{"prompt": 3}"#.write(toFile: folder + "/bad.json", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try SamplePrompt.load(folder + "/bad.json"))
+    }
+}

@@ -41,17 +41,71 @@ public struct SamplePrompt: Sendable, Equatable {
         height = max(64, height - height % 8)
     }
 
-    /// The prompts of a kohya prompt file: non-empty lines not starting with '#'.
+    /// The prompts of a kohya prompt file (train_util.py `load_prompts`): `.txt` — non-empty lines not
+    /// starting with '#'; `.json` — a list of such lines or of objects; `.toml` — `[prompt]` defaults
+    /// merged into each `[[prompt.subset]]`. Objects use kohya's keys: prompt, negative_prompt, width,
+    /// height, seed, sample_steps, scale, sample_sampler.
     public static func load(_ path: String) throws(ModelError) -> [SamplePrompt] {
-        guard path.hasSuffix(".txt") else {
-            throw ModelError(.unsupported, "only .txt prompt files are read (kohya's .toml and .json forms are not yet)", file: path)
-        }
         guard let data = FileManager.default.contents(atPath: path) else { throw ModelError(.io, "cannot read the prompt file", file: path) }
         guard let text = String(data: data, encoding: .utf8) else { throw ModelError(.invalid, "the prompt file is not UTF-8", file: path) }
-        let prompts = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
-            .filter { !$0.hasPrefix("#") }.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map { SamplePrompt(line: $0) }
+        let prompts: [SamplePrompt]
+        if path.hasSuffix(".json") || path.hasSuffix(".toml") {
+            let root: JSON
+            if path.hasSuffix(".json") {
+                do { root = try JSONParser.parse(text) } catch { throw ModelError(.invalid, "not JSON: \(error.message) at offset \(error.offset)", file: path) }
+            } else {
+                do { root = try TOML.parse(text) } catch { throw ModelError(.invalid, error.description, file: path) }
+            }
+            var items: [JSON] = []
+            if case let .array(list) = root { items = list } else if case let .object(table)? = root["prompt"] {
+                let defaults = table.filter { $0.0 != "subset" }
+                guard case let .array(subsets)? = root["prompt"]?["subset"] else { throw ModelError(.invalid, "[prompt] has no [[prompt.subset]]", file: path) }
+                items = subsets.map { subset in
+                    guard case let .object(own) = subset else { return subset }
+                    return .object(defaults.filter { key, _ in !own.contains { $0.0 == key } } + own)
+                }
+            } else {
+                throw ModelError(.invalid, "expected a list of prompts (JSON) or [prompt] with [[prompt.subset]] (TOML)", file: path)
+            }
+            prompts = try items.map { item throws(ModelError) in try SamplePrompt(item, path: path) }
+        } else {
+            prompts = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
+                .filter { !$0.hasPrefix("#") }.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map { SamplePrompt(line: $0) }
+        }
         guard !prompts.isEmpty else { throw ModelError(.invalid, "the prompt file has no prompts", file: path) }
         return prompts
+    }
+
+    /// One entry of a JSON/TOML prompt file: a line, or an object with kohya's keys.
+    init(_ item: JSON, path: String) throws(ModelError) {
+        if case let .string(line) = item {
+            self.init(line: line)
+            return
+        }
+        guard case let .object(fields) = item, let prompt = item["prompt"]?.stringValue else {
+            throw ModelError(.invalid, "a prompt entry needs a \"prompt\"", file: path)
+        }
+        self.init(line: prompt)
+        self.prompt = prompt
+        for (key, value) in fields {
+            func number() throws(ModelError) -> Double {
+                guard let v = value.double else { throw ModelError(.invalid, "\(key) must be a number", file: path, key: key) }
+                return v
+            }
+            switch key {
+            case "prompt": continue
+            case "negative_prompt": negative = value.stringValue ?? ""
+            case "width": width = Int(try number())
+            case "height": height = Int(try number())
+            case "seed": seed = UInt64(max(0, try number()))
+            case "sample_steps": steps = max(1, min(1000, Int(try number())))
+            case "scale": scale = Float(try number())
+            case "sample_sampler": sampler = value.stringValue
+            default: continue // kohya ignores keys its SD sampler does not use (guidance_scale, controlnet_image, …)
+            }
+        }
+        width = max(64, width - width % 8)
+        height = max(64, height - height % 8)
     }
 
     /// kohya's `--sample_sampler` names on the engine's samplers; nil for one we do not have.
