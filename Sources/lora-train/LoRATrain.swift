@@ -112,6 +112,12 @@ struct LoRATrain: ParsableCommand {
     @Option(name: [.long, .customLong("save_last_n_epochs")], help: ArgumentHelp("Keep only the newest n epoch files.", valueName: "n"))
     var saveLastNEpochs: Int?
 
+    @Option(name: [.long, .customLong("save_last_n_steps")], help: ArgumentHelp("Remove step files older than n steps.", valueName: "n"))
+    var saveLastNSteps: Int?
+
+    @Flag(name: [.long, .customLong("save_state_on_train_end")], help: "Save a resumable state folder at the end only.")
+    var saveStateOnTrainEnd = false
+
     @Flag(name: [.long, .customLong("save_state")],
           help: "Also save a resumable state folder (NAME-000002-state …) with every file, and at the end.")
     var saveState = false
@@ -162,6 +168,7 @@ struct LoRATrain: ParsableCommand {
         }
         if let n = maxTrainEpochs, n < 1 { throw ValidationError("--max-train-epochs must be at least 1") }
         if let n = saveLastNEpochs, n < 1 { throw ValidationError("--save-last-n-epochs must be at least 1") }
+        if let n = saveLastNSteps, n < 1 { throw ValidationError("--save-last-n-steps must be at least 1") }
         guard maxTrainSteps >= 1 else { throw ValidationError("--max-train-steps must be at least 1") }
         guard !outputName.isEmpty, !outputName.contains("/") else { throw ValidationError("--output-name must be a file name without folders") }
     }
@@ -285,6 +292,8 @@ struct LoRATrain: ParsableCommand {
         c.trainingComment = trainingComment
         c.saveState = saveState
         c.saveLastNEpochs = saveLastNEpochs
+        c.saveLastNSteps = saveLastNSteps
+        c.saveStateOnTrainEnd = saveStateOnTrainEnd
         c.gradientCheckpointing = gradientCheckpointing
         c.scaleWeightNorms = network.scaleWeightNorms
         c.cacheLatentsToDisk = dataset.cacheLatentsToDisk

@@ -295,6 +295,15 @@ final class TrainCLITests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: ToolRunner.repoRoot + "/last-log.csv"), "the probe writes no log")
     }
 
+    /// --save-last-n-steps keeps the step files of the last n steps; --save-state-on-train-end saves one state at the end.
+    func testStepFilePruningAndEndState() throws {
+        let run = try ToolRunner.run("lora-train", common + ["--output-dir", folder + "/s", "--max-train-steps", "9", "--save-every-n-steps", "2",
+                                                             "--save-last-n-steps", "3", "--save-state-on-train-end"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder + "/s").filter { !$0.hasSuffix(".csv") && !$0.hasSuffix(".png") }.sorted()
+        XCTAssertEqual(names, ["last-state", "last-step00000006.safetensors", "last-step00000008.safetensors", "last.safetensors"])
+    }
+
     func testMistakesAreRefusedBeforeTraining() throws {
         let out = folder + "/out"
         // The concept folder instead of its parent: kohya's most common beginner error.

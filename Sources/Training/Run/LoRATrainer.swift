@@ -196,6 +196,15 @@ public final class LoRATrainer {
                     let path = try save(name: String(format: "%@-step%08d", configuration.outputName, step), epoch: epoch, step: step)
                     try events(.saved(path: path, epoch: epoch, step: step))
                     if configuration.saveState { try saveState(epoch: nil, stepName: step, position: next) }
+                    if let keep = configuration.saveLastNSteps {
+                        // kohya's --save_last_n_steps: the step save at or below step − n − 1 (a multiple of every) goes.
+                        let old = (step - keep - 1) / every * every
+                        if old > 0 {
+                            let path = (configuration.outputDirectory as NSString)
+                                .appendingPathComponent(String(format: "%@-step%08d.safetensors", configuration.outputName, old))
+                            if (try? FileManager.default.removeItem(atPath: path)) != nil { savedFiles.removeAll { $0 == path } }
+                        }
+                    }
                 }
                 if stopRequested() && step < steps.totalSteps {
                     let folder = stateFolder(epoch: nil, step: step)
@@ -227,7 +236,9 @@ public final class LoRATrainer {
         guard configuration.writesFiles else { return [] }
         let path = try save(name: configuration.outputName, epoch: steps.epochs, step: step)
         try events(.saved(path: path, epoch: steps.epochs, step: step))
-        if configuration.saveState { try saveState(epoch: nil, stepName: nil, position: .init(epoch: steps.epochs + 1, batch: 0, step: step)) }
+        if configuration.saveState || configuration.saveStateOnTrainEnd {
+            try saveState(epoch: nil, stepName: nil, position: .init(epoch: steps.epochs + 1, batch: 0, step: step))
+        }
         return savedFiles
     }
 

@@ -50,6 +50,10 @@ public struct TrainingConfiguration: Sendable {
     public var saveEveryNSteps: Int?
     /// `--save_last_n_epochs`: keep only the newest n epoch files (kohya removes epoch e − every·n when saving e).
     public var saveLastNEpochs: Int?
+    /// `--save_last_n_steps`: step files older than n steps are removed (kohya keeps those within the last n steps).
+    public var saveLastNSteps: Int?
+    /// `--save_state_on_train_end`: a state folder at the end only.
+    public var saveStateOnTrainEnd = false
     /// `--save_state`: a resumable state folder beside every saved file and at the end.
     public var saveState = false
     /// `--scale_weight_norms`: max-norm regularisation of every module's ΔW after each step.
