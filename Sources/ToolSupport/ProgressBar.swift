@@ -74,7 +74,7 @@ public final class ProgressBar: @unchecked Sendable {
         let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
         let rate = elapsed > 0 ? Double(done) / elapsed : 0
         let speed = unit == .bytes ? "  \(format(Int(rate)))/s" : ""
-        let text = "\r\(label) \(bar) \(Int(fraction * 100))%  \(format(done))/\(format(total))\(speed)\(status)  ETA \(clock(eta))   "
+        let text = "\r\(label) \(bar) \(Int(fraction * 100))%  \(format(done))/\(format(total))\(speed)\(status)  ETA \(ReportText.clock(eta))   "
         FileHandle.standardError.write(Data(text.utf8))
         drewSomething = true
     }
@@ -88,10 +88,5 @@ public final class ProgressBar: @unchecked Sendable {
 
     private func format(_ amount: Int) -> String {
         unit == .items ? String(amount) : ReportText.byteSize(amount)
-    }
-
-    private func clock(_ seconds: Double) -> String {
-        let s = Int(seconds.rounded())
-        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, (s / 60) % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
     }
 }

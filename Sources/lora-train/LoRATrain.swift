@@ -192,7 +192,7 @@ struct LoRATrain: ParsableCommand {
                 let sd2 = (try? ModelFile.open(model)).flatMap { try? StableDiffusionModel.renderableFamily($0).0 } == .sd2
                 let (caching, training) = TrainingEstimate.seconds(plan: plan, steps: steps, checkpointing: configuration.gradientCheckpointing,
                                                                   textEncoder: configuration.trainTextEncoder, sd2: sd2)
-                ToolRun.say("estimated time: ~\(TrainingEstimate.clock(caching)) caching latents, ~\(TrainingEstimate.clock(training)) training "
+                ToolRun.say("estimated time: ~\(ReportText.clock(caching)) caching latents, ~\(ReportText.clock(training)) training "
                             + "(rough: scaled from a 2-core AVX2 EPYC's figures by image area and cores; the progress bar's s/it is the real one)")
                 return
             }

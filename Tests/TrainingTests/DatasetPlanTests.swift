@@ -219,7 +219,7 @@ final class TrainingEstimateTests: XCTestCase {
         let big = TrainingEstimate.seconds(plan: plan(side: 768, flip: true), steps: steps, checkpointing: true, textEncoder: true, cores: 4)
         XCTAssertGreaterThan(big.training, base.training * 2.25 * 32 / 24 / 2, "more than linear in area")
         XCTAssertEqual(big.caching, 2 * 6.5 * pow(2.25, 1.15) / 2, accuracy: 1e-9)
-        XCTAssertEqual(TrainingEstimate.clock(3725), "1:02:05")
+        XCTAssertEqual(ReportText.clock(3725), "1:02:05")
     }
 }
 

@@ -175,4 +175,22 @@ final class TrainingStepTests: XCTestCase {
         XCTAssertEqual(blocks.first { $0.name == "unet_block16" }?.learningRate ?? 0, 5e-5, accuracy: 1e-15) // up_blocks.1.attentions.0
         XCTAssertEqual(blocks.first { $0.name == "unet_block1" }?.learningRate ?? 0, 1e-4, accuracy: 1e-15)
     }
+
+    /// Captions encoded as a batch equal the same captions one by one (one chunk and, with 150 tokens, two chunks joined as
+    /// kohya joins them: BOS, 75 + 75 positions, the last chunk's end), and the training pass without modules equals the frozen one.
+    func testCaptionBatchesEqualSingleCaptions() throws {
+        let model = try model()
+        for length in [nil, 150] as [Int?] {
+            let encoder = try CaptionEncoder(text: model.text, maxTokenLength: length, clipSkip: 2)
+            let captions = ["zkw shape, a red star on a white background", String(repeating: "many words here, ", count: 12)]
+            let batch = try encoder.contexts(captions)
+            let singles = try captions.map { caption throws in try encoder.context(caption) }
+            XCTAssertEqual(batch.shape, [2, length == nil ? 77 : 152, model.config.contextDim])
+            // The same up to the GEMM's summation order (a batch blocks the products differently).
+            let joined = Tensor(shape: batch.shape, values: singles.flatMap(\.values))
+            XCTAssertLessThan(Double(batch.maxAbsDifference(joined)), 1e-5, "length \(length ?? 75)")
+            let (saving, _) = encoder.contextsSaving(captions, tape: TrainingTape(modules: [:]))
+            XCTAssertLessThan(Double(saving.maxAbsDifference(batch)), 1e-5)
+        }
+    }
 }

@@ -203,6 +203,12 @@ public enum ReportText {
 
     // MARK: formatting helpers
 
+    /// A duration as a clock: "12:34", or "1:02:05" from an hour on (progress bars' ETA, training estimates).
+    public static func clock(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, (s / 60) % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+    }
+
     public static func byteSize(_ bytes: Int) -> String {
         let units = ["B", "KB", "MB", "GB", "TB"]
         var value = Double(bytes)

@@ -51,9 +51,13 @@ public struct CaptionEncoder: Sendable {
     }
 
     /// [1, 2 + 75·chunks, contextDim] (77 for one chunk) through the frozen encoder.
-    public func context(_ caption: String) throws(ModelError) -> Tensor {
-        let chunks = chunks(caption)
-        return join(try text.encoders[0].encode(chunks, layerCount: layerCount, finalNorm: true).hidden, items: 1, chunks: chunks.count)
+    public func context(_ caption: String) throws(ModelError) -> Tensor { try contexts([caption]) }
+
+    /// Several captions through the frozen encoder in one batch: [b, 2 + 75·chunks, contextDim].
+    public func contexts(_ captions: [String]) throws(ModelError) -> Tensor {
+        let ids = captions.flatMap { chunks($0) }
+        return join(try text.encoders[0].encode(ids, layerCount: layerCount, finalNorm: true).hidden, items: captions.count,
+                    chunks: ids.count / captions.count)
     }
 
     /// The contexts of several captions [b, 2 + 75·chunks, contextDim] with the

@@ -321,8 +321,7 @@ public final class LoRATrainer {
             textTape.reset()
             (context, textSaved) = captions.contextsSaving(processed, tape: textTape)
         } else {
-            let contexts = try processed.map { caption throws(ModelError) in try captions.context(caption) }
-            context = Tensor(shape: [b] + contexts[0].shape.dropFirst(), values: contexts.flatMap(\.values))
+            context = try captions.contexts(processed)
             textSaved = nil
         }
         let (loss, contextGradient) = unetTrainingStep(model.unet, tape: unetTape, objective: objective, latents: latents, noise: noise,

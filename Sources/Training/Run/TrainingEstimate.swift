@@ -1,4 +1,5 @@
 import Foundation
+import LoRACore
 
 /// A rough time for a run before anything is loaded (`--dry-run`), from
 /// figures measured on a 2-core AVX2 EPYC (2026-12-01, SD1.5-sized model,
@@ -22,11 +23,5 @@ public enum TrainingEstimate {
         }
         let epochs = Double(steps.totalSteps) / Double(max(1, steps.stepsPerEpoch))
         return (cachingSeconds, epochSeconds * epochs)
-    }
-
-    /// "1:23:45" or "12:34".
-    public static func clock(_ seconds: Double) -> String {
-        let s = Int(seconds.rounded())
-        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, (s / 60) % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
     }
 }
