@@ -240,24 +240,32 @@ public enum TOML {
             throw fail("not a TOML value: \(word) (strings need quotes)")
         }
 
-        mutating func basicString() throws(Failure) -> String {
+        /// After an opening quote: whether it opens a multi-line string (three quotes; a newline right after is
+        /// not part of it).
+        mutating func opensMultiline(_ quote: Unicode.Scalar) throws(Failure) -> Bool {
             advance()
-            let multi = current == "\"" && i + 1 < s.count && s[i + 1] == "\""
-            if multi {
-                advance(); advance()
-                if current == "\n" || current == "\r" { try newline() }
-            }
+            guard current == quote && i + 1 < s.count && s[i + 1] == quote else { return false }
+            advance(); advance()
+            if current == "\n" || current == "\r" { try newline() }
+            return true
+        }
+
+        /// At a quote inside a multi-line string: whether three close it (up to two more quotes belong to the string).
+        mutating func closesMultiline(_ quote: Unicode.Scalar, into out: inout String) -> Bool {
+            guard i + 2 < s.count && s[i + 1] == quote && s[i + 2] == quote else { return false }
+            advance(); advance(); advance()
+            while current == quote { out.unicodeScalars.append(quote); advance() }
+            return true
+        }
+
+        mutating func basicString() throws(Failure) -> String {
+            let multi = try opensMultiline("\"")
             var out = ""
             while true {
                 guard let c = current else { throw fail("a string is not closed") }
                 if c == "\"" {
                     if !multi { advance(); return out }
-                    if i + 2 < s.count && s[i + 1] == "\"" && s[i + 2] == "\"" {
-                        advance(); advance(); advance()
-                        // Up to two more quotes belong to the string.
-                        while current == "\"" && out.count < Int.max { out.append("\""); advance() }
-                        return out
-                    }
+                    if closesMultiline("\"", into: &out) { return out }
                     out.append("\""); advance()
                 } else if c == "\\" {
                     advance()
@@ -297,22 +305,13 @@ public enum TOML {
         }
 
         mutating func literalString() throws(Failure) -> String {
-            advance()
-            let multi = current == "'" && i + 1 < s.count && s[i + 1] == "'"
-            if multi {
-                advance(); advance()
-                if current == "\n" || current == "\r" { try newline() }
-            }
+            let multi = try opensMultiline("'")
             var out = ""
             while true {
                 guard let c = current else { throw fail("a string is not closed") }
                 if c == "'" {
                     if !multi { advance(); return out }
-                    if i + 2 < s.count && s[i + 1] == "'" && s[i + 2] == "'" {
-                        advance(); advance(); advance()
-                        while current == "'" { out.append("'"); advance() }
-                        return out
-                    }
+                    if closesMultiline("'", into: &out) { return out }
                 } else if c == "\n" && !multi {
                     throw fail("a one-line string is not closed")
                 }
