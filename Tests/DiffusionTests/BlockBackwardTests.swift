@@ -9,14 +9,8 @@ import XCTest
 /// gradients match five-point differences of that float forward at sampled
 /// coordinates.
 final class BlockBackwardTests: XCTestCase {
-    struct Rng {
-        var state: UInt64
-        mutating func next() -> Float {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return Float(Int64(bitPattern: state >> 11) % 2_000_001 - 1_000_000) / 1_000_000
-        }
-        mutating func values(_ n: Int, scale: Float = 1) -> [Float] { (0..<n).map { _ in next() * scale } }
-    }
+    /// The layer tests' deterministic source (the same draws).
+    typealias Rng = LayerTests.Rng
 
     /// Five-point central differences (error O(h⁴), so h can be large enough
     /// that float32 rounding in the forward stays small): worst error below

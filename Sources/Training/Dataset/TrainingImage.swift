@@ -8,10 +8,15 @@ import LoRACore
 /// excess trimmed evenly from both sides (`excess // 2` first), optionally
 /// mirrored, pixels to [-1, 1] as x/127.5 − 1. [1, 3, height, width].
 public enum TrainingImage {
-    public static func pixels(_ path: String, bucket: Resolution, resized: Resolution, flipped: Bool = false) throws(ModelError) -> Tensor {
+    /// The image decoded and resized once (a flipped copy crops from the same pixels).
+    public static func resized(_ path: String, to size: Resolution) throws(ModelError) -> Bitmap {
         let bitmap: Bitmap
         do { bitmap = try ImageFile.read(path) } catch { throw ModelError(.invalid, error.message, file: path) }
-        let scaled = bitmap.resampled(width: resized.width, height: resized.height)
+        return bitmap.resampled(width: size.width, height: size.height)
+    }
+
+    /// The bucket's crop of an already resized image.
+    public static func pixels(_ scaled: Bitmap, path: String, bucket: Resolution, flipped: Bool = false) throws(ModelError) -> Tensor {
         let left = max(0, scaled.width - bucket.width) / 2, top = max(0, scaled.height - bucket.height) / 2
         guard scaled.width >= bucket.width, scaled.height >= bucket.height else {
             throw ModelError(.mismatch, "image of \(scaled.width)x\(scaled.height) is smaller than its bucket \(bucket.width)x\(bucket.height)",

@@ -30,8 +30,9 @@ public struct LatentCache: Sendable {
                 continue
             }
             var encoded: [Tensor] = []
+            let scaled = try TrainingImage.resized(image.path, to: resized) // decoded once, for the flipped copy too
             for (flip, noise) in zip(flips, noises) {
-                let pixels = try TrainingImage.pixels(image.path, bucket: bucket, resized: resized, flipped: flip)
+                let pixels = try TrainingImage.pixels(scaled, path: image.path, bucket: bucket, flipped: flip)
                 var latents = encoder.encode(pixels, noise: noise)
                 for j in latents.values.indices where !latents.values[j].isFinite { latents.values[j] = 0 }
                 encoded.append(latents)
