@@ -28,3 +28,27 @@ extension Linear {
         return dx
     }
 }
+
+extension Linear {
+    /// One packed part's weight and bias gradients: its rows of dW are the
+    /// contiguous block dy[:, rows]ᵀ·x, so each part's GEMM writes its own buffer.
+    func accumulatePartGradients(_ part: Part, input x: Tensor, outputGradient dy: Tensor, weight: Gradient?, bias: Gradient?) {
+        guard weight != nil || bias != nil else { return }
+        let rows = x.count / inFeatures
+        x.withPointer { xp in dy.withPointer { dyp in
+            let columns = dyp + part.rows.lowerBound
+            weight?.withPointer { g in
+                LinearAlgebra.gemm(transposeA: true, m: part.rows.count, n: inFeatures, k: rows, a: columns, lda: outFeatures, b: xp,
+                                   ldb: inFeatures, beta: 1, c: g, ldc: inFeatures)
+            }
+            guard let bias else { return }
+            bias.withPointer { g in
+                for j in 0..<part.rows.count {
+                    var sum = 0.0
+                    for r in 0..<rows { sum += Double(columns[r * outFeatures + j]) }
+                    g[j] += Float(sum)
+                }
+            }
+        } }
+    }
+}

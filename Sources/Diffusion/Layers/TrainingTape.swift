@@ -20,9 +20,20 @@ public final class TrainingTape: @unchecked Sendable {
     private var saved: [String: [LoRAModule.Saved]] = [:]
     /// kohya's module/neuron/rank dropouts for the modules on this tape (training only).
     public var dropout: LoRADropout?
+    /// Training a model's own weights (the tiny model trained from scratch):
+    /// a gradient buffer per checkpoint key, weights and biases alike. A
+    /// layer whose keys have no buffer stays frozen and skips its weight GEMM.
+    public let parameterGradients: [String: Gradient]
 
-    public init(modules: [String: [Attachment]]) {
+    public init(modules: [String: [Attachment]] = [:], parameterGradients: [String: Gradient] = [:]) {
         self.modules = modules
+        self.parameterGradients = parameterGradients
+    }
+
+    /// The buffer of a checkpoint key, if that weight is trained.
+    func gradient(_ key: String?) -> Gradient? {
+        guard let key, !parameterGradients.isEmpty else { return nil }
+        return parameterGradients[key]
     }
 
     /// Forget the last pass's activations (the modules stay).
@@ -90,10 +101,18 @@ extension Linear {
         return y
     }
 
-    /// dx through the frozen weight and through each module (whose factor gradients it adds).
+    /// dx through the weight and through each module (whose factor gradients
+    /// it adds); the weight's own gradients when the tape trains its keys.
     public func backward(input x: Tensor, outputGradient dy: Tensor, tape: TrainingTape?) -> Tensor {
-        var dx = backward(input: x, outputGradient: dy)
-        guard let tape else { return dx }
+        guard let tape else { return backward(input: x, outputGradient: dy) }
+        var dx: Tensor
+        if parts.count == 1 {
+            dx = backward(input: x, outputGradient: dy, weightGradient: tape.gradient(parts[0].key), biasGradient: tape.gradient(parts[0].biasKey))
+        } else {
+            dx = backward(input: x, outputGradient: dy)
+            for part in parts { accumulatePartGradients(part, input: x, outputGradient: dy,
+                                                        weight: tape.gradient(part.key), bias: tape.gradient(part.biasKey)) }
+        }
         for part in parts {
             for (attachment, saved) in zip(tape.modules[part.key] ?? [], tape.recorded(part.key)) {
                 let rows = attachment.rows.map { (part.rows.lowerBound + $0.lowerBound)..<(part.rows.lowerBound + $0.upperBound) } ?? part.rows
@@ -118,11 +137,24 @@ extension Conv2d {
     }
 
     public func backward(input x: Tensor, outputGradient dy: Tensor, tape: TrainingTape?) -> Tensor {
-        var dx = backward(input: x, outputGradient: dy)
-        guard let tape else { return dx }
+        guard let tape else { return backward(input: x, outputGradient: dy) }
+        var dx = backward(input: x, outputGradient: dy, weightGradient: tape.gradient(key), biasGradient: tape.gradient(biasKey))
         for (attachment, saved) in zip(tape.modules[key] ?? [], tape.recorded(key)) {
             addInPlace(&dx, attachment.module.backward(saved, outputGradient: dy))
         }
         return dx
+    }
+}
+
+extension GroupNorm {
+    /// The backward with γ and β trained when the tape has their keys.
+    public func backward(input x: Tensor, outputGradient dy: Tensor, silu: Bool = false, tape: TrainingTape?) -> Tensor {
+        backward(input: x, outputGradient: dy, silu: silu, weightGradient: tape?.gradient(key), biasGradient: tape?.gradient(biasKey))
+    }
+}
+
+extension LayerNorm {
+    public func backward(input x: Tensor, outputGradient dy: Tensor, tape: TrainingTape?) -> Tensor {
+        backward(input: x, outputGradient: dy, weightGradient: tape?.gradient(key), biasGradient: tape?.gradient(biasKey))
     }
 }

@@ -35,7 +35,7 @@ extension ResBlock {
     /// Input gradients through the frozen block: dx, and d(SiLU(emb)).
     func backward(_ saved: Saved, outputGradient dy: Tensor, tape: TrainingTape? = nil) -> (input: Tensor, activatedEmbedding: Tensor) {
         let dConv2Input = conv2.backward(input: saved.conv2Input, outputGradient: dy, tape: tape)
-        let dHidden = norm2.backward(input: saved.hidden, outputGradient: dConv2Input, silu: true)
+        let dHidden = norm2.backward(input: saved.hidden, outputGradient: dConv2Input, silu: true, tape: tape)
         // The embedding projection is broadcast over pixels: its gradient is the spatial sum.
         let batch = dHidden.shape[0], channels = dHidden.shape[1], spatial = dHidden.shape[2] * dHidden.shape[3]
         var dE = Tensor(zeros: [batch, channels])
@@ -46,7 +46,7 @@ extension ResBlock {
         }
         let dEmbedding = embedding.backward(input: saved.activatedEmbedding, outputGradient: dE, tape: tape)
         let dConv1Input = conv1.backward(input: saved.conv1Input, outputGradient: dHidden, tape: tape)
-        var dx = norm1.backward(input: saved.input, outputGradient: dConv1Input, silu: true)
+        var dx = norm1.backward(input: saved.input, outputGradient: dConv1Input, silu: true, tape: tape)
         addInPlace(&dx, skip?.backward(input: saved.input, outputGradient: dy, tape: tape) ?? dy)
         return (dx, dEmbedding)
     }

@@ -86,7 +86,7 @@ extension SpatialTransformer {
             let normedTokens = transposeLastTwo(saved.normed, rows: channels, cols: pixels)
             dNormed = transposeLastTwo(linear.backward(input: normedTokens, outputGradient: dTokens, tape: tape), rows: pixels, cols: channels).reshaped(shape)
         }
-        var dx = norm.backward(input: saved.input, outputGradient: dNormed)
+        var dx = norm.backward(input: saved.input, outputGradient: dNormed, tape: tape)
         addInPlace(&dx, dy)
         return (dx, dContext)
     }
@@ -122,7 +122,7 @@ extension SpatialTransformer {
         // Feed-forward: x3 = x2 + ffOut(geglu(ffIn(norm3(x2)))).
         let dGated = block.feedForwardOut.backward(input: s.gated, outputGradient: dy, tape: tape)
         let dNorm3 = block.feedForwardIn.backward(input: s.norm3, outputGradient: gegluBackward(input: s.feedForward, outputGradient: dGated), tape: tape)
-        var dx2 = block.norm3.backward(input: s.afterCross, outputGradient: dNorm3)
+        var dx2 = block.norm3.backward(input: s.afterCross, outputGradient: dNorm3, tape: tape)
         addInPlace(&dx2, dy)
         // Cross-attention: x2 = x1 + crossOut(attend(crossQ(norm2(x1)), kv(context))).
         let dA2 = block.crossOut.backward(input: s.crossAttended, outputGradient: dx2, tape: tape)
@@ -130,14 +130,14 @@ extension SpatialTransformer {
                                        outputGradient: dA2, items: batch, queries: tokens, keys: textTokens, heads: heads, headDim: d)
         let dContext = block.crossKV.backward(input: context, outputGradient: packColumns([cross.k, cross.v]), tape: tape)
         let dNorm2 = block.crossQ.backward(input: s.norm2, outputGradient: cross.q, tape: tape)
-        var dx1 = block.norm2.backward(input: s.afterSelf, outputGradient: dNorm2)
+        var dx1 = block.norm2.backward(input: s.afterSelf, outputGradient: dNorm2, tape: tape)
         addInPlace(&dx1, dx2)
         // Self-attention: x1 = x0 + selfOut(attend(qkv(norm1(x0)))).
         let dA1 = block.selfOut.backward(input: s.selfAttended, outputGradient: dx1, tape: tape)
         let attention = Attention.backward(q: packedColumns(s.qkv, 0, of: 3), k: packedColumns(s.qkv, 1, of: 3), v: packedColumns(s.qkv, 2, of: 3),
                                            outputGradient: dA1, items: batch, queries: tokens, keys: tokens, heads: heads, headDim: d)
         let dNorm1 = block.selfQKV.backward(input: s.norm1, outputGradient: packColumns([attention.q, attention.k, attention.v]), tape: tape)
-        var dx0 = block.norm1.backward(input: s.input, outputGradient: dNorm1)
+        var dx0 = block.norm1.backward(input: s.input, outputGradient: dNorm1, tape: tape)
         addInPlace(&dx0, dx1)
         return (dx0, dContext)
     }

@@ -25,6 +25,9 @@ extension UNet {
         let contextShape: [Int]
         let context: Tensor
         let activatedEmbedding: Tensor
+        let timestepFeatures: Tensor        // sinusoidal features   [b, mc]
+        let timeHidden: Tensor              // time_embed.0's output [b, 4mc]
+        let embedding: Tensor               // time_embed.2's output [b, 4mc]
     }
 
     /// `forward` (no SDXL vector yet) with the tape's trained modules instead
@@ -34,7 +37,9 @@ extension UNet {
     /// forward again in the backward — memory for about one more forward.
     public func forwardSaving(_ x: Tensor, timesteps: [Float], context: Tensor, tape: TrainingTape? = nil,
                               checkpointing: Bool = false) -> (Tensor, Saved) {
-        let emb = timeEmbed2.forward(Activation.silu(timeEmbed1.forward(timestepEmbedding(timesteps, dim: config.modelChannels))))
+        let features = timestepEmbedding(timesteps, dim: config.modelChannels)   // [b, mc]
+        let timeHidden = timeEmbed1.forward(features)                             // [b, 4mc]
+        let emb = timeEmbed2.forward(Activation.silu(timeHidden))                 // [b, 4mc]
         let activated = Activation.silu(emb)
         func run(_ layers: [Layer], _ input: Tensor) -> (Tensor, [LayerSaved]) {
             var h = input
@@ -90,14 +95,18 @@ extension UNet {
         let activatedOut = outputNorm.forward(h, silu: true)
         let y = outputConv.forward(activatedOut, tape: tape)
         return (y, Saved(input: x, inputBlocks: inputSaved, middleBlock: middleSaved, outputBlocks: outputSaved, concatSplit: split,
-                         finalHidden: h, finalActivated: activatedOut, contextShape: context.shape, context: context, activatedEmbedding: activated))
+                         finalHidden: h, finalActivated: activatedOut, contextShape: context.shape, context: context, activatedEmbedding: activated,
+                         timestepFeatures: features, timeHidden: timeHidden, embedding: emb))
     }
 
-    /// Input gradients through the frozen U-Net, d(latents) and d(context);
-    /// the tape's modules add their factor gradients on the way.
-    /// (The timestep embedding is frozen and has no trained parameters upstream: its gradient is not formed.)
+    /// Input gradients through the U-Net, d(latents) and d(context); the
+    /// tape's modules add their factor gradients on the way, and the weights
+    /// the tape trains theirs. The time embedding's gradient (every ResBlock's
+    /// d SiLU(emb), summed) is formed only when the tape trains `time_embed`.
     public func backward(_ saved: Saved, outputGradient dy: Tensor, tape: TrainingTape? = nil) -> (input: Tensor, context: Tensor) {
         var dContext = Tensor(zeros: saved.contextShape)
+        let trainsTimeEmbedding = tape?.gradient(timeEmbed2.parts[0].key) != nil
+        var dActivated = Tensor(zeros: saved.activatedEmbedding.shape)
         func back(_ layers: [Layer], _ savedLayers: [LayerSaved], _ gradient: Tensor) -> Tensor {
             var d = gradient
             for (layer, stored) in zip(layers, savedLayers).reversed() {
@@ -115,7 +124,9 @@ extension UNet {
                 defer { if case .checkpoint = stored, let keep { tape?.forgetAll(except: keep) } }
                 switch (layer, s) {
                 case let (.res(block), .res(blockSaved)):
-                    d = block.backward(blockSaved, outputGradient: d, tape: tape).input
+                    let (dx, dEmbedding) = block.backward(blockSaved, outputGradient: d, tape: tape)
+                    if trainsTimeEmbedding { addInPlace(&dActivated, dEmbedding) }
+                    d = dx
                 case let (.transformer(t), .transformer(tSaved)):
                     let (dx, dc) = t.backward(tSaved, outputGradient: d, tape: tape)
                     addInPlace(&dContext, dc)
@@ -131,7 +142,7 @@ extension UNet {
             return d
         }
         var d = outputNorm.backward(input: saved.finalHidden, outputGradient: outputConv.backward(input: saved.finalActivated, outputGradient: dy, tape: tape),
-                                    silu: true)
+                                    silu: true, tape: tape)
         // skips[i]: the input conv's output (0) and each input block's output; output block j concatenates skip n − j.
         let n = inputBlocks.count
         var dSkips = [Tensor?](repeating: nil, count: n + 1)
@@ -147,6 +158,13 @@ extension UNet {
             d = back(inputBlocks[i - 1], saved.inputBlocks[i - 1], d)
         }
         if let skip = dSkips[0] { addInPlace(&d, skip) }
+        if trainsTimeEmbedding {
+            // activated = silu(emb), emb = te2(silu(te1(features))): features are constants of t.
+            let dEmbedding = Activation.silu.backward(input: saved.embedding, outputGradient: dActivated)
+            let dHidden = timeEmbed2.backward(input: Activation.silu(saved.timeHidden), outputGradient: dEmbedding, tape: tape)
+            _ = timeEmbed1.backward(input: saved.timestepFeatures, outputGradient: Activation.silu.backward(input: saved.timeHidden, outputGradient: dHidden),
+                                    tape: tape)
+        }
         return (inputConv.backward(input: saved.input, outputGradient: d, tape: tape), dContext)
     }
 }
