@@ -1,5 +1,6 @@
 import Diffusion
 import Foundation
+import Imaging
 import LoRACore
 @testable import Training
 import XCTest
@@ -376,5 +377,25 @@ final class BlockLearningRateTests: XCTestCase {
         XCTAssertEqual(blocks.dims[1], 4)
         let network = LoRANetwork.kohya(ModelLayout(.real(.sd1)), dim: 4, alpha: 1, textEncoder: false, blocks: blocks) { 0.5 }
         XCTAssertEqual(network.modules.count, 192 - 12, "the mid block's transformer loses its 12 modules")
+    }
+}
+
+/// The pixel-statistics reader the tiny model's tests judge renders with:
+/// it must read the generator's own scenes (every shape, colour, size and
+/// position) right before it can judge a model's.
+final class SceneReaderTests: XCTestCase {
+    func testReadsTheGeneratorsScenes() {
+        var stream = ShapeScene.Stream(seed: 5, shapes: ShapeScene.baseShapes + ["star"])
+        var wrong: [String] = []
+        for _ in 0..<300 {
+            let scene = stream.next()
+            let reading = SceneReader.read(scene.render(size: 64))
+            if reading.shape != scene.shape || reading.color != scene.color || reading.background != scene.background {
+                wrong.append("\(scene.caption) read as \(reading)")
+            }
+        }
+        XCTAssertLessThanOrEqual(wrong.count, 6, wrong.joined(separator: "\n"))
+        // A blank picture shows no shape.
+        XCTAssertNil(SceneReader.read(Bitmap(width: 64, height: 64, fill: RGB(40, 70, 220))).shape)
     }
 }

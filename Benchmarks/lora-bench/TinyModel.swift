@@ -1,0 +1,89 @@
+import ArgumentParser
+import Diffusion
+import FixtureKit
+import Foundation
+import LoRACore
+import ToolSupport
+import Training
+
+/// Trains the tiny shapes model from scratch: the SD1 layout at small widths
+/// (U-Net 32/64/64/64, CLIP 64 wide × 2 layers with the real tokenizer's
+/// vocabulary, VAE 32/64/64/64 with one ResBlock per level), on coloured
+/// shapes rendered on the fly. The same options and seed give the same file.
+struct TinyModel: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "tiny-model",
+                                                    abstract: "Train the tiny shapes model (VAE, then U-Net) from scratch.")
+
+    @Option(help: "The checkpoint to write.")
+    var out: String
+
+    @Option(help: "CLIP tokenizer (merges file or folder).")
+    var tokenizer = "Fixtures/tokenizer/clip_bpe_merges.txt.gz"
+
+    @Option(help: "Autoencoder steps.")
+    var vaeSteps = 400
+
+    @Option(help: "U-Net steps.")
+    var unetSteps = 2000
+
+    @Option(help: "Images per step.")
+    var batch = 8
+
+    @Option(help: "Seed of the initialisation and the scenes.")
+    var seed: UInt64 = 1
+
+    @Option(help: "Also write the model after the autoencoder stage here (to look at its reconstructions).")
+    var vaeStageOut: String?
+
+    @Option(help: "Print every n steps.")
+    var every = 25
+
+    static func config() -> ArchitectureConfig {
+        var config = ArchitectureConfig.engineTiny(.sd1)
+        config.vaeResBlocks = 1
+        var te = config.textEncoders[0]
+        te.width = 64
+        te.mlpWidth = 256
+        te.layers = 2
+        te.loraLayers = 2
+        config.textEncoders = [te]
+        config.contextDim = 64
+        return config
+    }
+
+    func run() throws {
+        ToolEnvironment.prepare()
+        var recipe = TinyModelTrainer.Recipe()
+        recipe.batch = batch
+        recipe.seed = seed
+        let trainer = TinyModelTrainer(config: Self.config(), recipe: recipe)
+        let start = Date()
+        func clock() -> String { String(format: "%6.0f s", Date().timeIntervalSince(start)) }
+        var window: [Double] = []
+        try trainer.trainAutoencoder(steps: vaeSteps) { step, loss, reconstruction in
+            window.append(reconstruction)
+            if step % every == 0 || step == vaeSteps {
+                print("\(clock())  vae  step \(step)/\(vaeSteps)  loss \(String(format: "%.5f", loss))  reconstruction MSE \(String(format: "%.5f", window.reduce(0, +) / Double(window.count)))")
+                window = []
+            }
+        }
+        let c = try trainer.normaliseLatentScale()
+        print("\(clock())  latent scale folded into quant_conv/post_quant_conv: ×\(c)")
+        if let vaeStageOut { try trainer.save(to: vaeStageOut, dtype: .f32) }
+        let tokenizer = try BPETokenizer.load(self.tokenizer)
+        window = []
+        try trainer.trainUNet(steps: unetSteps, tokenizer: tokenizer) { step, loss in
+            window.append(loss)
+            if step % every == 0 || step == unetSteps {
+                print("\(clock())  unet step \(step)/\(unetSteps)  loss \(String(format: "%.5f", window.reduce(0, +) / Double(window.count)))")
+                window = []
+            }
+        }
+        var metadata = Metadata()
+        metadata["modelspec.architecture"] = "stable-diffusion-v1"
+        metadata["modelspec.title"] = "LoRA Tools tiny shapes model"
+        metadata["lora_tools.recipe"] = "lora-bench tiny-model --vae-steps \(vaeSteps) --unet-steps \(unetSteps) --batch \(batch) --seed \(seed)"
+        try trainer.save(to: out, metadata: metadata)
+        print("\(clock())  wrote \(out)")
+    }
+}

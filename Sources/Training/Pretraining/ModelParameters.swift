@@ -1,0 +1,73 @@
+import Diffusion
+import LoRACore
+
+/// Every float weight of some parts of a model, trained from scratch (the
+/// tiny model the quick start draws with): values and gradients by
+/// checkpoint key, the tape that trains them, and the `Weights` the engine's
+/// constructors read the current values from.
+public final class ModelParameters: @unchecked Sendable {
+    public let config: ArchitectureConfig
+    public let parameters: [Parameter]
+    private let index: [String: Int]
+
+    /// Fresh weights for the tensors of `config` whose names start with one
+    /// of `prefixes`, initialised as torch initialises the layers (and as LDM
+    /// zeroes some):
+    /// - 2-D and 4-D weights: U(−1/√fan_in, 1/√fan_in) (nn.Linear/nn.Conv2d's
+    ///   kaiming_uniform with a = √5); biases 0;
+    /// - norms: γ = 1, β = 0 (every 1-D `.weight` of an SD checkpoint is a norm's);
+    /// - embeddings (CLIP's token and position tables): N(0, 0.02²), CLIP's init;
+    /// - LDM's `zero_module`: each ResBlock's last conv, each transformer's
+    ///   proj_out and the U-Net's output conv start at zero, so every block
+    ///   starts as the identity and the untrained U-Net predicts 0.
+    public init(config: ArchitectureConfig, prefixes: [String], seed: UInt64) {
+        self.config = config
+        var random = TrainingRandom(seed: seed)
+        var parameters: [Parameter] = []
+        for spec in ModelLayout(config).tensors where prefixes.contains(where: { spec.name.hasPrefix($0) }) && spec.dtype == nil {
+            let count = spec.shape.reduce(1, *)
+            var values = [Float](repeating: 0, count: count)
+            let name = spec.name
+            if name.hasSuffix("embedding.weight") {
+                values = random.normal(count).map { 0.02 * $0 }
+            } else if spec.shape.count == 1 {
+                if name.hasSuffix(".weight") { values = [Float](repeating: 1, count: count) }
+            } else if !ModelParameters.startsAtZero(name) && spec.shape.count >= 2 {
+                let bound = 1 / Double(spec.shape.dropFirst().reduce(1, *)).squareRoot()
+                for i in 0..<count { values[i] = Float((2 * random.uniform() - 1) * bound) }
+            }
+            parameters.append(Parameter(key: name, shape: spec.shape, values: values))
+        }
+        self.parameters = parameters
+        index = Dictionary(uniqueKeysWithValues: parameters.enumerated().map { ($1.key, $0) })
+    }
+
+    static func startsAtZero(_ name: String) -> Bool {
+        name.hasPrefix(UNet.prefix) && (name.contains(".out_layers.3.") || name.contains(".proj_out.") || name.hasPrefix(UNet.prefix + "out.2."))
+    }
+
+    public subscript(key: String) -> Parameter? { index[key].map { parameters[$0] } }
+
+    /// The tape that trains all of them (gradients added into their buffers).
+    public func tape() -> TrainingTape {
+        TrainingTape(parameterGradients: Dictionary(uniqueKeysWithValues: parameters.map { ($0.key, $0.gradient) }))
+    }
+
+    /// The current values as a model file the engine's layers load from.
+    public func weights() throws(ModelError) -> Weights {
+        Weights(try ModelFile.inMemory(parameters.map { ($0.key, $0.shape, $0.values) }, path: "<training>"))
+    }
+
+    public func zeroGradients() { for p in parameters { p.gradient.zero() } }
+
+    /// Replaces the values of keys present in `file` (a run continued from a saved model).
+    public func load(_ file: ModelFile) throws(ModelError) {
+        for p in parameters {
+            guard let tensor = file[p.key] else { continue }
+            guard tensor.elementCount == p.count else {
+                throw ModelError(.mismatch, "\(p.key) is \(tensor.shapeDescription), expected \(p.shape)", file: file.path, key: p.key)
+            }
+            p.values = tensor.floats()
+        }
+    }
+}

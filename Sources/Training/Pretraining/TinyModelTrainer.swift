@@ -1,0 +1,150 @@
+import Diffusion
+import Foundation
+import Imaging
+import LinearAlgebra
+import LoRACore
+
+/// Trains the tiny shapes model from scratch — the autoencoder first, then
+/// the U-Net on the autoencoder's latents — with the text encoder frozen at
+/// its initialisation (a random CLIP still gives each caption a distinct
+/// context; the U-Net's cross-attention learns to read it). Every step
+/// renders fresh scenes, so there is no dataset to overfit.
+public final class TinyModelTrainer {
+    public struct Recipe: Sendable {
+        public var imageSize = 64
+        public var batch = 8
+        public var seed: UInt64 = 1
+        public var autoencoderRate = 1e-3
+        public var unetRate = 5e-4
+        public var warmup = 50
+        public var maxGradNorm: Float = 1
+        public init() {}
+    }
+
+    public let config: ArchitectureConfig
+    public let recipe: Recipe
+    public let parameters: ModelParameters
+    let layout: ModelLayout
+    var random: TrainingRandom
+    var scenes: ShapeScene.Stream
+
+    public init(config: ArchitectureConfig, recipe: Recipe) {
+        self.config = config
+        self.recipe = recipe
+        layout = ModelLayout(config)
+        parameters = ModelParameters(config: config, prefixes: [layout.textEncoderPrefix(0), ModelLayout.vaePrefix, UNet.prefix], seed: recipe.seed)
+        random = TrainingRandom(seed: recipe.seed &+ 1)
+        scenes = ShapeScene.Stream(seed: recipe.seed)
+    }
+
+    func group(_ prefix: String, rate: Double) -> [ParameterGroup] {
+        [ParameterGroup(name: prefix, parameters: parameters.parameters.filter { $0.key.hasPrefix(prefix) }, learningRate: rate)]
+    }
+
+    /// Linear warm-up, then cosine decay to a tenth.
+    func rate(_ base: Double, step: Int, of steps: Int) -> Double {
+        if step < recipe.warmup { return base * Double(step + 1) / Double(recipe.warmup) }
+        let t = Double(step - recipe.warmup) / Double(max(1, steps - recipe.warmup))
+        return base * (0.1 + 0.9 * 0.5 * (1 + cos(Double.pi * t)))
+    }
+
+    func images(_ batch: [ShapeScene]) -> Tensor {
+        let size = recipe.imageSize, plane = 3 * size * size
+        var out = Tensor(zeros: [batch.count, 3, size, size])
+        for (i, scene) in batch.enumerated() {
+            let pixels = try! TrainingImage.pixels(scene.render(size: size), path: "<scene>", bucket: Resolution(size, size))
+            out.values.replaceSubrange((i * plane)..<((i + 1) * plane), with: pixels.values)
+        }
+        return out
+    }
+
+    func nextScenes() -> [ShapeScene] { (0..<recipe.batch).map { _ in scenes.next() } }
+
+    /// `report(step, loss, reconstruction MSE)` after each step.
+    public func trainAutoencoder(steps: Int, report: (Int, Double, Double) -> Void) throws(ModelError) {
+        let tape = parameters.tape()
+        var optimizer = AdamW(weightDecay: 0)
+        let objective = AutoencoderTraining()
+        let latentSide = recipe.imageSize / 8
+        for step in 0..<steps {
+            let weights = try parameters.weights()
+            let encoder = try VAEEncoder(weights, config: config), decoder = try VAEDecoder(weights, config: config)
+            let x = images(nextScenes())
+            let noise = Tensor(shape: [recipe.batch, config.latentChannels, latentSide, latentSide],
+                               values: random.normal(recipe.batch * config.latentChannels * latentSide * latentSide))
+            let (loss, reconstruction) = objective.step(encoder: encoder, decoder: decoder, tape: tape, images: x, noise: noise)
+            let trained = group(ModelLayout.vaePrefix, rate: rate(recipe.autoencoderRate, step: step, of: steps))
+            clipGradientNorm(trained[0].parameters, maximum: recipe.maxGradNorm)
+            optimizer.update(trained)
+            parameters.zeroGradients()
+            report(step + 1, loss, reconstruction)
+        }
+    }
+
+    /// Rescales the latent space so that the scaled latents (× the SD1 factor
+    /// 0.18215 the engine applies) have unit standard deviation, as SD's do:
+    /// the mean's rows of quant_conv are multiplied by c and post_quant_conv's
+    /// columns divided by c, which leaves the decoded images unchanged.
+    /// Returns c.
+    @discardableResult
+    public func normaliseLatentScale(samples: Int = 64) throws(ModelError) -> Float {
+        let encoder = try VAEEncoder(try parameters.weights(), config: config)
+        var sum = 0.0, squares = 0.0, count = 0.0
+        var stream = ShapeScene.Stream(seed: recipe.seed &+ 99)
+        for _ in 0..<max(1, samples / recipe.batch) {
+            let mean = encoder.moments(images((0..<recipe.batch).map { _ in stream.next() })).mean
+            for v in mean.values { sum += Double(v); squares += Double(v) * Double(v); count += 1 }
+        }
+        let std = (squares / count - (sum / count) * (sum / count)).squareRoot()
+        let c = Float(1 / (Double(config.vaeScaleFactor) * std))
+        let z = config.latentChannels
+        let quant = parameters[ModelLayout.vaePrefix + "quant_conv.weight"]!, quantBias = parameters[ModelLayout.vaePrefix + "quant_conv.bias"]!
+        for o in 0..<z {
+            for i in 0..<(2 * z) { quant.values[o * 2 * z + i] *= c }
+            quantBias.values[o] *= c
+            quantBias.values[z + o] += 2 * log(c)
+        }
+        let post = parameters[ModelLayout.vaePrefix + "post_quant_conv.weight"]!
+        for o in 0..<z { for i in 0..<z { post.values[o * z + i] /= c } }
+        return c
+    }
+
+    /// `report(step, loss)` after each step.
+    public func trainUNet(steps: Int, tokenizer: BPETokenizer, report: (Int, Double) -> Void) throws(ModelError) {
+        let frozen = try parameters.weights()
+        let encoder = try VAEEncoder(frozen, config: config)
+        let text = TextConditioner(family: config.family, encoders: [try CLIPTextEncoder(frozen, prefix: layout.textEncoderPrefix(0), config: config.textEncoders[0])],
+                                   tokenizer: tokenizer)
+        let captions = try CaptionEncoder(text: text)
+        let tape = parameters.tape()
+        var optimizer = AdamW(weightDecay: 0)
+        let objective = DiffusionObjective()
+        for step in 0..<steps {
+            let batch = nextScenes()
+            var latents = encoder.moments(images(batch)).mean
+            for i in latents.values.indices { latents.values[i] *= config.vaeScaleFactor }
+            // Captions dropped one time in ten: the empty prompt's context is what negative prompts and CFG start from.
+            let context = try captions.contexts(batch.map { random.uniform() < 0.1 ? "" : $0.caption })
+            let noise = Tensor(shape: latents.shape, values: random.normal(latents.count))
+            let timesteps = (0..<batch.count).map { _ in random.integer(below: 1000) }
+            let unet = try UNet(try parameters.weights(), config: config)
+            let (loss, _) = unetTrainingStep(unet, tape: tape, objective: objective, latents: latents, noise: noise, timesteps: timesteps,
+                                             context: context)
+            let trained = group(UNet.prefix, rate: rate(recipe.unetRate, step: step, of: steps))
+            clipGradientNorm(trained[0].parameters, maximum: recipe.maxGradNorm)
+            optimizer.update(trained)
+            parameters.zeroGradients()
+            report(step + 1, loss)
+        }
+    }
+
+    /// Writes every tensor as fp16 (or `dtype`), the single-file SD1 layout.
+    public func save(to path: String, dtype: DType = .f16, metadata: Metadata = Metadata()) throws(ModelError) {
+        let entries = parameters.parameters.map { SafeTensorsWriter.Entry(name: $0.key, dtype: dtype, shape: $0.shape) }
+        let writer = try SafeTensorsWriter(path: path, metadata: metadata, entries: entries)
+        for p in parameters.parameters {
+            try rethrowingModelError { try p.values.withUnsafeBufferPointer { try writer.write(name: p.key, floats: $0) } }
+        }
+        try writer.finish()
+    }
+}
