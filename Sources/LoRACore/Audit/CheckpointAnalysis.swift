@@ -76,15 +76,11 @@ public enum CheckpointAnalysis {
         let emaWeights = model.tensors.filter { $0.name.hasPrefix("model_ema.") && $0.name != "model_ema.decay" && $0.name != "model_ema.num_updates" }
         let hasEMA = !emaWeights.isEmpty
 
-        // Completeness against the family's key set. Names do not depend on widths, but a small model built
-        // in the same layout (the tiny shapes model: 32/64/64/64, two CLIP layers) has fewer blocks and no skip
-        // conv where its widths do not change: a file without the released widths is checked against the
-        // structure its own shapes describe.
+        // Completeness against the family's key set (ArchitectureConfig.keyStructure: the released
+        // structure, or a small model's own).
         var missing: [String] = [], unknown: [String] = []
         if let fam = family.family, family.variant?.contains("refiner") != true {
-            let releasedWidth = model["model.diffusion_model.input_blocks.0.0.weight"].map { [320, 384].contains($0.shape.first ?? 0) } ?? true
-            let config = releasedWidth ? .real(fam) : ((try? ArchitectureConfig.infer(from: model, family: fam)) ?? .real(fam))
-            let layout = ModelLayout(config)
+            let layout = ModelLayout(.keyStructure(of: model, family: fam))
             let expected = Set(layout.tensors.map(\.name))
             let present = Set(names)
             missing = layout.tensors.map(\.name).filter { !present.contains($0) && !optionalKey($0) }

@@ -140,7 +140,7 @@ public enum LoRAExtractor {
     static func plan(base: ModelFile, tuned: ModelFile, family: Family, includeConv: Bool) throws(ModelError) -> [Job] {
         let baseNames = Set(base.tensorNames), tunedNames = Set(tuned.tensorNames)
         var jobs: [Job] = []
-        for target in KeyMap.real(family).targets where target.set == .attention || (includeConv && target.set == .resnet) {
+        for target in KeyMap(.keyStructure(of: base, family: family)).targets where target.set == .attention || (includeConv && target.set == .resnet) {
             guard let baseKey = MergePlan.resolve(target.checkpointKey, in: baseNames) else {
                 throw ModelError(.mismatch, "the base has no \(target.checkpointKey)", file: base.path)
             }

@@ -106,3 +106,16 @@ extension ArchitectureConfig {
         return config
     }
 }
+
+extension ArchitectureConfig {
+    /// The structure to check a checkpoint's keys against: the released
+    /// model's when the file has its widths (a file missing blocks is then
+    /// reported as broken, not re-described), otherwise the one its own shapes
+    /// describe — a small model in the same layout (the tiny shapes model:
+    /// 64 wide, two CLIP layers, no skip conv where widths do not change).
+    public static func keyStructure(of model: ModelFile, family: Family) -> ArchitectureConfig {
+        let releasedWidth = model["model.diffusion_model.input_blocks.0.0.weight"].map { [320, 384].contains($0.shape.first ?? 0) } ?? true
+        guard !releasedWidth, let inferred = try? ArchitectureConfig.infer(from: model, family: family) else { return .real(family) }
+        return inferred
+    }
+}

@@ -19,7 +19,8 @@ public final class ModelParameters: @unchecked Sendable {
     /// - embeddings (CLIP's token and position tables): N(0, 0.02²), CLIP's init;
     /// - LDM's `zero_module`: each ResBlock's last conv, each transformer's
     ///   proj_out and the U-Net's output conv start at zero, so every block
-    ///   starts as the identity and the untrained U-Net predicts 0.
+    ///   starts as the identity and the untrained U-Net predicts 0;
+    /// - the VAE's log-variance starts small (see below).
     public init(config: ArchitectureConfig, prefixes: [String], seed: UInt64) {
         self.config = config
         var random = TrainingRandom(seed: seed)
@@ -35,6 +36,11 @@ public final class ModelParameters: @unchecked Sendable {
             } else if !ModelParameters.startsAtZero(name) && spec.shape.count >= 2 {
                 let bound = 1 / Double(spec.shape.dropFirst().reduce(1, *)).squareRoot()
                 for i in 0..<count { values[i] = Float((2 * random.uniform() - 1) * bound) }
+            }
+            if name == ModelLayout.vaePrefix + "quant_conv.bias" {
+                // The log-variance channels start at −6 (σ ≈ 0.05): with LDM's σ ≈ 1 at the start the decoder sees
+                // mostly noise until the encoder learns to shrink it (measured: no progress in the first 100 steps).
+                for i in (count / 2)..<count { values[i] = -6 }
             }
             parameters.append(Parameter(key: name, shape: spec.shape, values: values))
         }

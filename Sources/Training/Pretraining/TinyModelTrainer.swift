@@ -12,6 +12,9 @@ import LoRACore
 public final class TinyModelTrainer {
     public struct Recipe: Sendable {
         public var imageSize = 64
+        /// The autoencoder learns on random crops of this side (it is convolutional: a quarter of the
+        /// pixels is a quarter of the time, and edges and flat areas look the same in a crop).
+        public var autoencoderCrop = 32
         public var batch = 8
         public var seed: UInt64 = 1
         public var autoencoderRate = 1e-3
@@ -58,6 +61,23 @@ public final class TinyModelTrainer {
         return out
     }
 
+    /// A random side×side window of each image, at multiples of 8 (the latent grid).
+    func crops(_ images: Tensor, side: Int) -> Tensor {
+        let batch = images.shape[0], size = images.shape[2]
+        guard side < size else { return images }
+        var out = Tensor(zeros: [batch, 3, side, side])
+        for b in 0..<batch {
+            let top = 8 * random.integer(below: (size - side) / 8 + 1), left = 8 * random.integer(below: (size - side) / 8 + 1)
+            for c in 0..<3 {
+                for y in 0..<side {
+                    let source = ((b * 3 + c) * size + top + y) * size + left, target = ((b * 3 + c) * side + y) * side
+                    out.values.replaceSubrange(target..<(target + side), with: images.values[source..<(source + side)])
+                }
+            }
+        }
+        return out
+    }
+
     func nextScenes() -> [ShapeScene] { (0..<recipe.batch).map { _ in scenes.next() } }
 
     /// `report(step, loss, reconstruction MSE)` after each step.
@@ -65,11 +85,11 @@ public final class TinyModelTrainer {
         let tape = parameters.tape()
         var optimizer = AdamW(weightDecay: 0)
         let objective = AutoencoderTraining()
-        let latentSide = recipe.imageSize / 8
+        let latentSide = recipe.autoencoderCrop / 8
         for step in 0..<steps {
             let weights = try parameters.weights()
             let encoder = try VAEEncoder(weights, config: config), decoder = try VAEDecoder(weights, config: config)
-            let x = images(nextScenes())
+            let x = crops(images(nextScenes()), side: recipe.autoencoderCrop)
             let noise = Tensor(shape: [recipe.batch, config.latentChannels, latentSide, latentSide],
                                values: random.normal(recipe.batch * config.latentChannels * latentSide * latentSide))
             let (loss, reconstruction) = objective.step(encoder: encoder, decoder: decoder, tape: tape, images: x, noise: noise)

@@ -1,0 +1,103 @@
+import Diffusion
+import FixtureKit
+import Foundation
+import LoRACore
+@testable import Training
+import XCTest
+
+/// Training a model's own weights from scratch (Sources/Training/Pretraining):
+/// the initialisation, the autoencoder's objective and its gradients, and the
+/// latent-scale fold. (The layers' weight gradients themselves are checked in
+/// DiffusionTests/WeightGradientTests.)
+final class PretrainingTests: XCTestCase {
+    static let config = ArchitectureConfig.engineTiny(.sd1)
+
+    func testInitialisationFollowsTorchAndLDM() {
+        let parameters = ModelParameters(config: Self.config, prefixes: [UNet.prefix, ModelLayout.vaePrefix], seed: 3)
+        let p = UNet.prefix
+        for key in [p + "input_blocks.1.0.out_layers.3.weight", p + "input_blocks.1.1.proj_out.weight", p + "out.2.weight", p + "out.2.bias"] {
+            XCTAssertEqual(parameters[key]!.values.map(abs).max(), 0, "\(key) starts at zero (LDM's zero_module)")
+        }
+        XCTAssertEqual(Set(parameters[p + "input_blocks.1.0.in_layers.0.weight"]!.values), [1])
+        XCTAssertEqual(Set(parameters[p + "input_blocks.1.0.in_layers.0.bias"]!.values), [0])
+        let conv = parameters[p + "input_blocks.1.0.in_layers.2.weight"]!   // [64? out, in, 3, 3]
+        let bound = 1 / Float(conv.shape.dropFirst().reduce(1, *)).squareRoot()
+        XCTAssertLessThanOrEqual(conv.values.map(abs).max()!, bound)
+        XCTAssertGreaterThan(conv.values.map(abs).max()!, 0.9 * bound, "uniform over the whole ±1/√fan_in range")
+        let logVariance = parameters[ModelLayout.vaePrefix + "quant_conv.bias"]!.values
+        XCTAssertEqual(Array(logVariance.suffix(4)), [-6, -6, -6, -6])
+        XCTAssertEqual(ModelParameters(config: Self.config, prefixes: [UNet.prefix], seed: 3)[conv.key]!.values, conv.values, "seeded")
+    }
+
+    /// The whole objective (reparameterised sample, reconstruction, KL) against
+    /// five-point differences along random unit directions of a few tensors,
+    /// the noise held fixed — including quant_conv's bias, whose log-variance
+    /// half only reaches the loss through σ·ε and the KL.
+    func testAutoencoderObjectiveGradients() throws {
+        let parameters = ModelParameters(config: Self.config, prefixes: [ModelLayout.vaePrefix], seed: 4)
+        var random = TrainingRandom(seed: 9)
+        let images = Tensor(shape: [2, 3, 16, 16], values: random.normal(2 * 3 * 256).map { max(-1, min(1, 0.6 * $0)) })
+        let noise = Tensor(shape: [2, 4, 2, 2], values: random.normal(2 * 4 * 4))
+        // A larger KL weight than training's, so that its gradient is not lost in the reconstruction's.
+        let objective = AutoencoderTraining(klWeight: 0.5)
+        func loss() throws -> Double {
+            let w = try parameters.weights()
+            return objective.step(encoder: try VAEEncoder(w, config: Self.config), decoder: try VAEDecoder(w, config: Self.config),
+                                  tape: TrainingTape(), images: images, noise: noise).loss
+        }
+        let tape = parameters.tape()
+        let w = try parameters.weights()
+        _ = objective.step(encoder: try VAEEncoder(w, config: Self.config), decoder: try VAEDecoder(w, config: Self.config), tape: tape,
+                           images: images, noise: noise)
+        let v = ModelLayout.vaePrefix
+        for key in [v + "quant_conv.bias", v + "quant_conv.weight", v + "encoder.conv_in.weight", v + "decoder.conv_out.weight",
+                    v + "post_quant_conv.weight", v + "encoder.mid.attn_1.k.weight"] {
+            let p = parameters[key]!
+            let original = p.values
+            var direction = random.normal(p.count)
+            let norm = Float(direction.reduce(0.0) { $0 + Double($1 * $1) }.squareRoot())
+            direction = direction.map { $0 / norm }
+            let analytic = zip(p.gradient.values, direction).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            func at(_ e: Float) throws -> Double {
+                p.values = zip(original, direction).map { $0 + e * $1 }
+                defer { p.values = original }
+                return try loss()
+            }
+            let h: Float = 1e-2
+            let numeric = (try at(-2 * h) - 8 * at(-h) + 8 * at(h) - at(2 * h)) / Double(12 * h)
+            XCTAssertEqual(analytic, numeric, accuracy: 0.05 * abs(numeric) + 1e-4, key)
+        }
+    }
+
+    /// Folding the latent scale into quant_conv and post_quant_conv leaves
+    /// every decoded picture as it was and gives the scaled latents unit spread.
+    func testLatentScaleFoldKeepsTheDecoderAndNormalisesTheLatents() throws {
+        var recipe = TinyModelTrainer.Recipe()
+        recipe.imageSize = 32
+        recipe.batch = 4
+        let trainer = TinyModelTrainer(config: Self.config, recipe: recipe)
+        var stream = ShapeScene.Stream(seed: 11)
+        let images = trainer.images((0..<4).map { _ in stream.next() })
+        func decoded() throws -> (Tensor, Tensor) {
+            let w = try trainer.parameters.weights()
+            let mean = try VAEEncoder(w, config: Self.config).moments(images).mean
+            return (mean, try VAEDecoder(w, config: Self.config).forwardSaving(mean, tape: nil).0)
+        }
+        let (before, pictureBefore) = try decoded()
+        let c = try trainer.normaliseLatentScale(samples: 16)
+        let (after, pictureAfter) = try decoded()
+        XCTAssertNotEqual(c, 1)
+        for (a, b) in zip(before.values, after.values) { XCTAssertEqual(b, c * a, accuracy: 1e-4 * max(1, abs(c * a))) }
+        XCTAssertLessThan(zip(pictureBefore.values, pictureAfter.values).map { abs($0 - $1) }.max()!, 1e-4)
+        // The spread over the fold's own sample (seed + 99), scaled as the engine scales.
+        var sample = ShapeScene.Stream(seed: recipe.seed &+ 99)
+        let encoder = try VAEEncoder(try trainer.parameters.weights(), config: Self.config)
+        var values: [Double] = []
+        for _ in 0..<4 {
+            values += encoder.moments(trainer.images((0..<4).map { _ in sample.next() })).mean.values.map { Double($0 * Self.config.vaeScaleFactor) }
+        }
+        let mean = values.reduce(0, +) / Double(values.count)
+        let spread = (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count)).squareRoot()
+        XCTAssertEqual(spread, 1, accuracy: 1e-3)
+    }
+}
