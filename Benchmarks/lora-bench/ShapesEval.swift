@@ -93,16 +93,11 @@ struct ShapesEval: ParsableCommand {
             let decoded = model.decoder.decode(model.encoder!.encode(pixels))
             for (a, b) in zip(decoded.values, pixels.values) { squares += Double(max(-1, min(1, a)) - b) * Double(max(-1, min(1, a)) - b); values += 1 }
             let image = RGBImage(decoded: decoded)
-            let reading = SceneReader.read(Bitmap(width: 64, height: 64, pixels: image.pixels))
+            let roundTripped = Bitmap(width: 64, height: 64, pixels: image.pixels)
+            let reading = SceneReader.read(roundTripped)
             if reading.shape == scene.shape && reading.color == scene.color && reading.background == scene.background { right += 1 }
-            for y in 0..<64 {
-                for x in 0..<64 {
-                    for c in 0..<3 {
-                        strip.pixels[(y * strip.width + index * 64 + x) * 3 + c] = bitmap.pixels[(y * 64 + x) * 3 + c]
-                        strip.pixels[((y + 64) * strip.width + index * 64 + x) * 3 + c] = image.pixels[(y * 64 + x) * 3 + c]
-                    }
-                }
-            }
+            strip.draw(bitmap, x: index * 64, y: 0)
+            strip.draw(roundTripped, x: index * 64, y: 64)
         }
         print("VAE round trip of \(count) unseen scenes: MSE \(String(format: "%.4f", squares / values)) (pixels in [-1, 1]), read right \(right)/\(count)")
         if let images {
