@@ -60,7 +60,7 @@ struct ShapesEval: ParsableCommand {
                 if let lora, weight != 0 {
                     adapters = try RuntimeLoRA.adapters(for: model, loras: [try LoadedLoRA.open(LoRASpec(path: lora, ratio: weight))]).0
                 }
-                var shapeHits = 0, colorHits = 0
+                var shapeHits = 0, colorHits = 0, bothHits = 0
                 var readings: [String] = []
                 for seed in 1...seeds {
                     let parameters = GenerationParameters(prompt: parts[2], seed: UInt64(seed), steps: steps, cfgScale: cfg, width: 64, height: 64)
@@ -69,6 +69,7 @@ struct ShapesEval: ParsableCommand {
                     let reading = SceneReader.read(bitmap)
                     if reading.shape == parts[0] { shapeHits += 1 }
                     if reading.colorName == parts[1] { colorHits += 1 }
+                    if reading.shape == parts[0] && reading.colorName == parts[1] { bothHits += 1 }
                     readings.append(reading.description)
                     if let images {
                         let name = "\(parts[2].prefix(40))-w\(weight)-s\(seed).png".replacingOccurrences(of: " ", with: "_")
@@ -76,7 +77,7 @@ struct ShapesEval: ParsableCommand {
                     }
                 }
                 let label = lora == nil ? "" : "  weight \(weight)"
-                print("\(parts[2])\(label): \(parts[0]) \(shapeHits)/\(seeds), \(parts[1]) \(colorHits)/\(seeds)  [\(readings.joined(separator: "; "))]")
+                print("\(parts[2])\(label): \(parts[0]) \(shapeHits)/\(seeds), \(parts[1]) \(colorHits)/\(seeds), both \(bothHits)/\(seeds)  [\(readings.joined(separator: "; "))]")
             }
         }
     }

@@ -32,6 +32,24 @@ struct TinyModel: ParsableCommand {
     @Option(help: "Seed of the initialisation and the scenes.")
     var seed: UInt64 = 1
 
+    @Option(help: "Autoencoder learning rate (warm-up, then cosine to a tenth).")
+    var vaeRate = 1e-3
+
+    @Option(help: "U-Net learning rate (warm-up, then cosine to a tenth).")
+    var unetRate = 5e-4
+
+    @Option(help: "The autoencoder's KL weight (per latent element, against the per-pixel MSE).")
+    var klWeight = 1e-3
+
+    @Option(help: "kohya's --noise_offset for the U-Net.")
+    var noiseOffset = 0.0
+
+    @Option(help: "kohya's --min_snr_gamma for the U-Net.")
+    var minSnrGamma: Double?
+
+    @Option(help: "Save the U-Net's exponential moving average with this decay (0: the last step's weights).")
+    var emaDecay = 0.0
+
     @Option(help: "Also write the model after the autoencoder stage here (to look at its reconstructions).")
     var vaeStageOut: String?
 
@@ -66,6 +84,12 @@ struct TinyModel: ParsableCommand {
         var recipe = TinyModelTrainer.Recipe()
         recipe.batch = batch
         recipe.seed = seed
+        recipe.autoencoderRate = vaeRate
+        recipe.unetRate = unetRate
+        recipe.klWeight = klWeight
+        recipe.noiseOffset = noiseOffset
+        recipe.minSNRGamma = minSnrGamma
+        recipe.emaDecay = emaDecay
         let trainer = TinyModelTrainer(config: Self.config(), recipe: recipe)
         if let from { try trainer.parameters.load(try ModelFile.open(from)) }
         let start = Date()
@@ -96,6 +120,8 @@ struct TinyModel: ParsableCommand {
         metadata["modelspec.architecture"] = "stable-diffusion-v1"
         metadata["modelspec.title"] = "LoRA Tools tiny shapes model"
         let stage = "lora-bench tiny-model --vae-steps \(vaeSteps) --unet-steps \(unetSteps) --batch \(batch) --seed \(seed)"
+            + " --vae-rate \(vaeRate) --unet-rate \(unetRate) --kl-weight \(klWeight) --noise-offset \(noiseOffset)"
+            + (minSnrGamma.map { " --min-snr-gamma \($0)" } ?? "") + " --ema-decay \(emaDecay)"
         let earlier = try from.map { path throws in try ModelFile.open(path).metadata["lora_tools.recipe"].map { $0 + " && " } ?? "" } ?? ""
         metadata["lora_tools.recipe"] = earlier + stage + (from == nil ? "" : " --from <previous>")
         try trainer.save(to: out, metadata: metadata)

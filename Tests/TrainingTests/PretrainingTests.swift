@@ -100,4 +100,26 @@ final class PretrainingTests: XCTestCase {
         let spread = (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count)).squareRoot()
         XCTAssertEqual(spread, 1, accuracy: 1e-3)
     }
+
+    /// The average's first updates follow the warm-up decay (1 + n)/(10 + n) exactly, then it tracks
+    /// weights that stop moving, and copying it in replaces the weights.
+    func testExponentialMovingAverage() {
+        let p = Parameter(key: "w", shape: [2], values: [0, 10])
+        var average = ExponentialMovingAverage([p], decay: 0.9)
+        p.values = [1, 20]
+        average.update([p])   // d = 2/11
+        let first: Float = 9 / 11
+        XCTAssertEqual(average.averages[0][0], first, accuracy: 1e-6)
+        XCTAssertEqual(average.averages[0][1], 10 + 10 * first, accuracy: 1e-5)
+        p.values = [3, 20]
+        average.update([p])   // d = 3/12
+        let second: Float = first + 0.75 * (3 - first)
+        XCTAssertEqual(average.averages[0][0], second, accuracy: 1e-6)
+        for _ in 0..<300 { average.update([p]) }   // d = 0.9 from the 80th update on
+        XCTAssertEqual(average.averages[0][0], 3, accuracy: 1e-4)
+        p.values = [0, 0]
+        average.copy(into: [p])
+        XCTAssertEqual(p.values[0], 3, accuracy: 1e-4)
+        XCTAssertEqual(p.values[1], 20, accuracy: 1e-4)
+    }
 }

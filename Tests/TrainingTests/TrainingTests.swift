@@ -398,4 +398,34 @@ final class SceneReaderTests: XCTestCase {
         // A blank picture shows no shape.
         XCTAssertNil(SceneReader.read(Bitmap(width: 64, height: 64, fill: RGB(40, 70, 220))).shape)
     }
+
+    /// A decoder draws soft edges and rounded corners; a 5×5 box blur stands for them.
+    func testReadsBlurredScenes() {
+        func blurred(_ bitmap: Bitmap) -> Bitmap {
+            var out = bitmap
+            let w = bitmap.width, h = bitmap.height
+            for y in 0..<h {
+                for x in 0..<w {
+                    for c in 0..<3 {
+                        var sum = 0, count = 0
+                        for dy in -2...2 { for dx in -2...2 where (0..<w).contains(x + dx) && (0..<h).contains(y + dy) {
+                            sum += Int(bitmap.pixels[((y + dy) * w + x + dx) * 3 + c]); count += 1
+                        } }
+                        out.pixels[(y * w + x) * 3 + c] = UInt8(sum / count)
+                    }
+                }
+            }
+            return out
+        }
+        var stream = ShapeScene.Stream(seed: 6, shapes: ShapeScene.baseShapes + ["star"])
+        var wrong: [String] = []
+        for _ in 0..<200 {
+            let scene = stream.next()
+            let reading = SceneReader.read(blurred(scene.render(size: 64)))
+            if reading.shape != scene.shape || reading.color != scene.color || reading.background != scene.background {
+                wrong.append("\(scene.caption) (radius \(scene.radius)) read as \(reading)")
+            }
+        }
+        XCTAssertLessThanOrEqual(wrong.count, 10, wrong.joined(separator: "\n"))
+    }
 }

@@ -43,13 +43,21 @@ public struct AdamW: Optimizer {
                 var (m, v) = moments.removeValue(forKey: parameter.key)
                     ?? ([Float](repeating: 0, count: parameter.count), [Float](repeating: 0, count: parameter.count))
                 let g = parameter.gradient.values
-                for i in 0..<parameter.count {
-                    parameter.values[i] *= decay
-                    // torch's vectorised lerp is a fused multiply-add; addcmul multiplies left to right.
-                    m[i] = m[i].addingProduct(mixM, g[i] - m[i])
-                    v[i] = v[i] * keepV + mixV * g[i] * g[i]
-                    let denominator = v[i].squareRoot() / correction2Root + eps
-                    parameter.values[i] += -stepSize * (m[i] / denominator)
+                // Through buffers: indexing a class's array property element by element pays an exclusivity
+                // check per access (measured: a fifth of a tiny U-Net's training step).
+                parameter.values.withUnsafeMutableBufferPointer { p in
+                    m.withUnsafeMutableBufferPointer { m in
+                        v.withUnsafeMutableBufferPointer { v in
+                            for i in 0..<p.count {
+                                p[i] *= decay
+                                // torch's vectorised lerp is a fused multiply-add; addcmul multiplies left to right.
+                                m[i] = m[i].addingProduct(mixM, g[i] - m[i])
+                                v[i] = v[i] * keepV + mixV * g[i] * g[i]
+                                let denominator = v[i].squareRoot() / correction2Root + eps
+                                p[i] += -stepSize * (m[i] / denominator)
+                            }
+                        }
+                    }
                 }
                 moments[parameter.key] = (m, v)
             }

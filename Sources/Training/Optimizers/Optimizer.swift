@@ -87,7 +87,7 @@ public func clipGradientNorm(_ parameters: [Parameter], maximum: Float) -> Float
     guard maximum > 0 else { return norm }
     let factor = maximum / (norm + 1e-6)
     if factor < 1 {
-        for p in parameters { for i in p.gradient.values.indices { p.gradient.values[i] *= factor } }
+        for p in parameters { p.gradient.values.withUnsafeMutableBufferPointer { g in for i in g.indices { g[i] *= factor } } }
     }
     return norm
 }

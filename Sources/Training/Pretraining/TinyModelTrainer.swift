@@ -21,6 +21,15 @@ public final class TinyModelTrainer {
         public var unetRate = 5e-4
         public var warmup = 50
         public var maxGradNorm: Float = 1
+        /// The autoencoder's KL weight (per latent element, against the per-pixel MSE).
+        public var klWeight = 1e-3
+        /// kohya's --noise_offset for the U-Net: the background is most of each picture, and without an offset
+        /// an ε-predicting model hardly learns to move a latent's mean (its colour) away from the noise's.
+        public var noiseOffset = 0.0
+        /// kohya's --min_snr_gamma for the U-Net (nil: unweighted).
+        public var minSNRGamma: Double? = nil
+        /// The U-Net weights saved are an exponential moving average with this decay (0: the last step's).
+        public var emaDecay = 0.0
         public init() {}
     }
 
@@ -32,6 +41,8 @@ public final class TinyModelTrainer {
     var scenes: ShapeScene.Stream
 
     public init(config: ArchitectureConfig, recipe: Recipe) {
+        // It runs the engine's layers without a StableDiffusionModel, which is what usually sets this up.
+        EngineAllocator.configure()
         self.config = config
         self.recipe = recipe
         layout = ModelLayout(config)
@@ -84,7 +95,7 @@ public final class TinyModelTrainer {
     public func trainAutoencoder(steps: Int, report: (Int, Double, Double) -> Void) throws(ModelError) {
         let tape = parameters.tape()
         var optimizer = AdamW(weightDecay: 0)
-        let objective = AutoencoderTraining()
+        let objective = AutoencoderTraining(klWeight: recipe.klWeight)
         let latentSide = recipe.autoencoderCrop / 8
         for step in 0..<steps {
             let weights = try parameters.weights()
@@ -138,14 +149,19 @@ public final class TinyModelTrainer {
         let captions = try CaptionEncoder(text: text)
         let tape = parameters.tape()
         var optimizer = AdamW(weightDecay: 0)
-        let objective = DiffusionObjective()
+        var objective = DiffusionObjective()
+        objective.minSNRGamma = recipe.minSNRGamma
+        var noiseOptions = NoiseOptions()
+        noiseOptions.offset = recipe.noiseOffset == 0 ? nil : recipe.noiseOffset
+        let trainedParameters = group(UNet.prefix, rate: 0)[0].parameters
+        var average = recipe.emaDecay > 0 ? ExponentialMovingAverage(trainedParameters, decay: recipe.emaDecay) : nil
         for step in 0..<steps {
             let batch = nextScenes()
             var latents = encoder.moments(images(batch)).mean
             for i in latents.values.indices { latents.values[i] *= config.vaeScaleFactor }
             // Captions dropped one time in ten: the empty prompt's context is what negative prompts and CFG start from.
             let context = try captions.contexts(batch.map { random.uniform() < 0.1 ? "" : $0.caption })
-            let noise = Tensor(shape: latents.shape, values: random.normal(latents.count))
+            let noise = TrainingNoise.draw(like: latents, options: noiseOptions, random: &random).noise
             let timesteps = (0..<batch.count).map { _ in random.integer(below: 1000) }
             let unet = try UNet(try parameters.weights(), config: config)
             let (loss, _) = unetTrainingStep(unet, tape: tape, objective: objective, latents: latents, noise: noise, timesteps: timesteps,
@@ -154,8 +170,10 @@ public final class TinyModelTrainer {
             clipGradientNorm(trained[0].parameters, maximum: recipe.maxGradNorm)
             optimizer.update(trained)
             parameters.zeroGradients()
+            average?.update(trainedParameters)
             report(step + 1, loss)
         }
+        average?.copy(into: trainedParameters)
     }
 
     /// Writes every tensor as fp16 (or `dtype`), the single-file SD1 layout.
