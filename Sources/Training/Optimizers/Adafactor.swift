@@ -70,9 +70,11 @@ public struct Adafactor: Optimizer {
                     first.values[p.key] = m
                     u = m
                 }
-                for i in 0..<p.count {
-                    if weightDecay != 0 { p.values[i] += p.values[i] * Float(-weightDecay * rate) }
-                    p.values[i] += -u[i]
+                p.values.withUnsafeMutableBufferPointer { w in   // buffers: see AdamW.update
+                    for i in 0..<w.count {
+                        if weightDecay != 0 { w[i] += w[i] * Float(-weightDecay * rate) }
+                        w[i] += -u[i]
+                    }
                 }
             }
         }

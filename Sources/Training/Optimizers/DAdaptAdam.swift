@@ -37,7 +37,8 @@ public struct DAdaptAdam: Optimizer {
         for group in groups where group.learningRate > 0 {
             for p in group.parameters {
                 var g = p.gradient.values
-                if weightDecay != 0 && !decouple { for i in 0..<p.count { g[i] += Float(weightDecay) * p.values[i] } }
+                let w = p.values   // read through a local copy of the reference: see AdamW.update
+                if weightDecay != 0 && !decouple { for i in 0..<p.count { g[i] += Float(weightDecay) * w[i] } }
                 var m = buffers.m.take(p.key, count: p.count), v = buffers.v.take(p.key, count: p.count), s = buffers.s.take(p.key, count: p.count)
                 let eps = Float(epsilon), keep1 = Float(beta1), mixM = Float(dlr * (1 - beta1)), keep2 = Float(beta2), mixV = Float(1 - beta2)
                 let keepS = Float(sqrtBeta2), mixS = Float(dlr * (1 - sqrtBeta2))
@@ -65,9 +66,11 @@ public struct DAdaptAdam: Optimizer {
         for group in groups where group.learningRate > 0 {
             for p in group.parameters {
                 let m = buffers.m.values[p.key]!, v = buffers.v.values[p.key]!, eps = Float(epsilon)
-                for i in 0..<p.count {
-                    if weightDecay != 0 && decouple { p.values[i] += p.values[i] * Float(-weightDecay * dlr) }
-                    p.values[i] += -(m[i] / (v[i].squareRoot() + eps))
+                p.values.withUnsafeMutableBufferPointer { w in
+                    for i in 0..<w.count {
+                        if weightDecay != 0 && decouple { w[i] += w[i] * Float(-weightDecay * dlr) }
+                        w[i] += -(m[i] / (v[i].squareRoot() + eps))
+                    }
                 }
             }
         }

@@ -24,11 +24,13 @@ public struct Lion: Optimizer {
             for p in group.parameters {
                 var m = momentum.take(p.key, count: p.count)
                 let g = p.gradient.values
-                for i in 0..<p.count {
-                    p.values[i] *= decay
-                    let c = m[i] * keep1 + g[i] * mix1
-                    p.values[i] += -lr * (c > 0 ? 1 : c < 0 ? -1 : 0)
-                    m[i] = m[i] * keep2 + g[i] * mix2
+                p.values.withUnsafeMutableBufferPointer { w in   // buffers: see AdamW.update
+                    for i in 0..<w.count {
+                        w[i] *= decay
+                        let c = m[i] * keep1 + g[i] * mix1
+                        w[i] += -lr * (c > 0 ? 1 : c < 0 ? -1 : 0)
+                        m[i] = m[i] * keep2 + g[i] * mix2
+                    }
                 }
                 momentum.values[p.key] = m
             }

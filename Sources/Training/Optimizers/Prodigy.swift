@@ -41,13 +41,14 @@ public struct Prodigy: Optimizer {
         for group in groups where group.learningRate > 0 {
             for p in group.parameters {
                 var g = p.gradient.values
-                if weightDecay != 0 && !decouple { for i in 0..<p.count { g[i] += Float(weightDecay) * p.values[i] } }
+                let w = p.values   // read through a local copy of the reference: see AdamW.update
+                if weightDecay != 0 && !decouple { for i in 0..<p.count { g[i] += Float(weightDecay) * w[i] } }
                 if buffers.p0.values[p.key] == nil {
                     buffers.p0.values[p.key] = p.values.contains { $0 != 0 } ? p.values : []
                 }
                 let p0 = buffers.p0.values[p.key]!
                 var dot: Float = 0
-                for i in 0..<p.count { dot += g[i] * ((p0.isEmpty ? 0 : p0[i]) - p.values[i]) }
+                for i in 0..<p.count { dot += g[i] * ((p0.isEmpty ? 0 : p0[i]) - w[i]) }
                 delta += (d / d0) * dlr * Double(dot)
                 var m = buffers.m.take(p.key, count: p.count), v = buffers.v.take(p.key, count: p.count), s = buffers.s.take(p.key, count: p.count)
                 let mixM = Float(d * (1 - beta1)), mixV = Float(d * d * (1 - beta2)), mixS = Float((d / d0) * (safeguardWarmup ? d : dlr))
@@ -78,9 +79,11 @@ public struct Prodigy: Optimizer {
             for p in group.parameters {
                 let m = buffers.m.values[p.key]!, v = buffers.v.values[p.key]!
                 let dEps = Float(d * epsilon)
-                for i in 0..<p.count {
-                    if weightDecay != 0 && decouple { p.values[i] += p.values[i] * Float(-weightDecay * dlr) }
-                    p.values[i] += Float(-dlr) * (m[i] / (v[i].squareRoot() + dEps))
+                p.values.withUnsafeMutableBufferPointer { w in
+                    for i in 0..<w.count {
+                        if weightDecay != 0 && decouple { w[i] += w[i] * Float(-weightDecay * dlr) }
+                        w[i] += Float(-dlr) * (m[i] / (v[i].squareRoot() + dEps))
+                    }
                 }
             }
         }

@@ -22,10 +22,12 @@ public struct SGDNesterov: Optimizer {
             for p in group.parameters {
                 var b = buffers.take(p.key, count: p.count)
                 let g = p.gradient.values
-                for i in 0..<p.count {
-                    let d = wd != 0 ? g[i] + wd * p.values[i] : g[i]
-                    b[i] = first ? d : b[i] * mu + d
-                    p.values[i] += -lr * (d + mu * b[i])
+                p.values.withUnsafeMutableBufferPointer { w in   // buffers: see AdamW.update
+                    for i in 0..<w.count {
+                        let d = wd != 0 ? g[i] + wd * w[i] : g[i]
+                        b[i] = first ? d : b[i] * mu + d
+                        w[i] += -lr * (d + mu * b[i])
+                    }
                 }
                 buffers.values[p.key] = b
             }
