@@ -9,7 +9,9 @@ import Training
 /// Trains the tiny shapes model from scratch: the SD1 layout at small widths
 /// (U-Net and VAE 64 wide at every level, one VAE ResBlock per level; CLIP 64
 /// wide × 2 layers with the real tokenizer's vocabulary), on coloured shapes
-/// rendered on the fly; the VAE learns on 32×32 crops of them. The same options and seed give the same file.
+/// rendered on the fly; the VAE learns on 32×32 crops of them. The defaults
+/// are the recipe of Fixtures/shapes/shapes_tiny.safetensors; the same options
+/// and seed give the same file on a host with the same kernel path.
 struct TinyModel: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "tiny-model",
                                                     abstract: "Train the tiny shapes model (VAE, then U-Net) from scratch.")
@@ -21,10 +23,10 @@ struct TinyModel: ParsableCommand {
     var tokenizer = "Fixtures/tokenizer/clip_bpe_merges.txt.gz"
 
     @Option(help: "Autoencoder steps.")
-    var vaeSteps = 1200
+    var vaeSteps = 2000
 
     @Option(help: "U-Net steps.")
-    var unetSteps = 2000
+    var unetSteps = 3600
 
     @Option(help: "Images per step.")
     var batch = 8
@@ -36,19 +38,19 @@ struct TinyModel: ParsableCommand {
     var vaeRate = 1e-3
 
     @Option(help: "U-Net learning rate (warm-up, then cosine to a tenth).")
-    var unetRate = 5e-4
+    var unetRate = 1e-3
 
     @Option(help: "The autoencoder's KL weight (per latent element, against the per-pixel MSE).")
-    var klWeight = 1e-3
+    var klWeight = 1e-5
 
     @Option(help: "kohya's --noise_offset for the U-Net.")
-    var noiseOffset = 0.0
+    var noiseOffset = 0.1
 
-    @Option(help: "kohya's --min_snr_gamma for the U-Net.")
-    var minSnrGamma: Double?
+    @Option(help: "kohya's --min_snr_gamma for the U-Net (0: off).")
+    var minSnrGamma = 5.0
 
     @Option(help: "Save the U-Net's exponential moving average with this decay (0: the last step's weights).")
-    var emaDecay = 0.0
+    var emaDecay = 0.999
 
     @Option(help: "Also write the model after the autoencoder stage here (to look at its reconstructions).")
     var vaeStageOut: String?
@@ -88,7 +90,7 @@ struct TinyModel: ParsableCommand {
         recipe.unetRate = unetRate
         recipe.klWeight = klWeight
         recipe.noiseOffset = noiseOffset
-        recipe.minSNRGamma = minSnrGamma
+        recipe.minSNRGamma = minSnrGamma > 0 ? minSnrGamma : nil
         recipe.emaDecay = emaDecay
         let trainer = TinyModelTrainer(config: Self.config(), recipe: recipe)
         if let from { try trainer.parameters.load(try ModelFile.open(from)) }
@@ -121,7 +123,7 @@ struct TinyModel: ParsableCommand {
         metadata["modelspec.title"] = "LoRA Tools tiny shapes model"
         let stage = "lora-bench tiny-model --vae-steps \(vaeSteps) --unet-steps \(unetSteps) --batch \(batch) --seed \(seed)"
             + " --vae-rate \(vaeRate) --unet-rate \(unetRate) --kl-weight \(klWeight) --noise-offset \(noiseOffset)"
-            + (minSnrGamma.map { " --min-snr-gamma \($0)" } ?? "") + " --ema-decay \(emaDecay)"
+            + " --min-snr-gamma \(minSnrGamma) --ema-decay \(emaDecay)"
         let earlier = try from.map { path throws in try ModelFile.open(path).metadata["lora_tools.recipe"].map { $0 + " && " } ?? "" } ?? ""
         metadata["lora_tools.recipe"] = earlier + stage + (from == nil ? "" : " --from <previous>")
         try trainer.save(to: out, metadata: metadata)

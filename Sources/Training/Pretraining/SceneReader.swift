@@ -5,10 +5,12 @@ import Imaging
 /// alone (no learned classifier): the background is the palette colour
 /// nearest the border's mean, the shape is every pixel far from it, its
 /// colour the palette colour nearest their mean, and its kind the nearest
-/// reference in three moments of the mask — area over bounding box,
+/// reference in five moments of the mask — area over bounding box,
 /// solidity (area over convex hull: a star's notches, which survive a
-/// blurred edge better than its points do), and how far the centroid sits
-/// below the box's centre (a triangle's apex points up). The references are
+/// blurred edge better than its points do), how far the centroid sits
+/// below the box's centre (a triangle's apex points up), and how full the
+/// box's top and bottom corners are (a square's corners survive a soft
+/// edge or bowed sides; a circle never reaches them). The references are
 /// the generator's own shapes measured once, not fitted.
 public struct SceneReading: Sendable, Equatable, CustomStringConvertible {
     public var shape: String?
@@ -31,7 +33,7 @@ public enum SceneReader {
         return (dr * dr + dg * dg + db * db).squareRoot()
     }
 
-    /// (area / box, area / convex hull, centroid offset) of a mask; nil when it has under 2% of the pixels.
+    /// (area / box, area / convex hull, centroid offset, top and bottom corner fill) of a mask; nil when it has under 2% of the pixels.
     static func moments(_ mask: [Bool], width: Int, height: Int) -> [Double]? {
         var count = 0.0, sy = 0.0
         var minX = width, maxX = -1, minY = height, maxY = -1
@@ -51,7 +53,17 @@ public enum SceneReader {
         guard count >= 0.02 * Double(width * height) else { return nil }
         let cy = sy / count
         let boxWidth = Double(maxX - minX + 1), boxHeight = Double(maxY - minY + 1)
-        return [count / (boxWidth * boxHeight), count / hullArea(corners), (cy + 0.5 - (Double(minY + maxY + 1) / 2)) / boxHeight]
+        // How full the box's corners are (squares' are; circles', stars' and a triangle's top ones are not):
+        // corner windows 15% of the box on a side, the top two and the bottom two averaged.
+        let cornerWidth = max(1, Int((0.15 * boxWidth).rounded())), cornerHeight = max(1, Int((0.15 * boxHeight).rounded()))
+        func fill(_ top: Int, _ left: Int) -> Double {
+            var filled = 0
+            for y in top..<(top + cornerHeight) { for x in left..<(left + cornerWidth) where mask[y * width + x] { filled += 1 } }
+            return Double(filled) / Double(cornerWidth * cornerHeight)
+        }
+        let right = maxX + 1 - cornerWidth, bottom = maxY + 1 - cornerHeight
+        return [count / (boxWidth * boxHeight), count / hullArea(corners), (cy + 0.5 - (Double(minY + maxY + 1) / 2)) / boxHeight,
+                (fill(minY, minX) + fill(minY, right)) / 2, (fill(bottom, minX) + fill(bottom, right)) / 2]
     }
 
     /// The largest 4-connected region of a mask: a decoder's stray specks are not part of the shape.
@@ -137,7 +149,7 @@ public enum SceneReader {
             if nearest != background { votes[nearest] += 1 }
         }
         let color = votes.indices.max { votes[$0] < votes[$1] }!
-        let weights = [1.0, 4.0, 3.0]
+        let weights = [1.0, 4.0, 3.0, 2.0, 2.0]
         let shape = references.filter { shapes.contains($0.0) }.min { a, b in
             func d(_ r: [Double]) -> Double { zip(zip(r, m), weights).reduce(0) { $0 + $1.1 * ($1.0.0 - $1.0.1) * ($1.0.0 - $1.0.1) } }
             return d(a.1) < d(b.1)
