@@ -29,28 +29,28 @@ struct TinyModel: ParsableCommand {
     var unetSteps = 3600
 
     @Option(help: "Images per step.")
-    var batch = 8
+    var batch = TinyModelTrainer.Recipe().batch
 
     @Option(help: "Seed of the initialisation and the scenes.")
     var seed: UInt64 = 1
 
     @Option(help: "Autoencoder learning rate (warm-up, then cosine to a tenth).")
-    var vaeRate = 1e-3
+    var vaeRate = TinyModelTrainer.Recipe().autoencoderRate
 
     @Option(help: "U-Net learning rate (warm-up, then cosine to a tenth).")
-    var unetRate = 1e-3
+    var unetRate = TinyModelTrainer.Recipe().unetRate
 
     @Option(help: "The autoencoder's KL weight (per latent element, against the per-pixel MSE).")
-    var klWeight = 1e-5
+    var klWeight = TinyModelTrainer.Recipe().klWeight
 
     @Option(help: "kohya's --noise_offset for the U-Net.")
-    var noiseOffset = 0.1
+    var noiseOffset = TinyModelTrainer.Recipe().noiseOffset
 
     @Option(help: "kohya's --min_snr_gamma for the U-Net (0: off).")
-    var minSnrGamma = 5.0
+    var minSnrGamma = TinyModelTrainer.Recipe().minSNRGamma ?? 0
 
     @Option(help: "Save the U-Net's exponential moving average with this decay (0: the last step's weights).")
-    var emaDecay = 0.999
+    var emaDecay = TinyModelTrainer.Recipe().emaDecay
 
     @Option(help: "Also write the model after the autoencoder stage here (to look at its reconstructions).")
     var vaeStageOut: String?

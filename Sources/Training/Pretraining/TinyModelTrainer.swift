@@ -10,6 +10,7 @@ import LoRACore
 /// context; the U-Net's cross-attention learns to read it). Every step
 /// renders fresh scenes, so there is no dataset to overfit.
 public final class TinyModelTrainer {
+    /// The defaults are the first stage of Fixtures/shapes/shapes_tiny.safetensors (lora-bench tiny-model's defaults).
     public struct Recipe: Sendable {
         public var imageSize = 64
         /// The autoencoder learns on random crops of this side (it is convolutional: a quarter of the
@@ -18,18 +19,18 @@ public final class TinyModelTrainer {
         public var batch = 8
         public var seed: UInt64 = 1
         public var autoencoderRate = 1e-3
-        public var unetRate = 5e-4
+        public var unetRate = 1e-3
         public var warmup = 50
         public var maxGradNorm: Float = 1
         /// The autoencoder's KL weight (per latent element, against the per-pixel MSE).
-        public var klWeight = 1e-3
+        public var klWeight = 1e-5
         /// kohya's --noise_offset for the U-Net: the background is most of each picture, and without an offset
         /// an ε-predicting model hardly learns to move a latent's mean (its colour) away from the noise's.
-        public var noiseOffset = 0.0
+        public var noiseOffset = 0.1
         /// kohya's --min_snr_gamma for the U-Net (nil: unweighted).
-        public var minSNRGamma: Double? = nil
+        public var minSNRGamma: Double? = 5
         /// The U-Net weights saved are an exponential moving average with this decay (0: the last step's).
-        public var emaDecay = 0.0
+        public var emaDecay = 0.999
         public init() {}
     }
 
