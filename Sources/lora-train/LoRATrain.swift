@@ -115,6 +115,14 @@ struct LoRATrain: ParsableCommand {
     @Option(name: [.long, .customLong("save_last_n_steps")], help: ArgumentHelp("Remove step files older than n steps.", valueName: "n"))
     var saveLastNSteps: Int?
 
+    @Option(name: [.long, .customLong("save_last_n_epochs_state")],
+            help: ArgumentHelp("Keep only the newest n epoch state folders (default: --save-last-n-epochs).", valueName: "n"))
+    var saveLastNEpochsState: Int?
+
+    @Option(name: [.long, .customLong("save_last_n_steps_state")],
+            help: ArgumentHelp("Remove step state folders older than n steps (default: --save-last-n-steps).", valueName: "n"))
+    var saveLastNStepsState: Int?
+
     @Flag(name: [.long, .customLong("save_state_on_train_end")], help: "Save a resumable state folder at the end only.")
     var saveStateOnTrainEnd = false
 
@@ -169,6 +177,8 @@ struct LoRATrain: ParsableCommand {
         if let n = maxTrainEpochs, n < 1 { throw ValidationError("--max-train-epochs must be at least 1") }
         if let n = saveLastNEpochs, n < 1 { throw ValidationError("--save-last-n-epochs must be at least 1") }
         if let n = saveLastNSteps, n < 1 { throw ValidationError("--save-last-n-steps must be at least 1") }
+        if let n = saveLastNEpochsState, n < 1 { throw ValidationError("--save-last-n-epochs-state must be at least 1") }
+        if let n = saveLastNStepsState, n < 1 { throw ValidationError("--save-last-n-steps-state must be at least 1") }
         guard maxTrainSteps >= 1 else { throw ValidationError("--max-train-steps must be at least 1") }
         guard !outputName.isEmpty, !outputName.contains("/") else { throw ValidationError("--output-name must be a file name without folders") }
     }
@@ -293,6 +303,8 @@ struct LoRATrain: ParsableCommand {
         c.saveState = saveState
         c.saveLastNEpochs = saveLastNEpochs
         c.saveLastNSteps = saveLastNSteps
+        c.saveLastNEpochsState = saveLastNEpochsState
+        c.saveLastNStepsState = saveLastNStepsState
         c.saveStateOnTrainEnd = saveStateOnTrainEnd
         c.gradientCheckpointing = gradientCheckpointing
         c.scaleWeightNorms = network.scaleWeightNorms

@@ -137,6 +137,31 @@ final class TrainCLITests: XCTestCase {
         XCTAssertTrue(file.tensors.contains { $0.name.hasPrefix("lora_te_text_model_encoder_layers_0_self_attn_q_proj") })
     }
 
+    /// kohya's pruning of state folders: --save-last-n-epochs-state / --save-last-n-steps-state, and without
+    /// them the file settings (train_util.py save_and_remove_state_on_epoch_end / _stepwise).
+    func testOldStatesArePrunedAsKohyaPrunesThem() throws {
+        let base = common + ["--output-name", "r", "--max-train-epochs", "3", "--seed", "11", "--save-every-n-steps", "3",
+                             "--save-every-n-epochs", "1", "--save-state", "--save-last-n-epochs", "1"]
+        func listing(_ out: String) throws -> (states: [String], files: [String]) {
+            let names = try FileManager.default.contentsOfDirectory(atPath: out).sorted()
+            return (names.filter { $0.hasSuffix("-state") }, names.filter { $0.hasSuffix(".safetensors") })
+        }
+        // 12 steps, step saves at 3, 6, 9: with n = 4, saving step 9 removes step 3's state; epoch states keep 2.
+        let own = try ToolRunner.run("lora-train", base + ["--output-dir", folder + "/own", "--save-last-n-epochs-state", "2",
+                                                           "--save-last-n-steps-state", "4"])
+        XCTAssertEqual(own.status, 0, own.stderr)
+        let kept = try listing(folder + "/own")
+        XCTAssertEqual(kept.states, ["r-000001-state", "r-000002-state", "r-state", "r-step00000006-state", "r-step00000009-state"])
+        XCTAssertEqual(kept.files, ["r-000002.safetensors", "r.safetensors", "r-step00000003.safetensors", "r-step00000006.safetensors",
+                                    "r-step00000009.safetensors"].sorted(), "the file settings still rule the files")
+        // Without the _state settings the file settings prune the states as well.
+        let files = try ToolRunner.run("lora-train", base + ["--output-dir", folder + "/files", "--save-last-n-steps", "4"])
+        XCTAssertEqual(files.status, 0, files.stderr)
+        let pruned = try listing(folder + "/files")
+        XCTAssertEqual(pruned.states, ["r-000002-state", "r-state", "r-step00000006-state", "r-step00000009-state"])
+        XCTAssertEqual(pruned.files, ["r-000002.safetensors", "r.safetensors", "r-step00000006.safetensors", "r-step00000009.safetensors"].sorted())
+    }
+
     /// --save-state + --resume (mid-epoch and at an epoch's end), and Ctrl-C: the
     /// resumed run writes the same tensors as the uninterrupted one.
     func testResumedRunsEqualTheUninterruptedOne() throws {

@@ -195,7 +195,13 @@ public final class LoRATrainer {
                 if let every = configuration.saveEveryNSteps, step % every == 0, step < steps.totalSteps {
                     let path = try save(name: String(format: "%@-step%08d", configuration.outputName, step), epoch: epoch, step: step)
                     try events(.saved(path: path, epoch: epoch, step: step))
-                    if configuration.saveState { try saveState(epoch: nil, stepName: step, position: next) }
+                    if configuration.saveState {
+                        try saveState(epoch: nil, stepName: step, position: next)
+                        if let keep = configuration.saveLastNStepsState ?? configuration.saveLastNSteps {
+                            let old = (step - keep - 1) / every * every   // as for the files below
+                            if old > 0 { try? FileManager.default.removeItem(atPath: stateFolder(epoch: nil, step: old)) }
+                        }
+                    }
                     if let keep = configuration.saveLastNSteps {
                         // kohya's --save_last_n_steps: the step save at or below step − n − 1 (a multiple of every) goes.
                         let old = (step - keep - 1) / every * every
@@ -226,7 +232,12 @@ public final class LoRATrainer {
                         .appendingPathComponent(String(format: "%@-%06d.safetensors", configuration.outputName, epoch - every * keep))
                     if (try? FileManager.default.removeItem(atPath: old)) != nil { savedFiles.removeAll { $0 == old } }
                 }
-                if configuration.saveState { try saveState(epoch: epoch, stepName: nil, position: .init(epoch: epoch + 1, batch: 0, step: step)) }
+                if configuration.saveState {
+                    try saveState(epoch: epoch, stepName: nil, position: .init(epoch: epoch + 1, batch: 0, step: step))
+                    if let keep = configuration.saveLastNEpochsState ?? configuration.saveLastNEpochs, epoch - every * keep > 0 {
+                        try? FileManager.default.removeItem(atPath: stateFolder(epoch: epoch - every * keep, step: nil))
+                    }
+                }
             }
             if sampling, let every = configuration.sampleEveryNEpochs, epoch % every == 0 {
                 try events(.sampled(paths: try renderSamples(epoch: epoch, step: step), step: step))

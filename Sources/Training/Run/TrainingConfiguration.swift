@@ -52,6 +52,10 @@ public struct TrainingConfiguration: Sendable {
     public var saveLastNEpochs: Int?
     /// `--save_last_n_steps`: step files older than n steps are removed (kohya keeps those within the last n steps).
     public var saveLastNSteps: Int?
+    /// `--save_last_n_epochs_state` / `--save_last_n_steps_state`: the same for state folders; unset, the
+    /// file settings above prune the states too (train_util.py `save_and_remove_state_on_epoch_end`/`_stepwise`).
+    public var saveLastNEpochsState: Int?
+    public var saveLastNStepsState: Int?
     /// `--save_state_on_train_end`: a state folder at the end only.
     public var saveStateOnTrainEnd = false
     /// `--save_state`: a resumable state folder beside every saved file and at the end.
