@@ -10,4 +10,6 @@ swift build -c release --product lora-bench
 stage=$(mktemp -d); trap 'rm -rf "$stage"' EXIT
 .build/release/lora-bench tiny-model --out "$stage/stage1.safetensors"
 .build/release/lora-bench tiny-model --from "$stage/stage1.safetensors" --vae-steps 0 --unet-steps 1800 --unet-rate 5e-4 --seed 2 \
-    --out Fixtures/shapes/shapes_tiny.safetensors
+    --out "$stage/shapes_tiny_fp16.safetensors"
+# Matrices to F8_E4M3 (torch + safetensors; see to_fp8.py): the committed file must stay under 10 MB.
+python3 Fixtures/shapes/to_fp8.py "$stage/shapes_tiny_fp16.safetensors" Fixtures/shapes/shapes_tiny.safetensors
