@@ -58,6 +58,9 @@ struct TinyModel: ParsableCommand {
     @Option(help: "Start from this model's weights instead of a fresh initialisation (a second U-Net stage: --vae-steps 0).")
     var from: String?
 
+    @Option(help: "Precision of the written model: fp16, fp32, or fp8 (F8_E4M3 for every tensor of 2+ dimensions, fp16 for biases and norms: the committed file, under the 10 MB fixture limit).")
+    var savePrecision = "fp16"
+
     @Option(help: "Print every n steps.")
     var every = 25
 
@@ -83,6 +86,12 @@ struct TinyModel: ParsableCommand {
 
     func run() throws {
         ToolEnvironment.prepare()
+        let (dtype, matrices): (DType, DType?) = switch savePrecision {
+        case "fp16": (.f16, nil)
+        case "fp32": (.f32, nil)
+        case "fp8": (.f16, .f8e4m3)
+        default: throw ValidationError("--save-precision is fp16, fp32 or fp8, not \(savePrecision)")
+        }
         var recipe = TinyModelTrainer.Recipe()
         recipe.batch = batch
         recipe.seed = seed
@@ -123,10 +132,10 @@ struct TinyModel: ParsableCommand {
         metadata["modelspec.title"] = "LoRA Tools tiny shapes model"
         let stage = "lora-bench tiny-model --vae-steps \(vaeSteps) --unet-steps \(unetSteps) --batch \(batch) --seed \(seed)"
             + " --vae-rate \(vaeRate) --unet-rate \(unetRate) --kl-weight \(klWeight) --noise-offset \(noiseOffset)"
-            + " --min-snr-gamma \(minSnrGamma) --ema-decay \(emaDecay)"
+            + " --min-snr-gamma \(minSnrGamma) --ema-decay \(emaDecay) --save-precision \(savePrecision)"
         let earlier = try from.map { path throws in try ModelFile.open(path).metadata["lora_tools.recipe"].map { $0 + " && " } ?? "" } ?? ""
         metadata["lora_tools.recipe"] = earlier + stage + (from == nil ? "" : " --from <previous>")
-        try trainer.save(to: out, metadata: metadata)
+        try trainer.save(to: out, dtype: dtype, matrices: matrices, metadata: metadata)
         print("\(clock())  wrote \(out)")
     }
 }

@@ -3,6 +3,7 @@
 // compiler targets F16C, which a portable build does not. Here the AVX2/F16C
 // path is compiled for that target only and chosen at run time.
 #include "CKernels.h"
+#include <math.h>
 #include <string.h>
 
 #if defined(__x86_64__)
@@ -215,4 +216,56 @@ void lt_f32_to_bf16(const float *src, void *dst, size_t count) {
     if (lt_kernels_use_avx2()) { f32_to_bf16_avx2(src, dst, count); return; }
 #endif
     f32_to_bf16_scalar(src, dst, count);
+}
+
+// ---- float8 (scalar: fp8 files are small or written once) ------------------
+// torch 2.x's `.to(torch.float8_e4m3fn)` / `.to(torch.float8_e5m2)` on the CPU, value for value
+// (checked against Fixtures/golden/float8/, made by make_float8_golden.py): round to nearest even;
+// e4m3fn has no infinity and saturates (|x| > 448 and ±inf give ±448), e5m2 overflows to ±inf
+// like a half. NaN stays NaN with its sign. The normal path adds half an ulp (plus the odd bit
+// for ties) and truncates, as float_to_half_bits does; subnormals are scaled onto the integer
+// grid of the smallest subnormal and rounded by nearbyintf (the default rounding mode is RNE).
+
+static inline uint8_t float_to_f8e4m3_bits(float value) {
+    uint32_t x;
+    memcpy(&x, &value, 4);
+    uint8_t sign = (uint8_t)((x >> 24) & 0x80u);
+    x &= 0x7fffffffu;
+    if (x > 0x7f800000u) return sign | 0x7f;              // NaN
+    if (x > 0x43e00000u) return sign | 0x7e;              // beyond 448 (and inf): saturate
+    if (x < (121u << 23)) {                               // below 2^-6, the smallest normal
+        float magnitude;
+        memcpy(&magnitude, &x, 4);
+        return sign | (uint8_t)nearbyintf(magnitude * 512.0f); // in units of 2^-9; 8 lands on 2^-6
+    }
+    uint32_t odd = (x >> 20) & 1u;
+    x += ((7u - 127u) << 23) + 0x7ffffu + odd;
+    return sign | (uint8_t)(x >> 20);                     // ≤ 448 never rounds into the NaN pattern
+}
+
+static inline uint8_t float_to_f8e5m2_bits(float value) {
+    uint32_t x;
+    memcpy(&x, &value, 4);
+    uint8_t sign = (uint8_t)((x >> 24) & 0x80u);
+    x &= 0x7fffffffu;
+    if (x > 0x7f800000u) return sign | 0x7f;              // NaN
+    if (x >= (143u << 23)) return sign | 0x7c;            // 65536 and beyond: inf
+    if (x < (113u << 23)) {                               // below 2^-14
+        float magnitude;
+        memcpy(&magnitude, &x, 4);
+        return sign | (uint8_t)nearbyintf(magnitude * 65536.0f); // units of 2^-16
+    }
+    uint32_t odd = (x >> 21) & 1u;
+    x += ((15u - 127u) << 23) + 0xfffffu + odd;
+    return sign | (uint8_t)(x >> 21);                     // 61440 and above round onto inf, as torch
+}
+
+void lt_f32_to_f8e4m3(const float *src, void *dst, size_t count) {
+    uint8_t *p = (uint8_t *)dst;
+    for (size_t i = 0; i < count; i++) p[i] = float_to_f8e4m3_bits(src[i]);
+}
+
+void lt_f32_to_f8e5m2(const float *src, void *dst, size_t count) {
+    uint8_t *p = (uint8_t *)dst;
+    for (size_t i = 0; i < count; i++) p[i] = float_to_f8e5m2_bits(src[i]);
 }

@@ -112,6 +112,10 @@ struct Bake: ParsableCommand {
             if report.unmatched.count > 20 { say("  … \(report.unmatched.count - 20) more") }
         }
         say("\(report.changedTensors) tensors changed, \(report.copiedTensors) copied unchanged")
+        if report.float8ChangedTensors > 0 {
+            printError("note: \(report.float8ChangedTensors) changed tensors are stored as float8, the base's own dtype: its 3 mantissa bits "
+                       + "round away much of a LoRA's change (--precision fp16 keeps it)")
+        }
         say("wrote \(report.output) (\(ReportText.byteSize(report.outputBytes))) in \(String(format: "%.2f", report.seconds)) s")
     }
 }

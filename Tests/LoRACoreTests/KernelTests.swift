@@ -1,3 +1,4 @@
+import Foundation
 import CKernels
 import LoRACore
 import XCTest
@@ -84,6 +85,35 @@ final class KernelTests: XCTestCase {
             let expected = UInt16((u &+ 0x7FFF &+ ((u >> 16) & 1)) >> 16)
             XCTAssertEqual(packedLong[i], expected, "\(v), \(path)")
             XCTAssertEqual(unpacked[i].bitPattern, UInt32(expected) << 16, path)
+        }
+    }
+
+    /// float32 → float8 as torch's `.to()` (Fixtures/golden/make_float8_golden.py): ties, subnormals,
+    /// e4m3fn's saturation and e5m2's overflow to inf, byte for byte; and every float8 value survives
+    /// our decoder and encoder unchanged. Scalar C on every host: no CPU path to force.
+    func testFloat8EncodingMatchesTorch() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: Repo.golden("float8/float8.json")))
+        let golden = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let inputs = try XCTUnwrap(golden["input_bits"] as? [UInt32]).map { Float(bitPattern: $0) }
+        XCTAssertGreaterThan(inputs.count, 2000)
+        for (dtype, key) in [(DType.f8e4m3, "e4m3fn"), (.f8e5m2, "e5m2")] {
+            let expected = try XCTUnwrap(golden[key] as? [UInt8])
+            var bytes = [UInt8](repeating: 0, count: inputs.count)
+            try inputs.withUnsafeBufferPointer { src in
+                try bytes.withUnsafeMutableBytes { try Conversion.fromFloat(src, to: dtype, into: $0) }
+            }
+            let wrong = zip(inputs, zip(bytes, expected)).filter { $1.0 != $1.1 }
+            XCTAssertTrue(wrong.isEmpty, "\(dtype.rawValue): \(wrong.count) differ from torch, e.g. \(wrong.prefix(5).map { "\($0.0) -> \($0.1.0) not \($0.1.1)" })")
+            // Every byte decodes and encodes back to itself (NaNs to the canonical NaN of their sign).
+            let all = [UInt8](0...255)
+            var decoded = [Float](repeating: 0, count: 256)
+            all.withUnsafeBytes { raw in decoded.withUnsafeMutableBufferPointer { Conversion.toFloat(raw, dtype: dtype, count: 256, into: $0) } }
+            var again = [UInt8](repeating: 0, count: 256)
+            try decoded.withUnsafeBufferPointer { src in try again.withUnsafeMutableBytes { try Conversion.fromFloat(src, to: dtype, into: $0) } }
+            for byte in all {
+                let value = decoded[Int(byte)]
+                XCTAssertEqual(again[Int(byte)], value.isNaN ? (byte & 0x80) | 0x7F : byte, "\(dtype.rawValue) byte \(byte) (\(value))")
+            }
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import LoRACore
 import XCTest
 
 final class MergeCLITests: XCTestCase {
@@ -25,6 +26,39 @@ final class MergeCLITests: XCTestCase {
         let inspected = try ToolRunner.run("lora-inspect", [out, "--summary"])
         XCTAssertEqual(inspected.status, 0, inspected.stdout)
         XCTAssertTrue(inspected.stdout.contains("checkpoint  SD1.x"), inspected.stdout)
+    }
+
+    /// An fp8 checkpoint (as ComfyUI and Forge load them) stays fp8: each changed tensor is the fp32
+    /// merge rounded once to F8_E4M3, the rest is copied byte for byte, and the tool says what fp8 costs.
+    func testFloat8CheckpointKeepsItsDtype() throws {
+        let source = try ModelFile.open("Fixtures/models/sd1_tiny.safetensors")
+        let base = folder + "/fp8.safetensors"
+        let entries = source.tensors.map { SafeTensorsWriter.Entry(name: $0.name, dtype: $0.shape.count >= 2 ? .f8e4m3 : $0.dtype, shape: $0.shape) }
+        let writer = try SafeTensorsWriter(path: base, metadata: source.metadata, entries: entries)
+        for t in source.tensors {
+            if t.shape.count >= 2 { try t.floats().withUnsafeBufferPointer { try writer.write(name: t.name, floats: $0) } } else { try writer.copy(name: t.name, from: t) }
+        }
+        try writer.finish()
+        let lora = "Fixtures/models/sd1_tiny_lora.safetensors:0.8"
+        let kept = try ToolRunner.run("lora-merge", ["--model", base, "--lora", lora, "-o", folder + "/kept.safetensors"])
+        XCTAssertEqual(kept.status, 0, kept.stderr)
+        XCTAssertTrue(kept.stderr.contains("stored as float8") && kept.stderr.contains("--precision fp16"), kept.stderr)
+        let wide = try ToolRunner.run("lora-merge", ["--model", base, "--lora", lora, "--precision", "fp32", "-o", folder + "/wide.safetensors", "--quiet"])
+        XCTAssertEqual(wide.status, 0, wide.stderr)
+        XCTAssertFalse(wide.stderr.contains("float8"), wide.stderr)
+        let (fp8, merged, reference) = (try ModelFile.open(base), try ModelFile.open(folder + "/kept.safetensors"), try ModelFile.open(folder + "/wide.safetensors"))
+        var changed = 0
+        for t in fp8.tensors {
+            let out = try XCTUnwrap(merged[t.name])
+            XCTAssertEqual(out.dtype, t.dtype, t.name)
+            guard t.shape.count >= 2 else { continue }
+            let wideValues = try XCTUnwrap(reference[t.name]).floats()
+            var rounded = [UInt8](repeating: 0, count: wideValues.count)
+            try wideValues.withUnsafeBufferPointer { src in try rounded.withUnsafeMutableBytes { try Conversion.fromFloat(src, to: .f8e4m3, into: $0) } }
+            XCTAssertEqual([UInt8](out.rawBytes), rounded, "\(t.name): the fp32 merge rounded once")
+            if [UInt8](out.rawBytes) != [UInt8](t.rawBytes) { changed += 1 }
+        }
+        XCTAssertGreaterThan(changed, 100, "the LoRA changed the fp8 weights")
     }
 
     func testWrongFamilyIsAOneLineError() throws {

@@ -50,6 +50,10 @@ void lt_bf16_to_f32(const void *src, float *dst, size_t count);
 void lt_f32_to_f16(const float *src, void *dst, size_t count);
 /// Round to nearest even, as torch's `.bfloat16()` does; NaN stays NaN.
 void lt_f32_to_bf16(const float *src, void *dst, size_t count);
+/// As torch's `.to(torch.float8_e4m3fn)`: round to nearest even, saturating at +-448 (inf too).
+void lt_f32_to_f8e4m3(const float *src, void *dst, size_t count);
+/// As torch's `.to(torch.float8_e5m2)`: round to nearest even, overflow gives +-inf.
+void lt_f32_to_f8e5m2(const float *src, void *dst, size_t count);
 /// The portable path of one value (for callers converting a single scalar).
 void lt_f16_to_f32_scalar(const void *src, float *dst, size_t count);
 

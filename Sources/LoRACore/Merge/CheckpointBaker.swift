@@ -38,6 +38,9 @@ public enum CheckpointBaker {
         public var unmatched: [UnmatchedModule]
         /// LoRA tensors holding NaN or Inf that were merged anyway (--allow-nan), as "file: tensor".
         public var nonFiniteTensors: [String] = []
+        /// Changed tensors written as float8 (the base's own dtype, no --precision): a LoRA's change
+        /// mostly rounds away in 2–3 mantissa bits, so the tool says so.
+        public var float8ChangedTensors = 0
         public var outputBytes: Int
         public var seconds: Double
     }
@@ -92,7 +95,9 @@ public enum CheckpointBaker {
             throw error
         }
         try writer.finish()
-        let changed = Set(plan.contributions.keys).union(plan.biasContributions.keys).count
+        let changedNames = Set(plan.contributions.keys).union(plan.biasContributions.keys)
+        let changed = changedNames.count
+        let float8 = base.tensors.filter { changedNames.contains($0.name) && [.f8e4m3, .f8e5m2].contains(outputType($0)) }.count
         return Report(output: output, base: basePath, family: plan.family.rawValue,
                       loras: loras.enumerated().map { i, lora in
                           .init(file: lora.path, spec: lora.spec.summary, hash: hashes[i].a1111LoRAHash, family: lora.family.label,
@@ -100,7 +105,7 @@ public enum CheckpointBaker {
                                 applied: plan.contributions.values.reduce(0) { $0 + $1.filter { $0.lora == i }.count })
                       },
                       changedTensors: changed, copiedTensors: base.tensors.count - changed, unmatched: plan.unmatched,
-                      nonFiniteTensors: nonFinite,
+                      nonFiniteTensors: nonFinite, float8ChangedTensors: float8,
                       outputBytes: writer.dataOffset + entries.reduce(0) { $0 + $1.byteCount },
                       seconds: Date().timeIntervalSince(start))
     }

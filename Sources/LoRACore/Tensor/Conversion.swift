@@ -40,7 +40,8 @@ public enum Conversion {
         }
     }
 
-    /// Convert Floats to `dtype` bytes, rounding to nearest even as torch does.
+    /// Convert Floats to `dtype` bytes, rounding to nearest even as torch does (float8 as torch's
+    /// `.to()`: e4m3fn saturates at ±448, e5m2 overflows to ±inf).
     public static func fromFloat(_ src: UnsafeBufferPointer<Float>, to dtype: DType,
                                  into dst: UnsafeMutableRawBufferPointer) throws(ModelError) {
         let count = src.count
@@ -53,6 +54,8 @@ public enum Conversion {
             d.copyMemory(from: s, byteCount: count * 4)
         case .f16: lt_f32_to_f16(s, d, count)
         case .bf16: lt_f32_to_bf16(s, d, count)
+        case .f8e4m3: lt_f32_to_f8e4m3(s, d, count)
+        case .f8e5m2: lt_f32_to_f8e5m2(s, d, count)
         case .f64:
             for i in 0..<count { dst.storeBytes(of: Double(s[i]).bitPattern.littleEndian, toByteOffset: 8 * i, as: UInt64.self) }
         default:
@@ -65,7 +68,7 @@ public enum Conversion {
         let sign: Float = byte & 0x80 != 0 ? -1 : 1
         let exponent = Int((byte >> 3) & 0x0F)
         let mantissa = Float(byte & 0x07)
-        if exponent == 15 && byte & 0x07 == 7 { return .nan }
+        if exponent == 15 && byte & 0x07 == 7 { return byte & 0x80 != 0 ? -Float.nan : .nan } // keeps its sign, as torch
         if exponent == 0 { return sign * mantissa / 8 * Float(sign: .plus, exponent: -6, significand: 1) }
         return sign * (1 + mantissa / 8) * Float(sign: .plus, exponent: exponent - 7, significand: 1)
     }

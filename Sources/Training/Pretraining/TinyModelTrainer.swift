@@ -177,9 +177,13 @@ public final class TinyModelTrainer {
         average?.copy(into: trainedParameters)
     }
 
-    /// Writes every tensor as fp16 (or `dtype`), the single-file SD1 layout.
-    public func save(to path: String, dtype: DType = .f16, metadata: Metadata = Metadata()) throws(ModelError) {
-        let entries = parameters.parameters.map { SafeTensorsWriter.Entry(name: $0.key, dtype: dtype, shape: $0.shape) }
+    /// Writes every tensor as fp16 (or `dtype`), the single-file SD1 layout; with `matrices`, the tensors of
+    /// two or more dimensions (linear and conv weights, embeddings) in that dtype instead: F8_E4M3 halves
+    /// the file and keeps biases and norms, which are few and sensitive, in `dtype`.
+    public func save(to path: String, dtype: DType = .f16, matrices: DType? = nil, metadata: Metadata = Metadata()) throws(ModelError) {
+        let entries = parameters.parameters.map {
+            SafeTensorsWriter.Entry(name: $0.key, dtype: $0.shape.count >= 2 ? matrices ?? dtype : dtype, shape: $0.shape)
+        }
         let writer = try SafeTensorsWriter(path: path, metadata: metadata, entries: entries)
         for p in parameters.parameters {
             try rethrowingModelError { try p.values.withUnsafeBufferPointer { try writer.write(name: p.key, floats: $0) } }
