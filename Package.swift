@@ -104,7 +104,7 @@ let package = Package(
         .testTarget(name: "LoRACoreTests", dependencies: ["LoRACore", "CKernels", "FixtureKit"]),
         .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra", "COneDNN"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "LoRACore", "LinearAlgebra", "FixtureKit"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Diffusion", "Imaging", "LoRACore", "FixtureKit"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Diffusion", "Imaging", "LoRACore", "LinearAlgebra", "FixtureKit"]),
         .testTarget(name: "ToolTests", dependencies: ["LoRACore", "LinearAlgebra", "ToolSupport", "FixtureKit", "Imaging", "Training"]),
         .testTarget(name: "XYZPlotTests", dependencies: ["XYZPlot", "Imaging", "Diffusion", "LoRACore", "FixtureKit"]),
     ]

@@ -38,11 +38,17 @@ struct TrainBench: ParsableCommand {
     @Flag(help: "Gradient checkpointing (the U-Net's blocks recompute their activations in the backward).")
     var gradientCheckpointing = false
 
+    @Option(name: .customLong("precision"), help: "fp32, or bf16 (lora-train --mixed-precision bf16: bf16 GEMM operands, fp32 sums; on AMX/AVX512-BF16 units).")
+    var computePrecision = "fp32"
+
     @Flag(help: "Print JSON.")
     var json = false
 
     func run() throws {
         ToolEnvironment.prepare()
+        guard let requested = ComputePrecision(rawValue: computePrecision) else { throw ValidationError("--precision: fp32 or bf16") }
+        let (precision, note) = requested.resolved()
+        if let note { print("note: --precision bf16: \(note)") }
         if ProcessInfo.processInfo.environment["LT_NO_ALLOC"] == nil { EngineAllocator.configure() }
         let sd = try StableDiffusionModel(checkpoint: model, tokenizer: try BPETokenizer.load(tokenizer))
         guard sd.family != .sdxl else { throw ValidationError("SDXL training is not supported yet") }
@@ -65,8 +71,8 @@ struct TrainBench: ParsableCommand {
             EngineProfile.reset()
             let start = Date()
             for p in network.parameters { p.gradient.zero() }
-            loss = unetTrainingStep(sd.unet, tape: tape, objective: DiffusionObjective(), latents: latents, noise: noise, timesteps: [500],
-                                    context: context, checkpointing: gradientCheckpointing).loss
+            loss = precision.run { unetTrainingStep(sd.unet, tape: tape, objective: DiffusionObjective(), latents: latents, noise: noise,
+                                                    timesteps: [500], context: context, checkpointing: gradientCheckpointing).loss }
             optimizer.update([ParameterGroup(name: "unet", parameters: network.parameters, learningRate: 1e-4)])
             times.append(Date().timeIntervalSince(start))
             if !json { print(String(format: "step %d: %.2f s (loss %.5f)", step + 1, times.last!, loss)) }
@@ -77,15 +83,15 @@ struct TrainBench: ParsableCommand {
         let result: [String: Any] = [
             "modules": network.modules.count, "parameters": network.parameters.reduce(0) { $0 + $1.count },
             "step_seconds": times, "step_seconds_median": times.sorted()[times.count / 2],
-            "peak_rss_mb": Double(usage.ru_maxrss) / 1024, "size": size, "dim": dim, "gradient_checkpointing": gradientCheckpointing, "gemm": LinearAlgebra.routing.description,
+            "peak_rss_mb": Double(usage.ru_maxrss) / 1024, "size": size, "dim": dim, "gradient_checkpointing": gradientCheckpointing, "precision": precision.rawValue, "gemm": LinearAlgebra.routing.description,
             "step_profile": Dictionary(uniqueKeysWithValues: profile.map { ($0.category.rawValue, $0.seconds) }),
         ]
         if json {
             print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys, .prettyPrinted]), as: UTF8.self))
             return
         }
-        print(String(format: "%@ %d², %d modules (dim %d): %.2f s per optimizer step (median of %d), peak RSS %.0f MB",
-                     sd.family.rawValue, size, network.modules.count, dim, result["step_seconds_median"] as! Double, steps,
+        print(String(format: "%@ %d², %d modules (dim %d), %@: %.2f s per optimizer step (median of %d), peak RSS %.0f MB",
+                     sd.family.rawValue, size, network.modules.count, dim, precision.rawValue, result["step_seconds_median"] as! Double, steps,
                      result["peak_rss_mb"] as! Double))
         print("last step's profile (forward layers, then backward):")
         for entry in profile where entry.seconds > 0 && !entry.category.isBreakdown {

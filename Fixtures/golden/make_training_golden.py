@@ -19,6 +19,9 @@ diffusers, transformers:
     swift run -c release lora-bench fixtures --all --out /tmp/engine
     [SD_SCRIPTS=/path/to/sd-scripts] python3 Fixtures/golden/make_training_golden.py [/tmp/engine]
 
+training/step_bf16.safetensors (same folder): the first step of that batch under kohya's
+--mixed_precision bf16 (bf16 U-Net, torch's CPU autocast). ONLY_BF16=1 writes it alone.
+
 training/text_encoder_step.safetensors (same folder): kohya's text-encoder
 LoRA on the fixture's CLIP with clip skip 2, into the frozen U-Net: the loss
 and every module's gradient.
@@ -141,10 +144,11 @@ class LoRAModule(torch.nn.Module):
         return self.org(x) + self.lora_up(self.lora_down(x)) * self.multiplier * self.scale
 
 
-def training_step(folder):
-    from diffusers import DDPMScheduler, UNet2DConditionModel
+def lora_unet(folder, weight_dtype=torch.float32):
+    """The fixture's U-Net (frozen, in `weight_dtype` as kohya's weight_dtype) with kohya's LoRA modules in fp32."""
+    from diffusers import UNet2DConditionModel
     from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
     torch.manual_seed(0)
     # The SD1 engine fixture's U-Net, configured as make_engine_golden.py configures it.
     unet = UNet2DConditionModel(sample_size=8, block_out_channels=(32, 64, 64, 64), layers_per_block=2,
@@ -156,6 +160,8 @@ def training_step(folder):
     missing, unexpected = unet.load_state_dict(state, strict=False)
     assert not missing and not unexpected, (missing, unexpected)
     unet.eval().requires_grad_(False)
+    # train_network.py: unet.to(weight_dtype) for the frozen model; the network keeps fp32 (no --full_bf16).
+    unet.to(weight_dtype)
     rank, alpha = 2, 1.5
     # Factors drawn from their own generator, in module order, so the test redraws them (TorchGenerator) instead of storing them.
     generator = torch.Generator().manual_seed(1)
@@ -177,6 +183,16 @@ def training_step(folder):
             parent = module.get_submodule(child_name.rsplit(".", 1)[0]) if "." in child_name else module
             setattr(parent, child_name.rsplit(".", 1)[-1], lora)
             modules.append(lora)
+    metadata = {"rank": str(rank), "alpha": str(alpha), "modules": json.dumps([m.lora_name for m in modules]),
+                "factor_seed": "1", "fixture_sha256": fixture_sha256, "factor_std": "0.2", "torch": torch.__version__,
+                "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    return unet, modules, metadata
+
+
+def training_step(folder):
+    from diffusers import DDPMScheduler
+    from safetensors.torch import save_file
+    unet, modules, metadata = lora_unet(folder)
     scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
                               clip_sample=False)
     # 16×16 latents: the deepest level is 2×2 (at 8×8 it would be 1×1, where self-attention over one token has
@@ -205,11 +221,34 @@ def training_step(folder):
         tensors[m.lora_name + ".lora_down.after10"] = m.lora_down.weight.detach().clone()
         tensors[m.lora_name + ".lora_up.after10"] = m.lora_up.weight.detach().clone()
     tensors["losses"] = torch.tensor(losses, dtype=torch.float64)
-    save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(HERE, "training", "step.safetensors"),
-              metadata={"rank": str(rank), "alpha": str(alpha), "modules": json.dumps([m.lora_name for m in modules]),
-                        "factor_seed": "1", "fixture_sha256": fixture_sha256, "factor_std": "0.2", "torch": torch.__version__,
-                        "cpu_capability": torch.backends.cpu.get_cpu_capability()})
+    save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(HERE, "training", "step.safetensors"), metadata=metadata)
     print(f"wrote step.safetensors: {len(modules)} modules, loss {losses[0]:.6f} -> {losses[-1]:.6f}")
+
+
+def bf16_step(folder):
+    """training/step_bf16.safetensors: the first step of training_step's batch as kohya runs it with
+    --mixed_precision bf16: the frozen U-Net stored in bf16, the forward under torch's CPU autocast (bf16
+    matmuls and convolutions whose outputs are bf16 too; norms and softmax in fp32), the loss in fp32, the
+    LoRA factors fp32. Its loss and gradients, for a tolerance check of our bf16 GEMMs (which round the
+    operands only and keep fp32 activations, so they cannot equal it)."""
+    from diffusers import DDPMScheduler
+    from safetensors.torch import load_file, save_file
+    unet, modules, metadata = lora_unet(folder, weight_dtype=torch.bfloat16)
+    batch = load_file(os.path.join(HERE, "training", "step.safetensors"))
+    scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
+                              clip_sample=False)
+    timesteps = batch["timesteps"].long()
+    noisy = scheduler.add_noise(batch["latents"], batch["noise"], timesteps)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        prediction = unet(noisy, timesteps, batch["context"]).sample
+    loss = torch.nn.functional.mse_loss(prediction.float(), batch["noise"].float(), reduction="none").mean([1, 2, 3]).mean()
+    loss.backward()
+    tensors = {"loss": torch.tensor([loss.item()], dtype=torch.float64)}
+    for m in modules:
+        tensors[m.lora_name + ".lora_down.grad"] = m.lora_down.weight.grad.detach().float().clone()
+        tensors[m.lora_name + ".lora_up.grad"] = m.lora_up.weight.grad.detach().float().clone()
+    save_file(tensors, os.path.join(HERE, "training", "step_bf16.safetensors"), metadata=metadata)
+    print(f"wrote step_bf16.safetensors: loss {loss.item():.6f} (fp32 {batch['losses'][0].item():.6f})")
 
 
 def text_encoder_step(folder):
@@ -369,7 +408,11 @@ def loss_weights(sd_scripts):
 
 
 if len(sys.argv) > 1:
+    if os.environ.get("ONLY_BF16"):  # adds step_bf16.safetensors beside the committed step.safetensors
+        bf16_step(sys.argv[1])
+        sys.exit(0)
     training_step(sys.argv[1])
+    bf16_step(sys.argv[1])
     text_encoder_step(sys.argv[1])
 if os.environ.get("SD_SCRIPTS"):
     loss_weights(os.environ["SD_SCRIPTS"])

@@ -33,7 +33,9 @@ struct LoRATrain: ParsableCommand {
         kohya's TOML files work too: --config-file (training arguments; the command line overrides them) and \
         --dataset-config ([general], [[datasets]], [[datasets.subsets]]).
 
-        Not yet: Adafactor and the other D-Adaptation variants, --mixed-precision bf16, SDXL.
+        --mixed-precision bf16 runs the GEMMs in bf16 on CPUs with AMX or AVX512-BF16 (fp32 elsewhere, with a note).
+
+        Not yet: DAdaptLion and the other D-Adaptation variants, SDXL.
 
         Examples:
 
@@ -141,7 +143,7 @@ struct LoRATrain: ParsableCommand {
     @Option(help: ArgumentHelp("Seed of everything random in the run (same seed, same file).", valueName: "n"))
     var seed: UInt64 = 42
 
-    @Option(name: [.long, .customLong("mixed_precision")], help: ArgumentHelp("no (fp32). bf16 is planned.", valueName: "no|fp16|bf16"))
+    @Option(name: [.long, .customLong("mixed_precision")], help: ArgumentHelp("no (fp32) or bf16: the training passes' GEMMs take bf16 operands with fp32 sums, as torch's autocast; the weights stay fp32. On a CPU without bf16 matrix units (AMX, AVX512-BF16), fp32 with a note.", valueName: "no|bf16"))
     var mixedPrecision = "no"
 
     @Option(name: [.long, .customLong("training_comment")], help: ArgumentHelp("Stored as ss_training_comment.", valueName: "text"))
@@ -171,8 +173,9 @@ struct LoRATrain: ParsableCommand {
         if !dryRun && !findLR && outputDir == nil { throw ValidationError("--output-dir is required (kohya: --output_dir)") }
         if let n = findLRSteps, n < 4 { throw ValidationError("--find-lr-steps must be at least 4") }
         guard saveModelAs == "safetensors" else { throw ValidationError("--save-model-as \(saveModelAs): only safetensors is written") }
-        guard mixedPrecision == "no" else {
-            throw ValidationError("--mixed-precision \(mixedPrecision) is not supported yet; training runs in fp32 (--mixed-precision no)")
+        guard mixedPrecision == "no" || mixedPrecision == "bf16" else {
+            throw ValidationError(mixedPrecision == "fp16" ? "--mixed-precision fp16: CPUs have no fp16 matrix units; use bf16 (fast where the CPU has AMX or AVX512-BF16) or no"
+                                                           : "--mixed-precision takes no or bf16 (got '\(mixedPrecision)')")
         }
         if let n = maxTrainEpochs, n < 1 { throw ValidationError("--max-train-epochs must be at least 1") }
         if let n = saveLastNEpochs, n < 1 { throw ValidationError("--save-last-n-epochs must be at least 1") }
@@ -284,6 +287,9 @@ struct LoRATrain: ParsableCommand {
         c.saveEveryNEpochs = saveEveryNEpochs
         c.saveEveryNSteps = saveEveryNSteps
         c.savePrecision = savePrecision?.dtype ?? .f32
+        let (precision, note) = (mixedPrecision == "bf16" ? ComputePrecision.bf16 : .fp32).resolved()
+        if let note { printError("note: --mixed-precision bf16: \(note)") }
+        c.computePrecision = precision
         c.noise.offset = optimizer.noiseOffset
         c.noise.offsetRandomStrength = optimizer.noiseOffsetRandomStrength
         c.noise.adaptiveScale = optimizer.adaptiveNoiseScale

@@ -1,6 +1,7 @@
 import FixtureKit
 import Foundation
 import Imaging
+import LinearAlgebra
 import LoRACore
 import XCTest
 
@@ -329,6 +330,23 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(names, ["last-state", "last-step00000006.safetensors", "last-step00000008.safetensors", "last.safetensors"])
     }
 
+    /// kohya's `--mixed_precision bf16`: bf16 GEMMs where the CPU has the units (the metadata says bf16),
+    /// else fp32 with a note and "no" in the metadata, never a silent claim. The arithmetic itself is
+    /// checked against kohya's autocast step in TrainingStepTests on every host (emulated).
+    func testMixedPrecisionBF16SaysWhatRan() throws {
+        let out = folder + "/bf16"
+        let run = try ToolRunner.run("lora-train", common + ["--output-dir", out, "--output-name", "b", "--max-train-steps", "2", "--mixed_precision", "bf16"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let metadata = try ModelFile.open(out + "/b.safetensors").metadata
+        if LinearAlgebra.bf16Available {
+            XCTAssertEqual(metadata["ss_mixed_precision"], "bf16")
+            XCTAssertFalse(run.stderr.contains("no bf16 matrix units"), run.stderr)
+        } else {
+            XCTAssertEqual(metadata["ss_mixed_precision"], "no", "fp32 ran, and the file says so")
+            XCTAssertTrue(run.stderr.contains("note: --mixed-precision bf16: this CPU has no bf16 matrix units"), run.stderr)
+        }
+    }
+
     func testMistakesAreRefusedBeforeTraining() throws {
         let out = folder + "/out"
         // The concept folder instead of its parent: kohya's most common beginner error.
@@ -337,7 +355,7 @@ final class TrainCLITests: XCTestCase {
         XCTAssertTrue(concept.stderr.contains("must be the parent of folders named <repeats>_<class tokens>"), concept.stderr)
         // Options we do not have are named, never ignored.
         for (args, says) in [(["--optimizer-type", "DAdaptLion"], "DAdaptLion"), (["--lr-warmup-steps", "10"], "constant_with_warmup"), (["--optimizer-args", "nesterov=True"], "nesterov"), (["--network_args", "block_dims=2,2"], "block_dims"),
-                             (["--mixed_precision", "bf16"], "bf16"), (["--log_with", "tensorboard"], "log_with")] {
+                             (["--mixed_precision", "fp16"], "no fp16 matrix units"), (["--log_with", "tensorboard"], "log_with")] {
             let r = try ToolRunner.run("lora-train", common + ["--output-dir", out] + args)
             XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")
             XCTAssertTrue(r.stderr.contains(says), "\(args): \(r.stderr)")

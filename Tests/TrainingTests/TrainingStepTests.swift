@@ -1,6 +1,7 @@
 import Diffusion
 import FixtureKit
 import Foundation
+import LinearAlgebra
 import LoRACore
 @testable import Training
 import XCTest
@@ -95,6 +96,71 @@ final class TrainingStepTests: XCTestCase {
             }
         }
         print(String(format: "ten AdamW steps: last loss %.6f (torch %.6f), worst factor error %.2e", lastLoss, losses[9], worst))
+    }
+
+    /// `--mixed-precision bf16`: the first step of the golden batch with bf16 GEMMs (the emulated arithmetic
+    /// on every host, oneDNN's bf16 kernels too where the CPU has them) against kohya's bf16 run in torch
+    /// (step_bf16.safetensors: bf16 U-Net under CPU autocast, which also rounds every matmul's and conv's
+    /// output to bf16, so no bf16 GEMM of ours can equal it). The bf16 step must move off fp32's and land
+    /// near torch's bf16 step, within the spread bf16 itself causes.
+    func testBF16StepIsCloseToKohyasAutocastStep() throws {
+        let golden = try ModelFile.open(Self.root + "/Fixtures/golden/training/step.safetensors")
+        let autocast = try ModelFile.open(Self.root + "/Fixtures/golden/training/step_bf16.safetensors")
+        func tensor(_ file: ModelFile, _ name: String) throws -> [Float] { try XCTUnwrap(file[name], name).floats() }
+        let names = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data((golden.metadata["modules"] ?? "[]").utf8)) as? [String])
+        let capability = (golden.metadata["cpu_capability"] ?? "").uppercased()
+        let variant: TorchGenerator.Variant = capability == "AVX2" || capability == "AVX512" ? .avx2 : .libm
+        let model = try model()
+        XCTAssertEqual(autocast.metadata["fixture_sha256"], golden.metadata["fixture_sha256"])
+        let network = LoRANetwork.kohya(ModelLayout(model.config), dim: 2, alpha: 1.5, textEncoder: false) { 0.5 }
+        let byName = Dictionary(uniqueKeysWithValues: network.modules.map { ($0.name, $0) })
+        var generator = TorchGenerator(seed: 1, variant: variant)
+        for name in names {
+            let module = try XCTUnwrap(byName[name])
+            for parameter in [module.down, module.up] { parameter.values = generator.randn(parameter.count).map { $0 * 0.2 } }
+        }
+        let latents = Tensor(shape: [2, 4, 16, 16], values: try tensor(golden, "latents")), noise = Tensor(shape: [2, 4, 16, 16], values: try tensor(golden, "noise"))
+        let context = Tensor(shape: [2, 77, 128], values: try tensor(golden, "context"))
+        let timesteps = try tensor(golden, "timesteps").map { Int($0) }
+        let tape = network.tape(for: model)
+        func step(_ precision: ComputePrecision) -> (loss: Double, gradients: [String: [Float]]) {
+            for p in network.parameters { p.gradient.zero() }
+            let loss = precision.run { unetTrainingStep(model.unet, tape: tape, objective: DiffusionObjective(), latents: latents, noise: noise,
+                                                        timesteps: timesteps, context: context).loss }
+            var gradients: [String: [Float]] = [:]
+            for m in network.modules { (gradients[m.name + ".lora_down"], gradients[m.name + ".lora_up"]) = (m.down.gradient.values, m.up.gradient.values) }
+            return (loss, gradients)
+        }
+        // The loss's relative difference, and the gradients' over all modules: ‖a − b‖ / ‖b‖ (one module's worst
+        // element is no measure here: bf16 moves the small gradients of the 2×2 level by tens of percent).
+        func compare(_ ours: (loss: Double, gradients: [String: [Float]]), _ file: ModelFile, loss: Double) throws -> (loss: Double, gradient: Double) {
+            var difference = 0.0, norm = 0.0
+            for (key, values) in ours.gradients {
+                for (a, b) in zip(values, try tensor(file, key + ".grad")) { difference += Double(a - b) * Double(a - b); norm += Double(b) * Double(b) }
+            }
+            return (abs(ours.loss - loss) / loss, (difference / norm).squareRoot())
+        }
+        let torchFP32Loss = Double(try XCTUnwrap(golden["losses"]).floats()[0]), torchBF16Loss = Double(try XCTUnwrap(autocast["loss"]).floats()[0])
+        let fp32 = step(.fp32)
+        let emulated = LinearAlgebra.withRouting(GEMMRouting(parallel: .oneDNN, singleThreaded: .oneDNN, arithmetic: .bf16Emulated)) { step(.bf16) }
+        let torchSpread = try compare(fp32, autocast, loss: torchBF16Loss)   // how far bf16 moves torch's own step from our fp32 one
+        let ours = try compare(emulated, autocast, loss: torchBF16Loss)
+        let moved = try compare(emulated, golden, loss: torchFP32Loss)
+        print(String(format: "bf16 step: loss %.6f (torch autocast %.6f, fp32 %.6f); vs torch bf16: loss %.1e, gradients %.1e "
+                     + "(our fp32 step: %.1e, %.1e); vs torch fp32: %.1e, %.1e", emulated.loss, torchBF16Loss, fp32.loss,
+                     ours.loss, ours.gradient, torchSpread.loss, torchSpread.gradient, moved.loss, moved.gradient))
+        XCTAssertGreaterThan(moved.gradient, 1e-4, "bf16 operands must change the step")
+        // Measured on the AMD host (emulated): loss 6.1e-5 and gradients 5.6e-2 from torch's bf16 step, where our fp32
+        // step is 3.8e-4 and 5.6e-2 away; through the Winograd convolutions it was 6.3e-4 and 1.1e-1.
+        XCTAssertLessThan(ours.loss, max(torchSpread.loss, 1e-4), "the loss as near kohya's bf16 step as bf16's own spread")
+        XCTAssertLessThan(ours.gradient, 1.5 * max(torchSpread.gradient, 1e-3), "gradients as near kohya's bf16 step as bf16's own spread")
+        guard LinearAlgebra.bf16Available else { return print("no bf16 units here: only the emulated bf16 GEMM ran") }
+        let native = step(.bf16)
+        let nativeVsTorch = try compare(native, autocast, loss: torchBF16Loss)
+        print(String(format: "bf16 step on oneDNN %@: vs torch bf16 loss %.1e, gradients %.1e", LinearAlgebra.oneDNNKernels.bf16,
+                     nativeVsTorch.loss, nativeVsTorch.gradient))
+        XCTAssertLessThan(nativeVsTorch.loss, max(torchSpread.loss, 1e-4))
+        XCTAssertLessThan(nativeVsTorch.gradient, 1.5 * max(torchSpread.gradient, 1e-3))
     }
 
     /// kohya's text-encoder LoRA through clip skip 2 into the frozen U-Net

@@ -75,8 +75,11 @@ public struct Conv2d: Sendable {
         let w = adapters.replacements[key] ?? store.floats()
         let b = adapters.replacements[biasKey] ?? bias
         let lowRank = adapters.lowRank[key] ?? []
+        // Winograd only in fp32: F(4×4, 3×3)'s transforms (coefficients up to 5 and 1/4) magnify bf16's operand
+        // rounding; a kohya bf16 step's gradients moved 11% from torch's autocast step through it, 5.6% without
+        // (torch's own bf16-vs-fp32 spread; TrainingStepTests.testBF16StepIsCloseToKohyasAutocastStep).
         if kernel == 3 && stride == 1 && padding == .same(1) && oh * ow >= Conv2d.winogradMinimumPixels && Conv2d.winogradEnabled
-            && inChannels >= 32 && outChannels >= 32 {
+            && inChannels >= 32 && outChannels >= 32 && LinearAlgebra.routing.arithmetic == .fp32 {
             return winograd(x, weight: w, bias: b, lowRank: lowRank)
         }
         let k = inChannels * kernel * kernel

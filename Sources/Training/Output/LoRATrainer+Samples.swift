@@ -13,7 +13,7 @@ import LoRACore
 extension LoRATrainer {
     public func renderSamples(epoch: Int?, step: Int) throws(ModelError) -> [String] {
         let folder = (configuration.outputDirectory as NSString).appendingPathComponent("sample")
-        let pipeline = Pipeline(model: model)
+        let pipeline = Pipeline(model: model, precision: configuration.computePrecision)
         let adapters = network.adapters(for: model)
         let stamp: String = {
             let f = DateFormatter()

@@ -60,7 +60,7 @@ extension LoRATrainer {
         m[.networkDim] = String(c.networkDim)
         m[.networkAlpha] = pythonFloat(Double(c.networkAlpha))
         m["ss_network_dropout"] = py(c.networkDropout)
-        m[.mixedPrecision] = "no"
+        m[.mixedPrecision] = c.computePrecision == .bf16 ? "bf16" : "no"
         m["ss_full_fp16"] = "False"
         m[.v2] = py(model.family == .sd2)
         let v = objective.prediction == .velocity

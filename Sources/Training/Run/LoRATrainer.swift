@@ -165,7 +165,7 @@ public final class LoRATrainer {
             let batches = batches(epoch: epoch)
             var micro = 0, stepLoss = 0.0
             for (index, batch) in batches.enumerated() where epoch > start.epoch || index >= start.batch {
-                stepLoss += try trainMicroBatch(batch, epoch: epoch, random: &random)
+                stepLoss += try configuration.computePrecision.run { () throws(ModelError) in try trainMicroBatch(batch, epoch: epoch, random: &random) }
                 micro += 1
                 let lastOfEpoch = index == batches.count - 1
                 guard micro == configuration.gradientAccumulationSteps || lastOfEpoch else { continue }

@@ -69,6 +69,11 @@ public struct TrainingConfiguration: Sendable {
     /// `--cache_latents_to_disk`: kohya's per-image `.npz` latent caches, reused by later runs.
     public var cacheLatentsToDisk = false
     public var savePrecision: DType = .f32
+    /// `--mixed_precision bf16`, resolved for this CPU: the GEMMs of every training pass (forward and
+    /// backward, U-Net and text encoder) and of the samples take bf16 operands with fp32 sums, as torch's
+    /// autocast does in kohya's runs; the network's weights, gradients and optimizer stay fp32. Latents are
+    /// cached in fp32 (kohya encodes them in bf16 too: a difference far below the noise the step adds).
+    public var computePrecision: ComputePrecision = .fp32
     /// Loss weighting; the prediction type comes from the model (or `forceVPrediction`).
     public var objective = DiffusionObjective()
     /// kohya's `--v_parameterization`: train v-prediction whatever the model's metadata says.
