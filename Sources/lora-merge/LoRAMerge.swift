@@ -113,8 +113,8 @@ struct Bake: ParsableCommand {
         }
         say("\(report.changedTensors) tensors changed, \(report.copiedTensors) copied unchanged")
         if report.float8ChangedTensors > 0 {
-            printError("note: \(report.float8ChangedTensors) changed tensors are stored as float8, the base's own dtype: its 3 mantissa bits "
-                       + "round away much of a LoRA's change (--precision fp16 keeps it)")
+            printError("note: \(report.float8ChangedTensors) changed tensors are stored as float8, the base's own dtype: with 3 mantissa bits "
+                       + "the smaller changes round away (--precision fp16 keeps them)")
         }
         say("wrote \(report.output) (\(ReportText.byteSize(report.outputBytes))) in \(String(format: "%.2f", report.seconds)) s")
     }
