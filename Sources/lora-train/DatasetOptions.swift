@@ -74,6 +74,14 @@ struct DatasetOptions: ParsableArguments {
     @Flag(name: [.long, .customLong("flip_aug")], help: "Mirror images at random (both latents are cached).")
     var flipAug = false
 
+    @Flag(name: [.long, .customLong("random_crop")],
+          help: "Crop each image at a random place within its resized size, anew at every step (kohya: its latents are encoded at every step, not cached).")
+    var randomCrop = false
+
+    @Flag(name: [.long, .customLong("color_aug")],
+          help: "kohya's colour augmentation at every step: a third of the samples get a hue shift (±8 of 180) or a gamma (0.95–1.05 on 0–255 values); not cached either.")
+    var colorAug = false
+
     @Option(name: [.long, .customLong("prior_loss_weight")], help: ArgumentHelp("Loss weight of regularization images.", valueName: "w"))
     var priorLossWeight = 1.0
 
@@ -84,7 +92,7 @@ struct DatasetOptions: ParsableArguments {
     var clipSkip: Int?
 
     @Flag(name: [.long, .customLong("cache_latents")],
-          help: "Accepted for kohya command lines: latents are always cached in memory (color aug and random crop are not offered).")
+          help: "Accepted for kohya command lines: latents are cached in memory anyway, except those of --random-crop/--color-aug images (kohya refuses the two together).")
     var cacheLatents = false
 
     @Flag(name: [.long, .customLong("cache_latents_to_disk")],
@@ -125,5 +133,7 @@ struct DatasetOptions: ParsableArguments {
         subset.captionDropoutEveryNEpochs = captionDropoutEveryNEpochs
         subset.captionTagDropoutRate = captionTagDropoutRate
         subset.flipAugment = flipAug
+        subset.randomCrop = randomCrop
+        subset.colorAugment = colorAug
     }
 }

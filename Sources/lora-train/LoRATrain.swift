@@ -198,6 +198,15 @@ struct LoRATrain: ParsableCommand {
                                   maxTrainEpochs: configuration.maxTrainEpochs, maxTrainSteps: configuration.maxTrainSteps)
             for line in plan.reportLines(steps: steps, gradientAccumulationSteps: configuration.gradientAccumulationSteps) { ToolRun.say(line) }
             for warning in plan.warnings { printError("warning: " + TerminalText.escape(warning)) }
+            let perStep = plan.images.filter { plan.subsets[$0.subsetIndex].augmentsEachStep }.count
+            if perStep > 0 {
+                // kohya: "when caching latents, either color_aug or random_crop cannot be used".
+                if dataset.cacheLatents || dataset.cacheLatentsToDisk {
+                    throw ValidationError("--cache-latents\(dataset.cacheLatentsToDisk ? "-to-disk" : ""): the latents of random_crop and color_aug images "
+                                          + "change at every step and cannot be cached (kohya refuses it too); leave it out: the other images stay cached in memory")
+                }
+                ToolRun.say("\(perStep) images (random_crop or color_aug) are encoded by the VAE at every step; the others' latents are cached")
+            }
             if samples.sampleEveryNEpochs != nil && samples.sampleEveryNSteps != nil {
                 printError("note: --sample-every-n-steps is ignored because --sample-every-n-epochs is given (kohya does the same)")
             }

@@ -347,6 +347,30 @@ final class TrainCLITests: XCTestCase {
         }
     }
 
+    /// kohya's random_crop and color_aug: those images are encoded at every step (the plan says so, the
+    /// metadata records it), the same seed gives the same file, the augmentation changes it, and asking to
+    /// cache their latents is refused before anything loads, as kohya refuses it.
+    func testRandomCropAndColorAugEncodeEachStep() throws {
+        let args = common + ["--output-name", "a", "--max-train-steps", "4", "--seed", "3"]
+        let refused = try ToolRunner.run("lora-train", args + ["--output-dir", folder + "/x", "--random-crop", "--cache_latents"])
+        XCTAssertEqual(refused.status, 64, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("cannot be cached"), refused.stderr)
+        var hashes: [String] = []
+        for (name, extra) in [("a1", ["--random-crop", "--color-aug"]), ("a2", ["--random-crop", "--color-aug"]), ("plain", [])] {
+            let run = try ToolRunner.run("lora-train", args + ["--output-dir", folder + "/" + name] + extra)
+            XCTAssertEqual(run.status, 0, run.stderr)
+            let metadata = try ModelFile.open(folder + "/\(name)/a.safetensors").metadata
+            hashes.append(try XCTUnwrap(metadata["sshs_model_hash"]))
+            let augmented = !extra.isEmpty
+            XCTAssertEqual(run.stdout.contains("4 images (random_crop or color_aug) are encoded by the VAE at every step"), augmented, run.stdout)
+            XCTAssertEqual(metadata["ss_random_crop"], augmented ? "True" : "False")
+            XCTAssertEqual(metadata["ss_color_aug"], augmented ? "True" : "False")
+            XCTAssertEqual(metadata["ss_cache_latents"], augmented ? "False" : "True")
+        }
+        XCTAssertEqual(hashes[0], hashes[1], "the same seed, the same crops and colours, the same file")
+        XCTAssertNotEqual(hashes[0], hashes[2], "the augmented images trained differently")
+    }
+
     func testMistakesAreRefusedBeforeTraining() throws {
         let out = folder + "/out"
         // The concept folder instead of its parent: kohya's most common beginner error.

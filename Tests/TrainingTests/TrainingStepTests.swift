@@ -39,31 +39,35 @@ final class TrainingStepTests: XCTestCase {
         return scale == 0 ? worst : worst / scale
     }
 
-    func testOneStepAndTenAdamWStepsEqualKohyaInTorch() throws {
-        let golden = try ModelFile.open(Self.root + "/Fixtures/golden/training/step.safetensors")
+    /// The golden step's network (kohya's 192 U-Net modules, the script's rank and alpha) with the script's
+    /// initial factors, normal(0, 0.2) from a generator seeded 1, down then up, in its module order; and its batch.
+    func goldenSetup(_ golden: ModelFile, model: StableDiffusionModel) throws
+        -> (network: LoRANetwork, names: [String], latents: Tensor, noise: Tensor, context: Tensor, timesteps: [Int]) {
         func tensor(_ name: String) throws -> [Float] { try XCTUnwrap(golden[name], name).floats() }
         let names = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data((golden.metadata["modules"] ?? "[]").utf8)) as? [String])
         let rank = Int(golden.metadata["rank"] ?? "") ?? 0, alpha = Float(golden.metadata["alpha"] ?? "") ?? 0
         let capability = (golden.metadata["cpu_capability"] ?? "").uppercased()
         let variant: TorchGenerator.Variant = capability == "AVX2" || capability == "AVX512" ? .avx2 : .libm
-
-        let model = try model()
-        XCTAssertEqual(Hashing.sha256(try MappedFile(path: model.path)), golden.metadata["fixture_sha256"],
-                       "the fixture generator changed: re-run Fixtures/golden/make_training_golden.py")
         let network = LoRANetwork.kohya(ModelLayout(model.config), dim: rank, alpha: alpha, textEncoder: false) { 0.5 }
-        XCTAssertEqual(network.modules.count, 192, "kohya's SD1 U-Net module set")
-        XCTAssertEqual(Set(network.modules.map(\.name)), Set(names), "the same modules as kohya's create_modules")
-        // The script's initial factors: normal(0, 0.2) from a generator seeded 1, down then up, in its module order.
         let byName = Dictionary(uniqueKeysWithValues: network.modules.map { ($0.name, $0) })
         var generator = TorchGenerator(seed: 1, variant: variant)
         for name in names {
             let module = try XCTUnwrap(byName[name])
             for parameter in [module.down, module.up] { parameter.values = generator.randn(parameter.count).map { $0 * 0.2 } }
         }
+        return (network, names, Tensor(shape: [2, 4, 16, 16], values: try tensor("latents")), Tensor(shape: [2, 4, 16, 16], values: try tensor("noise")),
+                Tensor(shape: [2, 77, 128], values: try tensor("context")), try tensor("timesteps").map { Int($0) })
+    }
 
-        let latents = Tensor(shape: [2, 4, 16, 16], values: try tensor("latents")), noise = Tensor(shape: [2, 4, 16, 16], values: try tensor("noise"))
-        let context = Tensor(shape: [2, 77, 128], values: try tensor("context"))
-        let timesteps = try tensor("timesteps").map { Int($0) }
+    func testOneStepAndTenAdamWStepsEqualKohyaInTorch() throws {
+        let golden = try ModelFile.open(Self.root + "/Fixtures/golden/training/step.safetensors")
+        func tensor(_ name: String) throws -> [Float] { try XCTUnwrap(golden[name], name).floats() }
+        let model = try model()
+        XCTAssertEqual(Hashing.sha256(try MappedFile(path: model.path)), golden.metadata["fixture_sha256"],
+                       "the fixture generator changed: re-run Fixtures/golden/make_training_golden.py")
+        let (network, names, latents, noise, context, timesteps) = try goldenSetup(golden, model: model)
+        XCTAssertEqual(network.modules.count, 192, "kohya's SD1 U-Net module set")
+        XCTAssertEqual(Set(network.modules.map(\.name)), Set(names), "the same modules as kohya's create_modules")
         let losses = try XCTUnwrap(golden["losses"]).floats()
         let tape = network.tape(for: model)
         let objective = DiffusionObjective()
@@ -107,21 +111,9 @@ final class TrainingStepTests: XCTestCase {
         let golden = try ModelFile.open(Self.root + "/Fixtures/golden/training/step.safetensors")
         let autocast = try ModelFile.open(Self.root + "/Fixtures/golden/training/step_bf16.safetensors")
         func tensor(_ file: ModelFile, _ name: String) throws -> [Float] { try XCTUnwrap(file[name], name).floats() }
-        let names = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data((golden.metadata["modules"] ?? "[]").utf8)) as? [String])
-        let capability = (golden.metadata["cpu_capability"] ?? "").uppercased()
-        let variant: TorchGenerator.Variant = capability == "AVX2" || capability == "AVX512" ? .avx2 : .libm
         let model = try model()
         XCTAssertEqual(autocast.metadata["fixture_sha256"], golden.metadata["fixture_sha256"])
-        let network = LoRANetwork.kohya(ModelLayout(model.config), dim: 2, alpha: 1.5, textEncoder: false) { 0.5 }
-        let byName = Dictionary(uniqueKeysWithValues: network.modules.map { ($0.name, $0) })
-        var generator = TorchGenerator(seed: 1, variant: variant)
-        for name in names {
-            let module = try XCTUnwrap(byName[name])
-            for parameter in [module.down, module.up] { parameter.values = generator.randn(parameter.count).map { $0 * 0.2 } }
-        }
-        let latents = Tensor(shape: [2, 4, 16, 16], values: try tensor(golden, "latents")), noise = Tensor(shape: [2, 4, 16, 16], values: try tensor(golden, "noise"))
-        let context = Tensor(shape: [2, 77, 128], values: try tensor(golden, "context"))
-        let timesteps = try tensor(golden, "timesteps").map { Int($0) }
+        let (network, _, latents, noise, context, timesteps) = try goldenSetup(golden, model: model)
         let tape = network.tape(for: model)
         func step(_ precision: ComputePrecision) -> (loss: Double, gradients: [String: [Float]]) {
             for p in network.parameters { p.gradient.zero() }

@@ -101,8 +101,10 @@ public struct DatasetConfig: Sendable {
             if let v = lookup("caption_dropout_every_n_epochs", levels) { s.captionDropoutEveryNEpochs = try int(v, "caption_dropout_every_n_epochs", path) }
             if let v = lookup("caption_tag_dropout_rate", levels) { s.captionTagDropoutRate = try number(v, "caption_tag_dropout_rate", path) }
             if let v = lookup("flip_aug", levels) { s.flipAugment = try bool(v, "flip_aug", path) }
+            if let v = lookup("random_crop", levels) { s.randomCrop = try bool(v, "random_crop", path) }
+            if let v = lookup("color_aug", levels) { s.colorAugment = try bool(v, "color_aug", path) }
             // Settings that ask for something not built yet: refused by name (false / empty values ask nothing).
-            for key in ["color_aug", "random_crop", "enable_wildcard", "alpha_mask"] {
+            for key in ["enable_wildcard", "alpha_mask"] {
                 if let v = lookup(key, levels), try bool(v, key, path) {
                     throw ModelError(.unsupported, "\(key) = true is not supported yet", file: path, key: key)
                 }

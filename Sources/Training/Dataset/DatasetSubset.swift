@@ -23,7 +23,11 @@ public struct DatasetSubset: Sendable, Equatable {
     public var captionDropoutEveryNEpochs = 0
     public var captionTagDropoutRate: Double = 0
     public var flipAugment = false
+    /// kohya's `random_crop` and `color_aug`: the image is cropped and coloured anew at every step, so
+    /// its latents cannot be cached (train_util.py `is_latent_cacheable`).
     public var randomCrop = false
+    public var colorAugment = false
+    public var augmentsEachStep: Bool { randomCrop || colorAugment }
 
     public init(imageDirectory: String, repeats: Int = 1, classTokens: String? = nil, isRegularization: Bool = false) {
         self.imageDirectory = imageDirectory

@@ -15,9 +15,10 @@ public enum TrainingImage {
         return bitmap.resampled(width: size.width, height: size.height)
     }
 
-    /// The bucket's crop of an already resized image.
-    public static func pixels(_ scaled: Bitmap, path: String, bucket: Resolution, flipped: Bool = false) throws(ModelError) -> Tensor {
-        let left = max(0, scaled.width - bucket.width) / 2, top = max(0, scaled.height - bucket.height) / 2
+    /// The bucket's crop of an already resized image: centred, or from `origin` (kohya's random_crop).
+    public static func pixels(_ scaled: Bitmap, path: String, bucket: Resolution, flipped: Bool = false,
+                              origin: (left: Int, top: Int)? = nil) throws(ModelError) -> Tensor {
+        let left = origin?.left ?? max(0, scaled.width - bucket.width) / 2, top = origin?.top ?? max(0, scaled.height - bucket.height) / 2
         guard scaled.width >= bucket.width, scaled.height >= bucket.height else {
             throw ModelError(.mismatch, "image of \(scaled.width)x\(scaled.height) is smaller than its bucket \(bucket.width)x\(bucket.height)",
                              file: path)

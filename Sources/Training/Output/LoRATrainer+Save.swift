@@ -67,7 +67,8 @@ extension LoRATrainer {
         m[.baseModelVersion] = model.family == .sd2 && v ? "sd_v2_v" : model.family.kohyaBaseVersion
         m[.clipSkip] = py(c.clipSkip)
         m["ss_max_token_length"] = py(c.maxTokenLength)
-        m["ss_cache_latents"] = "True"
+        // kohya's args.cache_latents: true unless some images are encoded at every step (random_crop, color_aug).
+        m["ss_cache_latents"] = py(!plan.subsets.contains { $0.augmentsEachStep })
         m[.seed] = String(c.seed)
         m["ss_lowram"] = "False"
         m[.noiseOffset] = py(c.noise.offset)
@@ -100,9 +101,9 @@ extension LoRATrainer {
         m[.batchSizePerDevice] = String(plan.batchSize)
         m[.totalBatchSize] = String(plan.batchSize * c.gradientAccumulationSteps)
         m[.resolution] = c.resolutionText
-        m["ss_color_aug"] = "False"
+        m["ss_color_aug"] = py(first?.colorAugment ?? false)
         m[.flipAug] = py(first?.flipAugment ?? false)
-        m["ss_random_crop"] = "False"
+        m["ss_random_crop"] = py(first?.randomCrop ?? false)
         m[.shuffleCaption] = py(first?.shuffleCaption ?? false)
         let bucketed: Bool, noUpscale: Bool
         switch plan.bucketing.mode {

@@ -1,14 +1,20 @@
 import Diffusion
+import Imaging
 import LoRACore
 
 /// Every image encoded once before training (sd-scripts `--cache_latents`):
 /// a *sample* of the VAE's latent distribution (not its mean), scaled by the
 /// model's factor, frozen for the run; with flip augmentation the mirrored
 /// image's latents too. NaNs from the VAE become 0 as sd-scripts does.
+/// Images of subsets with `random_crop` or `color_aug` are not cached (kohya
+/// cannot either): they keep their resized pixels, encoded at every step.
 public struct LatentCache: Sendable {
-    /// Per image of the plan: [1, 4, h/8, w/8], and the mirrored one when flips are on.
-    public private(set) var latents: [Tensor] = []
+    /// Per image of the plan: [1, 4, h/8, w/8], and the mirrored one when flips are on; nil for the
+    /// images encoded at every step.
+    public private(set) var latents: [Tensor?] = []
     public private(set) var flipped: [Tensor?] = []
+    /// The images encoded at every step, resized to their bucket's size (not yet cropped), by plan index.
+    public private(set) var perStep: [Int: Bitmap] = [:]
     /// Images whose latents came from `.npz` files on disk.
     public private(set) var reused = 0
 
@@ -18,6 +24,13 @@ public struct LatentCache: Sendable {
         var cache = LatentCache()
         for (i, image) in plan.images.enumerated() {
             let bucket = plan.buckets[plan.bucketOf[i]].resolution, resized = plan.resizedSize[i]
+            if plan.subsets[image.subsetIndex].augmentsEachStep {
+                cache.perStep[i] = try TrainingImage.resized(image.path, to: resized)
+                cache.latents.append(nil)
+                cache.flipped.append(nil)
+                progress(i + 1, plan.images.count)
+                continue
+            }
             let flips = plan.subsets[image.subsetIndex].flipAugment ? [false, true] : [false]
             // The sample noise is drawn either way, so a run's other latents do not depend on what was on disk.
             let count = 4 * (bucket.width / 8) * (bucket.height / 8)

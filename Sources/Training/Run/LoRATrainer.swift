@@ -1,5 +1,6 @@
 import Diffusion
 import Foundation
+import Imaging
 import LoRACore
 
 /// What the loop reports as it goes (the CLI draws the progress bar and the
@@ -315,8 +316,13 @@ public final class LoRATrainer {
         for entry in entries {
             let image = plan.images[entry]
             let subset = plan.subsets[image.subsetIndex]
-            let useFlip = cache.flipped[entry] != nil && random.uniform() < 0.5
-            let latents = useFlip ? cache.flipped[entry]! : cache.latents[entry]
+            let latents: Tensor
+            if let scaled = cache.perStep[entry] {
+                latents = try augmentedLatents(scaled, entry: entry, random: &random)
+            } else {
+                let useFlip = cache.flipped[entry] != nil && random.uniform() < 0.5
+                latents = useFlip ? cache.flipped[entry]! : cache.latents[entry]!
+            }
             latentShape = latents.shape
             latentValues += latents.values
             processed.append(CaptionProcessing.process(image.caption, subset: subset, epoch: epoch, random: &random))
@@ -340,5 +346,22 @@ public final class LoRATrainer {
                                                        checkpointing: configuration.gradientCheckpointing, perturbedNoise: perturbed)
         if let textTape, let textSaved { captions.backward(textSaved, contextGradient: contextGradient, tape: textTape) }
         return loss
+    }
+
+    /// kohya's uncached path for one image (train_util.py `__getitem__`): the flip is drawn first, then
+    /// the random crop's origin, then the colour change; the pixels go through the VAE with a fresh
+    /// sample of its latent distribution, as kohya's encode at each step draws one.
+    func augmentedLatents(_ scaled: Bitmap, entry: Int, random: inout TrainingRandom) throws(ModelError) -> Tensor {
+        let image = plan.images[entry], subset = plan.subsets[image.subsetIndex]
+        let bucket = plan.buckets[plan.bucketOf[entry]].resolution
+        let flip = subset.flipAugment && random.uniform() < 0.5
+        let origin = subset.randomCrop ? ImageAugmentation.randomCropOrigin(width: scaled.width, height: scaled.height, bucket: bucket, random: &random)
+                                       : nil
+        var pixels = scaled
+        if subset.colorAugment { ImageAugmentation.apply(ImageAugmentation.drawColorChange(random: &random), to: &pixels) }
+        let input = try TrainingImage.pixels(pixels, path: image.path, bucket: bucket, flipped: flip, origin: origin)
+        var latents = model.encoder!.encode(input, noise: random.normal(4 * (bucket.width / 8) * (bucket.height / 8)))
+        for j in latents.values.indices where !latents.values[j].isFinite { latents.values[j] = 0 }
+        return latents
     }
 }

@@ -16,8 +16,13 @@ public enum TrainingEstimate {
         func scale(_ r: Resolution) -> Double { pow(Double(r.width * r.height) / 262_144, 1.15) * coreScale }
         let perSample = (checkpointing ? 31.0 : 24.0) + (textEncoder ? 1 : 0)
         var epochSeconds = 0.0, cachingSeconds = 0.0
-        for bucket in plan.buckets { epochSeconds += Double(bucket.entries.count) * perSample * scale(bucket.resolution) }
-        for (i, image) in plan.images.enumerated() {
+        // Images with random_crop or color_aug go through the VAE at every step instead of once.
+        func encodesEachStep(_ i: Int) -> Bool { plan.subsets[plan.images[i].subsetIndex].augmentsEachStep }
+        for bucket in plan.buckets {
+            let encoded = Double(bucket.entries.filter(encodesEachStep).count)
+            epochSeconds += (Double(bucket.entries.count) * perSample + encoded * 6.5) * scale(bucket.resolution)
+        }
+        for (i, image) in plan.images.enumerated() where !encodesEachStep(i) {
             let flips = plan.subsets[image.subsetIndex].flipAugment ? 2.0 : 1.0
             cachingSeconds += 6.5 * flips * scale(plan.buckets[plan.bucketOf[i]].resolution)
         }
