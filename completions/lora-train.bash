@@ -268,7 +268,7 @@ _lora-train() {
         return
         ;;
     '--optimizer-type'|'--optimizer_type')
-        __lora-train_add_completions -W 'AdamW'$'\n''AdamW8bit'$'\n''Lion'$'\n''SGDNesterov'$'\n''Prodigy'$'\n''DAdaptAdam'$'\n''Adafactor'
+        __lora-train_add_completions -W 'AdamW'$'\n''AdamW8bit'$'\n''Lion'$'\n''SGDNesterov'$'\n''Prodigy'$'\n''DAdaptAdam'$'\n''Adafactor'$'\n''DAdaptLion'
         return
         ;;
     '--optimizer-args'|'--optimizer_args')

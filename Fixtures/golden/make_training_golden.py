@@ -92,6 +92,9 @@ try:
         "prodigy_zero": run_optimizer(lambda g: prodigyopt.Prodigy(g, use_bias_correction=True, safeguard_warmup=True, weight_decay=0.01,
                                                                    d_coef=2.0, d0=1e-5), [1.0, 1.0], zero_second=True),
         "dadapt_adam": run_optimizer(lambda g: dadaptation.DAdaptAdam(g), [1.0, 1.0]),
+        "dadapt_lion": run_optimizer(lambda g: dadaptation.DAdaptLion(g), [1.0, 1.0]),
+        "dadapt_lion_decay": run_optimizer(lambda g: dadaptation.DAdaptLion(g, weight_decay=0.01, d0=1e-2, betas=(0.95, 0.98)), [0.5, 0.5],
+                                           zero_second=True),
         # kohya's Adafactor: relative_step on (the given rate only seeds the log), and a run with an external rate.
         "adafactor": run_optimizer(lambda g: Adafactor(g, lr=None, relative_step=True), None),
         "adafactor_external": run_optimizer(lambda g: Adafactor(g, lr=1e-3, relative_step=False, scale_parameter=False, beta1=0.9,

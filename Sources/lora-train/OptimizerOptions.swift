@@ -5,13 +5,13 @@ import Training
 /// Optimizer, learning rates, schedule and the loss (sd-scripts' optimizer and training arguments).
 struct OptimizerOptions: ParsableArguments {
     @Option(name: [.long, .customLong("optimizer_type")],
-            help: ArgumentHelp("AdamW, AdamW8bit (trained as AdamW), Lion, SGDNesterov, Prodigy, DAdaptAdam or Adafactor.", valueName: "name"),
+            help: ArgumentHelp("AdamW, AdamW8bit (trained as AdamW), Lion, SGDNesterov, Prodigy, DAdaptAdam, DAdaptLion or Adafactor.", valueName: "name"),
             completion: .list(OptimizerChoice.allCases.map(\.rawValue)))
     var optimizerType = "AdamW"
 
     @Option(name: [.long, .customLong("optimizer_args")], parsing: .upToNextOption,
             help: ArgumentHelp("key=value as kohya: weight_decay=0.01 betas=0.9,0.999 eps=1e-8; Prodigy/DAdaptAdam: decouple=True "
-                               + "use_bias_correction=True safeguard_warmup=True d_coef=2 d0=1e-6 growth_rate=…; SGDNesterov: momentum=0.9.",
+                               + "use_bias_correction=True safeguard_warmup=True d_coef=2 d0=1e-6 growth_rate=…; SGDNesterov: momentum=0.9; DAdaptLion: betas, weight_decay, d0.",
                                valueName: "key=value"))
     var optimizerArgs: [String] = []
 

@@ -311,6 +311,22 @@ final class TrainCLITests: XCTestCase {
         XCTAssertTrue(unequal.stderr.contains("one learning rate"), unequal.stderr)
     }
 
+    /// DAdaptLion from the command line: kohya's class name in the metadata, d·lr in the log, and its
+    /// state (d, the weighted numerator, both buffers) resumes to the same file.
+    func testDAdaptLionResumes() throws {
+        let base = common.map { $0 == "1e-3" ? "1" : $0 } + ["--optimizer-type", "DAdaptLion", "--optimizer-args", "weight_decay=0.01",
+                                                            "--max-train-steps", "4", "--output-name", "l"]
+        let whole = try ToolRunner.run("lora-train", base + ["--output-dir", folder + "/l1", "--save-every-n-steps", "2", "--save-state"])
+        XCTAssertEqual(whole.status, 0, whole.stderr)
+        let file = try ModelFile.open(folder + "/l1/l.safetensors")
+        XCTAssertEqual(file.metadata[.optimizer], "dadaptation.dadapt_lion.DAdaptLion(weight_decay=0.01)")
+        let log = try String(contentsOfFile: folder + "/l1/l-log.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertNotNil(Double(try XCTUnwrap(log.last?.split(separator: ",", omittingEmptySubsequences: false).last)), "d·lr is logged: \(log)")
+        let resumed = try ToolRunner.run("lora-train", base + ["--output-dir", folder + "/l2", "--resume", folder + "/l1/l-step00000002-state"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertEqual(try ModelFile.open(folder + "/l2/l.safetensors").metadata["sshs_model_hash"], file.metadata["sshs_model_hash"])
+    }
+
     /// --find-lr: a Prodigy probe that prints d·lr and AdamW rates, and writes nothing.
     func testFindLR() throws {
         let run = try ToolRunner.run("lora-train", common + ["--find-lr", "--find-lr-steps", "8"])
@@ -378,7 +394,7 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(concept.status, 1)
         XCTAssertTrue(concept.stderr.contains("must be the parent of folders named <repeats>_<class tokens>"), concept.stderr)
         // Options we do not have are named, never ignored.
-        for (args, says) in [(["--optimizer-type", "DAdaptLion"], "DAdaptLion"), (["--lr-warmup-steps", "10"], "constant_with_warmup"), (["--optimizer-args", "nesterov=True"], "nesterov"), (["--network_args", "block_dims=2,2"], "block_dims"),
+        for (args, says) in [(["--optimizer-type", "DAdaptSGD"], "DAdaptSGD"), (["--lr-warmup-steps", "10"], "constant_with_warmup"), (["--optimizer-args", "nesterov=True"], "nesterov"), (["--network_args", "block_dims=2,2"], "block_dims"),
                              (["--mixed_precision", "fp16"], "no fp16 matrix units"), (["--log_with", "tensorboard"], "log_with")] {
             let r = try ToolRunner.run("lora-train", common + ["--output-dir", out] + args)
             XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")

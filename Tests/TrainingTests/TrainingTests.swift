@@ -168,6 +168,14 @@ final class OtherOptimizerTests: XCTestCase {
         }
     }
     func testDAdaptAdam() throws { try run("dadapt_adam") { DAdaptAdam() } }
+    func testDAdaptLion() throws { try run("dadapt_lion") { DAdaptLion() } }
+    func testDAdaptLionWithDecayBetasAndAZeroParameter() throws {
+        try run("dadapt_lion_decay") {
+            var o = DAdaptLion()
+            (o.weightDecay, o.d0, o.beta1, o.beta2) = (0.01, 1e-2, 0.95, 0.98)
+            return o
+        }
+    }
     func testAdafactorRelativeStep() throws { try run("adafactor", { Adafactor() }, tolerance: 1e-5) }
     func testAdafactorExternalRate() throws {
         try run("adafactor_external", {

@@ -9,7 +9,7 @@ import Foundation
 /// state saves memory on GPUs and nothing on a CPU LoRA run.
 public enum OptimizerChoice: String, CaseIterable, Sendable {
     case adamW = "AdamW", adamW8bit = "AdamW8bit", lion = "Lion", sgdNesterov = "SGDNesterov", prodigy = "Prodigy", dAdaptAdam = "DAdaptAdam"
-    case adafactor = "Adafactor"
+    case adafactor = "Adafactor", dAdaptLion = "DAdaptLion"
 
     public init?(kohyaName: String) {
         guard let match = OptimizerChoice.allCases.first(where: { $0.rawValue.lowercased() == kohyaName.lowercased() }) else { return nil }
@@ -17,7 +17,7 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
     }
 
     /// Whether one rate must serve every group (D-Adaptation, Prodigy).
-    public var adaptive: Bool { self == .prodigy || self == .dAdaptAdam }
+    public var adaptive: Bool { self == .prodigy || self == .dAdaptAdam || self == .dAdaptLion }
 
     public func make(arguments: [String]) throws(OptimizerError) -> any Optimizer {
         var values: [String: [Double]] = [:], flags: [String: Bool] = [:]
@@ -42,6 +42,7 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
         case .sgdNesterov: known = ["weight_decay", "momentum"]
         case .prodigy: known = ["weight_decay", "betas", "beta3", "eps", "decouple", "use_bias_correction", "safeguard_warmup", "d0", "d_coef", "growth_rate"]
         case .dAdaptAdam: known = ["weight_decay", "betas", "eps", "decouple", "use_bias_correction", "d0", "growth_rate"]
+        case .dAdaptLion: known = ["weight_decay", "betas", "d0"]
         case .adafactor: known = ["weight_decay", "eps", "clip_threshold", "decay_rate", "beta1", "scale_parameter", "relative_step", "warmup_init"]
         }
         if let bad = (Array(values.keys) + Array(flags.keys)).sorted().first(where: { !known.contains($0) }) {
@@ -96,6 +97,12 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
             (o.epsilon, o.weightDecay) = (try one("eps", 1e-8), try one("weight_decay", 0))
             (o.decouple, o.useBiasCorrection) = (flags["decouple"] ?? false, flags["use_bias_correction"] ?? false)
             o.growthRate = try one("growth_rate", .infinity)
+            o.d0 = try one("d0", 1e-6)
+            return o
+        case .dAdaptLion:
+            var o = DAdaptLion()
+            (o.beta1, o.beta2) = try pair((0.9, 0.99))
+            o.weightDecay = try one("weight_decay", 0)
             o.d0 = try one("d0", 1e-6)
             return o
         }
