@@ -25,11 +25,7 @@ public struct DAdaptAdam: Optimizer {
     public var adaptiveScale: Double? { d }
 
     public mutating func update(_ groups: [ParameterGroup]) throws(OptimizerError) {
-        let lr = groups.map(\.learningRate).max() ?? 0
-        if let bad = groups.first(where: { $0.learningRate != lr && $0.learningRate != 0 }) {
-            throw OptimizerError("DAdaptAdam takes one learning rate for every group (or 0): \(bad.name) has \(bad.learningRate), another \(lr); "
-                                 + "use --text-encoder-lr equal to --unet-lr")
-        }
+        let lr = try groups.sharedLearningRate("DAdaptAdam")
         let bc = useBiasCorrection ? (1 - pow(beta2, Double(step + 1))).squareRoot() / (1 - pow(beta1, Double(step + 1))) : 1
         let dlr = d * lr * bc
         let sqrtBeta2 = beta2.squareRoot()

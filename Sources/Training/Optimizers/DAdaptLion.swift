@@ -22,11 +22,7 @@ public struct DAdaptLion: Optimizer {
     public var adaptiveScale: Double? { d }
 
     public mutating func update(_ groups: [ParameterGroup]) throws(OptimizerError) {
-        let lr = groups.map(\.learningRate).max() ?? 0
-        if let bad = groups.first(where: { $0.learningRate != lr && $0.learningRate != 0 }) {
-            throw OptimizerError("DAdaptLion takes one learning rate for every group (or 0): \(bad.name) has \(bad.learningRate), another \(lr); "
-                                 + "use --text-encoder-lr equal to --unet-lr")
-        }
+        let lr = try groups.sharedLearningRate("DAdaptLion")
         let dlr = d * lr, sqrtBeta2 = beta2.squareRoot()
         let decay = Float(1 - dlr * weightDecay), keep1 = Float(beta1), mix1 = Float(1 - beta1)
         let keepM = Float(beta2), mixM = Float((1 - beta2) * dlr), keepS = Float(sqrtBeta2), mixS = Float((1 - sqrtBeta2) * dlr)

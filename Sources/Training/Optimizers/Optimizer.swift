@@ -15,10 +15,22 @@ public struct ParameterGroup: Sendable {
     }
 }
 
+extension [ParameterGroup] {
+    /// D-Adaptation and Prodigy adapt one d for all groups: every group's rate must be the largest one or 0
+    /// (their packages raise otherwise; kohya warns that only the first rate takes effect). `hint` is how to fix it.
+    func sharedLearningRate(_ optimizer: String, hint: String = "use --text-encoder-lr equal to --unet-lr") throws(OptimizerError) -> Double {
+        let lr = map(\.learningRate).max() ?? 0
+        if let bad = first(where: { $0.learningRate != lr && $0.learningRate != 0 }) {
+            throw OptimizerError("\(optimizer) takes one learning rate for every group (or 0): \(bad.name) has \(bad.learningRate), another \(lr); \(hint)")
+        }
+        return lr
+    }
+}
+
 /// An optimizer updates parameters from the gradients in their buffers; the
 /// training loop zeroes the buffers after. Implementations follow the code
 /// kohya's `--optimizer_type` loads: AdamW (torch), Lion (lion-pytorch),
-/// SGDNesterov (torch SGD), Prodigy (prodigyopt), DAdaptAdam (dadaptation).
+/// SGDNesterov (torch SGD), Prodigy (prodigyopt), DAdaptAdam and DAdaptLion (dadaptation), Adafactor (transformers).
 public protocol Optimizer: Sendable {
     /// Steps taken so far.
     var step: Int { get }

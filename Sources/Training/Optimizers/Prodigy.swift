@@ -28,11 +28,7 @@ public struct Prodigy: Optimizer {
     public var adaptiveScale: Double? { d }
 
     public mutating func update(_ groups: [ParameterGroup]) throws(OptimizerError) {
-        let lr = groups.map(\.learningRate).max() ?? 0
-        if let bad = groups.first(where: { $0.learningRate != lr && $0.learningRate != 0 }) {
-            throw OptimizerError("Prodigy takes one learning rate for every group (or 0): \(bad.name) has \(bad.learningRate), "
-                                          + "another \(lr); use --text-encoder-lr equal to --unet-lr, or d_coef")
-        }
+        let lr = try groups.sharedLearningRate("Prodigy", hint: "use --text-encoder-lr equal to --unet-lr, or d_coef")
         let b3 = beta3 ?? beta2.squareRoot()
         let bc = useBiasCorrection ? (1 - pow(beta2, Double(step + 1))).squareRoot() / (1 - pow(beta1, Double(step + 1))) : 1
         let dlr = d * lr * bc
