@@ -232,36 +232,40 @@ struct LoRATrain: ParsableCommand {
         do { resolution = try dataset.parsedResolution() } catch { throw ModelError(.mismatch, "\(error)") }
         var defaults = DatasetSubset(imageDirectory: "")
         dataset.subsetSettings(&defaults)
-        var subsets: [DatasetSubset], skipped: [(folder: String, reason: String)] = []
-        var (batch, bucketed, noUpscale) = (dataset.trainBatchSize, dataset.enableBucket, dataset.bucketNoUpscale)
-        var (minimum, maximum, step) = (dataset.minBucketReso, dataset.maxBucketReso, dataset.bucketResoSteps)
-        if let path = dataset.datasetConfig {
-            // kohya: the TOML's values, the command line's where it is silent; folder names are not parsed.
-            let config = try DatasetConfig.load(path, defaults: defaults)
-            subsets = config.subsets
-            resolution = config.resolution ?? resolution
-            batch = config.batchSize ?? batch
-            bucketed = config.enableBucket ?? bucketed
-            noUpscale = config.bucketNoUpscale ?? noUpscale
-            (minimum, maximum, step) = (config.minBucketReso ?? minimum, config.maxBucketReso ?? maximum, config.bucketResoSteps ?? step)
-            if dataset.trainDataDir != nil || dataset.regDataDir != nil {
-                printError("warning: --train-data-dir and --reg-data-dir are ignored with --dataset-config (as in kohya)")
-            }
-        } else {
-            (subsets, skipped) = try DatasetSubset.fromFolders(train: dataset.trainDataDir!, regularization: dataset.regDataDir)
+        let commandLine = DatasetConfig(subsets: [])
+        guard let path = dataset.datasetConfig else {
+            var (subsets, skipped) = try DatasetSubset.fromFolders(train: dataset.trainDataDir!, regularization: dataset.regDataDir)
             for i in subsets.indices { dataset.subsetSettings(&subsets[i]) }
+            return try plan(commandLine, subsets: subsets, resolution: resolution, skipped: skipped)
         }
+        // kohya: the TOML's values, the command line's where it is silent; folder names are not parsed.
+        if dataset.trainDataDir != nil || dataset.regDataDir != nil {
+            printError("warning: --train-data-dir and --reg-data-dir are ignored with --dataset-config (as in kohya)")
+        }
+        var plans: [DatasetPlan] = []
+        for config in try DatasetConfig.load(path, defaults: defaults) {
+            plans.append(try plan(config, subsets: config.subsets, resolution: config.resolution ?? resolution, skipped: []))
+        }
+        return DatasetPlan.combine(plans)
+    }
+
+    /// One dataset's plan: its settings, the command line's where it has none.
+    func plan(_ config: DatasetConfig, subsets: [DatasetSubset], resolution: Resolution, skipped: [(folder: String, reason: String)])
+        throws(ModelError) -> DatasetPlan {
+        let (minimum, maximum, step) = (config.minBucketReso ?? dataset.minBucketReso, config.maxBucketReso ?? dataset.maxBucketReso,
+                                        config.bucketResoSteps ?? dataset.bucketResoSteps)
         let mode: BucketSet.Mode
-        if !bucketed {
+        if !(config.enableBucket ?? dataset.enableBucket) {
             mode = .fixed
-        } else if noUpscale {
+        } else if config.bucketNoUpscale ?? dataset.bucketNoUpscale {
             mode = .noUpscale(step: step)
         } else {
             let limits = BucketSet.adjustedLimits(resolution: resolution, min: minimum, max: maximum, step: step)
             if let error = limits.error { throw ModelError(.mismatch, error) }
             mode = .predefined(min: limits.min, max: limits.max, step: step)
         }
-        return try DatasetPlan.make(subsets: subsets, bucketing: BucketSet(resolution: resolution, mode: mode), batchSize: batch, skippedFolders: skipped)
+        return try DatasetPlan.make(subsets: subsets, bucketing: BucketSet(resolution: resolution, mode: mode),
+                                    batchSize: config.batchSize ?? dataset.trainBatchSize, skippedFolders: skipped)
     }
 
     func makeConfiguration() throws -> TrainingConfiguration {
@@ -296,6 +300,7 @@ struct LoRATrain: ParsableCommand {
         c.saveEveryNEpochs = saveEveryNEpochs
         c.saveEveryNSteps = saveEveryNSteps
         c.savePrecision = savePrecision?.dtype ?? .f32
+        c.usesDatasetConfig = dataset.datasetConfig != nil
         let (precision, note) = (mixedPrecision == "bf16" ? ComputePrecision.bf16 : .fp32).resolved()
         if let note { printError("note: --mixed-precision bf16: \(note)") }
         c.computePrecision = precision

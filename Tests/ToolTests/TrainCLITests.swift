@@ -271,6 +271,63 @@ final class TrainCLITests: XCTestCase {
         XCTAssertTrue(badData.stderr.contains("unknown key colour_aug"), badData.stderr)
     }
 
+    /// Two [[datasets]] in one dataset config (kohya's DatasetGroup): each its own resolution, buckets and
+    /// batch size, the batches of both in every epoch, and the metadata in kohya's dataset-config form
+    /// (ss_datasets with one entry per dataset; no flat ss_resolution).
+    func testSeveralDatasets() throws {
+        try """
+            [general]
+            enable_bucket = true
+            caption_extension = ".txt"
+
+            [[datasets]]
+            resolution = 64
+            batch_size = 2
+            min_bucket_reso = 64
+            max_bucket_reso = 128
+              [[datasets.subsets]]
+              image_dir = "\(folder)/data/2_zkw shape"
+              class_tokens = "zkw"
+              num_repeats = 2
+
+            [[datasets]]
+            resolution = 96
+            batch_size = 1
+            min_bucket_reso = 64
+            max_bucket_reso = 192
+              [[datasets.subsets]]
+              image_dir = "\(folder)/data/2_zkw shape"
+              class_tokens = "zkw big"
+              num_repeats = 1
+              flip_aug = true
+            """.write(toFile: folder + "/two.toml", atomically: true, encoding: .utf8)
+        let args = common.filter { !["--train-data-dir", folder + "/data"].contains($0) } + ["--dataset-config", folder + "/two.toml",
+                                                                                           "--max-train-epochs", "1", "--output-name", "two"]
+        let run = try ToolRunner.run("lora-train", args + ["--output-dir", folder + "/two"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        // Dataset 0: 8 samples at 64² in batches of 2 → 4; dataset 1: 4 samples at 96²-area buckets in batches of 1 → 4.
+        for line in ["[Dataset 0] resolution (64, 64), batch size 2, 8 train images with repeats", "[Dataset 1] resolution (96, 96), batch size 1",
+                     "num batches per epoch: 8", "total optimization steps: 8", "batch size per device: 1, 2"] {
+            XCTAssertTrue(run.stdout.contains(line), "\(line):\n\(run.stdout)")
+        }
+        let log = try String(contentsOfFile: folder + "/two/two-log.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(log.count, 9, "one line per step of both datasets")
+        let metadata = try ModelFile.open(folder + "/two/two.safetensors").metadata
+        XCTAssertNil(metadata["ss_resolution"], "the dataset-config form has no flat dataset keys")
+        let datasets = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try XCTUnwrap(metadata["ss_datasets"]).utf8)) as? [[String: Any]])
+        XCTAssertEqual(datasets.map { $0["batch_size_per_device"] as? Int }, [2, 1])
+        XCTAssertEqual(datasets.map { $0["resolution"] as? [Int] }, [[64, 64], [96, 96]])
+        XCTAssertEqual(datasets.map { $0["num_train_images"] as? Int }, [8, 4])
+        let subsets = try XCTUnwrap(datasets[1]["subsets"] as? [[String: Any]])
+        XCTAssertEqual(subsets.first?["class_tokens"] as? String, "zkw big")
+        XCTAssertEqual(subsets.first?["flip_aug"] as? Bool, true)
+        let dirs = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try XCTUnwrap(metadata["ss_dataset_dirs"]).utf8)) as? [String: [String: Int]])
+        XCTAssertEqual(dirs, ["2_zkw shape": ["n_repeats": 2, "img_count": 4], "2_zkw shape (2)": ["n_repeats": 1, "img_count": 4]], "kohya's merge of the folders")
+        // lora-inspect reads the datasets back.
+        let inspected = try ToolRunner.run("lora-inspect", [folder + "/two/two.safetensors"])
+        XCTAssertTrue(inspected.stdout.contains("2 datasets"), inspected.stdout)
+    }
+
     /// --cache-latents-to-disk: kohya's .npz beside each image, reused by the next run; an edited image is re-encoded.
     func testLatentCachesOnDisk() throws {
         let args = common + ["--max-train-steps", "1", "--cache-latents-to-disk", "--flip-aug"]

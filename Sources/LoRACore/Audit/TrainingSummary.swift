@@ -62,6 +62,7 @@ public struct TrainingSummary: Sendable, Codable, Equatable {
         add("seed", m[.seed])
         add("reg images", m[.numRegImages].flatMap { $0 == "0" ? nil : $0 })
         add("buckets", m[.enableBucket] == "True" ? TrainingSummary.bucketSummary(m) : nil)
+        add("datasets", TrainingSummary.datasetsSummary(m))
         add("caption options", TrainingSummary.captionOptions(m))
         add("training started", m[.trainingStartedAt].flatMap(TrainingSummary.isoDate))
         add("training finished", m[.trainingFinishedAt].flatMap(TrainingSummary.isoDate))
@@ -103,6 +104,22 @@ public struct TrainingSummary: Sendable, Codable, Equatable {
             topTags = counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
                 .prefix(topTagCount).map { Tag(tag: $0.key, count: $0.value) }
         }
+    }
+
+    /// kohya's dataset-config form (`ss_datasets`, one entry per `[[datasets]]`): resolution, batch size and
+    /// images with repeats of each, e.g. "2 datasets: 512x512 batch 2 (40 images), 768x768 batch 1 (12 images)".
+    static func datasetsSummary(_ m: Metadata) -> String? {
+        guard let list = m.json("ss_datasets"), case let .array(datasets) = list, !datasets.isEmpty else { return nil }
+        let parts = datasets.map { d -> String in
+            var text = ""
+            if case let .array(size)? = d["resolution"], size.count == 2, let w = size[0].double, let h = size[1].double {
+                text = "\(Int(w))x\(Int(h))"
+            }
+            if let b = d["batch_size_per_device"]?.double { text += (text.isEmpty ? "" : " ") + "batch \(Int(b))" }
+            if let n = d["num_train_images"]?.double { text += " (\(Int(n)) images)" }
+            return text
+        }
+        return "\(datasets.count) dataset\(datasets.count == 1 ? "" : "s"): " + parts.joined(separator: ", ")
     }
 
     static func ofTotal(_ value: String?, _ total: String?) -> String? {

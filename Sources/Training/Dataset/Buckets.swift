@@ -17,6 +17,10 @@ public struct Resolution: Sendable, Hashable, Comparable, CustomStringConvertibl
 /// `BucketManager.select_bucket`), so the same folder gives the same buckets,
 /// counts and steps as kohya.
 public struct BucketSet: Sendable {
+    /// kohya's enable_bucket and bucket_no_upscale for this mode.
+    public var bucketed: Bool { mode != .fixed }
+    public var noUpscale: Bool { if case .noUpscale = mode { true } else { false } }
+
     public enum Mode: Sendable, Equatable {
         /// `--enable_bucket`: the predefined buckets of area ≤ resolution.
         case predefined(min: Int, max: Int, step: Int)

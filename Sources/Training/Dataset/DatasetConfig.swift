@@ -5,10 +5,10 @@ import LoRACore
 /// docs/config_README-en.md): `[general]`, `[[datasets]]`, `[[datasets.subsets]]`,
 /// a key at a lower level overriding the same key above it, and the command
 /// line's value (or its default) below them all. Folder names are not parsed
-/// here: `num_repeats` and `class_tokens` are given. One `[[datasets]]`
-/// (several resolutions in one run are not supported yet); a key kohya does
-/// not know, or one we do not support with a value that asks for something,
-/// is an error naming the key.
+/// here: `num_repeats` and `class_tokens` are given. Each `[[datasets]]` is a
+/// dataset of its own (resolution, batch size, buckets), as kohya's
+/// DatasetGroup; a key kohya does not know, or one we do not support with a
+/// value that asks for something, is an error naming the key.
 public struct DatasetConfig: Sendable {
     public var subsets: [DatasetSubset]
     public var resolution: Resolution?
@@ -19,6 +19,9 @@ public struct DatasetConfig: Sendable {
     public var bucketResoSteps: Int?
     public var bucketNoUpscale: Bool?
 
+    /// `subsets` with every setting left to the command line.
+    public init(subsets: [DatasetSubset]) { self.subsets = subsets }
+
     static let datasetKeys: Set<String> = ["resolution", "batch_size", "enable_bucket", "min_bucket_reso", "max_bucket_reso", "bucket_reso_steps",
                                            "bucket_no_upscale", "network_multiplier", "validation_seed", "validation_split", "resize_interpolation"]
     static let subsetKeys: Set<String> = ["num_repeats", "shuffle_caption", "caption_separator", "keep_tokens", "keep_tokens_separator",
@@ -28,8 +31,9 @@ public struct DatasetConfig: Sendable {
                                           "class_tokens", "cache_info", "resize_interpolation"]
     static let subsetOnlyKeys: Set<String> = ["image_dir", "is_reg", "alpha_mask", "metadata_file", "conditioning_data_dir"]
 
-    /// Reads `path`; `defaults` is the subset the command line describes (its caption and augmentation settings).
-    public static func load(_ path: String, defaults: DatasetSubset) throws(ModelError) -> DatasetConfig {
+    /// Reads `path`, one config per `[[datasets]]`; `defaults` is the subset the command line describes (its caption
+    /// and augmentation settings).
+    public static func load(_ path: String, defaults: DatasetSubset) throws(ModelError) -> [DatasetConfig] {
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
             throw ModelError(.io, "cannot read the dataset config (UTF-8 TOML)", file: path)
         }
@@ -43,18 +47,22 @@ public struct DatasetConfig: Sendable {
         guard case let .array(datasets)? = root["datasets"], !datasets.isEmpty else {
             throw ModelError(.invalid, "no [[datasets]] table", file: path)
         }
-        guard datasets.count == 1 else {
-            throw ModelError(.unsupported, "\(datasets.count) [[datasets]] tables: one dataset per run is supported so far", file: path)
-        }
-        let dataset = members(datasets[0]) ?? []
         for (key, _) in general where !datasetKeys.contains(key) && !subsetKeys.contains(key) {
             throw ModelError(.invalid, "[general] has an unknown key \(key)", file: path, key: key)
         }
+        var configs: [DatasetConfig] = []
+        for table in datasets { configs.append(try dataset(table, general: general, path: path, defaults: defaults)) }
+        return configs
+    }
+
+    /// One `[[datasets]]` table with its subsets.
+    static func dataset(_ table: JSON, general: [(String, JSON)], path: String, defaults: DatasetSubset) throws(ModelError) -> DatasetConfig {
+        let dataset = members(table) ?? []
         for (key, _) in dataset where !datasetKeys.contains(key) && !subsetKeys.contains(key) && key != "subsets" {
             throw ModelError(.invalid, "[[datasets]] has an unknown key \(key)", file: path, key: key)
         }
-        guard case let .array(subsetTables)? = datasets[0]["subsets"], !subsetTables.isEmpty else {
-            throw ModelError(.invalid, "the dataset has no [[datasets.subsets]]", file: path)
+        guard case let .array(subsetTables)? = table["subsets"], !subsetTables.isEmpty else {
+            throw ModelError(.invalid, "a [[datasets]] table has no [[datasets.subsets]]", file: path)
         }
         // Lookup from the innermost level out.
         func lookup(_ key: String, _ levels: [[(String, JSON)]]) -> JSON? {

@@ -5,7 +5,28 @@ import Foundation
 extension DatasetPlan {
     public func reportLines(steps: StepCount, gradientAccumulationSteps: Int) -> [String] {
         var lines: [String] = []
-        for (index, subset) in subsets.enumerated() {
+        for (number, part) in parts.enumerated() {
+            if parts.count > 1 {
+                lines.append("[Dataset \(number)] resolution \(part.bucketing.resolution), batch size \(part.batchSize), "
+                             + "\(part.trainImagesWithRepeats) train images with repeats, \(part.regImagesWithRepeats) reg images with repeats")
+            }
+            lines += partLines(part)
+        }
+        lines.append("num train images * repeats: \(trainImagesWithRepeats)")
+        lines.append("num reg images: \(regImagesWithRepeats)")
+        lines.append("num batches per epoch: \(steps.batchesPerEpoch)")
+        lines.append("num epochs: \(steps.epochs)")
+        lines.append("batch size per device: \(Array(Set(parts.map(\.batchSize))).sorted().map(String.init).joined(separator: ", "))")
+        lines.append("gradient accumulation steps: \(gradientAccumulationSteps)")
+        lines.append("total optimization steps: \(steps.totalSteps)")
+        return lines
+    }
+
+    /// One dataset's folders and buckets.
+    func partLines(_ part: Part) -> [String] {
+        var lines: [String] = []
+        for index in part.subsets {
+            let subset = subsets[index]
             let count = images.filter { $0.subsetIndex == index }.count
             let captioned = images.filter { $0.subsetIndex == index && $0.captionSource == .file }.count
             let listed = subset.isRegularization && count == 0 ? "" : " (\(captioned) with \(subset.captionExtension) captions)"
@@ -13,24 +34,18 @@ extension DatasetPlan {
                          + "\(subset.repeats) repeats\(subset.isRegularization ? ", regularization" : "")"
                          + (subset.classTokens.map { $0.isEmpty ? "" : ", class tokens \"\($0)\"" } ?? ""))
         }
-        lines.append("\(trainImagesWithRepeats) train images with repeats.")
-        lines.append(regImagesWithRepeats == 0 ? "no regularization images" : "\(regImagesWithRepeats) reg images with repeats.")
+        lines.append("\(part.trainImagesWithRepeats) train images with repeats.")
+        lines.append(part.regImagesWithRepeats == 0 ? "no regularization images" : "\(part.regImagesWithRepeats) reg images with repeats.")
+        let bucketing = part.bucketing
         switch bucketing.mode {
         case .fixed: lines.append("no buckets: every image is resized to cover \(bucketing.resolution.width)x\(bucketing.resolution.height) and center-cropped")
         case .predefined, .noUpscale:
             lines.append("number of images (including repeats) per bucket:")
-            for (i, bucket) in buckets.enumerated() {
+            for (i, bucket) in buckets[part.buckets].enumerated() {
                 lines.append("bucket \(i): resolution \(bucket.resolution), count: \(bucket.entries.count)")
             }
-            lines.append("mean ar error (without repeats): \(pythonFloat(meanAspectError))")
+            lines.append("mean ar error (without repeats): \(pythonFloat(part.meanAspectError))")
         }
-        lines.append("num train images * repeats: \(trainImagesWithRepeats)")
-        lines.append("num reg images: \(regImagesWithRepeats)")
-        lines.append("num batches per epoch: \(steps.batchesPerEpoch)")
-        lines.append("num epochs: \(steps.epochs)")
-        lines.append("batch size per device: \(batchSize)")
-        lines.append("gradient accumulation steps: \(gradientAccumulationSteps)")
-        lines.append("total optimization steps: \(steps.totalSteps)")
         return lines
     }
 }

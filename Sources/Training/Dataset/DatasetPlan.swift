@@ -11,6 +11,22 @@ public struct DatasetPlan: Sendable {
         public var resolution: Resolution
         /// Indices into `images`, each once per repeat (kohya's bucket contents).
         public var entries: [Int]
+        /// Its dataset's batch size.
+        public var batchSize = 1
+    }
+
+    /// One dataset (a `[[datasets]]` table, or the command line's folders): kohya trains several as a
+    /// DatasetGroup, each with its own resolution, buckets and batch size, their batches shuffled together.
+    public struct Part: Sendable {
+        public var subsets: Range<Int>
+        public var buckets: Range<Int>
+        public var bucketing: BucketSet
+        public var batchSize: Int
+        public var trainImagesWithRepeats: Int
+        public var regImagesWithRepeats: Int
+        public var meanAspectError: Double
+        /// Its folders' entries in `tagFrequency`.
+        public var tagFrequency: Range<Int>
     }
 
     public var subsets: [DatasetSubset]
@@ -32,8 +48,40 @@ public struct DatasetPlan: Sendable {
     public var tagFrequency: [(folder: String, tags: [String: Int])] = []
     /// Lines a user should read before training (missing captions, unused folders…).
     public var warnings: [String] = []
+    /// The datasets, in order (one unless a dataset config has several `[[datasets]]`).
+    public var parts: [Part] = []
 
-    public var batchesPerEpoch: Int { buckets.reduce(0) { $0 + ($1.entries.count + batchSize - 1) / batchSize } }
+    public var batchesPerEpoch: Int { buckets.reduce(0) { $0 + ($1.entries.count + $1.batchSize - 1) / $1.batchSize } }
+
+    /// Several datasets as one run (kohya's DatasetGroup): subsets, images and buckets concatenated,
+    /// each bucket keeping its dataset's batch size; the first dataset's settings stand for the run
+    /// where one value is asked for (the command-line metadata form, which a dataset config does not use).
+    public static func combine(_ plans: [DatasetPlan]) -> DatasetPlan {
+        guard var combined = plans.first, plans.count > 1 else { return plans[0] }
+        for plan in plans.dropFirst() {
+            let (subsetBase, imageBase, bucketBase) = (combined.subsets.count, combined.images.count, combined.buckets.count)
+            let tagBase = combined.tagFrequency.count
+            combined.subsets += plan.subsets
+            combined.images += plan.images.map { var image = $0; image.subsetIndex += subsetBase; return image }
+            combined.bucketOf += plan.bucketOf.map { $0 + bucketBase }
+            combined.resizedSize += plan.resizedSize
+            combined.buckets += plan.buckets.map { var bucket = $0; bucket.entries = bucket.entries.map { $0 + imageBase }; return bucket }
+            combined.parts += plan.parts.map { part in
+                var p = part
+                p.subsets = (part.subsets.lowerBound + subsetBase)..<(part.subsets.upperBound + subsetBase)
+                p.buckets = (part.buckets.lowerBound + bucketBase)..<(part.buckets.upperBound + bucketBase)
+                p.tagFrequency = (part.tagFrequency.lowerBound + tagBase)..<(part.tagFrequency.upperBound + tagBase)
+                return p
+            }
+            combined.trainImagesWithRepeats += plan.trainImagesWithRepeats
+            combined.regImagesWithRepeats += plan.regImagesWithRepeats
+            combined.tagFrequency += plan.tagFrequency
+            combined.warnings += plan.warnings
+        }
+        let images = plans.map { Double($0.images.count) }
+        combined.meanAspectError = zip(plans, images).reduce(0) { $0 + $1.0.meanAspectError * $1.1 } / max(1, images.reduce(0, +))
+        return combined
+    }
 
     /// Lists, captions, sizes and buckets for `subsets`.
     public static func make(subsets: [DatasetSubset], bucketing: BucketSet, batchSize: Int,
@@ -104,6 +152,10 @@ public struct DatasetPlan: Sendable {
         }
         plan.images = regular + regularization
         plan.assignBuckets()
+        for i in plan.buckets.indices { plan.buckets[i].batchSize = batchSize }
+        plan.parts = [Part(subsets: 0..<subsets.count, buckets: 0..<plan.buckets.count, bucketing: bucketing, batchSize: batchSize,
+                           trainImagesWithRepeats: plan.trainImagesWithRepeats, regImagesWithRepeats: plan.regImagesWithRepeats,
+                           meanAspectError: plan.meanAspectError, tagFrequency: 0..<plan.tagFrequency.count)]
         return plan
     }
 

@@ -96,45 +96,7 @@ extension LoRATrainer {
         m["ss_huber_schedule"] = c.objective.huberSchedule.rawValue
         m["ss_huber_scale"] = pythonFloat(c.objective.huberScale)
         m["ss_huber_c"] = pythonFloat(c.objective.huberC)
-        // Dataset keys (the command-line dataset form).
-        let first = plan.subsets.first
-        m[.batchSizePerDevice] = String(plan.batchSize)
-        m[.totalBatchSize] = String(plan.batchSize * c.gradientAccumulationSteps)
-        m[.resolution] = c.resolutionText
-        m["ss_color_aug"] = py(first?.colorAugment ?? false)
-        m[.flipAug] = py(first?.flipAugment ?? false)
-        m["ss_random_crop"] = py(first?.randomCrop ?? false)
-        m[.shuffleCaption] = py(first?.shuffleCaption ?? false)
-        let bucketed: Bool, noUpscale: Bool
-        switch plan.bucketing.mode {
-        case .fixed: (bucketed, noUpscale) = (false, false)
-        case .predefined: (bucketed, noUpscale) = (true, false)
-        case .noUpscale: (bucketed, noUpscale) = (true, true)
-        }
-        m[.enableBucket] = py(bucketed)
-        m["ss_bucket_no_upscale"] = py(noUpscale)
-        m[.minBucketReso] = String(c.minBucketReso)
-        m[.maxBucketReso] = String(c.maxBucketReso)
-        m[.keepTokens] = String(first?.keepTokens ?? 0)
-        func dirs(_ reg: Bool) -> JSON {
-            .object(plan.subsets.filter { $0.isRegularization == reg }.map { s in
-                let count = plan.images.filter { plan.subsets[$0.subsetIndex] == s }.count
-                return ((s.imageDirectory as NSString).lastPathComponent,
-                        JSON.object([("n_repeats", .number(String(s.repeats))), ("img_count", .number(String(count)))]))
-            })
-        }
-        m[.datasetDirs] = dirs(false).serialized()
-        m["ss_reg_dataset_dirs"] = dirs(true).serialized()
-        m[.tagFrequency] = JSON.object(plan.tagFrequency.map { folder in
-            (folder.folder, JSON.object(folder.tags.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map { ($0.key, .number(String($0.value))) }))
-        }).serialized()
-        m[.bucketInfo] = bucketed ? JSON.object([
-            ("buckets", .object(plan.buckets.enumerated().map { i, b in
-                (String(i), JSON.object([("resolution", .array([.number(String(b.resolution.width)), .number(String(b.resolution.height))])),
-                                         ("count", .number(String(b.entries.count)))]))
-            })),
-            ("mean_img_ar_error", .number(pythonFloat(plan.meanAspectError))),
-        ]).serialized() : "null"
+        datasetMetadata(into: &m)
         // kohya records --network_args only when given, as the strings typed (json.dumps of its key → value dict).
         var args: [(String, JSON)] = c.networkArguments.compactMap { item in
             let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }

@@ -131,7 +131,7 @@ public final class LoRATrainer {
         for bucket in plan.buckets {
             var entries = bucket.entries
             random.shuffle(&entries)
-            all += stride(from: 0, to: entries.count, by: plan.batchSize).map { Array(entries[$0..<min($0 + plan.batchSize, entries.count)]) }
+            all += stride(from: 0, to: entries.count, by: bucket.batchSize).map { Array(entries[$0..<min($0 + bucket.batchSize, entries.count)]) }
         }
         random.shuffle(&all)
         return all

@@ -68,6 +68,8 @@ public struct TrainingConfiguration: Sendable {
     public var writesFiles = true
     /// `--cache_latents_to_disk`: kohya's per-image `.npz` latent caches, reused by later runs.
     public var cacheLatentsToDisk = false
+    /// `--dataset_config`: kohya then writes the dataset metadata as `ss_datasets` (one entry per dataset).
+    public var usesDatasetConfig = false
     public var savePrecision: DType = .f32
     /// `--mixed_precision bf16`, resolved for this CPU: the GEMMs of every training pass (forward and
     /// backward, U-Net and text encoder) and of the samples take bf16 operands with fp32 sums, as torch's

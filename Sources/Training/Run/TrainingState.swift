@@ -43,7 +43,7 @@ public struct TrainingState: Sendable {
         return ["network_dim": String(c.networkDim), "network_alpha": formatNumber(Double(c.networkAlpha)),
                 "conv_dim": c.convDim.map(String.init) ?? "none", "modules": String(trainer.network.modules.count),
                 "batches_per_epoch": String(trainer.steps.batchesPerEpoch), "total_steps": String(trainer.steps.totalSteps),
-                "batch_size": String(trainer.plan.batchSize), "gradient_accumulation_steps": String(c.gradientAccumulationSteps),
+                "batch_size": trainer.plan.parts.map { String($0.batchSize) }.joined(separator: ","), "gradient_accumulation_steps": String(c.gradientAccumulationSteps),
                 "seed": String(c.seed), "images": String(trainer.plan.images.count)]
     }
 }

@@ -1,0 +1,107 @@
+import Foundation
+import LoRACore
+
+/// The dataset part of kohya's metadata (train_network.py), in its two forms: from the command line's
+/// folders, flat `ss_*` keys for the one dataset; from a dataset config, `ss_datasets` (a JSON list, one
+/// entry per `[[datasets]]` with its subsets) beside the merged `ss_tag_frequency` and `ss_dataset_dirs`.
+extension LoRATrainer {
+    func datasetMetadata(into m: inout Metadata) {
+        let c = configuration
+        func py(_ v: Bool) -> String { v ? "True" : "False" }
+        if c.usesDatasetConfig {
+            m["ss_datasets"] = JSON.array(plan.parts.map(datasetEntry)).serialized()
+            // Merged across datasets: a folder's tags once (its first dataset's), non-regularization folders
+            // with " (2)", " (3)" … when a name comes again.
+            var tags: [(String, JSON)] = [], dirs: [(String, JSON)] = []
+            for part in plan.parts {
+                for (folder, counts) in plan.tagFrequency[part.tagFrequency] where !tags.contains(where: { $0.0 == folder }) {
+                    tags.append((folder, Self.tagJSON(counts)))
+                }
+                for index in part.subsets where !plan.subsets[index].isRegularization {
+                    let base = (plan.subsets[index].imageDirectory as NSString).lastPathComponent
+                    var name = base, n = 2
+                    while dirs.contains(where: { $0.0 == name }) { name = base + " (\(n))"; n += 1 }
+                    dirs.append((name, dirInfo(index)))
+                }
+            }
+            m[.tagFrequency] = JSON.object(tags).serialized()
+            m[.datasetDirs] = JSON.object(dirs).serialized()
+            return
+        }
+        let first = plan.subsets.first, part = plan.parts[0]
+        m[.batchSizePerDevice] = String(plan.batchSize)
+        m[.totalBatchSize] = String(plan.batchSize * c.gradientAccumulationSteps)
+        m[.resolution] = c.resolutionText
+        m["ss_color_aug"] = py(first?.colorAugment ?? false)
+        m[.flipAug] = py(first?.flipAugment ?? false)
+        m["ss_random_crop"] = py(first?.randomCrop ?? false)
+        m[.shuffleCaption] = py(first?.shuffleCaption ?? false)
+        m[.enableBucket] = py(part.bucketing.bucketed)
+        m["ss_bucket_no_upscale"] = py(part.bucketing.noUpscale)
+        m[.minBucketReso] = String(c.minBucketReso)
+        m[.maxBucketReso] = String(c.maxBucketReso)
+        m[.keepTokens] = String(first?.keepTokens ?? 0)
+        func dirs(_ reg: Bool) -> JSON {
+            .object(plan.subsets.indices.filter { plan.subsets[$0].isRegularization == reg }.map { index in
+                ((plan.subsets[index].imageDirectory as NSString).lastPathComponent, dirInfo(index))
+            })
+        }
+        m[.datasetDirs] = dirs(false).serialized()
+        m["ss_reg_dataset_dirs"] = dirs(true).serialized()
+        m[.tagFrequency] = JSON.object(plan.tagFrequency.map { ($0.folder, Self.tagJSON($0.tags)) }).serialized()
+        m[.bucketInfo] = bucketInfo(part).serialized()
+    }
+
+    /// One `ss_datasets` entry: kohya's dataset_metadata with its subsets_metadata.
+    func datasetEntry(_ part: DatasetPlan.Part) -> JSON {
+        func number(_ n: Int) -> JSON { .number(String(n)) }
+        func text(_ s: String?) -> JSON { s.map(JSON.string) ?? .null }
+        let bucketed = part.bucketing.bucketed
+        let limits: (JSON, JSON) = switch part.bucketing.mode {
+        case let .predefined(minimum, maximum, _): (number(minimum), number(maximum))
+        default: (.null, .null)
+        }
+        let subsets: [JSON] = part.subsets.map { index in
+            let s = plan.subsets[index]
+            return .object([
+                ("img_count", number(imageCount(index))), ("num_repeats", number(s.repeats)), ("color_aug", .bool(s.colorAugment)),
+                ("flip_aug", .bool(s.flipAugment)), ("random_crop", .bool(s.randomCrop)), ("shuffle_caption", .bool(s.shuffleCaption)),
+                ("keep_tokens", number(s.keepTokens)), ("keep_tokens_separator", .string(s.keepTokensSeparator)), ("secondary_separator", .null),
+                ("enable_wildcard", .bool(false)), ("caption_prefix", text(s.captionPrefix)), ("caption_suffix", text(s.captionSuffix)),
+                ("resize_interpolation", .null), ("image_dir", .string((s.imageDirectory as NSString).lastPathComponent)),
+                ("class_tokens", text(s.classTokens)), ("is_reg", .bool(s.isRegularization)),
+            ])
+        }
+        return .object([
+            ("is_dreambooth", .bool(true)), ("batch_size_per_device", number(part.batchSize)),
+            ("num_train_images", number(part.trainImagesWithRepeats)), ("num_reg_images", number(part.regImagesWithRepeats)),
+            ("resolution", .array([number(part.bucketing.resolution.width), number(part.bucketing.resolution.height)])),
+            ("enable_bucket", .bool(bucketed)), ("min_bucket_reso", limits.0), ("max_bucket_reso", limits.1),
+            ("tag_frequency", .object(plan.tagFrequency[part.tagFrequency].map { ($0.folder, Self.tagJSON($0.tags)) })),
+            ("bucket_info", bucketInfo(part)), ("resize_interpolation", .null), ("subsets", .array(subsets)),
+        ])
+    }
+
+    /// kohya's bucket_info: the dataset's buckets (resolution, count with repeats) and mean aspect error; null without buckets.
+    func bucketInfo(_ part: DatasetPlan.Part) -> JSON {
+        guard part.bucketing.bucketed else { return .null }
+        return .object([
+            ("buckets", .object(plan.buckets[part.buckets].enumerated().map { i, b in
+                (String(i), JSON.object([("resolution", .array([.number(String(b.resolution.width)), .number(String(b.resolution.height))])),
+                                         ("count", .number(String(b.entries.count)))]))
+            })),
+            ("mean_img_ar_error", .number(pythonFloat(part.meanAspectError))),
+        ])
+    }
+
+    func imageCount(_ subset: Int) -> Int { plan.images.filter { $0.subsetIndex == subset }.count }
+
+    func dirInfo(_ subset: Int) -> JSON {
+        .object([("n_repeats", .number(String(plan.subsets[subset].repeats))), ("img_count", .number(String(imageCount(subset))))])
+    }
+
+    /// Tag → count, the most frequent first (ties by name).
+    static func tagJSON(_ tags: [String: Int]) -> JSON {
+        .object(tags.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map { ($0.key, .number(String($0.value))) })
+    }
+}
