@@ -22,6 +22,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng"),
         .systemLibrary(name: "CJPEG", path: "Sources/CJPEG"),
+        .systemLibrary(name: "CWebP", path: "Sources/CWebP", pkgConfig: "libwebp"),
         .systemLibrary(name: "CFreeType", path: "Sources/CFreeType", pkgConfig: "freetype2"),
 
         // Format kernels (dtype conversion, SHA-256, value scans, file copies,
@@ -53,7 +54,7 @@ let package = Package(
         .target(name: "CImaging", dependencies: ["CJPEG"], path: "Sources/CImaging", linkerSettings: [.linkedLibrary("jpeg")]),
 
         // Bitmaps, PNG/JPEG files, text drawn with FreeType, grid sheets.
-        .target(name: "Imaging", dependencies: ["CPNG", "CJPEG", "CImaging", "CFreeType", "CZlib"]),
+        .target(name: "Imaging", dependencies: ["CPNG", "CJPEG", "CWebP", "CImaging", "CFreeType", "CZlib"]),
 
         // Training: kohya's dataset, network, objective, optimizers and loop (the
         // layers' backward passes live beside their forwards in Diffusion).
@@ -105,7 +106,7 @@ let package = Package(
         .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra", "COneDNN"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "LoRACore", "LinearAlgebra", "FixtureKit"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Diffusion", "Imaging", "LoRACore", "LinearAlgebra", "FixtureKit"]),
-        .testTarget(name: "ToolTests", dependencies: ["LoRACore", "LinearAlgebra", "ToolSupport", "FixtureKit", "Imaging", "Training"]),
-        .testTarget(name: "XYZPlotTests", dependencies: ["XYZPlot", "Imaging", "Diffusion", "LoRACore", "FixtureKit"]),
+        .testTarget(name: "ToolTests", dependencies: ["CWebP", "LoRACore", "LinearAlgebra", "ToolSupport", "FixtureKit", "Imaging", "Training"]),
+        .testTarget(name: "XYZPlotTests", dependencies: ["XYZPlot", "Imaging", "CWebP", "Diffusion", "LoRACore", "FixtureKit"]),
     ]
 )

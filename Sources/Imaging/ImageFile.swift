@@ -1,20 +1,21 @@
 import Foundation
 
-/// Training images by content, not by extension: PNG and JPEG (what Debian's
-/// libpng and libjpeg decode). Sizes come from the headers so a dataset's
+/// Training images by content, not by extension: PNG, JPEG and WebP (what Debian's
+/// libpng, libjpeg and libwebp decode). Sizes come from the headers so a dataset's
 /// buckets are planned without decoding a pixel (sd-scripts opens every image
 /// with PIL for the same purpose).
 public enum ImageFile {
-    public enum Kind: String, Sendable { case png, jpeg }
+    public enum Kind: String, Sendable { case png, jpeg, webp }
 
     /// The extensions sd-scripts lists (`IMAGE_EXTENSIONS`, lower and upper
-    /// case); WebP and BMP are listed there too, so a folder holding them is
-    /// found and then refused by name rather than silently skipped.
+    /// case); BMP is listed there too, so a folder holding BMPs is found and
+    /// then refused by name rather than silently skipped.
     public static let datasetExtensions = [".png", ".jpg", ".jpeg", ".webp", ".bmp"]
 
     public static func kind(of header: [UInt8]) -> Kind? {
         if header.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) { return .png }
         if header.starts(with: [0xFF, 0xD8, 0xFF]) { return .jpeg }
+        if WebPCodec.isWebP(header) { return .webp }
         return nil
     }
 
@@ -51,8 +52,10 @@ public enum ImageFile {
                 offset += 2 + length
             }
             throw ImageError("JPEG without a frame header in its first MiB", path: path)
+        case .webp:
+            return try WebPCodec.size(bytes, path: path)
         case nil:
-            throw ImageError("not a PNG or JPEG file (WebP, BMP and others are not read; convert them)", path: path)
+            throw ImageError("not a PNG, JPEG or WebP file (BMP and others are not read; convert them)", path: path)
         }
     }
 
@@ -60,11 +63,12 @@ public enum ImageFile {
     public static func read(_ path: String) throws(ImageError) -> Bitmap {
         guard let data = FileManager.default.contents(atPath: path) else { throw ImageError("cannot read the file", path: path) }
         let bytes = [UInt8](data)
-        switch kind(of: Array(bytes.prefix(8))) {
+        switch kind(of: Array(bytes.prefix(12))) {
         case .png: return try PNGCodec.decode(bytes, path: path)
         case .jpeg:
             do { return try JPEGCodec.decode(bytes) } catch { throw ImageError(error.message, path: path) }
-        case nil: throw ImageError("not a PNG or JPEG file (WebP, BMP and others are not read; convert them)", path: path)
+        case .webp: return try WebPCodec.decode(bytes, path: path)
+        case nil: throw ImageError("not a PNG, JPEG or WebP file (BMP and others are not read; convert them)", path: path)
         }
     }
 

@@ -1,3 +1,4 @@
+import CWebP
 import FixtureKit
 import Foundation
 import Imaging
@@ -326,6 +327,29 @@ final class TrainCLITests: XCTestCase {
         // lora-inspect reads the datasets back.
         let inspected = try ToolRunner.run("lora-inspect", [folder + "/two/two.safetensors"])
         XCTAssertTrue(inspected.stdout.contains("2 datasets"), inspected.stdout)
+    }
+
+    /// WebP images train beside PNGs (found by content, sized from the header); a BMP is refused before
+    /// training, naming the file.
+    func testWebPImagesTrainAndBMPsAreNamed() throws {
+        let concept = folder + "/web/1_zkw web"
+        try FileManager.default.createDirectory(atPath: concept, withIntermediateDirectories: true)
+        let (w, h) = (80, 64)
+        var rgb: [UInt8] = []
+        for y in 0..<h { for x in 0..<w { rgb += [UInt8(x * 3), UInt8(y * 4), 200] } }
+        var output: UnsafeMutablePointer<UInt8>?
+        let count = WebPEncodeLosslessRGB(rgb, Int32(w), Int32(h), Int32(w * 3), &output)
+        FileManager.default.createFile(atPath: concept + "/a.webp", contents: Data(UnsafeBufferPointer(start: output, count: count)))
+        WebPFree(output)
+        try FileManager.default.copyItem(atPath: folder + "/data/2_zkw shape/img0.png", toPath: concept + "/b.png")
+        let args = common.map { $0 == folder + "/data" ? folder + "/web" : $0 } + ["--max-train-steps", "1", "--train-batch-size", "1"]
+        let run = try ToolRunner.run("lora-train", args + ["--output-dir", folder + "/web-out"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stdout.contains("contains 2 image files"), run.stdout)
+        FileManager.default.createFile(atPath: concept + "/c.bmp", contents: Data("BM".utf8 + [UInt8](repeating: 0, count: 60)))
+        let bmp = try ToolRunner.run("lora-train", args + ["--output-dir", folder + "/bmp-out"])
+        XCTAssertEqual(bmp.status, 2, bmp.stderr)
+        XCTAssertTrue(bmp.stderr.contains("c.bmp") && bmp.stderr.contains("not a PNG, JPEG or WebP file"), bmp.stderr)
     }
 
     /// --cache-latents-to-disk: kohya's .npz beside each image, reused by the next run; an edited image is re-encoded.

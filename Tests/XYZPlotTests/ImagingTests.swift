@@ -1,3 +1,4 @@
+import CWebP
 import Foundation
 import Imaging
 import XCTest
@@ -17,6 +18,68 @@ final class ImagingTests: XCTestCase {
         for i in stride(from: 40, to: flipped.count, by: 11) { flipped[i] ^= 0x5A }
         _ = try? PNGCodec.decode(flipped)  // damaged data: an error or an image, never a crash
         _ = PNGCodec.textChunks(flipped)  // must not crash or hang on damaged chunks
+    }
+
+    /// WebP training images (kohya's datasets hold them; PIL reads them through libwebp): lossless files
+    /// come back exactly, lossy within their loss, alpha is dropped as PIL's convert("RGB") drops it, the
+    /// size comes from the header, and truncated or mutated files are errors, never a crash.
+    func testWebPDatasetImages() throws {
+        let (w, h) = (37, 23)
+        var rgb: [UInt8] = [], rgba: [UInt8] = []
+        for i in 0..<(w * h) {
+            let p = [UInt8(i % 256), UInt8(i * 7 % 256), UInt8((i / w) * 11 % 256)]
+            rgb += p
+            rgba += p + [128]
+        }
+        func encoded(_ body: (UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>) -> Int) -> [UInt8] {
+            var output: UnsafeMutablePointer<UInt8>?
+            let count = body(&output)
+            defer { WebPFree(output) }
+            return Array(UnsafeBufferPointer(start: output, count: count))
+        }
+        let lossless = encoded { WebPEncodeLosslessRGB(rgb, Int32(w), Int32(h), Int32(w * 3), $0) }
+        // Lossy files are judged on a smooth picture (chroma subsampling blurs the noisy one by design).
+        var smooth: [UInt8] = []
+        for y in 0..<h { for x in 0..<w { smooth += [UInt8(x * 6), UInt8(y * 10), UInt8((x + y) * 3)] } }
+        let lossy = encoded { WebPEncodeRGB(smooth, Int32(w), Int32(h), Int32(w * 3), 90, $0) }
+        let alpha = encoded { WebPEncodeLosslessRGBA(rgba, Int32(w), Int32(h), Int32(w * 4), $0) }
+        XCTAssertFalse(lossless.isEmpty || lossy.isEmpty || alpha.isEmpty)
+        let folder = NSTemporaryDirectory() + "webp-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        for (name, bytes) in [("lossless", lossless), ("lossy", lossy), ("alpha", alpha)] {
+            let path = folder + "/\(name).png"   // by content, not by extension
+            FileManager.default.createFile(atPath: path, contents: Data(bytes))
+            XCTAssertEqual(try ImageFile.size(path).width, w, name)
+            XCTAssertEqual(try ImageFile.size(path).height, h, name)
+            let image = try ImageFile.read(path)
+            XCTAssertEqual([image.width, image.height], [w, h], name)
+            if name == "lossy" {
+                var total = 0
+                for (a, b) in zip(image.pixels, smooth) { total += abs(Int(a) - Int(b)) }
+                let error = Double(total) / Double(smooth.count)
+                XCTAssertLessThan(error, 3, "within lossy WebP's loss at quality 90")
+            } else {
+                XCTAssertEqual(image.pixels, rgb, "\(name): exact, alpha dropped")
+            }
+        }
+        XCTAssertThrowsError(try WebPCodec.decode(Array(lossless.prefix(lossless.count / 2)), path: "half.webp"))
+        XCTAssertThrowsError(try WebPCodec.decode(Array(lossless.prefix(10)), path: "header.webp"))
+        var random = MutationRandom(state: 0x5EED)
+        var decoded = 0
+        for _ in 0..<2000 {
+            var bytes = random.next() % 2 == 0 ? lossy : lossless
+            for _ in 0..<(1 + random.next() % 4) {
+                let i = random.next() % bytes.count
+                if random.next() % 2 == 0 { bytes[i] = UInt8(random.next() & 255) } else { bytes.removeSubrange(i..<min(bytes.count, i + 1 + random.next() % 16)) }
+                if bytes.isEmpty { bytes = [0] }
+            }
+            if let image = try? WebPCodec.decode(bytes, path: "mutant.webp") {
+                XCTAssertEqual(image.pixels.count, image.width * image.height * 3)
+                decoded += 1
+            }
+        }
+        XCTAssertLessThan(decoded, 2000, "most mutants are rejected")
     }
 
     /// Cached cells can come from other machines (assemble): damaged PNGs
