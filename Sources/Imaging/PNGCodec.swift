@@ -78,11 +78,19 @@ public enum PNGCodec {
             png_image_free(&image)
             throw ImageError("PNG of \(width)x\(height) pixels is larger than this tool reads", path: path)
         }
-        image.format = UInt32(PNG_FORMAT_RGB)
-        var pixels = [UInt8](repeating: 0, count: width * height * 3)
-        let done = pixels.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, Int32(width * 3), nil) }
+        // Read with alpha, then drop it: an RGB read would composite transparent pixels onto black, where
+        // PIL's convert("RGB") (kohya's image loading) keeps the stored colours of a transparent PNG.
+        image.format = UInt32(PNG_FORMAT_RGB) | UInt32(PNG_FORMAT_FLAG_ALPHA)   // PNG_FORMAT_RGBA (a macro Swift does not import)
+        var rgba = [UInt8](repeating: 0, count: width * height * 4)
+        let done = rgba.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, Int32(width * 4), nil) }
         png_image_free(&image)
         guard done != 0 else { throw ImageError("damaged PNG (libpng: \(message(image)))", path: path) }
+        var pixels = [UInt8](repeating: 0, count: width * height * 3)
+        rgba.withUnsafeBufferPointer { source in
+            pixels.withUnsafeMutableBufferPointer { target in
+                for i in 0..<(width * height) { (target[3 * i], target[3 * i + 1], target[3 * i + 2]) = (source[4 * i], source[4 * i + 1], source[4 * i + 2]) }
+            }
+        }
         return Bitmap(width: width, height: height, pixels: pixels)
     }
 
