@@ -110,3 +110,16 @@ extension Bitmap {
         return Bitmap(width: newWidth, height: newHeight, pixels: out)
     }
 }
+
+extension Bitmap {
+    /// RGBA bytes as the colours and the alpha plane.
+    public static func splitting(rgba: [UInt8], width: Int, height: Int) -> (image: Bitmap, alpha: [UInt8]) {
+        var pixels = [UInt8](repeating: 0, count: width * height * 3), alpha = [UInt8](repeating: 0, count: width * height)
+        rgba.withUnsafeBufferPointer { source in
+            for i in 0..<(width * height) {
+                (pixels[3 * i], pixels[3 * i + 1], pixels[3 * i + 2], alpha[i]) = (source[4 * i], source[4 * i + 1], source[4 * i + 2], source[4 * i + 3])
+            }
+        }
+        return (Bitmap(width: width, height: height, pixels: pixels), alpha)
+    }
+}

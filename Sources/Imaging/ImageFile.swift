@@ -60,14 +60,18 @@ public enum ImageFile {
     }
 
     /// The decoded image, whatever its extension says.
-    public static func read(_ path: String) throws(ImageError) -> Bitmap {
+    public static func read(_ path: String) throws(ImageError) -> Bitmap { try readWithAlpha(path).image }
+
+    /// The image and its alpha plane (nil for JPEG and for files without alpha: kohya's convert("RGBA")
+    /// makes those opaque).
+    public static func readWithAlpha(_ path: String) throws(ImageError) -> (image: Bitmap, alpha: [UInt8]?) {
         guard let data = FileManager.default.contents(atPath: path) else { throw ImageError("cannot read the file", path: path) }
         let bytes = [UInt8](data)
         switch kind(of: Array(bytes.prefix(12))) {
-        case .png: return try PNGCodec.decode(bytes, path: path)
+        case .png: return try PNGCodec.decodeWithAlpha(bytes, path: path)
         case .jpeg:
-            do { return try JPEGCodec.decode(bytes) } catch { throw ImageError(error.message, path: path) }
-        case .webp: return try WebPCodec.decode(bytes, path: path)
+            do { return (try JPEGCodec.decode(bytes), nil) } catch { throw ImageError(error.message, path: path) }
+        case .webp: return try WebPCodec.decodeWithAlpha(bytes, path: path)
         case nil: throw ImageError("not a PNG, JPEG or WebP file (BMP and others are not read; convert them)", path: path)
         }
     }

@@ -69,6 +69,11 @@ public enum PNGCodec {
     }
 
     public static func decode(_ bytes: [UInt8], path: String? = nil) throws(ImageError) -> Bitmap {
+        try decodeWithAlpha(bytes, path: path).image
+    }
+
+    /// The colours (as `decode`) and, when the file has an alpha channel or a transparent palette, the alpha plane.
+    public static func decodeWithAlpha(_ bytes: [UInt8], path: String? = nil) throws(ImageError) -> (image: Bitmap, alpha: [UInt8]?) {
         var image = png_image()
         image.version = UInt32(PNG_IMAGE_VERSION)
         let begun = bytes.withUnsafeBytes { png_image_begin_read_from_memory(&image, $0.baseAddress, $0.count) }
@@ -78,20 +83,16 @@ public enum PNGCodec {
             png_image_free(&image)
             throw ImageError("PNG of \(width)x\(height) pixels is larger than this tool reads", path: path)
         }
-        // Read with alpha, then drop it: an RGB read would composite transparent pixels onto black, where
+        // Read with alpha, then split it off: an RGB read would composite transparent pixels onto black, where
         // PIL's convert("RGB") (kohya's image loading) keeps the stored colours of a transparent PNG.
+        let hasAlpha = image.format & UInt32(PNG_FORMAT_FLAG_ALPHA) != 0
         image.format = UInt32(PNG_FORMAT_RGB) | UInt32(PNG_FORMAT_FLAG_ALPHA)   // PNG_FORMAT_RGBA (a macro Swift does not import)
         var rgba = [UInt8](repeating: 0, count: width * height * 4)
         let done = rgba.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, Int32(width * 4), nil) }
         png_image_free(&image)
         guard done != 0 else { throw ImageError("damaged PNG (libpng: \(message(image)))", path: path) }
-        var pixels = [UInt8](repeating: 0, count: width * height * 3)
-        rgba.withUnsafeBufferPointer { source in
-            pixels.withUnsafeMutableBufferPointer { target in
-                for i in 0..<(width * height) { (target[3 * i], target[3 * i + 1], target[3 * i + 2]) = (source[4 * i], source[4 * i + 1], source[4 * i + 2]) }
-            }
-        }
-        return Bitmap(width: width, height: height, pixels: pixels)
+        let (colours, alpha) = Bitmap.splitting(rgba: rgba, width: width, height: height)
+        return (colours, hasAlpha ? alpha : nil)
     }
 
     /// tEXt and uncompressed iTXt chunks, by keyword (what A1111 reads `parameters` from).

@@ -16,16 +16,23 @@ public enum WebPCodec {
     }
 
     public static func decode(_ bytes: [UInt8], path: String) throws(ImageError) -> Bitmap {
+        try decodeWithAlpha(bytes, path: path).image
+    }
+
+    /// The colours and, when the file has alpha, the alpha plane.
+    public static func decodeWithAlpha(_ bytes: [UInt8], path: String) throws(ImageError) -> (image: Bitmap, alpha: [UInt8]?) {
         let features = try self.features(bytes, path: path)
         var width: Int32 = 0, height: Int32 = 0
-        guard let pixels = bytes.withUnsafeBufferPointer({ WebPDecodeRGB($0.baseAddress, $0.count, &width, &height) }) else {
+        guard let pixels = bytes.withUnsafeBufferPointer({ WebPDecodeRGBA($0.baseAddress, $0.count, &width, &height) }) else {
             throw ImageError("damaged WebP data (libwebp could not decode it)", path: path)
         }
         defer { WebPFree(pixels) }
         guard width == features.width, height == features.height else {
             throw ImageError("WebP decoded to \(width)x\(height), its header says \(features.width)x\(features.height)", path: path)
         }
-        return Bitmap(width: Int(width), height: Int(height), pixels: Array(UnsafeBufferPointer(start: pixels, count: Int(width) * Int(height) * 3)))
+        let rgba = Array(UnsafeBufferPointer(start: pixels, count: Int(width) * Int(height) * 4))
+        let (image, alpha) = Bitmap.splitting(rgba: rgba, width: Int(width), height: Int(height))
+        return (image, features.has_alpha != 0 ? alpha : nil)
     }
 
     static func features(_ bytes: [UInt8], path: String) throws(ImageError) -> WebPBitstreamFeatures {

@@ -78,6 +78,14 @@ struct DatasetOptions: ParsableArguments {
           help: "Crop each image at a random place within its resized size, anew at every step (kohya: its latents are encoded at every step, not cached).")
     var randomCrop = false
 
+    @Flag(name: [.long, .customLong("alpha_mask")],
+          help: "Weight the loss by each image's alpha channel (transparent parts train less; images without alpha count as opaque), as kohya.")
+    var alphaMask = false
+
+    @Flag(name: [.long, .customLong("masked_loss")],
+          help: "kohya's flag for masked loss: with alpha masks the loss is masked anyway; without them it does nothing (conditioning images are not supported).")
+    var maskedLoss = false
+
     @Flag(name: [.long, .customLong("color_aug")],
           help: "kohya's colour augmentation at every step: a third of the samples get a hue shift (±8 of 180) or a gamma (0.95–1.05 on 0–255 values); not cached either.")
     var colorAug = false
@@ -135,5 +143,6 @@ struct DatasetOptions: ParsableArguments {
         subset.flipAugment = flipAug
         subset.randomCrop = randomCrop
         subset.colorAugment = colorAug
+        subset.alphaMask = alphaMask
     }
 }

@@ -198,6 +198,9 @@ struct LoRATrain: ParsableCommand {
                                   maxTrainEpochs: configuration.maxTrainEpochs, maxTrainSteps: configuration.maxTrainSteps)
             for line in plan.reportLines(steps: steps, gradientAccumulationSteps: configuration.gradientAccumulationSteps) { ToolRun.say(line) }
             for warning in plan.warnings { printError("warning: " + TerminalText.escape(warning)) }
+            if dataset.maskedLoss && !plan.subsets.contains(where: \.alphaMask) {
+                printError("warning: --masked-loss without alpha masks does nothing (give --alpha-mask or alpha_mask = true; conditioning images are not supported)")
+            }
             let perStep = plan.images.filter { plan.subsets[$0.subsetIndex].augmentsEachStep }.count
             if perStep > 0 {
                 // kohya: "when caching latents, either color_aug or random_crop cannot be used".

@@ -352,6 +352,39 @@ final class TrainCLITests: XCTestCase {
         XCTAssertTrue(bmp.stderr.contains("c.bmp") && bmp.stderr.contains("not a PNG, JPEG or WebP file"), bmp.stderr)
     }
 
+    /// --alpha-mask (kohya's alpha_mask): transparent parts of an image weigh less in the loss; a fully
+    /// opaque image trains as without a mask; the mask rides in the .npz cache as kohya's `alpha_mask`.
+    func testAlphaMasksWeightTheLoss() throws {
+        func dataset(_ name: String, alpha: (Int) -> UInt8) throws -> String {
+            let concept = folder + "/\(name)/2_zkw alpha"
+            try FileManager.default.createDirectory(atPath: concept, withIntermediateDirectories: true)
+            var rgba: [UInt8] = []
+            for y in 0..<64 { for x in 0..<64 { rgba += [UInt8(x * 4), UInt8(y * 4), 90, alpha(x)] } }
+            var output: UnsafeMutablePointer<UInt8>?
+            let count = WebPEncodeLosslessRGBA(rgba, 64, 64, 64 * 4, &output)
+            FileManager.default.createFile(atPath: concept + "/a.webp", contents: Data(UnsafeBufferPointer(start: output, count: count)))
+            WebPFree(output)
+            return folder + "/\(name)"
+        }
+        let half = try dataset("half", alpha: { $0 < 32 ? 0 : 255 }), opaque = try dataset("opaque", alpha: { _ in 255 })
+        let args = common + ["--max-train-steps", "2", "--train-batch-size", "1", "--seed", "5", "--output-name", "m"]
+        func hash(_ data: String, _ extra: [String], _ out: String) throws -> String {
+            let run = try ToolRunner.run("lora-train", args.map { $0 == folder + "/data" ? data : $0 } + ["--output-dir", folder + "/" + out] + extra)
+            XCTAssertEqual(run.status, 0, run.stderr)
+            return try XCTUnwrap(try ModelFile.open(folder + "/\(out)/m.safetensors").metadata["sshs_model_hash"])
+        }
+        let masked = try hash(half, ["--alpha-mask", "--cache-latents-to-disk"], "masked")
+        XCTAssertNotEqual(masked, try hash(half, [], "unmasked"), "the transparent half trains less")
+        XCTAssertEqual(try hash(opaque, ["--alpha-mask"], "opaque-masked"), try hash(opaque, [], "opaque"), "an opaque mask is no mask")
+        let npz = try NumpyArchive.read(half + "/2_zkw alpha/a_0064x0064_sd.npz")
+        let mask = try XCTUnwrap(npz["alpha_mask"])
+        XCTAssertEqual(mask.shape, [64, 64])
+        XCTAssertEqual(mask.values.floats?.prefix(64).map { $0 > 0.5 ? 1 : 0 }, (0..<64).map { $0 < 32 ? 0 : 1 })
+        XCTAssertEqual(try hash(half, ["--alpha-mask", "--cache-latents-to-disk"], "masked-again"), masked, "the cached mask trains the same")
+        let warned = try ToolRunner.run("lora-train", args + ["--output-dir", folder + "/w", "--masked-loss", "--dry-run"])
+        XCTAssertTrue(warned.stderr.contains("--masked-loss without alpha masks does nothing"), warned.stderr)
+    }
+
     /// --cache-latents-to-disk: kohya's .npz beside each image, reused by the next run; an edited image is re-encoded.
     func testLatentCachesOnDisk() throws {
         let args = common + ["--max-train-steps", "1", "--cache-latents-to-disk", "--flip-aug"]

@@ -32,6 +32,10 @@ final class ImagingTests: XCTestCase {
         let image = try PNGCodec.decode(png)
         XCTAssertEqual(Array(image.pixels.prefix(6)), [10, 20, 30, 200, 100, 50])
         XCTAssertEqual(Set(stride(from: 3, to: image.pixels.count, by: 3).map { image.pixels[$0] }), [200])
+        // The alpha plane, for kohya's alpha_mask; an opaque PNG has none.
+        let alpha = try XCTUnwrap(try PNGCodec.decodeWithAlpha(png).alpha)
+        XCTAssertEqual(alpha, [0] + [UInt8](repeating: 128, count: 7))
+        XCTAssertNil(try PNGCodec.decodeWithAlpha(try PNGCodec.encode(image)).alpha)
     }
 
     /// WebP training images (kohya's datasets hold them; PIL reads them through libwebp): lossless files
@@ -75,6 +79,7 @@ final class ImagingTests: XCTestCase {
                 XCTAssertLessThan(error, 3, "within lossy WebP's loss at quality 90")
             } else {
                 XCTAssertEqual(image.pixels, rgb, "\(name): exact, alpha dropped")
+                XCTAssertEqual(try ImageFile.readWithAlpha(path).alpha, name == "alpha" ? [UInt8](repeating: 128, count: w * h) : nil, name)
             }
         }
         XCTAssertThrowsError(try WebPCodec.decode(Array(lossless.prefix(lossless.count / 2)), path: "half.webp"))

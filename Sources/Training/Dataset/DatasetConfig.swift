@@ -111,8 +111,9 @@ public struct DatasetConfig: Sendable {
             if let v = lookup("flip_aug", levels) { s.flipAugment = try bool(v, "flip_aug", path) }
             if let v = lookup("random_crop", levels) { s.randomCrop = try bool(v, "random_crop", path) }
             if let v = lookup("color_aug", levels) { s.colorAugment = try bool(v, "color_aug", path) }
+            if let v = lookup("alpha_mask", levels) { s.alphaMask = try bool(v, "alpha_mask", path) }
             // Settings that ask for something not built yet: refused by name (false / empty values ask nothing).
-            for key in ["enable_wildcard", "alpha_mask"] {
+            for key in ["enable_wildcard"] {
                 if let v = lookup(key, levels), try bool(v, key, path) {
                     throw ModelError(.unsupported, "\(key) = true is not supported yet", file: path, key: key)
                 }

@@ -27,6 +27,8 @@ public struct DatasetSubset: Sendable, Equatable {
     /// its latents cannot be cached (train_util.py `is_latent_cacheable`).
     public var randomCrop = false
     public var colorAugment = false
+    /// kohya's `alpha_mask`: the images' alpha channel weights the loss (`AlphaMask`).
+    public var alphaMask = false
     public var augmentsEachStep: Bool { randomCrop || colorAugment }
 
     public init(imageDirectory: String, repeats: Int = 1, classTokens: String? = nil, isRegularization: Bool = false) {

@@ -10,9 +10,15 @@ import LoRACore
 public enum TrainingImage {
     /// The image decoded and resized once (a flipped copy crops from the same pixels).
     public static func resized(_ path: String, to size: Resolution) throws(ModelError) -> Bitmap {
-        let bitmap: Bitmap
-        do { bitmap = try ImageFile.read(path) } catch { throw ModelError(.invalid, error.message, file: path) }
-        return bitmap.resampled(width: size.width, height: size.height)
+        try resized(path, to: size, alpha: false).image
+    }
+
+    /// The same, with its alpha plane resized alike when asked for and present (`AlphaMask`).
+    public static func resized(_ path: String, to size: Resolution, alpha: Bool) throws(ModelError) -> (image: Bitmap, alpha: Bitmap?) {
+        let read: (image: Bitmap, alpha: [UInt8]?)
+        do { read = try ImageFile.readWithAlpha(path) } catch { throw ModelError(.invalid, error.message, file: path) }
+        let plane = alpha ? read.alpha.map { AlphaMask.resized($0, width: read.image.width, height: read.image.height, to: size) } : nil
+        return (read.image.resampled(width: size.width, height: size.height), plane)
     }
 
     /// The bucket's crop of an already resized image: centred, or from `origin` (kohya's random_crop).

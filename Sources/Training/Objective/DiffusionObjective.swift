@@ -108,9 +108,14 @@ public struct DiffusionObjective: Sendable {
     /// l2, 2·wᵢ·(pred − target)/(b·c·h·w).
     /// `itemScales`: sd-scripts' `loss_weights` (`--prior_loss_weight` for
     /// regularization images, else 1), multiplied in before the timestep weights.
-    public func loss(prediction: Tensor, target: Tensor, timesteps: [Int], itemScales: [Float]? = nil) -> (loss: Double, gradient: Tensor) {
+    /// `mask`: [items × h × w], the alpha masks at latent size (`apply_masked_loss`),
+    /// multiplying each element's loss (every channel alike) before the means.
+    public func loss(prediction: Tensor, target: Tensor, timesteps: [Int], itemScales: [Float]? = nil,
+                     mask: [Float]? = nil) -> (loss: Double, gradient: Tensor) {
         precondition(prediction.shape == target.shape && timesteps.count == prediction.shape[0])
         let items = prediction.shape[0], per = prediction.count / items
+        let plane = prediction.shape.count == 4 ? prediction.shape[2] * prediction.shape[3] : per
+        precondition(mask == nil || mask!.count == items * plane, "a mask value per item and latent pixel")
         var weights = itemWeights(timesteps: timesteps)
         if let itemScales { for i in weights.indices { weights[i] = itemScales[i] * weights[i] } }
         var gradient = Tensor.uninitialized(prediction.shape)
@@ -121,17 +126,18 @@ public struct DiffusionObjective: Sendable {
             var sum = 0.0
             for i in (item * per)..<((item + 1) * per) {
                 let d = prediction.values[i] - target.values[i]
+                let m = mask.map { $0[item * plane + (i - item * per) % plane] } ?? 1
                 switch lossType {
                 case .l2:
-                    sum += Double(d) * Double(d)
-                    gradient.values[i] = 2 * scale * d
+                    sum += Double(m) * Double(d) * Double(d)
+                    gradient.values[i] = 2 * scale * m * d
                 case .l1:
-                    sum += Double(abs(d))
-                    gradient.values[i] = scale * (d > 0 ? 1 : d < 0 ? -1 : 0)
+                    sum += Double(m) * Double(abs(d))
+                    gradient.values[i] = scale * m * (d > 0 ? 1 : d < 0 ? -1 : 0)
                 case .huber, .smoothL1:
                     let root = (d * d + c * c).squareRoot(), factor: Float = lossType == .huber ? 2 * c : 2
-                    sum += Double(factor * (root - c))
-                    gradient.values[i] = scale * factor * d / root
+                    sum += Double(m) * Double(factor * (root - c))
+                    gradient.values[i] = scale * m * factor * d / root
                 }
             }
             total += sum / Double(per) * Double(weights[item])
@@ -148,11 +154,11 @@ public struct DiffusionObjective: Sendable {
 @discardableResult
 public func unetTrainingStep(_ unet: UNet, tape: TrainingTape, objective: DiffusionObjective, latents: Tensor, noise: Tensor, timesteps: [Int],
                              context: Tensor, itemScales: [Float]? = nil, checkpointing: Bool = false,
-                             perturbedNoise: Tensor? = nil) -> (loss: Double, contextGradient: Tensor) {
+                             perturbedNoise: Tensor? = nil, lossMask: [Float]? = nil) -> (loss: Double, contextGradient: Tensor) {
     let (noisy, target) = objective.noisyAndTarget(latents: latents, noise: noise, timesteps: timesteps, perturbed: perturbedNoise)
     tape.reset()
     let (prediction, saved) = unet.forwardSaving(noisy, timesteps: timesteps.map(Float.init), context: context, tape: tape, checkpointing: checkpointing)
-    let (loss, gradient) = objective.loss(prediction: prediction, target: target, timesteps: timesteps, itemScales: itemScales)
+    let (loss, gradient) = objective.loss(prediction: prediction, target: target, timesteps: timesteps, itemScales: itemScales, mask: lossMask)
     let (_, contextGradient) = unet.backward(saved, outputGradient: gradient, tape: tape)
     return (loss, contextGradient)
 }

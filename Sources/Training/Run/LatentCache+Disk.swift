@@ -11,8 +11,9 @@ import LoRACore
 /// its latents also fit the image's bucket, and — in files lora-train wrote,
 /// which carry the SHA-256 of the image and of the VAE's weights and the
 /// resized size — only when those still match: an edited image or another
-/// VAE re-encodes. (crop_ltrb is written as integers; SD1/SD2 training does
-/// not read it.)
+/// VAE re-encodes. An `alpha_mask` image's file holds `alpha_mask` too (alpha/255 at the
+/// bucket's size), as kohya's. (crop_ltrb is written as integers; SD1/SD2
+/// training does not read it.)
 public struct DiskLatentCache: Sendable {
     /// SHA-256 over the VAE's tensors (name-sorted raw bytes) of the checkpoint.
     public let vaeHash: [UInt8]
@@ -40,8 +41,9 @@ public struct DiskLatentCache: Sendable {
         return hash.finalize()
     }
 
-    /// The cached latents (scaled for the U-Net) if the file fits, else nil.
-    func load(_ image: DatasetImage, bucket: Resolution, resized: Resolution, flipped: Bool) throws(ModelError) -> (Tensor, Tensor?)? {
+    /// The cached latents (scaled for the U-Net), and with `alphaMask` the pixel mask, if the file fits, else nil.
+    func load(_ image: DatasetImage, bucket: Resolution, resized: Resolution, flipped: Bool,
+              alphaMask: Bool = false) throws(ModelError) -> (Tensor, Tensor?, [Float]?)? {
         let path = DiskLatentCache.path(for: image)
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         let arrays: [String: NumpyArchive.Array]
@@ -53,15 +55,22 @@ public struct DiskLatentCache: Sendable {
             guard let f = arrays["latents_flipped"], f.shape == shape, let v = f.values.floats else { return nil }
             flippedValues = v
         }
+        var mask: [Float]?
+        if alphaMask {
+            // kohya's is_disk_cached_latents_expected: an alpha_mask image's file must hold its mask.
+            guard let m = arrays["alpha_mask"], m.shape == [bucket.height, bucket.width], let v = m.values.floats else { return nil }
+            mask = v
+        }
         if let stored = arrays["lora_tools_image_sha256"]?.values.bytes {
             guard stored == (try DiskLatentCache.imageHash(image.path)), arrays["lora_tools_vae_sha256"]?.values.bytes == vaeHash,
                   arrays["lora_tools_resized"]?.values.integers == [Int64(resized.width), Int64(resized.height)] else { return nil }
         }
         func scaled(_ v: [Float]) -> Tensor { Tensor(shape: [1] + shape, values: v.map { $0 * scale }) }
-        return (scaled(values), flippedValues.map(scaled))
+        return (scaled(values), flippedValues.map(scaled), mask)
     }
 
-    func save(_ image: DatasetImage, bucket: Resolution, resized: Resolution, latents: Tensor, flipped: Tensor?) throws(ModelError) {
+    func save(_ image: DatasetImage, bucket: Resolution, resized: Resolution, latents: Tensor, flipped: Tensor?,
+              alphaMask: [Float]? = nil) throws(ModelError) {
         let shape = [4, bucket.height / 8, bucket.width / 8]
         func unscaled(_ t: Tensor) -> NumpyArchive.Array { .init(shape: shape, values: .float32(t.values.map { $0 / scale })) }
         // kohya's get_crop_ltrb, truncated to integers.
@@ -75,6 +84,7 @@ public struct DiskLatentCache: Sendable {
             ("crop_ltrb", .init(shape: [4], values: .int64([left, top, left + w, top + h].map { Int64($0) }))),
         ]
         if let flipped { arrays.append(("latents_flipped", unscaled(flipped))) }
+        if let alphaMask { arrays.append(("alpha_mask", .init(shape: [bucket.height, bucket.width], values: .float32(alphaMask)))) }
         arrays += [("lora_tools_image_sha256", .init(shape: [32], values: .uint8(try DiskLatentCache.imageHash(image.path)))),
                    ("lora_tools_vae_sha256", .init(shape: [32], values: .uint8(vaeHash))),
                    ("lora_tools_resized", .init(shape: [2], values: .int64([Int64(resized.width), Int64(resized.height)])))]

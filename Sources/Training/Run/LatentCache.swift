@@ -13,8 +13,14 @@ public struct LatentCache: Sendable {
     /// images encoded at every step.
     public private(set) var latents: [Tensor?] = []
     public private(set) var flipped: [Tensor?] = []
-    /// The images encoded at every step, resized to their bucket's size (not yet cropped), by plan index.
+    /// Loss masks at latent size of the `alpha_mask` images that have alpha, and mirrored for the flipped
+    /// latents; nil elsewhere (a mask of ones).
+    public private(set) var masks: [[Float]?] = []
+    public private(set) var flippedMasks: [[Float]?] = []
+    /// The images encoded at every step, resized to their bucket's size (not yet cropped), by plan index,
+    /// with their resized alpha for `alpha_mask`.
     public private(set) var perStep: [Int: Bitmap] = [:]
+    public private(set) var perStepAlpha: [Int: Bitmap] = [:]
     /// Images whose latents came from `.npz` files on disk.
     public private(set) var reused = 0
 
@@ -24,26 +30,31 @@ public struct LatentCache: Sendable {
         var cache = LatentCache()
         for (i, image) in plan.images.enumerated() {
             let bucket = plan.buckets[plan.bucketOf[i]].resolution, resized = plan.resizedSize[i]
-            if plan.subsets[image.subsetIndex].augmentsEachStep {
-                cache.perStep[i] = try TrainingImage.resized(image.path, to: resized)
+            let subset = plan.subsets[image.subsetIndex]
+            if subset.augmentsEachStep {
+                (cache.perStep[i], cache.perStepAlpha[i]) = try TrainingImage.resized(image.path, to: resized, alpha: subset.alphaMask)
                 cache.latents.append(nil)
                 cache.flipped.append(nil)
+                cache.masks.append(nil)
+                cache.flippedMasks.append(nil)
                 progress(i + 1, plan.images.count)
                 continue
             }
-            let flips = plan.subsets[image.subsetIndex].flipAugment ? [false, true] : [false]
+            let flips = subset.flipAugment ? [false, true] : [false]
             // The sample noise is drawn either way, so a run's other latents do not depend on what was on disk.
             let count = 4 * (bucket.width / 8) * (bucket.height / 8)
             let noises = flips.map { _ in random.normal(count) }
-            if let disk, let (latents, flipped) = try disk.load(image, bucket: bucket, resized: resized, flipped: flips.count > 1) {
+            if let disk, let (latents, flipped, pixelMask) = try disk.load(image, bucket: bucket, resized: resized, flipped: flips.count > 1,
+                                                                          alphaMask: subset.alphaMask) {
                 cache.latents.append(latents)
                 cache.flipped.append(flipped)
+                cache.appendMasks(pixelMask, bucket: bucket, flips: flips.count > 1)
                 cache.reused += 1
                 progress(i + 1, plan.images.count)
                 continue
             }
             var encoded: [Tensor] = []
-            let scaled = try TrainingImage.resized(image.path, to: resized) // decoded once, for the flipped copy too
+            let (scaled, alpha) = try TrainingImage.resized(image.path, to: resized, alpha: subset.alphaMask) // once, for the flipped copy too
             for (flip, noise) in zip(flips, noises) {
                 let pixels = try TrainingImage.pixels(scaled, path: image.path, bucket: bucket, flipped: flip)
                 var latents = encoder.encode(pixels, noise: noise)
@@ -52,9 +63,25 @@ public struct LatentCache: Sendable {
             }
             cache.latents.append(encoded[0])
             cache.flipped.append(encoded.count > 1 ? encoded[1] : nil)
-            try disk?.save(image, bucket: bucket, resized: resized, latents: encoded[0], flipped: encoded.count > 1 ? encoded[1] : nil)
+            // kohya stores a mask for every alpha_mask image, ones for an opaque one.
+            let pixelMask = subset.alphaMask ? alpha.map { AlphaMask.pixelMask($0, bucket: bucket) } ?? [Float](repeating: 1, count: bucket.width * bucket.height)
+                                             : nil
+            cache.appendMasks(pixelMask, bucket: bucket, flips: flips.count > 1)
+            try disk?.save(image, bucket: bucket, resized: resized, latents: encoded[0], flipped: encoded.count > 1 ? encoded[1] : nil,
+                           alphaMask: pixelMask)
             progress(i + 1, plan.images.count)
         }
         return cache
+    }
+
+    /// A pixel mask's latent masks (nil when it is all ones: the same as none).
+    mutating func appendMasks(_ pixelMask: [Float]?, bucket: Resolution, flips: Bool) {
+        guard let pixelMask, pixelMask.contains(where: { $0 != 1 }) else {
+            masks.append(nil)
+            flippedMasks.append(nil)
+            return
+        }
+        masks.append(AlphaMask.latentMask(pixelMask, bucket: bucket))
+        flippedMasks.append(flips ? AlphaMask.latentMask(pixelMask, bucket: bucket, flipped: true) : nil)
     }
 }

@@ -312,16 +312,19 @@ public final class LoRATrainer {
         // New dropout masks for this pass (the same ones again if a checkpointed block recomputes).
         unetTape.dropout?.pass &+= 1
         var latentValues: [Float] = [], scales: [Float] = [], processed: [String] = []
-        var latentShape: [Int] = []
+        var latentShape: [Int] = [], masks: [[Float]?] = []
         for entry in entries {
             let image = plan.images[entry]
             let subset = plan.subsets[image.subsetIndex]
             let latents: Tensor
             if let scaled = cache.perStep[entry] {
-                latents = try augmentedLatents(scaled, entry: entry, random: &random)
+                let augmented = try augmentedLatents(scaled, entry: entry, random: &random)
+                latents = augmented.latents
+                masks.append(augmented.mask)
             } else {
                 let useFlip = cache.flipped[entry] != nil && random.uniform() < 0.5
                 latents = useFlip ? cache.flipped[entry]! : cache.latents[entry]!
+                masks.append(useFlip ? cache.flippedMasks[entry] : cache.masks[entry])
             }
             latentShape = latents.shape
             latentValues += latents.values
@@ -331,6 +334,9 @@ public final class LoRATrainer {
         let b = entries.count
         let latents = Tensor(shape: [b] + latentShape.dropFirst(), values: latentValues)
         let (noise, perturbed) = TrainingNoise.draw(like: latents, options: configuration.noise, random: &random)
+        // kohya's collate: when any item has an alpha mask, the others get ones.
+        let plane = latentShape[latentShape.count - 2] * latentShape[latentShape.count - 1]
+        let lossMask = masks.contains { $0 != nil } ? masks.flatMap { $0 ?? [Float](repeating: 1, count: plane) } : nil
         let span = configuration.maxTimestep - configuration.minTimestep
         let timesteps = (0..<b).map { _ in configuration.minTimestep + (span > 0 ? random.integer(below: span) : 0) }
         let context: Tensor, textSaved: CLIPTextEncoder.Saved?
@@ -343,7 +349,8 @@ public final class LoRATrainer {
         }
         let (loss, contextGradient) = unetTrainingStep(model.unet, tape: unetTape, objective: objective, latents: latents, noise: noise,
                                                        timesteps: timesteps, context: context, itemScales: scales,
-                                                       checkpointing: configuration.gradientCheckpointing, perturbedNoise: perturbed)
+                                                       checkpointing: configuration.gradientCheckpointing, perturbedNoise: perturbed,
+                                                       lossMask: lossMask)
         if let textTape, let textSaved { captions.backward(textSaved, contextGradient: contextGradient, tape: textTape) }
         return loss
     }
@@ -351,7 +358,7 @@ public final class LoRATrainer {
     /// kohya's uncached path for one image (train_util.py `__getitem__`): the flip is drawn first, then
     /// the random crop's origin, then the colour change; the pixels go through the VAE with a fresh
     /// sample of its latent distribution, as kohya's encode at each step draws one.
-    func augmentedLatents(_ scaled: Bitmap, entry: Int, random: inout TrainingRandom) throws(ModelError) -> Tensor {
+    func augmentedLatents(_ scaled: Bitmap, entry: Int, random: inout TrainingRandom) throws(ModelError) -> (latents: Tensor, mask: [Float]?) {
         let image = plan.images[entry], subset = plan.subsets[image.subsetIndex]
         let bucket = plan.buckets[plan.bucketOf[entry]].resolution
         let flip = subset.flipAugment && random.uniform() < 0.5
@@ -362,6 +369,7 @@ public final class LoRATrainer {
         let input = try TrainingImage.pixels(pixels, path: image.path, bucket: bucket, flipped: flip, origin: origin)
         var latents = model.encoder!.encode(input, noise: random.normal(4 * (bucket.width / 8) * (bucket.height / 8)))
         for j in latents.values.indices where !latents.values[j].isFinite { latents.values[j] = 0 }
-        return latents
+        let mask = cache.perStepAlpha[entry].map { AlphaMask.latentMask(AlphaMask.pixelMask($0, bucket: bucket, origin: origin), bucket: bucket, flipped: flip) }
+        return (latents, mask)
     }
 }
