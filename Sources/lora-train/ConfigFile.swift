@@ -8,13 +8,16 @@ import ToolSupport
 /// Here they become arguments in front of the user's: `key = true` → `--key`,
 /// `key = "v"` / number → `--key v`, arrays → `--key a b`. A key set to
 /// false, "" or [] asks for nothing and is skipped (the kohya_ss GUI writes
-/// many such); any other key lora-train does not have is refused by the
-/// parser, and the error says it came from the file.
+/// many such). A key that is no sd-scripts argument either (the GUI's own
+/// `epoch`, `noise_offset_type` …) is skipped with a note, as sd-scripts
+/// skips it silently; an sd-scripts argument lora-train does not have is
+/// refused by the parser, and the error says it came from the file.
 enum ConfigFile {
     static let spellings = ["--config-file", "--config_file", "--config"]
 
     /// The arguments with the config file's in front; the keys it supplied (for error messages).
-    static func expand(_ arguments: [String]) throws(ModelError) -> (arguments: [String], keys: [String: String]) {
+    /// `ours`: lora-train's option names, normalized.
+    static func expand(_ arguments: [String], ours: Set<String> = []) throws(ModelError) -> (arguments: [String], keys: [String: String]) {
         guard let index = arguments.firstIndex(where: { spellings.contains($0) }) else { return (arguments, [:]) }
         guard index + 1 < arguments.count else { throw ModelError(.mismatch, "\(arguments[index]) needs a file") }
         var path = arguments[index + 1]
@@ -33,7 +36,13 @@ enum ConfigFile {
         }
         let given = Set(rest.filter { $0.hasPrefix("--") }.map { normalized(String($0.dropFirst(2)).split(separator: "=").first.map(String.init) ?? "") })
         var expanded: [String] = [], keys: [String: String] = [:]
+        let kohya = Set(KohyaArgumentNames.trainNetwork.map(normalized))
         for (key, value) in flat where !given.contains(normalized(key)) {
+            if !ours.isEmpty && !ours.contains(normalized(key)) && !kohya.contains(normalized(key)) {
+                printError("note: \(TerminalText.escape(key)) in \(TerminalText.escape(path)) is not an sd-scripts argument (the kohya_ss GUI writes "
+                           + "a few of its own); ignored, as sd-scripts ignores it")
+                continue
+            }
             let option = "--" + key
             switch value {
             case .bool(true): expanded.append(option)

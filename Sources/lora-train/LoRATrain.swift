@@ -53,7 +53,10 @@ struct LoRATrain: ParsableCommand {
     static func main() {
         Completions.answerBashRequest(Self.self)
         let expanded: (arguments: [String], keys: [String: String])
-        do { expanded = try ConfigFile.expand(Array(CommandLine.arguments.dropFirst())) } catch {
+        // Every option name the parser knows, hidden ones included (the help text names them all).
+        let help = helpMessage(includeHidden: true, columns: 10_000)
+        let ours = Set(help.matches(of: /--([a-z0-9_-]+)/).map { ConfigFile.normalized(String($0.1)) })
+        do { expanded = try ConfigFile.expand(Array(CommandLine.arguments.dropFirst()), ours: ours) } catch {
             printError("Error: " + TerminalText.escape(error.description))
             exit(withError: ExitCode(ExitStatus.of(error)))
         }
@@ -148,6 +151,8 @@ struct LoRATrain: ParsableCommand {
 
     @Option(name: [.long, .customLong("training_comment")], help: ArgumentHelp("Stored as ss_training_comment.", valueName: "text"))
     var trainingComment: String?
+
+    @OptionGroup(title: "Model card (ModelSpec metadata, as kohya's --metadata_*)") var card: ModelCardOptions
 
     @Flag(name: [.long, .customLong("gradient_checkpointing")],
           help: "Recompute each U-Net block's activations in the backward instead of keeping them: less memory, about one more forward per step.")
@@ -323,6 +328,7 @@ struct LoRATrain: ParsableCommand {
         c.maxTokenLength = dataset.maxTokenLength
         c.clipSkip = dataset.clipSkip
         c.trainingComment = trainingComment
+        c.modelCard = card.fields
         c.saveState = saveState
         c.saveLastNEpochs = saveLastNEpochs
         c.saveLastNSteps = saveLastNSteps
@@ -363,4 +369,24 @@ struct KohyaTrainingFlags: ParsableArguments {
     var persistentWorkers = false
     @Option(name: .customLong("max_data_loader_n_workers"), help: ArgumentHelp("Accepted: no data-loader processes.", visibility: .hidden))
     var workers: Int?
+    // What the kohya_ss GUI writes into every config it runs with.
+    @Option(name: .customLong("dynamo_backend"), help: ArgumentHelp("Accepted as no: torch.compile has no counterpart here.", visibility: .hidden))
+    var dynamoBackend = "no"
+    @Option(name: .customLong("logging_dir"), help: ArgumentHelp("Accepted with a note: no TensorBoard logs; the CSV log and loss curve are written beside the LoRA.",
+                                                                 visibility: .hidden))
+    var loggingDir: String?
+    @Option(name: .customLong("log_prefix"), help: ArgumentHelp("Accepted with --logging_dir.", visibility: .hidden))
+    var logPrefix: String?
+    @Option(name: .customLong("wandb_run_name"), help: ArgumentHelp("Accepted: it names a run only with --log_with wandb, which is not supported.",
+                                                                    visibility: .hidden))
+    var wandbRunName: String?
+
+    mutating func validate() throws {
+        guard dynamoBackend.lowercased() == "no" else {
+            throw ValidationError("--dynamo_backend \(dynamoBackend): torch.compile backends do not apply here; leave it at no")
+        }
+        if let loggingDir {
+            printError("note: --logging_dir \(TerminalText.escape(loggingDir)): no TensorBoard logs are written; the per-step CSV log and the loss curve are in the output folder")
+        }
+    }
 }

@@ -261,15 +261,99 @@ final class TrainCLITests: XCTestCase {
                      "bucket 0: resolution (64, 64), count: 12", "num batches per epoch: 6", "num epochs: 2", "total optimization steps: 12"] {
             XCTAssertTrue(run.stdout.contains(line), "\(line):\n\(run.stdout)")
         }
-        try "[training_arguments]\nfancy_new_option = 3\n".write(toFile: folder + "/bad.toml", atomically: true, encoding: .utf8)
+        // An sd-scripts argument lora-train lacks is refused, naming the file; a key sd-scripts does not know either is
+        // skipped with a note, as sd-scripts skips it.
+        try "[training_arguments]\nfull_fp16 = true\n".write(toFile: folder + "/bad.toml", atomically: true, encoding: .utf8)
         let bad = try ToolRunner.run("lora-train", ["--config_file", folder + "/bad.toml", "--dataset_config", folder + "/dataset.toml", "--dry-run",
                                                     "--model", folder + "/base.safetensors"])
         XCTAssertEqual(bad.status, 64, bad.stderr)
-        XCTAssertTrue(bad.stderr.contains("--fancy_new_option comes from \(folder)/bad.toml"), bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("--full_fp16 comes from \(folder)/bad.toml"), bad.stderr)
+        try "[training_arguments]\nfancy_new_option = 3\n".write(toFile: folder + "/odd.toml", atomically: true, encoding: .utf8)
+        let odd = try ToolRunner.run("lora-train", ["--config_file", folder + "/odd.toml", "--dataset_config", folder + "/dataset.toml", "--dry-run",
+                                                    "--model", folder + "/base.safetensors"] + ["--tokenizer", "Fixtures/tokenizer/clip_bpe_merges.txt.gz"])
+        XCTAssertEqual(odd.status, 0, odd.stderr)
+        XCTAssertTrue(odd.stderr.contains("note: fancy_new_option in \(folder)/odd.toml is not an sd-scripts argument"), odd.stderr)
         try "[[datasets]]\n[[datasets.subsets]]\nimage_dir = 'x'\ncolour_aug = true\n".write(toFile: folder + "/bad-data.toml", atomically: true, encoding: .utf8)
         let badData = try ToolRunner.run("lora-train", common + ["--dataset-config", folder + "/bad-data.toml", "--dry-run"])
         XCTAssertEqual(badData.status, 2, badData.stderr)
         XCTAssertTrue(badData.stderr.contains("unknown key colour_aug"), badData.stderr)
+    }
+
+    /// A config as the kohya_ss GUI writes it for an SD1.5 LoRA (kohya_gui/lora_gui.py: every value that
+    /// is not "", false, 0 or None, sorted): it runs unchanged. The GUI's own keys (epoch, noise_offset_type),
+    /// which sd-scripts ignores, are skipped with a note; dynamo_backend "no" and logging_dir are accepted
+    /// (the latter with a note); the --metadata_* fields land in ModelSpec; an sd-scripts argument lora-train
+    /// lacks is still refused by name.
+    func testKohyaGUIConfigRunsUnchanged() throws {
+        let config = """
+            cache_latents = true
+            caption_extension = ".txt"
+            clip_skip = 1
+            dynamo_backend = "no"
+            enable_bucket = true
+            epoch = 1
+            gradient_accumulation_steps = 1
+            huber_c = 0.1
+            huber_schedule = "snr"
+            learning_rate = 0.001
+            logging_dir = "\(folder)/log"
+            loss_type = "l2"
+            lr_scheduler = "cosine"
+            lr_scheduler_args = []
+            lr_scheduler_num_cycles = 1
+            lr_scheduler_power = 1
+            max_bucket_reso = 128
+            max_data_loader_n_workers = 0
+            max_grad_norm = 1
+            max_timestep = 1000
+            max_token_length = 75
+            max_train_steps = 2
+            metadata_author = "A. Tester"
+            metadata_title = "GUI run"
+            min_bucket_reso = 64
+            mixed_precision = "bf16"
+            multires_noise_discount = 0.3
+            network_alpha = 1
+            network_dim = 4
+            network_module = "networks.lora"
+            network_train_unet_only = true
+            noise_offset_type = "Original"
+            optimizer_args = []
+            optimizer_type = "AdamW8bit"
+            output_dir = "\(folder)/gui"
+            output_name = "gui"
+            pretrained_model_name_or_path = "\(folder)/base.safetensors"
+            prior_loss_weight = 1
+            resolution = "64,64"
+            sample_sampler = "euler_a"
+            save_every_n_epochs = 1
+            save_model_as = "safetensors"
+            save_precision = "fp16"
+            text_encoder_lr = [ 0.0001,]
+            train_batch_size = 1
+            train_data_dir = "\(folder)/data"
+            unet_lr = 0.001
+            wandb_run_name = "gui"
+            xformers = true
+            """
+        try config.write(toFile: folder + "/gui.toml", atomically: true, encoding: .utf8)
+        let tokenizer = ["--tokenizer", "Fixtures/tokenizer/clip_bpe_merges.txt.gz"]
+        let run = try ToolRunner.run("lora-train", ["--config_file", folder + "/gui.toml"] + tokenizer)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        for note in ["note: epoch in \(folder)/gui.toml is not an sd-scripts argument", "note: noise_offset_type in", "note: --logging_dir"] {
+            XCTAssertTrue(run.stderr.contains(note), "\(note):\n\(run.stderr)")
+        }
+        let metadata = try ModelFile.open(folder + "/gui/gui.safetensors").metadata
+        XCTAssertEqual(metadata["modelspec.title"], "GUI run")
+        XCTAssertEqual(metadata["modelspec.author"], "A. Tester")
+        try (config + "\nfp8_base = true\n").write(toFile: folder + "/gui8.toml", atomically: true, encoding: .utf8)
+        let refused = try ToolRunner.run("lora-train", ["--config_file", folder + "/gui8.toml", "--dry-run"] + tokenizer)
+        XCTAssertEqual(refused.status, 64, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("--fp8_base comes from \(folder)/gui8.toml"), refused.stderr)
+        // With --bucket-no-upscale a wide image too small for the step has no bucket: one line naming it, not a crash.
+        let tiny = try ToolRunner.run("lora-train", common + ["--bucket-no-upscale", "--bucket-reso-steps", "64", "--dry-run"])
+        XCTAssertEqual(tiny.status, 1, tiny.stderr)
+        XCTAssertTrue(tiny.stderr.contains("img3.png: this 128x64 image's bucket would be"), tiny.stderr)
     }
 
     /// Two [[datasets]] in one dataset config (kohya's DatasetGroup): each its own resolution, buckets and

@@ -151,7 +151,7 @@ public struct DatasetPlan: Sendable {
             regularization = Array(regularization.prefix(registered))
         }
         plan.images = regular + regularization
-        plan.assignBuckets()
+        try plan.assignBuckets()
         for i in plan.buckets.indices { plan.buckets[i].batchSize = batchSize }
         plan.parts = [Part(subsets: 0..<subsets.count, buckets: 0..<plan.buckets.count, bucketing: bucketing, batchSize: batchSize,
                            trainImagesWithRepeats: plan.trainImagesWithRepeats, regImagesWithRepeats: plan.regImagesWithRepeats,
@@ -159,11 +159,21 @@ public struct DatasetPlan: Sendable {
         return plan
     }
 
-    mutating func assignBuckets() {
+    mutating func assignBuckets() throws(ModelError) {
         var resolutions: [Resolution] = [], errors: [Double] = []
         var selection: [(Resolution, Resolution)] = []
         for image in images {
             let (bucket, resized, error) = bucketing.select(width: image.width, height: image.height)
+            // kohya would go on with such a bucket and fail later, far from the cause.
+            guard bucket.width >= 8, bucket.height >= 8, resized.width >= bucket.width, resized.height >= bucket.height else {
+                var hint = "use a larger --resolution"
+                if case let .noUpscale(step) = bucketing.mode {
+                    hint = "with --bucket-no-upscale the sides are cut to multiples of --bucket-reso-steps (\(step)): use a smaller step, a larger --resolution, "
+                        + "or leave --bucket-no-upscale out"
+                }
+                throw ModelError(.mismatch, "this \(image.width)x\(image.height) image's bucket would be \(bucket.width)x\(bucket.height) pixels; \(hint)",
+                                 file: image.path)
+            }
             selection.append((bucket, resized))
             errors.append(abs(error))
             if !resolutions.contains(bucket) { resolutions.append(bucket) }

@@ -126,6 +126,7 @@ extension LoRATrainer {
         m[.specResolution] = "\(side.width)x\(side.height)"
         m[.specPredictionType] = v ? "v" : "epsilon"
         if let skip = c.clipSkip { m["modelspec.encoder_layer"] = String(skip) }
+        for (key, value) in c.modelCard { m[key] = value }
         return m
     }
 }

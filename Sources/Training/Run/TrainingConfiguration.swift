@@ -89,6 +89,8 @@ public struct TrainingConfiguration: Sendable {
     public var maxTokenLength: Int?
     public var clipSkip: Int?
     public var trainingComment: String?
+    /// kohya's --metadata_*: ModelSpec fields by key ("modelspec.author" …); a title replaces the output name.
+    public var modelCard: [String: String] = [:]
     /// `--optimizer_type` and `--optimizer_args` (key=value, as kohya).
     public var optimizer: OptimizerChoice = .adamW
     public var optimizerArguments: [String] = []
