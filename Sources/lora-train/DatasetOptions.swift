@@ -71,6 +71,10 @@ struct DatasetOptions: ParsableArguments {
     @Option(name: [.long, .customLong("caption_tag_dropout_rate")], help: ArgumentHelp("Probability of dropping each shuffled tag.", valueName: "p"))
     var captionTagDropoutRate = 0.0
 
+    @Flag(name: [.long, .customLong("enable_wildcard")],
+          help: "Captions with several lines give a random line at each step, and {a|b|c} a random choice ({{ and }} are literal braces).")
+    var enableWildcard = false
+
     @Flag(name: [.long, .customLong("flip_aug")], help: "Mirror images at random (both latents are cached).")
     var flipAug = false
 
@@ -144,5 +148,6 @@ struct DatasetOptions: ParsableArguments {
         subset.randomCrop = randomCrop
         subset.colorAugment = colorAug
         subset.alphaMask = alphaMask
+        subset.enableWildcard = enableWildcard
     }
 }

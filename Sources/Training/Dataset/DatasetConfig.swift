@@ -112,12 +112,8 @@ public struct DatasetConfig: Sendable {
             if let v = lookup("random_crop", levels) { s.randomCrop = try bool(v, "random_crop", path) }
             if let v = lookup("color_aug", levels) { s.colorAugment = try bool(v, "color_aug", path) }
             if let v = lookup("alpha_mask", levels) { s.alphaMask = try bool(v, "alpha_mask", path) }
+            if let v = lookup("enable_wildcard", levels) { s.enableWildcard = try bool(v, "enable_wildcard", path) }
             // Settings that ask for something not built yet: refused by name (false / empty values ask nothing).
-            for key in ["enable_wildcard"] {
-                if let v = lookup(key, levels), try bool(v, key, path) {
-                    throw ModelError(.unsupported, "\(key) = true is not supported yet", file: path, key: key)
-                }
-            }
             for key in ["face_crop_aug_range", "metadata_file", "conditioning_data_dir", "secondary_separator", "custom_attributes"] {
                 if let v = lookup(key, levels), v != .null, v != .string(""), v != .array([]), v != .object([]) {
                     throw ModelError(.unsupported, "\(key) is not supported yet", file: path, key: key)

@@ -102,7 +102,7 @@ public struct DatasetPlan: Sendable {
                 do { size = try ImageFile.size(path) } catch { throw ModelError(.invalid, error.message, file: path) }
                 var image = DatasetImage(path: path, caption: "", captionSource: .none, subsetIndex: index, repeats: subset.repeats,
                                          isRegularization: subset.isRegularization, width: size.width, height: size.height)
-                if let caption = try ImageListing.caption(for: path, extension: subset.captionExtension) {
+                if let caption = try ImageListing.caption(for: path, extension: subset.captionExtension, wildcard: subset.enableWildcard) {
                     (image.caption, image.captionSource) = (caption, .file)
                 } else if let tokens = subset.classTokens {
                     (image.caption, image.captionSource) = (tokens, .classTokens)

@@ -29,6 +29,8 @@ public struct DatasetSubset: Sendable, Equatable {
     public var colorAugment = false
     /// kohya's `alpha_mask`: the images' alpha channel weights the loss (`AlphaMask`).
     public var alphaMask = false
+    /// kohya's `enable_wildcard`: a random line of a multi-line caption file at each step, and `{a|b|c}` a random choice.
+    public var enableWildcard = false
     public var augmentsEachStep: Bool { randomCrop || colorAugment }
 
     public init(imageDirectory: String, repeats: Int = 1, classTokens: String? = nil, isRegularization: Bool = false) {

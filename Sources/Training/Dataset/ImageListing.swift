@@ -36,7 +36,8 @@ public enum ImageListing {
     }
 
     /// The caption for `imagePath`, or nil when no caption file exists.
-    public static func caption(for imagePath: String, extension captionExtension: String) throws(ModelError) -> String? {
+    /// With `wildcard` (kohya's enable_wildcard) every non-empty line, joined by newlines (one is drawn at each step).
+    public static func caption(for imagePath: String, extension captionExtension: String, wildcard: Bool = false) throws(ModelError) -> String? {
         let base = (imagePath as NSString).deletingPathExtension
         let parts = base.split(separator: "_", omittingEmptySubsequences: false)
         var candidates = [base + captionExtension]
@@ -49,7 +50,11 @@ public enum ImageListing {
                 throw ModelError(.invalid, "the caption file is not UTF-8", file: candidate)
             }
             guard !text.isEmpty else { throw ModelError(.invalid, "the caption file is empty", file: candidate) }
-            let firstLine = text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            if wildcard {
+                return text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }.joined(separator: "\n")
+            }
+            // Any line break (a Windows "\r\n" is one Character in Swift, not a "\n").
+            let firstLine = text.split(maxSplits: 1, omittingEmptySubsequences: false, whereSeparator: \.isNewline).first ?? ""
             return firstLine.trimmingCharacters(in: .whitespacesAndNewlines)
         }
         return nil
