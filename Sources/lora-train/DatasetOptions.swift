@@ -71,6 +71,17 @@ struct DatasetOptions: ParsableArguments {
     @Option(name: [.long, .customLong("caption_tag_dropout_rate")], help: ArgumentHelp("Probability of dropping each shuffled tag.", valueName: "p"))
     var captionTagDropoutRate = 0.0
 
+    @Option(name: [.long, .customLong("secondary_separator")],
+            help: ArgumentHelp("Tags joined by this shuffle as one, then become separate tags (e.g. ;;;).", valueName: "text"))
+    var secondarySeparator: String?
+
+    @Option(name: [.long, .customLong("token_warmup_min")], help: ArgumentHelp("Tags (after the kept ones) used at the first step of the warm-up.", valueName: "n"))
+    var tokenWarmupMin = 1
+
+    @Option(name: [.long, .customLong("token_warmup_step")],
+            help: ArgumentHelp("Steps over which the tags used grow to all of them (below 1: a fraction of the run); 0: off.", valueName: "n"))
+    var tokenWarmupStep = 0.0
+
     @Flag(name: [.long, .customLong("enable_wildcard")],
           help: "Captions with several lines give a random line at each step, and {a|b|c} a random choice ({{ and }} are literal braces).")
     var enableWildcard = false
@@ -149,5 +160,7 @@ struct DatasetOptions: ParsableArguments {
         subset.colorAugment = colorAug
         subset.alphaMask = alphaMask
         subset.enableWildcard = enableWildcard
+        subset.secondarySeparator = secondarySeparator
+        (subset.tokenWarmupMin, subset.tokenWarmupStep) = (tokenWarmupMin, tokenWarmupStep)
     }
 }

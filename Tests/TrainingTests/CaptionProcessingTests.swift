@@ -40,6 +40,27 @@ final class CaptionProcessingTests: XCTestCase {
         XCTAssertEqual(CaptionProcessing.process(caption, subset: dropped, epoch: 1, random: &random), "zkw", "every flexible tag dropped")
     }
 
+    /// kohya's token warm-up (the first token_warmup_min flexible tags at step 0, all of them at token_warmup_step),
+    /// its empty tags kept without keep_tokens_separator, the secondary separator, and multi-character separators.
+    func testWarmupEmptyTagsAndSeparators() {
+        var random = TrainingRandom(seed: 4)
+        let caption = "zkw, a, b, c, d, e, f, g, h"
+        let warm = subset { $0.keepTokens = 1; $0.tokenWarmupMin = 2; $0.tokenWarmupStep = 0.5 }
+        // 100 steps: warm-up over 50; floor(step · (8 − 2) / 50) + 2 flexible tags.
+        XCTAssertEqual(CaptionProcessing.process(caption, subset: warm, epoch: 1, step: 0, totalSteps: 100, random: &random), "zkw, a, b")
+        XCTAssertEqual(CaptionProcessing.process(caption, subset: warm, epoch: 1, step: 25, totalSteps: 100, random: &random), "zkw, a, b, c, d, e")
+        XCTAssertEqual(CaptionProcessing.process(caption, subset: warm, epoch: 1, step: 50, totalSteps: 100, random: &random), caption)
+        let dropping = subset { $0.captionTagDropoutRate = 1e-9 }
+        XCTAssertEqual(CaptionProcessing.process("a, , b,", subset: dropping, epoch: 1, random: &random), "a, , b, ", "kohya keeps empty tags here")
+        let grouped = subset { $0.shuffleCaption = true; $0.secondarySeparator = ";;;" }
+        for _ in 0..<20 {
+            let out = CaptionProcessing.process("a, red;;;star, c", subset: grouped, epoch: 1, random: &random)
+            XCTAssertTrue(out.contains("red,star"), "the group moved as one: \(out)")
+        }
+        let wide = subset { $0.shuffleCaption = true; $0.captionSeparator = " | " }
+        XCTAssertEqual(Set(CaptionProcessing.process("a | b | c", subset: wide, epoch: 1, random: &random).components(separatedBy: ", ")), ["a", "b", "c"])
+    }
+
     func testWildcards() throws {
         var random = TrainingRandom(seed: 8)
         let wild = subset { $0.enableWildcard = true }

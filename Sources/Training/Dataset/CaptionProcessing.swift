@@ -38,7 +38,9 @@ public enum CaptionProcessing {
     }
 
 
-    public static func process(_ caption: String, subset: DatasetSubset, epoch: Int, random: inout TrainingRandom) -> String {
+    /// `step`: optimizer steps taken so far and `totalSteps` the run's, for the token warm-up.
+    public static func process(_ caption: String, subset: DatasetSubset, epoch: Int, step: Int = 0, totalSteps: Int = 0,
+                               random: inout TrainingRandom) -> String {
         var text = caption
         if let prefix = subset.captionPrefix { text = prefix + " " + text }
         if let suffix = subset.captionSuffix { text = text + " " + suffix }
@@ -46,26 +48,44 @@ public enum CaptionProcessing {
         let dropByEpoch = subset.captionDropoutEveryNEpochs > 0 && epoch % subset.captionDropoutEveryNEpochs == 0
         if dropByRate || dropByEpoch { return "" }
         if subset.enableWildcard { text = wildcards(text, random: &random) }
-        guard subset.shuffleCaption || subset.captionTagDropoutRate > 0 else { return text }
-
-        func tags(_ s: Substring) -> [String] {
-            s.split(separator: Character(subset.captionSeparator), omittingEmptySubsequences: false)
-                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        if subset.shuffleCaption || subset.tokenWarmupStep > 0 || subset.captionTagDropoutRate > 0 {
+            text = tags(text, subset: subset, step: step, totalSteps: totalSteps, random: &random)
         }
-        var fixed: [String], flexible: [String], fixedSuffix: [String] = []
+        // After the shuffle: groups written with the secondary separator moved as one tag.
+        if let secondary = subset.secondarySeparator, !secondary.isEmpty {
+            text = text.replacingOccurrences(of: secondary, with: subset.captionSeparator)
+        }
+        return text
+    }
+
+    /// The tag step: kept tags in front (and behind, with the separator's second occurrence), the rest cut by
+    /// the warm-up, shuffled, dropped one by one, joined with ", ".
+    static func tags(_ text: String, subset: DatasetSubset, step: Int, totalSteps: Int, random: inout TrainingRandom) -> String {
+        // kohya drops empty tags around keep_tokens_separator, but keeps them otherwise ("a, , b" stays so).
+        func split(_ s: Substring, keepEmpty: Bool) -> [String] {
+            String(s).components(separatedBy: subset.captionSeparator).map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { keepEmpty || !$0.isEmpty }
+        }
+        var fixed: [String] = [], flexible: [String], fixedSuffix: [String] = []
         if !subset.keepTokensSeparator.isEmpty, let range = text.range(of: subset.keepTokensSeparator) {
-            fixed = tags(text[..<range.lowerBound])
+            fixed = split(text[..<range.lowerBound], keepEmpty: false)
             let rest = text[range.upperBound...]
             if let second = rest.range(of: subset.keepTokensSeparator) {
-                flexible = tags(rest[..<second.lowerBound])
-                fixedSuffix = tags(rest[second.upperBound...])
+                flexible = split(rest[..<second.lowerBound], keepEmpty: false)
+                fixedSuffix = split(rest[second.upperBound...], keepEmpty: false)
             } else {
-                flexible = tags(rest)
+                flexible = split(rest, keepEmpty: false)
             }
         } else {
-            let all = tags(Substring(text))
+            let all = split(Substring(text.trimmingCharacters(in: .whitespacesAndNewlines)), keepEmpty: true)
             let keep = min(max(subset.keepTokens, 0), all.count)
             (fixed, flexible) = (Array(all[..<keep]), Array(all[keep...]))
+        }
+        // token_warmup_step (a fraction of the run below 1): from token_warmup_min flexible tags up to all of them.
+        let warmup = subset.tokenWarmupStep < 1 ? Int((subset.tokenWarmupStep * Double(totalSteps)).rounded(.down)) : Int(subset.tokenWarmupStep)
+        if warmup > 0 && step < warmup {
+            let count = Int((Double(step) * (Double(flexible.count - subset.tokenWarmupMin) / Double(warmup))).rounded(.down)) + subset.tokenWarmupMin
+            flexible = Array(flexible.prefix(max(0, count)))
         }
         if subset.shuffleCaption { random.shuffle(&flexible) }
         if subset.captionTagDropoutRate > 0 {

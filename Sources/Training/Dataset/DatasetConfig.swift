@@ -114,13 +114,13 @@ public struct DatasetConfig: Sendable {
             if let v = lookup("alpha_mask", levels) { s.alphaMask = try bool(v, "alpha_mask", path) }
             if let v = lookup("enable_wildcard", levels) { s.enableWildcard = try bool(v, "enable_wildcard", path) }
             // Settings that ask for something not built yet: refused by name (false / empty values ask nothing).
-            for key in ["face_crop_aug_range", "metadata_file", "conditioning_data_dir", "secondary_separator", "custom_attributes"] {
+            if let v = lookup("secondary_separator", levels)?.stringValue { s.secondarySeparator = v }
+            if let v = lookup("token_warmup_min", levels) { s.tokenWarmupMin = try int(v, "token_warmup_min", path) }
+            if let v = lookup("token_warmup_step", levels) { s.tokenWarmupStep = try number(v, "token_warmup_step", path) }
+            for key in ["face_crop_aug_range", "metadata_file", "conditioning_data_dir", "custom_attributes"] {
                 if let v = lookup(key, levels), v != .null, v != .string(""), v != .array([]), v != .object([]) {
                     throw ModelError(.unsupported, "\(key) is not supported yet", file: path, key: key)
                 }
-            }
-            if let v = lookup("token_warmup_step", levels), try number(v, "token_warmup_step", path) != 0 {
-                throw ModelError(.unsupported, "token_warmup_step is not supported yet", file: path, key: "token_warmup_step")
             }
             config.subsets.append(s)
         }

@@ -31,6 +31,11 @@ public struct DatasetSubset: Sendable, Equatable {
     public var alphaMask = false
     /// kohya's `enable_wildcard`: a random line of a multi-line caption file at each step, and `{a|b|c}` a random choice.
     public var enableWildcard = false
+    /// kohya's `secondary_separator`: tags joined by it shuffle as one and become separate tags after.
+    public var secondarySeparator: String?
+    /// kohya's `token_warmup_min` / `token_warmup_step` (below 1: a fraction of the run's steps).
+    public var tokenWarmupMin = 1
+    public var tokenWarmupStep = 0.0
     public var augmentsEachStep: Bool { randomCrop || colorAugment }
 
     public init(imageDirectory: String, repeats: Int = 1, classTokens: String? = nil, isRegularization: Bool = false) {

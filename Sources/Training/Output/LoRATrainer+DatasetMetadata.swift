@@ -66,8 +66,8 @@ extension LoRATrainer {
             return .object([
                 ("img_count", number(imageCount(index))), ("num_repeats", number(s.repeats)), ("color_aug", .bool(s.colorAugment)),
                 ("flip_aug", .bool(s.flipAugment)), ("random_crop", .bool(s.randomCrop)), ("shuffle_caption", .bool(s.shuffleCaption)),
-                ("keep_tokens", number(s.keepTokens)), ("keep_tokens_separator", .string(s.keepTokensSeparator)), ("secondary_separator", .null),
-                ("enable_wildcard", .bool(false)), ("caption_prefix", text(s.captionPrefix)), ("caption_suffix", text(s.captionSuffix)),
+                ("keep_tokens", number(s.keepTokens)), ("keep_tokens_separator", .string(s.keepTokensSeparator)), ("secondary_separator", text(s.secondarySeparator)),
+                ("enable_wildcard", .bool(s.enableWildcard)), ("caption_prefix", text(s.captionPrefix)), ("caption_suffix", text(s.captionSuffix)),
                 ("resize_interpolation", .null), ("image_dir", .string((s.imageDirectory as NSString).lastPathComponent)),
                 ("class_tokens", text(s.classTokens)), ("is_reg", .bool(s.isRegularization)),
             ])

@@ -166,7 +166,7 @@ public final class LoRATrainer {
             let batches = batches(epoch: epoch)
             var micro = 0, stepLoss = 0.0
             for (index, batch) in batches.enumerated() where epoch > start.epoch || index >= start.batch {
-                stepLoss += try configuration.computePrecision.run { () throws(ModelError) in try trainMicroBatch(batch, epoch: epoch, random: &random) }
+                stepLoss += try configuration.computePrecision.run { () throws(ModelError) in try trainMicroBatch(batch, epoch: epoch, step: step, random: &random) }
                 micro += 1
                 let lastOfEpoch = index == batches.count - 1
                 guard micro == configuration.gradientAccumulationSteps || lastOfEpoch else { continue }
@@ -308,7 +308,7 @@ public final class LoRATrainer {
     }
 
     /// One micro-batch's forward and backward (gradients added into the buffers); its loss.
-    func trainMicroBatch(_ entries: [Int], epoch: Int, random: inout TrainingRandom) throws(ModelError) -> Double {
+    func trainMicroBatch(_ entries: [Int], epoch: Int, step: Int = 0, random: inout TrainingRandom) throws(ModelError) -> Double {
         // New dropout masks for this pass (the same ones again if a checkpointed block recomputes).
         unetTape.dropout?.pass &+= 1
         var latentValues: [Float] = [], scales: [Float] = [], processed: [String] = []
@@ -328,7 +328,7 @@ public final class LoRATrainer {
             }
             latentShape = latents.shape
             latentValues += latents.values
-            processed.append(CaptionProcessing.process(image.caption, subset: subset, epoch: epoch, random: &random))
+            processed.append(CaptionProcessing.process(image.caption, subset: subset, epoch: epoch, step: step, totalSteps: steps.totalSteps, random: &random))
             scales.append(image.isRegularization ? Float(configuration.priorLossWeight) : 1)
         }
         let b = entries.count
