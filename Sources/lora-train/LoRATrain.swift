@@ -83,6 +83,10 @@ struct LoRATrain: ParsableCommand {
                                valueName: "path"), completion: .file(extensions: ["safetensors", "ckpt"]))
     var model: String
 
+    @Option(name: .long, help: ArgumentHelp("A separate VAE (e.g. vae-ft-mse-840000) that encodes the latents and decodes the samples instead of the checkpoint's. kohya: --vae.",
+                                            valueName: "path"), completion: .file(extensions: ["safetensors", "ckpt", "pt"]))
+    var vae: String?
+
     @Option(help: ArgumentHelp("CLIP tokenizer: a folder with vocab.json and merges.txt, or bpe_simple_vocab_16e6.txt.gz.", valueName: "path"),
             completion: .file())
     var tokenizer: String?
@@ -370,6 +374,10 @@ struct KohyaTrainingFlags: ParsableArguments {
     @Option(name: .customLong("max_data_loader_n_workers"), help: ArgumentHelp("Accepted: no data-loader processes.", visibility: .hidden))
     var workers: Int?
     // What the kohya_ss GUI writes into every config it runs with.
+    @Option(name: .customLong("vae_batch_size"), help: ArgumentHelp("Accepted: latents are encoded one image at a time (the same latents).", visibility: .hidden))
+    var vaeBatchSize: Int?
+    @Flag(name: .customLong("no_half_vae"), help: ArgumentHelp("Accepted: the VAE always runs in fp32 here.", visibility: .hidden))
+    var noHalfVAE = false
     @Option(name: .customLong("dynamo_backend"), help: ArgumentHelp("Accepted as no: torch.compile has no counterpart here.", visibility: .hidden))
     var dynamoBackend = "no"
     @Option(name: .customLong("logging_dir"), help: ArgumentHelp("Accepted with a note: no TensorBoard logs; the CSV log and loss curve are written beside the LoRA.",

@@ -20,7 +20,7 @@ struct TrainingSession {
         }
         guard FileManager.default.isWritableFile(atPath: output) else { throw ModelError(.io, "the output folder is not writable", file: output) }
         let tokenizer = try BPETokenizer.locate(explicit: command.tokenizer, near: command.model)
-        let model = try StableDiffusionModel(checkpoint: command.model, tokenizer: tokenizer, options: .init(loadEncoder: true))
+        let model = try StableDiffusionModel(checkpoint: command.model, tokenizer: tokenizer, options: .init(loadEncoder: true, vae: command.vae))
         let trainer = try LoRATrainer(model: model, plan: plan, configuration: configuration)
         ToolRun.say("create LoRA network. base dim (rank): \(configuration.networkDim), alpha: \(formatNumber(Double(configuration.networkAlpha)))"
                     + (configuration.convDim.map { ", conv dim \($0), conv alpha \(formatNumber(Double(configuration.convAlpha)))" } ?? ""))
@@ -105,7 +105,7 @@ struct TrainingSession {
     /// `--find-lr`: the probe, the d·lr it went through, and the rates it suggests.
     func findLearningRate() throws {
         let tokenizer = try BPETokenizer.locate(explicit: command.tokenizer, near: command.model)
-        let model = try StableDiffusionModel(checkpoint: command.model, tokenizer: tokenizer, options: .init(loadEncoder: true))
+        let model = try StableDiffusionModel(checkpoint: command.model, tokenizer: tokenizer, options: .init(loadEncoder: true, vae: command.vae))
         let trainer = try LoRATrainer(model: model, plan: plan, configuration: configuration)
         ToolRun.say("learning-rate probe: Prodigy (lr 1, bias correction, safeguard warm-up), U-Net modules, \(trainer.steps.totalSteps) steps")
         let caching = ProgressBar(label: "caching latents", total: plan.images.count, unit: .items, enabled: !command.quiet)

@@ -356,6 +356,43 @@ final class TrainCLITests: XCTestCase {
         XCTAssertTrue(tiny.stderr.contains("img3.png: this 128x64 image's bucket would be"), tiny.stderr)
     }
 
+    /// kohya's --vae: a separate VAE file encodes the latents. The checkpoint's own VAE as a standalone file
+    /// trains the same LoRA bit for bit; another VAE changes it and re-encodes the .npz caches; the metadata
+    /// names it as kohya does.
+    func testSeparateVAE() throws {
+        let base = try ModelFile.open(folder + "/base.safetensors")
+        func writeVAE(_ path: String, scale: Float) throws {
+            let tensors = base.tensors.filter { $0.name.hasPrefix("first_stage_model.") }
+            let writer = try SafeTensorsWriter(path: path, metadata: Metadata(), entries: tensors.map {
+                SafeTensorsWriter.Entry(name: String($0.name.dropFirst("first_stage_model.".count)), dtype: .f32, shape: $0.shape)
+            })
+            for t in tensors {
+                // Scaling conv_in's weights is a different VAE (its latents differ); 1 keeps the checkpoint's.
+                let values = t.floats().map { t.name.hasSuffix("encoder.conv_in.weight") ? $0 * scale : $0 }
+                try values.withUnsafeBufferPointer { try writer.write(name: String(t.name.dropFirst("first_stage_model.".count)), floats: $0) }
+            }
+            try writer.finish()
+        }
+        try writeVAE(folder + "/same-vae.safetensors", scale: 1)
+        try writeVAE(folder + "/other-vae.safetensors", scale: 0.5)
+        let args = common + ["--max-train-steps", "2", "--seed", "9", "--output-name", "v", "--cache-latents-to-disk"]
+        func run(_ extra: [String], _ out: String) throws -> (hash: String, stdout: String, metadata: Metadata) {
+            let r = try ToolRunner.run("lora-train", args + ["--output-dir", folder + "/" + out] + extra)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let m = try ModelFile.open(folder + "/\(out)/v.safetensors").metadata
+            return (try XCTUnwrap(m["sshs_model_hash"]), r.stdout, m)
+        }
+        let own = try run([], "own")
+        let same = try run(["--vae", folder + "/same-vae.safetensors"], "same")
+        XCTAssertEqual(same.hash, own.hash, "the checkpoint's own VAE in a file of its own trains the same")
+        XCTAssertTrue(same.stdout.contains("0 of 4 images from .npz caches"), "another VAE file: the caches are re-encoded\n\(same.stdout)")
+        XCTAssertEqual(same.metadata["ss_vae_name"], "same-vae.safetensors")
+        XCTAssertEqual(same.metadata["ss_new_vae_hash"]?.count, 64)
+        let other = try run(["--vae", folder + "/other-vae.safetensors"], "other")
+        XCTAssertNotEqual(other.hash, own.hash, "another VAE, other latents")
+        XCTAssertNil(own.metadata["ss_vae_name"])
+    }
+
     /// Two [[datasets]] in one dataset config (kohya's DatasetGroup): each its own resolution, buckets and
     /// batch size, the batches of both in every epoch, and the metadata in kohya's dataset-config form
     /// (ss_datasets with one entry per dataset; no flat ss_resolution).

@@ -12,6 +12,8 @@ public enum Prediction: String, Sendable, Codable, CaseIterable {
 /// memory-mapped only while loading.
 public final class StableDiffusionModel: @unchecked Sendable {
     public let path: String
+    /// The separate VAE file in use (`Options.vae`), if any.
+    public let vaePath: String?
     /// The checkpoint, still mapped: LoRAs are planned against its keys and
     /// folded modules start from its weights.
     public let file: ModelFile
@@ -57,6 +59,7 @@ public final class StableDiffusionModel: @unchecked Sendable {
         let log = Weights.KeyLog()
         weights.log = log
         self.path = path
+        self.vaePath = options.vae
         self.file = file
         self.family = family
         self.config = config

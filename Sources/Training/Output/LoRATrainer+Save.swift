@@ -111,6 +111,12 @@ extension LoRATrainer {
         m[.sdModelName] = (model.path as NSString).lastPathComponent
         m[.sdModelHash] = modelHashes.legacy
         m[.newSdModelHash] = modelHashes.sha256
+        // kohya with --vae: its A1111 hash, SHA-256 and file name.
+        if let vae = model.vaePath, let file = try? MappedFile(path: vae) {
+            m["ss_vae_hash"] = Hashing.legacyModelHash(file)
+            m["ss_new_vae_hash"] = Hashing.sha256(file)
+            m["ss_vae_name"] = (vae as NSString).lastPathComponent
+        }
         m[.trainingFinishedAt] = pythonFloat(Date().timeIntervalSince1970)
         m[.steps] = String(step)
         m[.epoch] = String(epoch)

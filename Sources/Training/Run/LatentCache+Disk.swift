@@ -19,10 +19,12 @@ public struct DiskLatentCache: Sendable {
     public let vaeHash: [UInt8]
     let scale: Float
 
-    public init(model: StableDiffusionModel) {
+    /// The VAE's hash: the checkpoint's VAE tensors, or with a separate VAE file (`--vae`) all of that file's.
+    public init(model: StableDiffusionModel) throws(ModelError) {
         var hash = SHA256()
-        for tensor in model.file.tensors.filter({ $0.name.hasPrefix("first_stage_model.") || $0.name.hasPrefix("vae.") })
-            .sorted(by: { $0.name < $1.name }) {
+        let vaeFile = try model.vaePath.map { path throws(ModelError) in try ModelFile.open(path) }
+        let tensors = vaeFile?.tensors ?? model.file.tensors.filter { $0.name.hasPrefix("first_stage_model.") || $0.name.hasPrefix("vae.") }
+        for tensor in tensors.sorted(by: { $0.name < $1.name }) {
             hash.update(Array(tensor.name.utf8))
             hash.update(tensor.rawBytes)
         }

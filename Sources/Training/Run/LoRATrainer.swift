@@ -121,7 +121,7 @@ public final class LoRATrainer {
     public func cacheLatents(progress: (Int, Int) -> Void = { _, _ in }) throws(ModelError) {
         var random = TrainingRandom(seed: configuration.seed &+ 0x5EED)
         cache = try LatentCache.encode(plan: plan, encoder: model.encoder!, random: &random,
-                                       disk: configuration.cacheLatentsToDisk ? DiskLatentCache(model: model) : nil, progress: progress)
+                                       disk: configuration.cacheLatentsToDisk ? try DiskLatentCache(model: model) : nil, progress: progress)
     }
 
     /// The batches of an epoch: (bucket, entries) in training order.
