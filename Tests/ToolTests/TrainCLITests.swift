@@ -346,6 +346,8 @@ final class TrainCLITests: XCTestCase {
         let metadata = try ModelFile.open(folder + "/gui/gui.safetensors").metadata
         XCTAssertEqual(metadata["modelspec.title"], "GUI run")
         XCTAssertEqual(metadata["modelspec.author"], "A. Tester")
+        let card = try ToolRunner.run("lora-inspect", [folder + "/gui/gui.safetensors"])
+        XCTAssertTrue(card.stdout.contains("GUI run") && card.stdout.contains("A. Tester"), card.stdout)
         try (config + "\nfp8_base = true\n").write(toFile: folder + "/gui8.toml", atomically: true, encoding: .utf8)
         let refused = try ToolRunner.run("lora-train", ["--config_file", folder + "/gui8.toml", "--dry-run"] + tokenizer)
         XCTAssertEqual(refused.status, 64, refused.stderr)
@@ -388,6 +390,8 @@ final class TrainCLITests: XCTestCase {
         XCTAssertTrue(same.stdout.contains("0 of 4 images from .npz caches"), "another VAE file: the caches are re-encoded\n\(same.stdout)")
         XCTAssertEqual(same.metadata["ss_vae_name"], "same-vae.safetensors")
         XCTAssertEqual(same.metadata["ss_new_vae_hash"]?.count, 64)
+        let inspected = try ToolRunner.run("lora-inspect", [folder + "/same/v.safetensors"])
+        XCTAssertTrue(inspected.stdout.contains("VAE") && inspected.stdout.contains("same-vae.safetensors ["), inspected.stdout)
         let other = try run(["--vae", folder + "/other-vae.safetensors"], "other")
         XCTAssertNotEqual(other.hash, own.hash, "another VAE, other latents")
         XCTAssertNil(own.metadata["ss_vae_name"])
