@@ -16,8 +16,8 @@ enum ConfigFile {
     static let spellings = ["--config-file", "--config_file", "--config"]
 
     /// The arguments with the config file's in front; the keys it supplied (for error messages).
-    /// `ours`: lora-train's option names, normalized.
-    static func expand(_ arguments: [String], ours: Set<String> = []) throws(ModelError) -> (arguments: [String], keys: [String: String]) {
+    /// `ours`: lora-train's option names, normalized (asked for only when there is a config file).
+    static func expand(_ arguments: [String], ours names: () -> Set<String> = { [] }) throws(ModelError) -> (arguments: [String], keys: [String: String]) {
         guard let index = arguments.firstIndex(where: { spellings.contains($0) }) else { return (arguments, [:]) }
         guard index + 1 < arguments.count else { throw ModelError(.mismatch, "\(arguments[index]) needs a file") }
         var path = arguments[index + 1]
@@ -36,7 +36,7 @@ enum ConfigFile {
         }
         let given = Set(rest.filter { $0.hasPrefix("--") }.map { normalized(String($0.dropFirst(2)).split(separator: "=").first.map(String.init) ?? "") })
         var expanded: [String] = [], keys: [String: String] = [:]
-        let kohya = Set(KohyaArgumentNames.trainNetwork.map(normalized))
+        let kohya = Set(KohyaArgumentNames.trainNetwork.map(normalized)), ours = names()
         for (key, value) in flat where !given.contains(normalized(key)) {
             if !ours.isEmpty && !ours.contains(normalized(key)) && !kohya.contains(normalized(key)) {
                 printError("note: \(TerminalText.escape(key)) in \(TerminalText.escape(path)) is not an sd-scripts argument (the kohya_ss GUI writes "

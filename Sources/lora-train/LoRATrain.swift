@@ -53,9 +53,8 @@ struct LoRATrain: ParsableCommand {
     static func main() {
         Completions.answerBashRequest(Self.self)
         let expanded: (arguments: [String], keys: [String: String])
-        // Every option name the parser knows, hidden ones included (the help text names them all).
-        let help = helpMessage(includeHidden: true, columns: 10_000)
-        let ours = Set(help.matches(of: /--([a-z0-9_-]+)/).map { ConfigFile.normalized(String($0.1)) })
+        // Every option name the parser knows, hidden ones included (the help text names them all); only with a config file.
+        let ours = { Set(helpMessage(includeHidden: true, columns: 10_000).matches(of: /--([a-z0-9_-]+)/).map { ConfigFile.normalized(String($0.1)) }) }
         do { expanded = try ConfigFile.expand(Array(CommandLine.arguments.dropFirst()), ours: ours) } catch {
             printError("Error: " + TerminalText.escape(error.description))
             exit(withError: ExitCode(ExitStatus.of(error)))
