@@ -156,6 +156,7 @@ struct LoRATrain: ParsableCommand {
     var trainingComment: String?
 
     @OptionGroup(title: "Model card (ModelSpec metadata, as kohya's --metadata_*)") var card: ModelCardOptions
+    @OptionGroup(title: "Logs") var logs: LoggingOptions
 
     @Flag(name: [.long, .customLong("gradient_checkpointing")],
           help: "Recompute each U-Net block's activations in the backward instead of keeping them: less memory, about one more forward per step.")
@@ -379,11 +380,6 @@ struct KohyaTrainingFlags: ParsableArguments {
     var noHalfVAE = false
     @Option(name: .customLong("dynamo_backend"), help: ArgumentHelp("Accepted as no: torch.compile has no counterpart here.", visibility: .hidden))
     var dynamoBackend = "no"
-    @Option(name: .customLong("logging_dir"), help: ArgumentHelp("Accepted with a note: no TensorBoard logs; the CSV log and loss curve are written beside the LoRA.",
-                                                                 visibility: .hidden))
-    var loggingDir: String?
-    @Option(name: .customLong("log_prefix"), help: ArgumentHelp("Accepted with --logging_dir.", visibility: .hidden))
-    var logPrefix: String?
     @Option(name: .customLong("wandb_run_name"), help: ArgumentHelp("Accepted: it names a run only with --log_with wandb, which is not supported.",
                                                                     visibility: .hidden))
     var wandbRunName: String?
@@ -391,9 +387,6 @@ struct KohyaTrainingFlags: ParsableArguments {
     mutating func validate() throws {
         guard dynamoBackend.lowercased() == "no" else {
             throw ValidationError("--dynamo_backend \(dynamoBackend): torch.compile backends do not apply here; leave it at no")
-        }
-        if let loggingDir {
-            printError("note: --logging_dir \(TerminalText.escape(loggingDir)): no TensorBoard logs are written; the per-step CSV log and the loss curve are in the output folder")
         }
     }
 }

@@ -51,6 +51,10 @@ struct TrainingSession {
         }
 
         let log = try TrainingLog(path: (output as NSString).appendingPathComponent(configuration.outputName + "-log.csv"), appending: resumeState != nil)
+        let board = try command.logs.loggingDir.map { folder throws(ModelError) in
+            try TensorBoardLog(loggingDirectory: folder, prefix: command.logs.logPrefix ?? "", trackerName: command.logs.logTrackerName ?? "network_train")
+        }
+        if let board { ToolRun.say("TensorBoard log: \(board.path)") }
         let bar = ProgressBar(label: "steps", total: trainer.steps.totalSteps, unit: .items, enabled: !command.quiet, delay: 0)
         if let state = resumeState { bar.advance(by: state.position.step) }
         var last = Date()
@@ -75,11 +79,15 @@ struct TrainingSession {
                     if command.quiet || !ToolEnvironment.stderrIsTerminal { printError("epoch \(epoch)/\(total)") }
                 case let .step(step, _, epoch, loss, average, rates, d):
                     log.record(step: step, epoch: epoch, loss: loss, averageLoss: average, learningRates: rates, adaptiveScale: d)
+                    board?.record(TensorBoardLog.stepScalars(loss: loss, averageLoss: average, learningRates: rates, adaptiveScale: d,
+                                                             maxNorm: trainer.lastMaxNorm), step: step)
                     curve.append(LossCurve.Point(step: step, epoch: epoch, loss: loss, average: average))
                     let now = Date()
                     bar.setStatus(String(format: "avr_loss=%.4f  %.2f s/it", average, now.timeIntervalSince(last)))
                     last = now
                     bar.advance(by: 1)
+                case let .epochEnded(epoch, _, average):
+                    board?.record([("loss/epoch_average", average)], step: epoch)
                 case let .saved(path, epoch, step):
                     bar.finish()
                     printError("saving checkpoint: \(TerminalText.escape(path)) (epoch \(epoch), step \(step))")

@@ -281,8 +281,8 @@ final class TrainCLITests: XCTestCase {
 
     /// A config as the kohya_ss GUI writes it for an SD1.5 LoRA (kohya_gui/lora_gui.py: every value that
     /// is not "", false, 0 or None, sorted): it runs unchanged. The GUI's own keys (epoch, noise_offset_type),
-    /// which sd-scripts ignores, are skipped with a note; dynamo_backend "no" and logging_dir are accepted
-    /// (the latter with a note); the --metadata_* fields land in ModelSpec; an sd-scripts argument lora-train
+    /// which sd-scripts ignores, are skipped with a note; dynamo_backend "no" is accepted, logging_dir
+    /// writes a TensorBoard log; the --metadata_* fields land in ModelSpec; an sd-scripts argument lora-train
     /// lacks is still refused by name.
     func testKohyaGUIConfigRunsUnchanged() throws {
         let config = """
@@ -340,9 +340,23 @@ final class TrainCLITests: XCTestCase {
         let tokenizer = ["--tokenizer", "Fixtures/tokenizer/clip_bpe_merges.txt.gz"]
         let run = try ToolRunner.run("lora-train", ["--config_file", folder + "/gui.toml"] + tokenizer)
         XCTAssertEqual(run.status, 0, run.stderr)
-        for note in ["note: epoch in \(folder)/gui.toml is not an sd-scripts argument", "note: noise_offset_type in", "note: --logging_dir"] {
+        for note in ["note: epoch in \(folder)/gui.toml is not an sd-scripts argument", "note: noise_offset_type in"] {
             XCTAssertTrue(run.stderr.contains(note), "\(note):\n\(run.stderr)")
         }
+        // logging_dir: a TensorBoard run folder <time>/network_train/ with one event file, two steps' scalars in it.
+        let runs = try FileManager.default.contentsOfDirectory(atPath: folder + "/log")
+        XCTAssertEqual(runs.count, 1)
+        XCTAssertTrue(runs.first.map { $0.count == 14 && $0.allSatisfy(\.isNumber) } ?? false, "\(runs)")
+        let board = folder + "/log/\(runs.first ?? "")/network_train"
+        let events = try FileManager.default.contentsOfDirectory(atPath: board)
+        XCTAssertEqual(events.count, 1)
+        XCTAssertTrue(events.first?.hasPrefix("events.out.tfevents.") ?? false, "\(events)")
+        let data = try Data(contentsOf: URL(fileURLWithPath: board + "/" + (events.first ?? "")))
+        func count(_ tag: String) -> Int { data.ranges(of: Data(tag.utf8)).count }
+        XCTAssertEqual(count("brain.Event:2"), 1)
+        XCTAssertEqual(count("loss/current"), 2)
+        XCTAssertEqual(count("lr/unet"), 2)
+        XCTAssertEqual(count("loss/epoch_average"), 1)   // max_train_steps 2 end the first epoch: kohya's loop runs one
         let metadata = try ModelFile.open(folder + "/gui/gui.safetensors").metadata
         XCTAssertEqual(metadata["modelspec.title"], "GUI run")
         XCTAssertEqual(metadata["modelspec.author"], "A. Tester")
@@ -352,6 +366,9 @@ final class TrainCLITests: XCTestCase {
         let refused = try ToolRunner.run("lora-train", ["--config_file", folder + "/gui8.toml", "--dry-run"] + tokenizer)
         XCTAssertEqual(refused.status, 64, refused.stderr)
         XCTAssertTrue(refused.stderr.contains("--fp8_base comes from \(folder)/gui8.toml"), refused.stderr)
+        let wandb = try ToolRunner.run("lora-train", ["--config_file", folder + "/gui.toml", "--log_with", "wandb", "--dry-run"] + tokenizer)
+        XCTAssertEqual(wandb.status, 64, wandb.stderr)
+        XCTAssertTrue(wandb.stderr.contains("--log-with wandb: Weights & Biases is not supported"), wandb.stderr)
         // With --bucket-no-upscale a wide image too small for the step has no bucket: one line naming it, not a crash.
         let tiny = try ToolRunner.run("lora-train", common + ["--bucket-no-upscale", "--bucket-reso-steps", "64", "--dry-run"])
         XCTAssertEqual(tiny.status, 1, tiny.stderr)

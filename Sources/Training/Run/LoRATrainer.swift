@@ -12,6 +12,9 @@ public enum TrainingEvent: Sendable {
     /// worth of steps, kohya's moving average) and the U-Net rate used.
     /// `adaptiveScale`: the d of Prodigy and D-Adaptation (their Adam-equivalent rate is d·lr).
     case step(step: Int, of: Int, epoch: Int, loss: Double, averageLoss: Double, learningRates: [(group: String, rate: Double)], adaptiveScale: Double?)
+    /// After an epoch's last step: the moving average of the losses then (kohya logs it as
+    /// `loss/epoch_average` at the epoch number).
+    case epochEnded(epoch: Int, step: Int, averageLoss: Double)
     case saved(path: String, epoch: Int, step: Int)
     case sampled(paths: [String], step: Int)
     case stateSaved(folder: String, step: Int)
@@ -224,6 +227,7 @@ public final class LoRATrainer {
                 }
                 if step >= steps.totalSteps { break } // mid-epoch with --max-train-steps; the epoch's end still runs, as in kohya
             }
+            if !recent.isEmpty { try events(.epochEnded(epoch: epoch, step: step, averageLoss: recent.reduce(0, +) / Double(recent.count))) }
             if let every = configuration.saveEveryNEpochs, epoch % every == 0, epoch < steps.epochs {
                 let path = try save(name: String(format: "%@-%06d", configuration.outputName, epoch), epoch: epoch, step: step)
                 try events(.saved(path: path, epoch: epoch, step: step))
