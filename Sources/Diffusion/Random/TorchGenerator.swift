@@ -59,6 +59,10 @@ public struct TorchGenerator: Sendable {
         public var words: [UInt32]
         public var index: Int
         public var cachedNormal: Double?
+
+        public init(words: [UInt32], index: Int, cachedNormal: Double? = nil) {
+            (self.words, self.index, self.cachedNormal) = (words, index, cachedNormal)
+        }
     }
 
     public var snapshot: Snapshot { Snapshot(words: state, index: index, cachedNormal: cachedNormal) }

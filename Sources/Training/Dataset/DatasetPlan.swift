@@ -84,14 +84,31 @@ public struct DatasetPlan: Sendable {
     }
 
     /// Lists, captions, sizes and buckets for `subsets`.
+    /// With `split`, each training folder keeps its `side` of kohya's validation split (a validation
+    /// plan has no regularization images and may be empty).
     public static func make(subsets: [DatasetSubset], bucketing: BucketSet, batchSize: Int,
-                            skippedFolders: [(folder: String, reason: String)] = []) throws(ModelError) -> DatasetPlan {
+                            skippedFolders: [(folder: String, reason: String)] = [],
+                            split: ValidationSplit? = nil, side: ValidationSplit.Side = .training) throws(ModelError) -> DatasetPlan {
         var plan = DatasetPlan(subsets: subsets, images: [], bucketOf: [], resizedSize: [], buckets: [], batchSize: batchSize,
                                bucketing: bucketing)
         for (folder, reason) in skippedFolders { plan.warnings.append("ignored folder \(folder): \(reason)") }
         var regular: [DatasetImage] = [], regularization: [DatasetImage] = []
         for (index, subset) in subsets.enumerated() {
-            let paths = try ImageListing.images(in: subset.imageDirectory)
+            var paths = try ImageListing.images(in: subset.imageDirectory)
+            if let split, !paths.isEmpty {
+                if subset.isRegularization {
+                    if side == .validation { continue }
+                } else {
+                    let overlap = split.overlap(count: paths.count)
+                    if overlap > 0 && side == .training {
+                        let (train, validate) = (split.part(paths, side: .training).count, split.part(paths, side: .validation).count)
+                        plan.warnings.append("validation split \(pythonFloat(split.fraction)) of the \(paths.count) images in \(subset.imageDirectory): "
+                                             + "kohya's counts (\(train) train, \(validate) validate) put \(overlap) image in both")
+                    }
+                    paths = split.part(paths, side: side)
+                    if paths.isEmpty { continue }
+                }
+            }
             guard !paths.isEmpty else {
                 plan.warnings.append("ignored folder \(subset.imageDirectory): no images found (.png, .jpg, .jpeg)")
                 continue
@@ -127,6 +144,11 @@ public struct DatasetPlan: Sendable {
             if subset.isRegularization { plan.regImagesWithRepeats += subset.repeats * paths.count } else {
                 plan.trainImagesWithRepeats += subset.repeats * paths.count
             }
+        }
+        if side == .validation && regular.isEmpty {
+            plan.parts = [Part(subsets: 0..<subsets.count, buckets: 0..<0, bucketing: bucketing, batchSize: batchSize, trainImagesWithRepeats: 0,
+                               regImagesWithRepeats: 0, meanAspectError: 0, tagFrequency: 0..<plan.tagFrequency.count)]
+            return plan
         }
         guard !regular.isEmpty else {
             throw ModelError(.mismatch, "no training images found: the training data folder must be the parent of folders named "
