@@ -157,6 +157,7 @@ struct LoRATrain: ParsableCommand {
 
     @OptionGroup(title: "Model card (ModelSpec metadata, as kohya's --metadata_*)") var card: ModelCardOptions
     @OptionGroup(title: "Logs") var logs: LoggingOptions
+    @OptionGroup(title: "Validation") var validation: ValidationOptions
 
     @Flag(name: [.long, .customLong("gradient_checkpointing")],
           help: "Recompute each U-Net block's activations in the backward instead of keeping them: less memory, about one more forward per step.")
@@ -199,13 +200,30 @@ struct LoRATrain: ParsableCommand {
         ToolEnvironment.prepare()
         try ToolRun.perform(json: false) {
             let plan = try makePlan()
+            var validationPlan: DatasetPlan? = try makePlan(.validation)
+            if validationPlan?.images.isEmpty ?? true {
+                if let s = validation.validationSplit, s > 0 {
+                    printError("warning: --validation-split \(s) leaves no image for validation (each folder holds out round(images × split)); nothing is validated")
+                }
+                validationPlan = nil
+            }
             var configuration = try makeConfiguration()
             // kohya records args.resolution after turning it into a tuple: "(512, 512)".
             configuration.resolutionText = "(\(plan.bucketing.resolution.width), \(plan.bucketing.resolution.height))"
             if case let .predefined(minimum, maximum, _) = plan.bucketing.mode { (configuration.minBucketReso, configuration.maxBucketReso) = (minimum, maximum) }
             let steps = StepCount(batchesPerEpoch: plan.batchesPerEpoch, gradientAccumulationSteps: configuration.gradientAccumulationSteps,
                                   maxTrainEpochs: configuration.maxTrainEpochs, maxTrainSteps: configuration.maxTrainSteps)
-            for line in plan.reportLines(steps: steps, gradientAccumulationSteps: configuration.gradientAccumulationSteps) { ToolRun.say(line) }
+            for line in plan.reportLines(steps: steps, gradientAccumulationSteps: configuration.gradientAccumulationSteps,
+                                         validationImagesWithRepeats: validationPlan?.trainImagesWithRepeats ?? 0) { ToolRun.say(line) }
+            if let validationPlan {
+                let trainer = validationPlan.batchesPerEpoch
+                let batches = configuration.validation.maxSteps.map { min($0, trainer) } ?? trainer
+                let when = (configuration.validation.everyNEpochs.map { $0 == 1 ? "every epoch" : "every \($0) epochs" } ?? "every epoch")
+                    + (configuration.validation.everyNSteps.map { " and every \($0) steps" } ?? "")
+                let t = LoRATrainer.validationTimesteps(min: configuration.minTimestep, max: configuration.maxTimestep)
+                ToolRun.say("validation: \(validationPlan.images.count) images, \(batches) batches at timesteps "
+                            + t.map(String.init).joined(separator: ", ") + ", \(when)")
+            }
             for warning in plan.warnings { printError("warning: " + TerminalText.escape(warning)) }
             if dataset.maskedLoss && !plan.subsets.contains(where: \.alphaMask) {
                 printError("warning: --masked-loss without alpha masks does nothing (give --alpha-mask or alpha_mask = true; conditioning images are not supported)")
@@ -235,11 +253,13 @@ struct LoRATrain: ParsableCommand {
                 try TrainingSession(command: self, plan: plan, configuration: probe).findLearningRate()
                 return
             }
-            try TrainingSession(command: self, plan: plan, configuration: configuration).run()
+            try TrainingSession(command: self, plan: plan, validation: validationPlan, configuration: configuration).run()
         }
     }
 
-    func makePlan() throws(ModelError) -> DatasetPlan {
+    /// The training plan, or (`.validation`) the images kohya's validation split holds out (empty when no
+    /// dataset asks for a split).
+    func makePlan(_ side: ValidationSplit.Side = .training) throws(ModelError) -> DatasetPlan {
         var resolution: Resolution
         do { resolution = try dataset.parsedResolution() } catch { throw ModelError(.mismatch, "\(error)") }
         var defaults = DatasetSubset(imageDirectory: "")
@@ -248,7 +268,7 @@ struct LoRATrain: ParsableCommand {
         guard let path = dataset.datasetConfig else {
             var (subsets, skipped) = try DatasetSubset.fromFolders(train: dataset.trainDataDir!, regularization: dataset.regDataDir)
             for i in subsets.indices { dataset.subsetSettings(&subsets[i]) }
-            return try plan(commandLine, subsets: subsets, resolution: resolution, skipped: skipped)
+            return try plan(commandLine, subsets: subsets, resolution: resolution, skipped: skipped, side: side)
         }
         // kohya: the TOML's values, the command line's where it is silent; folder names are not parsed.
         if dataset.trainDataDir != nil || dataset.regDataDir != nil {
@@ -256,14 +276,15 @@ struct LoRATrain: ParsableCommand {
         }
         var plans: [DatasetPlan] = []
         for config in try DatasetConfig.load(path, defaults: defaults) {
-            plans.append(try plan(config, subsets: config.subsets, resolution: config.resolution ?? resolution, skipped: []))
+            plans.append(try plan(config, subsets: config.subsets, resolution: config.resolution ?? resolution, skipped: [], side: side))
         }
-        return DatasetPlan.combine(plans)
+        let kept = side == .validation ? plans.filter { !$0.images.isEmpty } : plans
+        return DatasetPlan.combine(kept.isEmpty ? [plans[0]] : kept)
     }
 
     /// One dataset's plan: its settings, the command line's where it has none.
-    func plan(_ config: DatasetConfig, subsets: [DatasetSubset], resolution: Resolution, skipped: [(folder: String, reason: String)])
-        throws(ModelError) -> DatasetPlan {
+    func plan(_ config: DatasetConfig, subsets: [DatasetSubset], resolution: Resolution, skipped: [(folder: String, reason: String)],
+              side: ValidationSplit.Side) throws(ModelError) -> DatasetPlan {
         let (minimum, maximum, step) = (config.minBucketReso ?? dataset.minBucketReso, config.maxBucketReso ?? dataset.maxBucketReso,
                                         config.bucketResoSteps ?? dataset.bucketResoSteps)
         let mode: BucketSet.Mode
@@ -277,7 +298,14 @@ struct LoRATrain: ParsableCommand {
             mode = .predefined(min: limits.min, max: limits.max, step: step)
         }
         return try DatasetPlan.make(subsets: subsets, bucketing: BucketSet(resolution: resolution, mode: mode),
-                                    batchSize: config.batchSize ?? dataset.trainBatchSize, skippedFolders: skipped)
+                                    batchSize: config.batchSize ?? dataset.trainBatchSize, skippedFolders: skipped, split: split(config), side: side)
+    }
+
+    /// A dataset's validation split: its own validation_split and validation_seed, the command line's where it has none
+    /// (kohya's blueprint order), the run's seed last.
+    func split(_ config: DatasetConfig) -> ValidationSplit? {
+        guard let fraction = config.validationSplit ?? validation.validationSplit, fraction > 0 else { return nil }
+        return ValidationSplit(fraction: fraction, seed: config.validationSeed ?? validation.validationSeed ?? seed)
     }
 
     func makeConfiguration() throws -> TrainingConfiguration {
@@ -313,6 +341,11 @@ struct LoRATrain: ParsableCommand {
         c.saveEveryNSteps = saveEveryNSteps
         c.savePrecision = savePrecision?.dtype ?? .f32
         c.usesDatasetConfig = dataset.datasetConfig != nil
+        c.validation.split = validation.validationSplit ?? 0
+        c.validation.seed = validation.validationSeed
+        c.validation.everyNSteps = validation.validateEveryNSteps
+        c.validation.everyNEpochs = validation.validateEveryNEpochs
+        c.validation.maxSteps = validation.maxValidationSteps
         let (precision, note) = (mixedPrecision == "bf16" ? ComputePrecision.bf16 : .fp32).resolved()
         if let note { printError("note: --mixed-precision bf16: \(note)") }
         c.computePrecision = precision

@@ -11,6 +11,7 @@ import Training
 struct TrainingSession {
     let command: LoRATrain
     let plan: DatasetPlan
+    var validation: DatasetPlan? = nil
     let configuration: TrainingConfiguration
 
     func run() throws {
@@ -21,7 +22,7 @@ struct TrainingSession {
         guard FileManager.default.isWritableFile(atPath: output) else { throw ModelError(.io, "the output folder is not writable", file: output) }
         let tokenizer = try BPETokenizer.locate(explicit: command.tokenizer, near: command.model)
         let model = try StableDiffusionModel(checkpoint: command.model, tokenizer: tokenizer, options: .init(loadEncoder: true, vae: command.vae))
-        let trainer = try LoRATrainer(model: model, plan: plan, configuration: configuration)
+        let trainer = try LoRATrainer(model: model, plan: plan, validation: validation, configuration: configuration)
         ToolRun.say("create LoRA network. base dim (rank): \(configuration.networkDim), alpha: \(formatNumber(Double(configuration.networkAlpha)))"
                     + (configuration.convDim.map { ", conv dim \($0), conv alpha \(formatNumber(Double(configuration.convAlpha)))" } ?? ""))
         let unetModules = trainer.network.targets.filter { $0.component == .unet }.count
@@ -44,7 +45,8 @@ struct TrainingSession {
             ToolRun.say("resume from \(command.resume!): step \(state.position.step), epoch \(state.position.epoch)")
         }
 
-        let caching = ProgressBar(label: "caching latents", total: plan.images.count, unit: .items, enabled: !command.quiet)
+        let caching = ProgressBar(label: "caching latents", total: plan.images.count + (validation?.images.count ?? 0), unit: .items,
+                                  enabled: !command.quiet)
         try ToolRun.perform(json: false, bar: caching) { try trainer.cacheLatents { _, _ in caching.advance(by: 1) } }
         if configuration.cacheLatentsToDisk {
             ToolRun.say("latents: \(trainer.cache.reused) of \(plan.images.count) images from .npz caches on disk, \(plan.images.count - trainer.cache.reused) encoded")
@@ -59,11 +61,11 @@ struct TrainingSession {
         if let state = resumeState { bar.advance(by: state.position.step) }
         var last = Date()
         var interrupted = false
-        var curve: [LossCurve.Point] = []
+        var curve: [LossCurve.Point] = [], validationPoints: [LossCurve.Point] = []
         let curvePath = (output as NSString).appendingPathComponent(configuration.outputName + "-loss.png")
         func drawCurve() {
             // A failed curve is not a failed run: say so and go on.
-            do { try LossCurve.write(curve, to: curvePath, title: "\(configuration.outputName): loss per step") } catch {
+            do { try LossCurve.write(curve, validation: validationPoints, to: curvePath, title: "\(configuration.outputName): loss per step") } catch {
                 printError("warning: the loss curve was not written: \(TerminalText.escape(error.description))")
             }
         }
@@ -88,6 +90,14 @@ struct TrainingSession {
                     bar.advance(by: 1)
                 case let .epochEnded(epoch, _, average):
                     board?.record([("loss/epoch_average", average)], step: epoch)
+                case let .validated(step, epoch, loss, divergence, atEpochEnd):
+                    bar.finish()
+                    let kind = atEpochEnd ? "epoch" : "step"
+                    board?.record([("loss/validation/\(kind)_average", loss), ("loss/validation/\(kind)_divergence", divergence)],
+                                  step: atEpochEnd ? epoch : step)
+                    validationPoints.append(LossCurve.Point(step: step, epoch: epoch, loss: loss, average: loss))
+                    printError(String(format: "validation (%@ %d): loss %.4f, %+.4f against the training's average", atEpochEnd ? "epoch" : "step",
+                                      atEpochEnd ? epoch : step, loss, divergence))
                 case let .saved(path, epoch, step):
                     bar.finish()
                     printError("saving checkpoint: \(TerminalText.escape(path)) (epoch \(epoch), step \(step))")

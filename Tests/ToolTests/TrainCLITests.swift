@@ -414,6 +414,63 @@ final class TrainCLITests: XCTestCase {
         XCTAssertNil(own.metadata["ss_vae_name"])
     }
 
+    /// --validation-split: kohya's held-out share (one of the four images at 0.25, its repeats included) is
+    /// named in the plan and the metadata, its loss is printed, logged to TensorBoard and drawn; validating
+    /// leaves the training alone (a run that never validates trains the same tensors); a split given in a
+    /// dataset config works the same way.
+    func testValidationSplit() throws {
+        let args = common + ["--max-train-epochs", "2", "--seed", "3", "--validation-split", "0.25", "--validation-seed", "5", "--output-name", "v"]
+        let run = try ToolRunner.run("lora-train", args + ["--output-dir", folder + "/val", "--validate-every-n-steps", "1",
+                                                           "--logging-dir", folder + "/log"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        for line in ["num train images * repeats: 6", "num validation images * repeats: 2", "validation: 1 images, 1 batches at timesteps 200, 400, 600, 800, every epoch and every 1 steps"] {
+            XCTAssertTrue(run.stdout.contains(line), "\(line):\n\(run.stdout)")
+        }
+        let m = try ModelFile.open(folder + "/val/v.safetensors").metadata
+        let steps = try XCTUnwrap(Int(m[.steps] ?? ""))
+        XCTAssertEqual(run.stderr.components(separatedBy: "validation (step ").count - 1, steps, run.stderr)
+        XCTAssertTrue(run.stderr.contains("validation (epoch 1): loss") && run.stderr.contains("validation (epoch 2): loss"), run.stderr)
+        XCTAssertEqual(m["ss_num_validation_images"], "2")
+        XCTAssertEqual(m["ss_validation_split"], "0.25")
+        XCTAssertEqual(m["ss_validation_seed"], "5")
+        XCTAssertEqual(m["ss_validate_every_n_steps"], "1")
+        XCTAssertEqual(m["ss_max_validation_steps"], "None")
+        XCTAssertEqual(m[.numTrainImages], "6")
+        let inspected = try ToolRunner.run("lora-inspect", [folder + "/val/v.safetensors"])
+        XCTAssertTrue(inspected.stdout.contains("validation images") && inspected.stdout.contains("2 (split 0.25)"), inspected.stdout)
+        let board = try XCTUnwrap(FileManager.default.subpaths(atPath: folder + "/log")?.first { $0.contains("events.out.tfevents.") })
+        let events = try Data(contentsOf: URL(fileURLWithPath: folder + "/log/" + board))
+        XCTAssertEqual(events.ranges(of: Data("loss/validation/step_average".utf8)).count, steps)
+        XCTAssertEqual(events.ranges(of: Data("loss/validation/epoch_divergence".utf8)).count, 2)
+
+        let never = try ToolRunner.run("lora-train", args + ["--output-dir", folder + "/never", "--validate-every-n-epochs", "100"])
+        XCTAssertEqual(never.status, 0, never.stderr)
+        XCTAssertFalse(never.stderr.contains("validation ("), never.stderr)
+        XCTAssertEqual(try ModelFile.open(folder + "/never/v.safetensors").metadata["sshs_model_hash"], m["sshs_model_hash"],
+                       "validation draws from its own random source: the training is the same")
+
+        try """
+            [general]
+            caption_extension = ".txt"
+            [[datasets]]
+            resolution = 64
+            batch_size = 2
+            validation_split = 0.5
+            validation_seed = 1
+            [[datasets.subsets]]
+            image_dir = "\(folder)/data/2_zkw shape"
+            num_repeats = 1
+            """.write(toFile: folder + "/dataset.toml", atomically: true, encoding: .utf8)
+        let configured = try ToolRunner.run("lora-train", common.filter { $0 != "--train-data-dir" && $0 != folder + "/data" }
+                                            + ["--dataset-config", folder + "/dataset.toml", "--dry-run"])
+        XCTAssertEqual(configured.status, 0, configured.stderr)
+        XCTAssertTrue(configured.stdout.contains("num train images * repeats: 2") && configured.stdout.contains("num validation images * repeats: 2"),
+                      configured.stdout)
+        let bad = try ToolRunner.run("lora-train", common + ["--validation-split", "1", "--dry-run"])
+        XCTAssertEqual(bad.status, 64, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("--validation-split 1.0: a share from 0 to below 1"), bad.stderr)
+    }
+
     /// Two [[datasets]] in one dataset config (kohya's DatasetGroup): each its own resolution, buckets and
     /// batch size, the batches of both in every epoch, and the metadata in kohya's dataset-config form
     /// (ss_datasets with one entry per dataset; no flat ss_resolution).
@@ -651,7 +708,7 @@ final class TrainCLITests: XCTestCase {
         XCTAssertTrue(concept.stderr.contains("must be the parent of folders named <repeats>_<class tokens>"), concept.stderr)
         // Options we do not have are named, never ignored.
         for (args, says) in [(["--optimizer-type", "DAdaptSGD"], "DAdaptSGD"), (["--lr-warmup-steps", "10"], "constant_with_warmup"), (["--optimizer-args", "nesterov=True"], "nesterov"), (["--network_args", "block_dims=2,2"], "block_dims"),
-                             (["--mixed_precision", "fp16"], "no fp16 matrix units"), (["--log_with", "tensorboard"], "log_with")] {
+                             (["--mixed_precision", "fp16"], "no fp16 matrix units"), (["--log_with", "tensorboard"], "--log-with tensorboard needs --logging-dir")] {
             let r = try ToolRunner.run("lora-train", common + ["--output-dir", out] + args)
             XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")
             XCTAssertTrue(r.stderr.contains(says), "\(args): \(r.stderr)")

@@ -1,5 +1,6 @@
 import Diffusion
 import FixtureKit
+import Imaging
 import Foundation
 import LinearAlgebra
 import LoRACore
@@ -207,6 +208,45 @@ final class TrainingStepTests: XCTestCase {
         }
         XCTAssertEqual(reached.count, 12, "two of three layers reached with clip skip 2")
         print(String(format: "kohya text-encoder step: loss %.7f (torch %.7f), worst gradient error %.2e", loss, expectedLoss, worst))
+    }
+
+    /// Validation: the held-out images' loss with the network as it is, the same at every call (its own random
+    /// source, reseeded each time), without dropout (a run with network, rank and module dropout measures what
+    /// one without does), moved by the network, and adding nothing to the training's gradients.
+    func testValidationLossIsRepeatableWithoutDropout() throws {
+        let model = try model(encoder: true)
+        let folder = NSTemporaryDirectory() + "validation-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        var bitmap = Bitmap(width: 64, height: 64, fill: RGB(40, 90, 200))
+        bitmap.fill(x: 16, y: 16, width: 32, height: 32, color: RGB(230, 20, 20))
+        try Data(try PNGCodec.encode(bitmap)).write(to: URL(fileURLWithPath: folder + "/a.png"))
+        var subset = DatasetSubset(imageDirectory: folder, repeats: 2)
+        subset.classTokens = "zkw square"
+        let plan = DatasetPlan(subsets: [subset], images: [DatasetImage(path: folder + "/a.png", caption: "zkw square", captionSource: .classTokens,
+                                                                       subsetIndex: 0, repeats: 2, isRegularization: false, width: 64, height: 64)],
+                               bucketOf: [0], resizedSize: [Resolution(64, 64)], buckets: [.init(resolution: Resolution(64, 64), entries: [0, 0])],
+                               batchSize: 1, bucketing: BucketSet(resolution: Resolution(64, 64), mode: .fixed))
+        func trainer(dropout: Bool) throws -> LoRATrainer {
+            var c = TrainingConfiguration(outputDirectory: folder)
+            c.learningRate = 1e-4
+            if dropout { (c.networkDropout, c.rankDropout, c.moduleDropout) = (0.3, 0.2, 0.1) }
+            let trainer = try LoRATrainer(model: model, plan: plan, validation: plan, configuration: c)
+            try trainer.cacheLatents()
+            var generator = TorchGenerator(seed: 3, variant: .libm)
+            for module in trainer.network.modules { module.up.values = generator.randn(module.up.count).map { $0 * 0.05 } }
+            return trainer
+        }
+        let withDropout = try trainer(dropout: true), plain = try trainer(dropout: false)
+        XCTAssertEqual(withDropout.validationBatches, [[0], [0]], "each entry (repeats included) once, in the bucket's batch size")
+        let first = try XCTUnwrap(try withDropout.validationLoss(epoch: 1, step: 0))
+        XCTAssertEqual(try withDropout.validationLoss(epoch: 1, step: 5), first, "the same draws at every validation")
+        XCTAssertEqual(try plain.validationLoss(epoch: 1, step: 0), first, "no dropout in validation")
+        XCTAssertTrue(withDropout.network.parameters.allSatisfy { $0.gradient.values.allSatisfy { $0 == 0 } }, "no gradient from validation")
+        for module in plain.network.modules { module.up.values = [Float](repeating: 0, count: module.up.count) }
+        let base = try XCTUnwrap(try plain.validationLoss(epoch: 1, step: 0))
+        XCTAssertNotEqual(base, first, "the network's state moves the validation loss")
+        XCTAssertTrue(base.isFinite && base > 0)
     }
 
     /// kohya's parameter groups: text encoder then U-Net; LoRA+ puts the lora_up weights in " plus" groups at

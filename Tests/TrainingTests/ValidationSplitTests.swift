@@ -40,4 +40,12 @@ final class ValidationSplitTests: XCTestCase {
             XCTAssertEqual(split.overlap(count: n), both, "\(n) at \(fraction)")
         }
     }
+
+    /// kohya's validation timesteps: numpy's linspace(min, max, 6, dtype=int)[1:-1] (values from numpy 2).
+    func testValidationTimestepsAreNumpysLinspace() {
+        XCTAssertEqual(LoRATrainer.validationTimesteps(min: 0, max: 1000), [200, 400, 600, 800])
+        XCTAssertEqual(LoRATrainer.validationTimesteps(min: 100, max: 900), [260, 420, 580, 740])
+        XCTAssertEqual(LoRATrainer.validationTimesteps(min: 0, max: 999), [199, 399, 599, 799])
+        XCTAssertEqual(LoRATrainer.validationTimesteps(min: 1, max: 7), [2, 3, 4, 5])
+    }
 }

@@ -65,6 +65,8 @@ public struct TrainingSummary: Sendable, Codable, Equatable {
         add("min SNR gamma", m[.minSnrGamma])
         add("seed", m[.seed])
         add("reg images", m[.numRegImages].flatMap { $0 == "0" ? nil : $0 })
+        // kohya's validation (sd-scripts 2025): the held-out images with repeats and the split that chose them.
+        add("validation images", m["ss_num_validation_images"].flatMap { $0 == "0" ? nil : $0 + (m["ss_validation_split"].map { " (split \($0))" } ?? "") })
         add("buckets", m[.enableBucket] == "True" ? TrainingSummary.bucketSummary(m) : nil)
         add("datasets", TrainingSummary.datasetsSummary(m))
         add("caption options", TrainingSummary.captionOptions(m))

@@ -18,6 +18,9 @@ public struct DatasetConfig: Sendable {
     public var maxBucketReso: Int?
     public var bucketResoSteps: Int?
     public var bucketNoUpscale: Bool?
+    /// kohya's dataset-level `validation_split` and `validation_seed` (the command line's where unset).
+    public var validationSplit: Double?
+    public var validationSeed: UInt64?
 
     /// `subsets` with every setting left to the command line.
     public init(subsets: [DatasetSubset]) { self.subsets = subsets }
@@ -81,8 +84,17 @@ public struct DatasetConfig: Sendable {
         if let m = lookup("network_multiplier", outer), try number(m, "network_multiplier", path) != 1 {
             throw ModelError(.unsupported, "network_multiplier other than 1 is not supported yet", file: path, key: "network_multiplier")
         }
-        if let v = lookup("validation_split", outer), try number(v, "validation_split", path) != 0 {
-            throw ModelError(.unsupported, "validation_split is not supported yet", file: path, key: "validation_split")
+        if let v = lookup("validation_split", outer) {
+            let split = try number(v, "validation_split", path)
+            guard (0..<1).contains(split) else {
+                throw ModelError(.invalid, "validation_split \(pythonFloat(split)): a share from 0 to below 1 is expected", file: path, key: "validation_split")
+            }
+            config.validationSplit = split
+        }
+        if let v = lookup("validation_seed", outer) {
+            let seed = try int(v, "validation_seed", path)
+            guard seed >= 0 else { throw ModelError(.invalid, "validation_seed must not be negative", file: path, key: "validation_seed") }
+            config.validationSeed = UInt64(seed)
         }
         for table in subsetTables {
             let own = members(table) ?? []

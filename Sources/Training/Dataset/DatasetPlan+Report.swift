@@ -3,7 +3,7 @@ import Foundation
 /// The plan in the words sd-scripts logs before training (train_util.py,
 /// train_network.py), so a kohya user can compare line by line.
 extension DatasetPlan {
-    public func reportLines(steps: StepCount, gradientAccumulationSteps: Int) -> [String] {
+    public func reportLines(steps: StepCount, gradientAccumulationSteps: Int, validationImagesWithRepeats: Int = 0) -> [String] {
         var lines: [String] = []
         for (number, part) in parts.enumerated() {
             if parts.count > 1 {
@@ -13,6 +13,7 @@ extension DatasetPlan {
             lines += partLines(part)
         }
         lines.append("num train images * repeats: \(trainImagesWithRepeats)")
+        lines.append("num validation images * repeats: \(validationImagesWithRepeats)")
         lines.append("num reg images: \(regImagesWithRepeats)")
         lines.append("num batches per epoch: \(steps.batchesPerEpoch)")
         lines.append("num epochs: \(steps.epochs)")

@@ -94,6 +94,7 @@ public struct DatasetPlan: Sendable {
         for (folder, reason) in skippedFolders { plan.warnings.append("ignored folder \(folder): \(reason)") }
         var regular: [DatasetImage] = [], regularization: [DatasetImage] = []
         for (index, subset) in subsets.enumerated() {
+            if side == .validation && split == nil { continue }
             var paths = try ImageListing.images(in: subset.imageDirectory)
             if let split, !paths.isEmpty {
                 if subset.isRegularization {

@@ -162,3 +162,13 @@ public func unetTrainingStep(_ unet: UNet, tape: TrainingTape, objective: Diffus
     let (_, contextGradient) = unet.backward(saved, outputGradient: gradient, tape: tape)
     return (loss, contextGradient)
 }
+
+/// The same step's loss without the backward (validation): the forward keeps only what a checkpointed
+/// backward would, and nothing is added to any gradient.
+public func unetLoss(_ unet: UNet, tape: TrainingTape, objective: DiffusionObjective, latents: Tensor, noise: Tensor, timesteps: [Int],
+                     context: Tensor, itemScales: [Float]? = nil, perturbedNoise: Tensor? = nil, lossMask: [Float]? = nil) -> Double {
+    let (noisy, target) = objective.noisyAndTarget(latents: latents, noise: noise, timesteps: timesteps, perturbed: perturbedNoise)
+    tape.reset()
+    let (prediction, _) = unet.forwardSaving(noisy, timesteps: timesteps.map(Float.init), context: context, tape: tape, checkpointing: true)
+    return objective.loss(prediction: prediction, target: target, timesteps: timesteps, itemScales: itemScales, mask: lossMask).loss
+}

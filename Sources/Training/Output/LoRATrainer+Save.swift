@@ -47,7 +47,7 @@ extension LoRATrainer {
         m[.textEncoderLr] = py(c.textEncoderLearningRate)
         m[.unetLr] = py(c.unetLearningRate)
         m[.numTrainImages] = String(plan.trainImagesWithRepeats)
-        m["ss_num_validation_images"] = "0"
+        m["ss_num_validation_images"] = String(validationPlan?.trainImagesWithRepeats ?? 0)
         m[.numRegImages] = String(plan.regImagesWithRepeats)
         m["ss_num_batches_per_epoch"] = String(steps.batchesPerEpoch)
         m[.numEpochs] = String(steps.epochs)
@@ -96,6 +96,11 @@ extension LoRATrainer {
         m["ss_huber_schedule"] = c.objective.huberSchedule.rawValue
         m["ss_huber_scale"] = pythonFloat(c.objective.huberScale)
         m["ss_huber_c"] = pythonFloat(c.objective.huberC)
+        m["ss_validation_seed"] = c.validation.seed.map(String.init) ?? "None"
+        m["ss_validation_split"] = pythonFloat(c.validation.split)
+        m["ss_max_validation_steps"] = py(c.validation.maxSteps)
+        m["ss_validate_every_n_epochs"] = py(c.validation.everyNEpochs)
+        m["ss_validate_every_n_steps"] = py(c.validation.everyNSteps)
         datasetMetadata(into: &m)
         // kohya records --network_args only when given, as the strings typed (json.dumps of its key → value dict).
         var args: [(String, JSON)] = c.networkArguments.compactMap { item in

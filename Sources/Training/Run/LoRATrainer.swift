@@ -15,6 +15,9 @@ public enum TrainingEvent: Sendable {
     /// After an epoch's last step: the moving average of the losses then (kohya logs it as
     /// `loss/epoch_average` at the epoch number).
     case epochEnded(epoch: Int, step: Int, averageLoss: Double)
+    /// A validation after `step` (every n steps) or at the end of `epoch`: its mean loss and how far it is
+    /// above the training's moving average (kohya's `loss/validation/…_average` and `…_divergence`).
+    case validated(step: Int, epoch: Int, loss: Double, divergence: Double, atEpochEnd: Bool)
     case saved(path: String, epoch: Int, step: Int)
     case sampled(paths: [String], step: Int)
     case stateSaved(folder: String, step: Int)
@@ -35,6 +38,8 @@ public enum TrainingEvent: Sendable {
 public final class LoRATrainer {
     public let model: StableDiffusionModel
     public let plan: DatasetPlan
+    /// The images kohya's `--validation_split` set aside (nil or empty: no validation).
+    public let validationPlan: DatasetPlan?
     public let configuration: TrainingConfiguration
     /// The objective with the model's prediction type (v for SD2 768-v models).
     let objective: DiffusionObjective
@@ -46,6 +51,7 @@ public final class LoRATrainer {
     let textTape: TrainingTape?
     var optimizer: any Optimizer
     public private(set) var cache = LatentCache()
+    public private(set) var validationCache = LatentCache()
     public private(set) var startedAt = Date()
     public internal(set) var savedFiles: [String] = []
     /// The last step's `--scale_weight_norms` report.
@@ -61,18 +67,19 @@ public final class LoRATrainer {
         (Hashing.legacyModelHash(model.file.file), Hashing.sha256(model.file.file))
     }()
 
-    public init(model: StableDiffusionModel, plan: DatasetPlan, configuration: TrainingConfiguration) throws(ModelError) {
+    public init(model: StableDiffusionModel, plan: DatasetPlan, validation: DatasetPlan? = nil, configuration: TrainingConfiguration) throws(ModelError) {
         guard model.family != .sdxl else { throw ModelError(.unsupported, "SDXL training is not supported yet (SD1.x and SD2.x are)", file: model.path) }
         guard model.encoder != nil else { throw ModelError(.mismatch, "the model was loaded without its VAE encoder", file: model.path) }
         // The VAE halves the size vaeMultipliers − 1 times and the U-Net channelMultipliers − 1 times
         // more; a side that does not divide evenly cannot come back up to the skip connection's size.
         let multiple = (1 << (model.config.vaeMultipliers.count - 1)) * (1 << (model.config.channelMultipliers.count - 1))
-        if let bad = plan.buckets.first(where: { $0.resolution.width % multiple != 0 || $0.resolution.height % multiple != 0 }) {
+        if let bad = (plan.buckets + (validation?.buckets ?? [])).first(where: { $0.resolution.width % multiple != 0 || $0.resolution.height % multiple != 0 }) {
             throw ModelError(.mismatch, "bucket \(bad.resolution.width)x\(bad.resolution.height): this model needs image sides that are "
                              + "multiples of \(multiple) (use --bucket-reso-steps \(multiple) and a resolution that is a multiple of it)")
         }
         self.model = model
         self.plan = plan
+        self.validationPlan = validation.flatMap { $0.images.isEmpty ? nil : $0 }
         self.configuration = configuration
         var objective = configuration.objective
         // kohya takes --v_parameterization from the user; the model says it here (metadata, or SD2's test), the flag can force it.
@@ -121,10 +128,17 @@ public final class LoRATrainer {
         configuration.warmupFraction.map { Int(($0 * Double(steps.totalSteps)).rounded(.down)) } ?? configuration.warmupSteps
     }
 
+    /// The training images' latents, then the validation images' (`progress`: done, of all of them).
     public func cacheLatents(progress: (Int, Int) -> Void = { _, _ in }) throws(ModelError) {
         var random = TrainingRandom(seed: configuration.seed &+ 0x5EED)
-        cache = try LatentCache.encode(plan: plan, encoder: model.encoder!, random: &random,
-                                       disk: configuration.cacheLatentsToDisk ? try DiskLatentCache(model: model) : nil, progress: progress)
+        let disk = configuration.cacheLatentsToDisk ? try DiskLatentCache(model: model) : nil
+        let total = plan.images.count + (validationPlan?.images.count ?? 0)
+        cache = try LatentCache.encode(plan: plan, encoder: model.encoder!, random: &random, disk: disk) { done, _ in progress(done, total) }
+        guard let validationPlan else { return }
+        var validationRandom = TrainingRandom(seed: configuration.seed &+ 0x7A11D)
+        validationCache = try LatentCache.encode(plan: validationPlan, encoder: model.encoder!, random: &validationRandom, disk: disk) { done, _ in
+            progress(plan.images.count + done, total)
+        }
     }
 
     /// The batches of an epoch: (bucket, entries) in training order.
@@ -225,7 +239,17 @@ public final class LoRATrainer {
                 if sampling, configuration.sampleEveryNEpochs == nil, let every = configuration.sampleEveryNSteps, step % every == 0 {
                     try events(.sampled(paths: try renderSamples(epoch: nil, step: step), step: step))
                 }
+                if let every = configuration.validation.everyNSteps, step % every == 0,
+                   let loss = try validationLoss(epoch: epoch, step: step) {
+                    let average = recent.reduce(0, +) / Double(recent.count)
+                    try events(.validated(step: step, epoch: epoch, loss: loss, divergence: loss - average, atEpochEnd: false))
+                }
                 if step >= steps.totalSteps { break } // mid-epoch with --max-train-steps; the epoch's end still runs, as in kohya
+            }
+            if configuration.validation.everyNEpochs.map({ epoch % $0 == 0 }) ?? true, !recent.isEmpty,
+               let loss = try validationLoss(epoch: epoch, step: step) {
+                let average = recent.reduce(0, +) / Double(recent.count)
+                try events(.validated(step: step, epoch: epoch, loss: loss, divergence: loss - average, atEpochEnd: true))
             }
             if !recent.isEmpty { try events(.epochEnded(epoch: epoch, step: step, averageLoss: recent.reduce(0, +) / Double(recent.count))) }
             if let every = configuration.saveEveryNEpochs, epoch % every == 0, epoch < steps.epochs {
@@ -311,10 +335,18 @@ public final class LoRATrainer {
         return c.blockLearningRates?.removingZeroBlocks(from: blocks) ?? blocks
     }
 
-    /// One micro-batch's forward and backward (gradients added into the buffers); its loss.
-    func trainMicroBatch(_ entries: [Int], epoch: Int, step: Int = 0, random: inout TrainingRandom) throws(ModelError) -> Double {
-        // New dropout masks for this pass (the same ones again if a checkpointed block recomputes).
-        unetTape.dropout?.pass &+= 1
+    /// A batch as the U-Net step takes it: latents (augmented where asked), processed captions, each
+    /// item's loss scale (the prior loss weight for regularization images) and the loss mask.
+    struct Batch {
+        var latents: Tensor
+        var captions: [String]
+        var scales: [Float]
+        var lossMask: [Float]?
+    }
+
+    /// kohya's `__getitem__` and collate for `entries` of `plan` (whose latents are in `cache`).
+    func batch(_ entries: [Int], plan: DatasetPlan, cache: LatentCache, epoch: Int, step: Int,
+               random: inout TrainingRandom) throws(ModelError) -> Batch {
         var latentValues: [Float] = [], scales: [Float] = [], processed: [String] = []
         var latentShape: [Int] = [], masks: [[Float]?] = []
         for entry in entries {
@@ -322,7 +354,7 @@ public final class LoRATrainer {
             let subset = plan.subsets[image.subsetIndex]
             let latents: Tensor
             if let scaled = cache.perStep[entry] {
-                let augmented = try augmentedLatents(scaled, entry: entry, random: &random)
+                let augmented = try augmentedLatents(scaled, entry: entry, plan: plan, cache: cache, random: &random)
                 latents = augmented.latents
                 masks.append(augmented.mask)
             } else {
@@ -335,12 +367,21 @@ public final class LoRATrainer {
             processed.append(CaptionProcessing.process(image.caption, subset: subset, epoch: epoch, step: step, totalSteps: steps.totalSteps, random: &random))
             scales.append(image.isRegularization ? Float(configuration.priorLossWeight) : 1)
         }
-        let b = entries.count
-        let latents = Tensor(shape: [b] + latentShape.dropFirst(), values: latentValues)
-        let (noise, perturbed) = TrainingNoise.draw(like: latents, options: configuration.noise, random: &random)
         // kohya's collate: when any item has an alpha mask, the others get ones.
         let plane = latentShape[latentShape.count - 2] * latentShape[latentShape.count - 1]
         let lossMask = masks.contains { $0 != nil } ? masks.flatMap { $0 ?? [Float](repeating: 1, count: plane) } : nil
+        return Batch(latents: Tensor(shape: [entries.count] + latentShape.dropFirst(), values: latentValues), captions: processed,
+                     scales: scales, lossMask: lossMask)
+    }
+
+    /// One micro-batch's forward and backward (gradients added into the buffers); its loss.
+    func trainMicroBatch(_ entries: [Int], epoch: Int, step: Int = 0, random: inout TrainingRandom) throws(ModelError) -> Double {
+        // New dropout masks for this pass (the same ones again if a checkpointed block recomputes).
+        unetTape.dropout?.pass &+= 1
+        let batch = try batch(entries, plan: plan, cache: cache, epoch: epoch, step: step, random: &random)
+        let (latents, processed, scales, lossMask) = (batch.latents, batch.captions, batch.scales, batch.lossMask)
+        let b = entries.count
+        let (noise, perturbed) = TrainingNoise.draw(like: latents, options: configuration.noise, random: &random)
         let span = configuration.maxTimestep - configuration.minTimestep
         let timesteps = (0..<b).map { _ in configuration.minTimestep + (span > 0 ? random.integer(below: span) : 0) }
         let context: Tensor, textSaved: CLIPTextEncoder.Saved?
@@ -362,7 +403,8 @@ public final class LoRATrainer {
     /// kohya's uncached path for one image (train_util.py `__getitem__`): the flip is drawn first, then
     /// the random crop's origin, then the colour change; the pixels go through the VAE with a fresh
     /// sample of its latent distribution, as kohya's encode at each step draws one.
-    func augmentedLatents(_ scaled: Bitmap, entry: Int, random: inout TrainingRandom) throws(ModelError) -> (latents: Tensor, mask: [Float]?) {
+    func augmentedLatents(_ scaled: Bitmap, entry: Int, plan: DatasetPlan, cache: LatentCache,
+                          random: inout TrainingRandom) throws(ModelError) -> (latents: Tensor, mask: [Float]?) {
         let image = plan.images[entry], subset = plan.subsets[image.subsetIndex]
         let bucket = plan.buckets[plan.bucketOf[entry]].resolution
         let flip = subset.flipAugment && random.uniform() < 0.5

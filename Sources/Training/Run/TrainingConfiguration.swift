@@ -68,6 +68,8 @@ public struct TrainingConfiguration: Sendable {
     public var writesFiles = true
     /// `--cache_latents_to_disk`: kohya's per-image `.npz` latent caches, reused by later runs.
     public var cacheLatentsToDisk = false
+    /// kohya's validation (`--validation_split` with `--validate_every_n_steps` / `_epochs`, `--max_validation_steps`).
+    public var validation = ValidationSettings()
     /// `--dataset_config`: kohya then writes the dataset metadata as `ss_datasets` (one entry per dataset).
     public var usesDatasetConfig = false
     public var savePrecision: DType = .f32
@@ -133,4 +135,18 @@ public struct StepCount: Sendable, Equatable {
             epochs = (maxTrainSteps + stepsPerEpoch - 1) / max(1, stepsPerEpoch)
         }
     }
+}
+
+/// When and how much to validate (train_network.py): every epoch unless `everyNEpochs` says otherwise,
+/// after every `everyNSteps` optimizer steps too; at most `maxSteps` batches a run, each at kohya's four
+/// timesteps. `split` and `seed` are what the plan was split with (recorded in the metadata).
+public struct ValidationSettings: Sendable {
+    public var split = 0.0
+    /// `--validation_seed` as given (nil: `--seed` split and drew the validation noise).
+    public var seed: UInt64?
+    public var everyNSteps: Int?
+    public var everyNEpochs: Int?
+    public var maxSteps: Int?
+
+    public init() {}
 }
