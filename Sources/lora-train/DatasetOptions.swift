@@ -111,6 +111,10 @@ struct DatasetOptions: ParsableArguments {
     @Option(name: [.long, .customLong("max_token_length")], help: ArgumentHelp("Caption tokens: 75 (default), 150 or 225.", valueName: "n"))
     var maxTokenLength: Int?
 
+    @Flag(name: [.long, .customLong("weighted_captions")],
+          help: "Read (text), [text] and (text:1.3) in captions as weights on the text encoder's output, as kohya's --weighted_captions (keep commas out of the brackets if captions are shuffled).")
+    var weightedCaptions = false
+
     @Option(name: [.long, .customLong("clip_skip")], help: ArgumentHelp("Text-encoder layer from the end (2 for most anime SD1 models).", valueName: "n"))
     var clipSkip: Int?
 

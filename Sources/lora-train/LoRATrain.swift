@@ -363,6 +363,7 @@ struct LoRATrain: ParsableCommand {
         c.minTimestep = optimizer.minTimestep
         c.maxTimestep = optimizer.maxTimestep
         c.maxTokenLength = dataset.maxTokenLength
+        c.weightedCaptions = dataset.weightedCaptions
         c.clipSkip = dataset.clipSkip
         c.trainingComment = trainingComment
         c.modelCard = card.fields

@@ -39,6 +39,19 @@ final class TokenizerTests: XCTestCase {
         }
     }
 
+    /// sd-scripts' copy of the parser (--weighted_captions): its docstring's examples, no BREAK, no spaces inside a weight.
+    func testKohyaDialect() {
+        func parse(_ s: String) -> [PromptAttention.Segment] { PromptAttention.parse(s, dialect: .kohya) }
+        XCTAssertEqual(parse("an (important) word"), [.init(text: "an ", weight: 1), .init(text: "important", weight: 1.1), .init(text: " word", weight: 1)])
+        XCTAssertEqual(parse("\\(literal\\]"), [.init(text: "(literal]", weight: 1)])
+        XCTAssertEqual(parse("(unnecessary)(parens)"), [.init(text: "unnecessaryparens", weight: 1.1)])
+        XCTAssertEqual(parse("a BREAK b"), [.init(text: "a BREAK b", weight: 1)], "no BREAK in sd-scripts")
+        XCTAssertEqual(PromptAttention.parse("a BREAK b").count, 3, "A1111's BREAK")
+        XCTAssertEqual(parse("(word: 1.2)"), [.init(text: "word: 1.2", weight: 1.1)], "sd-scripts' regex takes no space after the colon")
+        XCTAssertEqual(PromptAttention.parse("(word: 1.2)"), [.init(text: "word", weight: 1.2)])
+        XCTAssertEqual(parse("(word:1.2)"), [.init(text: "word", weight: 1.2)])
+    }
+
     func testMalformedWeightsDoNotCrash() {
         // A1111 raises on these; we keep them as text.
         XCTAssertEqual(PromptAttention.parse("(e:1.2.3)"), [.init(text: "e:1.2.3", weight: 1.1)])

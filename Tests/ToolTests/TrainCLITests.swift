@@ -334,6 +334,7 @@ final class TrainCLITests: XCTestCase {
             train_data_dir = "\(folder)/data"
             unet_lr = 0.001
             wandb_run_name = "gui"
+            weighted_captions = true
             xformers = true
             """
         try config.write(toFile: folder + "/gui.toml", atomically: true, encoding: .utf8)

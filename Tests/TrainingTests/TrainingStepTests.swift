@@ -291,4 +291,65 @@ final class TrainingStepTests: XCTestCase {
             XCTAssertLessThan(Double(saving.maxAbsDifference(batch)), 1e-5)
         }
     }
+
+    /// `--weighted_captions`: tokens and position weights equal sd-scripts' `_get_input_ids(weighted=True)` on 7 captions
+    /// at 75 and 150 tokens (Fixtures/golden/make_weighted_captions_golden.py: transformers' CLIPTokenizer, sd-scripts'
+    /// own parser, in which "(word: 1.2)" is no weight).
+    func testWeightedCaptionTokensAsKohya() throws {
+        let model = try model()
+        let data = try Data(contentsOf: URL(fileURLWithPath: Self.root + "/Fixtures/golden/kohya/weighted_captions.json"))
+        let cases = try XCTUnwrap((try JSONSerialization.jsonObject(with: data) as? [String: Any])?["cases"] as? [[String: Any]])
+        XCTAssertEqual(cases.count, 14)
+        for c in cases {
+            let caption = c["caption"] as! String, length = c["max_token_length"] as! Int
+            let encoder = try CaptionEncoder(text: model.text, maxTokenLength: length == 75 ? nil : length, weighted: true)
+            let (ids, weights) = encoder.weightedChunks(caption)
+            XCTAssertEqual(ids, c["ids"] as? [[Int]], "\(caption.prefix(40)) at \(length)")
+            XCTAssertEqual(weights, (c["weights"] as! [[Double]]).map { $0.map(Float.init) }, "\(caption.prefix(40)) at \(length)")
+        }
+    }
+
+    /// A weighted caption's context is the plain caption's (the same tokens) with each token's row times its weight, in one
+    /// chunk and across two; its gradient into the text encoder's modules matches a central finite difference of
+    /// ⟨G, context⟩ along a random direction of one module's factors.
+    func testWeightedCaptionContextAndGradient() throws {
+        let model = try model()
+        for length in [nil, 150] as [Int?] {
+            let weighted = try CaptionEncoder(text: model.text, maxTokenLength: length, clipSkip: 1, weighted: true)
+            let plain = try CaptionEncoder(text: model.text, maxTokenLength: length, clipSkip: 1)
+            let long = String(repeating: "more words, ", count: 30)
+            let captions = ["zkw shape, (red star:1.3), [blue background]", long + "(tail:0.5)"]
+            let expected = ["zkw shape, red star, blue background", long + "tail"]
+            var reference = try plain.contexts(expected)
+            let (_, positionWeights) = weighted.tokens(captions)
+            let rows = try XCTUnwrap(positionWeights)
+            plain.scaleRows(&reference, by: rows)
+            XCTAssertLessThan(Double(try weighted.contexts(captions).maxAbsDifference(reference)), 1e-6, "length \(length ?? 75)")
+            XCTAssertEqual(rows[5], 1.3)                      // BOS, "zkw", "shape", ",", then "red"
+            XCTAssertEqual(rows[8], Float(1 / 1.1))           // ", " and then "blue"
+            if length == 150 { XCTAssertEqual(rows.count, 2 * 152) }
+        }
+        let encoder = try CaptionEncoder(text: model.text, clipSkip: 1, weighted: true)
+        let network = LoRANetwork.kohya(ModelLayout(model.config), dim: 2, alpha: 2, unet: false, textEncoder: true) { 0.5 }
+        var generator = TorchGenerator(seed: 5, variant: .libm)
+        for module in network.modules { for p in [module.down, module.up] { p.values = generator.randn(p.count).map { $0 * 0.3 } } }
+        let tape = network.tape(for: model, components: [.textEncoder1])
+        let captions = ["zkw shape, (red star:1.5), [[blue background]]"]
+        let (context, saved) = encoder.contextsSaving(captions, tape: tape)
+        let g = generator.randn(context.count)
+        encoder.backward(saved, contextGradient: Tensor(shape: context.shape, values: g), tape: tape)
+        let module = network.modules[network.modules.count - 1]
+        let direction = generator.randn(module.up.count)
+        let analytic = zip(module.up.gradient.values, direction).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        func objective(_ step: Float) -> Double {
+            let start = module.up.values
+            module.up.values = zip(start, direction).map { $0 + step * $1 }
+            defer { module.up.values = start }
+            let c = encoder.contextsSaving(captions, tape: tape).0
+            return zip(c.values, g).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        }
+        let h: Float = 1e-2
+        let numeric = (objective(h) - objective(-h)) / Double(2 * h)
+        XCTAssertEqual(analytic, numeric, accuracy: 2e-3 * max(1, abs(numeric)), "d⟨G, context⟩ along a direction of \(module.name).lora_up")
+    }
 }

@@ -2,8 +2,16 @@
 /// `(text)` ×1.1, `[text]` ÷1.1, `(text:1.3)` ×1.3, nesting multiplies,
 /// `\(` `\)` `\[` `\]` `\\` are literal, unclosed brackets apply to the end,
 /// `BREAK` (a whole word) starts a new 75-token chunk, and neighbouring runs
-/// with equal weight are merged.
+/// with equal weight are merged. sd-scripts' copy of the parser (library/strategy_base.py, for
+/// `--weighted_captions`) is the older one: no `BREAK`, and no whitespace inside `(text:1.3)`.
 public enum PromptAttention {
+    public enum Dialect: Sendable {
+        /// A1111's current parser (prompts of lora-xyz, infotext).
+        case a1111
+        /// sd-scripts' `parse_prompt_attention` (training captions).
+        case kohya
+    }
+
     public struct Segment: Sendable, Equatable, CustomStringConvertible {
         public var text: String
         public var weight: Double
@@ -16,14 +24,17 @@ public enum PromptAttention {
         }
     }
 
-    public static func parse(_ prompt: String) -> [Segment] {
+    public static func parse(_ prompt: String, dialect: Dialect = .a1111) -> [Segment] {
         var result: [Segment] = []
         var round: [Int] = []
         var square: [Int] = []
         func multiply(from start: Int, by factor: Double) {
             for i in start..<result.count { result[i].weight *= factor }
         }
-        for token in tokens(prompt) {
+        func appendText(_ text: String, to result: inout [Segment]) {
+            if dialect == .kohya { result.append(Segment(text: text, weight: 1)) } else { Self.appendText(text, to: &result) }
+        }
+        for token in tokens(prompt, spacedWeights: dialect == .a1111) {
             switch token {
             case .literal(let text):
                 result.append(Segment(text: text, weight: 1))
@@ -68,7 +79,8 @@ public enum PromptAttention {
     }
 
     /// The lexer: A1111's regular expression, alternative by alternative.
-    static func tokens(_ prompt: String) -> [Token] {
+    /// `spacedWeights`: A1111's `:\s*…\s*\)`; sd-scripts' `:([+-]?[.\d]+)\)` allows no spaces.
+    static func tokens(_ prompt: String, spacedWeights: Bool = true) -> [Token] {
         let s = Array(prompt.unicodeScalars)
         var out: [Token] = []
         var i = 0
@@ -94,7 +106,7 @@ public enum PromptAttention {
             case ")": out.append(.closeRound); i += 1
             case "]": out.append(.closeSquare); i += 1
             case ":":
-                if let (value, end) = weight(s, after: i) {
+                if let (value, end) = weight(s, after: i, spaces: spacedWeights) {
                     out.append(.weight(value, raw: string(i..<end)))
                     i = end
                 } else {
@@ -112,9 +124,9 @@ public enum PromptAttention {
     }
 
     /// `:\s*([+-]?[.\d]+)\s*\)` at `colon`: the value and the index after `)`.
-    static func weight(_ s: [Unicode.Scalar], after colon: Int) -> (Double, Int)? {
+    static func weight(_ s: [Unicode.Scalar], after colon: Int, spaces: Bool = true) -> (Double, Int)? {
         var j = colon + 1
-        while j < s.count, s[j].properties.isWhitespace { j += 1 }
+        while spaces, j < s.count, s[j].properties.isWhitespace { j += 1 }
         let start = j
         if j < s.count, s[j] == "+" || s[j] == "-" { j += 1 }
         let digitsStart = j
@@ -122,7 +134,7 @@ public enum PromptAttention {
         guard j > digitsStart else { return nil }
         var numberText = String.UnicodeScalarView()
         numberText.append(contentsOf: s[start..<j])
-        while j < s.count, s[j].properties.isWhitespace { j += 1 }
+        while spaces, j < s.count, s[j].properties.isWhitespace { j += 1 }
         guard j < s.count, s[j] == ")" else { return nil }
         // Python's float() rejects "1.2.3" (A1111 then fails); treat it as text instead.
         guard let value = Double(String(numberText)) else { return nil }

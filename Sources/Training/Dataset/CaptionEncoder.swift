@@ -9,12 +9,24 @@ import LoRACore
 /// BOS, every chunk's 75 positions, and the last chunk's final position.
 /// `clipSkip` k takes the k-th hidden state from the end and still applies
 /// the final LayerNorm; SD2's encoder is the 23-layer one (the penultimate).
+///
+/// `--weighted_captions` (sd-scripts' `tokenize_with_weights` / `encode_tokens_with_weights`):
+/// the caption is parsed for `(text)`, `[text]`, `(text:1.3)` as sd-scripts parses it, each run of
+/// text tokenized on its own, and the encoder's output at each token's position multiplied by its
+/// weight (BOS, EOS and padding keep 1). Unlike A1111, the mean is not restored afterwards.
 public struct CaptionEncoder: Sendable {
     public let text: TextConditioner
     public var maxTokenLength: Int?
     public var clipSkip: Int?
+    public var weighted = false
 
-    public init(text: TextConditioner, maxTokenLength: Int? = nil, clipSkip: Int? = nil) throws(ModelError) {
+    /// What `backward` needs: the encoder's saved pass and the position weights applied after it.
+    public struct Saved {
+        public var encoder: CLIPTextEncoder.Saved
+        public var weights: [Float]?
+    }
+
+    public init(text: TextConditioner, maxTokenLength: Int? = nil, clipSkip: Int? = nil, weighted: Bool = false) throws(ModelError) {
         guard text.family != .sdxl else { throw ModelError(.unsupported, "SDXL training is not supported yet") }
         if let m = maxTokenLength, ![75, 150, 225].contains(m) {
             throw ModelError(.mismatch, "--max-token-length must be 75, 150 or 225 (sd-scripts' values), not \(m)")
@@ -22,14 +34,37 @@ public struct CaptionEncoder: Sendable {
         self.text = text
         self.maxTokenLength = maxTokenLength
         self.clipSkip = clipSkip
+        self.weighted = weighted
     }
 
     /// Token ids of each 77-token chunk.
     public func chunks(_ caption: String) -> [[Int]] {
+        chunks(tokens: Array(text.chunker.tokenizer.encode(caption).prefix(maxTokenLength ?? 75)))
+    }
+
+    /// The weighted form: each parsed run of the caption tokenized on its own (sd-scripts'
+    /// `get_prompts_with_weights`: it stops after the run that passes the length, then cuts), and per
+    /// chunk the weight of each of its 77 positions.
+    public func weightedChunks(_ caption: String) -> (ids: [[Int]], weights: [[Float]]) {
+        let length = maxTokenLength ?? 75
+        var tokens: [Int] = [], weights: [Float] = []
+        for segment in PromptAttention.parse(caption, dialect: .kohya) {
+            let ids = text.chunker.tokenizer.encode(segment.text)
+            tokens += ids
+            weights += [Float](repeating: Float(segment.weight), count: ids.count)
+            if tokens.count > length { break }
+        }
+        tokens = Array(tokens.prefix(length))
+        weights = Array(weights.prefix(length)) + [Float](repeating: 1, count: max(0, length - weights.count))
+        let chunkWeights = stride(from: 0, to: length, by: 75).map { start in [1] + Array(weights[start..<(start + 75)]) + [1] }
+        return (chunks(tokens: tokens), chunkWeights)
+    }
+
+    /// Token ids (already cut to the length) → 77-token chunks.
+    func chunks(tokens: [Int]) -> [[Int]] {
         let length = maxTokenLength ?? 75
         let openCLIP = text.family == .sd2
         let pad = openCLIP ? 0 : BPETokenizer.endOfText
-        let tokens = Array(text.chunker.tokenizer.encode(caption).prefix(length))
         var ids = [BPETokenizer.startOfText] + tokens + [BPETokenizer.endOfText]
         ids += [Int](repeating: pad, count: length + 2 - ids.count)
         return stride(from: 0, to: length, by: 75).map { start in
@@ -55,24 +90,57 @@ public struct CaptionEncoder: Sendable {
 
     /// Several captions through the frozen encoder in one batch: [b, 2 + 75·chunks, contextDim].
     public func contexts(_ captions: [String]) throws(ModelError) -> Tensor {
-        let ids = captions.flatMap { chunks($0) }
-        return join(try text.encoders[0].encode(ids, layerCount: layerCount, finalNorm: true).hidden, items: captions.count,
-                    chunks: ids.count / captions.count)
+        let (ids, weights) = tokens(captions)
+        var context = join(try text.encoders[0].encode(ids, layerCount: layerCount, finalNorm: true).hidden, items: captions.count,
+                           chunks: ids.count / captions.count)
+        if let weights { scaleRows(&context, by: weights) }
+        return context
     }
 
     /// The contexts of several captions [b, 2 + 75·chunks, contextDim] with the
     /// tape's text-encoder modules applied, and what `backward` needs.
-    public func contextsSaving(_ captions: [String], tape: TrainingTape) -> (Tensor, CLIPTextEncoder.Saved) {
-        let ids = captions.flatMap { chunks($0) }
+    public func contextsSaving(_ captions: [String], tape: TrainingTape) -> (Tensor, Saved) {
+        let (ids, weights) = tokens(captions)
         let (hidden, saved) = text.encoders[0].forwardSaving(ids, layerCount: layerCount, finalNorm: true, tape: tape)
-        return (join(hidden, items: captions.count, chunks: ids.count / captions.count), saved)
+        var context = join(hidden, items: captions.count, chunks: ids.count / captions.count)
+        if let weights { scaleRows(&context, by: weights) }
+        return (context, Saved(encoder: saved, weights: weights))
     }
 
-    /// The gradient at the contexts back through the encoder into the tape's modules.
-    public func backward(_ saved: CLIPTextEncoder.Saved, contextGradient: Tensor, tape: TrainingTape) {
+    /// The gradient at the contexts back through the weights and the encoder into the tape's modules.
+    public func backward(_ saved: Saved, contextGradient: Tensor, tape: TrainingTape) {
         let items = contextGradient.shape[0], width = contextGradient.shape[2]
         let chunks = (contextGradient.shape[1] - 2) / 75
-        text.encoders[0].backward(saved, outputGradient: split(contextGradient, items: items, chunks: chunks, width: width), tape: tape)
+        var gradient = contextGradient
+        if let weights = saved.weights { scaleRows(&gradient, by: weights) }   // d(w·h)/dh = w
+        text.encoders[0].backward(saved.encoder, outputGradient: split(gradient, items: items, chunks: chunks, width: width), tape: tape)
+    }
+
+    /// Every caption's chunks, and (weighted, when any weight is not 1) the weight of every context position
+    /// [b · (2 + 75·chunks)] in `join`'s layout.
+    func tokens(_ captions: [String]) -> (ids: [[Int]], weights: [Float]?) {
+        guard weighted else { return (captions.flatMap { chunks($0) }, nil) }
+        var ids: [[Int]] = [], positions: [Float] = []
+        for caption in captions {
+            let (chunkIDs, chunkWeights) = weightedChunks(caption)
+            ids += chunkIDs
+            if chunkWeights.count == 1 { positions += chunkWeights[0] } else {
+                // sd-scripts: positions 1…75 of chunk i scale by that chunk's token weights; the first and last stay.
+                positions.append(1)
+                for w in chunkWeights { positions += w[1...75] }
+                positions.append(1)
+            }
+        }
+        return (ids, positions.allSatisfy { $0 == 1 } ? nil : positions)
+    }
+
+    /// Row r of [b, n, w] times weights[r].
+    func scaleRows(_ tensor: inout Tensor, by weights: [Float]) {
+        let width = tensor.shape[2]
+        precondition(weights.count * width == tensor.count)
+        for (row, w) in weights.enumerated() where w != 1 {
+            for j in (row * width)..<((row + 1) * width) { tensor.values[j] *= w }
+        }
     }
 
     /// Chunk outputs [items·chunks, 77, w] → [items, 2 + 75·chunks, w]: BOS of

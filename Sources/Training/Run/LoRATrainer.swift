@@ -105,7 +105,8 @@ public final class LoRATrainer {
         }
         steps = StepCount(batchesPerEpoch: plan.batchesPerEpoch, gradientAccumulationSteps: configuration.gradientAccumulationSteps,
                           maxTrainEpochs: configuration.maxTrainEpochs, maxTrainSteps: configuration.maxTrainSteps)
-        captions = try CaptionEncoder(text: model.text, maxTokenLength: configuration.maxTokenLength, clipSkip: configuration.clipSkip)
+        captions = try CaptionEncoder(text: model.text, maxTokenLength: configuration.maxTokenLength, clipSkip: configuration.clipSkip,
+                                      weighted: configuration.weightedCaptions)
         do { optimizer = try configuration.optimizer.make(arguments: configuration.optimizerArguments) } catch {
             throw ModelError(.mismatch, error.message)
         }
@@ -384,7 +385,7 @@ public final class LoRATrainer {
         let (noise, perturbed) = TrainingNoise.draw(like: latents, options: configuration.noise, random: &random)
         let span = configuration.maxTimestep - configuration.minTimestep
         let timesteps = (0..<b).map { _ in configuration.minTimestep + (span > 0 ? random.integer(below: span) : 0) }
-        let context: Tensor, textSaved: CLIPTextEncoder.Saved?
+        let context: Tensor, textSaved: CaptionEncoder.Saved?
         if let textTape {
             textTape.reset()
             (context, textSaved) = captions.contextsSaving(processed, tape: textTape)

@@ -68,6 +68,8 @@ public struct TrainingConfiguration: Sendable {
     public var writesFiles = true
     /// `--cache_latents_to_disk`: kohya's per-image `.npz` latent caches, reused by later runs.
     public var cacheLatentsToDisk = false
+    /// kohya's `--weighted_captions`: `(text:1.3)`-style weights in the captions scale the encoder's output.
+    public var weightedCaptions = false
     /// kohya's validation (`--validation_split` with `--validate_every_n_steps` / `_epochs`, `--max_validation_steps`).
     public var validation = ValidationSettings()
     /// `--dataset_config`: kohya then writes the dataset metadata as `ss_datasets` (one entry per dataset).
