@@ -24,4 +24,12 @@ final class JSONTests: XCTestCase {
         let value = JSON.object([("k\"ey", .string("a\\b\u{1}")), ("n", .number("12")), ("l", .array([.null, .bool(false)]))])
         XCTAssertEqual(try JSONParser.parse(value.serialized()), value)
     }
+
+    /// sd-scripts stores its JSON metadata with Python's json.dumps defaults; this is what CPython 3.11 printed for
+    /// json.dumps({'a"b': [1, 'é🚀\x7f\n', None, True], 'c': {'d': 'x'}}).
+    func testPythonDumpsAsCPython() {
+        let value = JSON.object([("a\"b", .array([.number("1"), .string("é🚀\u{7f}\n"), .null, .bool(true)])), ("c", .object([("d", .string("x"))]))])
+        XCTAssertEqual(value.pythonDumps(), #"{"a\"b": [1, "\u00e9\ud83d\ude80\u007f\n", null, true], "c": {"d": "x"}}"#)
+        XCTAssertEqual(try JSONParser.parse(value.pythonDumps()), value, "and it reads back")
+    }
 }

@@ -252,7 +252,7 @@ public enum LoRAExtractor {
                                          extra: [("lora_extract", JSON.object(settings).serialized())])
         m[.networkDim] = dim
         m[.networkAlpha] = alpha
-        m[.networkArgs] = JSON.object(args).serialized()
+        m[.networkArgs] = JSON.object(args).pythonDumps()
         m[.sdModelName] = (base.path as NSString).lastPathComponent
         m[.sdModelHash] = Hashing.legacyModelHash(base.file)
         return m

@@ -58,7 +58,7 @@ public enum LoRAResizer {
         if let first = conv.first {
             let rule = options.convRank ?? options.rank
             metadata[.networkArgs] = JSON.object([("conv_dim", .string(rule.isDynamic ? "Dynamic" : String(rule.maxRank))),
-                                                       ("conv_alpha", .string(rule.isDynamic ? "Dynamic" : formatNumber(first.alpha)))]).serialized()
+                                                       ("conv_alpha", .string(rule.isDynamic ? "Dynamic" : formatNumber(first.alpha)))]).pythonDumps()
         } else if metadata[.networkModule] == "networks.lora", model.metadata[.networkModule] != "networks.lora" {
             metadata[.networkArgs] = "null"
         }

@@ -55,34 +55,70 @@ public indirect enum JSON: Equatable, Sendable {
     /// Serialise compactly; `sortKeys` gives reproducible output.
     public func serialized(sortKeys: Bool = false) -> String {
         var out = ""
-        write(to: &out, sortKeys: sortKeys)
+        write(to: &out, sortKeys: sortKeys, python: false)
         return out
     }
 
-    func write(to out: inout String, sortKeys: Bool) {
+    /// As Python's `json.dumps(value)` with its defaults writes it, which is how sd-scripts stores its JSON
+    /// metadata (ss_tag_frequency, ss_datasets, ss_network_args …): ", " and ": " between items, and
+    /// everything outside printable ASCII escaped as \uXXXX (lower-case hex, surrogate pairs above U+FFFF).
+    public func pythonDumps() -> String {
+        var out = ""
+        write(to: &out, sortKeys: false, python: true)
+        return out
+    }
+
+    func write(to out: inout String, sortKeys: Bool, python: Bool) {
         switch self {
         case .null: out += "null"
         case let .bool(b): out += b ? "true" : "false"
         case let .number(n): out += n
-        case let .string(s): JSON.appendQuoted(s, to: &out)
+        case let .string(s): python ? JSON.appendPythonQuoted(s, to: &out) : JSON.appendQuoted(s, to: &out)
         case let .array(items):
             out += "["
             for (i, item) in items.enumerated() {
-                if i > 0 { out += "," }
-                item.write(to: &out, sortKeys: sortKeys)
+                if i > 0 { out += python ? ", " : "," }
+                item.write(to: &out, sortKeys: sortKeys, python: python)
             }
             out += "]"
         case let .object(members):
             out += "{"
             let ordered = sortKeys ? members.sorted { $0.0 < $1.0 } : members
             for (i, (key, value)) in ordered.enumerated() {
-                if i > 0 { out += "," }
-                JSON.appendQuoted(key, to: &out)
-                out += ":"
-                value.write(to: &out, sortKeys: sortKeys)
+                if i > 0 { out += python ? ", " : "," }
+                python ? JSON.appendPythonQuoted(key, to: &out) : JSON.appendQuoted(key, to: &out)
+                out += python ? ": " : ":"
+                value.write(to: &out, sortKeys: sortKeys, python: python)
             }
             out += "}"
         }
+    }
+
+    /// Python's json string literal with ensure_ascii: `"` `\\` and \n \r \t \b \f by name, every other
+    /// scalar outside space…tilde as \uXXXX (UTF-16 units, lower-case hex).
+    static func appendPythonQuoted(_ s: String, to out: inout String) {
+        out += "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case "\u{08}": out += "\\b"
+            case "\u{0C}": out += "\\f"
+            default:
+                if (0x20...0x7E).contains(scalar.value) {
+                    out.unicodeScalars.append(scalar)
+                } else {
+                    for unit in String(scalar).utf16 {
+                        let hex = String(unit, radix: 16)
+                        out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                    }
+                }
+            }
+        }
+        out += "\""
     }
 
     /// JSON string literal; non-ASCII is written as UTF-8, as serde_json does.

@@ -71,7 +71,7 @@ public enum KohyaLoRAWriter {
         m[.networkAlpha] = formatNumber(alpha)
         if let convRank {
             m[.networkArgs] = JSON.object([("conv_dim", .string(String(convRank))),
-                                                ("conv_alpha", .string(formatNumber(convAlpha ?? Double(convRank))))]).serialized()
+                                                ("conv_alpha", .string(formatNumber(convAlpha ?? Double(convRank))))]).pythonDumps()
         }
         // Base model: from the family, else from the sources' own metadata.
         if let family {

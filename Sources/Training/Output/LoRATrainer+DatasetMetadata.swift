@@ -9,7 +9,7 @@ extension LoRATrainer {
         let c = configuration
         func py(_ v: Bool) -> String { v ? "True" : "False" }
         if c.usesDatasetConfig {
-            m["ss_datasets"] = JSON.array(plan.parts.map(datasetEntry)).serialized()
+            m["ss_datasets"] = JSON.array(plan.parts.map(datasetEntry)).pythonDumps()
             // Merged across datasets: a folder's tags once (its first dataset's), non-regularization folders
             // with " (2)", " (3)" … when a name comes again.
             var tags: [(String, JSON)] = [], dirs: [(String, JSON)] = []
@@ -24,8 +24,8 @@ extension LoRATrainer {
                     dirs.append((name, dirInfo(index)))
                 }
             }
-            m[.tagFrequency] = JSON.object(tags).serialized()
-            m[.datasetDirs] = JSON.object(dirs).serialized()
+            m[.tagFrequency] = JSON.object(tags).pythonDumps()
+            m[.datasetDirs] = JSON.object(dirs).pythonDumps()
             return
         }
         let first = plan.subsets.first, part = plan.parts[0]
@@ -46,10 +46,10 @@ extension LoRATrainer {
                 ((plan.subsets[index].imageDirectory as NSString).lastPathComponent, dirInfo(index))
             })
         }
-        m[.datasetDirs] = dirs(false).serialized()
-        m["ss_reg_dataset_dirs"] = dirs(true).serialized()
-        m[.tagFrequency] = JSON.object(plan.tagFrequency.map { ($0.folder, Self.tagJSON($0.tags)) }).serialized()
-        m[.bucketInfo] = bucketInfo(part).serialized()
+        m[.datasetDirs] = dirs(false).pythonDumps()
+        m["ss_reg_dataset_dirs"] = dirs(true).pythonDumps()
+        m[.tagFrequency] = JSON.object(plan.tagFrequency.map { ($0.folder, Self.tagJSON($0.tags)) }).pythonDumps()
+        m[.bucketInfo] = bucketInfo(part).pythonDumps()
     }
 
     /// One `ss_datasets` entry: kohya's dataset_metadata with its subsets_metadata.

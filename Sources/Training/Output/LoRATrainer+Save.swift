@@ -112,7 +112,7 @@ extension LoRATrainer {
             if let p = c.rankDropout { args.append(("rank_dropout", .string(formatNumber(p)))) }
             if let p = c.moduleDropout { args.append(("module_dropout", .string(formatNumber(p)))) }
         }
-        if !args.isEmpty { m[.networkArgs] = JSON.object(args).serialized() }
+        if !args.isEmpty { m[.networkArgs] = JSON.object(args).pythonDumps() }
         m[.sdModelName] = (model.path as NSString).lastPathComponent
         m[.sdModelHash] = modelHashes.legacy
         m[.newSdModelHash] = modelHashes.sha256
