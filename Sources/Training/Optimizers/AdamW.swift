@@ -1,5 +1,6 @@
 import Diffusion
 import Foundation
+import LoRACore
 
 /// torch.optim.AdamW as sd-scripts uses it (defaults β = (0.9, 0.999),
 /// ε = 1e-8, weight decay 0.01), in the order of torch's single-tensor
@@ -48,13 +49,16 @@ public struct AdamW: Optimizer {
                 parameter.values.withUnsafeMutableBufferPointer { p in
                     m.withUnsafeMutableBufferPointer { m in
                         v.withUnsafeMutableBufferPointer { v in
-                            for i in 0..<p.count {
-                                p[i] *= decay
-                                // torch's vectorised lerp is a fused multiply-add; addcmul multiplies left to right.
-                                m[i] = m[i].addingProduct(mixM, g[i] - m[i])
-                                v[i] = v[i] * keepV + mixV * g[i] * g[i]
-                                let denominator = v[i].squareRoot() / correction2Root + eps
-                                p[i] += -stepSize * (m[i] / denominator)
+                            // Element by element, so splitting over the cores changes no result.
+                            Parallel.forRanges(p.count, cost: 16) { range in
+                                for i in range {
+                                    p[i] *= decay
+                                    // torch's vectorised lerp is a fused multiply-add; addcmul multiplies left to right.
+                                    m[i] = m[i].addingProduct(mixM, g[i] - m[i])
+                                    v[i] = v[i] * keepV + mixV * g[i] * g[i]
+                                    let denominator = v[i].squareRoot() / correction2Root + eps
+                                    p[i] += -stepSize * (m[i] / denominator)
+                                }
                             }
                         }
                     }
