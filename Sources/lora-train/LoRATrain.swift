@@ -111,6 +111,10 @@ struct LoRATrain: ParsableCommand {
     @Option(name: [.long, .customLong("save_every_n_epochs")], help: ArgumentHelp("Also save NAME-<epoch>.safetensors every n epochs.", valueName: "n"))
     var saveEveryNEpochs: Int?
 
+    @Option(name: [.long, .customLong("save_n_epoch_ratio")],
+            help: ArgumentHelp("Save about n epoch files in all: every floor(epochs / n) epochs (kohya's; overrides --save-every-n-epochs).", valueName: "n"))
+    var saveNEpochRatio: Double?
+
     @Option(name: [.long, .customLong("save_every_n_steps")], help: ArgumentHelp("Also save NAME-step<step>.safetensors every n steps.", valueName: "n"))
     var saveEveryNSteps: Int?
 
@@ -213,6 +217,10 @@ struct LoRATrain: ParsableCommand {
             if case let .predefined(minimum, maximum, _) = plan.bucketing.mode { (configuration.minBucketReso, configuration.maxBucketReso) = (minimum, maximum) }
             let steps = StepCount(batchesPerEpoch: plan.batchesPerEpoch, gradientAccumulationSteps: configuration.gradientAccumulationSteps,
                                   maxTrainEpochs: configuration.maxTrainEpochs, maxTrainSteps: configuration.maxTrainSteps)
+            if let ratio = saveNEpochRatio, ratio > 0 {
+                // kohya: args.save_every_n_epochs = math.floor(num_train_epochs / args.save_n_epoch_ratio) or 1
+                configuration.saveEveryNEpochs = max(1, Int((Double(steps.epochs) / ratio).rounded(.down)))
+            }
             for line in plan.reportLines(steps: steps, gradientAccumulationSteps: configuration.gradientAccumulationSteps,
                                          validationImagesWithRepeats: validationPlan?.trainImagesWithRepeats ?? 0) { ToolRun.say(line) }
             if let validationPlan {
@@ -364,6 +372,9 @@ struct LoRATrain: ParsableCommand {
         c.maxTimestep = optimizer.maxTimestep
         c.maxTokenLength = dataset.maxTokenLength
         c.weightedCaptions = dataset.weightedCaptions
+        if network.dimFromWeights, let weights = network.networkWeights {
+            c.dimsFromWeights = try LoRANetwork.moduleDims(inKohyaFile: weights)
+        }
         c.clipSkip = dataset.clipSkip
         c.trainingComment = trainingComment
         c.modelCard = card.fields
@@ -386,7 +397,7 @@ struct LoRATrain: ParsableCommand {
         c.objective.debiasedEstimation = optimizer.debiasedEstimationLoss
         c.objective.scaleVPredictionLoss = optimizer.scaleVPredLossLikeNoisePred
         c.objective.vPredictionLikeLoss = optimizer.vPredLikeLoss
-        c.optimizer = OptimizerChoice(kohyaName: optimizer.optimizerType)!
+        c.optimizer = OptimizerChoice(kohyaName: optimizer.optimizerName)!
         c.optimizerArguments = optimizer.optimizerArgs
         c.minBucketReso = dataset.minBucketReso
         c.maxBucketReso = dataset.maxBucketReso
@@ -403,6 +414,18 @@ struct KohyaTrainingFlags: ParsableArguments {
     var sdpa = false
     @Flag(name: .customLong("mem_eff_attn"), help: ArgumentHelp("Accepted: attention is always computed blockwise.", visibility: .hidden))
     var memEffAttn = false
+    @Flag(name: .customLong("highvram"), help: ArgumentHelp("Accepted: a GPU memory hint (memory-mapped weights here).", visibility: .hidden))
+    var highVRAM = false
+    @Flag(name: .customLong("lowram"), help: ArgumentHelp("Accepted: a GPU memory hint (memory-mapped weights here).", visibility: .hidden))
+    var lowRAM = false
+    @Flag(name: .customLong("disable_mmap_load_safetensors"), help: ArgumentHelp("Accepted: files are always memory-mapped and checked.", visibility: .hidden))
+    var noMmap = false
+    @Flag(name: .customLong("skip_cache_check"), help: ArgumentHelp("Accepted: .npz caches are checked by their recorded hashes, which is quick.", visibility: .hidden))
+    var skipCacheCheck = false
+    @Option(name: .customLong("console_log_level"), help: ArgumentHelp("Accepted: lora-train prints kohya's plan and warnings; --quiet drops the bar.", visibility: .hidden))
+    var consoleLogLevel: String?
+    @Flag(name: .customLong("console_log_simple"), help: ArgumentHelp("Accepted: the output is plain text.", visibility: .hidden))
+    var consoleLogSimple = false
     @Flag(name: .customLong("persistent_data_loader_workers"), help: ArgumentHelp("Accepted: no data-loader processes.", visibility: .hidden))
     var persistentWorkers = false
     @Option(name: .customLong("max_data_loader_n_workers"), help: ArgumentHelp("Accepted: no data-loader processes.", visibility: .hidden))

@@ -36,10 +36,15 @@ struct NetworkOptions: ParsableArguments {
             completion: .file(extensions: ["safetensors"]))
     var networkWeights: String?
 
+    @Flag(name: [.long, .customLong("dim_from_weights")],
+          help: "Take the modules, ranks and alphas from --network-weights instead of --network-dim/--network-alpha (kohya's).")
+    var dimFromWeights = false
+
     func validate() throws {
         guard networkModule == "networks.lora" else {
             throw ValidationError("--network-module \(networkModule) is not supported; lora-train trains networks.lora (LoRA, LoCon via conv_dim)")
         }
+        if dimFromWeights && networkWeights == nil { throw ValidationError("--dim-from-weights needs --network-weights (kohya asks the same)") }
         guard networkDim >= 1 else { throw ValidationError("--network-dim must be at least 1") }
         guard networkAlpha > 0 else { throw ValidationError("--network-alpha must be positive") }
         if let m = scaleWeightNorms, m <= 0 { throw ValidationError("--scale-weight-norms must be positive") }

@@ -9,6 +9,12 @@ struct OptimizerOptions: ParsableArguments {
             completion: .list(OptimizerChoice.allCases.map(\.rawValue)))
     var optimizerType = "AdamW"
 
+    @Flag(name: [.customLong("use-8bit-adam"), .customLong("use_8bit_adam")], help: ArgumentHelp("kohya's older spelling of --optimizer-type AdamW8bit.", visibility: .hidden))
+    var use8bitAdam = false
+
+    @Flag(name: [.customLong("use-lion-optimizer"), .customLong("use_lion_optimizer")], help: ArgumentHelp("kohya's older spelling of --optimizer-type Lion.", visibility: .hidden))
+    var useLionOptimizer = false
+
     @Option(name: [.long, .customLong("optimizer_args")], parsing: .upToNextOption,
             help: ArgumentHelp("key=value as kohya: weight_decay=0.01 betas=0.9,0.999 eps=1e-8; Prodigy/DAdaptAdam: decouple=True "
                                + "use_bias_correction=True safeguard_warmup=True d_coef=2 d0=1e-6 growth_rate=…; SGDNesterov: momentum=0.9; DAdaptLion: betas, weight_decay, d0.",
@@ -96,8 +102,17 @@ struct OptimizerOptions: ParsableArguments {
     @Option(name: [.long, .customLong("max_timestep")], help: ArgumentHelp("Training timesteps are below this.", valueName: "t"))
     var maxTimestep = 1000
 
+    /// kohya's get_optimizer: `--use_8bit_adam` means AdamW8bit, `--use_lion_optimizer` Lion.
+    var optimizerName: String { use8bitAdam ? "AdamW8bit" : useLionOptimizer ? "Lion" : optimizerType }
+
     func validate() throws {
-        guard let choice = OptimizerChoice(kohyaName: optimizerType) else {
+        if use8bitAdam || useLionOptimizer {
+            guard !(use8bitAdam && useLionOptimizer) else { throw ValidationError("--use_8bit_adam and --use_lion_optimizer name two optimizers; give one") }
+            guard optimizerType == "AdamW" else {
+                throw ValidationError("--\(use8bitAdam ? "use_8bit_adam" : "use_lion_optimizer") and --optimizer-type \(optimizerType) name two optimizers; give one")
+            }
+        }
+        guard let choice = OptimizerChoice(kohyaName: optimizerName) else {
             throw ValidationError("--optimizer-type \(optimizerType) is not supported (\(OptimizerChoice.allCases.map(\.rawValue).joined(separator: ", ")); "
                                   + "the other D-Adaptation variants are not built yet)")
         }

@@ -23,8 +23,14 @@ struct TrainingSession {
         let tokenizer = try BPETokenizer.locate(explicit: command.tokenizer, near: command.model)
         let model = try StableDiffusionModel(checkpoint: command.model, tokenizer: tokenizer, options: .init(loadEncoder: true, vae: command.vae))
         let trainer = try LoRATrainer(model: model, plan: plan, validation: validation, configuration: configuration)
-        ToolRun.say("create LoRA network. base dim (rank): \(configuration.networkDim), alpha: \(formatNumber(Double(configuration.networkAlpha)))"
-                    + (configuration.convDim.map { ", conv dim \($0), conv alpha \(formatNumber(Double(configuration.convAlpha)))" } ?? ""))
+        if let dims = configuration.dimsFromWeights {
+            let ranks = dims.values.map(\.rank)
+            ToolRun.say("create LoRA network from weights: \(trainer.network.modules.count) of its \(dims.count) modules, rank \(ranks.min()!)"
+                        + (ranks.min() == ranks.max() ? "" : "–\(ranks.max()!)"))
+        } else {
+            ToolRun.say("create LoRA network. base dim (rank): \(configuration.networkDim), alpha: \(formatNumber(Double(configuration.networkAlpha)))"
+                        + (configuration.convDim.map { ", conv dim \($0), conv alpha \(formatNumber(Double(configuration.convAlpha)))" } ?? ""))
+        }
         let unetModules = trainer.network.targets.filter { $0.component == .unet }.count
         if configuration.trainTextEncoder { ToolRun.say("create LoRA for Text Encoder: \(trainer.network.modules.count - unetModules) modules.") }
         if configuration.trainUNet { ToolRun.say("create LoRA for U-Net: \(unetModules) modules.") }
@@ -37,8 +43,14 @@ struct TrainingSession {
         }
 
         if let weights = command.network.networkWeights {
-            try trainer.loadNetworkWeights(weights)
-            ToolRun.say("load network weights from \(weights)")
+            let report = try trainer.loadNetworkWeights(weights, strict: false)
+            ToolRun.say("load network weights from \(weights): \(report.loaded) of \(report.loaded + report.missing) tensors")
+            if report.missing > 0 {
+                printError("note: \(report.missing) tensors of this network are not in \(TerminalText.escape(weights)); they start fresh (kohya loads with strict=False too)")
+            }
+            if report.unused > 0 {
+                printError("note: \(report.unused) tensors of \(TerminalText.escape(weights)) belong to modules this network does not have; they are not used")
+            }
         }
         let resumeState = try command.resume.map { folder throws(ModelError) in try trainer.loadState(from: folder) }
         if let state = resumeState {

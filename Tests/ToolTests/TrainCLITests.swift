@@ -472,6 +472,39 @@ final class TrainCLITests: XCTestCase {
         XCTAssertTrue(bad.stderr.contains("--validation-split 1.0: a share from 0 to below 1"), bad.stderr)
     }
 
+    /// kohya's other ways to say things: --network-weights loads as load_state_dict(strict=False) (a U-Net LoRA into a
+    /// run that also trains the text encoder: its modules start fresh, with a note); --dim-from-weights builds exactly
+    /// the file's modules at their ranks; --use_8bit_adam / --use_lion_optimizer name optimizers (not beside another);
+    /// --save_n_epoch_ratio n saves every floor(epochs / n) epochs.
+    func testKohyaWeightsAndOlderSpellings() throws {
+        let first = try ToolRunner.run("lora-train", common + ["--output-dir", folder + "/a", "--output-name", "a", "--max-train-steps", "2",
+                                                               "--use_8bit_adam"])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        XCTAssertEqual(try ModelFile.open(folder + "/a/a.safetensors").metadata[.optimizer], "torch.optim.adamw.AdamW")
+        let withTE = common.filter { $0 != "--network-train-unet-only" }
+        let loose = try ToolRunner.run("lora-train", withTE + ["--output-dir", folder + "/b", "--max-train-steps", "1", "--network-weights", folder + "/a/a.safetensors"])
+        XCTAssertEqual(loose.status, 0, loose.stderr)
+        XCTAssertTrue(loose.stdout.contains("load network weights from \(folder)/a/a.safetensors: 384 of "), loose.stdout)
+        XCTAssertTrue(loose.stderr.contains("tensors of this network are not in") && loose.stderr.contains("they start fresh"), loose.stderr)
+        let fromWeights = try ToolRunner.run("lora-train", withTE + ["--output-dir", folder + "/c", "--output-name", "c", "--max-train-steps", "1",
+                                                                     "--network-weights", folder + "/a/a.safetensors", "--dim-from-weights",
+                                                                     "--network-dim", "16"])
+        XCTAssertEqual(fromWeights.status, 0, fromWeights.stderr)
+        XCTAssertTrue(fromWeights.stdout.contains("create LoRA network from weights: 192 of its 192 modules, rank 4"), fromWeights.stdout)
+        let c = try ModelFile.open(folder + "/c/c.safetensors")
+        XCTAssertEqual(c.tensors.count, 192 * 3, "the file's U-Net modules only, no text encoder's")
+        XCTAssertEqual(c["lora_unet_mid_block_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight"]?.shape.first, 4)
+        let twice = try ToolRunner.run("lora-train", common + ["--output-dir", folder + "/d", "--use_lion_optimizer", "--optimizer-type", "Prodigy", "--dry-run"])
+        XCTAssertEqual(twice.status, 64, twice.stderr)
+        XCTAssertTrue(twice.stderr.contains("--use_lion_optimizer and --optimizer-type Prodigy name two optimizers"), twice.stderr)
+        let ratio = try ToolRunner.run("lora-train", common + ["--output-dir", folder + "/e", "--output-name", "e", "--max-train-epochs", "4",
+                                                               "--max-train-steps", "1", "--save_n_epoch_ratio", "2", "--use_lion_optimizer"])
+        XCTAssertEqual(ratio.status, 0, ratio.stderr)
+        let saved = try FileManager.default.contentsOfDirectory(atPath: folder + "/e").filter { $0.hasSuffix(".safetensors") }.sorted()
+        XCTAssertEqual(saved, ["e-000002.safetensors", "e.safetensors"], "every floor(4 / 2) = 2 epochs, the last one as e.safetensors")
+        XCTAssertEqual(try ModelFile.open(folder + "/e/e.safetensors").metadata[.optimizer], "lion_pytorch.lion_pytorch.Lion")
+    }
+
     /// Two [[datasets]] in one dataset config (kohya's DatasetGroup): each its own resolution, buckets and
     /// batch size, the batches of both in every epoch, and the metadata in kohya's dataset-config form
     /// (ss_datasets with one entry per dataset; no flat ss_resolution).

@@ -40,12 +40,21 @@ public struct LoRANetwork: Sendable {
     /// sets them per U-Net block instead; a dim of 0 leaves the module out.
     /// Weights: kohya's initialisation from `uniform`.
     public static func kohya(_ layout: ModelLayout, dim: Int, alpha: Float, convDim: Int? = nil, convAlpha: Float = 1,
-                             unet: Bool = true, textEncoder: Bool = true, blocks: BlockDims? = nil, uniform: () -> Float) -> LoRANetwork {
+                             unet: Bool = true, textEncoder: Bool = true, blocks: BlockDims? = nil,
+                             fromWeights: [String: (rank: Int, alpha: Float)]? = nil, uniform: () -> Float) -> LoRANetwork {
         var modules: [LoRAModule] = [], targets: [LoRATarget] = []
         for target in layout.targets {
             let isUNet = target.component == .unet
             guard isUNet ? unet : textEncoder else { continue }
             guard target.set == .attention || (target.set == .resnet && isUNet) else { continue }
+            // kohya's --dim_from_weights (create_network_from_weights): exactly the file's modules, each with its rank and alpha.
+            if let fromWeights {
+                guard let (rank, moduleAlpha) = fromWeights[target.kohyaName] else { continue }
+                modules.append(LoRAModule.kohyaInitialized(name: target.kohyaName, shape: shape(of: target), rank: rank, alpha: moduleAlpha,
+                                                           uniform: uniform))
+                targets.append(target)
+                continue
+            }
             // kohya searches the resnets only with conv_dim (or conv_block_dims).
             if target.set == .resnet && convDim == nil && blocks?.convDims == nil { continue }
             let spatial: Bool = { if case .conv(let k) = target.kind { return k > 1 } else { return false } }()
@@ -143,5 +152,22 @@ public struct LoRANetwork: Sendable {
         var layerKey: [String: String] = [:]
         for (key, name) in model.layerKeys { layerKey[name] = key }
         return zip(modules, targets).map { (layerKey[$0.1.checkpointKey] ?? $0.1.checkpointKey, $0.0, $0.1) }
+    }
+}
+
+extension LoRANetwork {
+    /// kohya's create_network_from_weights: each module's rank (its lora_down's first dimension) and alpha (its
+    /// `.alpha`, or the rank for LoRAs saved without one) in a kohya LoRA file.
+    public static func moduleDims(inKohyaFile path: String) throws(ModelError) -> [String: (rank: Int, alpha: Float)] {
+        let file = try ModelFile.open(path)
+        var dims: [String: (rank: Int, alpha: Float)] = [:]
+        for tensor in file.tensors where tensor.name.hasSuffix(".lora_down.weight") {
+            let name = String(tensor.name.dropLast(".lora_down.weight".count))
+            guard let rank = tensor.shape.first, rank > 0 else { throw ModelError(.invalid, "a lora_down without rows", file: path, key: tensor.name) }
+            let alpha = file[name + ".alpha"]?.floats().first ?? Float(rank)
+            dims[name] = (rank, alpha)
+        }
+        guard !dims.isEmpty else { throw ModelError(.mismatch, "no kohya LoRA modules (lora_down weights) in the file", file: path) }
+        return dims
     }
 }

@@ -92,7 +92,8 @@ public final class LoRATrainer {
         }
         network = LoRANetwork.kohya(ModelLayout(model.config), dim: configuration.networkDim, alpha: configuration.networkAlpha,
                                     convDim: configuration.convDim, convAlpha: configuration.convAlpha, unet: configuration.trainUNet,
-                                    textEncoder: configuration.trainTextEncoder, blocks: LoRATrainer.blocks(configuration)) {
+                                    textEncoder: configuration.trainTextEncoder, blocks: LoRATrainer.blocks(configuration),
+                                    fromWeights: configuration.dimsFromWeights) {
             Float(random.uniform())
         }
         unetTape = network.tape(for: model, components: [.unet])

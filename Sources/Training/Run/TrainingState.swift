@@ -126,18 +126,27 @@ extension LoRATrainer {
         return TrainingState(position: file.lora_tools.position, random: file.lora_tools.random, recentLosses: file.lora_tools.recentLosses)
     }
 
-    /// Module weights from a kohya LoRA file (`--network-weights`, or a state's network): every module of this
-    /// network must be there with its shape.
-    public func loadNetworkWeights(_ path: String) throws(ModelError) {
+    /// Module weights from a kohya LoRA file. A state's network (`strict`) must hold every module of this network
+    /// with its shape. `--network-weights` loads as kohya's `load_state_dict(weights, strict=False)`: modules the
+    /// file lacks keep their fresh initialisation, tensors of modules this network lacks are ignored (both
+    /// counted in the result), a shape that differs is an error.
+    @discardableResult
+    public func loadNetworkWeights(_ path: String, strict: Bool = true) throws(ModelError) -> (loaded: Int, missing: Int, unused: Int) {
         let file = try ModelFile.open(path)
+        var loaded = 0, missing = 0
         for p in network.parameters {
             guard let tensor = file[p.key] else {
+                if !strict { missing += 1; continue }
                 throw ModelError(.mismatch, "the LoRA has no \(p.key): it was trained with other modules (dim, conv_dim, text encoder)", file: path)
             }
             guard tensor.elementCount == p.count else {
                 throw ModelError(.mismatch, "\(p.key) has \(tensor.elementCount) values, this network \(p.count) (another --network-dim?)", file: path, key: p.key)
             }
             p.values = tensor.floats()
+            loaded += 1
         }
+        let ours = Set(network.parameters.map(\.key))
+        let unused = file.tensors.filter { ($0.name.hasSuffix(".lora_down.weight") || $0.name.hasSuffix(".lora_up.weight")) && !ours.contains($0.name) }.count
+        return (loaded, missing, unused)
     }
 }
