@@ -214,7 +214,7 @@ struct LoRATrain: ParsableCommand {
             var configuration = try makeConfiguration()
             // kohya records args.resolution after turning it into a tuple: "(512, 512)".
             configuration.resolutionText = "(\(plan.bucketing.resolution.width), \(plan.bucketing.resolution.height))"
-            if case let .predefined(minimum, maximum, _) = plan.bucketing.mode { (configuration.minBucketReso, configuration.maxBucketReso) = (minimum, maximum) }
+            if let limits = plan.bucketing.limits { (configuration.minBucketReso, configuration.maxBucketReso) = (limits.min, limits.max) }
             let steps = StepCount(batchesPerEpoch: plan.batchesPerEpoch, gradientAccumulationSteps: configuration.gradientAccumulationSteps,
                                   maxTrainEpochs: configuration.maxTrainEpochs, maxTrainSteps: configuration.maxTrainSteps)
             if let ratio = saveNEpochRatio, ratio > 0 {
@@ -296,16 +296,23 @@ struct LoRATrain: ParsableCommand {
         let (minimum, maximum, step) = (config.minBucketReso ?? dataset.minBucketReso, config.maxBucketReso ?? dataset.maxBucketReso,
                                         config.bucketResoSteps ?? dataset.bucketResoSteps)
         let mode: BucketSet.Mode
+        var limits: (min: Int, max: Int)?
+        if config.enableBucket ?? dataset.enableBucket {
+            // kohya adjusts (and checks) the limits whenever buckets are on, bucket_no_upscale or not.
+            let adjusted = BucketSet.adjustedLimits(resolution: resolution, min: minimum, max: maximum, step: step)
+            if let error = adjusted.error { throw ModelError(.mismatch, error) }
+            limits = (adjusted.min, adjusted.max)
+        }
         if !(config.enableBucket ?? dataset.enableBucket) {
             mode = .fixed
         } else if config.bucketNoUpscale ?? dataset.bucketNoUpscale {
             mode = .noUpscale(step: step)
         } else {
-            let limits = BucketSet.adjustedLimits(resolution: resolution, min: minimum, max: maximum, step: step)
-            if let error = limits.error { throw ModelError(.mismatch, error) }
-            mode = .predefined(min: limits.min, max: limits.max, step: step)
+            mode = .predefined(min: limits!.min, max: limits!.max, step: step)
         }
-        return try DatasetPlan.make(subsets: subsets, bucketing: BucketSet(resolution: resolution, mode: mode),
+        var bucketing = BucketSet(resolution: resolution, mode: mode)
+        if case .noUpscale = mode { bucketing.noUpscaleLimits = limits }
+        return try DatasetPlan.make(subsets: subsets, bucketing: bucketing,
                                     batchSize: config.batchSize ?? dataset.trainBatchSize, skippedFolders: skipped, split: split(config), side: side)
     }
 

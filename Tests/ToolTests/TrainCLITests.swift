@@ -437,6 +437,7 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(m["ss_validate_every_n_steps"], "1")
         XCTAssertEqual(m["ss_max_validation_steps"], "None")
         XCTAssertEqual(m[.numTrainImages], "6")
+        XCTAssertEqual([m[.minBucketReso], m[.maxBucketReso]], ["64", "128"], "kohya's limits, adjusted to the 64 step")
         let inspected = try ToolRunner.run("lora-inspect", [folder + "/val/v.safetensors"])
         XCTAssertTrue(inspected.stdout.contains("validation images") && inspected.stdout.contains("2 (split 0.25)"), inspected.stdout)
         let board = try XCTUnwrap(FileManager.default.subpaths(atPath: folder + "/log")?.first { $0.contains("events.out.tfevents.") })
@@ -477,10 +478,15 @@ final class TrainCLITests: XCTestCase {
     /// the file's modules at their ranks; --use_8bit_adam / --use_lion_optimizer name optimizers (not beside another);
     /// --save_n_epoch_ratio n saves every floor(epochs / n) epochs.
     func testKohyaWeightsAndOlderSpellings() throws {
-        let first = try ToolRunner.run("lora-train", common + ["--output-dir", folder + "/a", "--output-name", "a", "--max-train-steps", "2",
-                                                               "--use_8bit_adam"])
+        // At 128 (min and max bucket 128 too) with bucket_no_upscale both images keep their size (64x64, 128x64): multiples of the engine model's 64.
+        let first = try ToolRunner.run("lora-train", common.map { $0 == "64" ? "128" : $0 }
+                                       + ["--output-dir", folder + "/a", "--output-name", "a", "--max-train-steps", "2",
+                                          "--use_8bit_adam", "--bucket-no-upscale", "--bucket-reso-steps", "64"])
         XCTAssertEqual(first.status, 0, first.stderr)
-        XCTAssertEqual(try ModelFile.open(folder + "/a/a.safetensors").metadata[.optimizer], "torch.optim.adamw.AdamW")
+        let a = try ModelFile.open(folder + "/a/a.safetensors").metadata
+        XCTAssertEqual(a[.optimizer], "torch.optim.adamw.AdamW")
+        XCTAssertEqual([a["ss_bucket_no_upscale"], a[.minBucketReso], a[.maxBucketReso]], ["True", "128", "128"],
+                       "kohya keeps (and records) the adjusted limits with bucket_no_upscale too")
         let withTE = common.filter { $0 != "--network-train-unet-only" }
         let loose = try ToolRunner.run("lora-train", withTE + ["--output-dir", folder + "/b", "--max-train-steps", "1", "--network-weights", folder + "/a/a.safetensors"])
         XCTAssertEqual(loose.status, 0, loose.stderr)

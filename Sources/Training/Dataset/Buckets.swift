@@ -32,6 +32,14 @@ public struct BucketSet: Sendable {
 
     public let resolution: Resolution
     public let mode: Mode
+    /// kohya's min/max_bucket_reso after `adjust_min_max_bucket_reso_by_steps`, which it keeps (and records)
+    /// for both bucketed modes; without buckets none.
+    public var limits: (min: Int, max: Int)? {
+        if case let .predefined(minimum, maximum, _) = mode { return (minimum, maximum) }
+        return noUpscaleLimits
+    }
+    /// The limits a `.noUpscale` set was made under (its buckets come from each image's size instead).
+    public var noUpscaleLimits: (min: Int, max: Int)?
     /// The predefined buckets, sorted (empty without them).
     public let predefined: [Resolution]
 

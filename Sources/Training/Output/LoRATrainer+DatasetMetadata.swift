@@ -38,8 +38,9 @@ extension LoRATrainer {
         m[.shuffleCaption] = py(first?.shuffleCaption ?? false)
         m[.enableBucket] = py(part.bucketing.bucketed)
         m["ss_bucket_no_upscale"] = py(part.bucketing.noUpscale)
-        m[.minBucketReso] = String(c.minBucketReso)
-        m[.maxBucketReso] = String(c.maxBucketReso)
+        // The dataset's limits as kohya keeps them: adjusted to the step with buckets (no_upscale too), None without.
+        m[.minBucketReso] = part.bucketing.limits.map { String($0.min) } ?? "None"
+        m[.maxBucketReso] = part.bucketing.limits.map { String($0.max) } ?? "None"
         m[.keepTokens] = String(first?.keepTokens ?? 0)
         func dirs(_ reg: Bool) -> JSON {
             .object(plan.subsets.indices.filter { plan.subsets[$0].isRegularization == reg }.map { index in
@@ -57,10 +58,7 @@ extension LoRATrainer {
         func number(_ n: Int) -> JSON { .number(String(n)) }
         func text(_ s: String?) -> JSON { s.map(JSON.string) ?? .null }
         let bucketed = part.bucketing.bucketed
-        let limits: (JSON, JSON) = switch part.bucketing.mode {
-        case let .predefined(minimum, maximum, _): (number(minimum), number(maximum))
-        default: (.null, .null)
-        }
+        let limits: (JSON, JSON) = part.bucketing.limits.map { (number($0.min), number($0.max)) } ?? (.null, .null)
         let subsets: [JSON] = part.subsets.map { index in
             let s = plan.subsets[index]
             return .object([
