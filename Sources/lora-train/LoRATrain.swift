@@ -347,6 +347,10 @@ struct LoRATrain: ParsableCommand {
         }
         c.schedulerCycles = optimizer.lrSchedulerNumCycles
         c.schedulerPower = optimizer.lrSchedulerPower
+        c.schedulerTimescale = optimizer.lrSchedulerTimescale
+        c.schedulerMinLRRatio = optimizer.lrSchedulerMinLRRatio
+        c.schedulerDecaySteps = optimizer.lrDecaySteps
+        (c.schedulerWarmupRamp, c.schedulerDecayRamp) = try optimizer.schedulerRamps()
         c.maxTrainSteps = maxTrainSteps
         c.maxTrainEpochs = maxTrainEpochs
         c.gradientAccumulationSteps = optimizer.gradientAccumulationSteps

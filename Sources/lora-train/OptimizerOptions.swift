@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ToolSupport
 import Training
 
 /// Optimizer, learning rates, schedule and the loss (sd-scripts' optimizer and training arguments).
@@ -31,8 +32,41 @@ struct OptimizerOptions: ParsableArguments {
     var textEncoderLr: Double?
 
     @Option(name: [.long, .customLong("lr_scheduler")],
-            help: ArgumentHelp("constant, constant_with_warmup, linear, cosine, cosine_with_restarts or polynomial.", valueName: "name"))
+            help: ArgumentHelp("constant, constant_with_warmup, linear, cosine, cosine_with_restarts, polynomial, inverse_sqrt, cosine_with_min_lr or warmup_stable_decay.",
+                               valueName: "name"),
+            completion: .list(LearningRateSchedule.Kind.allCases.map(\.rawValue)))
     var lrScheduler = "constant"
+
+    @Option(name: [.long, .customLong("lr_scheduler_timescale")], help: ArgumentHelp("inverse_sqrt's timescale (default: the warmup steps).", valueName: "n"))
+    var lrSchedulerTimescale: Int?
+
+    @Option(name: [.long, .customLong("lr_scheduler_min_lr_ratio")],
+            help: ArgumentHelp("The floor of cosine_with_min_lr (needed) and warmup_stable_decay, as a share of the rate.", valueName: "ratio"))
+    var lrSchedulerMinLRRatio: Double?
+
+    @Option(name: [.long, .customLong("lr_decay_steps")],
+            help: ArgumentHelp("warmup_stable_decay's decay steps, or a share of all steps when below 1.", valueName: "n"))
+    var lrDecaySteps = 0.0
+
+    @Option(name: [.long, .customLong("lr_scheduler_args")], parsing: .upToNextOption,
+            help: ArgumentHelp("warmup_stable_decay's warmup_type=… and decay_type=… (linear, cosine, 1-sqrt).", valueName: "key=value"))
+    var lrSchedulerArgs: [String] = []
+
+    /// kohya's `--lr_scheduler_args` as far as it means something here: warmup_stable_decay's ramps.
+    func schedulerRamps() throws -> (warmup: LearningRateSchedule.Ramp, decay: LearningRateSchedule.Ramp) {
+        var ramps = (warmup: LearningRateSchedule.Ramp.linear, decay: LearningRateSchedule.Ramp.cosine)
+        for argument in lrSchedulerArgs {
+            let parts = argument.split(separator: "=", maxSplits: 1).map { String($0).trimmingCharacters(in: CharacterSet(charactersIn: " \"'")) }
+            guard parts.count == 2, lrScheduler == "warmup_stable_decay", ["warmup_type", "decay_type"].contains(parts[0]) else {
+                throw ValidationError("--lr-scheduler-args \(argument): only warmup_stable_decay's warmup_type and decay_type are supported")
+            }
+            guard let ramp = LearningRateSchedule.Ramp(rawValue: parts[1]) else {
+                throw ValidationError("--lr-scheduler-args \(argument): expected linear, cosine or 1-sqrt")
+            }
+            if parts[0] == "warmup_type" { ramps.warmup = ramp } else { ramps.decay = ramp }
+        }
+        return ramps
+    }
 
     @Option(name: [.long, .customLong("lr_warmup_steps")], help: ArgumentHelp("Warmup steps, or a fraction of all steps when below 1.", valueName: "n"))
     var lrWarmupSteps = 0.0
@@ -117,6 +151,15 @@ struct OptimizerOptions: ParsableArguments {
                                   + "the other D-Adaptation variants are not built yet)")
         }
         do { _ = try choice.make(arguments: optimizerArgs) } catch { throw ValidationError(error.message) }
+        _ = try schedulerRamps()
+        if lrScheduler == "cosine_with_min_lr" && lrSchedulerMinLRRatio == nil {
+            throw ValidationError("--lr-scheduler cosine_with_min_lr needs --lr-scheduler-min-lr-ratio (transformers refuses it without one too)")
+        }
+        if let r = lrSchedulerMinLRRatio, !(0...1).contains(r) { throw ValidationError("--lr-scheduler-min-lr-ratio must be between 0 and 1") }
+        if let t = lrSchedulerTimescale, t < 1 { throw ValidationError("--lr-scheduler-timescale must be at least 1") }
+        if lrScheduler == "warmup_stable_decay" && lrDecaySteps <= 0 {
+            printError("warning: --lr-scheduler warmup_stable_decay without --lr-decay-steps (kohya's default 0) never decays: it is constant_with_warmup")
+        }
         guard LearningRateSchedule.Kind(rawValue: lrScheduler) != nil else {
             throw ValidationError("--lr-scheduler \(lrScheduler) is not supported (\(LearningRateSchedule.Kind.allCases.map(\.rawValue).joined(separator: ", ")))")
         }

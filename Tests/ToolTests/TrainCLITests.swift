@@ -4,6 +4,7 @@ import Foundation
 import Imaging
 import LinearAlgebra
 import LoRACore
+import Training
 import XCTest
 
 /// lora-train end to end on the tiny engine model: the plan it prints, kohya's
@@ -504,8 +505,17 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(twice.status, 64, twice.stderr)
         XCTAssertTrue(twice.stderr.contains("--use_lion_optimizer and --optimizer-type Prodigy name two optimizers"), twice.stderr)
         let ratio = try ToolRunner.run("lora-train", common + ["--output-dir", folder + "/e", "--output-name", "e", "--max-train-epochs", "4",
-                                                               "--max-train-steps", "1", "--save_n_epoch_ratio", "2", "--use_lion_optimizer"])
+                                                               "--max-train-steps", "1", "--save_n_epoch_ratio", "2", "--use_lion_optimizer",
+                                                               "--lr_scheduler", "warmup_stable_decay", "--lr_warmup_steps", "2", "--lr_decay_steps", "0.5",
+                                                               "--lr_scheduler_min_lr_ratio", "0.1", "--lr_scheduler_args", "decay_type=linear"])
         XCTAssertEqual(ratio.status, 0, ratio.stderr)
+        // The logged rates are warmup_stable_decay's over 16 steps: 2 warming up from the 0.1 floor, 6 stable, 8 decaying linearly.
+        var schedule = LearningRateSchedule(kind: .warmupStableDecay, totalSteps: 16, warmupSteps: 2)
+        (schedule.decaySteps, schedule.minLRRatio, schedule.decayRamp) = (8, 0.1, .linear)
+        let logged = try String(contentsOfFile: folder + "/e/e-log.csv", encoding: .utf8).split(separator: "\n").dropFirst()
+            .map { Double($0.split(separator: ",", omittingEmptySubsequences: false)[4])! }
+        XCTAssertEqual(logged.count, 16)
+        for (k, rate) in logged.enumerated() { XCTAssertEqual(rate, 1e-3 * schedule.factor(at: k), accuracy: 1e-15, "step \(k + 1)") }
         let saved = try FileManager.default.contentsOfDirectory(atPath: folder + "/e").filter { $0.hasSuffix(".safetensors") }.sorted()
         XCTAssertEqual(saved, ["e-000002.safetensors", "e.safetensors"], "every floor(4 / 2) = 2 epochs, the last one as e.safetensors")
         XCTAssertEqual(try ModelFile.open(folder + "/e/e.safetensors").metadata[.optimizer], "lion_pytorch.lion_pytorch.Lion")
@@ -748,7 +758,7 @@ final class TrainCLITests: XCTestCase {
         XCTAssertTrue(concept.stderr.contains("must be the parent of folders named <repeats>_<class tokens>"), concept.stderr)
         // Options we do not have are named, never ignored.
         for (args, says) in [(["--optimizer-type", "DAdaptSGD"], "DAdaptSGD"), (["--lr-warmup-steps", "10"], "constant_with_warmup"), (["--optimizer-args", "nesterov=True"], "nesterov"), (["--network_args", "block_dims=2,2"], "block_dims"),
-                             (["--mixed_precision", "fp16"], "no fp16 matrix units"), (["--log_with", "tensorboard"], "--log-with tensorboard needs --logging-dir")] {
+                             (["--mixed_precision", "fp16"], "no fp16 matrix units"), (["--lr-scheduler", "cosine_with_min_lr"], "needs --lr-scheduler-min-lr-ratio"), (["--log_with", "tensorboard"], "--log-with tensorboard needs --logging-dir")] {
             let r = try ToolRunner.run("lora-train", common + ["--output-dir", out] + args)
             XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")
             XCTAssertTrue(r.stderr.contains(says), "\(args): \(r.stderr)")

@@ -54,7 +54,8 @@ final class TrainingTests: XCTestCase {
 
     func testSchedulesFollowDiffusers() throws {
         let schedules = try XCTUnwrap(Self.golden["schedules"] as? [String: [String: Any]])
-        XCTAssertEqual(Set(schedules.keys), Set(LearningRateSchedule.Kind.allCases.map(\.rawValue)))
+        let transformers = ["inverse_sqrt", "cosine_with_min_lr", "warmup_stable_decay"]   // testTransformersSchedules
+        XCTAssertEqual(Set(schedules.keys).union(transformers), Set(LearningRateSchedule.Kind.allCases.map(\.rawValue)))
         for (name, entry) in schedules {
             let kind = try XCTUnwrap(LearningRateSchedule.Kind(rawValue: name))
             var schedule = LearningRateSchedule(kind: kind, totalSteps: try XCTUnwrap(entry["total"] as? Int), warmupSteps: try XCTUnwrap(entry["warmup"] as? Int))
@@ -65,6 +66,30 @@ final class TrainingTests: XCTestCase {
             let rates = try XCTUnwrap(entry["rates"] as? [Double])
             for (k, rate) in rates.enumerated() {
                 XCTAssertEqual(base * schedule.factor(at: k), rate, accuracy: 1e-12, "\(name) step \(k)")
+            }
+        }
+    }
+
+    /// The schedules get_scheduler_fix takes from transformers.optimization, with the arguments it derives
+    /// (Fixtures/golden/make_schedule_golden.py): every rate of 26 steps over 24 to 1e-12.
+    func testTransformersSchedules() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let data = try Data(contentsOf: root.appendingPathComponent("Fixtures/golden/training/schedules_transformers.json"))
+        let golden = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let base = try XCTUnwrap(golden["base"] as? Double), total = try XCTUnwrap(golden["total"] as? Int)
+        let cases = try XCTUnwrap(golden["cases"] as? [[String: Any]])
+        XCTAssertEqual(cases.count, 11)
+        for entry in cases {
+            let kind = try XCTUnwrap(LearningRateSchedule.Kind(rawValue: entry["kind"] as! String))
+            var s = LearningRateSchedule(kind: kind, totalSteps: total, warmupSteps: entry["warmup"] as! Int)
+            s.timescale = entry["timescale"] as? Int
+            s.minLRRatio = entry["min_lr_ratio"] as? Double
+            s.cycles = entry["num_cycles"] as? Int ?? 1
+            s.decaySteps = entry["decay"] as? Int ?? 0
+            s.warmupRamp = LearningRateSchedule.Ramp(rawValue: entry["warmup_type"] as? String ?? "linear")!
+            s.decayRamp = LearningRateSchedule.Ramp(rawValue: entry["decay_type"] as? String ?? "cosine")!
+            for (k, rate) in (entry["rates"] as! [Double]).enumerated() {
+                XCTAssertEqual(base * s.factor(at: k), rate, accuracy: 1e-12, "\(entry["kind"]!) \(entry) step \(k)")
             }
         }
     }

@@ -4,6 +4,10 @@ import Foundation
 /// over diffusers.optimization): every schedule is a LambdaLR, the rate at
 /// optimizer step k (0-based, before the step) is base · λ(k), so a run with
 /// warmup starts at rate 0. N = total optimizer steps, W = warmup steps.
+/// The last three are transformers.optimization's, with the arguments
+/// get_scheduler_fix passes: inverse_sqrt (`--lr_scheduler_timescale`),
+/// cosine_with_min_lr (`--lr_scheduler_min_lr_ratio`, num_cycles/2) and
+/// warmup_stable_decay (`--lr_decay_steps`, the stable phase the rest).
 public struct LearningRateSchedule: Sendable, Equatable {
     public enum Kind: String, CaseIterable, Sendable {
         case constant
@@ -12,6 +16,15 @@ public struct LearningRateSchedule: Sendable, Equatable {
         case cosine
         case cosineWithRestarts = "cosine_with_restarts"
         case polynomial
+        case inverseSqrt = "inverse_sqrt"
+        case cosineWithMinLR = "cosine_with_min_lr"
+        case warmupStableDecay = "warmup_stable_decay"
+    }
+
+    /// warmup_stable_decay's shapes (its `--lr_scheduler_args warmup_type=… decay_type=…`).
+    public enum Ramp: String, Sendable, CaseIterable {
+        case linear, cosine
+        case oneMinusSqrt = "1-sqrt"
     }
 
     public var kind: Kind
@@ -25,6 +38,14 @@ public struct LearningRateSchedule: Sendable, Equatable {
     /// optimizer's default rate (`--learning_rate`), as diffusers computes it.
     public var polynomialEnd: Double = 1e-7
     public var polynomialInitial: Double = 1
+    /// inverse_sqrt's timescale (transformers: W, or 10000 without warmup).
+    public var timescale: Int?
+    /// cosine_with_min_lr's and warmup_stable_decay's floor, as a share of the rate.
+    public var minLRRatio: Double?
+    /// warmup_stable_decay's decay steps (the stable phase is N − W − decay).
+    public var decaySteps = 0
+    public var warmupRamp = Ramp.linear
+    public var decayRamp = Ramp.cosine
 
     public init(kind: Kind, totalSteps: Int, warmupSteps: Int = 0) {
         self.kind = kind
@@ -35,6 +56,7 @@ public struct LearningRateSchedule: Sendable, Equatable {
     /// λ(k): the multiplier of a group's base rate at optimizer step k.
     public func factor(at k: Int) -> Double {
         let n = Double(totalSteps), w = Double(warmupSteps), step = Double(k)
+        if kind == .warmupStableDecay { return warmupStableDecay(at: k) }
         if kind != .constant && k < warmupSteps { return step / max(1, w) }
         let progress = (step - w) / max(1, n - w)
         switch kind {
@@ -52,6 +74,36 @@ public struct LearningRateSchedule: Sendable, Equatable {
             let range = polynomialInitial - polynomialEnd
             let remaining = 1 - (step - w) / max(1, n - w)
             return (range * pow(remaining, power) + polynomialEnd) / polynomialInitial
+        case .inverseSqrt:
+            let scale = Double(timescale ?? (warmupSteps == 0 ? 10_000 : warmupSteps))
+            return 1 / ((step + scale - w) / scale).squareRoot()
+        case .cosineWithMinLR:
+            let floor = minLRRatio ?? 0
+            let factor = 0.5 * (1 + cos(Double.pi * (Double(cycles) / 2) * 2 * progress))
+            return max(0, factor * (1 - floor) + floor)
+        case .warmupStableDecay:
+            return warmupStableDecay(at: k)
         }
+    }
+
+    /// transformers' `_get_wsd_scheduler_lambda` with num_cycles = cycles / 2.
+    func warmupStableDecay(at k: Int) -> Double {
+        let floor = minLRRatio ?? 0, stable = totalSteps - warmupSteps - decaySteps
+        func ramp(_ shape: Ramp, _ p: Double, rising: Bool) -> Double {
+            switch shape {
+            case .linear: return rising ? p : 1 - p
+            case .cosine: return rising ? 0.5 * (1 - cos(Double.pi * p)) : 0.5 * (1 + cos(Double.pi * (Double(cycles) / 2) * 2 * p))
+            case .oneMinusSqrt: return rising ? 1 - (1 - p).squareRoot() : 1 - p.squareRoot()
+            }
+        }
+        if k < warmupSteps {
+            return max(0, ramp(warmupRamp, Double(k) / Double(max(1, warmupSteps)), rising: true) * (1 - floor) + floor)
+        }
+        if k < warmupSteps + stable { return 1 }
+        if k < warmupSteps + stable + decaySteps {
+            let p = Double(k - warmupSteps - stable) / Double(max(1, decaySteps))
+            return max(0, ramp(decayRamp, p, rising: false) * (1 - floor) + floor)
+        }
+        return floor
     }
 }

@@ -123,6 +123,13 @@ public final class LoRATrainer {
         s.cycles = configuration.schedulerCycles
         s.power = configuration.schedulerPower
         s.polynomialInitial = configuration.learningRate
+        s.timescale = configuration.schedulerTimescale
+        s.minLRRatio = configuration.schedulerMinLRRatio
+        // kohya: --lr_decay_steps below 1 is a share of the steps (int(ratio · N)), as --lr_warmup_steps.
+        let decay = configuration.schedulerDecaySteps
+        s.decaySteps = decay > 0 && decay < 1 ? Int((decay * Double(steps.totalSteps)).rounded(.down)) : Int(decay)
+        s.warmupRamp = configuration.schedulerWarmupRamp
+        s.decayRamp = configuration.schedulerDecayRamp
         return s
     }
 

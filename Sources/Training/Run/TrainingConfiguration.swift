@@ -41,6 +41,14 @@ public struct TrainingConfiguration: Sendable {
     public var warmupFraction: Double?
     public var schedulerCycles = 1
     public var schedulerPower = 1.0
+    /// `--lr_scheduler_timescale` (inverse_sqrt), `--lr_scheduler_min_lr_ratio` (cosine_with_min_lr,
+    /// warmup_stable_decay), `--lr_decay_steps` (warmup_stable_decay; below 1 a share of the steps) and
+    /// warmup_stable_decay's `warmup_type` / `decay_type` scheduler args.
+    public var schedulerTimescale: Int?
+    public var schedulerMinLRRatio: Double?
+    public var schedulerDecaySteps = 0.0
+    public var schedulerWarmupRamp = LearningRateSchedule.Ramp.linear
+    public var schedulerDecayRamp = LearningRateSchedule.Ramp.cosine
     public var maxTrainSteps = 1600
     public var maxTrainEpochs: Int?
     public var gradientAccumulationSteps = 1
