@@ -408,6 +408,7 @@ struct LoRATrain: ParsableCommand {
         c.objective.debiasedEstimation = optimizer.debiasedEstimationLoss
         c.objective.scaleVPredictionLoss = optimizer.scaleVPredLossLikeNoisePred
         c.objective.vPredictionLikeLoss = optimizer.vPredLikeLoss
+        c.zeroTerminalSNR = optimizer.zeroTerminalSNR
         c.optimizer = OptimizerChoice(kohyaName: optimizer.optimizerName)!
         c.optimizerArguments = optimizer.optimizerArgs
         c.minBucketReso = dataset.minBucketReso

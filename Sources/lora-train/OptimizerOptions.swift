@@ -130,6 +130,10 @@ struct OptimizerOptions: ParsableArguments {
     @Option(name: [.long, .customLong("v_pred_like_loss")], help: ArgumentHelp("Add a v-prediction-like loss of this weight.", valueName: "w"))
     var vPredLikeLoss: Double?
 
+    @Flag(name: [.long, .customLong("zero_terminal_snr")],
+          help: "Rescale the noise schedule so the last timestep is pure noise (kohya's; meant for v-prediction).")
+    var zeroTerminalSNR = false
+
     @Option(name: [.long, .customLong("min_timestep")], help: ArgumentHelp("Smallest training timestep.", valueName: "t"))
     var minTimestep = 0
 

@@ -31,6 +31,9 @@ struct TrainingSession {
             ToolRun.say("create LoRA network. base dim (rank): \(configuration.networkDim), alpha: \(formatNumber(Double(configuration.networkAlpha)))"
                         + (configuration.convDim.map { ", conv dim \($0), conv alpha \(formatNumber(Double(configuration.convAlpha)))" } ?? ""))
         }
+        if configuration.zeroTerminalSNR && model.prediction != .v && !configuration.forceVPrediction {
+            printError("warning: --zero-terminal-snr with an ε-prediction model: at t = 999 it sees pure noise and can only guess; kohya warns the same (use it with v-prediction)")
+        }
         let unetModules = trainer.network.targets.filter { $0.component == .unet }.count
         if configuration.trainTextEncoder { ToolRun.say("create LoRA for Text Encoder: \(trainer.network.modules.count - unetModules) modules.") }
         if configuration.trainUNet { ToolRun.say("create LoRA for U-Net: \(unetModules) modules.") }

@@ -489,8 +489,11 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual([a["ss_bucket_no_upscale"], a[.minBucketReso], a[.maxBucketReso]], ["True", "128", "128"],
                        "kohya keeps (and records) the adjusted limits with bucket_no_upscale too")
         let withTE = common.filter { $0 != "--network-train-unet-only" }
-        let loose = try ToolRunner.run("lora-train", withTE + ["--output-dir", folder + "/b", "--max-train-steps", "1", "--network-weights", folder + "/a/a.safetensors"])
+        let loose = try ToolRunner.run("lora-train", withTE + ["--output-dir", folder + "/b", "--max-train-steps", "1", "--network-weights", folder + "/a/a.safetensors",
+                                                               "--zero_terminal_snr"])
         XCTAssertEqual(loose.status, 0, loose.stderr)
+        XCTAssertTrue(loose.stderr.contains("warning: --zero-terminal-snr with an ε-prediction model"), loose.stderr)
+        XCTAssertEqual(try ModelFile.open(folder + "/b/last.safetensors").metadata["ss_zero_terminal_snr"], "True")
         XCTAssertTrue(loose.stdout.contains("load network weights from \(folder)/a/a.safetensors: 384 of "), loose.stdout)
         XCTAssertTrue(loose.stderr.contains("tensors of this network are not in") && loose.stderr.contains("they start fresh"), loose.stderr)
         let fromWeights = try ToolRunner.run("lora-train", withTE + ["--output-dir", folder + "/c", "--output-name", "c", "--max-train-steps", "1",

@@ -94,6 +94,37 @@ final class TrainingTests: XCTestCase {
         }
     }
 
+    /// --zero_terminal_snr: sd-scripts' rescaled ᾱ on diffusers' schedule (Fixtures/golden/make_zero_terminal_snr_golden.py),
+    /// pure noise at t = 999, and the loss weights' SNR still the standard one (sd-scripts computes all_snr first).
+    func testZeroTerminalSNRFollowsSDScripts() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let data = try Data(contentsOf: root.appendingPathComponent("Fixtures/golden/training/zero_terminal_snr.json"))
+        let golden = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: [Double]])
+        let diffusers = try XCTUnwrap(golden["alphas_cumprod"]).map(Float.init), expected = try XCTUnwrap(golden["fixed_alphas_cumprod"])
+        let fixed = NoiseSchedule(alphasCumprod: diffusers).zeroTerminalSNR().alphasCumprod
+        XCTAssertEqual(fixed.count, 1000)
+        // Not bit for bit: torch's vectorised float32 sqrt is not correctly rounded (182 of these 1000 values are an
+        // ulp off IEEE's on the AVX2 host), and the rescale magnifies that ulp a little.
+        for (t, (ours, theirs)) in zip(fixed, expected).enumerated() {
+            XCTAssertEqual(Double(ours), theirs, accuracy: 1e-6 * max(theirs, 1e-3), "t \(t)")
+        }
+        XCTAssertEqual(fixed[999], 0)
+        // Our own standard schedule (LDM's, cumulated in double) lands as near.
+        let ours = NoiseSchedule.standard.zeroTerminalSNR().alphasCumprod
+        XCTAssertLessThan(zip(ours, expected).map { abs(Double($0) - $1) }.max()!, 2e-6)
+        var objective = DiffusionObjective()
+        objective.minSNRGamma = 5
+        objective.snrSchedule = objective.schedule
+        objective.schedule = objective.schedule.zeroTerminalSNR()
+        let snr = try XCTUnwrap(golden["all_snr"])
+        let timesteps = [0, 250, 500, 999]
+        for (t, w) in zip(timesteps, objective.itemWeights(timesteps: timesteps)) {
+            XCTAssertEqual(Double(w), min(snr[t], 5) / snr[t], accuracy: 1e-5 * min(snr[t], 5) / snr[t], "min-SNR weight at t \(t)")
+        }
+        let latents = Tensor(shape: [1, 1, 2, 2], values: [1, 2, 3, 4]), noise = Tensor(shape: [1, 1, 2, 2], values: [0.5, -1, 0.25, 2])
+        XCTAssertEqual(objective.noisyAndTarget(latents: latents, noise: noise, timesteps: [999]).noisy.values, noise.values, "pure noise at the end")
+    }
+
     func testGradientClippingAsTorch() {
         let a = Parameter(key: "a", shape: [2], values: [0, 0]), b = Parameter(key: "b", shape: [1], values: [0])
         a.gradient.values = [3, 0]

@@ -26,6 +26,35 @@ public struct NoiseSchedule: Sendable {
 
     public static let standard = NoiseSchedule()
 
+    /// A schedule of given ᾱ_t (σ is infinite where ᾱ_t is 0).
+    public init(alphasCumprod: [Float]) {
+        self.alphasCumprod = alphasCumprod
+        sigmas = alphasCumprod.map { ((1 - $0) / $0).squareRoot() }
+        logSigmas = sigmas.map { Foundation.log($0) }
+    }
+
+    /// Zero terminal SNR (Lin et al. 2023, arXiv 2305.08891), the steps of sd-scripts'
+    /// `fix_noise_scheduler_betas_for_zero_terminal_snr` in float32: √ᾱ shifted so the last is 0 and
+    /// rescaled so the first is kept, back to betas (α_t = ᾱ_t / ᾱ_{t−1}) and cumulated again.
+    public func zeroTerminalSNR() -> NoiseSchedule {
+        var roots = alphasCumprod.map { $0.squareRoot() }
+        let first = roots[0], last = roots[roots.count - 1]
+        for i in roots.indices { roots[i] -= last }
+        let scale = first / (first - last)
+        for i in roots.indices { roots[i] *= scale }
+        let bars = roots.map { $0 * $0 }
+        // torch's CPU cumprod accumulates float32 in double and stores each partial product as float32.
+        var running = 1.0
+        var cumulative = [Float](repeating: 0, count: bars.count)
+        for i in bars.indices {
+            let alpha = i == 0 ? bars[0] : bars[i] / bars[i - 1]
+            let beta: Float = 1 - alpha
+            running *= Double(1 - beta)
+            cumulative[i] = Float(running)
+        }
+        return NoiseSchedule(alphasCumprod: cumulative)
+    }
+
     public var sigmaMin: Float { sigmas.first! }
     public var sigmaMax: Float { sigmas.last! }
 

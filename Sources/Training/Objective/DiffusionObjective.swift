@@ -11,6 +11,10 @@ public struct DiffusionObjective: Sendable {
 
     public var prediction: Prediction
     public var schedule: NoiseSchedule
+    /// The schedule the loss weights' SNR comes from, when not `schedule`: with `--zero_terminal_snr`
+    /// sd-scripts computes `all_snr` before it rescales the betas, so min-SNR and the v-prediction scales
+    /// keep the standard schedule's SNR (also sparing SNR 0 at t = 999) while noising uses the new one.
+    public var snrSchedule: NoiseSchedule?
     /// sd-scripts' per-item loss weights, applied in train_network.py's
     /// `post_process_loss` order after the spatial mean: `--min_snr_gamma`,
     /// `--scale_v_pred_loss_like_noise_pred`, `--v_pred_like_loss`,
@@ -64,8 +68,8 @@ public struct DiffusionObjective: Sendable {
 
     /// SNR(t) = (√ᾱ_t / √(1 − ᾱ_t))², float32 as `prepare_scheduler_for_custom_training` computes it.
     func signalToNoise(_ t: Int) -> Float {
-        let (a, s) = coefficients(t)
-        let ratio = a / s
+        let alpha = (snrSchedule ?? schedule).alphasCumprod[t]
+        let ratio = alpha.squareRoot() / (1 - alpha).squareRoot()
         return ratio * ratio
     }
 

@@ -75,7 +75,7 @@ extension LoRATrainer {
         m["ss_multires_noise_iterations"] = py(c.noise.multiresIterations)
         m["ss_multires_noise_discount"] = pythonFloat(c.noise.multiresDiscount)
         m["ss_adaptive_noise_scale"] = py(c.noise.adaptiveScale)
-        m["ss_zero_terminal_snr"] = "False"
+        m["ss_zero_terminal_snr"] = py(c.zeroTerminalSNR)
         m[.trainingComment] = c.trainingComment ?? "None"
         // Not sd-scripts: no ss_sd_scripts_commit_hash; the trainer and its version under a key of ours.
         m[.trainer] = "lora-train \(LoRATools.version)"

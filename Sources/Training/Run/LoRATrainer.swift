@@ -84,6 +84,10 @@ public final class LoRATrainer {
         var objective = configuration.objective
         // kohya takes --v_parameterization from the user; the model says it here (metadata, or SD2's test), the flag can force it.
         if model.prediction == .v || configuration.forceVPrediction { objective.prediction = .velocity }
+        if configuration.zeroTerminalSNR {
+            objective.snrSchedule = objective.schedule
+            objective.schedule = objective.schedule.zeroTerminalSNR()
+        }
         self.objective = objective
         var random = TrainingRandom(seed: configuration.seed)
         sessionID = random.generator.nextUInt32() & 0x7fff_ffff

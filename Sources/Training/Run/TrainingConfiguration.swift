@@ -79,6 +79,8 @@ public struct TrainingConfiguration: Sendable {
     /// kohya's `--dim_from_weights`: the modules, ranks and alphas of the `--network_weights` file instead of
     /// `--network_dim`/`--network_alpha`/`conv_dim` (LoRANetwork.moduleDims).
     public var dimsFromWeights: [String: (rank: Int, alpha: Float)]?
+    /// kohya's `--zero_terminal_snr`: the noise schedule rescaled so t = 999 is pure noise (NoiseSchedule.zeroTerminalSNR).
+    public var zeroTerminalSNR = false
     /// kohya's `--weighted_captions`: `(text:1.3)`-style weights in the captions scale the encoder's output.
     public var weightedCaptions = false
     /// kohya's validation (`--validation_split` with `--validate_every_n_steps` / `_epochs`, `--max_validation_steps`).
