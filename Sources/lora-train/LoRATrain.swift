@@ -323,6 +323,13 @@ struct LoRATrain: ParsableCommand {
         return ValidationSplit(fraction: fraction, seed: config.validationSeed ?? validation.validationSeed ?? seed)
     }
 
+    /// How the model loads: its encoder for the latents, a separate VAE, LoRAs merged first (`--base-weights`).
+    var modelOptions: StableDiffusionModel.Options {
+        var options = StableDiffusionModel.Options(loadEncoder: true, vae: vae)
+        options.baseLoRAs = network.baseLoRAs
+        return options
+    }
+
     func makeConfiguration() throws -> TrainingConfiguration {
         var c = TrainingConfiguration(outputDirectory: outputDir ?? ".")
         c.outputName = outputName

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LoRACore
 import Training
 
 /// The LoRA network (sd-scripts networks/lora.py arguments).
@@ -36,6 +37,20 @@ struct NetworkOptions: ParsableArguments {
             completion: .file(extensions: ["safetensors"]))
     var networkWeights: String?
 
+    @Option(name: [.long, .customLong("base_weights")], parsing: .upToNextOption,
+            help: ArgumentHelp("LoRAs merged into the model before training, as lora-merge bakes them (kohya's: the new LoRA learns on top of them).",
+                               valueName: "path"), completion: .file(extensions: ["safetensors"]))
+    var baseWeights: [String] = []
+
+    @Option(name: [.long, .customLong("base_weights_multiplier")], parsing: .upToNextOption,
+            help: ArgumentHelp("One ratio per --base-weights file (default 1).", valueName: "ratio"))
+    var baseWeightsMultiplier: [Double] = []
+
+    /// kohya: the i-th file at the i-th multiplier, 1 where there is none.
+    var baseLoRAs: [LoRASpec] {
+        baseWeights.enumerated().map { i, path in LoRASpec(path: path, ratio: i < baseWeightsMultiplier.count ? baseWeightsMultiplier[i] : 1) }
+    }
+
     @Flag(name: [.long, .customLong("dim_from_weights")],
           help: "Take the modules, ranks and alphas from --network-weights instead of --network-dim/--network-alpha (kohya's).")
     var dimFromWeights = false
@@ -43,6 +58,9 @@ struct NetworkOptions: ParsableArguments {
     func validate() throws {
         guard networkModule == "networks.lora" else {
             throw ValidationError("--network-module \(networkModule) is not supported; lora-train trains networks.lora (LoRA, LoCon via conv_dim)")
+        }
+        if baseWeightsMultiplier.count > baseWeights.count {
+            throw ValidationError("--base-weights-multiplier has \(baseWeightsMultiplier.count) ratios for \(baseWeights.count) --base-weights files")
         }
         if dimFromWeights && networkWeights == nil { throw ValidationError("--dim-from-weights needs --network-weights (kohya asks the same)") }
         guard networkDim >= 1 else { throw ValidationError("--network-dim must be at least 1") }

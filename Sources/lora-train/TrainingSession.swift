@@ -21,7 +21,9 @@ struct TrainingSession {
         }
         guard FileManager.default.isWritableFile(atPath: output) else { throw ModelError(.io, "the output folder is not writable", file: output) }
         let tokenizer = try BPETokenizer.locate(explicit: command.tokenizer, near: command.model)
-        let model = try StableDiffusionModel(checkpoint: command.model, tokenizer: tokenizer, options: .init(loadEncoder: true, vae: command.vae))
+        for spec in command.network.baseLoRAs { ToolRun.say("merging module: \(spec.path) with multiplier \(formatNumber(spec.ratio))") }
+        let model = try StableDiffusionModel(checkpoint: command.model, tokenizer: tokenizer, options: command.modelOptions)
+        if !command.network.baseWeights.isEmpty { ToolRun.say("all weights merged: " + command.network.baseWeights.joined(separator: ", ")) }
         let trainer = try LoRATrainer(model: model, plan: plan, validation: validation, configuration: configuration)
         if let dims = configuration.dimsFromWeights {
             let ranks = dims.values.map(\.rank)
@@ -138,7 +140,7 @@ struct TrainingSession {
     /// `--find-lr`: the probe, the d·lr it went through, and the rates it suggests.
     func findLearningRate() throws {
         let tokenizer = try BPETokenizer.locate(explicit: command.tokenizer, near: command.model)
-        let model = try StableDiffusionModel(checkpoint: command.model, tokenizer: tokenizer, options: .init(loadEncoder: true, vae: command.vae))
+        let model = try StableDiffusionModel(checkpoint: command.model, tokenizer: tokenizer, options: command.modelOptions)
         let trainer = try LoRATrainer(model: model, plan: plan, configuration: configuration)
         ToolRun.say("learning-rate probe: Prodigy (lr 1, bias correction, safeguard warm-up), U-Net modules, \(trainer.steps.totalSteps) steps")
         let caching = ProgressBar(label: "caching latents", total: plan.images.count, unit: .items, enabled: !command.quiet)

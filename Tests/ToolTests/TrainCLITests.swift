@@ -524,6 +524,33 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(try ModelFile.open(folder + "/e/e.safetensors").metadata[.optimizer], "lion_pytorch.lion_pytorch.Lion")
     }
 
+    /// --base-weights (kohya's): LoRAs merged into the model before training, as lora-merge bakes them. Training on
+    /// base + LoRA at 0.7 gives the same tensors as training on lora-merge's fp32 bake of it; without it they differ.
+    func testBaseWeightsTrainOnTopOfABakedLoRA() throws {
+        let first = try ToolRunner.run("lora-train", common + ["--output-dir", folder + "/a", "--output-name", "a", "--max-train-steps", "2",
+                                                               "--learning-rate", "5e-2"])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let bake = try ToolRunner.run("lora-merge", ["--model", folder + "/base.safetensors", "--lora", folder + "/a/a.safetensors:0.7",
+                                                     "--precision", "fp32", "-o", folder + "/baked.safetensors"])
+        XCTAssertEqual(bake.status, 0, bake.stderr)
+        let args = common + ["--max-train-steps", "2", "--seed", "4", "--output-name", "b"]
+        let onTop = try ToolRunner.run("lora-train", args + ["--output-dir", folder + "/top", "--base-weights", folder + "/a/a.safetensors",
+                                                             "--base_weights_multiplier", "0.7"])
+        XCTAssertEqual(onTop.status, 0, onTop.stderr)
+        XCTAssertTrue(onTop.stdout.contains("merging module: \(folder)/a/a.safetensors with multiplier 0.7"), onTop.stdout)
+        let baked = try ToolRunner.run("lora-train", args.map { $0 == folder + "/base.safetensors" ? folder + "/baked.safetensors" : $0 }
+                                       + ["--output-dir", folder + "/baked"])
+        XCTAssertEqual(baked.status, 0, baked.stderr)
+        let plain = try ToolRunner.run("lora-train", args + ["--output-dir", folder + "/plain"])
+        XCTAssertEqual(plain.status, 0, plain.stderr)
+        func hash(_ out: String) throws -> String? { try ModelFile.open(folder + "/\(out)/b.safetensors").metadata["sshs_model_hash"] }
+        XCTAssertEqual(try hash("top"), try hash("baked"), "merged at load = baked by lora-merge")
+        XCTAssertNotEqual(try hash("top"), try hash("plain"), "the base LoRA changed what was trained")
+        let missing = try ToolRunner.run("lora-train", args + ["--output-dir", folder + "/m", "--base-weights", folder + "/none.safetensors"])
+        XCTAssertEqual(missing.status, 2, missing.stderr)
+        XCTAssertTrue(missing.stderr.contains("none.safetensors"), missing.stderr)
+    }
+
     /// Two [[datasets]] in one dataset config (kohya's DatasetGroup): each its own resolution, buckets and
     /// batch size, the batches of both in every epoch, and the metadata in kohya's dataset-config form
     /// (ss_datasets with one entry per dataset; no flat ss_resolution).

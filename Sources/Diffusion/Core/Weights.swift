@@ -14,6 +14,8 @@ public struct Weights: Sendable {
     public var prefixMap: (from: String, to: String)?
     /// Records every key a layer loads (shared by copies of this value).
     public var log: KeyLog?
+    /// Values that stand in for the file's, by the file's key (LoRAs merged at load: `Options.baseLoRAs`).
+    public var replacements: [String: [Float]] = [:]
 
     /// The keys the layers asked for and the names this file gave them: what
     /// the engine reads, so run-time LoRA keys can be matched to layers and a
@@ -63,6 +65,7 @@ public struct Weights: Sendable {
         guard tensor.dtype.isFloatingPoint else {
             throw ModelError(.mismatch, "\(name) is \(tensor.dtype.rawValue), expected a float tensor", file: path, key: name)
         }
+        if let replaced = replacements[name] { return replaced }
         let values = tensor.floats()
         // The float32 copy is what the engine keeps; the mapped pages would
         // otherwise stay resident too and count twice against memory.
@@ -73,7 +76,7 @@ public struct Weights: Sendable {
     /// A layer weight: fp16 bits when `halfStorage` and the file stores the
     /// tensor as contiguous fp16, float32 otherwise.
     public func loadStore(_ key: String, shape: [Int]) throws(ModelError) -> WeightStore {
-        guard halfStorage, let name = resolve(key), let tensor = file[name], tensor.dtype == .f16, tensor.isContiguous,
+        guard halfStorage, let name = resolve(key), replacements[name] == nil, let tensor = file[name], tensor.dtype == .f16, tensor.isContiguous,
               tensor.elementCount == shape.reduce(1, *) else {
             return WeightStore(try load(key, shape: shape))
         }

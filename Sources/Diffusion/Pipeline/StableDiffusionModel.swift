@@ -37,6 +37,9 @@ public final class StableDiffusionModel: @unchecked Sendable {
         public var weightPrecision = WeightPrecision.automatic
         /// A separate VAE file (A1111's "SD VAE" setting) instead of the checkpoint's own.
         public var vae: String?
+        /// LoRAs merged into the weights as they load, as lora-merge bakes them (kohya's `--base_weights`:
+        /// training on top of them).
+        public var baseLoRAs: [LoRASpec] = []
         public init(config: ArchitectureConfig? = nil, prediction: Prediction? = nil, loadEncoder: Bool = false,
                     weightPrecision: WeightPrecision = .automatic, vae: String? = nil) {
             self.config = config
@@ -56,6 +59,7 @@ public final class StableDiffusionModel: @unchecked Sendable {
         try StableDiffusionModel.checkAttention(config, path: path)
         var weights = Weights(file)
         weights.halfStorage = StableDiffusionModel.keepsHalf(file, options.weightPrecision)
+        weights.replacements = try StableDiffusionModel.baked(options.baseLoRAs, into: file)
         let log = Weights.KeyLog()
         weights.log = log
         self.path = path
@@ -85,6 +89,22 @@ public final class StableDiffusionModel: @unchecked Sendable {
         layerKeys = log.resolved
         // The mapping is no longer needed: everything is in memory.
         file.file.advise(.dontNeed, offset: 0, count: file.file.size)
+    }
+
+    /// The merged values of every tensor the LoRAs change, by the checkpoint's key (lora-merge's plan and arithmetic).
+    static func baked(_ specs: [LoRASpec], into file: ModelFile) throws(ModelError) -> [String: [Float]] {
+        guard !specs.isEmpty else { return [:] }
+        let loras = try specs.map { spec throws(ModelError) in try LoadedLoRA.open(spec) }
+        for lora in loras { try CheckpointBaker.refuseNonFinite(lora) }
+        let plan = try MergePlan.make(base: file, loras: loras, allowUnmatched: false)
+        var values: [String: [Float]] = [:]
+        let paths = loras.map(\.path)
+        for key in Set(plan.contributions.keys).union(plan.biasContributions.keys) {
+            guard let tensor = file[key] else { continue }
+            values[key] = try CheckpointBaker.mergedValues(tensor, weightContributions: plan.contributions[key] ?? [],
+                                                           biasContributions: plan.biasContributions[key] ?? [], loraPaths: paths)
+        }
+        return values
     }
 
     /// The family of a checkpoint this engine can render text-to-image with,
