@@ -460,7 +460,35 @@ struct KohyaTrainingFlags: ParsableArguments {
                                                                     visibility: .hidden))
     var wandbRunName: String?
 
+    // SDXL/SD3/FLUX options train_network.py parses but does not use for SD1/SD2 (its text-encoder caching is a no-op
+    // there, and the weighting scheme belongs to flow-matching models): accepted with a note, as kohya runs with them.
+    @Flag(name: .customLong("cache_text_encoder_outputs"), help: ArgumentHelp("Accepted with a note: SDXL's; SD1/SD2 training does not use it.", visibility: .hidden))
+    var cacheTextEncoderOutputs = false
+    @Flag(name: .customLong("cache_text_encoder_outputs_to_disk"), help: ArgumentHelp("Accepted with a note: SDXL's; SD1/SD2 training does not use it.", visibility: .hidden))
+    var cacheTextEncoderOutputsToDisk = false
+    @Option(name: .customLong("text_encoder_batch_size"), help: ArgumentHelp("Accepted with a note: for text-encoder caching.", visibility: .hidden))
+    var textEncoderBatchSize: Int?
+    @Option(name: .customLong("weighting_scheme"), help: ArgumentHelp("Accepted with a note: SD3/FLUX's.", visibility: .hidden))
+    var weightingScheme: String?
+    @Option(name: .customLong("logit_mean"), help: ArgumentHelp("Accepted with a note: SD3/FLUX's.", visibility: .hidden))
+    var logitMean: Double?
+    @Option(name: .customLong("logit_std"), help: ArgumentHelp("Accepted with a note: SD3/FLUX's.", visibility: .hidden))
+    var logitStd: Double?
+    @Option(name: .customLong("mode_scale"), help: ArgumentHelp("Accepted with a note: SD3/FLUX's.", visibility: .hidden))
+    var modeScale: Double?
+
     mutating func validate() throws {
+        var unused: [String] = []
+        if cacheTextEncoderOutputs { unused.append("--cache_text_encoder_outputs") }
+        if cacheTextEncoderOutputsToDisk { unused.append("--cache_text_encoder_outputs_to_disk") }
+        if textEncoderBatchSize != nil { unused.append("--text_encoder_batch_size") }
+        if let w = weightingScheme, w != "uniform" { unused.append("--weighting_scheme") }
+        if logitMean.map({ $0 != 0 }) ?? false { unused.append("--logit_mean") }
+        if logitStd.map({ $0 != 1 }) ?? false { unused.append("--logit_std") }
+        if modeScale.map({ $0 != 1.29 }) ?? false { unused.append("--mode_scale") }
+        if !unused.isEmpty {
+            printError("note: \(unused.joined(separator: ", ")): SDXL/SD3 options that sd-scripts' train_network.py does not use for SD1/SD2 either; ignored")
+        }
         guard dynamoBackend.lowercased() == "no" else {
             throw ValidationError("--dynamo_backend \(dynamoBackend): torch.compile backends do not apply here; leave it at no")
         }

@@ -288,6 +288,7 @@ final class TrainCLITests: XCTestCase {
     func testKohyaGUIConfigRunsUnchanged() throws {
         let config = """
             cache_latents = true
+            cache_text_encoder_outputs = true
             caption_extension = ".txt"
             clip_skip = 1
             dynamo_backend = "no"
@@ -342,7 +343,8 @@ final class TrainCLITests: XCTestCase {
         let tokenizer = ["--tokenizer", "Fixtures/tokenizer/clip_bpe_merges.txt.gz"]
         let run = try ToolRunner.run("lora-train", ["--config_file", folder + "/gui.toml"] + tokenizer)
         XCTAssertEqual(run.status, 0, run.stderr)
-        for note in ["note: epoch in \(folder)/gui.toml is not an sd-scripts argument", "note: noise_offset_type in"] {
+        for note in ["note: epoch in \(folder)/gui.toml is not an sd-scripts argument", "note: noise_offset_type in",
+                     "note: --cache_text_encoder_outputs: SDXL/SD3 options that sd-scripts' train_network.py does not use for SD1/SD2 either"] {
             XCTAssertTrue(run.stderr.contains(note), "\(note):\n\(run.stderr)")
         }
         // logging_dir: a TensorBoard run folder <time>/network_train/ with one event file, two steps' scalars in it.
