@@ -156,6 +156,10 @@ struct LoRATrain: ParsableCommand {
     @Option(name: [.long, .customLong("mixed_precision")], help: ArgumentHelp("no (fp32) or bf16: the training passes' GEMMs take bf16 operands with fp32 sums, as torch's autocast; the weights stay fp32. On a CPU without bf16 matrix units (AMX, AVX512-BF16), fp32 with a note.", valueName: "no|bf16"))
     var mixedPrecision = "no"
 
+    @Flag(name: [.long, .customLong("no_metadata")],
+          help: "Write only the metadata a loader needs (network dim, alpha, module, base model) and the ModelSpec card, as kohya's --no_metadata: no dataset, tags or settings.")
+    var noMetadata = false
+
     @Option(name: [.long, .customLong("training_comment")], help: ArgumentHelp("Stored as ss_training_comment.", valueName: "text"))
     var trainingComment: String?
 
@@ -390,6 +394,7 @@ struct LoRATrain: ParsableCommand {
         c.maxTimestep = optimizer.maxTimestep
         c.maxTokenLength = dataset.maxTokenLength
         c.weightedCaptions = dataset.weightedCaptions
+        c.noMetadata = noMetadata
         if network.dimFromWeights, let weights = network.networkWeights {
             c.dimsFromWeights = try LoRANetwork.moduleDims(inKohyaFile: weights)
         }

@@ -500,11 +500,16 @@ final class TrainCLITests: XCTestCase {
         XCTAssertTrue(loose.stderr.contains("tensors of this network are not in") && loose.stderr.contains("they start fresh"), loose.stderr)
         let fromWeights = try ToolRunner.run("lora-train", withTE + ["--output-dir", folder + "/c", "--output-name", "c", "--max-train-steps", "1",
                                                                      "--network-weights", folder + "/a/a.safetensors", "--dim-from-weights",
-                                                                     "--network-dim", "16"])
+                                                                     "--network-dim", "16", "--no_metadata"])
         XCTAssertEqual(fromWeights.status, 0, fromWeights.stderr)
         XCTAssertTrue(fromWeights.stdout.contains("create LoRA network from weights: 192 of its 192 modules, rank 4"), fromWeights.stdout)
         let c = try ModelFile.open(folder + "/c/c.safetensors")
         XCTAssertEqual(c.tensors.count, 192 * 3, "the file's U-Net modules only, no text encoder's")
+        // --no_metadata: kohya's minimum keys, the ModelSpec card and the hashes; nothing about the data or the settings.
+        XCTAssertEqual(Set(c.metadata.keys.filter { $0.hasPrefix("ss_") }),
+                       ["ss_v2", "ss_base_model_version", "ss_network_module", "ss_network_dim", "ss_network_alpha"])
+        XCTAssertNotNil(c.metadata["modelspec.title"])
+        XCTAssertNotNil(c.metadata["sshs_model_hash"])
         XCTAssertEqual(c["lora_unet_mid_block_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight"]?.shape.first, 4)
         let twice = try ToolRunner.run("lora-train", common + ["--output-dir", folder + "/d", "--use_lion_optimizer", "--optimizer-type", "Prodigy", "--dry-run"])
         XCTAssertEqual(twice.status, 64, twice.stderr)

@@ -138,7 +138,10 @@ extension LoRATrainer {
         m[.specPredictionType] = v ? "v" : "epsilon"
         if let skip = c.clipSkip { m["modelspec.encoder_layer"] = String(skip) }
         for (key, value) in c.modelCard { m[key] = value }
-        return m
+        guard c.noMetadata else { return m }
+        // kohya's --no_metadata: SS_METADATA_MINIMUM_KEYS (what loaders need to read the file) and the ModelSpec card.
+        let minimum: Set<String> = ["ss_v2", "ss_base_model_version", "ss_network_module", "ss_network_dim", "ss_network_alpha", "ss_network_args"]
+        return Metadata(m.pairs.filter { minimum.contains($0.key) || $0.key.hasPrefix("modelspec.") }.map { ($0.key, $0.value) })
     }
 }
 

@@ -81,6 +81,8 @@ public struct TrainingConfiguration: Sendable {
     public var dimsFromWeights: [String: (rank: Int, alpha: Float)]?
     /// kohya's `--zero_terminal_snr`: the noise schedule rescaled so t = 999 is pure noise (NoiseSchedule.zeroTerminalSNR).
     public var zeroTerminalSNR = false
+    /// kohya's `--no_metadata`: only the keys a loader needs (ss_network_dim, …) and the ModelSpec card.
+    public var noMetadata = false
     /// kohya's `--weighted_captions`: `(text:1.3)`-style weights in the captions scale the encoder's output.
     public var weightedCaptions = false
     /// kohya's validation (`--validation_split` with `--validate_every_n_steps` / `_epochs`, `--max_validation_steps`).
