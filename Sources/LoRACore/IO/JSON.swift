@@ -73,7 +73,7 @@ public indirect enum JSON: Equatable, Sendable {
         case .null: out += "null"
         case let .bool(b): out += b ? "true" : "false"
         case let .number(n): out += n
-        case let .string(s): python ? JSON.appendPythonQuoted(s, to: &out) : JSON.appendQuoted(s, to: &out)
+        case let .string(s): JSON.appendQuoted(s, to: &out, asciiOnly: python)
         case let .array(items):
             out += "["
             for (i, item) in items.enumerated() {
@@ -86,7 +86,7 @@ public indirect enum JSON: Equatable, Sendable {
             let ordered = sortKeys ? members.sorted { $0.0 < $1.0 } : members
             for (i, (key, value)) in ordered.enumerated() {
                 if i > 0 { out += python ? ", " : "," }
-                python ? JSON.appendPythonQuoted(key, to: &out) : JSON.appendQuoted(key, to: &out)
+                JSON.appendQuoted(key, to: &out, asciiOnly: python)
                 out += python ? ": " : ":"
                 value.write(to: &out, sortKeys: sortKeys, python: python)
             }
@@ -94,9 +94,10 @@ public indirect enum JSON: Equatable, Sendable {
         }
     }
 
-    /// Python's json string literal with ensure_ascii: `"` `\\` and \n \r \t \b \f by name, every other
-    /// scalar outside space…tilde as \uXXXX (UTF-16 units, lower-case hex).
-    static func appendPythonQuoted(_ s: String, to out: inout String) {
+    /// JSON string literal: `"` `\\` and \n \r \t \b \f by name, other control characters as \uXXXX;
+    /// non-ASCII written as UTF-8 (as serde_json does), or with `asciiOnly` (Python's json.dumps default,
+    /// ensure_ascii) every scalar outside space…tilde as \uXXXX UTF-16 units in lower-case hex.
+    public static func appendQuoted(_ s: String, to out: inout String, asciiOnly: Bool = false) {
         out += "\""
         for scalar in s.unicodeScalars {
             switch scalar {
@@ -108,35 +109,11 @@ public indirect enum JSON: Equatable, Sendable {
             case "\u{08}": out += "\\b"
             case "\u{0C}": out += "\\f"
             default:
-                if (0x20...0x7E).contains(scalar.value) {
-                    out.unicodeScalars.append(scalar)
-                } else {
+                if scalar.value < 0x20 || (asciiOnly && scalar.value > 0x7E) {
                     for unit in String(scalar).utf16 {
                         let hex = String(unit, radix: 16)
                         out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
                     }
-                }
-            }
-        }
-        out += "\""
-    }
-
-    /// JSON string literal; non-ASCII is written as UTF-8, as serde_json does.
-    public static func appendQuoted(_ s: String, to out: inout String) {
-        out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
                 } else {
                     out.unicodeScalars.append(scalar)
                 }
