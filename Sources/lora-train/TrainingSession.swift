@@ -16,10 +16,13 @@ struct TrainingSession {
 
     func run() throws {
         let output = configuration.outputDirectory
-        do { try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true) } catch {
-            throw ModelError(.io, "cannot create the output folder: \(error.localizedDescription)", file: output)
-        }
+        try AtomicOutput.createFolder(output, what: "the output folder")
         guard FileManager.default.isWritableFile(atPath: output) else { throw ModelError(.io, "the output folder is not writable", file: output) }
+        // The TensorBoard run folder before anything slow, so an unwritable --logging-dir fails at once.
+        let board = try command.logs.loggingDir.map { folder throws(ModelError) in
+            try TensorBoardLog(loggingDirectory: folder, prefix: command.logs.logPrefix ?? "", trackerName: command.logs.logTrackerName ?? "network_train")
+        }
+        if let board { ToolRun.say("TensorBoard log: \(TerminalText.escape(board.path))") }
         let tokenizer = try BPETokenizer.locate(explicit: command.tokenizer, near: command.model)
         for spec in command.network.baseLoRAs { ToolRun.say("merging module: \(spec.path) with multiplier \(formatNumber(spec.ratio))") }
         let model = try StableDiffusionModel(checkpoint: command.model, tokenizer: tokenizer, options: command.modelOptions)
@@ -70,10 +73,6 @@ struct TrainingSession {
         }
 
         let log = try TrainingLog(path: (output as NSString).appendingPathComponent(configuration.outputName + "-log.csv"), appending: resumeState != nil)
-        let board = try command.logs.loggingDir.map { folder throws(ModelError) in
-            try TensorBoardLog(loggingDirectory: folder, prefix: command.logs.logPrefix ?? "", trackerName: command.logs.logTrackerName ?? "network_train")
-        }
-        if let board { ToolRun.say("TensorBoard log: \(board.path)") }
         let bar = ProgressBar(label: "steps", total: trainer.steps.totalSteps, unit: .items, enabled: !command.quiet, delay: 0)
         if let state = resumeState { bar.advance(by: state.position.step) }
         var last = Date()

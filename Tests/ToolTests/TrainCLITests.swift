@@ -801,6 +801,15 @@ final class TrainCLITests: XCTestCase {
             XCTAssertTrue(r.stderr.contains(says), "\(args): \(r.stderr)")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/last.safetensors"))
+        // An output or log folder that cannot be made is one line saying why, before anything is loaded.
+        FileManager.default.createFile(atPath: folder + "/file", contents: Data())
+        for (args, says) in [(["--output-dir", folder + "/file/out"], "cannot create the output folder: \(folder)/file is a file, not a folder"),
+                             (["--output-dir", out, "--logging-dir", folder + "/file/logs"], "cannot create the TensorBoard log folder: \(folder)/file is a file")] {
+            let r = try ToolRunner.run("lora-train", common + args)
+            XCTAssertEqual(r.status, 2, "\(args): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains(says), "\(args): \(r.stderr)")
+            XCTAssertEqual(r.stderr.split(separator: "\n").filter { $0.hasPrefix("Error:") }.count, 1, r.stderr)
+        }
         // --dry-run plans without a model load or an output folder.
         let dry = try ToolRunner.run("lora-train", common + ["--dry-run", "--max-train-epochs", "3"])
         XCTAssertEqual(dry.status, 0, dry.stderr)

@@ -83,6 +83,27 @@ public final class AtomicOutput: @unchecked Sendable {
         }
     }
 
+    /// Creates `folder` and its parents (an existing folder is fine); a failure says why in words: the
+    /// part of the path that is a file, or the folder that is not writable (Foundation's own message is
+    /// only an error number). `what` names the folder in the message ("the output folder").
+    public static func createFolder(_ folder: String, what: String) throws(ModelError) {
+        do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
+            var ancestor = folder, info = stat()
+            while stat(ancestor, &info) != 0, ancestor != "/", !ancestor.isEmpty {
+                ancestor = (ancestor as NSString).deletingLastPathComponent
+            }
+            let reason: String
+            if (info.st_mode & S_IFMT) != S_IFDIR {
+                reason = "\(ancestor) is a file, not a folder"
+            } else if access(ancestor, W_OK) != 0 {
+                reason = "\(ancestor) is not writable"
+            } else {
+                reason = error.localizedDescription
+            }
+            throw ModelError(.io, "cannot create \(what): \(reason)", file: folder)
+        }
+    }
+
     /// The same, for the tools that write a .safetensors file (any letter case).
     public static func checkSafetensorsDestination(_ destination: String, inputs: [String]) throws(ModelError) {
         try checkDestination(destination, inputs: inputs)

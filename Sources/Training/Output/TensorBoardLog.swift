@@ -25,9 +25,7 @@ public final class TensorBoardLog {
         formatter.dateFormat = "yyyyMMddHHmmss"   // kohya's time.strftime("%Y%m%d%H%M%S", time.localtime())
         let folder = ((loggingDirectory as NSString).appendingPathComponent(prefix + formatter.string(from: now)) as NSString)
             .appendingPathComponent(trackerName)
-        do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
-            throw ModelError(.io, "cannot create the TensorBoard log folder: \(error.localizedDescription)", file: folder)
-        }
+        try AtomicOutput.createFolder(folder, what: "the TensorBoard log folder")
         let host = ProcessInfo.processInfo.hostName
         let path = (folder as NSString).appendingPathComponent(
             String(format: "events.out.tfevents.%010d.%@.%d.0", Int(now.timeIntervalSince1970), host, ProcessInfo.processInfo.processIdentifier))
