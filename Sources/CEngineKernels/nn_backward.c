@@ -110,3 +110,119 @@ void lt_softmax_backward_rows(const float *p, float *dp, size_t rows, size_t col
         for (size_t j = 0; j < cols; j++) dr[j] = pr[j] * (dr[j] - (float)dot) * scale;
     }
 }
+
+// ---- GroupNorm backward (one item's group) -------------------------------------------------
+// y = norm(x)·γ + β (then SiLU when fused); xhat = (x − mean)·rstd. With dz the gradient at the
+// affine output (through SiLU's derivative, on nn.c's exp), per channel c:
+//   dγ_c = Σ dz·xhat,  dβ_c = Σ dz,
+//   dx   = rstd · (dz·γ_c − mean_i(dz·γ) − xhat · mean_i(dz·γ·xhat)),
+// where the group means are Σ_c γ_c·dβ_c / n and Σ_c γ_c·dγ_c / n. dz is kept in dx between the
+// two passes. Sums run in float lanes per channel and are reduced in double.
+static inline float silu_derivative_at(float xhat, float gamma, float beta) {
+    return derivative_scalar(xhat * gamma + beta, 0);
+}
+
+#if defined(__x86_64__)
+AVX2 static void group_norm_backward_avx2(const float *x, const float *dy, float *dx, size_t channels, size_t spatial,
+                                          const float *gamma, const float *beta, float mean, float rstd, int silu,
+                                          double *dgamma, double *dbeta) {
+    const __m256 m = _mm256_set1_ps(mean), r = _mm256_set1_ps(rstd);
+    for (size_t c = 0; c < channels; c++) {
+        const float *xc = x + c * spatial, *dyc = dy + c * spatial;
+        float *dzc = dx + c * spatial;
+        const __m256 g = _mm256_set1_ps(gamma[c]), b = _mm256_set1_ps(beta[c]);
+        __m256 sg = _mm256_setzero_ps(), sb = _mm256_setzero_ps();
+        size_t i = 0;
+        for (; i + 8 <= spatial; i += 8) {
+            __m256 xhat = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xc + i), m), r);
+            __m256 d = _mm256_loadu_ps(dyc + i);
+            if (silu) d = _mm256_mul_ps(d, derivative8(_mm256_fmadd_ps(xhat, g, b), 0));
+            _mm256_storeu_ps(dzc + i, d);
+            sg = _mm256_fmadd_ps(d, xhat, sg);
+            sb = _mm256_add_ps(sb, d);
+        }
+        float lg[8], lb[8];
+        _mm256_storeu_ps(lg, sg);
+        _mm256_storeu_ps(lb, sb);
+        double tg = 0, tb = 0;
+        for (int l = 0; l < 8; l++) { tg += lg[l]; tb += lb[l]; }
+        for (; i < spatial; i++) {
+            float xhat = (xc[i] - mean) * rstd, d = dyc[i];
+            if (silu) d *= silu_derivative_at(xhat, gamma[c], beta[c]);
+            dzc[i] = d;
+            tg += (double)d * xhat;
+            tb += d;
+        }
+        dgamma[c] = tg;
+        dbeta[c] = tb;
+    }
+}
+
+AVX2 static void group_norm_dx_avx2(const float *x, float *dx, size_t channels, size_t spatial, const float *gamma,
+                                    float mean, float rstd, float meanDxHat, float meanDxHatXHat) {
+    const __m256 m = _mm256_set1_ps(mean), r = _mm256_set1_ps(rstd);
+    const __m256 a = _mm256_set1_ps(meanDxHat), k = _mm256_set1_ps(meanDxHatXHat);
+    for (size_t c = 0; c < channels; c++) {
+        const float *xc = x + c * spatial;
+        float *dc = dx + c * spatial;
+        const __m256 g = _mm256_set1_ps(gamma[c]);
+        size_t i = 0;
+        for (; i + 8 <= spatial; i += 8) {
+            __m256 xhat = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xc + i), m), r);
+            __m256 inner = _mm256_sub_ps(_mm256_fmsub_ps(_mm256_loadu_ps(dc + i), g, a), _mm256_mul_ps(xhat, k));
+            _mm256_storeu_ps(dc + i, _mm256_mul_ps(r, inner));
+        }
+        for (; i < spatial; i++) {
+            float xhat = (xc[i] - mean) * rstd;
+            dc[i] = rstd * ((dc[i] * gamma[c] - meanDxHat) - xhat * meanDxHatXHat);
+        }
+    }
+}
+#endif
+
+void lt_group_norm_backward(const float *x, const float *dy, float *dx, size_t channels, size_t spatial,
+                            const float *gamma, const float *beta, double mean, double rstd, int silu,
+                            double *dgamma, double *dbeta) {
+    const float fm = (float)mean, fr = (float)rstd;
+#if defined(__x86_64__)
+    int vector = lt_kernels_use_avx2();
+#else
+    int vector = 0;
+#endif
+    if (vector) {
+#if defined(__x86_64__)
+        group_norm_backward_avx2(x, dy, dx, channels, spatial, gamma, beta, fm, fr, silu, dgamma, dbeta);
+#endif
+    } else {
+        for (size_t c = 0; c < channels; c++) {
+            double tg = 0, tb = 0;
+            for (size_t i = 0; i < spatial; i++) {
+                size_t at = c * spatial + i;
+                float xhat = (x[at] - fm) * fr, d = dy[at];
+                if (silu) d *= silu_derivative_at(xhat, gamma[c], beta[c]);
+                dx[at] = d;
+                tg += (double)d * xhat;
+                tb += d;
+            }
+            dgamma[c] = tg;
+            dbeta[c] = tb;
+        }
+    }
+    double sumDxHat = 0, sumDxHatXHat = 0;
+    for (size_t c = 0; c < channels; c++) {
+        sumDxHat += gamma[c] * dbeta[c];
+        sumDxHatXHat += gamma[c] * dgamma[c];
+    }
+    const double n = (double)(channels * spatial);
+    const float a = (float)(sumDxHat / n), k = (float)(sumDxHatXHat / n);
+#if defined(__x86_64__)
+    if (vector) { group_norm_dx_avx2(x, dx, channels, spatial, gamma, fm, fr, a, k); return; }
+#endif
+    for (size_t c = 0; c < channels; c++) {
+        for (size_t i = 0; i < spatial; i++) {
+            size_t at = c * spatial + i;
+            float xhat = (x[at] - fm) * fr;
+            dx[at] = fr * ((dx[at] * gamma[c] - a) - xhat * k);
+        }
+    }
+}

@@ -130,9 +130,17 @@ final class BackwardTests: XCTestCase {
 
     // MARK: Norms
 
+    /// On each kernel path (the C kernel's AVX2 loop and its scalar tail), with 5 values per channel (tail only)
+    /// and 21 (two vectors and a tail).
     func testGroupNormWithAndWithoutSiLU() {
+        KernelPaths.forEachPath { _ in
+            for spatial in [5, 21] { checkGroupNorm(spatial: spatial) }
+        }
+    }
+
+    func checkGroupNorm(spatial: Int) {
         var rng = Rng(state: 3)
-        let batch = 2, channels = 6, groups = 3, spatial = 5
+        let batch = 2, channels = 6, groups = 3
         let x = rng.values(batch * channels * spatial, scale: 2), gamma = rng.values(channels), beta = rng.values(channels)
         let r = rng.values(x.count)
         for silu in [false, true] {
@@ -158,9 +166,10 @@ final class BackwardTests: XCTestCase {
             let dx = layer.backward(input: Tensor(shape: [batch, channels, spatial, 1], values: Self.floats(x)),
                                     outputGradient: Tensor(shape: [batch, channels, spatial, 1], values: Self.floats(r)), silu: silu,
                                     weightGradient: dG, biasGradient: dB)
-            checkGradient("group norm (silu \(silu)) dx", analytic: dx.values, at: x) { Self.dot(r, forward($0, gamma, beta)) }
-            checkGradient("group norm (silu \(silu)) dγ", analytic: dG.values, at: gamma) { Self.dot(r, forward(x, $0, beta)) }
-            checkGradient("group norm (silu \(silu)) dβ", analytic: dB.values, at: beta) { Self.dot(r, forward(x, gamma, $0)) }
+            let label = "group norm (silu \(silu), \(spatial) values, \(KernelPaths.description))"
+            checkGradient("\(label) dx", analytic: dx.values, at: x) { Self.dot(r, forward($0, gamma, beta)) }
+            checkGradient("\(label) dγ", analytic: dG.values, at: gamma) { Self.dot(r, forward(x, $0, beta)) }
+            checkGradient("\(label) dβ", analytic: dB.values, at: beta) { Self.dot(r, forward(x, gamma, $0)) }
         }
     }
 

@@ -46,6 +46,11 @@ void lt_activation_backward(const float *x, const float *dy, float *dx, size_t n
 void lt_geglu_backward(const float *proj, const float *dy, float *dproj, size_t rows, size_t hidden);
 /// Softmax backward in place: dp <- p * (dp - sum_j p dp) * scale, per row of `cols` (stride ld).
 void lt_softmax_backward_rows(const float *p, float *dp, size_t rows, size_t cols, size_t ld, float scale);
+/// GroupNorm backward for one item's group of `channels` channels × `spatial` values (channel-major): dx, and
+/// each channel's dgamma, dbeta (double). silu: the forward applied SiLU after the affine.
+void lt_group_norm_backward(const float *x, const float *dy, float *dx, size_t channels, size_t spatial,
+                            const float *gamma, const float *beta, double mean, double rstd, int silu,
+                            double *dgamma, double *dbeta);
 
 // ---- Winograd F(4x4, 3x3) for stride-1, pad-1 3x3 convolutions -------------
 /// Filters [out][in][3][3] -> U [36][out][in], for output channels [o_begin, o_end).

@@ -1,3 +1,4 @@
+import CEngineKernels
 import Foundation
 import LoRACore
 
@@ -35,40 +36,12 @@ extension GroupNorm {
                 let n = perGroup * spatial
                 let source = xp + offset, upstream = dyp + offset, target = dxp + offset
                 let (mean, rstd) = normalizationStatistics(source, count: n, epsilon: epsilon)
-                // dz: the gradient at the norm's output (through SiLU when fused).
-                var dz = [Double](repeating: 0, count: n)
-                var sumDxHat = 0.0, sumDxHatXHat = 0.0
-                for cIndex in 0..<perGroup {
-                    let c = g * perGroup + cIndex
-                    var dGamma = 0.0, dBeta = 0.0
-                    for i in 0..<spatial {
-                        let at = cIndex * spatial + i
-                        let xHat = (Double(source[at]) - mean) * rstd
-                        var d = Double(upstream[at])
-                        if silu {
-                            let z = xHat * Double(gamma[c]) + Double(beta[c])
-                            let s = 1 / (1 + exp(-z))
-                            d *= s * (1 + z * (1 - s))
-                        }
-                        dz[at] = d
-                        dGamma += d * xHat
-                        dBeta += d
-                        let dxHat = d * Double(gamma[c])
-                        sumDxHat += dxHat
-                        sumDxHatXHat += dxHat * xHat
-                    }
-                    sumsGamma.value[b * channels + c] = dGamma
-                    sumsBeta.value[b * channels + c] = dBeta
-                }
-                let meanDxHat = sumDxHat / Double(n), meanDxHatXHat = sumDxHatXHat / Double(n)
-                for cIndex in 0..<perGroup {
-                    let gammaC = Double(gamma[g * perGroup + cIndex])
-                    for i in 0..<spatial {
-                        let at = cIndex * spatial + i
-                        let xHat = (Double(source[at]) - mean) * rstd
-                        target[at] = Float(rstd * (dz[at] * gammaC - meanDxHat - xHat * meanDxHatXHat))
-                    }
-                }
+                // dz (through SiLU when fused), the per-channel dγ and dβ, and dx, in one C kernel per group.
+                gamma.withUnsafeBufferPointer { gp in beta.withUnsafeBufferPointer { bp in
+                    let first = g * perGroup
+                    lt_group_norm_backward(source, upstream, target, perGroup, spatial, gp.baseAddress! + first, bp.baseAddress! + first,
+                                           mean, rstd, silu ? 1 : 0, sumsGamma.value + b * channels + first, sumsBeta.value + b * channels + first)
+                } }
             }
         } } } } }
         for (gradient, partial) in [(weightGradient, partialGamma), (biasGradient, partialBeta)] {
