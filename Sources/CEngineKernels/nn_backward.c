@@ -118,8 +118,25 @@ void lt_softmax_backward_rows(const float *p, float *dp, size_t rows, size_t col
 //   dx   = rstd · (dz·γ_c − mean_i(dz·γ) − xhat · mean_i(dz·γ·xhat)),
 // where the group means are Σ_c γ_c·dβ_c / n and Σ_c γ_c·dγ_c / n. dz is kept in dx between the
 // two passes. Sums run in float lanes per channel and are reduced in double.
-static inline float silu_derivative_at(float xhat, float gamma, float beta) {
-    return derivative_scalar(xhat * gamma + beta, 0);
+// dz (kept in dz), and channel sums dγ += dz·xhat, dβ += dz, over values [from, spatial) of one channel.
+static inline void group_norm_dz_values(const float *x, const float *dy, float *dz, size_t from, size_t spatial, float mean,
+                                        float rstd, int silu, float gamma, float beta, double *dgamma, double *dbeta) {
+    for (size_t i = from; i < spatial; i++) {
+        float xhat = (x[i] - mean) * rstd, d = dy[i];
+        if (silu) d *= derivative_scalar(xhat * gamma + beta, 0);
+        dz[i] = d;
+        *dgamma += (double)d * xhat;
+        *dbeta += d;
+    }
+}
+
+// dx = rstd · ((dz·γ − a) − xhat·k) in place of dz, over values [from, spatial) of one channel.
+static inline void group_norm_dx_values(const float *x, float *dx, size_t from, size_t spatial, float mean, float rstd, float gamma,
+                                        float a, float k) {
+    for (size_t i = from; i < spatial; i++) {
+        float xhat = (x[i] - mean) * rstd;
+        dx[i] = rstd * ((dx[i] * gamma - a) - xhat * k);
+    }
 }
 
 #if defined(__x86_64__)
@@ -146,13 +163,7 @@ AVX2 static void group_norm_backward_avx2(const float *x, const float *dy, float
         _mm256_storeu_ps(lb, sb);
         double tg = 0, tb = 0;
         for (int l = 0; l < 8; l++) { tg += lg[l]; tb += lb[l]; }
-        for (; i < spatial; i++) {
-            float xhat = (xc[i] - mean) * rstd, d = dyc[i];
-            if (silu) d *= silu_derivative_at(xhat, gamma[c], beta[c]);
-            dzc[i] = d;
-            tg += (double)d * xhat;
-            tb += d;
-        }
+        group_norm_dz_values(xc, dyc, dzc, i, spatial, mean, rstd, silu, gamma[c], beta[c], &tg, &tb);
         dgamma[c] = tg;
         dbeta[c] = tb;
     }
@@ -172,10 +183,7 @@ AVX2 static void group_norm_dx_avx2(const float *x, float *dx, size_t channels, 
             __m256 inner = _mm256_sub_ps(_mm256_fmsub_ps(_mm256_loadu_ps(dc + i), g, a), _mm256_mul_ps(xhat, k));
             _mm256_storeu_ps(dc + i, _mm256_mul_ps(r, inner));
         }
-        for (; i < spatial; i++) {
-            float xhat = (xc[i] - mean) * rstd;
-            dc[i] = rstd * ((dc[i] * gamma[c] - meanDxHat) - xhat * meanDxHatXHat);
-        }
+        group_norm_dx_values(xc, dc, i, spatial, mean, rstd, gamma[c], meanDxHat, meanDxHatXHat);
     }
 }
 #endif
@@ -185,25 +193,15 @@ void lt_group_norm_backward(const float *x, const float *dy, float *dx, size_t c
                             double *dgamma, double *dbeta) {
     const float fm = (float)mean, fr = (float)rstd;
 #if defined(__x86_64__)
-    int vector = lt_kernels_use_avx2();
+    const int vector = lt_kernels_use_avx2();
+    if (vector) group_norm_backward_avx2(x, dy, dx, channels, spatial, gamma, beta, fm, fr, silu, dgamma, dbeta);
 #else
-    int vector = 0;
+    const int vector = 0;
 #endif
-    if (vector) {
-#if defined(__x86_64__)
-        group_norm_backward_avx2(x, dy, dx, channels, spatial, gamma, beta, fm, fr, silu, dgamma, dbeta);
-#endif
-    } else {
+    if (!vector) {
         for (size_t c = 0; c < channels; c++) {
             double tg = 0, tb = 0;
-            for (size_t i = 0; i < spatial; i++) {
-                size_t at = c * spatial + i;
-                float xhat = (x[at] - fm) * fr, d = dy[at];
-                if (silu) d *= silu_derivative_at(xhat, gamma[c], beta[c]);
-                dx[at] = d;
-                tg += (double)d * xhat;
-                tb += d;
-            }
+            group_norm_dz_values(x + c * spatial, dy + c * spatial, dx + c * spatial, 0, spatial, fm, fr, silu, gamma[c], beta[c], &tg, &tb);
             dgamma[c] = tg;
             dbeta[c] = tb;
         }
@@ -218,11 +216,5 @@ void lt_group_norm_backward(const float *x, const float *dy, float *dx, size_t c
 #if defined(__x86_64__)
     if (vector) { group_norm_dx_avx2(x, dx, channels, spatial, gamma, fm, fr, a, k); return; }
 #endif
-    for (size_t c = 0; c < channels; c++) {
-        for (size_t i = 0; i < spatial; i++) {
-            size_t at = c * spatial + i;
-            float xhat = (x[at] - fm) * fr;
-            dx[at] = fr * ((dx[at] * gamma[c] - a) - xhat * k);
-        }
-    }
+    for (size_t c = 0; c < channels; c++) group_norm_dx_values(x + c * spatial, dx + c * spatial, 0, spatial, fm, fr, gamma[c], a, k);
 }
