@@ -90,7 +90,7 @@ let package = Package(
         ]),
 
         .executableTarget(name: "lora-train", dependencies: [
-            "Training", "Diffusion", "LoRACore", "ToolSupport",
+            "Training", "Diffusion", "Imaging", "LoRACore", "ToolSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

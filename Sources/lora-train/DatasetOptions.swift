@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Imaging
 import Training
 
 /// Where the images are and how kohya reads them (sd-scripts' dataset arguments).
@@ -105,6 +106,12 @@ struct DatasetOptions: ParsableArguments {
           help: "kohya's colour augmentation at every step: a third of the samples get a hue shift (±8 of 180) or a gamma (0.95–1.05 on 0–255 values); not cached either.")
     var colorAug = false
 
+    @Option(name: [.long, .customLong("resize_interpolation")],
+            help: ArgumentHelp("How images are resized to their bucket: lanczos, nearest, bilinear (linear), bicubic (cubic) or area, as kohya's --resize_interpolation "
+                               + "(PIL for lanczos, OpenCV for the others; a dataset config may also say box). Default: area when shrinking, lanczos when enlarging.",
+                               valueName: "method"))
+    var resizeInterpolation: String?
+
     @Option(name: [.long, .customLong("prior_loss_weight")], help: ArgumentHelp("Loss weight of regularization images.", valueName: "w"))
     var priorLossWeight = 1.0
 
@@ -136,6 +143,7 @@ struct DatasetOptions: ParsableArguments {
             throw ValidationError("\(name) must be between 0 and 1")
         }
         if let c = clipSkip, c < 1 { throw ValidationError("--clip-skip must be at least 1") }
+        _ = try parsedInterpolation()
         _ = try parsedResolution()
     }
 
@@ -148,7 +156,18 @@ struct DatasetOptions: ParsableArguments {
         return Resolution(parts[0]!, parts.count == 2 ? parts[1]! : parts[0]!)
     }
 
+    /// kohya's argparse choices for --resize_interpolation (its dataset config also takes "box").
+    func parsedInterpolation() throws -> Bitmap.Interpolation? {
+        guard let name = resizeInterpolation, !name.isEmpty else { return nil }
+        let choices: [Bitmap.Interpolation] = [.lanczos, .nearest, .bilinear, .linear, .bicubic, .cubic, .area]
+        guard let method = Bitmap.Interpolation(rawValue: name), choices.contains(method) else {
+            throw ValidationError("--resize-interpolation \(name): choose \(choices.map(\.rawValue).joined(separator: ", "))")
+        }
+        return method
+    }
+
     func subsetSettings(_ subset: inout DatasetSubset) {
+        subset.resizeInterpolation = try? parsedInterpolation()  // checked in validate()
         subset.captionExtension = DatasetSubset.normalizedExtension(captionExtension)
         subset.shuffleCaption = shuffleCaption
         subset.keepTokens = keepTokens

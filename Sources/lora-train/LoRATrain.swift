@@ -190,6 +190,7 @@ struct LoRATrain: ParsableCommand {
     func validate() throws {
         if !dryRun && !findLR && outputDir == nil { throw ValidationError("--output-dir is required (kohya: --output_dir)") }
         if let n = findLRSteps, n < 4 { throw ValidationError("--find-lr-steps must be at least 4") }
+        try kohyaIgnored.checkPrecisionStorage(mixedPrecision: mixedPrecision)
         guard saveModelAs == "safetensors" else { throw ValidationError("--save-model-as \(saveModelAs): only safetensors is written") }
         guard mixedPrecision == "no" || mixedPrecision == "bf16" else {
             throw ValidationError(mixedPrecision == "fp16" ? "--mixed-precision fp16: CPUs have no fp16 matrix units; use bf16 (fast where the CPU has AMX or AVX512-BF16) or no"
@@ -316,8 +317,10 @@ struct LoRATrain: ParsableCommand {
         }
         var bucketing = BucketSet(resolution: resolution, mode: mode)
         if case .noUpscale = mode { bucketing.noUpscaleLimits = limits }
-        return try DatasetPlan.make(subsets: subsets, bucketing: bucketing,
-                                    batchSize: config.batchSize ?? dataset.trainBatchSize, skippedFolders: skipped, split: split(config), side: side)
+        var made = try DatasetPlan.make(subsets: subsets, bucketing: bucketing,
+                                        batchSize: config.batchSize ?? dataset.trainBatchSize, skippedFolders: skipped, split: split(config), side: side)
+        made.parts[0].resizeInterpolation = config.resizeInterpolation ?? (try? dataset.parsedInterpolation()) ?? nil
+        return made
     }
 
     /// A dataset's validation split: its own validation_split and validation_seed, the command line's where it has none
@@ -423,6 +426,7 @@ struct LoRATrain: ParsableCommand {
         c.zeroTerminalSNR = optimizer.zeroTerminalSNR
         c.optimizer = OptimizerChoice(kohyaName: optimizer.optimizerName)!
         c.optimizerArguments = optimizer.optimizerArgs
+        c.resizeInterpolation = dataset.resizeInterpolation.flatMap { $0.isEmpty ? nil : $0 }
         c.minBucketReso = dataset.minBucketReso
         c.maxBucketReso = dataset.maxBucketReso
         return c
@@ -464,6 +468,43 @@ struct KohyaTrainingFlags: ParsableArguments {
     @Option(name: .customLong("wandb_run_name"), help: ArgumentHelp("Accepted: it names a run only with --log_with wandb, which is not supported.",
                                                                     visibility: .hidden))
     var wandbRunName: String?
+    @Flag(name: .customLong("use_safetensors"), help: ArgumentHelp("Accepted: the network is always written as safetensors.", visibility: .hidden))
+    var useSafetensors = false
+    @Option(name: .customLong("tokenizer_cache_dir"), help: ArgumentHelp("Accepted: the CLIP tokenizer is read from --tokenizer (or found beside the tools), never downloaded.",
+                                                                         visibility: .hidden))
+    var tokenizerCacheDir: String?
+
+    // kohya's low-precision storage: GPU memory savers that also round what is trained. Accepted where kohya
+    // accepts them (its asserts on --mixed_precision are repeated), and left out: the network, its gradients
+    // and the base weights stay float32 (the checkpoint's values), which is what kohya's run approximates.
+    @Flag(name: .customLong("full_bf16"), help: ArgumentHelp("Accepted with --mixed-precision bf16, with a note: the network and its gradients stay fp32.", visibility: .hidden))
+    var fullBF16 = false
+    @Flag(name: .customLong("full_fp16"), help: ArgumentHelp("Refused: it needs --mixed_precision fp16, which CPUs have no units for.", visibility: .hidden))
+    var fullFP16 = false
+    @Flag(name: .customLong("fp8_base"), help: ArgumentHelp("Accepted with --mixed-precision bf16, with a note: the base model stays at the checkpoint's precision.", visibility: .hidden))
+    var fp8Base = false
+    @Flag(name: .customLong("fp8_base_unet"), help: ArgumentHelp("Accepted with --mixed-precision bf16, with a note: the U-Net stays at the checkpoint's precision.", visibility: .hidden))
+    var fp8BaseUNet = false
+
+    /// kohya's asserts (train_network.py), then a note for what is accepted and not done.
+    func checkPrecisionStorage(mixedPrecision: String) throws {
+        if fullFP16 {
+            throw ValidationError("--full_fp16 requires --mixed_precision fp16 (as kohya asserts), and CPUs have no fp16 matrix units; use --mixed_precision bf16")
+        }
+        if fullBF16 && mixedPrecision != "bf16" {
+            throw ValidationError("--full_bf16 requires --mixed_precision bf16 (as kohya asserts)")
+        }
+        if (fp8Base || fp8BaseUNet) && mixedPrecision == "no" {
+            throw ValidationError("--fp8_base\(fp8BaseUNet && !fp8Base ? "_unet" : "") requires --mixed_precision bf16 (as kohya asserts: fp16 or bf16)")
+        }
+        let stored = [fullBF16 ? "--full_bf16 (the network and its gradients stay fp32)" : nil,
+                      fp8Base ? "--fp8_base (the U-Net and text encoder stay at the checkpoint's precision)" : nil,
+                      fp8BaseUNet && !fp8Base ? "--fp8_base_unet (the U-Net stays at the checkpoint's precision)" : nil].compactMap { $0 }
+        if !stored.isEmpty {
+            printError("note: \(stored.joined(separator: "; ")): GPU memory savers that round what is trained; not needed on the CPU, so not done "
+                       + "(the result is the full-precision run's, which kohya's approximates)")
+        }
+    }
 
     // SDXL/SD3/FLUX options train_network.py parses but does not use for SD1/SD2 (its text-encoder caching is a no-op
     // there, and the weighting scheme belongs to flow-matching models): accepted with a note, as kohya runs with them.

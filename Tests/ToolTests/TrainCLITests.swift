@@ -71,6 +71,13 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(m[.seed], "7")
         XCTAssertEqual(m[.numTrainImages], "8")
         XCTAssertEqual(m["modelspec.architecture"], "stable-diffusion-v1/lora")
+        // Every key train_network.py's metadata literal writes (Fixtures/golden/make_kohya_metadata_keys.py), but
+        // its git commit: lora-train names itself under a key of its own instead.
+        let kohyaKeys = try String(contentsOfFile: "Fixtures/golden/kohya_metadata_keys.txt", encoding: .utf8).split(separator: "\n")
+            .filter { !$0.hasPrefix("#") }.map(String.init)
+        XCTAssertGreaterThan(kohyaKeys.count, 50)
+        XCTAssertEqual(kohyaKeys.filter { m[$0] == nil }, ["ss_sd_scripts_commit_hash"], "kohya's keys missing from the file")
+        XCTAssertEqual([m["ss_fp8_base"], m["ss_resize_interpolation"]], ["False", "None"])
         XCTAssertEqual(try XCTUnwrap(m[.newSdModelHash]), Hashing.sha256(try MappedFile(path: folder + "/base.safetensors")))
         XCTAssertEqual(file.tensors.count, 192 * 3)
         XCTAssertEqual(try ModelFile.open(out + "/zkw-000002.safetensors").metadata[.epoch], "2")
@@ -264,11 +271,11 @@ final class TrainCLITests: XCTestCase {
         }
         // An sd-scripts argument lora-train lacks is refused, naming the file; a key sd-scripts does not know either is
         // skipped with a note, as sd-scripts skips it.
-        try "[training_arguments]\nfull_fp16 = true\n".write(toFile: folder + "/bad.toml", atomically: true, encoding: .utf8)
+        try "[training_arguments]\ndeepspeed = true\n".write(toFile: folder + "/bad.toml", atomically: true, encoding: .utf8)
         let bad = try ToolRunner.run("lora-train", ["--config_file", folder + "/bad.toml", "--dataset_config", folder + "/dataset.toml", "--dry-run",
                                                     "--model", folder + "/base.safetensors"])
         XCTAssertEqual(bad.status, 64, bad.stderr)
-        XCTAssertTrue(bad.stderr.contains("--full_fp16 comes from \(folder)/bad.toml"), bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("--deepspeed comes from \(folder)/bad.toml"), bad.stderr)
         try "[training_arguments]\nfancy_new_option = 3\n".write(toFile: folder + "/odd.toml", atomically: true, encoding: .utf8)
         let odd = try ToolRunner.run("lora-train", ["--config_file", folder + "/odd.toml", "--dataset_config", folder + "/dataset.toml", "--dry-run",
                                                     "--model", folder + "/base.safetensors"] + ["--tokenizer", "Fixtures/tokenizer/clip_bpe_merges.txt.gz"])
@@ -278,6 +285,11 @@ final class TrainCLITests: XCTestCase {
         let badData = try ToolRunner.run("lora-train", common + ["--dataset-config", folder + "/bad-data.toml", "--dry-run"])
         XCTAssertEqual(badData.status, 2, badData.stderr)
         XCTAssertTrue(badData.stderr.contains("unknown key colour_aug"), badData.stderr)
+        try "[[datasets]]\n[[datasets.subsets]]\nimage_dir = 'x'\nresize_interpolation = 'sinc'\n".write(toFile: folder + "/bad-resize.toml", atomically: true,
+                                                                                                       encoding: .utf8)
+        let badResize = try ToolRunner.run("lora-train", common + ["--dataset-config", folder + "/bad-resize.toml", "--dry-run"])
+        XCTAssertEqual(badResize.status, 2, badResize.stderr)
+        XCTAssertTrue(badResize.stderr.contains("resize_interpolation \"sinc\" is not one of lanczos, box, nearest"), badResize.stderr)
     }
 
     /// A config as the kohya_ss GUI writes it for an SD1.5 LoRA (kohya_gui/lora_gui.py: every value that
@@ -366,10 +378,18 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(metadata["modelspec.author"], "A. Tester")
         let card = try ToolRunner.run("lora-inspect", [folder + "/gui/gui.safetensors"])
         XCTAssertTrue(card.stdout.contains("GUI run") && card.stdout.contains("A. Tester"), card.stdout)
-        try (config + "\nfp8_base = true\n").write(toFile: folder + "/gui8.toml", atomically: true, encoding: .utf8)
-        let refused = try ToolRunner.run("lora-train", ["--config_file", folder + "/gui8.toml", "--dry-run"] + tokenizer)
+        // The GUI's low-precision switches: accepted beside bf16 (what kohya asserts), with a note saying they are not done.
+        try (config + "\nfp8_base = true\nfull_bf16 = true\nuse_safetensors = true\n").write(toFile: folder + "/gui8.toml", atomically: true, encoding: .utf8)
+        let accepted = try ToolRunner.run("lora-train", ["--config_file", folder + "/gui8.toml", "--dry-run"] + tokenizer)
+        XCTAssertEqual(accepted.status, 0, accepted.stderr)
+        XCTAssertTrue(accepted.stderr.contains("note: --full_bf16 (the network and its gradients stay fp32); --fp8_base (the U-Net and text encoder"),
+                      accepted.stderr)
+        let refused = try ToolRunner.run("lora-train", ["--config_file", folder + "/gui8.toml", "--mixed_precision", "no", "--dry-run"] + tokenizer)
         XCTAssertEqual(refused.status, 64, refused.stderr)
-        XCTAssertTrue(refused.stderr.contains("--fp8_base comes from \(folder)/gui8.toml"), refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("--full_bf16 requires --mixed_precision bf16 (as kohya asserts)"), refused.stderr)
+        let fullFP16 = try ToolRunner.run("lora-train", common + ["--full_fp16", "--dry-run"])
+        XCTAssertEqual(fullFP16.status, 64, fullFP16.stderr)
+        XCTAssertTrue(fullFP16.stderr.contains("--full_fp16 requires --mixed_precision fp16"), fullFP16.stderr)
         let wandb = try ToolRunner.run("lora-train", ["--config_file", folder + "/gui.toml", "--log_with", "wandb", "--dry-run"] + tokenizer)
         XCTAssertEqual(wandb.status, 64, wandb.stderr)
         XCTAssertTrue(wandb.stderr.contains("--log-with wandb: Weights & Biases is not supported"), wandb.stderr)
@@ -582,11 +602,13 @@ final class TrainCLITests: XCTestCase {
             batch_size = 1
             min_bucket_reso = 64
             max_bucket_reso = 192
+            resize_interpolation = "bicubic"
               [[datasets.subsets]]
               image_dir = "\(folder)/data/2_zkw shape"
               class_tokens = "zkw big"
               num_repeats = 1
               flip_aug = true
+              resize_interpolation = "box"
             """.write(toFile: folder + "/two.toml", atomically: true, encoding: .utf8)
         let args = common.filter { !["--train-data-dir", folder + "/data"].contains($0) } + ["--dataset-config", folder + "/two.toml",
                                                                                            "--max-train-epochs", "1", "--output-name", "two"]
@@ -608,6 +630,8 @@ final class TrainCLITests: XCTestCase {
         let subsets = try XCTUnwrap(datasets[1]["subsets"] as? [[String: Any]])
         XCTAssertEqual(subsets.first?["class_tokens"] as? String, "zkw big")
         XCTAssertEqual(subsets.first?["flip_aug"] as? Bool, true)
+        XCTAssertEqual(datasets.map { $0["resize_interpolation"] as? String }, [nil, "bicubic"], "kohya's dataset-level resize_interpolation")
+        XCTAssertEqual(subsets.first?["resize_interpolation"] as? String, "box", "the subset's own")
         let dirs = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try XCTUnwrap(metadata["ss_dataset_dirs"]).utf8)) as? [String: [String: Int]])
         XCTAssertEqual(dirs, ["2_zkw shape": ["n_repeats": 2, "img_count": 4], "2_zkw shape (2)": ["n_repeats": 1, "img_count": 4]], "kohya's merge of the folders")
         // lora-inspect reads the datasets back.
@@ -687,6 +711,28 @@ final class TrainCLITests: XCTestCase {
         try Data(edited).write(to: URL(fileURLWithPath: folder + "/data/2_zkw shape/img1.png"))
         let third = try ToolRunner.run("lora-train", args + ["--output-dir", folder + "/c"])
         XCTAssertTrue(third.stdout.contains("latents: 3 of 4 images from .npz caches on disk, 1 encoded"), third.stdout)
+        // --resize_interpolation reaches an image that is resized (100x60 → 107x64 for its 64² bucket; the others are used
+        // at their own size): that one is encoded again, the others are reused, and the network trains differently.
+        var stripes = Bitmap(width: 100, height: 60, fill: RGB(20, 20, 20))
+        for y in 0..<60 { for x in 0..<100 where (x / 3 + y / 5) % 2 == 0 { stripes.pixels[(y * 100 + x) * 3] = 250 } }
+        try Data(try PNGCodec.encode(stripes)).write(to: URL(fileURLWithPath: folder + "/data/2_zkw shape/img4.png"))
+        let lanczos = try ToolRunner.run("lora-train", args + ["--output-dir", folder + "/c2"])
+        XCTAssertTrue(lanczos.stdout.contains("latents: 4 of 5 images from .npz caches on disk, 1 encoded"), lanczos.stdout)
+        let npz = folder + "/data/2_zkw shape/img4_0100x0060_sd.npz"
+        func latents() throws -> [Float]? { try NumpyArchive.read(npz)["latents"]?.values.floats }
+        let lanczosLatents = try XCTUnwrap(try latents())
+        let nearest = try ToolRunner.run("lora-train", args + ["--output-dir", folder + "/d", "--resize_interpolation", "nearest"])
+        XCTAssertEqual(nearest.status, 0, nearest.stderr)
+        XCTAssertTrue(nearest.stdout.contains("latents: 4 of 5 images from .npz caches on disk, 1 encoded"), nearest.stdout)
+        XCTAssertNotEqual(try latents(), lanczosLatents, "the stripes resized by nearest neighbour encode differently")
+        let d = try ModelFile.open(folder + "/d/last.safetensors").metadata
+        XCTAssertEqual(d["ss_resize_interpolation"], "nearest")
+        let again = try ToolRunner.run("lora-train", args + ["--output-dir", folder + "/e", "--resize_interpolation", "nearest"])
+        XCTAssertTrue(again.stdout.contains("latents: 5 of 5 images from .npz caches on disk, 0 encoded"), again.stdout)
+        XCTAssertEqual(try ModelFile.open(folder + "/e/last.safetensors").metadata["sshs_model_hash"], d["sshs_model_hash"])
+        let box = try ToolRunner.run("lora-train", args + ["--output-dir", folder + "/f", "--resize_interpolation", "box", "--dry-run"])
+        XCTAssertEqual(box.status, 64, "box is a dataset-config value only, as in kohya's argparse choices")
+        XCTAssertTrue(box.stderr.contains("--resize-interpolation box: choose lanczos, nearest"), box.stderr)
     }
 
     /// Prodigy as kohya users run it (lr 1, its diffusion settings): d·lr logged, kohya's ss_optimizer, and a

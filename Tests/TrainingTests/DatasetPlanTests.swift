@@ -165,6 +165,68 @@ final class TrainingResizeTests: XCTestCase {
             XCTAssertLessThan(mean, 0.05, "\(resize.from) → \(resize.to)")
         }
     }
+
+    /// Each --resize_interpolation method against sd-scripts' resize_image with it (make_resize_golden.py:
+    /// PIL for lanczos and box, OpenCV for the others), shrinking, enlarging and both at once. The filters
+    /// work in fixed point there and in float here, so a pixel may be one level off (OpenCV's 11-bit
+    /// coefficients more often than PIL's 22-bit ones). Nearest is exact except where a target pixel's
+    /// centre falls exactly on a source pixel boundary: OpenCV 5.0 breaks those ties in a pattern that
+    /// its documented fixed-point formula (ours) does not reproduce, so there either neighbour is allowed.
+    func testEachInterpolationFollowsKohya() throws {
+        struct Case: Decodable { let method: String, from: [Int], to: [Int], pixels_hex: String }
+        struct File: Decodable { let cases: [Case] }
+        let data = try Data(contentsOf: URL(fileURLWithPath: DatasetPlanTests.root + "/Fixtures/golden/training/resize_interpolations.json"))
+        let cases = try JSONDecoder().decode(File.self, from: data).cases
+        XCTAssertEqual(Set(cases.map(\.method)), Set(Bitmap.Interpolation.allCases.map(\.rawValue)))
+        for c in cases {
+            let method = try XCTUnwrap(Bitmap.Interpolation(rawValue: c.method))
+            let (w, h) = (c.from[0], c.from[1])
+            let image = Bitmap(width: w, height: h, pixels: Self.pattern(width: w, height: h))
+            let ours = image.resampled(width: c.to[0], height: c.to[1], interpolation: method).pixels
+            var hex = Substring(c.pixels_hex), expected: [UInt8] = []
+            while !hex.isEmpty { expected.append(UInt8(hex.prefix(2), radix: 16)!); hex = hex.dropFirst(2) }
+            XCTAssertEqual(ours.count, expected.count)
+            let label = "\(c.method) \(c.from) → \(c.to)"
+            if method == .nearest {
+                // Where a centre is a tie, either neighbour; everywhere else, the same source pixel.
+                func candidates(_ t: Int, _ source: Int, _ target: Int) -> Set<Int> {
+                    let twice = (2 * t + 1) * source  // the centre × 2·target
+                    let floor = min(twice / (2 * target), source - 1)
+                    return twice % (2 * target) == 0 && floor > 0 ? [floor - 1, floor] : [floor]
+                }
+                var mismatches = 0, ties = 0
+                for y in 0..<c.to[1] {
+                    for x in 0..<c.to[0] {
+                        let xs = candidates(x, w, c.to[0]), ys = candidates(y, h, c.to[1])
+                        if xs.count > 1 || ys.count > 1 { ties += 1 }
+                        let allowed = Set(ys.flatMap { sy in xs.map { sx in Array(image.pixels[((sy * w + sx) * 3)..<((sy * w + sx) * 3 + 3)]) } })
+                        let o = (y * c.to[0] + x) * 3
+                        XCTAssertTrue(allowed.contains(Array(ours[o..<(o + 3)])), "ours: \(label) at \(x),\(y)")
+                        if !allowed.contains(Array(expected[o..<(o + 3)])) { mismatches += 1 }
+                    }
+                }
+                XCTAssertEqual(mismatches, 0, "OpenCV's pixels are one of the allowed ones too: \(label)")
+                let differing = stride(from: 0, to: ours.count, by: 3).filter { ours[$0..<($0 + 3)] != expected[$0..<($0 + 3)] }.count
+                XCTAssertLessThanOrEqual(differing, ties, "only ties may differ: \(label)")
+                continue
+            }
+            let differences = zip(ours, expected).map { abs(Int($0) - Int($1)) }
+            let mean = Double(differences.reduce(0, +)) / Double(max(1, differences.count))
+            XCTAssertLessThanOrEqual(differences.max() ?? 0, 1, label)
+            XCTAssertLessThan(mean, [.lanczos, .box].contains(method) ? 0.05 : 0.2, label)
+        }
+        // The methods differ from each other (a mix-up of two would not pass above): every pair somewhere.
+        let image = Bitmap(width: 37, height: 23, pixels: Self.pattern(width: 37, height: 23))
+        let methods: [Bitmap.Interpolation] = [.lanczos, .box, .nearest, .bilinear, .bicubic, .area]
+        let outputs = methods.map { m in [(16, 10), (48, 30)].map { image.resampled(width: $0.0, height: $0.1, interpolation: m).pixels } }
+        for i in methods.indices { for j in methods.indices where j > i { XCTAssertNotEqual(outputs[i], outputs[j], "\(methods[i]) vs \(methods[j])") } }
+    }
+
+    static func pattern(width w: Int, height h: Int) -> [UInt8] {
+        var pixels = [UInt8](repeating: 0, count: w * h * 3)
+        for y in 0..<h { for x in 0..<w { for k in 0..<3 { pixels[(y * w + x) * 3 + k] = UInt8((x * 37 + y * 91 + k * 53 + (x * y) % 17 * 7) % 256) } } }
+        return pixels
+    }
 }
 
 /// Sample prompt lines parsed as sd-scripts' `line_to_prompt_dict` parses them

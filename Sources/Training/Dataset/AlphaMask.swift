@@ -8,10 +8,10 @@ import LoRACore
 /// An image without alpha is opaque (kohya's convert("RGBA")): a mask of ones.
 public enum AlphaMask {
     /// The alpha plane resized as its image: it rides through the same filter in a bitmap's three channels.
-    public static func resized(_ alpha: [UInt8], width: Int, height: Int, to size: Resolution) -> Bitmap {
+    public static func resized(_ alpha: [UInt8], width: Int, height: Int, to size: Resolution, interpolation: Bitmap.Interpolation? = nil) -> Bitmap {
         var pixels = [UInt8](repeating: 0, count: alpha.count * 3)
         for (i, a) in alpha.enumerated() { (pixels[3 * i], pixels[3 * i + 1], pixels[3 * i + 2]) = (a, a, a) }
-        return Bitmap(width: width, height: height, pixels: pixels).resampled(width: size.width, height: size.height)
+        return Bitmap(width: width, height: height, pixels: pixels).resampled(width: size.width, height: size.height, interpolation: interpolation)
     }
 
     /// The bucket's crop of a resized alpha (centred, or from `origin`) as alpha/255, [bucket.height × bucket.width].

@@ -1,4 +1,5 @@
 import Foundation
+import Imaging
 import LoRACore
 
 /// kohya's dataset TOML (`--dataset_config`; sd-scripts library/config_util.py,
@@ -21,6 +22,8 @@ public struct DatasetConfig: Sendable {
     /// kohya's dataset-level `validation_split` and `validation_seed` (the command line's where unset).
     public var validationSplit: Double?
     public var validationSeed: UInt64?
+    /// kohya's dataset-level `resize_interpolation` (recorded in ss_datasets; each subset carries its own).
+    public var resizeInterpolation: Bitmap.Interpolation?
 
     /// `subsets` with every setting left to the command line.
     public init(subsets: [DatasetSubset]) { self.subsets = subsets }
@@ -96,6 +99,7 @@ public struct DatasetConfig: Sendable {
             guard seed >= 0 else { throw ModelError(.invalid, "validation_seed must not be negative", file: path, key: "validation_seed") }
             config.validationSeed = UInt64(seed)
         }
+        if let v = lookup("resize_interpolation", outer) { config.resizeInterpolation = try interpolation(v, path) }
         for table in subsetTables {
             let own = members(table) ?? []
             for (key, _) in own where !subsetKeys.contains(key) && !subsetOnlyKeys.contains(key) {
@@ -125,6 +129,7 @@ public struct DatasetConfig: Sendable {
             if let v = lookup("color_aug", levels) { s.colorAugment = try bool(v, "color_aug", path) }
             if let v = lookup("alpha_mask", levels) { s.alphaMask = try bool(v, "alpha_mask", path) }
             if let v = lookup("enable_wildcard", levels) { s.enableWildcard = try bool(v, "enable_wildcard", path) }
+            if let v = lookup("resize_interpolation", levels) { s.resizeInterpolation = try interpolation(v, path) }
             // Settings that ask for something not built yet: refused by name (false / empty values ask nothing).
             if let v = lookup("secondary_separator", levels)?.stringValue { s.secondarySeparator = v }
             if let v = lookup("token_warmup_min", levels) { s.tokenWarmupMin = try int(v, "token_warmup_min", path) }
@@ -157,6 +162,17 @@ public struct DatasetConfig: Sendable {
     static func bool(_ v: JSON, _ key: String, _ path: String) throws(ModelError) -> Bool {
         guard case let .bool(b) = v else { throw ModelError(.invalid, "\(key) must be true or false", file: path, key: key) }
         return b
+    }
+
+    /// kohya's `validate_interpolation_fn` names (utils.py); "" leaves kohya's default.
+    static func interpolation(_ v: JSON, _ path: String) throws(ModelError) -> Bitmap.Interpolation? {
+        guard case let .string(name) = v else { throw ModelError(.invalid, "resize_interpolation must be a string", file: path, key: "resize_interpolation") }
+        if name.isEmpty { return nil }
+        guard let method = Bitmap.Interpolation(rawValue: name) else {
+            throw ModelError(.invalid, "resize_interpolation \"\(TerminalText.escape(name))\" is not one of "
+                             + Bitmap.Interpolation.allCases.map(\.rawValue).joined(separator: ", "), file: path, key: "resize_interpolation")
+        }
+        return method
     }
 
     /// `resolution = 512` or `[768, 512]` (width, height), as kohya takes it.

@@ -27,6 +27,8 @@ public struct DatasetPlan: Sendable {
         public var meanAspectError: Double
         /// Its folders' entries in `tagFrequency`.
         public var tagFrequency: Range<Int>
+        /// kohya's dataset-level `resize_interpolation` (metadata only: each subset carries the one it uses).
+        public var resizeInterpolation: Bitmap.Interpolation?
     }
 
     public var subsets: [DatasetSubset]

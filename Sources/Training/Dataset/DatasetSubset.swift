@@ -1,4 +1,5 @@
 import Foundation
+import Imaging
 import LoRACore
 
 /// One folder of images with how to use them: sd-scripts' DreamBooth-style
@@ -27,6 +28,8 @@ public struct DatasetSubset: Sendable, Equatable {
     /// its latents cannot be cached (train_util.py `is_latent_cacheable`).
     public var randomCrop = false
     public var colorAugment = false
+    /// kohya's `resize_interpolation` (nil: area when shrinking, Lanczos otherwise).
+    public var resizeInterpolation: Bitmap.Interpolation?
     /// kohya's `alpha_mask`: the images' alpha channel weights the loss (`AlphaMask`).
     public var alphaMask = false
     /// kohya's `enable_wildcard`: a random line of a multi-line caption file at each step, and `{a|b|c}` a random choice.

@@ -4,21 +4,25 @@ import LoRACore
 
 /// An image as the VAE sees it for training (sd-scripts library/train_util.py
 /// `trim_and_resize_if_required` on the latent-caching path): resized to the
-/// size its bucket chose (area when shrinking, Lanczos when enlarging), the
+/// size its bucket chose (area when shrinking, Lanczos when enlarging, or the
+/// subset's `resize_interpolation`), the
 /// excess trimmed evenly from both sides (`excess // 2` first), optionally
 /// mirrored, pixels to [-1, 1] as x/127.5 − 1. [1, 3, height, width].
 public enum TrainingImage {
     /// The image decoded and resized once (a flipped copy crops from the same pixels).
-    public static func resized(_ path: String, to size: Resolution) throws(ModelError) -> Bitmap {
-        try resized(path, to: size, alpha: false).image
+    public static func resized(_ path: String, to size: Resolution, interpolation: Bitmap.Interpolation? = nil) throws(ModelError) -> Bitmap {
+        try resized(path, to: size, alpha: false, interpolation: interpolation).image
     }
 
     /// The same, with its alpha plane resized alike when asked for and present (`AlphaMask`).
-    public static func resized(_ path: String, to size: Resolution, alpha: Bool) throws(ModelError) -> (image: Bitmap, alpha: Bitmap?) {
+    public static func resized(_ path: String, to size: Resolution, alpha: Bool,
+                               interpolation: Bitmap.Interpolation? = nil) throws(ModelError) -> (image: Bitmap, alpha: Bitmap?) {
         let read: (image: Bitmap, alpha: [UInt8]?)
         do { read = try ImageFile.readWithAlpha(path) } catch { throw ModelError(.invalid, error.message, file: path) }
-        let plane = alpha ? read.alpha.map { AlphaMask.resized($0, width: read.image.width, height: read.image.height, to: size) } : nil
-        return (read.image.resampled(width: size.width, height: size.height), plane)
+        let plane = alpha ? read.alpha.map {
+            AlphaMask.resized($0, width: read.image.width, height: read.image.height, to: size, interpolation: interpolation)
+        } : nil
+        return (read.image.resampled(width: size.width, height: size.height, interpolation: interpolation), plane)
     }
 
     /// The bucket's crop of an already resized image: centred, or from `origin` (kohya's random_crop).

@@ -66,7 +66,7 @@ extension LoRATrainer {
                 ("flip_aug", .bool(s.flipAugment)), ("random_crop", .bool(s.randomCrop)), ("shuffle_caption", .bool(s.shuffleCaption)),
                 ("keep_tokens", number(s.keepTokens)), ("keep_tokens_separator", .string(s.keepTokensSeparator)), ("secondary_separator", text(s.secondarySeparator)),
                 ("enable_wildcard", .bool(s.enableWildcard)), ("caption_prefix", text(s.captionPrefix)), ("caption_suffix", text(s.captionSuffix)),
-                ("resize_interpolation", .null), ("image_dir", .string((s.imageDirectory as NSString).lastPathComponent)),
+                ("resize_interpolation", text(s.resizeInterpolation?.rawValue)), ("image_dir", .string((s.imageDirectory as NSString).lastPathComponent)),
                 ("class_tokens", text(s.classTokens)), ("is_reg", .bool(s.isRegularization)),
             ])
         }
@@ -76,7 +76,8 @@ extension LoRATrainer {
             ("resolution", .array([number(part.bucketing.resolution.width), number(part.bucketing.resolution.height)])),
             ("enable_bucket", .bool(bucketed)), ("min_bucket_reso", limits.0), ("max_bucket_reso", limits.1),
             ("tag_frequency", .object(plan.tagFrequency[part.tagFrequency].map { ($0.folder, Self.tagJSON($0.tags)) })),
-            ("bucket_info", bucketInfo(part)), ("resize_interpolation", .null), ("subsets", .array(subsets)),
+            ("bucket_info", bucketInfo(part)),
+            ("resize_interpolation", text(part.resizeInterpolation?.rawValue)), ("subsets", .array(subsets)),
         ])
     }
 

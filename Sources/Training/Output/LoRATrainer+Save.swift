@@ -101,6 +101,10 @@ extension LoRATrainer {
         m["ss_max_validation_steps"] = py(c.validation.maxSteps)
         m["ss_validate_every_n_epochs"] = py(c.validation.everyNEpochs)
         m["ss_validate_every_n_steps"] = py(c.validation.everyNSteps)
+        // kohya's U-Net/text encoder in fp8 (--fp8_base): a GPU memory saver not done here (lora-train says so).
+        m["ss_fp8_base"] = "False"
+        m["ss_fp8_base_unet"] = "False"
+        m["ss_resize_interpolation"] = c.resizeInterpolation ?? "None"
         datasetMetadata(into: &m)
         // kohya records --network_args only when given, as the strings typed (json.dumps of its key → value dict).
         var args: [(String, JSON)] = c.networkArguments.compactMap { item in

@@ -1,5 +1,6 @@
 import Diffusion
 import Foundation
+import Imaging
 import LoRACore
 
 /// `--cache_latents_to_disk`: one `.npz` per image beside it, named and laid
@@ -11,7 +12,7 @@ import LoRACore
 /// its latents also fit the image's bucket, and — in files lora-train wrote,
 /// which carry the SHA-256 of the image and of the VAE's weights and the
 /// resized size — only when those still match: an edited image or another
-/// VAE re-encodes. An `alpha_mask` image's file holds `alpha_mask` too (alpha/255 at the
+/// VAE re-encodes, and so does a resized image under another `resize_interpolation`. An `alpha_mask` image's file holds `alpha_mask` too (alpha/255 at the
 /// bucket's size), as kohya's. (crop_ltrb is written as integers; SD1/SD2
 /// training does not read it.)
 public struct DiskLatentCache: Sendable {
@@ -36,6 +37,12 @@ public struct DiskLatentCache: Sendable {
         (image.path as NSString).deletingPathExtension + String(format: "_%04dx%04d_sd.npz", image.width, image.height)
     }
 
+    /// The `resize_interpolation` a file was made with, as its name's bytes: none for kohya's default (so caches
+    /// written before the option existed stay valid) or for an image used at its own size.
+    static func resizeMethod(_ image: DatasetImage, _ resized: Resolution, _ interpolation: Bitmap.Interpolation?) -> [UInt8] {
+        resized.width == image.width && resized.height == image.height ? [] : Array((interpolation?.rawValue ?? "").utf8)
+    }
+
     static func imageHash(_ path: String) throws(ModelError) -> [UInt8] {
         let file = try MappedFile(path: path)
         var hash = SHA256()
@@ -45,7 +52,7 @@ public struct DiskLatentCache: Sendable {
 
     /// The cached latents (scaled for the U-Net), and with `alphaMask` the pixel mask, if the file fits, else nil.
     func load(_ image: DatasetImage, bucket: Resolution, resized: Resolution, flipped: Bool,
-              alphaMask: Bool = false) throws(ModelError) -> (Tensor, Tensor?, [Float]?)? {
+              alphaMask: Bool = false, interpolation: Bitmap.Interpolation? = nil) throws(ModelError) -> (Tensor, Tensor?, [Float]?)? {
         let path = DiskLatentCache.path(for: image)
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         let arrays: [String: NumpyArchive.Array]
@@ -65,14 +72,16 @@ public struct DiskLatentCache: Sendable {
         }
         if let stored = arrays["lora_tools_image_sha256"]?.values.bytes {
             guard stored == (try DiskLatentCache.imageHash(image.path)), arrays["lora_tools_vae_sha256"]?.values.bytes == vaeHash,
-                  arrays["lora_tools_resized"]?.values.integers == [Int64(resized.width), Int64(resized.height)] else { return nil }
+                  arrays["lora_tools_resized"]?.values.integers == [Int64(resized.width), Int64(resized.height)],
+                  arrays["lora_tools_resize_interpolation"]?.values.bytes ?? [] == DiskLatentCache.resizeMethod(image, resized, interpolation)
+            else { return nil }
         }
         func scaled(_ v: [Float]) -> Tensor { Tensor(shape: [1] + shape, values: v.map { $0 * scale }) }
         return (scaled(values), flippedValues.map(scaled), mask)
     }
 
     func save(_ image: DatasetImage, bucket: Resolution, resized: Resolution, latents: Tensor, flipped: Tensor?,
-              alphaMask: [Float]? = nil) throws(ModelError) {
+              alphaMask: [Float]? = nil, interpolation: Bitmap.Interpolation? = nil) throws(ModelError) {
         let shape = [4, bucket.height / 8, bucket.width / 8]
         func unscaled(_ t: Tensor) -> NumpyArchive.Array { .init(shape: shape, values: .float32(t.values.map { $0 / scale })) }
         // kohya's get_crop_ltrb, truncated to integers.
@@ -90,6 +99,8 @@ public struct DiskLatentCache: Sendable {
         arrays += [("lora_tools_image_sha256", .init(shape: [32], values: .uint8(try DiskLatentCache.imageHash(image.path)))),
                    ("lora_tools_vae_sha256", .init(shape: [32], values: .uint8(vaeHash))),
                    ("lora_tools_resized", .init(shape: [2], values: .int64([Int64(resized.width), Int64(resized.height)])))]
+        let method = DiskLatentCache.resizeMethod(image, resized, interpolation)
+        if !method.isEmpty { arrays.append(("lora_tools_resize_interpolation", .init(shape: [method.count], values: .uint8(method)))) }
         try AtomicOutput.write(NumpyArchive.encode(arrays), to: DiskLatentCache.path(for: image))
     }
 }

@@ -32,7 +32,8 @@ public struct LatentCache: Sendable {
             let bucket = plan.buckets[plan.bucketOf[i]].resolution, resized = plan.resizedSize[i]
             let subset = plan.subsets[image.subsetIndex]
             if subset.augmentsEachStep {
-                (cache.perStep[i], cache.perStepAlpha[i]) = try TrainingImage.resized(image.path, to: resized, alpha: subset.alphaMask)
+                (cache.perStep[i], cache.perStepAlpha[i]) = try TrainingImage.resized(image.path, to: resized, alpha: subset.alphaMask,
+                                                                                         interpolation: subset.resizeInterpolation)
                 cache.latents.append(nil)
                 cache.flipped.append(nil)
                 cache.masks.append(nil)
@@ -45,7 +46,7 @@ public struct LatentCache: Sendable {
             let count = 4 * (bucket.width / 8) * (bucket.height / 8)
             let noises = flips.map { _ in random.normal(count) }
             if let disk, let (latents, flipped, pixelMask) = try disk.load(image, bucket: bucket, resized: resized, flipped: flips.count > 1,
-                                                                          alphaMask: subset.alphaMask) {
+                                                                          alphaMask: subset.alphaMask, interpolation: subset.resizeInterpolation) {
                 cache.latents.append(latents)
                 cache.flipped.append(flipped)
                 cache.appendMasks(pixelMask, bucket: bucket, flips: flips.count > 1)
@@ -54,7 +55,8 @@ public struct LatentCache: Sendable {
                 continue
             }
             var encoded: [Tensor] = []
-            let (scaled, alpha) = try TrainingImage.resized(image.path, to: resized, alpha: subset.alphaMask) // once, for the flipped copy too
+            let (scaled, alpha) = try TrainingImage.resized(image.path, to: resized, alpha: subset.alphaMask,
+                                                                                         interpolation: subset.resizeInterpolation) // once, for the flipped copy too
             for (flip, noise) in zip(flips, noises) {
                 let pixels = try TrainingImage.pixels(scaled, path: image.path, bucket: bucket, flipped: flip)
                 var latents = encoder.encode(pixels, noise: noise)
@@ -68,7 +70,7 @@ public struct LatentCache: Sendable {
                                              : nil
             cache.appendMasks(pixelMask, bucket: bucket, flips: flips.count > 1)
             try disk?.save(image, bucket: bucket, resized: resized, latents: encoded[0], flipped: encoded.count > 1 ? encoded[1] : nil,
-                           alphaMask: pixelMask)
+                           alphaMask: pixelMask, interpolation: subset.resizeInterpolation)
             progress(i + 1, plan.images.count)
         }
         return cache

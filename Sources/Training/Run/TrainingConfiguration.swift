@@ -83,6 +83,8 @@ public struct TrainingConfiguration: Sendable {
     public var zeroTerminalSNR = false
     /// kohya's `--no_metadata`: only the keys a loader needs (ss_network_dim, …) and the ModelSpec card.
     public var noMetadata = false
+    /// The command line's --resize_interpolation, for ss_resize_interpolation (the images use their subsets').
+    public var resizeInterpolation: String?
     /// kohya's `--weighted_captions`: `(text:1.3)`-style weights in the captions scale the encoder's output.
     public var weightedCaptions = false
     /// kohya's validation (`--validation_split` with `--validate_every_n_steps` / `_epochs`, `--max_validation_steps`).
