@@ -147,6 +147,19 @@ struct LoRATrain: ParsableCommand {
                                valueName: "folder"), completion: .directory)
     var resume: String?
 
+    @Option(name: [.long, .customLong("initial_epoch")],
+            help: ArgumentHelp("Start at this epoch (1 = the first) without a state, as kohya's --initial_epoch: e.g. after --network-weights NAME-000004.safetensors, "
+                               + "--initial-epoch 5 trains epochs 5 on and names their files so. The learning-rate schedule starts from its beginning.", valueName: "n"))
+    var initialEpoch: Int?
+
+    @Option(name: [.long, .customLong("initial_step")],
+            help: ArgumentHelp("Start at the epoch of this optimizer step (0 = the first; overrides --initial-epoch), as kohya's --initial_step.", valueName: "n"))
+    var initialStep: Int?
+
+    @Flag(name: [.long, .customLong("skip_until_initial_step")],
+          help: "With --initial-step/--initial-epoch: start at that very step (its epoch's earlier batches skipped) and count steps from it, as kohya's --skip_until_initial_step.")
+    var skipUntilInitialStep = false
+
     @Option(name: [.long, .customLong("save_model_as")], help: ArgumentHelp("Only safetensors.", valueName: "format"))
     var saveModelAs = "safetensors"
 
@@ -197,6 +210,11 @@ struct LoRATrain: ParsableCommand {
                                                            : "--mixed-precision takes no or bf16 (got '\(mixedPrecision)')")
         }
         if let n = maxTrainEpochs, n < 1 { throw ValidationError("--max-train-epochs must be at least 1") }
+        if let n = initialEpoch, n < 1 { throw ValidationError("--initial-epoch must be at least 1 (1 is the first epoch)") }
+        if let n = initialStep, n < 0 { throw ValidationError("--initial-step must not be negative") }
+        if resume != nil && (initialEpoch != nil || initialStep != nil) {
+            throw ValidationError("--resume continues where its state stopped; --initial-step/--initial-epoch are for a run without a state (drop one)")
+        }
         if let n = saveLastNEpochs, n < 1 { throw ValidationError("--save-last-n-epochs must be at least 1") }
         if let n = saveLastNSteps, n < 1 { throw ValidationError("--save-last-n-steps must be at least 1") }
         if let n = saveLastNEpochsState, n < 1 { throw ValidationError("--save-last-n-epochs-state must be at least 1") }
@@ -250,6 +268,8 @@ struct LoRATrain: ParsableCommand {
                 }
                 ToolRun.say("\(perStep) images (random_crop or color_aug) are encoded by the VAE at every step; the others' latents are cached")
             }
+            // A later start (--initial-step/--initial-epoch) is checked before anything is loaded, --dry-run too.
+            _ = try LoRATrainer.startPosition(configuration, steps: steps)
             if samples.sampleEveryNEpochs != nil && samples.sampleEveryNSteps != nil {
                 printError("note: --sample-every-n-steps is ignored because --sample-every-n-epochs is given (kohya does the same)")
             }
@@ -405,6 +425,7 @@ struct LoRATrain: ParsableCommand {
         c.trainingComment = trainingComment
         c.modelCard = card.fields
         c.saveState = saveState
+        (c.initialStep, c.initialEpoch, c.skipUntilInitialStep) = (initialStep, initialEpoch, skipUntilInitialStep)
         c.saveLastNEpochs = saveLastNEpochs
         c.saveLastNSteps = saveLastNSteps
         c.saveLastNEpochsState = saveLastNEpochsState

@@ -64,6 +64,11 @@ struct TrainingSession {
         if let state = resumeState {
             ToolRun.say("resume from \(command.resume!): step \(state.position.step), epoch \(state.position.epoch)")
         }
+        let start = try resumeState?.position ?? trainer.startPosition()
+        if resumeState == nil && start.epoch > 1 {
+            ToolRun.say(start.step > 0 ? "starting at step \(start.step) (epoch \(start.epoch), batch \(start.batch + 1)); the learning-rate schedule starts from its beginning"
+                                       : "starting at epoch \(start.epoch) of \(trainer.steps.epochs), counting steps from 0; the learning-rate schedule starts from its beginning")
+        }
 
         let caching = ProgressBar(label: "caching latents", total: plan.images.count + (validation?.images.count ?? 0), unit: .items,
                                   enabled: !command.quiet)
@@ -73,8 +78,11 @@ struct TrainingSession {
         }
 
         let log = try TrainingLog(path: (output as NSString).appendingPathComponent(configuration.outputName + "-log.csv"), appending: resumeState != nil)
-        let bar = ProgressBar(label: "steps", total: trainer.steps.totalSteps, unit: .items, enabled: !command.quiet, delay: 0)
-        if let state = resumeState { bar.advance(by: state.position.step) }
+        // Without --skip-until-initial-step a later start counts from 0 and runs its remaining epochs' steps.
+        let remaining = start.step == 0 && start.epoch > 1 ? min(trainer.steps.totalSteps, (trainer.steps.epochs - start.epoch + 1) * trainer.steps.stepsPerEpoch)
+                                                           : trainer.steps.totalSteps
+        let bar = ProgressBar(label: "steps", total: remaining, unit: .items, enabled: !command.quiet, delay: 0)
+        if start.step > 0 { bar.advance(by: start.step) }
         var last = Date()
         var interrupted = false
         var curve: [LossCurve.Point] = [], validationPoints: [LossCurve.Point] = []

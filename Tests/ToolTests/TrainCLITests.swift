@@ -100,6 +100,51 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(second.metadata["sshs_model_hash"], m["sshs_model_hash"], "same seed, same tensors")
     }
 
+    /// kohya's --initial_epoch / --initial_step: a run continued from an epoch file without a state. By default it
+    /// starts at the epoch's first batch, counts steps from 0 and names its files by the continued epochs; with
+    /// --skip_until_initial_step it starts at that very step and counts from it. Either way the schedule starts
+    /// from its beginning (kohya's help), so the continued run's first rate is the first run's first rate.
+    func testInitialEpochAndStepContinueWithoutAState() throws {
+        let base = common + ["--max-train-epochs", "3", "--save-every-n-epochs", "1", "--seed", "7", "--lr-scheduler", "cosine", "--output-name", "zkw"]
+        let first = try ToolRunner.run("lora-train", base + ["--output-dir", folder + "/a"])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        func log(_ dir: String) throws -> [[Substring]] {
+            try String(contentsOfFile: folder + "/\(dir)/zkw-log.csv", encoding: .utf8).split(separator: "\n").dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false) }
+        }
+        let a = try log("a")
+        XCTAssertEqual(a.count, 12)
+        let weights = ["--network-weights", folder + "/a/zkw-000001.safetensors"]
+
+        let byEpoch = try ToolRunner.run("lora-train", base + weights + ["--output-dir", folder + "/b", "--initial_epoch", "2"])
+        XCTAssertEqual(byEpoch.status, 0, byEpoch.stderr)
+        XCTAssertTrue(byEpoch.stdout.contains("starting at epoch 2 of 3, counting steps from 0"), byEpoch.stdout)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder + "/b").filter { $0.hasSuffix(".safetensors") }.sorted(),
+                       ["zkw-000002.safetensors", "zkw.safetensors"], "epochs 2 and 3 only, named by their epochs")
+        let b = try log("b")
+        XCTAssertEqual(b.map { String($0[0]) }, (1...8).map(String.init), "steps counted from 0")
+        XCTAssertEqual(b.map { String($0[1]) }, Array(repeating: "2", count: 4) + Array(repeating: "3", count: 4))
+        XCTAssertEqual(b[0][4], a[0][4], "the schedule starts from its beginning")
+        let bFile = try ModelFile.open(folder + "/b/zkw.safetensors").metadata
+        XCTAssertEqual([bFile[.epoch], bFile[.steps]], ["3", "8"])
+
+        let byStep = try ToolRunner.run("lora-train", base + weights + ["--output-dir", folder + "/c", "--initial-step", "6", "--skip-until-initial-step"])
+        XCTAssertEqual(byStep.status, 0, byStep.stderr)
+        XCTAssertTrue(byStep.stdout.contains("starting at step 6 (epoch 2, batch 3)"), byStep.stdout)
+        let c = try log("c")
+        XCTAssertEqual(c.map { String($0[0]) }, (7...12).map(String.init), "the count continues from the initial step")
+        XCTAssertEqual(c.map { String($0[1]) }, ["2", "2", "3", "3", "3", "3"])
+        XCTAssertEqual(c[0][4], a[0][4], "the schedule starts from its beginning")
+        XCTAssertNotEqual(c[1][4], a[7][4], "and does not jump to where the first run was")
+        XCTAssertEqual(try ModelFile.open(folder + "/c/zkw.safetensors").metadata[.steps], "12")
+
+        let late = try ToolRunner.run("lora-train", base + ["--output-dir", folder + "/d", "--initial-step", "12", "--dry-run"])
+        XCTAssertEqual(late.status, 1, late.stderr)
+        XCTAssertTrue(late.stderr.contains("the initial step 12 is not below the run's 12 steps"), late.stderr)
+        let both = try ToolRunner.run("lora-train", base + ["--output-dir", folder + "/d", "--initial-epoch", "2", "--resume", folder + "/a"])
+        XCTAssertEqual(both.status, 64, both.stderr)
+        XCTAssertTrue(both.stderr.contains("--initial-step/--initial-epoch are for a run without a state"), both.stderr)
+    }
+
     /// kohya's default trains the text encoder's modules too, at --text-encoder-lr.
     func testTrainsTheTextEncoderModules() throws {
         let out = folder + "/te"

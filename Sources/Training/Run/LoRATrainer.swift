@@ -178,11 +178,13 @@ public final class LoRATrainer {
         let schedule = schedule
         var step = 0
         var recent: [Double] = []
-        var start = TrainingState.Position(epoch: 1, batch: 0, step: 0)
+        var start = try startPosition()
+        step = start.step
         if let resume {
             try random.generator.restore(resume.random)
             (start, step, recent) = (resume.position, resume.position.step, resume.recentLosses)
         }
+        let scheduleStart = start.scheduleStart ?? 0
         for p in parameters { p.gradient.zero() }
         let sampling = !configuration.samplePrompts.isEmpty
         if sampling && configuration.sampleAtFirst && resume == nil { try events(.sampled(paths: try renderSamples(epoch: nil, step: 0), step: 0)) }
@@ -209,7 +211,7 @@ public final class LoRATrainer {
                 // sd-scripts' backward divides each micro-batch's loss by the accumulation count.
                 if micro > 1 { for p in parameters { for i in p.gradient.values.indices { p.gradient.values[i] /= Float(micro) } } }
                 clipGradientNorm(parameters, maximum: configuration.maxGradNorm)
-                let groups = parameterGroups(factor: schedule.factor(at: step))
+                let groups = parameterGroups(factor: schedule.factor(at: step - scheduleStart))
                 do { try optimizer.update(groups) } catch { throw ModelError(.mismatch, error.message) }
                 if let maximum = configuration.scaleWeightNorms { lastMaxNorm = network.applyMaxNorm(maximum) }
                 for p in parameters { p.gradient.zero() }
@@ -221,8 +223,9 @@ public final class LoRATrainer {
                                  adaptiveScale: optimizer.adaptiveScale))
                 (micro, stepLoss) = (0, 0)
                 // Where a resumed run continues: the next batch of this epoch, or the next epoch.
-                let next = lastOfEpoch ? TrainingState.Position(epoch: epoch + 1, batch: 0, step: step)
+                var next = lastOfEpoch ? TrainingState.Position(epoch: epoch + 1, batch: 0, step: step)
                                        : TrainingState.Position(epoch: epoch, batch: index + 1, step: step)
+                next.scheduleStart = start.scheduleStart
                 if let every = configuration.saveEveryNSteps, step % every == 0, step < steps.totalSteps {
                     let path = try save(name: String(format: "%@-step%08d", configuration.outputName, step), epoch: epoch, step: step)
                     try events(.saved(path: path, epoch: epoch, step: step))
@@ -275,7 +278,7 @@ public final class LoRATrainer {
                     if (try? FileManager.default.removeItem(atPath: old)) != nil { savedFiles.removeAll { $0 == old } }
                 }
                 if configuration.saveState {
-                    try saveState(epoch: epoch, stepName: nil, position: .init(epoch: epoch + 1, batch: 0, step: step))
+                    try saveState(epoch: epoch, stepName: nil, position: .init(epoch: epoch + 1, batch: 0, step: step, scheduleStart: start.scheduleStart))
                     if let keep = configuration.saveLastNEpochsState ?? configuration.saveLastNEpochs, epoch - every * keep > 0 {
                         try? FileManager.default.removeItem(atPath: stateFolder(epoch: epoch - every * keep, step: nil))
                     }
@@ -290,9 +293,36 @@ public final class LoRATrainer {
         let path = try save(name: configuration.outputName, epoch: steps.epochs, step: step)
         try events(.saved(path: path, epoch: steps.epochs, step: step))
         if configuration.saveState || configuration.saveStateOnTrainEnd {
-            try saveState(epoch: nil, stepName: nil, position: .init(epoch: steps.epochs + 1, batch: 0, step: step))
+            try saveState(epoch: nil, stepName: nil, position: .init(epoch: steps.epochs + 1, batch: 0, step: step, scheduleStart: start.scheduleStart))
         }
         return savedFiles
+    }
+
+    /// Where a run without a state starts (train_network.py's initial_step handling): step 0 of epoch 1, or with
+    /// --initial_step (or --initial_epoch e: step (e − 1) × steps per epoch):
+    /// - by default, at the first batch of the epoch that step falls in, counting steps from 0: the epochs
+    ///   before it are only skipped in the numbering (files continue as NAME-00000e);
+    /// - with --skip_until_initial_step, at that very step: its epoch's earlier batches are skipped too and the
+    ///   step count (names, --max-train-steps, saves every n steps) continues from it. kohya's own count restarts
+    ///   at the step's place within its epoch; the run's total is what users mean by it, so that is used here.
+    /// Either way the learning-rate schedule starts from its beginning, as kohya's help says of both options.
+    /// An epoch's batches are drawn from the seed and the epoch number, so a later start trains on the same
+    /// batches an uninterrupted run would have.
+    public func startPosition() throws(ModelError) -> TrainingState.Position {
+        try LoRATrainer.startPosition(configuration, steps: steps)
+    }
+
+    public static func startPosition(_ c: TrainingConfiguration, steps: StepCount) throws(ModelError) -> TrainingState.Position {
+        guard let initial = c.initialStep ?? c.initialEpoch.map({ ($0 - 1) * steps.stepsPerEpoch }), initial > 0 else {
+            return .init(epoch: 1, batch: 0, step: 0)
+        }
+        guard initial < steps.totalSteps else {
+            throw ModelError(.mismatch, "the initial step \(initial) is not below the run's \(steps.totalSteps) steps (kohya asserts max_train_steps > initial_step)")
+        }
+        let epoch = initial / steps.stepsPerEpoch + 1
+        guard c.skipUntilInitialStep else { return .init(epoch: epoch, batch: 0, step: 0) }
+        let within = initial - (epoch - 1) * steps.stepsPerEpoch
+        return .init(epoch: epoch, batch: within * c.gradientAccumulationSteps, step: initial, scheduleStart: initial)
     }
 
     /// kohya's parameter groups in its order and names: "textencoder", then "unet".

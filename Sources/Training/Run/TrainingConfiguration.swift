@@ -68,6 +68,11 @@ public struct TrainingConfiguration: Sendable {
     public var saveStateOnTrainEnd = false
     /// `--save_state`: a resumable state folder beside every saved file and at the end.
     public var saveState = false
+    /// kohya's --initial_step / --initial_epoch (1-based; the step wins) and --skip_until_initial_step: a run
+    /// without a state that starts later (see `LoRATrainer.startPosition`).
+    public var initialStep: Int?
+    public var initialEpoch: Int?
+    public var skipUntilInitialStep = false
     /// `--scale_weight_norms`: max-norm regularisation of every module's ΔW after each step.
     public var scaleWeightNorms: Double?
     /// `--gradient_checkpointing`: the U-Net's ResBlocks and transformers recompute their activations in the backward.

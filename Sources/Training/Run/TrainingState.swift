@@ -19,6 +19,9 @@ public struct TrainingState: Sendable {
         public var epoch: Int
         public var batch: Int
         public var step: Int
+        /// The step the learning-rate schedule counts from (kohya's --initial_step does not move its scheduler);
+        /// absent in states of runs that started at step 0.
+        public var scheduleStart: Int? = nil
     }
 
     struct File: Codable {
