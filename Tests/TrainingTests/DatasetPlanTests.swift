@@ -1,4 +1,5 @@
 import Foundation
+import Diffusion
 import Imaging
 import LoRACore
 @testable import Training
@@ -256,6 +257,18 @@ final class SamplePromptTests: XCTestCase {
             XCTAssertEqual(ours.scale, k.scale ?? 7.5, item.line)
             XCTAssertEqual(ours.sampler, k.sample_sampler, item.line)
         }
+    }
+
+    /// kohya's --sample_sampler names (train_util.py's choices) on the engine's samplers; the diffusers schedulers
+    /// kohya would build for them step like A1111's k-diffusion samplers of the same name.
+    func testKohyaSamplerNames() {
+        let expected: [String: SamplerChoice] = ["ddim": .init(.ddim), "euler": .init(.euler), "k_euler": .init(.euler), "euler_a": .init(.eulerAncestral),
+                                                 "k_euler_a": .init(.eulerAncestral), "dpmsolver++": .init(.dpmpp2m), "lms": .init(.lms),
+                                                 "k_lms": .init(.lms), "heun": .init(.heun), "dpm_2": .init(.dpm2), "k_dpm_2": .init(.dpm2),
+                                                 "dpm_2_a": .init(.dpm2Ancestral), "k_dpm_2_a": .init(.dpm2Ancestral)]
+        for (name, choice) in expected { XCTAssertEqual(SamplePrompt.sampler(named: name), choice, name) }
+        XCTAssertEqual(Set(SamplePrompt.samplerNames), Set(expected.keys).union(["dpmsolver"]))
+        for name in ["pndm", "dpmsingle"] { XCTAssertNil(SamplePrompt.sampler(named: name), name) }
     }
 }
 

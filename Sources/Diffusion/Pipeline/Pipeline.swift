@@ -87,6 +87,10 @@ public struct Pipeline: Sendable {
         case .euler: return KDiffusion.euler(denoiser, x: x, sigmas: sigmas, progress: progress)
         case .eulerAncestral: return KDiffusion.eulerAncestral(denoiser, x: x, sigmas: sigmas, noise: &ancestral, progress: progress)
         case .dpmpp2m: return KDiffusion.dpmpp2m(denoiser, x: x, sigmas: sigmas, progress: progress)
+        case .lms: return KDiffusion.lms(denoiser, x: x, sigmas: sigmas, progress: progress)
+        case .heun: return KDiffusion.heun(denoiser, x: x, sigmas: sigmas, progress: progress)
+        case .dpm2: return KDiffusion.dpm2(denoiser, x: x, sigmas: sigmas, progress: progress)
+        case .dpm2Ancestral: return KDiffusion.dpm2Ancestral(denoiser, x: x, sigmas: sigmas, noise: &ancestral, progress: progress)
         case .dpmppSDE:
             let positive = sigmas.filter { $0 > 0 }
             var brownian = BrownianNoise(seeds: [parameters.seed], elementsPerImage: noise.count,

@@ -37,15 +37,22 @@ public enum SamplerKind: String, CaseIterable, Sendable, Codable {
     case dpmpp2m = "DPM++ 2M"
     case dpmppSDE = "DPM++ SDE"
     case ddim = "DDIM"
+    case lms = "LMS"
+    case heun = "Heun"
+    case dpm2 = "DPM2"
+    case dpm2Ancestral = "DPM2 a"
 
-    /// UNet evaluations per step (before CFG doubles them).
-    public var evaluationsPerStep: Int { self == .dpmppSDE ? 2 : 1 }
+    /// UNet evaluations per step (before CFG doubles them; the second-order samplers' last step takes one).
+    public var evaluationsPerStep: Int { [.dpmppSDE, .heun, .dpm2, .dpm2Ancestral].contains(self) ? 2 : 1 }
+
+    /// A1111's `discard_next_to_last_sigma` (DPM2, DPM2 a): σ for steps + 1, the one before the final 0 dropped.
+    public var discardsPenultimateSigma: Bool { self == .dpm2 || self == .dpm2Ancestral }
 
     /// The schedule A1111 (1.9+) uses when the user leaves it on "Automatic".
     public var defaultSchedule: ScheduleKind {
         switch self {
         case .dpmpp2m, .dpmppSDE: return .karras
-        case .euler, .eulerAncestral, .ddim: return .uniform
+        case .euler, .eulerAncestral, .ddim, .lms, .heun, .dpm2, .dpm2Ancestral: return .uniform
         }
     }
 }
@@ -81,13 +88,14 @@ public struct SamplerChoice: Sendable, Hashable, Codable, CustomStringConvertibl
         }
         let compact = text.replacingOccurrences(of: " ", with: "").replacingOccurrences(of: "+", with: "p")
         let table: [String: SamplerKind] = ["euler": .euler, "eulera": .eulerAncestral, "eulerancestral": .eulerAncestral,
-                                            "dpmpp2m": .dpmpp2m, "dpmppsde": .dpmppSDE, "ddim": .ddim]
+                                            "dpmpp2m": .dpmpp2m, "dpmppsde": .dpmppSDE, "ddim": .ddim, "lms": .lms, "heun": .heun,
+                                            "dpm2": .dpm2, "dpm2a": .dpm2Ancestral, "dpm2ancestral": .dpm2Ancestral]
         guard let sampler = table[compact] else { return nil }
         self.init(sampler, schedule: schedule)
     }
 
     public static var knownNames: [String] {
-        ["Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DPM++ SDE", "DPM++ SDE Karras", "DDIM"]
+        ["Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DPM++ SDE", "DPM++ SDE Karras", "DDIM", "LMS", "Heun", "DPM2", "DPM2 a"]
     }
 
     /// The name A1111 ≤1.8 shows ("DPM++ 2M Karras"): also what 1.9+ parses back.
@@ -99,11 +107,14 @@ public struct SamplerChoice: Sendable, Hashable, Codable, CustomStringConvertibl
 
     /// The σ values of a k-diffusion run of `steps` steps (ending in 0).
     public func sigmas(steps: Int, schedule table: NoiseSchedule) -> [Float] {
+        let count = sampler.discardsPenultimateSigma ? steps + 1 : steps
+        let sigmas: [Float]
         switch schedule {
-        case .karras: return table.karrasSigmas(steps: steps)
-        case .exponential: return table.exponentialSigmas(steps: steps)
-        case .uniform, .automatic: return table.uniformSigmas(steps: steps)
+        case .karras: sigmas = table.karrasSigmas(steps: count)
+        case .exponential: sigmas = table.exponentialSigmas(steps: count)
+        case .uniform, .automatic: sigmas = table.uniformSigmas(steps: count)
         }
+        return sampler.discardsPenultimateSigma && sigmas.count > 2 ? Array(sigmas.dropLast(2)) + [sigmas[sigmas.count - 1]] : sigmas
     }
 
     /// DDIM's timesteps as A1111 makes them: 1, 1 + 1000/steps, … (capped at 999).

@@ -115,9 +115,14 @@ public struct SamplePrompt: Sendable, Equatable {
         case "euler", "k_euler": return SamplerChoice(.euler)
         case "euler_a", "k_euler_a": return SamplerChoice(.eulerAncestral)
         case "dpmsolver", "dpmsolver++": return SamplerChoice(.dpmpp2m)
+        case "lms", "k_lms": return SamplerChoice(.lms)
+        case "heun": return SamplerChoice(.heun)
+        case "dpm_2", "k_dpm_2": return SamplerChoice(.dpm2)
+        case "dpm_2_a", "k_dpm_2_a": return SamplerChoice(.dpm2Ancestral)
         default: return nil
         }
     }
 
-    public static let samplerNames = ["ddim", "euler", "euler_a", "k_euler", "k_euler_a", "dpmsolver", "dpmsolver++"]
+    public static let samplerNames = ["ddim", "euler", "euler_a", "k_euler", "k_euler_a", "dpmsolver", "dpmsolver++", "lms", "k_lms", "heun",
+                                      "dpm_2", "k_dpm_2", "dpm_2_a", "k_dpm_2_a"]
 }

@@ -1,0 +1,95 @@
+@testable import Diffusion
+import Foundation
+import LoRACore
+import XCTest
+
+/// LMS, Heun, DPM2 and DPM2 a against k-diffusion's own functions
+/// (Fixtures/golden/make_sampler_golden.py) on Gaussian data, whose ideal
+/// denoiser is known in closed form, so the samplers' arithmetic is checked
+/// alone: the same σ list, initial latents and ancestral noise. Float32 on
+/// both sides; the tolerance allows a few roundings per step (torch's log/exp
+/// of the midpoint σ, fused multiply-adds), not a wrong term.
+final class SamplerClosedFormTests: XCTestCase {
+    struct Golden: Decodable {
+        let shape: [Int], mu: [Float], s: Float, sigmas: [Float], x0: [Float]
+        let ancestral_noise: [[Float]], lms_coefficients: [[Double]], results: [String: [Float]]
+    }
+
+    struct Gaussian: Denoiser {
+        let mu: [Float], s: Float
+        func denoised(_ x: Tensor, sigma: Float) -> Tensor {
+            Tensor(shape: x.shape, values: zip(x.values, mu).map { x, m in (x * s * s + m * sigma * sigma) / (s * s + sigma * sigma) })
+        }
+        func epsilon(_ x: Tensor, timestep: Int) -> Tensor { fatalError("k-diffusion samplers ask for denoised") }
+    }
+
+    struct Recorded: NoiseSource {
+        var queue: [[Float]]
+        mutating func noise(like x: Tensor, sigma: Float, sigmaNext: Float) -> Tensor { Tensor(shape: x.shape, values: queue.removeFirst()) }
+    }
+
+    func testSamplersMatchKDiffusionOnAClosedFormDenoiser() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: EngineGolden.folder + "/samplers_closed_form.json"))
+        let golden = try JSONDecoder().decode(Golden.self, from: data)
+        let model = Gaussian(mu: golden.mu, s: golden.s), x0 = Tensor(shape: golden.shape, values: golden.x0)
+        var noise = Recorded(queue: golden.ancestral_noise)
+        let ours: [String: Tensor] = [
+            "lms": KDiffusion.lms(model, x: x0, sigmas: golden.sigmas),
+            "heun": KDiffusion.heun(model, x: x0, sigmas: golden.sigmas),
+            "dpm2": KDiffusion.dpm2(model, x: x0, sigmas: golden.sigmas),
+            "dpm2_ancestral": KDiffusion.dpm2Ancestral(model, x: x0, sigmas: golden.sigmas, noise: &noise),
+        ]
+        XCTAssertTrue(noise.queue.isEmpty, "DPM2 a draws noise once per step but the last, as k-diffusion")
+        for (name, expected) in golden.results.sorted(by: { $0.key < $1.key }) {
+            let result = try XCTUnwrap(ours[name]).values
+            let worst = zip(result, expected).map { abs($0 - $1) }.max() ?? .infinity
+            XCTAssertLessThan(worst, 2e-5, name)
+        }
+        // The samplers differ from each other and from Euler on this run (a mix-up would not pass twice).
+        let euler = KDiffusion.euler(model, x: x0, sigmas: golden.sigmas).values
+        for (name, result) in ours { XCTAssertGreaterThan(zip(result.values, euler).map { abs($0 - $1) }.max() ?? 0, 1e-3, name) }
+        // LMS's weights: the Lagrange integrals scipy's quad gives (its integrand runs in float32: NumPy 2 keeps
+        // the float32 σ's type against Python floats, so 1e-6, not exact).
+        for (i, row) in golden.lms_coefficients.enumerated() {
+            for (j, c) in row.enumerated() {
+                XCTAssertEqual(KDiffusion.multistepCoefficient(order: row.count, sigmas: golden.sigmas, step: i, term: j), c, accuracy: 1e-6 * max(1, abs(c)))
+            }
+        }
+    }
+
+    /// The pipeline runs each of them on the engine fixture: finite latents, the same from the same seed
+    /// (DPM2 a's noise continues the image's generator), and each sampler its own result.
+    func testPipelineRunsEachNewSampler() throws {
+        let model = try StableDiffusionModel(checkpoint: try EngineGolden.fixture("sd1_engine.safetensors"), tokenizer: EngineGolden.tokenizer)
+        let pipeline = Pipeline(model: model)
+        func render(_ kind: SamplerKind) throws -> [Float] {
+            var parameters = GenerationParameters(prompt: "a red cat", negativePrompt: "", seed: 5, steps: 3, cfgScale: 6, sampler: SamplerChoice(kind))
+            (parameters.width, parameters.height) = (64, 64)
+            let conditions = try pipeline.conditions(prompt: parameters.prompt, negative: parameters.negativePrompt, adapters: .empty)
+            return try pipeline.sample(parameters, conditions: conditions, adapters: .empty).values
+        }
+        var results: [[Float]] = []
+        for kind in [SamplerKind.lms, .heun, .dpm2, .dpm2Ancestral] {
+            let a = try render(kind)
+            XCTAssertTrue(a.allSatisfy(\.isFinite), kind.rawValue)
+            XCTAssertEqual(a, try render(kind), "\(kind.rawValue): the same seed, the same latents")
+            results.append(a)
+        }
+        results.append(try render(.euler))
+        XCTAssertEqual(Set(results.map { $0.map(\.bitPattern) }).count, results.count, "five samplers, five results")
+    }
+
+    /// A1111 runs DPM2 and DPM2 a on σ for steps + 1 with the one before the final 0 dropped
+    /// (`discard_next_to_last_sigma`), the others on σ for the steps asked.
+    func testDPM2DropsThePenultimateSigma() {
+        let table = NoiseSchedule.standard
+        let plain = table.uniformSigmas(steps: 11)
+        XCTAssertEqual(SamplerChoice(.dpm2).sigmas(steps: 10, schedule: table), Array(plain.prefix(10)) + [0])
+        XCTAssertEqual(SamplerChoice(.dpm2Ancestral, schedule: .karras).sigmas(steps: 10, schedule: table).count, 11)
+        XCTAssertEqual(SamplerChoice(.heun).sigmas(steps: 10, schedule: table), table.uniformSigmas(steps: 10))
+        XCTAssertEqual(SamplerChoice(name: "DPM2 a Karras"), SamplerChoice(.dpm2Ancestral, schedule: .karras))
+        XCTAssertEqual(SamplerChoice(name: "k_dpm_2_a"), SamplerChoice(.dpm2Ancestral))
+        XCTAssertEqual(SamplerChoice(name: "k_lms"), SamplerChoice(.lms))
+        XCTAssertEqual(SamplerChoice(name: "Heun")?.description, "Heun")
+    }
+}
