@@ -423,7 +423,7 @@ struct LoRATrain: ParsableCommand {
         }
         c.clipSkip = dataset.clipSkip
         c.trainingComment = trainingComment
-        c.modelCard = card.fields
+        c.modelCard = try card.fields()
         c.saveState = saveState
         (c.initialStep, c.initialEpoch, c.skipUntilInitialStep) = (initialStep, initialEpoch, skipUntilInitialStep)
         c.saveLastNEpochs = saveLastNEpochs

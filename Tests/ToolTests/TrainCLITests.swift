@@ -423,6 +423,20 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(metadata["modelspec.author"], "A. Tester")
         let card = try ToolRunner.run("lora-inspect", [folder + "/gui/gui.safetensors"])
         XCTAssertTrue(card.stdout.contains("GUI run") && card.stdout.contains("A. Tester"), card.stdout)
+        // kohya's newer card fields: every --metadata_X as modelspec.X, a thumbnail file as a data URL (lora-inspect shows its size).
+        let png = try PNGCodec.encode(Bitmap(width: 8, height: 8, fill: RGB(200, 10, 10)))
+        try Data(png).write(to: URL(fileURLWithPath: folder + "/thumb.png"))
+        let extra = try ToolRunner.run("lora-train", common + ["--output-dir", folder + "/card", "--max-train-steps", "1", "--metadata_thumbnail", folder + "/thumb.png",
+                                                               "--metadata_merged_from", "a, b", "--metadata_preprocessor", "wd14 tagger"])
+        XCTAssertEqual(extra.status, 0, extra.stderr)
+        let extraCard = try ModelFile.open(folder + "/card/last.safetensors").metadata
+        XCTAssertEqual(extraCard["modelspec.thumbnail"], "data:image/png;base64," + Data(png).base64EncodedString())
+        XCTAssertEqual([extraCard["modelspec.merged_from"], extraCard["modelspec.preprocessor"]], ["a, b", "wd14 tagger"])
+        let shown = try ToolRunner.run("lora-inspect", [folder + "/card/last.safetensors"])
+        XCTAssertTrue(shown.stdout.contains("image/png, \(png.count) B (data URL)") && shown.stdout.contains("wd14 tagger"), shown.stdout)
+        let noThumb = try ToolRunner.run("lora-train", common + ["--output-dir", folder + "/card2", "--metadata_thumbnail", folder + "/none.png", "--dry-run"])
+        XCTAssertNotEqual(noThumb.status, 0)
+        XCTAssertTrue(noThumb.stderr.contains("--metadata-thumbnail \(folder)/none.png: cannot read the file"), noThumb.stderr)
         // The GUI's low-precision switches: accepted beside bf16 (what kohya asserts), with a note saying they are not done.
         try (config + "\nfp8_base = true\nfull_bf16 = true\nuse_safetensors = true\n").write(toFile: folder + "/gui8.toml", atomically: true, encoding: .utf8)
         let accepted = try ToolRunner.run("lora-train", ["--config_file", folder + "/gui8.toml", "--dry-run"] + tokenizer)

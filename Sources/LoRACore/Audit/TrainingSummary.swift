@@ -38,6 +38,16 @@ public struct TrainingSummary: Sendable, Codable, Equatable {
         add("usage hint", m["modelspec.usage_hint"])
         add("license", m["modelspec.license"])
         add("tags", m["modelspec.tags"] ?? m["ssmd_tags"])
+        add("merged from", m["modelspec.merged_from"])
+        add("preprocessor", m["modelspec.preprocessor"])
+        add("negative embedding", m["modelspec.is_negative_embedding"])
+        // A data URL can be megabytes: its type and size, not its bytes.
+        add("thumbnail", m["modelspec.thumbnail"].map { url in
+            guard url.hasPrefix("data:"), let comma = url.firstIndex(of: ",") else { return "\(url.count) characters" }
+            let header = url[url.index(url.startIndex, offsetBy: 5)..<comma].replacingOccurrences(of: ";base64", with: "")
+            let encoded = url.distance(from: comma, to: url.endIndex) - 1, padding = url.suffix(2).filter { $0 == "=" }.count
+            return "\(header.isEmpty ? "data" : header), \(ReportText.byteSize(encoded * 3 / 4 - padding)) (data URL)"
+        })
         add("base model", m[.sdModelName])
         add("base model version", m[.baseModelVersion])
         add("base model hash", m[.newSdModelHash].map { String($0.prefix(10)) } ?? m[.sdModelHash])
