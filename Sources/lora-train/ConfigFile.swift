@@ -8,7 +8,8 @@ import ToolSupport
 /// Here they become arguments in front of the user's: `key = true` → `--key`,
 /// `key = "v"` / number → `--key v`, arrays → `--key a b`. A key set to
 /// false, "" or [] asks for nothing and is skipped (the kohya_ss GUI writes
-/// many such). A key that is no sd-scripts argument either (the GUI's own
+/// many such). A flag given a number (the GUI writes `persistent_data_loader_workers = 0`, and argparse
+/// keeps the TOML's value as it is) is set when the number is not 0. A key that is no sd-scripts argument either (the GUI's own
 /// `epoch`, `noise_offset_type` …) is skipped with a note, as sd-scripts
 /// skips it silently; an sd-scripts argument lora-train does not have is
 /// refused by the parser, and the error says it came from the file.
@@ -16,8 +17,9 @@ enum ConfigFile {
     static let spellings = ["--config-file", "--config_file", "--config"]
 
     /// The arguments with the config file's in front; the keys it supplied (for error messages).
-    /// `ours`: lora-train's option names, normalized (asked for only when there is a config file).
-    static func expand(_ arguments: [String], ours names: () -> Set<String> = { [] }) throws(ModelError) -> (arguments: [String], keys: [String: String]) {
+    /// `ours`: lora-train's option names, normalized, and which of them are flags (asked for only when there is a config file).
+    static func expand(_ arguments: [String], ours names: () -> (all: Set<String>, flags: Set<String>) = { ([], []) })
+        throws(ModelError) -> (arguments: [String], keys: [String: String]) {
         guard let index = arguments.firstIndex(where: { spellings.contains($0) }) else { return (arguments, [:]) }
         guard index + 1 < arguments.count else { throw ModelError(.mismatch, "\(arguments[index]) needs a file") }
         var path = arguments[index + 1]
@@ -36,7 +38,7 @@ enum ConfigFile {
         }
         let given = Set(rest.filter { $0.hasPrefix("--") }.map { normalized(String($0.dropFirst(2)).split(separator: "=").first.map(String.init) ?? "") })
         var expanded: [String] = [], keys: [String: String] = [:]
-        let kohya = Set(KohyaArgumentNames.trainNetwork.map(normalized)), ours = names()
+        let kohya = Set(KohyaArgumentNames.trainNetwork.map(normalized)), (ours, flags) = names()
         for (key, value) in flat where !given.contains(normalized(key)) {
             if !ours.isEmpty && !ours.contains(normalized(key)) && !kohya.contains(normalized(key)) {
                 printError("note: \(TerminalText.escape(key)) in \(TerminalText.escape(path)) is not an sd-scripts argument (the kohya_ss GUI writes "
@@ -48,6 +50,9 @@ enum ConfigFile {
             case .bool(true): expanded.append(option)
             case .bool(false), .string(""), .array([]), .null: continue
             case let .string(s): expanded += [option, s]
+            case let .number(n) where flags.contains(normalized(key)):
+                if (Double(n) ?? 0) == 0 { continue }
+                expanded.append(option)
             case let .number(n): expanded += [option, n]
             case let .array(items):
                 var values: [String] = []

@@ -53,8 +53,18 @@ struct LoRATrain: ParsableCommand {
     static func main() {
         Completions.answerBashRequest(Self.self)
         let expanded: (arguments: [String], keys: [String: String])
-        // Every option name the parser knows, hidden ones included (the help text names them all); only with a config file.
-        let ours = { Set(helpMessage(includeHidden: true, columns: 10_000).matches(of: /--([a-z0-9_-]+)/).map { ConfigFile.normalized(String($0.1)) }) }
+        // Every option name the parser knows, hidden ones included (the help text names them all), and the flags among them
+        // (a synopsis without a <value>); only with a config file.
+        let ours = {
+            var all = Set<String>(), flags = Set<String>()
+            for line in helpMessage(includeHidden: true, columns: 10_000).split(separator: "\n") where line.hasPrefix("  -") {
+                let synopsis = line.split(separator: "  ", maxSplits: 1, omittingEmptySubsequences: true).first ?? line
+                let names = synopsis.matches(of: /--([a-z0-9_-]+)/).map { ConfigFile.normalized(String($0.1)) }
+                all.formUnion(names)
+                if !synopsis.contains("<") { flags.formUnion(names) }
+            }
+            return (all, flags)
+        }
         do { expanded = try ConfigFile.expand(Array(CommandLine.arguments.dropFirst()), ours: ours) } catch {
             printError("Error: " + TerminalText.escape(error.description))
             exit(withError: ExitCode(ExitStatus.of(error)))
@@ -432,7 +442,7 @@ struct LoRATrain: ParsableCommand {
         c.saveLastNStepsState = saveLastNStepsState
         c.saveStateOnTrainEnd = saveStateOnTrainEnd
         c.gradientCheckpointing = gradientCheckpointing
-        c.scaleWeightNorms = network.scaleWeightNorms
+        c.scaleWeightNorms = network.scaleWeightNorms.flatMap { $0 > 0 ? $0 : nil }
         c.cacheLatentsToDisk = dataset.cacheLatentsToDisk
         c.forceVPrediction = kohyaFlags.vParameterization
         c.samplePrompts = try samples.prompts()

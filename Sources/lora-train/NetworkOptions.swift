@@ -65,7 +65,8 @@ struct NetworkOptions: ParsableArguments {
         if dimFromWeights && networkWeights == nil { throw ValidationError("--dim-from-weights needs --network-weights (kohya asks the same)") }
         guard networkDim >= 1 else { throw ValidationError("--network-dim must be at least 1") }
         guard networkAlpha > 0 else { throw ValidationError("--network-alpha must be positive") }
-        if let m = scaleWeightNorms, m <= 0 { throw ValidationError("--scale-weight-norms must be positive") }
+        // 0 is kohya's "off" (`if args.scale_weight_norms:`), and the kohya_ss GUI writes it into every config.
+        if let m = scaleWeightNorms, m < 0 { throw ValidationError("--scale-weight-norms must be positive (or 0: off)") }
         if let p = networkDropout, !(0..<1).contains(p) { throw ValidationError("--network-dropout must be a probability below 1") }
         if networkTrainUnetOnly && networkTrainTextEncoderOnly {
             throw ValidationError("--network-train-unet-only and --network-train-text-encoder-only exclude each other")

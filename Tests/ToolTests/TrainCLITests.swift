@@ -338,7 +338,8 @@ final class TrainCLITests: XCTestCase {
     }
 
     /// A config as the kohya_ss GUI writes it for an SD1.5 LoRA (kohya_gui/lora_gui.py: every value that
-    /// is not "", false, 0 or None, sorted): it runs unchanged. The GUI's own keys (epoch, noise_offset_type),
+    /// is not "", false or None, sorted; most zeros become None there, but scale_weight_norms = 0 and the
+    /// integer persistent_data_loader_workers = 0/1 are written as they are): it runs unchanged. The GUI's own keys (epoch, noise_offset_type),
     /// which sd-scripts ignores, are skipped with a note; dynamo_backend "no" is accepted, logging_dir
     /// writes a TensorBoard log; the --metadata_* fields land in ModelSpec; an sd-scripts argument lora-train
     /// lacks is still refused by name.
@@ -381,8 +382,10 @@ final class TrainCLITests: XCTestCase {
             optimizer_type = "AdamW8bit"
             output_dir = "\(folder)/gui"
             output_name = "gui"
+            persistent_data_loader_workers = 1
             pretrained_model_name_or_path = "\(folder)/base.safetensors"
             prior_loss_weight = 1
+            scale_weight_norms = 0
             resolution = "64,64"
             sample_sampler = "euler_a"
             save_every_n_epochs = 1
@@ -438,7 +441,8 @@ final class TrainCLITests: XCTestCase {
         XCTAssertNotEqual(noThumb.status, 0)
         XCTAssertTrue(noThumb.stderr.contains("--metadata-thumbnail \(folder)/none.png: cannot read the file"), noThumb.stderr)
         // The GUI's low-precision switches: accepted beside bf16 (what kohya asserts), with a note saying they are not done.
-        try (config + "\nfp8_base = true\nfull_bf16 = true\nuse_safetensors = true\n").write(toFile: folder + "/gui8.toml", atomically: true, encoding: .utf8)
+        try (config.replacingOccurrences(of: "persistent_data_loader_workers = 1", with: "persistent_data_loader_workers = 0")
+             + "\nfp8_base = true\nfull_bf16 = true\nuse_safetensors = true\n").write(toFile: folder + "/gui8.toml", atomically: true, encoding: .utf8)
         let accepted = try ToolRunner.run("lora-train", ["--config_file", folder + "/gui8.toml", "--dry-run"] + tokenizer)
         XCTAssertEqual(accepted.status, 0, accepted.stderr)
         XCTAssertTrue(accepted.stderr.contains("note: --full_bf16 (the network and its gradients stay fp32); --fp8_base (the U-Net and text encoder"),
