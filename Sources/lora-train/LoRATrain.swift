@@ -176,7 +176,7 @@ struct LoRATrain: ParsableCommand {
     @Option(help: ArgumentHelp("Seed of everything random in the run (same seed, same file).", valueName: "n"))
     var seed: UInt64 = 42
 
-    @Option(name: [.long, .customLong("mixed_precision")], help: ArgumentHelp("no (fp32) or bf16: the training passes' GEMMs take bf16 operands with fp32 sums, as torch's autocast; the weights stay fp32. On a CPU without bf16 matrix units (AMX, AVX512-BF16), fp32 with a note.", valueName: "no|bf16"))
+    @Option(name: [.long, .customLong("mixed_precision")], help: ArgumentHelp("no (fp32) or bf16: the training passes' GEMMs take bf16 operands with fp32 sums, as torch's autocast; the weights stay fp32. On a CPU without bf16 matrix units (AMX, AVX512-BF16), fp32 with a note. fp16 (the kohya_ss GUI's default) runs in fp32, with a note.", valueName: "no|bf16|fp16"))
     var mixedPrecision = "no"
 
     @Flag(name: [.long, .customLong("no_metadata")],
@@ -215,9 +215,8 @@ struct LoRATrain: ParsableCommand {
         if let n = findLRSteps, n < 4 { throw ValidationError("--find-lr-steps must be at least 4") }
         try kohyaIgnored.checkPrecisionStorage(mixedPrecision: mixedPrecision)
         guard saveModelAs == "safetensors" else { throw ValidationError("--save-model-as \(saveModelAs): only safetensors is written") }
-        guard mixedPrecision == "no" || mixedPrecision == "bf16" else {
-            throw ValidationError(mixedPrecision == "fp16" ? "--mixed-precision fp16: CPUs have no fp16 matrix units; use bf16 (fast where the CPU has AMX or AVX512-BF16) or no"
-                                                           : "--mixed-precision takes no or bf16 (got '\(mixedPrecision)')")
+        guard ["no", "bf16", "fp16"].contains(mixedPrecision) else {
+            throw ValidationError("--mixed-precision takes no, bf16 or fp16 (got '\(mixedPrecision)')")
         }
         if let n = maxTrainEpochs, n < 1 { throw ValidationError("--max-train-epochs must be at least 1") }
         if let n = initialEpoch, n < 1 { throw ValidationError("--initial-epoch must be at least 1 (1 is the first epoch)") }
@@ -411,6 +410,12 @@ struct LoRATrain: ParsableCommand {
         c.validation.maxSteps = validation.maxValidationSteps
         let (precision, note) = (mixedPrecision == "bf16" ? ComputePrecision.bf16 : .fp32).resolved()
         if let note { printError("note: --mixed-precision bf16: \(note)") }
+        if mixedPrecision == "fp16" {
+            // The kohya_ss GUI's default. CPUs have no fp16 matrix units (and fp16 needs a loss scaler); fp32 is what
+            // fp16 autocast approximates, and the file says what ran.
+            printError("note: --mixed-precision fp16 (the kohya_ss GUI's default): computing in fp32, as CPUs have no fp16 matrix units; "
+                       + "bf16 is the fast mode on CPUs with AMX or AVX512-BF16")
+        }
         c.computePrecision = precision
         c.noise.offset = optimizer.noiseOffset
         c.noise.offsetRandomStrength = optimizer.noiseOffsetRandomStrength
@@ -510,7 +515,7 @@ struct KohyaTrainingFlags: ParsableArguments {
     // and the base weights stay float32 (the checkpoint's values), which is what kohya's run approximates.
     @Flag(name: .customLong("full_bf16"), help: ArgumentHelp("Accepted with --mixed-precision bf16, with a note: the network and its gradients stay fp32.", visibility: .hidden))
     var fullBF16 = false
-    @Flag(name: .customLong("full_fp16"), help: ArgumentHelp("Refused: it needs --mixed_precision fp16, which CPUs have no units for.", visibility: .hidden))
+    @Flag(name: .customLong("full_fp16"), help: ArgumentHelp("Accepted with --mixed-precision fp16, with a note: the network and its gradients stay fp32.", visibility: .hidden))
     var fullFP16 = false
     @Flag(name: .customLong("fp8_base"), help: ArgumentHelp("Accepted with --mixed-precision bf16, with a note: the base model stays at the checkpoint's precision.", visibility: .hidden))
     var fp8Base = false
@@ -519,16 +524,16 @@ struct KohyaTrainingFlags: ParsableArguments {
 
     /// kohya's asserts (train_network.py), then a note for what is accepted and not done.
     func checkPrecisionStorage(mixedPrecision: String) throws {
-        if fullFP16 {
-            throw ValidationError("--full_fp16 requires --mixed_precision fp16 (as kohya asserts), and CPUs have no fp16 matrix units; use --mixed_precision bf16")
+        if fullFP16 && mixedPrecision != "fp16" {
+            throw ValidationError("--full_fp16 requires --mixed_precision fp16 (as kohya asserts)")
         }
         if fullBF16 && mixedPrecision != "bf16" {
             throw ValidationError("--full_bf16 requires --mixed_precision bf16 (as kohya asserts)")
         }
         if (fp8Base || fp8BaseUNet) && mixedPrecision == "no" {
-            throw ValidationError("--fp8_base\(fp8BaseUNet && !fp8Base ? "_unet" : "") requires --mixed_precision bf16 (as kohya asserts: fp16 or bf16)")
+            throw ValidationError("--fp8_base\(fp8BaseUNet && !fp8Base ? "_unet" : "") requires --mixed_precision bf16 or fp16 (as kohya asserts)")
         }
-        let stored = [fullBF16 ? "--full_bf16 (the network and its gradients stay fp32)" : nil,
+        let stored = [fullBF16 ? "--full_bf16 (the network and its gradients stay fp32)" : nil, fullFP16 ? "--full_fp16 (the network and its gradients stay fp32)" : nil,
                       fp8Base ? "--fp8_base (the U-Net and text encoder stay at the checkpoint's precision)" : nil,
                       fp8BaseUNet && !fp8Base ? "--fp8_base_unet (the U-Net stays at the checkpoint's precision)" : nil].compactMap { $0 }
         if !stored.isEmpty {

@@ -453,6 +453,11 @@ final class TrainCLITests: XCTestCase {
         let fullFP16 = try ToolRunner.run("lora-train", common + ["--full_fp16", "--dry-run"])
         XCTAssertEqual(fullFP16.status, 64, fullFP16.stderr)
         XCTAssertTrue(fullFP16.stderr.contains("--full_fp16 requires --mixed_precision fp16"), fullFP16.stderr)
+        // fp16, the GUI's default: accepted, computed in fp32 with a note; the file says what ran.
+        let fp16 = try ToolRunner.run("lora-train", common + ["--mixed_precision", "fp16", "--full_fp16", "--output-dir", folder + "/fp16", "--max-train-steps", "1"])
+        XCTAssertEqual(fp16.status, 0, fp16.stderr)
+        XCTAssertTrue(fp16.stderr.contains("note: --mixed-precision fp16 (the kohya_ss GUI's default): computing in fp32"), fp16.stderr)
+        XCTAssertEqual(try ModelFile.open(folder + "/fp16/last.safetensors").metadata["ss_mixed_precision"], "no")
         let wandb = try ToolRunner.run("lora-train", ["--config_file", folder + "/gui.toml", "--log_with", "wandb", "--dry-run"] + tokenizer)
         XCTAssertEqual(wandb.status, 64, wandb.stderr)
         XCTAssertTrue(wandb.stderr.contains("--log-with wandb: Weights & Biases is not supported"), wandb.stderr)
@@ -904,7 +909,7 @@ final class TrainCLITests: XCTestCase {
         XCTAssertTrue(concept.stderr.contains("must be the parent of folders named <repeats>_<class tokens>"), concept.stderr)
         // Options we do not have are named, never ignored.
         for (args, says) in [(["--optimizer-type", "DAdaptSGD"], "DAdaptSGD"), (["--lr-warmup-steps", "10"], "constant_with_warmup"), (["--optimizer-args", "nesterov=True"], "nesterov"), (["--network_args", "block_dims=2,2"], "block_dims"),
-                             (["--mixed_precision", "fp16"], "no fp16 matrix units"), (["--lr-scheduler", "cosine_with_min_lr"], "needs --lr-scheduler-min-lr-ratio"), (["--log_with", "tensorboard"], "--log-with tensorboard needs --logging-dir")] {
+                             (["--mixed_precision", "fp8"], "--mixed-precision takes no, bf16 or fp16"), (["--lr-scheduler", "cosine_with_min_lr"], "needs --lr-scheduler-min-lr-ratio"), (["--log_with", "tensorboard"], "--log-with tensorboard needs --logging-dir")] {
             let r = try ToolRunner.run("lora-train", common + ["--output-dir", out] + args)
             XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")
             XCTAssertTrue(r.stderr.contains(says), "\(args): \(r.stderr)")
