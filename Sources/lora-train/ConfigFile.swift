@@ -40,6 +40,7 @@ enum ConfigFile {
         var expanded: [String] = [], keys: [String: String] = [:]
         let kohya = Set(KohyaArgumentNames.trainNetwork.map(normalized)), (ours, flags) = names()
         for (key, value) in flat where !given.contains(normalized(key)) {
+            if [.bool(false), .string(""), .array([]), .null].contains(value) { continue } // asks for nothing
             if !ours.isEmpty && !ours.contains(normalized(key)) && !kohya.contains(normalized(key)) {
                 printError("note: \(TerminalText.escape(key)) in \(TerminalText.escape(path)) is not an sd-scripts argument (the kohya_ss GUI writes "
                            + "a few of its own); ignored, as sd-scripts ignores it")

@@ -1,4 +1,6 @@
 import ArgumentParser
+import LoRACore
+import ToolSupport
 import Training
 
 /// Sample images during training (sd-scripts' sample arguments and prompt-file format).
@@ -39,6 +41,9 @@ struct SampleOptions: ParsableArguments {
     func prompts() throws -> [SamplePrompt] {
         guard let samplePrompts else { return [] }
         let prompts = try SamplePrompt.load(samplePrompts)
+        if prompts.isEmpty && (sampleEveryNEpochs != nil || sampleEveryNSteps != nil || sampleAtFirst) {
+            printError("warning: \(TerminalText.escape(samplePrompts)) has no prompts: no sample images are rendered")
+        }
         if let bad = prompts.compactMap(\.sampler).first(where: { SamplePrompt.sampler(named: $0) == nil }) {
             throw ValidationError("\(samplePrompts): --ss \(bad) is not available (\(SamplePrompt.samplerNames.joined(separator: ", ")))")
         }

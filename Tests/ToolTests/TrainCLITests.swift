@@ -387,6 +387,7 @@ final class TrainCLITests: XCTestCase {
             prior_loss_weight = 1
             scale_weight_norms = 0
             resolution = "64,64"
+            sample_prompts = "\(folder)/prompt.txt"
             sample_sampler = "euler_a"
             save_every_n_epochs = 1
             save_model_as = "safetensors"
@@ -394,15 +395,18 @@ final class TrainCLITests: XCTestCase {
             text_encoder_lr = [ 0.0001,]
             train_batch_size = 1
             train_data_dir = "\(folder)/data"
+            train_inpainting = false
             unet_lr = 0.001
             wandb_run_name = "gui"
             weighted_captions = true
             xformers = true
             """
         try config.write(toFile: folder + "/gui.toml", atomically: true, encoding: .utf8)
+        try "".write(toFile: folder + "/prompt.txt", atomically: true, encoding: .utf8)  // the GUI writes one even when its prompt box is empty
         let tokenizer = ["--tokenizer", "Fixtures/tokenizer/clip_bpe_merges.txt.gz"]
         let run = try ToolRunner.run("lora-train", ["--config_file", folder + "/gui.toml"] + tokenizer)
         XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertFalse(run.stderr.contains("train_inpainting"), "a key set to false asks for nothing, known or not: \(run.stderr)")
         for note in ["note: epoch in \(folder)/gui.toml is not an sd-scripts argument", "note: noise_offset_type in",
                      "note: --cache_text_encoder_outputs: SDXL/SD3 options that sd-scripts' train_network.py does not use for SD1/SD2 either"] {
             XCTAssertTrue(run.stderr.contains(note), "\(note):\n\(run.stderr)")

@@ -72,7 +72,7 @@ public struct SamplePrompt: Sendable, Equatable {
             prompts = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
                 .filter { !$0.hasPrefix("#") }.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map { SamplePrompt(line: $0) }
         }
-        guard !prompts.isEmpty else { throw ModelError(.invalid, "the prompt file has no prompts", file: path) }
+        // An empty file is what the kohya_ss GUI writes when its prompt box is empty; kohya renders nothing from it.
         return prompts
     }
 
