@@ -283,11 +283,13 @@ struct LoRATrain: ParsableCommand {
                 printError("note: --sample-every-n-steps is ignored because --sample-every-n-epochs is given (kohya does the same)")
             }
             if dryRun {
-                let sd2 = (try? ModelFile.open(model)).flatMap { try? StableDiffusionModel.renderableFamily($0).0 } == .sd2
+                let file = try? ModelFile.open(model)
+                let sd2 = file.flatMap { try? StableDiffusionModel.renderableFamily($0).0 } == .sd2
                 let (caching, training) = TrainingEstimate.seconds(plan: plan, steps: steps, checkpointing: configuration.gradientCheckpointing,
-                                                                  textEncoder: configuration.trainTextEncoder, sd2: sd2)
+                                                                  textEncoder: configuration.trainTextEncoder, sd2: sd2,
+                                                                  model: file.map(TrainingEstimate.modelScale) ?? (1, 1))
                 ToolRun.say("estimated time: ~\(ReportText.clock(caching)) caching latents, ~\(ReportText.clock(training)) training "
-                            + "(rough: scaled from a 2-core AVX2 EPYC's figures by image area and cores; the progress bar's s/it is the real one)")
+                            + "(rough: scaled from a 2-core AVX2 EPYC's SD1.5 figures by image area, model size and cores; the progress bar's s/it is the real one)")
                 return
             }
             if findLR {

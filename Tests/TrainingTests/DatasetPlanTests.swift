@@ -295,6 +295,11 @@ final class TrainingEstimateTests: XCTestCase {
         XCTAssertGreaterThan(big.training, base.training * 2.25 * 32 / 24 / 2, "more than linear in area")
         XCTAssertEqual(big.caching, 2 * 6.5 * pow(2.25, 1.15) / 2, accuracy: 1e-9)
         XCTAssertEqual(ReportText.clock(3725), "1:02:05")
+        // A model a tenth of SD1.5's U-Net and a quarter of its encoder: a tenth of the steps' time, a quarter of the caching.
+        let small = TrainingEstimate.seconds(plan: plan(side: 512, flip: false), steps: steps, checkpointing: false, textEncoder: false,
+                                             model: (0.1, 0.25), cores: 2)
+        XCTAssertEqual(small.training, 24, accuracy: 1e-9)
+        XCTAssertEqual(small.caching, 6.5 / 4, accuracy: 1e-9)
     }
 }
 

@@ -7,24 +7,42 @@ import LoRACore
 /// gradient checkpointing, about 1 s more when the text encoder trains; a VAE
 /// encode ≈ 6.5 s per image. Scaled by image area (the attention's share
 /// grows faster than the pixels: area^1.15, as lora-xyz's estimate), by
-/// cores, and ×1.3 for SD2's wider attention. Rough by design: the real
-/// figure is the progress bar's s/it.
+/// cores, ×1.3 for SD2's wider attention, and by the model's size: its
+/// U-Net's and VAE encoder's weight counts against SD1.5's (a small model's
+/// time is mostly in its convolutions, whose work follows their weights).
+/// Rough by design: the real figure is the progress bar's s/it.
 public enum TrainingEstimate {
+    /// SD1.5's weight counts: `model.diffusion_model.*`, and `first_stage_model.encoder.*` with `quant_conv`.
+    public static let sd15UNetWeights = 859_520_964.0, sd15EncoderWeights = 34_163_664.0
+
+    /// The model's size against SD1.5's (U-Net, VAE encoder), from its tensors' shapes; 1 for what it cannot count.
+    public static func modelScale(_ file: ModelFile) -> (unet: Double, encoder: Double) {
+        var unet = 0.0, encoder = 0.0
+        for tensor in file.tensors {
+            if tensor.name.hasPrefix("model.diffusion_model.") { unet += Double(tensor.elementCount) }
+            if tensor.name.hasPrefix("first_stage_model.encoder.") || tensor.name.hasPrefix("first_stage_model.quant_conv.") {
+                encoder += Double(tensor.elementCount)
+            }
+        }
+        return (unet > 0 ? unet / sd15UNetWeights : 1, encoder > 0 ? encoder / sd15EncoderWeights : 1)
+    }
+
     public static func seconds(plan: DatasetPlan, steps: StepCount, checkpointing: Bool, textEncoder: Bool, sd2: Bool = false,
+                               model: (unet: Double, encoder: Double) = (1, 1),
                                cores: Int = ProcessInfo.processInfo.activeProcessorCount) -> (caching: Double, training: Double) {
         let coreScale = 2 / Double(max(1, cores)) * (sd2 ? 1.3 : 1)
         func scale(_ r: Resolution) -> Double { pow(Double(r.width * r.height) / 262_144, 1.15) * coreScale }
-        let perSample = (checkpointing ? 31.0 : 24.0) + (textEncoder ? 1 : 0)
+        let perSample = ((checkpointing ? 31.0 : 24.0) + (textEncoder ? 1 : 0)) * model.unet, encode = 6.5 * model.encoder
         var epochSeconds = 0.0, cachingSeconds = 0.0
         // Images with random_crop or color_aug go through the VAE at every step instead of once.
         func encodesEachStep(_ i: Int) -> Bool { plan.subsets[plan.images[i].subsetIndex].augmentsEachStep }
         for bucket in plan.buckets {
             let encoded = Double(bucket.entries.filter(encodesEachStep).count)
-            epochSeconds += (Double(bucket.entries.count) * perSample + encoded * 6.5) * scale(bucket.resolution)
+            epochSeconds += (Double(bucket.entries.count) * perSample + encoded * encode) * scale(bucket.resolution)
         }
         for (i, image) in plan.images.enumerated() where !encodesEachStep(i) {
             let flips = plan.subsets[image.subsetIndex].flipAugment ? 2.0 : 1.0
-            cachingSeconds += 6.5 * flips * scale(plan.buckets[plan.bucketOf[i]].resolution)
+            cachingSeconds += encode * flips * scale(plan.buckets[plan.bucketOf[i]].resolution)
         }
         let epochs = Double(steps.totalSteps) / Double(max(1, steps.stepsPerEpoch))
         return (cachingSeconds, epochSeconds * epochs)
