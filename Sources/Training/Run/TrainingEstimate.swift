@@ -7,15 +7,17 @@ import LoRACore
 /// gradient checkpointing, about 1 s more when the text encoder trains; a VAE
 /// encode ≈ 6.5 s per image. Scaled by image area (the attention's share
 /// grows faster than the pixels: area^1.15, as lora-xyz's estimate), by
-/// cores, ×1.3 for SD2's wider attention, and by the model's size: its
-/// U-Net's and VAE encoder's weight counts against SD1.5's (a small model's
-/// time is mostly in its convolutions, whose work follows their weights).
-/// Rough by design: the real figure is the progress bar's s/it.
+/// cores, ×1.3 for SD2's wider attention, and by the model's size against
+/// SD1.5's: two thirds of a step (convolutions and linear layers) follow the
+/// U-Net's weight count, the third spent in attention follows its width
+/// (the score matrices do not shrink with the weights), and the VAE encode
+/// follows the encoder's weights. Rough by design: the real figure is the
+/// progress bar's s/it.
 public enum TrainingEstimate {
     /// SD1.5's weight counts: `model.diffusion_model.*`, and `first_stage_model.encoder.*` with `quant_conv`.
     public static let sd15UNetWeights = 859_520_964.0, sd15EncoderWeights = 34_163_664.0
 
-    /// The model's size against SD1.5's (U-Net, VAE encoder), from its tensors' shapes; 1 for what it cannot count.
+    /// The model's step and encode time against SD1.5's, from its tensors' shapes; 1 for what it cannot count.
     public static func modelScale(_ file: ModelFile) -> (unet: Double, encoder: Double) {
         var unet = 0.0, encoder = 0.0
         for tensor in file.tensors {
@@ -24,7 +26,9 @@ public enum TrainingEstimate {
                 encoder += Double(tensor.elementCount)
             }
         }
-        return (unet > 0 ? unet / sd15UNetWeights : 1, encoder > 0 ? encoder / sd15EncoderWeights : 1)
+        let width = file["model.diffusion_model.input_blocks.0.0.weight"].map { Double($0.shape.first ?? 320) } ?? 320
+        let step = unet > 0 ? 2.0 / 3 * unet / sd15UNetWeights + 1.0 / 3 * width / 320 : 1
+        return (step, encoder > 0 ? encoder / sd15EncoderWeights : 1)
     }
 
     public static func seconds(plan: DatasetPlan, steps: StepCount, checkpointing: Bool, textEncoder: Bool, sd2: Bool = false,
