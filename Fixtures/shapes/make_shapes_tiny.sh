@@ -2,9 +2,13 @@
 # Retrains Fixtures/shapes/shapes_tiny.safetensors from scratch with our own tools (the recipe is also in
 # the file's lora_tools.recipe metadata): the VAE, then the U-Net on a frozen random CLIP (lora-bench
 # tiny-model's defaults), then a second U-Net stage at half the learning rate on other scenes. About 55 min
-# on 2 AMD EPYC cores (AVX2) when it was made; the per-step times of 2026-12-02 (VAE 0.37 s, U-Net 0.41 s)
-# put it near 50. The same commands give the same file on a host with the same kernel path;
-# an AVX-512 host rounds its GEMMs differently, so its file differs in the last bits (and draws the same).
+# on 2 AMD EPYC cores (AVX2): rerun in full on 2026-12-02 with that day's kernels, the VAE step took 0.44 s
+# and the U-Net step 0.45 s with nothing beside it (2,000 + 5,400 steps), stage 2 alone 803 s.
+# The same commands give the same file on a host with the same kernels; kernels that round differently (an
+# AVX-512 host, or this repository's kernels since the committed file was made) give another file. That rerun
+# drew the seen shapes as well as the committed file (a red square 7/8 against 3/8, the rest equal), but the
+# quick start's star LoRA, trained with demo.sh's settings, learned less on it (2/8 stars at weight 1 against
+# 7/8): demo.sh's numbers belong to the committed file.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 swift build -c release --product lora-bench
