@@ -49,7 +49,6 @@ enum ConfigFile {
             let option = "--" + key
             switch value {
             case .bool(true): expanded.append(option)
-            case .bool(false), .string(""), .array([]), .null: continue
             case let .string(s): expanded += [option, s]
             case let .number(n) where flags.contains(normalized(key)):
                 if (Double(n) ?? 0) == 0 { continue }
@@ -67,7 +66,7 @@ enum ConfigFile {
                 }
                 expanded += [option] + values
             case .object: throw ModelError(.invalid, "\(key): tables nest one level at most in a kohya config", file: path, key: key)
-            case .bool: continue
+            case .bool, .null: continue  // false and null never get here (skipped above)
             }
             keys[option] = path
         }
