@@ -106,6 +106,11 @@ BAD = {
     "text_after_value": 'a = 1 b = 2\n',
     "unclosed_array": "a = [1, 2\n",
     "bad_escape": 'a = "\\q"\n',
+    # A line-ending backslash trims whitespace in multi-line strings only; in a one-line string
+    # a backslash before a space, a tab or the end of the line is an unknown escape.
+    "backslash_space_in_one_line_string": 'a = "x\\ y"\n',
+    "backslash_tab_in_one_line_string": 'a = "x\\\ty"\n',
+    "backslash_newline_in_one_line_string": 'a = "x\\\ny"\n',
     "key_is_value_then_table": "a = 1\n[a]\nb = 2\n",
 }
 

@@ -290,7 +290,7 @@ public enum TOML {
                         }
                         guard let code = UInt32(hex, radix: 16), let scalar = Unicode.Scalar(code) else { throw fail("bad \\\(e) escape") }
                         out.unicodeScalars.append(scalar)
-                    case " ", "\t", "\n", "\r" where multi:
+                    case let w where multi && (w == " " || w == "\t" || w == "\n" || w == "\r"):
                         // A line-ending backslash trims the newline and the whitespace after it.
                         while let w = current, w == " " || w == "\t" || w == "\n" || w == "\r" { advance() }
                     default: throw fail("unknown escape \\\(String(e)) in a string")
