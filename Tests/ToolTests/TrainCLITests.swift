@@ -150,7 +150,7 @@ final class TrainCLITests: XCTestCase {
         let out = folder + "/te"
         let prompts = folder + "/prompts.txt"
         try "# kohya's prompt file\nzkw shape, red disc --n blurry --w 64 --h 64 --d 5 --s 4 --l 6\n\na plain square --w 64 --h 64 --s 3 --ss euler_a\n"
-            .write(toFile: prompts, atomically: true, encoding: .utf8)
+            .write(toFile: prompts, atomically: false, encoding: .utf8)
         let run = try ToolRunner.run("lora-train", common.filter { $0 != "--network-train-unet-only" }
                                      + ["--output-dir", out, "--max-train-steps", "3", "--text-encoder-lr", "5e-4",
                                         "--sample-prompts", prompts, "--sample-every-n-epochs", "1", "--sample-at-first"])
@@ -289,7 +289,7 @@ final class TrainCLITests: XCTestCase {
             log_with = ""
             xformers = true
             train_batch_size = 3
-            """.write(toFile: folder + "/config.toml", atomically: true, encoding: .utf8)
+            """.write(toFile: folder + "/config.toml", atomically: false, encoding: .utf8)
         try """
             [general]
             enable_bucket = true
@@ -305,7 +305,7 @@ final class TrainCLITests: XCTestCase {
               image_dir = "\(folder)/data/2_zkw shape"
               class_tokens = "zkw"
               num_repeats = 3
-            """.write(toFile: folder + "/dataset.toml", atomically: true, encoding: .utf8)
+            """.write(toFile: folder + "/dataset.toml", atomically: false, encoding: .utf8)
         let args = ["--config_file", folder + "/config", "--dataset_config", folder + "/dataset.toml",
                     "--tokenizer", "Fixtures/tokenizer/clip_bpe_merges.txt.gz", "--dry-run", "--max-train-epochs", "2"]
         let run = try ToolRunner.run("lora-train", args)
@@ -316,21 +316,21 @@ final class TrainCLITests: XCTestCase {
         }
         // An sd-scripts argument lora-train lacks is refused, naming the file; a key sd-scripts does not know either is
         // skipped with a note, as sd-scripts skips it.
-        try "[training_arguments]\ndeepspeed = true\n".write(toFile: folder + "/bad.toml", atomically: true, encoding: .utf8)
+        try "[training_arguments]\ndeepspeed = true\n".write(toFile: folder + "/bad.toml", atomically: false, encoding: .utf8)
         let bad = try ToolRunner.run("lora-train", ["--config_file", folder + "/bad.toml", "--dataset_config", folder + "/dataset.toml", "--dry-run",
                                                     "--model", folder + "/base.safetensors"])
         XCTAssertEqual(bad.status, 64, bad.stderr)
         XCTAssertTrue(bad.stderr.contains("--deepspeed comes from \(folder)/bad.toml"), bad.stderr)
-        try "[training_arguments]\nfancy_new_option = 3\n".write(toFile: folder + "/odd.toml", atomically: true, encoding: .utf8)
+        try "[training_arguments]\nfancy_new_option = 3\n".write(toFile: folder + "/odd.toml", atomically: false, encoding: .utf8)
         let odd = try ToolRunner.run("lora-train", ["--config_file", folder + "/odd.toml", "--dataset_config", folder + "/dataset.toml", "--dry-run",
                                                     "--model", folder + "/base.safetensors"] + ["--tokenizer", "Fixtures/tokenizer/clip_bpe_merges.txt.gz"])
         XCTAssertEqual(odd.status, 0, odd.stderr)
         XCTAssertTrue(odd.stderr.contains("note: fancy_new_option in \(folder)/odd.toml is not an sd-scripts argument"), odd.stderr)
-        try "[[datasets]]\n[[datasets.subsets]]\nimage_dir = 'x'\ncolour_aug = true\n".write(toFile: folder + "/bad-data.toml", atomically: true, encoding: .utf8)
+        try "[[datasets]]\n[[datasets.subsets]]\nimage_dir = 'x'\ncolour_aug = true\n".write(toFile: folder + "/bad-data.toml", atomically: false, encoding: .utf8)
         let badData = try ToolRunner.run("lora-train", common + ["--dataset-config", folder + "/bad-data.toml", "--dry-run"])
         XCTAssertEqual(badData.status, 2, badData.stderr)
         XCTAssertTrue(badData.stderr.contains("unknown key colour_aug"), badData.stderr)
-        try "[[datasets]]\n[[datasets.subsets]]\nimage_dir = 'x'\nresize_interpolation = 'sinc'\n".write(toFile: folder + "/bad-resize.toml", atomically: true,
+        try "[[datasets]]\n[[datasets.subsets]]\nimage_dir = 'x'\nresize_interpolation = 'sinc'\n".write(toFile: folder + "/bad-resize.toml", atomically: false,
                                                                                                        encoding: .utf8)
         let badResize = try ToolRunner.run("lora-train", common + ["--dataset-config", folder + "/bad-resize.toml", "--dry-run"])
         XCTAssertEqual(badResize.status, 2, badResize.stderr)
@@ -401,8 +401,8 @@ final class TrainCLITests: XCTestCase {
             weighted_captions = true
             xformers = true
             """
-        try config.write(toFile: folder + "/gui.toml", atomically: true, encoding: .utf8)
-        try "".write(toFile: folder + "/prompt.txt", atomically: true, encoding: .utf8)  // the GUI writes one even when its prompt box is empty
+        try config.write(toFile: folder + "/gui.toml", atomically: false, encoding: .utf8)
+        try "".write(toFile: folder + "/prompt.txt", atomically: false, encoding: .utf8)  // the GUI writes one even when its prompt box is empty
         let tokenizer = ["--tokenizer", "Fixtures/tokenizer/clip_bpe_merges.txt.gz"]
         let run = try ToolRunner.run("lora-train", ["--config_file", folder + "/gui.toml"] + tokenizer)
         XCTAssertEqual(run.status, 0, run.stderr)
@@ -446,7 +446,7 @@ final class TrainCLITests: XCTestCase {
         XCTAssertTrue(noThumb.stderr.contains("--metadata-thumbnail \(folder)/none.png: cannot read the file"), noThumb.stderr)
         // The GUI's low-precision switches: accepted beside bf16 (what kohya asserts), with a note saying they are not done.
         try (config.replacingOccurrences(of: "persistent_data_loader_workers = 1", with: "persistent_data_loader_workers = 0")
-             + "\nfp8_base = true\nfull_bf16 = true\nuse_safetensors = true\n").write(toFile: folder + "/gui8.toml", atomically: true, encoding: .utf8)
+             + "\nfp8_base = true\nfull_bf16 = true\nuse_safetensors = true\n").write(toFile: folder + "/gui8.toml", atomically: false, encoding: .utf8)
         let accepted = try ToolRunner.run("lora-train", ["--config_file", folder + "/gui8.toml", "--dry-run"] + tokenizer)
         XCTAssertEqual(accepted.status, 0, accepted.stderr)
         XCTAssertTrue(accepted.stderr.contains("note: --full_bf16 (the network and its gradients stay fp32); --fp8_base (the U-Net and text encoder"),
@@ -557,7 +557,7 @@ final class TrainCLITests: XCTestCase {
             [[datasets.subsets]]
             image_dir = "\(folder)/data/2_zkw shape"
             num_repeats = 1
-            """.write(toFile: folder + "/dataset.toml", atomically: true, encoding: .utf8)
+            """.write(toFile: folder + "/dataset.toml", atomically: false, encoding: .utf8)
         let configured = try ToolRunner.run("lora-train", common.filter { $0 != "--train-data-dir" && $0 != folder + "/data" }
                                             + ["--dataset-config", folder + "/dataset.toml", "--dry-run"])
         XCTAssertEqual(configured.status, 0, configured.stderr)
@@ -681,7 +681,7 @@ final class TrainCLITests: XCTestCase {
               num_repeats = 1
               flip_aug = true
               resize_interpolation = "box"
-            """.write(toFile: folder + "/two.toml", atomically: true, encoding: .utf8)
+            """.write(toFile: folder + "/two.toml", atomically: false, encoding: .utf8)
         let args = common.filter { !["--train-data-dir", folder + "/data"].contains($0) } + ["--dataset-config", folder + "/two.toml",
                                                                                            "--max-train-epochs", "1", "--output-name", "two"]
         let run = try ToolRunner.run("lora-train", args + ["--output-dir", folder + "/two"])

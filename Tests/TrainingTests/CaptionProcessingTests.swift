@@ -74,10 +74,10 @@ final class CaptionProcessingTests: XCTestCase {
         let folder = NSTemporaryDirectory() + "wildcard-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        try "first {a|b}\r\n\n  second  \n".write(toFile: folder + "/img.txt", atomically: true, encoding: .utf8)
+        try "first {a|b}\r\n\n  second  \n".write(toFile: folder + "/img.txt", atomically: false, encoding: .utf8)
         XCTAssertEqual(try ImageListing.caption(for: folder + "/img.png", extension: ".txt", wildcard: true), "first {a|b}\nsecond")
         XCTAssertEqual(try ImageListing.caption(for: folder + "/img.png", extension: ".txt"), "first {a|b}")
-        try "windows line\r\nsecond line\r\n".write(toFile: folder + "/crlf.txt", atomically: true, encoding: .utf8)
+        try "windows line\r\nsecond line\r\n".write(toFile: folder + "/crlf.txt", atomically: false, encoding: .utf8)
         XCTAssertEqual(try ImageListing.caption(for: folder + "/crlf.png", extension: ".txt"), "windows line", "CRLF files: the first line")
         XCTAssertEqual(try ImageListing.caption(for: folder + "/crlf.png", extension: ".txt", wildcard: true), "windows line\nsecond line")
     }

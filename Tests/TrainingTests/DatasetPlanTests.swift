@@ -310,7 +310,7 @@ final class SamplePromptFileTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
         try #"["a cat --w 640 --d 3", {"prompt": "a dog", "negative_prompt": "blurry", "width": 515, "seed": 9, "sample_steps": 12, "scale": 5.5, "sample_sampler": "euler_a"}]"#
-            .write(toFile: folder + "/p.json", atomically: true, encoding: .utf8)
+            .write(toFile: folder + "/p.json", atomically: false, encoding: .utf8)
         let json = try SamplePrompt.load(folder + "/p.json")
         XCTAssertEqual(json.count, 2)
         XCTAssertEqual([json[0].prompt, "\(json[0].width)", "\(json[0].seed ?? 0)"], ["a cat", "640", "3"])
@@ -328,13 +328,13 @@ final class SamplePromptFileTests: XCTestCase {
               [[prompt.subset]]
               prompt = "a blue square"
               width = 128
-            """.write(toFile: folder + "/p.toml", atomically: true, encoding: .utf8)
+            """.write(toFile: folder + "/p.toml", atomically: false, encoding: .utf8)
         let toml = try SamplePrompt.load(folder + "/p.toml")
         XCTAssertEqual(toml.map(\.prompt), ["a red star", "a blue square"])
         XCTAssertEqual(toml.map(\.width), [256, 128], "the subset overrides [prompt]")
         XCTAssertEqual(toml.map(\.steps), [7, 7])
         XCTAssertEqual(toml.map(\.negative), ["lowres", "lowres"])
-        try #"{"prompt": 3}"#.write(toFile: folder + "/bad.json", atomically: true, encoding: .utf8)
+        try #"{"prompt": 3}"#.write(toFile: folder + "/bad.json", atomically: false, encoding: .utf8)
         XCTAssertThrowsError(try SamplePrompt.load(folder + "/bad.json"))
     }
 }

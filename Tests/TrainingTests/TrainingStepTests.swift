@@ -19,8 +19,16 @@ import XCTest
 final class TrainingStepTests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
+    /// The engine fixture is written once per test process here (48 MB) and removed after the class's tests.
+    static let folder = NSTemporaryDirectory() + "lora-tools-training-\(getpid())"
+
+    override class func tearDown() {
+        try? FileManager.default.removeItem(atPath: folder)
+        super.tearDown()
+    }
+
     func model(encoder: Bool = false) throws -> StableDiffusionModel {
-        let folder = NSTemporaryDirectory() + "lora-tools-training-\(getpid())"
+        let folder = Self.folder
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let path = folder + "/sd1_engine.safetensors"
         if !FileManager.default.fileExists(atPath: path) {
