@@ -39,7 +39,7 @@ struct ShapesDataset: ParsableCommand {
             let scene = scenes.next()
             let base = (folder as NSString).appendingPathComponent(String(format: "%04d", index))
             try Data(try PNGCodec.encode(scene.render(size: size))).write(to: URL(fileURLWithPath: base + ".png"))
-            try ((concept ? "zkw shape, " : "") + scene.caption + "\n").write(toFile: base + ".txt", atomically: true, encoding: .utf8)
+            try ((concept ? "zkw shape, " : "") + scene.caption + "\n").write(toFile: base + ".txt", atomically: false, encoding: .utf8)
         }
         print("wrote \(count) images and captions to \(folder)")
     }
