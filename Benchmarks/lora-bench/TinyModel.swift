@@ -28,6 +28,9 @@ struct TinyModel: ParsableCommand {
     @Option(help: "U-Net steps.")
     var unetSteps = 3600
 
+    @Option(help: "Side of the random crops the autoencoder learns on (a multiple of 8).")
+    var vaeCrop = TinyModelTrainer.Recipe().autoencoderCrop
+
     @Option(help: "Images per step.")
     var batch = TinyModelTrainer.Recipe().batch
 
@@ -93,6 +96,8 @@ struct TinyModel: ParsableCommand {
         default: throw ValidationError("--save-precision is fp16, fp32 or fp8, not \(savePrecision)")
         }
         var recipe = TinyModelTrainer.Recipe()
+        guard vaeCrop >= 8, vaeCrop % 8 == 0 else { throw ValidationError("--vae-crop is a multiple of 8, not \(vaeCrop)") }
+        recipe.autoencoderCrop = vaeCrop
         recipe.batch = batch
         recipe.seed = seed
         recipe.autoencoderRate = vaeRate
@@ -130,7 +135,7 @@ struct TinyModel: ParsableCommand {
         var metadata = Metadata()
         metadata["modelspec.architecture"] = "stable-diffusion-v1"
         metadata["modelspec.title"] = "LoRA Tools tiny shapes model"
-        let stage = "lora-bench tiny-model --vae-steps \(vaeSteps) --unet-steps \(unetSteps) --batch \(batch) --seed \(seed)"
+        let stage = "lora-bench tiny-model --vae-steps \(vaeSteps) --vae-crop \(vaeCrop) --unet-steps \(unetSteps) --batch \(batch) --seed \(seed)"
             + " --vae-rate \(vaeRate) --unet-rate \(unetRate) --kl-weight \(klWeight) --noise-offset \(noiseOffset)"
             + " --min-snr-gamma \(minSnrGamma) --ema-decay \(emaDecay) --save-precision \(savePrecision)"
         let earlier = try from.map { path throws in try ModelFile.open(path).metadata["lora_tools.recipe"].map { $0 + " && " } ?? "" } ?? ""

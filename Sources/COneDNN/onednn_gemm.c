@@ -36,6 +36,13 @@ int lt_onednn_sgemm(int transa, int transb, long m, long n, long k, float alpha,
     return s == dnnl_success ? LT_ONEDNN_OK : LT_ONEDNN_FAILED;
 }
 
+// The GEMM thread count of the calling thread when a scope has set one (0 =
+// none): per thread, so that one thread's single-threaded scope (attention
+// heads, Winograd products) does not change another thread's GEMMs.
+static __thread int gemm_threads_here;
+int lt_gemm_threads_here(void) { return gemm_threads_here; }
+void lt_set_gemm_threads_here(int threads) { gemm_threads_here = threads < 0 ? 0 : threads; }
+
 // ---- matmul primitives, cached by shape ------------------------------------
 
 typedef struct {

@@ -86,7 +86,7 @@ extension LinearAlgebra {
     static func dispatch(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                          a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                          beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        let threads = Int(openblas_get_num_threads())
+        let threads = gemmThreads
         switch routing.arithmetic {
         case .fp32:
             float32(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,

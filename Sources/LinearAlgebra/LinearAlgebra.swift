@@ -1,4 +1,5 @@
 import CBLAS
+import COneDNN
 import CLAPACKE
 
 /// BLAS and LAPACK over plain row-major buffers.
@@ -127,18 +128,46 @@ public enum LinearAlgebra {
 }
 
 extension LinearAlgebra {
-    /// OpenBLAS's own thread count. Work parallelised over modules sets it to 1
-    /// so module threads and BLAS threads do not oversubscribe the cores.
+    /// The process-wide GEMM thread count (OpenBLAS's, and what oneDNN's calls
+    /// are given) outside single-threaded scopes. It starts at OpenBLAS's own
+    /// count at load (the cores, or OPENBLAS_NUM_THREADS).
     public static var blasThreads: Int {
-        get { Int(openblas_get_num_threads()) }
-        set { openblas_set_num_threads(Int32(max(1, newValue))) }
+        get { processThreads }
+        set {
+            processThreads = max(1, newValue)
+            openblas_set_num_threads(Int32(processThreads))
+        }
+    }
+    nonisolated(unsafe) private static var processThreads = Int(openblas_get_num_threads())
+
+    /// The GEMM thread count a scope set on this thread (nil: none, the
+    /// process-wide count applies). Per thread: `withSingleThreadedBLAS` on one
+    /// thread leaves another thread's GEMMs as they were, so work on two
+    /// threads at once (a batch prepared beside a training step) computes what
+    /// it computes alone. `Parallel` hands the caller's value to its jobs.
+    public static var threadsHere: Int? {
+        get { let n = Int(lt_gemm_threads_here()); return n > 0 ? n : nil }
+        set { lt_set_gemm_threads_here(Int32(newValue ?? 0)) }
     }
 
-    /// Run `body` with single-threaded BLAS, restoring the previous setting.
+    /// The thread count a GEMM called here runs on.
+    static var gemmThreads: Int { threadsHere ?? processThreads }
+
+    /// Run `body` with single-threaded GEMMs on this thread (and in the
+    /// `Parallel` jobs it starts), restoring the previous setting. Work split
+    /// over modules or heads uses it so that module threads and GEMM threads
+    /// do not oversubscribe the cores. OpenBLAS's own count, which LAPACK
+    /// reads, is process-wide and set to 1 too; OpenBLAS splits a GEMM's rows
+    /// and columns only, so another thread's OpenBLAS calls meanwhile run
+    /// slower but compute the same.
     public static func withSingleThreadedBLAS<T>(_ body: () throws -> T) rethrows -> T {
-        let previous = blasThreads
-        blasThreads = 1
-        defer { blasThreads = previous }
+        let previous = threadsHere, count = processThreads
+        threadsHere = 1
+        openblas_set_num_threads(1)
+        defer {
+            threadsHere = previous
+            openblas_set_num_threads(Int32(previous ?? count))
+        }
         return try body()
     }
 

@@ -31,6 +31,10 @@ int lt_onednn_matmul(int type, int transa, int transb, long m, long n, long k, f
 /// 1 if oneDNN has a bf16 matmul kernel on this CPU (tried once, cached).
 int lt_onednn_bf16_available(void);
 
+/// The calling thread's GEMM thread count set by a scope (0: none set), and its setter.
+int lt_gemm_threads_here(void);
+void lt_set_gemm_threads_here(int threads);
+
 /// oneDNN's name for the kernel family it would use for an f32 (type 0) or
 /// bf16 (type 1) matmul here, e.g. "brg:avx512_core_amx", "gemm:jit"; "" if none.
 const char *lt_onednn_matmul_kernel(int type);

@@ -45,7 +45,7 @@ public enum Parallel {
                     let run = job.value, slots = results.value
                     let i = order[n]
                     guard !stop.isSet else { return }
-                    let result = run(i)
+                    let result = onWorker(gemmThreads: 1) { run(i) }
                     if case .failure = result { stop.set() }
                     slots[i] = result
                 }
@@ -76,10 +76,10 @@ public enum Parallel {
         withoutActuallyEscaping(body) { body in
             // The callers hand raw pointers to disjoint ranges; the box tells the
             // compiler what the split guarantees.
-            let box = UncheckedSendable(body)
+            let box = UncheckedSendable(body), threads = LinearAlgebra.threadsHere
             DispatchQueue.concurrentPerform(iterations: parts) { part in
                 let start = count * part / parts, end = count * (part + 1) / parts
-                if start < end { box.value(start..<end) }
+                if start < end { onWorker(gemmThreads: threads) { box.value(start..<end) } }
             }
         }
     }
@@ -87,6 +87,16 @@ public enum Parallel {
     /// Run `body(i)` for every i, spread over the cores.
     public static func forEach(_ count: Int, cost: Int = 1, _ body: (Int) -> Void) {
         forRanges(count, cost: cost) { range in for i in range { body(i) } }
+    }
+
+    /// Runs a job on a pool thread with the GEMM thread count of the thread
+    /// that started it (a pool thread may run one caller's job, then
+    /// another's), restoring the thread's own after.
+    private static func onWorker<T>(gemmThreads: Int?, _ job: () -> T) -> T {
+        let own = LinearAlgebra.threadsHere
+        LinearAlgebra.threadsHere = gemmThreads
+        defer { LinearAlgebra.threadsHere = own }
+        return job()
     }
 
     private final class StopFlag: @unchecked Sendable {

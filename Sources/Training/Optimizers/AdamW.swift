@@ -43,12 +43,12 @@ public struct AdamW: Optimizer {
                 // Taken out of the table while updated, so the arrays are not copied on write.
                 var (m, v) = moments.removeValue(forKey: parameter.key)
                     ?? ([Float](repeating: 0, count: parameter.count), [Float](repeating: 0, count: parameter.count))
-                let g = parameter.gradient.values
                 // Through buffers: indexing a class's array property element by element pays an exclusivity
-                // check per access (measured: a fifth of a tiny U-Net's training step).
+                // check per access (measured: a fifth of a tiny U-Net's training step), and an array's bounds
+                // checks keep the loop from being vectorised (the gradient's too: 6% of that step).
                 parameter.values.withUnsafeMutableBufferPointer { p in
                     m.withUnsafeMutableBufferPointer { m in
-                        v.withUnsafeMutableBufferPointer { v in
+                        v.withUnsafeMutableBufferPointer { v in parameter.gradient.values.withUnsafeBufferPointer { g in
                             // Element by element, so splitting over the cores changes no result.
                             Parallel.forRanges(p.count, cost: 16) { range in
                                 for i in range {
@@ -60,7 +60,7 @@ public struct AdamW: Optimizer {
                                     p[i] += -stepSize * (m[i] / denominator)
                                 }
                             }
-                        }
+                        } }
                     }
                 }
                 moments[parameter.key] = (m, v)

@@ -156,10 +156,18 @@ public final class TinyModelTrainer {
         noiseOptions.offset = recipe.noiseOffset == 0 ? nil : recipe.noiseOffset
         let trainedParameters = group(UNet.prefix, rate: 0)[0].parameters
         var average = recipe.emaDecay > 0 ? ExponentialMovingAverage(trainedParameters, decay: recipe.emaDecay) : nil
-        for step in 0..<steps {
+        // The next batch's scenes and latents are made beside each step (the frozen encoder and the scene
+        // stream are touched by nothing else meanwhile, so the batches are those made in turn).
+        let scale = config.vaeScaleFactor
+        let batches = Prefetch(count: steps) { [self] _ in
             let batch = nextScenes()
             var latents = encoder.moments(images(batch)).mean
-            for i in latents.values.indices { latents.values[i] *= config.vaeScaleFactor }
+            for i in latents.values.indices { latents.values[i] *= scale }
+            return (batch, latents)
+        }
+        defer { batches.finish() }
+        for step in 0..<steps {
+            let (batch, latents) = batches.next()
             // Captions dropped one time in ten: the empty prompt's context is what negative prompts and CFG start from.
             let context = try captions.contexts(batch.map { random.uniform() < 0.1 ? "" : $0.caption })
             let noise = TrainingNoise.draw(like: latents, options: noiseOptions, random: &random).noise
