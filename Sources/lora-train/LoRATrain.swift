@@ -204,6 +204,10 @@ struct LoRATrain: ParsableCommand {
     @Flag(name: [.long, .customLong("dry_run")], help: "Print the plan (images, buckets, steps) and stop.")
     var dryRun = false
 
+    @Flag(name: [.long, .customLong("debug_dataset")],
+          help: "Print the plan, then each batch of the first epoch in training order (image, size, caption as processed, bucket, flip), and stop (kohya's --debug_dataset, without its image window).")
+    var debugDataset = false
+
     @Flag(name: .shortAndLong, help: "No progress bar.")
     var quiet = false
 
@@ -211,7 +215,7 @@ struct LoRATrain: ParsableCommand {
     @OptionGroup var kohyaIgnored: KohyaTrainingFlags
 
     func validate() throws {
-        if !dryRun && !findLR && outputDir == nil { throw ValidationError("--output-dir is required (kohya: --output_dir)") }
+        if !dryRun && !findLR && !debugDataset && outputDir == nil { throw ValidationError("--output-dir is required (kohya: --output_dir)") }
         if let n = findLRSteps, n < 4 { throw ValidationError("--find-lr-steps must be at least 4") }
         try kohyaIgnored.checkPrecisionStorage(mixedPrecision: mixedPrecision)
         guard saveModelAs == "safetensors" else { throw ValidationError("--save-model-as \(saveModelAs): only safetensors is written") }
@@ -281,6 +285,18 @@ struct LoRATrain: ParsableCommand {
             _ = try LoRATrainer.startPosition(configuration, steps: steps)
             if samples.sampleEveryNEpochs != nil && samples.sampleEveryNSteps != nil {
                 printError("note: --sample-every-n-steps is ignored because --sample-every-n-epochs is given (kohya does the same)")
+            }
+            if debugDataset {
+                for (name, shown) in [("", plan), ("validation dataset: ", validationPlan)] {
+                    guard let shown else { continue }
+                    if !name.isEmpty { ToolRun.say(name + "\(shown.images.count) images") }
+                    for line in shown.debugLines(epoch: 1, seed: configuration.seed, totalSteps: steps.totalSteps,
+                                                 gradientAccumulationSteps: configuration.gradientAccumulationSteps,
+                                                 priorLossWeight: configuration.priorLossWeight) {
+                        ToolRun.say(line)  // escapes the captions' and paths' control characters
+                    }
+                }
+                return
             }
             if dryRun {
                 let file = try? ModelFile.open(model)

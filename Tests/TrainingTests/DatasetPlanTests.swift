@@ -114,6 +114,18 @@ final class DatasetPlanTests: XCTestCase {
         }
     }
 
+    /// kohya's limits (adjust_min_max_bucket_reso_by_steps), and the settings it would crash on refused with a reason.
+    func testBucketLimits() {
+        let r = Resolution(512, 512)
+        XCTAssertTrue(BucketSet.adjustedLimits(resolution: r, min: 300, max: 1000, step: 64) == (256, 1024, nil))
+        XCTAssertEqual(BucketSet.adjustedLimits(resolution: r, min: 576, max: 1024, step: 64).error,
+                       "--min-bucket-reso 576 is larger than the resolution's smaller side")
+        XCTAssertEqual(BucketSet.adjustedLimits(resolution: Resolution(64, 64), min: 32, max: 128, step: 64).error,
+                       "--min-bucket-reso 32 rounds down to 0 at --bucket-reso-steps 64: give at least 64", "kohya divides by zero")
+        XCTAssertEqual(BucketSet.adjustedLimits(resolution: r, min: 256, max: 1024, step: 0).error, "bucket_reso_steps 0 is not a positive multiple of 8")
+        XCTAssertNotNil(BucketSet.adjustedLimits(resolution: r, min: 256, max: 1024, step: -64).error)
+    }
+
     func testPointingAtTheConceptFolderSaysWhy() throws {
         let work = NSTemporaryDirectory() + "lt-plan-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: work) }

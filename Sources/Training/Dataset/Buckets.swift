@@ -77,8 +77,12 @@ public struct BucketSet: Sendable {
     /// up to multiples of the step; nil with the reason when the resolution
     /// does not fit between them.
     public static func adjustedLimits(resolution: Resolution, min minimum: Int, max maximum: Int, step: Int) -> (min: Int, max: Int, error: String?) {
+        // A TOML's bucket_reso_steps is checked here too (the command line's is checked by the parser).
+        guard step >= 8, step % 8 == 0 else { return (minimum, maximum, "bucket_reso_steps \(step) is not a positive multiple of 8") }
         let lo = minimum - minimum % step
         let hi = maximum % step == 0 ? maximum : maximum + step - maximum % step
+        // kohya goes on with 0 and stops with a ZeroDivisionError in make_bucket_resolutions.
+        if lo <= 0 { return (lo, hi, "--min-bucket-reso \(minimum) rounds down to \(lo) at --bucket-reso-steps \(step): give at least \(step)") }
         if Swift.min(resolution.width, resolution.height) < lo { return (lo, hi, "--min-bucket-reso \(lo) is larger than the resolution's smaller side") }
         if Swift.max(resolution.width, resolution.height) > hi { return (lo, hi, "--max-bucket-reso \(hi) is smaller than the resolution's larger side") }
         return (lo, hi, nil)

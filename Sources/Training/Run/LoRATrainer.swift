@@ -154,18 +154,8 @@ public final class LoRATrainer {
         }
     }
 
-    /// The batches of an epoch: (bucket, entries) in training order.
-    func batches(epoch: Int) -> [[Int]] {
-        var random = TrainingRandom(seed: configuration.seed &+ UInt64(epoch))
-        var all: [[Int]] = []
-        for bucket in plan.buckets {
-            var entries = bucket.entries
-            random.shuffle(&entries)
-            all += stride(from: 0, to: entries.count, by: bucket.batchSize).map { Array(entries[$0..<min($0 + bucket.batchSize, entries.count)]) }
-        }
-        random.shuffle(&all)
-        return all
-    }
+    /// The batches of an epoch in training order.
+    func batches(epoch: Int) -> [[Int]] { plan.batches(epoch: epoch, seed: configuration.seed) }
 
     /// Trains to the end (from `resume`, a state loaded with `loadState`);
     /// returns the files written (epoch files, then the final one), or stops
