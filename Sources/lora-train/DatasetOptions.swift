@@ -143,6 +143,10 @@ struct DatasetOptions: ParsableArguments {
             throw ValidationError("\(name) must be between 0 and 1")
         }
         if let c = clipSkip, c < 1 { throw ValidationError("--clip-skip must be at least 1") }
+        for (name, n) in [("--keep-tokens", keepTokens), ("--caption-dropout-every-n-epochs", captionDropoutEveryNEpochs),
+                          ("--token-warmup-min", tokenWarmupMin)] where n < 0 {
+            throw ValidationError("\(name) must not be negative")
+        }
         _ = try parsedInterpolation()
         _ = try parsedResolution()
     }
@@ -150,8 +154,8 @@ struct DatasetOptions: ParsableArguments {
     /// kohya's `--resolution`: "512" or "512,768" (width, height).
     func parsedResolution() throws -> Resolution {
         let parts = resolution.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard (1...2).contains(parts.count), parts.allSatisfy({ ($0 ?? 0) >= 64 && ($0 ?? 0) % 8 == 0 }) else {
-            throw ValidationError("--resolution \(resolution): give a size such as 512 or width,height such as 512,768 (multiples of 8)")
+        guard (1...2).contains(parts.count), parts.allSatisfy({ Resolution.trainingSides.contains($0 ?? 0) && ($0 ?? 0) % 8 == 0 }) else {
+            throw ValidationError("--resolution \(resolution): give a size such as 512 or width,height such as 512,768 (multiples of 8 from 64 to 8192)")
         }
         return Resolution(parts[0]!, parts.count == 2 ? parts[1]! : parts[0]!)
     }

@@ -126,6 +126,38 @@ final class DatasetPlanTests: XCTestCase {
         XCTAssertNotNil(BucketSet.adjustedLimits(resolution: r, min: 256, max: 1024, step: -64).error)
     }
 
+    /// Values a dataset config could hold that the loader would divide by, loop to or allocate from: refused
+    /// with the key named (batch_size = 0 was a division by zero; a 10⁸-pixel side an allocation failure).
+    func testHostileDatasetConfigValuesAreNamed() throws {
+        let path = NSTemporaryDirectory() + "lt-dataset-\(UUID().uuidString).toml"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let cases: [(String, String, String)] = [
+            ("batch_size = 0", "batch_size", "batch_size must be at least 1, not 0"),
+            ("batch_size = -2", "batch_size", "batch_size must be at least 1"),
+            ("resolution = 99999999", "resolution", "must have sides of 64 to 8192 pixels"),
+            ("resolution = [64, 7]", "resolution", "resolution (64, 7) must have sides of 64 to 8192 pixels, multiples of 8"),
+            ("resolution = 0", "resolution", "must have sides of 64"),
+            ("[[datasets.subsets]]\nimage_dir = 'y'\nnum_repeats = 0", "num_repeats", "num_repeats must be at least 1"),
+            ("[[datasets.subsets]]\nimage_dir = 'y'\nkeep_tokens = -1", "keep_tokens", "keep_tokens must be at least 0"),
+            ("[[datasets.subsets]]\nimage_dir = 'y'\ncaption_dropout_rate = 1.5", "caption_dropout_rate", "between 0 and 1"),
+            ("[[datasets.subsets]]\nimage_dir = 'y'\ncaption_tag_dropout_rate = -0.1", "caption_tag_dropout_rate", "between 0 and 1"),
+        ]
+        for (line, key, message) in cases {
+            try "[[datasets]]\n\(line)\n[[datasets.subsets]]\nimage_dir = 'x'\n".write(toFile: path, atomically: false, encoding: .utf8)
+            XCTAssertThrowsError(try DatasetConfig.load(path, defaults: DatasetSubset(imageDirectory: "")), line) { error in
+                let e = error as? ModelError
+                XCTAssertEqual(e?.key, key, line)
+                XCTAssertEqual(e?.file, path, line)
+                XCTAssertTrue(e?.message.contains(message) ?? false, "\(line): \(error)")
+            }
+        }
+        try "[[datasets]]\nresolution = [512, 768]\nbatch_size = 2\n[[datasets.subsets]]\nimage_dir = 'x'\nnum_repeats = 3\n".write(toFile: path, atomically: false,
+                                                                                                                          encoding: .utf8)
+        let good = try DatasetConfig.load(path, defaults: DatasetSubset(imageDirectory: ""))
+        XCTAssertEqual(good.first?.resolution, Resolution(512, 768))
+        XCTAssertEqual(good.first?.subsets.first?.repeats, 3)
+    }
+
     func testPointingAtTheConceptFolderSaysWhy() throws {
         let work = NSTemporaryDirectory() + "lt-plan-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: work) }

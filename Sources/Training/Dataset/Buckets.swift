@@ -9,6 +9,9 @@ public struct Resolution: Sendable, Hashable, Comparable, CustomStringConvertibl
     }
     public static func < (a: Resolution, b: Resolution) -> Bool { (a.width, a.height) < (b.width, b.height) }
     public var description: String { "(\(width), \(height))" }
+    /// The sides a training resolution may have (multiples of 8, the latent grid): the VAE needs 64 at least, and
+    /// past 8192 a single image's activations would not fit in any machine's memory.
+    public static let trainingSides = 64...8192
     var aspect: Double { Double(width) / Double(height) }
 }
 

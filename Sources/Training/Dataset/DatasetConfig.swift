@@ -78,7 +78,7 @@ public struct DatasetConfig: Sendable {
         var config = DatasetConfig(subsets: [])
         let outer = [dataset, general]
         config.resolution = try lookup("resolution", outer).map { v throws(ModelError) in try resolution(v, path) }
-        config.batchSize = try lookup("batch_size", outer).map { v throws(ModelError) in try int(v, "batch_size", path) }
+        config.batchSize = try lookup("batch_size", outer).map { v throws(ModelError) in try int(v, "batch_size", path, atLeast: 1) }
         config.enableBucket = try lookup("enable_bucket", outer).map { v throws(ModelError) in try bool(v, "enable_bucket", path) }
         config.minBucketReso = try lookup("min_bucket_reso", outer).map { v throws(ModelError) in try int(v, "min_bucket_reso", path) }
         config.maxBucketReso = try lookup("max_bucket_reso", outer).map { v throws(ModelError) in try int(v, "max_bucket_reso", path) }
@@ -113,17 +113,17 @@ public struct DatasetConfig: Sendable {
             s.imageDirectory = dir
             s.classTokens = lookup("class_tokens", levels)?.stringValue
             s.isRegularization = try lookup("is_reg", [own]).map { v throws(ModelError) in try bool(v, "is_reg", path) } ?? false
-            s.repeats = try lookup("num_repeats", levels).map { v throws(ModelError) in try int(v, "num_repeats", path) } ?? 1
+            s.repeats = try lookup("num_repeats", levels).map { v throws(ModelError) in try int(v, "num_repeats", path, atLeast: 1) } ?? 1
             if let v = lookup("caption_extension", levels)?.stringValue { s.captionExtension = DatasetSubset.normalizedExtension(v) }
             if let v = lookup("shuffle_caption", levels) { s.shuffleCaption = try bool(v, "shuffle_caption", path) }
             if let v = lookup("caption_separator", levels)?.stringValue { s.captionSeparator = v }
-            if let v = lookup("keep_tokens", levels) { s.keepTokens = try int(v, "keep_tokens", path) }
+            if let v = lookup("keep_tokens", levels) { s.keepTokens = try int(v, "keep_tokens", path, atLeast: 0) }
             if let v = lookup("keep_tokens_separator", levels)?.stringValue { s.keepTokensSeparator = v }
             if let v = lookup("caption_prefix", levels)?.stringValue { s.captionPrefix = v }
             if let v = lookup("caption_suffix", levels)?.stringValue { s.captionSuffix = v }
-            if let v = lookup("caption_dropout_rate", levels) { s.captionDropoutRate = try number(v, "caption_dropout_rate", path) }
-            if let v = lookup("caption_dropout_every_n_epochs", levels) { s.captionDropoutEveryNEpochs = try int(v, "caption_dropout_every_n_epochs", path) }
-            if let v = lookup("caption_tag_dropout_rate", levels) { s.captionTagDropoutRate = try number(v, "caption_tag_dropout_rate", path) }
+            if let v = lookup("caption_dropout_rate", levels) { s.captionDropoutRate = try rate(v, "caption_dropout_rate", path) }
+            if let v = lookup("caption_dropout_every_n_epochs", levels) { s.captionDropoutEveryNEpochs = try int(v, "caption_dropout_every_n_epochs", path, atLeast: 0) }
+            if let v = lookup("caption_tag_dropout_rate", levels) { s.captionTagDropoutRate = try rate(v, "caption_tag_dropout_rate", path) }
             if let v = lookup("flip_aug", levels) { s.flipAugment = try bool(v, "flip_aug", path) }
             if let v = lookup("random_crop", levels) { s.randomCrop = try bool(v, "random_crop", path) }
             if let v = lookup("color_aug", levels) { s.colorAugment = try bool(v, "color_aug", path) }
@@ -132,7 +132,7 @@ public struct DatasetConfig: Sendable {
             if let v = lookup("resize_interpolation", levels) { s.resizeInterpolation = try interpolation(v, path) }
             // Settings that ask for something not built yet: refused by name (false / empty values ask nothing).
             if let v = lookup("secondary_separator", levels)?.stringValue { s.secondarySeparator = v }
-            if let v = lookup("token_warmup_min", levels) { s.tokenWarmupMin = try int(v, "token_warmup_min", path) }
+            if let v = lookup("token_warmup_min", levels) { s.tokenWarmupMin = try int(v, "token_warmup_min", path, atLeast: 0) }
             if let v = lookup("token_warmup_step", levels) { s.tokenWarmupStep = try number(v, "token_warmup_step", path) }
             for key in ["face_crop_aug_range", "metadata_file", "conditioning_data_dir", "custom_attributes"] {
                 if let v = lookup(key, levels), v != .null, v != .string(""), v != .array([]), v != .object([]) {
@@ -154,9 +154,18 @@ public struct DatasetConfig: Sendable {
         return d
     }
 
-    static func int(_ v: JSON, _ key: String, _ path: String) throws(ModelError) -> Int {
+    /// An integer, at least `minimum` when given (a count, a size: what the loader would divide by or loop to).
+    static func int(_ v: JSON, _ key: String, _ path: String, atLeast minimum: Int? = nil) throws(ModelError) -> Int {
         guard case let .number(text) = v, let i = Int(text) else { throw ModelError(.invalid, "\(key) must be an integer", file: path, key: key) }
+        if let minimum, i < minimum { throw ModelError(.invalid, "\(key) must be at least \(minimum), not \(i)", file: path, key: key) }
         return i
+    }
+
+    /// A probability.
+    static func rate(_ v: JSON, _ key: String, _ path: String) throws(ModelError) -> Double {
+        let p = try number(v, key, path)
+        guard (0...1).contains(p) else { throw ModelError(.invalid, "\(key) must be between 0 and 1, not \(p)", file: path, key: key) }
+        return p
     }
 
     static func bool(_ v: JSON, _ key: String, _ path: String) throws(ModelError) -> Bool {
@@ -177,11 +186,16 @@ public struct DatasetConfig: Sendable {
 
     /// `resolution = 512` or `[768, 512]` (width, height), as kohya takes it.
     static func resolution(_ v: JSON, _ path: String) throws(ModelError) -> Resolution {
+        let r: Resolution
         switch v {
-        case .number: let side = try int(v, "resolution", path); return Resolution(side, side)
+        case .number: let side = try int(v, "resolution", path); r = Resolution(side, side)
         case let .array(items) where items.count == 2:
-            return Resolution(try int(items[0], "resolution", path), try int(items[1], "resolution", path))
+            r = Resolution(try int(items[0], "resolution", path), try int(items[1], "resolution", path))
         default: throw ModelError(.invalid, "resolution must be a number or [width, height]", file: path, key: "resolution")
         }
+        guard Resolution.trainingSides.contains(r.width), Resolution.trainingSides.contains(r.height), r.width % 8 == 0, r.height % 8 == 0 else {
+            throw ModelError(.invalid, "resolution \(r) must have sides of 64 to 8192 pixels, multiples of 8", file: path, key: "resolution")
+        }
+        return r
     }
 }
