@@ -349,6 +349,28 @@ final class TrainingEstimateTests: XCTestCase {
 
 /// kohya's JSON and TOML prompt files (train_util.py load_prompts): lines or objects; [prompt] defaults merged into subsets.
 final class SamplePromptFileTests: XCTestCase {
+    /// Numbers a hostile prompt file could hold: errors naming the key or the prompt, never a trap (Int(1e300),
+    /// UInt64(nan) and a 10⁸-pixel sample stopped or would have stopped the run).
+    func testHostilePromptNumbersAreErrors() throws {
+        let path = NSTemporaryDirectory() + "prompts-\(UUID().uuidString).json"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        for (entry, key) in [(#"{"prompt": "a", "width": 1e300}"#, "width"), (#"{"prompt": "a", "height": -8}"#, "height"),
+                             (#"{"prompt": "a", "seed": 1e30}"#, "seed"), (#"{"prompt": "a", "seed": -1}"#, "seed"),
+                             (#"{"prompt": "a", "sample_steps": 1e300}"#, nil), (#"{"prompt": "a", "scale": "x"}"#, "scale")] {
+            try "[\(entry)]".write(toFile: path, atomically: false, encoding: .utf8)
+            if let key {
+                XCTAssertThrowsError(try SamplePrompt.load(path), entry) { XCTAssertEqual(($0 as? ModelError)?.key, key, entry) }
+            } else {
+                XCTAssertEqual(try SamplePrompt.load(path).first?.steps, 1000, "steps are clamped to 1000, as kohya's CLI range")
+            }
+        }
+        try #"["a cat --w 99999999", "a dog"]"#.write(toFile: path, atomically: false, encoding: .utf8)
+        XCTAssertThrowsError(try SamplePrompt.load(path)) { XCTAssertTrue("\($0)".contains("prompt 1 asks for 99999992×512 pixels"), "\($0)") }
+        try "a cat --w 8192 --h 64\n".write(toFile: path + ".txt", atomically: false, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path + ".txt") }
+        XCTAssertEqual(try SamplePrompt.load(path + ".txt").map(\.width), [8192])
+    }
+
     func testJSONAndTOMLPromptFiles() throws {
         let folder = NSTemporaryDirectory() + "prompts-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)

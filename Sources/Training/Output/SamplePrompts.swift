@@ -72,6 +72,11 @@ public struct SamplePrompt: Sendable, Equatable {
             prompts = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
                 .filter { !$0.hasPrefix("#") }.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map { SamplePrompt(line: $0) }
         }
+        // kohya has no limit; a side past the training resolutions' would ask the sampler for more memory than any machine has.
+        for (n, p) in prompts.enumerated() where max(p.width, p.height) > Resolution.trainingSides.upperBound {
+            throw ModelError(.invalid, "prompt \(n + 1) asks for \(p.width)×\(p.height) pixels; sample images are at most "
+                             + "\(Resolution.trainingSides.upperBound) a side", file: path)
+        }
         // An empty file is what the kohya_ss GUI writes when its prompt box is empty; kohya renders nothing from it.
         return prompts
     }
@@ -88,17 +93,23 @@ public struct SamplePrompt: Sendable, Equatable {
         self.init(line: prompt)
         self.prompt = prompt
         for (key, value) in fields {
+            // Finite and in range before any conversion: Int(1e300) or Int(nan) would stop the process.
             func number() throws(ModelError) -> Double {
-                guard let v = value.double else { throw ModelError(.invalid, "\(key) must be a number", file: path, key: key) }
+                guard let v = value.double, v.isFinite else { throw ModelError(.invalid, "\(key) must be a number", file: path, key: key) }
+                return v
+            }
+            func integer(below limit: Double) throws(ModelError) -> Double {
+                let v = try number()
+                guard v >= 0, v < limit else { throw ModelError(.invalid, "\(key) \(v) is out of range", file: path, key: key) }
                 return v
             }
             switch key {
             case "prompt": continue
             case "negative_prompt": negative = value.stringValue ?? ""
-            case "width": width = Int(try number())
-            case "height": height = Int(try number())
-            case "seed": seed = UInt64(max(0, try number()))
-            case "sample_steps": steps = max(1, min(1000, Int(try number())))
+            case "width": width = Int(try integer(below: 0x1p20))
+            case "height": height = Int(try integer(below: 0x1p20))
+            case "seed": seed = UInt64(try integer(below: 0x1p64))
+            case "sample_steps": steps = Int(max(1, min(1000, try number())))
             case "scale": scale = Float(try number())
             case "sample_sampler": sampler = value.stringValue
             default: continue // kohya ignores keys its SD sampler does not use (guidance_scale, controlnet_image, …)
