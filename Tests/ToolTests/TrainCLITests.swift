@@ -928,6 +928,10 @@ final class TrainCLITests: XCTestCase {
             XCTAssertTrue(r.stderr.contains(says), "\(args): \(r.stderr)")
             XCTAssertEqual(r.stderr.split(separator: "\n").filter { $0.hasPrefix("Error:") }.count, 1, r.stderr)
         }
+        // A rank no machine could hold (a typo) is refused with its size before any module is allocated.
+        let huge = try ToolRunner.run("lora-train", common.map { $0 == "4" ? "40000000" : $0 } + ["--output-dir", out])
+        XCTAssertEqual(huge.status, 1, huge.stderr)
+        XCTAssertTrue(huge.stderr.contains("the network (--network-dim 40000000) has ") && huge.stderr.contains("choose a smaller rank"), huge.stderr)
         // --dry-run plans without a model load or an output folder.
         let dry = try ToolRunner.run("lora-train", common + ["--dry-run", "--max-train-epochs", "3"])
         XCTAssertEqual(dry.status, 0, dry.stderr)

@@ -42,7 +42,19 @@ public struct LoRANetwork: Sendable {
     public static func kohya(_ layout: ModelLayout, dim: Int, alpha: Float, convDim: Int? = nil, convAlpha: Float = 1,
                              unet: Bool = true, textEncoder: Bool = true, blocks: BlockDims? = nil,
                              fromWeights: [String: (rank: Int, alpha: Float)]? = nil, uniform: () -> Float) -> LoRANetwork {
-        var modules: [LoRAModule] = [], targets: [LoRATarget] = []
+        let plan = kohyaPlan(layout, dim: dim, alpha: alpha, convDim: convDim, convAlpha: convAlpha, unet: unet, textEncoder: textEncoder,
+                             blocks: blocks, fromWeights: fromWeights)
+        let modules = plan.map {
+            LoRAModule.kohyaInitialized(name: $0.target.kohyaName, shape: shape(of: $0.target), rank: $0.rank, alpha: $0.alpha, uniform: uniform)
+        }
+        return LoRANetwork(modules: modules, targets: plan.map(\.target))
+    }
+
+    /// The modules `kohya(...)` creates — each target with its rank and alpha — without allocating them.
+    public static func kohyaPlan(_ layout: ModelLayout, dim: Int, alpha: Float, convDim: Int? = nil, convAlpha: Float = 1,
+                                 unet: Bool = true, textEncoder: Bool = true, blocks: BlockDims? = nil,
+                                 fromWeights: [String: (rank: Int, alpha: Float)]? = nil) -> [(target: LoRATarget, rank: Int, alpha: Float)] {
+        var plan: [(target: LoRATarget, rank: Int, alpha: Float)] = []
         for target in layout.targets {
             let isUNet = target.component == .unet
             guard isUNet ? unet : textEncoder else { continue }
@@ -50,9 +62,7 @@ public struct LoRANetwork: Sendable {
             // kohya's --dim_from_weights (create_network_from_weights): exactly the file's modules, each with its rank and alpha.
             if let fromWeights {
                 guard let (rank, moduleAlpha) = fromWeights[target.kohyaName] else { continue }
-                modules.append(LoRAModule.kohyaInitialized(name: target.kohyaName, shape: shape(of: target), rank: rank, alpha: moduleAlpha,
-                                                           uniform: uniform))
-                targets.append(target)
+                plan.append((target, rank, moduleAlpha))
                 continue
             }
             // kohya searches the resnets only with conv_dim (or conv_block_dims).
@@ -69,11 +79,17 @@ public struct LoRANetwork: Sendable {
                 (rank, moduleAlpha) = (convDim, convAlpha)
             }
             guard let r = rank, r > 0 else { continue }
-            modules.append(LoRAModule.kohyaInitialized(name: target.kohyaName, shape: shape(of: target), rank: r, alpha: moduleAlpha,
-                                                       uniform: uniform))
-            targets.append(target)
+            plan.append((target, r, moduleAlpha))
         }
-        return LoRANetwork(modules: modules, targets: targets)
+        return plan
+    }
+
+    /// The values a module of `rank` on `target` holds (down and up).
+    public static func parameterCount(_ target: LoRATarget, rank: Int) -> Int {
+        switch shape(of: target) {
+        case let .linear(inputs, outputs): return rank * (inputs + outputs)
+        case let .conv(inputs, outputs, kernel, _, _): return rank * (inputs * kernel * kernel + outputs)
+        }
     }
 
     /// kohya's per-block settings for SD1/SD2 (25 slots: 0 unused, down 1–11, mid 12, up 13–24).

@@ -94,6 +94,19 @@ public final class LoRATrainer {
         guard configuration.trainUNet || configuration.trainTextEncoder else {
             throw ModelError(.mismatch, "nothing to train: neither the U-Net's nor the text encoder's modules")
         }
+        // A rank far beyond the layers' widths (a typo: --network-dim 32000) would be allocated module by module until the
+        // process is killed; its size is known before: weights, gradients and up to two optimizer moments, 4 bytes each.
+        let parameters = LoRANetwork.kohyaPlan(ModelLayout(model.config), dim: configuration.networkDim, alpha: configuration.networkAlpha,
+                                               convDim: configuration.convDim, convAlpha: configuration.convAlpha, unet: configuration.trainUNet,
+                                               textEncoder: configuration.trainTextEncoder, blocks: LoRATrainer.blocks(configuration),
+                                               fromWeights: configuration.dimsFromWeights).reduce(0) { $0 + LoRANetwork.parameterCount($1.target, rank: $1.rank) }
+        let needed = Double(parameters) * 16, memory = Double(ProcessInfo.processInfo.physicalMemory)
+        if needed > memory / 2 {
+            throw ModelError(.mismatch, "the network (--network-dim \(configuration.networkDim)"
+                             + (configuration.convDim.map { ", conv_dim \($0)" } ?? "") + ") has \(parameters) parameters: with their gradients and "
+                             + "the optimizer's state about \(ReportText.byteSize(Int(needed))), more than half of this machine's "
+                             + "\(ReportText.byteSize(Int(memory))); choose a smaller rank")
+        }
         network = LoRANetwork.kohya(ModelLayout(model.config), dim: configuration.networkDim, alpha: configuration.networkAlpha,
                                     convDim: configuration.convDim, convAlpha: configuration.convAlpha, unet: configuration.trainUNet,
                                     textEncoder: configuration.trainTextEncoder, blocks: LoRATrainer.blocks(configuration),
