@@ -83,3 +83,9 @@ public struct KohyaLoRAList: ParsableArguments {
         models.enumerated().map { i, path in LoRASpec(path: path, ratio: i < ratios.count ? ratios[i] : 1) }
     }
 }
+
+/// Refuses a number option given as NaN (ArgumentParser reads "nan" as a Double): a NaN learning rate, noise
+/// offset or weight would train nothing but NaNs. Infinity stays allowed where an option means "no limit".
+public func refuseNaN(_ options: [(name: String, value: Double?)]) throws {
+    if let bad = options.first(where: { $0.value?.isNaN == true }) { throw ValidationError("\(bad.name) nan: not a number") }
+}

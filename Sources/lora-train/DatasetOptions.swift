@@ -1,4 +1,5 @@
 import ArgumentParser
+import ToolSupport
 import Foundation
 import Imaging
 import Training
@@ -134,6 +135,8 @@ struct DatasetOptions: ParsableArguments {
     var cacheLatentsToDisk = false
 
     func validate() throws {
+        try refuseNaN([("--caption-dropout-rate", captionDropoutRate), ("--caption-tag-dropout-rate", captionTagDropoutRate),
+                       ("--token-warmup-step", tokenWarmupStep), ("--prior-loss-weight", priorLossWeight)])
         guard trainDataDir != nil || datasetConfig != nil else {
             throw ValidationError("--train-data-dir (kohya: --train_data_dir) or --dataset-config is required")
         }

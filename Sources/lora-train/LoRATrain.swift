@@ -215,6 +215,7 @@ struct LoRATrain: ParsableCommand {
     @OptionGroup var kohyaIgnored: KohyaTrainingFlags
 
     func validate() throws {
+        try refuseNaN([("--save-n-epoch-ratio", saveNEpochRatio)])
         if !dryRun && !findLR && !debugDataset && outputDir == nil { throw ValidationError("--output-dir is required (kohya: --output_dir)") }
         if let n = findLRSteps, n < 4 { throw ValidationError("--find-lr-steps must be at least 4") }
         try kohyaIgnored.checkPrecisionStorage(mixedPrecision: mixedPrecision)
@@ -578,6 +579,7 @@ struct KohyaTrainingFlags: ParsableArguments {
     var modeScale: Double?
 
     mutating func validate() throws {
+        try refuseNaN([("--logit-mean", logitMean), ("--logit-std", logitStd), ("--mode-scale", modeScale)])
         var unused: [String] = []
         if cacheTextEncoderOutputs { unused.append("--cache_text_encoder_outputs") }
         if cacheTextEncoderOutputsToDisk { unused.append("--cache_text_encoder_outputs_to_disk") }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ToolSupport
 import Foundation
 import LoRACore
 import Training
@@ -56,6 +57,7 @@ struct NetworkOptions: ParsableArguments {
     var dimFromWeights = false
 
     func validate() throws {
+        try refuseNaN([("--network-alpha", Double(networkAlpha)), ("--network-dropout", networkDropout), ("--scale-weight-norms", scaleWeightNorms)])
         guard networkModule == "networks.lora" else {
             throw ValidationError("--network-module \(networkModule) is not supported; lora-train trains networks.lora (LoRA, LoCon via conv_dim)")
         }

@@ -144,6 +144,11 @@ struct OptimizerOptions: ParsableArguments {
     var optimizerName: String { use8bitAdam ? "AdamW8bit" : useLionOptimizer ? "Lion" : optimizerType }
 
     func validate() throws {
+        try refuseNaN([("--learning-rate", learningRate), ("--unet-lr", unetLr), ("--text-encoder-lr", textEncoderLr), ("--lr-scheduler-min-lr-ratio", lrSchedulerMinLRRatio),
+                       ("--lr-decay-steps", lrDecaySteps), ("--lr-warmup-steps", lrWarmupSteps), ("--lr-scheduler-power", lrSchedulerPower),
+                       ("--max-grad-norm", Double(maxGradNorm)), ("--noise-offset", noiseOffset), ("--adaptive-noise-scale", adaptiveNoiseScale),
+                       ("--multires-noise-discount", multiresNoiseDiscount), ("--ip-noise-gamma", ipNoiseGamma), ("--huber-c", huberC),
+                       ("--huber-scale", huberScale), ("--min-snr-gamma", minSnrGamma), ("--v-pred-like-loss", vPredLikeLoss)])
         if use8bitAdam || useLionOptimizer {
             guard !(use8bitAdam && useLionOptimizer) else { throw ValidationError("--use_8bit_adam and --use_lion_optimizer name two optimizers; give one") }
             guard optimizerType == "AdamW" else {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ToolSupport
 
 /// kohya's validation arguments (train_network.py, sd-scripts 2025): a share of each training folder
 /// held out, its loss measured without training on it.
@@ -25,6 +26,7 @@ struct ValidationOptions: ParsableArguments {
     var maxValidationSteps: Int?
 
     func validate() throws {
+        try refuseNaN([("--validation-split", validationSplit)])
         if let s = validationSplit, !(0..<1).contains(s) {
             throw ValidationError("--validation-split \(s): a share from 0 to below 1 is expected (0.1 holds out a tenth of each folder)")
         }

@@ -913,7 +913,9 @@ final class TrainCLITests: XCTestCase {
         XCTAssertTrue(concept.stderr.contains("must be the parent of folders named <repeats>_<class tokens>"), concept.stderr)
         // Options we do not have are named, never ignored.
         for (args, says) in [(["--optimizer-type", "DAdaptSGD"], "DAdaptSGD"), (["--lr-warmup-steps", "10"], "constant_with_warmup"), (["--optimizer-args", "nesterov=True"], "nesterov"), (["--network_args", "block_dims=2,2"], "block_dims"),
-                             (["--mixed_precision", "fp8"], "--mixed-precision takes no, bf16 or fp16"), (["--lr-scheduler", "cosine_with_min_lr"], "needs --lr-scheduler-min-lr-ratio"), (["--log_with", "tensorboard"], "--log-with tensorboard needs --logging-dir")] {
+                             (["--mixed_precision", "fp8"], "--mixed-precision takes no, bf16 or fp16"), (["--lr-scheduler", "cosine_with_min_lr"], "needs --lr-scheduler-min-lr-ratio"), (["--log_with", "tensorboard"], "--log-with tensorboard needs --logging-dir"),
+                             (["--noise_offset", "nan"], "--noise-offset nan: not a number"), (["--learning_rate", "nan"], "--learning-rate nan: not a number"),
+                             (["--optimizer_args", "weight_decay=nan"], "weight_decay=nan: not a number")] {
             let r = try ToolRunner.run("lora-train", common + ["--output-dir", out] + args)
             XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")
             XCTAssertTrue(r.stderr.contains(says), "\(args): \(r.stderr)")

@@ -31,7 +31,7 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
                 let numbers = parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "()[] ")).split(separator: ",").map {
                     Double($0.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "inf", with: "infinity"))
                 }
-                guard !numbers.isEmpty, numbers.allSatisfy({ $0 != nil }) else { throw OptimizerError("--optimizer-args \(item): not a number") }
+                guard !numbers.isEmpty, numbers.allSatisfy({ $0 != nil && !$0!.isNaN }) else { throw OptimizerError("--optimizer-args \(item): not a number") }
                 values[parts[0]] = numbers.map { $0! }
             }
         }
