@@ -246,6 +246,23 @@ final class TrainCLITests: XCTestCase {
                                                                                              folder + "/whole/r-000001-state"])
         XCTAssertEqual(other.status, 1)
         XCTAssertTrue(other.stderr.contains("seed"), other.stderr)
+        // A state whose position lies outside the run (edited or damaged): refused, naming it (a negative epoch trapped).
+        for (key, value, says) in [("epoch", -2, "the state's epoch -2 is outside this run's 1…4"), ("step", -5, "the state's step -5 is outside this run's 0…12"),
+                                   ("batch", 99, "the state's batch 99 is outside this run's 0…4")] {
+            let damaged = folder + "/damaged-" + key
+            try? FileManager.default.removeItem(atPath: damaged)
+            try FileManager.default.copyItem(atPath: folder + "/whole/r-000001-state", toPath: damaged)
+            let json = damaged + "/train_state.json"
+            var root = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+            var ours = try XCTUnwrap(root["lora_tools"] as? [String: Any]), position = try XCTUnwrap(ours["position"] as? [String: Any])
+            position[key] = value
+            ours["position"] = position
+            root["lora_tools"] = ours
+            try JSONSerialization.data(withJSONObject: root).write(to: URL(fileURLWithPath: json))
+            let r = try ToolRunner.run("lora-train", base + ["--output-dir", folder + "/d-" + key, "--resume", damaged])
+            XCTAssertEqual(r.status, 2, r.stderr)
+            XCTAssertTrue(r.stderr.contains(says), r.stderr)
+        }
 
         // Ctrl-C during training: the step finishes, a state is saved, exit 130; resuming it gives the same file.
         let process = Process()

@@ -113,6 +113,14 @@ extension LoRATrainer {
             throw ModelError(.mismatch, "the state was saved with \(key) \(file.lora_tools.settings[key] ?? "unset"), this run has \(value): "
                              + "resume with the same settings and dataset", file: folder)
         }
+        // The position indexes the epoch's batches and the schedule: one outside the run it was saved by is refused
+        // (a negative epoch stopped the process; a negative step would have trained past the schedule's end).
+        let p = file.lora_tools.position
+        let positions: [(String, Int, ClosedRange<Int>)] = [("epoch", p.epoch, 1...(steps.epochs + 1)), ("batch", p.batch, 0...steps.batchesPerEpoch),
+                                                            ("step", p.step, 0...steps.totalSteps), ("schedule start", p.scheduleStart ?? 0, 0...steps.totalSteps)]
+        if let (name, value, range) = positions.first(where: { !$0.2.contains($0.1) }) {
+            throw ModelError(.invalid, "the state's \(name) \(value) is outside this run's \(range.lowerBound)…\(range.upperBound)", file: jsonPath, key: name)
+        }
         try loadNetworkWeights((folder as NSString).appendingPathComponent("network.safetensors"))
         let optimizerFile = try ModelFile.open((folder as NSString).appendingPathComponent("optimizer.safetensors"))
         guard optimizerFile.metadata["optimizer"] == optimizer.kohyaName else {
