@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Retrains Fixtures/shapes/shapes_tiny.safetensors from scratch with our own tools (the recipe is also in
 # the file's lora_tools.recipe metadata): the VAE, then the U-Net on a frozen random CLIP (lora-bench
-# tiny-model's defaults), then a second U-Net stage at half the learning rate on other scenes. About 55 min
-# on 2 AMD EPYC cores (AVX2): rerun in full on 2026-12-02 with that day's kernels, the VAE step took 0.44 s
-# and the U-Net step 0.45 s with nothing beside it (2,000 + 5,400 steps), stage 2 alone 803 s.
+# tiny-model's defaults), then a second U-Net stage at half the learning rate on other scenes. About 50 min
+# on 2 AMD EPYC cores (AVX2): rerun in full on 2026-12-02 it took 55 min (VAE step 0.44 s, U-Net step 0.45 s,
+# 2,000 + 5,400 steps, stage 2 alone 803 s); since the next batch is encoded beside each U-Net step, a U-Net
+# step takes 0.41 s (1,500 steps in 616 s, nothing beside them, 2026-12-02 06:00) and the VAE's 0.43 s.
 # The same commands give the same file on a host with the same kernels; kernels that round differently (an
 # AVX-512 host, or this repository's kernels since the committed file was made) give another file. That rerun
 # drew the seen shapes as well as the committed file (a red square 7/8 against 3/8, the rest equal), but the
