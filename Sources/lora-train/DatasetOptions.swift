@@ -157,10 +157,11 @@ struct DatasetOptions: ParsableArguments {
     /// kohya's `--resolution`: "512" or "512,768" (width, height).
     func parsedResolution() throws -> Resolution {
         let parts = resolution.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard (1...2).contains(parts.count), parts.allSatisfy({ Resolution.trainingSides.contains($0 ?? 0) && ($0 ?? 0) % 8 == 0 }) else {
+        guard (1...2).contains(parts.count), let width = parts[0], let height = parts.count == 2 ? parts[1] : width,
+              Resolution(width, height).isTrainingSize else {
             throw ValidationError("--resolution \(resolution): give a size such as 512 or width,height such as 512,768 (multiples of 8 from 64 to 8192)")
         }
-        return Resolution(parts[0]!, parts.count == 2 ? parts[1]! : parts[0]!)
+        return Resolution(width, height)
     }
 
     /// kohya's argparse choices for --resize_interpolation (its dataset config also takes "box").

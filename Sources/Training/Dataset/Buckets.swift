@@ -12,6 +12,10 @@ public struct Resolution: Sendable, Hashable, Comparable, CustomStringConvertibl
     /// The sides a training resolution may have (multiples of 8, the latent grid): the VAE needs 64 at least, and
     /// past 8192 a single image's activations would not fit in any machine's memory.
     public static let trainingSides = 64...8192
+    /// Both sides in `trainingSides` and multiples of 8: what --resolution and a dataset config's resolution may be.
+    public var isTrainingSize: Bool {
+        Resolution.trainingSides.contains(width) && Resolution.trainingSides.contains(height) && width % 8 == 0 && height % 8 == 0
+    }
     var aspect: Double { Double(width) / Double(height) }
 }
 

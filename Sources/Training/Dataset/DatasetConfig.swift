@@ -193,7 +193,7 @@ public struct DatasetConfig: Sendable {
             r = Resolution(try int(items[0], "resolution", path), try int(items[1], "resolution", path))
         default: throw ModelError(.invalid, "resolution must be a number or [width, height]", file: path, key: "resolution")
         }
-        guard Resolution.trainingSides.contains(r.width), Resolution.trainingSides.contains(r.height), r.width % 8 == 0, r.height % 8 == 0 else {
+        guard r.isTrainingSize else {
             throw ModelError(.invalid, "resolution \(r) must have sides of 64 to 8192 pixels, multiples of 8", file: path, key: "resolution")
         }
         return r

@@ -42,8 +42,12 @@ public struct LoRANetwork: Sendable {
     public static func kohya(_ layout: ModelLayout, dim: Int, alpha: Float, convDim: Int? = nil, convAlpha: Float = 1,
                              unet: Bool = true, textEncoder: Bool = true, blocks: BlockDims? = nil,
                              fromWeights: [String: (rank: Int, alpha: Float)]? = nil, uniform: () -> Float) -> LoRANetwork {
-        let plan = kohyaPlan(layout, dim: dim, alpha: alpha, convDim: convDim, convAlpha: convAlpha, unet: unet, textEncoder: textEncoder,
-                             blocks: blocks, fromWeights: fromWeights)
+        kohya(plan: kohyaPlan(layout, dim: dim, alpha: alpha, convDim: convDim, convAlpha: convAlpha, unet: unet, textEncoder: textEncoder,
+                              blocks: blocks, fromWeights: fromWeights), uniform: uniform)
+    }
+
+    /// The modules of a `kohyaPlan`, initialised as kohya does, in its order.
+    public static func kohya(plan: [(target: LoRATarget, rank: Int, alpha: Float)], uniform: () -> Float) -> LoRANetwork {
         let modules = plan.map {
             LoRAModule.kohyaInitialized(name: $0.target.kohyaName, shape: shape(of: $0.target), rank: $0.rank, alpha: $0.alpha, uniform: uniform)
         }

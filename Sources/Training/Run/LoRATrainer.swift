@@ -96,10 +96,11 @@ public final class LoRATrainer {
         }
         // A rank far beyond the layers' widths (a typo: --network-dim 32000) would be allocated module by module until the
         // process is killed; its size is known before: weights, gradients and up to two optimizer moments, 4 bytes each.
-        let parameters = LoRANetwork.kohyaPlan(ModelLayout(model.config), dim: configuration.networkDim, alpha: configuration.networkAlpha,
-                                               convDim: configuration.convDim, convAlpha: configuration.convAlpha, unet: configuration.trainUNet,
-                                               textEncoder: configuration.trainTextEncoder, blocks: LoRATrainer.blocks(configuration),
-                                               fromWeights: configuration.dimsFromWeights).reduce(0) { $0 + LoRANetwork.parameterCount($1.target, rank: $1.rank) }
+        let modules = LoRANetwork.kohyaPlan(ModelLayout(model.config), dim: configuration.networkDim, alpha: configuration.networkAlpha,
+                                            convDim: configuration.convDim, convAlpha: configuration.convAlpha, unet: configuration.trainUNet,
+                                            textEncoder: configuration.trainTextEncoder, blocks: LoRATrainer.blocks(configuration),
+                                            fromWeights: configuration.dimsFromWeights)
+        let parameters = modules.reduce(0) { $0 + LoRANetwork.parameterCount($1.target, rank: $1.rank) }
         let needed = Double(parameters) * 16, memory = Double(ProcessInfo.processInfo.physicalMemory)
         if needed > memory / 2 {
             throw ModelError(.mismatch, "the network (--network-dim \(configuration.networkDim)"
@@ -107,12 +108,7 @@ public final class LoRATrainer {
                              + "the optimizer's state about \(ReportText.byteSize(Int(needed))), more than half of this machine's "
                              + "\(ReportText.byteSize(Int(memory))); choose a smaller rank")
         }
-        network = LoRANetwork.kohya(ModelLayout(model.config), dim: configuration.networkDim, alpha: configuration.networkAlpha,
-                                    convDim: configuration.convDim, convAlpha: configuration.convAlpha, unet: configuration.trainUNet,
-                                    textEncoder: configuration.trainTextEncoder, blocks: LoRATrainer.blocks(configuration),
-                                    fromWeights: configuration.dimsFromWeights) {
-            Float(random.uniform())
-        }
+        network = LoRANetwork.kohya(plan: modules) { Float(random.uniform()) }
         unetTape = network.tape(for: model, components: [.unet])
         textTape = configuration.trainTextEncoder ? network.tape(for: model, components: [.textEncoder1]) : nil
         let dropout = LoRADropout(neuron: configuration.networkDropout, rank: configuration.rankDropout, module: configuration.moduleDropout,
