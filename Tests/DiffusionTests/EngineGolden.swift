@@ -41,6 +41,8 @@ enum EngineGolden {
     static let fixtureFolder: String = {
         let folder = NSTemporaryDirectory() + "lora-tools-engine-\(getpid())"
         try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        // Shared by every engine test of the run, so removed when the test process exits (XCTest ends with exit()).
+        atexit { try? FileManager.default.removeItem(atPath: EngineGolden.fixtureFolder) }
         return folder
     }()
 
