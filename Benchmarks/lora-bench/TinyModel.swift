@@ -11,7 +11,8 @@ import Training
 /// wide × 2 layers with the real tokenizer's vocabulary), on coloured shapes
 /// rendered on the fly; the VAE learns on 32×32 crops of them. The defaults
 /// are the recipe of Fixtures/shapes/shapes_tiny.safetensors; the same options
-/// and seed give the same file on a host with the same kernel path.
+/// and seed give the same file on a host with the same kernel path, on any
+/// number of cores (each step runs as `--shards` single-core shards).
 struct TinyModel: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "tiny-model",
                                                     abstract: "Train the tiny shapes model (VAE, then U-Net) from scratch.")
@@ -35,6 +36,9 @@ struct TinyModel: ParsableCommand {
 
     @Option(help: "Images per step.")
     var batch = TinyModelTrainer.Recipe().batch
+
+    @Option(help: "Shards each step's batch is split into, run at once, one core each (part of the recipe: the file does not depend on the machine's cores).")
+    var shards = TinyModelTrainer.Recipe().shards
 
     @Option(help: "Seed of the initialisation and the scenes.")
     var seed: UInt64 = 1
@@ -101,6 +105,8 @@ struct TinyModel: ParsableCommand {
         guard vaeCrop >= 8, vaeCrop % 8 == 0 else { throw ValidationError("--vae-crop is a multiple of 8, not \(vaeCrop)") }
         recipe.autoencoderCrop = vaeCrop
         recipe.batch = batch
+        guard shards >= 1, shards <= batch else { throw ValidationError("--shards is 1 to the batch (\(batch)), not \(shards)") }
+        recipe.shards = shards
         recipe.seed = seed
         recipe.autoencoderRate = vaeRate
         recipe.unetRate = unetRate
@@ -137,7 +143,7 @@ struct TinyModel: ParsableCommand {
         var metadata = Metadata()
         metadata["modelspec.architecture"] = "stable-diffusion-v1"
         metadata["modelspec.title"] = "LoRA Tools tiny shapes model"
-        let stage = "lora-bench tiny-model --vae-steps \(vaeSteps) --vae-crop \(vaeCrop) --unet-steps \(unetSteps) --batch \(batch) --seed \(seed)"
+        let stage = "lora-bench tiny-model --vae-steps \(vaeSteps) --vae-crop \(vaeCrop) --unet-steps \(unetSteps) --batch \(batch) --shards \(shards) --seed \(seed)"
             + " --vae-rate \(vaeRate) --unet-rate \(unetRate) --kl-weight \(klWeight) --noise-offset \(noiseOffset)"
             + " --min-snr-gamma \(minSnrGamma) --ema-decay \(emaDecay) --save-precision \(savePrecision)"
         let earlier = try from.map { path throws in try ModelFile.open(path).metadata["lora_tools.recipe"].map { $0 + " && " } ?? "" } ?? ""

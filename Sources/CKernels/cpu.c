@@ -34,6 +34,10 @@ static unsigned detect_features(void) {
     return f;
 }
 
+static __thread int serial_here;
+int lt_serial_here(void) { return serial_here; }
+void lt_set_serial_here(int serial) { serial_here = serial != 0; }
+
 unsigned lt_cpu_features(void) {
     static int cached = -1;
     if (cached < 0) cached = (int)detect_features();

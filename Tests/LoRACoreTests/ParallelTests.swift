@@ -65,27 +65,29 @@ final class ParallelTests: XCTestCase {
         XCTAssertNil(LinearAlgebra.threadsHere)
     }
 
-    func testPrefetchMakesTheItemsInOrderOneAheadAndNonePastTheEnd() {
+    func testShardsRunSeriallyInsideWithSingleThreadedGEMMsAndRestoreTheThread() throws {
         let lock = NSLock()
-        var made: [Int] = []
-        var counter = 0  // a generator the closure draws from, as a scene stream is
-        let items = Prefetch(count: 5) { index -> (Int, Int) in
-            lock.lock(); made.append(index); lock.unlock()
-            counter += 1
-            return (index, counter)
+        var seen: [(shard: Int, serial: Bool, gemm: Int?, loopThreads: Set<UInt>, mapOrder: [Int])] = []
+        let results = Parallel.shards(3) { shard -> Int in
+            // A loop and a map inside a shard run on the shard's own thread, in order.
+            var threads = Set<UInt>(), order: [Int] = []
+            Parallel.forRanges(1 << 12, cost: 1 << 20) { _ in threads.insert(UInt(pthread_self())) }
+            _ = try? Parallel.map(6) { i throws(ModelError) in order.append(i) }
+            lock.lock()
+            seen.append((shard, Parallel.serialHere, LinearAlgebra.threadsHere, threads, order))
+            lock.unlock()
+            return shard * 10
         }
-        for expected in 0..<5 {
-            let (index, draw) = items.next()
-            XCTAssertEqual(index, expected)
-            XCTAssertEqual(draw, expected + 1, "made one at a time, in order")
-            usleep(2_000)
-            lock.lock(); let ahead = made.count; lock.unlock()
-            XCTAssertLessThanOrEqual(ahead, min(5, expected + 2), "at most one item ahead")
+        XCTAssertEqual(results, [0, 10, 20], "results in shard order")
+        XCTAssertEqual(seen.map(\.shard).sorted(), [0, 1, 2])
+        for shard in seen {
+            XCTAssertTrue(shard.serial)
+            XCTAssertEqual(shard.gemm, 1, "single-threaded GEMMs in a shard")
+            XCTAssertEqual(shard.loopThreads.count, 1, "a loop inside a shard is not split")
+            XCTAssertEqual(shard.mapOrder, Array(0..<6), "a map inside a shard runs its jobs in order")
         }
-        items.finish()
-        XCTAssertEqual(made, [0, 1, 2, 3, 4], "nothing made past the count")
-        let abandoned = Prefetch(count: 100) { index -> Int in usleep(1_000); return index }
-        XCTAssertEqual(abandoned.next(), 0)
-        abandoned.finish()
+        XCTAssertFalse(Parallel.serialHere, "restored on the calling thread")
+        XCTAssertNil(LinearAlgebra.threadsHere)
+        XCTAssertEqual(Parallel.shards(1) { $0 + 7 }, [7], "one shard runs on the caller")
     }
 }

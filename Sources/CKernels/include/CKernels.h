@@ -43,6 +43,14 @@ void lt_kernels_set_portable_only(int portable);
 /// A short description of the paths in use, e.g. "avx2+f16c+fma, sha-ni".
 const char *lt_cpu_kernels_description(void);
 
+// ---- per-thread scheduling -------------------------------------------------
+/// Whether the calling thread runs LoRACore's Parallel loops itself, in order
+/// (1) instead of splitting them over the cores (0, the default): a thread
+/// that is already one of several workers (a shard of a batch) must not split
+/// again. Per thread (C11 thread-local): Swift has no thread-local storage.
+int lt_serial_here(void);
+void lt_set_serial_here(int serial);
+
 // ---- dtype conversion (little-endian raw bytes, unaligned input allowed) --
 void lt_f16_to_f32(const void *src, float *dst, size_t count);
 void lt_bf16_to_f32(const void *src, float *dst, size_t count);

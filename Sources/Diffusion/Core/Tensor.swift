@@ -34,6 +34,12 @@ public struct Tensor: Sendable, Equatable {
         return Tensor(shape: [1] + shape.dropFirst(), values: Array(values[(index * size)..<((index + 1) * size)]))
     }
 
+    /// Items `range` along the first axis.
+    public func items(_ range: Range<Int>) -> Tensor {
+        let size = count / shape[0]
+        return Tensor(shape: [range.count] + shape.dropFirst(), values: Array(values[(range.lowerBound * size)..<(range.upperBound * size)]))
+    }
+
     /// Concatenation along the first axis.
     public static func stack(_ parts: [Tensor]) -> Tensor {
         let rest = Array(parts[0].shape.dropFirst())

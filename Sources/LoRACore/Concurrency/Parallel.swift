@@ -1,3 +1,4 @@
+import CKernels
 import Dispatch
 import Foundation
 import LinearAlgebra
@@ -10,8 +11,18 @@ import LinearAlgebra
 ///   stops new jobs and is thrown once the running ones end.
 /// - `forRanges` / `forEach`: element-wise loops over disjoint parts of one
 ///   buffer, split in contiguous ranges when the work pays for the threads.
+/// - `shards`: the top-level split of a step's batch, one part per core, each
+///   part run serially on its core (nothing below it splits again).
 public enum Parallel {
     public static let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+    /// Whether this thread runs `map` and `forRanges` itself, in order, rather
+    /// than over the cores: set on the threads of `shards`, which already keep
+    /// every core busy. Per thread, like `LinearAlgebra.threadsHere`.
+    public static var serialHere: Bool {
+        get { lt_serial_here() != 0 }
+        set { lt_set_serial_here(newValue ? 1 : 0) }
+    }
 
     /// `body(i)` for every i in `0..<count`, on all cores. `cost(i)` orders the
     /// jobs largest first so the cores finish together. Results are written
@@ -20,6 +31,7 @@ public enum Parallel {
     /// the lowest-numbered failed job, whichever finished first.
     public static func map<T>(_ count: Int, cost: ((Int) -> Int)? = nil, _ body: (Int) throws(ModelError) -> T) throws(ModelError) -> [T] {
         guard count > 0 else { return [] }
+        if serialHere { return try (0..<count).map { i throws(ModelError) in try body(i) } }
         let order = cost.map { cost in (0..<count).map { ($0, cost($0)) }.sorted { $0.1 > $1.1 }.map(\.0) } ?? Array(0..<count)
         let slots = UnsafeMutableBufferPointer<Result<T, ModelError>?>.allocate(capacity: count)
         slots.initialize(repeating: nil)
@@ -69,7 +81,7 @@ public enum Parallel {
     /// work is large enough to pay for the threads (`cost` ≈ operations per item).
     public static func forRanges(_ count: Int, cost: Int = 1, _ body: (Range<Int>) -> Void) {
         let parts = min(cores, count, max(1, count * cost / 32_768))
-        if parts <= 1 {
+        if parts <= 1 || serialHere {
             body(0..<count)
             return
         }
@@ -82,6 +94,44 @@ public enum Parallel {
                 if start < end { onWorker(gemmThreads: threads) { box.value(start..<end) } }
             }
         }
+    }
+
+    /// `body(i)` for every i in `0..<count` at once, each on its own thread
+    /// with single-threaded GEMMs and serial loops (`serialHere`), results in
+    /// index order. For a model so small that splitting each GEMM and loop
+    /// over the cores costs more than it gains (the tiny shapes model: a
+    /// U-Net step on 8 latents of 8×8 spent a quarter of its time with the
+    /// second core spinning at OpenMP barriers), its batch split into one
+    /// shard per core. Each shard computes what it would compute alone.
+    public static func shards<T>(_ count: Int, _ body: (Int) -> T) -> [T] {
+        guard count > 1 else { return (0..<count).map(body) }
+        let slots = UnsafeMutableBufferPointer<T?>.allocate(capacity: count)
+        slots.initialize(repeating: nil)
+        defer { slots.deinitialize().deallocate() }
+        withoutActuallyEscaping(body) { body in
+            let job = UncheckedSendable(body), results = UncheckedSendable(slots)
+            // OpenBLAS's process-wide count to 1 as well (map does the same), should the routing send GEMMs there.
+            LinearAlgebra.withSingleThreadedBLAS {
+                DispatchQueue.concurrentPerform(iterations: count) { i in
+                    results.value[i] = serially { job.value(i) }
+                }
+            }
+        }
+        return slots.map { $0! }
+    }
+
+    /// `body` on this thread alone: its loops and maps in order, its GEMMs
+    /// single-threaded (a shard; or the few model calls a sharded step makes
+    /// between its shards, whose GEMMs would otherwise round by the core count).
+    public static func serially<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        let serial = serialHere, threads = LinearAlgebra.threadsHere
+        serialHere = true
+        LinearAlgebra.threadsHere = 1
+        defer {
+            serialHere = serial
+            LinearAlgebra.threadsHere = threads
+        }
+        return try body()
     }
 
     /// Run `body(i)` for every i, spread over the cores.

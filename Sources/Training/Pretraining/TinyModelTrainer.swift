@@ -31,6 +31,11 @@ public final class TinyModelTrainer {
         public var minSNRGamma: Double? = 5
         /// The U-Net weights saved are an exponential moving average with this decay (0: the last step's).
         public var emaDecay = 0.999
+        /// Each step's batch is split into this many shards that run at once, one core each (`BatchShards`):
+        /// at these widths that is 1.6× faster on 2 cores than each layer split over both (2026-12-02, AMD
+        /// EPYC: VAE step 0.26 s against 0.44, U-Net step 0.28 s against 0.45). The recipe's number, not
+        /// the machine's, so that any machine with the same kernels computes the same file.
+        public var shards = 2
         public init() {}
     }
 
@@ -94,17 +99,22 @@ public final class TinyModelTrainer {
 
     /// `report(step, loss, reconstruction MSE)` after each step.
     public func trainAutoencoder(steps: Int, report: (Int, Double, Double) -> Void) throws(ModelError) {
-        let tape = parameters.tape()
         var optimizer = AdamW(weightDecay: 0)
         let objective = AutoencoderTraining(klWeight: recipe.klWeight)
         let latentSide = recipe.autoencoderCrop / 8
+        let shards = BatchShards(group(ModelLayout.vaePrefix, rate: 0)[0].parameters, count: recipe.shards)
         for step in 0..<steps {
             let weights = try parameters.weights()
             let encoder = try VAEEncoder(weights, config: config), decoder = try VAEDecoder(weights, config: config)
             let x = crops(images(nextScenes()), side: recipe.autoencoderCrop)
             let noise = Tensor(shape: [recipe.batch, config.latentChannels, latentSide, latentSide],
                                values: random.normal(recipe.batch * config.latentChannels * latentSide * latentSide))
-            let (loss, reconstruction) = objective.step(encoder: encoder, decoder: decoder, tape: tape, images: x, noise: noise)
+            let means = shards.run(batch: recipe.batch) { items, tape in
+                let (loss, reconstruction) = objective.step(encoder: encoder, decoder: decoder, tape: tape, images: x.items(items),
+                                                            noise: noise.items(items))
+                return [loss, reconstruction]
+            }
+            let (loss, reconstruction) = (means[0], means[1])
             let trained = group(ModelLayout.vaePrefix, rate: rate(recipe.autoencoderRate, step: step, of: steps))
             clipGradientNorm(trained[0].parameters, maximum: recipe.maxGradNorm)
             optimizer.update(trained)
@@ -124,7 +134,8 @@ public final class TinyModelTrainer {
         var sum = 0.0, squares = 0.0, count = 0.0
         var stream = ShapeScene.Stream(seed: recipe.seed &+ 99)
         for _ in 0..<max(1, samples / recipe.batch) {
-            let mean = encoder.moments(images((0..<recipe.batch).map { _ in stream.next() })).mean
+            let scenes = (0..<recipe.batch).map { _ in stream.next() }
+            let mean = Parallel.serially { encoder.moments(images(scenes)).mean }
             for v in mean.values { sum += Double(v); squares += Double(v) * Double(v); count += 1 }
         }
         let std = (squares / count - (sum / count) * (sum / count)).squareRoot()
@@ -148,7 +159,6 @@ public final class TinyModelTrainer {
         let text = TextConditioner(family: config.family, encoders: [try CLIPTextEncoder(frozen, prefix: layout.textEncoderPrefix(0), config: config.textEncoders[0])],
                                    tokenizer: tokenizer)
         let captions = try CaptionEncoder(text: text)
-        let tape = parameters.tape()
         var optimizer = AdamW(weightDecay: 0)
         var objective = DiffusionObjective()
         objective.minSNRGamma = recipe.minSNRGamma
@@ -156,25 +166,23 @@ public final class TinyModelTrainer {
         noiseOptions.offset = recipe.noiseOffset == 0 ? nil : recipe.noiseOffset
         let trainedParameters = group(UNet.prefix, rate: 0)[0].parameters
         var average = recipe.emaDecay > 0 ? ExponentialMovingAverage(trainedParameters, decay: recipe.emaDecay) : nil
-        // The next batch's scenes and latents are made beside each step (the frozen encoder and the scene
-        // stream are touched by nothing else meanwhile, so the batches are those made in turn).
+        let shards = BatchShards(trainedParameters, count: recipe.shards)
         let scale = config.vaeScaleFactor
-        let batches = Prefetch(count: steps) { [self] _ in
-            let batch = nextScenes()
-            var latents = encoder.moments(images(batch)).mean
-            for i in latents.values.indices { latents.values[i] *= scale }
-            return (batch, latents)
-        }
-        defer { batches.finish() }
         for step in 0..<steps {
-            let (batch, latents) = batches.next()
+            let batch = nextScenes()
+            // Each shard encodes its own scenes (the frozen encoder), then trains on them.
+            var latents = shards.map(batch: batch.count) { items in encoder.moments(images(Array(batch[items]))).mean }
+            for i in latents.values.indices { latents.values[i] *= scale }
             // Captions dropped one time in ten: the empty prompt's context is what negative prompts and CFG start from.
-            let context = try captions.contexts(batch.map { random.uniform() < 0.1 ? "" : $0.caption })
+            let captionsHere = batch.map { random.uniform() < 0.1 ? "" : $0.caption }
+            let context = try Parallel.serially { () throws(ModelError) in try captions.contexts(captionsHere) }
             let noise = TrainingNoise.draw(like: latents, options: noiseOptions, random: &random).noise
             let timesteps = (0..<batch.count).map { _ in random.integer(below: 1000) }
             let unet = try UNet(try parameters.weights(), config: config)
-            let (loss, _) = unetTrainingStep(unet, tape: tape, objective: objective, latents: latents, noise: noise, timesteps: timesteps,
-                                             context: context)
+            let loss = shards.run(batch: batch.count) { items, tape in
+                [unetTrainingStep(unet, tape: tape, objective: objective, latents: latents.items(items), noise: noise.items(items),
+                                  timesteps: Array(timesteps[items]), context: context.items(items)).loss]
+            }[0]
             let trained = group(UNet.prefix, rate: rate(recipe.unetRate, step: step, of: steps))
             clipGradientNorm(trained[0].parameters, maximum: recipe.maxGradNorm)
             optimizer.update(trained)
