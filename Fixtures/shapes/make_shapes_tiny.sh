@@ -7,7 +7,7 @@
 # beside it: 34 min 29 s (stage 1 1,559 s, stage 2 510 s; VAE step 0.26 s, U-Net step 0.28 s), against 55 min
 # before the shards (0.44 / 0.45 s a step).
 # The same commands give the same file bit for bit on a host with the same kernels, whatever its number of
-# cores (checked: 1 core under taskset against 2). Kernels that round differently (an AVX-512 host) give
+# cores (checked on short runs: 1 core under taskset against 2). Kernels that round differently (an AVX-512 host) give
 # another file. The committed file was made before the shards, with earlier kernels, so this script no longer
 # reproduces it. Today's rerun is the better base model (seen prompts 62/72 right against 60/72, VAE round
 # trip MSE 0.0253 against 0.0277, `lora-bench shapes-eval`), but the quick start's star LoRA learns less
