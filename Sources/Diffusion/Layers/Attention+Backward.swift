@@ -42,12 +42,19 @@ extension Attention {
         }
     }
 
+    /// The fewest query rows a block of the backward holds, whatever the block budget: with 2¹⁸ values a
+    /// block of 768²'s 9,216-key self-attention held 28 rows, and its GEMMs (m = rows) ran thin. Measured
+    /// 2026-12-02 on the AMD host (SD1.5 step, attention backward): at 768², 28 rows 20.8 / 23.2 s, 64 rows
+    /// 19.4 s, 128 rows 17.6 / 19.6 s, 256 rows 21.5 s; at 512² (4,096 keys: 64 rows by the budget) 128 rows
+    /// changed nothing (3.37 / 3.53 s against 3.67 / 3.29).
+    static let backwardMinimumRows = 128
+
     private static func run(q: Tensor, k: Tensor, v: Tensor, outputGradient dOut: Tensor, items: Int, queries: Int, keys: Int,
                             heads: Int, headDim: Int, causal: Bool, rowsPerBlock: Int?) -> (q: Tensor, k: Tensor, v: Tensor) {
         let width = heads * headDim
         var dq = Tensor(zeros: q.shape), dk = Tensor(zeros: k.shape), dv = Tensor(zeros: v.shape)
         let scale = 1 / Float(headDim).squareRoot()
-        let chunk = rowsPerBlock ?? max(1, min(queries, max(16, blockBudget / max(keys, 1))))
+        let chunk = rowsPerBlock ?? max(1, min(queries, max(backwardMinimumRows, blockBudget / max(keys, 1))))
         q.withPointer { qp in k.withPointer { kp in v.withPointer { vp in dOut.withPointer { op in
         dq.withMutablePointer { dqp in dk.withMutablePointer { dkp in dv.withMutablePointer { dvp in
             let outputs = UncheckedSendable((dqp, dkp, dvp))
