@@ -32,8 +32,8 @@ final class BatchShards {
         }
     }
 
-    /// `0..<batch` in `count` contiguous parts, the first ones an item larger when `count` does not divide it
-    /// (parts are empty when the batch is smaller than `count`).
+    /// `0..<batch` in `count` contiguous parts, the later ones an item larger when `count` does not divide it
+    /// (3 in 2: 0..<1 and 1..<3; parts are empty when the batch is smaller than `count`).
     func ranges(batch: Int) -> [Range<Int>] {
         (0..<count).map { (batch * $0 / count)..<(batch * ($0 + 1) / count) }
     }
@@ -45,7 +45,8 @@ final class BatchShards {
     }
 
     /// `step(range, tape)` for each shard at once, each returning per-shard means (its loss, …); returns their
-    /// means over the whole batch, and leaves the whole batch's gradients in the parameters' buffers.
+    /// means over the whole batch, and leaves the whole batch's gradients in the parameters' buffers, which
+    /// must be zero on entry (the trainer zeroes them after each optimizer step; no accumulation across calls).
     func run(batch: Int, _ step: (Range<Int>, TrainingTape) -> [Double]) -> [Double] {
         let parts = ranges(batch: batch)
         let results = Parallel.shards(count) { shard in parts[shard].isEmpty ? [] : step(parts[shard], tapes[shard]) }
