@@ -26,10 +26,7 @@ final class BatchShards {
         self.count = count
         self.parameters = parameters
         buffers = (1..<count).map { _ in parameters.map { Gradient(count: $0.count) } }
-        let own = TrainingTape(parameterGradients: Dictionary(uniqueKeysWithValues: parameters.map { ($0.key, $0.gradient) }))
-        tapes = [own] + buffers.map { shard in
-            TrainingTape(parameterGradients: Dictionary(uniqueKeysWithValues: zip(parameters, shard).map { ($0.key, $1) }))
-        }
+        tapes = [TrainingTape(training: parameters)] + buffers.map { TrainingTape(training: parameters, into: $0) }
     }
 
     /// `0..<batch` in `count` contiguous parts, the later ones an item larger when `count` does not divide it

@@ -55,9 +55,7 @@ public final class ModelParameters: @unchecked Sendable {
     public subscript(key: String) -> Parameter? { index[key].map { parameters[$0] } }
 
     /// The tape that trains all of them (gradients added into their buffers).
-    public func tape() -> TrainingTape {
-        TrainingTape(parameterGradients: Dictionary(uniqueKeysWithValues: parameters.map { ($0.key, $0.gradient) }))
-    }
+    public func tape() -> TrainingTape { TrainingTape(training: parameters) }
 
     /// The current values as the `Weights` the engine's layers load from: a
     /// file made once (for the names and shapes the layers check) whose values
@@ -89,5 +87,14 @@ public final class ModelParameters: @unchecked Sendable {
             }
             p.values = tensor.floats()
         }
+    }
+}
+
+extension TrainingTape {
+    /// A tape that trains `parameters`: their gradients are added into `buffers` (one per parameter, in order),
+    /// or into the parameters' own.
+    convenience init(training parameters: [Parameter], into buffers: [Gradient]? = nil) {
+        let gradients = buffers ?? parameters.map(\.gradient)
+        self.init(parameterGradients: Dictionary(uniqueKeysWithValues: zip(parameters, gradients).map { ($0.key, $1) }))
     }
 }
