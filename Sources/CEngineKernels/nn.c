@@ -149,3 +149,81 @@ void lt_geglu(const float *proj, float *out, size_t rows, size_t hidden) {
 float lt_exp(float x) { return exp_scalar(x); }
 float lt_erf(float x) { return erf_scalar(x); }
 
+// ---- Attention forward, one tile of keys at a time (the GEMM-based online softmax) ------------
+// Flash-attention's forward (Dao 2022, alg. 1) with the two products left to GEMMs on tiles that stay
+// in cache: per key tile the caller computes s = q·kᵀ, this turns s into exp(s·scale − m_new) while
+// each row's running maximum m (of scaled scores) and sum l are updated, and rescales the row's output
+// so far by exp(m_old − m_new) (writing zeros on a row's first visible tile) before the caller adds p·v.
+
+static void online_row_scalar(float *row, size_t visible, float scale, float *m, float *l, float *out, size_t d) {
+    float maximum = *m;
+    for (size_t j = 0; j < visible; j++) maximum = row[j] * scale > maximum ? row[j] * scale : maximum;
+    double sum = 0;
+    for (size_t j = 0; j < visible; j++) { row[j] = exp_scalar(row[j] * scale - maximum); sum += row[j]; }
+    if (*m == -INFINITY) { memset(out, 0, d * sizeof(float)); *l = (float)sum; }
+    else {
+        float factor = exp_scalar(*m - maximum);
+        for (size_t c = 0; c < d; c++) out[c] *= factor;
+        *l = *l * factor + (float)sum;
+    }
+    *m = maximum;
+}
+
+#if defined(__x86_64__)
+AVX2 static void online_row_avx2(float *row, size_t visible, float scale, float *m, float *l, float *out, size_t d) {
+    __m256 vs = _mm256_set1_ps(scale), vmax = _mm256_set1_ps(-INFINITY);
+    size_t j = 0;
+    for (; j + 8 <= visible; j += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(row + j));
+    float lanes[8];
+    _mm256_storeu_ps(lanes, vmax);
+    float raw = -INFINITY;
+    for (int k = 0; k < 8; k++) raw = lanes[k] > raw ? lanes[k] : raw;
+    for (; j < visible; j++) raw = row[j] > raw ? row[j] : raw;
+    float maximum = raw * scale > *m ? raw * scale : *m;
+    __m256 shift = _mm256_set1_ps(-maximum), vsum = _mm256_setzero_ps();
+    for (j = 0; j + 8 <= visible; j += 8) {
+        __m256 e = exp8(_mm256_fmadd_ps(_mm256_loadu_ps(row + j), vs, shift));
+        _mm256_storeu_ps(row + j, e);
+        vsum = _mm256_add_ps(vsum, e);
+    }
+    _mm256_storeu_ps(lanes, vsum);
+    double sum = 0;
+    for (int k = 0; k < 8; k++) sum += lanes[k];
+    for (; j < visible; j++) { row[j] = exp_scalar(row[j] * scale - maximum); sum += row[j]; }
+    if (*m == -INFINITY) { memset(out, 0, d * sizeof(float)); *l = (float)sum; }
+    else {
+        float factor = exp_scalar(*m - maximum);
+        __m256 f = _mm256_set1_ps(factor);
+        size_t c = 0;
+        for (; c + 8 <= d; c += 8) _mm256_storeu_ps(out + c, _mm256_mul_ps(_mm256_loadu_ps(out + c), f));
+        for (; c < d; c++) out[c] *= factor;
+        *l = *l * factor + (float)sum;
+    }
+    *m = maximum;
+}
+#endif
+
+void lt_attention_online_tile(float *s, size_t rows, size_t cols, size_t ld, float scale, float *row_max, float *row_sum,
+                              float *out, size_t out_stride, size_t d, int causal, ptrdiff_t diagonal) {
+    for (size_t r = 0; r < rows; r++) {
+        float *row = s + r * ld;
+        size_t visible = attention_visible_keys(causal, diagonal, r, cols);
+        if (visible > 0) {
+#if defined(__x86_64__)
+            if (use_avx2()) online_row_avx2(row, visible, scale, row_max + r, row_sum + r, out + r * out_stride, d);
+            else
+#endif
+            online_row_scalar(row, visible, scale, row_max + r, row_sum + r, out + r * out_stride, d);
+        }
+        for (size_t j = visible; j < cols; j++) row[j] = 0;
+    }
+}
+
+void lt_attention_online_finish(float *out, size_t rows, size_t out_stride, size_t d, const float *row_max, const float *row_sum,
+                                float *lse) {
+    for (size_t r = 0; r < rows; r++) {
+        float inv = 1.0f / row_sum[r];
+        for (size_t c = 0; c < d; c++) out[r * out_stride + c] *= inv;
+        if (lse) lse[r] = row_max[r] + logf(row_sum[r]);
+    }
+}

@@ -1,5 +1,5 @@
 // The exp and erf approximations nn.c documents, shared with nn_backward.c
-// (private to this target).
+// (private to this target), and the causal mask both files' attention tiles apply.
 #ifndef LORA_TOOLS_NN_APPROX_H
 #define LORA_TOOLS_NN_APPROX_H
 
@@ -15,6 +15,16 @@
 #define LN2_HI 0.693359375f
 #define LN2_LO -2.12194440e-4f
 #define LOG2E 1.44269504088896341f
+
+#include <stddef.h>
+
+// Keys of row r of an attention tile that a causal mask leaves visible: key column j is visible when
+// j <= diagonal + r, diagonal = the tile's first query − its first key. Not causal: all of them.
+static inline size_t attention_visible_keys(int causal, ptrdiff_t diagonal, size_t r, size_t cols) {
+    if (!causal) return cols;
+    ptrdiff_t v = diagonal + (ptrdiff_t)r + 1;
+    return v <= 0 ? 0 : ((size_t)v < cols ? (size_t)v : cols);
+}
 
 static const float exp_poly[6] = {
     1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,

@@ -3,7 +3,7 @@
 //   silu'(x)  = s (1 + x (1 - s)),            s = sigmoid(x)
 //   gelu'(x)  = Phi(x) + x phi(x)             (erf form)
 //   quick'(x) = s + 1.702 x s (1 - s),        s = sigmoid(1.702 x)
-//   softmax:  dS = P (dP - sum_j P dP) scale  (scores were multiplied by scale)
+//   attention: dS = P (dP - delta) scale, delta = sum_j P dP = sum_c dO O  (scores were multiplied by scale)
 #include "CEngineKernels.h"
 #include "nn_approx.h"
 
@@ -59,22 +59,6 @@ AVX2 static void geglu_backward_avx2(const float *proj, const float *dy, float *
     }
 }
 
-AVX2 static void softmax_backward_row_avx2(const float *p, float *dp, size_t n, float scale) {
-    __m256 acc = _mm256_setzero_ps();
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(p + i), _mm256_loadu_ps(dp + i), acc);
-    float lanes[8];
-    _mm256_storeu_ps(lanes, acc);
-    double dot = 0;
-    for (int l = 0; l < 8; l++) dot += lanes[l];
-    for (; i < n; i++) dot += (double)p[i] * dp[i];
-    __m256 d = _mm256_set1_ps((float)dot), s = _mm256_set1_ps(scale);
-    for (i = 0; i + 8 <= n; i += 8) {
-        __m256 pv = _mm256_loadu_ps(p + i);
-        _mm256_storeu_ps(dp + i, _mm256_mul_ps(_mm256_mul_ps(pv, _mm256_sub_ps(_mm256_loadu_ps(dp + i), d)), s));
-    }
-    for (; i < n; i++) dp[i] = p[i] * (dp[i] - (float)dot) * scale;
-}
 #endif
 
 void lt_activation_backward(const float *x, const float *dy, float *dx, size_t n, int kind) {
@@ -98,16 +82,50 @@ void lt_geglu_backward(const float *proj, const float *dy, float *dproj, size_t 
     }
 }
 
-void lt_softmax_backward_rows(const float *p, float *dp, size_t rows, size_t cols, size_t ld, float scale) {
-    for (size_t r = 0; r < rows; r++) {
-        const float *pr = p + r * ld;
-        float *dr = dp + r * ld;
+
+// ---- Attention backward, one tile of (query rows × keys) --------------------------------------
+// The tiled backward (Attention+Backward.swift) rebuilds probabilities from the forward's per-row
+// log-sum-exp instead of a softmax over all keys, as flash-attention's backward does (Dao 2022, alg. 4).
+
 #if defined(__x86_64__)
-        if (lt_kernels_use_avx2()) { softmax_backward_row_avx2(pr, dr, cols, scale); continue; }
+AVX2 static void attention_probabilities_row_avx2(float *s, size_t n, float scale, float lse) {
+    __m256 vs = _mm256_set1_ps(scale), shift = _mm256_set1_ps(-lse);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(s + i, exp8(_mm256_fmadd_ps(_mm256_loadu_ps(s + i), vs, shift)));
+    for (; i < n; i++) s[i] = exp_scalar(s[i] * scale - lse);
+}
+
+AVX2 static void attention_score_gradient_row_avx2(const float *p, float *dp, size_t n, float delta, float scale) {
+    __m256 d = _mm256_set1_ps(delta), vs = _mm256_set1_ps(scale);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 pv = _mm256_loadu_ps(p + i);
+        _mm256_storeu_ps(dp + i, _mm256_mul_ps(_mm256_mul_ps(pv, _mm256_sub_ps(_mm256_loadu_ps(dp + i), d)), vs));
+    }
+    for (; i < n; i++) dp[i] = p[i] * (dp[i] - delta) * scale;
+}
 #endif
-        double dot = 0;
-        for (size_t j = 0; j < cols; j++) dot += (double)pr[j] * dr[j];
-        for (size_t j = 0; j < cols; j++) dr[j] = pr[j] * (dr[j] - (float)dot) * scale;
+
+void lt_attention_probabilities(float *s, size_t rows, size_t cols, size_t ld, float scale, const float *lse, int causal,
+                                ptrdiff_t diagonal) {
+    for (size_t r = 0; r < rows; r++) {
+        float *row = s + r * ld;
+        size_t visible = attention_visible_keys(causal, diagonal, r, cols);
+#if defined(__x86_64__)
+        if (lt_kernels_use_avx2()) attention_probabilities_row_avx2(row, visible, scale, lse[r]);
+        else
+#endif
+        for (size_t j = 0; j < visible; j++) row[j] = exp_scalar(row[j] * scale - lse[r]);
+        for (size_t j = visible; j < cols; j++) row[j] = 0;
+    }
+}
+
+void lt_attention_score_gradient(const float *p, float *dp, size_t rows, size_t cols, size_t ld, const float *delta, float scale) {
+    for (size_t r = 0; r < rows; r++) {
+#if defined(__x86_64__)
+        if (lt_kernels_use_avx2()) { attention_score_gradient_row_avx2(p + r * ld, dp + r * ld, cols, delta[r], scale); continue; }
+#endif
+        for (size_t j = 0; j < cols; j++) dp[r * ld + j] = p[r * ld + j] * (dp[r * ld + j] - delta[r]) * scale;
     }
 }
 

@@ -236,7 +236,8 @@ final class BackwardTests: XCTestCase {
     }
 
     func checkAttention() {
-        // Two query rows per block: every case spans several blocks, as a 4096-token one does.
+        // Tiles of two query rows × three keys: every case spans several tiles each way (and, causal, tiles
+        // above, on and below the diagonal), as a 4096-token one does.
         for (queries, keys, heads, d, causal) in [(6, 6, 2, 4, false), (5, 7, 1, 8, false), (7, 7, 2, 4, true), (9, 20, 1, 8, false)] {
             var rng = Rng(state: UInt64(queries * keys + d))
             let items = 2, width = heads * d
@@ -256,11 +257,14 @@ final class BackwardTests: XCTestCase {
                 } } }
                 return out
             }
-            let grads = Attention.backward(q: Tensor(shape: [items, queries, width], values: Self.floats(q)),
-                                           k: Tensor(shape: [items, keys, width], values: Self.floats(k)),
-                                           v: Tensor(shape: [items, keys, width], values: Self.floats(v)),
-                                           outputGradient: Tensor(shape: [items, queries, width], values: Self.floats(r)),
-                                           items: items, queries: queries, keys: keys, heads: heads, headDim: d, causal: causal, rowsPerBlock: 2)
+            let qt = Tensor(shape: [items, queries, width], values: Self.floats(q)), kt = Tensor(shape: [items, keys, width], values: Self.floats(k))
+            let vt = Tensor(shape: [items, keys, width], values: Self.floats(v))
+            let saved = Attention.forwardSaving(q: qt, k: kt, v: vt, items: items, queries: queries, keys: keys, heads: heads, headDim: d, causal: causal)
+            let reference = forward(q, k, v)
+            for (index, value) in saved.output.values.enumerated() { XCTAssertEqual(Double(value), reference[index], accuracy: 1e-5) }
+            let grads = Attention.backward(q: qt, k: kt, v: vt, saved: saved, outputGradient: Tensor(shape: [items, queries, width], values: Self.floats(r)),
+                                           items: items, queries: queries, keys: keys, heads: heads, headDim: d, causal: causal,
+                                           rowsPerBlock: 2, keysPerTile: 3)
             let label = "attention \(queries)×\(keys) heads \(heads) d \(d) causal \(causal)"
             checkGradient(label + " dq", analytic: grads.q.values, at: q) { Self.dot(r, forward($0, k, v)) }
             checkGradient(label + " dk", analytic: grads.k.values, at: k) { Self.dot(r, forward(q, $0, v)) }

@@ -196,20 +196,26 @@ final class LayerTests: XCTestCase {
 
     private func checkAttention(_ path: String) {
         var rng = Rng(state: 5)
-        for (queries, keys, heads, d, causal) in [(7, 7, 2, 4, true), (9, 5, 3, 8, false), (1500, 3000, 1, 4, false),
+        // (1500, 3000) and (700, 700) causal span several tiles of the GEMM path's online softmax each way.
+        for (queries, keys, heads, d, causal) in [(7, 7, 2, 4, true), (9, 5, 3, 8, false), (1500, 3000, 1, 4, false), (700, 700, 2, 8, true),
                                                     // the fused online-softmax kernel: ragged query/key blocks, d % 8 == 0
                                                     (130, 333, 2, 8, false), (65, 257, 1, 40, false)] {
             let width = heads * d
             let q = rng.values(queries * width), k = rng.values(keys * width), v = rng.values(keys * width)
-            var out = [Float](repeating: 0, count: queries * width)
+            // Without and with the log-sum-exp the training forward keeps (which always takes the GEMM path).
+            var out = [Float](repeating: 0, count: queries * width), saving = out, lse = [Float](repeating: 0, count: heads * queries)
             q.withUnsafeBufferPointer { qp in k.withUnsafeBufferPointer { kp in v.withUnsafeBufferPointer { vp in
-                out.withUnsafeMutableBufferPointer { op in
-                    Attention.forward(q: .init(pointer: qp.baseAddress!, stride: width), k: .init(pointer: kp.baseAddress!, stride: width),
-                                      v: .init(pointer: vp.baseAddress!, stride: width), into: op.baseAddress!, outStride: width,
-                                      queries: queries, keys: keys, heads: heads, headDim: d, causal: causal)
+                func run(_ into: inout [Float], logSumExp: UnsafeMutablePointer<Float>?) {
+                    into.withUnsafeMutableBufferPointer { op in
+                        Attention.forward(q: .init(pointer: qp.baseAddress!, stride: width), k: .init(pointer: kp.baseAddress!, stride: width),
+                                          v: .init(pointer: vp.baseAddress!, stride: width), into: op.baseAddress!, outStride: width,
+                                          queries: queries, keys: keys, heads: heads, headDim: d, causal: causal, logSumExp: logSumExp)
+                    }
                 }
+                run(&out, logSumExp: nil)
+                lse.withUnsafeMutableBufferPointer { run(&saving, logSumExp: $0.baseAddress!) }
             } } }
-            var expected = [Double](repeating: 0, count: queries * width)
+            var expected = [Double](repeating: 0, count: queries * width), expectedLSE = [Double](repeating: 0, count: heads * queries)
             let scale = 1 / Double(d).squareRoot()
             for h in 0..<heads { for i in 0..<queries {
                 let visible = causal ? min(keys, i + 1) : keys
@@ -221,6 +227,7 @@ final class LayerTests: XCTestCase {
                 }
                 let m = scores.max()!
                 let e = scores.map { exp($0 - m) }, total = e.reduce(0, +)
+                expectedLSE[h * queries + i] = m + log(total)
                 for c in 0..<d {
                     var s = 0.0
                     for j in 0..<visible { s += e[j] / total * Double(v[j * width + h * d + c]) }
@@ -228,6 +235,8 @@ final class LayerTests: XCTestCase {
                 }
             } }
             assertClose(out, expected, 1e-5, "\(queries)x\(keys) heads \(heads) causal \(causal), kernels \(path)")
+            assertClose(saving, expected, 1e-5, "\(queries)x\(keys) heads \(heads) causal \(causal), kernels \(path), saving")
+            assertClose(lse, expectedLSE, 1e-5, "\(queries)x\(keys) heads \(heads) causal \(causal), kernels \(path), log-sum-exp")
         }
     }
 

@@ -28,6 +28,15 @@ void lt_torch_normal16(float *data, int variant);
 // ---- neural-network element-wise kernels (AVX2+FMA or portable) -------------
 /// Row-wise softmax of `scale * x` in place; rows are `ld` floats apart.
 void lt_softmax_rows(float *x, size_t rows, size_t cols, size_t ld, float scale);
+/// One key tile of attention's online softmax (flash-attention's forward on GEMM tiles): scores s [rows][cols]
+/// (ld apart) become exp(s·scale − m) with each row's running maximum m (scaled, start −inf) and sum l updated,
+/// and the row's output so far (out, out_stride apart, d wide) rescaled to the new maximum (zeroed on the row's
+/// first visible tile) before the caller adds p·v. causal: as lt_attention_probabilities.
+void lt_attention_online_tile(float *s, size_t rows, size_t cols, size_t ld, float scale, float *row_max, float *row_sum,
+                              float *out, size_t out_stride, size_t d, int causal, ptrdiff_t diagonal);
+/// The online softmax's end: out /= l per row, and lse = m + log l (lse may be NULL).
+void lt_attention_online_finish(float *out, size_t rows, size_t out_stride, size_t d, const float *row_max, const float *row_sum,
+                                float *lse);
 /// y = x * sigmoid(x); x and y may be the same buffer.
 void lt_silu(const float *x, float *y, size_t n);
 /// y = gelu(x) with erf (A&S 7.1.26, as PyTorch's vectorised CPU kernel).
@@ -44,8 +53,14 @@ float lt_erf(float x);
 void lt_activation_backward(const float *x, const float *dy, float *dx, size_t n, int kind);
 /// GEGLU backward: proj rows [a | g] (2*hidden), dy rows (hidden) -> dproj rows.
 void lt_geglu_backward(const float *proj, const float *dy, float *dproj, size_t rows, size_t hidden);
-/// Softmax backward in place: dp <- p * (dp - sum_j p dp) * scale, per row of `cols` (stride ld).
-void lt_softmax_backward_rows(const float *p, float *dp, size_t rows, size_t cols, size_t ld, float scale);
+/// One tile of attention probabilities rebuilt in place from its scores: s <- exp(s·scale − lse[r]) per row r
+/// (rows `ld` floats apart). causal: key column j of row r is visible only when j <= diagonal + r (diagonal =
+/// the tile's first query − its first key); the others become 0.
+void lt_attention_probabilities(float *s, size_t rows, size_t cols, size_t ld, float scale, const float *lse, int causal,
+                                ptrdiff_t diagonal);
+/// The scores' gradient of one tile in place: dp <- p·(dp − delta[r])·scale, where delta[r] = Σ_j p·dp over the
+/// row's keys (all tiles), which equals Σ_c dO·O of the row.
+void lt_attention_score_gradient(const float *p, float *dp, size_t rows, size_t cols, size_t ld, const float *delta, float scale);
 /// GroupNorm backward for one item's group of `channels` channels × `spatial` values (channel-major): dx, and
 /// each channel's dgamma, dbeta (double). silu: the forward applied SiLU after the affine.
 void lt_group_norm_backward(const float *x, const float *dy, float *dx, size_t channels, size_t spatial,

@@ -10,7 +10,7 @@ extension CLIPTextEncoder {
         let input: Tensor          // x0                  [b, t, w]
         let norm1: Tensor          // norm1(x0)           [b, t, w]
         let qkv: Tensor            // packed q, k, v      [b, t, 3w]
-        let attended: Tensor       // causal attention    [b, t, w]
+        let attention: Attention.Saved  // causal, .output [b, t, w]
         let afterAttention: Tensor // x1 = x0 + out(a)    [b, t, w]
         let norm2: Tensor          // norm2(x1)           [b, t, w]
         let hidden: Tensor         // fc1(norm2)          [b, t, m]  (before the activation)
@@ -38,17 +38,17 @@ extension CLIPTextEncoder {
         for block in layers.prefix(min(max(layerCount, 0), layers.count)) {
             let n1 = block.norm1.forward(x)
             let qkv = block.qkv.forward(n1, tape: tape)                                                        // [b, t, 3w]
-            let a = Attention.forward(q: packedColumns(qkv, 0, of: 3), k: packedColumns(qkv, 1, of: 3), v: packedColumns(qkv, 2, of: 3),
-                                      items: batch, queries: tokens, keys: tokens, heads: config.heads, headDim: config.headDim, causal: true)
+            let a = Attention.forwardSaving(q: packedColumns(qkv, 0, of: 3), k: packedColumns(qkv, 1, of: 3), v: packedColumns(qkv, 2, of: 3),
+                                            items: batch, queries: tokens, keys: tokens, heads: config.heads, headDim: config.headDim, causal: true)
             var x1 = x
-            addInPlace(&x1, block.out.forward(a, tape: tape))
+            addInPlace(&x1, block.out.forward(a.output, tape: tape))
             let n2 = block.norm2.forward(x1)
             let h = block.fc1.forward(n2, tape: tape)                                                          // [b, t, m]
             var activated = h
             activation.apply(&activated)
             var x2 = x1
             addInPlace(&x2, block.fc2.forward(activated, tape: tape))
-            saved.append(BlockSaved(input: x, norm1: n1, qkv: qkv, attended: a, afterAttention: x1, norm2: n2, hidden: h, activated: activated))
+            saved.append(BlockSaved(input: x, norm1: n1, qkv: qkv, attention: a, afterAttention: x1, norm2: n2, hidden: h, activated: activated))
             x = x2
         }
         guard applyNorm else { return (x, Saved(blocks: saved, normInput: nil)) }
@@ -67,9 +67,9 @@ extension CLIPTextEncoder {
             var dx1 = block.norm2.backward(input: s.afterAttention, outputGradient: dNorm2)
             addInPlace(&dx1, dx)
             // Causal self-attention: x1 = x0 + out(attend(qkv(norm1(x0)))).
-            let dA = block.out.backward(input: s.attended, outputGradient: dx1, tape: tape)
+            let dA = block.out.backward(input: s.attention.output, outputGradient: dx1, tape: tape)
             let d = Attention.backward(q: packedColumns(s.qkv, 0, of: 3), k: packedColumns(s.qkv, 1, of: 3), v: packedColumns(s.qkv, 2, of: 3),
-                                       outputGradient: dA, items: batch, queries: tokens, keys: tokens, heads: config.heads, headDim: config.headDim,
+                                       saved: s.attention, outputGradient: dA, items: batch, queries: tokens, keys: tokens, heads: config.heads, headDim: config.headDim,
                                        causal: true)
             let dNorm1 = block.qkv.backward(input: s.norm1, outputGradient: packColumns([d.q, d.k, d.v]), tape: tape)
             guard index > 0 else { break } // nothing below the first block is trained

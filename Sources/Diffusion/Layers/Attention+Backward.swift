@@ -3,106 +3,127 @@ import LinearAlgebra
 import LoRACore
 
 extension Attention {
-    /// softmax(q·kᵀ/√d)·v over contiguous q [items, queries, heads·d] and
-    /// k, v [items, keys, heads·d] (the training passes keep q, k and v apart).
-    static func forward(q: Tensor, k: Tensor, v: Tensor, items: Int, queries: Int, keys: Int, heads: Int, headDim: Int,
-                        causal: Bool = false) -> Tensor {
-        let c = heads * headDim
-        var out = Tensor.uninitialized([items, queries, c])
-        q.withPointer { qp in k.withPointer { kp in v.withPointer { vp in out.withMutablePointer { op in
-            forward(q: .init(pointer: qp, stride: c, itemStride: queries * c), k: .init(pointer: kp, stride: c, itemStride: keys * c),
-                    v: .init(pointer: vp, stride: c, itemStride: keys * c), into: op, outStride: c, outItemStride: queries * c,
-                    items: items, queries: queries, keys: keys, heads: heads, headDim: headDim, causal: causal)
-        } } } }
-        return out
+    /// What the training forward keeps for the backward, as flash-attention's does: the output and each query
+    /// row's log-sum-exp of its scaled scores, from which the backward rebuilds any tile of probabilities as
+    /// exp(s·scale − lse) without a softmax over all the keys.
+    struct Saved: Sendable {
+        let output: Tensor      // softmax(q·kᵀ·s)·v  [items, queries, heads·d]
+        let logSumExp: Tensor   // per row            [items, heads, queries]
     }
 
-    /// Gradients of q, k, v for out = softmax(q·kᵀ·s)·v, s = 1/√d, per (item,
-    /// head), with the probabilities recomputed block by block of query rows
-    /// (never stored: a 4096-token self-attention's would be 64 MB per head):
-    ///   P  = softmax(q·kᵀ·s)                  [rows, keys]
-    ///   dvᵀ += dOᵀ·P                          [d, keys]
-    ///   dP = dO·vᵀ                            [rows, keys]
-    ///   dS = P ⊙ (dP − rowsum(dP ⊙ P))·s
-    ///   dq = dS·k                             [rows, d]
-    ///   dkᵀ += qᵀ·dS                          [d, keys]
-    /// dk and dv are accumulated transposed ([d, keys]) and turned around at
-    /// the end: GEMMs with m = keys and k = rows ran at 25 GFLOP/s, these at 60
-    /// (oneDNN, one thread, SD1.5 shapes, measured 2026-12-01).
-    /// q: [items, queries, heads·d], k and v: [items, keys, heads·d], dO like q.
-    /// Returns (dq, dk, dv) in the inputs' shapes. `rowsPerBlock` overrides
-    /// the block size (tests use a few rows so that small cases span blocks).
-    static func backward(q: Tensor, k: Tensor, v: Tensor, outputGradient dOut: Tensor, items: Int, queries: Int, keys: Int,
-                         heads: Int, headDim: Int, causal: Bool = false, rowsPerBlock: Int? = nil) -> (q: Tensor, k: Tensor, v: Tensor) {
+    /// softmax(q·kᵀ/√d)·v over contiguous q [items, queries, heads·d] and k, v [items, keys, heads·d] (the
+    /// training passes keep q, k and v apart), with the statistics the backward needs.
+    static func forwardSaving(q: Tensor, k: Tensor, v: Tensor, items: Int, queries: Int, keys: Int, heads: Int, headDim: Int,
+                              causal: Bool = false) -> Saved {
+        let c = heads * headDim
+        var out = Tensor.uninitialized([items, queries, c]), lse = Tensor.uninitialized([items, heads, queries])
+        q.withPointer { qp in k.withPointer { kp in v.withPointer { vp in out.withMutablePointer { op in lse.withMutablePointer { lp in
+            forward(q: .init(pointer: qp, stride: c, itemStride: queries * c), k: .init(pointer: kp, stride: c, itemStride: keys * c),
+                    v: .init(pointer: vp, stride: c, itemStride: keys * c), into: op, outStride: c, outItemStride: queries * c,
+                    items: items, queries: queries, keys: keys, heads: heads, headDim: headDim, causal: causal, logSumExp: lp)
+        } } } } }
+        return Saved(output: out, logSumExp: lse)
+    }
+
+    /// Gradients of q, k, v for O = softmax(q·kᵀ·s)·v, s = 1/√d, per (item, head), tile by tile of
+    /// (query rows × keys), so that a tile's probabilities and their gradient stay in cache (the whole
+    /// matrix would be 340 MB per head at 768²; one block of query rows over all its keys, the previous
+    /// scheme, was 4.7 MB and ran from L3). With lse and δ = rowsum(dO ⊙ O) per query row (Dao, 2022,
+    /// FlashAttention, algorithm 4), for key tile j and query block i:
+    ///   P    = exp(q_i·k_jᵀ·s − lse_i)          [rows, cols]
+    ///   dv_jᵀ += dO_iᵀ·P                       [d, cols]
+    ///   dP   = dO_i·v_jᵀ                        [rows, cols]
+    ///   dS   = P ⊙ (dP − δ_i)·s
+    ///   dq_i += dS·k_j                          [rows, d]
+    ///   dk_jᵀ += q_iᵀ·dS                        [d, cols]
+    /// Key tiles are the outer loop: a tile's dkᵀ and dvᵀ are accumulated transposed in cache and
+    /// written once (GEMMs with m = keys and k = rows ran at 25 GFLOP/s, these at 60: oneDNN, one
+    /// thread, SD1.5 shapes, measured 2026-12-01), while dq gathers every tile's share in place.
+    /// q: [items, queries, heads·d], k and v: [items, keys, heads·d], dO like q. Returns (dq, dk, dv) in
+    /// the inputs' shapes. `rowsPerBlock` and `keysPerTile` override the tile (tests use a few rows and
+    /// keys so that small cases span tiles).
+    static func backward(q: Tensor, k: Tensor, v: Tensor, saved: Saved, outputGradient dOut: Tensor, items: Int, queries: Int, keys: Int,
+                         heads: Int, headDim: Int, causal: Bool = false, rowsPerBlock: Int? = nil,
+                         keysPerTile: Int? = nil) -> (q: Tensor, k: Tensor, v: Tensor) {
         precondition(q.count == items * queries * heads * headDim && k.count == items * keys * heads * headDim && v.count == k.count
-                     && dOut.count == q.count)
-        return EngineProfile.measure(.attentionBackward, flops: 8 * Double(items * heads) * Double(queries * keys * headDim)) {
-            run(q: q, k: k, v: v, outputGradient: dOut, items: items, queries: queries, keys: keys, heads: heads, headDim: headDim, causal: causal,
-                rowsPerBlock: rowsPerBlock)
+                     && dOut.count == q.count && saved.output.count == q.count && saved.logSumExp.count == items * heads * queries)
+        return EngineProfile.measure(.attentionBackward, flops: 10 * Double(items * heads) * Double(queries * keys * headDim)) {
+            let tile = (rows: max(1, min(queries, rowsPerBlock ?? backwardTile.rows)), keys: max(1, min(keys, keysPerTile ?? backwardTile.keys)))
+            return run(q: q, k: k, v: v, saved: saved, outputGradient: dOut, items: items, queries: queries, keys: keys, heads: heads,
+                       headDim: headDim, causal: causal, tile: tile)
         }
     }
 
-    /// The fewest query rows a block of the backward holds, whatever the block budget: with 2¹⁸ values a
-    /// block of 768²'s 9,216-key self-attention held 28 rows, and its GEMMs (m = rows) ran thin. Measured
-    /// 2026-12-02 on the AMD host (SD1.5 step, attention backward): at 768², 28 rows 20.8 / 23.2 s, 64 rows
-    /// 19.4 s, 128 rows 17.6 / 19.6 s, 256 rows 21.5 s; at 512² (4,096 keys: 64 rows by the budget) 128 rows
-    /// changed nothing (3.37 / 3.53 s against 3.67 / 3.29).
-    static let backwardMinimumRows = 128
+    /// Query rows × keys of one tile of the backward (P and dP: 2 × 128 KB, in L2). On the AMD host (2026-12-02,
+    /// SD1.5 training step at 768², the backward's 32 attentions, paired runs): 26.2 s with blocks of 128 rows
+    /// over all 9,216 keys (4.7 MB each, from L3), 16.1 s with these tiles (35.9 against 18.1 s on a busier host);
+    /// 64×512, 256×256 and 128×512 were within the host's noise of this one (Benchmarks/README.md).
+    static let backwardTile = (rows: 128, keys: 256)
 
-    private static func run(q: Tensor, k: Tensor, v: Tensor, outputGradient dOut: Tensor, items: Int, queries: Int, keys: Int,
-                            heads: Int, headDim: Int, causal: Bool, rowsPerBlock: Int?) -> (q: Tensor, k: Tensor, v: Tensor) {
+    private static func run(q: Tensor, k: Tensor, v: Tensor, saved: Saved, outputGradient dOut: Tensor, items: Int, queries: Int, keys: Int,
+                            heads: Int, headDim: Int, causal: Bool, tile: (rows: Int, keys: Int)) -> (q: Tensor, k: Tensor, v: Tensor) {
         let width = heads * headDim
         var dq = Tensor(zeros: q.shape), dk = Tensor(zeros: k.shape), dv = Tensor(zeros: v.shape)
         let scale = 1 / Float(headDim).squareRoot()
-        let chunk = rowsPerBlock ?? max(1, min(queries, max(backwardMinimumRows, blockBudget / max(keys, 1))))
-        q.withPointer { qp in k.withPointer { kp in v.withPointer { vp in dOut.withPointer { op in
+        q.withPointer { qp in k.withPointer { kp in v.withPointer { vp in dOut.withPointer { gp in
+        saved.output.withPointer { op in saved.logSumExp.withPointer { lp in
         dq.withMutablePointer { dqp in dk.withMutablePointer { dkp in dv.withMutablePointer { dvp in
             let outputs = UncheckedSendable((dqp, dkp, dvp))
             LinearAlgebra.withSingleThreadedBLAS {
                 Parallel.forEach(items * heads, cost: 1 << 20) { index in
                     let item = index / heads, head = index % heads, column = head * headDim
-                    let qh = qp + item * queries * width + column, oh = op + item * queries * width + column
-                    let kh = kp + item * keys * width + column, vh = vp + item * keys * width + column
-                    let dqh = outputs.value.0 + item * queries * width + column
-                    let dkh = outputs.value.1 + item * keys * width + column, dvh = outputs.value.2 + item * keys * width + column
-                    var p = [Float](repeating: 0, count: chunk * keys), dp = p
-                    var dvT = [Float](repeating: 0, count: headDim * keys), dkT = dvT
-                    p.withUnsafeMutableBufferPointer { pb in dp.withUnsafeMutableBufferPointer { db in
+                    let rowsAt = item * queries * width + column, keysAt = item * keys * width + column
+                    let qh = qp + rowsAt, gh = gp + rowsAt, oh = op + rowsAt, lse = lp + index * queries
+                    let kh = kp + keysAt, vh = vp + keysAt
+                    let dqh = outputs.value.0 + rowsAt, dkh = outputs.value.1 + keysAt, dvh = outputs.value.2 + keysAt
+                    var delta = [Float](repeating: 0, count: queries)
+                    for i in 0..<queries {                                                   // δ_i = Σ_c dO·O
+                        var sum: Float = 0
+                        for c in 0..<headDim { sum += gh[i * width + c] * oh[i * width + c] }
+                        delta[i] = sum
+                    }
+                    var p = [Float](repeating: 0, count: tile.rows * tile.keys), dp = p
+                    var dvT = [Float](repeating: 0, count: headDim * tile.keys), dkT = dvT
+                    delta.withUnsafeBufferPointer { db in p.withUnsafeMutableBufferPointer { pb in dp.withUnsafeMutableBufferPointer { dpb in
                     dvT.withUnsafeMutableBufferPointer { dvb in dkT.withUnsafeMutableBufferPointer { dkb in
-                        let probabilities = pb.baseAddress!, dProbabilities = db.baseAddress!
+                        let delta = db.baseAddress!, probabilities = pb.baseAddress!, dScores = dpb.baseAddress!
                         let dValuesT = dvb.baseAddress!, dKeysT = dkb.baseAddress!
-                        var row = 0
-                        while row < queries {
-                            let rows = min(chunk, queries - row)
-                            LinearAlgebra.gemm(transposeB: true, m: rows, n: keys, k: headDim, a: qh + row * width, lda: width, b: kh, ldb: width,
-                                               c: probabilities, ldc: keys)
-                            for r in 0..<rows {
-                                let line = probabilities + r * keys
-                                let visible = causal ? min(keys, row + r + 1) : keys
-                                lt_softmax_rows(line, 1, visible, keys, scale)
-                                if visible < keys { (line + visible).update(repeating: 0, count: keys - visible) }
+                        var key = 0
+                        while key < keys {
+                            let cols = min(tile.keys, keys - key)
+                            let kj = kh + key * width, vj = vh + key * width
+                            dValuesT.update(repeating: 0, count: headDim * cols)
+                            dKeysT.update(repeating: 0, count: headDim * cols)
+                            var row = causal ? key / tile.rows * tile.rows : 0                // rows above the diagonal see no key here
+                            while row < queries {
+                                let rows = min(tile.rows, queries - row)
+                                let qi = qh + row * width, gi = gh + row * width
+                                LinearAlgebra.gemm(transposeB: true, m: rows, n: cols, k: headDim, a: qi, lda: width, b: kj, ldb: width,
+                                                   c: probabilities, ldc: cols)                                       // S  [rows, cols]
+                                lt_attention_probabilities(probabilities, rows, cols, cols, scale, lse + row, causal ? 1 : 0, row - key)
+                                LinearAlgebra.gemm(transposeA: true, m: headDim, n: cols, k: rows, a: gi, lda: width, b: probabilities,
+                                                   ldb: cols, beta: 1, c: dValuesT, ldc: cols)                       // dvᵀ [d, cols]
+                                LinearAlgebra.gemm(transposeB: true, m: rows, n: cols, k: headDim, a: gi, lda: width, b: vj, ldb: width,
+                                                   c: dScores, ldc: cols)                                             // dP [rows, cols]
+                                lt_attention_score_gradient(probabilities, dScores, rows, cols, cols, delta + row, scale)
+                                LinearAlgebra.gemm(m: rows, n: headDim, k: cols, a: dScores, lda: cols, b: kj, ldb: width, beta: 1,
+                                                   c: dqh + row * width, ldc: width)                                  // dq [rows, d]
+                                LinearAlgebra.gemm(transposeA: true, m: headDim, n: cols, k: rows, a: qi, lda: width, b: dScores,
+                                                   ldb: cols, beta: 1, c: dKeysT, ldc: cols)                          // dkᵀ [d, cols]
+                                row += rows
                             }
-                            LinearAlgebra.gemm(transposeA: true, m: headDim, n: keys, k: rows, a: oh + row * width, lda: width, b: probabilities,
-                                               ldb: keys, beta: 1, c: dValuesT, ldc: keys)
-                            LinearAlgebra.gemm(transposeB: true, m: rows, n: keys, k: headDim, a: oh + row * width, lda: width, b: vh, ldb: width,
-                                               c: dProbabilities, ldc: keys)
-                            lt_softmax_backward_rows(probabilities, dProbabilities, rows, keys, keys, scale)
-                            LinearAlgebra.gemm(m: rows, n: headDim, k: keys, a: dProbabilities, lda: keys, b: kh, ldb: width,
-                                               c: dqh + row * width, ldc: width)
-                            LinearAlgebra.gemm(transposeA: true, m: headDim, n: keys, k: rows, a: qh + row * width, lda: width, b: dProbabilities,
-                                               ldb: keys, beta: 1, c: dKeysT, ldc: keys)
-                            row += rows
-                        }
-                        for j in 0..<keys {
-                            for c in 0..<headDim {
-                                dvh[j * width + c] = dValuesT[c * keys + j]
-                                dkh[j * width + c] = dKeysT[c * keys + j]
+                            for j in 0..<cols {
+                                for c in 0..<headDim {
+                                    dvh[(key + j) * width + c] = dValuesT[c * cols + j]
+                                    dkh[(key + j) * width + c] = dKeysT[c * cols + j]
+                                }
                             }
+                            key += cols
                         }
-                    } } } }
+                    } } } } }
                 }
             }
-        } } } } } } }
+        } } } } } } } } }
         return (dq, dk, dv)
     }
 }

@@ -4,16 +4,20 @@ import CEngineKernels
 import LinearAlgebra
 
 /// Scaled dot-product attention, softmax(q·kᵀ·scale)·v, computed per (item,
-/// head) in blocks of query rows so that a block's scores stay in cache (a
-/// 4096-token self-attention would otherwise write and re-read a 64 MB score
-/// matrix per head). Heads are column slices of [tokens, heads·d] inputs,
+/// head) in tiles of query rows × keys with an online softmax, so that a tile's
+/// scores stay in cache (a 4096-token self-attention would otherwise write and
+/// re-read a 64 MB score matrix per head). Heads are column slices of [tokens, heads·d] inputs,
 /// addressed through leading dimensions: no copies. The (item, head) pairs are
 /// spread over the cores, each with single-threaded GEMMs: these GEMMs are
 /// thin (k = head width), and splitting one across threads costs more than it
 /// gains.
 enum Attention {
-    /// Floats in one block of scores (1 MB).
-    static let blockBudget = 1 << 18
+    /// Query rows × keys of one tile of scores (256 KB, in L2) in the GEMM path, which runs flash-attention's
+    /// online softmax over key tiles: a block of rows over all the keys, as before, was 1 MB and its GEMMs
+    /// ran thin once keys were many (768²'s 9,216 keys left 28 rows). On the AMD host (2026-12-02, SD1.5
+    /// training step at 768², the forward's 32 attentions, paired runs): 13.3 s before, 7.4 s after; 64×1024,
+    /// 256×256 and 128×256 tiles were within that host's noise of this one (Benchmarks/README.md).
+    static let forwardTile = (rows: 128, keys: 512)
     /// The fused kernel (online softmax, scores never leave registers/L1) beats
     /// OpenBLAS GEMMs + softmax for long key sequences, but not oneDNN's
     /// (its small-k kernels are faster: Benchmarks/README.md), so it runs only
@@ -36,19 +40,23 @@ enum Attention {
         var itemStride = 0
     }
 
+    /// `logSumExp`, when given, receives each query row's log-sum-exp of its scaled scores, [items, heads,
+    /// queries] (the training forward keeps it for the backward; it turns the fused kernel off).
     static func forward(q: Operand, k: Operand, v: Operand, into out: UnsafeMutablePointer<Float>, outStride: Int, outItemStride: Int = 0,
-                        items: Int = 1, queries: Int, keys: Int, heads: Int, headDim: Int, causal: Bool = false) {
+                        items: Int = 1, queries: Int, keys: Int, heads: Int, headDim: Int, causal: Bool = false,
+                        logSumExp: UnsafeMutablePointer<Float>? = nil) {
         EngineProfile.measure(.attention, flops: 4 * Double(items * heads) * Double(queries * keys * headDim)) {
             let tasks = items * heads
             let work = queries * keys * headDim
-            let outBox = UncheckedSendable(out)
+            let outBox = UncheckedSendable((out, logSumExp))
             func task(_ index: Int) {
                 let item = index / heads, head = index % heads
                 let column = head * headDim
                 run(q: q.pointer + item * q.itemStride + column, qStride: q.stride,
                     k: k.pointer + item * k.itemStride + column, kStride: k.stride,
                     v: v.pointer + item * v.itemStride + column, vStride: v.stride,
-                    out: outBox.value + item * outItemStride + column, outStride: outStride,
+                    out: outBox.value.0 + item * outItemStride + column, outStride: outStride,
+                    logSumExp: outBox.value.1.map { $0 + index * queries },
                     queries: queries, keys: keys, headDim: headDim, causal: causal)
             }
             if tasks >= 2 && work >= 1 << 20 && Parallel.cores > 1 {
@@ -64,9 +72,9 @@ enum Attention {
     /// One head of one item.
     private static func run(q: UnsafePointer<Float>, qStride: Int, k: UnsafePointer<Float>, kStride: Int,
                             v: UnsafePointer<Float>, vStride: Int, out: UnsafeMutablePointer<Float>, outStride: Int,
-                            queries: Int, keys: Int, headDim: Int, causal: Bool) {
+                            logSumExp: UnsafeMutablePointer<Float>?, queries: Int, keys: Int, headDim: Int, causal: Bool) {
         let scale = 1 / Float(headDim).squareRoot()
-        if !causal && fusedEnabled && keys >= fusedMinimumKeys {
+        if !causal && logSumExp == nil && fusedEnabled && keys >= fusedMinimumKeys {
             let size = lt_attention_workspace(keys, headDim)
             var workspace = [Float](unsafeUninitializedCapacity: size) { _, n in n = size }
             let done = workspace.withUnsafeMutableBufferPointer {
@@ -74,27 +82,30 @@ enum Attention {
             }
             if done != 0 { return }
         }
-        let chunk = max(1, min(queries, max(16, blockBudget / max(keys, 1))))
-        var scores = [Float](unsafeUninitializedCapacity: chunk * keys) { _, n in n = chunk * keys }
-        scores.withUnsafeMutableBufferPointer { sp in
-            let s = sp.baseAddress!
+        let rowsPerBlock = min(queries, forwardTile.rows), keysPerTile = min(keys, forwardTile.keys)
+        var scores = [Float](unsafeUninitializedCapacity: rowsPerBlock * keysPerTile) { _, n in n = rowsPerBlock * keysPerTile }
+        var statistics = [Float](repeating: 0, count: 2 * rowsPerBlock)
+        scores.withUnsafeMutableBufferPointer { sp in statistics.withUnsafeMutableBufferPointer { mp in
+            let s = sp.baseAddress!, rowMax = mp.baseAddress!, rowSum = rowMax + rowsPerBlock
             var row = 0
             while row < queries {
-                let rows = min(chunk, queries - row)
-                LinearAlgebra.gemm(transposeB: true, m: rows, n: keys, k: headDim, a: q + row * qStride, lda: qStride, b: k, ldb: kStride, c: s, ldc: keys)
-                for r in 0..<rows {
-                    let line = s + r * keys
-                    if causal {
-                        let valid = min(keys, row + r + 1)
-                        lt_softmax_rows(line, 1, valid, keys, scale)
-                        if valid < keys { (line + valid).update(repeating: 0, count: keys - valid) }
-                    } else {
-                        lt_softmax_rows(line, 1, keys, keys, scale)
-                    }
+                let rows = min(rowsPerBlock, queries - row), o = out + row * outStride
+                rowMax.update(repeating: -.infinity, count: rows)
+                rowSum.update(repeating: 0, count: rows)
+                let end = causal ? min(keys, row + rows) : keys                                    // later keys are masked for every row
+                var key = 0
+                while key < end {
+                    let cols = min(keysPerTile, end - key)
+                    LinearAlgebra.gemm(transposeB: true, m: rows, n: cols, k: headDim, a: q + row * qStride, lda: qStride,
+                                       b: k + key * kStride, ldb: kStride, c: s, ldc: cols)                       // S [rows, cols]
+                    lt_attention_online_tile(s, rows, cols, cols, scale, rowMax, rowSum, o, outStride, headDim, causal ? 1 : 0, row - key)
+                    LinearAlgebra.gemm(m: rows, n: headDim, k: cols, a: s, lda: cols, b: v + key * vStride, ldb: vStride, beta: 1,
+                                       c: o, ldc: outStride)                                                      // O [rows, d]
+                    key += cols
                 }
-                LinearAlgebra.gemm(m: rows, n: headDim, k: keys, a: s, lda: keys, b: v, ldb: vStride, c: out + row * outStride, ldc: outStride)
+                lt_attention_online_finish(o, rows, outStride, headDim, rowMax, rowSum, logSumExp.map { $0 + row })
                 row += rows
             }
-        }
+        } }
     }
 }

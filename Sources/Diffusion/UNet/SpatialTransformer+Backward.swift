@@ -16,12 +16,12 @@ extension SpatialTransformer {
         let input: Tensor          // x0            [b, t, c]
         let norm1: Tensor          // norm1(x0)     [b, t, c]
         let qkv: Tensor            // packed        [b, t, 3c]
-        let selfAttended: Tensor   // a1            [b, t, c]
+        let selfAttention: Attention.Saved   // a1 = .output [b, t, c]
         let afterSelf: Tensor      // x1 = x0 + o1  [b, t, c]
         let norm2: Tensor          // norm2(x1)     [b, t, c]
         let crossQ: Tensor         // q             [b, t, c]
         let crossKV: Tensor        // packed k, v   [b, T, 2c]
-        let crossAttended: Tensor  // a2            [b, t, c]
+        let crossAttention: Attention.Saved  // a2 = .output [b, t, c]
         let afterCross: Tensor     // x2 = x1 + o2  [b, t, c]
         let norm3: Tensor          // norm3(x2)     [b, t, c]
         let feedForward: Tensor    // ff.net.0.proj [b, t, 8c]
@@ -97,24 +97,24 @@ extension SpatialTransformer {
         let batch = x0.shape[0], tokens = x0.shape[1], c = channels, textTokens = context.shape[1], d = c / heads
         let n1 = block.norm1.forward(x0)
         let qkv = block.selfQKV.forward(n1, tape: tape)                                                  // [b, t, 3c]
-        let a1 = Attention.forward(q: packedColumns(qkv, 0, of: 3), k: packedColumns(qkv, 1, of: 3), v: packedColumns(qkv, 2, of: 3),
-                                   items: batch, queries: tokens, keys: tokens, heads: heads, headDim: d)
+        let a1 = Attention.forwardSaving(q: packedColumns(qkv, 0, of: 3), k: packedColumns(qkv, 1, of: 3), v: packedColumns(qkv, 2, of: 3),
+                                         items: batch, queries: tokens, keys: tokens, heads: heads, headDim: d)
         var x1 = x0
-        addInPlace(&x1, block.selfOut.forward(a1, tape: tape))
+        addInPlace(&x1, block.selfOut.forward(a1.output, tape: tape))
         let n2 = block.norm2.forward(x1)
         let q = block.crossQ.forward(n2, tape: tape)                                                     // [b, t, c]
         let kv = block.crossKV.forward(context, tape: tape)                                              // [b, T, 2c]
-        let a2 = Attention.forward(q: q, k: packedColumns(kv, 0, of: 2), v: packedColumns(kv, 1, of: 2), items: batch, queries: tokens, keys: textTokens,
-                                   heads: heads, headDim: d)
+        let a2 = Attention.forwardSaving(q: q, k: packedColumns(kv, 0, of: 2), v: packedColumns(kv, 1, of: 2), items: batch, queries: tokens,
+                                         keys: textTokens, heads: heads, headDim: d)
         var x2 = x1
-        addInPlace(&x2, block.crossOut.forward(a2, tape: tape))
+        addInPlace(&x2, block.crossOut.forward(a2.output, tape: tape))
         let n3 = block.norm3.forward(x2)
         let f = block.feedForwardIn.forward(n3, tape: tape)                                              // [b, t, 8c]
         let g = geglu(f)                                                                     // [b, t, 4c]
         var x3 = x2
         addInPlace(&x3, block.feedForwardOut.forward(g, tape: tape))
-        return (x3, BlockSaved(input: x0, norm1: n1, qkv: qkv, selfAttended: a1, afterSelf: x1, norm2: n2, crossQ: q, crossKV: kv,
-                               crossAttended: a2, afterCross: x2, norm3: n3, feedForward: f, gated: g))
+        return (x3, BlockSaved(input: x0, norm1: n1, qkv: qkv, selfAttention: a1, afterSelf: x1, norm2: n2, crossQ: q, crossKV: kv,
+                               crossAttention: a2, afterCross: x2, norm3: n3, feedForward: f, gated: g))
     }
 
     private func backward(_ block: Block, _ s: BlockSaved, context: Tensor, outputGradient dy: Tensor, tape: TrainingTape?) -> (input: Tensor, context: Tensor) {
@@ -125,17 +125,17 @@ extension SpatialTransformer {
         var dx2 = block.norm3.backward(input: s.afterCross, outputGradient: dNorm3, tape: tape)
         addInPlace(&dx2, dy)
         // Cross-attention: x2 = x1 + crossOut(attend(crossQ(norm2(x1)), kv(context))).
-        let dA2 = block.crossOut.backward(input: s.crossAttended, outputGradient: dx2, tape: tape)
+        let dA2 = block.crossOut.backward(input: s.crossAttention.output, outputGradient: dx2, tape: tape)
         let cross = Attention.backward(q: s.crossQ, k: packedColumns(s.crossKV, 0, of: 2), v: packedColumns(s.crossKV, 1, of: 2),
-                                       outputGradient: dA2, items: batch, queries: tokens, keys: textTokens, heads: heads, headDim: d)
+                                       saved: s.crossAttention, outputGradient: dA2, items: batch, queries: tokens, keys: textTokens, heads: heads, headDim: d)
         let dContext = block.crossKV.backward(input: context, outputGradient: packColumns([cross.k, cross.v]), tape: tape)
         let dNorm2 = block.crossQ.backward(input: s.norm2, outputGradient: cross.q, tape: tape)
         var dx1 = block.norm2.backward(input: s.afterSelf, outputGradient: dNorm2, tape: tape)
         addInPlace(&dx1, dx2)
         // Self-attention: x1 = x0 + selfOut(attend(qkv(norm1(x0)))).
-        let dA1 = block.selfOut.backward(input: s.selfAttended, outputGradient: dx1, tape: tape)
+        let dA1 = block.selfOut.backward(input: s.selfAttention.output, outputGradient: dx1, tape: tape)
         let attention = Attention.backward(q: packedColumns(s.qkv, 0, of: 3), k: packedColumns(s.qkv, 1, of: 3), v: packedColumns(s.qkv, 2, of: 3),
-                                           outputGradient: dA1, items: batch, queries: tokens, keys: tokens, heads: heads, headDim: d)
+                                           saved: s.selfAttention, outputGradient: dA1, items: batch, queries: tokens, keys: tokens, heads: heads, headDim: d)
         let dNorm1 = block.selfQKV.backward(input: s.norm1, outputGradient: packColumns([attention.q, attention.k, attention.v]), tape: tape)
         var dx0 = block.norm1.backward(input: s.input, outputGradient: dNorm1, tape: tape)
         addInPlace(&dx0, dx1)

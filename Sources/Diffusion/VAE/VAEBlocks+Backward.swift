@@ -40,7 +40,7 @@ extension VAEAttention {
         let q: Tensor            //                    [b, pixels, c]
         let k: Tensor            //                    [b, pixels, c]
         let v: Tensor            //                    [b, pixels, c]
-        let attended: Tensor     // proj_out's input   [b, c, h, w]
+        let attention: Attention.Saved  // .output: proj_out's input as tokens [b, pixels, c]
     }
 
     func forwardSaving(_ x: Tensor, tape: TrainingTape?) -> (Tensor, Saved) {
@@ -48,17 +48,18 @@ extension VAEAttention {
         let normed = norm.forward(x)
         func tokens(_ conv: Conv2d) -> Tensor { transposeLastTwo(conv.forward(normed, tape: tape), rows: c, cols: pixels) }
         let qs = tokens(q), ks = tokens(k), vs = tokens(v)                                                 // [b, pixels, c]
-        let attendedTokens = Attention.forward(q: qs, k: ks, v: vs, items: batch, queries: pixels, keys: pixels, heads: 1, headDim: c)
-        let attended = transposeLastTwo(attendedTokens, rows: pixels, cols: c).reshaped(x.shape)          // [b, c, h, w]
+        let attention = Attention.forwardSaving(q: qs, k: ks, v: vs, items: batch, queries: pixels, keys: pixels, heads: 1, headDim: c)
+        let attended = transposeLastTwo(attention.output, rows: pixels, cols: c).reshaped(x.shape)          // [b, c, h, w]
         var result = out.forward(attended, tape: tape)
         addInPlace(&result, x)
-        return (result, Saved(input: x, normed: normed, q: qs, k: ks, v: vs, attended: attended))
+        return (result, Saved(input: x, normed: normed, q: qs, k: ks, v: vs, attention: attention))
     }
 
     func backward(_ saved: Saved, outputGradient dy: Tensor, tape: TrainingTape?) -> Tensor {
         let shape = saved.input.shape, batch = shape[0], c = shape[1], pixels = shape[2] * shape[3]
-        let dAttended = out.backward(input: saved.attended, outputGradient: dy, tape: tape)
-        let d = Attention.backward(q: saved.q, k: saved.k, v: saved.v, outputGradient: transposeLastTwo(dAttended, rows: c, cols: pixels),
+        let attended = transposeLastTwo(saved.attention.output, rows: pixels, cols: c).reshaped(shape)      // [b, c, h, w]
+        let dAttended = out.backward(input: attended, outputGradient: dy, tape: tape)
+        let d = Attention.backward(q: saved.q, k: saved.k, v: saved.v, saved: saved.attention, outputGradient: transposeLastTwo(dAttended, rows: c, cols: pixels),
                                    items: batch, queries: pixels, keys: pixels, heads: 1, headDim: c)
         func planes(_ t: Tensor) -> Tensor { transposeLastTwo(t, rows: pixels, cols: c).reshaped(shape) }
         var dNormed = q.backward(input: saved.normed, outputGradient: planes(d.q), tape: tape)
