@@ -33,7 +33,8 @@ AVX2 static inline __m256 sigmoid_times8(__m256 x, __m256 k) {
     return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
 }
 
-AVX2 static void softmax_row_avx2(float *row, size_t n, float scale) {
+// The largest of n floats (-inf for none): softmax's and the online softmax's first pass.
+AVX2 static float row_max_avx2(const float *row, size_t n) {
     size_t i = 0;
     __m256 vmax = _mm256_set1_ps(-INFINITY);
     for (; i + 8 <= n; i += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(row + i));
@@ -42,6 +43,12 @@ AVX2 static void softmax_row_avx2(float *row, size_t n, float scale) {
     float maximum = -INFINITY;
     for (int k = 0; k < 8; k++) maximum = m[k] > maximum ? m[k] : maximum;
     for (; i < n; i++) maximum = row[i] > maximum ? row[i] : maximum;
+    return maximum;
+}
+
+AVX2 static void softmax_row_avx2(float *row, size_t n, float scale) {
+    size_t i = 0;
+    float maximum = row_max_avx2(row, n);
     if (maximum == -INFINITY) maximum = 0;
     __m256 vscale = _mm256_set1_ps(scale), vshift = _mm256_set1_ps(-maximum * scale);
     __m256 vsum = _mm256_setzero_ps();
@@ -171,14 +178,9 @@ static void online_row_scalar(float *row, size_t visible, float scale, float *m,
 
 #if defined(__x86_64__)
 AVX2 static void online_row_avx2(float *row, size_t visible, float scale, float *m, float *l, float *out, size_t d) {
-    __m256 vs = _mm256_set1_ps(scale), vmax = _mm256_set1_ps(-INFINITY);
-    size_t j = 0;
-    for (; j + 8 <= visible; j += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(row + j));
-    float lanes[8];
-    _mm256_storeu_ps(lanes, vmax);
-    float raw = -INFINITY;
-    for (int k = 0; k < 8; k++) raw = lanes[k] > raw ? lanes[k] : raw;
-    for (; j < visible; j++) raw = row[j] > raw ? row[j] : raw;
+    __m256 vs = _mm256_set1_ps(scale);
+    size_t j;
+    float lanes[8], raw = row_max_avx2(row, visible);
     float maximum = raw * scale > *m ? raw * scale : *m;
     __m256 shift = _mm256_set1_ps(-maximum), vsum = _mm256_setzero_ps();
     for (j = 0; j + 8 <= visible; j += 8) {
