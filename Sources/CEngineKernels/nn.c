@@ -162,11 +162,9 @@ float lt_erf(float x) { return erf_scalar(x); }
 // each row's running maximum m (of scaled scores) and sum l are updated, and rescales the row's output
 // so far by exp(m_old − m_new) (writing zeros on a row's first visible tile) before the caller adds p·v.
 
-static void online_row_scalar(float *row, size_t visible, float scale, float *m, float *l, float *out, size_t d) {
-    float maximum = *m;
-    for (size_t j = 0; j < visible; j++) maximum = row[j] * scale > maximum ? row[j] * scale : maximum;
-    double sum = 0;
-    for (size_t j = 0; j < visible; j++) { row[j] = exp_scalar(row[j] * scale - maximum); sum += row[j]; }
+// A row's running statistics moved to its new maximum, with this tile's sum of exponentials added; the
+// row's output so far rescaled to match (zeroed when the row had seen no key yet).
+static void online_update(float *m, float *l, float maximum, double sum, float *out, size_t d) {
     if (*m == -INFINITY) { memset(out, 0, d * sizeof(float)); *l = (float)sum; }
     else {
         float factor = exp_scalar(*m - maximum);
@@ -174,6 +172,14 @@ static void online_row_scalar(float *row, size_t visible, float scale, float *m,
         *l = *l * factor + (float)sum;
     }
     *m = maximum;
+}
+
+static void online_row_scalar(float *row, size_t visible, float scale, float *m, float *l, float *out, size_t d) {
+    float maximum = *m;
+    for (size_t j = 0; j < visible; j++) maximum = row[j] * scale > maximum ? row[j] * scale : maximum;
+    double sum = 0;
+    for (size_t j = 0; j < visible; j++) { row[j] = exp_scalar(row[j] * scale - maximum); sum += row[j]; }
+    online_update(m, l, maximum, sum, out, d);
 }
 
 #if defined(__x86_64__)
@@ -192,16 +198,7 @@ AVX2 static void online_row_avx2(float *row, size_t visible, float scale, float 
     double sum = 0;
     for (int k = 0; k < 8; k++) sum += lanes[k];
     for (; j < visible; j++) { row[j] = exp_scalar(row[j] * scale - maximum); sum += row[j]; }
-    if (*m == -INFINITY) { memset(out, 0, d * sizeof(float)); *l = (float)sum; }
-    else {
-        float factor = exp_scalar(*m - maximum);
-        __m256 f = _mm256_set1_ps(factor);
-        size_t c = 0;
-        for (; c + 8 <= d; c += 8) _mm256_storeu_ps(out + c, _mm256_mul_ps(_mm256_loadu_ps(out + c), f));
-        for (; c < d; c++) out[c] *= factor;
-        *l = *l * factor + (float)sum;
-    }
-    *m = maximum;
+    online_update(m, l, maximum, sum, out, d);
 }
 #endif
 

@@ -82,7 +82,6 @@ void lt_geglu_backward(const float *proj, const float *dy, float *dproj, size_t 
     }
 }
 
-
 // ---- Attention backward, one tile of (query rows × keys) --------------------------------------
 // The tiled backward (Attention+Backward.swift) rebuilds probabilities from the forward's per-row
 // log-sum-exp instead of a softmax over all keys, as flash-attention's backward does (Dao 2022, alg. 4).
