@@ -9,7 +9,8 @@ BlueprintGenerator, generate_dataset_group_by_blueprint, which makes the
 buckets), and records what the plan is: per image its repeats, bucket and
 resized size; buckets with counts; mean aspect error; batches per epoch;
 train/reg image counts; tag frequencies; steps for a few epoch/accumulation
-settings. Writes Fixtures/golden/training/datasets.json. The Swift test
+settings. Then the same for fine-tuning datasets (--in_json: a metadata
+file lists the images, captions and tags; METADATA_CASES). Writes Fixtures/golden/training/datasets.json. The Swift test
 rebuilds the same folders from that file and compares. Needs a checkout of
 kohya-ss/sd-scripts (SD_SCRIPTS) and its Python dependencies (torch,
 diffusers, transformers, accelerate, voluptuous, toml, opencv-python):
@@ -67,6 +68,43 @@ CASES = [
      "train": [folder("2_A", 3)], "reg": [folder("1_R", 10, first=1)]},
 ]
 
+# Fine-tuning cases (--in_json): images listed by a metadata file instead of <repeats>_<tokens> folders,
+# run through the FineTuningDataset path train_network.py takes for --in_json. Keys are paths relative to
+# --train_data_dir (today's sd-scripts finds images by them) of several lengths, since kohya registers
+# the longest keys first; captions and tags as merge_captions_to_metadata.py / merge_dd_tags_to_metadata.py write.
+def listed(entries, first=0):
+    return [{"path": key, "width": SIZES[(first + i) % len(SIZES)][0], "height": SIZES[(first + i) % len(SIZES)][1], **fields}
+            for i, (key, fields) in enumerate(entries)]
+
+METADATA_CASES = [
+    {"name": "metadata_json", "file": "meta_cap_dd.json", "args": ["--resolution", "512", "--enable_bucket", "--train_batch_size", "2",
+                                                                   "--dataset_repeats", "3"],
+     "images": listed([("img000.png", {"caption": "a red fox", "tags": "fox, Red, animal"}),
+                       ("a.png", {"caption": "short key"}),
+                       ("sub/img002.png", {"tags": "fox, forest"}),
+                       ("img001.png", {"caption": "a second fox", "tags": ""}),
+                       ("zz.jpg", {"caption": "", "tags": "animal"}),
+                       ("img003.png", {})])},
+    {"name": "metadata_jsonl_wildcard", "file": "meta.jsonl", "args": ["--resolution", "512", "--train_batch_size", "1", "--enable_wildcard",
+                                                                       "--caption_separator", ";", "--dataset_repeats", "2"],
+     "images": listed([("one.png", {"caption": "first line\n\nsecond line", "tags": "x;y\nz"}),
+                       ("three.png", {"caption": "plain", "tags": "t"}),
+                       ("two.png", {"caption": "no tags"})], first=3)},
+]
+
+def write_metadata(case, train_dir, path):
+    for image in case["images"]:
+        os.makedirs(os.path.dirname(os.path.join(train_dir, image["path"])), exist_ok=True)
+        Image.new("RGB", (image["width"], image["height"]), (120, 80, 40)).save(os.path.join(train_dir, image["path"]))
+    fields = lambda image: {k: v for k, v in image.items() if k in ("caption", "tags")}
+    if path.endswith(".jsonl"):
+        text = "".join(json.dumps({"image_path": i["path"], **fields(i)}) + "\n" for i in case["images"])
+    else:
+        text = json.dumps({i["path"]: fields(i) for i in case["images"]}, indent=2)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return text
+
 def build(root, folders):
     for f in folders:
         path = os.path.join(root, f["name"])
@@ -78,14 +116,24 @@ def build(root, folders):
                 with open(os.path.join(path, base + image["caption_extension"]), "w", encoding="utf-8") as c:
                     c.write(image["caption"] + "\nsecond line is ignored\n")
 
+from library.strategy_base import LatentsCachingStrategy  # noqa: E402
+from library.strategy_sd import SdSdxlLatentsCachingStrategy  # noqa: E402
+# train_network.py sets the caching strategy before the dataset (FineTuningDataset looks for caches with it).
+LatentsCachingStrategy.set_strategy(SdSdxlLatentsCachingStrategy(True, False, 1, False))
+
 results = []
-for case in CASES:
+for case in CASES + METADATA_CASES:
     work = tempfile.mkdtemp()
     try:
         train_dir, reg_dir = os.path.join(work, "train"), os.path.join(work, "reg")
         os.makedirs(train_dir)
-        build(train_dir, case["train"])
         argv = ["--train_data_dir", train_dir] + case["args"]
+        if "file" in case:  # a fine-tuning case
+            metadata_path = os.path.join(work, case["file"])
+            case["text"] = write_metadata(case, train_dir, metadata_path)
+            case["train"], case["reg"] = [], []
+            argv += ["--in_json", metadata_path]
+        build(train_dir, case["train"])
         if case["reg"]:
             os.makedirs(reg_dir)
             build(reg_dir, case["reg"])
@@ -95,7 +143,10 @@ for case in CASES:
         args = train_network.setup_parser().parse_args(argv)
         train_util.prepare_dataset_args(args, True)  # what train_network.train does first
         sanitizer = config_util.ConfigSanitizer(True, True, False, True)
-        user_config = {"datasets": [{"subsets": config_util.generate_dreambooth_subsets_config_by_subdirs(args.train_data_dir, args.reg_data_dir)}]}
+        if args.in_json is None:
+            user_config = {"datasets": [{"subsets": config_util.generate_dreambooth_subsets_config_by_subdirs(args.train_data_dir, args.reg_data_dir)}]}
+        else:  # train_network.py's "Training with captions" branch
+            user_config = {"datasets": [{"subsets": [{"image_dir": args.train_data_dir, "metadata_file": args.in_json}]}]}
         blueprint = config_util.BlueprintGenerator(sanitizer).generate(user_config, args)
         group, _ = config_util.generate_dataset_group_by_blueprint(blueprint.dataset_group)
         dataset = group.datasets[0]
@@ -112,7 +163,9 @@ for case in CASES:
             total = epochs * per_epoch if epochs else 1600
             steps[f"{epochs}x{accumulation}"] = {"steps_per_epoch": per_epoch, "total": total,
                                                  "epochs": epochs if epochs else math.ceil(1600 / per_epoch)}
+        metadata = {"metadata": {"file": case["file"], "text": case["text"], "images": case["images"]}} if "file" in case else {}
         results.append({
+            **metadata,
             "name": case["name"], "args": case["args"], "caption_extension": ext, "train": case["train"], "reg": case["reg"],
             "images": sorted(images, key=lambda i: i["path"]), "buckets": buckets,
             "mean_img_ar_error": float(dataset.bucket_info["mean_img_ar_error"]) if dataset.bucket_info else None,
@@ -139,7 +192,6 @@ for (w, h), (rw, rh) in [((37, 23), (16, 10)), ((37, 23), (80, 50)), ((37, 23), 
 
 # A latent cache as sd-scripts writes it (strategy_base.save_latents_to_disk, np.savez), values from a formula.
 import torch  # noqa: E402
-from library.strategy_base import LatentsCachingStrategy  # noqa: E402
 latents = torch.tensor([[[(c * 31 + y * 7 + x) / 50.0 - 1 for x in range(6)] for y in range(5)] for c in range(4)], dtype=torch.float32)
 npz = os.path.join(os.path.dirname(os.path.abspath(__file__)), "training", "kohya_latents_0048x0040_sd.npz")
 if os.path.exists(npz):

@@ -16,6 +16,16 @@ struct DatasetOptions: ParsableArguments {
             completion: .file(extensions: ["toml"]))
     var datasetConfig: String?
 
+    @Option(name: [.long, .customLong("in_json")],
+            help: ArgumentHelp("kohya's fine-tuning metadata (merge_captions_to_metadata.py's JSON, or JSON Lines): the images it lists, relative to "
+                               + "--train-data-dir, with its captions and tags, instead of <repeats>_<class tokens> folders. kohya: --in_json.",
+                               valueName: "path"), completion: .file(extensions: ["json", "jsonl"]))
+    var inJson: String?
+
+    @Option(name: [.long, .customLong("dataset_repeats")],
+            help: ArgumentHelp("Repeats of the --in-json images (and of dataset-config subsets without num_repeats).", valueName: "n"))
+    var datasetRepeats = 1
+
     @Option(name: [.long, .customLong("reg_data_dir")],
             help: ArgumentHelp("The parent of regularization folders, balanced to as many samples as the training images. kohya: --reg_data_dir.",
                                valueName: "path"), completion: .directory)
@@ -137,9 +147,10 @@ struct DatasetOptions: ParsableArguments {
     func validate() throws {
         try refuseNaN([("--caption-dropout-rate", captionDropoutRate), ("--caption-tag-dropout-rate", captionTagDropoutRate),
                        ("--token-warmup-step", tokenWarmupStep), ("--prior-loss-weight", priorLossWeight)])
-        guard trainDataDir != nil || datasetConfig != nil else {
-            throw ValidationError("--train-data-dir (kohya: --train_data_dir) or --dataset-config is required")
+        guard trainDataDir != nil || datasetConfig != nil || inJson != nil else {
+            throw ValidationError("--train-data-dir (kohya: --train_data_dir), --in-json or --dataset-config is required")
         }
+        guard datasetRepeats >= 1 else { throw ValidationError("--dataset-repeats must be at least 1") }
         guard trainBatchSize >= 1 else { throw ValidationError("--train-batch-size must be at least 1") }
         guard bucketResoSteps >= 8, bucketResoSteps % 8 == 0 else { throw ValidationError("--bucket-reso-steps must be a multiple of 8") }
         for (name, p) in [("--caption-dropout-rate", captionDropoutRate), ("--caption-tag-dropout-rate", captionTagDropoutRate)] where !(0...1).contains(p) {

@@ -323,17 +323,26 @@ struct LoRATrain: ParsableCommand {
     func makePlan(_ side: ValidationSplit.Side = .training) throws(ModelError) -> DatasetPlan {
         var resolution: Resolution
         do { resolution = try dataset.parsedResolution() } catch { throw ModelError(.mismatch, "\(error)") }
-        var defaults = DatasetSubset(imageDirectory: "")
+        // kohya's --dataset_repeats is every subset's num_repeats unless its own is given (config_util.py maps one to the other).
+        var defaults = DatasetSubset(imageDirectory: "", repeats: dataset.datasetRepeats)
         dataset.subsetSettings(&defaults)
         let commandLine = DatasetConfig(subsets: [])
         guard let path = dataset.datasetConfig else {
+            if let metadata = dataset.inJson {
+                if dataset.regDataDir != nil && side == .training {
+                    printError("warning: --reg-data-dir is not used with --in-json (kohya's fine-tuning datasets have no regularization images)")
+                }
+                var subset = defaults
+                (subset.imageDirectory, subset.metadataFile) = (dataset.trainDataDir ?? "", metadata)
+                return try plan(commandLine, subsets: [subset], resolution: resolution, skipped: [], side: side)
+            }
             var (subsets, skipped) = try DatasetSubset.fromFolders(train: dataset.trainDataDir!, regularization: dataset.regDataDir)
             for i in subsets.indices { dataset.subsetSettings(&subsets[i]) }
             return try plan(commandLine, subsets: subsets, resolution: resolution, skipped: skipped, side: side)
         }
         // kohya: the TOML's values, the command line's where it is silent; folder names are not parsed.
-        if dataset.trainDataDir != nil || dataset.regDataDir != nil {
-            printError("warning: --train-data-dir and --reg-data-dir are ignored with --dataset-config (as in kohya)")
+        if (dataset.trainDataDir != nil || dataset.regDataDir != nil || dataset.inJson != nil) && side == .training {
+            printError("warning: --train-data-dir, --reg-data-dir and --in-json are ignored with --dataset-config (as in kohya)")
         }
         var plans: [DatasetPlan] = []
         for config in try DatasetConfig.load(path, defaults: defaults) {

@@ -728,6 +728,63 @@ final class TrainCLITests: XCTestCase {
         XCTAssertTrue(inspected.stdout.contains("2 datasets"), inspected.stdout)
     }
 
+    /// kohya's fine-tuning dataset: --in_json lists the images (by path, or by name without extension as the
+    /// metadata scripts write it) with captions and tags; the file records the metadata file where the folders'
+    /// names would be, and its tags; a dataset config's metadata_file does the same, and mixing one with folders is refused.
+    func testFineTuningMetadata() throws {
+        let images = folder + "/data/2_zkw shape"
+        try """
+            {"img0.png": {"caption": "zkw shape, red disc", "tags": "disc, Red"},
+             "img1": {"caption": "zkw shape, red disc on blue"},
+             "img3.png": {"tags": "disc, wide"}}
+            """.write(toFile: folder + "/meta_cap_dd.json", atomically: false, encoding: .utf8)
+        let args = common.map { $0 == folder + "/data" ? images : $0 }
+            + ["--in_json", folder + "/meta_cap_dd.json", "--dataset_repeats", "3", "--max-train-steps", "2", "--output-name", "ft"]
+        let run = try ToolRunner.run("lora-train", args + ["--output-dir", folder + "/ft"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stdout.contains("loaded metadata \(folder)/meta_cap_dd.json: 3 images in \(images), 3 repeats, captions and tags"), run.stdout)
+        XCTAssertTrue(run.stdout.contains("num train images * repeats: 9"), run.stdout)
+        let metadata = try ModelFile.open(folder + "/ft/ft.safetensors").metadata
+        let dirs = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try XCTUnwrap(metadata["ss_dataset_dirs"]).utf8)) as? [String: [String: Int]])
+        XCTAssertEqual(dirs, ["meta_cap_dd.json": ["n_repeats": 3, "img_count": 3]], "kohya names the metadata file, not the folder")
+        let tags = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try XCTUnwrap(metadata["ss_tag_frequency"]).utf8)) as? [String: [String: Int]])
+        XCTAssertEqual(tags, ["meta_cap_dd.json": ["disc": 2, "red": 1, "wide": 1]], "kohya counts the tags, not the captions")
+        let inspected = try ToolRunner.run("lora-inspect", [folder + "/ft/ft.safetensors"])
+        XCTAssertTrue(inspected.stdout.contains("3 images in 1 metadata file(s), 9 with repeats"), inspected.stdout)
+
+        // A key naming no image: refused before training, naming the key and the metadata file.
+        try #"{"img0.png": {"caption": "x"}, "gone": {"caption": "y"}}"#.write(toFile: folder + "/gone.json", atomically: false, encoding: .utf8)
+        let gone = try ToolRunner.run("lora-train", args.map { $0 == folder + "/meta_cap_dd.json" ? folder + "/gone.json" : $0 } + ["--dry-run"])
+        XCTAssertEqual(gone.status, 2, gone.stderr)
+        XCTAssertTrue(gone.stderr.contains("gone.json") && gone.stderr.contains("no image for \"gone\""), gone.stderr)
+
+        // The dataset-config form: metadata_file in a subset; ss_datasets marks the dataset as not DreamBooth.
+        try """
+            [[datasets]]
+            resolution = 64
+            batch_size = 2
+              [[datasets.subsets]]
+              image_dir = "\(images)"
+              metadata_file = "\(folder)/meta_cap_dd.json"
+            """.write(toFile: folder + "/ft.toml", atomically: false, encoding: .utf8)
+        let configured = common.filter { !["--train-data-dir", folder + "/data"].contains($0) }
+            + ["--dataset-config", folder + "/ft.toml", "--dataset_repeats", "2", "--max-train-steps", "1", "--output-name", "ftc", "--output-dir", folder + "/ftc"]
+        let toml = try ToolRunner.run("lora-train", configured)
+        XCTAssertEqual(toml.status, 0, toml.stderr)
+        let datasets = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try XCTUnwrap(try ModelFile.open(folder + "/ftc/ftc.safetensors")
+            .metadata["ss_datasets"]).utf8)) as? [[String: Any]])
+        XCTAssertEqual(datasets.first?["is_dreambooth"] as? Bool, false)
+        XCTAssertEqual(datasets.first?["num_train_images"] as? Int, 6, "--dataset_repeats is the subsets' num_repeats, as in kohya")
+        let subset = try XCTUnwrap((datasets.first?["subsets"] as? [[String: Any]])?.first)
+        XCTAssertEqual(subset["metadata_file"] as? String, "meta_cap_dd.json")
+        XCTAssertNil(subset["class_tokens"], "a fine-tuning subset has no class tokens in kohya's metadata")
+        try (String(contentsOfFile: folder + "/ft.toml", encoding: .utf8) + "\n  [[datasets.subsets]]\n  image_dir = \"\(images)\"\n")
+            .write(toFile: folder + "/mixed.toml", atomically: false, encoding: .utf8)
+        let mixed = try ToolRunner.run("lora-train", configured.map { $0 == folder + "/ft.toml" ? folder + "/mixed.toml" : $0 } + ["--dry-run"])
+        XCTAssertEqual(mixed.status, 2, mixed.stderr)
+        XCTAssertTrue(mixed.stderr.contains("mixed.toml") && mixed.stderr.contains("mixes folder (DreamBooth) subsets and subsets with metadata_file"), mixed.stderr)
+    }
+
     /// WebP images train beside PNGs (found by content, sized from the header); a BMP is refused before
     /// training, naming the file.
     func testWebPImagesTrainAndBMPsAreNamed() throws {

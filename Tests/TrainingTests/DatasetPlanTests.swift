@@ -22,6 +22,12 @@ final class DatasetPlanTests: XCTestCase {
         struct Image: Decodable { let path: String, repeats: Int, caption: String, is_reg: Bool, bucket: [Int], resized: [Int] }
         struct Bucket: Decodable { let resolution: [Int], count: Int }
         struct Steps: Decodable { let steps_per_epoch: Int, total: Int, epochs: Int }
+        /// A fine-tuning case: the metadata file's name and text, and the images it lists (paths under the training folder).
+        struct Metadata: Decodable {
+            struct Image: Decodable { let path: String, width: Int, height: Int }
+            let file: String, text: String, images: [Image]
+        }
+        let metadata: Metadata?
         let name: String, args: [String], caption_extension: String
         let train: [Folder], reg: [Folder], images: [Image], buckets: [Bucket]
         let mean_img_ar_error: Double?
@@ -77,7 +83,23 @@ final class DatasetPlanTests: XCTestCase {
             defer { try? FileManager.default.removeItem(atPath: work) }
             try Self.build(golden.train, under: work + "/train")
             if !golden.reg.isEmpty { try Self.build(golden.reg, under: work + "/reg") }
-            var (subsets, _) = try DatasetSubset.fromFolders(train: work + "/train", regularization: golden.reg.isEmpty ? nil : work + "/reg")
+            var subsets: [DatasetSubset]
+            if let metadata = golden.metadata {
+                for image in metadata.images {
+                    let path = work + "/train/" + image.path
+                    try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                    FileManager.default.createFile(atPath: path, contents: Data(try PNGCodec.encode(Bitmap(width: image.width, height: image.height, fill: RGB(120, 80, 40)))))
+                }
+                try metadata.text.write(toFile: work + "/" + metadata.file, atomically: false, encoding: .utf8)
+                func value(_ name: String) -> String? { golden.args.firstIndex(of: name).map { golden.args[$0 + 1] } }
+                var subset = DatasetSubset(imageDirectory: work + "/train", repeats: Int(value("--dataset_repeats") ?? "1")!)
+                subset.metadataFile = work + "/" + metadata.file
+                subset.enableWildcard = golden.args.contains("--enable_wildcard")
+                subset.captionSeparator = value("--caption_separator") ?? ","
+                subsets = [subset]
+            } else {
+                subsets = try DatasetSubset.fromFolders(train: work + "/train", regularization: golden.reg.isEmpty ? nil : work + "/reg").subsets
+            }
             for i in subsets.indices { subsets[i].captionExtension = golden.caption_extension }
             let (bucketing, batch) = Self.bucketing(golden.args)
             let plan = try DatasetPlan.make(subsets: subsets, bucketing: bucketing, batchSize: batch)
@@ -141,6 +163,10 @@ final class DatasetPlanTests: XCTestCase {
             ("[[datasets.subsets]]\nimage_dir = 'y'\nkeep_tokens = -1", "keep_tokens", "keep_tokens must be at least 0"),
             ("[[datasets.subsets]]\nimage_dir = 'y'\ncaption_dropout_rate = 1.5", "caption_dropout_rate", "between 0 and 1"),
             ("[[datasets.subsets]]\nimage_dir = 'y'\ncaption_tag_dropout_rate = -0.1", "caption_tag_dropout_rate", "between 0 and 1"),
+            // Fine-tuning subsets: kohya's schema has no DreamBooth keys for them, and a dataset is one kind or the other.
+            ("[[datasets.subsets]]\nmetadata_file = 'm.json'\nis_reg = true", "is_reg", "belongs to folder (DreamBooth) subsets"),
+            ("[[datasets.subsets]]\nmetadata_file = 3", "metadata_file", "metadata_file must be a string"),
+            ("[[datasets.subsets]]\nmetadata_file = 'm.json'", "metadata_file", "mixes folder (DreamBooth) subsets and subsets with metadata_file"),
         ]
         for (line, key, message) in cases {
             try "[[datasets]]\n\(line)\n[[datasets.subsets]]\nimage_dir = 'x'\n".write(toFile: path, atomically: false, encoding: .utf8)

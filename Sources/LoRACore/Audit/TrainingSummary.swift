@@ -95,7 +95,9 @@ public struct TrainingSummary: Sendable, Codable, Equatable {
                 total += count * repeats
             }
             trainingImages = total
-            fields.append(Field(label: "dataset", value: "\(images) images in \(entries.count) folder(s), \(total) with repeats"))
+            // kohya records a fine-tuning dataset under its metadata file's name (--in_json, metadata_file).
+            let metadataFiles = entries.allSatisfy { $0.0.hasSuffix(".json") || $0.0.hasSuffix(".jsonl") }
+            fields.append(Field(label: "dataset", value: "\(images) images in \(entries.count) \(metadataFiles ? "metadata file" : "folder")(s), \(total) with repeats"))
         } else if let n = m[.numTrainImages].flatMap(Int.init) {
             trainingImages = n
             fields.append(Field(label: "dataset", value: "\(n) images (with repeats)"))

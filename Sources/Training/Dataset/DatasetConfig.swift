@@ -9,7 +9,8 @@ import LoRACore
 /// here: `num_repeats` and `class_tokens` are given. Each `[[datasets]]` is a
 /// dataset of its own (resolution, batch size, buckets), as kohya's
 /// DatasetGroup; a key kohya does not know, or one we do not support with a
-/// value that asks for something, is an error naming the key.
+/// value that asks for something, is an error naming the key. A subset with
+/// `metadata_file` is kohya's fine-tuning subset (`MetadataListing`).
 public struct DatasetConfig: Sendable {
     public var subsets: [DatasetSubset]
     public var resolution: Resolution?
@@ -106,14 +107,25 @@ public struct DatasetConfig: Sendable {
                 throw ModelError(.invalid, "[[datasets.subsets]] has an unknown key \(key)", file: path, key: key)
             }
             let levels = [own, dataset, general]
-            guard let dir = lookup("image_dir", [own])?.stringValue else {
+            // A fine-tuning subset (kohya's FT_SUBSET schema): metadata_file, image_dir only where its keys are relative, no DreamBooth keys.
+            let metadataFile = try lookup("metadata_file", [own]).map { v throws(ModelError) in
+                guard let file = v.stringValue else { throw ModelError(.invalid, "metadata_file must be a string", file: path, key: "metadata_file") }
+                return file
+            }
+            if metadataFile != nil {
+                for key in ["is_reg", "class_tokens", "caption_extension", "cache_info"] where lookup(key, [own]) != nil {
+                    throw ModelError(.invalid, "\(key) belongs to folder (DreamBooth) subsets, not to one with metadata_file", file: path, key: key)
+                }
+            }
+            guard let dir = lookup("image_dir", [own])?.stringValue ?? (metadataFile != nil ? "" : nil) else {
                 throw ModelError(.invalid, "a subset without image_dir", file: path, key: "image_dir")
             }
             var s = defaults
             s.imageDirectory = dir
-            s.classTokens = lookup("class_tokens", levels)?.stringValue
+            s.metadataFile = metadataFile
+            s.classTokens = metadataFile == nil ? lookup("class_tokens", levels)?.stringValue : nil
             s.isRegularization = try lookup("is_reg", [own]).map { v throws(ModelError) in try bool(v, "is_reg", path) } ?? false
-            s.repeats = try lookup("num_repeats", levels).map { v throws(ModelError) in try int(v, "num_repeats", path, atLeast: 1) } ?? 1
+            s.repeats = try lookup("num_repeats", levels).map { v throws(ModelError) in try int(v, "num_repeats", path, atLeast: 1) } ?? defaults.repeats
             if let v = lookup("caption_extension", levels)?.stringValue { s.captionExtension = DatasetSubset.normalizedExtension(v) }
             if let v = lookup("shuffle_caption", levels) { s.shuffleCaption = try bool(v, "shuffle_caption", path) }
             if let v = lookup("caption_separator", levels)?.stringValue { s.captionSeparator = v }
@@ -134,12 +146,16 @@ public struct DatasetConfig: Sendable {
             if let v = lookup("secondary_separator", levels)?.stringValue { s.secondarySeparator = v }
             if let v = lookup("token_warmup_min", levels) { s.tokenWarmupMin = try int(v, "token_warmup_min", path, atLeast: 0) }
             if let v = lookup("token_warmup_step", levels) { s.tokenWarmupStep = try number(v, "token_warmup_step", path) }
-            for key in ["face_crop_aug_range", "metadata_file", "conditioning_data_dir", "custom_attributes"] {
+            for key in ["face_crop_aug_range", "conditioning_data_dir", "custom_attributes"] {
                 if let v = lookup(key, levels), v != .null, v != .string(""), v != .array([]), v != .object([]) {
                     throw ModelError(.unsupported, "\(key) is not supported yet", file: path, key: key)
                 }
             }
             config.subsets.append(s)
+        }
+        if Set(config.subsets.map { $0.metadataFile == nil }).count > 1 {
+            throw ModelError(.invalid, "a [[datasets]] table mixes folder (DreamBooth) subsets and subsets with metadata_file; kohya refuses it too: "
+                             + "put them in separate [[datasets]]", file: path, key: "metadata_file")
         }
         return config
     }

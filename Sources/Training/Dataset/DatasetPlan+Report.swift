@@ -29,6 +29,12 @@ extension DatasetPlan {
         for index in part.subsets {
             let subset = subsets[index]
             let count = images.filter { $0.subsetIndex == index }.count
+            if let file = subset.metadataFile {
+                let tagged = tagFrequency[part.tagFrequency].first { $0.folder == subset.recordedName }.map { !$0.tags.isEmpty } ?? false
+                lines.append("loaded metadata \(file): \(count) images\(subset.imageDirectory.isEmpty ? "" : " in \(subset.imageDirectory)"), "
+                             + "\(subset.repeats) repeats, captions\(tagged ? " and tags" : "") from the metadata")
+                continue
+            }
             let captioned = images.filter { $0.subsetIndex == index && $0.captionSource == .file }.count
             let listed = subset.isRegularization && count == 0 ? "" : " (\(captioned) with \(subset.captionExtension) captions)"
             lines.append("found directory \(subset.imageDirectory) contains \(count) image files\(listed), "

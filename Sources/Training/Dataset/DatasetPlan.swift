@@ -97,6 +97,22 @@ public struct DatasetPlan: Sendable {
         var regular: [DatasetImage] = [], regularization: [DatasetImage] = []
         for (index, subset) in subsets.enumerated() {
             if side == .validation && split == nil { continue }
+            if subset.metadataFile != nil {
+                // A fine-tuning subset: kohya's FineTuningDataset takes no validation share and no regularization images.
+                if side == .validation { continue }
+                if let split, split.fraction > 0 {
+                    plan.warnings.append("validation split \(pythonFloat(split.fraction)) does not apply to \(subset.metadataFile!): kohya's "
+                                         + "fine-tuning datasets are not split, all their images train")
+                }
+                let listed = try plan.metadataImages(subset, index: index)
+                guard !listed.isEmpty else {
+                    plan.warnings.append("ignored subset with \(subset.metadataFile!): it lists no images")
+                    continue
+                }
+                regular += listed
+                plan.trainImagesWithRepeats += subset.repeats * listed.count
+                continue
+            }
             var paths = try ImageListing.images(in: subset.imageDirectory)
             if let split, !paths.isEmpty {
                 if subset.isRegularization {
@@ -134,7 +150,7 @@ public struct DatasetPlan: Sendable {
                 if subset.isRegularization { regularization.append(image) } else { regular.append(image) }
             }
             let folderImages = (subset.isRegularization ? regularization : regular).suffix(paths.count)
-            plan.tagFrequency.append(((subset.imageDirectory as NSString).lastPathComponent, tagCounts(folderImages.map(\.caption))))
+            plan.tagFrequency.append((subset.recordedName, tagCounts(folderImages.map(\.caption))))
             if missing > 0 {
                 var line = "\(missing) of \(paths.count) images in \(subset.imageDirectory) have no \(subset.captionExtension) caption file"
                 line += subset.classTokens.map { $0.isEmpty ? "" : "; they are captioned \"\($0)\"" } ?? ""
@@ -152,6 +168,9 @@ public struct DatasetPlan: Sendable {
             plan.parts = [Part(subsets: 0..<subsets.count, buckets: 0..<0, bucketing: bucketing, batchSize: batchSize, trainImagesWithRepeats: 0,
                                regImagesWithRepeats: 0, meanAspectError: 0, tagFrequency: 0..<plan.tagFrequency.count)]
             return plan
+        }
+        guard !regular.isEmpty || subsets.allSatisfy({ $0.metadataFile == nil }) else {
+            throw ModelError(.mismatch, "no training images found: the metadata file lists none", file: subsets.first?.metadataFile)
         }
         guard !regular.isEmpty else {
             throw ModelError(.mismatch, "no training images found: the training data folder must be the parent of folders named "

@@ -4,9 +4,14 @@ import LoRACore
 
 /// One folder of images with how to use them: sd-scripts' DreamBooth-style
 /// subset (library/config_util.py `DreamBoothSubsetParams`), either parsed
-/// from a `<repeats>_<class tokens>` folder name or given by a dataset TOML.
+/// from a `<repeats>_<class tokens>` folder name or given by a dataset TOML;
+/// or, with `metadataFile`, its fine-tuning subset (`FineTuningSubsetParams`:
+/// the images and captions a metadata JSON lists, `MetadataListing`).
 public struct DatasetSubset: Sendable, Equatable {
+    /// The images' folder ("" for a metadata file whose paths are all absolute).
     public var imageDirectory: String
+    /// kohya's `metadata_file` / `--in_json`: the subset lists its images and captions there, not in the folder.
+    public var metadataFile: String?
     public var repeats: Int = 1
     /// The caption of images without a caption file (the text after the
     /// folder name's first underscore). nil: no class tokens (TOML without them).
@@ -40,6 +45,8 @@ public struct DatasetSubset: Sendable, Equatable {
     public var tokenWarmupMin = 1
     public var tokenWarmupStep = 0.0
     public var augmentsEachStep: Bool { randomCrop || colorAugment }
+    /// The name kohya's metadata records the subset under (`ss_dataset_dirs`, `ss_tag_frequency`): its metadata file's, else its folder's.
+    public var recordedName: String { ((metadataFile ?? imageDirectory) as NSString).lastPathComponent }
 
     public init(imageDirectory: String, repeats: Int = 1, classTokens: String? = nil, isRegularization: Bool = false) {
         self.imageDirectory = imageDirectory

@@ -5,10 +5,10 @@ import LoRACore
 /// One training image as the dataset lists it.
 public struct DatasetImage: Sendable, Equatable {
     public var path: String
-    /// The caption file's first line, stripped; or the subset's class tokens; or "".
+    /// The caption file's first line, stripped; or the subset's class tokens; or the metadata file's caption and tags; or "".
     public var caption: String
     /// Where the caption came from, for the plan and its warnings.
-    public enum CaptionSource: String, Sendable { case file, classTokens, none }
+    public enum CaptionSource: String, Sendable { case file, classTokens, metadata, none }
     public var captionSource: CaptionSource
     public var subsetIndex: Int
     public var repeats: Int

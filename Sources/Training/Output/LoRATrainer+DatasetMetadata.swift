@@ -18,7 +18,7 @@ extension LoRATrainer {
                     tags.append((folder, Self.tagJSON(counts)))
                 }
                 for index in part.subsets where !plan.subsets[index].isRegularization {
-                    let base = (plan.subsets[index].imageDirectory as NSString).lastPathComponent
+                    let base = plan.subsets[index].recordedName
                     var name = base, n = 2
                     while dirs.contains(where: { $0.0 == name }) { name = base + " (\(n))"; n += 1 }
                     dirs.append((name, dirInfo(index)))
@@ -44,7 +44,7 @@ extension LoRATrainer {
         m[.keepTokens] = String(first?.keepTokens ?? 0)
         func dirs(_ reg: Bool) -> JSON {
             .object(plan.subsets.indices.filter { plan.subsets[$0].isRegularization == reg }.map { index in
-                ((plan.subsets[index].imageDirectory as NSString).lastPathComponent, dirInfo(index))
+                (plan.subsets[index].recordedName, dirInfo(index))
             })
         }
         m[.datasetDirs] = dirs(false).pythonDumps()
@@ -61,17 +61,24 @@ extension LoRATrainer {
         let limits: (JSON, JSON) = part.bucketing.limits.map { (number($0.min), number($0.max)) } ?? (.null, .null)
         let subsets: [JSON] = part.subsets.map { index in
             let s = plan.subsets[index]
-            return .object([
+            var fields: [(String, JSON)] = [
                 ("img_count", number(imageCount(index))), ("num_repeats", number(s.repeats)), ("color_aug", .bool(s.colorAugment)),
                 ("flip_aug", .bool(s.flipAugment)), ("random_crop", .bool(s.randomCrop)), ("shuffle_caption", .bool(s.shuffleCaption)),
                 ("keep_tokens", number(s.keepTokens)), ("keep_tokens_separator", .string(s.keepTokensSeparator)), ("secondary_separator", text(s.secondarySeparator)),
                 ("enable_wildcard", .bool(s.enableWildcard)), ("caption_prefix", text(s.captionPrefix)), ("caption_suffix", text(s.captionSuffix)),
-                ("resize_interpolation", text(s.resizeInterpolation?.rawValue)), ("image_dir", .string((s.imageDirectory as NSString).lastPathComponent)),
-                ("class_tokens", text(s.classTokens)), ("is_reg", .bool(s.isRegularization)),
-            ])
+                ("resize_interpolation", text(s.resizeInterpolation?.rawValue)),
+            ]
+            // kohya: image_dir when the subset has one; a DreamBooth subset's class tokens and is_reg, a fine-tuning one's metadata file.
+            if !s.imageDirectory.isEmpty { fields.append(("image_dir", .string((s.imageDirectory as NSString).lastPathComponent))) }
+            if let file = s.metadataFile {
+                fields.append(("metadata_file", .string((file as NSString).lastPathComponent)))
+            } else {
+                fields += [("class_tokens", text(s.classTokens)), ("is_reg", .bool(s.isRegularization))]
+            }
+            return .object(fields)
         }
         return .object([
-            ("is_dreambooth", .bool(true)), ("batch_size_per_device", number(part.batchSize)),
+            ("is_dreambooth", .bool(plan.subsets[part.subsets].allSatisfy { $0.metadataFile == nil })), ("batch_size_per_device", number(part.batchSize)),
             ("num_train_images", number(part.trainImagesWithRepeats)), ("num_reg_images", number(part.regImagesWithRepeats)),
             ("resolution", .array([number(part.bucketing.resolution.width), number(part.bucketing.resolution.height)])),
             ("enable_bucket", .bool(bucketed)), ("min_bucket_reso", limits.0), ("max_bucket_reso", limits.1),
