@@ -74,8 +74,12 @@ public enum ToolRun {
         return ExitCode(status)
     }
 
+    /// Set when standard output carries one JSON document that is printed at the end (lora-train's
+    /// `--json`): the human report, written as the work goes, moves to standard error.
+    nonisolated(unsafe) public static var reportsToStandardError = false
+
     /// Print human output, with any file-derived text escaped.
     public static func say(_ text: String) {
-        print(TerminalText.escape(text))
+        if reportsToStandardError { printError(TerminalText.escape(text)) } else { print(TerminalText.escape(text)) }
     }
 }

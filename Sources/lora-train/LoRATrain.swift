@@ -211,6 +211,9 @@ struct LoRATrain: ParsableCommand {
     @Flag(name: .shortAndLong, help: "No progress bar.")
     var quiet = false
 
+    @Flag(help: "Print the plan and time estimate (--dry-run), the probe and suggested rates (--find-lr) or the run's files and losses as one JSON document on standard output; the report goes to standard error.")
+    var json = false
+
     @OptionGroup var kohyaFlags: KohyaAcceptedFlags
     @OptionGroup var kohyaIgnored: KohyaTrainingFlags
 
@@ -239,7 +242,8 @@ struct LoRATrain: ParsableCommand {
 
     func run() throws {
         ToolEnvironment.prepare()
-        try ToolRun.perform(json: false) {
+        ToolRun.reportsToStandardError = json
+        try ToolRun.perform(json: json) {
             let plan = try makePlan()
             var validationPlan: DatasetPlan? = try makePlan(.validation)
             if validationPlan?.images.isEmpty ?? true {
@@ -307,6 +311,11 @@ struct LoRATrain: ParsableCommand {
                                                                   model: file.map(TrainingEstimate.modelScale) ?? (1, 1))
                 ToolRun.say("estimated time: ~\(ReportText.clock(caching)) caching latents, ~\(ReportText.clock(training)) training "
                             + "(rough: scaled from a 2-core AVX2 EPYC's SD1.5 figures by image area, model size and cores; the progress bar's s/it is the real one)")
+                if json {
+                    let summary = plan.summary(steps: steps, gradientAccumulationSteps: configuration.gradientAccumulationSteps,
+                                               validationImagesWithRepeats: validationPlan?.trainImagesWithRepeats ?? 0)
+                    print(try JSONOutput.string(DryRunReport(plan: summary, estimatedSeconds: .init(caching: caching, training: training))))
+                }
                 return
             }
             if findLR {

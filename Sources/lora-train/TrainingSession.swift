@@ -72,7 +72,7 @@ struct TrainingSession {
 
         let caching = ProgressBar(label: "caching latents", total: plan.images.count + (validation?.images.count ?? 0), unit: .items,
                                   enabled: !command.quiet)
-        try ToolRun.perform(json: false, bar: caching) { try trainer.cacheLatents { _, _ in caching.advance(by: 1) } }
+        try ToolRun.perform(json: command.json, bar: caching) { try trainer.cacheLatents { _, _ in caching.advance(by: 1) } }
         if configuration.cacheLatentsToDisk {
             ToolRun.say("latents: \(trainer.cache.reused) of \(plan.images.count) images from .npz caches on disk, \(plan.images.count - trainer.cache.reused) encoded")
         }
@@ -84,7 +84,8 @@ struct TrainingSession {
         let bar = ProgressBar(label: "steps", total: remaining, unit: .items, enabled: !command.quiet, delay: 0)
         if start.step > 0 { bar.advance(by: start.step) }
         var last = Date()
-        var interrupted = false
+        let started = last
+        var interrupted: String?, stepsRun = 0, lastStep = start.step, lastAverage: Double?
         var curve: [LossCurve.Point] = [], validationPoints: [LossCurve.Point] = []
         let curvePath = (output as NSString).appendingPathComponent(configuration.outputName + "-loss.png")
         func drawCurve() {
@@ -97,13 +98,14 @@ struct TrainingSession {
         ToolEnvironment.deferInterrupt(true)
         defer { ToolEnvironment.deferInterrupt(false) }
         trainer.stopRequested = { ToolEnvironment.interruptRequested }
-        let files = try ToolRun.perform(json: false, bar: bar) {
+        let files = try ToolRun.perform(json: command.json, bar: bar) {
             try trainer.run(resume: resumeState) { event in
                 switch event {
                 case let .epochStarted(epoch, total):
                     if epoch > 1 && !curve.isEmpty { drawCurve() }
                     if command.quiet || !ToolEnvironment.stderrIsTerminal { printError("epoch \(epoch)/\(total)") }
                 case let .step(step, _, epoch, loss, average, rates, d):
+                    (stepsRun, lastStep, lastAverage) = (stepsRun + 1, step, average)
                     log.record(step: step, epoch: epoch, loss: loss, averageLoss: average, learningRates: rates, adaptiveScale: d)
                     board?.record(TensorBoardLog.stepScalars(loss: loss, averageLoss: average, learningRates: rates, adaptiveScale: d,
                                                              maxNorm: trainer.lastMaxNorm), step: step)
@@ -131,7 +133,7 @@ struct TrainingSession {
                 case let .interrupted(folder, step):
                     bar.finish()
                     printError("interrupted at step \(step): resume with --resume \(TerminalText.escape(folder))")
-                    interrupted = true
+                    interrupted = folder
                 case let .sampled(paths, step):
                     bar.finish()
                     printError("sample images at step \(step): " + paths.map { TerminalText.escape(($0 as NSString).lastPathComponent) }.joined(separator: ", "))
@@ -139,7 +141,14 @@ struct TrainingSession {
             }
         }
         drawCurve()
-        if interrupted { throw ExitCode(130) }
+        if command.json {
+            let summary = plan.summary(steps: trainer.steps, gradientAccumulationSteps: configuration.gradientAccumulationSteps,
+                                       validationImagesWithRepeats: validation?.trainImagesWithRepeats ?? 0)
+            print(try JSONOutput.string(RunReport(plan: summary, models: files, log: log.path, lossCurve: curvePath, tensorBoard: board?.path,
+                                                  stepsRun: stepsRun, lastStep: lastStep, finalAverageLoss: lastAverage,
+                                                  seconds: Date().timeIntervalSince(started), interruptedState: interrupted)))
+        }
+        if interrupted != nil { throw ExitCode(130) }
         ToolRun.say("model saved: " + files.joined(separator: ", "))
         ToolRun.say("log: " + log.path + ", loss curve: " + curvePath)
     }
@@ -151,10 +160,10 @@ struct TrainingSession {
         let trainer = try LoRATrainer(model: model, plan: plan, configuration: configuration)
         ToolRun.say("learning-rate probe: Prodigy (lr 1, bias correction, safeguard warm-up), U-Net modules, \(trainer.steps.totalSteps) steps")
         let caching = ProgressBar(label: "caching latents", total: plan.images.count, unit: .items, enabled: !command.quiet)
-        try ToolRun.perform(json: false, bar: caching) { try trainer.cacheLatents { _, _ in caching.advance(by: 1) } }
+        try ToolRun.perform(json: command.json, bar: caching) { try trainer.cacheLatents { _, _ in caching.advance(by: 1) } }
         let bar = ProgressBar(label: "probe", total: trainer.steps.totalSteps, unit: .items, enabled: !command.quiet, delay: 0)
         var rates: [Double] = []
-        try ToolRun.perform(json: false, bar: bar) {
+        try ToolRun.perform(json: command.json, bar: bar) {
             _ = try trainer.run { event in
                 if case let .step(_, _, _, _, average, groups, d) = event, let d {
                     rates.append(d * (groups.map(\.rate).max() ?? 0))
@@ -176,6 +185,11 @@ struct TrainingSession {
         ToolRun.say("(the median d*lr of the probe's last quarter; the text encoder at 1/10 to 1/2 of it, as the guides do)")
         if result.stillRising {
             printError("warning: d*lr was still rising at the end of the probe: the suggestion is a lower bound; probe longer (--find-lr-steps)")
+        }
+        if command.json {
+            print(try JSONOutput.string(LearningRateReport(dTimesLR: rates, suggestedUNetLR: result.suggestedUNet,
+                                                           suggestedTextEncoderLR: [result.suggestedTextEncoder.lowerBound, result.suggestedTextEncoder.upperBound],
+                                                           stillRising: result.stillRising)))
         }
     }
 }

@@ -785,6 +785,43 @@ final class TrainCLITests: XCTestCase {
         XCTAssertTrue(mixed.stderr.contains("mixed.toml") && mixed.stderr.contains("mixes folder (DreamBooth) subsets and subsets with metadata_file"), mixed.stderr)
     }
 
+    /// --json: standard output is one JSON document — the plan and estimate of a dry run, the files and losses of a run,
+    /// or the error — and the human report goes to standard error.
+    func testJSONReports() throws {
+        func document(_ run: ToolRunner.Result) throws -> [String: Any] {
+            try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any], "stdout is one JSON document: \(run.stdout)")
+        }
+        let dry = try ToolRunner.run("lora-train", common + ["--max-train-epochs", "3", "--dry-run", "--json"])
+        XCTAssertEqual(dry.status, 0, dry.stderr)
+        let plan = try XCTUnwrap(try document(dry)["plan"] as? [String: Any])
+        // 4 images × 2 repeats in one 64×64 bucket, batches of 2: 4 batches per epoch, 12 steps over 3 epochs.
+        XCTAssertEqual(plan["trainImagesWithRepeats"] as? Int, 8)
+        XCTAssertEqual(plan["batchesPerEpoch"] as? Int, 4)
+        XCTAssertEqual(plan["totalSteps"] as? Int, 12)
+        let dataset = try XCTUnwrap((plan["datasets"] as? [[String: Any]])?.first)
+        XCTAssertEqual((dataset["buckets"] as? [[String: Any]])?.map { $0["count"] as? Int }, [8])
+        let subset = try XCTUnwrap((dataset["subsets"] as? [[String: Any]])?.first)
+        XCTAssertEqual(subset["captioned"] as? Int, 2, "two of the four images have .txt captions")
+        XCTAssertEqual(subset["classTokens"] as? String, "zkw shape")
+        XCTAssertEqual((plan["warnings"] as? [String])?.count, 1, "the two uncaptioned images")
+        XCTAssertNotNil((try document(dry)["estimatedSeconds"] as? [String: Double])?["training"])
+        XCTAssertTrue(dry.stderr.contains("total optimization steps: 12"), "the human plan moves to stderr: \(dry.stderr)")
+
+        let run = try ToolRunner.run("lora-train", common + ["--max-train-steps", "2", "--output-dir", folder + "/j", "--output-name", "j", "--json"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let report = try document(run)
+        XCTAssertEqual(report["models"] as? [String], [folder + "/j/j.safetensors"])
+        XCTAssertEqual(report["stepsRun"] as? Int, 2)
+        let csv = try String(contentsOfFile: try XCTUnwrap(report["log"] as? String), encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual((report["finalAverageLoss"] as? Double).map { String($0) }, csv.last.map { String($0.split(separator: ",")[3]) },
+                       "the last step's average loss, as the CSV log has it")
+
+        let refused = try ToolRunner.run("lora-train", common.map { $0 == folder + "/data" ? folder + "/none" : $0 } + ["--dry-run", "--json"])
+        XCTAssertEqual(refused.status, 2, refused.stderr)
+        let error = try XCTUnwrap(try document(refused)["error"] as? [String: Any])
+        XCTAssertEqual(error["file"] as? String, folder + "/none")
+    }
+
     /// WebP images train beside PNGs (found by content, sized from the header); a BMP is refused before
     /// training, naming the file.
     func testWebPImagesTrainAndBMPsAreNamed() throws {
@@ -927,6 +964,14 @@ final class TrainCLITests: XCTestCase {
         XCTAssertTrue(run.stdout.contains("suggested AdamW rates: --unet-lr "), run.stdout)
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/last.safetensors"))
         XCTAssertFalse(FileManager.default.fileExists(atPath: ToolRunner.repoRoot + "/last-log.csv"), "the probe writes no log")
+        let json = try ToolRunner.run("lora-train", common + ["--find-lr", "--find-lr-steps", "8", "--json"])
+        XCTAssertEqual(json.status, 0, json.stderr)
+        let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any], json.stdout)
+        XCTAssertEqual((report["dTimesLR"] as? [Double])?.count, 8)
+        let unet = try XCTUnwrap(report["suggestedUNetLR"] as? Double), te = try XCTUnwrap(report["suggestedTextEncoderLR"] as? [Double])
+        XCTAssertTrue(run.stdout.contains(String(format: "--unet-lr %.2g", unet)), "the same probe suggests the same rate: \(run.stdout)")
+        XCTAssertEqual(te.count, 2)
+        XCTAssertEqual(te[1], unet / 2, accuracy: unet * 1e-9, "the text encoder at up to half the U-Net's rate")
     }
 
     /// --save-last-n-steps keeps the step files of the last n steps; --save-state-on-train-end saves one state at the end.
