@@ -38,14 +38,16 @@ static inline void filter_1d(const float g[3], float t[6]) {
 
 // The filter transform for eight input channels at once (vector extensions:
 // AVX2 registers where the CPU has them, two SSE registers otherwise). The
-// eight 3x3 filters are transposed into lanes first.
+// eight 3x3 filters are transposed into lanes first: filters `stride` floats
+// apart, tap k read from TAP(k) (k itself, or 8 - k for the flipped filters
+// of the input gradient's convolution).
 typedef float v8 __attribute__((vector_size(32)));
-#define FILTER_BLOCK_BODY                                                                              \
+#define FILTER_BLOCK_BODY(TAP)                                                                         \
     const v8 quarter = (v8){0} + 0.25f, sixth = (v8){0} + 1.0f / 6, twelfth = (v8){0} + 1.0f / 12;   \
     const v8 twentyfourth = (v8){0} + 1.0f / 24;                                                      \
     v8 g[9];                                                                                          \
     for (int k = 0; k < 9; k++)                                                                       \
-        for (int lane = 0; lane < 8; lane++) g[k][lane] = w[(size_t)lane * 9 + (size_t)k];            \
+        for (int lane = 0; lane < 8; lane++) g[k][lane] = w[(size_t)lane * stride + (size_t)(TAP)];   \
     v8 t[6][3];                                                                                       \
     for (int j = 0; j < 3; j++) {                                                                     \
         v8 g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];                                                   \
@@ -67,40 +69,65 @@ typedef float v8 __attribute__((vector_size(32)));
         for (int j = 0; j < 6; j++) __builtin_memcpy(u + (size_t)(i * 6 + j) * plane, &r[j], 32);     \
     }
 
-static void filter_block_portable(const float *w, float *u, size_t plane) { FILTER_BLOCK_BODY }
+static void filter_block_portable(const float *w, size_t stride, float *u, size_t plane) { FILTER_BLOCK_BODY(k) }
+static void filter_block_flipped_portable(const float *w, size_t stride, float *u, size_t plane) { FILTER_BLOCK_BODY(8 - k) }
 #if defined(__x86_64__)
-__attribute__((target("avx2,fma"))) static void filter_block_avx2(const float *w, float *u, size_t plane) { FILTER_BLOCK_BODY }
+__attribute__((target("avx2,fma"))) static void filter_block_avx2(const float *w, size_t stride, float *u, size_t plane) { FILTER_BLOCK_BODY(k) }
+__attribute__((target("avx2,fma"))) static void filter_block_flipped_avx2(const float *w, size_t stride, float *u, size_t plane) {
+    FILTER_BLOCK_BODY(8 - k)
+}
 #endif
 
-void lt_winograd_filter(const float *w, size_t out, size_t in, size_t o_begin, size_t o_end, float *u) {
-    const size_t plane = out * in;
+// One filter's transform (the channels left over from the blocks of eight), taps read as the blocks read them.
+static void filter_single(const float *w, int flipped, float *u, size_t plane) {
+    float g[9];
+    for (int k = 0; k < 9; k++) g[k] = w[flipped ? 8 - k : k];
+    float t[6][3];  // G g: 6 rows of 3
+    for (int j = 0; j < 3; j++) {
+        float column[3] = {g[j], g[3 + j], g[6 + j]}, r[6];
+        filter_1d(column, r);
+        for (int i = 0; i < 6; i++) t[i][j] = r[i];
+    }
+    for (int i = 0; i < 6; i++) {
+        float r[6];
+        filter_1d(t[i], r);  // (G g) G^T, row i
+        for (int j = 0; j < 6; j++) u[(size_t)(i * 6 + j) * plane] = r[j];
+    }
+}
+
+// Rows r_begin..<r_end of U [36][rows][cols]. Plain: row o, column c is filter W[o][c] (filters 9 floats apart
+// along a row). Transposed, for the convolution that gives W's input gradient: W'[c][o] is W[o][c] with its
+// taps reversed, so row c, column o reads W[o][c] (filters rows*9 floats apart along a row) flipped. The
+// same arithmetic as transforming a flipped copy, without writing the copy.
+static void filter_rows(const float *w, size_t rows, size_t cols, size_t r_begin, size_t r_end, float *u, int transposed) {
+    const size_t plane = rows * cols, stride = transposed ? rows * 9 : 9;
 #if defined(__x86_64__)
     const int avx2 = lt_kernels_use_avx2();
 #endif
-    for (size_t o = o_begin; o < o_end; o++) {
-        float *row = u + o * in;
+    for (size_t r = r_begin; r < r_end; r++) {
+        float *row = u + r * cols;
+        const float *first = w + (transposed ? r : r * cols) * 9;
         size_t c = 0;
-        for (; c + 8 <= in; c += 8) {
+        for (; c + 8 <= cols; c += 8) {
+            const float *g = first + c * stride;
 #if defined(__x86_64__)
-            if (avx2) { filter_block_avx2(w + (o * in + c) * 9, row + c, plane); continue; }
+            if (avx2) {
+                if (transposed) filter_block_flipped_avx2(g, stride, row + c, plane); else filter_block_avx2(g, stride, row + c, plane);
+                continue;
+            }
 #endif
-            filter_block_portable(w + (o * in + c) * 9, row + c, plane);
+            if (transposed) filter_block_flipped_portable(g, stride, row + c, plane); else filter_block_portable(g, stride, row + c, plane);
         }
-        for (; c < in; c++) {
-            const float *g = w + (o * in + c) * 9;
-            float t[6][3];  // G g: 6 rows of 3
-            for (int j = 0; j < 3; j++) {
-                float column[3] = {g[j], g[3 + j], g[6 + j]}, r[6];
-                filter_1d(column, r);
-                for (int i = 0; i < 6; i++) t[i][j] = r[i];
-            }
-            for (int i = 0; i < 6; i++) {
-                float r[6];
-                filter_1d(t[i], r);  // (G g) G^T, row i
-                for (int j = 0; j < 6; j++) row[(size_t)(i * 6 + j) * plane + c] = r[j];
-            }
-        }
+        for (; c < cols; c++) filter_single(first + c * stride, transposed, row + c, plane);
     }
+}
+
+void lt_winograd_filter(const float *w, size_t out, size_t in, size_t o_begin, size_t o_end, float *u) {
+    filter_rows(w, out, in, o_begin, o_end, u, 0);
+}
+
+void lt_winograd_filter_transposed(const float *w, size_t out, size_t in, size_t c_begin, size_t c_end, float *u) {
+    filter_rows(w, in, out, c_begin, c_end, u, 1);
 }
 
 // Tiles are numbered over (item, tile row, tile column); `first` is the first

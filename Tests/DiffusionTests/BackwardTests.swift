@@ -114,18 +114,32 @@ final class BackwardTests: XCTestCase {
     }
 
     func testConvolutions() {
-        checkConvolution(batch: 2, c: 3, h: 5, w: 6, out: 4, k: 3, stride: 1, pad: 1)   // dx by the transposed conv (im2col path)
+        checkConvolution(batch: 2, c: 3, h: 5, w: 6, out: 4, k: 3, stride: 1, pad: 1)   // 3×3 off Winograd's path: col2im
         checkConvolution(batch: 1, c: 3, h: 7, w: 6, out: 2, k: 3, stride: 2, pad: 1)   // downsampler: col2im
         checkConvolution(batch: 2, c: 4, h: 3, w: 5, out: 3, k: 1, stride: 1, pad: 0)   // 1×1: col2im
     }
 
-    /// The transposed convolution that gives dx takes the forward's Winograd
-    /// path when large enough (that path itself is checked on every kernel
-    /// path in LayerTests): dx at sampled coordinates, dW and db are the im2col
-    /// GEMMs checked above.
+    /// dx as the transposed convolution on the forward's Winograd path, its filters transformed straight from
+    /// W (flipped and transposed as they are read, `lt_winograd_filter_transposed`), forced on: on each kernel
+    /// path, with channel counts that leave a scalar tail after the blocks of eight on both sides. dx at sampled
+    /// coordinates; dW and db are the im2col GEMMs checked above.
     func testConvolutionInputGradientOnTheWinogradPath() {
-        XCTAssertGreaterThanOrEqual(17 * 16, Conv2d.winogradMinimumPixels)
-        checkConvolution(batch: 1, c: 32, h: 17, w: 16, out: 32, k: 3, stride: 1, pad: 1, sampled: 8, inputOnly: true)
+        Conv2d.forcedWinograd = true
+        defer { Conv2d.forcedWinograd = nil }
+        KernelPaths.forEachPath { _ in
+            checkConvolution(batch: 1, c: 35, h: 17, w: 16, out: 33, k: 3, stride: 1, pad: 1, sampled: 8, inputOnly: true)
+            // The same numbers, bit for bit, as the forward of a flipped, transposed copy of the weights on the same path.
+            var rng = Rng(state: 5)
+            let (c, out, h, w) = (35, 33, 9, 13)
+            let weight = Self.floats(rng.values(out * c * 9)), dy = Tensor(shape: [2, out, h, w], values: Self.floats(rng.values(2 * out * h * w)))
+            var flipped = [Float](repeating: 0, count: weight.count)
+            for o in 0..<out { for i in 0..<c { for tap in 0..<9 { flipped[(i * out + o) * 9 + 8 - tap] = weight[(o * c + i) * 9 + tap] } } }
+            let layer = Conv2d(key: "w", biasKey: "b", inChannels: c, outChannels: out, kernel: 3, padding: .same(1), weight: weight,
+                               bias: [Float](repeating: 0, count: out))
+            let copy = Conv2d(key: "t", biasKey: "tb", inChannels: out, outChannels: c, kernel: 3, padding: .same(1), weight: flipped,
+                              bias: [Float](repeating: 0, count: c))
+            XCTAssertEqual(layer.backward(input: Tensor(zeros: [2, c, h, w]), outputGradient: dy).values, copy.forward(dy).values, KernelPaths.description)
+        }
     }
 
     // MARK: Norms

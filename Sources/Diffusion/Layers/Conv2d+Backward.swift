@@ -1,3 +1,4 @@
+import CEngineKernels
 import LinearAlgebra
 import LoRACore
 
@@ -8,8 +9,10 @@ extension Conv2d {
     ///   dW += dy·cols(x)ᵀ   per item            [out, in·k·k]
     ///   db += Σ_pixels dy                        [out]
     /// A 3×3, stride-1, pad-1 convolution's dx is itself such a convolution of
-    /// dy (filters transposed and flipped), so it runs on the forward's
-    /// Winograd path; other shapes (strided downsamplers, 1×1) take col2im.
+    /// dy (filters transposed and flipped), so where the forward would take
+    /// Winograd's path it runs there, its filters transformed straight from W
+    /// (no flipped copy); other shapes (strided downsamplers, 1×1, the small
+    /// deep levels) take col2im.
     public func backward(input x: Tensor, outputGradient dy: Tensor, weightGradient: Gradient? = nil, biasGradient: Gradient? = nil) -> Tensor {
         let (oh, ow) = outputSize(height: x.shape[2], width: x.shape[3])
         let flops = 2 * Double(x.shape[0] * oh * ow) * Double(outChannels * inChannels * kernel * kernel) * (weightGradient == nil ? 1 : 2)
@@ -25,8 +28,17 @@ extension Conv2d {
         let pixels = oh * ow, k = inChannels * kernel * kernel
         let w = store.floats()
         var dx: Tensor
-        if kernel == 3 && stride == 1 && padding == .same(1) {
-            dx = transposed(w).forward(dy)
+        if kernel == 3 && stride == 1 && padding == .same(1)
+            && Conv2d.usesWinograd(batch: batch, height: height, width: width, inChannels: outChannels, outChannels: inChannels) {
+            let (inChannels, outChannels) = (self.inChannels, self.outChannels)
+            dx = w.withUnsafeBufferPointer { wp in
+                Conv2d.winogradTiles(dy, outChannels: inChannels, bias: [Float](repeating: 0, count: inChannels)) { u in
+                    let source = UncheckedSendable(wp.baseAddress!), target = UncheckedSendable(u)
+                    Parallel.forRanges(inChannels, cost: outChannels * 64) { range in
+                        lt_winograd_filter_transposed(source.value, outChannels, inChannels, range.lowerBound, range.upperBound, target.value)
+                    }
+                }
+            }
         } else {
             dx = Tensor(zeros: x.shape)
             var cols = [Float](unsafeUninitializedCapacity: k * pixels) { _, n in n = k * pixels }
@@ -61,21 +73,6 @@ extension Conv2d {
             } } }
         }
         return dx
-    }
-
-    /// The convolution whose forward is this one's input gradient (3×3,
-    /// stride 1, pad 1): W'[c, o, ky, kx] = W[o, c, 2 − ky, 2 − kx], no bias.
-    func transposed(_ w: [Float]) -> Conv2d {
-        var flipped = [Float](repeating: 0, count: w.count)
-        for o in 0..<outChannels {
-            for c in 0..<inChannels {
-                for tap in 0..<9 {
-                    flipped[(c * outChannels + o) * 9 + (8 - tap)] = w[(o * inChannels + c) * 9 + tap]
-                }
-            }
-        }
-        return Conv2d(key: key + "ᵀ", biasKey: biasKey, inChannels: outChannels, outChannels: inChannels, kernel: 3, padding: .same(1),
-                      weight: flipped, bias: [Float](repeating: 0, count: inChannels))
     }
 
     /// Adds columns [in·k·k, oh·ow] back onto the input planes they were

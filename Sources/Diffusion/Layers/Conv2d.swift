@@ -78,12 +78,12 @@ public struct Conv2d: Sendable {
         // Winograd only in fp32: F(4×4, 3×3)'s transforms (coefficients up to 5 and 1/4) magnify bf16's operand
         // rounding; a kohya bf16 step's gradients moved 11% from torch's autocast step through it, 5.6% without
         // (torch's own bf16-vs-fp32 spread; TrainingStepTests.testBF16StepIsCloseToKohyasAutocastStep).
-        if kernel == 3 && stride == 1 && padding == .same(1) && oh * ow >= Conv2d.winogradMinimumPixels && Conv2d.winogradEnabled
-            && inChannels >= 32 && outChannels >= 32 && LinearAlgebra.routing.arithmetic == .fp32 {
+        if kernel == 3 && stride == 1 && padding == .same(1)
+            && Conv2d.usesWinograd(batch: batch, height: oh, width: ow, inChannels: inChannels, outChannels: outChannels) {
             return winograd(x, weight: w, bias: b, lowRank: lowRank)
         }
         let k = inChannels * kernel * kernel
-        if batch > 1 && oh * ow < Conv2d.winogradMinimumPixels && k * batch * oh * ow <= 2 * Conv2d.tileBudget {
+        if batch > 1 && oh * ow < Conv2d.foldedMaximumPixels && k * batch * oh * ow <= 2 * Conv2d.tileBudget {
             return folded(x, weight: w, bias: b, lowRank: lowRank, outputSize: (oh, ow))
         }
         var y = Tensor.uninitialized([batch, outChannels, oh, ow])
@@ -119,12 +119,26 @@ public struct Conv2d: Sendable {
         return y
     }
 
-    /// Images at least this large (per item) use Winograd; smaller ones are
-    /// dominated by reading the weights, which Winograd enlarges 4×. Measured
-    /// (Benchmarks/README.md): at 16×16 (the U-Net's 1280-channel level)
-    /// Winograd is ~20% faster than im2col, at 8×8 not.
-    static let winogradMinimumPixels = 256
+    /// Convolutions over at least this many 4×4 tiles (all batch items) use Winograd. Its transformed
+    /// filters are 4× the weights and written on every call (too big to keep: 8.7 GB for SD1.5's), so
+    /// it pays only over enough tiles to reuse them. Measured with `lora-bench conv` on SD1.5's shapes
+    /// (Benchmarks/README.md, AMD host): from 64 tiles (a 32² latent at batch 1) Winograd is as fast as
+    /// im2col or up to 3× faster, below it (16² at batch 1 and 2, 24² at batch 1) up to 3× slower; the
+    /// rule picks the faster path for every shape at 512² (batch 1 and 2) and 768² (batch 1).
+    public static let winogradMinimumTiles = 64
+    /// Images below this many pixels fold all batch items into one GEMM (the weights, which dominate there, read once).
+    static let foldedMaximumPixels = 256
     static let winogradEnabled = ProcessInfo.processInfo.environment["LT_NO_WINOGRAD"] == nil
+
+    /// Whether a 3×3, stride-1, pad-1 convolution of this size runs on Winograd's path (its forward, and
+    /// in the backward the input gradient, which is such a convolution with channels swapped).
+    public static func usesWinograd(batch: Int, height: Int, width: Int, inChannels: Int, outChannels: Int) -> Bool {
+        guard winogradEnabled && inChannels >= 32 && outChannels >= 32 && LinearAlgebra.routing.arithmetic == .fp32 else { return false }
+        return forcedWinograd ?? (batch * ((height + 3) / 4) * ((width + 3) / 4) >= winogradMinimumTiles)
+    }
+
+    /// Set by benchmarks and tests to force Winograd's path on (true) or off (false) whatever the size; nil: by size.
+    nonisolated(unsafe) public static var forcedWinograd: Bool?
     /// Points of the transformed 6×6 tile: one GEMM each.
     static let winogradPoints = 36
     /// Floats in the V and M buffers of one chunk of tiles (64 MB).
@@ -140,22 +154,50 @@ public struct Conv2d: Sendable {
         let total = outChannels + extra
         var filters = weight
         for a in lowRank { filters += a.down }
-        let fullBias = bias + [Float](repeating: 0, count: extra)
-        var u = [Float](unsafeUninitializedCapacity: Conv2d.winogradPoints * total * c) { _, n in n = Conv2d.winogradPoints * total * c }
-        filters.withUnsafeBufferPointer { fp in
-            u.withUnsafeMutableBufferPointer { up in
-                let source = UncheckedSendable(fp.baseAddress!), target = UncheckedSendable(up.baseAddress!)
+        let y = Conv2d.winogradTiles(x, outChannels: total, bias: bias + [Float](repeating: 0, count: extra)) { u in
+            filters.withUnsafeBufferPointer { fp in
+                let source = UncheckedSendable(fp.baseAddress!), target = UncheckedSendable(u)
                 Parallel.forRanges(total, cost: c * 64) { range in
                     lt_winograd_filter(source.value, total, c, range.lowerBound, range.upperBound, target.value)
                 }
             }
         }
+        guard extra > 0 else { return y }
+        // Split off the down-projections and add s·up·down to the outputs.
+        let plane = h * w
+        var out = Tensor.uninitialized([batch, outChannels, h, w])
+        out.withMutablePointer { op in
+            y.withPointer { yp in
+                for item in 0..<batch {
+                    let source = yp + item * total * plane, target = op + item * outChannels * plane
+                    target.update(from: source, count: outChannels * plane)
+                    var offset = outChannels
+                    for a in lowRank {
+                        a.up.withUnsafeBufferPointer { upBuffer in
+                            LinearAlgebra.gemm(m: outChannels, n: plane, k: a.rank, alpha: a.scale, a: upBuffer.baseAddress!, lda: a.rank,
+                                 b: source + offset * plane, ldb: plane, beta: 1, c: target, ldc: plane)
+                        }
+                        offset += a.rank
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// The tile loop of Winograd's path for input x [batch, channels, h, w] and `outChannels` outputs: the input
+    /// tiles transformed chunk by chunk, 36 GEMMs against the transformed filters U [36][outChannels][channels]
+    /// that `filters` writes, and the output transform with the bias.
+    static func winogradTiles(_ x: Tensor, outChannels total: Int, bias: [Float], filters: (UnsafeMutablePointer<Float>) -> Void) -> Tensor {
+        let batch = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
+        var u = [Float](unsafeUninitializedCapacity: Conv2d.winogradPoints * total * c) { _, n in n = Conv2d.winogradPoints * total * c }
+        u.withUnsafeMutableBufferPointer { filters($0.baseAddress!) }
         let tiles = batch * ((h + 3) / 4) * ((w + 3) / 4)
         let chunk = max(1, min(tiles, Conv2d.winogradBudget / (Conv2d.winogradPoints * (c + total))))
         var y = Tensor.uninitialized([batch, total, h, w])
         var v = [Float](unsafeUninitializedCapacity: Conv2d.winogradPoints * c * chunk) { _, n in n = Conv2d.winogradPoints * c * chunk }
         var m = [Float](unsafeUninitializedCapacity: Conv2d.winogradPoints * total * chunk) { _, n in n = Conv2d.winogradPoints * total * chunk }
-        x.withPointer { xp in y.withMutablePointer { yp in u.withUnsafeBufferPointer { up in fullBias.withUnsafeBufferPointer { bp in
+        x.withPointer { xp in y.withMutablePointer { yp in u.withUnsafeBufferPointer { up in bias.withUnsafeBufferPointer { bp in
             v.withUnsafeMutableBufferPointer { vp in m.withUnsafeMutableBufferPointer { mp in
                 let input = UncheckedSendable(xp), output = UncheckedSendable(yp), transformedFilters = UncheckedSendable(up.baseAddress!)
                 let tilesV = UncheckedSendable(vp.baseAddress!), products = UncheckedSendable(mp.baseAddress!)
@@ -181,27 +223,7 @@ public struct Conv2d: Sendable {
                 }
             } }
         } } } }
-        guard extra > 0 else { return y }
-        // Split off the down-projections and add s·up·down to the outputs.
-        let plane = h * w
-        var out = Tensor.uninitialized([batch, outChannels, h, w])
-        out.withMutablePointer { op in
-            y.withPointer { yp in
-                for item in 0..<batch {
-                    let source = yp + item * total * plane, target = op + item * outChannels * plane
-                    target.update(from: source, count: outChannels * plane)
-                    var offset = outChannels
-                    for a in lowRank {
-                        a.up.withUnsafeBufferPointer { upBuffer in
-                            LinearAlgebra.gemm(m: outChannels, n: plane, k: a.rank, alpha: a.scale, a: upBuffer.baseAddress!, lda: a.rank,
-                                 b: source + offset * plane, ldb: plane, beta: 1, c: target, ldc: plane)
-                        }
-                        offset += a.rank
-                    }
-                }
-            }
-        }
-        return out
+        return y
     }
 
     /// Small images (the U-Net's deepest levels): all batch items in one GEMM,
