@@ -29,7 +29,7 @@ extension Conv2d {
         let w = store.floats()
         var dx: Tensor
         if kernel == 3 && stride == 1 && padding == .same(1)
-            && Conv2d.usesWinograd(batch: batch, height: height, width: width, inChannels: outChannels, outChannels: inChannels) {
+            && Conv2d.usesWinograd(height: height, width: width, inChannels: outChannels, outChannels: inChannels) {
             let (inChannels, outChannels) = (self.inChannels, self.outChannels)
             dx = w.withUnsafeBufferPointer { wp in
                 Conv2d.winogradTiles(dy, outChannels: inChannels, bias: [Float](repeating: 0, count: inChannels)) { u in

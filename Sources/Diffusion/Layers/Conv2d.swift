@@ -79,7 +79,7 @@ public struct Conv2d: Sendable {
         // rounding; a kohya bf16 step's gradients moved 11% from torch's autocast step through it, 5.6% without
         // (torch's own bf16-vs-fp32 spread; TrainingStepTests.testBF16StepIsCloseToKohyasAutocastStep).
         if kernel == 3 && stride == 1 && padding == .same(1)
-            && Conv2d.usesWinograd(batch: batch, height: oh, width: ow, inChannels: inChannels, outChannels: outChannels) {
+            && Conv2d.usesWinograd(height: oh, width: ow, inChannels: inChannels, outChannels: outChannels) {
             return winograd(x, weight: w, bias: b, lowRank: lowRank)
         }
         let k = inChannels * kernel * kernel
@@ -119,22 +119,22 @@ public struct Conv2d: Sendable {
         return y
     }
 
-    /// Convolutions over at least this many 4×4 tiles (all batch items) use Winograd. Its transformed
-    /// filters are 4× the weights and written on every call (too big to keep: 8.7 GB for SD1.5's), so
-    /// it pays only over enough tiles to reuse them. Measured with `lora-bench conv` on SD1.5's shapes
-    /// (Benchmarks/README.md, AMD host): from 64 tiles (a 32² latent at batch 1) Winograd is as fast as
-    /// im2col or up to 3× faster, below it (16² at batch 1 and 2, 24² at batch 1) up to 3× slower; the
-    /// rule picks the faster path for every shape at 512² (batch 1 and 2) and 768² (batch 1).
-    public static let winogradMinimumTiles = 64
+    /// Images at least this large (per item) use Winograd; smaller ones are
+    /// dominated by reading the weights, which Winograd enlarges 4×. Measured
+    /// in the engine (Benchmarks/README.md): at 16×16 (the U-Net's 1280-channel
+    /// level) Winograd is faster than im2col, at 8×8 not. (Timed one layer at a
+    /// time, outside a model, 16×16 came out 3× slower on Winograd's path; in the
+    /// U-Net it is the faster one, so whole steps decide, not single layers.)
+    static let winogradMinimumPixels = 256
     /// Images below this many pixels fold all batch items into one GEMM (the weights, which dominate there, read once).
     static let foldedMaximumPixels = 256
     static let winogradEnabled = ProcessInfo.processInfo.environment["LT_NO_WINOGRAD"] == nil
 
     /// Whether a 3×3, stride-1, pad-1 convolution of this size runs on Winograd's path (its forward, and
     /// in the backward the input gradient, which is such a convolution with channels swapped).
-    public static func usesWinograd(batch: Int, height: Int, width: Int, inChannels: Int, outChannels: Int) -> Bool {
+    static func usesWinograd(height: Int, width: Int, inChannels: Int, outChannels: Int) -> Bool {
         guard winogradEnabled && inChannels >= 32 && outChannels >= 32 && LinearAlgebra.routing.arithmetic == .fp32 else { return false }
-        return forcedWinograd ?? (batch * ((height + 3) / 4) * ((width + 3) / 4) >= winogradMinimumTiles)
+        return forcedWinograd ?? (height * width >= winogradMinimumPixels)
     }
 
     /// Set by benchmarks and tests to force Winograd's path on (true) or off (false) whatever the size; nil: by size.
