@@ -137,7 +137,7 @@ public struct Conv2d: Sendable {
         return forcedWinograd ?? (height * width >= winogradMinimumPixels)
     }
 
-    /// Set by benchmarks and tests to force Winograd's path on (true) or off (false) whatever the size; nil: by size.
+    /// Set by tests to force Winograd's path on (true) or off (false) whatever the size; nil: by size.
     nonisolated(unsafe) public static var forcedWinograd: Bool?
     /// Points of the transformed 6×6 tile: one GEMM each.
     static let winogradPoints = 36
