@@ -95,9 +95,15 @@ public final class CellRenderer: @unchecked Sendable {
         return loaded
     }
 
-    /// U-Net evaluations of a cell: steps × evaluations per step × 2 (CFG).
+    /// The steps a cell's sampler reports progress for: those asked, or for DDIM and PLMS one fewer than
+    /// their timesteps, as A1111 runs them.
+    public static func samplerSteps(_ s: CellSettings) -> Int {
+        s.sampler.sampler.usesTimesteps ? max(0, SamplerChoice.ddimTimesteps(steps: s.steps).count - 1) : s.steps
+    }
+
+    /// U-Net evaluations of a cell: steps × evaluations per step × 2 (CFG); PLMS's first step evaluates twice.
     public static func unetEvaluations(_ s: CellSettings) -> Int {
-        s.sampler.sampler == .ddim ? 2 * max(0, SamplerChoice.ddimTimesteps(steps: s.steps).count - 1)
-            : 2 * s.steps * s.sampler.sampler.evaluationsPerStep
+        let steps = samplerSteps(s)
+        return 2 * (steps * s.sampler.sampler.evaluationsPerStep + (s.sampler.sampler == .plms && steps > 0 ? 1 : 0))
     }
 }

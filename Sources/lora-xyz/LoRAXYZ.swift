@@ -305,7 +305,7 @@ struct Render: ParsableCommand {
                        + ", cache \(cacheFolder)")
         }
         ToolEnvironment.setInterruptNote("the cells finished so far are kept in \(cacheFolder): run the same command again to resume")
-        let totalSteps = pending.reduce(0) { $0 + CellRenderer.unetEvaluations($1.settings) / 2 / $1.settings.sampler.sampler.evaluationsPerStep }
+        let totalSteps = pending.reduce(0) { $0 + CellRenderer.samplerSteps($1.settings) }
         let bar = ProgressBar(label: "rendering", total: totalSteps, unit: .items, enabled: !sheet.quiet)
         do {
             try session.render(tokenizer: tokenizer) { event in

@@ -3,16 +3,35 @@ import Foundation
 import LoRACore
 import XCTest
 
-/// LMS, Heun, DPM2 and DPM2 a against k-diffusion's own functions
-/// (Fixtures/golden/make_sampler_golden.py) on Gaussian data, whose ideal
-/// denoiser is known in closed form, so the samplers' arithmetic is checked
-/// alone: the same σ list, initial latents and ancestral noise. Float32 on
+/// LMS, Heun, DPM2 and DPM2 a against k-diffusion's own functions, DDIM and
+/// PLMS against A1111's (Fixtures/golden/make_sampler_golden.py), on Gaussian
+/// data, whose ideal denoiser is known in closed form, so the samplers'
+/// arithmetic is checked alone: the same σ list or timesteps, initial latents
+/// and ancestral noise. Float32 on
 /// both sides; the tolerance allows a few roundings per step (torch's log/exp
 /// of the midpoint σ, fused multiply-adds), not a wrong term.
 final class SamplerClosedFormTests: XCTestCase {
     struct Golden: Decodable {
         let shape: [Int], mu: [Float], s: Float, sigmas: [Float], x0: [Float]
         let ancestral_noise: [[Float]], lms_coefficients: [[Double]], results: [String: [Float]]
+        let noise: [Float], steps: Int, timesteps: [Int], timestep_results: [String: [Float]], timestep_calls: [String: [Int]]
+    }
+
+    /// The same data in the variance-preserving form A1111's timestep samplers use, x_t = √ᾱ x0 + √(1 − ᾱ) ε:
+    /// the ideal noise prediction, with the timesteps it was asked at.
+    final class GaussianEpsilon: Denoiser, @unchecked Sendable {
+        let mu: [Float], s: Float, alphas: [Float]
+        var calls: [Int] = []
+        init(mu: [Float], s: Float, alphas: [Float]) { (self.mu, self.s, self.alphas) = (mu, s, alphas) }
+        func denoised(_ x: Tensor, sigma: Float) -> Tensor { fatalError("timestep samplers ask for ε") }
+        func epsilon(_ x: Tensor, timestep: Int) -> Tensor {
+            calls.append(timestep)
+            let a = alphas[timestep], root = a.squareRoot()
+            return Tensor(shape: x.shape, values: zip(x.values, mu).map { x, m in
+                let x0 = m + root * s * s * (x - root * m) / (a * s * s + 1 - a)
+                return (x - root * x0) / (1 - a).squareRoot()
+            })
+        }
     }
 
     struct Gaussian: Denoiser {
@@ -57,6 +76,28 @@ final class SamplerClosedFormTests: XCTestCase {
         }
     }
 
+    func testTimestepSamplersMatchA1111OnAClosedFormDenoiser() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: EngineGolden.folder + "/samplers_closed_form.json"))
+        let golden = try JSONDecoder().decode(Golden.self, from: data)
+        XCTAssertEqual(SamplerChoice.ddimTimesteps(steps: golden.steps), golden.timesteps)
+        let alphas = NoiseSchedule.standard.alphasCumprod, start = Tensor(shape: golden.shape, values: golden.noise)
+        var none = Recorded(queue: [])
+        var results: [String: [Float]] = [:]
+        for name in ["ddim", "plms"] {
+            let model = GaussianEpsilon(mu: golden.mu, s: golden.s, alphas: alphas)
+            results[name] = (name == "ddim" ? KDiffusion.ddim(model, x: start, timesteps: golden.timesteps, alphasCumprod: alphas, noise: &none)
+                                            : KDiffusion.plms(model, x: start, timesteps: golden.timesteps, alphasCumprod: alphas)).values
+            XCTAssertEqual(model.calls, golden.timestep_calls[name], "\(name): the timesteps the model is asked at")
+            let expected = try XCTUnwrap(golden.timestep_results[name])
+            let worst = zip(results[name]!, expected).map { abs($0 - $1) }.max() ?? .infinity
+            XCTAssertLessThan(worst, 2e-5, name)
+        }
+        // PLMS is not DDIM with another name: its multistep moves the result well beyond the tolerance.
+        XCTAssertGreaterThan(zip(results["plms"]!, results["ddim"]!).map { abs($0 - $1) }.max() ?? 0, 1e-2)
+        XCTAssertEqual(SamplerChoice(name: "PLMS"), SamplerChoice(.plms))
+        XCTAssertEqual(SamplerChoice(.plms).description, "PLMS")
+    }
+
     /// The pipeline runs each of them on the engine fixture: finite latents, the same from the same seed
     /// (DPM2 a's noise continues the image's generator), and each sampler its own result.
     func testPipelineRunsEachNewSampler() throws {
@@ -69,14 +110,14 @@ final class SamplerClosedFormTests: XCTestCase {
             return try pipeline.sample(parameters, conditions: conditions, adapters: .empty).values
         }
         var results: [[Float]] = []
-        for kind in [SamplerKind.lms, .heun, .dpm2, .dpm2Ancestral] {
+        for kind in [SamplerKind.lms, .heun, .dpm2, .dpm2Ancestral, .plms] {
             let a = try render(kind)
             XCTAssertTrue(a.allSatisfy(\.isFinite), kind.rawValue)
             XCTAssertEqual(a, try render(kind), "\(kind.rawValue): the same seed, the same latents")
             results.append(a)
         }
         results.append(try render(.euler))
-        XCTAssertEqual(Set(results.map { $0.map(\.bitPattern) }).count, results.count, "five samplers, five results")
+        XCTAssertEqual(Set(results.map { $0.map(\.bitPattern) }).count, results.count, "six samplers, six results")
     }
 
     /// A1111 runs DPM2 and DPM2 a on σ for steps + 1 with the one before the final 0 dropped

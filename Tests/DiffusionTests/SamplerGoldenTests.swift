@@ -31,7 +31,7 @@ final class SamplerGoldenTests: XCTestCase {
         XCTAssertEqual(SamplerChoice(name: "euler_a"), SamplerChoice(.eulerAncestral))
         XCTAssertEqual(SamplerChoice(name: "k_dpmpp_sde_karras"), SamplerChoice(.dpmppSDE, schedule: .karras))
         XCTAssertEqual(SamplerChoice(name: "Euler Karras")?.schedule, .karras)
-        XCTAssertNil(SamplerChoice(name: "PLMS"))
+        XCTAssertNil(SamplerChoice(name: "UniPC"))
         XCTAssertEqual(SamplerChoice(.dpmpp2m, schedule: .karras).description, "DPM++ 2M Karras")
         XCTAssertEqual(SamplerChoice(.eulerAncestral).description, "Euler a")
     }

@@ -31,8 +31,8 @@ public struct Infotext: Sendable, Equatable {
         var f: [(String, String)] = [
             ("Steps", String(p.steps)),
             ("Sampler", p.sampler.sampler.rawValue),
-            // DDIM has no σ schedule; A1111 records its "Automatic" default.
-            ("Schedule type", p.sampler.sampler == .ddim ? ScheduleKind.automatic.rawValue : p.sampler.schedule.rawValue),
+            // DDIM and PLMS have no σ schedule; A1111 records its "Automatic" default.
+            ("Schedule type", p.sampler.sampler.usesTimesteps ? ScheduleKind.automatic.rawValue : p.sampler.schedule.rawValue),
             ("CFG scale", Infotext.number(Double(p.cfgScale))),
             ("Seed", String(p.seed)),
             ("Size", "\(p.width)x\(p.height)"),

@@ -80,6 +80,10 @@ public struct Pipeline: Sendable {
             return KDiffusion.ddim(denoiser, x: noise, timesteps: SamplerChoice.ddimTimesteps(steps: parameters.steps),
                                    alphasCumprod: model.schedule.alphasCumprod, noise: &ancestral, progress: progress)
         }
+        if choice.sampler == .plms {
+            return KDiffusion.plms(denoiser, x: noise, timesteps: SamplerChoice.ddimTimesteps(steps: parameters.steps),
+                                   alphasCumprod: model.schedule.alphasCumprod, progress: progress)
+        }
         let sigmas = choice.sigmas(steps: parameters.steps, schedule: model.schedule)
         var x = noise
         for i in x.values.indices { x.values[i] *= sigmas[0] }
@@ -96,7 +100,7 @@ public struct Pipeline: Sendable {
             var brownian = BrownianNoise(seeds: [parameters.seed], elementsPerImage: noise.count,
                                          sigmaMin: positive.min() ?? 0, sigmaMax: sigmas.max() ?? 0, variant: parameters.noise)
             return KDiffusion.dpmppSDE(denoiser, x: x, sigmas: sigmas, noise: &brownian, progress: progress)
-        case .ddim: fatalError("handled above")
+        case .ddim, .plms: fatalError("handled above")
         }
     }
 

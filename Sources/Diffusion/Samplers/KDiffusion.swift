@@ -121,34 +121,6 @@ public enum KDiffusion {
         return x
     }
 
-    /// DDIM (η = 0 unless given) as A1111 runs it: integer timesteps, CFG on ε,
-    /// one evaluation per timestep except the first (t = 1) of the list.
-    public static func ddim(_ model: Denoiser, x: Tensor, timesteps: [Int], alphasCumprod: [Float], eta: Float = 0,
-                            noise: inout some NoiseSource, progress: Progress? = nil) -> Tensor {
-        var x = x
-        let total = timesteps.count - 1
-        for i in 0..<total {
-            let index = timesteps.count - 1 - i
-            let t = timesteps[index]
-            let epsilon = model.epsilon(x, timestep: t)
-            let aT = alphasCumprod[t]
-            let aPrev = alphasCumprod[index > 0 ? timesteps[index - 1] : 0]
-            let sigmaT = eta * Float((Double(1 - aPrev) / Double(1 - aT) * Double(1 - aT / aPrev)).squareRoot())
-            let sqrtOneMinusAT = (1 - aT).squareRoot(), sqrtAT = aT.squareRoot(), sqrtAPrev = aPrev.squareRoot()
-            let direction = (1 - aPrev - sigmaT * sigmaT).squareRoot()
-            map2(&x, epsilon) { x, e in
-                let predicted = (x - sqrtOneMinusAT * e) / sqrtAT
-                return sqrtAPrev * predicted + direction * e
-            }
-            if sigmaT > 0 {
-                let n = noise.noise(like: x, sigma: 0, sigmaNext: 0)
-                map2(&x, n) { x, z in x + sigmaT * z }
-            }
-            progress?(i + 1, total)
-        }
-        return x
-    }
-
     /// a[i] = f(a[i], b[i]) over the cores.
     static func map2(_ a: inout Tensor, _ b: Tensor, _ f: (Float, Float) -> Float) {
         let n = a.count

@@ -41,6 +41,10 @@ public enum SamplerKind: String, CaseIterable, Sendable, Codable {
     case heun = "Heun"
     case dpm2 = "DPM2"
     case dpm2Ancestral = "DPM2 a"
+    case plms = "PLMS"
+
+    /// A1111's timestep samplers (DDIM, PLMS): integer timesteps and ε, no σ schedule.
+    public var usesTimesteps: Bool { self == .ddim || self == .plms }
 
     /// UNet evaluations per step (before CFG doubles them; the second-order samplers' last step takes one).
     public var evaluationsPerStep: Int { [.dpmppSDE, .heun, .dpm2, .dpm2Ancestral].contains(self) ? 2 : 1 }
@@ -52,7 +56,7 @@ public enum SamplerKind: String, CaseIterable, Sendable, Codable {
     public var defaultSchedule: ScheduleKind {
         switch self {
         case .dpmpp2m, .dpmppSDE: return .karras
-        case .euler, .eulerAncestral, .ddim, .lms, .heun, .dpm2, .dpm2Ancestral: return .uniform
+        case .euler, .eulerAncestral, .ddim, .plms, .lms, .heun, .dpm2, .dpm2Ancestral: return .uniform
         }
     }
 }
@@ -89,18 +93,18 @@ public struct SamplerChoice: Sendable, Hashable, Codable, CustomStringConvertibl
         let compact = text.replacingOccurrences(of: " ", with: "").replacingOccurrences(of: "+", with: "p")
         let table: [String: SamplerKind] = ["euler": .euler, "eulera": .eulerAncestral, "eulerancestral": .eulerAncestral,
                                             "dpmpp2m": .dpmpp2m, "dpmppsde": .dpmppSDE, "ddim": .ddim, "lms": .lms, "heun": .heun,
-                                            "dpm2": .dpm2, "dpm2a": .dpm2Ancestral, "dpm2ancestral": .dpm2Ancestral]
+                                            "dpm2": .dpm2, "dpm2a": .dpm2Ancestral, "dpm2ancestral": .dpm2Ancestral, "plms": .plms]
         guard let sampler = table[compact] else { return nil }
         self.init(sampler, schedule: schedule)
     }
 
     public static var knownNames: [String] {
-        ["Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DPM++ SDE", "DPM++ SDE Karras", "DDIM", "LMS", "Heun", "DPM2", "DPM2 a"]
+        ["Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DPM++ SDE", "DPM++ SDE Karras", "DDIM", "PLMS", "LMS", "Heun", "DPM2", "DPM2 a"]
     }
 
     /// The name A1111 ≤1.8 shows ("DPM++ 2M Karras"): also what 1.9+ parses back.
     public var description: String {
-        schedule == sampler.defaultSchedule || sampler == .ddim
+        schedule == sampler.defaultSchedule || sampler.usesTimesteps
             ? (schedule == .karras && sampler != .euler && sampler != .eulerAncestral ? "\(sampler.rawValue) Karras" : sampler.rawValue)
             : "\(sampler.rawValue) \(schedule.rawValue)"
     }
@@ -117,7 +121,8 @@ public struct SamplerChoice: Sendable, Hashable, Codable, CustomStringConvertibl
         return sampler.discardsPenultimateSigma && sigmas.count > 2 ? Array(sigmas.dropLast(2)) + [sigmas[sigmas.count - 1]] : sigmas
     }
 
-    /// DDIM's timesteps as A1111 makes them: 1, 1 + 1000/steps, … (capped at 999).
+    /// DDIM's and PLMS's timesteps as A1111 makes them: 1, 1 + 1000/steps, … (capped at 999); the sampler runs
+    /// one step fewer than it lists (the last lands on timestep 1's neighbour 0 through ᾱ_0).
     public static func ddimTimesteps(steps: Int) -> [Int] {
         let stride = max(1, 1000 / max(steps, 1))
         return Swift.stride(from: 0, to: 1000, by: stride).map { min($0 + 1, 999) }

@@ -123,6 +123,9 @@ public struct SamplePrompt: Sendable, Equatable {
     public static func sampler(named name: String) -> SamplerChoice? {
         switch name.lowercased() {
         case "ddim": return SamplerChoice(.ddim)
+        // diffusers' PNDMScheduler, as kohya builds it, warms up with Runge–Kutta steps; A1111's PLMS is PNDM's
+        // linear multistep with an improved-Euler first step instead.
+        case "pndm": return SamplerChoice(.plms)
         case "euler", "k_euler": return SamplerChoice(.euler)
         case "euler_a", "k_euler_a": return SamplerChoice(.eulerAncestral)
         case "dpmsolver", "dpmsolver++": return SamplerChoice(.dpmpp2m)
@@ -134,6 +137,6 @@ public struct SamplePrompt: Sendable, Equatable {
         }
     }
 
-    public static let samplerNames = ["ddim", "euler", "euler_a", "k_euler", "k_euler_a", "dpmsolver", "dpmsolver++", "lms", "k_lms", "heun",
+    public static let samplerNames = ["ddim", "pndm", "euler", "euler_a", "k_euler", "k_euler_a", "dpmsolver", "dpmsolver++", "lms", "k_lms", "heun",
                                       "dpm_2", "k_dpm_2", "dpm_2_a", "k_dpm_2_a"]
 }
