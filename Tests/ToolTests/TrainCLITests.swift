@@ -149,7 +149,7 @@ final class TrainCLITests: XCTestCase {
     func testTrainsTheTextEncoderModules() throws {
         let out = folder + "/te"
         let prompts = folder + "/prompts.txt"
-        try "# kohya's prompt file\nzkw shape, red disc --n blurry --w 64 --h 64 --d 5 --s 4 --l 6\n\na plain square --w 64 --h 64 --s 3 --ss euler_a\n"
+        try "# kohya's prompt file\nzkw shape, red disc --n blurry --w 64 --h 64 --d 5 --s 4 --l 6\n\na plain square --w 64 --h 64 --s 3 --ss pndm\n"
             .write(toFile: prompts, atomically: false, encoding: .utf8)
         let run = try ToolRunner.run("lora-train", common.filter { $0 != "--network-train-unet-only" }
                                      + ["--output-dir", out, "--max-train-steps", "3", "--text-encoder-lr", "5e-4",
@@ -167,6 +167,10 @@ final class TrainCLITests: XCTestCase {
         let infotext = try XCTUnwrap(PNGCodec.textChunks(png)["parameters"])
         XCTAssertTrue(infotext.hasPrefix("zkw shape, red disc\nNegative prompt: blurry\nSteps: 4, Sampler: DDIM"), infotext)
         XCTAssertTrue(infotext.contains("CFG scale: 6, Seed: 5, Size: 64x64"), infotext)
+        // kohya's pndm, run as A1111's PLMS.
+        let second = try XCTUnwrap(samples.first { $0.hasPrefix("last_e000001_01_") })
+        let secondText = try XCTUnwrap(PNGCodec.textChunks([UInt8](try Data(contentsOf: URL(fileURLWithPath: out + "/sample/" + second))))["parameters"])
+        XCTAssertTrue(secondText.contains("Steps: 3, Sampler: PLMS, Schedule type: Automatic"), secondText)
         XCTAssertTrue(run.stdout.contains("create LoRA for Text Encoder: "), run.stdout)
         let file = try ModelFile.open(out + "/last.safetensors")
         let te = file.tensors.filter { $0.name.hasPrefix("lora_te_") && $0.name.hasSuffix(".lora_up.weight") }
