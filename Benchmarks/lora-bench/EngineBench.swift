@@ -47,7 +47,7 @@ struct EngineBench: ParsableCommand {
         let (compute, note) = requested.resolved()
         if let note, !json { print("note: \(note)") }
         // Before the model is loaded: the GEMM peak of a quiet, warm library.
-        results["best_gemm_gflops"] = compute.run { Self.bestGEMMRate() }
+        results["best_gemm_gflops"] = compute.run { Measure.bestGEMMRate() }
         let loadStart = Date()
         let tokenizerFile = try BPETokenizer.load(tokenizer)
         guard let precision = WeightPrecision(rawValue: weights) else { throw ValidationError("--weights: automatic, f32 or f16") }
@@ -122,21 +122,6 @@ struct EngineBench: ParsableCommand {
                                             100 * entry.seconds / max(total, 1e-9), entry.calls) + rate)
             }
         }
-    }
-
-    /// The best of ten 2048² GEMMs in the current routing and arithmetic, after two to warm up.
-    static func bestGEMMRate() -> Double {
-        let n = 2048
-        let a = [Float](repeating: 0.5, count: n * n), b = [Float](repeating: 0.25, count: n * n)
-        var c = [Float](repeating: 0, count: n * n)
-        for _ in 0..<2 { LinearAlgebra.gemm(m: n, n: n, k: n, a: a, lda: n, b: b, ldb: n, c: &c, ldc: n) }
-        var best = 0.0
-        for _ in 0..<10 {
-            let start = Date()
-            LinearAlgebra.gemm(m: n, n: n, k: n, a: a, lda: n, b: b, ldb: n, c: &c, ldc: n)
-            best = max(best, 2 * Double(n * n * n) / Date().timeIntervalSince(start) / 1e9)
-        }
-        return best
     }
 
     func currentRSS() -> Double {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LinearAlgebra
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -29,6 +30,22 @@ struct KohyaComparisonOptions: ParsableArguments {
 }
 
 enum Measure {
+    /// The best of ten 2048² GEMMs in the current routing and arithmetic, after two to warm up, in GFLOP/s:
+    /// the host's matrix peak that a step's GFLOP/s is set beside.
+    static func bestGEMMRate() -> Double {
+        let n = 2048
+        let a = [Float](repeating: 0.5, count: n * n), b = [Float](repeating: 0.25, count: n * n)
+        var c = [Float](repeating: 0, count: n * n)
+        for _ in 0..<2 { LinearAlgebra.gemm(m: n, n: n, k: n, a: a, lda: n, b: b, ldb: n, c: &c, ldc: n) }
+        var best = 0.0
+        for _ in 0..<10 {
+            let start = Date()
+            LinearAlgebra.gemm(m: n, n: n, k: n, a: a, lda: n, b: b, ldb: n, c: &c, ldc: n)
+            best = max(best, 2 * Double(n * n * n) / Date().timeIntervalSince(start) / 1e9)
+        }
+        return best
+    }
+
     /// The median of `repeats` runs, each started after `sync` so that no
     /// dirty pages from the previous run are still being written back.
     static func settled(_ label: String, _ command: [String], repeats: Int, environment: [String: String] = [:]) -> Measurement {

@@ -50,6 +50,8 @@ struct TrainBench: ParsableCommand {
         let (precision, note) = requested.resolved()
         if let note { print("note: --precision bf16: \(note)") }
         if ProcessInfo.processInfo.environment["LT_NO_ALLOC"] == nil { EngineAllocator.configure() }
+        // Before the model is loaded: the GEMM peak of a quiet, warm library, which the step's rate is set beside.
+        let bestGEMM = precision.run { Measure.bestGEMMRate() }
         let sd = try StableDiffusionModel(checkpoint: model, tokenizer: try BPETokenizer.load(tokenizer))
         guard sd.family != .sdxl else { throw ValidationError("SDXL training is not supported yet") }
         var seed: UInt64 = 1
@@ -78,12 +80,16 @@ struct TrainBench: ParsableCommand {
             if !json { print(String(format: "step %d: %.2f s (loss %.5f)", step + 1, times.last!, loss)) }
         }
         let profile = EngineProfile.snapshot()
+        // The last step's arithmetic (direct-algorithm count: Winograd is credited with im2col's multiplications, and
+        // with checkpointing the recomputed forward counts again) over its time.
+        let stepGFLOP = profile.reduce(0) { $0 + $1.flops } / 1e9
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let result: [String: Any] = [
             "modules": network.modules.count, "parameters": network.parameters.reduce(0) { $0 + $1.count },
             "step_seconds": times, "step_seconds_median": times.sorted()[times.count / 2],
             "peak_rss_mb": Double(usage.ru_maxrss) / 1024, "size": size, "dim": dim, "gradient_checkpointing": gradientCheckpointing, "precision": precision.rawValue, "gemm": LinearAlgebra.routing.description,
+            "best_gemm_gflops": bestGEMM, "step_gflop": stepGFLOP, "step_gflops_rate": stepGFLOP / times.last!,
             "step_profile": Dictionary(uniqueKeysWithValues: profile.map { ($0.category.rawValue, $0.seconds) }),
         ]
         if json {
@@ -93,6 +99,8 @@ struct TrainBench: ParsableCommand {
         print(String(format: "%@ %d², %d modules (dim %d), %@: %.2f s per optimizer step (median of %d), peak RSS %.0f MB",
                      sd.family.rawValue, size, network.modules.count, dim, precision.rawValue, result["step_seconds_median"] as! Double, steps,
                      result["peak_rss_mb"] as! Double))
+        print(String(format: "last step: %.0f GFLOP (direct-algorithm count) at %.1f GFLOP/s = %.0f%% of this host's best GEMM (%.1f GFLOP/s, 2048², %@)",
+                     stepGFLOP, stepGFLOP / times.last!, 100 * stepGFLOP / times.last! / bestGEMM, bestGEMM, LinearAlgebra.routing.description))
         print("last step's profile (forward layers, then backward):")
         for entry in profile where entry.seconds > 0 && !entry.category.isBreakdown {
             let rate = entry.flops > 0 ? String(format: "  %6.1f GFLOP/s", entry.flops / 1e9 / entry.seconds) : ""
