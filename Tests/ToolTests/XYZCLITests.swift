@@ -83,9 +83,9 @@ final class XYZCLITests: XCTestCase {
         XCTAssertEqual(badSchedule.status, 64)
         XCTAssertTrue(badSchedule.stderr.contains("unknown schedule type 'Beta'"), badSchedule.stderr)
 
-        let badSampler = try ToolRunner.run("lora-xyz", common + ["--sampler", "PLMS"])
+        let badSampler = try ToolRunner.run("lora-xyz", common + ["--sampler", "UniPC"])
         XCTAssertNotEqual(badSampler.status, 0)
-        XCTAssertTrue(badSampler.stderr.contains("unknown sampler 'PLMS'"), badSampler.stderr)
+        XCTAssertTrue(badSampler.stderr.contains("unknown sampler 'UniPC'"), badSampler.stderr)
         let noTokenizer = try ToolRunner.run("lora-xyz", common + ["--tokenizer", folder + "/none"])
         XCTAssertNotEqual(noTokenizer.status, 0)
         XCTAssertTrue(noTokenizer.stderr.contains(folder + "/none"), noTokenizer.stderr)
