@@ -16,12 +16,7 @@ extension KDiffusion {
             let aT = alphasCumprod[t]
             let aPrev = alphasCumprod[index > 0 ? timesteps[index - 1] : 0]
             let sigmaT = eta * Float((Double(1 - aPrev) / Double(1 - aT) * Double(1 - aT / aPrev)).squareRoot())
-            let sqrtOneMinusAT = (1 - aT).squareRoot(), sqrtAT = aT.squareRoot(), sqrtAPrev = aPrev.squareRoot()
-            let direction = (1 - aPrev - sigmaT * sigmaT).squareRoot()
-            map2(&x, epsilon) { x, e in
-                let predicted = (x - sqrtOneMinusAT * e) / sqrtAT
-                return sqrtAPrev * predicted + direction * e
-            }
+            x = ddimStep(x, epsilon: epsilon, timesteps: timesteps, index: index, alphasCumprod: alphasCumprod, sigma: sigmaT)
             if sigmaT > 0 {
                 let n = noise.noise(like: x, sigma: 0, sigmaNext: 0)
                 map2(&x, n) { x, z in x + sigmaT * z }
@@ -61,11 +56,12 @@ extension KDiffusion {
         return x
     }
 
-    /// η = 0 DDIM from timesteps[index] to the one before it (ᾱ of timestep 0 after the first).
-    static func ddimStep(_ x: Tensor, epsilon: Tensor, timesteps: [Int], index: Int, alphasCumprod: [Float]) -> Tensor {
+    /// DDIM's deterministic part from timesteps[index] to the one before it (ᾱ of timestep 0 after the first):
+    /// √ᾱ_prev · x̂0 + √(1 − ᾱ_prev − σ²) · ε; the σ-scaled noise, when η > 0, is the caller's.
+    static func ddimStep(_ x: Tensor, epsilon: Tensor, timesteps: [Int], index: Int, alphasCumprod: [Float], sigma: Float = 0) -> Tensor {
         let aT = alphasCumprod[timesteps[index]], aPrev = alphasCumprod[index > 0 ? timesteps[index - 1] : 0]
         let sqrtOneMinusAT = (1 - aT).squareRoot(), sqrtAT = aT.squareRoot(), sqrtAPrev = aPrev.squareRoot()
-        let direction = (1 - aPrev).squareRoot()
+        let direction = (1 - aPrev - sigma * sigma).squareRoot()
         var next = x
         map2(&next, epsilon) { x, e in sqrtAPrev * ((x - sqrtOneMinusAT * e) / sqrtAT) + direction * e }
         return next
