@@ -396,7 +396,7 @@ _lora-train() {
         return
         ;;
     '--sample-sampler'|'--sample_sampler')
-        __lora-train_add_completions -W 'ddim'$'\n''pndm'$'\n''euler'$'\n''euler_a'$'\n''k_euler'$'\n''k_euler_a'$'\n''dpmsolver'$'\n''dpmsolver++'$'\n''lms'$'\n''k_lms'$'\n''heun'$'\n''dpm_2'$'\n''k_dpm_2'$'\n''dpm_2_a'$'\n''k_dpm_2_a'
+        __lora-train_add_completions -W 'ddim'$'\n''pndm'$'\n''euler'$'\n''euler_a'$'\n''k_euler'$'\n''k_euler_a'$'\n''dpmsolver'$'\n''dpmsolver++'$'\n''dpmsingle'$'\n''lms'$'\n''k_lms'$'\n''heun'$'\n''dpm_2'$'\n''k_dpm_2'$'\n''dpm_2_a'$'\n''k_dpm_2_a'
         return
         ;;
     '--output-dir'|'--output_dir')

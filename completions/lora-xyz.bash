@@ -234,7 +234,7 @@ _lora-xyz_render() {
         return
         ;;
     '--sampler')
-        __lora-xyz_add_completions -W 'euler'$'\n''euler_a'$'\n''dpmpp_2m'$'\n''dpmpp_2m_karras'$'\n''dpmpp_sde'$'\n''dpmpp_sde_karras'$'\n''ddim'$'\n''plms'$'\n''lms'$'\n''heun'$'\n''dpm2'$'\n''dpm2_a'
+        __lora-xyz_add_completions -W 'euler'$'\n''euler_a'$'\n''dpmpp_2m'$'\n''dpmpp_2m_karras'$'\n''dpmpp_sde'$'\n''dpmpp_sde_karras'$'\n''ddim'$'\n''plms'$'\n''lms'$'\n''heun'$'\n''dpm2'$'\n''dpm2_a'$'\n''dpmpp_2s'
         return
         ;;
     '--schedule')

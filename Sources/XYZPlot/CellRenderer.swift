@@ -95,10 +95,10 @@ public final class CellRenderer: @unchecked Sendable {
         return loaded
     }
 
-    /// The steps a cell's sampler reports progress for: those asked, or for DDIM and PLMS one fewer than
-    /// their timesteps, as A1111 runs them.
+    /// The steps a cell's sampler reports progress for: those asked, or a timestep sampler's timesteps (DDIM and
+    /// PLMS run one fewer than A1111 lists).
     public static func samplerSteps(_ s: CellSettings) -> Int {
-        s.sampler.sampler.usesTimesteps ? max(0, SamplerChoice.ddimTimesteps(steps: s.steps).count - 1) : s.steps
+        s.sampler.sampler.usesTimesteps ? s.sampler.timesteps(steps: s.steps).count : s.steps
     }
 
     /// U-Net evaluations of a cell: steps × evaluations per step × 2 (CFG); PLMS's first step evaluates twice.

@@ -98,6 +98,43 @@ final class SamplerClosedFormTests: XCTestCase {
         XCTAssertEqual(SamplerChoice(.plms).description, "PLMS")
     }
 
+    struct DiffusersGolden: Decodable {
+        struct Run: Decodable { let calls: [Int], orders: [Int], result: [Float] }
+        let shape: [Int], mu: [Float], s: Float, noise: [Float], alphas_cumprod: [Float]
+        let dpm_singlestep: [String: Run], dpm_singlestep_timesteps: [String: [Int]]
+    }
+
+    /// kohya's dpmsingle against diffusers' DPMSolverSinglestepScheduler (make_diffusers_sampler_golden.py): its
+    /// timesteps for 1–60 steps, its order lists, and runs of 7 and 8 steps on the closed-form ε with its ᾱ.
+    func testDPMSolverSinglestepMatchesDiffusersOnAClosedFormDenoiser() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: EngineGolden.folder + "/diffusers_samplers_closed_form.json"))
+        let golden = try JSONDecoder().decode(DiffusersGolden.self, from: data)
+        for (steps, expected) in golden.dpm_singlestep_timesteps {
+            XCTAssertEqual(SamplerChoice(.dpmpp2s).timesteps(steps: Int(steps)!), expected, "\(steps) steps")
+        }
+        let start = Tensor(shape: golden.shape, values: golden.noise)
+        var results: [Tensor] = []
+        for (steps, run) in golden.dpm_singlestep.sorted(by: { $0.key < $1.key }) {
+            XCTAssertEqual(KDiffusion.singlestepOrders(steps: Int(steps)!), run.orders, "\(steps) steps")
+            let model = GaussianEpsilon(mu: golden.mu, s: golden.s, alphas: golden.alphas_cumprod)
+            let result = KDiffusion.dpmSolverSinglestep(model, x: start, timesteps: SamplerChoice.singlestepTimesteps(steps: Int(steps)!),
+                                                        alphasCumprod: golden.alphas_cumprod)
+            XCTAssertEqual(model.calls, run.calls, "\(steps) steps: the timesteps the model is asked at")
+            let worst = zip(result.values, run.result).map { abs($0 - $1) }.max() ?? .infinity
+            XCTAssertLessThan(worst, 2e-5, "\(steps) steps")
+            results.append(result)
+        }
+        // Not DDIM on the same timesteps under another name: the second-order steps move the result well beyond the tolerance.
+        let model = GaussianEpsilon(mu: golden.mu, s: golden.s, alphas: golden.alphas_cumprod)
+        var none = Recorded(queue: [])
+        let firstOrder = KDiffusion.ddim(model, x: start, timesteps: [0] + SamplerChoice.singlestepTimesteps(steps: 8).reversed(),
+                                         alphasCumprod: golden.alphas_cumprod, noise: &none)
+        XCTAssertGreaterThan(zip(results[1].values, firstOrder.values).map { abs($0 - $1) }.max() ?? 0, 1e-2)
+        XCTAssertEqual(SamplerChoice(name: "DPM++ 2S"), SamplerChoice(.dpmpp2s))
+        XCTAssertEqual(SamplerChoice(.dpmpp2s, schedule: .karras).description, "DPM++ 2S", "no σ schedule to name")
+        XCTAssertEqual(SamplerChoice(.ddim, schedule: .karras).description, "DDIM")
+    }
+
     /// The pipeline runs each of them on the engine fixture: finite latents, the same from the same seed
     /// (DPM2 a's noise continues the image's generator), and each sampler its own result.
     func testPipelineRunsEachNewSampler() throws {
@@ -110,14 +147,14 @@ final class SamplerClosedFormTests: XCTestCase {
             return try pipeline.sample(parameters, conditions: conditions, adapters: .empty).values
         }
         var results: [[Float]] = []
-        for kind in [SamplerKind.lms, .heun, .dpm2, .dpm2Ancestral, .plms] {
+        for kind in [SamplerKind.lms, .heun, .dpm2, .dpm2Ancestral, .plms, .dpmpp2s] {
             let a = try render(kind)
             XCTAssertTrue(a.allSatisfy(\.isFinite), kind.rawValue)
             XCTAssertEqual(a, try render(kind), "\(kind.rawValue): the same seed, the same latents")
             results.append(a)
         }
         results.append(try render(.euler))
-        XCTAssertEqual(Set(results.map { $0.map(\.bitPattern) }).count, results.count, "six samplers, six results")
+        XCTAssertEqual(Set(results.map { $0.map(\.bitPattern) }).count, results.count, "seven samplers, seven results")
     }
 
     /// A1111 runs DPM2 and DPM2 a on σ for steps + 1 with the one before the final 0 dropped

@@ -149,7 +149,7 @@ final class TrainCLITests: XCTestCase {
     func testTrainsTheTextEncoderModules() throws {
         let out = folder + "/te"
         let prompts = folder + "/prompts.txt"
-        try "# kohya's prompt file\nzkw shape, red disc --n blurry --w 64 --h 64 --d 5 --s 4 --l 6\n\na plain square --w 64 --h 64 --s 3 --ss pndm\n"
+        try "# kohya's prompt file\nzkw shape, red disc --n blurry --w 64 --h 64 --d 5 --s 4 --l 6\n\na plain square --w 64 --h 64 --s 3 --ss pndm\na plain disc --w 64 --h 64 --s 3 --ss dpmsingle\n"
             .write(toFile: prompts, atomically: false, encoding: .utf8)
         let run = try ToolRunner.run("lora-train", common.filter { $0 != "--network-train-unet-only" }
                                      + ["--output-dir", out, "--max-train-steps", "3", "--text-encoder-lr", "5e-4",
@@ -157,7 +157,7 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(run.status, 0, run.stderr)
         // kohya's sample names: before training by step (000000), after an epoch by epoch; the seed only when the prompt gives one.
         let samples = try FileManager.default.contentsOfDirectory(atPath: out + "/sample").sorted()
-        XCTAssertEqual(samples.count, 4, "\(samples)")
+        XCTAssertEqual(samples.count, 6, "\(samples)")
         XCTAssertEqual(samples.filter { $0.hasPrefix("last_000000_00_") && $0.hasSuffix("_5.png") }.count, 1, "\(samples)")
         XCTAssertEqual(samples.filter { $0.hasPrefix("last_e000001_01_") && !$0.hasSuffix("_5.png") }.count, 1, "\(samples)")
         let first = try XCTUnwrap(samples.first { $0.hasPrefix("last_e000001_00_") })
@@ -171,6 +171,10 @@ final class TrainCLITests: XCTestCase {
         let second = try XCTUnwrap(samples.first { $0.hasPrefix("last_e000001_01_") })
         let secondText = try XCTUnwrap(PNGCodec.textChunks([UInt8](try Data(contentsOf: URL(fileURLWithPath: out + "/sample/" + second))))["parameters"])
         XCTAssertTrue(secondText.contains("Steps: 3, Sampler: PLMS, Schedule type: Automatic"), secondText)
+        // kohya's dpmsingle, diffusers' single-step DPM-Solver, which A1111 lacks.
+        let third = try XCTUnwrap(samples.first { $0.hasPrefix("last_e000001_02_") })
+        let thirdText = try XCTUnwrap(PNGCodec.textChunks([UInt8](try Data(contentsOf: URL(fileURLWithPath: out + "/sample/" + third))))["parameters"])
+        XCTAssertTrue(thirdText.contains("Steps: 3, Sampler: DPM++ 2S, Schedule type: Automatic"), thirdText)
         XCTAssertTrue(run.stdout.contains("create LoRA for Text Encoder: "), run.stdout)
         let file = try ModelFile.open(out + "/last.safetensors")
         let te = file.tensors.filter { $0.name.hasPrefix("lora_te_") && $0.name.hasSuffix(".lora_up.weight") }

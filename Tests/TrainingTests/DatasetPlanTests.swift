@@ -330,15 +330,17 @@ final class SamplePromptTests: XCTestCase {
     }
 
     /// kohya's --sample_sampler names (train_util.py's choices) on the engine's samplers; the diffusers schedulers
-    /// kohya would build for them step like A1111's samplers of the same name (pndm: A1111's PLMS).
+    /// kohya would build for them step like A1111's samplers of the same name (pndm: A1111's PLMS), and dpmsingle,
+    /// which A1111 lacks, as diffusers' own scheduler.
     func testKohyaSamplerNames() {
         let expected: [String: SamplerChoice] = ["ddim": .init(.ddim), "euler": .init(.euler), "k_euler": .init(.euler), "euler_a": .init(.eulerAncestral),
                                                  "k_euler_a": .init(.eulerAncestral), "dpmsolver++": .init(.dpmpp2m), "lms": .init(.lms),
                                                  "k_lms": .init(.lms), "heun": .init(.heun), "dpm_2": .init(.dpm2), "k_dpm_2": .init(.dpm2),
-                                                 "dpm_2_a": .init(.dpm2Ancestral), "k_dpm_2_a": .init(.dpm2Ancestral), "pndm": .init(.plms)]
+                                                 "dpm_2_a": .init(.dpm2Ancestral), "k_dpm_2_a": .init(.dpm2Ancestral), "pndm": .init(.plms),
+                                                 "dpmsingle": .init(.dpmpp2s)]
         for (name, choice) in expected { XCTAssertEqual(SamplePrompt.sampler(named: name), choice, name) }
         XCTAssertEqual(Set(SamplePrompt.samplerNames), Set(expected.keys).union(["dpmsolver"]))
-        XCTAssertNil(SamplePrompt.sampler(named: "dpmsingle"), "DPM-Solver single-step: no A1111 sampler steps like it")
+        XCTAssertNil(SamplePrompt.sampler(named: "ddpm"), "kohya keeps ddpm out of its choices")
     }
 }
 

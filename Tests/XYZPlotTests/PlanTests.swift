@@ -117,11 +117,13 @@ final class PlanTests: XCTestCase {
     }
 
     /// What the progress bar and the time estimate count per cell: A1111's DDIM and PLMS run one step fewer than
-    /// their timesteps (range(0, 1000, 1000 // steps)), PLMS's first step evaluates twice, Heun's steps twice.
+    /// their timesteps (range(0, 1000, 1000 // steps)), PLMS's first step evaluates twice, Heun's steps twice; DPM++ 2S
+    /// (diffusers' single-step DPM-Solver) evaluates once per timestep asked.
     func testUNetEvaluationsPerCell() {
         var s = CellSettings(checkpoint: "a.safetensors", prompt: "x")
         for (sampler, steps, progress, evaluations) in [(SamplerKind.euler, 8, 8, 16), (.heun, 8, 8, 32), (.ddim, 8, 7, 14), (.plms, 8, 7, 16),
-                                                        (.ddim, 30, 30, 60), (.plms, 30, 30, 62), (.plms, 1, 0, 0)] {
+                                                        (.ddim, 30, 30, 60), (.plms, 30, 30, 62), (.plms, 1, 0, 0),
+                                                        (.dpmpp2s, 8, 8, 16), (.dpmpp2s, 1, 1, 2)] {
             s.sampler = SamplerChoice(sampler)
             s.steps = steps
             XCTAssertEqual(CellRenderer.samplerSteps(s), progress, "\(sampler.rawValue), \(steps) steps")

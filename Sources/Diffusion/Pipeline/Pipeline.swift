@@ -76,13 +76,15 @@ public struct Pipeline: Sendable {
                                       uncondVector: uncondVector, scale: parameters.cfgScale, adapters: adapters)
         let choice = parameters.sampler
         var ancestral = GeneratorNoise(generators: [generator])
-        if choice.sampler == .ddim {
-            return KDiffusion.ddim(denoiser, x: noise, timesteps: SamplerChoice.ddimTimesteps(steps: parameters.steps),
-                                   alphasCumprod: model.schedule.alphasCumprod, noise: &ancestral, progress: progress)
-        }
-        if choice.sampler == .plms {
-            return KDiffusion.plms(denoiser, x: noise, timesteps: SamplerChoice.ddimTimesteps(steps: parameters.steps),
-                                   alphasCumprod: model.schedule.alphasCumprod, progress: progress)
+        let alphas = model.schedule.alphasCumprod
+        switch choice.sampler {
+        case .ddim: return KDiffusion.ddim(denoiser, x: noise, timesteps: SamplerChoice.ddimTimesteps(steps: parameters.steps),
+                                           alphasCumprod: alphas, noise: &ancestral, progress: progress)
+        case .plms: return KDiffusion.plms(denoiser, x: noise, timesteps: SamplerChoice.ddimTimesteps(steps: parameters.steps),
+                                           alphasCumprod: alphas, progress: progress)
+        case .dpmpp2s: return KDiffusion.dpmSolverSinglestep(denoiser, x: noise, timesteps: choice.timesteps(steps: parameters.steps),
+                                                             alphasCumprod: alphas, progress: progress)
+        case .euler, .eulerAncestral, .dpmpp2m, .dpmppSDE, .lms, .heun, .dpm2, .dpm2Ancestral: break
         }
         let sigmas = choice.sigmas(steps: parameters.steps, schedule: model.schedule)
         var x = noise
@@ -100,7 +102,7 @@ public struct Pipeline: Sendable {
             var brownian = BrownianNoise(seeds: [parameters.seed], elementsPerImage: noise.count,
                                          sigmaMin: positive.min() ?? 0, sigmaMax: sigmas.max() ?? 0, variant: parameters.noise)
             return KDiffusion.dpmppSDE(denoiser, x: x, sigmas: sigmas, noise: &brownian, progress: progress)
-        case .ddim, .plms: fatalError("handled above")
+        case .ddim, .plms, .dpmpp2s: fatalError("handled above")
         }
     }
 

@@ -82,3 +82,56 @@ extension KDiffusion {
         Tensor(shape: a.shape, values: (0..<a.count).map { f(a.values[$0], b.values[$0], c.values[$0], d.values[$0]) })
     }
 }
+
+extension KDiffusion {
+    /// kohya's `--sample_sampler dpmsingle`: diffusers' DPMSolverSinglestepScheduler as kohya builds it —
+    /// DPM-Solver++ (Lu et al. 2022, data prediction) of order 2 with the midpoint rule, steps paired: the first of a
+    /// pair is a first-order step (DDIM's), the second goes again from the pair's start to its end with the slope
+    /// corrected by the prediction at the pair's middle; the last step is first order and lands on σ = 0. `timesteps`
+    /// run in the order given (`SamplerChoice.singlestepTimesteps`); one evaluation each. In the variance-preserving
+    /// scale with α_t = √ᾱ_t, σ_t = √(1 − ᾱ_t), λ_t = log(α_t / σ_t) and x̂0 = (x − σ_t ε) / α_t, diffusers'
+    /// `dpm_solver_first_order_update` and `singlestep_dpm_solver_second_order_update`.
+    public static func dpmSolverSinglestep(_ model: Denoiser, x: Tensor, timesteps: [Int], alphasCumprod: [Float],
+                                           progress: Progress? = nil) -> Tensor {
+        let n = timesteps.count
+        // (α, σ) of step i's start; the end of the last step is (1, 0).
+        func vp(_ i: Int) -> (alpha: Double, sigma: Double) {
+            guard i < n else { return (1, 0) }
+            let a = Double(alphasCumprod[timesteps[i]])
+            return (a.squareRoot(), (1 - a).squareRoot())
+        }
+        func lambda(_ p: (alpha: Double, sigma: Double)) -> Double { log(p.alpha) - log(p.sigma) }
+        var x = x
+        var pairStart = x, pairStartPrediction = x // the sample and x̂0 where the current pair began
+        for (i, order) in singlestepOrders(steps: n).enumerated() {
+            let epsilon = model.epsilon(x, timestep: timesteps[i])
+            let s = vp(i), t = vp(i + 1)
+            let prediction = combine(x, epsilon) { x, e in Float((Double(x) - s.sigma * Double(e)) / s.alpha) }
+            if order == 1 {
+                // x_t = (σ_t / σ_s) x_s − α_t (e^−h − 1) x̂0_s, with e^−h = (σ_t α_s) / (α_t σ_s): no infinity at σ_t = 0.
+                let ratio = t.sigma / s.sigma, slope = t.alpha * ((t.sigma * s.alpha) / (t.alpha * s.sigma) - 1)
+                (pairStart, pairStartPrediction) = (x, prediction)
+                x = combine(x, prediction) { x, d in Float(ratio * Double(x) - slope * Double(d)) }
+            } else {
+                // From the pair's start s1 to t: D0 = x̂0(s1), D1 = (x̂0(s0) − x̂0(s1)) / r0, r0 = (λ_s0 − λ_s1) / (λ_t − λ_s1).
+                let s1 = vp(i - 1)
+                let h = lambda(t) - lambda(s1), r0 = (lambda(s) - lambda(s1)) / h
+                let ratio = t.sigma / s1.sigma, slope = t.alpha * (exp(-h) - 1)
+                x = combine(pairStart, pairStartPrediction, prediction) { x, d0, d in
+                    let d1 = (Double(d) - Double(d0)) / r0
+                    return Float(ratio * Double(x) - slope * Double(d0) - 0.5 * slope * d1)
+                }
+            }
+            progress?(i + 1, n)
+        }
+        return x
+    }
+
+    /// diffusers' `get_order_list` for order 2 with lower_order_final (which final_sigmas_type "zero" forces):
+    /// 1, 2, 1, 2, … and a first-order last step (7 steps: 1 2 1 2 1 2 1; 8: 1 2 1 2 1 2 1 1).
+    static func singlestepOrders(steps: Int) -> [Int] {
+        var orders = (0..<steps).map { $0 % 2 == 0 ? 1 : 2 }
+        if !orders.isEmpty { orders[steps - 1] = 1 }
+        return orders
+    }
+}

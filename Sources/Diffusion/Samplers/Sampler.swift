@@ -30,7 +30,8 @@ public struct GeneratorNoise: NoiseSource {
     }
 }
 
-/// The samplers of A1111's list this engine implements.
+/// The samplers of A1111's list this engine implements, and diffusers' DPM-Solver single-step (kohya's
+/// `dpmsingle`), which A1111 does not list.
 public enum SamplerKind: String, CaseIterable, Sendable, Codable {
     case euler = "Euler"
     case eulerAncestral = "Euler a"
@@ -42,9 +43,13 @@ public enum SamplerKind: String, CaseIterable, Sendable, Codable {
     case dpm2 = "DPM2"
     case dpm2Ancestral = "DPM2 a"
     case plms = "PLMS"
+    /// DPM-Solver++(2S) on diffusers' timesteps (`DPMSolverSinglestepScheduler`); the name is the solver's
+    /// (Lu et al. 2022), A1111's list has only its ancestral form ("DPM++ 2S a").
+    case dpmpp2s = "DPM++ 2S"
 
-    /// A1111's timestep samplers (DDIM, PLMS): integer timesteps and ε, no σ schedule.
-    public var usesTimesteps: Bool { self == .ddim || self == .plms }
+    /// The timestep samplers (A1111's DDIM and PLMS, diffusers' DPM-Solver single-step): integer timesteps and ε,
+    /// no σ schedule.
+    public var usesTimesteps: Bool { self == .ddim || self == .plms || self == .dpmpp2s }
 
     /// UNet evaluations per step (before CFG doubles them; the second-order samplers' last step takes one).
     public var evaluationsPerStep: Int { [.dpmppSDE, .heun, .dpm2, .dpm2Ancestral].contains(self) ? 2 : 1 }
@@ -56,7 +61,7 @@ public enum SamplerKind: String, CaseIterable, Sendable, Codable {
     public var defaultSchedule: ScheduleKind {
         switch self {
         case .dpmpp2m, .dpmppSDE: return .karras
-        case .euler, .eulerAncestral, .ddim, .plms, .lms, .heun, .dpm2, .dpm2Ancestral: return .uniform
+        case .euler, .eulerAncestral, .ddim, .plms, .dpmpp2s, .lms, .heun, .dpm2, .dpm2Ancestral: return .uniform
         }
     }
 }
@@ -93,18 +98,21 @@ public struct SamplerChoice: Sendable, Hashable, Codable, CustomStringConvertibl
         let compact = text.replacingOccurrences(of: " ", with: "").replacingOccurrences(of: "+", with: "p")
         let table: [String: SamplerKind] = ["euler": .euler, "eulera": .eulerAncestral, "eulerancestral": .eulerAncestral,
                                             "dpmpp2m": .dpmpp2m, "dpmppsde": .dpmppSDE, "ddim": .ddim, "lms": .lms, "heun": .heun,
-                                            "dpm2": .dpm2, "dpm2a": .dpm2Ancestral, "dpm2ancestral": .dpm2Ancestral, "plms": .plms]
+                                            "dpm2": .dpm2, "dpm2a": .dpm2Ancestral, "dpm2ancestral": .dpm2Ancestral, "plms": .plms,
+                                            "dpmpp2s": .dpmpp2s]
         guard let sampler = table[compact] else { return nil }
         self.init(sampler, schedule: schedule)
     }
 
     public static var knownNames: [String] {
-        ["Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DPM++ SDE", "DPM++ SDE Karras", "DDIM", "PLMS", "LMS", "Heun", "DPM2", "DPM2 a"]
+        ["Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DPM++ SDE", "DPM++ SDE Karras", "DDIM", "PLMS", "LMS", "Heun", "DPM2", "DPM2 a", "DPM++ 2S"]
     }
 
-    /// The name A1111 ≤1.8 shows ("DPM++ 2M Karras"): also what 1.9+ parses back.
+    /// The name A1111 ≤1.8 shows ("DPM++ 2M Karras"): also what 1.9+ parses back. A timestep sampler has no
+    /// σ schedule to name, whatever was asked.
     public var description: String {
-        schedule == sampler.defaultSchedule || sampler.usesTimesteps
+        if sampler.usesTimesteps { return sampler.rawValue }
+        return schedule == sampler.defaultSchedule
             ? (schedule == .karras && sampler != .euler && sampler != .eulerAncestral ? "\(sampler.rawValue) Karras" : sampler.rawValue)
             : "\(sampler.rawValue) \(schedule.rawValue)"
     }
@@ -119,6 +127,23 @@ public struct SamplerChoice: Sendable, Hashable, Codable, CustomStringConvertibl
         case .uniform, .automatic: sigmas = table.uniformSigmas(steps: count)
         }
         return sampler.discardsPenultimateSigma && sigmas.count > 2 ? Array(sigmas.dropLast(2)) + [sigmas[sigmas.count - 1]] : sigmas
+    }
+
+    /// The timesteps a timestep sampler is asked at for a run of `steps`, in the order they run (one step each):
+    /// DDIM's and PLMS's but the first (A1111's list, reversed), DPM-Solver single-step's as diffusers chooses them.
+    public func timesteps(steps: Int) -> [Int] {
+        switch sampler {
+        case .ddim, .plms: return Self.ddimTimesteps(steps: steps).dropFirst().reversed()
+        case .dpmpp2s: return Self.singlestepTimesteps(steps: steps)
+        case .euler, .eulerAncestral, .dpmpp2m, .dpmppSDE, .lms, .heun, .dpm2, .dpm2Ancestral: return [] // σ samplers
+        }
+    }
+
+    /// diffusers' DPMSolverSinglestepScheduler.set_timesteps (timestep_spacing "linspace", nothing clipped):
+    /// `np.linspace(0, 999, steps + 1).round()[::-1][:-1]`, NumPy's rounding being half to even (6 steps: 166.5 → 166).
+    public static func singlestepTimesteps(steps: Int) -> [Int] {
+        let n = max(steps, 1), delta = 999.0 / Double(n)
+        return (1...n).reversed().map { i in i == n ? 999 : Int((Double(i) * delta).rounded(.toNearestOrEven)) }
     }
 
     /// DDIM's and PLMS's timesteps as A1111 makes them: 1, 1 + 1000/steps, … (capped at 999); the sampler runs

@@ -129,6 +129,8 @@ public struct SamplePrompt: Sendable, Equatable {
         case "euler", "k_euler": return SamplerChoice(.euler)
         case "euler_a", "k_euler_a": return SamplerChoice(.eulerAncestral)
         case "dpmsolver", "dpmsolver++": return SamplerChoice(.dpmpp2m)
+        // diffusers' DPMSolverSinglestepScheduler itself, on its own timesteps: A1111 has no such sampler.
+        case "dpmsingle": return SamplerChoice(.dpmpp2s)
         case "lms", "k_lms": return SamplerChoice(.lms)
         case "heun": return SamplerChoice(.heun)
         case "dpm_2", "k_dpm_2": return SamplerChoice(.dpm2)
@@ -137,6 +139,6 @@ public struct SamplePrompt: Sendable, Equatable {
         }
     }
 
-    public static let samplerNames = ["ddim", "pndm", "euler", "euler_a", "k_euler", "k_euler_a", "dpmsolver", "dpmsolver++", "lms", "k_lms", "heun",
+    public static let samplerNames = ["ddim", "pndm", "euler", "euler_a", "k_euler", "k_euler_a", "dpmsolver", "dpmsolver++", "dpmsingle", "lms", "k_lms", "heun",
                                       "dpm_2", "k_dpm_2", "dpm_2_a", "k_dpm_2_a"]
 }
