@@ -17,8 +17,8 @@ enum ConfigFile {
     static let spellings = ["--config-file", "--config_file", "--config"]
 
     /// The arguments with the config file's in front; the keys it supplied (for error messages).
-    /// `ours`: lora-train's option names, normalized, and which of them are flags (asked for only when there is a config file).
-    static func expand(_ arguments: [String], ours names: () -> (all: Set<String>, flags: Set<String>) = { ([], []) })
+    /// `ours`: lora-train's option names (asked for only when there is a config file).
+    static func expand(_ arguments: [String], ours names: () -> OptionNames = { OptionNames() })
         throws(ModelError) -> (arguments: [String], keys: [String: String]) {
         guard let index = arguments.firstIndex(where: { spellings.contains($0) }) else { return (arguments, [:]) }
         guard index + 1 < arguments.count else { throw ModelError(.mismatch, "\(arguments[index]) needs a file") }
@@ -38,7 +38,7 @@ enum ConfigFile {
         }
         let given = Set(rest.filter { $0.hasPrefix("--") }.map { normalized(String($0.dropFirst(2)).split(separator: "=").first.map(String.init) ?? "") })
         var expanded: [String] = [], keys: [String: String] = [:]
-        let kohya = Set(KohyaArgumentNames.trainNetwork.map(normalized)), (ours, flags) = names()
+        let kohya = Set(KohyaArgumentNames.trainNetwork.map(normalized)), option = names(), (ours, flags) = (option.all, option.flags)
         for (key, value) in flat where !given.contains(normalized(key)) {
             if [.bool(false), .string(""), .array([]), .null].contains(value) { continue } // asks for nothing
             if !ours.isEmpty && !ours.contains(normalized(key)) && !kohya.contains(normalized(key)) {
@@ -49,11 +49,12 @@ enum ConfigFile {
             let option = "--" + key
             switch value {
             case .bool(true): expanded.append(option)
-            case let .string(s): expanded += [option, s]
+            // `--key=value`: a value that starts with "-" (a negative number) stays a value.
+            case let .string(s): expanded.append(option + "=" + s)
             case let .number(n) where flags.contains(normalized(key)):
                 if (Double(n) ?? 0) == 0 { continue }
                 expanded.append(option)
-            case let .number(n): expanded += [option, n]
+            case let .number(n): expanded.append(option + "=" + n)
             case let .array(items):
                 var values: [String] = []
                 for item in items {
@@ -71,6 +72,29 @@ enum ConfigFile {
             keys[option] = path
         }
         return (expanded + rest, keys)
+    }
+
+    /// argparse takes `--noise_offset -0.05` (a negative number is a value when no option looks like one);
+    /// the argument parser here would read "-0.05" as an option, so such a pair becomes `--noise_offset=-0.05`.
+    /// Only for options of one value: a list (`--network-args`) ends where argparse's would not, at the number.
+    static func joiningNegativeValues(_ arguments: [String], ours names: () -> OptionNames) -> [String] {
+        func negative(_ s: String) -> Bool { s.hasPrefix("-") && Double(s) != nil }
+        guard arguments.contains(where: negative) else { return arguments }
+        let option = names()
+        var out: [String] = [], i = 0
+        while i < arguments.count {
+            let a = arguments[i]
+            let name = normalized(String(a.dropFirst(2)))
+            if a.hasPrefix("--"), !a.contains("="), i + 1 < arguments.count, negative(arguments[i + 1]),
+               option.all.contains(name), !option.flags.contains(name), !option.lists.contains(name) {
+                out.append(a + "=" + arguments[i + 1])
+                i += 2
+            } else {
+                out.append(a)
+                i += 1
+            }
+        }
+        return out
     }
 
     /// kohya's spelling and ours name the same option: `train_data_dir` = `train-data-dir`.

@@ -53,24 +53,26 @@ struct LoRATrain: ParsableCommand {
     static func main() {
         Completions.answerBashRequest(Self.self)
         let expanded: (arguments: [String], keys: [String: String])
-        // Every option name the parser knows, hidden ones included (the help text names them all), and the flags among them
-        // (a synopsis without a <value>); only with a config file.
-        let ours = {
-            var all = Set<String>(), flags = Set<String>()
-            for line in helpMessage(includeHidden: true, columns: 10_000).split(separator: "\n") where line.hasPrefix("  -") {
-                let synopsis = line.split(separator: "  ", maxSplits: 1, omittingEmptySubsequences: true).first ?? line
-                let names = synopsis.matches(of: /--([a-z0-9_-]+)/).map { ConfigFile.normalized(String($0.1)) }
-                all.formUnion(names)
-                if !synopsis.contains("<") { flags.formUnion(names) }
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        // Every option name the parser knows (the help text names them all, hidden ones included); only with a config file.
+        let ours = { OptionNames(help: helpMessage(includeHidden: true, columns: 10_000)) }
+        do {
+            if let path = try OutputConfig.destination(arguments) {
+                try OutputConfig.write(arguments, to: path, names: ours())
+                return
             }
-            return (all, flags)
+        } catch let error as ModelError {
+            printError("Error: " + TerminalText.escape(error.description))
+            exit(withError: ExitCode(ExitStatus.of(error)))
+        } catch {
+            exit(withError: error)
         }
-        do { expanded = try ConfigFile.expand(Array(CommandLine.arguments.dropFirst()), ours: ours) } catch {
+        do { expanded = try ConfigFile.expand(arguments, ours: ours) } catch {
             printError("Error: " + TerminalText.escape(error.description))
             exit(withError: ExitCode(ExitStatus.of(error)))
         }
         do {
-            var command = try parseAsRoot(expanded.arguments)
+            var command = try parseAsRoot(ConfigFile.joiningNegativeValues(expanded.arguments, ours: ours))
             try command.run()
         } catch {
             // Say which settings came from the config file when the parser refuses one of them.
@@ -86,6 +88,10 @@ struct LoRATrain: ParsableCommand {
             help: ArgumentHelp("kohya's training-arguments TOML (sections are flattened); the command line overrides it.", valueName: "path"),
             completion: .file(extensions: ["toml"]))
     var configFile: String?
+
+    @Flag(name: [.long, .customLong("output_config")],
+          help: "Write the options given to the --config-file TOML (kohya's spellings; never over an existing file) and stop.")
+    var outputConfig = false
 
     @Option(name: [.short, .long, .customLong("pretrained_model_name_or_path")],
             help: ArgumentHelp("The SD1.x/SD2.x checkpoint to train on (.safetensors or .ckpt). kohya: --pretrained_model_name_or_path.",

@@ -90,4 +90,19 @@ final class TOMLTests: XCTestCase {
         }
         XCTAssertThrowsError(try TOML.parse(String(repeating: "a = ", count: 1) + String(repeating: "[", count: 10_000)))
     }
+
+    /// What --output_config writes reads back as the same values: quotes, backslashes, control characters,
+    /// DEL (which TOML, unlike JSON, wants escaped), non-ASCII, keys that must be quoted, numbers, arrays.
+    func testFlatDocumentsReadBack() throws {
+        let members: [(String, JSON)] = [
+            ("output_name", .string("my \"char\" \\ v2\té😀\u{7F}\u{1}")), ("network_dim", .number("32")), ("learning_rate", .number("1e-4")),
+            ("noise_offset", .number("-0.05")), ("enable_bucket", .bool(true)), ("a key", .string("x")),
+            ("network_args", .array([.string("conv_dim=4"), .number("2")])),
+        ]
+        let text = TOML.document(members)
+        XCTAssertTrue(text.contains("\\u007f"), text)
+        XCTAssertTrue(text.hasPrefix("output_name = \""), text)
+        XCTAssertTrue(text.contains("\n\"a key\" = \"x\"\n"), text)
+        XCTAssertEqual(try TOML.parse(text), .object(members))
+    }
 }

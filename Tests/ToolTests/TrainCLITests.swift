@@ -362,6 +362,54 @@ final class TrainCLITests: XCTestCase {
         XCTAssertTrue(badResize.stderr.contains("resize_interpolation \"sinc\" is not one of lanczos, box, nearest"), badResize.stderr)
     }
 
+    /// kohya's --output_config: the command line becomes a flat TOML under kohya's spellings (the run modes left out),
+    /// nothing runs, and --config-file reads it back to the same plan; an existing file is never overwritten.
+    func testOutputConfigWritesWhatTheConfigFileReadsBack() throws {
+        let settings = common + ["--output-dir", folder + "/out", "--max_train_epochs", "2", "--network-args", "conv_dim=2", "conv_alpha=1",
+                                 "--noise-offset", "-0.05", "--output-name", "my \"char\""]
+        let saved = folder + "/saved"
+        let write = try ToolRunner.run("lora-train", settings + ["--dry-run", "--output_config", "--config_file", saved])
+        XCTAssertEqual(write.status, 0, write.stderr)
+        XCTAssertTrue(write.stdout.contains("saved the config file: \(saved).toml"), write.stdout)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/out"), "nothing ran")
+        let text = try String(contentsOfFile: saved + ".toml", encoding: .utf8)
+        guard case let .object(members) = try TOML.parse(text) else { return XCTFail(text) }
+        let config = Dictionary(members, uniquingKeysWith: { a, _ in a })
+        XCTAssertEqual(config["pretrained_model_name_or_path"], .string(folder + "/base.safetensors"), text)
+        XCTAssertEqual(config["train_data_dir"], .string(folder + "/data"), text)
+        XCTAssertEqual(config["network_dim"], .number("4"), text)
+        XCTAssertEqual(config["learning_rate"], .number("1e-3"), text)
+        XCTAssertEqual(config["noise_offset"], .number("-0.05"), "a negative number is a value, not an option: \(text)")
+        XCTAssertEqual(config["network_train_unet_only"], .bool(true), text)
+        XCTAssertEqual(config["network_args"], .array([.string("conv_dim=2"), .string("conv_alpha=1")]), text)
+        XCTAssertEqual(config["output_name"], .string("my \"char\""), text)
+        XCTAssertEqual(config["tokenizer"], .string("Fixtures/tokenizer/clip_bpe_merges.txt.gz"), "lora-train's own options keep their names")
+        XCTAssertNil(config["dry_run"], "a run mode, not a setting")
+        XCTAssertNil(config["config_file"])
+        XCTAssertNil(config["output_config"])
+        // Read back: the same plan as the command line it came from.
+        let direct = try ToolRunner.run("lora-train", settings + ["--dry-run"])
+        XCTAssertEqual(direct.status, 0, "argparse's --noise_offset -0.05 works here too: \(direct.stderr)")
+        let readBack = try ToolRunner.run("lora-train", ["--config_file", saved, "--dry-run"])
+        XCTAssertEqual(readBack.status, 0, readBack.stderr)
+        XCTAssertEqual(readBack.stdout, direct.stdout)
+        XCTAssertTrue(readBack.stdout.contains("num epochs: 2"), readBack.stdout)
+        // Never over an existing file; without --config-file, or with an option lora-train lacks, refused before writing.
+        let again = try ToolRunner.run("lora-train", ["--network-dim", "8", "--output-config", "--config-file", saved + ".toml"])
+        XCTAssertEqual(again.status, 1, again.stderr)
+        XCTAssertTrue(again.stderr.contains("\(saved).toml: the config file exists already"), again.stderr)
+        XCTAssertEqual(try String(contentsOfFile: saved + ".toml", encoding: .utf8), text)
+        let nowhere = try ToolRunner.run("lora-train", ["--network-dim", "8", "--output-config"])
+        XCTAssertEqual(nowhere.status, 64, nowhere.stderr)
+        XCTAssertTrue(nowhere.stderr.contains("give --config-file too"), nowhere.stderr)
+        let unknown = try ToolRunner.run("lora-train", ["--deepspeed", "--output-config", "--config-file", folder + "/other"])
+        XCTAssertEqual(unknown.status, 64, unknown.stderr)
+        XCTAssertTrue(unknown.stderr.contains("unknown option --deepspeed"), unknown.stderr)
+        let flagValue = try ToolRunner.run("lora-train", ["--enable-bucket", "yes", "--output-config", "--config-file", folder + "/other"])
+        XCTAssertEqual(flagValue.status, 64, flagValue.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/other.toml"))
+    }
+
     /// A config as the kohya_ss GUI writes it for an SD1.5 LoRA (kohya_gui/lora_gui.py: every value that
     /// is not "", false or None, sorted; most zeros become None there, but scale_weight_norms = 0 and the
     /// integer persistent_data_loader_workers = 0/1 are written as they are): it runs unchanged. The GUI's own keys (epoch, noise_offset_type),

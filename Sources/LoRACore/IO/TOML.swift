@@ -19,6 +19,28 @@ public enum TOML {
         return try parser.document()
     }
 
+    /// A flat document, one `key = value` line each (what kohya's `--output_config` writes): bare keys where
+    /// the format allows, quoted otherwise; strings as basic strings (JSON's escapes, which TOML shares, and
+    /// DEL escaped as TOML requires); numbers as given. Tables are not written (a flat config has none).
+    public static func document(_ members: [(String, JSON)]) -> String {
+        func quoted(_ s: String) -> String {
+            var out = ""
+            JSON.appendQuoted(s, to: &out)
+            return out.replacingOccurrences(of: "\u{7F}", with: "\\u007f")
+        }
+        func value(_ v: JSON) -> String {
+            switch v {
+            case let .string(s): return quoted(s)
+            case let .array(items): return "[" + items.map(value).joined(separator: ", ") + "]"
+            case .null, .object: return "\"\""
+            case .bool, .number: return v.serialized()
+            }
+        }
+        return members.map { key, v in
+            (key.wholeMatch(of: /[A-Za-z0-9_-]+/) != nil ? key : quoted(key)) + " = " + value(v) + "\n"
+        }.joined()
+    }
+
     /// A mutable tree while parsing; arrays of tables are arrays of tables.
     fileprivate final class Table {
         var keys: [String] = []
