@@ -1,6 +1,17 @@
 // Removal of temporary output files when the user interrupts a tool (Ctrl-C)
 // or it is terminated: the handler only calls async-signal-safe functions.
+//
+// The handler runs on one thread of our own, never on a thread that computes:
+// oneDNN's JIT GEMM kernels (Debian's 2.6; fixed upstream in 2026, oneDNN
+// issue #4845 / PR #4855) point the stack pointer into a heap workspace while
+// they run, so a signal frame pushed on a thread inside one is written into
+// the heap ("corrupted size vs. prev_size" or a garbled array later; seen here
+// when Ctrl-C stopped lora-train mid-step, about one run in fifty; a C loop of
+// dnnl_sgemm calls with a no-op handler and a thread sending signals aborts at
+// once). Tests/ToolTests/SignalSafetyTests.swift checks the signal masks.
+#define _GNU_SOURCE // pthread_setname_np
 #include "CKernels.h"
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -70,9 +81,11 @@ int lt_interrupt_requested(void) { return interrupt_requested; }
 
 static void on_signal(int sig) {
     if (sig == SIGINT && defer_interrupt && !interrupt_requested) {
+        int saved_errno = errno; // the interrupted code may be about to read it
         interrupt_requested = 1;
         say(stderr_is_terminal ? "\r\033[2K\ninterrupt: stopping after this step and saving a resumable state (Ctrl-C again to quit at once)\n"
                                : "interrupt: stopping after this step and saving a resumable state (Ctrl-C again to quit at once)\n");
+        errno = saved_errno;
         return;
     }
     // Say what happened to each output, then what was kept (write(2) only: async-signal-safe).
@@ -94,7 +107,26 @@ static void on_signal(int sig) {
     raise(sig);
 }
 
-void lt_cleanup_install_signal_handlers(void) {
+static void interrupt_signals(sigset_t *set) {
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGHUP);
+}
+
+// The thread the handler runs on: it unblocks the signals every other thread blocks and waits.
+static void *receive_signals(void *unused) {
+    (void)unused;
+    sigset_t set;
+    interrupt_signals(&set);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    for (;;) pause();
+    return NULL;
+}
+
+static pthread_once_t install_once = PTHREAD_ONCE_INIT;
+
+static void install(void) {
     stderr_is_terminal = isatty(STDERR_FILENO);
     struct sigaction action;
     memset(&action, 0, sizeof(action));
@@ -106,4 +138,21 @@ void lt_cleanup_install_signal_handlers(void) {
     sigaction(SIGINT, &action, NULL);
     sigaction(SIGTERM, &action, NULL);
     sigaction(SIGHUP, &action, NULL);
+    // Blocked on this thread and on every thread it starts from now on (threads inherit the mask: Dispatch's
+    // workers, OpenMP's team), so the kernel hands the signals to the receiving thread. OpenBLAS's threads,
+    // started when it loaded, may take one too: its kernels keep the stack pointer on the stack.
+    sigset_t set;
+    interrupt_signals(&set);
+    pthread_t receiver;
+    pthread_attr_t attributes;
+    pthread_attr_init(&attributes);
+    pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+    // The default stack: a small one is refused (EINVAL) when the libraries' thread-local storage is larger.
+    int started = pthread_create(&receiver, &attributes, receive_signals, NULL) == 0;
+    pthread_attr_destroy(&attributes);
+    if (started) pthread_setname_np(receiver, "lt-signals");
+    // Without the receiver, leave the signals where they were rather than unanswered.
+    if (started) pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
+
+void lt_cleanup_install_signal_handlers(void) { pthread_once(&install_once, install); }

@@ -1,4 +1,5 @@
 #include "CKernels.h"
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,18 +58,21 @@ int lt_cpu_has_sha_ni(void) {
     return (lt_cpu_features() & need) == need;
 }
 
-// -1: not decided yet (the environment is read on first use).
-static int portable_only = -1;
+// -1: not decided yet (the environment is read on first use, by whichever thread comes first: atomic, as
+// ThreadSanitizer asks, though every thread would store the same value).
+static _Atomic int portable_only = -1;
 
 int lt_kernels_portable_only(void) {
-    if (portable_only < 0) {
-        const char *value = getenv("LORA_TOOLS_KERNELS");
-        portable_only = value != NULL && strcmp(value, "portable") == 0;
+    int value = atomic_load_explicit(&portable_only, memory_order_relaxed);
+    if (value < 0) {
+        const char *setting = getenv("LORA_TOOLS_KERNELS");
+        value = setting != NULL && strcmp(setting, "portable") == 0;
+        atomic_store_explicit(&portable_only, value, memory_order_relaxed);
     }
-    return portable_only;
+    return value;
 }
 
-void lt_kernels_set_portable_only(int portable) { portable_only = portable ? 1 : 0; }
+void lt_kernels_set_portable_only(int portable) { atomic_store_explicit(&portable_only, portable ? 1 : 0, memory_order_relaxed); }
 
 int lt_kernels_use_avx2(void) { return lt_cpu_has_avx2_f16c() && !lt_kernels_portable_only(); }
 

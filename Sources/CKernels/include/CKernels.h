@@ -108,7 +108,8 @@ int lt_cleanup_register(const char *path, const char *destination);
 /// What an interrupted run keeps, said after the removals (e.g. "rendered cells are kept in …"); NULL for nothing.
 void lt_cleanup_set_interrupt_note(const char *note);
 void lt_cleanup_unregister(int slot);
-/// SIGINT/SIGTERM/SIGHUP delete the registered files, then terminate as usual.
+/// SIGINT/SIGTERM/SIGHUP delete the registered files, then terminate as usual. Call it before any other
+/// thread starts: the signals are then handled on a thread of their own (see cleanup.c for why).
 void lt_cleanup_install_signal_handlers(void);
 // While on, the first SIGINT sets a flag (lt_interrupt_requested) instead of interrupting.
 void lt_cleanup_defer_interrupt(int on);
