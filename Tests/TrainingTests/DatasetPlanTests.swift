@@ -167,6 +167,8 @@ final class DatasetPlanTests: XCTestCase {
             ("[[datasets.subsets]]\nmetadata_file = 'm.json'\nis_reg = true", "is_reg", "belongs to folder (DreamBooth) subsets"),
             ("[[datasets.subsets]]\nmetadata_file = 3", "metadata_file", "metadata_file must be a string"),
             ("[[datasets.subsets]]\nmetadata_file = 'm.json'", "metadata_file", "mixes folder (DreamBooth) subsets and subsets with metadata_file"),
+            // Refused rather than ignored, as sd-scripts' train_network.py ignores it.
+            ("network_multiplier = -1.0", "network_multiplier", "does not apply it either"),
         ]
         for (line, key, message) in cases {
             try "[[datasets]]\n\(line)\n[[datasets.subsets]]\nimage_dir = 'x'\n".write(toFile: path, atomically: false, encoding: .utf8)

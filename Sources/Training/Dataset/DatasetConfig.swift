@@ -86,7 +86,10 @@ public struct DatasetConfig: Sendable {
         config.bucketResoSteps = try lookup("bucket_reso_steps", outer).map { v throws(ModelError) in try int(v, "bucket_reso_steps", path) }
         config.bucketNoUpscale = try lookup("bucket_no_upscale", outer).map { v throws(ModelError) in try bool(v, "bucket_no_upscale", path) }
         if let m = lookup("network_multiplier", outer), try number(m, "network_multiplier", path) != 1 {
-            throw ModelError(.unsupported, "network_multiplier other than 1 is not supported yet", file: path, key: "network_multiplier")
+            // sd-scripts reads it into each example's "network_multipliers", but its train_network.py no longer applies
+            // them (only --debug_dataset prints them): a run there trains as with 1, silently. Refused rather than ignored.
+            throw ModelError(.unsupported, "network_multiplier other than 1 is not supported (sd-scripts reads it but its train_network.py "
+                             + "does not apply it either; set it to 1 or leave it out)", file: path, key: "network_multiplier")
         }
         if let v = lookup("validation_split", outer) {
             let split = try number(v, "validation_split", path)
