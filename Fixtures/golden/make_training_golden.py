@@ -83,6 +83,7 @@ def run_optimizer(make, lrs, zero_second=False):
 try:
     from transformers.optimization import Adafactor
     import dadaptation
+    import dadaptation.experimental
     import lion_pytorch
     import prodigyopt
     out["optimizers"] = {
@@ -101,7 +102,19 @@ try:
                                                                  weight_decay=0.01), [1e-3, 3e-3], zero_second=True),
         "dadapt_adam_decoupled": run_optimizer(lambda g: dadaptation.DAdaptAdam(g, decouple=True, weight_decay=0.01, use_bias_correction=True),
                                                [1.0, 0.0], zero_second=True),
+        # kohya's DAdaptSGD, DAdaptAdaGrad and DAdaptation (= experimental.DAdaptAdamPreprint), with defaults and with their
+        # arguments; DAdaptAdaGrad takes the first group's rate for every group, as the package does.
+        "dadapt_sgd": run_optimizer(lambda g: dadaptation.DAdaptSGD(g), [1.0, 1.0]),
+        "dadapt_sgd_momentum": run_optimizer(lambda g: dadaptation.DAdaptSGD(g, momentum=0.9, weight_decay=0.01, d0=1e-3), [0.5, 0.0],
+                                             zero_second=True),
+        "dadapt_adagrad": run_optimizer(lambda g: dadaptation.DAdaptAdaGrad(g), [1.0, 1.0]),
+        "dadapt_adagrad_momentum": run_optimizer(lambda g: dadaptation.DAdaptAdaGrad(g, momentum=0.9, weight_decay=0.01, eps=1e-5, d0=1e-3),
+                                                 [0.5, 0.5], zero_second=True),
+        "dadapt_adam_preprint": run_optimizer(lambda g: dadaptation.experimental.DAdaptAdamPreprint(g), [1.0, 1.0]),
+        "dadapt_adam_preprint_decoupled": run_optimizer(lambda g: dadaptation.experimental.DAdaptAdamPreprint(
+            g, decouple=True, weight_decay=0.01, betas=(0.95, 0.99), d0=1e-4), [1.0, 0.0], zero_second=True),
     }
+    out["dadaptation"] = dadaptation.__version__ if hasattr(dadaptation, "__version__") else "3.2"
 except ImportError as e:
     print("skipping the other optimizers:", e)
 

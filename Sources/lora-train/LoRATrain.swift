@@ -35,7 +35,7 @@ struct LoRATrain: ParsableCommand {
 
         --mixed-precision bf16 runs the GEMMs in bf16 on CPUs with AMX or AVX512-BF16 (fp32 elsewhere, with a note).
 
-        Not yet: the other D-Adaptation variants (DAdaptAdaGrad, DAdaptAdan, DAdaptSGD, DAdaptation), SDXL.
+        Not yet: DAdaptAdan and DAdaptAdanIP, SDXL.
 
         Examples:
 

@@ -6,7 +6,8 @@ import Training
 /// Optimizer, learning rates, schedule and the loss (sd-scripts' optimizer and training arguments).
 struct OptimizerOptions: ParsableArguments {
     @Option(name: [.long, .customLong("optimizer_type")],
-            help: ArgumentHelp("AdamW, AdamW8bit (trained as AdamW), Lion, SGDNesterov, Prodigy, DAdaptAdam, DAdaptLion or Adafactor.", valueName: "name"),
+            help: ArgumentHelp("AdamW, AdamW8bit (trained as AdamW), Lion, SGDNesterov, Prodigy, DAdaptAdam, DAdaptLion, DAdaptSGD, DAdaptAdaGrad, "
+                               + "DAdaptation (= DAdaptAdamPreprint) or Adafactor.", valueName: "name"),
             completion: .list(OptimizerChoice.allCases.map(\.rawValue)))
     var optimizerType = "AdamW"
 
@@ -157,7 +158,7 @@ struct OptimizerOptions: ParsableArguments {
         }
         guard let choice = OptimizerChoice(kohyaName: optimizerName) else {
             throw ValidationError("--optimizer-type \(optimizerType) is not supported (\(OptimizerChoice.allCases.map(\.rawValue).joined(separator: ", ")); "
-                                  + "the other D-Adaptation variants are not built yet)")
+                                  + "DAdaptAdan and DAdaptAdanIP are not built yet)")
         }
         do { _ = try choice.make(arguments: optimizerArgs) } catch { throw ValidationError(error.message) }
         _ = try schedulerRamps()

@@ -248,6 +248,56 @@ final class OtherOptimizerTests: XCTestCase {
         }
     }
 
+    func testDAdaptSGD() throws { try run("dadapt_sgd") { DAdaptSGD() } }
+    func testDAdaptSGDWithMomentumDecayAndAFrozenGroup() throws {
+        try run("dadapt_sgd_momentum") {
+            var o = DAdaptSGD()
+            (o.momentum, o.weightDecay, o.d0) = (0.9, 0.01, 1e-3)
+            return o
+        }
+    }
+    func testDAdaptAdaGrad() throws { try run("dadapt_adagrad") { DAdaptAdaGrad() } }
+    func testDAdaptAdaGradWithMomentumDecayAndAZeroParameter() throws {
+        try run("dadapt_adagrad_momentum") {
+            var o = DAdaptAdaGrad()
+            (o.momentum, o.weightDecay, o.epsilon, o.d0) = (0.9, 0.01, 1e-5, 1e-3)
+            return o
+        }
+    }
+    /// kohya's "DAdaptation" (dadaptation.experimental.DAdaptAdamPreprint).
+    func testDAdaptation() throws { try run("dadapt_adam_preprint") { DAdaptAdamPreprint() } }
+    func testDAdaptationDecoupledWithAFrozenGroup() throws {
+        try run("dadapt_adam_preprint_decoupled") {
+            var o = DAdaptAdamPreprint()
+            (o.decouple, o.weightDecay, o.beta1, o.beta2, o.d0) = (true, 0.01, 0.95, 0.99, 1e-4)
+            return o
+        }
+    }
+
+    /// kohya's names and arguments reach them; DAdaptAdaGrad, which would run every group at the first one's rate,
+    /// refuses unequal rates.
+    func testKohyaNamesOfTheDAdaptationFamily() throws {
+        XCTAssertEqual(OptimizerChoice(kohyaName: "dadaptation"), .dAdaptation)
+        XCTAssertEqual(OptimizerChoice(kohyaName: "DAdaptAdamPreprint"), .dAdaptation)
+        XCTAssertEqual(OptimizerChoice(kohyaName: "DAdaptSGD"), .dAdaptSGD)
+        XCTAssertEqual(OptimizerChoice(kohyaName: "dadaptadagrad"), .dAdaptAdaGrad)
+        XCTAssertNil(OptimizerChoice(kohyaName: "DAdaptAdan"))
+        let sgd = try XCTUnwrap(try OptimizerChoice.dAdaptSGD.make(arguments: ["momentum=0.9", "d0=1e-4"]) as? DAdaptSGD)
+        XCTAssertEqual(sgd.momentum, 0.9)
+        XCTAssertEqual(sgd.d, 1e-4)
+        let preprint = try XCTUnwrap(try OptimizerChoice.dAdaptation.make(arguments: ["decouple=True", "betas=0.9,0.99"]) as? DAdaptAdamPreprint)
+        XCTAssertTrue(preprint.decouple)
+        XCTAssertEqual(preprint.beta2, 0.99)
+        XCTAssertEqual(preprint.kohyaName, "dadaptation.experimental.dadapt_adam_preprint.DAdaptAdamPreprint")
+        XCTAssertThrowsError(try OptimizerChoice.dAdaptAdaGrad.make(arguments: ["betas=0.9,0.99"]))
+        let a = Parameter(key: "a", shape: [1], values: [1]), b = Parameter(key: "b", shape: [1], values: [1])
+        var adagrad = DAdaptAdaGrad()
+        XCTAssertThrowsError(try adagrad.update([ParameterGroup(name: "textencoder", parameters: [a], learningRate: 1),
+                                                 ParameterGroup(name: "unet", parameters: [b], learningRate: 0)]))
+        var sgdZero = DAdaptSGD()
+        XCTAssertThrowsError(try sgdZero.update([ParameterGroup(name: "unet", parameters: [a], learningRate: 1)]), "all-zero first gradients")
+    }
+
     func testAdaptiveMethodsRefuseUnequalGroupRates() {
         let a = Parameter(key: "a", shape: [1], values: [1]), b = Parameter(key: "b", shape: [1], values: [1])
         var prodigy = Prodigy()

@@ -30,7 +30,8 @@ extension [ParameterGroup] {
 /// An optimizer updates parameters from the gradients in their buffers; the
 /// training loop zeroes the buffers after. Implementations follow the code
 /// kohya's `--optimizer_type` loads: AdamW (torch), Lion (lion-pytorch),
-/// SGDNesterov (torch SGD), Prodigy (prodigyopt), DAdaptAdam and DAdaptLion (dadaptation), Adafactor (transformers).
+/// SGDNesterov (torch SGD), Prodigy (prodigyopt), DAdaptAdam, DAdaptLion, DAdaptSGD, DAdaptAdaGrad and
+/// DAdaptAdamPreprint (dadaptation), Adafactor (transformers).
 public protocol Optimizer: Sendable {
     /// Steps taken so far.
     var step: Int { get }

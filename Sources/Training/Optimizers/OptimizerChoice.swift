@@ -9,15 +9,18 @@ import Foundation
 /// state saves memory on GPUs and nothing on a CPU LoRA run.
 public enum OptimizerChoice: String, CaseIterable, Sendable {
     case adamW = "AdamW", adamW8bit = "AdamW8bit", lion = "Lion", sgdNesterov = "SGDNesterov", prodigy = "Prodigy", dAdaptAdam = "DAdaptAdam"
-    case adafactor = "Adafactor", dAdaptLion = "DAdaptLion"
+    case adafactor = "Adafactor", dAdaptLion = "DAdaptLion", dAdaptSGD = "DAdaptSGD", dAdaptAdaGrad = "DAdaptAdaGrad"
+    /// kohya's "DAdaptation": dadaptation's experimental DAdaptAdamPreprint (also accepted under that name).
+    case dAdaptation = "DAdaptation"
 
     public init?(kohyaName: String) {
-        guard let match = OptimizerChoice.allCases.first(where: { $0.rawValue.lowercased() == kohyaName.lowercased() }) else { return nil }
+        let name = kohyaName.lowercased() == "dadaptadampreprint" ? "dadaptation" : kohyaName.lowercased()
+        guard let match = OptimizerChoice.allCases.first(where: { $0.rawValue.lowercased() == name }) else { return nil }
         self = match
     }
 
     /// Whether one rate must serve every group (D-Adaptation, Prodigy).
-    public var adaptive: Bool { self == .prodigy || self == .dAdaptAdam || self == .dAdaptLion }
+    public var adaptive: Bool { [.prodigy, .dAdaptAdam, .dAdaptLion, .dAdaptSGD, .dAdaptAdaGrad, .dAdaptation].contains(self) }
 
     public func make(arguments: [String]) throws(OptimizerError) -> any Optimizer {
         var values: [String: [Double]] = [:], flags: [String: Bool] = [:]
@@ -43,6 +46,9 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
         case .prodigy: known = ["weight_decay", "betas", "beta3", "eps", "decouple", "use_bias_correction", "safeguard_warmup", "d0", "d_coef", "growth_rate"]
         case .dAdaptAdam: known = ["weight_decay", "betas", "eps", "decouple", "use_bias_correction", "d0", "growth_rate"]
         case .dAdaptLion: known = ["weight_decay", "betas", "d0"]
+        case .dAdaptSGD: known = ["weight_decay", "momentum", "d0", "growth_rate"]
+        case .dAdaptAdaGrad: known = ["weight_decay", "momentum", "eps", "d0", "growth_rate"]
+        case .dAdaptation: known = ["weight_decay", "betas", "eps", "decouple", "d0", "growth_rate"]
         case .adafactor: known = ["weight_decay", "eps", "clip_threshold", "decay_rate", "beta1", "scale_parameter", "relative_step", "warmup_init"]
         }
         if let bad = (Array(values.keys) + Array(flags.keys)).sorted().first(where: { !known.contains($0) }) {
@@ -103,6 +109,24 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
             var o = DAdaptLion()
             (o.beta1, o.beta2) = try pair((0.9, 0.99))
             o.weightDecay = try one("weight_decay", 0)
+            o.d0 = try one("d0", 1e-6)
+            return o
+        case .dAdaptSGD:
+            var o = DAdaptSGD()
+            (o.momentum, o.weightDecay, o.growthRate) = (try one("momentum", 0), try one("weight_decay", 0), try one("growth_rate", .infinity))
+            o.d0 = try one("d0", 1e-6)
+            return o
+        case .dAdaptAdaGrad:
+            var o = DAdaptAdaGrad()
+            (o.momentum, o.weightDecay, o.epsilon) = (try one("momentum", 0), try one("weight_decay", 0), try one("eps", 1e-6))
+            o.growthRate = try one("growth_rate", .infinity)
+            o.d0 = try one("d0", 1e-6)
+            return o
+        case .dAdaptation:
+            var o = DAdaptAdamPreprint()
+            (o.beta1, o.beta2) = try pair((0.9, 0.999))
+            (o.epsilon, o.weightDecay, o.decouple) = (try one("eps", 1e-8), try one("weight_decay", 0), flags["decouple"] ?? false)
+            o.growthRate = try one("growth_rate", .infinity)
             o.d0 = try one("d0", 1e-6)
             return o
         }
