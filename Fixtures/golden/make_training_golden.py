@@ -77,7 +77,7 @@ def run_optimizer(make, lrs, zero_second=False):
             p.grad = torch.tensor([gradient(step, i, n) for i in range(n)], dtype=torch.float32).reshape(p.shape)
         opt.step()
         steps.append([p.detach().reshape(-1).tolist() for p in ps])
-        ds.append(opt.param_groups[0].get("d", 0.0))
+        ds.append(float(opt.param_groups[0].get("d", 0.0)))  # DAdaptAdanIP keeps d as a tensor
     return {"initial": start, "learning_rates": lrs or [0.0, 0.0], "after_each_step": steps, "d": ds}
 
 try:
@@ -102,8 +102,8 @@ try:
                                                                  weight_decay=0.01), [1e-3, 3e-3], zero_second=True),
         "dadapt_adam_decoupled": run_optimizer(lambda g: dadaptation.DAdaptAdam(g, decouple=True, weight_decay=0.01, use_bias_correction=True),
                                                [1.0, 0.0], zero_second=True),
-        # kohya's DAdaptSGD, DAdaptAdaGrad and DAdaptation (= experimental.DAdaptAdamPreprint), with defaults and with their
-        # arguments; DAdaptAdaGrad takes the first group's rate for every group, as the package does.
+        # kohya's DAdaptSGD, DAdaptAdaGrad, DAdaptation (= experimental.DAdaptAdamPreprint), DAdaptAdan and DAdaptAdanIP,
+        # with defaults and with their arguments (DAdaptAdaGrad and the Adans take the first group's rate for every group).
         "dadapt_sgd": run_optimizer(lambda g: dadaptation.DAdaptSGD(g), [1.0, 1.0]),
         "dadapt_sgd_momentum": run_optimizer(lambda g: dadaptation.DAdaptSGD(g, momentum=0.9, weight_decay=0.01, d0=1e-3), [0.5, 0.0],
                                              zero_second=True),
@@ -113,6 +113,10 @@ try:
         "dadapt_adam_preprint": run_optimizer(lambda g: dadaptation.experimental.DAdaptAdamPreprint(g), [1.0, 1.0]),
         "dadapt_adam_preprint_decoupled": run_optimizer(lambda g: dadaptation.experimental.DAdaptAdamPreprint(
             g, decouple=True, weight_decay=0.01, betas=(0.95, 0.99), d0=1e-4), [1.0, 0.0], zero_second=True),
+        "dadapt_adan": run_optimizer(lambda g: dadaptation.DAdaptAdan(g), [1.0, 1.0]),
+        "dadapt_adan_no_prox": run_optimizer(lambda g: dadaptation.DAdaptAdan(g, no_prox=True, weight_decay=0.05, betas=(0.9, 0.9, 0.95),
+                                                                               d0=1e-4), [0.5, 0.5], zero_second=True),
+        "dadapt_adan_ip": run_optimizer(lambda g: dadaptation.experimental.DAdaptAdanIP(g), [1.0, 1.0]),
     }
     out["dadaptation"] = dadaptation.__version__ if hasattr(dadaptation, "__version__") else "3.2"
 except ImportError as e:

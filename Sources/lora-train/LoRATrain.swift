@@ -35,7 +35,7 @@ struct LoRATrain: ParsableCommand {
 
         --mixed-precision bf16 runs the GEMMs in bf16 on CPUs with AMX or AVX512-BF16 (fp32 elsewhere, with a note).
 
-        Not yet: DAdaptAdan and DAdaptAdanIP, SDXL.
+        Not yet: SDXL.
 
         Examples:
 

@@ -7,7 +7,7 @@ import Training
 struct OptimizerOptions: ParsableArguments {
     @Option(name: [.long, .customLong("optimizer_type")],
             help: ArgumentHelp("AdamW, AdamW8bit (trained as AdamW), Lion, SGDNesterov, Prodigy, DAdaptAdam, DAdaptLion, DAdaptSGD, DAdaptAdaGrad, "
-                               + "DAdaptation (= DAdaptAdamPreprint) or Adafactor.", valueName: "name"),
+                               + "DAdaptAdan, DAdaptAdanIP, DAdaptation (= DAdaptAdamPreprint) or Adafactor.", valueName: "name"),
             completion: .list(OptimizerChoice.allCases.map(\.rawValue)))
     var optimizerType = "AdamW"
 
@@ -158,7 +158,7 @@ struct OptimizerOptions: ParsableArguments {
         }
         guard let choice = OptimizerChoice(kohyaName: optimizerName) else {
             throw ValidationError("--optimizer-type \(optimizerType) is not supported (\(OptimizerChoice.allCases.map(\.rawValue).joined(separator: ", ")); "
-                                  + "DAdaptAdan and DAdaptAdanIP are not built yet)")
+                                  + "bitsandbytes' 8-bit and paged optimizers other than AdamW8bit, and Python classes, are not built)")
         }
         do { _ = try choice.make(arguments: optimizerArgs) } catch { throw ValidationError(error.message) }
         _ = try schedulerRamps()

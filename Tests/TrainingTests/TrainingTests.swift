@@ -274,6 +274,22 @@ final class OtherOptimizerTests: XCTestCase {
         }
     }
 
+    func testDAdaptAdan() throws { try run("dadapt_adan") { DAdaptAdan() } }
+    func testDAdaptAdanWithoutProxAndAZeroParameter() throws {
+        try run("dadapt_adan_no_prox") {
+            var o = DAdaptAdan()
+            (o.noProx, o.weightDecay, o.beta1, o.beta2, o.beta3, o.d0) = (true, 0.05, 0.9, 0.9, 0.95, 1e-4)
+            return o
+        }
+    }
+    func testDAdaptAdanIP() throws {
+        try run("dadapt_adan_ip") {
+            var o = DAdaptAdan()
+            o.interpolation = true
+            return o
+        }
+    }
+
     /// kohya's names and arguments reach them; DAdaptAdaGrad, which would run every group at the first one's rate,
     /// refuses unequal rates.
     func testKohyaNamesOfTheDAdaptationFamily() throws {
@@ -281,7 +297,13 @@ final class OtherOptimizerTests: XCTestCase {
         XCTAssertEqual(OptimizerChoice(kohyaName: "DAdaptAdamPreprint"), .dAdaptation)
         XCTAssertEqual(OptimizerChoice(kohyaName: "DAdaptSGD"), .dAdaptSGD)
         XCTAssertEqual(OptimizerChoice(kohyaName: "dadaptadagrad"), .dAdaptAdaGrad)
-        XCTAssertNil(OptimizerChoice(kohyaName: "DAdaptAdan"))
+        XCTAssertEqual(OptimizerChoice(kohyaName: "DAdaptAdanIP"), .dAdaptAdanIP)
+        let adan = try XCTUnwrap(try OptimizerChoice.dAdaptAdanIP.make(arguments: ["betas=0.9,0.9,0.95", "no_prox=True"]) as? DAdaptAdan)
+        XCTAssertTrue(adan.interpolation && adan.noProx)
+        XCTAssertEqual(adan.weightDecay, 0.02, "the package's default")
+        XCTAssertEqual(adan.beta3, 0.95)
+        XCTAssertThrowsError(try OptimizerChoice.dAdaptAdan.make(arguments: ["betas=0.9,0.99"]))
+        XCTAssertNil(OptimizerChoice(kohyaName: "PagedAdamW8bit"))
         let sgd = try XCTUnwrap(try OptimizerChoice.dAdaptSGD.make(arguments: ["momentum=0.9", "d0=1e-4"]) as? DAdaptSGD)
         XCTAssertEqual(sgd.momentum, 0.9)
         XCTAssertEqual(sgd.d, 1e-4)

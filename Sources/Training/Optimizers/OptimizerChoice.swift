@@ -12,6 +12,7 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
     case adafactor = "Adafactor", dAdaptLion = "DAdaptLion", dAdaptSGD = "DAdaptSGD", dAdaptAdaGrad = "DAdaptAdaGrad"
     /// kohya's "DAdaptation": dadaptation's experimental DAdaptAdamPreprint (also accepted under that name).
     case dAdaptation = "DAdaptation"
+    case dAdaptAdan = "DAdaptAdan", dAdaptAdanIP = "DAdaptAdanIP"
 
     public init?(kohyaName: String) {
         let name = kohyaName.lowercased() == "dadaptadampreprint" ? "dadaptation" : kohyaName.lowercased()
@@ -20,7 +21,7 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
     }
 
     /// Whether one rate must serve every group (D-Adaptation, Prodigy).
-    public var adaptive: Bool { [.prodigy, .dAdaptAdam, .dAdaptLion, .dAdaptSGD, .dAdaptAdaGrad, .dAdaptation].contains(self) }
+    public var adaptive: Bool { [.prodigy, .dAdaptAdam, .dAdaptLion, .dAdaptSGD, .dAdaptAdaGrad, .dAdaptation, .dAdaptAdan, .dAdaptAdanIP].contains(self) }
 
     public func make(arguments: [String]) throws(OptimizerError) -> any Optimizer {
         var values: [String: [Double]] = [:], flags: [String: Bool] = [:]
@@ -49,6 +50,7 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
         case .dAdaptSGD: known = ["weight_decay", "momentum", "d0", "growth_rate"]
         case .dAdaptAdaGrad: known = ["weight_decay", "momentum", "eps", "d0", "growth_rate"]
         case .dAdaptation: known = ["weight_decay", "betas", "eps", "decouple", "d0", "growth_rate"]
+        case .dAdaptAdan, .dAdaptAdanIP: known = ["weight_decay", "betas", "eps", "no_prox", "d0", "growth_rate"]
         case .adafactor: known = ["weight_decay", "eps", "clip_threshold", "decay_rate", "beta1", "scale_parameter", "relative_step", "warmup_init"]
         }
         if let bad = (Array(values.keys) + Array(flags.keys)).sorted().first(where: { !known.contains($0) }) {
@@ -119,6 +121,17 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
         case .dAdaptAdaGrad:
             var o = DAdaptAdaGrad()
             (o.momentum, o.weightDecay, o.epsilon) = (try one("momentum", 0), try one("weight_decay", 0), try one("eps", 1e-6))
+            o.growthRate = try one("growth_rate", .infinity)
+            o.d0 = try one("d0", 1e-6)
+            return o
+        case .dAdaptAdan, .dAdaptAdanIP:
+            var o = DAdaptAdan()
+            o.interpolation = self == .dAdaptAdanIP
+            if let betas = values["betas"] {
+                guard betas.count == 3 else { throw OptimizerError("--optimizer-args betas takes three numbers for \(rawValue), e.g. betas=0.98,0.92,0.99") }
+                (o.beta1, o.beta2, o.beta3) = (betas[0], betas[1], betas[2])
+            }
+            (o.epsilon, o.weightDecay, o.noProx) = (try one("eps", 1e-8), try one("weight_decay", 0.02), flags["no_prox"] ?? false)
             o.growthRate = try one("growth_rate", .infinity)
             o.d0 = try one("d0", 1e-6)
             return o
