@@ -21,12 +21,7 @@ public struct DAdaptAdaGrad: Optimizer {
     public var adaptiveScale: Double? { d }
 
     public mutating func update(_ groups: [ParameterGroup]) throws(OptimizerError) {
-        let lr = groups.first?.learningRate ?? 0
-        // The package would train every group at the first one's rate, a group at 0 too: refused rather than done quietly.
-        if let other = groups.first(where: { $0.learningRate != lr }) {
-            throw OptimizerError("DAdaptAdaGrad takes one learning rate for every group (dadaptation uses the first group's for all): "
-                                 + "\(other.name) has \(other.learningRate), another \(lr); use --text-encoder-lr equal to --unet-lr")
-        }
+        let lr = try groups.firstGroupLearningRate("DAdaptAdaGrad")
         let dlr = d * lr
         let eps = Float(epsilon), scale = Float(dlr)
         var squares = 0.0, weightedChange = 0.0, l1Change = 0.0

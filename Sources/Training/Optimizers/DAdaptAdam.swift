@@ -59,18 +59,25 @@ public struct DAdaptAdam: Optimizer {
             let dHat = numeratorWeighted / ((1 - sqrtBeta2) * l1)
             d = max(d, min(dHat, d * growthRate))
         }
+        Self.applyStep(groups, m: buffers.m, v: buffers.v, epsilon: epsilon, decoupledDecay: decouple ? weightDecay * dlr : 0)
+        step += 1
+    }
+
+    /// The parameter step of dadaptation's Adam forms (DAdaptAdam, DAdaptAdamPreprint), for the groups with a rate:
+    /// p ← p − wd·dlr·p when the decay is decoupled (`decoupledDecay` = wd·dlr, else 0), then p ← p − m/(√v + ε).
+    static func applyStep(_ groups: [ParameterGroup], m: ParameterBuffers, v: ParameterBuffers, epsilon: Double, decoupledDecay: Double) {
+        let eps = Float(epsilon), decay = Float(-decoupledDecay)
         for group in groups where group.learningRate > 0 {
             for p in group.parameters {
-                let m = buffers.m.values[p.key]!, v = buffers.v.values[p.key]!, eps = Float(epsilon)
+                let m = m.values[p.key]!, v = v.values[p.key]!
                 p.values.withUnsafeMutableBufferPointer { w in
                     for i in 0..<w.count {
-                        if weightDecay != 0 && decouple { w[i] += w[i] * Float(-weightDecay * dlr) }
+                        if decoupledDecay != 0 { w[i] += w[i] * decay }
                         w[i] += -(m[i] / (v[i].squareRoot() + eps))
                     }
                 }
             }
         }
-        step += 1
     }
 
     public var kohyaName: String { "dadaptation.dadapt_adam.DAdaptAdam" }

@@ -54,17 +54,7 @@ public struct DAdaptAdamPreprint: Optimizer {
         guard l1 != 0 else { return }
         gradientSquaresWeighted = gradientWeighted
         if lr > 0 { d = max(d, min((weighted / (1 - beta2) - gradientWeighted) / l1, d * growthRate)) }
-        for group in groups where group.learningRate > 0 {
-            for p in group.parameters {
-                let m = buffers.m.values[p.key]!, v = buffers.v.values[p.key]!
-                p.values.withUnsafeMutableBufferPointer { w in
-                    for i in 0..<w.count {
-                        if weightDecay != 0 && decouple { w[i] += w[i] * Float(-weightDecay * dlr) }
-                        w[i] += -(m[i] / (v[i].squareRoot() + eps))
-                    }
-                }
-            }
-        }
+        DAdaptAdam.applyStep(groups, m: buffers.m, v: buffers.v, epsilon: epsilon, decoupledDecay: decouple ? weightDecay * dlr : 0)
         step += 1
     }
 

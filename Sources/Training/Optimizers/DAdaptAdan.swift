@@ -26,11 +26,7 @@ public struct DAdaptAdan: Optimizer {
     public var adaptiveScale: Double? { d }
 
     public mutating func update(_ groups: [ParameterGroup]) throws(OptimizerError) {
-        let lr = groups.first?.learningRate ?? 0
-        if let other = groups.first(where: { $0.learningRate != lr }) {
-            throw OptimizerError("\(name) takes one learning rate for every group (dadaptation uses the first group's for all): "
-                                 + "\(other.name) has \(other.learningRate), another \(lr); use --text-encoder-lr equal to --unet-lr")
-        }
+        let lr = try groups.firstGroupLearningRate(name)
         let dlr = d * lr
         let eps = Float(epsilon), b1 = Float(beta1), b2 = Float(beta2), b3 = Float(beta3)
         let mixM = Float(dlr * (1 - beta1)), mixN = Float(dlr * (1 - beta2)), mixV = Float(1 - beta3), mixS = Float(dlr * (1 - beta3))

@@ -18,6 +18,17 @@ public struct ParameterGroup: Sendable {
 extension [ParameterGroup] {
     /// D-Adaptation and Prodigy adapt one d for all groups: every group's rate must be the largest one or 0
     /// (their packages raise otherwise; kohya warns that only the first rate takes effect). `hint` is how to fix it.
+    /// The first group's rate, which dadaptation's AdaGrad and Adan use for every group (a group at 0 too): so every
+    /// group's rate must equal it here rather than be overridden quietly.
+    func firstGroupLearningRate(_ optimizer: String) throws(OptimizerError) -> Double {
+        let lr = first?.learningRate ?? 0
+        if let other = first(where: { $0.learningRate != lr }) {
+            throw OptimizerError("\(optimizer) takes one learning rate for every group (dadaptation uses the first group's for all): "
+                                 + "\(other.name) has \(other.learningRate), another \(lr); use --text-encoder-lr equal to --unet-lr")
+        }
+        return lr
+    }
+
     func sharedLearningRate(_ optimizer: String, hint: String = "use --text-encoder-lr equal to --unet-lr") throws(OptimizerError) -> Double {
         let lr = map(\.learningRate).max() ?? 0
         if let bad = first(where: { $0.learningRate != lr && $0.learningRate != 0 }) {
