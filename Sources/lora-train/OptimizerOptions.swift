@@ -6,8 +6,9 @@ import Training
 /// Optimizer, learning rates, schedule and the loss (sd-scripts' optimizer and training arguments).
 struct OptimizerOptions: ParsableArguments {
     @Option(name: [.long, .customLong("optimizer_type")],
-            help: ArgumentHelp("AdamW, AdamW8bit (trained as AdamW), Lion, SGDNesterov, Prodigy, DAdaptAdam, DAdaptLion, DAdaptSGD, DAdaptAdaGrad, "
-                               + "DAdaptAdan, DAdaptAdanIP, DAdaptation (= DAdaptAdamPreprint) or Adafactor.", valueName: "name"),
+            help: ArgumentHelp("AdamW, Lion, SGDNesterov, Prodigy, DAdaptAdam, DAdaptLion, DAdaptSGD, DAdaptAdaGrad, DAdaptAdan, DAdaptAdanIP, "
+                               + "DAdaptation (= DAdaptAdamPreprint) or Adafactor; bitsandbytes' AdamW8bit, PagedAdamW(8bit, 32bit), Lion8bit, "
+                               + "PagedLion8bit and SGDNesterov8bit train as their fp32 forms.", valueName: "name"),
             completion: .list(OptimizerChoice.allCases.map(\.rawValue)))
     var optimizerType = "AdamW"
 
@@ -158,7 +159,7 @@ struct OptimizerOptions: ParsableArguments {
         }
         guard let choice = OptimizerChoice(kohyaName: optimizerName) else {
             throw ValidationError("--optimizer-type \(optimizerType) is not supported (\(OptimizerChoice.allCases.map(\.rawValue).joined(separator: ", ")); "
-                                  + "bitsandbytes' 8-bit and paged optimizers other than AdamW8bit, and Python classes, are not built)")
+                                  + "bitsandbytes' 8-bit and paged forms of those train as them; AdEMAMix and Python classes are not built)")
         }
         do { _ = try choice.make(arguments: optimizerArgs) } catch { throw ValidationError(error.message) }
         _ = try schedulerRamps()

@@ -43,6 +43,11 @@ struct TrainingSession {
         if configuration.trainTextEncoder { ToolRun.say("create LoRA for Text Encoder: \(trainer.network.modules.count - unetModules) modules.") }
         if configuration.trainUNet { ToolRun.say("create LoRA for U-Net: \(unetModules) modules.") }
         ToolRun.say("use \(configuration.optimizer.rawValue) optimizer | \(configuration.optimizerArguments.isEmpty ? "defaults" : configuration.optimizerArguments.joined(separator: " "))")
+        let asked = command.optimizer.optimizerName
+        if configuration.optimizer == .adamW8bit || asked.lowercased() != configuration.optimizer.rawValue.lowercased() {
+            let runs = configuration.optimizer == .adamW8bit ? "AdamW" : configuration.optimizer.rawValue
+            printError("note: \(asked) trains as \(runs) with fp32 state here: bitsandbytes' 8-bit and paged states save GPU memory, not a CPU run's")
+        }
         if configuration.optimizer == .adafactor && !configuration.optimizerArguments.contains(where: { $0.replacingOccurrences(of: " ", with: "").lowercased() == "relative_step=false" }) {
             printError("note: Adafactor with relative_step (kohya's default) sets its own step sizes: the learning rates only seed the log")
         }

@@ -1089,7 +1089,7 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(concept.status, 1)
         XCTAssertTrue(concept.stderr.contains("must be the parent of folders named <repeats>_<class tokens>"), concept.stderr)
         // Options we do not have are named, never ignored.
-        for (args, says) in [(["--optimizer-type", "PagedAdamW8bit"], "8-bit and paged optimizers other than AdamW8bit"), (["--lr-warmup-steps", "10"], "constant_with_warmup"), (["--optimizer-args", "nesterov=True"], "nesterov"), (["--network_args", "block_dims=2,2"], "block_dims"),
+        for (args, says) in [(["--optimizer-type", "AdEMAMix8bit"], "AdEMAMix and Python classes are not built"), (["--lr-warmup-steps", "10"], "constant_with_warmup"), (["--optimizer-args", "nesterov=True"], "nesterov"), (["--network_args", "block_dims=2,2"], "block_dims"),
                              (["--mixed_precision", "fp8"], "--mixed-precision takes no, bf16 or fp16"), (["--lr-scheduler", "cosine_with_min_lr"], "needs --lr-scheduler-min-lr-ratio"), (["--log_with", "tensorboard"], "--log-with tensorboard needs --logging-dir"),
                              (["--noise_offset", "nan"], "--noise-offset nan: not a number"), (["--learning_rate", "nan"], "--learning-rate nan: not a number"),
                              (["--optimizer_args", "weight_decay=nan"], "weight_decay=nan: not a number")] {

@@ -303,7 +303,12 @@ final class OtherOptimizerTests: XCTestCase {
         XCTAssertEqual(adan.weightDecay, 0.02, "the package's default")
         XCTAssertEqual(adan.beta3, 0.95)
         XCTAssertThrowsError(try OptimizerChoice.dAdaptAdan.make(arguments: ["betas=0.9,0.99"]))
-        XCTAssertNil(OptimizerChoice(kohyaName: "PagedAdamW8bit"))
+        // bitsandbytes' forms train as their fp32 optimizers; AdEMAMix is another update.
+        for (name, choice) in [("PagedAdamW8bit", OptimizerChoice.adamW), ("PagedAdamW", .adamW), ("pagedadamw32bit", .adamW), ("Lion8bit", .lion),
+                               ("PagedLion8bit", .lion), ("SGDNesterov8bit", .sgdNesterov), ("AdamW8bit", .adamW8bit)] {
+            XCTAssertEqual(OptimizerChoice(kohyaName: name), choice, name)
+        }
+        XCTAssertNil(OptimizerChoice(kohyaName: "AdEMAMix8bit"))
         let sgd = try XCTUnwrap(try OptimizerChoice.dAdaptSGD.make(arguments: ["momentum=0.9", "d0=1e-4"]) as? DAdaptSGD)
         XCTAssertEqual(sgd.momentum, 0.9)
         XCTAssertEqual(sgd.d, 1e-4)

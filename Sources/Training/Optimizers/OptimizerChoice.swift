@@ -5,8 +5,9 @@ import Foundation
 /// `key=value` arguments (Python literal spellings: `betas=0.9,0.99`,
 /// `decouple=True`) set what that optimizer's constructor takes; any other
 /// key is an error naming it. kohya's defaults apply where nothing is given
-/// (SGDNesterov's momentum 0.9; Adafactor's relative_step on). AdamW8bit trains as fp32 AdamW: the 8-bit
-/// state saves memory on GPUs and nothing on a CPU LoRA run.
+/// (SGDNesterov's momentum 0.9; Adafactor's relative_step on). AdamW8bit trains as fp32 AdamW, and bitsandbytes'
+/// other 8-bit and paged forms as theirs (`bitsandbytesForms`): the 8-bit state saves memory on GPUs and nothing on a
+/// CPU LoRA run.
 public enum OptimizerChoice: String, CaseIterable, Sendable {
     case adamW = "AdamW", adamW8bit = "AdamW8bit", lion = "Lion", sgdNesterov = "SGDNesterov", prodigy = "Prodigy", dAdaptAdam = "DAdaptAdam"
     case adafactor = "Adafactor", dAdaptLion = "DAdaptLion", dAdaptSGD = "DAdaptSGD", dAdaptAdaGrad = "DAdaptAdaGrad"
@@ -16,9 +17,21 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
 
     public init?(kohyaName: String) {
         let name = kohyaName.lowercased() == "dadaptadampreprint" ? "dadaptation" : kohyaName.lowercased()
+        if let form = Self.bitsandbytesForms[name] {
+            self = form
+            return
+        }
         guard let match = OptimizerChoice.allCases.first(where: { $0.rawValue.lowercased() == name }) else { return nil }
         self = match
     }
+
+    /// bitsandbytes' 8-bit and paged forms kohya loads (train_util.py get_optimizer), by lower-cased name: their states
+    /// save GPU memory and change nothing else a CPU run needs, so they train as the fp32 optimizer of the same update and
+    /// defaults, as AdamW8bit does (lora-train says so). AdEMAMix8bit is another update and is not among them.
+    public static let bitsandbytesForms: [String: OptimizerChoice] = [
+        "pagedadamw": .adamW, "pagedadamw8bit": .adamW, "pagedadamw32bit": .adamW, "lion8bit": .lion, "pagedlion8bit": .lion,
+        "sgdnesterov8bit": .sgdNesterov,
+    ]
 
     /// Whether one rate must serve every group (D-Adaptation, Prodigy).
     public var adaptive: Bool { [.prodigy, .dAdaptAdam, .dAdaptLion, .dAdaptSGD, .dAdaptAdaGrad, .dAdaptation, .dAdaptAdan, .dAdaptAdanIP].contains(self) }
