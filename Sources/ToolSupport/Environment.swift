@@ -83,4 +83,5 @@ public enum ToolEnvironment {
 /// Write to standard error.
 public func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
+    ConsoleLog.record(text)
 }

@@ -80,6 +80,9 @@ public enum ToolRun {
 
     /// Print human output, with any file-derived text escaped.
     public static func say(_ text: String) {
-        if reportsToStandardError { printError(TerminalText.escape(text)) } else { print(TerminalText.escape(text)) }
+        if reportsToStandardError { printError(TerminalText.escape(text)) } else {
+            print(TerminalText.escape(text))
+            ConsoleLog.record(TerminalText.escape(text))
+        }
     }
 }

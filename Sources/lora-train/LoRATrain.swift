@@ -250,6 +250,7 @@ struct LoRATrain: ParsableCommand {
         ToolEnvironment.prepare()
         ToolRun.reportsToStandardError = json
         try ToolRun.perform(json: json) {
+            if let path = logs.consoleLogFile { try ConsoleLog.open(path) }
             let plan = try makePlan()
             var validationPlan: DatasetPlan? = try makePlan(.validation)
             if validationPlan?.images.isEmpty ?? true {

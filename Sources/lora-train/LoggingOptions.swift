@@ -19,6 +19,11 @@ struct LoggingOptions: ParsableArguments {
             help: ArgumentHelp("tensorboard (the default with --logging-dir); wandb is not supported.", valueName: "tracker"))
     var logWith: String?
 
+    @Option(name: [.customLong("console-log-file"), .customLong("console_log_file")],
+            help: ArgumentHelp("Also write the lines lora-train reports (plan, notes, warnings, errors; not the bar) to this file, as kohya's log.",
+                               valueName: "path"), completion: .file())
+    var consoleLogFile: String?
+
     func validate() throws {
         if let logWith {
             switch logWith.lowercased() {

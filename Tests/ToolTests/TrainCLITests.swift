@@ -410,6 +410,24 @@ final class TrainCLITests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/other.toml"))
     }
 
+    /// kohya's --console_log_file: the reported lines (the plan, the missing-caption warning) also go to the file,
+    /// which is truncated as kohya's logging.FileHandler(mode="w"); a file that cannot be written is an error before any work.
+    func testConsoleLogFileGetsTheReportedLines() throws {
+        let path = folder + "/console.log"
+        try "an earlier run's log\n".write(toFile: path, atomically: false, encoding: .utf8)
+        let run = try ToolRunner.run("lora-train", common + ["--dry-run", "--console_log_file", path])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let log = try String(contentsOfFile: path, encoding: .utf8)
+        XCTAssertFalse(log.contains("an earlier run's log"), log)
+        for line in ["8 train images with repeats.", "num batches per epoch: 4", "2 of 4 images"] {
+            XCTAssertTrue(log.contains(line), "\(line):\n\(log)")
+            XCTAssertTrue((run.stdout + run.stderr).contains(line), "the console keeps it too: \(line)")
+        }
+        let bad = try ToolRunner.run("lora-train", common + ["--dry-run", "--console-log-file", folder + "/missing/console.log"])
+        XCTAssertEqual(bad.status, 2, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("missing/console.log: cannot write the console log"), bad.stderr)
+    }
+
     /// A config as the kohya_ss GUI writes it for an SD1.5 LoRA (kohya_gui/lora_gui.py: every value that
     /// is not "", false or None, sorted; most zeros become None there, but scale_weight_norms = 0 and the
     /// integer persistent_data_loader_workers = 0/1 are written as they are): it runs unchanged. The GUI's own keys (epoch, noise_offset_type),
