@@ -54,8 +54,15 @@ struct LoRATrain: ParsableCommand {
         Completions.answerBashRequest(Self.self)
         let expanded: (arguments: [String], keys: [String: String])
         let arguments = Array(CommandLine.arguments.dropFirst())
-        // Every option name the parser knows (the help text names them all, hidden ones included); only with a config file.
-        let ours = { OptionNames(help: helpMessage(includeHidden: true, columns: 10_000)) }
+        // Every option name the parser knows (the help text names them all, hidden ones included); worked out once, and only
+        // when a config file, --output-config or a negative number asks.
+        var names: OptionNames?
+        let ours = { () -> OptionNames in
+            if let names { return names }
+            let made = OptionNames(help: helpMessage(includeHidden: true, columns: 10_000))
+            names = made
+            return made
+        }
         do {
             if let path = try OutputConfig.destination(arguments) {
                 try OutputConfig.write(arguments, to: path, names: ours())

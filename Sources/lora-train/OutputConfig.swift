@@ -38,7 +38,7 @@ struct OptionNames {
 /// overwritten (kohya refuses too). The run modes (--dry-run, --json) are not settings and are left out.
 enum OutputConfig {
     static let spellings = ["--output-config", "--output_config"]
-    static let runModes: Set<String> = ["dry-run", "json"]
+    static let runModes: Set<String> = ["dry-run", "json", "help", "version"]
 
     /// The config file's path when the arguments ask for one to be written.
     static func destination(_ arguments: [String]) throws(ValidationError) -> String? {
