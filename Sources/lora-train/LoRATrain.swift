@@ -529,6 +529,10 @@ struct KohyaTrainingFlags: ParsableArguments {
     var sdpa = false
     @Flag(name: .customLong("mem_eff_attn"), help: ArgumentHelp("Accepted: attention is always computed blockwise.", visibility: .hidden))
     var memEffAttn = false
+    @Flag(name: .customLong("cache_info"),
+          help: ArgumentHelp("Accepted: kohya's metadata_cache.json saves re-reading sizes and captions; here sizes come from the image headers "
+                             + "and captions from their files at every run, which is quick (and never stale).", visibility: .hidden))
+    var cacheInfo = false
     @Flag(name: .customLong("highvram"), help: ArgumentHelp("Accepted: a GPU memory hint (memory-mapped weights here).", visibility: .hidden))
     var highVRAM = false
     @Flag(name: .customLong("lowram"), help: ArgumentHelp("Accepted: a GPU memory hint (memory-mapped weights here).", visibility: .hidden))

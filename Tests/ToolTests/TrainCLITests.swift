@@ -314,6 +314,7 @@ final class TrainCLITests: XCTestCase {
             log_with = ""
             xformers = true
             train_batch_size = 3
+            cache_info = true
             """.write(toFile: folder + "/config.toml", atomically: false, encoding: .utf8)
         try """
             [general]

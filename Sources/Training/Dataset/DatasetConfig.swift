@@ -31,6 +31,7 @@ public struct DatasetConfig: Sendable {
 
     static let datasetKeys: Set<String> = ["resolution", "batch_size", "enable_bucket", "min_bucket_reso", "max_bucket_reso", "bucket_reso_steps",
                                            "bucket_no_upscale", "network_multiplier", "validation_seed", "validation_split", "resize_interpolation"]
+    // cache_info is accepted as lora-train's --cache_info is: kohya's metadata_cache.json only saves re-reading sizes and captions.
     static let subsetKeys: Set<String> = ["num_repeats", "shuffle_caption", "caption_separator", "keep_tokens", "keep_tokens_separator",
                                           "secondary_separator", "enable_wildcard", "color_aug", "flip_aug", "face_crop_aug_range", "random_crop",
                                           "caption_prefix", "caption_suffix", "token_warmup_min", "token_warmup_step", "custom_attributes",
