@@ -32,7 +32,7 @@ extension Conv2d {
             && Conv2d.usesWinograd(height: height, width: width, inChannels: outChannels, outChannels: inChannels) {
             let (inChannels, outChannels) = (self.inChannels, self.outChannels)
             dx = w.withUnsafeBufferPointer { wp in
-                Conv2d.winogradTiles(dy, outChannels: inChannels, bias: [Float](repeating: 0, count: inChannels)) { u in
+                Conv2d.winogradTiles(dy, outChannels: inChannels, bias: nil) { u in
                     let source = UncheckedSendable(wp.baseAddress!), target = UncheckedSendable(u)
                     Parallel.forRanges(inChannels, cost: outChannels * 64) { range in
                         lt_winograd_filter_transposed(source.value, outChannels, inChannels, range.lowerBound, range.upperBound, target.value)

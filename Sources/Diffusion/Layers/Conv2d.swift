@@ -187,8 +187,8 @@ public struct Conv2d: Sendable {
 
     /// The tile loop of Winograd's path for input x [batch, channels, h, w] and `outChannels` outputs: the input
     /// tiles transformed chunk by chunk, 36 GEMMs against the transformed filters U [36][outChannels][channels]
-    /// that `filters` writes, and the output transform with the bias.
-    static func winogradTiles(_ x: Tensor, outChannels total: Int, bias: [Float], filters: (UnsafeMutablePointer<Float>) -> Void) -> Tensor {
+    /// that `filters` writes, and the output transform with the bias (nil: none, as for an input gradient).
+    static func winogradTiles(_ x: Tensor, outChannels total: Int, bias: [Float]?, filters: (UnsafeMutablePointer<Float>) -> Void) -> Tensor {
         let batch = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
         var u = [Float](unsafeUninitializedCapacity: Conv2d.winogradPoints * total * c) { _, n in n = Conv2d.winogradPoints * total * c }
         u.withUnsafeMutableBufferPointer { filters($0.baseAddress!) }
@@ -197,11 +197,13 @@ public struct Conv2d: Sendable {
         var y = Tensor.uninitialized([batch, total, h, w])
         var v = [Float](unsafeUninitializedCapacity: Conv2d.winogradPoints * c * chunk) { _, n in n = Conv2d.winogradPoints * c * chunk }
         var m = [Float](unsafeUninitializedCapacity: Conv2d.winogradPoints * total * chunk) { _, n in n = Conv2d.winogradPoints * total * chunk }
-        x.withPointer { xp in y.withMutablePointer { yp in u.withUnsafeBufferPointer { up in bias.withUnsafeBufferPointer { bp in
+        let noBias: [Float] = []
+        x.withPointer { xp in y.withMutablePointer { yp in u.withUnsafeBufferPointer { up in (bias ?? noBias).withUnsafeBufferPointer { bp in
             v.withUnsafeMutableBufferPointer { vp in m.withUnsafeMutableBufferPointer { mp in
                 let input = UncheckedSendable(xp), output = UncheckedSendable(yp), transformedFilters = UncheckedSendable(up.baseAddress!)
                 let tilesV = UncheckedSendable(vp.baseAddress!), products = UncheckedSendable(mp.baseAddress!)
-                let biasPointer = UncheckedSendable(bp.baseAddress!)
+                // lt_winograd_output adds no bias for a null pointer.
+                let biasPointer = UncheckedSendable(bias == nil ? nil : bp.baseAddress)
                 var first = 0
                 while first < tiles {
                     let count = min(chunk, tiles - first)
