@@ -427,6 +427,11 @@ final class TrainCLITests: XCTestCase {
         let bad = try ToolRunner.run("lora-train", common + ["--dry-run", "--console-log-file", folder + "/missing/console.log"])
         XCTAssertEqual(bad.status, 2, bad.stderr)
         XCTAssertTrue(bad.stderr.contains("missing/console.log: cannot write the console log"), bad.stderr)
+        // A FIFO nobody reads is an error, not a wait.
+        XCTAssertEqual(mkfifo(folder + "/fifo", 0o644), 0)
+        let fifo = try ToolRunner.run("lora-train", common + ["--dry-run", "--console-log-file", folder + "/fifo"])
+        XCTAssertEqual(fifo.status, 2, fifo.stderr)
+        XCTAssertTrue(fifo.stderr.contains("a FIFO nobody reads"), fifo.stderr)
     }
 
     /// A config as the kohya_ss GUI writes it for an SD1.5 LoRA (kohya_gui/lora_gui.py: every value that
