@@ -105,6 +105,12 @@ struct DatasetOptions: ParsableArguments {
           help: "Crop each image at a random place within its resized size, anew at every step (kohya: its latents are encoded at every step, not cached).")
     var randomCrop = false
 
+    @Option(name: [.long, .customLong("face_crop_aug_range")],
+            help: ArgumentHelp("Without buckets, crop around the face named in each file name (<name>_<centre x>_<centre y>_<width>_<height>) at a random "
+                               + "scale, the face's larger side going a to b times into the crop's shorter side, as kohya's --face_crop_aug_range "
+                               + "(e.g. 2.0,4.0; images are encoded at every step).", valueName: "a,b"))
+    var faceCropAugRange: String?
+
     @Flag(name: [.long, .customLong("alpha_mask")],
           help: "Weight the loss by each image's alpha channel (transparent parts train less; images without alpha count as opaque), as kohya.")
     var alphaMask = false
@@ -163,6 +169,16 @@ struct DatasetOptions: ParsableArguments {
         }
         _ = try parsedInterpolation()
         _ = try parsedResolution()
+        _ = try parsedFaceCropRange()
+    }
+
+    /// kohya's `--face_crop_aug_range "a,b"` (an empty value, as a config file may hold, gives none).
+    func parsedFaceCropRange() throws -> FaceCrop.Range? {
+        guard let text = faceCropAugRange, !text.isEmpty else { return nil }
+        guard let range = FaceCrop.Range(parsing: text) else {
+            throw ValidationError("--face-crop-aug-range \(text): give two positive numbers a,b with a ≤ b, such as 2.0,4.0")
+        }
+        return range
     }
 
     /// kohya's `--resolution`: "512" or "512,768" (width, height).
@@ -199,6 +215,7 @@ struct DatasetOptions: ParsableArguments {
         subset.captionTagDropoutRate = captionTagDropoutRate
         subset.flipAugment = flipAug
         subset.randomCrop = randomCrop
+        subset.faceCropRange = try? parsedFaceCropRange()  // checked in validate()
         subset.colorAugment = colorAug
         subset.alphaMask = alphaMask
         subset.enableWildcard = enableWildcard

@@ -291,14 +291,14 @@ struct LoRATrain: ParsableCommand {
             if dataset.maskedLoss && !plan.subsets.contains(where: \.alphaMask) {
                 printError("warning: --masked-loss without alpha masks does nothing (give --alpha-mask or alpha_mask = true; conditioning images are not supported)")
             }
-            let perStep = plan.images.filter { plan.subsets[$0.subsetIndex].augmentsEachStep }.count
+            let perStep = plan.images.indices.filter(plan.encodesEachStep).count
             if perStep > 0 {
                 // kohya: "when caching latents, either color_aug or random_crop cannot be used".
                 if dataset.cacheLatents || dataset.cacheLatentsToDisk {
                     throw ValidationError("--cache-latents\(dataset.cacheLatentsToDisk ? "-to-disk" : ""): the latents of random_crop and color_aug images "
                                           + "change at every step and cannot be cached (kohya refuses it too); leave it out: the other images stay cached in memory")
                 }
-                ToolRun.say("\(perStep) images (random_crop or color_aug) are encoded by the VAE at every step; the others' latents are cached")
+                ToolRun.say("\(perStep) images (random_crop, color_aug or face crops) are encoded by the VAE at every step; the others' latents are cached")
             }
             // A later start (--initial-step/--initial-epoch) is checked before anything is loaded, --dry-run too.
             _ = try LoRATrainer.startPosition(configuration, steps: steps)
@@ -398,7 +398,8 @@ struct LoRATrain: ParsableCommand {
         var bucketing = BucketSet(resolution: resolution, mode: mode)
         if case .noUpscale = mode { bucketing.noUpscaleLimits = limits }
         var made = try DatasetPlan.make(subsets: subsets, bucketing: bucketing,
-                                        batchSize: config.batchSize ?? dataset.trainBatchSize, skippedFolders: skipped, split: split(config), side: side)
+                                        batchSize: config.batchSize ?? dataset.trainBatchSize, skippedFolders: skipped, split: split(config), side: side,
+                                        cachedLatents: dataset.cacheLatents || dataset.cacheLatentsToDisk)
         made.parts[0].resizeInterpolation = config.resizeInterpolation ?? (try? dataset.parsedInterpolation()) ?? nil
         return made
     }

@@ -1097,13 +1097,56 @@ final class TrainCLITests: XCTestCase {
             let metadata = try ModelFile.open(folder + "/\(name)/a.safetensors").metadata
             hashes.append(try XCTUnwrap(metadata["sshs_model_hash"]))
             let augmented = !extra.isEmpty
-            XCTAssertEqual(run.stdout.contains("4 images (random_crop or color_aug) are encoded by the VAE at every step"), augmented, run.stdout)
+            XCTAssertEqual(run.stdout.contains("4 images (random_crop, color_aug or face crops) are encoded by the VAE at every step"), augmented, run.stdout)
             XCTAssertEqual(metadata["ss_random_crop"], augmented ? "True" : "False")
             XCTAssertEqual(metadata["ss_color_aug"], augmented ? "True" : "False")
             XCTAssertEqual(metadata["ss_cache_latents"], augmented ? "False" : "True")
         }
         XCTAssertEqual(hashes[0], hashes[1], "the same seed, the same crops and colours, the same file")
         XCTAssertNotEqual(hashes[0], hashes[2], "the augmented images trained differently")
+    }
+
+    /// kohya's face_crop_aug_range, from its command line and from a dataset config: without buckets the
+    /// image with a face in its name is cropped around it at every step (and the metadata says so as kohya's
+    /// does); with buckets or --cache-latents kohya ignores it, and a warning says so; a bad range is refused.
+    func testFaceCropAugRangeCropsAroundNamedFaces() throws {
+        let data = folder + "/faces"
+        try FileManager.default.createDirectory(atPath: data + "/3_zkw face", withIntermediateDirectories: true)
+        for (name, w, h) in [("portrait_70_40_24_30.png", 128, 96), ("plain.png", 64, 64)] {
+            FileManager.default.createFile(atPath: data + "/3_zkw face/" + name, contents: Data(try PNGCodec.encode(Bitmap(width: w, height: h, fill: RGB(200, 150, 90)))))
+        }
+        let args = ["--model", folder + "/base.safetensors", "--tokenizer", "Fixtures/tokenizer/clip_bpe_merges.txt.gz", "--train-data-dir", data,
+                    "--resolution", "64", "--network-dim", "4", "--network-alpha", "2", "--network-train-unet-only", "--max-train-steps", "2",
+                    "--output-name", "f", "--seed", "5"]
+        let run = try ToolRunner.run("lora-train", args + ["--output-dir", folder + "/f1", "--face_crop_aug_range", "2.0,4.0"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stdout.contains("1 images (random_crop, color_aug or face crops) are encoded by the VAE at every step"), run.stdout)
+        XCTAssertTrue(run.stderr.contains("1 of 2 images in 3_zkw face have no face in their file name"), run.stderr)
+        var metadata = try ModelFile.open(folder + "/f1/f.safetensors").metadata
+        XCTAssertEqual(metadata["ss_face_crop_aug_range"], "(2.0, 4.0)")
+        XCTAssertEqual(metadata["ss_cache_latents"], "False", "kohya cannot have cached latents for a face crop to happen")
+
+        let cached = try ToolRunner.run("lora-train", args + ["--output-dir", folder + "/f2", "--face-crop-aug-range", "2,4", "--cache_latents"])
+        XCTAssertEqual(cached.status, 0, cached.stderr)
+        XCTAssertTrue(cached.stderr.contains("face_crop_aug_range does nothing for 3_zkw face with --cache-latents"), cached.stderr)
+        metadata = try ModelFile.open(folder + "/f2/f.safetensors").metadata
+        XCTAssertEqual(metadata["ss_cache_latents"], "True")
+        XCTAssertEqual(metadata["ss_face_crop_aug_range"], "(2.0, 4.0)", "recorded as kohya records its argument")
+
+        let toml = folder + "/faces.toml"
+        try Data("[general]\nenable_bucket = true\nmin_bucket_reso = 64\nmax_bucket_reso = 128\n[[datasets]]\nresolution = 64\n[[datasets.subsets]]\nimage_dir = '\(data)/3_zkw face'\nclass_tokens = 'zkw face'\nface_crop_aug_range = [2.0, 4.0]\n".utf8)
+            .write(to: URL(fileURLWithPath: toml))
+        let bucketed = try ToolRunner.run("lora-train", args.filter { $0 != data && $0 != "--train-data-dir" } + ["--dataset-config", toml, "--dry-run"])
+        XCTAssertEqual(bucketed.status, 0, bucketed.stderr)
+        XCTAssertTrue(bucketed.stderr.contains("face_crop_aug_range does nothing for 3_zkw face with buckets"), bucketed.stderr)
+        try Data("[[datasets]]\nresolution = 64\n[[datasets.subsets]]\nimage_dir = '\(data)/3_zkw face'\nface_crop_aug_range = [4.0, 2.0]\n".utf8)
+            .write(to: URL(fileURLWithPath: toml))
+        let reversed = try ToolRunner.run("lora-train", args.filter { $0 != data && $0 != "--train-data-dir" } + ["--dataset-config", toml, "--dry-run"])
+        XCTAssertNotEqual(reversed.status, 0)
+        XCTAssertTrue(reversed.stderr.contains("face_crop_aug_range must be positive with a ≤ b"), reversed.stderr)
+        let bad = try ToolRunner.run("lora-train", args + ["--output-dir", folder + "/f3", "--face_crop_aug_range", "4,2"])
+        XCTAssertEqual(bad.status, 64, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("--face-crop-aug-range 4,2: give two positive numbers a,b with a ≤ b"), bad.stderr)
     }
 
     func testMistakesAreRefusedBeforeTraining() throws {

@@ -114,6 +114,12 @@ public struct TorchGenerator: Sendable {
         Float(nextUInt32() & 0xFF_FFFF) * Float(1.0 / 16_777_216.0)
     }
 
+    /// CPython's `random.random()` (genrand_res53): the top 27 and 26 bits of two draws, in [0, 1).
+    public mutating func nextRes53() -> Double {
+        let high = UInt64(nextUInt32() >> 5), low = UInt64(nextUInt32() >> 6)
+        return Double(high << 26 | low) / Double(1 << 53)
+    }
+
     /// torch's double uniform: 53 bits from two draws.
     mutating func nextDouble() -> Double {
         let high = UInt64(nextUInt32()), low = UInt64(nextUInt32())

@@ -150,7 +150,8 @@ public struct DatasetConfig: Sendable {
             if let v = lookup("secondary_separator", levels)?.stringValue { s.secondarySeparator = v }
             if let v = lookup("token_warmup_min", levels) { s.tokenWarmupMin = try int(v, "token_warmup_min", path, atLeast: 0) }
             if let v = lookup("token_warmup_step", levels) { s.tokenWarmupStep = try number(v, "token_warmup_step", path) }
-            for key in ["face_crop_aug_range", "conditioning_data_dir", "custom_attributes"] {
+            if let v = lookup("face_crop_aug_range", levels), v != .null { s.faceCropRange = try faceCropRange(v, path) }
+            for key in ["conditioning_data_dir", "custom_attributes"] {
                 if let v = lookup(key, levels), v != .null, v != .string(""), v != .array([]), v != .object([]) {
                     throw ModelError(.unsupported, "\(key) is not supported yet", file: path, key: key)
                 }
@@ -186,6 +187,17 @@ public struct DatasetConfig: Sendable {
         let p = try number(v, key, path)
         guard (0...1).contains(p) else { throw ModelError(.invalid, "\(key) must be between 0 and 1, not \(p)", file: path, key: key) }
         return p
+    }
+
+    /// kohya's `face_crop_aug_range = [a, b]` (a two-float sequence; positive and a ≤ b, as its command line checks).
+    static func faceCropRange(_ v: JSON, _ path: String) throws(ModelError) -> FaceCrop.Range {
+        let key = "face_crop_aug_range"
+        guard case let .array(items) = v, items.count == 2 else {
+            throw ModelError(.invalid, "\(key) must be two numbers [a, b], such as [2.0, 4.0]", file: path, key: key)
+        }
+        let range = FaceCrop.Range(lower: try number(items[0], key, path), upper: try number(items[1], key, path))
+        guard range.isUsable else { throw ModelError(.invalid, "\(key) must be positive with a ≤ b, such as [2.0, 4.0]", file: path, key: key) }
+        return range
     }
 
     static func bool(_ v: JSON, _ key: String, _ path: String) throws(ModelError) -> Bool {

@@ -87,10 +87,12 @@ public struct DatasetPlan: Sendable {
 
     /// Lists, captions, sizes and buckets for `subsets`.
     /// With `split`, each training folder keeps its `side` of kohya's validation split (a validation
-    /// plan has no regularization images and may be empty).
+    /// plan has no regularization images and may be empty). `cachedLatents`: kohya's `--cache_latents`, under which
+    /// it ignores face crops.
     public static func make(subsets: [DatasetSubset], bucketing: BucketSet, batchSize: Int,
                             skippedFolders: [(folder: String, reason: String)] = [],
-                            split: ValidationSplit? = nil, side: ValidationSplit.Side = .training) throws(ModelError) -> DatasetPlan {
+                            split: ValidationSplit? = nil, side: ValidationSplit.Side = .training,
+                            cachedLatents: Bool = false) throws(ModelError) -> DatasetPlan {
         var plan = DatasetPlan(subsets: subsets, images: [], bucketOf: [], resizedSize: [], buckets: [], batchSize: batchSize,
                                bucketing: bucketing)
         for (folder, reason) in skippedFolders { plan.warnings.append("ignored folder \(folder): \(reason)") }
@@ -196,6 +198,7 @@ public struct DatasetPlan: Sendable {
         }
         plan.images = regular + regularization
         try plan.assignBuckets()
+        try plan.findFacesAndCheckCrops(cachedLatents: cachedLatents)
         for i in plan.buckets.indices { plan.buckets[i].batchSize = batchSize }
         plan.parts = [Part(subsets: 0..<subsets.count, buckets: 0..<plan.buckets.count, bucketing: bucketing, batchSize: batchSize,
                            trainImagesWithRepeats: plan.trainImagesWithRepeats, regImagesWithRepeats: plan.regImagesWithRepeats,

@@ -33,6 +33,9 @@ public struct DatasetSubset: Sendable, Equatable {
     /// its latents cannot be cached (train_util.py `is_latent_cacheable`).
     public var randomCrop = false
     public var colorAugment = false
+    /// kohya's `face_crop_aug_range`: crops around the face named in each image's file name (`FaceCrop`), for
+    /// images encoded at every step without buckets.
+    public var faceCropRange: FaceCrop.Range?
     /// kohya's `resize_interpolation` (nil: area when shrinking, Lanczos otherwise).
     public var resizeInterpolation: Bitmap.Interpolation?
     /// kohya's `alpha_mask`: the images' alpha channel weights the loss (`AlphaMask`).
@@ -44,7 +47,6 @@ public struct DatasetSubset: Sendable, Equatable {
     /// kohya's `token_warmup_min` / `token_warmup_step` (below 1: a fraction of the run's steps).
     public var tokenWarmupMin = 1
     public var tokenWarmupStep = 0.0
-    public var augmentsEachStep: Bool { randomCrop || colorAugment }
     /// The name kohya's metadata records the subset under (`ss_dataset_dirs`, `ss_tag_frequency`): its metadata file's, else its folder's.
     public var recordedName: String { ((metadataFile ?? imageDirectory) as NSString).lastPathComponent }
 

@@ -8,9 +8,18 @@ import Imaging
 public enum ImageAugmentation {
     /// `trim_and_resize_if_required` with `random_crop`: the excess over the bucket is trimmed at
     /// `random.randint(0, trim)` (both ends inclusive), the width first, then the height.
-    public static func randomCropOrigin(width: Int, height: Int, bucket: Resolution, random: inout TrainingRandom) -> (left: Int, top: Int) {
+    public static func randomCropOrigin(width: Int, height: Int, bucket: Resolution, random: inout some DataRandom) -> (left: Int, top: Int) {
         let left = width > bucket.width ? random.integer(below: width - bucket.width + 1) : 0
         let top = height > bucket.height ? random.integer(below: height - bucket.height + 1) : 0
+        return (left, top)
+    }
+
+    /// Without buckets kohya does not resize an image it encodes at every step (`__getitem__`'s uncached
+    /// branch): random_crop takes a target-sized window of the image as it is, at `random.randint(0, excess)`,
+    /// the height first. The image covers the target (the plan checks it).
+    public static func unbucketedCropOrigin(width: Int, height: Int, target: Resolution, random: inout some DataRandom) -> (left: Int, top: Int) {
+        let top = height > target.height ? random.integer(in: 0...(height - target.height)) : 0
+        let left = width > target.width ? random.integer(in: 0...(width - target.width)) : 0
         return (left, top)
     }
 
@@ -26,7 +35,7 @@ public enum ImageAugmentation {
 
     /// `color_aug`'s draws: a third of the images change; of those, half shift the hue by uniform(−8, 8),
     /// half take a gamma of uniform(0.95, 1.05).
-    public static func drawColorChange(random: inout TrainingRandom) -> ColorChange {
+    public static func drawColorChange(random: inout some DataRandom) -> ColorChange {
         guard random.uniform() <= 0.33 else { return .none }
         if random.uniform() > 0.5 {
             let shift = -8 + 16 * random.uniform()

@@ -14,6 +14,8 @@ public struct DatasetImage: Sendable, Equatable {
     public var repeats: Int
     public var isRegularization: Bool
     public var width = 0, height = 0
+    /// The face its file name places, when its subset crops around faces and it is encoded without buckets (`FaceCrop`).
+    public var face: FaceCrop.Box?
 }
 
 /// Listing a subset's images and reading their captions the way sd-scripts

@@ -5,7 +5,7 @@ import Diffusion
 /// words, Modules/_randommodule.c), `getrandbits`, `_randbelow` (rejection on getrandbits, no
 /// modulo bias) and `shuffle` (Fisher–Yates from the end). The twister is TorchGenerator's MT19937;
 /// only the seeding differs. Checked against CPython 3.11 in Fixtures/golden/make_python_random_golden.py.
-public struct PythonRandom: Sendable {
+public struct PythonRandom: DataRandom, Sendable {
     private var generator: TorchGenerator
 
     /// `random.seed(seed)` for a non-negative int: its little-endian 32-bit words (0 → one word).
@@ -52,6 +52,13 @@ public struct PythonRandom: Sendable {
             if r < n { return r }
         }
     }
+
+    /// `random.random()`: 53 bits from two words (genrand_res53), as TrainingRandom draws them.
+    public mutating func uniform() -> Double {
+        generator.nextRes53()
+    }
+
+    public mutating func integer(below bound: Int) -> Int { below(bound) }
 
     /// `random.shuffle(items)`.
     public mutating func shuffle<T>(_ items: inout [T]) {

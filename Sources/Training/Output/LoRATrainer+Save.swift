@@ -67,8 +67,8 @@ extension LoRATrainer {
         m[.baseModelVersion] = model.family == .sd2 && v ? "sd_v2_v" : model.family.kohyaBaseVersion
         m[.clipSkip] = py(c.clipSkip)
         m["ss_max_token_length"] = py(c.maxTokenLength)
-        // kohya's args.cache_latents: true unless some images are encoded at every step (random_crop, color_aug).
-        m["ss_cache_latents"] = py(!plan.subsets.contains { $0.augmentsEachStep })
+        // kohya's args.cache_latents: true unless some images are encoded at every step (random_crop, color_aug, face crops).
+        m["ss_cache_latents"] = py(!plan.images.indices.contains(where: plan.encodesEachStep))
         m[.seed] = String(c.seed)
         m["ss_lowram"] = "False"
         m[.noiseOffset] = py(c.noise.offset)
@@ -84,7 +84,7 @@ extension LoRATrainer {
         m[.captionDropoutRate] = pythonFloat(plan.subsets.first?.captionDropoutRate ?? 0)
         m["ss_caption_dropout_every_n_epochs"] = String(plan.subsets.first?.captionDropoutEveryNEpochs ?? 0)
         m[.captionTagDropoutRate] = pythonFloat(plan.subsets.first?.captionTagDropoutRate ?? 0)
-        m["ss_face_crop_aug_range"] = "None"
+        m["ss_face_crop_aug_range"] = plan.subsets.first?.faceCropRange.map(String.init(describing:)) ?? "None"
         m["ss_prior_loss_weight"] = pythonFloat(c.priorLossWeight)
         m[.minSnrGamma] = py(c.objective.minSNRGamma)
         m["ss_scale_weight_norms"] = py(c.scaleWeightNorms)

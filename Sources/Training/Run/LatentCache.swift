@@ -6,8 +6,9 @@ import LoRACore
 /// a *sample* of the VAE's latent distribution (not its mean), scaled by the
 /// model's factor, frozen for the run; with flip augmentation the mirrored
 /// image's latents too. NaNs from the VAE become 0 as sd-scripts does.
-/// Images of subsets with `random_crop` or `color_aug` are not cached (kohya
-/// cannot either): they keep their resized pixels, encoded at every step.
+/// Images of subsets with `random_crop`, `color_aug` or face crops are not cached
+/// (kohya cannot either): they keep their pixels, resized to cover their bucket
+/// or, where kohya crops them unresized, as they are; encoded at every step.
 public struct LatentCache: Sendable {
     /// Per image of the plan: [1, 4, h/8, w/8], and the mirrored one when flips are on; nil for the
     /// images encoded at every step.
@@ -17,7 +18,8 @@ public struct LatentCache: Sendable {
     /// latents; nil elsewhere (a mask of ones).
     public private(set) var masks: [[Float]?] = []
     public private(set) var flippedMasks: [[Float]?] = []
-    /// The images encoded at every step, resized to their bucket's size (not yet cropped), by plan index,
+    /// The images encoded at every step, resized to their bucket's size (not yet cropped) or as they are
+    /// (`DatasetPlan.cropsUnresized`), by plan index,
     /// with their resized alpha for `alpha_mask`.
     public private(set) var perStep: [Int: Bitmap] = [:]
     public private(set) var perStepAlpha: [Int: Bitmap] = [:]
@@ -31,8 +33,10 @@ public struct LatentCache: Sendable {
         for (i, image) in plan.images.enumerated() {
             let bucket = plan.buckets[plan.bucketOf[i]].resolution, resized = plan.resizedSize[i]
             let subset = plan.subsets[image.subsetIndex]
-            if subset.augmentsEachStep {
-                (cache.perStep[i], cache.perStepAlpha[i]) = try TrainingImage.resized(image.path, to: resized, alpha: subset.alphaMask,
+            if plan.encodesEachStep(i) {
+                // Images cropped as they are (no buckets: random_crop, face crops) keep their own size.
+                let size = plan.cropsUnresized(i) ? Resolution(image.width, image.height) : resized
+                (cache.perStep[i], cache.perStepAlpha[i]) = try TrainingImage.resized(image.path, to: size, alpha: subset.alphaMask,
                                                                                          interpolation: subset.resizeInterpolation)
                 cache.latents.append(nil)
                 cache.flipped.append(nil)

@@ -442,22 +442,14 @@ public final class LoRATrainer {
         return loss
     }
 
-    /// kohya's uncached path for one image (train_util.py `__getitem__`): the flip is drawn first, then
-    /// the random crop's origin, then the colour change; the pixels go through the VAE with a fresh
-    /// sample of its latent distribution, as kohya's encode at each step draws one.
-    func augmentedLatents(_ scaled: Bitmap, entry: Int, plan: DatasetPlan, cache: LatentCache,
+    /// kohya's uncached path for one image (`DatasetPlan.stepPixels`): the pixels go through the VAE with a
+    /// fresh sample of its latent distribution, as kohya's encode at each step draws one.
+    func augmentedLatents(_ stored: Bitmap, entry: Int, plan: DatasetPlan, cache: LatentCache,
                           random: inout TrainingRandom) throws(ModelError) -> (latents: Tensor, mask: [Float]?) {
-        let image = plan.images[entry], subset = plan.subsets[image.subsetIndex]
+        let step = try plan.stepPixels(entry, stored: stored, alpha: cache.perStepAlpha[entry], random: &random)
         let bucket = plan.buckets[plan.bucketOf[entry]].resolution
-        let flip = subset.flipAugment && random.uniform() < 0.5
-        let origin = subset.randomCrop ? ImageAugmentation.randomCropOrigin(width: scaled.width, height: scaled.height, bucket: bucket, random: &random)
-                                       : nil
-        var pixels = scaled
-        if subset.colorAugment { ImageAugmentation.apply(ImageAugmentation.drawColorChange(random: &random), to: &pixels) }
-        let input = try TrainingImage.pixels(pixels, path: image.path, bucket: bucket, flipped: flip, origin: origin)
-        var latents = model.encoder!.encode(input, noise: random.normal(4 * (bucket.width / 8) * (bucket.height / 8)))
+        var latents = model.encoder!.encode(step.pixels, noise: random.normal(4 * (bucket.width / 8) * (bucket.height / 8)))
         for j in latents.values.indices where !latents.values[j].isFinite { latents.values[j] = 0 }
-        let mask = cache.perStepAlpha[entry].map { AlphaMask.latentMask(AlphaMask.pixelMask($0, bucket: bucket, origin: origin), bucket: bucket, flipped: flip) }
-        return (latents, mask)
+        return (latents, step.pixelMask.map { AlphaMask.latentMask($0, bucket: bucket, flipped: step.flipped) })
     }
 }

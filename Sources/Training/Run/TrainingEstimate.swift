@@ -38,13 +38,12 @@ public enum TrainingEstimate {
         func scale(_ r: Resolution) -> Double { pow(Double(r.width * r.height) / 262_144, 1.15) * coreScale }
         let perSample = ((checkpointing ? 31.0 : 24.0) + (textEncoder ? 1 : 0)) * model.unet, encode = 6.5 * model.encoder
         var epochSeconds = 0.0, cachingSeconds = 0.0
-        // Images with random_crop or color_aug go through the VAE at every step instead of once.
-        func encodesEachStep(_ i: Int) -> Bool { plan.subsets[plan.images[i].subsetIndex].augmentsEachStep }
+        // Images with random_crop, color_aug or a face crop go through the VAE at every step instead of once.
         for bucket in plan.buckets {
-            let encoded = Double(bucket.entries.filter(encodesEachStep).count)
+            let encoded = Double(bucket.entries.filter(plan.encodesEachStep).count)
             epochSeconds += (Double(bucket.entries.count) * perSample + encoded * encode) * scale(bucket.resolution)
         }
-        for (i, image) in plan.images.enumerated() where !encodesEachStep(i) {
+        for (i, image) in plan.images.enumerated() where !plan.encodesEachStep(i) {
             let flips = plan.subsets[image.subsetIndex].flipAugment ? 2.0 : 1.0
             cachingSeconds += encode * flips * scale(plan.buckets[plan.bucketOf[i]].resolution)
         }
