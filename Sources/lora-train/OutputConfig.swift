@@ -12,6 +12,8 @@ struct OptionNames {
     /// Options that take several values (`--network-args a b`).
     var lists = Set<String>()
     var configKey: [String: String] = [:]
+    /// Single-letter spellings (`-m`) → the option's first long name, normalized.
+    var short: [String: String] = [:]
 
     /// From the help's option lines: "  -m, --model, --pretrained_model_name_or_path <path>   …".
     init(help: String) {
@@ -26,6 +28,7 @@ struct OptionNames {
             if !synopsis.contains("<") { flags.formUnion(names) }
             if synopsis.contains("...") { lists.formUnion(names) }
             for name in names { configKey[name] = key }
+            for letter in synopsis.matches(of: /(?:^|[\s,])-([A-Za-z])(?=[,\s]|$)/) { short[String(letter.1)] = names[0] }
         }
     }
 
@@ -50,7 +53,7 @@ enum OutputConfig {
         return path.hasSuffix(".toml") ? path : path + ".toml"
     }
 
-    /// The TOML for `arguments` (the command line without --config-file and --output-config): `--flag` → `flag = true`,
+    /// The TOML for `arguments` (the command line without --config-file and --output-config): `--flag` (or `-q`) → `flag = true`,
     /// `--option v` → a number when v reads as a TOML number, else a string; several values → an array. What the
     /// parser would refuse by its shape (an unknown option, a flag with a value, an option without one) is refused
     /// here; the values themselves are checked when a run reads the file.
@@ -59,16 +62,21 @@ enum OutputConfig {
         var i = 0
         while i < arguments.count {
             let token = arguments[i]
-            guard token.hasPrefix("--"), token.count > 2 else {
+            var name: String, values: [String] = []
+            if let long = names.short[String(token.dropFirst())], token.count == 2, token.hasPrefix("-") {
+                name = long
+            } else if token.hasPrefix("--"), token.count > 2 {
+                name = String(token.dropFirst(2))
+            } else {
                 throw ValidationError("\(TerminalText.escape(token)): a value without an option before it")
             }
-            var name = String(token.dropFirst(2)), values: [String] = []
             if let equals = name.firstIndex(of: "=") {
                 values.append(String(name[name.index(after: equals)...]))
                 name = String(name[..<equals])
             }
             i += 1
-            while i < arguments.count, !arguments[i].hasPrefix("--") || Double(arguments[i]) != nil {
+            while i < arguments.count, !(arguments[i].hasPrefix("--") || names.short[String(arguments[i].dropFirst())] != nil && arguments[i].count == 2)
+                    || Double(arguments[i]) != nil {
                 values.append(arguments[i])
                 i += 1
             }

@@ -366,7 +366,10 @@ final class TrainCLITests: XCTestCase {
     /// kohya's --output_config: the command line becomes a flat TOML under kohya's spellings (the run modes left out),
     /// nothing runs, and --config-file reads it back to the same plan; an existing file is never overwritten.
     func testOutputConfigWritesWhatTheConfigFileReadsBack() throws {
-        let settings = common + ["--output-dir", folder + "/out", "--max_train_epochs", "2", "--network-args", "conv_dim=2", "conv_alpha=1",
+        // Short spellings (-m, -q) are written under their long names.
+        let short = common.map { ["--model": "-m", "--quiet": "-q"][$0] ?? $0 }
+        XCTAssertEqual(short.filter { $0.count == 2 && $0.hasPrefix("-") }, ["-m", "-q"])
+        let settings = short + ["--output-dir", folder + "/out", "--max_train_epochs", "2", "--network-args", "conv_dim=2", "conv_alpha=1",
                                  "--noise-offset", "-0.05", "--output-name", "my \"char\""]
         let saved = folder + "/saved"
         let write = try ToolRunner.run("lora-train", settings + ["--dry-run", "--output_config", "--config_file", saved])
@@ -385,6 +388,7 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(config["network_args"], .array([.string("conv_dim=2"), .string("conv_alpha=1")]), text)
         XCTAssertEqual(config["output_name"], .string("my \"char\""), text)
         XCTAssertEqual(config["tokenizer"], .string("Fixtures/tokenizer/clip_bpe_merges.txt.gz"), "lora-train's own options keep their names")
+        XCTAssertEqual(config["quiet"], .bool(true), text)
         XCTAssertNil(config["dry_run"], "a run mode, not a setting")
         XCTAssertNil(config["config_file"])
         XCTAssertNil(config["output_config"])
@@ -406,6 +410,9 @@ final class TrainCLITests: XCTestCase {
         let unknown = try ToolRunner.run("lora-train", ["--deepspeed", "--output-config", "--config-file", folder + "/other"])
         XCTAssertEqual(unknown.status, 64, unknown.stderr)
         XCTAssertTrue(unknown.stderr.contains("unknown option --deepspeed"), unknown.stderr)
+        let unknownShort = try ToolRunner.run("lora-train", ["-z", "--output-config", "--config-file", folder + "/other"])
+        XCTAssertEqual(unknownShort.status, 64, unknownShort.stderr)
+        XCTAssertTrue(unknownShort.stderr.contains("-z: a value without an option before it"), unknownShort.stderr)
         let flagValue = try ToolRunner.run("lora-train", ["--enable-bucket", "yes", "--output-config", "--config-file", folder + "/other"])
         XCTAssertEqual(flagValue.status, 64, flagValue.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/other.toml"))
