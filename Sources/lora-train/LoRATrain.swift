@@ -302,6 +302,9 @@ struct LoRATrain: ParsableCommand {
             }
             // A later start (--initial-step/--initial-epoch) is checked before anything is loaded, --dry-run too.
             _ = try LoRATrainer.startPosition(configuration, steps: steps)
+            if logs.logConfig && logs.loggingDir == nil {
+                printError("note: --log-config does nothing without --logging-dir (kohya logs the settings to its tracker, which needs one)")
+            }
             if samples.sampleEveryNEpochs != nil && samples.sampleEveryNSteps != nil {
                 printError("note: --sample-every-n-steps is ignored because --sample-every-n-epochs is given (kohya does the same)")
             }
@@ -535,11 +538,11 @@ struct KohyaTrainingFlags: ParsableArguments {
                              + "and captions from their files at every run, which is quick (and never stale).", visibility: .hidden))
     var cacheInfo = false
     @Flag(name: .customLong("highvram"), help: ArgumentHelp("Accepted: a GPU memory hint (memory-mapped weights here).", visibility: .hidden))
-    var highVRAM = false
+    var highvram = false
     @Flag(name: .customLong("lowram"), help: ArgumentHelp("Accepted: a GPU memory hint (memory-mapped weights here).", visibility: .hidden))
-    var lowRAM = false
+    var lowram = false
     @Flag(name: .customLong("disable_mmap_load_safetensors"), help: ArgumentHelp("Accepted: files are always memory-mapped and checked.", visibility: .hidden))
-    var noMmap = false
+    var disableMmapLoadSafetensors = false
     @Flag(name: .customLong("skip_cache_check"), help: ArgumentHelp("Accepted: .npz caches are checked by their recorded hashes, which is quick.", visibility: .hidden))
     var skipCacheCheck = false
     @Option(name: .customLong("console_log_level"), help: ArgumentHelp("Accepted: lora-train prints kohya's plan and warnings; --quiet drops the bar.", visibility: .hidden))
@@ -547,9 +550,9 @@ struct KohyaTrainingFlags: ParsableArguments {
     @Flag(name: .customLong("console_log_simple"), help: ArgumentHelp("Accepted: the output is plain text.", visibility: .hidden))
     var consoleLogSimple = false
     @Flag(name: .customLong("persistent_data_loader_workers"), help: ArgumentHelp("Accepted: no data-loader processes.", visibility: .hidden))
-    var persistentWorkers = false
+    var persistentDataLoaderWorkers = false
     @Option(name: .customLong("max_data_loader_n_workers"), help: ArgumentHelp("Accepted: no data-loader processes.", visibility: .hidden))
-    var workers: Int?
+    var maxDataLoaderNWorkers: Int?
     // What the kohya_ss GUI writes into every config it runs with.
     @Option(name: .customLong("vae_batch_size"), help: ArgumentHelp("Accepted: latents are encoded one image at a time (the same latents).", visibility: .hidden))
     var vaeBatchSize: Int?
@@ -576,7 +579,7 @@ struct KohyaTrainingFlags: ParsableArguments {
     @Flag(name: .customLong("fp8_base"), help: ArgumentHelp("Accepted with --mixed-precision bf16, with a note: the base model stays at the checkpoint's precision.", visibility: .hidden))
     var fp8Base = false
     @Flag(name: .customLong("fp8_base_unet"), help: ArgumentHelp("Accepted with --mixed-precision bf16, with a note: the U-Net stays at the checkpoint's precision.", visibility: .hidden))
-    var fp8BaseUNet = false
+    var fp8BaseUnet = false
 
     /// kohya's asserts (train_network.py), then a note for what is accepted and not done.
     func checkPrecisionStorage(mixedPrecision: String) throws {
@@ -586,12 +589,12 @@ struct KohyaTrainingFlags: ParsableArguments {
         if fullBF16 && mixedPrecision != "bf16" {
             throw ValidationError("--full_bf16 requires --mixed_precision bf16 (as kohya asserts)")
         }
-        if (fp8Base || fp8BaseUNet) && mixedPrecision == "no" {
-            throw ValidationError("--fp8_base\(fp8BaseUNet && !fp8Base ? "_unet" : "") requires --mixed_precision bf16 or fp16 (as kohya asserts)")
+        if (fp8Base || fp8BaseUnet) && mixedPrecision == "no" {
+            throw ValidationError("--fp8_base\(fp8BaseUnet && !fp8Base ? "_unet" : "") requires --mixed_precision bf16 or fp16 (as kohya asserts)")
         }
         let stored = [fullBF16 ? "--full_bf16 (the network and its gradients stay fp32)" : nil, fullFP16 ? "--full_fp16 (the network and its gradients stay fp32)" : nil,
                       fp8Base ? "--fp8_base (the U-Net and text encoder stay at the checkpoint's precision)" : nil,
-                      fp8BaseUNet && !fp8Base ? "--fp8_base_unet (the U-Net stays at the checkpoint's precision)" : nil].compactMap { $0 }
+                      fp8BaseUnet && !fp8Base ? "--fp8_base_unet (the U-Net stays at the checkpoint's precision)" : nil].compactMap { $0 }
         if !stored.isEmpty {
             printError("note: \(stored.joined(separator: "; ")): GPU memory savers that round what is trained; not needed on the CPU, so not done "
                        + "(the result is the full-precision run's, which kohya's approximates)")

@@ -15,6 +15,10 @@ struct LoggingOptions: ParsableArguments {
             help: ArgumentHelp("The TensorBoard run's subfolder (kohya's default: network_train).", valueName: "name"))
     var logTrackerName: String?
 
+    @Flag(name: [.customLong("log-config"), .customLong("log_config")],
+          help: "With --logging-dir, log the run's settings for TensorBoard's HPARAMS tab and in hparams.yml, as kohya's --log_config (paths to your files left out).")
+    var logConfig = false
+
     @Option(name: [.customLong("log-with"), .customLong("log_with")],
             help: ArgumentHelp("tensorboard (the default with --logging-dir); wandb is not supported.", valueName: "tracker"))
     var logWith: String?

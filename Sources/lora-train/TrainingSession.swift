@@ -23,6 +23,11 @@ struct TrainingSession {
             try TensorBoardLog(loggingDirectory: folder, prefix: command.logs.logPrefix ?? "", trackerName: command.logs.logTrackerName ?? "network_train")
         }
         if let board { ToolRun.say("TensorBoard log: \(TerminalText.escape(board.path))") }
+        if command.logs.logConfig, let board {
+            let names = OptionNames(help: LoRATrain.helpMessage(includeHidden: true, columns: 10_000))
+            let written = try board.recordHParams(LoggedConfiguration.values(of: command, names: names))
+            ToolRun.say("settings logged: \(TerminalText.escape(written.yaml))")
+        }
         let tokenizer = try BPETokenizer.locate(explicit: command.tokenizer, near: command.model)
         for spec in command.network.baseLoRAs { ToolRun.say("merging module: \(spec.path) with multiplier \(formatNumber(spec.ratio))") }
         let model = try StableDiffusionModel(checkpoint: command.model, tokenizer: tokenizer, options: command.modelOptions)

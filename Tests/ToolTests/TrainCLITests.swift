@@ -410,6 +410,10 @@ final class TrainCLITests: XCTestCase {
         let unknown = try ToolRunner.run("lora-train", ["--deepspeed", "--output-config", "--config-file", folder + "/other"])
         XCTAssertEqual(unknown.status, 64, unknown.stderr)
         XCTAssertTrue(unknown.stderr.contains("unknown option --deepspeed"), unknown.stderr)
+        XCTAssertTrue(direct.stderr.contains("note: --log-config does nothing without --logging-dir") == false, direct.stderr)
+        let logConfig = try ToolRunner.run("lora-train", settings + ["--dry-run", "--log_config"])
+        XCTAssertEqual(logConfig.status, 0, logConfig.stderr)
+        XCTAssertTrue(logConfig.stderr.contains("note: --log-config does nothing without --logging-dir"), logConfig.stderr)
         let unknownShort = try ToolRunner.run("lora-train", ["-z", "--output-config", "--config-file", folder + "/other"])
         XCTAssertEqual(unknownShort.status, 64, unknownShort.stderr)
         XCTAssertTrue(unknownShort.stderr.contains("-z: a value without an option before it"), unknownShort.stderr)
@@ -460,6 +464,7 @@ final class TrainCLITests: XCTestCase {
             huber_c = 0.1
             huber_schedule = "snr"
             learning_rate = 0.001
+            log_config = true
             logging_dir = "\(folder)/log"
             loss_type = "l2"
             lr_scheduler = "cosine"
@@ -520,8 +525,30 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(runs.count, 1)
         XCTAssertTrue(runs.first.map { $0.count == 14 && $0.allSatisfy(\.isNumber) } ?? false, "\(runs)")
         let board = folder + "/log/\(runs.first ?? "")/network_train"
-        let events = try FileManager.default.contentsOfDirectory(atPath: board)
+        let listing = try FileManager.default.contentsOfDirectory(atPath: board)
+        let events = listing.filter { $0.hasPrefix("events.out.tfevents.") }
         XCTAssertEqual(events.count, 1)
+        // log_config: torch's add_hparams folder and accelerate's hparams.yml beside the event file, named by time.time().
+        let stamped = listing.filter { Double($0) != nil }.sorted()
+        XCTAssertEqual(stamped.count, 2, "\(listing)")
+        let hparamEvents = try FileManager.default.contentsOfDirectory(atPath: board + "/" + (stamped.first ?? ""))
+        XCTAssertEqual(hparamEvents.count, 1)
+        let hparamData = try Data(contentsOf: URL(fileURLWithPath: board + "/\(stamped.first ?? "")/\(hparamEvents.first ?? "")"))
+        XCTAssertEqual(hparamData.ranges(of: Data("_hparams_/session_start_info".utf8)).count, 1)
+        let yaml = try String(contentsOfFile: board + "/\(stamped.last ?? "")/hparams.yml", encoding: .utf8)
+        // Other paths stay, as kohya keeps them (sample_prompts, dataset_config ...).
+        for line in ["learning_rate: 0.001\n", "lr_scheduler: cosine\n", "log_config: true\n", "network_dim: ", "lr_scheduler_num_cycles: 1\n"] {
+            XCTAssertTrue(yaml.contains(line), "\(line) in:\n\(yaml)")
+        }
+        // Every key is an option's name (kohya's where sd-scripts has the option), as --help lists them.
+        let help = try ToolRunner.run("lora-train", ["--help-hidden"]).stdout
+        let spellings = Set(help.matches(of: /--([A-Za-z0-9_-]+)/).map { String($0.1) })
+        for key in yaml.split(separator: "\n").map({ String($0.prefix { $0 != ":" }) }) {
+            XCTAssertTrue(spellings.contains(key) || spellings.contains(key.replacingOccurrences(of: "_", with: "-")), "\(key) is no option's name")
+        }
+        for hidden in ["pretrained_model_name_or_path", "train_data_dir", "output_dir", "logging_dir", "tokenizer:", "base.safetensors", "/data"] {
+            XCTAssertFalse(yaml.contains(hidden), "kohya leaves the paths to the user's files out: \(hidden)")
+        }
         XCTAssertTrue(events.first?.hasPrefix("events.out.tfevents.") ?? false, "\(events)")
         let data = try Data(contentsOf: URL(fileURLWithPath: board + "/" + (events.first ?? "")))
         func count(_ tag: String) -> Int { data.ranges(of: Data(tag.utf8)).count }

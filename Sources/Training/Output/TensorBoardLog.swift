@@ -56,12 +56,17 @@ public final class TensorBoardLog {
             value32.float(2, Float(value))
             var summary = ProtobufWriter()
             summary.message(1, value32)
-            var event = ProtobufWriter()
-            event.double(1, wallTime)
-            if step != 0 { event.varint(2, UInt64(bitPattern: Int64(step))) }   // proto3 leaves a zero out
-            event.message(5, summary)
-            write(record: event.bytes)
+            record(summary: summary, step: step, wallTime: wallTime)
         }
+    }
+
+    /// One event holding `summary` (a Summary protobuf).
+    func record(summary: ProtobufWriter, step: Int = 0, wallTime: Double) {
+        var event = ProtobufWriter()
+        event.double(1, wallTime)
+        if step != 0 { event.varint(2, UInt64(bitPattern: Int64(step))) }   // proto3 leaves a zero out
+        event.message(5, summary)
+        write(record: event.bytes)
     }
 
     /// kohya's per-step scalars (train_network.py `generate_step_logs`), in its order: the losses, the
