@@ -63,20 +63,28 @@ out["adamw"] = {"initial": initial, "learning_rates": [1e-3, 3e-2], "weight_deca
 # (lion-pytorch, torch SGD, prodigyopt, dadaptation), on the same gradients.
 # The second parameter starts at zero in the *_zero cases (LoRA's up: Prodigy's
 # p0 is then the scalar 0).
-def run_optimizer(make, lrs, zero_second=False):
+def run_optimizer(make, lrs, zero_second=False, schedule_free=False):
     start = [list(initial[0]), [0.0] * len(initial[1]) if zero_second else list(initial[1])]
     ps = [torch.tensor(v, dtype=torch.float32).reshape(s).clone().requires_grad_(True) for v, s in zip(start, shapes)]
     groups = [{"params": [ps[0]]}, {"params": [ps[1]]}]
     if lrs is not None:
         groups[0]["lr"], groups[1]["lr"] = lrs
     opt = make(groups)
+    if schedule_free:
+        opt.train()
     steps, ds = [], []
     for step in range(10):
         for p in ps:
             n = p.numel()
             p.grad = torch.tensor([gradient(step, i, n) for i in range(n)], dtype=torch.float32).reshape(p.shape)
         opt.step()
+        # schedulefree: kohya's loop calls eval() after every step (samples, saves) and train() before the next;
+        # the averaged weights x are recorded.
+        if schedule_free:
+            opt.eval()
         steps.append([p.detach().reshape(-1).tolist() for p in ps])
+        if schedule_free:
+            opt.train()
         ds.append(float(opt.param_groups[0].get("d", 0.0)))  # DAdaptAdanIP keeps d as a tensor
     return {"initial": start, "learning_rates": lrs or [0.0, 0.0], "after_each_step": steps, "d": ds}
 
@@ -119,6 +127,16 @@ try:
         "dadapt_adan_ip": run_optimizer(lambda g: dadaptation.experimental.DAdaptAdanIP(g), [1.0, 1.0]),
     }
     out["dadaptation"] = dadaptation.__version__ if hasattr(dadaptation, "__version__") else "3.2"
+    import schedulefree
+    out["optimizers"].update({
+        "adamw_schedulefree": run_optimizer(lambda g: schedulefree.AdamWScheduleFree(g, warmup_steps=3, weight_decay=0.01), [1e-3, 3e-2],
+                                            schedule_free=True),
+        "adamw_schedulefree_frozen": run_optimizer(lambda g: schedulefree.AdamWScheduleFree(g, betas=(0.95, 0.99)), [2e-3, 0.0],
+                                                   schedule_free=True),
+        "sgd_schedulefree": run_optimizer(lambda g: schedulefree.SGDScheduleFree(g, momentum=0.8, weight_decay=0.001, r=0.5), [1e-2, 3e-2],
+                                          schedule_free=True),
+    })
+    out["schedulefree"] = "1.4.1"
 except ImportError as e:
     print("skipping the other optimizers:", e)
 

@@ -1072,6 +1072,26 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(try ModelFile.open(folder + "/l2/l.safetensors").metadata["sshs_model_hash"], file.metadata["sshs_model_hash"])
     }
 
+    /// AdamWScheduleFree from the command line: kohya's class name in the metadata, its own warmup over a constant rate
+    /// (--lr-scheduler does not apply, a note says so, the log's rate stays the base one), and a run resumed from a state
+    /// saved with the averaged weights equal to the uninterrupted one.
+    func testScheduleFreeResumes() throws {
+        let base = common + ["--optimizer-type", "AdamWScheduleFree", "--optimizer-args", "warmup_steps=2", "--lr-scheduler", "cosine",
+                             "--max-train-steps", "4", "--output-name", "s"]
+        let whole = try ToolRunner.run("lora-train", base + ["--output-dir", folder + "/s1", "--save-every-n-steps", "2", "--save-state"])
+        XCTAssertEqual(whole.status, 0, whole.stderr)
+        XCTAssertTrue(whole.stderr.contains("note: AdamWScheduleFree sets its own schedule: --lr-scheduler and --lr-warmup-steps do not apply"), whole.stderr)
+        let file = try ModelFile.open(folder + "/s1/s.safetensors")
+        XCTAssertEqual(file.metadata[.optimizer], "schedulefree.adamw_schedulefree.AdamWScheduleFree(warmup_steps=2)")
+        let log = try String(contentsOfFile: folder + "/s1/s-log.csv", encoding: .utf8).split(separator: "\n")
+        let header = log[0].split(separator: ","), lrColumn = try XCTUnwrap(header.firstIndex { $0.hasPrefix("lr") }, "\(header)")
+        let rates = log.dropFirst().map { Double($0.split(separator: ",", omittingEmptySubsequences: false)[lrColumn]) }
+        XCTAssertEqual(rates, [Double?](repeating: 1e-3, count: 4), "kohya's dummy scheduler: the base rate at every step")
+        let resumed = try ToolRunner.run("lora-train", base + ["--output-dir", folder + "/s2", "--resume", folder + "/s1/s-step00000002-state"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertEqual(try ModelFile.open(folder + "/s2/s.safetensors").metadata["sshs_model_hash"], file.metadata["sshs_model_hash"])
+    }
+
     /// --find-lr: a Prodigy probe that prints d·lr and AdamW rates, and writes nothing.
     func testFindLR() throws {
         let run = try ToolRunner.run("lora-train", common + ["--find-lr", "--find-lr-steps", "8"])

@@ -290,6 +290,66 @@ final class OtherOptimizerTests: XCTestCase {
         }
     }
 
+    /// schedulefree's AdamWScheduleFree and SGDScheduleFree as kohya drives them: train() before the first step, and
+    /// after each step eval() (the golden records the averaged weights x there) and train() again. A state saved in
+    /// eval mode after step 5, with the weights x a saved file holds, resumes to the same trajectory; stepping in
+    /// eval mode is refused as schedulefree refuses it.
+    func runScheduleFree(_ name: String, _ make: () throws -> any Optimizer) throws {
+        let all = try XCTUnwrap(TrainingTests.golden["optimizers"] as? [String: [String: Any]], "regenerate optimizer.json with schedulefree")
+        let entry = try XCTUnwrap(all[name], name)
+        let initial = try XCTUnwrap(entry["initial"] as? [[Double]]), rates = try XCTUnwrap(entry["learning_rates"] as? [Double])
+        let expected = try XCTUnwrap(entry["after_each_step"] as? [[[Double]]])
+        let parameters = [Parameter(key: "a", shape: [3, 4], values: initial[0].map(Float.init)),
+                          Parameter(key: "b", shape: [5], values: initial[1].map(Float.init))]
+        var optimizer = try make()
+        let groups = [ParameterGroup(name: "a", parameters: [parameters[0]], learningRate: rates[0]),
+                      ParameterGroup(name: "b", parameters: [parameters[1]], learningRate: rates[1])]
+        XCTAssertThrowsError(try optimizer.update(groups), "eval mode at first, as schedulefree")
+        optimizer.useGradientPointWeights(parameters)
+        var saved: (state: OptimizerState, weights: [[Float]])?
+        for step in 0..<expected.count {
+            for p in parameters {
+                for i in 0..<p.count {
+                    p.gradient.values[i] = Float(sin(0.37 * Double(step + 1) + 1.3 * Double(i)) * (1.0 + 0.1 * Double(i)) / Double(1 + step % 3))
+                }
+            }
+            try optimizer.update(groups)
+            optimizer.useAveragedWeights(parameters)
+            for (p, values) in zip(parameters, expected[step]) {
+                let scale = max(1, values.map(abs).max() ?? 1)
+                for (a, b) in zip(p.values, values) { XCTAssertEqual(Double(a), b, accuracy: 2e-6 * scale, "\(name) step \(step + 1), \(p.key)") }
+            }
+            if step == 4 { saved = (optimizer.state, parameters.map(\.values)) }
+            if step == 5, let (state, weights) = saved {
+                // Resume from after step 5: the saved weights (x) and state; train() again; the next steps must follow.
+                for (p, w) in zip(parameters, weights) { p.values = w }
+                optimizer = try make()
+                try optimizer.restore(state)
+                optimizer.useGradientPointWeights(parameters)
+                try optimizer.update(groups)
+                optimizer.useAveragedWeights(parameters)
+                for (p, values) in zip(parameters, expected[step]) {
+                    for (a, b) in zip(p.values, values) { XCTAssertEqual(Double(a), b, accuracy: 2e-6 * max(1, abs(b)), "\(name) resumed step 6, \(p.key)") }
+                }
+            }
+            optimizer.useGradientPointWeights(parameters)
+        }
+        XCTAssertTrue(optimizer.schedulesItself)
+    }
+
+    func testAdamWScheduleFree() throws {
+        try runScheduleFree("adamw_schedulefree") { try OptimizerChoice(kohyaName: "adamwschedulefree")!.make(arguments: ["warmup_steps=3", "weight_decay=0.01"]) }
+    }
+    func testAdamWScheduleFreeWithAFrozenGroup() throws {
+        try runScheduleFree("adamw_schedulefree_frozen") { try OptimizerChoice.adamWScheduleFree.make(arguments: ["betas=0.95,0.99"]) }
+    }
+    func testSGDScheduleFree() throws {
+        try runScheduleFree("sgd_schedulefree") { try OptimizerChoice(kohyaName: "SGDScheduleFree")!.make(arguments: ["momentum=0.8", "weight_decay=0.001", "r=0.5"]) }
+        XCTAssertThrowsError(try OptimizerChoice.sgdScheduleFree.make(arguments: ["momentum=1"]))
+        XCTAssertThrowsError(try OptimizerChoice.adamWScheduleFree.make(arguments: ["warmup_steps=2.5"]))
+        XCTAssertNil(OptimizerChoice(kohyaName: "RAdamScheduleFree"), "not built: refused by name")
+    }
+
     /// kohya's names and arguments reach them; DAdaptAdaGrad, which would run every group at the first one's rate,
     /// refuses unequal rates.
     func testKohyaNamesOfTheDAdaptationFamily() throws {

@@ -42,7 +42,7 @@ extension [ParameterGroup] {
 /// training loop zeroes the buffers after. Implementations follow the code
 /// kohya's `--optimizer_type` loads: AdamW (torch), Lion (lion-pytorch),
 /// SGDNesterov (torch SGD), Prodigy (prodigyopt), DAdaptAdam, DAdaptLion, DAdaptSGD, DAdaptAdaGrad and
-/// DAdaptAdamPreprint (dadaptation), Adafactor (transformers).
+/// DAdaptAdamPreprint (dadaptation), Adafactor (transformers), AdamWScheduleFree and SGDScheduleFree (schedulefree).
 public protocol Optimizer: Sendable {
     /// Steps taken so far.
     var step: Int { get }
@@ -54,10 +54,20 @@ public protocol Optimizer: Sendable {
     var adaptiveScale: Double? { get }
     /// What kohya records as `ss_optimizer`, e.g. "torch.optim.adamw.AdamW".
     var kohyaName: String { get }
+    /// Schedule-free optimizers (`ScheduleFree`) train at one point and save another: the trainer switches
+    /// to the averaged weights for saving, sampling and validating and back before the next step, where kohya
+    /// calls their eval() and train(). The others keep one set of weights and do nothing.
+    mutating func useAveragedWeights(_ parameters: [Parameter])
+    mutating func useGradientPointWeights(_ parameters: [Parameter])
+    /// Sets its own rate over time (kohya gives it a dummy scheduler: --lr_scheduler does not apply).
+    var schedulesItself: Bool { get }
 }
 
 extension Optimizer {
     public var adaptiveScale: Double? { nil }
+    public mutating func useAveragedWeights(_ parameters: [Parameter]) {}
+    public mutating func useGradientPointWeights(_ parameters: [Parameter]) {}
+    public var schedulesItself: Bool { false }
 }
 
 public struct OptimizerState: Sendable, Equatable {

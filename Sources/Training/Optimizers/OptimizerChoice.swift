@@ -14,6 +14,8 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
     /// kohya's "DAdaptation": dadaptation's experimental DAdaptAdamPreprint (also accepted under that name).
     case dAdaptation = "DAdaptation"
     case dAdaptAdan = "DAdaptAdan", dAdaptAdanIP = "DAdaptAdanIP"
+    /// schedulefree's (`ScheduleFree`): no --lr_scheduler, a warmup of their own (`warmup_steps=`).
+    case adamWScheduleFree = "AdamWScheduleFree", sgdScheduleFree = "SGDScheduleFree"
 
     public init?(kohyaName: String) {
         let name = kohyaName.lowercased() == "dadaptadampreprint" ? "dadaptation" : kohyaName.lowercased()
@@ -65,6 +67,8 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
         case .dAdaptation: known = ["weight_decay", "betas", "eps", "decouple", "d0", "growth_rate"]
         case .dAdaptAdan, .dAdaptAdanIP: known = ["weight_decay", "betas", "eps", "no_prox", "d0", "growth_rate"]
         case .adafactor: known = ["weight_decay", "eps", "clip_threshold", "decay_rate", "beta1", "scale_parameter", "relative_step", "warmup_init"]
+        case .adamWScheduleFree: known = ["weight_decay", "betas", "eps", "warmup_steps", "r", "weight_lr_power"]
+        case .sgdScheduleFree: known = ["weight_decay", "momentum", "warmup_steps", "r", "weight_lr_power"]
         }
         if let bad = (Array(values.keys) + Array(flags.keys)).sorted().first(where: { !known.contains($0) }) {
             throw OptimizerError("--optimizer-args \(bad) is not an argument of \(rawValue) here (\(known.sorted().joined(separator: ", ")))")
@@ -154,6 +158,15 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
             (o.epsilon, o.weightDecay, o.decouple) = (try one("eps", 1e-8), try one("weight_decay", 0), flags["decouple"] ?? false)
             o.growthRate = try one("growth_rate", .infinity)
             o.d0 = try one("d0", 1e-6)
+            return o
+        case .adamWScheduleFree, .sgdScheduleFree:
+            var o = ScheduleFree(form: self == .adamWScheduleFree ? .adamW : .sgd)
+            if self == .adamWScheduleFree { (o.beta1, o.beta2) = try pair((0.9, 0.999)) } else { o.beta1 = try one("momentum", 0.9) }
+            guard o.beta1 > 0 && o.beta1 < 1 else { throw OptimizerError("--optimizer-args: \(rawValue)'s β1 (momentum) must be between 0 and 1, as schedulefree asks") }
+            (o.epsilon, o.weightDecay, o.r, o.weightLRPower) = (try one("eps", 1e-8), try one("weight_decay", 0), try one("r", 0), try one("weight_lr_power", 2))
+            let warmup = try one("warmup_steps", 0)
+            guard warmup >= 0, warmup == warmup.rounded() else { throw OptimizerError("--optimizer-args warmup_steps takes a whole number of steps") }
+            o.warmupSteps = Int(warmup)
             return o
         }
     }

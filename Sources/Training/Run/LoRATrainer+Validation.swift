@@ -31,6 +31,16 @@ extension LoRATrainer {
         return configuration.validation.maxSteps.map { Array(all.prefix($0)) } ?? all
     }
 
+    /// `validationLoss` with a schedule-free optimizer's averaged weights in place: kohya calls its eval() before
+    /// and train() after, when there is something to validate.
+    func averagedWeightsValidationLoss(epoch: Int, step: Int) throws(ModelError) -> Double? {
+        guard validationPlan != nil, !validationBatches.isEmpty else { return nil }
+        let parameters = network.parameters
+        optimizer.useAveragedWeights(parameters)
+        defer { optimizer.useGradientPointWeights(parameters) }
+        return try validationLoss(epoch: epoch, step: step)
+    }
+
     /// The mean validation loss now (nil without validation images).
     public func validationLoss(epoch: Int, step: Int) throws(ModelError) -> Double? {
         guard let validationPlan else { return nil }

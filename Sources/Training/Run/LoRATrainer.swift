@@ -187,6 +187,9 @@ public final class LoRATrainer {
         for p in parameters { p.gradient.zero() }
         let sampling = !configuration.samplePrompts.isEmpty
         if sampling && configuration.sampleAtFirst && resume == nil { try events(.sampled(paths: try renderSamples(epoch: nil, step: 0), step: 0)) }
+        // Schedule-free optimizers: saves, samples and validation see the averaged weights (a state holds them too), steps
+        // the gradient point; switched where kohya calls their eval() and train(), which round off alike.
+        optimizer.useGradientPointWeights(parameters)
         func saveState(epoch: Int?, stepName: Int?, position: TrainingState.Position) throws {
             let folder = stateFolder(epoch: epoch, step: stepName)
             try self.saveState(to: folder, position: position, random: random, recentLosses: recent)
@@ -210,7 +213,7 @@ public final class LoRATrainer {
                 // sd-scripts' backward divides each micro-batch's loss by the accumulation count.
                 if micro > 1 { for p in parameters { for i in p.gradient.values.indices { p.gradient.values[i] /= Float(micro) } } }
                 clipGradientNorm(parameters, maximum: configuration.maxGradNorm)
-                let groups = parameterGroups(factor: schedule.factor(at: step - scheduleStart))
+                let groups = parameterGroups(factor: optimizer.schedulesItself ? 1 : schedule.factor(at: step - scheduleStart))
                 do { try optimizer.update(groups) } catch { throw ModelError(.mismatch, error.message) }
                 if let maximum = configuration.scaleWeightNorms { lastMaxNorm = network.applyMaxNorm(maximum) }
                 for p in parameters { p.gradient.zero() }
@@ -225,6 +228,7 @@ public final class LoRATrainer {
                 var next = lastOfEpoch ? TrainingState.Position(epoch: epoch + 1, batch: 0, step: step)
                                        : TrainingState.Position(epoch: epoch, batch: index + 1, step: step)
                 next.scheduleStart = start.scheduleStart
+                optimizer.useAveragedWeights(parameters)
                 if let every = configuration.saveEveryNSteps, step % every == 0, step < steps.totalSteps {
                     let path = try save(name: String(format: "%@-step%08d", configuration.outputName, step), epoch: epoch, step: step)
                     try events(.saved(path: path, epoch: epoch, step: step))
@@ -254,19 +258,21 @@ public final class LoRATrainer {
                 if sampling, configuration.sampleEveryNEpochs == nil, let every = configuration.sampleEveryNSteps, step % every == 0 {
                     try events(.sampled(paths: try renderSamples(epoch: nil, step: step), step: step))
                 }
+                optimizer.useGradientPointWeights(parameters)
                 if let every = configuration.validation.everyNSteps, step % every == 0,
-                   let loss = try validationLoss(epoch: epoch, step: step) {
+                   let loss = try averagedWeightsValidationLoss(epoch: epoch, step: step) {
                     let average = recent.reduce(0, +) / Double(recent.count)
                     try events(.validated(step: step, epoch: epoch, loss: loss, divergence: loss - average, atEpochEnd: false))
                 }
                 if step >= steps.totalSteps { break } // mid-epoch with --max-train-steps; the epoch's end still runs, as in kohya
             }
             if configuration.validation.everyNEpochs.map({ epoch % $0 == 0 }) ?? true, !recent.isEmpty,
-               let loss = try validationLoss(epoch: epoch, step: step) {
+               let loss = try averagedWeightsValidationLoss(epoch: epoch, step: step) {
                 let average = recent.reduce(0, +) / Double(recent.count)
                 try events(.validated(step: step, epoch: epoch, loss: loss, divergence: loss - average, atEpochEnd: true))
             }
             if !recent.isEmpty { try events(.epochEnded(epoch: epoch, step: step, averageLoss: recent.reduce(0, +) / Double(recent.count))) }
+            optimizer.useAveragedWeights(parameters)
             if let every = configuration.saveEveryNEpochs, epoch % every == 0, epoch < steps.epochs {
                 let path = try save(name: String(format: "%@-%06d", configuration.outputName, epoch), epoch: epoch, step: step)
                 try events(.saved(path: path, epoch: epoch, step: step))
@@ -286,8 +292,10 @@ public final class LoRATrainer {
             if sampling, let every = configuration.sampleEveryNEpochs, epoch % every == 0 {
                 try events(.sampled(paths: try renderSamples(epoch: epoch, step: step), step: step))
             }
+            optimizer.useGradientPointWeights(parameters)
             if step >= steps.totalSteps { break }
         }
+        optimizer.useAveragedWeights(parameters)
         guard configuration.writesFiles else { return [] }
         let path = try save(name: configuration.outputName, epoch: steps.epochs, step: step)
         try events(.saved(path: path, epoch: steps.epochs, step: step))

@@ -1,0 +1,136 @@
+import Diffusion
+import Foundation
+import LoRACore
+
+/// schedulefree 1.4's AdamWScheduleFree and SGDScheduleFree (Defazio et al., "The Road Less Scheduled";
+/// kohya's `--optimizer_type AdamWScheduleFree` / `SGDScheduleFree`), in the order of its foreach path, which
+/// torch takes on CPU too. No schedule: the rate is constant after an optional linear warmup of its own
+/// (`warmup_steps`), and the weights the gradients are taken at (y, "train mode") are an interpolation between
+/// the fast iterate z and the running average x, which is what gets saved, sampled and validated ("eval mode";
+/// kohya switches at every step: `useAveragedWeights` / `useGradientPointWeights`). Per group, at its step k:
+///   lr = base·min(1, (k+1)/warmup);  c = w/Σw with w = (k+1)^r · max lr so far^weight_lr_power
+///   AdamW: v ← β2·v + (1−β2)·g²;  ĝ = g / (√(v / (1 − β2^(k+1))) + ε);  SGD: ĝ = g;  then ĝ += wd·y
+///   y ← lerp(y, z, c);  y ← y + lr·(β1·(1 − c) − 1)·ĝ;  z ← z − lr·ĝ
+/// eval: y → lerp(y, z, 1 − 1/β1) = x;  train: x → lerp(x, z, 1 − β1) = y  (β1 is SGD's momentum).
+public struct ScheduleFree: Optimizer {
+    public enum Form: String, Sendable { case adamW = "AdamWScheduleFree", sgd = "SGDScheduleFree" }
+    public var form: Form
+    /// AdamW's β1, SGD's momentum: the interpolation between z and x.
+    public var beta1 = 0.9
+    public var beta2 = 0.999
+    public var epsilon = 1e-8
+    public var weightDecay = 0.0
+    public var warmupSteps = 0
+    public var r = 0.0
+    public var weightLRPower = 2.0
+    public internal(set) var step = 0
+    /// Whether the parameters hold y (after `useGradientPointWeights`) rather than x; schedulefree starts in eval mode.
+    public internal(set) var trainMode = false
+    /// Per group name: its step count, largest rate so far and the sum of the averaging weights.
+    var groupState: [String: (k: Int, lrMax: Double, weightSum: Double)] = [:]
+    /// Per parameter key: z, and AdamW's second moment.
+    var z = ParameterBuffers(), secondMoments = ParameterBuffers()
+
+    public init(form: Form) { self.form = form }
+
+    public var kohyaName: String { "schedulefree.\(form == .adamW ? "adamw_schedulefree" : "sgd_schedulefree").\(form.rawValue)" }
+
+    /// Its own warmup over a constant rate: kohya gives it a dummy scheduler and ignores --lr_scheduler.
+    public var schedulesItself: Bool { true }
+
+    public mutating func update(_ groups: [ParameterGroup]) throws(OptimizerError) {
+        guard trainMode else { throw OptimizerError("\(form.rawValue) stepped in eval mode (schedulefree raises too)") }
+        step += 1
+        for group in groups {
+            var (k, lrMax, weightSum) = groupState[group.name] ?? (0, -1, 0)
+            let lr = group.learningRate * (k < warmupSteps ? Double(k + 1) / Double(warmupSteps) : 1)
+            lrMax = max(lr, lrMax)
+            let weight = pow(Double(k + 1), r) * pow(lrMax, weightLRPower)
+            weightSum += weight
+            let ckp1 = weightSum == 0 ? 0 : weight / weightSum
+            let correction2 = Float(1 - pow(beta2, Double(k + 1)))
+            let (keep, mix, eps, decay) = (Float(beta2), Float(1 - beta2), Float(epsilon), Float(weightDecay))
+            let (c, yStep, zStep) = (Float(ckp1), Float(lr * (beta1 * (1 - ckp1) - 1)), Float(lr))
+            let adaptive = form == .adamW
+            for parameter in group.parameters {
+                var zs = z.values.removeValue(forKey: parameter.key) ?? parameter.values   // z starts at the weights
+                var vs = adaptive ? secondMoments.take(parameter.key, count: parameter.count) : []
+                parameter.values.withUnsafeMutableBufferPointer { y in
+                    zs.withUnsafeMutableBufferPointer { z in
+                        vs.withUnsafeMutableBufferPointer { v in parameter.gradient.values.withUnsafeBufferPointer { g in
+                            Parallel.forRanges(y.count, cost: 16) { range in
+                                for i in range {
+                                    var normalized = g[i]
+                                    if adaptive {
+                                        v[i] = v[i] * keep + mix * g[i] * g[i]
+                                        normalized = g[i] / ((v[i] / correction2).squareRoot() + eps)
+                                    }
+                                    if decay != 0 { normalized += decay * y[i] }
+                                    y[i] = Self.lerp(y[i], z[i], c)
+                                    y[i] += yStep * normalized
+                                    z[i] -= zStep * normalized
+                                }
+                            }
+                        } }
+                    }
+                }
+                z.values[parameter.key] = zs
+                if adaptive { secondMoments.values[parameter.key] = vs }
+            }
+            groupState[group.name] = (k + 1, lrMax, weightSum)
+        }
+    }
+
+    /// schedulefree's `eval()`: the parameters become the average x (nothing before the first step).
+    public mutating func useAveragedWeights(_ parameters: [Parameter]) {
+        guard trainMode else { return }
+        interpolate(parameters, weight: Float(1 - 1 / beta1))
+        trainMode = false
+    }
+
+    /// schedulefree's `train()`: the parameters become the point y the next gradient is taken at.
+    public mutating func useGradientPointWeights(_ parameters: [Parameter]) {
+        guard !trainMode else { return }
+        interpolate(parameters, weight: Float(1 - beta1))
+        trainMode = true
+    }
+
+    private func interpolate(_ parameters: [Parameter], weight: Float) {
+        for parameter in parameters {
+            guard let zs = z.values[parameter.key] else { continue }
+            parameter.values.withUnsafeMutableBufferPointer { p in
+                zs.withUnsafeBufferPointer { z in for i in p.indices { p[i] = Self.lerp(p[i], z[i], weight) } }
+            }
+        }
+    }
+
+    /// torch's lerp (ATen Lerp.h, vectorised as a fused multiply-add): from the start for small weights, from the end otherwise.
+    static func lerp(_ start: Float, _ end: Float, _ weight: Float) -> Float {
+        abs(weight) < 0.5 ? start.addingProduct(weight, end - start) : end.addingProduct(-(1 - weight), end - start)
+    }
+
+    public var state: OptimizerState {
+        var s = OptimizerState(scalars: ["step": Double(step), "train_mode": trainMode ? 1 : 0])
+        for (name, g) in groupState {
+            (s.scalars["k." + name], s.scalars["lr_max." + name], s.scalars["weight_sum." + name]) = (Double(g.k), g.lrMax, g.weightSum)
+        }
+        z.export("z", into: &s)
+        secondMoments.export("exp_avg_sq", into: &s)
+        return s
+    }
+
+    public mutating func restore(_ state: OptimizerState) throws(OptimizerError) {
+        step = Int(try state.scalar("step"))
+        trainMode = try state.scalar("train_mode") != 0
+        groupState = [:]
+        for (name, k) in state.scalars where name.hasPrefix("k.") {
+            let group = String(name.dropFirst(2))
+            groupState[group] = (Int(k), try state.scalar("lr_max." + group), try state.scalar("weight_sum." + group))
+        }
+        z = ParameterBuffers.restore("z", from: state)
+        secondMoments = form == .adamW ? ParameterBuffers.restore("exp_avg_sq", from: state) : ParameterBuffers()
+        if form == .adamW, let key = z.values.keys.first(where: { secondMoments.values[$0] == nil }) {
+            throw OptimizerError("\(key) has z without exp_avg_sq")
+        }
+    }
+}
