@@ -133,6 +133,10 @@ try:
                                             schedule_free=True),
         "adamw_schedulefree_frozen": run_optimizer(lambda g: schedulefree.AdamWScheduleFree(g, betas=(0.95, 0.99)), [2e-3, 0.0],
                                                    schedule_free=True),
+        "radam_schedulefree": run_optimizer(lambda g: schedulefree.RAdamScheduleFree(g), [1e-3, 3e-2], schedule_free=True),
+        "radam_schedulefree_sgd_phase": run_optimizer(lambda g: schedulefree.RAdamScheduleFree(g, betas=(0.9, 0.99), weight_decay=0.01,
+                                                                                                 silent_sgd_phase=False), [1e-3, 3e-2],
+                                                      schedule_free=True),
         "sgd_schedulefree": run_optimizer(lambda g: schedulefree.SGDScheduleFree(g, momentum=0.8, weight_decay=0.001, r=0.5), [1e-2, 3e-2],
                                           schedule_free=True),
     })

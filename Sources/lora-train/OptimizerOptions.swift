@@ -7,7 +7,7 @@ import Training
 struct OptimizerOptions: ParsableArguments {
     @Option(name: [.long, .customLong("optimizer_type")],
             help: ArgumentHelp("AdamW, Lion, SGDNesterov, Prodigy, DAdaptAdam, DAdaptLion, DAdaptSGD, DAdaptAdaGrad, DAdaptAdan, DAdaptAdanIP, "
-                               + "DAdaptation (= DAdaptAdamPreprint), Adafactor, AdamWScheduleFree or SGDScheduleFree; bitsandbytes' AdamW8bit, PagedAdamW(8bit, 32bit), Lion8bit, "
+                               + "DAdaptation (= DAdaptAdamPreprint), Adafactor, AdamWScheduleFree, RAdamScheduleFree or SGDScheduleFree; bitsandbytes' AdamW8bit, PagedAdamW(8bit, 32bit), Lion8bit, "
                                + "PagedLion8bit and SGDNesterov8bit train as their fp32 forms.", valueName: "name"),
             completion: .list(OptimizerChoice.allCases.map(\.rawValue)))
     var optimizerType = "AdamW"

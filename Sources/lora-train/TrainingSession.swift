@@ -56,7 +56,7 @@ struct TrainingSession {
         if configuration.optimizer == .adafactor && !configuration.optimizerArguments.contains(where: { $0.replacingOccurrences(of: " ", with: "").lowercased() == "relative_step=false" }) {
             printError("note: Adafactor with relative_step (kohya's default) sets its own step sizes: the learning rates only seed the log")
         }
-        if [.adamWScheduleFree, .sgdScheduleFree].contains(configuration.optimizer)
+        if [.adamWScheduleFree, .rAdamScheduleFree, .sgdScheduleFree].contains(configuration.optimizer)
             && (configuration.scheduler != .constant || configuration.warmupSteps > 0 || configuration.warmupFraction != nil) {
             printError("note: \(configuration.optimizer.rawValue) sets its own schedule: --lr-scheduler and --lr-warmup-steps do not apply (kohya "
                        + "ignores them too); give --optimizer-args warmup_steps=N for its warmup")

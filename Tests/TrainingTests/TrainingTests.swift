@@ -343,11 +343,18 @@ final class OtherOptimizerTests: XCTestCase {
     func testAdamWScheduleFreeWithAFrozenGroup() throws {
         try runScheduleFree("adamw_schedulefree_frozen") { try OptimizerChoice.adamWScheduleFree.make(arguments: ["betas=0.95,0.99"]) }
     }
+    /// RAdam's rectification: no step at all while ρ_t ≤ 4 (silent SGD phase), plain SGD steps there without it.
+    func testRAdamScheduleFree() throws {
+        try runScheduleFree("radam_schedulefree") { try OptimizerChoice(kohyaName: "RAdamScheduleFree")!.make(arguments: []) }
+        try runScheduleFree("radam_schedulefree_sgd_phase") {
+            try OptimizerChoice.rAdamScheduleFree.make(arguments: ["betas=0.9,0.99", "weight_decay=0.01", "silent_sgd_phase=False"])
+        }
+        XCTAssertThrowsError(try OptimizerChoice.rAdamScheduleFree.make(arguments: ["warmup_steps=2"]), "RAdam's has no warmup of its own")
+    }
     func testSGDScheduleFree() throws {
         try runScheduleFree("sgd_schedulefree") { try OptimizerChoice(kohyaName: "SGDScheduleFree")!.make(arguments: ["momentum=0.8", "weight_decay=0.001", "r=0.5"]) }
         XCTAssertThrowsError(try OptimizerChoice.sgdScheduleFree.make(arguments: ["momentum=1"]))
         XCTAssertThrowsError(try OptimizerChoice.adamWScheduleFree.make(arguments: ["warmup_steps=2.5"]))
-        XCTAssertNil(OptimizerChoice(kohyaName: "RAdamScheduleFree"), "not built: refused by name")
     }
 
     /// kohya's names and arguments reach them; DAdaptAdaGrad, which would run every group at the first one's rate,

@@ -15,7 +15,7 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
     case dAdaptation = "DAdaptation"
     case dAdaptAdan = "DAdaptAdan", dAdaptAdanIP = "DAdaptAdanIP"
     /// schedulefree's (`ScheduleFree`): no --lr_scheduler, a warmup of their own (`warmup_steps=`).
-    case adamWScheduleFree = "AdamWScheduleFree", sgdScheduleFree = "SGDScheduleFree"
+    case adamWScheduleFree = "AdamWScheduleFree", rAdamScheduleFree = "RAdamScheduleFree", sgdScheduleFree = "SGDScheduleFree"
 
     public init?(kohyaName: String) {
         let name = kohyaName.lowercased() == "dadaptadampreprint" ? "dadaptation" : kohyaName.lowercased()
@@ -69,6 +69,7 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
         case .adafactor: known = ["weight_decay", "eps", "clip_threshold", "decay_rate", "beta1", "scale_parameter", "relative_step", "warmup_init"]
         case .adamWScheduleFree: known = ["weight_decay", "betas", "eps", "warmup_steps", "r", "weight_lr_power"]
         case .sgdScheduleFree: known = ["weight_decay", "momentum", "warmup_steps", "r", "weight_lr_power"]
+        case .rAdamScheduleFree: known = ["weight_decay", "betas", "eps", "r", "weight_lr_power", "silent_sgd_phase"]
         }
         if let bad = (Array(values.keys) + Array(flags.keys)).sorted().first(where: { !known.contains($0) }) {
             throw OptimizerError("--optimizer-args \(bad) is not an argument of \(rawValue) here (\(known.sorted().joined(separator: ", ")))")
@@ -159,9 +160,10 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
             o.growthRate = try one("growth_rate", .infinity)
             o.d0 = try one("d0", 1e-6)
             return o
-        case .adamWScheduleFree, .sgdScheduleFree:
-            var o = ScheduleFree(form: self == .adamWScheduleFree ? .adamW : .sgd)
-            if self == .adamWScheduleFree { (o.beta1, o.beta2) = try pair((0.9, 0.999)) } else { o.beta1 = try one("momentum", 0.9) }
+        case .adamWScheduleFree, .rAdamScheduleFree, .sgdScheduleFree:
+            var o = ScheduleFree(form: self == .adamWScheduleFree ? .adamW : self == .sgdScheduleFree ? .sgd : .radam)
+            if self == .sgdScheduleFree { o.beta1 = try one("momentum", 0.9) } else { (o.beta1, o.beta2) = try pair((0.9, 0.999)) }
+            o.silentSGDPhase = flags["silent_sgd_phase"] ?? true
             guard o.beta1 > 0 && o.beta1 < 1 else { throw OptimizerError("--optimizer-args: \(rawValue)'s β1 (momentum) must be between 0 and 1, as schedulefree asks") }
             (o.epsilon, o.weightDecay, o.r, o.weightLRPower) = (try one("eps", 1e-8), try one("weight_decay", 0), try one("r", 0), try one("weight_lr_power", 2))
             let warmup = try one("warmup_steps", 0)

@@ -2,18 +2,19 @@ import Diffusion
 import Foundation
 import LoRACore
 
-/// schedulefree 1.4's AdamWScheduleFree and SGDScheduleFree (Defazio et al., "The Road Less Scheduled";
-/// kohya's `--optimizer_type AdamWScheduleFree` / `SGDScheduleFree`), in the order of its foreach path, which
+/// schedulefree 1.4's AdamWScheduleFree, RAdamScheduleFree and SGDScheduleFree (Defazio et al., "The Road Less
+/// Scheduled"; kohya's `--optimizer_type AdamWScheduleFree` / `RAdamScheduleFree` / `SGDScheduleFree`), in the order of its foreach path, which
 /// torch takes on CPU too. No schedule: the rate is constant after an optional linear warmup of its own
 /// (`warmup_steps`), and the weights the gradients are taken at (y, "train mode") are an interpolation between
 /// the fast iterate z and the running average x, which is what gets saved, sampled and validated ("eval mode";
 /// kohya switches at every step: `useAveragedWeights` / `useGradientPointWeights`). Per group, at its step k:
 ///   lr = base·min(1, (k+1)/warmup);  c = w/Σw with w = (k+1)^r · max lr so far^weight_lr_power
 ///   AdamW: v ← β2·v + (1−β2)·g²;  ĝ = g / (√(v / (1 − β2^(k+1))) + ε);  SGD: ĝ = g;  then ĝ += wd·y
+///   RAdam: no warmup but RAdam's rectification as the rate's factor (0 while ρ_t ≤ 4 with silent_sgd_phase, and ĝ = g then)
 ///   y ← lerp(y, z, c);  y ← y + lr·(β1·(1 − c) − 1)·ĝ;  z ← z − lr·ĝ
 /// eval: y → lerp(y, z, 1 − 1/β1) = x;  train: x → lerp(x, z, 1 − β1) = y  (β1 is SGD's momentum).
 public struct ScheduleFree: Optimizer {
-    public enum Form: String, Sendable { case adamW = "AdamWScheduleFree", sgd = "SGDScheduleFree" }
+    public enum Form: String, Sendable { case adamW = "AdamWScheduleFree", radam = "RAdamScheduleFree", sgd = "SGDScheduleFree" }
     public var form: Form
     /// AdamW's β1, SGD's momentum: the interpolation between z and x.
     public var beta1 = 0.9
@@ -23,6 +24,8 @@ public struct ScheduleFree: Optimizer {
     public var warmupSteps = 0
     public var r = 0.0
     public var weightLRPower = 2.0
+    /// RAdam's: no step while the variance estimate is not yet rectifiable (otherwise plain SGD steps there).
+    public var silentSGDPhase = true
     public internal(set) var step = 0
     /// Whether the parameters hold y (after `useGradientPointWeights`) rather than x; schedulefree starts in eval mode.
     public internal(set) var trainMode = false
@@ -33,7 +36,7 @@ public struct ScheduleFree: Optimizer {
 
     public init(form: Form) { self.form = form }
 
-    public var kohyaName: String { "schedulefree.\(form == .adamW ? "adamw_schedulefree" : "sgd_schedulefree").\(form.rawValue)" }
+    public var kohyaName: String { "schedulefree.\(form.rawValue.replacingOccurrences(of: "ScheduleFree", with: "").lowercased())_schedulefree.\(form.rawValue)" }
 
     /// Its own warmup over a constant rate: kohya gives it a dummy scheduler and ignores --lr_scheduler.
     public var schedulesItself: Bool { true }
@@ -43,7 +46,16 @@ public struct ScheduleFree: Optimizer {
         step += 1
         for group in groups {
             var (k, lrMax, weightSum) = groupState[group.name] ?? (0, -1, 0)
-            let lr = group.learningRate * (k < warmupSteps ? Double(k + 1) / Double(warmupSteps) : 1)
+            var lr = group.learningRate * (k < warmupSteps ? Double(k + 1) / Double(warmupSteps) : 1)
+            var normalizes = form != .sgd
+            if form == .radam {
+                let t = Double(k + 1), beta2t = pow(beta2, t)
+                let rhoInfinity = 2 / (1 - beta2) - 1, rho = rhoInfinity - 2 * t * beta2t / (1 - beta2t)
+                let rectification = rho > 4 ? ((rho - 4) * (rho - 2) * rhoInfinity / ((rhoInfinity - 4) * (rhoInfinity - 2) * rho)).squareRoot()
+                                            : (silentSGDPhase ? 0 : 1)
+                lr = group.learningRate * rectification
+                normalizes = rho > 4
+            }
             lrMax = max(lr, lrMax)
             let weight = pow(Double(k + 1), r) * pow(lrMax, weightLRPower)
             weightSum += weight
@@ -51,7 +63,7 @@ public struct ScheduleFree: Optimizer {
             let correction2 = Float(1 - pow(beta2, Double(k + 1)))
             let (keep, mix, eps, decay) = (Float(beta2), Float(1 - beta2), Float(epsilon), Float(weightDecay))
             let (c, yStep, zStep) = (Float(ckp1), Float(lr * (beta1 * (1 - ckp1) - 1)), Float(lr))
-            let adaptive = form == .adamW
+            let adaptive = form != .sgd
             for parameter in group.parameters {
                 var zs = z.values.removeValue(forKey: parameter.key) ?? parameter.values   // z starts at the weights
                 var vs = adaptive ? secondMoments.take(parameter.key, count: parameter.count) : []
@@ -61,10 +73,8 @@ public struct ScheduleFree: Optimizer {
                             Parallel.forRanges(y.count, cost: 16) { range in
                                 for i in range {
                                     var normalized = g[i]
-                                    if adaptive {
-                                        v[i] = v[i] * keep + mix * g[i] * g[i]
-                                        normalized = g[i] / ((v[i] / correction2).squareRoot() + eps)
-                                    }
+                                    if adaptive { v[i] = v[i] * keep + mix * g[i] * g[i] }
+                                    if normalizes { normalized = g[i] / ((v[i] / correction2).squareRoot() + eps) }
                                     if decay != 0 { normalized += decay * y[i] }
                                     y[i] = Self.lerp(y[i], z[i], c)
                                     y[i] += yStep * normalized
@@ -128,8 +138,8 @@ public struct ScheduleFree: Optimizer {
             groupState[group] = (Int(k), try state.scalar("lr_max." + group), try state.scalar("weight_sum." + group))
         }
         z = ParameterBuffers.restore("z", from: state)
-        secondMoments = form == .adamW ? ParameterBuffers.restore("exp_avg_sq", from: state) : ParameterBuffers()
-        if form == .adamW, let key = z.values.keys.first(where: { secondMoments.values[$0] == nil }) {
+        secondMoments = form != .sgd ? ParameterBuffers.restore("exp_avg_sq", from: state) : ParameterBuffers()
+        if form != .sgd, let key = z.values.keys.first(where: { secondMoments.values[$0] == nil }) {
             throw OptimizerError("\(key) has z without exp_avg_sq")
         }
     }
