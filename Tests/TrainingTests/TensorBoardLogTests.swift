@@ -72,6 +72,8 @@ final class TensorBoardLogTests: XCTestCase {
             """)
         XCTAssertEqual(TensorBoardLog.yamlString("it's\n"), "\"it's\\n\"")
         XCTAssertEqual(TensorBoardLog.yamlString("yes"), "'yes'", "a YAML 1.1 boolean stays a string")
+        // PyYAML reads no raw DEL or C1 control even in quotes: escaped (yaml.safe_load('a: "\\u007fx\\u0085"') == {'a': '\x7fx\x85'}).
+        XCTAssertEqual(TensorBoardLog.yamlString("\u{7F}x\u{85}"), "\"\\u007fx\\u0085\"")
     }
 
     func testStepScalarsAreKohyasTags() {

@@ -109,19 +109,16 @@ extension TensorBoardLog {
         let keywords: Set<String> = ["", "~", "null", "true", "false", "yes", "no", "on", "off", "y", "n"]
         let plain = s.wholeMatch(of: /[A-Za-z_\/][A-Za-z0-9_.\/-]*/) != nil && !keywords.contains(s.lowercased())
         if plain { return s }
-        if s.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }) { return "'" + s.replacingOccurrences(of: "'", with: "''") + "'" }
-        // Control characters: a double-quoted scalar with escapes.
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F { out += String(format: "\\x%02X", scalar.value) } else { out.unicodeScalars.append(scalar) }
-            }
+        // PyYAML's printable set (its Reader refuses anything else, quoted or not).
+        let printable = s.unicodeScalars.allSatisfy {
+            (0x20...0x7E).contains($0.value) || $0.value == 0x85 || (0xA0...0xD7FF).contains($0.value) || (0xE000...0xFFFD).contains($0.value)
+                || $0.value >= 0x10000
         }
-        return out + "\""
+        if printable { return "'" + s.replacingOccurrences(of: "'", with: "''") + "'" }
+        // Control characters: a double-quoted scalar, whose escapes include JSON's (\uXXXX for everything outside
+        // space…tilde, as PyYAML reads no raw DEL or C1 character even in quotes).
+        var out = ""
+        JSON.appendQuoted(s, to: &out, asciiOnly: true)
+        return out
     }
 }
