@@ -317,7 +317,7 @@ _lora-train() {
         return
         ;;
     '--lr-scheduler'|'--lr_scheduler')
-        __lora-train_add_completions -W 'constant'$'\n''constant_with_warmup'$'\n''linear'$'\n''cosine'$'\n''cosine_with_restarts'$'\n''polynomial'$'\n''inverse_sqrt'$'\n''cosine_with_min_lr'$'\n''warmup_stable_decay'
+        __lora-train_add_completions -W 'constant'$'\n''constant_with_warmup'$'\n''linear'$'\n''cosine'$'\n''cosine_with_restarts'$'\n''polynomial'$'\n''inverse_sqrt'$'\n''cosine_with_min_lr'$'\n''warmup_stable_decay'$'\n''piecewise_constant'
         return
         ;;
     '--lr-scheduler-timescale'|'--lr_scheduler_timescale')

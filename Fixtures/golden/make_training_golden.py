@@ -147,7 +147,9 @@ except ImportError as e:
 # Schedules: the rate used at each optimizer step (read before the step).
 schedules = {}
 for name, warmup, extra in [("constant", 0, {}), ("constant_with_warmup", 4, {}), ("linear", 3, {}), ("cosine", 5, {}),
-                            ("cosine_with_restarts", 2, {"num_cycles": 3}), ("polynomial", 4, {"power": 2.0})]:
+                            ("cosine_with_restarts", 2, {"num_cycles": 3}), ("polynomial", 4, {"power": 2.0}),
+                            # kohya passes no warmup to piecewise_constant; a bound given twice keeps its last value (a dict).
+                            ("piecewise_constant", 0, {"step_rules": "1:5,0.1:9,0.5:9,0.25:15,0.01"})]:
     p = torch.zeros(1, requires_grad=True)
     opt = torch.optim.SGD([p], lr=2e-4)
     scheduler = get_scheduler(name, opt, num_warmup_steps=warmup, num_training_steps=20, **extra)

@@ -439,7 +439,7 @@ struct LoRATrain: ParsableCommand {
         c.learningRate = optimizer.learningRate
         c.unetLearningRate = optimizer.unetLr
         c.textEncoderLearningRate = optimizer.textEncoderLr
-        c.scheduler = LearningRateSchedule.Kind(rawValue: optimizer.lrScheduler)!
+        c.scheduler = optimizer.scheduleKind!   // checked in validate()
         if optimizer.lrWarmupSteps < 1 && optimizer.lrWarmupSteps > 0 { c.warmupFraction = optimizer.lrWarmupSteps } else {
             c.warmupSteps = Int(optimizer.lrWarmupSteps)
         }
@@ -448,7 +448,9 @@ struct LoRATrain: ParsableCommand {
         c.schedulerTimescale = optimizer.lrSchedulerTimescale
         c.schedulerMinLRRatio = optimizer.lrSchedulerMinLRRatio
         c.schedulerDecaySteps = optimizer.lrDecaySteps
-        (c.schedulerWarmupRamp, c.schedulerDecayRamp) = try optimizer.schedulerRamps()
+        let schedulerArguments = try optimizer.schedulerArguments()
+        (c.schedulerWarmupRamp, c.schedulerDecayRamp) = (schedulerArguments.warmup, schedulerArguments.decay)
+        if let rules = schedulerArguments.stepRules { c.schedulerStepRules = rules }
         c.maxTrainSteps = maxTrainSteps
         c.maxTrainEpochs = maxTrainEpochs
         c.gradientAccumulationSteps = optimizer.gradientAccumulationSteps

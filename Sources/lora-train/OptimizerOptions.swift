@@ -34,7 +34,8 @@ struct OptimizerOptions: ParsableArguments {
     var textEncoderLr: Double?
 
     @Option(name: [.long, .customLong("lr_scheduler")],
-            help: ArgumentHelp("constant, constant_with_warmup, linear, cosine, cosine_with_restarts, polynomial, inverse_sqrt, cosine_with_min_lr or warmup_stable_decay.",
+            help: ArgumentHelp("constant, constant_with_warmup, linear, cosine, cosine_with_restarts, polynomial, inverse_sqrt, cosine_with_min_lr, warmup_stable_decay, "
+                               + "piecewise_constant, or adafactor (with Adafactor's relative step, which sets it anyway).",
                                valueName: "name"),
             completion: .list(LearningRateSchedule.Kind.allCases.map(\.rawValue)))
     var lrScheduler = "constant"
@@ -51,23 +52,40 @@ struct OptimizerOptions: ParsableArguments {
     var lrDecaySteps = 0.0
 
     @Option(name: [.long, .customLong("lr_scheduler_args")], parsing: .upToNextOption,
-            help: ArgumentHelp("warmup_stable_decay's warmup_type=… and decay_type=… (linear, cosine, 1-sqrt).", valueName: "key=value"))
+            help: ArgumentHelp("warmup_stable_decay's warmup_type=… and decay_type=… (linear, cosine, 1-sqrt); piecewise_constant's step_rules='1:10,0.1:20,0.01'.",
+                               valueName: "key=value"))
     var lrSchedulerArgs: [String] = []
 
-    /// kohya's `--lr_scheduler_args` as far as it means something here: warmup_stable_decay's ramps.
-    func schedulerRamps() throws -> (warmup: LearningRateSchedule.Ramp, decay: LearningRateSchedule.Ramp) {
+    /// `--lr-scheduler-args`: warmup_stable_decay's warmup_type and decay_type, piecewise_constant's step_rules (a Python
+    /// string literal to kohya's ast.literal_eval; the quotes may be left out here).
+    func schedulerArguments() throws -> (warmup: LearningRateSchedule.Ramp, decay: LearningRateSchedule.Ramp, stepRules: LearningRateSchedule.StepRules?) {
         var ramps = (warmup: LearningRateSchedule.Ramp.linear, decay: LearningRateSchedule.Ramp.cosine)
+        var rules: LearningRateSchedule.StepRules?
         for argument in lrSchedulerArgs {
             let parts = argument.split(separator: "=", maxSplits: 1).map { String($0).trimmingCharacters(in: CharacterSet(charactersIn: " \"'")) }
+            if parts.count == 2, lrScheduler == "piecewise_constant", parts[0] == "step_rules" {
+                guard let parsed = LearningRateSchedule.StepRules(parsing: parts[1]) else {
+                    throw ValidationError("--lr-scheduler-args \(argument): step_rules is value:step pairs and a last value, e.g. step_rules='1:10,0.1:20,0.01'")
+                }
+                rules = parsed
+                continue
+            }
             guard parts.count == 2, lrScheduler == "warmup_stable_decay", ["warmup_type", "decay_type"].contains(parts[0]) else {
-                throw ValidationError("--lr-scheduler-args \(argument): only warmup_stable_decay's warmup_type and decay_type are supported")
+                throw ValidationError("--lr-scheduler-args \(argument): only warmup_stable_decay's warmup_type and decay_type and "
+                                      + "piecewise_constant's step_rules are supported")
             }
             guard let ramp = LearningRateSchedule.Ramp(rawValue: parts[1]) else {
                 throw ValidationError("--lr-scheduler-args \(argument): expected linear, cosine or 1-sqrt")
             }
             if parts[0] == "warmup_type" { ramps.warmup = ramp } else { ramps.decay = ramp }
         }
-        return ramps
+        return (ramps.warmup, ramps.decay, rules)
+    }
+
+    /// The schedule kohya builds: `adafactor` (or `adafactor:<lr>`) is transformers' AdafactorSchedule, which only reports
+    /// the rates Adafactor's relative step sets itself; for the step it is constant.
+    var scheduleKind: LearningRateSchedule.Kind? {
+        lrScheduler.hasPrefix("adafactor") ? .constant : LearningRateSchedule.Kind(rawValue: lrScheduler)
     }
 
     @Option(name: [.long, .customLong("lr_warmup_steps")], help: ArgumentHelp("Warmup steps, or a fraction of all steps when below 1.", valueName: "n"))
@@ -162,7 +180,23 @@ struct OptimizerOptions: ParsableArguments {
                                   + "bitsandbytes' 8-bit and paged forms of those train as them; AdEMAMix and Python classes are not built)")
         }
         do { _ = try choice.make(arguments: optimizerArgs) } catch { throw ValidationError(error.message) }
-        _ = try schedulerRamps()
+        let schedulerArguments = try schedulerArguments()
+        if lrScheduler == "piecewise_constant" && schedulerArguments.stepRules == nil {
+            throw ValidationError("--lr-scheduler piecewise_constant needs --lr-scheduler-args step_rules='1:10,0.1:20,0.01' (multiplier 1 before "
+                                  + "step 10, 0.1 before step 20, 0.01 after), as diffusers does")
+        }
+        if lrScheduler == "piecewise_constant" && lrWarmupSteps > 0 {
+            printError("note: --lr-warmup-steps does not apply to piecewise_constant (kohya builds it without warmup)")
+        }
+        let relativeStep = choice.usesRelativeStep(arguments: optimizerArgs)
+        if lrScheduler.hasPrefix("adafactor") && !relativeStep {
+            throw ValidationError("--lr-scheduler adafactor is Adafactor's own schedule for its relative step (kohya stops on it otherwise): "
+                                  + (choice == .adafactor ? "with relative_step=False use constant_with_warmup, as kohya suggests" : "use it with --optimizer-type Adafactor"))
+        }
+        if relativeStep && lrWarmupSteps > 0 {
+            throw ValidationError("Adafactor with relative_step sets its own rates and kohya gives it its AdafactorSchedule, which refuses a warmup: "
+                                  + "leave --lr-warmup-steps out, or give --optimizer-args relative_step=False for constant_with_warmup")
+        }
         if lrScheduler == "cosine_with_min_lr" && lrSchedulerMinLRRatio == nil {
             throw ValidationError("--lr-scheduler cosine_with_min_lr needs --lr-scheduler-min-lr-ratio (transformers refuses it without one too)")
         }
@@ -171,8 +205,9 @@ struct OptimizerOptions: ParsableArguments {
         if lrScheduler == "warmup_stable_decay" && lrDecaySteps <= 0 {
             printError("warning: --lr-scheduler warmup_stable_decay without --lr-decay-steps (kohya's default 0) never decays: it is constant_with_warmup")
         }
-        guard LearningRateSchedule.Kind(rawValue: lrScheduler) != nil else {
-            throw ValidationError("--lr-scheduler \(lrScheduler) is not supported (\(LearningRateSchedule.Kind.allCases.map(\.rawValue).joined(separator: ", ")))")
+        guard scheduleKind != nil else {
+            throw ValidationError("--lr-scheduler \(lrScheduler) is not supported (\(LearningRateSchedule.Kind.allCases.map(\.rawValue).joined(separator: ", ")), "
+                                  + "adafactor with Adafactor)")
         }
         guard learningRate > 0 || (unetLr ?? 0) > 0 else { throw ValidationError("--learning-rate (or --unet-lr) must be positive") }
         guard gradientAccumulationSteps >= 1 else { throw ValidationError("--gradient-accumulation-steps must be at least 1") }

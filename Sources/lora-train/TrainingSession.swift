@@ -53,7 +53,7 @@ struct TrainingSession {
             let runs = configuration.optimizer == .adamW8bit ? "AdamW" : configuration.optimizer.rawValue
             printError("note: \(asked) trains as \(runs) with fp32 state here: bitsandbytes' 8-bit and paged states save GPU memory, not a CPU run's")
         }
-        if configuration.optimizer == .adafactor && !configuration.optimizerArguments.contains(where: { $0.replacingOccurrences(of: " ", with: "").lowercased() == "relative_step=false" }) {
+        if configuration.adafactorRelativeStep {
             printError("note: Adafactor with relative_step (kohya's default) sets its own step sizes: the learning rates only seed the log")
         }
         if [.adamWScheduleFree, .rAdamScheduleFree, .sgdScheduleFree].contains(configuration.optimizer)

@@ -1092,6 +1092,33 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(try ModelFile.open(folder + "/s2/s.safetensors").metadata["sshs_model_hash"], file.metadata["sshs_model_hash"])
     }
 
+    /// The schedules kohya builds outside diffusers' usual list: Adafactor's own (its relative step, kohya's default for it,
+    /// recorded as "adafactor:<lr>" whatever --lr-scheduler said; a warmup refused as kohya's AdafactorSchedule refuses it;
+    /// the name refused where kohya would stop on it) and piecewise_constant's step rules (no warmup: kohya passes none).
+    func testAdafactorAndPiecewiseSchedules() throws {
+        let base = common + ["--max-train-steps", "3", "--output-name", "a"]
+        let adafactor = try ToolRunner.run("lora-train", base + ["--output-dir", folder + "/a1", "--optimizer-type", "Adafactor", "--lr_scheduler", "adafactor"])
+        XCTAssertEqual(adafactor.status, 0, adafactor.stderr)
+        XCTAssertEqual(try ModelFile.open(folder + "/a1/a.safetensors").metadata[.lrScheduler], "adafactor:0.001")
+        for (args, says) in [(["--optimizer-type", "AdamW", "--lr_scheduler", "adafactor"], "use it with --optimizer-type Adafactor"),
+                             (["--optimizer-type", "Adafactor", "--optimizer-args", "relative_step=False", "--lr_scheduler", "adafactor"],
+                              "with relative_step=False use constant_with_warmup"),
+                             (["--optimizer-type", "Adafactor", "--lr_scheduler", "cosine", "--lr_warmup_steps", "2"], "refuses a warmup"),
+                             (["--lr_scheduler", "piecewise_constant"], "needs --lr-scheduler-args step_rules="),
+                             (["--lr_scheduler", "piecewise_constant", "--lr_scheduler_args", "step_rules=1:x,0.1"], "step_rules is value:step pairs")] {
+            let refused = try ToolRunner.run("lora-train", base + ["--output-dir", folder + "/a2"] + args)
+            XCTAssertEqual(refused.status, 64, "\(args): \(refused.stderr)")
+            XCTAssertTrue(refused.stderr.contains(says), "\(args): \(refused.stderr)")
+        }
+        let piecewise = try ToolRunner.run("lora-train", base + ["--output-dir", folder + "/a3", "--lr_scheduler", "piecewise_constant",
+                                                                 "--lr_scheduler_args", "step_rules='1:1,0.5:2,0.25'"])
+        XCTAssertEqual(piecewise.status, 0, piecewise.stderr)
+        let log = try String(contentsOfFile: folder + "/a3/a-log.csv", encoding: .utf8).split(separator: "\n")
+        let lrColumn = try XCTUnwrap(log[0].split(separator: ",").firstIndex { $0.hasPrefix("lr") })
+        XCTAssertEqual(log.dropFirst().map { Double($0.split(separator: ",", omittingEmptySubsequences: false)[lrColumn]) }, [1e-3, 5e-4, 2.5e-4])
+        XCTAssertEqual(try ModelFile.open(folder + "/a3/a.safetensors").metadata[.lrScheduler], "piecewise_constant")
+    }
+
     /// --find-lr: a Prodigy probe that prints d·lr and AdamW rates, and writes nothing.
     func testFindLR() throws {
         let run = try ToolRunner.run("lora-train", common + ["--find-lr", "--find-lr-steps", "8"])

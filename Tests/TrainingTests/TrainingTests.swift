@@ -62,6 +62,7 @@ final class TrainingTests: XCTestCase {
             let base = try XCTUnwrap(entry["base"] as? Double)
             if let cycles = entry["num_cycles"] as? Int { schedule.cycles = cycles }
             if let power = entry["power"] as? Double { schedule.power = power }
+            if let rules = entry["step_rules"] as? String { schedule.stepRules = try XCTUnwrap(LearningRateSchedule.StepRules(parsing: rules)) }
             schedule.polynomialInitial = base
             let rates = try XCTUnwrap(entry["rates"] as? [Double])
             for (k, rate) in rates.enumerated() {

@@ -7,7 +7,9 @@ import Foundation
 /// The last three are transformers.optimization's, with the arguments
 /// get_scheduler_fix passes: inverse_sqrt (`--lr_scheduler_timescale`),
 /// cosine_with_min_lr (`--lr_scheduler_min_lr_ratio`, num_cycles/2) and
-/// warmup_stable_decay (`--lr_decay_steps`, the stable phase the rest).
+/// warmup_stable_decay (`--lr_decay_steps`, the stable phase the rest). piecewise_constant is diffusers'
+/// (`--lr_scheduler_args step_rules='1:10,0.1:20,0.01'`: ×1 before step 10, ×0.1 before 20, ×0.01 after), which
+/// kohya builds without warmup.
 public struct LearningRateSchedule: Sendable, Equatable {
     public enum Kind: String, CaseIterable, Sendable {
         case constant
@@ -19,6 +21,7 @@ public struct LearningRateSchedule: Sendable, Equatable {
         case inverseSqrt = "inverse_sqrt"
         case cosineWithMinLR = "cosine_with_min_lr"
         case warmupStableDecay = "warmup_stable_decay"
+        case piecewiseConstant = "piecewise_constant"
     }
 
     /// warmup_stable_decay's shapes (its `--lr_scheduler_args warmup_type=… decay_type=…`).
@@ -46,6 +49,35 @@ public struct LearningRateSchedule: Sendable, Equatable {
     public var decaySteps = 0
     public var warmupRamp = Ramp.linear
     public var decayRamp = Ramp.cosine
+    /// piecewise_constant's rules: the multiplier before each step bound, and the one after the last.
+    public var stepRules = StepRules(bounds: [], last: 1)
+
+    public struct StepRules: Sendable, Equatable {
+        /// (step bound, multiplier), sorted by bound; a bound given twice keeps its last multiplier (a Python dict).
+        public var bounds: [(steps: Int, multiplier: Double)]
+        public var last: Double
+        public init(bounds: [(steps: Int, multiplier: Double)], last: Double) { (self.bounds, self.last) = (bounds, last) }
+        public static func == (a: StepRules, b: StepRules) -> Bool {
+            a.last == b.last && a.bounds.map(\.steps) == b.bounds.map(\.steps) && a.bounds.map(\.multiplier) == b.bounds.map(\.multiplier)
+        }
+
+        /// diffusers' `step_rules` string: "value:steps" pairs and a final value, comma-separated, read as it
+        /// reads them (float(value), int(steps)); nil where it would raise.
+        public init?(parsing text: String) {
+            let items = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard let final = items.last.flatMap(Double.init), final.isFinite else { return nil }
+            var rules: [Int: Double] = [:]
+            for item in items.dropLast() {
+                let pair = item.split(separator: ":", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard pair.count == 2, let value = Double(pair[0]), value.isFinite, let steps = Int(pair[1]) else { return nil }
+                rules[steps] = value
+            }
+            self.init(bounds: rules.keys.sorted().map { ($0, rules[$0]!) }, last: final)
+        }
+
+        /// `rule_func(k)`: the first bound above k gives its multiplier.
+        public func multiplier(at k: Int) -> Double { bounds.first { k < $0.steps }?.multiplier ?? last }
+    }
 
     public init(kind: Kind, totalSteps: Int, warmupSteps: Int = 0) {
         self.kind = kind
@@ -57,6 +89,7 @@ public struct LearningRateSchedule: Sendable, Equatable {
     public func factor(at k: Int) -> Double {
         let n = Double(totalSteps), w = Double(warmupSteps), step = Double(k)
         if kind == .warmupStableDecay { return warmupStableDecay(at: k) }
+        if kind == .piecewiseConstant { return stepRules.multiplier(at: k) }
         if kind != .constant && k < warmupSteps { return step / max(1, w) }
         let progress = (step - w) / max(1, n - w)
         switch kind {
@@ -83,6 +116,8 @@ public struct LearningRateSchedule: Sendable, Equatable {
             return max(0, factor * (1 - floor) + floor)
         case .warmupStableDecay:
             return warmupStableDecay(at: k)
+        case .piecewiseConstant:
+            return stepRules.multiplier(at: k)
         }
     }
 

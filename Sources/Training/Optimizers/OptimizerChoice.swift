@@ -38,6 +38,11 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
     /// Whether one rate must serve every group (D-Adaptation, Prodigy).
     public var adaptive: Bool { [.prodigy, .dAdaptAdam, .dAdaptLion, .dAdaptSGD, .dAdaptAdaGrad, .dAdaptation, .dAdaptAdan, .dAdaptAdanIP].contains(self) }
 
+    /// Adafactor with its relative step on (kohya's default for it; only `relative_step=False` turns it off).
+    public func usesRelativeStep(arguments: [String]) -> Bool {
+        self == .adafactor && !arguments.contains { $0.replacingOccurrences(of: " ", with: "").lowercased() == "relative_step=false" }
+    }
+
     public func make(arguments: [String]) throws(OptimizerError) -> any Optimizer {
         var values: [String: [Double]] = [:], flags: [String: Bool] = [:]
         for item in arguments {

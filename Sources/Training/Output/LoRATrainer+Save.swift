@@ -55,7 +55,8 @@ extension LoRATrainer {
         m[.gradientAccumulationSteps] = String(c.gradientAccumulationSteps)
         m[.maxTrainSteps] = String(steps.totalSteps)
         m[.lrWarmupSteps] = String(warmupSteps)
-        m[.lrScheduler] = c.scheduler.rawValue
+        // kohya's get_optimizer rewrites args.lr_scheduler for Adafactor's relative step before the metadata is made.
+        m[.lrScheduler] = c.adafactorRelativeStep ? "adafactor:\(pythonFloat(c.learningRate))" : c.scheduler.rawValue
         m[.networkModule] = "networks.lora"
         m[.networkDim] = String(c.networkDim)
         m[.networkAlpha] = pythonFloat(Double(c.networkAlpha))

@@ -143,6 +143,7 @@ public final class LoRATrainer {
         s.decaySteps = decay > 0 && decay < 1 ? Int((decay * Double(steps.totalSteps)).rounded(.down)) : Int(decay)
         s.warmupRamp = configuration.schedulerWarmupRamp
         s.decayRamp = configuration.schedulerDecayRamp
+        s.stepRules = configuration.schedulerStepRules
         return s
     }
 

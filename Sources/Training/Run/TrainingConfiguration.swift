@@ -49,6 +49,8 @@ public struct TrainingConfiguration: Sendable {
     public var schedulerDecaySteps = 0.0
     public var schedulerWarmupRamp = LearningRateSchedule.Ramp.linear
     public var schedulerDecayRamp = LearningRateSchedule.Ramp.cosine
+    /// piecewise_constant's `step_rules`.
+    public var schedulerStepRules = LearningRateSchedule.StepRules(bounds: [], last: 1)
     public var maxTrainSteps = 1600
     public var maxTrainEpochs: Int?
     public var gradientAccumulationSteps = 1
@@ -135,6 +137,11 @@ public struct TrainingConfiguration: Sendable {
     public init(outputDirectory: String) { self.outputDirectory = outputDirectory }
 
     public var unetRate: Double { unetLearningRate ?? learningRate }
+    /// Adafactor with its relative step (kohya's default for it): it sets its own rates, and kohya replaces the
+    /// schedule by transformers' AdafactorSchedule, recorded as "adafactor:<lr>".
+    public var adafactorRelativeStep: Bool {
+        optimizer.usesRelativeStep(arguments: optimizerArguments)
+    }
     public var textEncoderRate: Double { textEncoderLearningRate ?? learningRate }
 }
 
