@@ -102,7 +102,7 @@ struct DatasetOptions: ParsableArguments {
     var flipAug = false
 
     @Flag(name: [.long, .customLong("random_crop")],
-          help: "Crop each image at a random place within its resized size, anew at every step (kohya: its latents are encoded at every step, not cached).")
+          help: "Crop each image at a random place within its resized size (without buckets: within the image as it is, as kohya), anew at every step; its latents are encoded at every step, not cached.")
     var randomCrop = false
 
     @Option(name: [.long, .customLong("face_crop_aug_range")],
@@ -143,7 +143,7 @@ struct DatasetOptions: ParsableArguments {
     var clipSkip: Int?
 
     @Flag(name: [.long, .customLong("cache_latents")],
-          help: "Accepted for kohya command lines: latents are cached in memory anyway, except those of --random-crop/--color-aug images (kohya refuses the two together).")
+          help: "Accepted for kohya command lines: latents are cached in memory anyway, except those of --random-crop/--color-aug images (kohya refuses the two together) and face crops (which kohya then ignores; so do we, with a warning).")
     var cacheLatents = false
 
     @Flag(name: [.long, .customLong("cache_latents_to_disk")],
