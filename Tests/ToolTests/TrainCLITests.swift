@@ -1202,6 +1202,7 @@ final class TrainCLITests: XCTestCase {
         let run = try ToolRunner.run("lora-train", args + ["--output-dir", folder + "/f1", "--face_crop_aug_range", "2.0,4.0"])
         XCTAssertEqual(run.status, 0, run.stderr)
         XCTAssertTrue(run.stdout.contains("1 images (random_crop, color_aug or face crops) are encoded by the VAE at every step"), run.stdout)
+        XCTAssertTrue(run.stdout.contains("no buckets: 1 images (random_crop, face crops) are cropped to 64x64 as they are at every step"), run.stdout)
         XCTAssertTrue(run.stderr.contains("1 of 2 images in 3_zkw face have no face in their file name"), run.stderr)
         var metadata = try ModelFile.open(folder + "/f1/f.safetensors").metadata
         XCTAssertEqual(metadata["ss_face_crop_aug_range"], "(2.0, 4.0)")

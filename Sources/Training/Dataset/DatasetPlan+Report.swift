@@ -45,7 +45,12 @@ extension DatasetPlan {
         lines.append(part.regImagesWithRepeats == 0 ? "no regularization images" : "\(part.regImagesWithRepeats) reg images with repeats.")
         let bucketing = part.bucketing
         switch bucketing.mode {
-        case .fixed: lines.append("no buckets: every image is resized to cover \(bucketing.resolution.width)x\(bucketing.resolution.height) and center-cropped")
+        case .fixed:
+            let size = "\(bucketing.resolution.width)x\(bucketing.resolution.height)"
+            let unresized = images.indices.filter { part.subsets.contains(images[$0].subsetIndex) && cropsUnresized($0) }.count
+            lines.append(unresized == 0 ? "no buckets: every image is resized to cover \(size) and center-cropped"
+                         : "no buckets: \(unresized) images (random_crop, face crops) are cropped to \(size) as they are at every step, "
+                           + "the others resized to cover it and center-cropped")
         case .predefined, .noUpscale:
             lines.append("number of images (including repeats) per bucket:")
             for (i, bucket) in buckets[part.buckets].enumerated() {
