@@ -448,7 +448,8 @@ struct LoRATrain: ParsableCommand {
         c.schedulerTimescale = optimizer.lrSchedulerTimescale
         c.schedulerMinLRRatio = optimizer.lrSchedulerMinLRRatio
         c.schedulerDecaySteps = optimizer.lrDecaySteps
-        let schedulerArguments = try optimizer.schedulerArguments()
+        c.torchScheduler = try optimizer.torchScheduler()
+        let schedulerArguments = c.torchScheduler == nil ? try optimizer.schedulerArguments() : (.linear, .cosine, nil)
         (c.schedulerWarmupRamp, c.schedulerDecayRamp) = (schedulerArguments.warmup, schedulerArguments.decay)
         if let rules = schedulerArguments.stepRules { c.schedulerStepRules = rules }
         c.maxTrainSteps = maxTrainSteps

@@ -40,6 +40,18 @@ struct OptimizerOptions: ParsableArguments {
             completion: .list(LearningRateSchedule.Kind.allCases.map(\.rawValue)))
     var lrScheduler = "constant"
 
+    @Option(name: [.long, .customLong("lr_scheduler_type")],
+            help: ArgumentHelp("A torch.optim.lr_scheduler class instead (StepLR, MultiStepLR, ExponentialLR, ConstantLR, LinearLR, PolynomialLR, "
+                               + "CosineAnnealingLR, CosineAnnealingWarmRestarts), its arguments in --lr-scheduler-args (T_max=1000 eta_min=1e-6), as kohya's.",
+                               valueName: "class"), completion: .list(TorchLRScheduler.names))
+    var lrSchedulerType: String?
+
+    /// kohya's `--lr_scheduler_type`: a torch class, built from --lr-scheduler-args; it replaces --lr-scheduler.
+    func torchScheduler() throws -> TorchLRScheduler? {
+        guard let name = lrSchedulerType, !name.isEmpty else { return nil }
+        do { return try TorchLRScheduler(name: name, arguments: lrSchedulerArgs) } catch { throw ValidationError(error.message) }
+    }
+
     @Option(name: [.long, .customLong("lr_scheduler_timescale")], help: ArgumentHelp("inverse_sqrt's timescale (default: the warmup steps).", valueName: "n"))
     var lrSchedulerTimescale: Int?
 
@@ -180,7 +192,11 @@ struct OptimizerOptions: ParsableArguments {
                                   + "bitsandbytes' 8-bit and paged forms of those train as them; AdEMAMix and Python classes are not built)")
         }
         do { _ = try choice.make(arguments: optimizerArgs) } catch { throw ValidationError(error.message) }
-        let schedulerArguments = try schedulerArguments()
+        let torch = try torchScheduler()
+        if torch != nil && lrWarmupSteps > 0 {
+            throw ValidationError("--lr-scheduler-type \(lrSchedulerType ?? ""): torch's schedulers take no warmup (kohya refuses --lr-warmup-steps with them too)")
+        }
+        let schedulerArguments = torch == nil ? try schedulerArguments() : (.linear, .cosine, nil)
         if lrScheduler == "piecewise_constant" && schedulerArguments.stepRules == nil {
             throw ValidationError("--lr-scheduler piecewise_constant needs --lr-scheduler-args step_rules='1:10,0.1:20,0.01' (multiplier 1 before "
                                   + "step 10, 0.1 before step 20, 0.01 after), as diffusers does")

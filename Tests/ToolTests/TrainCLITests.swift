@@ -1117,6 +1117,16 @@ final class TrainCLITests: XCTestCase {
         let lrColumn = try XCTUnwrap(log[0].split(separator: ",").firstIndex { $0.hasPrefix("lr") })
         XCTAssertEqual(log.dropFirst().map { Double($0.split(separator: ",", omittingEmptySubsequences: false)[lrColumn]) }, [1e-3, 5e-4, 2.5e-4])
         XCTAssertEqual(try ModelFile.open(folder + "/a3/a.safetensors").metadata[.lrScheduler], "piecewise_constant")
+        // --lr_scheduler_type: torch's class with its arguments, per group; no warmup, as kohya refuses one.
+        let torch = try ToolRunner.run("lora-train", base + ["--output-dir", folder + "/a4", "--lr_scheduler_type", "StepLR",
+                                                             "--lr_scheduler_args", "step_size=2", "gamma=0.5"])
+        XCTAssertEqual(torch.status, 0, torch.stderr)
+        let torchLog = try String(contentsOfFile: folder + "/a4/a-log.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(torchLog.dropFirst().map { Double($0.split(separator: ",", omittingEmptySubsequences: false)[lrColumn]) }, [1e-3, 1e-3, 5e-4])
+        let warm = try ToolRunner.run("lora-train", base + ["--output-dir", folder + "/a5", "--lr_scheduler_type", "CosineAnnealingLR",
+                                                            "--lr_scheduler_args", "T_max=10", "--lr_warmup_steps", "2"])
+        XCTAssertEqual(warm.status, 64, warm.stderr)
+        XCTAssertTrue(warm.stderr.contains("torch's schedulers take no warmup"), warm.stderr)
     }
 
     /// --find-lr: a Prodigy probe that prints d·lr and AdamW rates, and writes nothing.

@@ -71,6 +71,37 @@ final class TrainingTests: XCTestCase {
         }
     }
 
+    /// kohya's --lr_scheduler_type with torch's own classes (Fixtures/golden/make_schedule_golden.py, built as
+    /// get_scheduler_fix builds them): both groups' rates over 40 steps, eta_min absolute; and the refusals.
+    func testTorchSchedulers() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let data = try Data(contentsOf: root.appendingPathComponent("Fixtures/golden/training/schedules_torch.json"))
+        let cases = try XCTUnwrap((try JSONSerialization.jsonObject(with: data) as? [String: Any])?["cases"] as? [[String: Any]])
+        XCTAssertEqual(cases.count, 13)
+        XCTAssertEqual(Set(cases.map { $0["name"] as! String }), Set(TorchLRScheduler.names))
+        for entry in cases {
+            let name = try XCTUnwrap(entry["name"] as? String), args = try XCTUnwrap(entry["args"] as? [String])
+            let scheduler = try TorchLRScheduler(name: name, arguments: args)
+            let bases = try XCTUnwrap(entry["bases"] as? [Double]), rates = try XCTUnwrap(entry["rates"] as? [[Double]])
+            for (base, expected) in zip(bases, rates) {
+                for (k, rate) in expected.enumerated() {
+                    XCTAssertEqual(scheduler.rate(base: base, at: k), rate, accuracy: 1e-12 * base, "\(name) \(args) base \(base) step \(k)")
+                }
+            }
+        }
+        for (name, args, says) in [("OneCycleLR", [String](), "not supported"), ("torch.optim.lr_scheduler.StepLR", [], "not supported"),
+                                   ("StepLR", [], "needs --lr-scheduler-args step_size"), ("StepLR", ["step_size=0"], "at least 1"),
+                                   ("StepLR", ["step_size=2", "T_max=3"], "T_max is not an argument of StepLR"),
+                                   ("CosineAnnealingWarmRestarts", ["T_0=5", "T_mult=1.5"], "T_mult must be a whole number"),
+                                   ("LinearLR", ["start_factor=0"], "start_factor must be in (0, 1]")] {
+            XCTAssertThrowsError(try TorchLRScheduler(name: name, arguments: args), name) {
+                XCTAssertTrue(($0 as? OptimizerError)?.message.contains(says) ?? false, "\($0)")
+            }
+        }
+        // Long runs: no loop over the steps (a restart period of 1 at step 10⁹).
+        XCTAssertEqual(try TorchLRScheduler(name: "CosineAnnealingWarmRestarts", arguments: ["T_0=1"]).rate(base: 1, at: 1_000_000_000), 1)
+    }
+
     /// The schedules get_scheduler_fix takes from transformers.optimization, with the arguments it derives
     /// (Fixtures/golden/make_schedule_golden.py): every rate of 26 steps over 24 to 1e-12.
     func testTransformersSchedules() throws {

@@ -214,7 +214,10 @@ public final class LoRATrainer {
                 // sd-scripts' backward divides each micro-batch's loss by the accumulation count.
                 if micro > 1 { for p in parameters { for i in p.gradient.values.indices { p.gradient.values[i] /= Float(micro) } } }
                 clipGradientNorm(parameters, maximum: configuration.maxGradNorm)
-                let groups = parameterGroups(factor: optimizer.schedulesItself ? 1 : schedule.factor(at: step - scheduleStart))
+                let k = step - scheduleStart
+                let groups = optimizer.schedulesItself ? parameterGroups(factor: 1)
+                    : configuration.torchScheduler.map { torch in parameterGroups { torch.rate(base: $0, at: k) } }
+                    ?? parameterGroups(factor: schedule.factor(at: k))
                 do { try optimizer.update(groups) } catch { throw ModelError(.mismatch, error.message) }
                 if let maximum = configuration.scaleWeightNorms { lastMaxNorm = network.applyMaxNorm(maximum) }
                 for p in parameters { p.gradient.zero() }
@@ -334,17 +337,20 @@ public final class LoRATrainer {
     }
 
     /// kohya's parameter groups in its order and names: "textencoder", then "unet".
-    func parameterGroups(factor: Double) -> [ParameterGroup] {
+    func parameterGroups(factor: Double) -> [ParameterGroup] { parameterGroups { $0 * factor } }
+
+    /// `scheduled`: a group's rate now from its base rate.
+    func parameterGroups(_ scheduled: (Double) -> Double) -> [ParameterGroup] {
         var groups: [ParameterGroup] = []
         // kohya's assemble_params: with LoRA+ the lora_up weights form a " plus" group at the rate × ratio.
         func add(_ name: String, _ modules: [LoRAModule], rate: Double, plusRatio: Double?) {
             guard rate > 0, !modules.isEmpty else { return }
             guard let ratio = plusRatio else {
-                groups.append(ParameterGroup(name: name, parameters: modules.flatMap { [$0.down, $0.up] }, learningRate: rate * factor))
+                groups.append(ParameterGroup(name: name, parameters: modules.flatMap { [$0.down, $0.up] }, learningRate: scheduled(rate)))
                 return
             }
-            groups.append(ParameterGroup(name: name, parameters: modules.map(\.down), learningRate: rate * factor))
-            groups.append(ParameterGroup(name: name + " plus", parameters: modules.map(\.up), learningRate: rate * ratio * factor))
+            groups.append(ParameterGroup(name: name, parameters: modules.map(\.down), learningRate: scheduled(rate)))
+            groups.append(ParameterGroup(name: name + " plus", parameters: modules.map(\.up), learningRate: scheduled(rate * ratio)))
         }
         let c = configuration
         if c.trainTextEncoder {

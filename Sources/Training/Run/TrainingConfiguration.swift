@@ -49,6 +49,8 @@ public struct TrainingConfiguration: Sendable {
     public var schedulerDecaySteps = 0.0
     public var schedulerWarmupRamp = LearningRateSchedule.Ramp.linear
     public var schedulerDecayRamp = LearningRateSchedule.Ramp.cosine
+    /// `--lr_scheduler_type`: a torch scheduler in place of `scheduler`.
+    public var torchScheduler: TorchLRScheduler?
     /// piecewise_constant's `step_rules`.
     public var schedulerStepRules = LearningRateSchedule.StepRules(bounds: [], last: 1)
     public var maxTrainSteps = 1600
