@@ -197,11 +197,11 @@ struct OptimizerOptions: ParsableArguments {
             throw ValidationError("--lr-scheduler-type \(lrSchedulerType ?? ""): torch's schedulers take no warmup (kohya refuses --lr-warmup-steps with them too)")
         }
         let schedulerArguments = torch == nil ? try schedulerArguments() : (.linear, .cosine, nil)
-        if lrScheduler == "piecewise_constant" && schedulerArguments.stepRules == nil {
+        if torch == nil && lrScheduler == "piecewise_constant" && schedulerArguments.stepRules == nil {
             throw ValidationError("--lr-scheduler piecewise_constant needs --lr-scheduler-args step_rules='1:10,0.1:20,0.01' (multiplier 1 before "
                                   + "step 10, 0.1 before step 20, 0.01 after), as diffusers does")
         }
-        if lrScheduler == "piecewise_constant" && lrWarmupSteps > 0 {
+        if torch == nil && lrScheduler == "piecewise_constant" && lrWarmupSteps > 0 {
             printError("note: --lr-warmup-steps does not apply to piecewise_constant (kohya builds it without warmup)")
         }
         let relativeStep = choice.usesRelativeStep(arguments: optimizerArgs)
