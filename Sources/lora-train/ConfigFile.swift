@@ -71,7 +71,9 @@ enum ConfigFile {
             }
             keys[option] = path
         }
-        return (expanded + rest, keys)
+        // kohya keeps the option, without its extension (os.path.splitext), for --log_config's record.
+        let configOption = "--config-file=" + (arguments[index + 1] as NSString).deletingPathExtension
+        return ([configOption] + expanded + rest, keys)
     }
 
     /// argparse takes `--noise_offset -0.05` (a negative number is a value when no option looks like one);

@@ -536,8 +536,9 @@ final class TrainCLITests: XCTestCase {
         let hparamData = try Data(contentsOf: URL(fileURLWithPath: board + "/\(stamped.first ?? "")/\(hparamEvents.first ?? "")"))
         XCTAssertEqual(hparamData.ranges(of: Data("_hparams_/session_start_info".utf8)).count, 1)
         let yaml = try String(contentsOfFile: board + "/\(stamped.last ?? "")/hparams.yml", encoding: .utf8)
-        // Other paths stay, as kohya keeps them (sample_prompts, dataset_config ...).
-        for line in ["learning_rate: 0.001\n", "lr_scheduler: cosine\n", "log_config: true\n", "network_dim: ", "lr_scheduler_num_cycles: 1\n"] {
+        // Other paths stay, as kohya keeps them (config_file without its extension, sample_prompts, dataset_config ...).
+        for line in ["learning_rate: 0.001\n", "lr_scheduler: cosine\n", "log_config: true\n", "network_dim: ", "lr_scheduler_num_cycles: 1\n",
+                     "config_file: \(folder)/gui\n"] {
             XCTAssertTrue(yaml.contains(line), "\(line) in:\n\(yaml)")
         }
         // Every key is an option's name (kohya's where sd-scripts has the option), as --help lists them.
