@@ -53,7 +53,7 @@ enum LoggedConfiguration {
         case let b as Bool: return .bool(b)
         case let i as Int: return .int(i)
         case let d as Double: return .double(d)
-        case let f as Float: return .double(Double(f))
+        case let f as Float: return .double(Double(f.description) ?? Double(f))   // 0.1, as the user wrote it, not 0.10000000149
         case let s as String: return .string(s)
         default:
             if mirror.displayStyle == .collection {
