@@ -426,7 +426,7 @@ struct LoRATrain: ParsableCommand {
         c.outputName = outputName
         // A part whose rate is 0 does not train (kohya drops its parameter group); its modules are not created.
         c.trainUNet = !network.networkTrainTextEncoderOnly && (optimizer.unetLr ?? optimizer.learningRate) > 0
-        c.trainTextEncoder = !network.networkTrainUnetOnly && (optimizer.textEncoderLr ?? optimizer.learningRate) > 0
+        c.trainTextEncoder = !network.networkTrainUnetOnly && (optimizer.textEncoderRate ?? optimizer.learningRate) > 0
         c.networkDim = network.networkDim
         c.networkAlpha = network.networkAlpha
         let args = try network.parsedArgs()
@@ -438,7 +438,7 @@ struct LoRATrain: ParsableCommand {
         c.networkDropout = network.networkDropout
         c.learningRate = optimizer.learningRate
         c.unetLearningRate = optimizer.unetLr
-        c.textEncoderLearningRate = optimizer.textEncoderLr
+        c.textEncoderLearningRate = optimizer.textEncoderRate
         c.scheduler = optimizer.scheduleKind!   // checked in validate()
         if optimizer.lrWarmupSteps < 1 && optimizer.lrWarmupSteps > 0 { c.warmupFraction = optimizer.lrWarmupSteps } else {
             c.warmupSteps = Int(optimizer.lrWarmupSteps)

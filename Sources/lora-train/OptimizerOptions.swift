@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LoRACore
 import ToolSupport
 import Training
 
@@ -30,8 +31,13 @@ struct OptimizerOptions: ParsableArguments {
     @Option(name: [.long, .customLong("unet_lr")], help: ArgumentHelp("U-Net modules' rate (default: --learning-rate).", valueName: "rate"))
     var unetLr: Double?
 
-    @Option(name: [.long, .customLong("text_encoder_lr")], help: ArgumentHelp("Text-encoder modules' rate (0: the text encoder is not trained).", valueName: "rate"))
-    var textEncoderLr: Double?
+    /// kohya's `nargs="*"` (one rate per text encoder; the kohya_ss GUI writes two): SD1/SD2's networks.lora uses the first.
+    @Option(name: [.long, .customLong("text_encoder_lr")], parsing: .upToNextOption,
+            help: ArgumentHelp("Text-encoder modules' rate (0: the text encoder is not trained); as in kohya, only the first of several counts.",
+                               valueName: "rate"))
+    var textEncoderLr: [Double] = []
+
+    var textEncoderRate: Double? { textEncoderLr.first }
 
     @Option(name: [.long, .customLong("lr_scheduler")],
             help: ArgumentHelp("constant, constant_with_warmup, linear, cosine, cosine_with_restarts, polynomial, inverse_sqrt, cosine_with_min_lr, warmup_stable_decay, "
@@ -176,7 +182,7 @@ struct OptimizerOptions: ParsableArguments {
     var optimizerName: String { use8bitAdam ? "AdamW8bit" : useLionOptimizer ? "Lion" : optimizerType }
 
     func validate() throws {
-        try refuseNaN([("--learning-rate", learningRate), ("--unet-lr", unetLr), ("--text-encoder-lr", textEncoderLr), ("--lr-scheduler-min-lr-ratio", lrSchedulerMinLRRatio),
+        try refuseNaN([("--learning-rate", learningRate), ("--unet-lr", unetLr), ("--text-encoder-lr", textEncoderLr.first { $0.isNaN } ?? textEncoderRate), ("--lr-scheduler-min-lr-ratio", lrSchedulerMinLRRatio),
                        ("--lr-decay-steps", lrDecaySteps), ("--lr-warmup-steps", lrWarmupSteps), ("--lr-scheduler-power", lrSchedulerPower),
                        ("--max-grad-norm", Double(maxGradNorm)), ("--noise-offset", noiseOffset), ("--adaptive-noise-scale", adaptiveNoiseScale),
                        ("--multires-noise-discount", multiresNoiseDiscount), ("--ip-noise-gamma", ipNoiseGamma), ("--huber-c", huberC),
@@ -192,6 +198,10 @@ struct OptimizerOptions: ParsableArguments {
                                   + "bitsandbytes' 8-bit and paged forms of those train as them; AdEMAMix and Python classes are not built)")
         }
         do { _ = try choice.make(arguments: optimizerArgs) } catch { throw ValidationError(error.message) }
+        if Set(textEncoderLr).count > 1 {
+            printError("note: --text-encoder-lr \(textEncoderLr.map { formatNumber($0) }.joined(separator: " ")): SD1/SD2 have one text encoder, and "
+                       + "kohya's networks.lora trains it at the first rate")
+        }
         let torch = try torchScheduler()
         if torch != nil && lrWarmupSteps > 0 {
             throw ValidationError("--lr-scheduler-type \(lrSchedulerType ?? ""): torch's schedulers take no warmup (kohya refuses --lr-warmup-steps with them too)")

@@ -501,7 +501,7 @@ final class TrainCLITests: XCTestCase {
             save_every_n_epochs = 1
             save_model_as = "safetensors"
             save_precision = "fp16"
-            text_encoder_lr = [ 0.0001,]
+            text_encoder_lr = [ 0.0001, 0.0001,]
             train_batch_size = 1
             train_data_dir = "\(folder)/data"
             train_inpainting = false
@@ -558,6 +558,12 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(count("lr/unet"), 2)
         XCTAssertEqual(count("loss/epoch_average"), 1)   // max_train_steps 2 end the first epoch: kohya's loop runs one
         let metadata = try ModelFile.open(folder + "/gui/gui.safetensors").metadata
+        // The GUI writes text_encoder_lr as a list of two (CLIP-L and T5 for FLUX); kohya's SD1 networks.lora takes the first.
+        XCTAssertEqual(metadata["ss_text_encoder_lr"], "0.0001")
+        XCTAssertFalse(run.stderr.contains("note: --text-encoder-lr"), "two equal rates need no note: \(run.stderr)")
+        let unequal = try ToolRunner.run("lora-train", common + ["--dry-run", "--text_encoder_lr", "1e-5", "2e-5"])
+        XCTAssertEqual(unequal.status, 0, unequal.stderr)
+        XCTAssertTrue(unequal.stderr.contains("note: --text-encoder-lr 1e-05 2e-05: SD1/SD2 have one text encoder"), unequal.stderr)
         XCTAssertEqual(metadata["modelspec.title"], "GUI run")
         XCTAssertEqual(metadata["modelspec.author"], "A. Tester")
         let card = try ToolRunner.run("lora-inspect", [folder + "/gui/gui.safetensors"])
