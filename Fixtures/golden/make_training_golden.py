@@ -2,7 +2,10 @@
 """Golden values for the Training library, from the code sd-scripts runs.
 
 training/optimizer.json: torch.optim.AdamW (single-tensor CPU path) and
-diffusers' get_scheduler (what sd-scripts' get_scheduler_fix calls).
+diffusers' get_scheduler (what sd-scripts' get_scheduler_fix calls); with the
+optimizer packages installed (lion-pytorch, prodigyopt, dadaptation,
+schedulefree==1.4.1, pytorch-optimizer==3.10.0, came-pytorch, bitsandbytes),
+every other optimizer lora-train has on the same gradients.
 
 training/step.safetensors (when given the engine fixture folder): kohya's
 training step on the tiny SD1 engine model in diffusers (the weights of
@@ -30,6 +33,7 @@ training/loss_weights.json (with SD_SCRIPTS, a checkout of kohya-ss/sd-scripts):
 its own min-SNR, v-prediction scaling, v-pred-like and debiased weights.
 """
 import hashlib
+import importlib.metadata
 import json
 import math
 import os
@@ -63,9 +67,18 @@ out["adamw"] = {"initial": initial, "learning_rates": [1e-3, 3e-2], "weight_deca
 # (lion-pytorch, torch SGD, prodigyopt, dadaptation), on the same gradients.
 # The second parameter starts at zero in the *_zero cases (LoRA's up: Prodigy's
 # p0 is then the scalar 0).
-def run_optimizer(make, lrs, zero_second=False, schedule_free=False):
-    start = [list(initial[0]), [0.0] * len(initial[1]) if zero_second else list(initial[1])]
-    ps = [torch.tensor(v, dtype=torch.float32).reshape(s).clone().requires_grad_(True) for v, s in zip(start, shapes)]
+#
+# `factors` multiplies both groups' rates step by step as kohya's scheduler does: WARMUP is constant_with_warmup over
+# two steps, whose first step runs at rate 0 (diffusers' warmup starts at 0/2), so the *_warmup entries show what each
+# package does with a step at rate 0. `param_shapes` replaces the two default shapes (same values, read in order).
+WARMUP = [0.0, 0.5] + [1.0] * 8
+
+
+def run_optimizer(make, lrs, zero_second=False, schedule_free=False, factors=None, param_shapes=None):
+    param_shapes = param_shapes or shapes
+    start = [[math.cos(0.5 * i) for i in range(math.prod(param_shapes[0]))],
+             [0.0] * math.prod(param_shapes[1]) if zero_second else [math.cos(0.5 * i) for i in range(math.prod(param_shapes[1]))]]
+    ps = [torch.tensor(v, dtype=torch.float32).reshape(s).clone().requires_grad_(True) for v, s in zip(start, param_shapes)]
     groups = [{"params": [ps[0]]}, {"params": [ps[1]]}]
     if lrs is not None:
         groups[0]["lr"], groups[1]["lr"] = lrs
@@ -74,6 +87,9 @@ def run_optimizer(make, lrs, zero_second=False, schedule_free=False):
         opt.train()
     steps, ds = [], []
     for step in range(10):
+        if factors is not None:
+            for group, lr in zip(opt.param_groups, lrs):
+                group["lr"] = lr * factors[step]
         for p in ps:
             n = p.numel()
             p.grad = torch.tensor([gradient(step, i, n) for i in range(n)], dtype=torch.float32).reshape(p.shape)
@@ -86,7 +102,12 @@ def run_optimizer(make, lrs, zero_second=False, schedule_free=False):
         if schedule_free:
             opt.train()
         ds.append(float(opt.param_groups[0].get("d", 0.0)))  # DAdaptAdanIP keeps d as a tensor
-    return {"initial": start, "learning_rates": lrs or [0.0, 0.0], "after_each_step": steps, "d": ds}
+    entry = {"initial": start, "learning_rates": lrs or [0.0, 0.0], "after_each_step": steps, "d": ds}
+    if factors is not None:
+        entry["factors"] = factors
+    if param_shapes is not shapes:
+        entry["shapes"] = [list(s) for s in param_shapes]
+    return entry
 
 try:
     from transformers.optimization import Adafactor
@@ -141,6 +162,45 @@ try:
                                           schedule_free=True),
     })
     out["schedulefree"] = "1.4.1"
+    # A first step at rate 0 (warmup): torch, lion-pytorch and transformers still move their moments; prodigyopt and
+    # dadaptation return before touching anything when no group has a rate (DAdaptSGD divides by zero instead).
+    out["optimizers"].update({
+        "adamw_warmup": run_optimizer(lambda g: torch.optim.AdamW(g, weight_decay=0.01, foreach=False), [1e-3, 3e-2], factors=WARMUP),
+        "lion_warmup": run_optimizer(lambda g: lion_pytorch.Lion(g, weight_decay=0.01), [1e-3, 3e-2], factors=WARMUP),
+        "sgd_nesterov_warmup": run_optimizer(lambda g: torch.optim.SGD(g, momentum=0.9, nesterov=True, weight_decay=0.001), [1e-2, 3e-2],
+                                             factors=WARMUP),
+        "adafactor_external_warmup": run_optimizer(lambda g: Adafactor(g, lr=1e-3, relative_step=False, scale_parameter=False, beta1=0.9,
+                                                                        weight_decay=0.01), [1e-3, 3e-3], factors=WARMUP),
+        "prodigy_warmup": run_optimizer(lambda g: prodigyopt.Prodigy(g, safeguard_warmup=True), [1.0, 1.0], factors=WARMUP),
+        "dadapt_adam_warmup": run_optimizer(lambda g: dadaptation.DAdaptAdam(g), [1.0, 1.0], factors=WARMUP),
+        "dadapt_lion_warmup": run_optimizer(lambda g: dadaptation.DAdaptLion(g), [1.0, 1.0], factors=WARMUP),
+        "dadapt_adagrad_warmup": run_optimizer(lambda g: dadaptation.DAdaptAdaGrad(g, momentum=0.9), [1.0, 1.0], factors=WARMUP),
+        "dadapt_adam_preprint_warmup": run_optimizer(lambda g: dadaptation.experimental.DAdaptAdamPreprint(g), [1.0, 1.0], factors=WARMUP),
+        "dadapt_adan_warmup": run_optimizer(lambda g: dadaptation.DAdaptAdan(g), [1.0, 1.0], factors=WARMUP),
+    })
+    # The kohya_ss GUI's other optimizers, by the module paths it passes (kohya's get_optimizer imports them):
+    # pytorch_optimizer.CAME (the version kohya_ss pins) and came_pytorch.CAME, factored over the last two dimensions
+    # (a conv LoRA's kernel), and bitsandbytes' AdEMAMix in its 32-bit form (its CPU kernel; the 8-bit forms train as it).
+    import bitsandbytes
+    import came_pytorch
+    import pytorch_optimizer
+    conv = [(3, 4), (2, 3, 1, 2)]
+    out["optimizers"].update({
+        "came": run_optimizer(lambda g: pytorch_optimizer.CAME(g), [2e-4, 1e-3], param_shapes=conv),
+        "came_vector": run_optimizer(lambda g: pytorch_optimizer.CAME(g, weight_decay=0.01, betas=(0.8, 0.99, 0.999)), [2e-4, 1e-3]),
+        "came_options": run_optimizer(lambda g: pytorch_optimizer.CAME(g, weight_decay=0.1, fixed_decay=True, ams_bound=True,
+                                                                       clip_threshold=0.5, eps1=1e-20, eps2=1e-12), [2e-4, 1e-3],
+                                      param_shapes=conv, factors=WARMUP),
+        "came_original": run_optimizer(lambda g: came_pytorch.CAME(g, lr=1e-3, weight_decay=0.01), [2e-4, 1e-3], param_shapes=conv),
+        "came_original_vector": run_optimizer(lambda g: came_pytorch.CAME(g, lr=1e-3, eps=(1e-30, 1e-12)), [2e-4, 1e-3]),
+        "ademamix": run_optimizer(lambda g: bitsandbytes.optim.AdEMAMix(g, optim_bits=32), [1e-3, 3e-2], factors=WARMUP),
+        "ademamix_scheduled": run_optimizer(lambda g: bitsandbytes.optim.AdEMAMix(g, optim_bits=32, t_alpha=6, t_beta3=8, alpha=8.0,
+                                                                                  betas=(0.9, 0.99, 0.999), weight_decay=0.0, eps=1e-6),
+                                            [1e-3, 3e-2]),
+    })
+    out["pytorch_optimizer"] = importlib.metadata.version("pytorch_optimizer")  # kohya_ss pins 3.10.0
+    out["came_pytorch"] = "0.1.3"
+    out["bitsandbytes"] = bitsandbytes.__version__
 except ImportError as e:
     print("skipping the other optimizers:", e)
 

@@ -8,8 +8,9 @@ import Training
 struct OptimizerOptions: ParsableArguments {
     @Option(name: [.long, .customLong("optimizer_type")],
             help: ArgumentHelp("AdamW, Lion, SGDNesterov, Prodigy, DAdaptAdam, DAdaptLion, DAdaptSGD, DAdaptAdaGrad, DAdaptAdan, DAdaptAdanIP, "
-                               + "DAdaptation (= DAdaptAdamPreprint), Adafactor, AdamWScheduleFree, RAdamScheduleFree or SGDScheduleFree; bitsandbytes' AdamW8bit, PagedAdamW(8bit, 32bit), Lion8bit, "
-                               + "PagedLion8bit and SGDNesterov8bit train as their fp32 forms.", valueName: "name"),
+                               + "DAdaptation (= DAdaptAdamPreprint), Adafactor, AdamWScheduleFree, RAdamScheduleFree or SGDScheduleFree; the kohya_ss GUI's "
+                               + "pytorch_optimizer.CAME, came_pytorch.CAME and bitsandbytes.optim.AdEMAMix8bit; bitsandbytes' AdamW8bit, PagedAdamW(8bit, 32bit), "
+                               + "Lion8bit, PagedLion8bit, SGDNesterov8bit and (Paged)AdEMAMix8bit train as their fp32 forms.", valueName: "name"),
             completion: .list(OptimizerChoice.allCases.map(\.rawValue)))
     var optimizerType = "AdamW"
 
@@ -21,7 +22,8 @@ struct OptimizerOptions: ParsableArguments {
 
     @Option(name: [.long, .customLong("optimizer_args")], parsing: .upToNextOption,
             help: ArgumentHelp("key=value as kohya: weight_decay=0.01 betas=0.9,0.999 eps=1e-8; Prodigy/DAdaptAdam: decouple=True "
-                               + "use_bias_correction=True safeguard_warmup=True d_coef=2 d0=1e-6 growth_rate=…; SGDNesterov: momentum=0.9; DAdaptLion: betas, weight_decay, d0.",
+                               + "use_bias_correction=True safeguard_warmup=True d_coef=2 d0=1e-6 growth_rate=…; SGDNesterov: momentum=0.9; DAdaptLion: betas, weight_decay, d0; "
+                               + "CAME: betas=0.9,0.999,0.9999 eps1= eps2= (came_pytorch: eps=1e-30,1e-16) clip_threshold=1; AdEMAMix: betas=0.9,0.999,0.9999 alpha=5 t_alpha= t_beta3=.",
                                valueName: "key=value"))
     var optimizerArgs: [String] = []
 
@@ -195,7 +197,7 @@ struct OptimizerOptions: ParsableArguments {
         }
         guard let choice = OptimizerChoice(kohyaName: optimizerName) else {
             throw ValidationError("--optimizer-type \(optimizerType) is not supported (\(OptimizerChoice.allCases.map(\.rawValue).joined(separator: ", ")); "
-                                  + "bitsandbytes' 8-bit and paged forms of those train as them; AdEMAMix and Python classes are not built)")
+                                  + "bitsandbytes' 8-bit and paged forms of those train as them; other Python classes are not built)")
         }
         do { _ = try choice.make(arguments: optimizerArgs) } catch { throw ValidationError(error.message) }
         if Set(textEncoderLr).count > 1 {
@@ -241,6 +243,10 @@ struct OptimizerOptions: ParsableArguments {
             throw ValidationError("timesteps: 0 ≤ --min-timestep ≤ --max-timestep ≤ 1000")
         }
         guard lrWarmupSteps >= 0 else { throw ValidationError("--lr-warmup-steps must not be negative") }
+        if choice == .dAdaptSGD && lrWarmupSteps > 0 && torch == nil {
+            throw ValidationError("DAdaptSGD takes no warmup: a warmup's first step runs at rate 0, and dadaptation divides by zero there "
+                                  + "(kohya stops with ZeroDivisionError); leave --lr-warmup-steps out")
+        }
         if lrScheduler == "constant" && lrWarmupSteps > 0 {
             throw ValidationError("--lr-scheduler constant takes no warmup (kohya refuses it too): use constant_with_warmup")
         }

@@ -1099,6 +1099,34 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(try ModelFile.open(folder + "/s2/s.safetensors").metadata["sshs_model_hash"], file.metadata["sshs_model_hash"])
     }
 
+    /// The kohya_ss GUI's module-path optimizers: pytorch_optimizer.CAME through a warmup (its first step at rate 0
+    /// moves CAME's moments, as pytorch-optimizer's), recorded as kohya records it and resumed to the same file;
+    /// bitsandbytes.optim.AdEMAMix8bit trains as the fp32 AdEMAMix and says so; DAdaptSGD refuses the warmup
+    /// dadaptation would divide by zero on.
+    func testKohyaGUIModulePathOptimizers() throws {
+        let base = common + ["--optimizer-type", "pytorch_optimizer.CAME", "--optimizer-args", "weight_decay=0.01", "betas=0.9,0.999,0.9999",
+                             "--lr-scheduler", "cosine", "--lr-warmup-steps", "1", "--max-train-steps", "4", "--output-name", "c"]
+        let whole = try ToolRunner.run("lora-train", base + ["--output-dir", folder + "/c1", "--save-every-n-steps", "2", "--save-state"])
+        XCTAssertEqual(whole.status, 0, whole.stderr)
+        XCTAssertTrue(whole.stdout.contains("use pytorch_optimizer.CAME optimizer | weight_decay=0.01 betas=0.9,0.999,0.9999"), whole.stdout)
+        let file = try ModelFile.open(folder + "/c1/c.safetensors")
+        XCTAssertEqual(file.metadata[.optimizer], "pytorch_optimizer.optimizer.came.CAME(weight_decay=0.01,betas=(0.9, 0.999, 0.9999))")
+        let resumed = try ToolRunner.run("lora-train", base + ["--output-dir", folder + "/c2", "--resume", folder + "/c1/c-step00000002-state"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertEqual(try ModelFile.open(folder + "/c2/c.safetensors").metadata["sshs_model_hash"], file.metadata["sshs_model_hash"])
+
+        let ademamix = try ToolRunner.run("lora-train", common + ["--optimizer-type", "bitsandbytes.optim.AdEMAMix8bit", "--max-train-steps", "2",
+                                                                  "--output-dir", folder + "/a", "--output-name", "a"])
+        XCTAssertEqual(ademamix.status, 0, ademamix.stderr)
+        XCTAssertTrue(ademamix.stderr.contains("note: bitsandbytes.optim.AdEMAMix8bit trains as bitsandbytes.optim.AdEMAMix with fp32 state"), ademamix.stderr)
+        XCTAssertEqual(try ModelFile.open(folder + "/a/a.safetensors").metadata[.optimizer], "bitsandbytes.optim.ademamix.AdEMAMix")
+
+        let sgd = try ToolRunner.run("lora-train", common + ["--optimizer-type", "DAdaptSGD", "--lr-scheduler", "constant_with_warmup",
+                                                             "--lr-warmup-steps", "2", "--output-dir", folder + "/d"])
+        XCTAssertEqual(sgd.status, 64, sgd.stderr)
+        XCTAssertTrue(sgd.stderr.contains("DAdaptSGD takes no warmup"), sgd.stderr)
+    }
+
     /// The schedules kohya builds outside diffusers' usual list: Adafactor's own (its relative step, kohya's default for it,
     /// recorded as "adafactor:<lr>" whatever --lr-scheduler said; a warmup refused as kohya's AdafactorSchedule refuses it;
     /// the name refused where kohya would stop on it) and piecewise_constant's step rules (no warmup: kohya passes none).
@@ -1255,7 +1283,7 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(concept.status, 1)
         XCTAssertTrue(concept.stderr.contains("must be the parent of folders named <repeats>_<class tokens>"), concept.stderr)
         // Options we do not have are named, never ignored.
-        for (args, says) in [(["--optimizer-type", "AdEMAMix8bit"], "AdEMAMix and Python classes are not built"), (["--lr-warmup-steps", "10"], "constant_with_warmup"), (["--optimizer-args", "nesterov=True"], "nesterov"), (["--network_args", "block_dims=2,2"], "block_dims"),
+        for (args, says) in [(["--optimizer-type", "pytorch_optimizer.SOAP"], "other Python classes are not built"), (["--lr-warmup-steps", "10"], "constant_with_warmup"), (["--optimizer-args", "nesterov=True"], "nesterov"), (["--network_args", "block_dims=2,2"], "block_dims"),
                              (["--mixed_precision", "fp8"], "--mixed-precision takes no, bf16 or fp16"), (["--lr-scheduler", "cosine_with_min_lr"], "needs --lr-scheduler-min-lr-ratio"), (["--log_with", "tensorboard"], "--log-with tensorboard needs --logging-dir"),
                              (["--noise_offset", "nan"], "--noise-offset nan: not a number"), (["--learning_rate", "nan"], "--learning-rate nan: not a number"),
                              (["--optimizer_args", "weight_decay=nan"], "weight_decay=nan: not a number")] {

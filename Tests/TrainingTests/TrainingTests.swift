@@ -216,8 +216,11 @@ final class OtherOptimizerTests: XCTestCase {
         let entry = try XCTUnwrap(all[name], name)
         let initial = try XCTUnwrap(entry["initial"] as? [[Double]]), rates = try XCTUnwrap(entry["learning_rates"] as? [Double])
         let expected = try XCTUnwrap(entry["after_each_step"] as? [[[Double]]]), ds = try XCTUnwrap(entry["d"] as? [Double])
-        let parameters = [Parameter(key: "a", shape: [3, 4], values: initial[0].map(Float.init)),
-                          Parameter(key: "b", shape: [5], values: initial[1].map(Float.init))]
+        // The *_warmup entries scale both rates step by step (a first step at rate 0); some entries have other shapes.
+        let factors = entry["factors"] as? [Double] ?? [Double](repeating: 1, count: expected.count)
+        let shapes = entry["shapes"] as? [[Int]] ?? [[3, 4], [5]]
+        let parameters = [Parameter(key: "a", shape: shapes[0], values: initial[0].map(Float.init)),
+                          Parameter(key: "b", shape: shapes[1], values: initial[1].map(Float.init))]
         var optimizer = make()
         var saved: OptimizerState?
         for step in 0..<expected.count {
@@ -232,8 +235,8 @@ final class OtherOptimizerTests: XCTestCase {
                 try fresh.restore(state)
                 optimizer = fresh
             }
-            try optimizer.update([ParameterGroup(name: "a", parameters: [parameters[0]], learningRate: rates[0]),
-                                  ParameterGroup(name: "b", parameters: [parameters[1]], learningRate: rates[1])])
+            try optimizer.update([ParameterGroup(name: "a", parameters: [parameters[0]], learningRate: rates[0] * factors[step]),
+                                  ParameterGroup(name: "b", parameters: [parameters[1]], learningRate: rates[1] * factors[step])])
             if step == 4 { saved = optimizer.state }
             for (p, values) in zip(parameters, expected[step]) {
                 let scale = max(1, values.map(abs).max() ?? 1)
@@ -304,6 +307,70 @@ final class OtherOptimizerTests: XCTestCase {
             (o.decouple, o.weightDecay, o.beta1, o.beta2, o.d0) = (true, 0.01, 0.95, 0.99, 1e-4)
             return o
         }
+    }
+
+    /// A first step at rate 0, as constant_with_warmup's (diffusers starts the warmup at 0): torch, lion-pytorch and
+    /// transformers move their moments on it though the weights stay; prodigyopt and dadaptation skip it whole.
+    func testAStepAtRateZeroAsEachPackageTakesIt() throws {
+        try run("adamw_warmup") { AdamW(weightDecay: 0.01) }
+        try run("lion_warmup") { Lion(weightDecay: 0.01) }
+        try run("sgd_nesterov_warmup") { SGDNesterov(momentum: 0.9, weightDecay: 0.001) }
+        try run("adafactor_external_warmup", {
+            var o = Adafactor()
+            (o.relativeStep, o.scaleParameter, o.beta1, o.weightDecay) = (false, false, 0.9, 0.01)
+            return o
+        }, tolerance: 1e-5)
+        try run("prodigy_warmup") {
+            var o = Prodigy()
+            o.safeguardWarmup = true
+            return o
+        }
+        try run("dadapt_adam_warmup") { DAdaptAdam() }
+        try run("dadapt_lion_warmup") { DAdaptLion() }
+        try run("dadapt_adagrad_warmup") {
+            var o = DAdaptAdaGrad()
+            o.momentum = 0.9
+            return o
+        }
+        try run("dadapt_adam_preprint_warmup") { DAdaptAdamPreprint() }
+        try run("dadapt_adan_warmup") { DAdaptAdan() }
+    }
+
+    /// pytorch-optimizer's CAME (3.10.0, kohya_ss's pin) and came_pytorch's, through the names the kohya_ss GUI passes:
+    /// factored over a matrix and over a conv kernel's last two dimensions, a vector's full moment (pytorch-optimizer
+    /// scaling its m by lr in place there, came_pytorch not), AMS bound, fixed decay and a warmup's step at rate 0.
+    func testCAME() throws {
+        try run("came", { try! OptimizerChoice(kohyaName: "pytorch_optimizer.CAME")!.make(arguments: []) }, tolerance: 1e-5)
+        try run("came_vector", { try! OptimizerChoice.came.make(arguments: ["weight_decay=0.01", "betas=0.8,0.99,0.999"]) }, tolerance: 1e-5)
+        try run("came_options", {
+            try! OptimizerChoice.came.make(arguments: ["weight_decay=0.1", "fixed_decay=True", "ams_bound=True", "clip_threshold=0.5",
+                                                       "eps1=1e-20", "eps2=1e-12"])
+        }, tolerance: 1e-5)
+        try run("came_original", { try! OptimizerChoice(kohyaName: "came_pytorch.CAME")!.make(arguments: ["weight_decay=0.01"]) }, tolerance: 1e-5)
+        try run("came_original_vector", { try! OptimizerChoice.camePytorch.make(arguments: ["eps=1e-30,1e-12"]) }, tolerance: 1e-5)
+        XCTAssertThrowsError(try OptimizerChoice.camePytorch.make(arguments: ["eps1=1e-30"]), "came_pytorch takes eps=(a, b)")
+        XCTAssertThrowsError(try OptimizerChoice.came.make(arguments: ["betas=0.9,0.999"]), "three betas")
+    }
+
+    /// bitsandbytes' AdEMAMix (its 32-bit CPU kernel; the GUI's AdEMAMix8bit trains as it) with a warmup's step at
+    /// rate 0, and with its α and β3 schedulers.
+    func testAdEMAMix() throws {
+        try run("ademamix") { try! OptimizerChoice(kohyaName: "bitsandbytes.optim.AdEMAMix8bit")!.make(arguments: []) }
+        try run("ademamix_scheduled") {
+            try! OptimizerChoice(kohyaName: "bitsandbytes.optim.PagedAdEMAMix8bit")!.make(arguments: ["t_alpha=6", "t_beta3=8", "alpha=8",
+                                                                                                     "betas=0.9,0.99,0.999", "weight_decay=0", "eps=1e-6"])
+        }
+        XCTAssertThrowsError(try OptimizerChoice.adEMAMix.make(arguments: ["t_alpha=2.5"]), "a whole number of steps")
+    }
+
+    /// ss_optimizer's arguments as kohya writes them, str(ast.literal_eval(value)); the right-hand sides are what
+    /// CPython 3.11 prints for the left.
+    func testOptimizerArgumentsAreWrittenAsPythonPrintsThem() {
+        let cases = [("1e-8", "1e-08"), ("0.01", "0.01"), ("2", "2"), ("-3", "-3"), ("True", "True"), ("None", "None"),
+                     ("0.9,0.999", "(0.9, 0.999)"), ("(0.9, 0.99)", "(0.9, 0.99)"), ("[0.9,0.99]", "[0.9, 0.99]"), ("(0.5)", "0.5"),
+                     ("0.5,", "(0.5,)"), ("'abc'", "abc"), ("1e-30,1e-16", "(1e-30, 1e-16)"), ("+2.5", "2.5"), ("1E3", "1000.0"),
+                     ("100000000000000000.0", "1e+17"), ("()", "()"), ("[]", "[]")]
+        for (value, python) in cases { XCTAssertEqual(pythonLiteral(value), python, value) }
     }
 
     func testDAdaptAdan() throws { try run("dadapt_adan") { DAdaptAdan() } }
@@ -402,12 +469,16 @@ final class OtherOptimizerTests: XCTestCase {
         XCTAssertEqual(adan.weightDecay, 0.02, "the package's default")
         XCTAssertEqual(adan.beta3, 0.95)
         XCTAssertThrowsError(try OptimizerChoice.dAdaptAdan.make(arguments: ["betas=0.9,0.99"]))
-        // bitsandbytes' forms train as their fp32 optimizers; AdEMAMix is another update.
+        // bitsandbytes' forms train as their fp32 optimizers, AdEMAMix's by module path or by kohya's help names too;
+        // other module paths are not built.
         for (name, choice) in [("PagedAdamW8bit", OptimizerChoice.adamW), ("PagedAdamW", .adamW), ("pagedadamw32bit", .adamW), ("Lion8bit", .lion),
-                               ("PagedLion8bit", .lion), ("SGDNesterov8bit", .sgdNesterov), ("AdamW8bit", .adamW8bit)] {
+                               ("PagedLion8bit", .lion), ("SGDNesterov8bit", .sgdNesterov), ("AdamW8bit", .adamW8bit),
+                               ("bitsandbytes.optim.AdEMAMix8bit", .adEMAMix), ("bitsandbytes.optim.PagedAdEMAMix8bit", .adEMAMix),
+                               ("bitsandbytes.optim.AdEMAMix", .adEMAMix), ("AdEMAMix8bit", .adEMAMix), ("Pytorch_Optimizer.CAME", .came),
+                               ("came_pytorch.CAME", .camePytorch)] {
             XCTAssertEqual(OptimizerChoice(kohyaName: name), choice, name)
         }
-        XCTAssertNil(OptimizerChoice(kohyaName: "AdEMAMix8bit"))
+        for name in ["AdEMAMix", "CAME", "pytorch_optimizer.AdEMAMix", "prodigyplus.ProdigyPlusScheduleFree"] { XCTAssertNil(OptimizerChoice(kohyaName: name), name) }
         let sgd = try XCTUnwrap(try OptimizerChoice.dAdaptSGD.make(arguments: ["momentum=0.9", "d0=1e-4"]) as? DAdaptSGD)
         XCTAssertEqual(sgd.momentum, 0.9)
         XCTAssertEqual(sgd.d, 1e-4)

@@ -24,45 +24,29 @@ public struct Adafactor: Optimizer {
         step += 1
         let t = Double(step)
         let beta2t = 1 - pow(t, decayRate)
-        for group in groups where group.learningRate > 0 || relativeStep {
+        for group in groups {   // at rate 0 too: see Optimizer.update
             for p in group.parameters {
                 let g = p.gradient.values
-                let rms = (p.values.reduce(0.0) { $0 + Double($1) * Double($1) } / Double(p.count)).squareRoot()
                 var rate = relativeStep ? min(warmupInit ? 1e-6 * t : 1e-2, 1 / t.squareRoot()) : group.learningRate
-                if scaleParameter { rate *= max(eps2, Double(Float(rms))) }
-                var u = [Float](repeating: 0, count: p.count)
+                if scaleParameter { rate *= max(eps2, Double(Float(p.values.rootMeanSquare))) }
                 let keep = Float(beta2t), mix = Float(1 - beta2t)
-                if p.shape.count >= 2 {
-                    let c = p.shape[p.shape.count - 1], r = p.shape[p.shape.count - 2], batches = p.count / (r * c)
-                    var row = rows.take(p.key, count: batches * r), column = columns.take(p.key, count: batches * c)
-                    for b in 0..<batches {
-                        for i in 0..<r {
-                            var mean: Float = 0
-                            for j in 0..<c { mean += g[(b * r + i) * c + j] * g[(b * r + i) * c + j] + Float(eps1) }
-                            row[b * r + i] = row[b * r + i] * keep + (mean / Float(c)) * mix
-                        }
-                        for j in 0..<c {
-                            var mean: Float = 0
-                            for i in 0..<r { mean += g[(b * r + i) * c + j] * g[(b * r + i) * c + j] + Float(eps1) }
-                            column[b * c + j] = column[b * c + j] * keep + (mean / Float(r)) * mix
-                        }
-                        let rowMean = (0..<r).reduce(Float(0)) { $0 + row[b * r + $1] } / Float(r)
-                        for i in 0..<r {
-                            let rf = 1 / (row[b * r + i] / rowMean).squareRoot()
-                            for j in 0..<c { u[(b * r + i) * c + j] = rf * (1 / column[b * c + j].squareRoot()) * g[(b * r + i) * c + j] }
-                        }
+                var u = g.map { $0 * $0 + Float(eps1) }
+                if let factored = FactoredMoment(shape: p.shape) {
+                    var row = rows.take(p.key, count: factored.rowCount), column = columns.take(p.key, count: factored.columnCount)
+                    u.withUnsafeMutableBufferPointer { u in
+                        factored.accumulate(UnsafeBufferPointer(u), row: &row, column: &column, keep: keep, mix: mix)
+                        g.withUnsafeBufferPointer { factored.inverseRoot(row: row, column: column, times: $0, into: u) }
                     }
                     (rows.values[p.key], columns.values[p.key]) = (row, column)
                 } else {
                     var v = second.take(p.key, count: p.count)
                     for i in 0..<p.count {
-                        v[i] = v[i] * keep + (g[i] * g[i] + Float(eps1)) * mix
+                        v[i] = v[i] * keep + u[i] * mix
                         u[i] = (1 / v[i].squareRoot()) * g[i]
                     }
                     second.values[p.key] = v
                 }
-                let uRMS = (u.reduce(0.0) { $0 + Double($1) * Double($1) } / Double(p.count)).squareRoot()
-                let divisor = Float(max(1, Float(uRMS) / Float(clipThreshold))), lr = Float(rate)
+                let divisor = Float(max(1, Float(u.rootMeanSquare) / Float(clipThreshold))), lr = Float(rate)
                 for i in 0..<p.count { u[i] = u[i] / divisor * lr }
                 if let b1 = beta1 {
                     var m = first.take(p.key, count: p.count)

@@ -35,7 +35,7 @@ public struct AdamW: Optimizer {
         let correction1 = 1 - pow(beta1, Double(step)), correction2 = 1 - pow(beta2, Double(step))
         let correction2Root = Float(correction2.squareRoot())
         let mixM = Float(1 - beta1), keepV = Float(beta2), mixV = Float(1 - beta2), eps = Float(epsilon)
-        for group in groups where group.learningRate > 0 {
+        for group in groups {   // at rate 0 too: see Optimizer.update
             let lr = group.learningRate
             let stepSize = Float(lr / correction1)
             let decay = Float(1 - lr * weightDecay)

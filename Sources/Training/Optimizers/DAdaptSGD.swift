@@ -29,7 +29,11 @@ public struct DAdaptSGD: Optimizer {
             }
             firstGradientNorm = squares.squareRoot()
             // dadaptation divides by it (a ZeroDivisionError there).
-            guard firstGradientNorm > 0 else { throw OptimizerError("DAdaptSGD: the first step's gradients are all zero, so it has no scale") }
+            guard firstGradientNorm > 0 else {
+                throw OptimizerError(groups.contains { $0.learningRate > 0 }
+                    ? "DAdaptSGD: the first step's gradients are all zero, so it has no scale"
+                    : "DAdaptSGD: the first step's rate is 0 (a warmup), so it has no scale (dadaptation divides by zero there); give it no warmup")
+            }
         }
         let dlr = d * lr / firstGradientNorm
         var squares = 0.0, numerator = numeratorWeighted

@@ -19,7 +19,7 @@ public struct Lion: Optimizer {
     public mutating func update(_ groups: [ParameterGroup]) {
         step += 1
         let keep1 = Float(beta1), mix1 = Float(1 - beta1), keep2 = Float(beta2), mix2 = Float(1 - beta2)
-        for group in groups where group.learningRate > 0 {
+        for group in groups {   // at rate 0 too: see Optimizer.update
             let lr = Float(group.learningRate), decay = Float(1 - group.learningRate * weightDecay)
             for p in group.parameters {
                 var m = momentum.take(p.key, count: p.count)

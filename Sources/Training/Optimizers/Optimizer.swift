@@ -42,10 +42,15 @@ extension [ParameterGroup] {
 /// training loop zeroes the buffers after. Implementations follow the code
 /// kohya's `--optimizer_type` loads: AdamW (torch), Lion (lion-pytorch),
 /// SGDNesterov (torch SGD), Prodigy (prodigyopt), DAdaptAdam, DAdaptLion, DAdaptSGD, DAdaptAdaGrad and
-/// DAdaptAdamPreprint (dadaptation), Adafactor (transformers), AdamWScheduleFree and SGDScheduleFree (schedulefree).
+/// DAdaptAdamPreprint (dadaptation), Adafactor (transformers), AdamWScheduleFree and SGDScheduleFree (schedulefree),
+/// and the module paths the kohya_ss GUI passes: CAME (pytorch-optimizer, came_pytorch), AdEMAMix (bitsandbytes).
 public protocol Optimizer: Sendable {
     /// Steps taken so far.
     var step: Int { get }
+    /// One step over every group. A group whose rate is 0 now (the first step of a warmup: diffusers' starts at 0) is
+    /// taken as its package takes it: torch, lion-pytorch, transformers, pytorch-optimizer and bitsandbytes move its
+    /// moments and leave its weights; prodigyopt and dadaptation skip a step on which no group has a rate. Groups
+    /// whose base rate is 0 never get here (the trainer leaves them out, as kohya leaves them out of the optimizer).
     mutating func update(_ groups: [ParameterGroup]) throws(OptimizerError)
     /// Everything a resumed run needs: per-parameter tensors ("<key>.<name>") and scalars.
     var state: OptimizerState { get }

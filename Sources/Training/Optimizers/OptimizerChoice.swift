@@ -16,6 +16,10 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
     case dAdaptAdan = "DAdaptAdan", dAdaptAdanIP = "DAdaptAdanIP"
     /// schedulefree's (`ScheduleFree`): no --lr_scheduler, a warmup of their own (`warmup_steps=`).
     case adamWScheduleFree = "AdamWScheduleFree", rAdamScheduleFree = "RAdamScheduleFree", sgdScheduleFree = "SGDScheduleFree"
+    /// The kohya_ss GUI's module-path optimizers (kohya's get_optimizer imports the module and calls the class):
+    /// CAME from pytorch-optimizer or from its authors' came_pytorch, and bitsandbytes' AdEMAMix (its 8-bit and paged
+    /// forms train as it, `bitsandbytesForms`).
+    case came = "pytorch_optimizer.CAME", camePytorch = "came_pytorch.CAME", adEMAMix = "bitsandbytes.optim.AdEMAMix"
 
     public init?(kohyaName: String) {
         let name = kohyaName.lowercased() == "dadaptadampreprint" ? "dadaptation" : kohyaName.lowercased()
@@ -29,11 +33,18 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
 
     /// bitsandbytes' 8-bit and paged forms kohya loads (train_util.py get_optimizer), by lower-cased name: their states
     /// save GPU memory and change nothing else a CPU run needs, so they train as the fp32 optimizer of the same update and
-    /// defaults, as AdamW8bit does (lora-train says so). AdEMAMix8bit is another update and is not among them.
-    public static let bitsandbytesForms: [String: OptimizerChoice] = [
-        "pagedadamw": .adamW, "pagedadamw8bit": .adamW, "pagedadamw32bit": .adamW, "lion8bit": .lion, "pagedlion8bit": .lion,
-        "sgdnesterov8bit": .sgdNesterov,
-    ]
+    /// defaults, as AdamW8bit does (lora-train says so). AdEMAMix's come by module path (the kohya_ss GUI's), or by the
+    /// bare names kohya's --optimizer_type help lists (where kohya itself looks them up in torch.optim and fails).
+    public static let bitsandbytesForms: [String: OptimizerChoice] = {
+        var forms: [String: OptimizerChoice] = [
+            "pagedadamw": .adamW, "pagedadamw8bit": .adamW, "pagedadamw32bit": .adamW, "lion8bit": .lion, "pagedlion8bit": .lion,
+            "sgdnesterov8bit": .sgdNesterov, "ademamix8bit": .adEMAMix, "pagedademamix8bit": .adEMAMix,
+        ]
+        for name in ["ademamix8bit", "pagedademamix8bit", "ademamix32bit", "pagedademamix", "pagedademamix32bit"] {
+            forms["bitsandbytes.optim." + name] = .adEMAMix
+        }
+        return forms
+    }()
 
     /// Whether one rate must serve every group (D-Adaptation, Prodigy).
     public var adaptive: Bool { [.prodigy, .dAdaptAdam, .dAdaptLion, .dAdaptSGD, .dAdaptAdaGrad, .dAdaptation, .dAdaptAdan, .dAdaptAdanIP].contains(self) }
@@ -75,6 +86,10 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
         case .adamWScheduleFree: known = ["weight_decay", "betas", "eps", "warmup_steps", "r", "weight_lr_power"]
         case .sgdScheduleFree: known = ["weight_decay", "momentum", "warmup_steps", "r", "weight_lr_power"]
         case .rAdamScheduleFree: known = ["weight_decay", "betas", "eps", "r", "weight_lr_power", "silent_sgd_phase"]
+        case .came: known = ["weight_decay", "betas", "eps1", "eps2", "clip_threshold", "weight_decouple", "fixed_decay", "ams_bound"]
+        case .camePytorch: known = ["weight_decay", "betas", "eps", "clip_threshold"]
+        // min_8bit_size and is_paged only place an 8-bit state, which is fp32 here.
+        case .adEMAMix: known = ["weight_decay", "betas", "eps", "alpha", "t_alpha", "t_beta3", "min_8bit_size", "is_paged"]
         }
         if let bad = (Array(values.keys) + Array(flags.keys)).sorted().first(where: { !known.contains($0) }) {
             throw OptimizerError("--optimizer-args \(bad) is not an argument of \(rawValue) here (\(known.sorted().joined(separator: ", ")))")
@@ -84,12 +99,24 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
             guard v.count == 1 else { throw OptimizerError("--optimizer-args \(key) takes one number") }
             return v[0]
         }
-        // Adafactor's eps is a pair; the others take one number.
-        if self != .adafactor, let eps = values["eps"], eps.count != 1 { throw OptimizerError("--optimizer-args eps takes one number") }
+        // Adafactor's and came_pytorch's eps is a pair; the others take one number.
+        if self != .adafactor && self != .camePytorch, let eps = values["eps"], eps.count != 1 { throw OptimizerError("--optimizer-args eps takes one number") }
         func pair(_ fallback: (Double, Double)) throws(OptimizerError) -> (Double, Double) {
             guard let v = values["betas"] else { return fallback }
             guard v.count == 2 else { throw OptimizerError("--optimizer-args betas takes two numbers, e.g. betas=0.9,0.999") }
             return (v[0], v[1])
+        }
+        /// β1, β2, β3 (DAdaptAdan's, CAME's, AdEMAMix's).
+        func triple(_ fallback: (Double, Double, Double), example: String) throws(OptimizerError) -> (Double, Double, Double) {
+            guard let v = values["betas"] else { return fallback }
+            guard v.count == 3 else { throw OptimizerError("--optimizer-args betas takes three numbers for \(rawValue), e.g. betas=\(example)") }
+            return (v[0], v[1], v[2])
+        }
+        func steps(_ key: String) throws(OptimizerError) -> Int? {
+            guard values[key] != nil else { return nil }
+            let v = try one(key, 0)
+            guard v >= 1, v == v.rounded(), v < 1e9 else { throw OptimizerError("--optimizer-args \(key) takes a whole number of steps") }
+            return Int(v)
         }
         switch self {
         case .adamW, .adamW8bit:
@@ -150,10 +177,7 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
         case .dAdaptAdan, .dAdaptAdanIP:
             var o = DAdaptAdan()
             o.interpolation = self == .dAdaptAdanIP
-            if let betas = values["betas"] {
-                guard betas.count == 3 else { throw OptimizerError("--optimizer-args betas takes three numbers for \(rawValue), e.g. betas=0.98,0.92,0.99") }
-                (o.beta1, o.beta2, o.beta3) = (betas[0], betas[1], betas[2])
-            }
+            (o.beta1, o.beta2, o.beta3) = try triple((o.beta1, o.beta2, o.beta3), example: "0.98,0.92,0.99")
             (o.epsilon, o.weightDecay, o.noProx) = (try one("eps", 1e-8), try one("weight_decay", 0.02), flags["no_prox"] ?? false)
             o.growthRate = try one("growth_rate", .infinity)
             o.d0 = try one("d0", 1e-6)
@@ -174,6 +198,28 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
             let warmup = try one("warmup_steps", 0)
             guard warmup >= 0, warmup == warmup.rounded() else { throw OptimizerError("--optimizer-args warmup_steps takes a whole number of steps") }
             o.warmupSteps = Int(warmup)
+            return o
+        case .came, .camePytorch:
+            var o = CAME(package: self == .came ? .pytorchOptimizer : .camePytorch)
+            (o.beta1, o.beta2, o.beta3) = try triple((0.9, 0.999, 0.9999), example: "0.9,0.999,0.9999")
+            if self == .came {
+                (o.eps1, o.eps2) = (try one("eps1", 1e-30), try one("eps2", 1e-16))
+                (o.weightDecouple, o.fixedDecay, o.amsBound) = (flags["weight_decouple"] ?? true, flags["fixed_decay"] ?? false, flags["ams_bound"] ?? false)
+            } else if let eps = values["eps"] {
+                guard eps.count == 2 else { throw OptimizerError("--optimizer-args eps takes two numbers for came_pytorch.CAME, e.g. eps=1e-30,1e-16") }
+                (o.eps1, o.eps2) = (eps[0], eps[1])
+            }
+            (o.clipThreshold, o.weightDecay) = (try one("clip_threshold", 1), try one("weight_decay", 0))
+            guard [o.beta1, o.beta2, o.beta3].allSatisfy({ (0...1).contains($0) }) else { throw OptimizerError("--optimizer-args: \(rawValue)'s betas must lie in [0, 1]") }
+            return o
+        case .adEMAMix:
+            var o = AdEMAMix()
+            (o.beta1, o.beta2, o.beta3) = try triple((0.9, 0.999, 0.9999), example: "0.9,0.999,0.9999")
+            (o.alpha, o.epsilon, o.weightDecay) = (try one("alpha", 5), try one("eps", 1e-8), try one("weight_decay", 0.01))
+            (o.alphaWarmup, o.beta3Warmup) = (try steps("t_alpha"), try steps("t_beta3"))
+            guard o.beta3Warmup == nil || (o.beta1 > 0 && o.beta1 < 1 && o.beta3 > 0 && o.beta3 < 1) else {
+                throw OptimizerError("--optimizer-args t_beta3 needs β1 and β3 strictly between 0 and 1 (its schedule takes their logarithms)")
+            }
             return o
         }
     }

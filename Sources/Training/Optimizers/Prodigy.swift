@@ -32,7 +32,8 @@ public struct Prodigy: Optimizer {
         let b3 = beta3 ?? beta2.squareRoot()
         let bc = useBiasCorrection ? (1 - pow(beta2, Double(step + 1))).squareRoot() / (1 - pow(beta1, Double(step + 1))) : 1
         let dlr = d * lr * bc
-        numerator *= b3
+        // Stored only past the early return below, as prodigyopt keeps it in a local until then.
+        var numerator = self.numerator * b3
         var delta = 0.0, denominator = 0.0
         for group in groups where group.learningRate > 0 {
             for p in group.parameters {
@@ -66,6 +67,7 @@ public struct Prodigy: Optimizer {
         guard denominator != 0 else { return }
         if lr > 0 {
             numerator += delta
+            self.numerator = numerator
             let dHat = dCoefficient * numerator / denominator
             if d == d0 { d = max(d, dHat) }
             dMax = max(dMax, dHat)

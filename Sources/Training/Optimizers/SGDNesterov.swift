@@ -17,7 +17,7 @@ public struct SGDNesterov: Optimizer {
         let first = step == 0
         step += 1
         let mu = Float(momentum), wd = Float(weightDecay)
-        for group in groups where group.learningRate > 0 {
+        for group in groups {   // at rate 0 too: see Optimizer.update
             let lr = Float(group.learningRate)
             for p in group.parameters {
                 var b = buffers.take(p.key, count: p.count)

@@ -80,7 +80,12 @@ extension LoRATrainer {
         m[.trainingComment] = c.trainingComment ?? "None"
         // Not sd-scripts: no ss_sd_scripts_commit_hash; the trainer and its version under a key of ours.
         m[.trainer] = "lora-train \(LoRATools.version)"
-        m[.optimizer] = optimizer.kohyaName + (c.optimizerArguments.isEmpty ? "" : "(\(c.optimizerArguments.joined(separator: ",")))")
+        // kohya: module.Class(key=str(ast.literal_eval(value)),…), so betas=0.9,0.99 reads "betas=(0.9, 0.99)" and eps=1e-8 "eps=1e-08".
+        let arguments = c.optimizerArguments.map { item in
+            guard let equals = item.firstIndex(of: "=") else { return item }
+            return item[..<equals].trimmingCharacters(in: .whitespaces) + "=" + pythonLiteral(String(item[item.index(after: equals)...]))
+        }
+        m[.optimizer] = optimizer.kohyaName + (arguments.isEmpty ? "" : "(\(arguments.joined(separator: ",")))")
         m["ss_max_grad_norm"] = pythonFloat(Double(c.maxGradNorm))
         m[.captionDropoutRate] = pythonFloat(plan.subsets.first?.captionDropoutRate ?? 0)
         m["ss_caption_dropout_every_n_epochs"] = String(plan.subsets.first?.captionDropoutEveryNEpochs ?? 0)
@@ -172,4 +177,36 @@ public func pythonFloat(_ value: Double) -> String {
         return value == value.rounded() ? String(format: "%.1f", value) : String(format: "%.17g", value)
     }
     return text
+}
+
+/// str(ast.literal_eval(text)) for the literals an --optimizer_args value holds: numbers (1e-8 → "1e-08", 2 → "2"),
+/// True/False/None, quoted strings (their content), and tuples or lists of those ("0.9,0.99" → "(0.9, 0.99)"). Text
+/// that is none of these (Python would refuse it) is kept as written.
+public func pythonLiteral(_ text: String) -> String {
+    let t = text.trimmingCharacters(in: .whitespaces)
+    if ["True", "False", "None"].contains(t) { return t }
+    if t.count >= 2, let q = t.first, q == "'" || q == "\"", t.last == q { return String(t.dropFirst().dropLast()) }
+    let unsigned = t.hasPrefix("-") || t.hasPrefix("+") ? t.dropFirst() : Substring(t)
+    if !unsigned.isEmpty, unsigned.allSatisfy(\.isNumber), let n = Int(t) { return String(n) }
+    if !unsigned.isEmpty, unsigned.allSatisfy({ $0.isNumber || ".eE+-".contains($0) }), let v = Double(t) { return pythonFloat(v) }
+    // A sequence: a list's brackets, a tuple's optional parentheses, and the commas at its top level.
+    let bracketed = t.count >= 2 && ((t.first == "(" && t.last == ")") || (t.first == "[" && t.last == "]"))
+    let body = bracketed ? t.dropFirst().dropLast() : Substring(t)
+    var items: [String] = [], depth = 0, start = body.startIndex
+    for i in body.indices {
+        switch body[i] {
+        case "(", "[": depth += 1
+        case ")", "]": depth -= 1
+        case "," where depth == 0:
+            items.append(body[start..<i].trimmingCharacters(in: .whitespaces))
+            start = body.index(after: i)
+        default: break
+        }
+    }
+    let commas = !items.isEmpty
+    let last = body[start...].trimmingCharacters(in: .whitespaces)
+    if !last.isEmpty { items.append(last) }
+    if t.first == "[" && bracketed { return "[" + items.map(pythonLiteral).joined(separator: ", ") + "]" }
+    if !commas { return bracketed && !items.isEmpty ? pythonLiteral(items[0]) : bracketed ? "()" : t }   // (x) is x itself
+    return "(" + items.map(pythonLiteral).joined(separator: ", ") + (items.count == 1 ? ",)" : ")")
 }

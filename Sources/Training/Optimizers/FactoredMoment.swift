@@ -1,0 +1,53 @@
+import Diffusion
+
+/// Adafactor's factored moment (transformers' Adafactor; pytorch-optimizer's and came_pytorch's CAME use it twice):
+/// a tensor of two or more dimensions is a stack of matrices over its last two; for each matrix it keeps moving
+/// averages of the row means and the column means of a non-negative u (g² + ε), and estimates 1/√u at (i, j) as
+/// rsqrt(row_i / mean(row)) · rsqrt(column_j) — O(rows + columns) state instead of O(rows · columns).
+struct FactoredMoment {
+    let batches: Int, rows: Int, columns: Int
+
+    /// nil for a vector (or a scalar): those keep a full moment.
+    init?(shape: [Int]) {
+        guard shape.count >= 2 else { return nil }
+        (rows, columns) = (shape[shape.count - 2], shape[shape.count - 1])
+        batches = shape.dropLast(2).reduce(1, *)
+    }
+
+    var rowCount: Int { batches * rows }
+    var columnCount: Int { batches * columns }
+
+    /// row ← keep·row + mix·mean_j u;  column ← keep·column + mix·mean_i u (torch's `mul_(β).add_(u.mean(dim), alpha: 1 − β)`).
+    func accumulate(_ u: UnsafeBufferPointer<Float>, row: inout [Float], column: inout [Float], keep: Float, mix: Float) {
+        let (r, c) = (rows, columns)
+        for b in 0..<batches {
+            for i in 0..<r {
+                var sum: Float = 0
+                for j in 0..<c { sum += u[(b * r + i) * c + j] }
+                row[b * r + i] = row[b * r + i] * keep + (sum / Float(c)) * mix
+            }
+            for j in 0..<c {
+                var sum: Float = 0
+                for i in 0..<r { sum += u[(b * r + i) * c + j] }
+                column[b * c + j] = column[b * c + j] * keep + (sum / Float(r)) * mix
+            }
+        }
+    }
+
+    /// out[i, j] = rsqrt(row_i / mean(row)) · rsqrt(column_j) · x[i, j] (the estimate of 1/√u, times x).
+    func inverseRoot(row: [Float], column: [Float], times x: UnsafeBufferPointer<Float>, into out: UnsafeMutableBufferPointer<Float>) {
+        let (r, c) = (rows, columns)
+        for b in 0..<batches {
+            let rowMean = (0..<r).reduce(Float(0)) { $0 + row[b * r + $1] } / Float(r)
+            for i in 0..<r {
+                let rowFactor = 1 / (row[b * r + i] / rowMean).squareRoot()
+                for j in 0..<c { out[(b * r + i) * c + j] = rowFactor * (1 / column[b * c + j].squareRoot()) * x[(b * r + i) * c + j] }
+            }
+        }
+    }
+}
+
+extension Array where Element == Float {
+    /// √(mean of squares), summed in double (torch's `x.norm(2) / √n` and Adafactor's `_rms`, to float rounding).
+    var rootMeanSquare: Double { (reduce(0.0) { $0 + Double($1) * Double($1) } / Double(count)).squareRoot() }
+}
