@@ -301,7 +301,7 @@ _lora-train() {
         return
         ;;
     '--optimizer-type'|'--optimizer_type')
-        __lora-train_add_completions -W 'AdamW'$'\n''AdamW8bit'$'\n''Lion'$'\n''SGDNesterov'$'\n''Prodigy'$'\n''DAdaptAdam'$'\n''Adafactor'$'\n''DAdaptLion'$'\n''DAdaptSGD'$'\n''DAdaptAdaGrad'$'\n''DAdaptation'$'\n''DAdaptAdan'$'\n''DAdaptAdanIP'$'\n''AdamWScheduleFree'$'\n''RAdamScheduleFree'$'\n''SGDScheduleFree'$'\n''pytorch_optimizer.CAME'$'\n''came_pytorch.CAME'$'\n''bitsandbytes.optim.AdEMAMix'
+        __lora-train_add_completions -W 'AdamW'$'\n''AdamW8bit'$'\n''Lion'$'\n''SGDNesterov'$'\n''Prodigy'$'\n''DAdaptAdam'$'\n''Adafactor'$'\n''DAdaptLion'$'\n''DAdaptSGD'$'\n''DAdaptAdaGrad'$'\n''DAdaptation'$'\n''DAdaptAdan'$'\n''DAdaptAdanIP'$'\n''AdamWScheduleFree'$'\n''RAdamScheduleFree'$'\n''SGDScheduleFree'$'\n''pytorch_optimizer.CAME'$'\n''came_pytorch.CAME'$'\n''bitsandbytes.optim.AdEMAMix'$'\n''prodigyplus.ProdigyPlusScheduleFree'
         return
         ;;
     '--optimizer-args'|'--optimizer_args')

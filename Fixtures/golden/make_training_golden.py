@@ -4,7 +4,8 @@
 training/optimizer.json: torch.optim.AdamW (single-tensor CPU path) and
 diffusers' get_scheduler (what sd-scripts' get_scheduler_fix calls); with the
 optimizer packages installed (lion-pytorch, prodigyopt, dadaptation,
-schedulefree==1.4.1, pytorch-optimizer==3.10.0, came-pytorch, bitsandbytes),
+schedulefree==1.4.1, pytorch-optimizer==3.10.0, came-pytorch, bitsandbytes,
+prodigy-plus-schedule-free==1.9.2),
 every other optimizer lora-train has on the same gradients.
 
 training/step.safetensors (when given the engine fixture folder): kohya's
@@ -101,7 +102,8 @@ def run_optimizer(make, lrs, zero_second=False, schedule_free=False, factors=Non
         steps.append([p.detach().reshape(-1).tolist() for p in ps])
         if schedule_free:
             opt.train()
-        ds.append(float(opt.param_groups[0].get("d", 0.0)))  # DAdaptAdanIP keeps d as a tensor
+        # DAdaptAdanIP keeps d as a tensor; ProdigyPlusScheduleFree steps at the groups' harmonic mean when it has one.
+        ds.append(float(getattr(opt, "shared_d", None) or opt.param_groups[0].get("d", 0.0)))
     entry = {"initial": start, "learning_rates": lrs or [0.0, 0.0], "after_each_step": steps, "d": ds}
     if factors is not None:
         entry["factors"] = factors
@@ -198,6 +200,22 @@ try:
                                                                                   betas=(0.9, 0.99, 0.999), weight_decay=0.0, eps=1e-6),
                                             [1e-3, 3e-2]),
     })
+    # prodigy-plus-schedule-free 1.9.2 (sd-scripts' and kohya_ss's pin), driven as kohya drives schedule-free ones:
+    # per-group d with their harmonic mean, factored second moments (a dimension of 32 or more; both orientations of
+    # a LoRA matrix, a conv kernel), a LoRA up at zero, RAdam's rectification, Adam-atan2, one shared d, prodigy_steps.
+    from prodigyplus.prodigy_plus_schedulefree import ProdigyPlusScheduleFree
+    out["optimizers"].update({
+        "prodigy_plus": run_optimizer(lambda g: ProdigyPlusScheduleFree(g), [1.0, 1.0], schedule_free=True),
+        "prodigy_plus_factored": run_optimizer(lambda g: ProdigyPlusScheduleFree(g), [1.0, 1.0], zero_second=True, schedule_free=True,
+                                               param_shapes=[(4, 40), (40, 4)]),
+        "prodigy_plus_conv": run_optimizer(lambda g: ProdigyPlusScheduleFree(g, weight_decay=0.01, use_bias_correction=True, d_coef=2.0,
+                                                                             split_groups_mean=False, betas=(0.95, 0.98)),
+                                           [1.0, 0.5], schedule_free=True, param_shapes=[(2, 40, 3, 3), (33, 2, 1, 1)]),
+        "prodigy_plus_atan2_shared": run_optimizer(lambda g: ProdigyPlusScheduleFree(g, eps=None, split_groups=False, weight_decay=0.01,
+                                                                                     weight_decay_by_lr=False, prodigy_steps=5, d0=1e-4),
+                                                   [1.0, 1.0], schedule_free=True, param_shapes=[(4, 40), (5,)]),
+    })
+    out["prodigy_plus_schedule_free"] = importlib.metadata.version("prodigy-plus-schedule-free")
     out["pytorch_optimizer"] = importlib.metadata.version("pytorch_optimizer")  # kohya_ss pins 3.10.0
     out["came_pytorch"] = "0.1.3"
     out["bitsandbytes"] = bitsandbytes.__version__

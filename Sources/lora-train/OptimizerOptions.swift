@@ -9,7 +9,7 @@ struct OptimizerOptions: ParsableArguments {
     @Option(name: [.long, .customLong("optimizer_type")],
             help: ArgumentHelp("AdamW, Lion, SGDNesterov, Prodigy, DAdaptAdam, DAdaptLion, DAdaptSGD, DAdaptAdaGrad, DAdaptAdan, DAdaptAdanIP, "
                                + "DAdaptation (= DAdaptAdamPreprint), Adafactor, AdamWScheduleFree, RAdamScheduleFree or SGDScheduleFree; the kohya_ss GUI's "
-                               + "pytorch_optimizer.CAME, came_pytorch.CAME and bitsandbytes.optim.AdEMAMix8bit; bitsandbytes' AdamW8bit, PagedAdamW(8bit, 32bit), "
+                               + "prodigyplus.ProdigyPlusScheduleFree, pytorch_optimizer.CAME, came_pytorch.CAME and bitsandbytes.optim.AdEMAMix8bit; bitsandbytes' AdamW8bit, PagedAdamW(8bit, 32bit), "
                                + "Lion8bit, PagedLion8bit, SGDNesterov8bit and (Paged)AdEMAMix8bit train as their fp32 forms.", valueName: "name"),
             completion: .list(OptimizerChoice.allCases.map(\.rawValue)))
     var optimizerType = "AdamW"
@@ -23,7 +23,8 @@ struct OptimizerOptions: ParsableArguments {
     @Option(name: [.long, .customLong("optimizer_args")], parsing: .upToNextOption,
             help: ArgumentHelp("key=value as kohya: weight_decay=0.01 betas=0.9,0.999 eps=1e-8; Prodigy/DAdaptAdam: decouple=True "
                                + "use_bias_correction=True safeguard_warmup=True d_coef=2 d0=1e-6 growth_rate=…; SGDNesterov: momentum=0.9; DAdaptLion: betas, weight_decay, d0; "
-                               + "CAME: betas=0.9,0.999,0.9999 eps1= eps2= (came_pytorch: eps=1e-30,1e-16) clip_threshold=1; AdEMAMix: betas=0.9,0.999,0.9999 alpha=5 t_alpha= t_beta3=.",
+                               + "CAME: betas=0.9,0.999,0.9999 eps1= eps2= (came_pytorch: eps=1e-30,1e-16) clip_threshold=1; AdEMAMix: betas=0.9,0.999,0.9999 alpha=5 t_alpha= t_beta3=; "
+                               + "ProdigyPlusScheduleFree: d_coef, d0, eps (None: Adam-atan2), split_groups, factored, use_stableadamw, use_bias_correction, prodigy_steps.",
                                valueName: "key=value"))
     var optimizerArgs: [String] = []
 

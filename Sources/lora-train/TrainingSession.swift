@@ -56,13 +56,16 @@ struct TrainingSession {
         if configuration.adafactorRelativeStep {
             printError("note: Adafactor with relative_step (kohya's default) sets its own step sizes: the learning rates only seed the log")
         }
-        if [.adamWScheduleFree, .rAdamScheduleFree, .sgdScheduleFree].contains(configuration.optimizer)
+        if configuration.optimizer.isScheduleFree
             && (configuration.scheduler != .constant || configuration.warmupSteps > 0 || configuration.warmupFraction != nil) {
             printError("note: \(configuration.optimizer.rawValue) sets its own schedule: --lr-scheduler and --lr-warmup-steps do not apply (kohya "
-                       + "ignores them too); give --optimizer-args warmup_steps=N for its warmup")
+                       + "ignores them too)" + (configuration.optimizer == .prodigyPlusScheduleFree ? "" : "; give --optimizer-args warmup_steps=N for its warmup"))
         }
         if configuration.optimizer.adaptive && configuration.unetRate <= 0.1 {
             printError("warning: \(configuration.optimizer.rawValue) adapts the rate itself: its learning rate is a multiplier, usually 1.0 (kohya warns the same)")
+        }
+        if configuration.optimizer == .prodigyPlusScheduleFree && configuration.unetRate <= 0.1 {
+            printError("warning: ProdigyPlusScheduleFree adapts the rate itself: its learning rate is a multiplier, usually 1.0 (as its authors advise)")
         }
 
         if let weights = command.network.networkWeights {

@@ -1101,7 +1101,8 @@ final class TrainCLITests: XCTestCase {
 
     /// The kohya_ss GUI's module-path optimizers: pytorch_optimizer.CAME through a warmup (its first step at rate 0
     /// moves CAME's moments, as pytorch-optimizer's), recorded as kohya records it and resumed to the same file;
-    /// bitsandbytes.optim.AdEMAMix8bit trains as the fp32 AdEMAMix and says so; DAdaptSGD refuses the warmup
+    /// bitsandbytes.optim.AdEMAMix8bit trains as the fp32 AdEMAMix and says so; prodigyplus.ProdigyPlusScheduleFree
+    /// trains schedule-free; DAdaptSGD refuses the warmup
     /// dadaptation would divide by zero on.
     func testKohyaGUIModulePathOptimizers() throws {
         let base = common + ["--optimizer-type", "pytorch_optimizer.CAME", "--optimizer-args", "weight_decay=0.01", "betas=0.9,0.999,0.9999",
@@ -1120,6 +1121,17 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(ademamix.status, 0, ademamix.stderr)
         XCTAssertTrue(ademamix.stderr.contains("note: bitsandbytes.optim.AdEMAMix8bit trains as bitsandbytes.optim.AdEMAMix with fp32 state"), ademamix.stderr)
         XCTAssertEqual(try ModelFile.open(folder + "/a/a.safetensors").metadata[.optimizer], "bitsandbytes.optim.ademamix.AdEMAMix")
+
+        // ProdigyPlusScheduleFree: schedule-free by kohya's rule (its name's ending), d·lr logged, eps=None recorded as Python prints it.
+        let plus = try ToolRunner.run("lora-train", common.map { $0 == "1e-3" ? "1" : $0 } + [
+            "--optimizer-type", "prodigyplus.ProdigyPlusScheduleFree", "--optimizer-args", "eps=None", "--lr-scheduler", "cosine",
+            "--max-train-steps", "2", "--output-dir", folder + "/p", "--output-name", "p"])
+        XCTAssertEqual(plus.status, 0, plus.stderr)
+        XCTAssertTrue(plus.stderr.contains("note: prodigyplus.ProdigyPlusScheduleFree sets its own schedule"), plus.stderr)
+        XCTAssertEqual(try ModelFile.open(folder + "/p/p.safetensors").metadata[.optimizer],
+                       "prodigyplus.prodigy_plus_schedulefree.ProdigyPlusScheduleFree(eps=None)")
+        let plusLog = try String(contentsOfFile: folder + "/p/p-log.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertTrue(plusLog.dropFirst().allSatisfy { !$0.hasSuffix(",") }, "d·lr logged: \(plusLog)")
 
         let sgd = try ToolRunner.run("lora-train", common + ["--optimizer-type", "DAdaptSGD", "--lr-scheduler", "constant_with_warmup",
                                                              "--lr-warmup-steps", "2", "--output-dir", folder + "/d"])

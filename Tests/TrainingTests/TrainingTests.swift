@@ -393,17 +393,25 @@ final class OtherOptimizerTests: XCTestCase {
     /// after each step eval() (the golden records the averaged weights x there) and train() again. A state saved in
     /// eval mode after step 5, with the weights x a saved file holds, resumes to the same trajectory; stepping in
     /// eval mode is refused as schedulefree refuses it.
-    func runScheduleFree(_ name: String, _ make: () throws -> any Optimizer) throws {
+    /// `startsInTrainMode`: prodigy-plus-schedule-free starts in train mode, schedulefree in eval mode.
+    func runScheduleFree(_ name: String, tolerance: Double = 2e-6, startsInTrainMode: Bool = false, _ make: () throws -> any Optimizer) throws {
         let all = try XCTUnwrap(TrainingTests.golden["optimizers"] as? [String: [String: Any]], "regenerate optimizer.json with schedulefree")
         let entry = try XCTUnwrap(all[name], name)
         let initial = try XCTUnwrap(entry["initial"] as? [[Double]]), rates = try XCTUnwrap(entry["learning_rates"] as? [Double])
-        let expected = try XCTUnwrap(entry["after_each_step"] as? [[[Double]]])
-        let parameters = [Parameter(key: "a", shape: [3, 4], values: initial[0].map(Float.init)),
-                          Parameter(key: "b", shape: [5], values: initial[1].map(Float.init))]
+        let expected = try XCTUnwrap(entry["after_each_step"] as? [[[Double]]]), ds = try XCTUnwrap(entry["d"] as? [Double])
+        let shapes = entry["shapes"] as? [[Int]] ?? [[3, 4], [5]]
+        let parameters = [Parameter(key: "a", shape: shapes[0], values: initial[0].map(Float.init)),
+                          Parameter(key: "b", shape: shapes[1], values: initial[1].map(Float.init))]
         var optimizer = try make()
         let groups = [ParameterGroup(name: "a", parameters: [parameters[0]], learningRate: rates[0]),
                       ParameterGroup(name: "b", parameters: [parameters[1]], learningRate: rates[1])]
-        XCTAssertThrowsError(try optimizer.update(groups), "eval mode at first, as schedulefree")
+        if startsInTrainMode {
+            // kohya's train() before the first step changes nothing: there is no z yet.
+            let before = parameters.map(\.values)
+            optimizer.useAveragedWeights(parameters)
+            XCTAssertEqual(parameters.map(\.values), before)
+        }
+        XCTAssertThrowsError(try optimizer.update(groups), "eval mode, as schedulefree")
         optimizer.useGradientPointWeights(parameters)
         var saved: (state: OptimizerState, weights: [[Float]])?
         for step in 0..<expected.count {
@@ -416,8 +424,9 @@ final class OtherOptimizerTests: XCTestCase {
             optimizer.useAveragedWeights(parameters)
             for (p, values) in zip(parameters, expected[step]) {
                 let scale = max(1, values.map(abs).max() ?? 1)
-                for (a, b) in zip(p.values, values) { XCTAssertEqual(Double(a), b, accuracy: 2e-6 * scale, "\(name) step \(step + 1), \(p.key)") }
+                for (a, b) in zip(p.values, values) { XCTAssertEqual(Double(a), b, accuracy: tolerance * scale, "\(name) step \(step + 1), \(p.key)") }
             }
+            if let d = optimizer.adaptiveScale { XCTAssertEqual(d, ds[step], accuracy: 1e-5 * ds[step], "\(name) d at step \(step + 1)") }
             if step == 4 { saved = (optimizer.state, parameters.map(\.values)) }
             if step == 5, let (state, weights) = saved {
                 // Resume from after step 5: the saved weights (x) and state; train() again; the next steps must follow.
@@ -428,12 +437,32 @@ final class OtherOptimizerTests: XCTestCase {
                 try optimizer.update(groups)
                 optimizer.useAveragedWeights(parameters)
                 for (p, values) in zip(parameters, expected[step]) {
-                    for (a, b) in zip(p.values, values) { XCTAssertEqual(Double(a), b, accuracy: 2e-6 * max(1, abs(b)), "\(name) resumed step 6, \(p.key)") }
+                    for (a, b) in zip(p.values, values) { XCTAssertEqual(Double(a), b, accuracy: tolerance * max(1, abs(b)), "\(name) resumed step 6, \(p.key)") }
                 }
             }
             optimizer.useGradientPointWeights(parameters)
         }
         XCTAssertTrue(optimizer.schedulesItself)
+    }
+
+    /// prodigy-plus-schedule-free's ProdigyPlusScheduleFree by the GUI's module path, as kohya drives it (eval() after
+    /// each step, train() before the next): the averaged weights and d (the harmonic mean of the groups' when split)
+    /// after each step, and a resume from the state saved after step 5.
+    func testProdigyPlusScheduleFree() throws {
+        let make = { (arguments: [String]) throws -> any Optimizer in
+            try XCTUnwrap(OptimizerChoice(kohyaName: "prodigyplus.ProdigyPlusScheduleFree")).make(arguments: arguments)
+        }
+        try runScheduleFree("prodigy_plus", startsInTrainMode: true) { try make([]) }
+        try runScheduleFree("prodigy_plus_factored", startsInTrainMode: true) { try make([]) }
+        try runScheduleFree("prodigy_plus_conv", tolerance: 1e-5, startsInTrainMode: true) {
+            try make(["weight_decay=0.01", "use_bias_correction=True", "d_coef=2", "split_groups_mean=False", "betas=0.95,0.98"])
+        }
+        try runScheduleFree("prodigy_plus_atan2_shared", startsInTrainMode: true) {
+            try make(["eps=None", "split_groups=False", "weight_decay=0.01", "weight_decay_by_lr=False", "prodigy_steps=5", "d0=1e-4"])
+        }
+        XCTAssertThrowsError(try make(["use_muon_pp=True"]), "an experimental switch")
+        XCTAssertNoThrow(try make(["use_cautious=False", "stochastic_rounding=True", "factored_fp32=True"]))
+        XCTAssertTrue(OptimizerChoice.prodigyPlusScheduleFree.isScheduleFree)
     }
 
     func testAdamWScheduleFree() throws {
@@ -475,10 +504,10 @@ final class OtherOptimizerTests: XCTestCase {
                                ("PagedLion8bit", .lion), ("SGDNesterov8bit", .sgdNesterov), ("AdamW8bit", .adamW8bit),
                                ("bitsandbytes.optim.AdEMAMix8bit", .adEMAMix), ("bitsandbytes.optim.PagedAdEMAMix8bit", .adEMAMix),
                                ("bitsandbytes.optim.AdEMAMix", .adEMAMix), ("AdEMAMix8bit", .adEMAMix), ("Pytorch_Optimizer.CAME", .came),
-                               ("came_pytorch.CAME", .camePytorch)] {
+                               ("came_pytorch.CAME", .camePytorch), ("prodigyplus.ProdigyPlusScheduleFree", .prodigyPlusScheduleFree)] {
             XCTAssertEqual(OptimizerChoice(kohyaName: name), choice, name)
         }
-        for name in ["AdEMAMix", "CAME", "pytorch_optimizer.AdEMAMix", "prodigyplus.ProdigyPlusScheduleFree"] { XCTAssertNil(OptimizerChoice(kohyaName: name), name) }
+        for name in ["AdEMAMix", "CAME", "pytorch_optimizer.AdEMAMix", "ProdigyPlusScheduleFree", "pytorch_optimizer.SOAP"] { XCTAssertNil(OptimizerChoice(kohyaName: name), name) }
         let sgd = try XCTUnwrap(try OptimizerChoice.dAdaptSGD.make(arguments: ["momentum=0.9", "d0=1e-4"]) as? DAdaptSGD)
         XCTAssertEqual(sgd.momentum, 0.9)
         XCTAssertEqual(sgd.d, 1e-4)

@@ -43,7 +43,8 @@ extension [ParameterGroup] {
 /// kohya's `--optimizer_type` loads: AdamW (torch), Lion (lion-pytorch),
 /// SGDNesterov (torch SGD), Prodigy (prodigyopt), DAdaptAdam, DAdaptLion, DAdaptSGD, DAdaptAdaGrad and
 /// DAdaptAdamPreprint (dadaptation), Adafactor (transformers), AdamWScheduleFree and SGDScheduleFree (schedulefree),
-/// and the module paths the kohya_ss GUI passes: CAME (pytorch-optimizer, came_pytorch), AdEMAMix (bitsandbytes).
+/// and the module paths the kohya_ss GUI passes: CAME (pytorch-optimizer, came_pytorch), AdEMAMix (bitsandbytes),
+/// ProdigyPlusScheduleFree (prodigy-plus-schedule-free).
 public protocol Optimizer: Sendable {
     /// Steps taken so far.
     var step: Int { get }

@@ -20,6 +20,8 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
     /// CAME from pytorch-optimizer or from its authors' came_pytorch, and bitsandbytes' AdEMAMix (its 8-bit and paged
     /// forms train as it, `bitsandbytesForms`).
     case came = "pytorch_optimizer.CAME", camePytorch = "came_pytorch.CAME", adEMAMix = "bitsandbytes.optim.AdEMAMix"
+    /// prodigy-plus-schedule-free's: schedule-free as schedulefree's are (kohya tells them by the name's ending).
+    case prodigyPlusScheduleFree = "prodigyplus.ProdigyPlusScheduleFree"
 
     public init?(kohyaName: String) {
         let name = kohyaName.lowercased() == "dadaptadampreprint" ? "dadaptation" : kohyaName.lowercased()
@@ -46,6 +48,9 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
         return forms
     }()
 
+    /// kohya's is_schedulefree_optimizer (the name ends in "schedulefree"): a dummy scheduler, eval() and train().
+    public var isScheduleFree: Bool { rawValue.lowercased().hasSuffix("schedulefree") }
+
     /// Whether one rate must serve every group (D-Adaptation, Prodigy).
     public var adaptive: Bool { [.prodigy, .dAdaptAdam, .dAdaptLion, .dAdaptSGD, .dAdaptAdaGrad, .dAdaptation, .dAdaptAdan, .dAdaptAdanIP].contains(self) }
 
@@ -54,14 +59,19 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
         self == .adafactor && !arguments.contains { $0.replacingOccurrences(of: " ", with: "").lowercased() == "relative_step=false" }
     }
 
+    /// ProdigyPlusScheduleFree's experimental switches (and fused_back_pass, which makes its step() do nothing
+    /// unless kohya's fused backward pass drives it, which kohya allows for Adafactor only).
+    static let prodigyPlusOff = ["use_speed", "use_muon_pp", "use_cautious", "use_grams", "use_adopt", "use_orthograd", "use_focus", "fused_back_pass"]
+
     public func make(arguments: [String]) throws(OptimizerError) -> any Optimizer {
-        var values: [String: [Double]] = [:], flags: [String: Bool] = [:]
+        var values: [String: [Double]] = [:], flags: [String: Bool] = [:], nones: Set<String> = []
         for item in arguments {
             let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard parts.count == 2 else { throw OptimizerError("--optimizer-args \(item): expected key=value") }
             switch parts[1].lowercased() {
             case "true": flags[parts[0]] = true
             case "false": flags[parts[0]] = false
+            case "none" where self == .prodigyPlusScheduleFree && ["eps", "beta3"].contains(parts[0]): nones.insert(parts[0])
             default:
                 let numbers = parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "()[] ")).split(separator: ",").map {
                     Double($0.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "inf", with: "infinity"))
@@ -90,8 +100,17 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
         case .camePytorch: known = ["weight_decay", "betas", "eps", "clip_threshold"]
         // min_8bit_size and is_paged only place an 8-bit state, which is fp32 here.
         case .adEMAMix: known = ["weight_decay", "betas", "eps", "alpha", "t_alpha", "t_beta3", "min_8bit_size", "is_paged"]
+        case .prodigyPlusScheduleFree:
+            // factored_fp32 and stochastic_rounding concern bf16 weights (lora-train trains fp32 ones); the package's
+            // experimental switches and fused_back_pass are accepted only off.
+            known = Set(["weight_decay", "betas", "beta3", "eps", "weight_decay_by_lr", "use_bias_correction", "d0", "d_coef", "prodigy_steps",
+                         "split_groups", "split_groups_mean", "factored", "factored_fp32", "use_stableadamw", "stochastic_rounding"]
+                        + Self.prodigyPlusOff)
+            if let on = Self.prodigyPlusOff.first(where: { flags[$0] == true }) {
+                throw OptimizerError("--optimizer-args \(on)=True is not supported for ProdigyPlusScheduleFree (its default, False, is)")
+            }
         }
-        if let bad = (Array(values.keys) + Array(flags.keys)).sorted().first(where: { !known.contains($0) }) {
+        if let bad = (Array(values.keys) + Array(flags.keys) + Array(nones)).sorted().first(where: { !known.contains($0) }) {
             throw OptimizerError("--optimizer-args \(bad) is not an argument of \(rawValue) here (\(known.sorted().joined(separator: ", ")))")
         }
         func one(_ key: String, _ fallback: Double) throws(OptimizerError) -> Double {
@@ -211,6 +230,26 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
             }
             (o.clipThreshold, o.weightDecay) = (try one("clip_threshold", 1), try one("weight_decay", 0))
             guard [o.beta1, o.beta2, o.beta3].allSatisfy({ (0...1).contains($0) }) else { throw OptimizerError("--optimizer-args: \(rawValue)'s betas must lie in [0, 1]") }
+            return o
+        case .prodigyPlusScheduleFree:
+            var o = ProdigyPlusScheduleFree()
+            (o.beta1, o.beta2) = try pair((0.9, 0.99))
+            o.beta3 = nones.contains("beta3") ? nil : try values["beta3"].map { _ throws(OptimizerError) in try one("beta3", 0) }
+            o.epsilon = nones.contains("eps") ? nil : try one("eps", 1e-8)
+            (o.weightDecay, o.d0, o.dCoefficient) = (try one("weight_decay", 0), try one("d0", 1e-6), try one("d_coef", 1))
+            (o.weightDecayByLR, o.useBiasCorrection) = (flags["weight_decay_by_lr"] ?? true, flags["use_bias_correction"] ?? false)
+            (o.splitGroups, o.splitGroupsMean, o.factored) = (flags["split_groups"] ?? true, flags["split_groups_mean"] ?? true, flags["factored"] ?? true)
+            // Adam-atan2 (eps=None) turns StableAdamW off, as the package does.
+            o.useStableAdamW = (flags["use_stableadamw"] ?? true) && o.epsilon != nil
+            let steps = try one("prodigy_steps", 0)
+            guard steps >= 0, steps == steps.rounded(), steps < 1e9 else { throw OptimizerError("--optimizer-args prodigy_steps takes a whole number of steps") }
+            o.prodigySteps = Int(steps)
+            // The package's own checks.
+            guard o.d0 > 0 else { throw OptimizerError("--optimizer-args d0 must be positive (ProdigyPlusScheduleFree raises otherwise)") }
+            guard (0..<1).contains(o.beta1), (0..<1).contains(o.beta2), o.beta3.map({ (0..<1).contains($0) }) ?? true else {
+                throw OptimizerError("--optimizer-args: ProdigyPlusScheduleFree's betas and beta3 must lie in [0, 1)")
+            }
+            guard o.epsilon.map({ $0 > 0 }) ?? true else { throw OptimizerError("--optimizer-args eps must be positive, or None for Adam-atan2") }
             return o
         case .adEMAMix:
             var o = AdEMAMix()
