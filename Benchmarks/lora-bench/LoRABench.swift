@@ -11,7 +11,7 @@ struct LoRABench: ParsableCommand {
         abstract: "Fixtures and side-by-side benchmarks for LoRA Tools (see Benchmarks/README.md).",
         version: LoRATools.version,
         subcommands: [
-            HostInfo.self, MakeFixtures.self, MakeModel.self, InspectBench.self, MergeBench.self, ExtractBench.self, ExtractError.self, EngineBench.self,
+            HostInfo.self, MakeFixtures.self, MakeModel.self, InspectBench.self, MergeBench.self, ExtractBench.self, ExtractError.self, EngineBench.self, OptimizerBench.self,
             GemmBench.self, TrainBench.self, ShapesDataset.self, TinyModel.self, ShapesEval.self,
         ])
 }

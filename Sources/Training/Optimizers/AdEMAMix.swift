@@ -1,5 +1,6 @@
 import Diffusion
 import Foundation
+import LoRACore
 
 /// bitsandbytes' AdEMAMix (Pagliardini et al. 2024), as kohya loads it by module path from the kohya_ss GUI's list
 /// (`bitsandbytes.optim.AdEMAMix8bit`, `PagedAdEMAMix8bit`; defaults lr 1e-3, β = (0.9, 0.999, 0.9999), α = 5,
@@ -33,15 +34,22 @@ public struct AdEMAMix: Optimizer {
             let step = Float(-group.learningRate), decay = Float(1 - group.learningRate * weightDecay)
             for p in group.parameters {
                 var m1 = fast.take(p.key, count: p.count), m2 = slow.take(p.key, count: p.count), v = second.take(p.key, count: p.count)
-                let g = p.gradient.values
-                p.values.withUnsafeMutableBufferPointer { w in   // buffers: see AdamW.update
-                    for i in 0..<w.count {
-                        m1[i] = m1[i] * keep1 + g[i] * mix1
-                        m2[i] = m2[i] * keep3 + g[i] * mix3
-                        v[i] = v[i] * keep2 + mix2 * g[i] * g[i]
-                        if weightDecay > 0 { w[i] *= decay }
-                        w[i] += step * ((m1[i] / correction1 + a * m2[i]) / (v[i].squareRoot() / correction2 + eps))
-                    }
+                let decays = weightDecay > 0
+                // Buffers and an element-wise split over the cores: see AdamW.update.
+                p.values.withUnsafeMutableBufferPointer { w in
+                    m1.withUnsafeMutableBufferPointer { m1 in m2.withUnsafeMutableBufferPointer { m2 in v.withUnsafeMutableBufferPointer { v in
+                        p.gradient.values.withUnsafeBufferPointer { g in
+                            Parallel.forRanges(w.count, cost: 24) { range in
+                                for i in range {
+                                    m1[i] = m1[i] * keep1 + g[i] * mix1
+                                    m2[i] = m2[i] * keep3 + g[i] * mix3
+                                    v[i] = v[i] * keep2 + mix2 * g[i] * g[i]
+                                    if decays { w[i] *= decay }
+                                    w[i] += step * ((m1[i] / correction1 + a * m2[i]) / (v[i].squareRoot() / correction2 + eps))
+                                }
+                            }
+                        }
+                    } } }
                 }
                 (fast.values[p.key], slow.values[p.key], second.values[p.key]) = (m1, m2, v)
             }
