@@ -229,7 +229,14 @@ public enum OptimizerChoice: String, CaseIterable, Sendable {
                 (o.eps1, o.eps2) = (eps[0], eps[1])
             }
             (o.clipThreshold, o.weightDecay) = (try one("clip_threshold", 1), try one("weight_decay", 0))
-            guard [o.beta1, o.beta2, o.beta3].allSatisfy({ (0...1).contains($0) }) else { throw OptimizerError("--optimizer-args: \(rawValue)'s betas must lie in [0, 1]") }
+            // pytorch-optimizer's checks (validate_betas, validate_non_negative); came_pytorch asserts betas in [0, 1].
+            guard self == .camePytorch ? [o.beta1, o.beta2, o.beta3].allSatisfy({ (0...1).contains($0) })
+                                       : (0..<1).contains(o.beta1) && (0..<1).contains(o.beta2) && (0...1).contains(o.beta3) else {
+                throw OptimizerError("--optimizer-args: \(rawValue)'s betas must lie in " + (self == .came ? "[0, 1) (β3 in [0, 1])" : "[0, 1]"))
+            }
+            guard self == .camePytorch || (o.weightDecay >= 0 && o.eps1 >= 0 && o.eps2 >= 0) else {
+                throw OptimizerError("--optimizer-args: weight_decay, eps1 and eps2 must not be negative (pytorch-optimizer refuses them)")
+            }
             return o
         case .prodigyPlusScheduleFree:
             var o = ProdigyPlusScheduleFree()
