@@ -32,12 +32,10 @@ public struct Adafactor: Optimizer {
                 let keep = Float(beta2t), mix = Float(1 - beta2t)
                 var u = g.map { $0 * $0 + Float(eps1) }
                 if let factored = FactoredMoment(shape: p.shape) {
-                    var row = rows.take(p.key, count: factored.rowCount), column = columns.take(p.key, count: factored.columnCount)
                     u.withUnsafeMutableBufferPointer { u in
-                        factored.accumulate(UnsafeBufferPointer(u), row: &row, column: &column, keep: keep, mix: mix)
+                        let (row, column) = factored.accumulate(UnsafeBufferPointer(u), key: p.key, rows: &rows, columns: &columns, keep: keep, mix: mix)
                         g.withUnsafeBufferPointer { factored.inverseRoot(row: row, column: column, times: $0, into: u) }
                     }
-                    (rows.values[p.key], columns.values[p.key]) = (row, column)
                 } else {
                     var v = second.take(p.key, count: p.count)
                     for i in 0..<p.count {

@@ -35,13 +35,11 @@ public struct CAME: Optimizer {
                 var u = g.map { $0 * $0 + Float(eps1) }
                 let factored = FactoredMoment(shape: p.shape)
                 if let factored {
-                    var row = rows.take(p.key, count: factored.rowCount), column = columns.take(p.key, count: factored.columnCount)
                     u.withUnsafeMutableBufferPointer { u in
-                        factored.accumulate(UnsafeBufferPointer(u), row: &row, column: &column, keep: keep2, mix: mix2)
+                        let (row, column) = factored.accumulate(UnsafeBufferPointer(u), key: p.key, rows: &rows, columns: &columns, keep: keep2, mix: mix2)
                         let ones = [Float](repeating: 1, count: u.count)
                         ones.withUnsafeBufferPointer { factored.inverseRoot(row: row, column: column, times: $0, into: u) }
                     }
-                    (rows.values[p.key], columns.values[p.key]) = (row, column)
                 } else {
                     var v = second.take(p.key, count: p.count)
                     for i in 0..<p.count {
@@ -66,10 +64,10 @@ public struct CAME: Optimizer {
                 if let factored {
                     var residual = [Float](repeating: 0, count: p.count)
                     for i in 0..<p.count { residual[i] = (u[i] - m[i]) * (u[i] - m[i]) + Float(eps2) }
-                    var row = residualRows.take(p.key, count: factored.rowCount), column = residualColumns.take(p.key, count: factored.columnCount)
-                    residual.withUnsafeBufferPointer { factored.accumulate($0, row: &row, column: &column, keep: Float(beta3), mix: Float(1 - beta3)) }
+                    let (row, column) = residual.withUnsafeBufferPointer {
+                        factored.accumulate($0, key: p.key, rows: &residualRows, columns: &residualColumns, keep: Float(beta3), mix: Float(1 - beta3))
+                    }
                     u.withUnsafeMutableBufferPointer { u in m.withUnsafeBufferPointer { factored.inverseRoot(row: row, column: column, times: $0, into: u) } }
-                    (residualRows.values[p.key], residualColumns.values[p.key]) = (row, column)
                 } else {
                     u = m
                     if package == .pytorchOptimizer { for i in 0..<p.count { m[i] *= lr } }   // 3.10.0's in-place mul_ of m itself

@@ -34,6 +34,15 @@ struct FactoredMoment {
         }
     }
 
+    /// `accumulate` on the averages stored for `key` (zeros at first), stored back; returns them.
+    func accumulate(_ u: UnsafeBufferPointer<Float>, key: String, rows: inout ParameterBuffers, columns: inout ParameterBuffers,
+                    keep: Float, mix: Float) -> (row: [Float], column: [Float]) {
+        var row = rows.take(key, count: rowCount), column = columns.take(key, count: columnCount)
+        accumulate(u, row: &row, column: &column, keep: keep, mix: mix)
+        (rows.values[key], columns.values[key]) = (row, column)
+        return (row, column)
+    }
+
     /// out[i, j] = rsqrt(row_i / mean(row)) · rsqrt(column_j) · x[i, j] (the estimate of 1/√u, times x).
     func inverseRoot(row: [Float], column: [Float], times x: UnsafeBufferPointer<Float>, into out: UnsafeMutableBufferPointer<Float>) {
         let (r, c) = (rows, columns)

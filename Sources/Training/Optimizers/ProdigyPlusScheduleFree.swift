@@ -249,27 +249,13 @@ public struct ProdigyPlusScheduleFree: Optimizer {
         }
     }
 
-    /// The package's eval(): y → x = lerp(y, z, 1 − 1/β1), for parameters that have a z.
+    /// The package's eval() and train() (`ScheduleFree.switchPoints`); it starts in train mode.
     public mutating func useAveragedWeights(_ parameters: [Parameter]) {
-        guard trainMode else { return }
-        interpolate(parameters, weight: Float(1 - 1 / beta1))
-        trainMode = false
+        trainMode = ScheduleFree.switchPoints(parameters, z: z, beta1: beta1, toAverage: true, trainMode: trainMode)
     }
 
-    /// The package's train(): x → y = lerp(x, z, 1 − β1). It starts in train mode.
     public mutating func useGradientPointWeights(_ parameters: [Parameter]) {
-        guard !trainMode else { return }
-        interpolate(parameters, weight: Float(1 - beta1))
-        trainMode = true
-    }
-
-    private func interpolate(_ parameters: [Parameter], weight: Float) {
-        for parameter in parameters {
-            guard let zs = z.values[parameter.key] else { continue }
-            parameter.values.withUnsafeMutableBufferPointer { p in
-                for i in p.indices { p[i] = ScheduleFree.lerp(p[i], zs[i], weight) }
-            }
-        }
+        trainMode = ScheduleFree.switchPoints(parameters, z: z, beta1: beta1, toAverage: false, trainMode: trainMode)
     }
 
     public var state: OptimizerState {

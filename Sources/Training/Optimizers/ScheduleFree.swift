@@ -93,25 +93,26 @@ public struct ScheduleFree: Optimizer {
 
     /// schedulefree's `eval()`: the parameters become the average x (nothing before the first step).
     public mutating func useAveragedWeights(_ parameters: [Parameter]) {
-        guard trainMode else { return }
-        interpolate(parameters, weight: Float(1 - 1 / beta1))
-        trainMode = false
+        trainMode = ScheduleFree.switchPoints(parameters, z: z, beta1: beta1, toAverage: true, trainMode: trainMode)
     }
 
     /// schedulefree's `train()`: the parameters become the point y the next gradient is taken at.
     public mutating func useGradientPointWeights(_ parameters: [Parameter]) {
-        guard !trainMode else { return }
-        interpolate(parameters, weight: Float(1 - beta1))
-        trainMode = true
+        trainMode = ScheduleFree.switchPoints(parameters, z: z, beta1: beta1, toAverage: false, trainMode: trainMode)
     }
 
-    private func interpolate(_ parameters: [Parameter], weight: Float) {
+    /// eval() and train() of schedulefree and prodigy-plus-schedule-free alike: y → x = lerp(y, z, 1 − 1/β1), or
+    /// x → y = lerp(x, z, 1 − β1), for the parameters that have a z, unless already there. Returns the new train mode.
+    static func switchPoints(_ parameters: [Parameter], z: ParameterBuffers, beta1: Double, toAverage: Bool, trainMode: Bool) -> Bool {
+        guard trainMode == toAverage else { return trainMode }
+        let weight = Float(toAverage ? 1 - 1 / beta1 : 1 - beta1)
         for parameter in parameters {
             guard let zs = z.values[parameter.key] else { continue }
             parameter.values.withUnsafeMutableBufferPointer { p in
-                zs.withUnsafeBufferPointer { z in for i in p.indices { p[i] = Self.lerp(p[i], z[i], weight) } }
+                zs.withUnsafeBufferPointer { z in for i in p.indices { p[i] = lerp(p[i], z[i], weight) } }
             }
         }
+        return !toAverage
     }
 
     /// torch's lerp (ATen Lerp.h, vectorised as a fused multiply-add): from the start for small weights, from the end otherwise.
