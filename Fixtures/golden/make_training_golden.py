@@ -26,6 +26,9 @@ diffusers, transformers:
 training/step_bf16.safetensors (same folder): the first step of that batch under kohya's
 --mixed_precision bf16 (bf16 U-Net, torch's CPU autocast). ONLY_BF16=1 writes it alone.
 
+training/lycoris_step.safetensors (same folder): LyCORIS's LoCon through lycoris.kohya (see lycoris_step).
+ONLY_LYCORIS=1 writes it alone.
+
 training/text_encoder_step.safetensors (same folder): kohya's text-encoder
 LoRA on the fixture's CLIP with clip skip 2, into the frozen U-Net: the loss
 and every module's gradient.
@@ -264,6 +267,62 @@ class LoRAModule(torch.nn.Module):
 
     def forward(self, x):
         return self.org(x) + self.lora_up(self.lora_down(x)) * self.multiplier * self.scale
+
+
+def fixture_unet(folder):
+    """The SD1 engine fixture's U-Net in diffusers (frozen, fp32) and the fixture's SHA-256."""
+    from diffusers import UNet2DConditionModel
+    from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
+    from safetensors.torch import load_file
+    torch.manual_seed(0)
+    # The SD1 engine fixture's U-Net, configured as make_engine_golden.py configures it.
+    unet = UNet2DConditionModel(sample_size=8, block_out_channels=(32, 64, 64, 64), layers_per_block=2,
+                                cross_attention_dim=128, attention_head_dim=8, norm_num_groups=32)
+    fixture = os.path.join(folder, "sd1_engine.safetensors")
+    with open(fixture, "rb") as f:
+        fixture_sha256 = hashlib.sha256(f.read()).hexdigest()
+    state = convert_ldm_unet_checkpoint(load_file(fixture), unet.config)
+    missing, unexpected = unet.load_state_dict(state, strict=False)
+    assert not missing and not unexpected, (missing, unexpected)
+    unet.eval().requires_grad_(False)
+    return unet, fixture_sha256
+
+
+def lycoris_step(folder):
+    """training/lycoris_step.safetensors: LyCORIS's LoCon as the kohya_ss GUI's "LyCORIS/LoCon" creates it
+    (lycoris.kohya.create_network, lycoris_lora 3.2.0.post2, algo=locon preset=full) on the fixture's U-Net, dim 2
+    alpha 1.5, conv_dim 1 conv_alpha 0.5: its modules (name, rank, alpha) in its order, and the first training step's
+    loss and every gradient, from factors drawn as training_step draws them (normal(0, 0.2), seed 1, down then up,
+    in that order) on a batch drawn after torch.manual_seed(2)."""
+    from diffusers import DDPMScheduler
+    from lycoris.kohya import create_network
+    from safetensors.torch import save_file
+    unet, fixture_sha256 = fixture_unet(folder)
+    network = create_network(1.0, 2, 1.5, None, None, unet, conv_dim="1", conv_alpha="0.5", algo="locon", preset="full")
+    network.apply_to(None, unet, False, True)
+    generator = torch.Generator().manual_seed(1)
+    for lora in network.unet_loras:
+        torch.nn.init.normal_(lora.lora_down.weight, std=0.2, generator=generator)
+        torch.nn.init.normal_(lora.lora_up.weight, std=0.2, generator=generator)
+    torch.manual_seed(2)
+    latents, noise, context = torch.randn(2, 4, 16, 16), torch.randn(2, 4, 16, 16), torch.randn(2, 77, 128)
+    timesteps = torch.tensor([17, 643])
+    scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
+                              clip_sample=False)
+    prediction = unet(scheduler.add_noise(latents, noise, timesteps), timesteps, context).sample
+    loss = torch.nn.functional.mse_loss(prediction.float(), noise.float(), reduction="none").mean([1, 2, 3]).mean()
+    loss.backward()
+    tensors = {"latents": latents, "noise": noise, "timesteps": timesteps.float(), "context": context,
+               "loss": torch.tensor([loss.item()], dtype=torch.float64)}
+    for lora in network.unet_loras:
+        tensors[lora.lora_name + ".lora_down.grad"] = lora.lora_down.weight.grad.detach().clone()
+        tensors[lora.lora_name + ".lora_up.grad"] = lora.lora_up.weight.grad.detach().clone()
+    import importlib.metadata as md
+    metadata = {"modules": json.dumps([[m.lora_name, m.lora_dim, float(m.alpha)] for m in network.unet_loras]),
+                "fixture_sha256": fixture_sha256, "lycoris_lora": md.version("lycoris_lora"), "torch": torch.__version__,
+                "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(HERE, "training", "lycoris_step.safetensors"), metadata=metadata)
+    print(f"wrote lycoris_step.safetensors: {len(network.unet_loras)} modules, loss {loss.item():.6f}")
 
 
 def lora_unet(folder, weight_dtype=torch.float32):
@@ -533,8 +592,12 @@ if len(sys.argv) > 1:
     if os.environ.get("ONLY_BF16"):  # adds step_bf16.safetensors beside the committed step.safetensors
         bf16_step(sys.argv[1])
         sys.exit(0)
+    if os.environ.get("ONLY_LYCORIS"):  # adds lycoris_step.safetensors (needs lycoris_lora==3.2.0.post2)
+        lycoris_step(sys.argv[1])
+        sys.exit(0)
     training_step(sys.argv[1])
     bf16_step(sys.argv[1])
     text_encoder_step(sys.argv[1])
+    lycoris_step(sys.argv[1])
 if os.environ.get("SD_SCRIPTS"):
     loss_weights(os.environ["SD_SCRIPTS"])

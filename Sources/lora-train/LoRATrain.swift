@@ -435,6 +435,7 @@ struct LoRATrain: ParsableCommand {
         (c.loraPlusRatio, c.loraPlusUNetRatio, c.loraPlusTextEncoderRatio) =
             (args.loraPlus["loraplus_lr_ratio"], args.loraPlus["loraplus_unet_lr_ratio"], args.loraPlus["loraplus_text_encoder_lr_ratio"])
         c.networkArguments = network.networkArgs
+        c.networkModule = TrainingConfiguration.NetworkModule(rawValue: network.networkModule) ?? .lora
         c.networkDropout = network.networkDropout
         c.learningRate = optimizer.learningRate
         c.unetLearningRate = optimizer.unetLr

@@ -6,7 +6,9 @@ import Training
 
 /// The LoRA network (sd-scripts networks/lora.py arguments).
 struct NetworkOptions: ParsableArguments {
-    @Option(name: [.long, .customLong("network_module")], help: ArgumentHelp("Only networks.lora (LoRA, and LoCon with conv_dim).", valueName: "module"))
+    @Option(name: [.long, .customLong("network_module")],
+            help: ArgumentHelp("networks.lora (kohya's LoRA, and LoCon with conv_dim), or lycoris.kohya with algo=locon (LyCORIS's LoCon, preset full).",
+                               valueName: "module"))
     var networkModule = "networks.lora"
 
     @Option(name: [.long, .customLong("network_dim")], help: ArgumentHelp("Rank of the attention modules (kohya's default 4).", valueName: "n"))
@@ -16,7 +18,8 @@ struct NetworkOptions: ParsableArguments {
     var networkAlpha: Float = 1
 
     @Option(name: [.long, .customLong("network_args")], parsing: .upToNextOption,
-            help: ArgumentHelp("key=value settings: conv_dim=n conv_alpha=a (LoCon: the ResBlock convolutions too), rank_dropout=p, module_dropout=p.",
+            help: ArgumentHelp("key=value settings: conv_dim=n conv_alpha=a (LoCon: the ResBlock convolutions too), rank_dropout=p, module_dropout=p; "
+                               + "with lycoris.kohya: algo=locon preset=full conv_dim conv_alpha module_dropout, as the kohya_ss GUI writes them.",
                                valueName: "key=value"))
     var networkArgs: [String] = []
 
@@ -58,8 +61,18 @@ struct NetworkOptions: ParsableArguments {
 
     func validate() throws {
         try refuseNaN([("--network-alpha", Double(networkAlpha)), ("--network-dropout", networkDropout), ("--scale-weight-norms", scaleWeightNorms)])
-        guard networkModule == "networks.lora" else {
-            throw ValidationError("--network-module \(networkModule) is not supported; lora-train trains networks.lora (LoRA, LoCon via conv_dim)")
+        guard let module = TrainingConfiguration.NetworkModule(rawValue: networkModule) else {
+            throw ValidationError("--network-module \(networkModule) is not supported; lora-train trains networks.lora (LoRA, LoCon via conv_dim) "
+                                  + "and lycoris.kohya with algo=locon")
+        }
+        if module == .lycoris {
+            // kohya passes these to LyCORIS, which has no use for them (it reads neither neuron_dropout nor a max norm of kohya's form).
+            if networkDropout.map({ $0 > 0 }) ?? false {
+                throw ValidationError("--network-dropout with lycoris.kohya is not supported: kohya passes it as neuron_dropout, which LyCORIS does not read")
+            }
+            if scaleWeightNorms.map({ $0 > 0 }) ?? false {
+                throw ValidationError("--scale-weight-norms with lycoris.kohya is not supported (LyCORIS scales its modules by another rule)")
+            }
         }
         if baseWeightsMultiplier.count > baseWeights.count {
             throw ValidationError("--base-weights-multiplier has \(baseWeightsMultiplier.count) ratios for \(baseWeights.count) --base-weights files")
@@ -80,6 +93,7 @@ struct NetworkOptions: ParsableArguments {
     /// conv_block_alphas from `--network-args`; any other key is an error naming it.
     func parsedArgs() throws -> (convDim: Int?, convAlpha: Float, rankDropout: Double?, moduleDropout: Double?, blocks: LoRANetwork.BlockDims?,
                                  blockRates: BlockLearningRates?, loraPlus: [String: Double]) {
+        if networkModule == TrainingConfiguration.NetworkModule.lycoris.rawValue { return try lycorisArgs() }
         var loraPlus: [String: Double] = [:]
         var convDim: Int?, convAlpha: Float = 1, rankDropout: Double?, moduleDropout: Double?
         var lists: [String: [Double]] = [:], rateTexts: [String: String] = [:], zeroThreshold = 0.0
@@ -135,5 +149,56 @@ struct NetworkOptions: ParsableArguments {
                                                       zeroThreshold: zeroThreshold)
         } catch { throw ValidationError("--network-args " + error.message) }
         return (convDim, convAlpha, rankDropout, moduleDropout, blocks, blockRates, loraPlus)
+    }
+
+    /// lycoris.kohya's `--network-args` (lycoris_lora 3.2's create_network) as the kohya_ss GUI writes them for
+    /// "LyCORIS/LoCon": algo=locon (or lora), preset=full, conv_dim / conv_alpha (defaults: the network's; conv_dim=0
+    /// leaves the wider convolutions out), module_dropout, LoRA+ ratios, and its switches at their defaults. Settings of
+    /// LyCORIS's other algorithms are accepted and named as unused, as LyCORIS passes them by; anything else is an error.
+    func lycorisArgs() throws -> (convDim: Int?, convAlpha: Float, rankDropout: Double?, moduleDropout: Double?, blocks: LoRANetwork.BlockDims?,
+                                  blockRates: BlockLearningRates?, loraPlus: [String: Double]) {
+        var convDim = networkDim, convAlpha = networkAlpha, moduleDropout: Double?, loraPlus: [String: Double] = [:], unused: [String] = []
+        func off(_ value: String) -> Bool { ["false", "0", ""].contains(value.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))) }
+        for item in networkArgs {
+            let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2 else { throw ValidationError("--network-args \(item): expected key=value") }
+            let (key, value) = (parts[0], parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"'")))
+            switch key {
+            case "algo":
+                guard ["locon", "lora"].contains(value.lowercased()) else {
+                    throw ValidationError("--network-args algo=\(value): lycoris.kohya trains algo=locon here (LoHa, LoKr, iA3, DyLoRA, GLoRA, OFT and full are not built)")
+                }
+            case "preset":
+                guard value == "full" else { throw ValidationError("--network-args preset=\(value): only LyCORIS's preset full (its default) is built") }
+            case "conv_dim":
+                guard let v = Int(value), v >= 0 else { throw ValidationError("--network-args conv_dim=\(value): a whole number (0: no wider convolutions)") }
+                convDim = v
+            case "conv_alpha":
+                guard let v = Float(value), v >= 0 else { throw ValidationError("--network-args conv_alpha=\(value): a number") }
+                convAlpha = v
+            case "module_dropout":
+                guard let v = Double(value), (0..<1).contains(v) else { throw ValidationError("--network-args \(item): a probability below 1") }
+                moduleDropout = v > 0 ? v : nil
+            case "rank_dropout", "dropout":
+                // LyCORIS's rank dropout drops rows of the weight change, not kohya's rank channels: not built.
+                guard let v = Double(value), v == 0 else { throw ValidationError("--network-args \(key)=\(value) with lycoris.kohya is not supported (0 is)") }
+            case "use_tucker", "use_cp", "use_conv_cp", "use_scalar", "dora_wd", "train_norm", "rs_lora", "train_t5xxl":
+                guard off(value) else { throw ValidationError("--network-args \(key)=\(value) with lycoris.kohya is not supported (False is)") }
+            case "disable_conv_cp":
+                guard !off(value) else { throw ValidationError("--network-args disable_conv_cp=\(value) (Tucker decomposition) is not supported") }
+            case "bypass_mode", "rank_dropout_scale":
+                break   // the same sums in another order, and a scale for a rank dropout that is 0
+            case "factor", "decompose_both", "block_size", "constraint", "rescaled", "full_matrix", "unbalanced_factorization", "wd_on_output":
+                unused.append(key)   // other algorithms' settings, which LyCORIS's LoCon does not read either
+            case "loraplus_lr_ratio", "loraplus_unet_lr_ratio", "loraplus_text_encoder_lr_ratio":
+                guard let v = Double(value), v > 0 else { throw ValidationError("--network-args \(item): a positive ratio") }
+                loraPlus[key] = v
+            default:
+                throw ValidationError("--network-args \(key) is not supported with lycoris.kohya (algo, preset, conv_dim, conv_alpha, module_dropout, "
+                                      + "loraplus ratios, and LyCORIS's switches at their defaults are)")
+            }
+        }
+        if !unused.isEmpty { printError("note: --network-args \(unused.joined(separator: ", ")): settings of other LyCORIS algorithms, unused by LoCon (as in LyCORIS)") }
+        return (convDim, convAlpha, nil, moduleDropout, nil, nil, loraPlus)
     }
 }

@@ -1139,6 +1139,41 @@ final class TrainCLITests: XCTestCase {
         XCTAssertTrue(sgd.stderr.contains("DAdaptSGD takes no warmup"), sgd.stderr)
     }
 
+    /// The kohya_ss GUI's "LyCORIS/LoCon": lycoris.kohya with the network args the GUI writes trains LyCORIS's module set
+    /// (conv_in, conv_out and the time embedding beside kohya's LoCon set), records what kohya records, and the file
+    /// reads back in lora-inspect and renders in lora-xyz; what LyCORIS's LoCon would do otherwise is refused by name.
+    func testLyCORISLoConAsTheGUIWritesIt() throws {
+        let gui = ["--network_module", "lycoris.kohya", "--network_args", "preset=full", "conv_dim=2", "conv_alpha=1", "use_tucker=False",
+                   "rank_dropout=0", "bypass_mode=False", "dora_wd=False", "module_dropout=0", "use_tucker=False", "use_scalar=False",
+                   "rank_dropout_scale=False", "algo=locon", "train_norm=False"]
+        let run = try ToolRunner.run("lora-train", common + gui + ["--max-train-steps", "2", "--output-dir", folder + "/l", "--output-name", "l"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let file = try ModelFile.open(folder + "/l/l.safetensors")
+        XCTAssertEqual(file.metadata[.networkModule], "lycoris.kohya")
+        XCTAssertTrue(file.metadata[.networkArgs]?.contains("\"algo\": \"locon\"") ?? false, file.metadata[.networkArgs] ?? "")
+        for key in ["lora_unet_conv_in.lora_down.weight", "lora_unet_conv_out.lora_up.weight", "lora_unet_time_embedding_linear_1.alpha",
+                    "lora_unet_down_blocks_0_resnets_0_conv1.lora_down.weight", "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight"] {
+            XCTAssertNotNil(file[key], key)
+        }
+        XCTAssertEqual(try XCTUnwrap(file["lora_unet_conv_in.lora_down.weight"]).shape, [2, 4, 3, 3], "conv_dim on 3×3 kernels")
+        XCTAssertEqual(try XCTUnwrap(file["lora_unet_time_embedding_linear_1.lora_down.weight"]).shape.first, 4, "the network dim on linear layers")
+        let inspect = try ToolRunner.run("lora-inspect", [folder + "/l/l.safetensors"])
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        let xyz = try ToolRunner.run("lora-xyz", ["--model", folder + "/base.safetensors", "--tokenizer", "Fixtures/tokenizer/clip_bpe_merges.txt.gz",
+                                                  "--loras", folder + "/l/l.safetensors", "--weights", "0,1", "--prompt", "zkw shape <lora>", "--steps", "2",
+                                                  "--width", "64", "--height", "64", "--cache", folder + "/l/cache", "-o", folder + "/l/sheet.png", "--quiet"])
+        XCTAssertEqual(xyz.status, 0, xyz.stderr)
+        for (args, says) in [(["--network_module", "lycoris.kohya", "--network_args", "algo=loha"], "algo=locon here"),
+                             (["--network_module", "lycoris.kohya", "--network_args", "rank_dropout=0.1"], "rank_dropout=0.1 with lycoris.kohya"),
+                             (["--network_module", "lycoris.kohya", "--network_args", "down_lr_weight=1,1,1,1,1,1,1,1,1,1,1,1"], "down_lr_weight is not supported with lycoris.kohya"),
+                             (["--network_module", "lycoris.kohya", "--scale_weight_norms", "1"], "--scale-weight-norms with lycoris.kohya"),
+                             (["--network_module", "networks.oft"], "--network-module networks.oft is not supported")] {
+            let refused = try ToolRunner.run("lora-train", common + args + ["--output-dir", folder + "/r"])
+            XCTAssertEqual(refused.status, 64, "\(args): \(refused.stderr)")
+            XCTAssertTrue(refused.stderr.contains(says), "\(args): \(refused.stderr)")
+        }
+    }
+
     /// The schedules kohya builds outside diffusers' usual list: Adafactor's own (its relative step, kohya's default for it,
     /// recorded as "adafactor:<lr>" whatever --lr-scheduler said; a warmup refused as kohya's AdafactorSchedule refuses it;
     /// the name refused where kohya would stop on it) and piecewise_constant's step rules (no warmup: kohya passes none).

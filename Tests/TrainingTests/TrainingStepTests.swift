@@ -111,6 +111,63 @@ final class TrainingStepTests: XCTestCase {
         print(String(format: "ten AdamW steps: last loss %.6f (torch %.6f), worst factor error %.2e", lastLoss, losses[9], worst))
     }
 
+    /// LyCORIS's LoCon as lycoris.kohya builds it on the fixture (lycoris_step.safetensors: preset full, dim 2 alpha 1.5,
+    /// conv_dim 1 conv_alpha 0.5): the same 281 modules with its ranks and alphas (dim on linear and 1×1 layers,
+    /// conv_dim on wider kernels, conv_in, conv_out and the time embedding included), and the first training step's
+    /// loss and every module's gradients (the time embedding's through every ResBlock's projection) against LyCORIS
+    /// in torch, which adds up·down·scale to each weight before the layer runs.
+    func testLyCORISLoConStepEqualsLyCORISInTorch() throws {
+        let golden = try ModelFile.open(Self.root + "/Fixtures/golden/training/lycoris_step.safetensors")
+        func tensor(_ name: String) throws -> [Float] { try XCTUnwrap(golden[name], name).floats() }
+        let model = try model()
+        XCTAssertEqual(Hashing.sha256(try MappedFile(path: model.path)), golden.metadata["fixture_sha256"],
+                       "the fixture generator changed: re-run Fixtures/golden/make_training_golden.py")
+        let entries = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data((golden.metadata["modules"] ?? "[]").utf8)) as? [[Any]])
+        let plan = LoRANetwork.lycorisPlan(ModelLayout(model.config), dim: 2, alpha: 1.5, convDim: 1, convAlpha: 0.5, textEncoder: false)
+        XCTAssertEqual(plan.count, 281)
+        XCTAssertEqual(Set(plan.map(\.target.kohyaName)), Set(entries.compactMap { $0.first as? String }), "LyCORIS's module set")
+        let planned = Dictionary(uniqueKeysWithValues: plan.map { ($0.target.kohyaName, ($0.rank, $0.alpha)) })
+        for entry in entries {
+            let name = try XCTUnwrap(entry[0] as? String), rank = try XCTUnwrap(entry[1] as? Int), alpha = try XCTUnwrap(entry[2] as? Double)
+            XCTAssertEqual(planned[name]?.0, rank, name)
+            XCTAssertEqual(planned[name].map { Double($0.1) }, alpha, name)
+        }
+        let network = LoRANetwork.kohya(plan: plan) { 0.5 }
+        let byName = Dictionary(uniqueKeysWithValues: network.modules.map { ($0.name, $0) })
+        let capability = (golden.metadata["cpu_capability"] ?? "").uppercased()
+        var generator = TorchGenerator(seed: 1, variant: capability == "AVX2" || capability == "AVX512" ? .avx2 : .libm)
+        for entry in entries {
+            let module = try XCTUnwrap(byName[try XCTUnwrap(entry[0] as? String)])
+            for parameter in [module.down, module.up] { parameter.values = generator.randn(parameter.count).map { $0 * 0.2 } }
+        }
+        let loss = unetTrainingStep(model.unet, tape: network.tape(for: model), objective: DiffusionObjective(),
+                                    latents: Tensor(shape: [2, 4, 16, 16], values: try tensor("latents")),
+                                    noise: Tensor(shape: [2, 4, 16, 16], values: try tensor("noise")),
+                                    timesteps: try tensor("timesteps").map { Int($0) },
+                                    context: Tensor(shape: [2, 77, 128], values: try tensor("context"))).loss
+        let expected = Double(try tensor("loss")[0])
+        XCTAssertEqual(loss, expected, accuracy: 1e-5 * expected)
+        var worst = 0.0, zeros = 0
+        for module in network.modules {
+            for (parameter, kind) in [(module.down, "lora_down"), (module.up, "lora_up")] {
+                let reference = try tensor("\(module.name).\(kind).grad")
+                // The 32-channel level's time_emb_proj: GroupNorm with one channel per group (32 groups) removes the
+                // per-channel shift the projection adds, so its gradient is 0 in exact arithmetic and float noise
+                // (1e-11 to 1e-9) in both; the others are 7e-5 and up.
+                if reference.map(abs).max() ?? 0 < 1e-7 {
+                    XCTAssertLessThan(parameter.gradient.values.map(abs).max() ?? 0, 1e-7, "\(module.name).\(kind) gradient is zero in torch")
+                    zeros += 1
+                    continue
+                }
+                let error = relativeError(parameter.gradient.values, reference)
+                worst = max(worst, error)
+                XCTAssertLessThan(error, 1e-4, "\(module.name).\(kind) gradient")
+            }
+        }
+        XCTAssertEqual(zeros, 10, "the five 32-channel ResBlocks' projections, down and up")
+        print(String(format: "LyCORIS LoCon step on the SD1 engine fixture: loss %.7f (torch %.7f), worst gradient error %.2e", loss, expected, worst))
+    }
+
     /// `--mixed-precision bf16`: the first step of the golden batch with bf16 GEMMs (the emulated arithmetic
     /// on every host, oneDNN's bf16 kernels too where the CPU has them) against kohya's bf16 run in torch
     /// (step_bf16.safetensors: bf16 U-Net under CPU autocast, which also rounds every matmul's and conv's

@@ -38,8 +38,8 @@ extension UNet {
     public func forwardSaving(_ x: Tensor, timesteps: [Float], context: Tensor, tape: TrainingTape? = nil,
                               checkpointing: Bool = false) -> (Tensor, Saved) {
         let features = timestepEmbedding(timesteps, dim: config.modelChannels)   // [b, mc]
-        let timeHidden = timeEmbed1.forward(features)                             // [b, 4mc]
-        let emb = timeEmbed2.forward(Activation.silu(timeHidden))                 // [b, 4mc]
+        let timeHidden = timeEmbed1.forward(features, tape: tape)                 // [b, 4mc]  (LyCORIS trains modules here)
+        let emb = timeEmbed2.forward(Activation.silu(timeHidden), tape: tape)     // [b, 4mc]
         let activated = Activation.silu(emb)
         func run(_ layers: [Layer], _ input: Tensor) -> (Tensor, [LayerSaved]) {
             var h = input
@@ -102,10 +102,13 @@ extension UNet {
     /// Input gradients through the U-Net, d(latents) and d(context); the
     /// tape's modules add their factor gradients on the way, and the weights
     /// the tape trains theirs. The time embedding's gradient (every ResBlock's
-    /// d SiLU(emb), summed) is formed only when the tape trains `time_embed`.
+    /// d SiLU(emb), summed) is formed only when the tape trains `time_embed`
+    /// (its weights, or modules beside its layers).
     public func backward(_ saved: Saved, outputGradient dy: Tensor, tape: TrainingTape? = nil) -> (input: Tensor, context: Tensor) {
         var dContext = Tensor(zeros: saved.contextShape)
-        let trainsTimeEmbedding = tape?.gradient(timeEmbed2.parts[0].key) != nil
+        let trainsTimeEmbedding = tape.map { t in
+            t.gradient(timeEmbed2.parts[0].key) != nil || [timeEmbed1, timeEmbed2].contains { !(t.modules[$0.parts[0].key] ?? []).isEmpty }
+        } ?? false
         var dActivated = Tensor(zeros: saved.activatedEmbedding.shape)
         func back(_ layers: [Layer], _ savedLayers: [LayerSaved], _ gradient: Tensor) -> Tensor {
             var d = gradient

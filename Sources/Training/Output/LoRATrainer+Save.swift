@@ -57,7 +57,7 @@ extension LoRATrainer {
         m[.lrWarmupSteps] = String(warmupSteps)
         // kohya's get_optimizer rewrites args.lr_scheduler for Adafactor's relative step before the metadata is made.
         m[.lrScheduler] = c.adafactorRelativeStep ? "adafactor:\(pythonFloat(c.learningRate))" : c.scheduler.rawValue
-        m[.networkModule] = "networks.lora"
+        m[.networkModule] = c.networkModule.rawValue
         m[.networkDim] = String(c.networkDim)
         m[.networkAlpha] = pythonFloat(Double(c.networkAlpha))
         m["ss_network_dropout"] = py(c.networkDropout)
@@ -117,7 +117,7 @@ extension LoRATrainer {
             let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             return parts.count == 2 ? (parts[0], .string(parts[1])) : nil
         }
-        if args.isEmpty {
+        if args.isEmpty && c.networkModule == .lora {
             if let conv = c.convDim { args += [("conv_dim", .string(String(conv))), ("conv_alpha", .string(formatNumber(Double(c.convAlpha))))] }
             if let p = c.rankDropout { args.append(("rank_dropout", .string(formatNumber(p)))) }
             if let p = c.moduleDropout { args.append(("module_dropout", .string(formatNumber(p)))) }

@@ -96,10 +96,12 @@ public final class LoRATrainer {
         }
         // A rank far beyond the layers' widths (a typo: --network-dim 32000) would be allocated module by module until the
         // process is killed; its size is known before: weights, gradients and up to two optimizer moments, 4 bytes each.
-        let modules = LoRANetwork.kohyaPlan(ModelLayout(model.config), dim: configuration.networkDim, alpha: configuration.networkAlpha,
-                                            convDim: configuration.convDim, convAlpha: configuration.convAlpha, unet: configuration.trainUNet,
-                                            textEncoder: configuration.trainTextEncoder, blocks: LoRATrainer.blocks(configuration),
-                                            fromWeights: configuration.dimsFromWeights)
+        let c = configuration
+        let modules = c.networkModule == .lycoris
+            ? LoRANetwork.lycorisPlan(ModelLayout(model.config), dim: c.networkDim, alpha: c.networkAlpha, convDim: c.convDim ?? c.networkDim,
+                                      convAlpha: c.convAlpha, unet: c.trainUNet, textEncoder: c.trainTextEncoder, fromWeights: c.dimsFromWeights)
+            : LoRANetwork.kohyaPlan(ModelLayout(model.config), dim: c.networkDim, alpha: c.networkAlpha, convDim: c.convDim, convAlpha: c.convAlpha,
+                                    unet: c.trainUNet, textEncoder: c.trainTextEncoder, blocks: LoRATrainer.blocks(c), fromWeights: c.dimsFromWeights)
         let parameters = modules.reduce(0) { $0 + LoRANetwork.parameterCount($1.target, rank: $1.rank) }
         let needed = Double(parameters) * 16, memory = Double(ProcessInfo.processInfo.physicalMemory)
         if needed > memory / 2 {

@@ -10,7 +10,11 @@ public struct TrainingConfiguration: Sendable {
     /// kohya: `--network_dim` (None → 4) and `--network_alpha` (default 1, so scale 1/dim).
     public var networkDim = 4
     public var networkAlpha: Float = 1
-    /// LoCon/C3Lier: `--network_args conv_dim=… conv_alpha=…` (conv_alpha default 1).
+    /// `--network_module`: kohya's networks.lora, or LyCORIS's LoCon (`lycoris.kohya`, `LoRANetwork.lycorisPlan`).
+    public enum NetworkModule: String, Sendable { case lora = "networks.lora", lycoris = "lycoris.kohya" }
+    public var networkModule = NetworkModule.lora
+    /// LoCon/C3Lier: `--network_args conv_dim=… conv_alpha=…` (conv_alpha default 1). LyCORIS: conv_dim defaults to
+    /// the network dim (0: no convolutions wider than 1×1), conv_alpha to the network alpha.
     public var convDim: Int?
     public var convAlpha: Float = 1
     /// kohya's `--network_dropout` (neuron), `rank_dropout` and `module_dropout` (network args).
