@@ -26,8 +26,8 @@ diffusers, transformers:
 training/step_bf16.safetensors (same folder): the first step of that batch under kohya's
 --mixed_precision bf16 (bf16 U-Net, torch's CPU autocast). ONLY_BF16=1 writes it alone.
 
-training/lycoris_step.safetensors (same folder): LyCORIS's LoCon through lycoris.kohya (see lycoris_step).
-ONLY_LYCORIS=1 writes it alone.
+training/lycoris_step.safetensors and lycoris_presets.json (same folder): LyCORIS's LoCon through lycoris.kohya
+(see lycoris_step, lycoris_presets). ONLY_LYCORIS=1 writes them alone.
 
 training/text_encoder_step.safetensors (same folder): kohya's text-encoder
 LoRA on the fixture's CLIP with clip skip 2, into the frozen U-Net: the loss
@@ -325,6 +325,31 @@ def lycoris_step(folder):
     print(f"wrote lycoris_step.safetensors: {len(network.unet_loras)} modules, loss {loss.item():.6f}")
 
 
+def lycoris_presets(folder):
+    """training/lycoris_presets.json: the modules (name, rank, alpha) lycoris.kohya.create_network places for each of
+    LyCORIS's built-in presets the kohya_ss GUI offers, with algo=locon, dim 2 alpha 1.5, conv_dim 1 conv_alpha 0.5, on
+    the fixture's U-Net and CLIP (text-encoder names with the text_model level kohya's transformers has)."""
+    from diffusers.loaders.single_file_utils import convert_ldm_clip_checkpoint
+    from lycoris.kohya import LycorisNetworkKohya, create_network
+    from lycoris.config import PRESET
+    from safetensors.torch import load_file
+    from transformers import CLIPTextConfig, CLIPTextModel
+    unet, fixture_sha256 = fixture_unet(folder)
+    config = CLIPTextConfig(vocab_size=49408, hidden_size=128, intermediate_size=512, num_hidden_layers=3, num_attention_heads=2,
+                            max_position_embeddings=77, hidden_act="quick_gelu", bos_token_id=49406, eos_token_id=49407, pad_token_id=49407)
+    te = CLIPTextModel(config)
+    level = "" if hasattr(te, "text_model") else "text_model_"
+    out = {"fixture_sha256": fixture_sha256, "dim": 2, "alpha": 1.5, "conv_dim": 1, "conv_alpha": 0.5, "presets": {}}
+    for preset in ["full", "full-lin", "attn-mlp", "attn-only", "unet-only", "unet-transformer-only", "unet-convblock-only"]:
+        LycorisNetworkKohya.apply_preset(PRESET["full"])  # apply_preset only sets the keys a preset has
+        network = create_network(1.0, 2, 1.5, None, te, unet, conv_dim="1", conv_alpha="0.5", algo="locon", preset=preset)
+        te_names = [[m.lora_name.replace("lora_te_", "lora_te_" + level, 1), m.lora_dim, float(m.alpha)] for m in network.text_encoder_loras]
+        out["presets"][preset] = {"unet": [[m.lora_name, m.lora_dim, float(m.alpha)] for m in network.unet_loras], "te": te_names}
+    with open(os.path.join(HERE, "training", "lycoris_presets.json"), "w") as f:
+        json.dump(out, f, indent=0)
+    print("wrote lycoris_presets.json:", {k: (len(v["unet"]), len(v["te"])) for k, v in out["presets"].items()})
+
+
 def lora_unet(folder, weight_dtype=torch.float32):
     """The fixture's U-Net (frozen, in `weight_dtype` as kohya's weight_dtype) with kohya's LoRA modules in fp32."""
     from diffusers import UNet2DConditionModel
@@ -592,12 +617,14 @@ if len(sys.argv) > 1:
     if os.environ.get("ONLY_BF16"):  # adds step_bf16.safetensors beside the committed step.safetensors
         bf16_step(sys.argv[1])
         sys.exit(0)
-    if os.environ.get("ONLY_LYCORIS"):  # adds lycoris_step.safetensors (needs lycoris_lora==3.2.0.post2)
+    if os.environ.get("ONLY_LYCORIS"):  # adds lycoris_step.safetensors and lycoris_presets.json (needs lycoris_lora==3.2.0.post2)
         lycoris_step(sys.argv[1])
+        lycoris_presets(sys.argv[1])
         sys.exit(0)
     training_step(sys.argv[1])
     bf16_step(sys.argv[1])
     text_encoder_step(sys.argv[1])
     lycoris_step(sys.argv[1])
+    lycoris_presets(sys.argv[1])
 if os.environ.get("SD_SCRIPTS"):
     loss_weights(os.environ["SD_SCRIPTS"])

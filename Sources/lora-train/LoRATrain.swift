@@ -436,6 +436,7 @@ struct LoRATrain: ParsableCommand {
             (args.loraPlus["loraplus_lr_ratio"], args.loraPlus["loraplus_unet_lr_ratio"], args.loraPlus["loraplus_text_encoder_lr_ratio"])
         c.networkArguments = network.networkArgs
         c.networkModule = TrainingConfiguration.NetworkModule(rawValue: network.networkModule) ?? .lora
+        c.lycorisPreset = network.lycorisPreset
         c.networkDropout = network.networkDropout
         c.learningRate = optimizer.learningRate
         c.unetLearningRate = optimizer.unetLr

@@ -151,8 +151,16 @@ struct NetworkOptions: ParsableArguments {
         return (convDim, convAlpha, rankDropout, moduleDropout, blocks, blockRates, loraPlus)
     }
 
+    /// lycoris.kohya's `preset=` (its default: full).
+    var lycorisPreset: LyCORISPreset {
+        networkArgs.lazy.compactMap { item -> LyCORISPreset? in
+            let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            return parts.count == 2 && parts[0] == "preset" ? LyCORISPreset(rawValue: parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))) : nil
+        }.last ?? .full
+    }
+
     /// lycoris.kohya's `--network-args` (lycoris_lora 3.2's create_network) as the kohya_ss GUI writes them for
-    /// "LyCORIS/LoCon": algo=locon (or lora), preset=full, conv_dim / conv_alpha (defaults: the network's; conv_dim=0
+    /// "LyCORIS/LoCon": algo=locon (or lora), preset (`LyCORISPreset`), conv_dim / conv_alpha (defaults: the network's; conv_dim=0
     /// leaves the wider convolutions out), module_dropout, LoRA+ ratios, and its switches at their defaults. Settings of
     /// LyCORIS's other algorithms are accepted and named as unused, as LyCORIS passes them by; anything else is an error.
     func lycorisArgs() throws -> (convDim: Int?, convAlpha: Float, rankDropout: Double?, moduleDropout: Double?, blocks: LoRANetwork.BlockDims?,
@@ -169,7 +177,10 @@ struct NetworkOptions: ParsableArguments {
                     throw ValidationError("--network-args algo=\(value): lycoris.kohya trains algo=locon here (LoHa, LoKr, iA3, DyLoRA, GLoRA, OFT and full are not built)")
                 }
             case "preset":
-                guard value == "full" else { throw ValidationError("--network-args preset=\(value): only LyCORIS's preset full (its default) is built") }
+                guard LyCORISPreset(rawValue: value) != nil else {
+                    throw ValidationError("--network-args preset=\(value): LyCORIS's \(LyCORISPreset.allCases.map(\.rawValue).joined(separator: ", ")) are built "
+                                          + "(a preset file is not read)")
+                }
             case "conv_dim":
                 guard let v = Int(value), v >= 0 else { throw ValidationError("--network-args conv_dim=\(value): a whole number (0: no wider convolutions)") }
                 convDim = v

@@ -1165,6 +1165,7 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(xyz.status, 0, xyz.stderr)
         for (args, says) in [(["--network_module", "lycoris.kohya", "--network_args", "algo=loha"], "algo=locon here"),
                              (["--network_module", "lycoris.kohya", "--network_args", "rank_dropout=0.1"], "rank_dropout=0.1 with lycoris.kohya"),
+                             (["--network_module", "lycoris.kohya", "--network_args", "preset=mine.toml"], "a preset file is not read"),
                              (["--network_module", "lycoris.kohya", "--network_args", "down_lr_weight=1,1,1,1,1,1,1,1,1,1,1,1"], "down_lr_weight is not supported with lycoris.kohya"),
                              (["--network_module", "lycoris.kohya", "--scale_weight_norms", "1"], "--scale-weight-norms with lycoris.kohya"),
                              (["--network_module", "networks.oft"], "--network-module networks.oft is not supported")] {

@@ -168,6 +168,27 @@ final class TrainingStepTests: XCTestCase {
         print(String(format: "LyCORIS LoCon step on the SD1 engine fixture: loss %.7f (torch %.7f), worst gradient error %.2e", loss, expected, worst))
     }
 
+    /// Each LyCORIS preset the kohya_ss GUI offers places the modules lycoris.kohya places (lycoris_presets.json:
+    /// create_network on the fixture's U-Net and CLIP), with the same ranks and alphas, text encoder included.
+    func testLyCORISPresetsPlaceLyCORISModules() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: Self.root + "/Fixtures/golden/training/lycoris_presets.json"))
+        let golden = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let presets = try XCTUnwrap(golden["presets"] as? [String: [String: [[Any]]]])
+        XCTAssertEqual(Set(presets.keys), Set(LyCORISPreset.allCases.map(\.rawValue)))
+        let layout = ModelLayout(try model().config)
+        for preset in LyCORISPreset.allCases {
+            let entries = try XCTUnwrap(presets[preset.rawValue]).values.flatMap { $0 }
+            let plan = LoRANetwork.lycorisPlan(layout, preset: preset, dim: 2, alpha: 1.5, convDim: 1, convAlpha: 0.5)
+            let expected = Dictionary(uniqueKeysWithValues: try entries.map { e -> (String, [Double]) in
+                (try XCTUnwrap(e[0] as? String), [Double(try XCTUnwrap(e[1] as? Int)), try XCTUnwrap(e[2] as? Double)])
+            })
+            let ours = Dictionary(uniqueKeysWithValues: plan.map { ($0.target.kohyaName, [Double($0.rank), Double($0.alpha)]) })
+            XCTAssertEqual(Set(ours.keys).subtracting(expected.keys).sorted(), [], "\(preset.rawValue): modules LyCORIS does not place")
+            XCTAssertEqual(Set(expected.keys).subtracting(ours.keys).sorted(), [], "\(preset.rawValue): LyCORIS's modules missing")
+            for (name, value) in expected where ours[name] != nil { XCTAssertEqual(ours[name], value, "\(preset.rawValue) \(name)") }
+        }
+    }
+
     /// `--mixed-precision bf16`: the first step of the golden batch with bf16 GEMMs (the emulated arithmetic
     /// on every host, oneDNN's bf16 kernels too where the CPU has them) against kohya's bf16 run in torch
     /// (step_bf16.safetensors: bf16 U-Net under CPU autocast, which also rounds every matmul's and conv's

@@ -1,36 +1,65 @@
 import Diffusion
 import LoRACore
 
-/// LyCORIS's LoCon (`--network_module lycoris.kohya`, algo locon, preset "full"; lycoris_lora 3.2.0.post2 as kohya_ss
-/// pins it, the GUI's "LyCORIS/LoCon"). Its modules are kohya's LoRAModule in all but placement and the forward's order
-/// (it adds up·down·scale to the weight before the layer runs, the same product to rounding), and its files hold the
-/// same keys (`lora_down.weight`, `lora_up.weight`, `alpha`), so it trains on `LoRAModule`. The "full" preset places
-/// them on every Linear and Conv2d of each Transformer2DModel, ResnetBlock2D, Downsample2D and Upsample2D, on
-/// conv_in and conv_out, and on the time embedding's two layers (`TargetSet.extra`); in the text encoder on
-/// CLIPAttention and CLIPMLP, as kohya's. Linear and 1×1 layers take dim/alpha, larger kernels conv_dim/conv_alpha
-/// (conv_dim defaults to dim; 0 leaves those layers out).
+/// LyCORIS's LoCon (`--network_module lycoris.kohya`, algo locon; lycoris_lora 3.2.0.post2 as kohya_ss pins it, the
+/// GUI's "LyCORIS/LoCon"). Its modules are kohya's LoRAModule in all but placement and the forward's order (it adds
+/// up·down·scale to the weight before the layer runs, the same product to rounding), and its files hold the same keys
+/// (`lora_down.weight`, `lora_up.weight`, `alpha`), so it trains on `LoRAModule`. A preset (`LyCORISPreset`) places
+/// them; within the blocks it names, every Linear and Conv2d: linear and 1×1 layers take dim/alpha, larger kernels
+/// conv_dim/conv_alpha (conv_dim defaults to dim; 0, or a preset without convolutions, leaves them out).
 extension LoRANetwork {
-    public static func lycorisPlan(_ layout: ModelLayout, dim: Int, alpha: Float, convDim: Int, convAlpha: Float,
+    public static func lycorisPlan(_ layout: ModelLayout, preset: LyCORISPreset = .full, dim: Int, alpha: Float, convDim: Int, convAlpha: Float,
                                    unet: Bool = true, textEncoder: Bool = true,
                                    fromWeights: [String: (rank: Int, alpha: Float)]? = nil) -> [(target: LoRATarget, rank: Int, alpha: Float)] {
         var plan: [(target: LoRATarget, rank: Int, alpha: Float)] = []
         for target in layout.targets {
-            let isUNet = target.component == .unet
-            guard isUNet ? unet : textEncoder else { continue }
-            // SDXL's label embedding is an `extra` target too, outside the preset's names.
-            guard target.set == .attention || (isUNet && target.set == .resnet)
-                    || (isUNet && target.set == .extra && !target.diffusersPath.hasPrefix("add_embedding")) else { continue }
+            guard target.component == .unet ? unet : textEncoder else { continue }
             if let fromWeights {
-                guard let (rank, moduleAlpha) = fromWeights[target.kohyaName] else { continue }
+                guard let (rank, moduleAlpha) = fromWeights[target.kohyaName], preset.places(target) else { continue }
                 plan.append((target, rank, moduleAlpha))
                 continue
             }
+            guard preset.places(target) else { continue }
             let spatial: Bool = { if case .conv(let k) = target.kind { return k > 1 } else { return false } }()
             // LoConModule: an alpha of 0 means the rank (scale 1).
-            let (rank, moduleAlpha) = spatial ? (convDim, convAlpha) : (dim, alpha)
+            let (rank, moduleAlpha) = spatial ? (preset.enablesConvolutions ? convDim : 0, convAlpha) : (dim, alpha)
             guard rank > 0 else { continue }
             plan.append((target, rank, moduleAlpha == 0 ? Float(rank) : moduleAlpha))
         }
         return plan
+    }
+}
+
+/// LyCORIS's built-in presets the kohya_ss GUI offers (lycoris/config.py PRESET): which blocks its modules go in.
+/// The U-Net's Transformer2DModel children are `TargetSet.attention`; ResnetBlock2D's, Downsample2D's and
+/// Upsample2D's are `.resnet`; conv_in, conv_out and the time embedding are `.extra` (by name). The text encoder's
+/// CLIPAttention and CLIPMLP layers are its `.attention` targets.
+public enum LyCORISPreset: String, CaseIterable, Sendable {
+    case full, fullLin = "full-lin", attnMLP = "attn-mlp", attnOnly = "attn-only", unetOnly = "unet-only"
+    case unetTransformerOnly = "unet-transformer-only", unetConvblockOnly = "unet-convblock-only"
+
+    /// `enable_conv`: without it, no kernel wider than 1×1 gets a module.
+    public var enablesConvolutions: Bool { [.full, .unetOnly, .unetConvblockOnly].contains(self) }
+
+    public func places(_ target: LoRATarget) -> Bool {
+        let path = target.diffusersPath
+        guard target.component == .unet else {
+            guard target.set == .attention else { return false }
+            switch self {
+            case .full, .fullLin, .attnMLP: return true
+            case .attnOnly: return !path.contains(".mlp.")   // CLIPAttention only
+            case .unetOnly, .unetTransformerOnly, .unetConvblockOnly: return false
+            }
+        }
+        let sampler = path.contains("downsamplers") || path.contains("upsamplers")
+        let timeEmbedding = path.hasPrefix("time_embedding."), outerConv = path == "conv_in" || path == "conv_out"
+        switch target.set {
+        case .attention: return [.full, .fullLin, .attnMLP, .unetOnly, .unetTransformerOnly].contains(self)
+        case .resnet: return sampler ? [.full, .unetOnly, .unetConvblockOnly].contains(self) : [.full, .fullLin, .unetOnly, .unetConvblockOnly].contains(self)
+        case .extra:
+            if timeEmbedding { return [.full, .fullLin, .unetOnly].contains(self) }
+            return outerConv && [.full, .unetOnly, .unetConvblockOnly].contains(self)
+        case .norm: return false
+        }
     }
 }

@@ -98,7 +98,7 @@ public final class LoRATrainer {
         // process is killed; its size is known before: weights, gradients and up to two optimizer moments, 4 bytes each.
         let c = configuration
         let modules = c.networkModule == .lycoris
-            ? LoRANetwork.lycorisPlan(ModelLayout(model.config), dim: c.networkDim, alpha: c.networkAlpha, convDim: c.convDim ?? c.networkDim,
+            ? LoRANetwork.lycorisPlan(ModelLayout(model.config), preset: c.lycorisPreset, dim: c.networkDim, alpha: c.networkAlpha, convDim: c.convDim ?? c.networkDim,
                                       convAlpha: c.convAlpha, unet: c.trainUNet, textEncoder: c.trainTextEncoder, fromWeights: c.dimsFromWeights)
             : LoRANetwork.kohyaPlan(ModelLayout(model.config), dim: c.networkDim, alpha: c.networkAlpha, convDim: c.convDim, convAlpha: c.convAlpha,
                                     unet: c.trainUNet, textEncoder: c.trainTextEncoder, blocks: LoRATrainer.blocks(c), fromWeights: c.dimsFromWeights)
