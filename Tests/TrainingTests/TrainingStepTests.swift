@@ -187,6 +187,11 @@ final class TrainingStepTests: XCTestCase {
             XCTAssertEqual(Set(expected.keys).subtracting(ours.keys).sorted(), [], "\(preset.rawValue): LyCORIS's modules missing")
             for (name, value) in expected where ours[name] != nil { XCTAssertEqual(ours[name], value, "\(preset.rawValue) \(name)") }
         }
+        // --dim_from_weights: every module of the file, as LyCORIS's create_network_from_weights, whatever the preset.
+        let fromFile = LoRANetwork.lycorisPlan(layout, preset: .attnMLP, dim: 2, alpha: 1, convDim: 1, convAlpha: 1,
+                                               fromWeights: ["lora_unet_conv_in": (3, 1.5), "lora_unet_time_embedding_linear_1": (5, 2)])
+        XCTAssertEqual(fromFile.map(\.target.kohyaName).sorted(), ["lora_unet_conv_in", "lora_unet_time_embedding_linear_1"])
+        XCTAssertEqual(fromFile.map(\.rank).sorted(), [3, 5])
     }
 
     /// `--mixed-precision bf16`: the first step of the golden batch with bf16 GEMMs (the emulated arithmetic

@@ -14,8 +14,9 @@ extension LoRANetwork {
         var plan: [(target: LoRATarget, rank: Int, alpha: Float)] = []
         for target in layout.targets {
             guard target.component == .unet ? unet : textEncoder else { continue }
+            // --dim_from_weights: LyCORIS's create_network_from_weights takes every module the file has, whatever the preset.
             if let fromWeights {
-                guard let (rank, moduleAlpha) = fromWeights[target.kohyaName], preset.places(target) else { continue }
+                guard let (rank, moduleAlpha) = fromWeights[target.kohyaName] else { continue }
                 plan.append((target, rank, moduleAlpha))
                 continue
             }
