@@ -1173,6 +1173,12 @@ final class TrainCLITests: XCTestCase {
             XCTAssertEqual(refused.status, 64, "\(args): \(refused.stderr)")
             XCTAssertTrue(refused.stderr.contains(says), "\(args): \(refused.stderr)")
         }
+        // A preset with nothing in the part that trains (attn-only has no U-Net modules): an error, not an empty file.
+        let empty = try ToolRunner.run("lora-train", common + ["--network_module", "lycoris.kohya", "--network_args", "preset=attn-only",
+                                                               "--output-dir", folder + "/e"])
+        XCTAssertEqual(empty.status, 1, empty.stderr)
+        XCTAssertTrue(empty.stderr.contains("LyCORIS's preset attn-only places none in the U-Net (--network-train-unet-only)"), empty.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/e/last.safetensors"))
     }
 
     /// The schedules kohya builds outside diffusers' usual list: Adafactor's own (its relative step, kohya's default for it,

@@ -102,6 +102,13 @@ public final class LoRATrainer {
                                       convAlpha: c.convAlpha, unet: c.trainUNet, textEncoder: c.trainTextEncoder, fromWeights: c.dimsFromWeights)
             : LoRANetwork.kohyaPlan(ModelLayout(model.config), dim: c.networkDim, alpha: c.networkAlpha, convDim: c.convDim, convAlpha: c.convAlpha,
                                     unet: c.trainUNet, textEncoder: c.trainTextEncoder, blocks: LoRATrainer.blocks(c), fromWeights: c.dimsFromWeights)
+        // torch's optimizers refuse an empty parameter list; say which setting emptied it instead.
+        guard !modules.isEmpty else {
+            throw ModelError(.mismatch, "the network has no modules to train: "
+                             + (c.networkModule == .lycoris ? "LyCORIS's preset \(c.lycorisPreset.rawValue) places none in " : "no module is left in ")
+                             + (c.trainUNet && c.trainTextEncoder ? "the U-Net or the text encoder" : c.trainUNet ? "the U-Net (--network-train-unet-only)"
+                                : "the text encoder (--network-train-text-encoder-only)"))
+        }
         let parameters = modules.reduce(0) { $0 + LoRANetwork.parameterCount($1.target, rank: $1.rank) }
         let needed = Double(parameters) * 16, memory = Double(ProcessInfo.processInfo.physicalMemory)
         if needed > memory / 2 {
