@@ -37,6 +37,11 @@ struct TrainingSession {
             let ranks = dims.values.map(\.rank)
             ToolRun.say("create LoRA network from weights: \(trainer.network.modules.count) of its \(dims.count) modules, rank \(ranks.min()!)"
                         + (ranks.min() == ranks.max() ? "" : "–\(ranks.max()!)"))
+        } else if configuration.networkModule == .lycoris {
+            // LyCORIS's own log lines (lycoris.kohya): its algo and preset, then the dims.
+            ToolRun.say("Using rank adaptation algo: locon, preset \(configuration.lycorisPreset.rawValue). dim: \(configuration.networkDim), "
+                        + "alpha: \(formatNumber(Double(configuration.networkAlpha))), conv dim: \(configuration.convDim ?? configuration.networkDim), "
+                        + "conv alpha: \(formatNumber(Double(configuration.convAlpha)))")
         } else {
             ToolRun.say("create LoRA network. base dim (rank): \(configuration.networkDim), alpha: \(formatNumber(Double(configuration.networkAlpha)))"
                         + (configuration.convDim.map { ", conv dim \($0), conv alpha \(formatNumber(Double(configuration.convAlpha)))" } ?? ""))
@@ -45,8 +50,9 @@ struct TrainingSession {
             printError("warning: --zero-terminal-snr with an ε-prediction model: at t = 999 it sees pure noise and can only guess; kohya warns the same (use it with v-prediction)")
         }
         let unetModules = trainer.network.targets.filter { $0.component == .unet }.count
-        if configuration.trainTextEncoder { ToolRun.say("create LoRA for Text Encoder: \(trainer.network.modules.count - unetModules) modules.") }
-        if configuration.trainUNet { ToolRun.say("create LoRA for U-Net: \(unetModules) modules.") }
+        let kind = configuration.networkModule == .lycoris ? "LyCORIS" : "LoRA"
+        if configuration.trainTextEncoder { ToolRun.say("create \(kind) for Text Encoder: \(trainer.network.modules.count - unetModules) modules.") }
+        if configuration.trainUNet { ToolRun.say("create \(kind) for U-Net: \(unetModules) modules.") }
         ToolRun.say("use \(configuration.optimizer.rawValue) optimizer | \(configuration.optimizerArguments.isEmpty ? "defaults" : configuration.optimizerArguments.joined(separator: " "))")
         let asked = command.optimizer.optimizerName
         if configuration.optimizer == .adamW8bit || asked.lowercased() != configuration.optimizer.rawValue.lowercased() {

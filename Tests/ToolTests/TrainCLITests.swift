@@ -1148,6 +1148,7 @@ final class TrainCLITests: XCTestCase {
                    "rank_dropout_scale=False", "algo=locon", "train_norm=False"]
         let run = try ToolRunner.run("lora-train", common + gui + ["--max-train-steps", "2", "--output-dir", folder + "/l", "--output-name", "l"])
         XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stdout.contains("create LyCORIS for U-Net: 281 modules."), run.stdout)
         let file = try ModelFile.open(folder + "/l/l.safetensors")
         XCTAssertEqual(file.metadata[.networkModule], "lycoris.kohya")
         XCTAssertTrue(file.metadata[.networkArgs]?.contains("\"algo\": \"locon\"") ?? false, file.metadata[.networkArgs] ?? "")
