@@ -20,17 +20,19 @@ struct FactoredMoment {
     /// row ← keep·row + mix·mean_j u;  column ← keep·column + mix·mean_i u (torch's `mul_(β).add_(u.mean(dim), alpha: 1 − β)`).
     func accumulate(_ u: UnsafeBufferPointer<Float>, row: inout [Float], column: inout [Float], keep: Float, mix: Float) {
         let (r, c) = (rows, columns)
+        var sums = [Float](repeating: 0, count: c)
         for b in 0..<batches {
+            for j in 0..<c { sums[j] = 0 }
             for i in 0..<r {
                 var sum: Float = 0
-                for j in 0..<c { sum += u[(b * r + i) * c + j] }
+                let line = (b * r + i) * c
+                for j in 0..<c {
+                    sum += u[line + j]
+                    sums[j] += u[line + j]   // each column's sum in row order, as a strided loop over rows would add them
+                }
                 row[b * r + i] = row[b * r + i] * keep + (sum / Float(c)) * mix
             }
-            for j in 0..<c {
-                var sum: Float = 0
-                for i in 0..<r { sum += u[(b * r + i) * c + j] }
-                column[b * c + j] = column[b * c + j] * keep + (sum / Float(r)) * mix
-            }
+            for j in 0..<c { column[b * c + j] = column[b * c + j] * keep + (sums[j] / Float(r)) * mix }
         }
     }
 
@@ -46,11 +48,13 @@ struct FactoredMoment {
     /// out[i, j] = rsqrt(row_i / mean(row)) · rsqrt(column_j) · x[i, j] (the estimate of 1/√u, times x).
     func inverseRoot(row: [Float], column: [Float], times x: UnsafeBufferPointer<Float>, into out: UnsafeMutableBufferPointer<Float>) {
         let (r, c) = (rows, columns)
+        var columnFactors = [Float](repeating: 0, count: c)
         for b in 0..<batches {
             let rowMean = (0..<r).reduce(Float(0)) { $0 + row[b * r + $1] } / Float(r)
+            for j in 0..<c { columnFactors[j] = 1 / column[b * c + j].squareRoot() }
             for i in 0..<r {
-                let rowFactor = 1 / (row[b * r + i] / rowMean).squareRoot()
-                for j in 0..<c { out[(b * r + i) * c + j] = rowFactor * (1 / column[b * c + j].squareRoot()) * x[(b * r + i) * c + j] }
+                let rowFactor = 1 / (row[b * r + i] / rowMean).squareRoot(), line = (b * r + i) * c
+                for j in 0..<c { out[line + j] = rowFactor * columnFactors[j] * x[line + j] }
             }
         }
     }

@@ -211,11 +211,16 @@ public struct ProdigyPlusScheduleFree: Optimizer {
     static func decayMeanSquares(_ g: [Float], shape: [Int], axis: Int, into m: inout [Float], keep: Float, mix: Float) {
         let length = shape[axis], inner = shape[(axis + 1)...].reduce(1, *), outer = g.count / (length * inner)
         let scale = Float(1 / Double(length))
+        var squares = [Double](repeating: 0, count: inner)
         for o in 0..<outer {
+            for i in 0..<inner { squares[i] = 0 }
+            // Along the reduced axis in order for every inner position at once (contiguous reads).
+            for j in 0..<length {
+                let line = (o * length + j) * inner
+                for i in 0..<inner { let v = Double(g[line + i]); squares[i] += v * v }
+            }
             for i in 0..<inner {
-                var squares = 0.0
-                for j in 0..<length { let v = Double(g[(o * length + j) * inner + i]); squares += v * v }
-                let norm = Float(squares.squareRoot())
+                let norm = Float(squares[i].squareRoot())
                 m[o * inner + i] = m[o * inner + i] * keep + mix * (norm * norm * scale)
             }
         }
@@ -241,12 +246,15 @@ public struct ProdigyPlusScheduleFree: Optimizer {
         let count = shape.reduce(1, *)
         let (length, inner) = (shape[axes.row], shape[(axes.row + 1)...].reduce(1, *))
         let (cLength, cInner) = (shape[axes.column], shape[(axes.column + 1)...].reduce(1, *))
-        return (0..<count).map { f in
-            let r = (f / (length * inner)) * inner + f % inner
-            let c = (f / (cLength * cInner)) * cInner + f % cInner
-            let m = (r / (rLength * rInner)) * rInner + r % rInner
-            return (row[r] / rowMean[m]).squareRoot() * column[c].squareRoot()
+        // Both factors once per stored value, then one product per element.
+        var rowFactors = [Float](repeating: 0, count: row.count)
+        for r in 0..<row.count { rowFactors[r] = (row[r] / rowMean[(r / (rLength * rInner)) * rInner + r % rInner]).squareRoot() }
+        let columnFactors = column.map { $0.squareRoot() }
+        var out = [Float](repeating: 0, count: count)
+        for f in 0..<count {
+            out[f] = rowFactors[(f / (length * inner)) * inner + f % inner] * columnFactors[(f / (cLength * cInner)) * cInner + f % cInner]
         }
+        return out
     }
 
     /// The package's eval() and train() (`ScheduleFree.switchPoints`); it starts in train mode.
