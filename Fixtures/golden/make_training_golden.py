@@ -352,20 +352,7 @@ def lycoris_presets(folder):
 
 def lora_unet(folder, weight_dtype=torch.float32):
     """The fixture's U-Net (frozen, in `weight_dtype` as kohya's weight_dtype) with kohya's LoRA modules in fp32."""
-    from diffusers import UNet2DConditionModel
-    from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
-    from safetensors.torch import load_file
-    torch.manual_seed(0)
-    # The SD1 engine fixture's U-Net, configured as make_engine_golden.py configures it.
-    unet = UNet2DConditionModel(sample_size=8, block_out_channels=(32, 64, 64, 64), layers_per_block=2,
-                                cross_attention_dim=128, attention_head_dim=8, norm_num_groups=32)
-    fixture = os.path.join(folder, "sd1_engine.safetensors")
-    with open(fixture, "rb") as f:
-        fixture_sha256 = hashlib.sha256(f.read()).hexdigest()
-    state = convert_ldm_unet_checkpoint(load_file(fixture), unet.config)
-    missing, unexpected = unet.load_state_dict(state, strict=False)
-    assert not missing and not unexpected, (missing, unexpected)
-    unet.eval().requires_grad_(False)
+    unet, fixture_sha256 = fixture_unet(folder)
     # train_network.py: unet.to(weight_dtype) for the frozen model; the network keeps fp32 (no --full_bf16).
     unet.to(weight_dtype)
     rank, alpha = 2, 1.5
