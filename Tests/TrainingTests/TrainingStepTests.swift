@@ -55,17 +55,22 @@ final class TrainingStepTests: XCTestCase {
         func tensor(_ name: String) throws -> [Float] { try XCTUnwrap(golden[name], name).floats() }
         let names = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data((golden.metadata["modules"] ?? "[]").utf8)) as? [String])
         let rank = Int(golden.metadata["rank"] ?? "") ?? 0, alpha = Float(golden.metadata["alpha"] ?? "") ?? 0
-        let capability = (golden.metadata["cpu_capability"] ?? "").uppercased()
-        let variant: TorchGenerator.Variant = capability == "AVX2" || capability == "AVX512" ? .avx2 : .libm
         let network = LoRANetwork.kohya(ModelLayout(model.config), dim: rank, alpha: alpha, textEncoder: false) { 0.5 }
-        let byName = Dictionary(uniqueKeysWithValues: network.modules.map { ($0.name, $0) })
-        var generator = TorchGenerator(seed: 1, variant: variant)
-        for name in names {
-            let module = try XCTUnwrap(byName[name])
-            for parameter in [module.down, module.up] { parameter.values = generator.randn(parameter.count).map { $0 * 0.2 } }
-        }
+        try drawGoldenFactors(network, names: names, golden: golden)
         return (network, names, Tensor(shape: [2, 4, 16, 16], values: try tensor("latents")), Tensor(shape: [2, 4, 16, 16], values: try tensor("noise")),
                 Tensor(shape: [2, 77, 128], values: try tensor("context")), try tensor("timesteps").map { Int($0) })
+    }
+
+    /// The golden scripts' initial factors: normal(0, 0.2) from a generator seeded 1, down then up, in `names`' order
+    /// (torch's AVX2 or scalar normal path, as the golden's cpu_capability says it ran).
+    func drawGoldenFactors(_ network: LoRANetwork, names: [String], golden: ModelFile) throws {
+        let capability = (golden.metadata["cpu_capability"] ?? "").uppercased()
+        let byName = Dictionary(uniqueKeysWithValues: network.modules.map { ($0.name, $0) })
+        var generator = TorchGenerator(seed: 1, variant: capability == "AVX2" || capability == "AVX512" ? .avx2 : .libm)
+        for name in names {
+            let module = try XCTUnwrap(byName[name], name)
+            for parameter in [module.down, module.up] { parameter.values = generator.randn(parameter.count).map { $0 * 0.2 } }
+        }
     }
 
     func testOneStepAndTenAdamWStepsEqualKohyaInTorch() throws {
@@ -133,13 +138,7 @@ final class TrainingStepTests: XCTestCase {
             XCTAssertEqual(planned[name].map { Double($0.1) }, alpha, name)
         }
         let network = LoRANetwork.kohya(plan: plan) { 0.5 }
-        let byName = Dictionary(uniqueKeysWithValues: network.modules.map { ($0.name, $0) })
-        let capability = (golden.metadata["cpu_capability"] ?? "").uppercased()
-        var generator = TorchGenerator(seed: 1, variant: capability == "AVX2" || capability == "AVX512" ? .avx2 : .libm)
-        for entry in entries {
-            let module = try XCTUnwrap(byName[try XCTUnwrap(entry[0] as? String)])
-            for parameter in [module.down, module.up] { parameter.values = generator.randn(parameter.count).map { $0 * 0.2 } }
-        }
+        try drawGoldenFactors(network, names: entries.compactMap { $0.first as? String }, golden: golden)
         let loss = unetTrainingStep(model.unet, tape: network.tape(for: model), objective: DiffusionObjective(),
                                     latents: Tensor(shape: [2, 4, 16, 16], values: try tensor("latents")),
                                     noise: Tensor(shape: [2, 4, 16, 16], values: try tensor("noise")),

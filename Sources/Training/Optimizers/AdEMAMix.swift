@@ -31,7 +31,7 @@ public struct AdEMAMix: Optimizer {
         let (keep1, mix1, keep2, mix2) = (Float(beta1), Float(1 - beta1), Float(beta2), Float(1 - beta2))
         let (keep3, mix3, a, eps) = (Float(beta3T), Float(1 - beta3T), Float(alphaT), Float(epsilon))
         for group in groups {   // at rate 0 too: see Optimizer.update
-            let step = Float(-group.learningRate), decay = Float(1 - group.learningRate * weightDecay)
+            let stepSize = Float(-group.learningRate), decay = Float(1 - group.learningRate * weightDecay)
             for p in group.parameters {
                 var m1 = fast.take(p.key, count: p.count), m2 = slow.take(p.key, count: p.count), v = second.take(p.key, count: p.count)
                 let decays = weightDecay > 0
@@ -45,7 +45,7 @@ public struct AdEMAMix: Optimizer {
                                     m2[i] = m2[i] * keep3 + g[i] * mix3
                                     v[i] = v[i] * keep2 + mix2 * g[i] * g[i]
                                     if decays { w[i] *= decay }
-                                    w[i] += step * ((m1[i] / correction1 + a * m2[i]) / (v[i].squareRoot() / correction2 + eps))
+                                    w[i] += stepSize * ((m1[i] / correction1 + a * m2[i]) / (v[i].squareRoot() / correction2 + eps))
                                 }
                             }
                         }
@@ -58,11 +58,7 @@ public struct AdEMAMix: Optimizer {
 
     public var kohyaName: String { "bitsandbytes.optim.ademamix.AdEMAMix" }
     public var state: OptimizerState {
-        var s = OptimizerState(scalars: ["step": Double(step)])
-        fast.export("m1", into: &s)
-        slow.export("m2", into: &s)
-        second.export("nu", into: &s)
-        return s
+        OptimizerState(scalars: ["step": Double(step)], buffers: ["m1": fast, "m2": slow, "nu": second])
     }
     public mutating func restore(_ state: OptimizerState) throws(OptimizerError) {
         step = Int(try state.scalar("step"))

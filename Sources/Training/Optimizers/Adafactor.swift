@@ -64,12 +64,7 @@ public struct Adafactor: Optimizer {
 
     public var kohyaName: String { "transformers.optimization.Adafactor" }
     public var state: OptimizerState {
-        var s = OptimizerState(scalars: ["step": Double(step)])
-        rows.export("exp_avg_sq_row", into: &s)
-        columns.export("exp_avg_sq_col", into: &s)
-        second.export("exp_avg_sq", into: &s)
-        first.export("exp_avg", into: &s)
-        return s
+        OptimizerState(scalars: ["step": Double(step)], buffers: ["exp_avg_sq_row": rows, "exp_avg_sq_col": columns, "exp_avg_sq": second, "exp_avg": first])
     }
     public mutating func restore(_ state: OptimizerState) throws(OptimizerError) {
         step = Int(try state.scalar("step"))

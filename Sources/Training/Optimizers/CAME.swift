@@ -88,12 +88,9 @@ public struct CAME: Optimizer {
 
     public var kohyaName: String { package == .pytorchOptimizer ? "pytorch_optimizer.optimizer.came.CAME" : "came_pytorch.CAME.CAME" }
     public var state: OptimizerState {
-        var s = OptimizerState(scalars: ["step": Double(step)])
-        for (buffers, name) in [(first, "exp_avg"), (second, "exp_avg_sq"), (secondMax, "exp_avg_sq_hat"), (rows, "exp_avg_sq_row"),
-                                (columns, "exp_avg_sq_col"), (residualRows, "exp_avg_res_row"), (residualColumns, "exp_avg_res_col")] {
-            buffers.export(name, into: &s)
-        }
-        return s
+        OptimizerState(scalars: ["step": Double(step)], buffers: ["exp_avg": first, "exp_avg_sq": second, "exp_avg_sq_hat": secondMax,
+                                                                 "exp_avg_sq_row": rows, "exp_avg_sq_col": columns, "exp_avg_res_row": residualRows,
+                                                                 "exp_avg_res_col": residualColumns])
     }
     public mutating func restore(_ state: OptimizerState) throws(OptimizerError) {
         step = Int(try state.scalar("step"))

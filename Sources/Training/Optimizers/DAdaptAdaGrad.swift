@@ -76,12 +76,8 @@ public struct DAdaptAdaGrad: Optimizer {
 
     public var kohyaName: String { "dadaptation.dadapt_adagrad.DAdaptAdaGrad" }
     public var state: OptimizerState {
-        var s = OptimizerState(scalars: ["step": Double(step), "d": d, "gsq_weighted": gradientSquaresWeighted,
-                                         "sksq_weighted": sumSquaresWeighted, "skl1": sumL1])
-        buffers.alpha.export("alphak", into: &s)
-        buffers.s.export("sk", into: &s)
-        buffers.x0.export("x0", into: &s)
-        return s
+        OptimizerState(scalars: ["step": Double(step), "d": d, "gsq_weighted": gradientSquaresWeighted,
+                                         "sksq_weighted": sumSquaresWeighted, "skl1": sumL1], buffers: ["alphak": buffers.alpha, "sk": buffers.s, "x0": buffers.x0])
     }
     public mutating func restore(_ state: OptimizerState) throws(OptimizerError) {
         (step, d) = (Int(try state.scalar("step")), try state.scalar("d"))

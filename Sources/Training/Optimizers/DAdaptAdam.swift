@@ -82,11 +82,7 @@ public struct DAdaptAdam: Optimizer {
 
     public var kohyaName: String { "dadaptation.dadapt_adam.DAdaptAdam" }
     public var state: OptimizerState {
-        var s = OptimizerState(scalars: ["step": Double(step), "d": d, "numerator_weighted": numeratorWeighted])
-        buffers.m.export("exp_avg", into: &s)
-        buffers.v.export("exp_avg_sq", into: &s)
-        buffers.s.export("s", into: &s)
-        return s
+        OptimizerState(scalars: ["step": Double(step), "d": d, "numerator_weighted": numeratorWeighted], buffers: ["exp_avg": buffers.m, "exp_avg_sq": buffers.v, "s": buffers.s])
     }
     public mutating func restore(_ state: OptimizerState) throws(OptimizerError) {
         (step, d, numeratorWeighted) = (Int(try state.scalar("step")), try state.scalar("d"), try state.scalar("numerator_weighted"))

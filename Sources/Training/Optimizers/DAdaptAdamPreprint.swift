@@ -60,11 +60,7 @@ public struct DAdaptAdamPreprint: Optimizer {
 
     public var kohyaName: String { "dadaptation.experimental.dadapt_adam_preprint.DAdaptAdamPreprint" }
     public var state: OptimizerState {
-        var s = OptimizerState(scalars: ["step": Double(step), "d": d, "gsq_weighted": gradientSquaresWeighted])
-        buffers.m.export("exp_avg", into: &s)
-        buffers.v.export("exp_avg_sq", into: &s)
-        buffers.s.export("s", into: &s)
-        return s
+        OptimizerState(scalars: ["step": Double(step), "d": d, "gsq_weighted": gradientSquaresWeighted], buffers: ["exp_avg": buffers.m, "exp_avg_sq": buffers.v, "s": buffers.s])
     }
     public mutating func restore(_ state: OptimizerState) throws(OptimizerError) {
         (step, d, gradientSquaresWeighted) = (Int(try state.scalar("step")), try state.scalar("d"), try state.scalar("gsq_weighted"))

@@ -80,13 +80,7 @@ public struct DAdaptAdan: Optimizer {
 
     public var kohyaName: String { interpolation ? "dadaptation.experimental.dadapt_adan_ip.DAdaptAdanIP" : "dadaptation.dadapt_adan.DAdaptAdan" }
     public var state: OptimizerState {
-        var s = OptimizerState(scalars: ["step": Double(step), "d": d, interpolation ? "numerator_weighted" : "gsq_weighted": weightedTotal])
-        buffers.m.export("exp_avg", into: &s)
-        buffers.n.export("exp_avg_diff", into: &s)
-        buffers.v.export("exp_avg_sq", into: &s)
-        buffers.s.export("s", into: &s)
-        buffers.previous.export("pre_grad", into: &s)
-        return s
+        OptimizerState(scalars: ["step": Double(step), "d": d, interpolation ? "numerator_weighted" : "gsq_weighted": weightedTotal], buffers: ["exp_avg": buffers.m, "exp_avg_diff": buffers.n, "exp_avg_sq": buffers.v, "s": buffers.s, "pre_grad": buffers.previous])
     }
     public mutating func restore(_ state: OptimizerState) throws(OptimizerError) {
         (step, d) = (Int(try state.scalar("step")), try state.scalar("d"))

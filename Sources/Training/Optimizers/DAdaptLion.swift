@@ -60,10 +60,7 @@ public struct DAdaptLion: Optimizer {
 
     public var kohyaName: String { "dadaptation.dadapt_lion.DAdaptLion" }
     public var state: OptimizerState {
-        var s = OptimizerState(scalars: ["step": Double(step), "d": d, "numerator_weighted": numeratorWeighted])
-        buffers.m.export("exp_avg", into: &s)
-        buffers.s.export("s", into: &s)
-        return s
+        OptimizerState(scalars: ["step": Double(step), "d": d, "numerator_weighted": numeratorWeighted], buffers: ["exp_avg": buffers.m, "s": buffers.s])
     }
     public mutating func restore(_ state: OptimizerState) throws(OptimizerError) {
         (step, d, numeratorWeighted) = (Int(try state.scalar("step")), try state.scalar("d"), try state.scalar("numerator_weighted"))

@@ -78,10 +78,7 @@ public struct DAdaptSGD: Optimizer {
 
     public var kohyaName: String { "dadaptation.dadapt_sgd.DAdaptSGD" }
     public var state: OptimizerState {
-        var s = OptimizerState(scalars: ["step": Double(step), "d": d, "numerator_weighted": numeratorWeighted, "g0_norm": firstGradientNorm])
-        buffers.s.export("s", into: &s)
-        buffers.x0.export("x0", into: &s)
-        return s
+        OptimizerState(scalars: ["step": Double(step), "d": d, "numerator_weighted": numeratorWeighted, "g0_norm": firstGradientNorm], buffers: ["s": buffers.s, "x0": buffers.x0])
     }
     public mutating func restore(_ state: OptimizerState) throws(OptimizerError) {
         (step, d, numeratorWeighted) = (Int(try state.scalar("step")), try state.scalar("d"), try state.scalar("numerator_weighted"))

@@ -39,9 +39,7 @@ public struct Lion: Optimizer {
 
     public var kohyaName: String { "lion_pytorch.lion_pytorch.Lion" }
     public var state: OptimizerState {
-        var s = OptimizerState(scalars: ["step": Double(step)])
-        momentum.export("exp_avg", into: &s)
-        return s
+        OptimizerState(scalars: ["step": Double(step)], buffers: ["exp_avg": momentum])
     }
     public mutating func restore(_ state: OptimizerState) throws(OptimizerError) {
         step = Int(try state.scalar("step"))

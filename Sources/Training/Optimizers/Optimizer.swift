@@ -83,6 +83,11 @@ public struct OptimizerState: Sendable, Equatable {
         self.tensors = tensors
         self.scalars = scalars
     }
+    /// Scalars and each set of per-parameter buffers under its torch state name ("<key>.<name>").
+    init(scalars: [String: Double], buffers: KeyValuePairs<String, ParameterBuffers>) {
+        self.init(scalars: scalars)
+        for (name, set) in buffers { set.export(name, into: &self) }
+    }
     func scalar(_ name: String) throws(OptimizerError) -> Double {
         guard let v = scalars[name] else { throw OptimizerError("the optimizer state has no \(name)") }
         return v

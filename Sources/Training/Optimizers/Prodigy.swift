@@ -90,12 +90,7 @@ public struct Prodigy: Optimizer {
 
     public var kohyaName: String { "prodigyopt.prodigy.Prodigy" }
     public var state: OptimizerState {
-        var s = OptimizerState(scalars: ["step": Double(step), "d": d, "d_max": dMax, "d_numerator": numerator])
-        buffers.m.export("exp_avg", into: &s)
-        buffers.v.export("exp_avg_sq", into: &s)
-        buffers.s.export("s", into: &s)
-        buffers.p0.export("p0", into: &s)
-        return s
+        OptimizerState(scalars: ["step": Double(step), "d": d, "d_max": dMax, "d_numerator": numerator], buffers: ["exp_avg": buffers.m, "exp_avg_sq": buffers.v, "s": buffers.s, "p0": buffers.p0])
     }
     public mutating func restore(_ state: OptimizerState) throws(OptimizerError) {
         (step, d, dMax, numerator) = (Int(try state.scalar("step")), try state.scalar("d"), try state.scalar("d_max"), try state.scalar("d_numerator"))

@@ -267,19 +267,17 @@ public struct ProdigyPlusScheduleFree: Optimizer {
     }
 
     public var state: OptimizerState {
-        var st = OptimizerState(scalars: ["step": Double(step), "train_mode": trainMode ? 1 : 0])
-        if let sharedD { st.scalars["shared_d"] = sharedD }
-        if let firstGroup { st.scalars["first." + firstGroup] = 1 }
+        var scalars = ["step": Double(step), "train_mode": trainMode ? 1 : 0]
+        if let sharedD { scalars["shared_d"] = sharedD }
+        if let firstGroup { scalars["first." + firstGroup] = 1 }
         for (name, g) in groupState {
             for (key, value) in [("d", g.d), ("d_prev", g.dPrevious), ("d_numerator", g.numerator), ("d_denom", g.denominator),
                                  ("k", Double(g.k)), ("weight_sum", g.weightSum)] {
-                st.scalars[key + "." + name] = value
+                scalars[key + "." + name] = value
             }
         }
-        for (buffers, name) in [(z, "z"), (second, "exp_avg_sq"), (rows, "exp_avg_sq_row"), (columns, "exp_avg_sq_col"), (s, "s"), (p0, "p0")] {
-            buffers.export(name, into: &st)
-        }
-        return st
+        return OptimizerState(scalars: scalars, buffers: ["z": z, "exp_avg_sq": second, "exp_avg_sq_row": rows, "exp_avg_sq_col": columns,
+                                                          "s": s, "p0": p0])
     }
 
     public mutating func restore(_ state: OptimizerState) throws(OptimizerError) {

@@ -36,9 +36,7 @@ public struct SGDNesterov: Optimizer {
 
     public var kohyaName: String { "torch.optim.sgd.SGD" }
     public var state: OptimizerState {
-        var s = OptimizerState(scalars: ["step": Double(step)])
-        buffers.export("momentum_buffer", into: &s)
-        return s
+        OptimizerState(scalars: ["step": Double(step)], buffers: ["momentum_buffer": buffers])
     }
     public mutating func restore(_ state: OptimizerState) throws(OptimizerError) {
         step = Int(try state.scalar("step"))

@@ -121,13 +121,11 @@ public struct ScheduleFree: Optimizer {
     }
 
     public var state: OptimizerState {
-        var s = OptimizerState(scalars: ["step": Double(step), "train_mode": trainMode ? 1 : 0])
+        var scalars = ["step": Double(step), "train_mode": trainMode ? 1 : 0]
         for (name, g) in groupState {
-            (s.scalars["k." + name], s.scalars["lr_max." + name], s.scalars["weight_sum." + name]) = (Double(g.k), g.lrMax, g.weightSum)
+            (scalars["k." + name], scalars["lr_max." + name], scalars["weight_sum." + name]) = (Double(g.k), g.lrMax, g.weightSum)
         }
-        z.export("z", into: &s)
-        secondMoments.export("exp_avg_sq", into: &s)
-        return s
+        return OptimizerState(scalars: scalars, buffers: ["z": z, "exp_avg_sq": secondMoments])
     }
 
     public mutating func restore(_ state: OptimizerState) throws(OptimizerError) {
