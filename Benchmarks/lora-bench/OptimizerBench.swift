@@ -27,7 +27,7 @@ struct OptimizerBench: ParsableCommand {
         ToolEnvironment.prepare()
         for line in ToolEnvironment.hostReport { print(line) }
         let network = LoRANetwork.kohya(ModelLayout(.real(.sd1)), dim: rank, alpha: Float(rank) / 2) { 0.01 }
-        let parameters = network.modules.flatMap { [$0.down, $0.up] }
+        let parameters = network.parameters
         if let shapesOut {
             try JSON.array(parameters.map { .array($0.shape.map { .number(String($0)) }) }).serialized().write(toFile: shapesOut, atomically: true, encoding: .utf8)
         }

@@ -26,8 +26,10 @@ diffusers, transformers:
 training/step_bf16.safetensors (same folder): the first step of that batch under kohya's
 --mixed_precision bf16 (bf16 U-Net, torch's CPU autocast). ONLY_BF16=1 writes it alone.
 
-training/lycoris_step.safetensors and lycoris_presets.json (same folder): LyCORIS's LoCon through lycoris.kohya
-(see lycoris_step, lycoris_presets). ONLY_LYCORIS=1 writes them alone.
+training/lycoris_step.safetensors, lycoris_loha_step.safetensors, lycoris_lokr_step.safetensors and
+lycoris_presets.json (same folder): LyCORIS's LoCon, LoHa and LoKr through lycoris.kohya
+(see lycoris_step, lycoris_presets); lokr_layouts.json: LokrModule's split of layers at SD's real widths.
+ONLY_LYCORIS=1 writes them alone.
 
 training/text_encoder_step.safetensors (same folder): kohya's text-encoder
 LoRA on the fixture's CLIP with clip skip 2, into the frozen U-Net: the loss
@@ -288,22 +290,26 @@ def fixture_unet(folder):
     return unet, fixture_sha256
 
 
-def lycoris_step(folder):
+def lycoris_step(folder, algo="locon", **network_args):
     """training/lycoris_step.safetensors: LyCORIS's LoCon as the kohya_ss GUI's "LyCORIS/LoCon" creates it
     (lycoris.kohya.create_network, lycoris_lora 3.2.0.post2, algo=locon preset=full) on the fixture's U-Net, dim 2
     alpha 1.5, conv_dim 1 conv_alpha 0.5: its modules (name, rank, alpha) in its order, and the first training step's
     loss and every gradient, from factors drawn as training_step draws them (normal(0, 0.2), seed 1, down then up,
-    in that order) on a batch drawn after torch.manual_seed(2)."""
+    in that order) on a batch drawn after torch.manual_seed(2).
+
+    With algo=loha or lokr (and LoKr's network args as strings, as kohya passes them), the same for
+    training/lycoris_<algo>_step.safetensors: every parameter of each module drawn in named_parameters order, its
+    gradient under `<module>.<parameter>.grad`, and per module its parameters' shapes and the saved alpha."""
     from diffusers import DDPMScheduler
     from lycoris.kohya import create_network
     from safetensors.torch import save_file
     unet, fixture_sha256 = fixture_unet(folder)
-    network = create_network(1.0, 2, 1.5, None, None, unet, conv_dim="1", conv_alpha="0.5", algo="locon", preset="full")
+    network = create_network(1.0, 2, 1.5, None, None, unet, conv_dim="1", conv_alpha="0.5", algo=algo, preset="full", **network_args)
     network.apply_to(None, unet, False, True)
     generator = torch.Generator().manual_seed(1)
     for lora in network.unet_loras:
-        torch.nn.init.normal_(lora.lora_down.weight, std=0.2, generator=generator)
-        torch.nn.init.normal_(lora.lora_up.weight, std=0.2, generator=generator)
+        for _, parameter in lora.named_parameters():  # LoCon: lora_down, lora_up
+            torch.nn.init.normal_(parameter, std=0.2, generator=generator)
     torch.manual_seed(2)
     latents, noise, context = torch.randn(2, 4, 16, 16), torch.randn(2, 4, 16, 16), torch.randn(2, 77, 128)
     timesteps = torch.tensor([17, 643])
@@ -315,14 +321,22 @@ def lycoris_step(folder):
     tensors = {"latents": latents, "noise": noise, "timesteps": timesteps.float(), "context": context,
                "loss": torch.tensor([loss.item()], dtype=torch.float64)}
     for lora in network.unet_loras:
-        tensors[lora.lora_name + ".lora_down.grad"] = lora.lora_down.weight.grad.detach().clone()
-        tensors[lora.lora_name + ".lora_up.grad"] = lora.lora_up.weight.grad.detach().clone()
+        for name, parameter in lora.named_parameters():
+            key = name.replace(".weight", "") if algo == "locon" else name
+            tensors[lora.lora_name + "." + key + ".grad"] = parameter.grad.detach().clone()
     import importlib.metadata as md
-    metadata = {"modules": json.dumps([[m.lora_name, m.lora_dim, float(m.alpha)] for m in network.unet_loras]),
+    if algo == "locon":
+        modules = [[m.lora_name, m.lora_dim, float(m.alpha)] for m in network.unet_loras]
+    else:
+        modules = [[m.lora_name, m.lora_dim, float(m.alpha), [[n, list(p.shape)] for n, p in m.named_parameters()]] for m in network.unet_loras]
+    metadata = {"modules": json.dumps(modules), "network_args": json.dumps(network_args),
                 "fixture_sha256": fixture_sha256, "lycoris_lora": md.version("lycoris_lora"), "torch": torch.__version__,
                 "cpu_capability": torch.backends.cpu.get_cpu_capability()}
-    save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(HERE, "training", "lycoris_step.safetensors"), metadata=metadata)
-    print(f"wrote lycoris_step.safetensors: {len(network.unet_loras)} modules, loss {loss.item():.6f}")
+    if algo == "locon":
+        del metadata["network_args"]
+    name = "lycoris_step.safetensors" if algo == "locon" else f"lycoris_{algo}_step.safetensors"
+    save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(HERE, "training", name), metadata=metadata)
+    print(f"wrote {name}: {len(network.unet_loras)} modules, loss {loss.item():.6f}")
 
 
 def lycoris_presets(folder):
@@ -348,6 +362,33 @@ def lycoris_presets(folder):
     with open(os.path.join(HERE, "training", "lycoris_presets.json"), "w") as f:
         json.dump(out, f, indent=0)
     print("wrote lycoris_presets.json:", {k: (len(v["unet"]), len(v["te"])) for k, v in out["presets"].items()})
+
+
+def lokr_layouts():
+    """training/lokr_layouts.json: how LyCORIS's LokrModule splits layers of SD1/SD2's real widths (its tensors' names,
+    shapes and order, and the alpha it saves) for the settings the kohya_ss GUI's LoKr presets use, with the network
+    args as the strings kohya passes (decompose_both="False" is true in LokrModule)."""
+    from lycoris.modules.lokr import LokrModule
+    layers = [("linear", 320, 320, 1), ("linear", 768, 320, 1), ("linear", 1024, 640, 1), ("linear", 320, 2560, 1),
+              ("linear", 1280, 320, 1), ("linear", 1280, 10240, 1), ("linear", 5120, 1280, 1), ("linear", 768, 3072, 1),
+              ("linear", 3072, 768, 1), ("linear", 1280, 1280, 1), ("conv", 4, 320, 3), ("conv", 320, 4, 3), ("conv", 320, 320, 3),
+              ("conv", 320, 640, 3), ("conv", 640, 1280, 3), ("conv", 2560, 1280, 3), ("conv", 1920, 640, 3), ("conv", 960, 320, 3),
+              ("conv", 640, 320, 1), ("conv", 320, 320, 1)]
+    settings = [dict(dim=64, alpha=64, factor="-1", decompose_both="False"), dict(dim=100000, alpha=1, factor="6", decompose_both="False"),
+                dict(dim=8, alpha=4, factor="-1", decompose_both="False"), dict(dim=8, alpha=4, factor="4"),
+                dict(dim=16, alpha=8, factor="8", full_matrix=True), dict(dim=4, alpha=0, factor="16")]
+    out = []
+    for kind, inputs, outputs, kernel in layers:
+        layer = torch.nn.Linear(inputs, outputs) if kind == "linear" else torch.nn.Conv2d(inputs, outputs, kernel, padding=kernel // 2)
+        for setting in settings:
+            extra = {k: v for k, v in setting.items() if k not in ("dim", "alpha")}
+            module = LokrModule("m", layer, 1.0, setting["dim"], setting["alpha"], **extra)
+            out.append({"kind": kind, "in": inputs, "out": outputs, "kernel": kernel, **setting,
+                        "tensors": [[n, list(p.shape)] for n, p in module.named_parameters()], "saved_alpha": float(module.alpha),
+                        "scale": float(module.scale)})
+    with open(os.path.join(HERE, "training", "lokr_layouts.json"), "w") as f:
+        json.dump({"lycoris_lora": importlib.metadata.version("lycoris_lora"), "layouts": out}, f, indent=0)
+    print(f"wrote lokr_layouts.json: {len(out)} layouts")
 
 
 def lora_unet(folder, weight_dtype=torch.float32):
@@ -606,12 +647,19 @@ if len(sys.argv) > 1:
         sys.exit(0)
     if os.environ.get("ONLY_LYCORIS"):  # adds lycoris_step.safetensors and lycoris_presets.json (needs lycoris_lora==3.2.0.post2)
         lycoris_step(sys.argv[1])
+        lycoris_step(sys.argv[1], algo="loha")
+        # As the kohya_ss GUI writes them: factor=-1 decompose_both=False (a non-empty string, so true in LokrModule).
+        lycoris_step(sys.argv[1], algo="lokr", factor="-1", decompose_both="False")
         lycoris_presets(sys.argv[1])
+        lokr_layouts()
         sys.exit(0)
     training_step(sys.argv[1])
     bf16_step(sys.argv[1])
     text_encoder_step(sys.argv[1])
     lycoris_step(sys.argv[1])
+    lycoris_step(sys.argv[1], algo="loha")
+    lycoris_step(sys.argv[1], algo="lokr", factor="-1", decompose_both="False")
     lycoris_presets(sys.argv[1])
+    lokr_layouts()
 if os.environ.get("SD_SCRIPTS"):
     loss_weights(os.environ["SD_SCRIPTS"])

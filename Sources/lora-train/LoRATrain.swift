@@ -437,6 +437,7 @@ struct LoRATrain: ParsableCommand {
         c.networkArguments = network.networkArgs
         c.networkModule = TrainingConfiguration.NetworkModule(rawValue: network.networkModule) ?? .lora
         c.lycorisPreset = network.lycorisPreset
+        c.lycorisAlgorithm = network.lycorisAlgorithm
         c.networkDropout = network.networkDropout
         c.learningRate = optimizer.learningRate
         c.unetLearningRate = optimizer.unetLr

@@ -7,7 +7,7 @@ import Training
 /// The LoRA network (sd-scripts networks/lora.py arguments).
 struct NetworkOptions: ParsableArguments {
     @Option(name: [.long, .customLong("network_module")],
-            help: ArgumentHelp("networks.lora (kohya's LoRA, and LoCon with conv_dim), or lycoris.kohya with algo=locon (LyCORIS's LoCon, preset full).",
+            help: ArgumentHelp("networks.lora (kohya's LoRA, and LoCon with conv_dim), or lycoris.kohya with algo=locon, loha or lokr (LyCORIS's LoCon, LoHa, LoKr).",
                                valueName: "module"))
     var networkModule = "networks.lora"
 
@@ -19,7 +19,7 @@ struct NetworkOptions: ParsableArguments {
 
     @Option(name: [.long, .customLong("network_args")], parsing: .upToNextOption,
             help: ArgumentHelp("key=value settings: conv_dim=n conv_alpha=a (LoCon: the ResBlock convolutions too), rank_dropout=p, module_dropout=p; "
-                               + "with lycoris.kohya: algo=locon preset=full conv_dim conv_alpha module_dropout, as the kohya_ss GUI writes them.",
+                               + "with lycoris.kohya: algo=locon|loha|lokr preset=full conv_dim conv_alpha module_dropout factor decompose_both, as the kohya_ss GUI writes them.",
                                valueName: "key=value"))
     var networkArgs: [String] = []
 
@@ -63,7 +63,7 @@ struct NetworkOptions: ParsableArguments {
         try refuseNaN([("--network-alpha", Double(networkAlpha)), ("--network-dropout", networkDropout), ("--scale-weight-norms", scaleWeightNorms)])
         guard let module = TrainingConfiguration.NetworkModule(rawValue: networkModule) else {
             throw ValidationError("--network-module \(networkModule) is not supported; lora-train trains networks.lora (LoRA, LoCon via conv_dim) "
-                                  + "and lycoris.kohya with algo=locon")
+                                  + "and lycoris.kohya with algo=locon, loha or lokr")
         }
         if module == .lycoris {
             // kohya passes these to LyCORIS, which has no use for them (it reads neither neuron_dropout nor a max norm of kohya's form).
@@ -78,6 +78,10 @@ struct NetworkOptions: ParsableArguments {
             throw ValidationError("--base-weights-multiplier has \(baseWeightsMultiplier.count) ratios for \(baseWeights.count) --base-weights files")
         }
         if dimFromWeights && networkWeights == nil { throw ValidationError("--dim-from-weights needs --network-weights (kohya asks the same)") }
+        if dimFromWeights && module == .lycoris && lycorisAlgorithm != .locon {
+            throw ValidationError("--dim-from-weights with algo=\(lycorisAlgorithm.name) is not supported (with LoCon it is); --network-weights alone "
+                                  + "continues from a file with the same settings")
+        }
         guard networkDim >= 1 else { throw ValidationError("--network-dim must be at least 1") }
         guard networkAlpha > 0 else { throw ValidationError("--network-alpha must be positive") }
         // 0 is kohya's "off" (`if args.scale_weight_norms:`), and the kohya_ss GUI writes it into every config.
@@ -159,22 +163,62 @@ struct NetworkOptions: ParsableArguments {
         }.last ?? .full
     }
 
+    /// lycoris.kohya's `algo=` (its default: lora, which is LoCon) with the LoKr settings it reads. LyCORIS passes
+    /// `decompose_both` to LokrModule as the string kohya split off the argument, so any non-empty value, "False" too, is
+    /// true there (the kohya_ss GUI always writes decompose_both=False); `full_matrix` goes through its str_bool
+    /// ("false" in any case is false). Values are checked in `lycorisArgs`.
+    var lycorisAlgorithm: LyCORISAlgorithm {
+        var values: [String: String] = [:]
+        for item in networkArgs {
+            let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            if parts.count == 2 { values[parts[0]] = parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"'")) }
+        }
+        switch values["algo"]?.lowercased() {
+        case "loha": return .loha
+        case "lokr":
+            return .lokr(factor: values["factor"].flatMap { Int($0) } ?? -1, decomposeBoth: !(values["decompose_both"] ?? "").isEmpty,
+                         fullMatrix: (values["full_matrix"] ?? "false").lowercased() != "false")
+        default: return .locon
+        }
+    }
+
+    /// LyCORIS's Tucker switch (kohya.py create_network): `not disable_conv_cp or use_conv_cp or use_cp or use_tucker`
+    /// over the strings as given, so the first of use_conv_cp, use_cp, use_tucker that is present decides through
+    /// str_bool (use_cp=False before use_tucker=True means no Tucker), and disable_conv_cp= (empty) turns it on.
+    var lycorisTucker: Bool {
+        var values: [String: String] = [:]
+        for item in networkArgs {
+            let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            if parts.count == 2 { values[parts[0]] = parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"'")) }
+        }
+        if values["disable_conv_cp"] == "" { return true }
+        guard let first = ["use_conv_cp", "use_cp", "use_tucker"].lazy.compactMap({ values[$0] }).first(where: { !$0.isEmpty }) else { return false }
+        return first.lowercased() != "false"
+    }
+
     /// lycoris.kohya's `--network-args` (lycoris_lora 3.2's create_network) as the kohya_ss GUI writes them for
-    /// "LyCORIS/LoCon": algo=locon (or lora), preset (`LyCORISPreset`), conv_dim / conv_alpha (defaults: the network's; conv_dim=0
-    /// leaves the wider convolutions out), module_dropout, LoRA+ ratios, and its switches at their defaults. Settings of
-    /// LyCORIS's other algorithms are accepted and named as unused, as LyCORIS passes them by; anything else is an error.
+    /// "LyCORIS/LoCon", "LyCORIS/LoHa" and "LyCORIS/LoKr": algo=locon (or lora), loha or lokr, preset (`LyCORISPreset`),
+    /// conv_dim / conv_alpha (defaults: the network's; conv_dim=0 leaves the wider convolutions out), module_dropout, LoRA+
+    /// ratios, LoKr's factor / decompose_both / full_matrix, and its switches at their defaults. Settings of algorithms
+    /// not chosen are accepted and named as unused, as LyCORIS passes them by; anything else is an error.
     func lycorisArgs() throws -> (convDim: Int?, convAlpha: Float, rankDropout: Double?, moduleDropout: Double?, blocks: LoRANetwork.BlockDims?,
                                   blockRates: BlockLearningRates?, loraPlus: [String: Double]) {
         var convDim = networkDim, convAlpha = networkAlpha, moduleDropout: Double?, loraPlus: [String: Double] = [:], unused: [String] = []
         func off(_ value: String) -> Bool { ["false", "0", ""].contains(value.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))) }
+        let algorithm = lycorisAlgorithm
+        let isLoKr: Bool = { if case .lokr = algorithm { return true } else { return false } }()
+        if lycorisTucker {
+            throw ValidationError("--network-args use_tucker / use_cp (LyCORIS's Tucker decomposition of wider convolutions) is not supported (False is)")
+        }
         for item in networkArgs {
             let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard parts.count == 2 else { throw ValidationError("--network-args \(item): expected key=value") }
             let (key, value) = (parts[0], parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"'")))
             switch key {
             case "algo":
-                guard ["locon", "lora"].contains(value.lowercased()) else {
-                    throw ValidationError("--network-args algo=\(value): lycoris.kohya trains algo=locon here (LoHa, LoKr, iA3, DyLoRA, GLoRA, OFT and full are not built)")
+                guard ["locon", "lora", "loha", "lokr"].contains(value.lowercased()) else {
+                    throw ValidationError("--network-args algo=\(value): lycoris.kohya trains algo=locon, loha and lokr here (iA3, DyLoRA, GLoRA, OFT, "
+                                          + "BOFT and full are not built)")
                 }
             case "preset":
                 guard LyCORISPreset(rawValue: value) != nil else {
@@ -193,14 +237,20 @@ struct NetworkOptions: ParsableArguments {
             case "rank_dropout", "dropout":
                 // LyCORIS's rank dropout drops rows of the weight change, not kohya's rank channels: not built.
                 guard let v = Double(value), v == 0 else { throw ValidationError("--network-args \(key)=\(value) with lycoris.kohya is not supported (0 is)") }
-            case "use_tucker", "use_cp", "use_conv_cp", "use_scalar", "dora_wd", "train_norm", "rs_lora", "train_t5xxl":
+            case "use_scalar", "dora_wd", "train_norm", "rs_lora", "train_t5xxl":
                 guard off(value) else { throw ValidationError("--network-args \(key)=\(value) with lycoris.kohya is not supported (False is)") }
-            case "disable_conv_cp":
-                guard !off(value) else { throw ValidationError("--network-args disable_conv_cp=\(value) (Tucker decomposition) is not supported") }
+            case "use_tucker", "use_cp", "use_conv_cp", "disable_conv_cp":
+                break   // lycorisTucker, below
             case "bypass_mode", "rank_dropout_scale":
                 break   // the same sums in another order, and a scale for a rank dropout that is 0
+            case "factor" where isLoKr:
+                guard let v = Int(value), v == -1 || v >= 1 else { throw ValidationError("--network-args factor=\(value): a whole number, -1 or at least 1") }
+            case "full_matrix" where isLoKr, "decompose_both" where isLoKr:
+                break   // lycorisAlgorithm
+            case "unbalanced_factorization" where isLoKr:
+                guard off(value) else { throw ValidationError("--network-args unbalanced_factorization=\(value) is not supported (False is)") }
             case "factor", "decompose_both", "block_size", "constraint", "rescaled", "full_matrix", "unbalanced_factorization", "wd_on_output":
-                unused.append(key)   // other algorithms' settings, which LyCORIS's LoCon does not read either
+                unused.append(key)   // other algorithms' settings, which the chosen one does not read either
             case "loraplus_lr_ratio", "loraplus_unet_lr_ratio", "loraplus_text_encoder_lr_ratio":
                 guard let v = Double(value), v > 0 else { throw ValidationError("--network-args \(item): a positive ratio") }
                 loraPlus[key] = v
@@ -209,7 +259,9 @@ struct NetworkOptions: ParsableArguments {
                                       + "loraplus ratios, and LyCORIS's switches at their defaults are)")
             }
         }
-        if !unused.isEmpty { printError("note: --network-args \(unused.joined(separator: ", ")): settings of other LyCORIS algorithms, unused by LoCon (as in LyCORIS)") }
+        if !unused.isEmpty {
+            printError("note: --network-args \(unused.joined(separator: ", ")): settings of other LyCORIS algorithms, unused by \(algorithm.name) (as in LyCORIS)")
+        }
         return (convDim, convAlpha, nil, moduleDropout, nil, nil, loraPlus)
     }
 }

@@ -39,7 +39,7 @@ struct TrainingSession {
                         + (ranks.min() == ranks.max() ? "" : "–\(ranks.max()!)"))
         } else if configuration.networkModule == .lycoris {
             // LyCORIS's own log lines (lycoris.kohya): its algo and preset, then the dims.
-            ToolRun.say("Using rank adaptation algo: locon, preset \(configuration.lycorisPreset.rawValue). dim: \(configuration.networkDim), "
+            ToolRun.say("Using rank adaptation algo: \(configuration.lycorisAlgorithm.name), preset \(configuration.lycorisPreset.rawValue). dim: \(configuration.networkDim), "
                         + "alpha: \(formatNumber(Double(configuration.networkAlpha))), conv dim: \(configuration.convDim ?? configuration.networkDim), "
                         + "conv alpha: \(formatNumber(Double(configuration.convAlpha)))")
         } else {

@@ -65,7 +65,7 @@ final class TrainingStepTests: XCTestCase {
     /// (torch's AVX2 or scalar normal path, as the golden's cpu_capability says it ran).
     func drawGoldenFactors(_ network: LoRANetwork, names: [String], golden: ModelFile) throws {
         let capability = (golden.metadata["cpu_capability"] ?? "").uppercased()
-        let byName = Dictionary(uniqueKeysWithValues: network.modules.map { ($0.name, $0) })
+        let byName = Dictionary(uniqueKeysWithValues: network.loraModules.map { ($0.name, $0) })
         var generator = TorchGenerator(seed: 1, variant: capability == "AVX2" || capability == "AVX512" ? .avx2 : .libm)
         for name in names {
             let module = try XCTUnwrap(byName[name], name)
@@ -80,8 +80,8 @@ final class TrainingStepTests: XCTestCase {
         XCTAssertEqual(Hashing.sha256(try MappedFile(path: model.path)), golden.metadata["fixture_sha256"],
                        "the fixture generator changed: re-run Fixtures/golden/make_training_golden.py")
         let (network, names, latents, noise, context, timesteps) = try goldenSetup(golden, model: model)
-        XCTAssertEqual(network.modules.count, 192, "kohya's SD1 U-Net module set")
-        XCTAssertEqual(Set(network.modules.map(\.name)), Set(names), "the same modules as kohya's create_modules")
+        XCTAssertEqual(network.loraModules.count, 192, "kohya's SD1 U-Net module set")
+        XCTAssertEqual(Set(network.loraModules.map(\.name)), Set(names), "the same modules as kohya's create_modules")
         let losses = try XCTUnwrap(golden["losses"]).floats()
         let tape = network.tape(for: model)
         let objective = DiffusionObjective()
@@ -94,7 +94,7 @@ final class TrainingStepTests: XCTestCase {
             lastLoss = loss
             if step == 0 {
                 var worst = 0.0
-                for module in network.modules {
+                for module in network.loraModules {
                     for (parameter, kind) in [(module.down, "lora_down"), (module.up, "lora_up")] {
                         let error = relativeError(parameter.gradient.values, try tensor("\(module.name).\(kind).grad"))
                         worst = max(worst, error)
@@ -106,7 +106,7 @@ final class TrainingStepTests: XCTestCase {
             optimizer.update([ParameterGroup(name: "unet", parameters: network.parameters, learningRate: 1e-3)])
         }
         var worst = 0.0
-        for module in network.modules {
+        for module in network.loraModules {
             for (parameter, kind) in [(module.down, "lora_down"), (module.up, "lora_up")] {
                 let error = relativeError(parameter.values, try tensor("\(module.name).\(kind).after10"))
                 worst = max(worst, error)
@@ -147,7 +147,7 @@ final class TrainingStepTests: XCTestCase {
         let expected = Double(try tensor("loss")[0])
         XCTAssertEqual(loss, expected, accuracy: 1e-5 * expected)
         var worst = 0.0, zeros = 0
-        for module in network.modules {
+        for module in network.loraModules {
             for (parameter, kind) in [(module.down, "lora_down"), (module.up, "lora_up")] {
                 let reference = try tensor("\(module.name).\(kind).grad")
                 // The 32-channel level's time_emb_proj: GroupNorm with one channel per group (32 groups) removes the
@@ -165,6 +165,86 @@ final class TrainingStepTests: XCTestCase {
         }
         XCTAssertEqual(zeros, 10, "the five 32-channel ResBlocks' projections, down and up")
         print(String(format: "LyCORIS LoCon step on the SD1 engine fixture: loss %.7f (torch %.7f), worst gradient error %.2e", loss, expected, worst))
+    }
+
+    /// LyCORIS's LoHa and LoKr as lycoris.kohya builds them on the fixture (lycoris_<algo>_step.safetensors: preset
+    /// full, dim 2 alpha 1.5, conv_dim 1 conv_alpha 0.5; LoKr with the GUI's factor=-1 decompose_both=False, which
+    /// LyCORIS reads as true): each module's tensors (names, shapes, order) and saved alpha, then one step from factors
+    /// drawn as the script draws them: the loss within 1e-5 and every gradient within 1e-4 of LyCORIS in torch.
+    func testLyCORISLoHaAndLoKrStepsEqualLyCORISInTorch() throws {
+        let model = try model()
+        let plan = LoRANetwork.lycorisPlan(ModelLayout(model.config), dim: 2, alpha: 1.5, convDim: 1, convAlpha: 0.5, textEncoder: false)
+        for (algorithm, file) in [(LyCORISAlgorithm.loha, "lycoris_loha_step"), (.lokr(factor: -1, decomposeBoth: true, fullMatrix: false), "lycoris_lokr_step")] {
+            let golden = try ModelFile.open(Self.root + "/Fixtures/golden/training/\(file).safetensors")
+            func tensor(_ name: String) throws -> [Float] { try XCTUnwrap(golden[name], "\(file): \(name)").floats() }
+            XCTAssertEqual(Hashing.sha256(try MappedFile(path: model.path)), golden.metadata["fixture_sha256"],
+                           "the fixture generator changed: re-run Fixtures/golden/make_training_golden.py")
+            let entries = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data((golden.metadata["modules"] ?? "[]").utf8)) as? [[Any]])
+            let network = LoRANetwork.lycoris(plan: plan, algorithm: algorithm, uniform: { 0.5 }, normal: { [Float](repeating: 0, count: $0) })
+            XCTAssertEqual(network.modules.count, entries.count, file)
+            let byName = Dictionary(uniqueKeysWithValues: network.modules.map { ($0.name, $0) })
+            var generator = TorchGenerator(seed: 1, variant: ["AVX2", "AVX512"].contains((golden.metadata["cpu_capability"] ?? "").uppercased()) ? .avx2 : .libm)
+            for entry in entries {
+                let name = try XCTUnwrap(entry[0] as? String), alpha = try XCTUnwrap(entry[2] as? Double)
+                let tensors = try XCTUnwrap(entry[3] as? [[Any]]).map { ($0[0] as? String ?? "", $0[1] as? [Int] ?? []) }
+                let module = try XCTUnwrap(byName[name], "\(file): LyCORIS's \(name) missing")
+                XCTAssertEqual(module.parameters.map(\.key), tensors.map { name + "." + $0.0 }, "\(file) \(name): tensors and their order")
+                XCTAssertEqual(module.parameters.map(\.shape), tensors.map(\.1), "\(file) \(name): shapes")
+                XCTAssertEqual(Double(module.alpha), alpha, "\(file) \(name): saved alpha")
+                for parameter in module.parameters { parameter.values = generator.randn(parameter.count).map { $0 * 0.2 } }
+            }
+            let loss = unetTrainingStep(model.unet, tape: network.tape(for: model), objective: DiffusionObjective(),
+                                        latents: Tensor(shape: [2, 4, 16, 16], values: try tensor("latents")),
+                                        noise: Tensor(shape: [2, 4, 16, 16], values: try tensor("noise")),
+                                        timesteps: try tensor("timesteps").map { Int($0) },
+                                        context: Tensor(shape: [2, 77, 128], values: try tensor("context"))).loss
+            let expected = Double(try tensor("loss")[0])
+            XCTAssertEqual(loss, expected, accuracy: 1e-5 * expected, file)
+            var worst = 0.0, zeros = 0
+            for parameter in network.parameters {
+                let reference = try tensor(parameter.key + ".grad")
+                // The 32-channel level's time_emb_proj: its ΔW's gradient is 0 in exact arithmetic (see the LoCon test).
+                if reference.map(abs).max() ?? 0 < 1e-7 {
+                    XCTAssertLessThan(parameter.gradient.values.map(abs).max() ?? 0, 1e-7, "\(parameter.key) gradient is zero in torch")
+                    zeros += 1
+                    continue
+                }
+                let error = relativeError(parameter.gradient.values, reference)
+                worst = max(worst, error)
+                XCTAssertLessThan(error, 1e-4, "\(parameter.key) gradient")
+            }
+            XCTAssertGreaterThan(network.parameters.count - zeros, 1000, "\(file): gradients compared")
+            print(String(format: "LyCORIS %@ step on the SD1 engine fixture: loss %.7f (torch %.7f), worst gradient error %.2e, %d zero gradients",
+                         algorithm.name, loss, expected, worst, zeros))
+        }
+    }
+
+    /// LokrModule's split of layers at SD1/SD2's real widths (lokr_layouts.json) for the kohya_ss GUI's LoKr settings
+    /// (dim 64 factor -1, dim 100000 factor 6, small ranks, full_matrix, alpha 0): the same tensors in the same order
+    /// and shapes, the same saved alpha and scale; and the memory estimate counts what the module holds.
+    func testLoKrSplitsLayersAsLyCORIS() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: Self.root + "/Fixtures/golden/training/lokr_layouts.json"))
+        let layouts = try XCTUnwrap((try JSONSerialization.jsonObject(with: data) as? [String: Any])?["layouts"] as? [[String: Any]])
+        XCTAssertEqual(layouts.count, 120)
+        for entry in layouts {
+            let inputs = try XCTUnwrap(entry["in"] as? Int), outputs = try XCTUnwrap(entry["out"] as? Int), kernel = try XCTUnwrap(entry["kernel"] as? Int)
+            let dim = try XCTUnwrap(entry["dim"] as? Int), alpha = Float(try XCTUnwrap(entry["alpha"] as? Double))
+            let factor = Int(try XCTUnwrap(entry["factor"] as? String))!
+            // The script passes strings as kohya does: any non-empty decompose_both is true in LokrModule.
+            let decomposeBoth = !((entry["decompose_both"] as? String) ?? "").isEmpty, fullMatrix = entry["full_matrix"] as? Bool ?? false
+            let shape: LoRAModule.Shape = entry["kind"] as? String == "linear" ? .linear(in: inputs, out: outputs)
+                : .conv(in: inputs, out: outputs, kernel: kernel, stride: 1, padding: kernel / 2)
+            let layout = LoKrLayout(shape, rank: dim, factor: factor, decomposeBoth: decomposeBoth, fullMatrix: fullMatrix)
+            let module = LoKrModule.lycorisInitialized(name: "m", shape: shape, layout: layout, rank: dim, alpha: alpha) { 0.5 }
+            let label = "\(entry["kind"]!) \(inputs)→\(outputs) k\(kernel) dim \(dim) factor \(factor)"
+            let tensors = try XCTUnwrap(entry["tensors"] as? [[Any]]).map { ("m." + ($0[0] as? String ?? ""), $0[1] as? [Int] ?? []) }
+            XCTAssertEqual(module.parameters.map(\.key), tensors.map(\.0), label)
+            XCTAssertEqual(module.parameters.map(\.shape), tensors.map(\.1), label)
+            XCTAssertEqual(Double(module.alpha), try XCTUnwrap(entry["saved_alpha"] as? Double), label)
+            XCTAssertEqual(Double(module.scale), try XCTUnwrap(entry["scale"] as? Double), accuracy: 1e-7, label)
+            XCTAssertEqual(layout.parameterCount(rank: dim), module.parameters.reduce(0) { $0 + $1.count }, label)
+            if shape.weightCount < 200_000 { XCTAssertEqual(module.delta(), [Float](repeating: 0, count: shape.weightCount), "\(label): ΔW starts at 0") }
+        }
     }
 
     /// Each LyCORIS preset the kohya_ss GUI offers places the modules lycoris.kohya places (lycoris_presets.json:
@@ -211,7 +291,7 @@ final class TrainingStepTests: XCTestCase {
             let loss = precision.run { unetTrainingStep(model.unet, tape: tape, objective: DiffusionObjective(), latents: latents, noise: noise,
                                                         timesteps: timesteps, context: context).loss }
             var gradients: [String: [Float]] = [:]
-            for m in network.modules { (gradients[m.name + ".lora_down"], gradients[m.name + ".lora_up"]) = (m.down.gradient.values, m.up.gradient.values) }
+            for m in network.loraModules { (gradients[m.name + ".lora_down"], gradients[m.name + ".lora_up"]) = (m.down.gradient.values, m.up.gradient.values) }
             return (loss, gradients)
         }
         // The loss's relative difference, and the gradients' over all modules: ‖a − b‖ / ‖b‖ (one module's worst
@@ -263,9 +343,9 @@ final class TrainingStepTests: XCTestCase {
         let model = try model()
         XCTAssertEqual(Hashing.sha256(try MappedFile(path: model.path)), golden.metadata["fixture_sha256"])
         let network = LoRANetwork.kohya(ModelLayout(model.config), dim: rank, alpha: alpha, unet: false, textEncoder: true) { 0.5 }
-        XCTAssertEqual(Set(network.modules.map(\.name)), Set(names), "kohya's text-encoder modules")
+        XCTAssertEqual(Set(network.loraModules.map(\.name)), Set(names), "kohya's text-encoder modules")
         // The script's factors: normal(0, 0.2) from a generator seeded 2, down then up, in its module order.
-        let byName = Dictionary(uniqueKeysWithValues: network.modules.map { ($0.name, $0) })
+        let byName = Dictionary(uniqueKeysWithValues: network.loraModules.map { ($0.name, $0) })
         var generator = TorchGenerator(seed: 2, variant: capability == "AVX2" || capability == "AVX512" ? .avx2 : .libm)
         for name in names {
             let module = try XCTUnwrap(byName[name])
@@ -285,7 +365,7 @@ final class TrainingStepTests: XCTestCase {
         let expectedLoss = try XCTUnwrap(golden["loss"]).floats()[0]
         XCTAssertEqual(loss, Double(expectedLoss), accuracy: 1e-5 * Double(expectedLoss))
         var worst = 0.0
-        for module in network.modules {
+        for module in network.loraModules {
             if !reached.contains(module.name) {
                 XCTAssertTrue(module.down.gradient.values.allSatisfy { $0 == 0 } && module.up.gradient.values.allSatisfy { $0 == 0 }, module.name)
                 continue
@@ -324,7 +404,7 @@ final class TrainingStepTests: XCTestCase {
             let trainer = try LoRATrainer(model: model, plan: plan, validation: plan, configuration: c)
             try trainer.cacheLatents()
             var generator = TorchGenerator(seed: 3, variant: .libm)
-            for module in trainer.network.modules { module.up.values = generator.randn(module.up.count).map { $0 * 0.05 } }
+            for module in trainer.network.loraModules { module.up.values = generator.randn(module.up.count).map { $0 * 0.05 } }
             return trainer
         }
         let withDropout = try trainer(dropout: true), plain = try trainer(dropout: false)
@@ -333,7 +413,7 @@ final class TrainingStepTests: XCTestCase {
         XCTAssertEqual(try withDropout.validationLoss(epoch: 1, step: 5), first, "the same draws at every validation")
         XCTAssertEqual(try plain.validationLoss(epoch: 1, step: 0), first, "no dropout in validation")
         XCTAssertTrue(withDropout.network.parameters.allSatisfy { $0.gradient.values.allSatisfy { $0 == 0 } }, "no gradient from validation")
-        for module in plain.network.modules { module.up.values = [Float](repeating: 0, count: module.up.count) }
+        for module in plain.network.loraModules { module.up.values = [Float](repeating: 0, count: module.up.count) }
         let base = try XCTUnwrap(try plain.validationLoss(epoch: 1, step: 0))
         XCTAssertNotEqual(base, first, "the network's state moves the validation loss")
         XCTAssertTrue(base.isFinite && base > 0)
@@ -422,13 +502,13 @@ final class TrainingStepTests: XCTestCase {
         let encoder = try CaptionEncoder(text: model.text, clipSkip: 1, weighted: true)
         let network = LoRANetwork.kohya(ModelLayout(model.config), dim: 2, alpha: 2, unet: false, textEncoder: true) { 0.5 }
         var generator = TorchGenerator(seed: 5, variant: .libm)
-        for module in network.modules { for p in [module.down, module.up] { p.values = generator.randn(p.count).map { $0 * 0.3 } } }
+        for module in network.loraModules { for p in [module.down, module.up] { p.values = generator.randn(p.count).map { $0 * 0.3 } } }
         let tape = network.tape(for: model, components: [.textEncoder1])
         let captions = ["zkw shape, (red star:1.5), [[blue background]]"]
         let (context, saved) = encoder.contextsSaving(captions, tape: tape)
         let g = generator.randn(context.count)
         encoder.backward(saved, contextGradient: Tensor(shape: context.shape, values: g), tape: tape)
-        let module = network.modules[network.modules.count - 1]
+        let module = network.loraModules[network.loraModules.count - 1]
         let direction = generator.randn(module.up.count)
         let analytic = zip(module.up.gradient.values, direction).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
         func objective(_ step: Float) -> Double {

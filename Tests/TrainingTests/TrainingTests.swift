@@ -669,12 +669,12 @@ final class NetworkBlockTests: XCTestCase {
     func testLoConAndBlockDims() {
         let layout = ModelLayout(.real(.sd1))
         let plain = LoRANetwork.kohya(layout, dim: 4, alpha: 1, textEncoder: false) { 0.5 }
-        XCTAssertEqual(plain.modules.count, 192)
+        XCTAssertEqual(plain.loraModules.count, 192)
         let locon = LoRANetwork.kohya(layout, dim: 8, alpha: 4, convDim: 2, convAlpha: 1, textEncoder: false) { 0.5 }
-        XCTAssertEqual(locon.modules.count, 278, "kohya's count with conv_dim: 192 + 86")
-        let timeEmbedding = locon.modules.first { $0.name.hasSuffix("time_emb_proj") }!
+        XCTAssertEqual(locon.loraModules.count, 278, "kohya's count with conv_dim: 192 + 86")
+        let timeEmbedding = locon.loraModules.first { $0.name.hasSuffix("time_emb_proj") }!
         XCTAssertEqual([timeEmbedding.rank, Int(timeEmbedding.alpha)], [8, 4], "Linear layers in resnets take network_dim/alpha")
-        let conv = locon.modules.first { $0.name.hasSuffix("resnets_0_conv1") }!
+        let conv = locon.loraModules.first { $0.name.hasSuffix("resnets_0_conv1") }!
         XCTAssertEqual([conv.rank, Int(conv.alpha)], [2, 1], "3×3 convolutions take conv_dim/conv_alpha")
         // Block dims: 0 leaves a block out; conv dims per block.
         var dims = [Int](repeating: 4, count: 25), convDims = [Int](repeating: 2, count: 25)
@@ -684,10 +684,10 @@ final class NetworkBlockTests: XCTestCase {
         let blocks = LoRANetwork.BlockDims(dims: dims, alphas: [Float](repeating: 2, count: 25), convDims: convDims,
                                            convAlphas: [Float](repeating: 1, count: 25))
         let network = LoRANetwork.kohya(layout, dim: 8, alpha: 8, convDim: 2, textEncoder: false, blocks: blocks) { 0.5 }
-        XCTAssertFalse(network.modules.contains { $0.name.hasPrefix("lora_unet_down_blocks_0_attentions_0_") })
-        XCTAssertTrue(network.modules.filter { $0.name.hasPrefix("lora_unet_up_blocks_3_attentions_2_") }.allSatisfy { $0.rank == 16 })
-        XCTAssertFalse(network.modules.contains { $0.name.hasPrefix("lora_unet_mid_block_resnets") && $0.name.hasSuffix("conv1") })
-        XCTAssertTrue(network.modules.contains { $0.name == "lora_unet_mid_block_resnets_0_time_emb_proj" && $0.rank == 4 })
+        XCTAssertFalse(network.loraModules.contains { $0.name.hasPrefix("lora_unet_down_blocks_0_attentions_0_") })
+        XCTAssertTrue(network.loraModules.filter { $0.name.hasPrefix("lora_unet_up_blocks_3_attentions_2_") }.allSatisfy { $0.rank == 16 })
+        XCTAssertFalse(network.loraModules.contains { $0.name.hasPrefix("lora_unet_mid_block_resnets") && $0.name.hasSuffix("conv1") })
+        XCTAssertTrue(network.loraModules.contains { $0.name == "lora_unet_mid_block_resnets_0_time_emb_proj" && $0.rank == 4 })
     }
 }
 
@@ -716,7 +716,7 @@ final class BlockLearningRateTests: XCTestCase {
         XCTAssertEqual(blocks.dims[12], 0)
         XCTAssertEqual(blocks.dims[1], 4)
         let network = LoRANetwork.kohya(ModelLayout(.real(.sd1)), dim: 4, alpha: 1, textEncoder: false, blocks: blocks) { 0.5 }
-        XCTAssertEqual(network.modules.count, 192 - 12, "the mid block's transformer loses its 12 modules")
+        XCTAssertEqual(network.loraModules.count, 192 - 12, "the mid block's transformer loses its 12 modules")
     }
 }
 

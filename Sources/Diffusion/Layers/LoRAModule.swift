@@ -6,7 +6,7 @@ import LoRACore
 /// `lora_down` [rank, in] (or a conv with the original's kernel, stride and
 /// padding: LoCon/C3Lier) and `lora_up` [out, rank] (a 1×1 conv). Keys are
 /// kohya's: `<name>.lora_down.weight`, `<name>.lora_up.weight`, `<name>.alpha`.
-public struct LoRAModule: Sendable {
+public struct LoRAModule: TrainedModule {
     public enum Shape: Sendable, Equatable {
         case linear(in: Int, out: Int)
         case conv(in: Int, out: Int, kernel: Int, stride: Int, padding: Int)
@@ -21,6 +21,7 @@ public struct LoRAModule: Sendable {
     public let up: Parameter
 
     public var scale: Float { alpha / Float(rank) }
+    public var parameters: [Parameter] { [down, up] }
 
     /// What the backward needs from the forward.
     public struct Saved: Sendable {
@@ -50,23 +51,20 @@ public struct LoRAModule: Sendable {
         }
     }
 
-    private var downLayer: (linear: Linear?, conv: Conv2d?) {
+    /// down as a layer: the wrapped layer's inputs, kernel, stride and padding, `rank` outputs.
+    private var downLayer: ModuleLayer {
         switch shape {
-        case let .linear(inputs, _):
-            return (Linear(inFeatures: inputs, outFeatures: rank, weight: down.values, bias: nil, parts: [.init(key: down.key, biasKey: nil, rows: 0..<rank)]), nil)
+        case let .linear(inputs, _): return ModuleLayer(.linear(in: inputs, out: rank), key: down.key, weight: down.values)
         case let .conv(inputs, _, kernel, stride, padding):
-            return (nil, Conv2d(key: down.key, biasKey: "", inChannels: inputs, outChannels: rank, kernel: kernel, stride: stride, padding: .same(padding),
-                                weight: down.values, bias: [Float](repeating: 0, count: rank)))
+            return ModuleLayer(.conv(in: inputs, out: rank, kernel: kernel, stride: stride, padding: padding), key: down.key, weight: down.values)
         }
     }
 
-    private var upLayer: (linear: Linear?, conv: Conv2d?) {
+    /// up as a layer: linear, or a 1×1 convolution.
+    private var upLayer: ModuleLayer {
         switch shape {
-        case let .linear(_, outputs):
-            return (Linear(inFeatures: rank, outFeatures: outputs, weight: up.values, bias: nil, parts: [.init(key: up.key, biasKey: nil, rows: 0..<outputs)]), nil)
-        case let .conv(_, outputs, _, _, _):
-            return (nil, Conv2d(key: up.key, biasKey: "", inChannels: rank, outChannels: outputs, kernel: 1, padding: .same(0),
-                                weight: up.values, bias: [Float](repeating: 0, count: outputs)))
+        case let .linear(_, outputs): return ModuleLayer(.linear(in: rank, out: outputs), key: up.key, weight: up.values)
+        case let .conv(_, outputs, _, _, _): return ModuleLayer(.conv(in: rank, out: outputs, kernel: 1, stride: 1, padding: 0), key: up.key, weight: up.values)
         }
     }
 
@@ -75,16 +73,16 @@ public struct LoRAModule: Sendable {
     /// kohya's training-time dropouts (module, neuron, rank) applied.
     public func forward(_ x: Tensor, dropout: LoRADropout? = nil) -> (output: Tensor, saved: Saved) {
         if let dropout, dropout.skipsModule(name) {
-            return (Tensor(zeros: outputShape(for: x)), Saved(input: x, hidden: x, mask: nil, outputFactor: 0, skipped: true))
+            return (Tensor(zeros: shape.outputShape(for: x)), Saved(input: x, hidden: x, mask: nil, outputFactor: 0, skipped: true))
         }
-        let (downLinear, downConv) = downLayer, (upLinear, upConv) = upLayer
-        var hidden = downLinear?.forward(x) ?? downConv!.forward(x)
+        var hidden = downLayer.forward(x)
         var saved = Saved(input: x, hidden: hidden)
-        if let dropout, let (mask, factor) = dropout.masks(name, hiddenShape: hidden.shape, rank: rank, convolution: downConv != nil) {
+        let convolution: Bool = { if case .conv = shape { return true } else { return false } }()
+        if let dropout, let (mask, factor) = dropout.masks(name, hiddenShape: hidden.shape, rank: rank, convolution: convolution) {
             for i in hidden.values.indices { hidden.values[i] *= mask[i] }
             saved = Saved(input: x, hidden: hidden, mask: mask, outputFactor: factor)
         }
-        var output = upLinear?.forward(hidden) ?? upConv!.forward(hidden)
+        var output = upLayer.forward(hidden)
         let factor = multiplier * scale * saved.outputFactor
         for i in output.values.indices { output.values[i] *= factor }
         return (output, saved)
@@ -97,21 +95,8 @@ public struct LoRAModule: Sendable {
         var scaled = dy
         let factor = multiplier * scale * saved.outputFactor
         for i in scaled.values.indices { scaled.values[i] *= factor }
-        let (downLinear, downConv) = downLayer, (upLinear, upConv) = upLayer
-        var dHidden = upLinear?.backward(input: saved.hidden, outputGradient: scaled, weightGradient: up.gradient)
-            ?? upConv!.backward(input: saved.hidden, outputGradient: scaled, weightGradient: up.gradient)
+        var dHidden = upLayer.backward(input: saved.hidden, outputGradient: scaled, weightGradient: up.gradient)
         if let mask = saved.mask { for i in dHidden.values.indices { dHidden.values[i] *= mask[i] } }
-        return downLinear?.backward(input: saved.input, outputGradient: dHidden, weightGradient: down.gradient)
-            ?? downConv!.backward(input: saved.input, outputGradient: dHidden, weightGradient: down.gradient)
-    }
-
-    /// The wrapped layer's output shape for input x.
-    private func outputShape(for x: Tensor) -> [Int] {
-        switch shape {
-        case let .linear(_, outputs): return Array(x.shape.dropLast()) + [outputs]
-        case let .conv(_, outputs, kernel, stride, padding):
-            let h = (x.shape[2] + 2 * padding - kernel) / stride + 1, w = (x.shape[3] + 2 * padding - kernel) / stride + 1
-            return [x.shape[0], outputs, h, w]
-        }
+        return downLayer.backward(input: saved.input, outputGradient: dHidden, weightGradient: down.gradient)
     }
 }

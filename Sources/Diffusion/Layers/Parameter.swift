@@ -1,3 +1,4 @@
+import LinearAlgebra
 import LoRACore
 
 /// A trained tensor: its values, the gradient its backward passes add into
@@ -17,4 +18,17 @@ public final class Parameter: @unchecked Sendable {
     }
 
     public var count: Int { values.count }
+}
+
+extension Parameter {
+    /// The values as a matrix of `shape[0]` rows (a conv kernel's other axes flattened into columns).
+    var matrix: Matrix { Matrix(rows: shape[0], cols: count / shape[0], values: values) }
+}
+
+extension Gradient {
+    /// Adds a matrix of the parameter's count, element by element.
+    func add(_ m: Matrix) {
+        precondition(m.values.count == values.count)
+        withPointer { g in for i in m.values.indices { g[i] += m.values[i] } }
+    }
 }

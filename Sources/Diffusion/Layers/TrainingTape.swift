@@ -8,16 +8,17 @@ import LoRACore
 /// in call order (a layer runs once per pass).
 public final class TrainingTape: @unchecked Sendable {
     public struct Attachment: Sendable {
-        public let module: LoRAModule
+        public let module: any TrainedModule
         public let rows: Range<Int>?
-        public init(_ module: LoRAModule, rows: Range<Int>? = nil) {
+        public init(_ module: any TrainedModule, rows: Range<Int>? = nil) {
             self.module = module
             self.rows = rows
         }
     }
 
     public let modules: [String: [Attachment]]
-    private var saved: [String: [LoRAModule.Saved]] = [:]
+    /// Each module's `Saved`, of its own kind.
+    private var saved: [String: [any Sendable]] = [:]
     /// kohya's module/neuron/rank dropouts for the modules on this tape (training only).
     public var dropout: LoRADropout?
     /// Training a model's own weights (the tiny model trained from scratch):
@@ -43,7 +44,7 @@ public final class TrainingTape: @unchecked Sendable {
     /// their outputs but keep nothing (the block's backward recomputes them).
     var recording = true
 
-    func record(_ key: String, _ s: LoRAModule.Saved) {
+    func record(_ key: String, _ s: any Sendable) {
         if recording { saved[key, default: []].append(s) }
     }
 
@@ -62,7 +63,7 @@ public final class TrainingTape: @unchecked Sendable {
         for key in saved.keys where !keep.contains(key) { saved[key] = nil }
     }
 
-    func recorded(_ key: String) -> [LoRAModule.Saved] { saved[key] ?? [] }
+    func recorded(_ key: String) -> [any Sendable] { saved[key] ?? [] }
 }
 
 /// Copies columns [offset, offset + count) of a [rows, width] matrix out, or adds a block into them.
@@ -117,7 +118,7 @@ extension Linear {
             for (attachment, saved) in zip(tape.modules[part.key] ?? [], tape.recorded(part.key)) {
                 let rows = attachment.rows.map { (part.rows.lowerBound + $0.lowerBound)..<(part.rows.lowerBound + $0.upperBound) } ?? part.rows
                 let slice = columns(dy, width: outFeatures, offset: rows.lowerBound, count: rows.count)
-                addInPlace(&dx, attachment.module.backward(saved, outputGradient: slice))
+                addInPlace(&dx, attachment.module.backward(recorded: saved, outputGradient: slice))
             }
         }
         return dx
@@ -140,7 +141,7 @@ extension Conv2d {
         guard let tape else { return backward(input: x, outputGradient: dy) }
         var dx = backward(input: x, outputGradient: dy, weightGradient: tape.gradient(key), biasGradient: tape.gradient(biasKey))
         for (attachment, saved) in zip(tape.modules[key] ?? [], tape.recorded(key)) {
-            addInPlace(&dx, attachment.module.backward(saved, outputGradient: dy))
+            addInPlace(&dx, attachment.module.backward(recorded: saved, outputGradient: dy))
         }
         return dx
     }

@@ -26,6 +26,8 @@ public final class StableDiffusionModel: @unchecked Sendable {
     public let prediction: Prediction
     /// Every weight the layers read: layer key → the checkpoint's own name.
     public let layerKeys: [String: String]
+    /// The checkpoint's tensors that `Options.baseLoRAs` changed, as the layers hold them (by the checkpoint's names).
+    public let bakedWeights: [String: [Float]]
     public let schedule = NoiseSchedule.standard
 
     public struct Options: Sendable {
@@ -62,6 +64,7 @@ public final class StableDiffusionModel: @unchecked Sendable {
         weights.replacements = try StableDiffusionModel.baked(options.baseLoRAs, into: file)
         let log = Weights.KeyLog()
         weights.log = log
+        bakedWeights = weights.replacements
         self.path = path
         self.vaePath = options.vae
         self.file = file

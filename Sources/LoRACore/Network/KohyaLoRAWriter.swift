@@ -32,24 +32,39 @@ public struct LowRankModule: Sendable {
 public enum KohyaLoRAWriter {
     public static func write(_ modules: [LowRankModule], to path: String, dtype: DType, metadata: Metadata,
                              inputs: [String] = []) throws(ModelError) -> String {
-        var entries: [SafeTensorsWriter.Entry] = []
+        var tensors: [NamedTensor] = []
         for m in modules {
             let conv = m.weightShape.count == 4
             let downShape = conv ? [m.rank] + Array(m.weightShape.dropFirst()) : [m.rank, m.down.cols]
             let upShape = conv ? [m.up.rows, m.rank, 1, 1] : [m.up.rows, m.rank]
-            entries.append(.init(name: m.name + ".lora_down.weight", dtype: dtype, shape: downShape))
-            entries.append(.init(name: m.name + ".lora_up.weight", dtype: dtype, shape: upShape))
-            entries.append(.init(name: m.name + ".alpha", dtype: dtype, shape: []))
+            tensors.append(NamedTensor(name: m.name + ".lora_down.weight", shape: downShape, values: m.down.values))
+            tensors.append(NamedTensor(name: m.name + ".lora_up.weight", shape: upShape, values: m.up.values))
+            tensors.append(NamedTensor(name: m.name + ".alpha", shape: [], values: [Float(m.alpha)]))
         }
+        return try write(tensors: tensors, to: path, dtype: dtype, metadata: metadata, inputs: inputs)
+    }
+
+    /// A tensor of a network file: its key, shape and values (written in `dtype`).
+    public struct NamedTensor: Sendable {
+        public var name: String
+        public var shape: [Int]
+        public var values: [Float]
+        public init(name: String, shape: [Int], values: [Float]) {
+            precondition(values.count == shape.reduce(1, *), "\(name): \(values.count) values for shape \(shape)")
+            (self.name, self.shape, self.values) = (name, shape, values)
+        }
+    }
+
+    /// Any network's tensors (LyCORIS's LoHa and LoKr keys too) in the given order, with the metadata and
+    /// `sshs_model_hash` as above; nothing under `path` until complete.
+    public static func write(tensors: [NamedTensor], to path: String, dtype: DType, metadata: Metadata,
+                             inputs: [String] = []) throws(ModelError) -> String {
+        let entries = tensors.map { SafeTensorsWriter.Entry(name: $0.name, dtype: dtype, shape: $0.shape) }
         let writer = try SafeTensorsWriter(path: path, metadata: metadata, entries: entries, inputs: inputs,
                                            reservedMetadata: [MetadataKey.sshsModelHash.rawValue])
         do {
-            for m in modules {
-                try rethrowingModelError {
-                    try m.down.values.withUnsafeBufferPointer { try writer.write(name: m.name + ".lora_down.weight", floats: $0) }
-                    try m.up.values.withUnsafeBufferPointer { try writer.write(name: m.name + ".lora_up.weight", floats: $0) }
-                    try [Float(m.alpha)].withUnsafeBufferPointer { try writer.write(name: m.name + ".alpha", floats: $0) }
-                }
+            for t in tensors {
+                try rethrowingModelError { try t.values.withUnsafeBufferPointer { try writer.write(name: t.name, floats: $0) } }
             }
             let hash = try writer.dataSHA256()
             try writer.patchMetadata(MetadataKey.sshsModelHash.rawValue, value: hash)

@@ -1,12 +1,13 @@
 import Diffusion
 import LoRACore
 
-/// LyCORIS's LoCon (`--network_module lycoris.kohya`, algo locon; lycoris_lora 3.2.0.post2 as kohya_ss pins it, the
-/// GUI's "LyCORIS/LoCon"). Its modules are kohya's LoRAModule in all but placement and the forward's order (it adds
-/// up·down·scale to the weight before the layer runs, the same product to rounding), and its files hold the same keys
-/// (`lora_down.weight`, `lora_up.weight`, `alpha`), so it trains on `LoRAModule`. A preset (`LyCORISPreset`) places
-/// them; within the blocks it names, every Linear and Conv2d: linear and 1×1 layers take dim/alpha, larger kernels
+/// LyCORIS's networks (`--network_module lycoris.kohya`; lycoris_lora 3.2.0.post2 as kohya_ss pins it): the GUI's
+/// "LyCORIS/LoCon", "LyCORIS/LoHa" and "LyCORIS/LoKr" (`LyCORISAlgorithm`). A preset (`LyCORISPreset`) places the
+/// modules; within the blocks it names, every Linear and Conv2d: linear and 1×1 layers take dim/alpha, larger kernels
 /// conv_dim/conv_alpha (conv_dim defaults to dim; 0, or a preset without convolutions, leaves them out).
+/// LoCon's modules are kohya's LoRAModule in all but placement and the forward's order (it adds up·down·scale to the
+/// weight before the layer runs, the same product to rounding), and its files hold the same keys (`lora_down.weight`,
+/// `lora_up.weight`, `alpha`), so it trains on `LoRAModule`; LoHa and LoKr train on `LoHaModule` and `LoKrModule`.
 extension LoRANetwork {
     public static func lycorisPlan(_ layout: ModelLayout, preset: LyCORISPreset = .full, dim: Int, alpha: Float, convDim: Int, convAlpha: Float,
                                    unet: Bool = true, textEncoder: Bool = true,
@@ -28,6 +29,55 @@ extension LoRANetwork {
             plan.append((target, rank, moduleAlpha == 0 ? Float(rank) : moduleAlpha))
         }
         return plan
+    }
+}
+
+/// lycoris.kohya's `algo` network arg, with the settings each algorithm reads.
+public enum LyCORISAlgorithm: Sendable, Equatable {
+    case locon
+    case loha
+    /// LoKr: `factor` (−1: the most balanced split), `decompose_both` (low-rank w1 where the rank is small enough),
+    /// `full_matrix` (w2 always full).
+    case lokr(factor: Int, decomposeBoth: Bool, fullMatrix: Bool)
+
+    /// The name LyCORIS logs and kohya records (`algo=`).
+    public var name: String {
+        switch self {
+        case .locon: return "locon"
+        case .loha: return "loha"
+        case .lokr: return "lokr"
+        }
+    }
+}
+
+extension LoRANetwork {
+    /// The modules of a `lycorisPlan` for `algorithm`, initialised as LyCORIS does. `uniform` gives U(0, 1) draws,
+    /// `normal` N(0, 1) draws; LyCORIS's come from torch's generator, so the values differ, their distributions do not.
+    public static func lycoris(plan: [(target: LoRATarget, rank: Int, alpha: Float)], algorithm: LyCORISAlgorithm,
+                               uniform: () -> Float, normal: (Int) -> [Float]) -> LoRANetwork {
+        guard algorithm != .locon else { return kohya(plan: plan, uniform: uniform) }
+        let modules = plan.map { entry -> any TrainedModule in
+            let name = entry.target.kohyaName, shape = shape(of: entry.target)
+            switch algorithm {
+            case .locon: preconditionFailure()
+            case .loha: return LoHaModule.lycorisInitialized(name: name, shape: shape, rank: entry.rank, alpha: entry.alpha, normal: normal)
+            case let .lokr(factor, decomposeBoth, fullMatrix):
+                let layout = LoKrLayout(shape, rank: entry.rank, factor: factor, decomposeBoth: decomposeBoth, fullMatrix: fullMatrix)
+                return LoKrModule.lycorisInitialized(name: name, shape: shape, layout: layout, rank: entry.rank, alpha: entry.alpha, uniform: uniform)
+            }
+        }
+        return LoRANetwork(modules: modules, targets: plan.map(\.target))
+    }
+
+    /// The values a module of `algorithm` at `rank` on `target` holds.
+    public static func parameterCount(_ target: LoRATarget, rank: Int, algorithm: LyCORISAlgorithm) -> Int {
+        let shape = shape(of: target)
+        switch algorithm {
+        case .locon: return parameterCount(target, rank: rank)
+        case .loha: return 2 * rank * (shape.outputs + shape.columns)
+        case let .lokr(factor, decomposeBoth, fullMatrix):
+            return LoKrLayout(shape, rank: rank, factor: factor, decomposeBoth: decomposeBoth, fullMatrix: fullMatrix).parameterCount(rank: rank)
+        }
     }
 }
 

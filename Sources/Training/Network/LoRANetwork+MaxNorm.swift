@@ -16,7 +16,8 @@ extension LoRANetwork {
     }
 
     @discardableResult
-    public func applyMaxNorm(_ maximum: Double) -> MaxNormReport { LoRANetwork.applyMaxNorm(maximum, to: modules) }
+    /// (kohya's networks.lora only: lora-train refuses --scale-weight-norms with LyCORIS, whose LoHa and LoKr scale by another rule.)
+    public func applyMaxNorm(_ maximum: Double) -> MaxNormReport { LoRANetwork.applyMaxNorm(maximum, to: loraModules) }
 
     @discardableResult
     public static func applyMaxNorm(_ maximum: Double, to modules: [LoRAModule]) -> MaxNormReport {

@@ -9,11 +9,12 @@ import LoRACore
 /// attention and MLP layers; `conv_dim` adds the `.resnet` set (LoCon/C3Lier:
 /// ResBlock convs, time-embedding projections, shortcuts, samplers).
 public struct LoRANetwork: Sendable {
-    public let modules: [LoRAModule]
+    /// kohya's LoRAModule (LoRA, LoCon, LyCORIS's LoCon), or LyCORIS's LoHa or LoKr (`LoRANetwork+LyCORIS.swift`).
+    public let modules: [any TrainedModule]
     /// The target each module wraps (same order).
     public let targets: [LoRATarget]
 
-    public init(modules: [LoRAModule], targets: [LoRATarget]) {
+    public init(modules: [any TrainedModule], targets: [LoRATarget]) {
         precondition(modules.count == targets.count)
         self.modules = modules
         self.targets = targets
@@ -126,12 +127,15 @@ public struct LoRANetwork: Sendable {
         return nil
     }
 
+    /// The modules that are kohya's LoRAModule (all of them unless LyCORIS's LoHa or LoKr trains).
+    public var loraModules: [LoRAModule] { modules.compactMap { $0 as? LoRAModule } }
+
     /// Every trained tensor.
-    public var parameters: [Parameter] { modules.flatMap { [$0.down, $0.up] } }
+    public var parameters: [Parameter] { modules.flatMap(\.parameters) }
 
     /// The trained tensors of one part of the model (kohya's parameter groups: text encoder, U-Net).
     public func parameters(of components: Set<Component>) -> [Parameter] {
-        zip(modules, targets).filter { components.contains($0.1.component) }.flatMap { [$0.0.down, $0.0.up] }
+        zip(modules, targets).filter { components.contains($0.1.component) }.flatMap { $0.0.parameters }
     }
 
     /// The text-encoder block a target sits in (`…layers.N.` in Hugging Face
@@ -157,18 +161,33 @@ public struct LoRANetwork: Sendable {
     }
 
     /// The modules as they are now, as run-time adapters for the inference
-    /// engine (sample images during training), at `multiplier`.
-    public func adapters(for model: StableDiffusionModel, multiplier: Float = 1) -> AdapterSet {
-        var lowRank: [String: [AdapterSet.LowRank]] = [:]
+    /// engine (sample images during training), at `multiplier`: LoRA modules
+    /// as low-rank side paths, LoHa and LoKr folded into their layer's weight
+    /// (W + multiplier·ΔW, as LyCORIS's forward runs them).
+    public func adapters(for model: StableDiffusionModel, multiplier: Float = 1) throws(ModelError) -> AdapterSet {
+        var lowRank: [String: [AdapterSet.LowRank]] = [:], replacements: [String: [Float]] = [:]
         for (key, module, target) in placed(in: model) {
-            lowRank[key, default: []].append(AdapterSet.LowRank(down: module.down.values, up: module.up.values, rank: module.rank,
-                                                                 scale: module.scale * multiplier, rows: target.rows))
+            if let lora = module as? LoRAModule {
+                lowRank[key, default: []].append(AdapterSet.LowRank(down: lora.down.values, up: lora.up.values, rank: lora.rank,
+                                                                     scale: lora.scale * multiplier, rows: target.rows))
+            } else if let dense = module as? any WeightDeltaModule {
+                if replacements[key] == nil {
+                    guard let base = model.bakedWeights[target.checkpointKey] ?? model.file[target.checkpointKey]?.floats() else {
+                        throw ModelError(.mismatch, "the model has no \(target.checkpointKey) for \(module.name)", file: model.path)
+                    }
+                    replacements[key] = base
+                }
+                let delta = dense.delta(), width = dense.shape.columns, offset = (target.rows?.lowerBound ?? 0) * width
+                replacements[key]!.withUnsafeMutableBufferPointer { w in
+                    for i in delta.indices { w[offset + i] += multiplier * delta[i] }
+                }
+            }
         }
-        return AdapterSet(lowRank: lowRank)
+        return AdapterSet(lowRank: lowRank, replacements: replacements)
     }
 
     /// Each module with the key the engine's layer reads its target's weight under.
-    private func placed(in model: StableDiffusionModel) -> [(key: String, module: LoRAModule, target: LoRATarget)] {
+    private func placed(in model: StableDiffusionModel) -> [(key: String, module: any TrainedModule, target: LoRATarget)] {
         var layerKey: [String: String] = [:]
         for (key, name) in model.layerKeys { layerKey[name] = key }
         return zip(modules, targets).map { (layerKey[$0.1.checkpointKey] ?? $0.1.checkpointKey, $0.0, $0.1) }

@@ -14,7 +14,7 @@ extension LoRATrainer {
     public func renderSamples(epoch: Int?, step: Int) throws(ModelError) -> [String] {
         let folder = (configuration.outputDirectory as NSString).appendingPathComponent("sample")
         let pipeline = Pipeline(model: model, precision: configuration.computePrecision)
-        let adapters = network.adapters(for: model)
+        let adapters = try network.adapters(for: model)
         let stamp: String = {
             let f = DateFormatter()
             f.dateFormat = "yyyyMMddHHmmss"

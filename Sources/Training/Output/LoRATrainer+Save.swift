@@ -17,17 +17,12 @@ extension LoRATrainer {
 
     /// The network as a kohya LoRA at `path`; `record` lists it among the run's outputs.
     func saveNetwork(to path: String, epoch: Int, step: Int, record: Bool) throws(ModelError) -> String {
-        let modules = network.modules.map { module -> LowRankModule in
-            let weightShape: [Int], columns: Int
-            switch module.shape {
-            case let .linear(inputs, outputs): (weightShape, columns) = ([outputs, inputs], inputs)
-            case let .conv(inputs, outputs, kernel, _, _): (weightShape, columns) = ([outputs, inputs, kernel, kernel], inputs * kernel * kernel)
-            }
-            return LowRankModule(name: module.name, up: Matrix(rows: weightShape[0], cols: module.rank, values: module.up.values),
-                                 down: Matrix(rows: module.rank, cols: columns, values: module.down.values), alpha: Double(module.alpha),
-                                 weightShape: weightShape)
+        // Each module's parameters under their keys, then its alpha: kohya's lora_down/lora_up/alpha, LyCORIS's hada_*/lokr_*/alpha.
+        let tensors = network.modules.flatMap { module in
+            module.parameters.map { KohyaLoRAWriter.NamedTensor(name: $0.key, shape: $0.shape, values: $0.values) }
+                + [KohyaLoRAWriter.NamedTensor(name: module.name + ".alpha", shape: [], values: [module.alpha])]
         }
-        _ = try KohyaLoRAWriter.write(modules, to: path, dtype: configuration.savePrecision, metadata: metadata(epoch: epoch, step: step),
+        _ = try KohyaLoRAWriter.write(tensors: tensors, to: path, dtype: configuration.savePrecision, metadata: metadata(epoch: epoch, step: step),
                                       inputs: [model.path])
         if record { savedFiles.append(path) }
         return path

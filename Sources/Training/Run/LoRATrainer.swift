@@ -109,7 +109,8 @@ public final class LoRATrainer {
                              + (c.trainUNet && c.trainTextEncoder ? "the U-Net or the text encoder" : c.trainUNet ? "the U-Net (--network-train-unet-only)"
                                 : "the text encoder (--network-train-text-encoder-only)"))
         }
-        let parameters = modules.reduce(0) { $0 + LoRANetwork.parameterCount($1.target, rank: $1.rank) }
+        let algorithm = c.networkModule == .lycoris ? c.lycorisAlgorithm : .locon
+        let parameters = modules.reduce(0) { $0 + LoRANetwork.parameterCount($1.target, rank: $1.rank, algorithm: algorithm) }
         let needed = Double(parameters) * 16, memory = Double(ProcessInfo.processInfo.physicalMemory)
         if needed > memory / 2 {
             throw ModelError(.mismatch, "the network (--network-dim \(configuration.networkDim)"
@@ -117,7 +118,7 @@ public final class LoRATrainer {
                              + "the optimizer's state about \(ReportText.byteSize(Int(needed))), more than half of this machine's "
                              + "\(ReportText.byteSize(Int(memory))); choose a smaller rank")
         }
-        network = LoRANetwork.kohya(plan: modules) { Float(random.uniform()) }
+        network = LoRANetwork.lycoris(plan: modules, algorithm: algorithm, uniform: { Float(random.uniform()) }, normal: { random.normal($0) })
         unetTape = network.tape(for: model, components: [.unet])
         textTape = configuration.trainTextEncoder ? network.tape(for: model, components: [.textEncoder1]) : nil
         let dropout = LoRADropout(neuron: configuration.networkDropout, rank: configuration.rankDropout, module: configuration.moduleDropout,
@@ -351,15 +352,18 @@ public final class LoRATrainer {
     /// `scheduled`: a group's rate now from its base rate.
     func parameterGroups(_ scheduled: (Double) -> Double) -> [ParameterGroup] {
         var groups: [ParameterGroup] = []
-        // kohya's assemble_params: with LoRA+ the lora_up weights form a " plus" group at the rate × ratio.
-        func add(_ name: String, _ modules: [LoRAModule], rate: Double, plusRatio: Double?) {
-            guard rate > 0, !modules.isEmpty else { return }
+        // kohya's (and LyCORIS's) assemble_params: with LoRA+ the tensors whose name has "lora_up" form a " plus" group at
+        // the rate × ratio; a group left empty (LoHa, LoKr: no lora_up) is not added.
+        func add(_ name: String, _ modules: [any TrainedModule], rate: Double, plusRatio: Double?) {
+            let parameters = modules.flatMap(\.parameters)
+            guard rate > 0, !parameters.isEmpty else { return }
             guard let ratio = plusRatio else {
-                groups.append(ParameterGroup(name: name, parameters: modules.flatMap { [$0.down, $0.up] }, learningRate: scheduled(rate)))
+                groups.append(ParameterGroup(name: name, parameters: parameters, learningRate: scheduled(rate)))
                 return
             }
-            groups.append(ParameterGroup(name: name, parameters: modules.map(\.down), learningRate: scheduled(rate)))
-            groups.append(ParameterGroup(name: name + " plus", parameters: modules.map(\.up), learningRate: scheduled(rate * ratio)))
+            let plus = parameters.filter { $0.key.contains("lora_up") }, rest = parameters.filter { !$0.key.contains("lora_up") }
+            if !rest.isEmpty { groups.append(ParameterGroup(name: name, parameters: rest, learningRate: scheduled(rate))) }
+            if !plus.isEmpty { groups.append(ParameterGroup(name: name + " plus", parameters: plus, learningRate: scheduled(rate * ratio))) }
         }
         let c = configuration
         if c.trainTextEncoder {
@@ -378,7 +382,7 @@ public final class LoRATrainer {
             return groups
         }
         // kohya: a group per block, in the order the modules come, named unet_block<index>.
-        var order: [Int] = [], byBlock: [Int: [LoRAModule]] = [:]
+        var order: [Int] = [], byBlock: [Int: [any TrainedModule]] = [:]
         for module in unetModules {
             let index = LoRANetwork.blockIndex(kohyaName: module.name) ?? 0
             if byBlock[index] == nil { order.append(index) }

@@ -13,8 +13,9 @@ public struct TrainingConfiguration: Sendable {
     /// `--network_module`: kohya's networks.lora, or LyCORIS's LoCon (`lycoris.kohya`, `LoRANetwork.lycorisPlan`).
     public enum NetworkModule: String, Sendable { case lora = "networks.lora", lycoris = "lycoris.kohya" }
     public var networkModule = NetworkModule.lora
-    /// lycoris.kohya's `preset` network arg.
+    /// lycoris.kohya's `preset` and `algo` network args (with LoKr's factor, decompose_both, full_matrix).
     public var lycorisPreset = LyCORISPreset.full
+    public var lycorisAlgorithm = LyCORISAlgorithm.locon
     /// LoCon/C3Lier: `--network_args conv_dim=… conv_alpha=…` (conv_alpha default 1). LyCORIS: conv_dim defaults to
     /// the network dim (0: no convolutions wider than 1×1), conv_alpha to the network alpha.
     public var convDim: Int?

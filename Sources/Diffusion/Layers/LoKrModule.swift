@@ -1,0 +1,118 @@
+import LinearAlgebra
+import LoRACore
+
+/// LyCORIS's LoKr (lycoris/modules/lokr.py, lycoris_lora 3.2.0.post2), without a Tucker core:
+///   ΔW = w1 ⊗ w2 · scale       w1 [a, c]: full (`lokr_w1`) or lokr_w1_a [a, r]·lokr_w1_b [r, c]
+///                              w2 [b, d·kh·kw]: full (`lokr_w2`, stored [b, d(, kh, kw)]) or lokr_w2_a [b, r]·lokr_w2_b [r, d·kh·kw]
+/// with out = a·b, in = c·d: ΔW[i·b + p, j·(d·kh·kw) + q] = scale · w1[i, j] · w2[p, q], which is the [out, in, kh, kw]
+/// weight of torch.kron over w1 [a, c, 1, 1] and w2 [b, d, kh, kw]. scale = alpha/rank (1 when both factors are full:
+/// LyCORIS then sets alpha to the rank). The factors' gradients, with G = dΔW read as [a, b, c, d·kh·kw]:
+///   dw1[i, j] = scale · Σ_{p,q} G[i, p, j, q] · w2[p, q]       dw2[p, q] = scale · Σ_{i,j} G[i, p, j, q] · w1[i, j]
+/// and through a low-rank factor A·B: dA = dF·Bᵀ, dB = Aᵀ·dF.
+public struct LoKrModule: WeightDeltaModule {
+    /// One side of the Kronecker product: a full matrix, or a low-rank product.
+    public enum Factor: Sendable {
+        case full(Parameter)
+        case lowRank(Parameter, Parameter)
+
+        var parameters: [Parameter] {
+            switch self {
+            case .full(let w): return [w]
+            case let .lowRank(a, b): return [a, b]
+            }
+        }
+
+        var matrix: Matrix {
+            switch self {
+            case .full(let w): return w.matrix
+            case let .lowRank(a, b): return LinearAlgebra.multiply(a.matrix, b.matrix)
+            }
+        }
+
+        func accumulate(_ d: Matrix) {
+            switch self {
+            case .full(let w): w.gradient.add(d)
+            case let .lowRank(a, b):
+                a.gradient.add(LinearAlgebra.multiply(d, b.matrix, transposeB: true))
+                b.gradient.add(LinearAlgebra.multiply(a.matrix, d, transposeA: true))
+            }
+        }
+    }
+
+    public let name: String
+    public let shape: LoRAModule.Shape
+    public let rank: Int
+    public let alpha: Float
+    public let w1: Factor
+    public let w2: Factor
+
+    public var scale: Float { alpha / Float(rank) }
+    /// LyCORIS registers w1's tensors before w2's.
+    public var parameters: [Parameter] { w1.parameters + w2.parameters }
+
+    public init(name: String, shape: LoRAModule.Shape, rank: Int, alpha: Float, w1: Factor, w2: Factor) {
+        (self.name, self.shape, self.rank, self.alpha, self.w1, self.w2) = (name, shape, rank, alpha, w1, w2)
+    }
+
+    /// Rows of ΔW split over the cores (each row o = i·b + p is w1's row i times w2's row p).
+    public func delta() -> [Float] {
+        let m1 = w1.matrix, m2 = w2.matrix, s = scale
+        let (b, c, width) = (m2.rows, m1.cols, m2.cols), columns = c * width
+        precondition(m1.rows * b == shape.outputs && columns == shape.columns, "\(name): w1 ⊗ w2 does not have the layer's shape")
+        var out = [Float](repeating: 0, count: shape.weightCount)
+        out.withUnsafeMutableBufferPointer { o in m1.values.withUnsafeBufferPointer { v1 in m2.values.withUnsafeBufferPointer { v2 in
+            let (o, v1, v2) = (UncheckedSendable(o.baseAddress!), v1.baseAddress!, v2.baseAddress!)
+            Parallel.forRanges(shape.outputs, cost: columns) { rows in
+                for row in rows {
+                    let (i, p) = row.quotientAndRemainder(dividingBy: b)
+                    for j in 0..<c {
+                        let v = v1[i * c + j] * s, target = o.value + row * columns + j * width, source = v2 + p * width
+                        for q in 0..<width { target[q] = v * source[q] }
+                    }
+                }
+            }
+        } } }
+        return out
+    }
+
+    /// dw1 split over w1's rows, dw2 over w2's rows: each gradient element is summed by one thread in a fixed order.
+    public func accumulateGradients(delta gradient: [Float]) {
+        let m1 = w1.matrix, m2 = w2.matrix, s = scale
+        let (a, b, c, width) = (m1.rows, m2.rows, m1.cols, m2.cols), columns = c * width
+        var d1 = Matrix(zeros: a, c), d2 = Matrix(zeros: b, width)
+        gradient.withUnsafeBufferPointer { g in m1.values.withUnsafeBufferPointer { v1 in m2.values.withUnsafeBufferPointer { v2 in
+            let (g, v1, v2) = (g.baseAddress!, v1.baseAddress!, v2.baseAddress!)
+            d1.values.withUnsafeMutableBufferPointer { d in
+                let d = UncheckedSendable(d.baseAddress!)
+                Parallel.forRanges(a, cost: b * columns) { rows in
+                    for i in rows {
+                        for j in 0..<c {
+                            var sum: Float = 0
+                            for p in 0..<b {
+                                let row = g + (i * b + p) * columns + j * width, source = v2 + p * width
+                                for q in 0..<width { sum += row[q] * source[q] }
+                            }
+                            d.value[i * c + j] = sum * s
+                        }
+                    }
+                }
+            }
+            d2.values.withUnsafeMutableBufferPointer { d in
+                let d = UncheckedSendable(d.baseAddress!)
+                Parallel.forRanges(b, cost: a * columns) { rows in
+                    for p in rows {
+                        let target = d.value + p * width
+                        for i in 0..<a {
+                            for j in 0..<c {
+                                let v = v1[i * c + j] * s, row = g + (i * b + p) * columns + j * width
+                                for q in 0..<width { target[q] += row[q] * v }
+                            }
+                        }
+                    }
+                }
+            }
+        } } }
+        w1.accumulate(d1)
+        w2.accumulate(d2)
+    }
+}

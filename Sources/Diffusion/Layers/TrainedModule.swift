@@ -1,0 +1,87 @@
+import LoRACore
+
+/// A module trained beside a frozen Linear or Conv2d and attached to it by a
+/// `TrainingTape`: kohya's LoRA (`LoRAModule`, also LyCORIS's LoCon), and
+/// LyCORIS's LoHa and LoKr (`WeightDeltaModule`). Its forward returns what
+/// it adds to the layer's output and what its backward needs; its backward
+/// follows the rule in Gradient.swift (dx returned, its parameters' gradients
+/// added into their buffers).
+public protocol TrainedModule: Sendable {
+    associatedtype Saved: Sendable
+    /// kohya's module name (`lora_unet_…`, `lora_te_…`), the prefix of its keys.
+    var name: String { get }
+    /// The trained tensors in the order torch registers them (`named_parameters`), which is the order they enter
+    /// the optimizer's parameter groups.
+    var parameters: [Parameter] { get }
+    /// Saved as `<name>.alpha` beside the parameters (kohya and LyCORIS files alike).
+    var alpha: Float { get }
+    func forward(_ x: Tensor, dropout: LoRADropout?) -> (output: Tensor, saved: Saved)
+    func backward(_ saved: Saved, outputGradient dy: Tensor) -> Tensor
+}
+
+extension TrainedModule {
+    /// The tape keeps every module's activations side by side; each module reads back its own kind.
+    func backward(recorded saved: any Sendable, outputGradient dy: Tensor) -> Tensor {
+        guard let own = saved as? Saved else { preconditionFailure("\(name): activations of another module kind on the tape") }
+        return backward(own, outputGradient: dy)
+    }
+}
+
+extension LoRAModule.Shape {
+    /// The wrapped layer's output shape for input x.
+    func outputShape(for x: Tensor) -> [Int] {
+        switch self {
+        case let .linear(_, outputs): return Array(x.shape.dropLast()) + [outputs]
+        case let .conv(_, outputs, kernel, stride, padding):
+            let h = (x.shape[2] + 2 * padding - kernel) / stride + 1, w = (x.shape[3] + 2 * padding - kernel) / stride + 1
+            return [x.shape[0], outputs, h, w]
+        }
+    }
+
+    /// Values of a weight of this shape: out × in (× kernel²).
+    public var weightCount: Int {
+        switch self {
+        case let .linear(inputs, outputs): return inputs * outputs
+        case let .conv(inputs, outputs, kernel, _, _): return inputs * outputs * kernel * kernel
+        }
+    }
+
+    public var outputs: Int {
+        switch self {
+        case let .linear(_, outputs), let .conv(_, outputs, _, _, _): return outputs
+        }
+    }
+
+    /// Columns of the weight as a matrix: in (× kernel²).
+    public var columns: Int { weightCount / outputs }
+}
+
+/// A Linear or Conv2d of a module's shape running a weight the module holds (its factors, or its ΔW).
+enum ModuleLayer {
+    case linear(Linear)
+    case conv(Conv2d)
+
+    init(_ shape: LoRAModule.Shape, key: String, weight: [Float]) {
+        switch shape {
+        case let .linear(inputs, outputs):
+            self = .linear(Linear(inFeatures: inputs, outFeatures: outputs, weight: weight, bias: nil, parts: [.init(key: key, biasKey: nil, rows: 0..<outputs)]))
+        case let .conv(inputs, outputs, kernel, stride, padding):
+            self = .conv(Conv2d(key: key, biasKey: "", inChannels: inputs, outChannels: outputs, kernel: kernel, stride: stride, padding: .same(padding),
+                                weight: weight, bias: [Float](repeating: 0, count: outputs)))
+        }
+    }
+
+    func forward(_ x: Tensor) -> Tensor {
+        switch self {
+        case .linear(let layer): return layer.forward(x)
+        case .conv(let layer): return layer.forward(x)
+        }
+    }
+
+    func backward(input x: Tensor, outputGradient dy: Tensor, weightGradient: Gradient?) -> Tensor {
+        switch self {
+        case .linear(let layer): return layer.backward(input: x, outputGradient: dy, weightGradient: weightGradient)
+        case .conv(let layer): return layer.backward(input: x, outputGradient: dy, weightGradient: weightGradient)
+        }
+    }
+}

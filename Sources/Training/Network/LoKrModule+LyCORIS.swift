@@ -1,0 +1,80 @@
+import Diffusion
+
+/// How LyCORIS's LokrModule.__init__ splits a layer (lycoris_lora 3.2.0.post2, without Tucker cores): out = a·b and
+/// in = c·d by `factorization`, then w1 [a, c] full, or low-rank [a, r]·[r, c] with decompose_both when the rank is
+/// below half of max(a, c) (and not full_matrix); w2 [b, d·kh·kw] full when the rank is at least half of max(b, d) or
+/// with full_matrix (stored [b, d(, kh, kw)]), else low-rank [b, r]·[r, d·kh·kw].
+public struct LoKrLayout: Sendable, Equatable {
+    public let a: Int, b: Int, c: Int, d: Int
+    /// kh·kw (1 for a linear layer).
+    public let area: Int
+    public let lowRankW1: Bool
+    public let lowRankW2: Bool
+
+    public init(_ shape: LoRAModule.Shape, rank: Int, factor: Int, decomposeBoth: Bool, fullMatrix: Bool) {
+        let (inputs, area): (Int, Int) = {
+            switch shape {
+            case let .linear(inputs, _): return (inputs, 1)
+            case let .conv(inputs, _, kernel, _, _): return (inputs, kernel * kernel)
+            }
+        }()
+        (c, d) = LoKrLayout.factorization(inputs, factor: factor)
+        (a, b) = LoKrLayout.factorization(shape.outputs, factor: factor)
+        self.area = area
+        lowRankW1 = decomposeBoth && Double(rank) < Double(max(a, c)) / 2 && !fullMatrix
+        lowRankW2 = Double(rank) < Double(max(b, d)) / 2 && !fullMatrix
+    }
+
+    /// The values the module holds at `rank`.
+    public func parameterCount(rank r: Int) -> Int {
+        (lowRankW1 ? r * (a + c) : a * c) + (lowRankW2 ? r * (b + d * area) : b * d * area)
+    }
+
+    /// lycoris.functional.general.factorization: dimension = m·n with m ≤ n. A positive factor that divides the
+    /// dimension is one side; otherwise m grows through the divisors while m + n shrinks and m stays within the
+    /// factor (−1: no limit, the most balanced split).
+    public static func factorization(_ dimension: Int, factor: Int) -> (Int, Int) {
+        if factor > 0 && dimension % factor == 0 {
+            let (m, n) = (factor, dimension / factor)
+            return m > n ? (n, m) : (m, n)
+        }
+        let limit = factor < 0 ? dimension : factor
+        var (m, n) = (1, dimension)
+        let length = m + n
+        while m < n {
+            var next = m + 1
+            while dimension % next != 0 { next += 1 }
+            let other = dimension / next
+            if next + other > length || next > limit { break }
+            (m, n) = (next, other)
+        }
+        return m > n ? (n, m) : (m, n)
+    }
+}
+
+extension LoKrModule {
+    /// LyCORIS's LoKr initialisation (without use_scalar): w2 zeros (full), or w2_a Kaiming-uniform and w2_b zeros;
+    /// then w1 (or w1_a and w1_b) Kaiming-uniform with a = √5, i.e. U(−1/√fan_in, 1/√fan_in), fan_in = columns.
+    /// Both factors full: LyCORIS sets alpha to the rank (scale 1); an alpha of 0 means the rank.
+    static func lycorisInitialized(name: String, shape: LoRAModule.Shape, layout l: LoKrLayout, rank: Int, alpha: Float,
+                                   uniform: () -> Float) -> LoKrModule {
+        func kaiming(_ rows: Int, _ columns: Int) -> [Float] {
+            let bound = 1 / Float(columns).squareRoot()
+            return (0..<(rows * columns)).map { _ in (2 * uniform() - 1) * bound }
+        }
+        let w2: LoKrModule.Factor
+        if l.lowRankW2 {
+            w2 = .lowRank(Parameter(key: name + ".lokr_w2_a", shape: [l.b, rank], values: kaiming(l.b, rank)),
+                          Parameter(key: name + ".lokr_w2_b", shape: [rank, l.d * l.area], values: [Float](repeating: 0, count: rank * l.d * l.area)))
+        } else {
+            let stored: [Int] = { if case let .conv(_, _, kernel, _, _) = shape { return [l.b, l.d, kernel, kernel] } else { return [l.b, l.d] } }()
+            w2 = .full(Parameter(key: name + ".lokr_w2", shape: stored, values: [Float](repeating: 0, count: l.b * l.d * l.area)))
+        }
+        let w1: LoKrModule.Factor = l.lowRankW1
+            ? .lowRank(Parameter(key: name + ".lokr_w1_a", shape: [l.a, rank], values: kaiming(l.a, rank)),
+                       Parameter(key: name + ".lokr_w1_b", shape: [rank, l.c], values: kaiming(rank, l.c)))
+            : .full(Parameter(key: name + ".lokr_w1", shape: [l.a, l.c], values: kaiming(l.a, l.c)))
+        let moduleAlpha = !l.lowRankW1 && !l.lowRankW2 || alpha == 0 ? Float(rank) : alpha
+        return LoKrModule(name: name, shape: shape, rank: rank, alpha: moduleAlpha, w1: w1, w2: w2)
+    }
+}

@@ -1,0 +1,117 @@
+import XCTest
+@testable import Diffusion
+
+/// LyCORIS's LoHa and LoKr as trained modules: forward and every gradient against finite differences of a
+/// double-precision reference that builds ΔW by its own formula (Hadamard product of two products; Kronecker product
+/// by explicit index arithmetic) and runs the layer's operation naively.
+extension BackwardTests {
+    /// Σ r·op(x, ΔW) for a linear layer (x [rows, in]) or a convolution (x [n, c, h, w]) of `shape`.
+    func denseLoss(_ x: [Double], _ delta: [Double], shape: LoRAModule.Shape, batch: Int, height: Int = 1, width: Int = 1, r: [Double]) -> Double {
+        var total = 0.0
+        switch shape {
+        case let .linear(inputs, outputs):
+            for row in 0..<batch { for o in 0..<outputs {
+                let y = (0..<inputs).reduce(0.0) { $0 + delta[o * inputs + $1] * x[row * inputs + $1] }
+                total += r[row * outputs + o] * y
+            } }
+        case let .conv(c, out, k, stride, pad):
+            let oh = (height + 2 * pad - k) / stride + 1, ow = (width + 2 * pad - k) / stride + 1
+            for n in 0..<batch { for o in 0..<out { for oy in 0..<oh { for ox in 0..<ow {
+                var y = 0.0
+                for ci in 0..<c { for ky in 0..<k { for kx in 0..<k {
+                    let iy = oy * stride - pad + ky, ix = ox * stride - pad + kx
+                    if iy >= 0 && iy < height && ix >= 0 && ix < width { y += delta[((o * c + ci) * k + ky) * k + kx] * x[((n * c + ci) * height + iy) * width + ix] }
+                } } }
+                total += r[((n * out + o) * oh + oy) * ow + ox] * y
+            } } } }
+        }
+        return total
+    }
+
+    /// [m, k]·[k, n] in double.
+    func product(_ a: [Double], _ b: [Double], _ m: Int, _ k: Int, _ n: Int) -> [Double] {
+        (0..<(m * n)).map { i in (0..<k).reduce(0.0) { $0 + a[(i / n) * k + $1] * b[$1 * n + i % n] } }
+    }
+
+    /// Checks dx and each parameter's gradient of `module` (values `point`, in `module.parameters`' order) against
+    /// finite differences of `loss(x, parameters)`.
+    func checkWeightDeltaModule(_ label: String, _ module: some WeightDeltaModule, x: [Double], xShape: [Int], outputShape: [Int], r: [Double],
+                                point: [[Double]], loss: @escaping ([Double], [[Double]]) -> Double) {
+        let (output, saved) = module.forward(Tensor(shape: xShape, values: x.map(Float.init)), dropout: nil)
+        XCTAssertEqual(output.shape, outputShape, label)
+        XCTAssertEqual(Double(zip(output.values, r).reduce(Float(0)) { $0 + $1.0 * Float($1.1) }), loss(x, point),
+                       accuracy: 1e-4 * max(1, abs(loss(x, point))), "\(label) forward")
+        let dx = module.backward(saved, outputGradient: Tensor(shape: outputShape, values: r.map(Float.init)))
+        checkGradient("\(label) dx", analytic: dx.values, at: x) { loss($0, point) }
+        for (index, parameter) in module.parameters.enumerated() {
+            checkGradient("\(label) d \(parameter.key)", analytic: parameter.gradient.values, at: point[index]) { values in
+                var p = point
+                p[index] = values
+                return loss(x, p)
+            }
+        }
+    }
+
+    func testLoHaModuleGradientsLinearAndStridedConv() {
+        var rng = Rng(state: 21)
+        let rank = 2, alpha: Float = 3, scale = 1.5
+        // Linear: 3 rows, 6 → 4.
+        let shape = LoRAModule.Shape.linear(in: 6, out: 4)
+        let w = [rng.values(4 * rank), rng.values(rank * 6), rng.values(4 * rank), rng.values(rank * 6)]
+        let linear = LoHaModule(name: "lora_unet_x", shape: shape, rank: rank, alpha: alpha, w1a: w[0].map(Float.init), w1b: w[1].map(Float.init),
+                                w2a: w[2].map(Float.init), w2b: w[3].map(Float.init))
+        func delta(_ p: [[Double]], out: Int, columns: Int) -> [Double] {
+            let p1 = product(p[0], p[1], out, rank, columns), p2 = product(p[2], p[3], out, rank, columns)
+            return zip(p1, p2).map { $0 * $1 * scale }
+        }
+        let x = rng.values(3 * 6), r = rng.values(3 * 4)
+        checkWeightDeltaModule("LoHa linear", linear, x: x, xShape: [3, 6], outputShape: [3, 4], r: r, point: w) { x, p in
+            self.denseLoss(x, delta(p, out: 4, columns: 6), shape: shape, batch: 3, r: r)
+        }
+        // A 3×3 convolution with stride 2 and padding 1 (a downsampler), 3 → 5 channels, 2 × 3 × 5 × 4.
+        let convShape = LoRAModule.Shape.conv(in: 3, out: 5, kernel: 3, stride: 2, padding: 1)
+        let cw = [rng.values(5 * rank), rng.values(rank * 27), rng.values(5 * rank), rng.values(rank * 27)]
+        let conv = LoHaModule(name: "lora_unet_conv", shape: convShape, rank: rank, alpha: alpha, w1a: cw[0].map(Float.init), w1b: cw[1].map(Float.init),
+                              w2a: cw[2].map(Float.init), w2b: cw[3].map(Float.init))
+        let cx = rng.values(2 * 3 * 5 * 4), cr = rng.values(2 * 5 * 3 * 2)
+        checkWeightDeltaModule("LoHa conv", conv, x: cx, xShape: [2, 3, 5, 4], outputShape: [2, 5, 3, 2], r: cr, point: cw) { x, p in
+            self.denseLoss(x, delta(p, out: 5, columns: 27), shape: convShape, batch: 2, height: 5, width: 4, r: cr)
+        }
+    }
+
+    func testLoKrModuleGradientsWithFullAndLowRankFactors() {
+        var rng = Rng(state: 22)
+        // ΔW[i·b + p, (j·d + e)·area + s] = scale · w1[i, j] · w2[p, e, s], written out index by index.
+        func kron(_ w1: [Double], _ w2: [Double], a: Int, b: Int, c: Int, d: Int, area: Int, scale: Double) -> [Double] {
+            var out = [Double](repeating: 0, count: a * b * c * d * area)
+            for i in 0..<a { for p in 0..<b { for j in 0..<c { for e in 0..<d { for s in 0..<area {
+                out[((i * b + p) * (c * d) + j * d + e) * area + s] = scale * w1[i * c + j] * w2[(p * d + e) * area + s]
+            } } } } }
+            return out
+        }
+        // Linear 6 → 4 (a = 2, c = 2; b = 2, d = 3): w1 full, w2 low-rank at rank 2 with alpha 3.
+        let shape = LoRAModule.Shape.linear(in: 6, out: 4), rank = 2
+        let p = [rng.values(2 * 2), rng.values(2 * rank), rng.values(rank * 3)]
+        let linear = LoKrModule(name: "lora_unet_x", shape: shape, rank: rank, alpha: 3,
+                                w1: .full(Parameter(key: "lora_unet_x.lokr_w1", shape: [2, 2], values: p[0].map(Float.init))),
+                                w2: .lowRank(Parameter(key: "lora_unet_x.lokr_w2_a", shape: [2, rank], values: p[1].map(Float.init)),
+                                             Parameter(key: "lora_unet_x.lokr_w2_b", shape: [rank, 3], values: p[2].map(Float.init))))
+        XCTAssertEqual(linear.parameters.map(\.key), ["lora_unet_x.lokr_w1", "lora_unet_x.lokr_w2_a", "lora_unet_x.lokr_w2_b"], "LyCORIS's order")
+        let x = rng.values(3 * 6), r = rng.values(3 * 4)
+        checkWeightDeltaModule("LoKr linear", linear, x: x, xShape: [3, 6], outputShape: [3, 4], r: r, point: p) { x, p in
+            self.denseLoss(x, kron(p[0], self.product(p[1], p[2], 2, rank, 3), a: 2, b: 2, c: 2, d: 3, area: 1, scale: 1.5), shape: shape, batch: 3, r: r)
+        }
+        // 3×3 convolution 4 → 6 (a = 2, c = 2; b = 3, d = 2): w1 low-rank [2, 1]·[1, 2], w2 full [3, 2, 3, 3]; rank 1, alpha 0.5.
+        let convShape = LoRAModule.Shape.conv(in: 4, out: 6, kernel: 3, stride: 1, padding: 1)
+        let q = [rng.values(2), rng.values(2), rng.values(3 * 2 * 9)]
+        let conv = LoKrModule(name: "lora_unet_conv", shape: convShape, rank: 1, alpha: 0.5,
+                              w1: .lowRank(Parameter(key: "lora_unet_conv.lokr_w1_a", shape: [2, 1], values: q[0].map(Float.init)),
+                                           Parameter(key: "lora_unet_conv.lokr_w1_b", shape: [1, 2], values: q[1].map(Float.init))),
+                              w2: .full(Parameter(key: "lora_unet_conv.lokr_w2", shape: [3, 2, 3, 3], values: q[2].map(Float.init))))
+        let cx = rng.values(2 * 4 * 4 * 3), cr = rng.values(2 * 6 * 4 * 3)
+        checkWeightDeltaModule("LoKr conv", conv, x: cx, xShape: [2, 4, 4, 3], outputShape: [2, 6, 4, 3], r: cr, point: q) { x, q in
+            self.denseLoss(x, kron(self.product(q[0], q[1], 2, 1, 2), q[2], a: 2, b: 3, c: 2, d: 2, area: 9, scale: 0.5), shape: convShape, batch: 2,
+                           height: 4, width: 3, r: cr)
+        }
+    }
+}
