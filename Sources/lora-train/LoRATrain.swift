@@ -429,7 +429,7 @@ struct LoRATrain: ParsableCommand {
         c.trainTextEncoder = !network.networkTrainUnetOnly && (optimizer.textEncoderRate ?? optimizer.learningRate) > 0
         c.networkDim = network.networkDim
         c.networkAlpha = network.networkAlpha
-        let args = try network.parsedArgs()
+        let args = try network.parsedArgs(reportingUnused: true)
         (c.convDim, c.convAlpha, c.rankDropout, c.moduleDropout, c.blockDims, c.blockLearningRates) =
             (args.convDim, args.convAlpha, args.rankDropout, args.moduleDropout, args.blocks, args.blockRates)
         (c.loraPlusRatio, c.loraPlusUNetRatio, c.loraPlusTextEncoderRatio) =

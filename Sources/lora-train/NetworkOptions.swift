@@ -95,9 +95,10 @@ struct NetworkOptions: ParsableArguments {
 
     /// conv_dim / conv_alpha / rank_dropout / module_dropout / block_dims / block_alphas / conv_block_dims /
     /// conv_block_alphas from `--network-args`; any other key is an error naming it.
-    func parsedArgs() throws -> (convDim: Int?, convAlpha: Float, rankDropout: Double?, moduleDropout: Double?, blocks: LoRANetwork.BlockDims?,
+    /// `reportingUnused`: say which LyCORIS settings the chosen algorithm ignores (once, when the run is configured; validate() parses too).
+    func parsedArgs(reportingUnused: Bool = false) throws -> (convDim: Int?, convAlpha: Float, rankDropout: Double?, moduleDropout: Double?, blocks: LoRANetwork.BlockDims?,
                                  blockRates: BlockLearningRates?, loraPlus: [String: Double]) {
-        if networkModule == TrainingConfiguration.NetworkModule.lycoris.rawValue { return try lycorisArgs() }
+        if networkModule == TrainingConfiguration.NetworkModule.lycoris.rawValue { return try lycorisArgs(reportingUnused: reportingUnused) }
         var loraPlus: [String: Double] = [:]
         var convDim: Int?, convAlpha: Float = 1, rankDropout: Double?, moduleDropout: Double?
         var lists: [String: [Double]] = [:], rateTexts: [String: String] = [:], zeroThreshold = 0.0
@@ -201,7 +202,7 @@ struct NetworkOptions: ParsableArguments {
     /// conv_dim / conv_alpha (defaults: the network's; conv_dim=0 leaves the wider convolutions out), module_dropout, LoRA+
     /// ratios, LoKr's factor / decompose_both / full_matrix, and its switches at their defaults. Settings of algorithms
     /// not chosen are accepted and named as unused, as LyCORIS passes them by; anything else is an error.
-    func lycorisArgs() throws -> (convDim: Int?, convAlpha: Float, rankDropout: Double?, moduleDropout: Double?, blocks: LoRANetwork.BlockDims?,
+    func lycorisArgs(reportingUnused: Bool) throws -> (convDim: Int?, convAlpha: Float, rankDropout: Double?, moduleDropout: Double?, blocks: LoRANetwork.BlockDims?,
                                   blockRates: BlockLearningRates?, loraPlus: [String: Double]) {
         var convDim = networkDim, convAlpha = networkAlpha, moduleDropout: Double?, loraPlus: [String: Double] = [:], unused: [String] = []
         func off(_ value: String) -> Bool { ["false", "0", ""].contains(value.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))) }
@@ -259,7 +260,7 @@ struct NetworkOptions: ParsableArguments {
                                       + "loraplus ratios, and LyCORIS's switches at their defaults are)")
             }
         }
-        if !unused.isEmpty {
+        if reportingUnused && !unused.isEmpty {
             printError("note: --network-args \(unused.joined(separator: ", ")): settings of other LyCORIS algorithms, unused by \(algorithm.name) (as in LyCORIS)")
         }
         return (convDim, convAlpha, nil, moduleDropout, nil, nil, loraPlus)

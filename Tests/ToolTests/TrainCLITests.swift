@@ -1164,7 +1164,7 @@ final class TrainCLITests: XCTestCase {
                                                   "--loras", folder + "/l/l.safetensors", "--weights", "0,1", "--prompt", "zkw shape <lora>", "--steps", "2",
                                                   "--width", "64", "--height", "64", "--cache", folder + "/l/cache", "-o", folder + "/l/sheet.png", "--quiet"])
         XCTAssertEqual(xyz.status, 0, xyz.stderr)
-        for (args, says) in [(["--network_module", "lycoris.kohya", "--network_args", "algo=loha"], "algo=locon here"),
+        for (args, says) in [(["--network_module", "lycoris.kohya", "--network_args", "algo=ia3"], "trains algo=locon, loha and lokr here"),
                              (["--network_module", "lycoris.kohya", "--network_args", "rank_dropout=0.1"], "rank_dropout=0.1 with lycoris.kohya"),
                              (["--network_module", "lycoris.kohya", "--network_args", "preset=mine.toml"], "a preset file is not read"),
                              (["--network_module", "lycoris.kohya", "--network_args", "down_lr_weight=1,1,1,1,1,1,1,1,1,1,1,1"], "down_lr_weight is not supported with lycoris.kohya"),
@@ -1180,6 +1180,73 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(empty.status, 1, empty.stderr)
         XCTAssertTrue(empty.stderr.contains("LyCORIS's preset attn-only places none in the U-Net (--network-train-unet-only)"), empty.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/e/last.safetensors"))
+    }
+
+    /// The kohya_ss GUI's "LyCORIS/LoHa" and "LyCORIS/LoKr" with the network args it writes: LyCORIS's tensors in the
+    /// file (LoKr split as decompose_both=False makes LyCORIS split it: w1 low-rank too), samples during training
+    /// through the folded weights, a resumed run equal to the uninterrupted one, and the file read by lora-inspect,
+    /// baked by lora-merge; Tucker, rank dropout and --dim-from-weights refused by name.
+    func testLyCORISLoHaAndLoKrAsTheGUIWritesThem() throws {
+        let prompts = folder + "/lycoris-prompts.txt"
+        try "zkw shape --w 64 --h 64 --d 3 --s 2\n".write(toFile: prompts, atomically: false, encoding: .utf8)
+        let loha = ["--network_module", "lycoris.kohya", "--network_args", "preset=full", "conv_dim=2", "conv_alpha=1", "use_tucker=False",
+                    "rank_dropout=0", "bypass_mode=False", "dora_wd=False", "module_dropout=0", "use_tucker=False", "use_scalar=False",
+                    "rank_dropout_scale=False", "algo=loha", "train_norm=False"]
+        let run = try ToolRunner.run("lora-train", common.filter { $0 != "--quiet" } + loha
+                                     + ["--max-train-steps", "2", "--output-dir", folder + "/h", "--output-name", "h", "--sample-prompts", prompts,
+                                        "--sample-every-n-steps", "2"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stdout.contains("Using rank adaptation algo: loha, preset full"), run.stdout)
+        XCTAssertTrue(run.stdout.contains("create LyCORIS for U-Net: 281 modules."), run.stdout)
+        let file = try ModelFile.open(folder + "/h/h.safetensors")
+        XCTAssertTrue(file.metadata[.networkArgs]?.contains("\"algo\": \"loha\"") ?? false, file.metadata[.networkArgs] ?? "")
+        XCTAssertEqual(try XCTUnwrap(file["lora_unet_conv_in.hada_w1_b"]).shape, [2, 36], "LyCORIS keeps a conv's factors 2-D")
+        XCTAssertEqual(try XCTUnwrap(file["lora_unet_down_blocks_0_attentions_0_proj_in.hada_w2_a"]).shape, [32, 4])
+        XCTAssertEqual(try XCTUnwrap(file["lora_unet_conv_in.alpha"]).floats(), [1])
+        XCTAssertNil(file["lora_unet_conv_in.lora_down.weight"])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder + "/h/sample").filter { $0.hasSuffix(".png") }.count, 1)
+        let inspect = try ToolRunner.run("lora-inspect", [folder + "/h/h.safetensors"])
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        XCTAssertTrue(inspect.stdout.contains("LoHa"), inspect.stdout)
+        let merge = try ToolRunner.run("lora-merge", ["--model", folder + "/base.safetensors", "--lora", folder + "/h/h.safetensors", "-o",
+                                                      folder + "/h/merged.safetensors", "--quiet"])
+        XCTAssertEqual(merge.status, 0, merge.stderr)
+
+        // LoKr as the GUI writes it; resumed from step 2's state it ends where the uninterrupted run ends.
+        let lokr = ["--network_module", "lycoris.kohya", "--network_args", "preset=full", "conv_dim=2", "conv_alpha=1", "use_tucker=False",
+                    "rank_dropout=0", "bypass_mode=False", "dora_wd=False", "module_dropout=0", "factor=-1", "use_cp=False", "use_scalar=False",
+                    "decompose_both=False", "rank_dropout_scale=False", "algo=lokr", "train_norm=False"]
+        let base = common + lokr + ["--max-train-steps", "4", "--output-name", "k"]
+        let whole = try ToolRunner.run("lora-train", base + ["--output-dir", folder + "/k1", "--save-every-n-steps", "2", "--save-state"])
+        XCTAssertEqual(whole.status, 0, whole.stderr)
+        let kfile = try ModelFile.open(folder + "/k1/k.safetensors")
+        XCTAssertEqual(try XCTUnwrap(kfile["lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_ff_net_0_proj.lokr_w1_a"]).shape, [16, 4],
+                       "512 = 16·32, 64 = 8·8: w1 low-rank at rank 4 < 16/2")
+        XCTAssertEqual(try XCTUnwrap(kfile["lora_unet_down_blocks_1_attentions_0_proj_in.lokr_w1"]).shape, [8, 8], "64 = 8·8: w1 full (rank 4 ≥ 8/2)")
+        XCTAssertEqual(try XCTUnwrap(kfile["lora_unet_down_blocks_0_resnets_0_conv1.lokr_w1"]).shape, [4, 4], "32 = 4·8: w1 full (rank 2 ≥ 4/2)")
+        XCTAssertEqual(try XCTUnwrap(kfile["lora_unet_down_blocks_0_resnets_0_conv1.lokr_w2_b"]).shape, [2, 72])
+        let resumed = try ToolRunner.run("lora-train", base + ["--output-dir", folder + "/k2", "--resume", folder + "/k1/k-step00000002-state"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertEqual(try ModelFile.open(folder + "/k2/k.safetensors").metadata["sshs_model_hash"], kfile.metadata["sshs_model_hash"])
+        // --network-weights continues from the file.
+        let more = try ToolRunner.run("lora-train", base + ["--output-dir", folder + "/k3", "--network-weights", folder + "/k1/k.safetensors"])
+        XCTAssertEqual(more.status, 0, more.stderr)
+
+        for (args, says) in [(["algo=lokr", "use_cp=True"], "Tucker decomposition"), (["algo=loha", "use_tucker=True"], "Tucker decomposition"),
+                             (["algo=loha", "rank_dropout=0.1"], "rank_dropout=0.1 with lycoris.kohya"),
+                             (["algo=lokr", "unbalanced_factorization=True"], "unbalanced_factorization=True is not supported")] {
+            let refused = try ToolRunner.run("lora-train", common + ["--network_module", "lycoris.kohya", "--network_args"] + args + ["--output-dir", folder + "/r"])
+            XCTAssertEqual(refused.status, 64, "\(args): \(refused.stderr)")
+            XCTAssertTrue(refused.stderr.contains(says), "\(args): \(refused.stderr)")
+        }
+        // LyCORIS's own rule: use_cp=False before use_tucker=True means no Tucker, so it trains.
+        let quirk = try ToolRunner.run("lora-train", common + ["--network_module", "lycoris.kohya", "--network_args", "algo=lokr", "use_cp=False",
+                                                               "use_tucker=True", "--max-train-steps", "1", "--output-dir", folder + "/q"])
+        XCTAssertEqual(quirk.status, 0, quirk.stderr)
+        let fromWeights = try ToolRunner.run("lora-train", base + ["--output-dir", folder + "/w", "--network-weights", folder + "/k1/k.safetensors",
+                                                                   "--dim-from-weights"])
+        XCTAssertEqual(fromWeights.status, 64, fromWeights.stderr)
+        XCTAssertTrue(fromWeights.stderr.contains("--dim-from-weights with algo=lokr is not supported"), fromWeights.stderr)
     }
 
     /// The schedules kohya builds outside diffusers' usual list: Adafactor's own (its relative step, kohya's default for it,

@@ -219,6 +219,42 @@ final class TrainingStepTests: XCTestCase {
         }
     }
 
+    /// A trained LoHa or LoKr file (the tensors `LoRATrainer.save` writes) read by the suite's own LyCORIS reader (what
+    /// lora-merge, lora-inspect and lora-xyz use) gives each module's ΔW back, LoKr's scale rules included (both factors
+    /// full: alpha saved as the rank, scale 1); and the adapters training samples with give lora-xyz's U-Net output.
+    func testLoHaAndLoKrFilesReadBackAsTheTrainedWeightChange() throws {
+        let model = try model()
+        let plan = LoRANetwork.lycorisPlan(ModelLayout(model.config), dim: 2, alpha: 1.5, convDim: 1, convAlpha: 0.5)
+        let folder = Self.folder + "/lycoris-files"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        var generator = TorchGenerator(seed: 5)
+        let x = Tensor(shape: [1, 4, 16, 16], values: generator.randn(4 * 16 * 16)), context = Tensor(shape: [1, 77, 128], values: generator.randn(77 * 128))
+        let plain = model.unet.forward(x, timesteps: [400], context: context)
+        for (index, algorithm) in [LyCORISAlgorithm.loha, .lokr(factor: -1, decomposeBoth: true, fullMatrix: false),
+                                   .lokr(factor: 4, decomposeBoth: false, fullMatrix: true)].enumerated() {
+            let network = LoRANetwork.lycoris(plan: plan, algorithm: algorithm, uniform: { 0.5 }, normal: { [Float](repeating: 0, count: $0) })
+            for parameter in network.parameters { parameter.values = generator.randn(parameter.count).map { $0 * 0.1 } }
+            let path = folder + "/\(index).safetensors"
+            _ = try KohyaLoRAWriter.write(tensors: network.fileTensors, to: path, dtype: .f32, metadata: Metadata())
+            let file = try NetworkFile(model: try ModelFile.open(path))
+            XCTAssertEqual(file.modules.count, network.modules.count, algorithm.name)
+            let read = Dictionary(uniqueKeysWithValues: file.modules.map { ($0.name, $0) })
+            var fullBoth = 0
+            for case let module as any WeightDeltaModule in network.modules {
+                let theirs = try XCTUnwrap(read[module.name], module.name)
+                XCTAssertLessThan(relativeError(module.delta(), try theirs.delta().values), 1e-6, "\(algorithm.name) \(module.name)")
+                if theirs.rank == nil { fullBoth += 1 }
+            }
+            if case .lokr(_, _, true) = algorithm { XCTAssertEqual(fullBoth, network.modules.count, "full_matrix: every LoKr module full") }
+            let ours = try network.adapters(for: model)
+            let (runtime, _) = try RuntimeLoRA.adapters(for: model, loras: [try LoadedLoRA.open(try LoRASpec(parsing: path))])
+            let a = model.unet.forward(x, timesteps: [400], context: context, adapters: ours)
+            let b = model.unet.forward(x, timesteps: [400], context: context, adapters: runtime)
+            XCTAssertLessThan(relativeError(a.values, b.values), 1e-5, "\(algorithm.name): training's samples vs lora-xyz")
+            XCTAssertGreaterThan(relativeError(a.values, plain.values), 1e-3, "\(algorithm.name) must change the output")
+        }
+    }
+
     /// LokrModule's split of layers at SD1/SD2's real widths (lokr_layouts.json) for the kohya_ss GUI's LoKr settings
     /// (dim 64 factor -1, dim 100000 factor 6, small ranks, full_matrix, alpha 0): the same tensors in the same order
     /// and shapes, the same saved alpha and scale; and the memory estimate counts what the module holds.

@@ -138,6 +138,15 @@ public struct LoRANetwork: Sendable {
         zip(modules, targets).filter { components.contains($0.1.component) }.flatMap { $0.0.parameters }
     }
 
+    /// What a network file holds: each module's parameters under their keys, then its alpha (kohya's
+    /// lora_down/lora_up/alpha, LyCORIS's hada_*/lokr_*/alpha), in module order.
+    public var fileTensors: [KohyaLoRAWriter.NamedTensor] {
+        modules.flatMap { module in
+            module.parameters.map { KohyaLoRAWriter.NamedTensor(name: $0.key, shape: $0.shape, values: $0.values) }
+                + [KohyaLoRAWriter.NamedTensor(name: module.name + ".alpha", shape: [], values: [module.alpha])]
+        }
+    }
+
     /// The text-encoder block a target sits in (`…layers.N.` in Hugging Face
     /// layout, `…resblocks.N.` in OpenCLIP's), nil for the U-Net.
     public static func textEncoderBlock(of target: LoRATarget) -> Int? {

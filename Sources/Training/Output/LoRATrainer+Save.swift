@@ -17,12 +17,7 @@ extension LoRATrainer {
 
     /// The network as a kohya LoRA at `path`; `record` lists it among the run's outputs.
     func saveNetwork(to path: String, epoch: Int, step: Int, record: Bool) throws(ModelError) -> String {
-        // Each module's parameters under their keys, then its alpha: kohya's lora_down/lora_up/alpha, LyCORIS's hada_*/lokr_*/alpha.
-        let tensors = network.modules.flatMap { module in
-            module.parameters.map { KohyaLoRAWriter.NamedTensor(name: $0.key, shape: $0.shape, values: $0.values) }
-                + [KohyaLoRAWriter.NamedTensor(name: module.name + ".alpha", shape: [], values: [module.alpha])]
-        }
-        _ = try KohyaLoRAWriter.write(tensors: tensors, to: path, dtype: configuration.savePrecision, metadata: metadata(epoch: epoch, step: step),
+        _ = try KohyaLoRAWriter.write(tensors: network.fileTensors, to: path, dtype: configuration.savePrecision, metadata: metadata(epoch: epoch, step: step),
                                       inputs: [model.path])
         if record { savedFiles.append(path) }
         return path
