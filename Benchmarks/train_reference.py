@@ -6,7 +6,10 @@ attention targets, DDPM noise, l2 loss, AdamW. What kohya's train_network.py
 runs per step once the latents are cached, without its data loader. Prints JSON:
 
     python3 Benchmarks/train_reference.py [--threads 2] [--steps 3] [--size 512] [--dim 32]
-                                          [--gradient-checkpointing] [--precision bf16]
+                                          [--gradient-checkpointing] [--precision bf16] [--algo loha|lokr [--factor F]]
+
+With --algo loha or lokr the modules are LyCORIS's (lycoris.kohya.create_network, lycoris_lora 3.2.0.post2, preset
+attn-mlp: the same 192 U-Net layers; network args as the kohya_ss GUI writes them, decompose_both=False).
 """
 import argparse
 import contextlib
@@ -25,6 +28,8 @@ parser.add_argument("--dim", type=int, default=32)
 parser.add_argument("--alpha", type=float, default=16)
 parser.add_argument("--gradient-checkpointing", action="store_true")
 parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+parser.add_argument("--algo", choices=["lora", "loha", "lokr"], default="lora")
+parser.add_argument("--factor", default="-1")
 args = parser.parse_args()
 torch.set_num_threads(args.threads)
 torch.manual_seed(0)
@@ -55,7 +60,7 @@ class LoRAModule(torch.nn.Module):
 
 
 modules = []
-for name, module in unet.named_modules():
+for name, module in (unet.named_modules() if args.algo == "lora" else []):
     if module.__class__.__name__ != "Transformer2DModel":
         continue
     for child_name, child in list(module.named_modules()):
@@ -65,6 +70,13 @@ for name, module in unet.named_modules():
             setattr(parent, child_name.rsplit(".", 1)[-1], lora)
             modules.append(lora)
 parameters = [p for m in modules for p in (m.lora_down.weight, m.lora_up.weight)]
+if args.algo != "lora":
+    from lycoris.kohya import create_network
+    network = create_network(1.0, args.dim, args.alpha, None, None, unet, algo=args.algo, preset="attn-mlp", factor=args.factor,
+                             decompose_both="False")
+    network.apply_to(None, unet, False, True)
+    modules = network.unet_loras
+    parameters = list(network.parameters())
 optimizer = torch.optim.AdamW(parameters, lr=1e-4)
 scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000)
 latent = args.size // 8
@@ -84,7 +96,7 @@ for _ in range(args.steps):
     times.append(time.perf_counter() - start)
 print(json.dumps({
     "torch": torch.__version__, "threads": args.threads, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-    "modules": len(modules), "size": args.size, "dim": args.dim, "precision": args.precision,
+    "algo": args.algo, "modules": len(modules), "size": args.size, "dim": args.dim, "precision": args.precision,
     "gradient_checkpointing": args.gradient_checkpointing, "step_seconds": times,
     "step_seconds_median": sorted(times)[len(times) // 2], "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
 }, indent=1))

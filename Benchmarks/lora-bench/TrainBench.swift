@@ -38,6 +38,12 @@ struct TrainBench: ParsableCommand {
     @Flag(help: "Gradient checkpointing (the U-Net's blocks recompute their activations in the backward).")
     var gradientCheckpointing = false
 
+    @Option(help: "kohya's LoRA on the 192 attention modules (lora), or LyCORIS's loha or lokr on the same modules (preset attn-mlp).")
+    var algo = "lora"
+
+    @Option(help: "LoKr's factor (-1: the most balanced split); decompose_both as the kohya_ss GUI writes it (which LyCORIS reads as true).")
+    var factor = -1
+
     @Option(name: .customLong("precision"), help: "fp32, or bf16 (lora-train --mixed-precision bf16: bf16 GEMM operands, fp32 sums; on AMX/AVX512-BF16 units).")
     var computePrecision = "fp32"
 
@@ -55,10 +61,22 @@ struct TrainBench: ParsableCommand {
         let sd = try StableDiffusionModel(checkpoint: model, tokenizer: try BPETokenizer.load(tokenizer))
         guard sd.family != .sdxl else { throw ValidationError("SDXL training is not supported yet") }
         var seed: UInt64 = 1
-        let network = LoRANetwork.kohya(ModelLayout(sd.config), dim: dim, alpha: alpha, textEncoder: false) {
+        func uniform() -> Float {
             seed = seed &* 6364136223846793005 &+ 1442695040888963407
             return Float(seed >> 40) / Float(1 << 24)
         }
+        let algorithm: LyCORISAlgorithm
+        switch algo {
+        case "lora": algorithm = .locon
+        case "loha": algorithm = .loha
+        case "lokr": algorithm = .lokr(factor: factor, decomposeBoth: true, fullMatrix: false)
+        default: throw ValidationError("--algo: lora, loha or lokr")
+        }
+        // LyCORIS's attn-mlp preset places kohya's 192 U-Net attention modules.
+        let plan = algo == "lora" ? LoRANetwork.kohyaPlan(ModelLayout(sd.config), dim: dim, alpha: alpha, textEncoder: false)
+            : LoRANetwork.lycorisPlan(ModelLayout(sd.config), preset: .attnMLP, dim: dim, alpha: alpha, convDim: dim, convAlpha: alpha, textEncoder: false)
+        var normals = TorchGenerator(seed: 2)
+        let network = LoRANetwork.lycoris(plan: plan, algorithm: algorithm, uniform: uniform, normal: { normals.randn($0) })
         let tape = network.tape(for: sd)
         var generator = TorchGenerator(seed: 3)
         let latent = size / 8
@@ -86,7 +104,7 @@ struct TrainBench: ParsableCommand {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let result: [String: Any] = [
-            "modules": network.modules.count, "parameters": network.parameters.reduce(0) { $0 + $1.count },
+            "algo": algo, "modules": network.modules.count, "parameters": network.parameters.reduce(0) { $0 + $1.count },
             "step_seconds": times, "step_seconds_median": times.sorted()[times.count / 2],
             "peak_rss_mb": Double(usage.ru_maxrss) / 1024, "size": size, "dim": dim, "gradient_checkpointing": gradientCheckpointing, "precision": precision.rawValue, "gemm": LinearAlgebra.routing.description,
             "best_gemm_gflops": bestGEMM, "step_gflop": stepGFLOP, "step_gflops_rate": stepGFLOP / times.last!,
@@ -96,8 +114,8 @@ struct TrainBench: ParsableCommand {
             print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys, .prettyPrinted]), as: UTF8.self))
             return
         }
-        print(String(format: "%@ %d², %d modules (dim %d), %@: %.2f s per optimizer step (median of %d), peak RSS %.0f MB",
-                     sd.family.rawValue, size, network.modules.count, dim, precision.rawValue, result["step_seconds_median"] as! Double, steps,
+        print(String(format: "%@ %d², %d %@ modules (dim %d), %@: %.2f s per optimizer step (median of %d), peak RSS %.0f MB",
+                     sd.family.rawValue, size, network.modules.count, algo, dim, precision.rawValue, result["step_seconds_median"] as! Double, steps,
                      result["peak_rss_mb"] as! Double))
         print(String(format: "last step: %.0f GFLOP (direct-algorithm count) at %.1f GFLOP/s = %.0f%% of this host's best GEMM (%.1f GFLOP/s, 2048², %@)",
                      stepGFLOP, stepGFLOP / times.last!, 100 * stepGFLOP / times.last! / bestGEMM, bestGEMM, LinearAlgebra.routing.description))
