@@ -1,4 +1,4 @@
-import Diffusion
+@testable import Diffusion
 import FixtureKit
 import Imaging
 import Foundation
@@ -193,11 +193,21 @@ final class TrainingStepTests: XCTestCase {
                 XCTAssertEqual(Double(module.alpha), alpha, "\(file) \(name): saved alpha")
                 for parameter in module.parameters { parameter.values = generator.randn(parameter.count).map { $0 * 0.2 } }
             }
-            let loss = unetTrainingStep(model.unet, tape: network.tape(for: model), objective: DiffusionObjective(),
+            let tape = network.tape(for: model)
+            func step(checkpointing: Bool = false) throws -> Double {
+                for p in network.parameters { p.gradient.zero() }
+                tape.reset()
+                return unetTrainingStep(model.unet, tape: tape, objective: DiffusionObjective(),
                                         latents: Tensor(shape: [2, 4, 16, 16], values: try tensor("latents")),
                                         noise: Tensor(shape: [2, 4, 16, 16], values: try tensor("noise")),
                                         timesteps: try tensor("timesteps").map { Int($0) },
-                                        context: Tensor(shape: [2, 77, 128], values: try tensor("context"))).loss
+                                        context: Tensor(shape: [2, 77, 128], values: try tensor("context")), checkpointing: checkpointing).loss
+            }
+            // Gradient checkpointing recomputes each block's forward, ΔW folded in again: the same gradients.
+            _ = try step(checkpointing: true)
+            let recomputed = network.parameters.map(\.gradient.values)
+            let loss = try step()
+            XCTAssertLessThan(relativeError(recomputed.flatMap { $0 }, network.parameters.flatMap(\.gradient.values)), 1e-6, "\(file): checkpointing")
             let expected = Double(try tensor("loss")[0])
             XCTAssertEqual(loss, expected, accuracy: 1e-5 * expected, file)
             var worst = 0.0, zeros = 0
@@ -214,6 +224,18 @@ final class TrainingStepTests: XCTestCase {
                 XCTAssertLessThan(error, 1e-4, "\(parameter.key) gradient")
             }
             XCTAssertGreaterThan(network.parameters.count - zeros, 1000, "\(file): gradients compared")
+            // module_dropout: a dropped module leaves the layer's weight alone and gets no gradient; the others train.
+            let dropout = LoRADropout(neuron: nil, rank: nil, module: 0.5, seed: 11)
+            tape.dropout = dropout
+            let dropped = try step()
+            tape.dropout = nil
+            XCTAssertNotEqual(dropped, loss, file)
+            var skipped = 0
+            for module in network.modules {
+                let silent = module.parameters.allSatisfy { $0.gradient.values.allSatisfy { $0 == 0 } }
+                if dropout.skipsModule(module.name) { skipped += 1; XCTAssertTrue(silent, "\(module.name) was dropped") }
+            }
+            XCTAssertTrue((60...220).contains(skipped), "\(skipped) of 281 dropped at p = 0.5")
             print(String(format: "LyCORIS %@ step on the SD1 engine fixture: loss %.7f (torch %.7f), worst gradient error %.2e, %d zero gradients",
                          algorithm.name, loss, expected, worst, zeros))
         }

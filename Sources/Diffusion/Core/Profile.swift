@@ -15,11 +15,13 @@ public enum EngineProfile {
         case attention = "attention (GEMM + softmax)"
         case normalization = "group/layer norm"
         case elementwise = "element-wise, copies"
+        case weightDelta = "LoHa/LoKr ΔW into the weight"
         case convolutionBackward = "conv backward"
         case linearBackward = "linear backward"
         case attentionBackward = "attention backward (recomputed)"
         case normalizationBackward = "norm backward"
         case elementwiseBackward = "activation backward"
+        case weightDeltaBackward = "LoHa/LoKr ΔW again, factor gradients"
 
         /// Time already counted in an enclosing category (kept out of totals).
         public var isBreakdown: Bool { self == .im2col }

@@ -30,19 +30,33 @@ public struct LoHaModule: WeightDeltaModule {
         (LinearAlgebra.multiply(w1a.matrix, w1b.matrix), LinearAlgebra.multiply(w2a.matrix, w2b.matrix))
     }
 
-    public func delta() -> [Float] {
+    /// The element-wise products split over the cores (the two products are BLAS GEMMs).
+    public func addDelta(into weight: UnsafeMutablePointer<Float>) {
         let (p1, p2) = products, s = scale
-        return (0..<p1.values.count).map { p1.values[$0] * p2.values[$0] * s }
+        p1.values.withUnsafeBufferPointer { a in p2.values.withUnsafeBufferPointer { b in
+            let (a, b, w) = (a.baseAddress!, b.baseAddress!, UncheckedSendable(weight))
+            Parallel.forRanges(p1.values.count, cost: 2) { range in
+                for i in range { w.value[i] += a[i] * b[i] * s }
+            }
+        } }
     }
 
-    public func accumulateGradients(delta gradient: [Float]) {
+    public func accumulateGradients(delta gradient: UnsafeBufferPointer<Float>) {
         let (p1, p2) = products, s = scale
         var d1 = Matrix(zeros: p1.rows, p1.cols), d2 = d1
-        for i in gradient.indices {
-            let g = gradient[i] * s
-            d1.values[i] = g * p2.values[i]
-            d2.values[i] = g * p1.values[i]
-        }
+        d1.values.withUnsafeMutableBufferPointer { d1p in d2.values.withUnsafeMutableBufferPointer { d2p in
+            p1.values.withUnsafeBufferPointer { a in p2.values.withUnsafeBufferPointer { b in
+                let (a, b, g) = (a.baseAddress!, b.baseAddress!, gradient.baseAddress!)
+                let (o1, o2) = (UncheckedSendable(d1p.baseAddress!), UncheckedSendable(d2p.baseAddress!))
+                Parallel.forRanges(gradient.count, cost: 4) { range in
+                    for i in range {
+                        let v = g[i] * s
+                        o1.value[i] = v * b[i]
+                        o2.value[i] = v * a[i]
+                    }
+                }
+            } }
+        } }
         w1a.gradient.add(LinearAlgebra.multiply(d1, w1b.matrix, transposeB: true))
         w1b.gradient.add(LinearAlgebra.multiply(w1a.matrix, d1, transposeA: true))
         w2a.gradient.add(LinearAlgebra.multiply(d2, w2b.matrix, transposeB: true))

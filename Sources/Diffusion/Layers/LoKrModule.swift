@@ -55,33 +55,31 @@ public struct LoKrModule: WeightDeltaModule {
     }
 
     /// Rows of ΔW split over the cores (each row o = i·b + p is w1's row i times w2's row p).
-    public func delta() -> [Float] {
+    public func addDelta(into weight: UnsafeMutablePointer<Float>) {
         let m1 = w1.matrix, m2 = w2.matrix, s = scale
         let (b, c, width) = (m2.rows, m1.cols, m2.cols), columns = c * width
         precondition(m1.rows * b == shape.outputs && columns == shape.columns, "\(name): w1 ⊗ w2 does not have the layer's shape")
-        var out = [Float](repeating: 0, count: shape.weightCount)
-        out.withUnsafeMutableBufferPointer { o in m1.values.withUnsafeBufferPointer { v1 in m2.values.withUnsafeBufferPointer { v2 in
-            let (o, v1, v2) = (UncheckedSendable(o.baseAddress!), v1.baseAddress!, v2.baseAddress!)
+        m1.values.withUnsafeBufferPointer { v1 in m2.values.withUnsafeBufferPointer { v2 in
+            let (o, v1, v2) = (UncheckedSendable(weight), v1.baseAddress!, v2.baseAddress!)
             Parallel.forRanges(shape.outputs, cost: columns) { rows in
                 for row in rows {
                     let (i, p) = row.quotientAndRemainder(dividingBy: b)
                     for j in 0..<c {
                         let v = v1[i * c + j] * s, target = o.value + row * columns + j * width, source = v2 + p * width
-                        for q in 0..<width { target[q] = v * source[q] }
+                        for q in 0..<width { target[q] += v * source[q] }
                     }
                 }
             }
-        } } }
-        return out
+        } }
     }
 
     /// dw1 split over w1's rows, dw2 over w2's rows: each gradient element is summed by one thread in a fixed order.
-    public func accumulateGradients(delta gradient: [Float]) {
+    public func accumulateGradients(delta gradient: UnsafeBufferPointer<Float>) {
         let m1 = w1.matrix, m2 = w2.matrix, s = scale
         let (a, b, c, width) = (m1.rows, m2.rows, m1.cols, m2.cols), columns = c * width
         var d1 = Matrix(zeros: a, c), d2 = Matrix(zeros: b, width)
-        gradient.withUnsafeBufferPointer { g in m1.values.withUnsafeBufferPointer { v1 in m2.values.withUnsafeBufferPointer { v2 in
-            let (g, v1, v2) = (g.baseAddress!, v1.baseAddress!, v2.baseAddress!)
+        m1.values.withUnsafeBufferPointer { v1 in m2.values.withUnsafeBufferPointer { v2 in
+            let (g, v1, v2) = (gradient.baseAddress!, v1.baseAddress!, v2.baseAddress!)
             d1.values.withUnsafeMutableBufferPointer { d in
                 let d = UncheckedSendable(d.baseAddress!)
                 Parallel.forRanges(a, cost: b * columns) { rows in
@@ -111,7 +109,7 @@ public struct LoKrModule: WeightDeltaModule {
                     }
                 }
             }
-        } } }
+        } }
         w1.accumulate(d1)
         w2.accumulate(d2)
     }

@@ -86,36 +86,125 @@ private func addColumns(_ block: Tensor, into t: inout Tensor, width: Int, offse
     } }
 }
 
-extension Linear {
-    /// The forward plus the tape's modules on this layer's parts (their
-    /// outputs added to the part's columns), recording what they need.
-    public func forward(_ x: Tensor, tape: TrainingTape?) -> Tensor {
-        var y = forward(x)
-        guard let tape else { return y }
-        for part in parts {
-            for attachment in tape.modules[part.key] ?? [] {
-                let (out, saved) = attachment.module.forward(x, dropout: tape.dropout)
-                addColumns(out, into: &y, width: outFeatures, offset: part.rows.lowerBound + (attachment.rows?.lowerBound ?? 0))
-                tape.record(part.key, saved)
+/// LyCORIS's LoHa and LoKr (`WeightDeltaModule`) run inside their layer, as LyCORIS's forward runs them: the layer's
+/// forward and its input gradient use W + ΣΔW (one GEMM each, not one for W and one per ΔW), and one weight gradient
+/// dyᵀ·x of the layer gives every such module its dΔW (its rows of it). LoRA modules stay side paths. The modules'
+/// own forward/backward compute the same thing alone (and are what the finite-difference tests check).
+extension TrainingTape {
+    typealias PlacedDelta = (module: any WeightDeltaModule, rows: Range<Int>)
+
+    /// A forward pass's modules on `key` (a part of the layer's weight: `rows`), in attachment order, recording what
+    /// each needs: the weight-delta modules to fold into the weight (less those module_dropout drops), and each
+    /// LoRA module's output with the rows of the part it adds to.
+    fileprivate func forwardModules(_ key: String, rows: Range<Int>, input x: Tensor) -> (deltas: [PlacedDelta], outputs: [(Tensor, Range<Int>?)]) {
+        var deltas: [PlacedDelta] = [], outputs: [(Tensor, Range<Int>?)] = []
+        for attachment in modules[key] ?? [] {
+            if let module = attachment.module as? any WeightDeltaModule {
+                let skipped = dropout?.skipsModule(module.name) ?? false
+                record(key, WeightDeltaActivations(input: x, skipped: skipped))
+                if !skipped { deltas.append((module, within(rows, attachment.rows))) }
+            } else {
+                let (out, saved) = attachment.module.forward(x, dropout: dropout)
+                record(key, saved)
+                outputs.append((out, attachment.rows))
             }
+        }
+        return (deltas, outputs)
+    }
+
+    /// The recorded pass's modules on `key`: the weight-delta modules that ran, and the LoRA modules with their activations.
+    fileprivate func backwardModules(_ key: String, rows: Range<Int>) -> (deltas: [PlacedDelta], others: [(Attachment, any Sendable)]) {
+        var deltas: [PlacedDelta] = [], others: [(Attachment, any Sendable)] = []
+        for (attachment, saved) in zip(modules[key] ?? [], recorded(key)) {
+            if let module = attachment.module as? any WeightDeltaModule {
+                if let activations = saved as? WeightDeltaActivations, !activations.skipped { deltas.append((module, within(rows, attachment.rows))) }
+            } else {
+                others.append((attachment, saved))
+            }
+        }
+        return (deltas, others)
+    }
+
+    /// Rows of a module within a part's rows.
+    private func within(_ rows: Range<Int>, _ own: Range<Int>?) -> Range<Int> {
+        own.map { (rows.lowerBound + $0.lowerBound)..<(rows.lowerBound + $0.upperBound) } ?? rows
+    }
+}
+
+/// W + ΣΔW: the modules' deltas added into their rows of a copy of the weight ([out, columns]).
+private func mergedWeight(_ weight: [Float], columns: Int, _ deltas: [TrainingTape.PlacedDelta], backward: Bool) -> [Float] {
+    EngineProfile.measure(backward ? .weightDeltaBackward : .weightDelta) { addDeltas(weight, columns: columns, deltas) }
+}
+
+private func addDeltas(_ weight: [Float], columns: Int, _ deltas: [TrainingTape.PlacedDelta]) -> [Float] {
+    var w = weight
+    w.withUnsafeMutableBufferPointer { wp in
+        for (module, rows) in deltas {
+            precondition(module.shape.weightCount == rows.count * columns, "\(module.name): ΔW does not fit \(rows.count)×\(columns)")
+            module.addDelta(into: wp.baseAddress! + rows.lowerBound * columns)
+        }
+    }
+    return w
+}
+
+/// Each module's rows of the layer's weight gradient, as its dΔW.
+private func distribute(_ gradient: Gradient, columns: Int, _ deltas: [TrainingTape.PlacedDelta]) {
+    EngineProfile.measure(.weightDeltaBackward) {
+        gradient.values.withUnsafeBufferPointer { g in
+            for (module, rows) in deltas {
+                module.accumulateGradients(delta: UnsafeBufferPointer(rebasing: g[(rows.lowerBound * columns)..<(rows.upperBound * columns)]))
+            }
+        }
+    }
+}
+
+extension Linear {
+    /// This layer with W + ΣΔW of the given modules (itself when there are none).
+    fileprivate func merged(_ deltas: [TrainingTape.PlacedDelta], backward: Bool = false) -> Linear {
+        guard !deltas.isEmpty else { return self }
+        return Linear(inFeatures: inFeatures, outFeatures: outFeatures, weight: mergedWeight(store.floats(), columns: inFeatures, deltas, backward: backward),
+                      bias: bias, parts: parts)
+    }
+
+    /// The forward with the tape's modules on this layer's parts: LoHa/LoKr in the weight, LoRA modules' outputs
+    /// added to their columns, recording what each needs.
+    public func forward(_ x: Tensor, tape: TrainingTape?) -> Tensor {
+        guard let tape else { return forward(x) }
+        let modules = parts.map { tape.forwardModules($0.key, rows: $0.rows, input: x) }
+        var y = merged(modules.flatMap(\.deltas)).forward(x)
+        for (part, placed) in zip(parts, modules) {
+            for (out, rows) in placed.outputs { addColumns(out, into: &y, width: outFeatures, offset: part.rows.lowerBound + (rows?.lowerBound ?? 0)) }
         }
         return y
     }
 
-    /// dx through the weight and through each module (whose factor gradients
-    /// it adds); the weight's own gradients when the tape trains its keys.
+    /// dx through the (merged) weight and through each LoRA module (whose factor gradients it adds); the
+    /// weight-delta modules' gradients from the layer's weight gradient; the weight's own gradients when the tape
+    /// trains its keys.
     public func backward(input x: Tensor, outputGradient dy: Tensor, tape: TrainingTape?) -> Tensor {
         guard let tape else { return backward(input: x, outputGradient: dy) }
+        let modules = parts.map { tape.backwardModules($0.key, rows: $0.rows) }
+        let deltas = modules.flatMap(\.deltas)
         var dx: Tensor
-        if parts.count == 1 {
+        if !deltas.isEmpty {
+            let full = Gradient(count: outFeatures * inFeatures)
+            dx = merged(deltas, backward: true).backward(input: x, outputGradient: dy, weightGradient: full)
+            distribute(full, columns: inFeatures, deltas)
+            for part in parts {
+                if let own = tape.gradient(part.key) {
+                    own.withPointer { g in for i in 0..<(part.rows.count * inFeatures) { g[i] += full.values[part.rows.lowerBound * inFeatures + i] } }
+                }
+                accumulatePartGradients(part, input: x, outputGradient: dy, weight: nil, bias: tape.gradient(part.biasKey))
+            }
+        } else if parts.count == 1 {
             dx = backward(input: x, outputGradient: dy, weightGradient: tape.gradient(parts[0].key), biasGradient: tape.gradient(parts[0].biasKey))
         } else {
             dx = backward(input: x, outputGradient: dy)
             for part in parts { accumulatePartGradients(part, input: x, outputGradient: dy,
                                                         weight: tape.gradient(part.key), bias: tape.gradient(part.biasKey)) }
         }
-        for part in parts {
-            for (attachment, saved) in zip(tape.modules[part.key] ?? [], tape.recorded(part.key)) {
+        for (part, placed) in zip(parts, modules) {
+            for (attachment, saved) in placed.others {
                 let rows = attachment.rows.map { (part.rows.lowerBound + $0.lowerBound)..<(part.rows.lowerBound + $0.upperBound) } ?? part.rows
                 let slice = columns(dy, width: outFeatures, offset: rows.lowerBound, count: rows.count)
                 addInPlace(&dx, attachment.module.backward(recorded: saved, outputGradient: slice))
@@ -126,23 +215,34 @@ extension Linear {
 }
 
 extension Conv2d {
+    /// This layer with W + ΣΔW of the given modules (itself when there are none).
+    fileprivate func merged(_ deltas: [TrainingTape.PlacedDelta], backward: Bool = false) -> Conv2d {
+        guard !deltas.isEmpty else { return self }
+        return Conv2d(key: key, biasKey: biasKey, inChannels: inChannels, outChannels: outChannels, kernel: kernel, stride: stride, padding: padding,
+                      weight: mergedWeight(store.floats(), columns: inChannels * kernel * kernel, deltas, backward: backward), bias: bias)
+    }
+
     public func forward(_ x: Tensor, tape: TrainingTape?) -> Tensor {
-        var y = forward(x)
-        guard let tape else { return y }
-        for attachment in tape.modules[key] ?? [] {
-            let (out, saved) = attachment.module.forward(x, dropout: tape.dropout)
-            addInPlace(&y, out)
-            tape.record(key, saved)
-        }
+        guard let tape else { return forward(x) }
+        let modules = tape.forwardModules(key, rows: 0..<outChannels, input: x)
+        var y = merged(modules.deltas).forward(x)
+        for (out, _) in modules.outputs { addInPlace(&y, out) }
         return y
     }
 
     public func backward(input x: Tensor, outputGradient dy: Tensor, tape: TrainingTape?) -> Tensor {
         guard let tape else { return backward(input: x, outputGradient: dy) }
-        var dx = backward(input: x, outputGradient: dy, weightGradient: tape.gradient(key), biasGradient: tape.gradient(biasKey))
-        for (attachment, saved) in zip(tape.modules[key] ?? [], tape.recorded(key)) {
-            addInPlace(&dx, attachment.module.backward(recorded: saved, outputGradient: dy))
+        let modules = tape.backwardModules(key, rows: 0..<outChannels)
+        var dx: Tensor
+        if modules.deltas.isEmpty {
+            dx = backward(input: x, outputGradient: dy, weightGradient: tape.gradient(key), biasGradient: tape.gradient(biasKey))
+        } else {
+            let full = Gradient(count: store.count)
+            dx = merged(modules.deltas, backward: true).backward(input: x, outputGradient: dy, weightGradient: full, biasGradient: tape.gradient(biasKey))
+            distribute(full, columns: inChannels * kernel * kernel, modules.deltas)
+            if let own = tape.gradient(key) { own.withPointer { g in for i in full.values.indices { g[i] += full.values[i] } } }
         }
+        for (attachment, saved) in modules.others { addInPlace(&dx, attachment.module.backward(recorded: saved, outputGradient: dy)) }
         return dx
     }
 }

@@ -15,10 +15,11 @@ import LoRACore
 public protocol WeightDeltaModule: TrainedModule where Saved == WeightDeltaActivations {
     /// The wrapped layer's shape (kernel, stride and padding included).
     var shape: LoRAModule.Shape { get }
-    /// ΔW with its scale, in the layer's weight layout: [out, in·kh·kw].
-    func delta() -> [Float]
-    /// Adds each factor's gradient, given the gradient of the loss with respect to `delta()`.
-    func accumulateGradients(delta gradient: [Float])
+    /// Adds ΔW with its scale into a buffer in the layer's weight layout, [out, in·kh·kw] (the layer's weight,
+    /// to run the layer with W + ΔW).
+    func addDelta(into weight: UnsafeMutablePointer<Float>)
+    /// Adds each factor's gradient, given the gradient of the loss with respect to ΔW ([out, in·kh·kw]).
+    func accumulateGradients(delta gradient: UnsafeBufferPointer<Float>)
 }
 
 public struct WeightDeltaActivations: Sendable {
@@ -28,6 +29,13 @@ public struct WeightDeltaActivations: Sendable {
 }
 
 extension WeightDeltaModule {
+    /// ΔW with its scale, [out, in·kh·kw].
+    public func delta() -> [Float] {
+        var out = [Float](repeating: 0, count: shape.weightCount)
+        out.withUnsafeMutableBufferPointer { addDelta(into: $0.baseAddress!) }
+        return out
+    }
+
     /// LyCORIS's module_dropout (a draw per forward, the whole module skipped) through the run's dropout source;
     /// its rank dropout is not built (lora-train refuses it before training).
     public func forward(_ x: Tensor, dropout: LoRADropout?) -> (output: Tensor, saved: WeightDeltaActivations) {
@@ -43,7 +51,7 @@ extension WeightDeltaModule {
         let layer = ModuleLayer(shape, key: name, weight: delta())
         let deltaGradient = Gradient(count: shape.weightCount)
         let dx = layer.backward(input: saved.input, outputGradient: dy, weightGradient: deltaGradient)
-        accumulateGradients(delta: deltaGradient.values)
+        deltaGradient.values.withUnsafeBufferPointer { accumulateGradients(delta: $0) }
         return dx
     }
 }
