@@ -1,9 +1,10 @@
 import XCTest
 @testable import Diffusion
 
-/// LyCORIS's LoHa and LoKr as trained modules: forward and every gradient against finite differences of a
-/// double-precision reference that builds ΔW by its own formula (Hadamard product of two products; Kronecker product
-/// by explicit index arithmetic) and runs the layer's operation naively.
+/// LyCORIS's LoHa and LoKr as training runs them, folded into a frozen Linear (on rows of a packed part) or Conv2d
+/// through a TrainingTape: forward, dx and every factor's gradient against finite differences of a double-precision
+/// reference that builds ΔW by its own formula (Hadamard product of two products; Kronecker product by explicit index
+/// arithmetic) and runs the layer's operation naively.
 extension BackwardTests {
     /// Σ r·op(x, ΔW) for a linear layer (x [rows, in]) or a convolution (x [n, c, h, w]) of `shape`.
     func denseLoss(_ x: [Double], _ delta: [Double], shape: LoRAModule.Shape, batch: Int, height: Int = 1, width: Int = 1, r: [Double]) -> Double {
@@ -33,16 +34,50 @@ extension BackwardTests {
         (0..<(m * n)).map { i in (0..<k).reduce(0.0) { $0 + a[(i / n) * k + $1] * b[$1 * n + i % n] } }
     }
 
-    /// Checks dx and each parameter's gradient of `module` (values `point`, in `module.parameters`' order) against
-    /// finite differences of `loss(x, parameters)`.
+    /// Runs `module` the way training does, folded into a frozen layer through a tape (a Linear whose weight has two
+    /// packed parts, the module on rows 4..<4+out of the second; or a Conv2d), and checks the forward, dx and each
+    /// parameter's gradient (values `point`, in `module.parameters`' order) against finite differences of
+    /// `loss(x, parameters)`, which must give Σ r·op(x, ΔW) for the module's ΔW alone.
     func checkWeightDeltaModule(_ label: String, _ module: some WeightDeltaModule, x: [Double], xShape: [Int], outputShape: [Int], r: [Double],
                                 point: [[Double]], loss: @escaping ([Double], [[Double]]) -> Double) {
-        let (output, saved) = module.forward(Tensor(shape: xShape, values: x.map(Float.init)), dropout: nil)
+        var rng = Rng(state: 77)
+        let input = Tensor(shape: xShape, values: x.map(Float.init))
+        let output: Tensor, dx: Tensor, frozen: (([Double]) -> Double)
+        switch module.shape {
+        case let .linear(inputs, outputs):
+            // Rows: 0..<3 part "q", 3..<3+8+outputs part "kv", the module on its rows 4..<4+outputs.
+            let total = 3 + 8 + outputs, w = rng.values(total * inputs), rows = x.count / inputs
+            let layer = Linear(inFeatures: inputs, outFeatures: total, weight: w.map(Float.init), bias: nil,
+                               parts: [.init(key: "q", biasKey: nil, rows: 0..<3), .init(key: "kv", biasKey: nil, rows: 3..<total)])
+            let tape = TrainingTape(modules: ["kv": [.init(module, rows: 4..<(4 + outputs))]])
+            let full = layer.forward(input, tape: tape)
+            // The module's rows of the layer's output; the layer's own part is W·x.
+            var own = [Float](), upstream = [Float](repeating: 0, count: rows * total)
+            for row in 0..<rows {
+                own += full.values[(row * total + 7)..<(row * total + 7 + outputs)]
+                for o in 0..<outputs { upstream[row * total + 7 + o] = Float(r[row * outputs + o]) }
+            }
+            let plain = Linear(inFeatures: inputs, outFeatures: total, weight: w.map(Float.init), bias: nil,
+                               parts: [.init(key: "w", biasKey: nil, rows: 0..<total)]).forward(input)
+            for row in 0..<rows { for o in 0..<outputs { own[row * outputs + o] -= plain.values[row * total + 7 + o] } }
+            output = Tensor(shape: outputShape, values: own)
+            dx = layer.backward(input: input, outputGradient: Tensor(shape: [rows, total], values: upstream), tape: tape)
+            frozen = { x in self.denseLoss(x, Array(w[(7 * inputs)..<((7 + outputs) * inputs)]), shape: module.shape, batch: rows, r: r) }
+        case let .conv(inputs, outputs, kernel, stride, padding):
+            let w = rng.values(outputs * inputs * kernel * kernel)
+            let layer = Conv2d(key: "c", biasKey: "cb", inChannels: inputs, outChannels: outputs, kernel: kernel, stride: stride, padding: .same(padding),
+                               weight: w.map(Float.init), bias: [Float](repeating: 0, count: outputs))
+            let tape = TrainingTape(modules: ["c": [.init(module)]])
+            let full = layer.forward(input, tape: tape), plain = layer.forward(input)
+            output = Tensor(shape: outputShape, values: zip(full.values, plain.values).map { $0 - $1 })
+            dx = layer.backward(input: input, outputGradient: Tensor(shape: outputShape, values: r.map(Float.init)), tape: tape)
+            frozen = { x in self.denseLoss(x, w, shape: module.shape, batch: xShape[0], height: xShape[2], width: xShape[3], r: r) }
+        }
         XCTAssertEqual(output.shape, outputShape, label)
         XCTAssertEqual(Double(zip(output.values, r).reduce(Float(0)) { $0 + $1.0 * Float($1.1) }), loss(x, point),
                        accuracy: 1e-4 * max(1, abs(loss(x, point))), "\(label) forward")
-        let dx = module.backward(saved, outputGradient: Tensor(shape: outputShape, values: r.map(Float.init)))
-        checkGradient("\(label) dx", analytic: dx.values, at: x) { loss($0, point) }
+        // dx runs through W + ΔW.
+        checkGradient("\(label) dx", analytic: dx.values, at: x) { frozen($0) + loss($0, point) }
         for (index, parameter) in module.parameters.enumerated() {
             checkGradient("\(label) d \(parameter.key)", analytic: parameter.gradient.values, at: point[index]) { values in
                 var p = point

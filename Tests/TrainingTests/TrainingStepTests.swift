@@ -48,6 +48,25 @@ final class TrainingStepTests: XCTestCase {
         return scale == 0 ? worst : worst / scale
     }
 
+    /// Each gradient against torch's, within 1e-4 of the tensor's largest value; where torch's is zero up to float noise
+    /// (the 32-channel level's time_emb_proj: GroupNorm with one channel per group removes the per-channel shift the
+    /// projection adds, so its gradient is 0 in exact arithmetic and 1e-11 to 1e-9 in both; the others are 7e-5 and
+    /// up), ours must be too. Returns the worst error and how many were zero.
+    func compareGradients(_ pairs: [(label: String, ours: [Float], reference: [Float])]) -> (worst: Double, zeros: Int) {
+        var worst = 0.0, zeros = 0
+        for (label, ours, reference) in pairs {
+            if reference.map(abs).max() ?? 0 < 1e-7 {
+                XCTAssertLessThan(ours.map(abs).max() ?? 0, 1e-7, "\(label) gradient is zero in torch")
+                zeros += 1
+                continue
+            }
+            let error = relativeError(ours, reference)
+            worst = max(worst, error)
+            XCTAssertLessThan(error, 1e-4, "\(label) gradient")
+        }
+        return (worst, zeros)
+    }
+
     /// The golden step's network (kohya's 192 U-Net modules, the script's rank and alpha) with the script's
     /// initial factors, normal(0, 0.2) from a generator seeded 1, down then up, in its module order; and its batch.
     func goldenSetup(_ golden: ModelFile, model: StableDiffusionModel) throws
@@ -146,23 +165,11 @@ final class TrainingStepTests: XCTestCase {
                                     context: Tensor(shape: [2, 77, 128], values: try tensor("context"))).loss
         let expected = Double(try tensor("loss")[0])
         XCTAssertEqual(loss, expected, accuracy: 1e-5 * expected)
-        var worst = 0.0, zeros = 0
-        for module in network.loraModules {
-            for (parameter, kind) in [(module.down, "lora_down"), (module.up, "lora_up")] {
-                let reference = try tensor("\(module.name).\(kind).grad")
-                // The 32-channel level's time_emb_proj: GroupNorm with one channel per group (32 groups) removes the
-                // per-channel shift the projection adds, so its gradient is 0 in exact arithmetic and float noise
-                // (1e-11 to 1e-9) in both; the others are 7e-5 and up.
-                if reference.map(abs).max() ?? 0 < 1e-7 {
-                    XCTAssertLessThan(parameter.gradient.values.map(abs).max() ?? 0, 1e-7, "\(module.name).\(kind) gradient is zero in torch")
-                    zeros += 1
-                    continue
-                }
-                let error = relativeError(parameter.gradient.values, reference)
-                worst = max(worst, error)
-                XCTAssertLessThan(error, 1e-4, "\(module.name).\(kind) gradient")
+        let (worst, zeros) = compareGradients(try network.loraModules.flatMap { module in
+            try [(module.down, "lora_down"), (module.up, "lora_up")].map { parameter, kind in
+                ("\(module.name).\(kind)", parameter.gradient.values, try tensor("\(module.name).\(kind).grad"))
             }
-        }
+        })
         XCTAssertEqual(zeros, 10, "the five 32-channel ResBlocks' projections, down and up")
         print(String(format: "LyCORIS LoCon step on the SD1 engine fixture: loss %.7f (torch %.7f), worst gradient error %.2e", loss, expected, worst))
     }
@@ -210,19 +217,7 @@ final class TrainingStepTests: XCTestCase {
             XCTAssertLessThan(relativeError(recomputed.flatMap { $0 }, network.parameters.flatMap(\.gradient.values)), 1e-6, "\(file): checkpointing")
             let expected = Double(try tensor("loss")[0])
             XCTAssertEqual(loss, expected, accuracy: 1e-5 * expected, file)
-            var worst = 0.0, zeros = 0
-            for parameter in network.parameters {
-                let reference = try tensor(parameter.key + ".grad")
-                // The 32-channel level's time_emb_proj: its ΔW's gradient is 0 in exact arithmetic (see the LoCon test).
-                if reference.map(abs).max() ?? 0 < 1e-7 {
-                    XCTAssertLessThan(parameter.gradient.values.map(abs).max() ?? 0, 1e-7, "\(parameter.key) gradient is zero in torch")
-                    zeros += 1
-                    continue
-                }
-                let error = relativeError(parameter.gradient.values, reference)
-                worst = max(worst, error)
-                XCTAssertLessThan(error, 1e-4, "\(parameter.key) gradient")
-            }
+            let (worst, zeros) = compareGradients(try network.parameters.map { ($0.key, $0.gradient.values, try tensor($0.key + ".grad")) })
             XCTAssertGreaterThan(network.parameters.count - zeros, 1000, "\(file): gradients compared")
             // module_dropout: a dropped module leaves the layer's weight alone and gets no gradient; the others train.
             let dropout = LoRADropout(neuron: nil, rank: nil, module: 0.5, seed: 11)

@@ -6,7 +6,7 @@ import LoRACore
 /// `lora_down` [rank, in] (or a conv with the original's kernel, stride and
 /// padding: LoCon/C3Lier) and `lora_up` [out, rank] (a 1×1 conv). Keys are
 /// kohya's: `<name>.lora_down.weight`, `<name>.lora_up.weight`, `<name>.alpha`.
-public struct LoRAModule: TrainedModule {
+public struct LoRAModule: SidePathModule {
     public enum Shape: Sendable, Equatable {
         case linear(in: Int, out: Int)
         case conv(in: Int, out: Int, kernel: Int, stride: Int, padding: Int)

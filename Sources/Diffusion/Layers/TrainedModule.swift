@@ -1,13 +1,10 @@
 import LoRACore
 
-/// A module trained beside a frozen Linear or Conv2d and attached to it by a
-/// `TrainingTape`: kohya's LoRA (`LoRAModule`, also LyCORIS's LoCon), and
-/// LyCORIS's LoHa and LoKr (`WeightDeltaModule`). Its forward returns what
-/// it adds to the layer's output and what its backward needs; its backward
-/// follows the rule in Gradient.swift (dx returned, its parameters' gradients
-/// added into their buffers).
+/// A module trained on a frozen Linear or Conv2d and attached to it by a `TrainingTape`, in one of two ways:
+/// a side path (`SidePathModule`: kohya's LoRA, also LyCORIS's LoCon), whose output is added to the layer's, or a
+/// change of the layer's weight (`WeightDeltaModule`: LyCORIS's LoHa and LoKr), folded into the weight the layer runs.
+/// Either follows the rule in Gradient.swift (dx returned, its parameters' gradients added into their buffers).
 public protocol TrainedModule: Sendable {
-    associatedtype Saved: Sendable
     /// kohya's module name (`lora_unet_…`, `lora_te_…`), the prefix of its keys.
     var name: String { get }
     /// The trained tensors in the order torch registers them (`named_parameters`), which is the order they enter
@@ -15,11 +12,16 @@ public protocol TrainedModule: Sendable {
     var parameters: [Parameter] { get }
     /// Saved as `<name>.alpha` beside the parameters (kohya and LyCORIS files alike).
     var alpha: Float { get }
+}
+
+/// A module whose output is added to its layer's: y = layer(x) + module(x).
+public protocol SidePathModule: TrainedModule {
+    associatedtype Saved: Sendable
     func forward(_ x: Tensor, dropout: LoRADropout?) -> (output: Tensor, saved: Saved)
     func backward(_ saved: Saved, outputGradient dy: Tensor) -> Tensor
 }
 
-extension TrainedModule {
+extension SidePathModule {
     /// The tape keeps every module's activations side by side; each module reads back its own kind.
     func backward(recorded saved: any Sendable, outputGradient dy: Tensor) -> Tensor {
         guard let own = saved as? Saved else { preconditionFailure("\(name): activations of another module kind on the tape") }

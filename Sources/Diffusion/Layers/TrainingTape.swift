@@ -88,8 +88,8 @@ private func addColumns(_ block: Tensor, into t: inout Tensor, width: Int, offse
 
 /// LyCORIS's LoHa and LoKr (`WeightDeltaModule`) run inside their layer, as LyCORIS's forward runs them: the layer's
 /// forward and its input gradient use W + ΣΔW (one GEMM each, not one for W and one per ΔW), and one weight gradient
-/// dyᵀ·x of the layer gives every such module its dΔW (its rows of it). LoRA modules stay side paths. The modules'
-/// own forward/backward compute the same thing alone (and are what the finite-difference tests check).
+/// dyᵀ·x of the layer gives every such module its dΔW (its rows of it). LoRA modules (`SidePathModule`) add their
+/// outputs beside the layer's.
 extension TrainingTape {
     typealias PlacedDelta = (module: any WeightDeltaModule, rows: Range<Int>)
 
@@ -101,10 +101,10 @@ extension TrainingTape {
         for attachment in modules[key] ?? [] {
             if let module = attachment.module as? any WeightDeltaModule {
                 let skipped = dropout?.skipsModule(module.name) ?? false
-                record(key, WeightDeltaActivations(input: x, skipped: skipped))
+                record(key, WeightDeltaActivations(skipped: skipped))
                 if !skipped { deltas.append((module, within(rows, attachment.rows))) }
-            } else {
-                let (out, saved) = attachment.module.forward(x, dropout: dropout)
+            } else if let module = attachment.module as? any SidePathModule {
+                let (out, saved) = module.forward(x, dropout: dropout)
                 record(key, saved)
                 outputs.append((out, attachment.rows))
             }
@@ -113,13 +113,14 @@ extension TrainingTape {
     }
 
     /// The recorded pass's modules on `key`: the weight-delta modules that ran, and the LoRA modules with their activations.
-    fileprivate func backwardModules(_ key: String, rows: Range<Int>) -> (deltas: [PlacedDelta], others: [(Attachment, any Sendable)]) {
-        var deltas: [PlacedDelta] = [], others: [(Attachment, any Sendable)] = []
+    fileprivate func backwardModules(_ key: String, rows: Range<Int>)
+        -> (deltas: [PlacedDelta], others: [(module: any SidePathModule, rows: Range<Int>?, saved: any Sendable)]) {
+        var deltas: [PlacedDelta] = [], others: [(module: any SidePathModule, rows: Range<Int>?, saved: any Sendable)] = []
         for (attachment, saved) in zip(modules[key] ?? [], recorded(key)) {
             if let module = attachment.module as? any WeightDeltaModule {
                 if let activations = saved as? WeightDeltaActivations, !activations.skipped { deltas.append((module, within(rows, attachment.rows))) }
-            } else {
-                others.append((attachment, saved))
+            } else if let module = attachment.module as? any SidePathModule {
+                others.append((module, attachment.rows, saved))
             }
         }
         return (deltas, others)
@@ -204,10 +205,10 @@ extension Linear {
                                                         weight: tape.gradient(part.key), bias: tape.gradient(part.biasKey)) }
         }
         for (part, placed) in zip(parts, modules) {
-            for (attachment, saved) in placed.others {
-                let rows = attachment.rows.map { (part.rows.lowerBound + $0.lowerBound)..<(part.rows.lowerBound + $0.upperBound) } ?? part.rows
+            for (module, own, saved) in placed.others {
+                let rows = own.map { (part.rows.lowerBound + $0.lowerBound)..<(part.rows.lowerBound + $0.upperBound) } ?? part.rows
                 let slice = columns(dy, width: outFeatures, offset: rows.lowerBound, count: rows.count)
-                addInPlace(&dx, attachment.module.backward(recorded: saved, outputGradient: slice))
+                addInPlace(&dx, module.backward(recorded: saved, outputGradient: slice))
             }
         }
         return dx
@@ -242,7 +243,7 @@ extension Conv2d {
             distribute(full, columns: inChannels * kernel * kernel, modules.deltas)
             if let own = tape.gradient(key) { own.withPointer { g in for i in full.values.indices { g[i] += full.values[i] } } }
         }
-        for (attachment, saved) in modules.others { addInPlace(&dx, attachment.module.backward(recorded: saved, outputGradient: dy)) }
+        for (module, _, saved) in modules.others { addInPlace(&dx, module.backward(recorded: saved, outputGradient: dy)) }
         return dx
     }
 }
