@@ -26,9 +26,9 @@ diffusers, transformers:
 training/step_bf16.safetensors (same folder): the first step of that batch under kohya's
 --mixed_precision bf16 (bf16 U-Net, torch's CPU autocast). ONLY_BF16=1 writes it alone.
 
-training/lycoris_step.safetensors, lycoris_loha_step.safetensors, lycoris_lokr_step.safetensors and
-lycoris_presets.json (same folder): LyCORIS's LoCon, LoHa and LoKr through lycoris.kohya
-(see lycoris_step, lycoris_presets); lokr_layouts.json: LokrModule's split of layers at SD's real widths.
+training/lycoris_step.safetensors, lycoris_loha_step.safetensors, lycoris_lokr_step.safetensors,
+lycoris_ia3_step.safetensors and lycoris_presets.json (same folder): LyCORIS's LoCon, LoHa, LoKr and (IA)^3 through
+lycoris.kohya (see lycoris_step, ia3_step, lycoris_presets); lokr_layouts.json: LokrModule's split of layers at SD's real widths.
 ONLY_LYCORIS=1 writes them alone.
 
 training/text_encoder_step.safetensors (same folder): kohya's text-encoder
@@ -299,7 +299,8 @@ def lycoris_step(folder, algo="locon", **network_args):
 
     With algo=loha or lokr (and LoKr's network args as strings, as kohya passes them), the same for
     training/lycoris_<algo>_step.safetensors: every parameter of each module drawn in named_parameters order, its
-    gradient under `<module>.<parameter>.grad`, and per module its parameters' shapes and the saved alpha."""
+    gradient under `<module>.<parameter>.grad`, and per module its parameters' shapes and the saved alpha (0 where a
+    module has none)."""
     from diffusers import DDPMScheduler
     from lycoris.kohya import create_network
     from safetensors.torch import save_file
@@ -328,7 +329,8 @@ def lycoris_step(folder, algo="locon", **network_args):
     if algo == "locon":
         modules = [[m.lora_name, m.lora_dim, float(m.alpha)] for m in network.unet_loras]
     else:
-        modules = [[m.lora_name, m.lora_dim, float(m.alpha), [[n, list(p.shape)] for n, p in m.named_parameters()]] for m in network.unet_loras]
+        modules = [[m.lora_name, getattr(m, "lora_dim", 0), float(getattr(m, "alpha", 0)), [[n, list(p.shape)] for n, p in m.named_parameters()]]
+                   for m in network.unet_loras]
     metadata = {"modules": json.dumps(modules), "network_args": json.dumps(network_args),
                 "fixture_sha256": fixture_sha256, "lycoris_lora": md.version("lycoris_lora"), "torch": torch.__version__,
                 "cpu_capability": torch.backends.cpu.get_cpu_capability()}
@@ -337,6 +339,45 @@ def lycoris_step(folder, algo="locon", **network_args):
     name = "lycoris_step.safetensors" if algo == "locon" else f"lycoris_{algo}_step.safetensors"
     save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(HERE, "training", name), metadata=metadata)
     print(f"wrote {name}: {len(network.unet_loras)} modules, loss {loss.item():.6f}")
+
+
+def ia3_step(folder):
+    """training/lycoris_ia3_step.safetensors: LyCORIS's IA3Module (lycoris_lora 3.2.0.post2) on the layers preset full
+    places (the LoCon network's, conv_dim 1). That release has no "ia3" in lycoris.kohya's module table, so kohya's
+    create_network stops with KeyError: 'ia3'; the modules are built here as create_single_module would build them
+    (IA3Module(name, layer, 1.0): output side), then trained one step like lycoris_step, from weights drawn
+    normal(0, 0.2), seed 1, in module order."""
+    from lycoris.kohya import create_network
+    from lycoris.modules.ia3 import IA3Module
+    unet, fixture_sha256 = fixture_unet(folder)
+    placement = create_network(1.0, 2, 1.5, None, None, unet, conv_dim="1", conv_alpha="0.5", algo="locon", preset="full")
+    modules = [IA3Module(lora.lora_name, lora.org_module[0], 1.0) for lora in placement.unet_loras]
+    for module in modules:
+        module.apply_to()
+    generator = torch.Generator().manual_seed(1)
+    for module in modules:
+        torch.nn.init.normal_(module.weight, std=0.2, generator=generator)
+    torch.manual_seed(2)
+    latents, noise, context = torch.randn(2, 4, 16, 16), torch.randn(2, 4, 16, 16), torch.randn(2, 77, 128)
+    timesteps = torch.tensor([17, 643])
+    from diffusers import DDPMScheduler
+    from safetensors.torch import save_file
+    scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
+                              clip_sample=False)
+    prediction = unet(scheduler.add_noise(latents, noise, timesteps), timesteps, context).sample
+    loss = torch.nn.functional.mse_loss(prediction.float(), noise.float(), reduction="none").mean([1, 2, 3]).mean()
+    loss.backward()
+    tensors = {"latents": latents, "noise": noise, "timesteps": timesteps.float(), "context": context,
+               "loss": torch.tensor([loss.item()], dtype=torch.float64)}
+    for module in modules:
+        tensors[module.lora_name + ".weight.grad"] = module.weight.grad.detach().clone()
+    import importlib.metadata as md
+    metadata = {"modules": json.dumps([[m.lora_name, 0, 0.0, [["weight", list(m.weight.shape)]]] for m in modules]),
+                "on_input": json.dumps(sorted({int(m.on_input) for m in modules})),
+                "fixture_sha256": fixture_sha256, "lycoris_lora": md.version("lycoris_lora"), "torch": torch.__version__,
+                "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(HERE, "training", "lycoris_ia3_step.safetensors"), metadata=metadata)
+    print(f"wrote lycoris_ia3_step.safetensors: {len(modules)} modules, loss {loss.item():.6f}")
 
 
 def lycoris_presets(folder):
@@ -650,6 +691,7 @@ if len(sys.argv) > 1:
         lycoris_step(sys.argv[1], algo="loha")
         # As the kohya_ss GUI writes them: factor=-1 decompose_both=False (a non-empty string, so true in LokrModule).
         lycoris_step(sys.argv[1], algo="lokr", factor="-1", decompose_both="False")
+        ia3_step(sys.argv[1])
         lycoris_presets(sys.argv[1])
         lokr_layouts()
         sys.exit(0)
@@ -659,6 +701,7 @@ if len(sys.argv) > 1:
     lycoris_step(sys.argv[1])
     lycoris_step(sys.argv[1], algo="loha")
     lycoris_step(sys.argv[1], algo="lokr", factor="-1", decompose_both="False")
+    ia3_step(sys.argv[1])
     lycoris_presets(sys.argv[1])
     lokr_layouts()
 if os.environ.get("SD_SCRIPTS"):

@@ -7,7 +7,7 @@ import Training
 /// The LoRA network (sd-scripts networks/lora.py arguments).
 struct NetworkOptions: ParsableArguments {
     @Option(name: [.long, .customLong("network_module")],
-            help: ArgumentHelp("networks.lora (kohya's LoRA, and LoCon with conv_dim), or lycoris.kohya with algo=locon, loha or lokr (LyCORIS's LoCon, LoHa, LoKr).",
+            help: ArgumentHelp("networks.lora (kohya's LoRA, and LoCon with conv_dim), or lycoris.kohya with algo=locon, loha, lokr or ia3 (LyCORIS's).",
                                valueName: "module"))
     var networkModule = "networks.lora"
 
@@ -19,7 +19,7 @@ struct NetworkOptions: ParsableArguments {
 
     @Option(name: [.long, .customLong("network_args")], parsing: .upToNextOption,
             help: ArgumentHelp("key=value settings: conv_dim=n conv_alpha=a (LoCon: the ResBlock convolutions too), rank_dropout=p, module_dropout=p; "
-                               + "with lycoris.kohya: algo=locon|loha|lokr preset=full conv_dim conv_alpha module_dropout factor decompose_both, as the kohya_ss GUI writes them.",
+                               + "with lycoris.kohya: algo=locon|loha|lokr|ia3 preset=full conv_dim conv_alpha module_dropout factor decompose_both, as the kohya_ss GUI writes them.",
                                valueName: "key=value"))
     var networkArgs: [String] = []
 
@@ -63,7 +63,7 @@ struct NetworkOptions: ParsableArguments {
         try refuseNaN([("--network-alpha", Double(networkAlpha)), ("--network-dropout", networkDropout), ("--scale-weight-norms", scaleWeightNorms)])
         guard let module = TrainingConfiguration.NetworkModule(rawValue: networkModule) else {
             throw ValidationError("--network-module \(networkModule) is not supported; lora-train trains networks.lora (LoRA, LoCon via conv_dim) "
-                                  + "and lycoris.kohya with algo=locon, loha or lokr")
+                                  + "and lycoris.kohya with algo=locon, loha, lokr or ia3")
         }
         if module == .lycoris {
             // kohya passes these to LyCORIS, which has no use for them (it reads neither neuron_dropout nor a max norm of kohya's form).
@@ -176,6 +176,7 @@ struct NetworkOptions: ParsableArguments {
         }
         switch values["algo"]?.lowercased() {
         case "loha": return .loha
+        case "ia3": return .ia3
         case "lokr":
             return .lokr(factor: values["factor"].flatMap { Int($0) } ?? -1, decomposeBoth: !(values["decompose_both"] ?? "").isEmpty,
                          fullMatrix: (values["full_matrix"] ?? "false").lowercased() != "false")
@@ -205,6 +206,7 @@ struct NetworkOptions: ParsableArguments {
     func lycorisArgs(reportingUnused: Bool) throws -> (convDim: Int?, convAlpha: Float, rankDropout: Double?, moduleDropout: Double?, blocks: LoRANetwork.BlockDims?,
                                   blockRates: BlockLearningRates?, loraPlus: [String: Double]) {
         var convDim = networkDim, convAlpha = networkAlpha, moduleDropout: Double?, loraPlus: [String: Double] = [:], unused: [String] = []
+        var droppedByLyCORIS: [String] = []
         func off(_ value: String) -> Bool { ["false", "0", ""].contains(value.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))) }
         let algorithm = lycorisAlgorithm
         let isLoKr: Bool = { if case .lokr = algorithm { return true } else { return false } }()
@@ -217,8 +219,8 @@ struct NetworkOptions: ParsableArguments {
             let (key, value) = (parts[0], parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"'")))
             switch key {
             case "algo":
-                guard ["locon", "lora", "loha", "lokr"].contains(value.lowercased()) else {
-                    throw ValidationError("--network-args algo=\(value): lycoris.kohya trains algo=locon, loha and lokr here (iA3, DyLoRA, GLoRA, OFT, "
+                guard ["locon", "lora", "loha", "lokr", "ia3"].contains(value.lowercased()) else {
+                    throw ValidationError("--network-args algo=\(value): lycoris.kohya trains algo=locon, loha, lokr and ia3 here (DyLoRA, GLoRA, OFT, "
                                           + "BOFT and full are not built)")
                 }
             case "preset":
@@ -252,6 +254,10 @@ struct NetworkOptions: ParsableArguments {
                 guard off(value) else { throw ValidationError("--network-args unbalanced_factorization=\(value) is not supported (False is)") }
             case "factor", "decompose_both", "block_size", "constraint", "rescaled", "full_matrix", "unbalanced_factorization", "wd_on_output":
                 unused.append(key)   // other algorithms' settings, which the chosen one does not read either
+            case "train_on_input":
+                // The GUI writes it for iA3, but create_network does not hand it to LyCORIS's modules (only LyCORIS's
+                // own ia3 preset sets it), so every (IA)^3 module scales its outputs.
+                droppedByLyCORIS.append(key)
             case "loraplus_lr_ratio", "loraplus_unet_lr_ratio", "loraplus_text_encoder_lr_ratio":
                 guard let v = Double(value), v > 0 else { throw ValidationError("--network-args \(item): a positive ratio") }
                 loraPlus[key] = v
@@ -259,6 +265,10 @@ struct NetworkOptions: ParsableArguments {
                 throw ValidationError("--network-args \(key) is not supported with lycoris.kohya (algo, preset, conv_dim, conv_alpha, module_dropout, "
                                       + "loraplus ratios, and LyCORIS's switches at their defaults are)")
             }
+        }
+        if reportingUnused && !droppedByLyCORIS.isEmpty {
+            printError("note: --network-args \(droppedByLyCORIS.joined(separator: ", ")): lycoris.kohya's create_network does not pass it to its "
+                       + "modules, so it changes nothing (as in LyCORIS)")
         }
         if reportingUnused && !unused.isEmpty {
             printError("note: --network-args \(unused.joined(separator: ", ")): settings of other LyCORIS algorithms, unused by \(algorithm.name) (as in LyCORIS)")

@@ -49,6 +49,10 @@ struct TrainingSession {
         if configuration.zeroTerminalSNR && model.prediction != .v && !configuration.forceVPrediction {
             printError("warning: --zero-terminal-snr with an ε-prediction model: at t = 999 it sees pure noise and can only guess; kohya warns the same (use it with v-prediction)")
         }
+        if configuration.networkModule == .lycoris && configuration.lycorisAlgorithm == .ia3 {
+            printError("note: lycoris_lora 3.2.0.post2, which kohya_ss pins, has no ia3 in lycoris.kohya's module table (kohya stops with "
+                       + "KeyError: 'ia3'); this trains its IA3Module on the preset's layers, scaling their outputs")
+        }
         let unetModules = trainer.network.targets.filter { $0.component == .unet }.count
         let kind = configuration.networkModule == .lycoris ? "LyCORIS" : "LoRA"
         if configuration.trainTextEncoder { ToolRun.say("create \(kind) for Text Encoder: \(trainer.network.modules.count - unetModules) modules.") }

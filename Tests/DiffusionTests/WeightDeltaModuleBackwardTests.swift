@@ -37,16 +37,18 @@ extension BackwardTests {
     /// Runs `module` the way training does, folded into a frozen layer through a tape (a Linear whose weight has two
     /// packed parts, the module on rows 4..<4+out of the second; or a Conv2d), and checks the forward, dx and each
     /// parameter's gradient (values `point`, in `module.parameters`' order) against finite differences of
-    /// `loss(x, parameters)`, which must give Σ r·op(x, ΔW) for the module's ΔW alone.
+    /// `loss(x, parameters, W)`, which must give Σ r·op(x, ΔW) for the module's ΔW alone (W: the frozen weight's rows
+    /// the module changes, for (IA)^3).
     func checkWeightDeltaModule(_ label: String, _ module: some WeightDeltaModule, x: [Double], xShape: [Int], outputShape: [Int], r: [Double],
-                                point: [[Double]], loss: @escaping ([Double], [[Double]]) -> Double) {
+                                point: [[Double]], loss lossWithBase: @escaping ([Double], [[Double]], [Double]) -> Double) {
         var rng = Rng(state: 77)
         let input = Tensor(shape: xShape, values: x.map(Float.init))
-        let output: Tensor, dx: Tensor, frozen: (([Double]) -> Double)
+        let output: Tensor, dx: Tensor, frozen: (([Double]) -> Double), base: [Double]
         switch module.shape {
         case let .linear(inputs, outputs):
             // Rows: 0..<3 part "q", 3..<3+8+outputs part "kv", the module on its rows 4..<4+outputs.
             let total = 3 + 8 + outputs, w = rng.values(total * inputs), rows = x.count / inputs
+            base = Array(w[(7 * inputs)..<((7 + outputs) * inputs)])
             let layer = Linear(inFeatures: inputs, outFeatures: total, weight: w.map(Float.init), bias: nil,
                                parts: [.init(key: "q", biasKey: nil, rows: 0..<3), .init(key: "kv", biasKey: nil, rows: 3..<total)])
             let tape = TrainingTape(modules: ["kv": [.init(module, rows: 4..<(4 + outputs))]])
@@ -65,6 +67,7 @@ extension BackwardTests {
             frozen = { x in self.denseLoss(x, Array(w[(7 * inputs)..<((7 + outputs) * inputs)]), shape: module.shape, batch: rows, r: r) }
         case let .conv(inputs, outputs, kernel, stride, padding):
             let w = rng.values(outputs * inputs * kernel * kernel)
+            base = w
             let layer = Conv2d(key: "c", biasKey: "cb", inChannels: inputs, outChannels: outputs, kernel: kernel, stride: stride, padding: .same(padding),
                                weight: w.map(Float.init), bias: [Float](repeating: 0, count: outputs))
             let tape = TrainingTape(modules: ["c": [.init(module)]])
@@ -73,6 +76,7 @@ extension BackwardTests {
             dx = layer.backward(input: input, outputGradient: Tensor(shape: outputShape, values: r.map(Float.init)), tape: tape)
             frozen = { x in self.denseLoss(x, w, shape: module.shape, batch: xShape[0], height: xShape[2], width: xShape[3], r: r) }
         }
+        let loss = { (x: [Double], p: [[Double]]) in lossWithBase(x, p, base) }
         XCTAssertEqual(output.shape, outputShape, label)
         XCTAssertEqual(Double(zip(output.values, r).reduce(Float(0)) { $0 + $1.0 * Float($1.1) }), loss(x, point),
                        accuracy: 1e-4 * max(1, abs(loss(x, point))), "\(label) forward")
@@ -100,7 +104,7 @@ extension BackwardTests {
             return zip(p1, p2).map { $0 * $1 * scale }
         }
         let x = rng.values(3 * 6), r = rng.values(3 * 4)
-        checkWeightDeltaModule("LoHa linear", linear, x: x, xShape: [3, 6], outputShape: [3, 4], r: r, point: w) { x, p in
+        checkWeightDeltaModule("LoHa linear", linear, x: x, xShape: [3, 6], outputShape: [3, 4], r: r, point: w) { x, p, _ in
             self.denseLoss(x, delta(p, out: 4, columns: 6), shape: shape, batch: 3, r: r)
         }
         // A 3×3 convolution with stride 2 and padding 1 (a downsampler), 3 → 5 channels, 2 × 3 × 5 × 4.
@@ -109,7 +113,7 @@ extension BackwardTests {
         let conv = LoHaModule(name: "lora_unet_conv", shape: convShape, rank: rank, alpha: alpha, w1a: cw[0].map(Float.init), w1b: cw[1].map(Float.init),
                               w2a: cw[2].map(Float.init), w2b: cw[3].map(Float.init))
         let cx = rng.values(2 * 3 * 5 * 4), cr = rng.values(2 * 5 * 3 * 2)
-        checkWeightDeltaModule("LoHa conv", conv, x: cx, xShape: [2, 3, 5, 4], outputShape: [2, 5, 3, 2], r: cr, point: cw) { x, p in
+        checkWeightDeltaModule("LoHa conv", conv, x: cx, xShape: [2, 3, 5, 4], outputShape: [2, 5, 3, 2], r: cr, point: cw) { x, p, _ in
             self.denseLoss(x, delta(p, out: 5, columns: 27), shape: convShape, batch: 2, height: 5, width: 4, r: cr)
         }
     }
@@ -133,7 +137,7 @@ extension BackwardTests {
                                              Parameter(key: "lora_unet_x.lokr_w2_b", shape: [rank, 3], values: p[2].map(Float.init))))
         XCTAssertEqual(linear.parameters.map(\.key), ["lora_unet_x.lokr_w1", "lora_unet_x.lokr_w2_a", "lora_unet_x.lokr_w2_b"], "LyCORIS's order")
         let x = rng.values(3 * 6), r = rng.values(3 * 4)
-        checkWeightDeltaModule("LoKr linear", linear, x: x, xShape: [3, 6], outputShape: [3, 4], r: r, point: p) { x, p in
+        checkWeightDeltaModule("LoKr linear", linear, x: x, xShape: [3, 6], outputShape: [3, 4], r: r, point: p) { x, p, _ in
             self.denseLoss(x, kron(p[0], self.product(p[1], p[2], 2, rank, 3), a: 2, b: 2, c: 2, d: 3, area: 1, scale: 1.5), shape: shape, batch: 3, r: r)
         }
         // 3×3 convolution 4 → 6 (a = 2, c = 2; b = 3, d = 2): w1 low-rank [2, 1]·[1, 2], w2 full [3, 2, 3, 3]; rank 1, alpha 0.5.
@@ -144,9 +148,30 @@ extension BackwardTests {
                                            Parameter(key: "lora_unet_conv.lokr_w1_b", shape: [1, 2], values: q[1].map(Float.init))),
                               w2: .full(Parameter(key: "lora_unet_conv.lokr_w2", shape: [3, 2, 3, 3], values: q[2].map(Float.init))))
         let cx = rng.values(2 * 4 * 4 * 3), cr = rng.values(2 * 6 * 4 * 3)
-        checkWeightDeltaModule("LoKr conv", conv, x: cx, xShape: [2, 4, 4, 3], outputShape: [2, 6, 4, 3], r: cr, point: q) { x, q in
+        checkWeightDeltaModule("LoKr conv", conv, x: cx, xShape: [2, 4, 4, 3], outputShape: [2, 6, 4, 3], r: cr, point: q) { x, q, _ in
             self.denseLoss(x, kron(self.product(q[0], q[1], 2, 1, 2), q[2], a: 2, b: 3, c: 2, d: 2, area: 9, scale: 0.5), shape: convShape, batch: 2,
                            height: 4, width: 3, r: cr)
+        }
+    }
+
+    /// (IA)^3 on the output side: ΔW = W ⊙ w along the rows, so its loss reads the frozen weight.
+    func testIA3ModuleGradientsLinearAndConv() {
+        var rng = Rng(state: 23)
+        let shape = LoRAModule.Shape.linear(in: 5, out: 4)
+        let v = [rng.values(4)]
+        let linear = IA3Module(name: "lora_te_x", shape: shape, values: v[0].map(Float.init))
+        XCTAssertEqual(linear.parameters.map(\.shape), [[4]])
+        let x = rng.values(3 * 5), r = rng.values(3 * 4)
+        checkWeightDeltaModule("iA3 linear", linear, x: x, xShape: [3, 5], outputShape: [3, 4], r: r, point: v) { x, p, w in
+            self.denseLoss(x, (0..<20).map { w[$0] * p[0][$0 / 5] }, shape: shape, batch: 3, r: r)
+        }
+        let convShape = LoRAModule.Shape.conv(in: 3, out: 4, kernel: 3, stride: 1, padding: 1)
+        let cv = [rng.values(4)]
+        let conv = IA3Module(name: "lora_unet_conv", shape: convShape, values: cv[0].map(Float.init))
+        XCTAssertEqual(conv.parameters.map(\.shape), [[1, 4, 1, 1]], "LyCORIS's conv shape")
+        let cx = rng.values(2 * 3 * 4 * 4), cr = rng.values(2 * 4 * 4 * 4)
+        checkWeightDeltaModule("iA3 conv", conv, x: cx, xShape: [2, 3, 4, 4], outputShape: [2, 4, 4, 4], r: cr, point: cv) { x, p, w in
+            self.denseLoss(x, (0..<(4 * 27)).map { w[$0] * p[0][$0 / 27] }, shape: convShape, batch: 2, height: 4, width: 4, r: cr)
         }
     }
 }

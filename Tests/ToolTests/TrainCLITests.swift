@@ -1232,6 +1232,23 @@ final class TrainCLITests: XCTestCase {
         let more = try ToolRunner.run("lora-train", base + ["--output-dir", folder + "/k3", "--network-weights", folder + "/k1/k.safetensors"])
         XCTAssertEqual(more.status, 0, more.stderr)
 
+        // "LyCORIS/iA3" as the GUI writes it: one scale per output channel, LyCORIS's keys, no alpha.
+        let ia3 = try ToolRunner.run("lora-train", common + ["--network_module", "lycoris.kohya", "--network_args", "preset=full", "conv_dim=4",
+                                                             "conv_alpha=4", "train_on_input=True", "algo=ia3", "--learning-rate", "1e-2",
+                                                             "--max-train-steps", "2", "--output-dir", folder + "/i", "--output-name", "i"])
+        XCTAssertEqual(ia3.status, 0, ia3.stderr)
+        XCTAssertTrue(ia3.stderr.contains("has no ia3 in lycoris.kohya's module table"), ia3.stderr)
+        XCTAssertTrue(ia3.stderr.contains("train_on_input: lycoris.kohya's create_network does not pass it"), ia3.stderr)
+        let ifile = try ModelFile.open(folder + "/i/i.safetensors")
+        XCTAssertEqual(try XCTUnwrap(ifile["lora_unet_conv_in.weight"]).shape, [1, 32, 1, 1])
+        XCTAssertEqual(try XCTUnwrap(ifile["lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.weight"]).shape, [32])
+        XCTAssertEqual(try XCTUnwrap(ifile["lora_unet_conv_in.on_input"]).floats(), [0])
+        XCTAssertNil(ifile["lora_unet_conv_in.alpha"])
+        XCTAssertGreaterThan(try XCTUnwrap(ifile["lora_unet_conv_in.weight"]).floats().map(abs).max() ?? 0, 0, "trained from 0")
+        let inspectIA3 = try ToolRunner.run("lora-inspect", [folder + "/i/i.safetensors"])
+        XCTAssertEqual(inspectIA3.status, 0, inspectIA3.stderr)
+        XCTAssertTrue(inspectIA3.stdout.contains("(IA)^3"), inspectIA3.stdout)
+
         for (args, says) in [(["algo=lokr", "use_cp=True"], "Tucker decomposition"), (["algo=loha", "use_tucker=True"], "Tucker decomposition"),
                              (["algo=loha", "rank_dropout=0.1"], "rank_dropout=0.1 with lycoris.kohya"),
                              (["algo=lokr", "unbalanced_factorization=True"], "unbalanced_factorization=True is not supported")] {

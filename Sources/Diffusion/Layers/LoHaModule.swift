@@ -15,6 +15,7 @@ public struct LoHaModule: WeightDeltaModule {
     public let w1a: Parameter, w1b: Parameter, w2a: Parameter, w2b: Parameter
 
     public var scale: Float { alpha / Float(rank) }
+    public var fileScalars: [(suffix: String, value: Float)] { [("alpha", alpha)] }
     public var parameters: [Parameter] { [w1a, w1b, w2a, w2b] }
 
     public init(name: String, shape: LoRAModule.Shape, rank: Int, alpha: Float, w1a: [Float], w1b: [Float], w2a: [Float], w2b: [Float]) {
@@ -31,7 +32,7 @@ public struct LoHaModule: WeightDeltaModule {
     }
 
     /// The element-wise products split over the cores (the two products are BLAS GEMMs).
-    public func addDelta(into weight: UnsafeMutablePointer<Float>) {
+    public func addDelta(into weight: UnsafeMutablePointer<Float>, base: UnsafePointer<Float>) {
         let (p1, p2) = products, s = scale
         p1.values.withUnsafeBufferPointer { a in p2.values.withUnsafeBufferPointer { b in
             let (a, b, w) = (a.baseAddress!, b.baseAddress!, UncheckedSendable(weight))
@@ -41,7 +42,7 @@ public struct LoHaModule: WeightDeltaModule {
         } }
     }
 
-    public func accumulateGradients(delta gradient: UnsafeBufferPointer<Float>) {
+    public func accumulateGradients(delta gradient: UnsafeBufferPointer<Float>, base: UnsafePointer<Float>) {
         let (p1, p2) = products, s = scale
         var d1 = Matrix(zeros: p1.rows, p1.cols), d2 = d1
         d1.values.withUnsafeMutableBufferPointer { d1p in d2.values.withUnsafeMutableBufferPointer { d2p in

@@ -47,6 +47,7 @@ public struct LoKrModule: WeightDeltaModule {
     public let w2: Factor
 
     public var scale: Float { alpha / Float(rank) }
+    public var fileScalars: [(suffix: String, value: Float)] { [("alpha", alpha)] }
     /// LyCORIS registers w1's tensors before w2's.
     public var parameters: [Parameter] { w1.parameters + w2.parameters }
 
@@ -55,7 +56,7 @@ public struct LoKrModule: WeightDeltaModule {
     }
 
     /// Rows of ΔW split over the cores (each row o = i·b + p is w1's row i times w2's row p).
-    public func addDelta(into weight: UnsafeMutablePointer<Float>) {
+    public func addDelta(into weight: UnsafeMutablePointer<Float>, base: UnsafePointer<Float>) {
         let m1 = w1.matrix, m2 = w2.matrix, s = scale
         let (b, c, width) = (m2.rows, m1.cols, m2.cols), columns = c * width
         precondition(m1.rows * b == shape.outputs && columns == shape.columns, "\(name): w1 ⊗ w2 does not have the layer's shape")
@@ -74,7 +75,7 @@ public struct LoKrModule: WeightDeltaModule {
     }
 
     /// dw1 split over w1's rows, dw2 over w2's rows: each gradient element is summed by one thread in a fixed order.
-    public func accumulateGradients(delta gradient: UnsafeBufferPointer<Float>) {
+    public func accumulateGradients(delta gradient: UnsafeBufferPointer<Float>, base: UnsafePointer<Float>) {
         let m1 = w1.matrix, m2 = w2.matrix, s = scale
         let (a, b, c, width) = (m1.rows, m2.rows, m1.cols, m2.cols), columns = c * width
         var d1 = Matrix(zeros: a, c), d2 = Matrix(zeros: b, width)

@@ -21,6 +21,7 @@ public struct LoRAModule: SidePathModule {
     public let up: Parameter
 
     public var scale: Float { alpha / Float(rank) }
+    public var fileScalars: [(suffix: String, value: Float)] { [("alpha", alpha)] }
     public var parameters: [Parameter] { [down, up] }
 
     /// What the backward needs from the forward.

@@ -10,8 +10,9 @@ public protocol TrainedModule: Sendable {
     /// The trained tensors in the order torch registers them (`named_parameters`), which is the order they enter
     /// the optimizer's parameter groups.
     var parameters: [Parameter] { get }
-    /// Saved as `<name>.alpha` beside the parameters (kohya and LyCORIS files alike).
-    var alpha: Float { get }
+    /// The scalars a file holds beside the parameters, by key suffix: `alpha` (kohya, LoCon, LoHa, LoKr), or
+    /// `on_input` ((IA)^3, which has no alpha).
+    var fileScalars: [(suffix: String, value: Float)] { get }
 }
 
 /// A module whose output is added to its layer's: y = layer(x) + module(x).

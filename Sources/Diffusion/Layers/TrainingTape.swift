@@ -139,23 +139,24 @@ private func mergedWeight(_ weight: [Float], columns: Int, _ deltas: [TrainingTa
 
 private func addDeltas(_ weight: [Float], columns: Int, _ deltas: [TrainingTape.PlacedDelta]) -> [Float] {
     var w = weight
-    w.withUnsafeMutableBufferPointer { wp in
+    weight.withUnsafeBufferPointer { base in w.withUnsafeMutableBufferPointer { wp in
         for (module, rows) in deltas {
             precondition(module.shape.weightCount == rows.count * columns, "\(module.name): ΔW does not fit \(rows.count)×\(columns)")
-            module.addDelta(into: wp.baseAddress! + rows.lowerBound * columns)
+            module.addDelta(into: wp.baseAddress! + rows.lowerBound * columns, base: base.baseAddress! + rows.lowerBound * columns)
         }
-    }
+    } }
     return w
 }
 
-/// Each module's rows of the layer's weight gradient, as its dΔW.
-private func distribute(_ gradient: Gradient, columns: Int, _ deltas: [TrainingTape.PlacedDelta]) {
+/// Each module's rows of the layer's weight gradient, as its dΔW (with its rows of the frozen weight).
+private func distribute(_ gradient: Gradient, base weight: [Float], columns: Int, _ deltas: [TrainingTape.PlacedDelta]) {
     EngineProfile.measure(.weightDeltaBackward) {
-        gradient.values.withUnsafeBufferPointer { g in
+        gradient.values.withUnsafeBufferPointer { g in weight.withUnsafeBufferPointer { base in
             for (module, rows) in deltas {
-                module.accumulateGradients(delta: UnsafeBufferPointer(rebasing: g[(rows.lowerBound * columns)..<(rows.upperBound * columns)]))
+                module.accumulateGradients(delta: UnsafeBufferPointer(rebasing: g[(rows.lowerBound * columns)..<(rows.upperBound * columns)]),
+                                           base: base.baseAddress! + rows.lowerBound * columns)
             }
-        }
+        } }
     }
 }
 
@@ -190,7 +191,7 @@ extension Linear {
         if !deltas.isEmpty {
             let full = Gradient(count: outFeatures * inFeatures)
             dx = merged(deltas, backward: true).backward(input: x, outputGradient: dy, weightGradient: full)
-            distribute(full, columns: inFeatures, deltas)
+            distribute(full, base: store.floats(), columns: inFeatures, deltas)
             for part in parts {
                 if let own = tape.gradient(part.key) {
                     own.withPointer { g in for i in 0..<(part.rows.count * inFeatures) { g[i] += full.values[part.rows.lowerBound * inFeatures + i] } }
@@ -240,7 +241,7 @@ extension Conv2d {
         } else {
             let full = Gradient(count: store.count)
             dx = merged(modules.deltas, backward: true).backward(input: x, outputGradient: dy, weightGradient: full, biasGradient: tape.gradient(biasKey))
-            distribute(full, columns: inChannels * kernel * kernel, modules.deltas)
+            distribute(full, base: store.floats(), columns: inChannels * kernel * kernel, modules.deltas)
             if let own = tape.gradient(key) { own.withPointer { g in for i in full.values.indices { g[i] += full.values[i] } } }
         }
         for (module, _, saved) in modules.others { addInPlace(&dx, module.backward(recorded: saved, outputGradient: dy)) }

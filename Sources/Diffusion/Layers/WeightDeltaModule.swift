@@ -12,11 +12,13 @@ import LoRACore
 public protocol WeightDeltaModule: TrainedModule {
     /// The wrapped layer's shape (kernel, stride and padding included).
     var shape: LoRAModule.Shape { get }
+    /// Whether ΔW depends on the frozen weight ((IA)^3: ΔW = W ⊙ w); LoHa's and LoKr's do not.
+    var readsBase: Bool { get }
     /// Adds ΔW with its scale into a buffer in the layer's weight layout, [out, in·kh·kw] (the layer's weight,
-    /// to run the layer with W + ΔW).
-    func addDelta(into weight: UnsafeMutablePointer<Float>)
-    /// Adds each factor's gradient, given the gradient of the loss with respect to ΔW ([out, in·kh·kw]).
-    func accumulateGradients(delta gradient: UnsafeBufferPointer<Float>)
+    /// to run the layer with W + ΔW). `base`: the frozen weight's rows the module changes, same layout.
+    func addDelta(into weight: UnsafeMutablePointer<Float>, base: UnsafePointer<Float>)
+    /// Adds each parameter's gradient, given the gradient of the loss with respect to ΔW ([out, in·kh·kw]).
+    func accumulateGradients(delta gradient: UnsafeBufferPointer<Float>, base: UnsafePointer<Float>)
 }
 
 /// What the tape records for a weight-delta module in a pass: whether module_dropout dropped it.
@@ -25,10 +27,19 @@ struct WeightDeltaActivations: Sendable {
 }
 
 extension WeightDeltaModule {
-    /// ΔW with its scale, [out, in·kh·kw].
-    public func delta() -> [Float] {
+    public var readsBase: Bool { false }
+
+    /// ΔW with its scale, [out, in·kh·kw], for the frozen weight `base` (its rows the module changes).
+    public func delta(base: [Float]) -> [Float] {
+        precondition(base.count == shape.weightCount, "\(name): a base of \(base.count) values for ΔW of \(shape.weightCount)")
         var out = [Float](repeating: 0, count: shape.weightCount)
-        out.withUnsafeMutableBufferPointer { addDelta(into: $0.baseAddress!) }
+        base.withUnsafeBufferPointer { b in out.withUnsafeMutableBufferPointer { addDelta(into: $0.baseAddress!, base: b.baseAddress!) } }
         return out
+    }
+
+    /// ΔW of a module whose ΔW does not depend on the frozen weight (LoHa, LoKr).
+    public func delta() -> [Float] {
+        precondition(!readsBase, "\(name): ΔW needs the frozen weight")
+        return delta(base: [Float](repeating: 0, count: shape.weightCount))
     }
 }

@@ -2,12 +2,13 @@ import Diffusion
 import LoRACore
 
 /// LyCORIS's networks (`--network_module lycoris.kohya`; lycoris_lora 3.2.0.post2 as kohya_ss pins it): the GUI's
-/// "LyCORIS/LoCon", "LyCORIS/LoHa" and "LyCORIS/LoKr" (`LyCORISAlgorithm`). A preset (`LyCORISPreset`) places the
+/// "LyCORIS/LoCon", "LyCORIS/LoHa", "LyCORIS/LoKr" and "LyCORIS/iA3" (`LyCORISAlgorithm`). A preset (`LyCORISPreset`) places the
 /// modules; within the blocks it names, every Linear and Conv2d: linear and 1×1 layers take dim/alpha, larger kernels
 /// conv_dim/conv_alpha (conv_dim defaults to dim; 0, or a preset without convolutions, leaves them out).
 /// LoCon's modules are kohya's LoRAModule in all but placement and the forward's order (it adds up·down·scale to the
 /// weight before the layer runs, the same product to rounding), and its files hold the same keys (`lora_down.weight`,
-/// `lora_up.weight`, `alpha`), so it trains on `LoRAModule`; LoHa and LoKr train on `LoHaModule` and `LoKrModule`.
+/// `lora_up.weight`, `alpha`), so it trains on `LoRAModule`; LoHa, LoKr and (IA)^3 train on `LoHaModule`,
+/// `LoKrModule` and `IA3Module`.
 extension LoRANetwork {
     public static func lycorisPlan(_ layout: ModelLayout, preset: LyCORISPreset = .full, dim: Int, alpha: Float, convDim: Int, convAlpha: Float,
                                    unet: Bool = true, textEncoder: Bool = true,
@@ -39,6 +40,8 @@ public enum LyCORISAlgorithm: Sendable, Equatable {
     /// LoKr: `factor` (−1: the most balanced split), `decompose_both` (low-rank w1 where the rank is small enough),
     /// `full_matrix` (w2 always full).
     case lokr(factor: Int, decomposeBoth: Bool, fullMatrix: Bool)
+    /// (IA)^3 on the output side: one trained scale per output channel (rank and alpha unused, as in LyCORIS).
+    case ia3
 
     /// The name LyCORIS logs and kohya records (`algo=`).
     public var name: String {
@@ -46,6 +49,7 @@ public enum LyCORISAlgorithm: Sendable, Equatable {
         case .locon: return "locon"
         case .loha: return "loha"
         case .lokr: return "lokr"
+        case .ia3: return "ia3"
         }
     }
 }
@@ -64,6 +68,7 @@ extension LoRANetwork {
             case let .lokr(factor, decomposeBoth, fullMatrix):
                 let layout = LoKrLayout(shape, rank: entry.rank, factor: factor, decomposeBoth: decomposeBoth, fullMatrix: fullMatrix)
                 return LoKrModule.lycorisInitialized(name: name, shape: shape, layout: layout, rank: entry.rank, alpha: entry.alpha, uniform: uniform)
+            case .ia3: return IA3Module(name: name, shape: shape)
             }
         }
         return LoRANetwork(modules: modules, targets: plan.map(\.target))
@@ -77,6 +82,7 @@ extension LoRANetwork {
         case .loha: return 2 * rank * (shape.outputs + shape.columns)
         case let .lokr(factor, decomposeBoth, fullMatrix):
             return LoKrLayout(shape, rank: rank, factor: factor, decomposeBoth: decomposeBoth, fullMatrix: fullMatrix).parameterCount(rank: rank)
+        case .ia3: return shape.outputs
         }
     }
 }

@@ -138,12 +138,12 @@ public struct LoRANetwork: Sendable {
         zip(modules, targets).filter { components.contains($0.1.component) }.flatMap { $0.0.parameters }
     }
 
-    /// What a network file holds: each module's parameters under their keys, then its alpha (kohya's
-    /// lora_down/lora_up/alpha, LyCORIS's hada_*/lokr_*/alpha), in module order.
+    /// What a network file holds: each module's parameters under their keys, then its scalars (kohya's
+    /// lora_down/lora_up/alpha, LyCORIS's hada_*/lokr_*/alpha, (IA)^3's weight/on_input), in module order.
     public var fileTensors: [KohyaLoRAWriter.NamedTensor] {
         modules.flatMap { module in
             module.parameters.map { KohyaLoRAWriter.NamedTensor(name: $0.key, shape: $0.shape, values: $0.values) }
-                + [KohyaLoRAWriter.NamedTensor(name: module.name + ".alpha", shape: [], values: [module.alpha])]
+                + module.fileScalars.map { KohyaLoRAWriter.NamedTensor(name: module.name + "." + $0.suffix, shape: [], values: [$0.value]) }
         }
     }
 
@@ -186,7 +186,8 @@ public struct LoRANetwork: Sendable {
                     }
                     replacements[key] = base
                 }
-                let delta = dense.delta(), width = dense.shape.columns, offset = (target.rows?.lowerBound ?? 0) * width
+                let width = dense.shape.columns, offset = (target.rows?.lowerBound ?? 0) * width
+                let delta = dense.delta(base: Array(replacements[key]![offset..<(offset + dense.shape.weightCount)]))
                 replacements[key]!.withUnsafeMutableBufferPointer { w in
                     for i in delta.indices { w[offset + i] += multiplier * delta[i] }
                 }
