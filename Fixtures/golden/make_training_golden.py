@@ -290,6 +290,22 @@ def fixture_unet(folder):
     return unet, fixture_sha256
 
 
+def lycoris_batch_step(unet):
+    """The LyCORIS goldens' batch (drawn after torch.manual_seed(2)) through the U-Net with its modules, l2 loss as
+    train_network.py computes it, and the backward: the batch tensors and the loss for the file, and the loss."""
+    from diffusers import DDPMScheduler
+    torch.manual_seed(2)
+    latents, noise, context = torch.randn(2, 4, 16, 16), torch.randn(2, 4, 16, 16), torch.randn(2, 77, 128)
+    timesteps = torch.tensor([17, 643])
+    scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
+                              clip_sample=False)
+    prediction = unet(scheduler.add_noise(latents, noise, timesteps), timesteps, context).sample
+    loss = torch.nn.functional.mse_loss(prediction.float(), noise.float(), reduction="none").mean([1, 2, 3]).mean()
+    loss.backward()
+    return {"latents": latents, "noise": noise, "timesteps": timesteps.float(), "context": context,
+            "loss": torch.tensor([loss.item()], dtype=torch.float64)}, loss
+
+
 def lycoris_step(folder, algo="locon", **network_args):
     """training/lycoris_step.safetensors: LyCORIS's LoCon as the kohya_ss GUI's "LyCORIS/LoCon" creates it
     (lycoris.kohya.create_network, lycoris_lora 3.2.0.post2, algo=locon preset=full) on the fixture's U-Net, dim 2
@@ -301,7 +317,6 @@ def lycoris_step(folder, algo="locon", **network_args):
     training/lycoris_<algo>_step.safetensors: every parameter of each module drawn in named_parameters order, its
     gradient under `<module>.<parameter>.grad`, and per module its parameters' shapes and the saved alpha (0 where a
     module has none)."""
-    from diffusers import DDPMScheduler
     from lycoris.kohya import create_network
     from safetensors.torch import save_file
     unet, fixture_sha256 = fixture_unet(folder)
@@ -311,16 +326,7 @@ def lycoris_step(folder, algo="locon", **network_args):
     for lora in network.unet_loras:
         for _, parameter in lora.named_parameters():  # LoCon: lora_down, lora_up
             torch.nn.init.normal_(parameter, std=0.2, generator=generator)
-    torch.manual_seed(2)
-    latents, noise, context = torch.randn(2, 4, 16, 16), torch.randn(2, 4, 16, 16), torch.randn(2, 77, 128)
-    timesteps = torch.tensor([17, 643])
-    scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
-                              clip_sample=False)
-    prediction = unet(scheduler.add_noise(latents, noise, timesteps), timesteps, context).sample
-    loss = torch.nn.functional.mse_loss(prediction.float(), noise.float(), reduction="none").mean([1, 2, 3]).mean()
-    loss.backward()
-    tensors = {"latents": latents, "noise": noise, "timesteps": timesteps.float(), "context": context,
-               "loss": torch.tensor([loss.item()], dtype=torch.float64)}
+    tensors, loss = lycoris_batch_step(unet)
     for lora in network.unet_loras:
         for name, parameter in lora.named_parameters():
             key = name.replace(".weight", "") if algo == "locon" else name
@@ -357,18 +363,8 @@ def ia3_step(folder):
     generator = torch.Generator().manual_seed(1)
     for module in modules:
         torch.nn.init.normal_(module.weight, std=0.2, generator=generator)
-    torch.manual_seed(2)
-    latents, noise, context = torch.randn(2, 4, 16, 16), torch.randn(2, 4, 16, 16), torch.randn(2, 77, 128)
-    timesteps = torch.tensor([17, 643])
-    from diffusers import DDPMScheduler
     from safetensors.torch import save_file
-    scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
-                              clip_sample=False)
-    prediction = unet(scheduler.add_noise(latents, noise, timesteps), timesteps, context).sample
-    loss = torch.nn.functional.mse_loss(prediction.float(), noise.float(), reduction="none").mean([1, 2, 3]).mean()
-    loss.backward()
-    tensors = {"latents": latents, "noise": noise, "timesteps": timesteps.float(), "context": context,
-               "loss": torch.tensor([loss.item()], dtype=torch.float64)}
+    tensors, loss = lycoris_batch_step(unet)
     for module in modules:
         tensors[module.lora_name + ".weight.grad"] = module.weight.grad.detach().clone()
     import importlib.metadata as md
