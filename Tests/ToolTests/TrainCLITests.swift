@@ -1164,7 +1164,7 @@ final class TrainCLITests: XCTestCase {
                                                   "--loras", folder + "/l/l.safetensors", "--weights", "0,1", "--prompt", "zkw shape <lora>", "--steps", "2",
                                                   "--width", "64", "--height", "64", "--cache", folder + "/l/cache", "-o", folder + "/l/sheet.png", "--quiet"])
         XCTAssertEqual(xyz.status, 0, xyz.stderr)
-        for (args, says) in [(["--network_module", "lycoris.kohya", "--network_args", "algo=ia3"], "trains algo=locon, loha and lokr here"),
+        for (args, says) in [(["--network_module", "lycoris.kohya", "--network_args", "algo=dylora"], "trains algo=locon, loha, lokr and ia3 here"),
                              (["--network_module", "lycoris.kohya", "--network_args", "rank_dropout=0.1"], "rank_dropout=0.1 with lycoris.kohya"),
                              (["--network_module", "lycoris.kohya", "--network_args", "preset=mine.toml"], "a preset file is not read"),
                              (["--network_module", "lycoris.kohya", "--network_args", "down_lr_weight=1,1,1,1,1,1,1,1,1,1,1,1"], "down_lr_weight is not supported with lycoris.kohya"),

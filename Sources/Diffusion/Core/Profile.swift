@@ -15,13 +15,13 @@ public enum EngineProfile {
         case attention = "attention (GEMM + softmax)"
         case normalization = "group/layer norm"
         case elementwise = "element-wise, copies"
-        case weightDelta = "LoHa/LoKr ΔW into the weight"
+        case weightDelta = "LyCORIS ΔW into the weight"
         case convolutionBackward = "conv backward"
         case linearBackward = "linear backward"
         case attentionBackward = "attention backward (recomputed)"
         case normalizationBackward = "norm backward"
         case elementwiseBackward = "activation backward"
-        case weightDeltaBackward = "LoHa/LoKr ΔW again, factor gradients"
+        case weightDeltaBackward = "LyCORIS ΔW again + gradients"
 
         /// Time already counted in an enclosing category (kept out of totals).
         public var isBreakdown: Bool { self == .im2col }

@@ -86,7 +86,7 @@ private func addColumns(_ block: Tensor, into t: inout Tensor, width: Int, offse
     } }
 }
 
-/// LyCORIS's LoHa and LoKr (`WeightDeltaModule`) run inside their layer, as LyCORIS's forward runs them: the layer's
+/// LyCORIS's LoHa, LoKr and (IA)^3 (`WeightDeltaModule`) run inside their layer, as LyCORIS's forward runs them: the layer's
 /// forward and its input gradient use W + ΣΔW (one GEMM each, not one for W and one per ΔW), and one weight gradient
 /// dyᵀ·x of the layer gives every such module its dΔW (its rows of it). LoRA modules (`SidePathModule`) add their
 /// outputs beside the layer's.
@@ -168,7 +168,7 @@ extension Linear {
                       bias: bias, parts: parts)
     }
 
-    /// The forward with the tape's modules on this layer's parts: LoHa/LoKr in the weight, LoRA modules' outputs
+    /// The forward with the tape's modules on this layer's parts: LoHa/LoKr/(IA)^3 in the weight, LoRA modules' outputs
     /// added to their columns, recording what each needs.
     public func forward(_ x: Tensor, tape: TrainingTape?) -> Tensor {
         guard let tape else { return forward(x) }

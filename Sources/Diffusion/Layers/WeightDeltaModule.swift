@@ -2,11 +2,11 @@ import LoRACore
 
 /// LyCORIS's modules whose change to a layer is a dense weight ΔW built from
 /// their factors (LoHa: a Hadamard product of two low-rank products; LoKr: a
-/// Kronecker product). LyCORIS's forward (not `bypass_mode`) runs the layer
+/// Kronecker product; (IA)^3: the frozen weight scaled per output row). LyCORIS's forward (not `bypass_mode`) runs the layer
 /// with W + multiplier·ΔW, and so does the tape (TrainingTape.swift): the
 /// layer's forward and its input gradient use W + ΣΔW, and the layer's weight
 /// gradient dyᵀ·x [out, in·kh·kw] is each module's dΔW (its rows of it), from
-/// which `accumulateGradients` gives its factors' gradients. ΔW is rebuilt in
+/// which `accumulateGradients` gives its parameters' gradients. ΔW is rebuilt in
 /// the backward rather than stored: it is the size of the layer's weight, and
 /// cheap next to the GEMMs each pass makes.
 public protocol WeightDeltaModule: TrainedModule {

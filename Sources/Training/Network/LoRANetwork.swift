@@ -9,7 +9,7 @@ import LoRACore
 /// attention and MLP layers; `conv_dim` adds the `.resnet` set (LoCon/C3Lier:
 /// ResBlock convs, time-embedding projections, shortcuts, samplers).
 public struct LoRANetwork: Sendable {
-    /// kohya's LoRAModule (LoRA, LoCon, LyCORIS's LoCon), or LyCORIS's LoHa or LoKr (`LoRANetwork+LyCORIS.swift`).
+    /// kohya's LoRAModule (LoRA, LoCon, LyCORIS's LoCon), or LyCORIS's LoHa, LoKr or (IA)^3 (`LoRANetwork+LyCORIS.swift`).
     public let modules: [any TrainedModule]
     /// The target each module wraps (same order).
     public let targets: [LoRATarget]
@@ -127,7 +127,7 @@ public struct LoRANetwork: Sendable {
         return nil
     }
 
-    /// The modules that are kohya's LoRAModule (all of them unless LyCORIS's LoHa or LoKr trains).
+    /// The modules that are kohya's LoRAModule (all of them unless LyCORIS's LoHa, LoKr or (IA)^3 trains).
     public var loraModules: [LoRAModule] { modules.compactMap { $0 as? LoRAModule } }
 
     /// Every trained tensor.
@@ -171,8 +171,8 @@ public struct LoRANetwork: Sendable {
 
     /// The modules as they are now, as run-time adapters for the inference
     /// engine (sample images during training), at `multiplier`: LoRA modules
-    /// as low-rank side paths, LoHa and LoKr folded into their layer's weight
-    /// (W + multiplier·ΔW, as LyCORIS's forward runs them).
+    /// as low-rank side paths, LoHa, LoKr and (IA)^3 folded into their layer's
+    /// weight (W + multiplier·ΔW, as LyCORIS's forward runs them).
     public func adapters(for model: StableDiffusionModel, multiplier: Float = 1) throws(ModelError) -> AdapterSet {
         var lowRank: [String: [AdapterSet.LowRank]] = [:], replacements: [String: [Float]] = [:]
         for (key, module, target) in placed(in: model) {
