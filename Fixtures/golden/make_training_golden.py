@@ -678,27 +678,27 @@ def loss_weights(sd_scripts):
     print("wrote loss_weights.json")
 
 
+def lycoris_goldens(folder):
+    """Every LyCORIS golden (needs lycoris_lora==3.2.0.post2)."""
+    lycoris_step(folder)
+    lycoris_step(folder, algo="loha")
+    # As the kohya_ss GUI writes them: factor=-1 decompose_both=False (a non-empty string, so true in LokrModule).
+    lycoris_step(folder, algo="lokr", factor="-1", decompose_both="False")
+    ia3_step(folder)
+    lycoris_presets(folder)
+    lokr_layouts()
+
+
 if len(sys.argv) > 1:
     if os.environ.get("ONLY_BF16"):  # adds step_bf16.safetensors beside the committed step.safetensors
         bf16_step(sys.argv[1])
         sys.exit(0)
-    if os.environ.get("ONLY_LYCORIS"):  # adds lycoris_step.safetensors and lycoris_presets.json (needs lycoris_lora==3.2.0.post2)
-        lycoris_step(sys.argv[1])
-        lycoris_step(sys.argv[1], algo="loha")
-        # As the kohya_ss GUI writes them: factor=-1 decompose_both=False (a non-empty string, so true in LokrModule).
-        lycoris_step(sys.argv[1], algo="lokr", factor="-1", decompose_both="False")
-        ia3_step(sys.argv[1])
-        lycoris_presets(sys.argv[1])
-        lokr_layouts()
+    if os.environ.get("ONLY_LYCORIS"):  # the LyCORIS goldens alone
+        lycoris_goldens(sys.argv[1])
         sys.exit(0)
     training_step(sys.argv[1])
     bf16_step(sys.argv[1])
     text_encoder_step(sys.argv[1])
-    lycoris_step(sys.argv[1])
-    lycoris_step(sys.argv[1], algo="loha")
-    lycoris_step(sys.argv[1], algo="lokr", factor="-1", decompose_both="False")
-    ia3_step(sys.argv[1])
-    lycoris_presets(sys.argv[1])
-    lokr_layouts()
+    lycoris_goldens(sys.argv[1])
 if os.environ.get("SD_SCRIPTS"):
     loss_weights(os.environ["SD_SCRIPTS"])
