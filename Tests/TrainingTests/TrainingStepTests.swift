@@ -38,6 +38,12 @@ final class TrainingStepTests: XCTestCase {
                                         options: .init(loadEncoder: encoder))
     }
 
+    /// A golden was made from the fixture the test loads (the generator's output, by SHA-256).
+    func assertGoldenMatchesFixture(_ golden: ModelFile, _ model: StableDiffusionModel, line: UInt = #line) throws {
+        XCTAssertEqual(Hashing.sha256(try MappedFile(path: model.path)), golden.metadata["fixture_sha256"],
+                       "the fixture generator changed: re-run Fixtures/golden/make_training_golden.py", line: line)
+    }
+
     /// max |a − b| / max |b|.
     func relativeError(_ a: [Float], _ b: [Float]) -> Double {
         var worst = 0.0, scale = 0.0
@@ -98,8 +104,7 @@ final class TrainingStepTests: XCTestCase {
         let golden = try ModelFile.open(Self.root + "/Fixtures/golden/training/step.safetensors")
         func tensor(_ name: String) throws -> [Float] { try XCTUnwrap(golden[name], name).floats() }
         let model = try model()
-        XCTAssertEqual(Hashing.sha256(try MappedFile(path: model.path)), golden.metadata["fixture_sha256"],
-                       "the fixture generator changed: re-run Fixtures/golden/make_training_golden.py")
+        try assertGoldenMatchesFixture(golden, model)
         let (network, names, latents, noise, context, timesteps) = try goldenSetup(golden, model: model)
         XCTAssertEqual(network.loraModules.count, 192, "kohya's SD1 U-Net module set")
         XCTAssertEqual(Set(network.loraModules.map(\.name)), Set(names), "the same modules as kohya's create_modules")
@@ -146,8 +151,7 @@ final class TrainingStepTests: XCTestCase {
         let golden = try ModelFile.open(Self.root + "/Fixtures/golden/training/lycoris_step.safetensors")
         func tensor(_ name: String) throws -> [Float] { try XCTUnwrap(golden[name], name).floats() }
         let model = try model()
-        XCTAssertEqual(Hashing.sha256(try MappedFile(path: model.path)), golden.metadata["fixture_sha256"],
-                       "the fixture generator changed: re-run Fixtures/golden/make_training_golden.py")
+        try assertGoldenMatchesFixture(golden, model)
         let entries = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data((golden.metadata["modules"] ?? "[]").utf8)) as? [[Any]])
         let plan = LoRANetwork.lycorisPlan(ModelLayout(model.config), dim: 2, alpha: 1.5, convDim: 1, convAlpha: 0.5, textEncoder: false)
         XCTAssertEqual(plan.count, 281)
@@ -189,8 +193,7 @@ final class TrainingStepTests: XCTestCase {
                                   (.ia3, "lycoris_ia3_step")] {
             let golden = try ModelFile.open(Self.root + "/Fixtures/golden/training/\(file).safetensors")
             func tensor(_ name: String) throws -> [Float] { try XCTUnwrap(golden[name], "\(file): \(name)").floats() }
-            XCTAssertEqual(Hashing.sha256(try MappedFile(path: model.path)), golden.metadata["fixture_sha256"],
-                           "the fixture generator changed: re-run Fixtures/golden/make_training_golden.py")
+            try assertGoldenMatchesFixture(golden, model)
             let entries = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data((golden.metadata["modules"] ?? "[]").utf8)) as? [[Any]])
             let network = LoRANetwork.lycoris(plan: plan, algorithm: algorithm, uniform: { 0.5 }, normal: { [Float](repeating: 0, count: $0) })
             XCTAssertEqual(network.modules.count, entries.count, file)
