@@ -26,9 +26,11 @@ diffusers, transformers:
 training/step_bf16.safetensors (same folder): the first step of that batch under kohya's
 --mixed_precision bf16 (bf16 U-Net, torch's CPU autocast). ONLY_BF16=1 writes it alone.
 
-training/lycoris_step.safetensors, lycoris_loha_step.safetensors, lycoris_lokr_step.safetensors,
-lycoris_ia3_step.safetensors and lycoris_presets.json (same folder): LyCORIS's LoCon, LoHa, LoKr and (IA)^3 through
-lycoris.kohya (see lycoris_step, ia3_step, lycoris_presets); lokr_layouts.json: LokrModule's split of layers at SD's real widths.
+training/lycoris_step.safetensors, lycoris_loha_step.safetensors, lycoris_loha_tucker_step.safetensors,
+lycoris_lokr_step.safetensors, lycoris_lokr_norm_step.safetensors, lycoris_ia3_step.safetensors and
+lycoris_presets.json (same folder): LyCORIS's LoCon, LoHa (also with Tucker cores), LoKr (also as the GUI's LoKr v1.1,
+with train_norm) and (IA)^3 through lycoris.kohya (see lycoris_step, ia3_step, lycoris_presets);
+lokr_layouts.json: LokrModule's split of layers at SD's real widths; lycoris_max_norm.json: its --scale_weight_norms.
 ONLY_LYCORIS=1 writes them alone.
 
 training/text_encoder_step.safetensors (same folder): kohya's text-encoder
@@ -306,7 +308,8 @@ def lycoris_batch_step(unet):
             "loss": torch.tensor([loss.item()], dtype=torch.float64)}, loss
 
 
-def lycoris_step(folder, algo="locon", **network_args):
+def lycoris_step(folder, algo="locon", preset="full", conv_dim="1", out_name=None, dim=2, alpha=1.5, conv_alpha="0.5", gradients_of=None,
+                 **network_args):
     """training/lycoris_step.safetensors: LyCORIS's LoCon as the kohya_ss GUI's "LyCORIS/LoCon" creates it
     (lycoris.kohya.create_network, lycoris_lora 3.2.0.post2, algo=locon preset=full) on the fixture's U-Net, dim 2
     alpha 1.5, conv_dim 1 conv_alpha 0.5: its modules (name, rank, alpha) in its order, and the first training step's
@@ -316,33 +319,57 @@ def lycoris_step(folder, algo="locon", **network_args):
     With algo=loha or lokr (and LoKr's network args as strings, as kohya passes them), the same for
     training/lycoris_<algo>_step.safetensors: every parameter of each module drawn in named_parameters order, its
     gradient under `<module>.<parameter>.grad`, and per module its parameters' shapes and the saved alpha (0 where a
-    module has none)."""
-    from lycoris.kohya import create_network
+    module has none). With another preset, conv_dim or network args (use_tucker) and out_name, the same for that network
+    (metadata: preset, conv_dim, dim, alpha, conv_alpha); `gradients_of` keeps the gradients of the modules whose names
+    contain one of its strings (metadata: gradients_of)."""
+    from lycoris.kohya import create_network, LycorisNetworkKohya
+    from lycoris.config import PRESET
+    LycorisNetworkKohya.apply_preset(PRESET["full"])  # apply_preset only sets the keys a preset has
     from safetensors.torch import save_file
     unet, fixture_sha256 = fixture_unet(folder)
-    network = create_network(1.0, 2, 1.5, None, None, unet, conv_dim="1", conv_alpha="0.5", algo=algo, preset="full", **network_args)
+    network = create_network(1.0, dim, alpha, None, None, unet, conv_dim=conv_dim, conv_alpha=conv_alpha, algo=algo, preset=preset, **network_args)
     network.apply_to(None, unet, False, True)
     generator = torch.Generator().manual_seed(1)
     for lora in network.unet_loras:
         for _, parameter in lora.named_parameters():  # LoCon: lora_down, lora_up
             torch.nn.init.normal_(parameter, std=0.2, generator=generator)
     tensors, loss = lycoris_batch_step(unet)
-    for lora in network.unet_loras:
+    kept = [lora for lora in network.unet_loras if gradients_of is None or any(part in lora.lora_name for part in gradients_of)]
+    for lora in kept:
         for name, parameter in lora.named_parameters():
             key = name.replace(".weight", "") if algo == "locon" else name
             tensors[lora.lora_name + "." + key + ".grad"] = parameter.grad.detach().clone()
+    from lycoris.modules.loha import LohaModule
+    if any(isinstance(lora, LohaModule) and lora.tucker for lora in network.unet_loras):
+        # LyCORIS's HadaWeightTucker.backward gives hada_w1_a (w2_a) a gradient built from the other product's core
+        # (its `temp` of t2·w2_b where t1·w1_b belongs): the same step again with ΔW by torch.einsum and autograd,
+        # recorded as `<key>.autograd_grad`, is the exact gradient.
+        import lycoris.functional.loha as functional_loha
+        buggy = functional_loha.make_weight_tucker
+        functional_loha.make_weight_tucker = lambda t1, w1d, w1u, t2, w2d, w2u, scale: (
+            torch.einsum("i j ..., j r, i p -> p r ...", t1, w1d, w1u) * torch.einsum("i j ..., j r, i p -> p r ...", t2, w2d, w2u) * scale)
+        for lora in network.unet_loras:
+            for parameter in lora.parameters():
+                parameter.grad = None
+        _, exact_loss = lycoris_batch_step(unet)
+        assert exact_loss.item() == loss.item()
+        functional_loha.make_weight_tucker = buggy
+        for lora in kept:
+            for name, parameter in lora.named_parameters():
+                tensors[lora.lora_name + "." + name + ".autograd_grad"] = parameter.grad.detach().clone()
     import importlib.metadata as md
     if algo == "locon":
         modules = [[m.lora_name, m.lora_dim, float(m.alpha)] for m in network.unet_loras]
     else:
         modules = [[m.lora_name, getattr(m, "lora_dim", 0), float(getattr(m, "alpha", 0)), [[n, list(p.shape)] for n, p in m.named_parameters()]]
                    for m in network.unet_loras]
-    metadata = {"modules": json.dumps(modules), "network_args": json.dumps(network_args),
+    metadata = {"modules": json.dumps(modules), "network_args": json.dumps(network_args), "preset": preset, "conv_dim": conv_dim, "dim": str(dim), "alpha": str(alpha), "conv_alpha": conv_alpha,
+                "gradients_of": json.dumps(gradients_of),
                 "fixture_sha256": fixture_sha256, "lycoris_lora": md.version("lycoris_lora"), "torch": torch.__version__,
                 "cpu_capability": torch.backends.cpu.get_cpu_capability()}
     if algo == "locon":
         del metadata["network_args"]
-    name = "lycoris_step.safetensors" if algo == "locon" else f"lycoris_{algo}_step.safetensors"
+    name = out_name or ("lycoris_step.safetensors" if algo == "locon" else f"lycoris_{algo}_step.safetensors")
     save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(HERE, "training", name), metadata=metadata)
     print(f"wrote {name}: {len(network.unet_loras)} modules, loss {loss.item():.6f}")
 
@@ -379,7 +406,8 @@ def ia3_step(folder):
 def lycoris_presets(folder):
     """training/lycoris_presets.json: the modules (name, rank, alpha) lycoris.kohya.create_network places for each of
     LyCORIS's built-in presets the kohya_ss GUI offers, with algo=locon, dim 2 alpha 1.5, conv_dim 1 conv_alpha 0.5, on
-    the fixture's U-Net and CLIP (text-encoder names with the text_model level kohya's transformers has)."""
+    the fixture's U-Net and CLIP (text-encoder names with the text_model level kohya's transformers has); under "norms",
+    the NormModules each preset adds with train_norm=True."""
     from diffusers.loaders.single_file_utils import convert_ldm_clip_checkpoint
     from lycoris.kohya import LycorisNetworkKohya, create_network
     from lycoris.config import PRESET
@@ -396,9 +424,15 @@ def lycoris_presets(folder):
         network = create_network(1.0, 2, 1.5, None, te, unet, conv_dim="1", conv_alpha="0.5", algo="locon", preset=preset)
         te_names = [[m.lora_name.replace("lora_te_", "lora_te_" + level, 1), m.lora_dim, float(m.alpha)] for m in network.text_encoder_loras]
         out["presets"][preset] = {"unet": [[m.lora_name, m.lora_dim, float(m.alpha)] for m in network.unet_loras], "te": te_names}
+        # train_norm: the NormModules the same preset adds (text encoder and U-Net).
+        LycorisNetworkKohya.apply_preset(PRESET["full"])
+        normed = create_network(1.0, 2, 1.5, None, te, unet, conv_dim="1", conv_alpha="0.5", algo="locon", preset=preset, train_norm="True")
+        out["norms"] = out.get("norms", {})
+        out["norms"][preset] = sorted(m.lora_name.replace("lora_te_", "lora_te_" + level, 1) for m in normed.text_encoder_loras + normed.unet_loras
+                                      if type(m).__name__ == "NormModule")
     with open(os.path.join(HERE, "training", "lycoris_presets.json"), "w") as f:
         json.dump(out, f, indent=0)
-    print("wrote lycoris_presets.json:", {k: (len(v["unet"]), len(v["te"])) for k, v in out["presets"].items()})
+    print("wrote lycoris_presets.json:", {k: (len(v["unet"]), len(v["te"]), len(out["norms"][k])) for k, v in out["presets"].items()})
 
 
 def lokr_layouts():
@@ -678,15 +712,97 @@ def loss_weights(sd_scripts):
     print("wrote loss_weights.json")
 
 
+def lycoris_max_norm():
+    """training/lycoris_max_norm.json: --scale_weight_norms with lycoris.kohya, from LyCORIS's own
+    LycorisNetworkKohya.apply_max_norm_regularization over LoConModule, LohaModule, LokrModule and IA3Module
+    (lycoris_lora 3.2.0.post2) on small Linear and Conv2d layers, factors from a formula: which modules it scales, the
+    report, each module's scalar and parameters after, the tensors its state_dict saves (the scalar multiplied into
+    lora_up / hada_w1_a), and then, to show the scalar enters training, LoCon's output and gradients for an input and
+    an output gradient, and LoHa's and LoKr's ΔW as their forward uses it with the gradients for a given dΔW."""
+    from types import SimpleNamespace
+    from lycoris.kohya import LycorisNetworkKohya
+    from lycoris.modules.locon import LoConModule
+    from lycoris.modules.loha import LohaModule
+    from lycoris.modules.lokr import LokrModule
+    from lycoris.modules.ia3 import IA3Module
+    torch.manual_seed(0)  # the layers' own initialisation (unused: the modules' weights are set below)
+
+    def layer(kind):
+        return torch.nn.Linear(5, 6, bias=False) if kind == "linear" else torch.nn.Conv2d(3, 4, 3, padding=1, bias=False)
+
+    specs = [("locon_linear", LoConModule, "linear", dict(lora_dim=2, alpha=1.5), 1.0),
+             ("locon_conv", LoConModule, "conv", dict(lora_dim=2, alpha=1.0), 1.0),
+             ("locon_small", LoConModule, "linear", dict(lora_dim=2, alpha=0.02), 1.0),
+             ("loha_linear", LohaModule, "linear", dict(lora_dim=2, alpha=1.5), 1.2),
+             ("loha_conv", LohaModule, "conv", dict(lora_dim=2, alpha=1.0), 0.8),
+             ("loha_middle", LohaModule, "linear", dict(lora_dim=2, alpha=25.0), 0.35),
+             ("lokr_full", LokrModule, "linear", dict(lora_dim=100000, alpha=1.0, factor=-1), 1.0),
+             ("lokr_lowrank", LokrModule, "conv", dict(lora_dim=1, alpha=0.5, factor=2, decompose_both=True), 1.0),
+             ("ia3", IA3Module, "linear", dict(), 1.0)]
+    modules = []
+    for index, (name, kind_class, kind, kwargs, amplitude) in enumerate(specs):
+        module = kind_class(name, layer(kind), 1.0, **kwargs)
+        with torch.no_grad():
+            for n, (_, p) in enumerate(module.named_parameters()):
+                values = [amplitude * math.sin(0.3 * i + index + 0.7 * n) for i in range(p.numel())]
+                p.copy_(torch.tensor(values).reshape(p.shape))
+        modules.append(module)
+    before = {m.lora_name: {n: p.detach().reshape(-1).tolist() for n, p in m.named_parameters()} for m in modules}
+    holder = SimpleNamespace(unet_loras=modules, text_encoder_loras=[])
+    maximum = 0.5
+    none = LycorisNetworkKohya.apply_max_norm_regularization(holder, 100.0, "cpu")
+    keys_scaled, average, largest = LycorisNetworkKohya.apply_max_norm_regularization(holder, maximum, "cpu")
+    out = {"max": maximum, "keys_scaled": int(keys_scaled), "average": float(average), "maximum": float(largest),
+           "none": [float(v) for v in none], "modules": []}
+    for (name, _, kind, kwargs, _), module in zip(specs, modules):
+        entry = {"name": name, "algo": module.name, "kind": kind, "rank": int(getattr(module, "lora_dim", 0)),
+                 "alpha": float(getattr(module, "alpha", 0)), "before": before[name],
+                 "parameters": [[n, list(p.shape)] for n, p in module.named_parameters()],
+                 "after": {n: p.detach().reshape(-1).tolist() for n, p in module.named_parameters()},
+                 "scalar": float(module.scalar) if hasattr(module, "scalar") else 1.0,
+                 "saved": {k: v.detach().reshape(-1).tolist() for k, v in module.state_dict().items()}}
+        module.train()
+        module.apply_to()
+        if isinstance(module, LoConModule):
+            shape = (2, 5) if kind == "linear" else (1, 3, 4, 4)
+            x = torch.tensor([math.cos(0.37 * i) for i in range(math.prod(shape))]).reshape(shape)
+            base = module.org_forward(x).detach()
+            y = module.org_module[0](x)
+            dy = torch.tensor([math.sin(0.23 * i + 1) for i in range(y.numel())]).reshape(y.shape)
+            (y * dy).sum().backward()
+            entry.update(x=x.reshape(-1).tolist(), x_shape=list(shape), output=(y - base).detach().reshape(-1).tolist(), dy=dy.reshape(-1).tolist())
+        elif not isinstance(module, IA3Module):
+            delta = module.get_weight(module.shape) * module.scalar
+            g = torch.tensor([math.sin(0.23 * i + 1) for i in range(delta.numel())]).reshape(delta.shape)
+            (delta * g).sum().backward()
+            entry.update(delta=delta.detach().reshape(-1).tolist(), delta_gradient=g.reshape(-1).tolist())
+        if not isinstance(module, IA3Module):
+            entry["gradients"] = {n: p.grad.reshape(-1).tolist() for n, p in module.named_parameters()}
+        out["modules"].append(entry)
+    import importlib.metadata as md
+    out["lycoris_lora"], out["torch"] = md.version("lycoris_lora"), torch.__version__
+    with open(os.path.join(HERE, "training", "lycoris_max_norm.json"), "w") as f:
+        json.dump(out, f, indent=0)
+    print("wrote lycoris_max_norm.json:", keys_scaled, average, largest, [(e["name"], e["scalar"]) for e in out["modules"]])
+
+
 def lycoris_goldens(folder):
     """Every LyCORIS golden (needs lycoris_lora==3.2.0.post2)."""
     lycoris_step(folder)
     lycoris_step(folder, algo="loha")
     # As the kohya_ss GUI writes them: factor=-1 decompose_both=False (a non-empty string, so true in LokrModule).
     lycoris_step(folder, algo="lokr", factor="-1", decompose_both="False")
+    # The GUI's loha-sd15 sets use_cp: Tucker cores on the 3x3 convolutions (conv_dim 2, so the cores are 2x2x3x3).
+    lycoris_step(folder, algo="loha", preset="unet-convblock-only", conv_dim="2", out_name="lycoris_loha_tucker_step.safetensors", use_tucker="True")
+    # The GUI's "sd15 - LoKr v1.1": full matrices (dim 100000, factor 6), use_cp (no module gets a core: w2 is full),
+    # train_norm (NormModules on the ResBlocks' and transformers' norms), rank_dropout_scale at rank_dropout 0.
+    lycoris_step(folder, algo="lokr", out_name="lycoris_lokr_norm_step.safetensors", dim=100000, alpha=1, conv_dim="100000", conv_alpha="1",
+                 factor="6", decompose_both="True", use_cp="True", train_norm="True", rank_dropout_scale="True", rank_dropout="0",
+                 gradients_of=["_norm", "down_blocks_1_", "conv_in"])
     ia3_step(folder)
     lycoris_presets(folder)
     lokr_layouts()
+    lycoris_max_norm()
 
 
 if len(sys.argv) > 1:

@@ -438,6 +438,8 @@ struct LoRATrain: ParsableCommand {
         c.networkModule = TrainingConfiguration.NetworkModule(rawValue: network.networkModule) ?? .lora
         c.lycorisPreset = network.lycorisPreset
         c.lycorisAlgorithm = network.lycorisAlgorithm
+        c.lycorisTucker = network.lycorisTucker
+        c.lycorisTrainNorm = network.lycorisTrainNorm
         c.networkDropout = network.networkDropout
         c.learningRate = optimizer.learningRate
         c.unetLearningRate = optimizer.unetLr

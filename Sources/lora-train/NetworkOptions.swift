@@ -19,7 +19,7 @@ struct NetworkOptions: ParsableArguments {
 
     @Option(name: [.long, .customLong("network_args")], parsing: .upToNextOption,
             help: ArgumentHelp("key=value settings: conv_dim=n conv_alpha=a (LoCon: the ResBlock convolutions too), rank_dropout=p, module_dropout=p; "
-                               + "with lycoris.kohya: algo=locon|loha|lokr|ia3 preset=full conv_dim conv_alpha module_dropout factor decompose_both, as the kohya_ss GUI writes them.",
+                               + "with lycoris.kohya: algo=locon|loha|lokr|ia3 preset=full conv_dim conv_alpha module_dropout factor decompose_both use_tucker train_norm, as the kohya_ss GUI writes them.",
                                valueName: "key=value"))
     var networkArgs: [String] = []
 
@@ -33,7 +33,8 @@ struct NetworkOptions: ParsableArguments {
     var networkTrainTextEncoderOnly = false
 
     @Option(name: [.long, .customLong("scale_weight_norms")],
-            help: ArgumentHelp("Max-norm regularisation: scale modules whose ΔW norm exceeds this (1 is common).", valueName: "max"))
+            help: ArgumentHelp("Max-norm regularisation: scale modules whose ΔW norm exceeds this (1 is common), by kohya's rule or, "
+                               + "with lycoris.kohya, LyCORIS's.", valueName: "max"))
     var scaleWeightNorms: Double?
 
     @Option(name: [.long, .customLong("network_weights")],
@@ -64,15 +65,6 @@ struct NetworkOptions: ParsableArguments {
         guard let module = TrainingConfiguration.NetworkModule(rawValue: networkModule) else {
             throw ValidationError("--network-module \(networkModule) is not supported; lora-train trains networks.lora (LoRA, LoCon via conv_dim) "
                                   + "and lycoris.kohya with algo=locon, loha, lokr or ia3")
-        }
-        if module == .lycoris {
-            // kohya passes these to LyCORIS, which has no use for them (it reads neither neuron_dropout nor a max norm of kohya's form).
-            if networkDropout.map({ $0 > 0 }) ?? false {
-                throw ValidationError("--network-dropout with lycoris.kohya is not supported: kohya passes it as neuron_dropout, which LyCORIS does not read")
-            }
-            if scaleWeightNorms.map({ $0 > 0 }) ?? false {
-                throw ValidationError("--scale-weight-norms with lycoris.kohya is not supported (LyCORIS scales its modules by another rule)")
-            }
         }
         if baseWeightsMultiplier.count > baseWeights.count {
             throw ValidationError("--base-weights-multiplier has \(baseWeightsMultiplier.count) ratios for \(baseWeights.count) --base-weights files")
@@ -187,6 +179,14 @@ struct NetworkOptions: ParsableArguments {
     /// LyCORIS's Tucker switch (kohya.py create_network): `not disable_conv_cp or use_conv_cp or use_cp or use_tucker`
     /// over the strings as given, so the first of use_conv_cp, use_cp, use_tucker that is present decides through
     /// str_bool (use_cp=False before use_tucker=True means no Tucker), and disable_conv_cp= (empty) turns it on.
+    /// train_norm, read as LyCORIS's str_bool reads it (anything but "false", any case, is true; the last one given counts).
+    var lycorisTrainNorm: Bool {
+        networkArgs.reversed().lazy.compactMap { item -> String? in
+            let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            return parts.count == 2 && parts[0] == "train_norm" ? parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"'")) : nil
+        }.first.map { $0.lowercased() != "false" } ?? false
+    }
+
     var lycorisTucker: Bool {
         var values: [String: String] = [:]
         for item in networkArgs {
@@ -207,12 +207,10 @@ struct NetworkOptions: ParsableArguments {
                                   blockRates: BlockLearningRates?, loraPlus: [String: Double]) {
         var convDim = networkDim, convAlpha = networkAlpha, moduleDropout: Double?, loraPlus: [String: Double] = [:], unused: [String] = []
         var droppedByLyCORIS: [String] = []
-        func off(_ value: String) -> Bool { ["false", "0", ""].contains(value.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))) }
+        // LyCORIS's str_bool: only "false" (any case) is false.
+        func off(_ value: String) -> Bool { value.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "\"'")) == "false" }
         let algorithm = lycorisAlgorithm
         let isLoKr: Bool = { if case .lokr = algorithm { return true } else { return false } }()
-        if lycorisTucker {
-            throw ValidationError("--network-args use_tucker / use_cp (LyCORIS's Tucker decomposition of wider convolutions) is not supported (False is)")
-        }
         for item in networkArgs {
             let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard parts.count == 2 else { throw ValidationError("--network-args \(item): expected key=value") }
@@ -240,7 +238,9 @@ struct NetworkOptions: ParsableArguments {
             case "rank_dropout", "dropout":
                 // LyCORIS's rank dropout drops rows of the weight change, not kohya's rank channels: not built.
                 guard let v = Double(value), v == 0 else { throw ValidationError("--network-args \(key)=\(value) with lycoris.kohya is not supported (0 is)") }
-            case "use_scalar", "dora_wd", "train_norm", "rs_lora", "train_t5xxl":
+            case "train_norm":
+                break   // lycorisTrainNorm
+            case "use_scalar", "dora_wd", "rs_lora", "train_t5xxl":
                 guard off(value) else { throw ValidationError("--network-args \(key)=\(value) with lycoris.kohya is not supported (False is)") }
             case "use_tucker", "use_cp", "use_conv_cp", "disable_conv_cp":
                 break   // lycorisTucker, below
@@ -265,6 +265,17 @@ struct NetworkOptions: ParsableArguments {
                 throw ValidationError("--network-args \(key) is not supported with lycoris.kohya (algo, preset, conv_dim, conv_alpha, module_dropout, "
                                       + "loraplus ratios, and LyCORIS's switches at their defaults are)")
             }
+        }
+        if reportingUnused, let p = networkDropout, p > 0 {
+            printError("note: --network-dropout: kohya hands it to lycoris.kohya as neuron_dropout, which LyCORIS's create_network does not read, "
+                       + "so it changes nothing (as in kohya with LyCORIS; network_args dropout=… is LyCORIS's own, and is not built)")
+        }
+        if reportingUnused, algorithm == .loha, lycorisTucker {
+            printError("note: use_tucker: LyCORIS's HadaWeightTucker.backward (lycoris_lora 3.2.0.post2) builds the Tucker modules' hada_w1_a and "
+                       + "hada_w2_a gradients from the other product's core; lora-train uses the exact gradient, so its run differs from kohya's there")
+        }
+        if reportingUnused, algorithm == .ia3, let m = scaleWeightNorms, m > 0 {
+            printError("note: --scale-weight-norms: LyCORIS's (IA)^3 modules have no max-norm rule, so it changes nothing (as in LyCORIS)")
         }
         if reportingUnused && !droppedByLyCORIS.isEmpty {
             printError("note: --network-args \(droppedByLyCORIS.joined(separator: ", ")): lycoris.kohya's create_network does not pass it to its "

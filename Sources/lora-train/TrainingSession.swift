@@ -139,7 +139,9 @@ struct TrainingSession {
                                                              maxNorm: trainer.lastMaxNorm), step: step)
                     curve.append(LossCurve.Point(step: step, epoch: epoch, loss: loss, average: average))
                     let now = Date()
-                    bar.setStatus(String(format: "avr_loss=%.4f  %.2f s/it", average, now.timeIntervalSince(last)))
+                    // kohya's progress postfix with --scale_weight_norms: "Keys Scaled", "Average key norm", then the loss.
+                    let norms = trainer.lastMaxNorm.map { String(format: "Keys Scaled=%d  Average key norm=%.3g  ", $0.keysScaled, $0.averageNorm) } ?? ""
+                    bar.setStatus(norms + String(format: "avr_loss=%.4f  %.2f s/it", average, now.timeIntervalSince(last)))
                     last = now
                     bar.advance(by: 1)
                 case let .epochEnded(epoch, _, average):

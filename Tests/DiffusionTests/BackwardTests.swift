@@ -152,6 +152,25 @@ final class BackwardTests: XCTestCase {
         }
     }
 
+    /// GroupNorm (ε 1e-5, optionally then SiLU) over [batch, channels, spatial] in double.
+    func groupNormReference(_ x: [Double], _ gamma: [Double], _ beta: [Double], batch: Int, groups: Int, spatial: Int, silu: Bool) -> [Double] {
+        var y = x
+        let channels = gamma.count, per = channels / groups * spatial
+        for n in 0..<batch { for g in 0..<groups {
+            let offset = (n * channels + g * channels / groups) * spatial
+            let values = x[offset..<(offset + per)]
+            let mean = values.reduce(0, +) / Double(per)
+            let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(per)
+            for i in 0..<per {
+                let c = g * channels / groups + i / spatial
+                var z = (x[offset + i] - mean) / (variance + 1e-5).squareRoot() * gamma[c] + beta[c]
+                if silu { z = z / (1 + exp(-z)) }
+                y[offset + i] = z
+            }
+        } }
+        return y
+    }
+
     func checkGroupNorm(spatial: Int) {
         var rng = Rng(state: 3)
         let batch = 2, channels = 6, groups = 3
@@ -159,21 +178,7 @@ final class BackwardTests: XCTestCase {
         let r = rng.values(x.count)
         for silu in [false, true] {
             func forward(_ x: [Double], _ gamma: [Double], _ beta: [Double]) -> [Double] {
-                var y = x
-                let per = channels / groups * spatial
-                for n in 0..<batch { for g in 0..<groups {
-                    let offset = (n * channels + g * channels / groups) * spatial
-                    let values = x[offset..<(offset + per)]
-                    let mean = values.reduce(0, +) / Double(per)
-                    let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(per)
-                    for i in 0..<per {
-                        let c = g * channels / groups + i / spatial
-                        var z = (x[offset + i] - mean) / (variance + 1e-5).squareRoot() * gamma[c] + beta[c]
-                        if silu { z = z / (1 + exp(-z)) }
-                        y[offset + i] = z
-                    }
-                } }
-                return y
+                groupNormReference(x, gamma, beta, batch: batch, groups: groups, spatial: spatial, silu: silu)
             }
             let layer = GroupNorm(channels: channels, groups: groups, epsilon: 1e-5, weight: Self.floats(gamma), bias: Self.floats(beta))
             let dG = Gradient(count: channels), dB = Gradient(count: channels)

@@ -118,6 +118,71 @@ extension BackwardTests {
         }
     }
 
+    /// LoHa with Tucker cores (use_tucker on a 3×3 kernel), with a max-norm scalar of 0.6: ΔW built by LyCORIS's einsum
+    /// "i j ..., j r, i p -> p r ..." written out index by index.
+    func testLoHaModuleWithTuckerCoresAndScalar() {
+        var rng = Rng(state: 23)
+        let rank = 2, alpha: Float = 3, scalar = 0.6, scale = 1.5 * 0.6
+        let shape = LoRAModule.Shape.conv(in: 3, out: 4, kernel: 3, stride: 1, padding: 1)
+        // t1, w1_a [rank, out], w1_b [rank, in], t2, w2_a, w2_b: LyCORIS's order.
+        let p = [rng.values(rank * rank * 9), rng.values(rank * 4), rng.values(rank * 3), rng.values(rank * rank * 9), rng.values(rank * 4), rng.values(rank * 3)]
+        let module = LoHaModule(name: "lora_unet_conv", shape: shape, rank: rank, alpha: alpha,
+                                tucker: (p[0].map(Float.init), p[1].map(Float.init), p[2].map(Float.init), p[3].map(Float.init), p[4].map(Float.init),
+                                         p[5].map(Float.init)))
+        module.scalar.value = Float(scalar)
+        XCTAssertEqual(module.parameters.map(\.key), ["hada_t1", "hada_w1_a", "hada_w1_b", "hada_t2", "hada_w2_a", "hada_w2_b"].map { "lora_unet_conv." + $0 })
+        XCTAssertEqual(module.parameters.map(\.shape), [[2, 2, 3, 3], [2, 4], [2, 3], [2, 2, 3, 3], [2, 4], [2, 3]])
+        // P[o, c, k] = Σ_i,j t[i, j, k]·w_b[j, c]·w_a[i, o].
+        func rebuild(_ t: [Double], _ wa: [Double], _ wb: [Double]) -> [Double] {
+            var out = [Double](repeating: 0, count: 4 * 3 * 9)
+            for o in 0..<4 { for c in 0..<3 { for k in 0..<9 { for i in 0..<rank { for j in 0..<rank {
+                out[(o * 3 + c) * 9 + k] += t[(i * rank + j) * 9 + k] * wb[j * 3 + c] * wa[i * 4 + o]
+            } } } } }
+            return out
+        }
+        let x = rng.values(2 * 3 * 4 * 5), r = rng.values(2 * 4 * 4 * 5)
+        checkWeightDeltaModule("LoHa Tucker conv", module, x: x, xShape: [2, 3, 4, 5], outputShape: [2, 4, 4, 5], r: r, point: p) { x, p, _ in
+            let delta = zip(rebuild(p[0], p[1], p[2]), rebuild(p[3], p[4], p[5])).map { $0 * $1 * scale }
+            return self.denseLoss(x, delta, shape: shape, batch: 2, height: 4, width: 5, r: r)
+        }
+    }
+
+    /// LyCORIS's NormModule (train_norm) on a GroupNorm fused with SiLU through a tape: the forward with γ + w_norm and
+    /// β + b_norm, dx, and w_norm's and b_norm's gradients against finite differences (multiplier 0.5); module_dropout
+    /// leaves the layer as it is and the module without gradient.
+    func testNormModuleOnGroupNorm() {
+        var rng = Rng(state: 24)
+        let batch = 2, channels = 6, groups = 3, spatial = 7, multiplier = 0.5
+        let gamma = rng.values(channels), beta = rng.values(channels), w = rng.values(channels), b = rng.values(channels)
+        let x = rng.values(batch * channels * spatial, scale: 2), r = rng.values(x.count)
+        let layer = GroupNorm(key: "n.weight", biasKey: "n.bias", channels: channels, groups: groups, epsilon: 1e-5, weight: gamma.map(Float.init),
+                              bias: beta.map(Float.init))
+        var module = NormModule(name: "lora_unet_n", channels: channels, weight: w.map(Float.init), bias: b.map(Float.init))
+        module.multiplier = Float(multiplier)
+        XCTAssertEqual(module.parameters.map(\.key), ["lora_unet_n.w_norm", "lora_unet_n.b_norm"])
+        let tape = TrainingTape(modules: ["n.weight": [.init(module)]])
+        func loss(_ x: [Double], _ w: [Double], _ b: [Double]) -> Double {
+            let y = groupNormReference(x, zip(gamma, w).map { $0 + multiplier * $1 }, zip(beta, b).map { $0 + multiplier * $1 }, batch: batch, groups: groups,
+                                       spatial: spatial, silu: true)
+            return zip(r, y).reduce(0) { $0 + $1.0 * $1.1 }
+        }
+        let input = Tensor(shape: [batch, channels, spatial, 1], values: x.map(Float.init))
+        let y = layer.forward(input, silu: true, tape: tape)
+        XCTAssertEqual(Double(zip(y.values, r).reduce(Float(0)) { $0 + $1.0 * Float($1.1) }), loss(x, w, b), accuracy: 1e-4 * max(1, abs(loss(x, w, b))))
+        let dx = layer.backward(input: input, outputGradient: Tensor(shape: input.shape, values: r.map(Float.init)), silu: true, tape: tape)
+        checkGradient("norm module dx", analytic: dx.values, at: x) { loss($0, w, b) }
+        checkGradient("norm module d w_norm", analytic: module.weight.gradient.values, at: w) { loss(x, $0, b) }
+        checkGradient("norm module d b_norm", analytic: module.bias.gradient.values, at: b) { loss(x, w, $0) }
+
+        module.weight.gradient.zero()
+        module.bias.gradient.zero()
+        tape.reset()
+        tape.dropout = LoRADropout(neuron: nil, rank: nil, module: 0.999, seed: 3)
+        XCTAssertEqual(layer.forward(input, silu: true, tape: tape).values, layer.forward(input, silu: true).values, "dropped: the layer's own γ and β")
+        _ = layer.backward(input: input, outputGradient: Tensor(shape: input.shape, values: r.map(Float.init)), silu: true, tape: tape)
+        XCTAssertTrue(module.weight.gradient.values.allSatisfy { $0 == 0 } && module.bias.gradient.values.allSatisfy { $0 == 0 })
+    }
+
     func testLoKrModuleGradientsWithFullAndLowRankFactors() {
         var rng = Rng(state: 22)
         // ΔW[i·b + p, (j·d + e)·area + s] = scale · w1[i, j] · w2[p, e, s], written out index by index.

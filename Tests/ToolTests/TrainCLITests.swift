@@ -1168,7 +1168,6 @@ final class TrainCLITests: XCTestCase {
                              (["--network_module", "lycoris.kohya", "--network_args", "rank_dropout=0.1"], "rank_dropout=0.1 with lycoris.kohya"),
                              (["--network_module", "lycoris.kohya", "--network_args", "preset=mine.toml"], "a preset file is not read"),
                              (["--network_module", "lycoris.kohya", "--network_args", "down_lr_weight=1,1,1,1,1,1,1,1,1,1,1,1"], "down_lr_weight is not supported with lycoris.kohya"),
-                             (["--network_module", "lycoris.kohya", "--scale_weight_norms", "1"], "--scale-weight-norms with lycoris.kohya"),
                              (["--network_module", "networks.oft"], "--network-module networks.oft is not supported")] {
             let refused = try ToolRunner.run("lora-train", common + args + ["--output-dir", folder + "/r"])
             XCTAssertEqual(refused.status, 64, "\(args): \(refused.stderr)")
@@ -1185,7 +1184,8 @@ final class TrainCLITests: XCTestCase {
     /// The kohya_ss GUI's "LyCORIS/LoHa" and "LyCORIS/LoKr" with the network args it writes: LyCORIS's tensors in the
     /// file (LoKr split as decompose_both=False makes LyCORIS split it: w1 low-rank too), samples during training
     /// through the folded weights, a resumed run equal to the uninterrupted one, and the file read by lora-inspect,
-    /// baked by lora-merge; Tucker, rank dropout and --dim-from-weights refused by name.
+    /// baked by lora-merge; the GUI's loha-sd15 switches (Tucker cores, LyCORIS's max norm, a network dropout LyCORIS does not
+    /// read); Tucker where it is not built, rank dropout and --dim-from-weights refused by name.
     func testLyCORISLoHaAndLoKrAsTheGUIWritesThem() throws {
         let prompts = folder + "/lycoris-prompts.txt"
         try "zkw shape --w 64 --h 64 --d 3 --s 2\n".write(toFile: prompts, atomically: false, encoding: .utf8)
@@ -1212,6 +1212,36 @@ final class TrainCLITests: XCTestCase {
                                                       folder + "/h/merged.safetensors", "--quiet"])
         XCTAssertEqual(merge.status, 0, merge.stderr)
 
+        // The GUI's loha-sd15 preset: use_cp=True (Tucker cores on the 3×3 kernels), --scale_weight_norms (LyCORIS's
+        // rule, which scales each module's scalar), and --network_dropout, which kohya hands LyCORIS under a name it does
+        // not read. A maximum this small scales every module; the state keeps the scalars apart and the factors in fp32,
+        // so resuming at fp16 saves ends where the uninterrupted run ends.
+        let normed = common + loha + ["use_cp=True", "--scale_weight_norms", "1e-6", "--network_dropout", "0.3", "--save-precision", "fp16",
+                                      "--max-train-steps", "3", "--output-name", "n"]
+        let n1 = try ToolRunner.run("lora-train", normed + ["--output-dir", folder + "/n1", "--save-every-n-steps", "2", "--save-state"])
+        XCTAssertEqual(n1.status, 0, n1.stderr)
+        XCTAssertTrue(n1.stderr.contains("--network-dropout: kohya hands it to lycoris.kohya as neuron_dropout"), n1.stderr)
+        XCTAssertTrue(n1.stderr.contains("lora-train uses the exact gradient"), n1.stderr)
+        let stateJSON = try String(contentsOfFile: folder + "/n1/n-step00000002-state/train_state.json", encoding: .utf8)
+        XCTAssertTrue(stateJSON.contains("\"scalars\""), stateJSON)
+        XCTAssertEqual(try ModelFile.open(folder + "/n1/n-step00000002-state/network.safetensors")["lora_unet_conv_in.hada_w1_a"]?.dtype, .f32)
+        let nfile = try ModelFile.open(folder + "/n1/n.safetensors")
+        XCTAssertEqual(try XCTUnwrap(nfile["lora_unet_conv_in.hada_t1"]).shape, [2, 2, 3, 3], "a Tucker core")
+        XCTAssertEqual(try XCTUnwrap(nfile["lora_unet_conv_in.hada_w1_a"]).shape, [2, 32], "Tucker's w1_a [rank, out]")
+        XCTAssertEqual(try XCTUnwrap(nfile["lora_unet_down_blocks_0_attentions_0_proj_in.hada_w1_a"]).shape, [32, 4], "no core on a 1×1 layer")
+        XCTAssertNil(nfile["lora_unet_down_blocks_0_attentions_0_proj_in.hada_t1"])
+        XCTAssertEqual(nfile.metadata["ss_scale_weight_norms"], "1e-06")
+        XCTAssertEqual(nfile.metadata["ss_network_dropout"], "0.3", "recorded as kohya records it")
+        let n2 = try ToolRunner.run("lora-train", normed + ["--output-dir", folder + "/n2", "--resume", folder + "/n1/n-step00000002-state"])
+        XCTAssertEqual(n2.status, 0, n2.stderr)
+        XCTAssertEqual(try ModelFile.open(folder + "/n2/n.safetensors").metadata["sshs_model_hash"], nfile.metadata["sshs_model_hash"])
+        // Every module was scaled to the maximum: ΔW, as lora-merge reads the file (the scalar in hada_w1_a), has norm 1e-6 (fp16 factors).
+        let read = try NetworkFile(model: nfile)
+        for module in read.modules.prefix(3) + read.modules.filter({ $0.parts["hada_t1"] != nil }).prefix(3) {
+            let delta = try module.delta().values
+            XCTAssertEqual(delta.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot(), 1e-6, accuracy: 2e-8, module.name)
+        }
+
         // LoKr as the GUI writes it; resumed from step 2's state it ends where the uninterrupted run ends.
         let lokr = ["--network_module", "lycoris.kohya", "--network_args", "preset=full", "conv_dim=2", "conv_alpha=1", "use_tucker=False",
                     "rank_dropout=0", "bypass_mode=False", "dora_wd=False", "module_dropout=0", "factor=-1", "use_cp=False", "use_scalar=False",
@@ -1231,6 +1261,39 @@ final class TrainCLITests: XCTestCase {
         // --network-weights continues from the file.
         let more = try ToolRunner.run("lora-train", base + ["--output-dir", folder + "/k3", "--network-weights", folder + "/k1/k.safetensors"])
         XCTAssertEqual(more.status, 0, more.stderr)
+        // The GUI's "sd15 - LoKr v1.1": use_cp where LyCORIS gives no module a core (dim 100000 factor 6: w2 always full),
+        // train_norm (w_norm/b_norm on the ResBlocks' and transformers' norms), LyCORIS's max norm; lora-merge bakes the
+        // norms into γ and β. Where LoKr's low-rank w2 or LoCon's lora_mid would get a core, use_cp is refused by module name.
+        let fullKron = try ToolRunner.run("lora-train", common + ["--network_module", "lycoris.kohya", "--network_dim", "100000", "--network_alpha", "1",
+                                                                  "--network_args", "preset=full", "conv_dim=100000", "conv_alpha=1", "use_tucker=False",
+                                                                  "rank_dropout=0", "bypass_mode=False", "dora_wd=False", "module_dropout=0", "factor=6",
+                                                                  "use_cp=True", "use_scalar=False", "decompose_both=True", "rank_dropout_scale=True",
+                                                                  "algo=lokr", "train_norm=True", "--scale_weight_norms", "1",
+                                                                  "--max-train-steps", "2", "--output-dir", folder + "/k4", "--output-name", "v11"])
+        XCTAssertEqual(fullKron.status, 0, fullKron.stderr)
+        let v11 = try ModelFile.open(folder + "/k4/v11.safetensors")
+        XCTAssertEqual(try XCTUnwrap(v11["lora_unet_down_blocks_0_resnets_0_norm1.w_norm"]).shape, [32])
+        XCTAssertEqual(try XCTUnwrap(v11["lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_norm3.b_norm"]).shape, [32])
+        XCTAssertNil(v11["lora_unet_conv_norm_out.w_norm"], "outside the preset's modules")
+        XCTAssertGreaterThan(try XCTUnwrap(v11["lora_unet_down_blocks_0_resnets_0_norm1.w_norm"]).floats().map(abs).max() ?? 0, 0, "trained from 0")
+        XCTAssertNotNil(v11["lora_unet_down_blocks_0_resnets_0_conv1.lokr_w2"], "full w2")
+        let bakeV11 = try ToolRunner.run("lora-merge", ["--model", folder + "/base.safetensors", "--lora", folder + "/k4/v11.safetensors", "-o",
+                                                        folder + "/k4/merged.safetensors", "--quiet"])
+        XCTAssertEqual(bakeV11.status, 0, bakeV11.stderr)
+        let (baseModel, merged) = (try ModelFile.open(folder + "/base.safetensors"), try ModelFile.open(folder + "/k4/merged.safetensors"))
+        let gammaKey = "model.diffusion_model.input_blocks.1.0.in_layers.0.weight"
+        let offsets = try XCTUnwrap(v11["lora_unet_down_blocks_0_resnets_0_norm1.w_norm"]).floats()
+        for (i, (baked, original)) in zip(try XCTUnwrap(merged[gammaKey]).floats(), try XCTUnwrap(baseModel[gammaKey]).floats()).enumerated() {
+            XCTAssertEqual(baked, original + offsets[i], accuracy: 2e-3 * max(1, abs(original)), "γ + w_norm baked, channel \(i)")
+        }
+        // (In LyCORIS's chain use_conv_cp, use_cp, use_tucker the first given decides, even as the string "False".)
+        for algo in ["lokr", "locon"] {
+            let refused = try ToolRunner.run("lora-train", common + ["--network_module", "lycoris.kohya", "--network_args", "algo=\(algo)", "conv_dim=2",
+                                                                     "use_tucker=True", "--max-train-steps", "1", "--output-dir", folder + "/k5"])
+            XCTAssertEqual(refused.status, 1, refused.stderr)
+            XCTAssertTrue(refused.stderr.contains("a Tucker core, which lora-train builds for LoHa only"), refused.stderr)
+            XCTAssertTrue(refused.stderr.contains("use_tucker gives lora_unet_"), refused.stderr)
+        }
 
         // "LyCORIS/iA3" as the GUI writes it: one scale per output channel, LyCORIS's keys, no alpha.
         let ia3 = try ToolRunner.run("lora-train", common + ["--network_module", "lycoris.kohya", "--network_args", "preset=full", "conv_dim=4",
@@ -1249,8 +1312,7 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(inspectIA3.status, 0, inspectIA3.stderr)
         XCTAssertTrue(inspectIA3.stdout.contains("(IA)^3"), inspectIA3.stdout)
 
-        for (args, says) in [(["algo=lokr", "use_cp=True"], "Tucker decomposition"), (["algo=loha", "use_tucker=True"], "Tucker decomposition"),
-                             (["algo=loha", "rank_dropout=0.1"], "rank_dropout=0.1 with lycoris.kohya"),
+        for (args, says) in [(["algo=loha", "rank_dropout=0.1"], "rank_dropout=0.1 with lycoris.kohya"),
                              (["algo=lokr", "unbalanced_factorization=True"], "unbalanced_factorization=True is not supported")] {
             let refused = try ToolRunner.run("lora-train", common + ["--network_module", "lycoris.kohya", "--network_args"] + args + ["--output-dir", folder + "/r"])
             XCTAssertEqual(refused.status, 64, "\(args): \(refused.stderr)")

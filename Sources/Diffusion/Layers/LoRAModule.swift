@@ -19,8 +19,13 @@ public struct LoRAModule: SidePathModule {
     public var multiplier: Float = 1
     public let down: Parameter
     public let up: Parameter
+    /// LyCORIS's scalar (only its max-norm rule moves it; kohya's scales the factors): ΔW = scalar·scale·up·down.
+    public let scalar = ModuleScalar()
 
     public var scale: Float { alpha / Float(rank) }
+    /// scale·scalar, what the forward and backward multiply by.
+    public var effectiveScale: Float { scale * scalar.value }
+    public var lycorisScalar: (scalar: ModuleScalar, savedInto: Parameter)? { (scalar, up) }
     public var fileScalars: [(suffix: String, value: Float)] { [("alpha", alpha)] }
     public var parameters: [Parameter] { [down, up] }
 
@@ -69,7 +74,7 @@ public struct LoRAModule: SidePathModule {
         }
     }
 
-    /// The module's contribution, multiplier·scale·up(down(x)) (to add to the
+    /// The module's contribution, multiplier·scale·scalar·up(down(x)) (to add to the
     /// frozen layer's output), and what its backward needs; with `dropout`,
     /// kohya's training-time dropouts (module, neuron, rank) applied.
     public func forward(_ x: Tensor, dropout: LoRADropout? = nil) -> (output: Tensor, saved: Saved) {
@@ -84,7 +89,7 @@ public struct LoRAModule: SidePathModule {
             saved = Saved(input: x, hidden: hidden, mask: mask, outputFactor: factor)
         }
         var output = upLayer.forward(hidden)
-        let factor = multiplier * scale * saved.outputFactor
+        let factor = multiplier * effectiveScale * saved.outputFactor
         for i in output.values.indices { output.values[i] *= factor }
         return (output, saved)
     }
@@ -94,7 +99,7 @@ public struct LoRAModule: SidePathModule {
     public func backward(_ saved: Saved, outputGradient dy: Tensor) -> Tensor {
         if saved.skipped { return Tensor(zeros: saved.input.shape) }
         var scaled = dy
-        let factor = multiplier * scale * saved.outputFactor
+        let factor = multiplier * effectiveScale * saved.outputFactor
         for i in scaled.values.indices { scaled.values[i] *= factor }
         var dHidden = upLayer.backward(input: saved.hidden, outputGradient: scaled, weightGradient: up.gradient)
         if let mask = saved.mask { for i in dHidden.values.indices { dHidden.values[i] *= mask[i] } }

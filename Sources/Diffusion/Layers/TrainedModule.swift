@@ -13,6 +13,22 @@ public protocol TrainedModule: Sendable {
     /// The scalars a file holds beside the parameters, by key suffix: `alpha` (kohya, LoCon, LoHa, LoKr), or
     /// `on_input` ((IA)^3, which has no alpha).
     var fileScalars: [(suffix: String, value: Float)] { get }
+    /// LyCORIS's `scalar` buffer where the module has one its max-norm rule moves (LoCon, LoHa), with the parameter
+    /// a file holds multiplied by it; nil for the others.
+    var lycorisScalar: (scalar: ModuleScalar, savedInto: Parameter)? { get }
+}
+
+extension TrainedModule {
+    public var lycorisScalar: (scalar: ModuleScalar, savedInto: Parameter)? { nil }
+}
+
+/// LyCORIS's `scalar` buffer (lycoris/modules/locon.py, loha.py; lycoris_lora 3.2.0.post2): a factor on the module's
+/// ΔW, 1 until `--scale_weight_norms` shrinks it in place of the trained factors (which keep their values and optimizer
+/// state, so their later gradients carry it). Files hold it multiplied into one factor (`lora_up`, `hada_w1_a`), as
+/// LyCORIS's custom_state_dict writes them. A reference: the network's modules and a tape's copies share it.
+public final class ModuleScalar: @unchecked Sendable {
+    public var value: Float
+    public init(_ value: Float = 1) { self.value = value }
 }
 
 /// A module whose output is added to its layer's: y = layer(x) + module(x).

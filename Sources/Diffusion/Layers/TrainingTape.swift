@@ -248,16 +248,3 @@ extension Conv2d {
         return dx
     }
 }
-
-extension GroupNorm {
-    /// The backward with γ and β trained when the tape has their keys.
-    public func backward(input x: Tensor, outputGradient dy: Tensor, silu: Bool = false, tape: TrainingTape?) -> Tensor {
-        backward(input: x, outputGradient: dy, silu: silu, weightGradient: tape?.gradient(key), biasGradient: tape?.gradient(biasKey))
-    }
-}
-
-extension LayerNorm {
-    public func backward(input x: Tensor, outputGradient dy: Tensor, tape: TrainingTape?) -> Tensor {
-        backward(input: x, outputGradient: dy, weightGradient: tape?.gradient(key), biasGradient: tape?.gradient(biasKey))
-    }
-}

@@ -23,10 +23,10 @@ extension ResBlock {
     /// The forward of `forward(_:activatedEmbedding:adapters:)` with the
     /// tape's trained modules instead of inference adapters, keeping its activations.
     func forwardSaving(_ x: Tensor, activatedEmbedding: Tensor, tape: TrainingTape? = nil) -> (Tensor, Saved) {
-        let conv1Input = norm1.forward(x, silu: true)
+        let conv1Input = norm1.forward(x, silu: true, tape: tape)
         var h = conv1.forward(conv1Input, tape: tape)                                  // [batch, out, h, w]
         ResBlock.addEmbedding(embedding.forward(activatedEmbedding, tape: tape), to: &h)  // + e [batch, out]
-        let conv2Input = norm2.forward(h, silu: true)
+        let conv2Input = norm2.forward(h, silu: true, tape: tape)
         var out = conv2.forward(conv2Input, tape: tape)                                // [batch, out, h, w]
         addInPlace(&out, skip?.forward(x, tape: tape) ?? x)
         return (out, Saved(input: x, activatedEmbedding: activatedEmbedding, conv1Input: conv1Input, hidden: h, conv2Input: conv2Input))

@@ -38,7 +38,7 @@ extension SpatialTransformer {
 
     func forwardSaving(_ x: Tensor, context: Tensor, tape: TrainingTape? = nil) -> (Tensor, Saved) {
         let batch = x.shape[0], pixels = x.shape[2] * x.shape[3]
-        let normed = norm.forward(x)
+        let normed = norm.forward(x, tape: tape)
         var tokens: Tensor
         switch projectIn {
         case .conv(let conv): tokens = transposeLastTwo(conv.forward(normed, tape: tape), rows: channels, cols: pixels)
@@ -95,20 +95,20 @@ extension SpatialTransformer {
 
     private func forwardSaving(_ block: Block, _ x0: Tensor, context: Tensor, tape: TrainingTape?) -> (Tensor, BlockSaved) {
         let batch = x0.shape[0], tokens = x0.shape[1], c = channels, textTokens = context.shape[1], d = c / heads
-        let n1 = block.norm1.forward(x0)
+        let n1 = block.norm1.forward(x0, tape: tape)
         let qkv = block.selfQKV.forward(n1, tape: tape)                                                  // [b, t, 3c]
         let a1 = Attention.forwardSaving(q: packedColumns(qkv, 0, of: 3), k: packedColumns(qkv, 1, of: 3), v: packedColumns(qkv, 2, of: 3),
                                          items: batch, queries: tokens, keys: tokens, heads: heads, headDim: d)
         var x1 = x0
         addInPlace(&x1, block.selfOut.forward(a1.output, tape: tape))
-        let n2 = block.norm2.forward(x1)
+        let n2 = block.norm2.forward(x1, tape: tape)
         let q = block.crossQ.forward(n2, tape: tape)                                                     // [b, t, c]
         let kv = block.crossKV.forward(context, tape: tape)                                              // [b, T, 2c]
         let a2 = Attention.forwardSaving(q: q, k: packedColumns(kv, 0, of: 2), v: packedColumns(kv, 1, of: 2), items: batch, queries: tokens,
                                          keys: textTokens, heads: heads, headDim: d)
         var x2 = x1
         addInPlace(&x2, block.crossOut.forward(a2.output, tape: tape))
-        let n3 = block.norm3.forward(x2)
+        let n3 = block.norm3.forward(x2, tape: tape)
         let f = block.feedForwardIn.forward(n3, tape: tape)                                              // [b, t, 8c]
         let g = geglu(f)                                                                     // [b, t, 4c]
         var x3 = x2

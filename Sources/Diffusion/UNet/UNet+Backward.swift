@@ -92,7 +92,7 @@ extension UNet {
             outputSaved.append(saved)
             h = out
         }
-        let activatedOut = outputNorm.forward(h, silu: true)
+        let activatedOut = outputNorm.forward(h, silu: true, tape: tape)
         let y = outputConv.forward(activatedOut, tape: tape)
         return (y, Saved(input: x, inputBlocks: inputSaved, middleBlock: middleSaved, outputBlocks: outputSaved, concatSplit: split,
                          finalHidden: h, finalActivated: activatedOut, contextShape: context.shape, context: context, activatedEmbedding: activated,

@@ -10,8 +10,10 @@ import LoRACore
 /// `lora_up.weight`, `alpha`), so it trains on `LoRAModule`; LoHa, LoKr and (IA)^3 train on `LoHaModule`,
 /// `LoKrModule` and `IA3Module`.
 extension LoRANetwork {
+    /// `trainNorm` (LyCORIS's train_norm): also the GroupNorm and LayerNorm layers inside the blocks the preset covers
+    /// (ResnetBlock2D's norm1/norm2, Transformer2DModel's norm and its blocks' norm1–3), as NormModules (rank and alpha unused).
     public static func lycorisPlan(_ layout: ModelLayout, preset: LyCORISPreset = .full, dim: Int, alpha: Float, convDim: Int, convAlpha: Float,
-                                   unet: Bool = true, textEncoder: Bool = true,
+                                   unet: Bool = true, textEncoder: Bool = true, trainNorm: Bool = false,
                                    fromWeights: [String: (rank: Int, alpha: Float)]? = nil) -> [(target: LoRATarget, rank: Int, alpha: Float)] {
         var plan: [(target: LoRATarget, rank: Int, alpha: Float)] = []
         for target in layout.targets {
@@ -20,6 +22,10 @@ extension LoRANetwork {
             if let fromWeights {
                 guard let (rank, moduleAlpha) = fromWeights[target.kohyaName] else { continue }
                 plan.append((target, rank, moduleAlpha))
+                continue
+            }
+            if target.kind == .norm {
+                if trainNorm && preset.placesNorm(target) { plan.append((target, 0, 0)) }
                 continue
             }
             guard preset.places(target) else { continue }
@@ -57,29 +63,50 @@ public enum LyCORISAlgorithm: Sendable, Equatable {
 extension LoRANetwork {
     /// The modules of a `lycorisPlan` for `algorithm`, initialised as LyCORIS does. `uniform` gives U(0, 1) draws,
     /// `normal` N(0, 1) draws; LyCORIS's come from torch's generator, so the values differ, their distributions do not.
-    public static func lycoris(plan: [(target: LoRATarget, rank: Int, alpha: Float)], algorithm: LyCORISAlgorithm,
+    /// `tucker` (LyCORIS's use_tucker): LoHa modules on kernels wider than 1×1 get Tucker cores; where LoCon or LoKr
+    /// would get one (`tuckerNotBuilt`), the caller refuses first.
+    public static func lycoris(plan: [(target: LoRATarget, rank: Int, alpha: Float)], algorithm: LyCORISAlgorithm, tucker: Bool = false,
                                uniform: () -> Float, normal: (Int) -> [Float]) -> LoRANetwork {
-        guard algorithm != .locon else { return kohya(plan: plan, uniform: uniform) }
         let modules = plan.map { entry -> any TrainedModule in
+            if entry.target.kind == .norm { return NormModule(name: entry.target.kohyaName, channels: entry.target.shape[0]) }
             let name = entry.target.kohyaName, shape = shape(of: entry.target)
             switch algorithm {
-            case .locon: preconditionFailure()
-            case .loha: return LoHaModule.lycorisInitialized(name: name, shape: shape, rank: entry.rank, alpha: entry.alpha, normal: normal)
+            case .locon: return LoRAModule.kohyaInitialized(name: name, shape: shape, rank: entry.rank, alpha: entry.alpha, uniform: uniform)
+            case .loha: return LoHaModule.lycorisInitialized(name: name, shape: shape, rank: entry.rank, alpha: entry.alpha, tucker: tucker, normal: normal)
             case let .lokr(factor, decomposeBoth, fullMatrix):
                 let layout = LoKrLayout(shape, rank: entry.rank, factor: factor, decomposeBoth: decomposeBoth, fullMatrix: fullMatrix)
                 return LoKrModule.lycorisInitialized(name: name, shape: shape, layout: layout, rank: entry.rank, alpha: entry.alpha, uniform: uniform)
             case .ia3: return IA3Module(name: name, shape: shape)
             }
         }
-        return LoRANetwork(modules: modules, targets: plan.map(\.target))
+        return LoRANetwork(modules: modules, targets: plan.map(\.target), maxNormRule: .lycoris)
+    }
+
+    /// With use_tucker, the first module LyCORIS would give a Tucker core that is not built here: LoCon's lora_mid on
+    /// a kernel wider than 1×1, LoKr's lokr_t2 where w2 is low-rank on one (LoHa's cores are built; (IA)^3 has none).
+    public static func tuckerNotBuilt(plan: [(target: LoRATarget, rank: Int, alpha: Float)], algorithm: LyCORISAlgorithm) -> String? {
+        plan.first { entry in
+            guard case .conv(let kernel) = entry.target.kind, kernel > 1 else { return false }
+            switch algorithm {
+            case .locon: return true
+            case let .lokr(factor, decomposeBoth, fullMatrix):
+                return LoKrLayout(shape(of: entry.target), rank: entry.rank, factor: factor, decomposeBoth: decomposeBoth, fullMatrix: fullMatrix).lowRankW2
+            case .loha, .ia3: return false
+            }
+        }?.target.kohyaName
     }
 
     /// The values a module of `algorithm` at `rank` on `target` holds.
-    public static func parameterCount(_ target: LoRATarget, rank: Int, algorithm: LyCORISAlgorithm) -> Int {
+    public static func parameterCount(_ target: LoRATarget, rank: Int, algorithm: LyCORISAlgorithm, tucker: Bool = false) -> Int {
+        if target.kind == .norm { return 2 * target.shape[0] }
         let shape = shape(of: target)
         switch algorithm {
         case .locon: return parameterCount(target, rank: rank)
-        case .loha: return 2 * rank * (shape.outputs + shape.columns)
+        case .loha:
+            if tucker, case let .conv(inputs, outputs, kernel, _, _) = shape, kernel > 1 {
+                return 2 * rank * (rank * kernel * kernel + outputs + inputs)
+            }
+            return 2 * rank * (shape.outputs + shape.columns)
         case let .lokr(factor, decomposeBoth, fullMatrix):
             return LoKrLayout(shape, rank: rank, factor: factor, decomposeBoth: decomposeBoth, fullMatrix: fullMatrix).parameterCount(rank: rank)
         case .ia3: return shape.outputs
@@ -97,6 +124,17 @@ public enum LyCORISPreset: String, CaseIterable, Sendable {
 
     /// `enable_conv`: without it, no kernel wider than 1×1 gets a module.
     public var enablesConvolutions: Bool { [.full, .unetOnly, .unetConvblockOnly].contains(self) }
+
+    /// With train_norm, LyCORIS wraps every norm layer inside the modules the preset targets: ResnetBlock2D's where it
+    /// takes the ResBlocks, Transformer2DModel's where it takes the transformers (conv_norm_out and the text encoder's
+    /// layer norms sit outside every preset's target modules).
+    public func placesNorm(_ target: LoRATarget) -> Bool {
+        guard target.component == .unet, target.kind == .norm else { return false }
+        let path = target.diffusersPath
+        if path.contains(".resnets.") { return [.full, .fullLin, .unetOnly, .unetConvblockOnly].contains(self) }
+        if path.contains(".attentions.") { return [.full, .fullLin, .attnMLP, .unetOnly, .unetTransformerOnly].contains(self) }
+        return false
+    }
 
     public func places(_ target: LoRATarget) -> Bool {
         let path = target.diffusersPath

@@ -1,13 +1,22 @@
 import Diffusion
 import Foundation
 
-/// `--scale_weight_norms M` (sd-scripts networks/lora.py
-/// `apply_max_norm_regularization`), after every optimizer step: for each
-/// module ΔW = (alpha/rank)·up·down (a 3×3 LoCon kernel composes the same
-/// way); when ‖ΔW‖_F > M both factors are multiplied by √(M/‖ΔW‖), so ΔW's
-/// norm becomes M. The norm comes from the rank×rank Gram matrices
-/// (‖U·D‖² = Σ (UᵀU) ⊙ (D·Dᵀ)), never forming ΔW.
+/// `--scale_weight_norms M`, after every optimizer step, by the rule of the network's code:
+/// - kohya's networks.lora (`apply_max_norm_regularization`): for each module ΔW = (alpha/rank)·up·down (a 3×3
+///   LoCon kernel composes the same way); when ‖ΔW‖_F > M both factors are multiplied by √(M/‖ΔW‖), so ΔW's
+///   norm becomes M.
+/// - LyCORIS's (lycoris/kohya.py `apply_max_norm_regularization` over each module's `apply_max_norm`, lycoris_lora
+///   3.2.0.post2): the same test and ratio M/‖ΔW‖, applied to LoCon's and LoHa's `scalar` (the factors keep their
+///   values; `ModuleScalar`), to LoKr's factor tensors by ratio^(1/n) each (n of them), and not at all to (IA)^3,
+///   which it leaves out of the report too. Its report is 0, 0, 0 when no module was scaled.
+/// A low-rank product's norm comes from the rank×rank Gram matrices (‖U·D‖² = Σ (UᵀU) ⊙ (D·Dᵀ)), a Kronecker
+/// product's from its factors' (‖A ⊗ B‖ = ‖A‖·‖B‖); only LoHa's Hadamard product is formed.
 extension LoRANetwork {
+    public enum MaxNormRule: Sendable {
+        case kohya
+        case lycoris
+    }
+
     public struct MaxNormReport: Sendable, Equatable {
         /// kohya's `max_norm/keys_scaled`, `norm/avg_key_norm`, `max_norm/max_key_norm` (after scaling).
         public var keysScaled: Int
@@ -16,36 +25,87 @@ extension LoRANetwork {
     }
 
     @discardableResult
-    /// (kohya's networks.lora only: lora-train refuses --scale-weight-norms with LyCORIS, whose LoHa and LoKr scale by another rule.)
-    public func applyMaxNorm(_ maximum: Double) -> MaxNormReport { LoRANetwork.applyMaxNorm(maximum, to: loraModules) }
+    public func applyMaxNorm(_ maximum: Double) -> MaxNormReport {
+        switch maxNormRule {
+        case .kohya: return LoRANetwork.applyMaxNorm(maximum, to: loraModules)
+        case .lycoris: return LoRANetwork.applyLyCORISMaxNorm(maximum, to: modules)
+        }
+    }
 
+    /// kohya's rule.
     @discardableResult
     public static func applyMaxNorm(_ maximum: Double, to modules: [LoRAModule]) -> MaxNormReport {
         var scaled = 0, norms: [Double] = []
         for module in modules {
-            let r = module.rank, up = module.up.values, down = module.down.values
-            let outputs = up.count / r, inputs = down.count / r
-            var gramUp = [Double](repeating: 0, count: r * r), gramDown = gramUp
-            for a in 0..<r {
-                for b in a..<r {
-                    var u = 0.0, d = 0.0
-                    for o in 0..<outputs { u += Double(up[o * r + a]) * Double(up[o * r + b]) }
-                    for i in 0..<inputs { d += Double(down[a * inputs + i]) * Double(down[b * inputs + i]) }
-                    (gramUp[a * r + b], gramUp[b * r + a], gramDown[a * r + b], gramDown[b * r + a]) = (u, u, d, d)
-                }
-            }
-            let norm = Double(module.scale) * max(0, zip(gramUp, gramDown).reduce(0.0) { $0 + $1.0 * $1.1 }).squareRoot()
-            // kohya: ratio = clamp(norm, max = M) / clamp(norm, min = M/2), so only norms above M change.
-            let ratio = norm > maximum ? maximum / norm : 1
+            let norm = Double(module.effectiveScale) * productNorm(module.up.values, module.down.values, rank: module.rank)
+            let ratio = maxNormRatio(norm, maximum)
             if ratio != 1 {
                 scaled += 1
                 let factor = Float(ratio.squareRoot())
-                for i in module.up.values.indices { module.up.values[i] *= factor }
-                for i in module.down.values.indices { module.down.values[i] *= factor }
+                for p in [module.up, module.down] { for i in p.values.indices { p.values[i] *= factor } }
             }
             norms.append(norm * ratio)
         }
         return MaxNormReport(keysScaled: scaled, averageNorm: norms.isEmpty ? 0 : norms.reduce(0, +) / Double(norms.count),
                              maximumNorm: norms.max() ?? 0)
+    }
+
+    /// LyCORIS's rule.
+    @discardableResult
+    public static func applyLyCORISMaxNorm(_ maximum: Double, to modules: [any TrainedModule]) -> MaxNormReport {
+        var scaled = 0, norms: [Double] = []
+        for module in modules {
+            let norm: Double
+            var scale: (Double) -> Void
+            if let lora = module as? LoRAModule {
+                norm = Double(lora.effectiveScale) * productNorm(lora.up.values, lora.down.values, rank: lora.rank)
+                scale = { lora.scalar.value = Float(Double(lora.scalar.value) * $0) }
+            } else if let loha = module as? LoHaModule {
+                norm = (loha.delta().reduce(0.0) { $0 + Double($1) * Double($1) }).squareRoot()
+                scale = { loha.scalar.value = Float(Double(loha.scalar.value) * $0) }
+            } else if let lokr = module as? LoKrModule {
+                let tensors = lokr.parameters
+                norm = Double(lokr.scale) * factorNorm(lokr.w1) * factorNorm(lokr.w2)
+                scale = { ratio in
+                    let factor = Float(pow(ratio, 1 / Double(tensors.count)))
+                    for p in tensors { for i in p.values.indices { p.values[i] *= factor } }
+                }
+            } else {
+                continue   // (IA)^3: LycorisBaseModule.apply_max_norm returns None, None
+            }
+            let ratio = maxNormRatio(norm, maximum)
+            if ratio != 1 {
+                scaled += 1
+                scale(ratio)
+            }
+            norms.append(norm * ratio)
+        }
+        guard scaled > 0 else { return MaxNormReport(keysScaled: 0, averageNorm: 0, maximumNorm: 0) }
+        return MaxNormReport(keysScaled: scaled, averageNorm: norms.reduce(0, +) / Double(norms.count), maximumNorm: norms.max() ?? 0)
+    }
+
+    /// Both codes: ratio = clamp(norm, max = M) / clamp(norm, min = M/2), so only norms above M change.
+    private static func maxNormRatio(_ norm: Double, _ maximum: Double) -> Double { norm > maximum ? maximum / norm : 1 }
+
+    /// ‖A·B‖_F for A [m, rank] and B [rank, n] (row-major), without forming the product.
+    private static func productNorm(_ a: [Float], _ b: [Float], rank r: Int) -> Double {
+        let rows = a.count / r, columns = b.count / r
+        var gramA = [Double](repeating: 0, count: r * r), gramB = gramA
+        for i in 0..<r {
+            for j in i..<r {
+                var u = 0.0, d = 0.0
+                for o in 0..<rows { u += Double(a[o * r + i]) * Double(a[o * r + j]) }
+                for c in 0..<columns { d += Double(b[i * columns + c]) * Double(b[j * columns + c]) }
+                (gramA[i * r + j], gramA[j * r + i], gramB[i * r + j], gramB[j * r + i]) = (u, u, d, d)
+            }
+        }
+        return max(0, zip(gramA, gramB).reduce(0.0) { $0 + $1.0 * $1.1 }).squareRoot()
+    }
+
+    private static func factorNorm(_ factor: LoKrModule.Factor) -> Double {
+        switch factor {
+        case .full(let w): return (w.values.reduce(0.0) { $0 + Double($1) * Double($1) }).squareRoot()
+        case let .lowRank(a, b): return productNorm(a.values, b.values, rank: a.shape[1])
+        }
     }
 }

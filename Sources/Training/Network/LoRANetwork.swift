@@ -13,11 +13,14 @@ public struct LoRANetwork: Sendable {
     public let modules: [any TrainedModule]
     /// The target each module wraps (same order).
     public let targets: [LoRATarget]
+    /// Whose `--scale_weight_norms` rule applies (LoRANetwork+MaxNorm.swift): kohya's networks.lora or LyCORIS's.
+    public let maxNormRule: MaxNormRule
 
-    public init(modules: [any TrainedModule], targets: [LoRATarget]) {
+    public init(modules: [any TrainedModule], targets: [LoRATarget], maxNormRule: MaxNormRule = .kohya) {
         precondition(modules.count == targets.count)
         self.modules = modules
         self.targets = targets
+        self.maxNormRule = maxNormRule
     }
 
     /// The module shape for a target: linear, or a conv with the layer's own
@@ -139,11 +142,18 @@ public struct LoRANetwork: Sendable {
     }
 
     /// What a network file holds: each module's parameters under their keys, then its scalars (kohya's
-    /// lora_down/lora_up/alpha, LyCORIS's hada_*/lokr_*/alpha, (IA)^3's weight/on_input), in module order.
-    public var fileTensors: [KohyaLoRAWriter.NamedTensor] {
+    /// lora_down/lora_up/alpha, LyCORIS's hada_*/lokr_*/alpha, (IA)^3's weight/on_input), in module order; a
+    /// LyCORIS scalar multiplied into its factor as LyCORIS saves it (`multiplyingScalars`; a training state keeps
+    /// the factors as the optimizer holds them and the scalars apart).
+    public func fileTensors(multiplyingScalars: Bool = true) -> [KohyaLoRAWriter.NamedTensor] {
         modules.flatMap { module in
-            module.parameters.map { KohyaLoRAWriter.NamedTensor(name: $0.key, shape: $0.shape, values: $0.values) }
-                + module.fileScalars.map { KohyaLoRAWriter.NamedTensor(name: module.name + "." + $0.suffix, shape: [], values: [$0.value]) }
+            module.parameters.map { p in
+                var values = p.values
+                if multiplyingScalars, let (scalar, target) = module.lycorisScalar, target === p, scalar.value != 1 {
+                    for i in values.indices { values[i] *= scalar.value }
+                }
+                return KohyaLoRAWriter.NamedTensor(name: p.key, shape: p.shape, values: values)
+            } + module.fileScalars.map { KohyaLoRAWriter.NamedTensor(name: module.name + "." + $0.suffix, shape: [], values: [$0.value]) }
         }
     }
 
@@ -172,13 +182,22 @@ public struct LoRANetwork: Sendable {
     /// The modules as they are now, as run-time adapters for the inference
     /// engine (sample images during training), at `multiplier`: LoRA modules
     /// as low-rank side paths, LoHa, LoKr and (IA)^3 folded into their layer's
-    /// weight (W + multiplier·ΔW, as LyCORIS's forward runs them).
+    /// weight (W + multiplier·ΔW, as LyCORIS's forward runs them), norm modules into γ and β.
     public func adapters(for model: StableDiffusionModel, multiplier: Float = 1) throws(ModelError) -> AdapterSet {
         var lowRank: [String: [AdapterSet.LowRank]] = [:], replacements: [String: [Float]] = [:]
         for (key, module, target) in placed(in: model) {
             if let lora = module as? LoRAModule {
                 lowRank[key, default: []].append(AdapterSet.LowRank(down: lora.down.values, up: lora.up.values, rank: lora.rank,
-                                                                     scale: lora.scale * multiplier, rows: target.rows))
+                                                                     scale: lora.effectiveScale * multiplier, rows: target.rows))
+            } else if let norm = module as? NormModule {
+                guard let gamma = model.bakedWeights[target.checkpointKey] ?? model.file[target.checkpointKey]?.floats(), let biasKey = target.biasKey,
+                      let beta = model.bakedWeights[biasKey] ?? model.file[biasKey]?.floats() else {
+                    throw ModelError(.mismatch, "the model has no \(target.checkpointKey) and bias for \(module.name)", file: model.path)
+                }
+                var scaled = norm
+                scaled.multiplier = norm.multiplier * multiplier
+                let (g, b) = scaled.shifted(gamma: gamma, beta: beta)
+                (replacements[key], replacements[biasKey]) = (g, b)
             } else if let dense = module as? any WeightDeltaModule {
                 if replacements[key] == nil {
                     guard let base = model.bakedWeights[target.checkpointKey] ?? model.file[target.checkpointKey]?.floats() else {

@@ -11,15 +11,17 @@ import LoRACore
 extension LoRATrainer {
     @discardableResult
     public func save(name: String, epoch: Int, step: Int) throws(ModelError) -> String {
-        try saveNetwork(to: (configuration.outputDirectory as NSString).appendingPathComponent(name + ".safetensors"), epoch: epoch, step: step,
-                        record: true)
+        let path = try saveNetwork(to: (configuration.outputDirectory as NSString).appendingPathComponent(name + ".safetensors"), epoch: epoch, step: step)
+        savedFiles.append(path)
+        return path
     }
 
-    /// The network as a kohya LoRA at `path`; `record` lists it among the run's outputs.
-    func saveNetwork(to path: String, epoch: Int, step: Int, record: Bool) throws(ModelError) -> String {
-        _ = try KohyaLoRAWriter.write(tensors: network.fileTensors, to: path, dtype: configuration.savePrecision, metadata: metadata(epoch: epoch, step: step),
-                                      inputs: [model.path])
-        if record { savedFiles.append(path) }
+    /// The network as a kohya LoRA at `path` (`--save-precision`, LyCORIS's scalars multiplied in); for a training
+    /// state (`state`), fp32 with the factors as the optimizer holds them, so a resumed run starts from the same values
+    /// (the scalars go into train_state.json).
+    func saveNetwork(to path: String, epoch: Int, step: Int, state: Bool = false) throws(ModelError) -> String {
+        _ = try KohyaLoRAWriter.write(tensors: network.fileTensors(multiplyingScalars: !state), to: path, dtype: state ? .f32 : configuration.savePrecision,
+                                      metadata: metadata(epoch: epoch, step: step), inputs: [model.path])
         return path
     }
 

@@ -99,7 +99,8 @@ public final class LoRATrainer {
         let c = configuration
         let modules = c.networkModule == .lycoris
             ? LoRANetwork.lycorisPlan(ModelLayout(model.config), preset: c.lycorisPreset, dim: c.networkDim, alpha: c.networkAlpha, convDim: c.convDim ?? c.networkDim,
-                                      convAlpha: c.convAlpha, unet: c.trainUNet, textEncoder: c.trainTextEncoder, fromWeights: c.dimsFromWeights)
+                                      convAlpha: c.convAlpha, unet: c.trainUNet, textEncoder: c.trainTextEncoder, trainNorm: c.lycorisTrainNorm,
+                                      fromWeights: c.dimsFromWeights)
             : LoRANetwork.kohyaPlan(ModelLayout(model.config), dim: c.networkDim, alpha: c.networkAlpha, convDim: c.convDim, convAlpha: c.convAlpha,
                                     unet: c.trainUNet, textEncoder: c.trainTextEncoder, blocks: LoRATrainer.blocks(c), fromWeights: c.dimsFromWeights)
         // torch's optimizers refuse an empty parameter list; say which setting emptied it instead.
@@ -110,7 +111,12 @@ public final class LoRATrainer {
                                 : "the text encoder (--network-train-text-encoder-only)"))
         }
         let algorithm = c.networkModule == .lycoris ? c.lycorisAlgorithm : .locon
-        let parameters = modules.reduce(0) { $0 + LoRANetwork.parameterCount($1.target, rank: $1.rank, algorithm: algorithm) }
+        let tucker = c.networkModule == .lycoris && c.lycorisTucker
+        if tucker, let name = LoRANetwork.tuckerNotBuilt(plan: modules, algorithm: algorithm) {
+            throw ModelError(.mismatch, "use_tucker gives \(name) a Tucker core, which lora-train builds for LoHa only (LoCon's lora_mid and "
+                             + "LoKr's lokr_t2 are not built): use use_tucker=False, or conv_dim=0 to leave the wider convolutions out")
+        }
+        let parameters = modules.reduce(0) { $0 + LoRANetwork.parameterCount($1.target, rank: $1.rank, algorithm: algorithm, tucker: tucker) }
         let needed = Double(parameters) * 16, memory = Double(ProcessInfo.processInfo.physicalMemory)
         if needed > memory / 2 {
             throw ModelError(.mismatch, "the network (--network-dim \(configuration.networkDim)"
@@ -118,10 +124,13 @@ public final class LoRATrainer {
                              + "the optimizer's state about \(ReportText.byteSize(Int(needed))), more than half of this machine's "
                              + "\(ReportText.byteSize(Int(memory))); choose a smaller rank")
         }
-        network = LoRANetwork.lycoris(plan: modules, algorithm: algorithm, uniform: { Float(random.uniform()) }, normal: { random.normal($0) })
+        network = c.networkModule == .lycoris
+            ? LoRANetwork.lycoris(plan: modules, algorithm: algorithm, tucker: tucker, uniform: { Float(random.uniform()) }, normal: { random.normal($0) })
+            : LoRANetwork.kohya(plan: modules, uniform: { Float(random.uniform()) })
         unetTape = network.tape(for: model, components: [.unet])
         textTape = configuration.trainTextEncoder ? network.tape(for: model, components: [.textEncoder1]) : nil
-        let dropout = LoRADropout(neuron: configuration.networkDropout, rank: configuration.rankDropout, module: configuration.moduleDropout,
+        // kohya hands --network_dropout to LyCORIS as neuron_dropout, a name lycoris.kohya's create_network does not read.
+        let dropout = LoRADropout(neuron: c.networkModule == .lycoris ? nil : configuration.networkDropout, rank: configuration.rankDropout, module: configuration.moduleDropout,
                                   seed: configuration.seed &+ 0xD80)
         if dropout.isActive {
             unetTape.dropout = dropout

@@ -16,6 +16,10 @@ public struct TrainingConfiguration: Sendable {
     /// lycoris.kohya's `preset` and `algo` network args (with LoKr's factor, decompose_both, full_matrix).
     public var lycorisPreset = LyCORISPreset.full
     public var lycorisAlgorithm = LyCORISAlgorithm.locon
+    /// LyCORIS's use_tucker (use_cp, use_conv_cp, not disable_conv_cp): Tucker cores for LoHa on wider kernels.
+    public var lycorisTucker = false
+    /// LyCORIS's train_norm: the preset's GroupNorm and LayerNorm layers trained too (NormModule).
+    public var lycorisTrainNorm = false
     /// LoCon/C3Lier: `--network_args conv_dim=… conv_alpha=…` (conv_alpha default 1). LyCORIS: conv_dim defaults to
     /// the network dim (0: no convolutions wider than 1×1), conv_alpha to the network alpha.
     public var convDim: Int?

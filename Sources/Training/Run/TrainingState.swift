@@ -10,7 +10,8 @@ import LoRACore
 ///   train_state.json      kohya's `current_epoch` / `current_step`, and ours:
 ///                         the batch to continue from, the loop's random
 ///                         state, recent losses, the settings that must match
-///   network.safetensors   the modules (a loadable kohya LoRA)
+///   network.safetensors   the modules (a loadable kohya LoRA, fp32; a module LyCORIS's max-norm rule
+///                         scaled holds its factors unscaled, its scalar is in train_state.json)
 ///   optimizer.safetensors the optimizer's tensors (moments…) and, in its metadata, its scalars (step, d…)
 /// kohya's own state folders hold accelerate pickles; they are not read here.
 public struct TrainingState: Sendable {
@@ -33,6 +34,8 @@ public struct TrainingState: Sendable {
             var random: TorchGenerator.Snapshot
             var recentLosses: [Double]
             var settings: [String: String]
+            /// LyCORIS's scalars that are not 1, by module name (absent when there are none).
+            var scalars: [String: Float]? = nil
         }
     }
 
@@ -68,7 +71,7 @@ extension LoRATrainer {
             throw ModelError(.io, "cannot create the state folder: \(error.localizedDescription)", file: folder)
         }
         _ = try saveNetwork(to: (folder as NSString).appendingPathComponent("network.safetensors"), epoch: position.epoch, step: position.step,
-                            record: false)
+                            state: true)
         let state = optimizer.state
         let names = state.tensors.keys.sorted()
         let entries = names.map { SafeTensorsWriter.Entry(name: $0, dtype: .f32, shape: [state.tensors[$0]!.count]) }
@@ -86,9 +89,11 @@ extension LoRATrainer {
             writer.abandon()
             throw error
         }
+        var scalars: [String: Float] = [:]
+        for module in network.modules { if let (scalar, _) = module.lycorisScalar, scalar.value != 1 { scalars[module.name] = scalar.value } }
         let file = TrainingState.File(current_epoch: position.epoch, current_step: position.step,
                                       lora_tools: .init(position: position, random: random.generator.snapshot, recentLosses: recentLosses,
-                                                        settings: TrainingState.settings(self)))
+                                                        settings: TrainingState.settings(self), scalars: scalars.isEmpty ? nil : scalars))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         do { try AtomicOutput.write(Array(try encoder.encode(file)), to: (folder as NSString).appendingPathComponent("train_state.json")) } catch let e as ModelError {
@@ -122,6 +127,18 @@ extension LoRATrainer {
             throw ModelError(.invalid, "the state's \(name) \(value) is outside this run's \(range.lowerBound)…\(range.upperBound)", file: jsonPath, key: name)
         }
         try loadNetworkWeights((folder as NSString).appendingPathComponent("network.safetensors"))
+        let scalars = file.lora_tools.scalars ?? [:]
+        for module in network.modules {
+            guard let (scalar, _) = module.lycorisScalar else { continue }
+            let value = scalars[module.name] ?? 1
+            guard value.isFinite, value > 0 else {
+                throw ModelError(.invalid, "the scalar of \(module.name) is \(value), not a positive number", file: jsonPath, key: module.name)
+            }
+            scalar.value = value
+        }
+        if let unknown = scalars.keys.sorted().first(where: { name in !network.modules.contains { $0.name == name && $0.lycorisScalar != nil } }) {
+            throw ModelError(.mismatch, "the state has a scalar for \(unknown), a module this network does not scale", file: jsonPath, key: unknown)
+        }
         let optimizerFile = try ModelFile.open((folder as NSString).appendingPathComponent("optimizer.safetensors"))
         guard optimizerFile.metadata["optimizer"] == optimizer.kohyaName else {
             throw ModelError(.mismatch, "the state was saved by \(optimizerFile.metadata["optimizer"] ?? "another optimizer"), this run uses "
