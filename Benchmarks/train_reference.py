@@ -7,9 +7,11 @@ runs per step once the latents are cached, without its data loader. Prints JSON:
 
     python3 Benchmarks/train_reference.py [--threads 2] [--steps 3] [--size 512] [--dim 32]
                                           [--gradient-checkpointing] [--precision bf16] [--algo loha|lokr [--factor F]]
+                                          [--scale-weight-norms M]
 
 With --algo loha or lokr the modules are LyCORIS's (lycoris.kohya.create_network, lycoris_lora 3.2.0.post2, preset
-attn-mlp: the same 192 U-Net layers; network args as the kohya_ss GUI writes them, decompose_both=False).
+attn-mlp: the same 192 U-Net layers; network args as the kohya_ss GUI writes them, decompose_both=False), and
+--scale-weight-norms runs LyCORIS's max norm after each optimizer step as train_network.py does.
 """
 import argparse
 import contextlib
@@ -30,7 +32,10 @@ parser.add_argument("--gradient-checkpointing", action="store_true")
 parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
 parser.add_argument("--algo", choices=["lora", "loha", "lokr"], default="lora")
 parser.add_argument("--factor", default="-1")
+parser.add_argument("--scale-weight-norms", type=float, default=0, help="LyCORIS's apply_max_norm_regularization after each step (loha, lokr)")
 args = parser.parse_args()
+if args.scale_weight_norms and args.algo == "lora":
+    parser.error("--scale-weight-norms is measured with --algo loha or lokr (LyCORIS's rule)")
 torch.set_num_threads(args.threads)
 torch.manual_seed(0)
 
@@ -93,10 +98,12 @@ for _ in range(args.steps):
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
+    if args.scale_weight_norms:  # train_network.py calls it after the optimizer step, inside the step
+        network.apply_max_norm_regularization(args.scale_weight_norms, "cpu")
     times.append(time.perf_counter() - start)
 print(json.dumps({
     "torch": torch.__version__, "threads": args.threads, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     "algo": args.algo, "modules": len(modules), "size": args.size, "dim": args.dim, "precision": args.precision,
-    "gradient_checkpointing": args.gradient_checkpointing, "step_seconds": times,
+    "gradient_checkpointing": args.gradient_checkpointing, "scale_weight_norms": args.scale_weight_norms, "step_seconds": times,
     "step_seconds_median": sorted(times)[len(times) // 2], "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
 }, indent=1))

@@ -44,6 +44,9 @@ struct TrainBench: ParsableCommand {
     @Option(help: "LoKr's factor (-1: the most balanced split); decompose_both as the kohya_ss GUI writes it (which LyCORIS reads as true).")
     var factor = -1
 
+    @Option(help: "--scale_weight_norms after each step, by the network's rule (LyCORIS's for loha and lokr).")
+    var scaleWeightNorms: Double?
+
     @Option(name: .customLong("precision"), help: "fp32, or bf16 (lora-train --mixed-precision bf16: bf16 GEMM operands, fp32 sums; on AMX/AVX512-BF16 units).")
     var computePrecision = "fp32"
 
@@ -76,7 +79,8 @@ struct TrainBench: ParsableCommand {
         let plan = algo == "lora" ? LoRANetwork.kohyaPlan(ModelLayout(sd.config), dim: dim, alpha: alpha, textEncoder: false)
             : LoRANetwork.lycorisPlan(ModelLayout(sd.config), preset: .attnMLP, dim: dim, alpha: alpha, convDim: dim, convAlpha: alpha, textEncoder: false)
         var normals = TorchGenerator(seed: 2)
-        let network = LoRANetwork.lycoris(plan: plan, algorithm: algorithm, uniform: uniform, normal: { normals.randn($0) })
+        let network = algo == "lora" ? LoRANetwork.kohya(plan: plan, uniform: uniform)
+            : LoRANetwork.lycoris(plan: plan, algorithm: algorithm, uniform: uniform, normal: { normals.randn($0) })
         let tape = network.tape(for: sd)
         var generator = TorchGenerator(seed: 3)
         let latent = size / 8
@@ -94,6 +98,7 @@ struct TrainBench: ParsableCommand {
             loss = precision.run { unetTrainingStep(sd.unet, tape: tape, objective: DiffusionObjective(), latents: latents, noise: noise,
                                                     timesteps: [500], context: context, checkpointing: gradientCheckpointing).loss }
             optimizer.update([ParameterGroup(name: "unet", parameters: network.parameters, learningRate: 1e-4)])
+            if let maximum = scaleWeightNorms { network.applyMaxNorm(maximum) }
             times.append(Date().timeIntervalSince(start))
             if !json { print(String(format: "step %d: %.2f s (loss %.5f)", step + 1, times.last!, loss)) }
         }
@@ -106,7 +111,7 @@ struct TrainBench: ParsableCommand {
         let result: [String: Any] = [
             "algo": algo, "modules": network.modules.count, "parameters": network.parameters.reduce(0) { $0 + $1.count },
             "step_seconds": times, "step_seconds_median": times.sorted()[times.count / 2],
-            "peak_rss_mb": Double(usage.ru_maxrss) / 1024, "size": size, "dim": dim, "gradient_checkpointing": gradientCheckpointing, "precision": precision.rawValue, "gemm": LinearAlgebra.routing.description,
+            "peak_rss_mb": Double(usage.ru_maxrss) / 1024, "size": size, "dim": dim, "gradient_checkpointing": gradientCheckpointing, "scale_weight_norms": scaleWeightNorms ?? 0, "precision": precision.rawValue, "gemm": LinearAlgebra.routing.description,
             "best_gemm_gflops": bestGEMM, "step_gflop": stepGFLOP, "step_gflops_rate": stepGFLOP / times.last!,
             "step_profile": Dictionary(uniqueKeysWithValues: profile.map { ($0.category.rawValue, $0.seconds) }),
         ]
