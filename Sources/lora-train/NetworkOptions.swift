@@ -176,9 +176,6 @@ struct NetworkOptions: ParsableArguments {
         }
     }
 
-    /// LyCORIS's Tucker switch (kohya.py create_network): `not disable_conv_cp or use_conv_cp or use_cp or use_tucker`
-    /// over the strings as given, so the first of use_conv_cp, use_cp, use_tucker that is present decides through
-    /// str_bool (use_cp=False before use_tucker=True means no Tucker), and disable_conv_cp= (empty) turns it on.
     /// train_norm, read as LyCORIS's str_bool reads it (anything but "false", any case, is true; the last one given counts).
     var lycorisTrainNorm: Bool {
         networkArgs.reversed().lazy.compactMap { item -> String? in
@@ -187,6 +184,9 @@ struct NetworkOptions: ParsableArguments {
         }.first.map { $0.lowercased() != "false" } ?? false
     }
 
+    /// LyCORIS's Tucker switch (kohya.py create_network): `not disable_conv_cp or use_conv_cp or use_cp or use_tucker`
+    /// over the strings as given, so the first of use_conv_cp, use_cp, use_tucker that is present decides through
+    /// str_bool (use_cp=False before use_tucker=True means no Tucker), and disable_conv_cp= (empty) turns it on.
     var lycorisTucker: Bool {
         var values: [String: String] = [:]
         for item in networkArgs {
@@ -243,7 +243,7 @@ struct NetworkOptions: ParsableArguments {
             case "use_scalar", "dora_wd", "rs_lora", "train_t5xxl":
                 guard off(value) else { throw ValidationError("--network-args \(key)=\(value) with lycoris.kohya is not supported (False is)") }
             case "use_tucker", "use_cp", "use_conv_cp", "disable_conv_cp":
-                break   // lycorisTucker, below
+                break   // lycorisTucker: LoHa's cores are built; the trainer refuses LoCon's and LoKr's by module
             case "bypass_mode", "rank_dropout_scale":
                 break   // the same sums in another order, and a scale for a rank dropout that is 0
             case "factor" where isLoKr:
