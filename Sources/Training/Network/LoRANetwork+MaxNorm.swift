@@ -56,7 +56,7 @@ extension LoRANetwork {
         var scaled = 0, norms: [Double] = []
         for module in modules {
             let norm: Double
-            var scale: (Double) -> Void
+            let scale: (Double) -> Void
             if let lora = module as? LoRAModule {
                 norm = Double(lora.effectiveScale) * productNorm(lora.up.values, lora.down.values, rank: lora.rank)
                 scale = { lora.scalar.value = Float(Double(lora.scalar.value) * $0) }
