@@ -26,10 +26,10 @@ diffusers, transformers:
 training/step_bf16.safetensors (same folder): the first step of that batch under kohya's
 --mixed_precision bf16 (bf16 U-Net, torch's CPU autocast). ONLY_BF16=1 writes it alone.
 
-training/lycoris_step.safetensors, lycoris_loha_step.safetensors, lycoris_loha_tucker_step.safetensors,
-lycoris_lokr_step.safetensors, lycoris_lokr_norm_step.safetensors, lycoris_ia3_step.safetensors and
-lycoris_presets.json (same folder): LyCORIS's LoCon, LoHa (also with Tucker cores), LoKr (also as the GUI's LoKr v1.1,
-with train_norm) and (IA)^3 through lycoris.kohya (see lycoris_step, ia3_step, lycoris_presets);
+training/lycoris_step.safetensors, lycoris_locon_tucker_step.safetensors, lycoris_loha_step.safetensors,
+lycoris_loha_tucker_step.safetensors, lycoris_lokr_step.safetensors, lycoris_lokr_tucker_step.safetensors,
+lycoris_lokr_norm_step.safetensors, lycoris_ia3_step.safetensors and lycoris_presets.json (same folder): LyCORIS's
+LoCon, LoHa and LoKr (each also with Tucker cores; LoKr also as the GUI's LoKr v1.1, with train_norm) and (IA)^3 through lycoris.kohya (see lycoris_step, ia3_step, lycoris_presets);
 lokr_layouts.json: LokrModule's split of layers at SD's real widths; lycoris_max_norm.json: its --scale_weight_norms.
 ONLY_LYCORIS=1 writes them alone.
 
@@ -335,9 +335,11 @@ def lycoris_step(folder, algo="locon", preset="full", conv_dim="1", out_name=Non
             torch.nn.init.normal_(parameter, std=0.2, generator=generator)
     tensors, loss = lycoris_batch_step(unet)
     kept = [lora for lora in network.unet_loras if gradients_of is None or any(part in lora.lora_name for part in gradients_of)]
+    # The plain LoCon golden names gradients <module>.lora_down.grad; every other one by the parameter's full name.
+    plain_locon = algo == "locon" and not network_args
     for lora in kept:
         for name, parameter in lora.named_parameters():
-            key = name.replace(".weight", "") if algo == "locon" else name
+            key = name.replace(".weight", "") if plain_locon else name
             tensors[lora.lora_name + "." + key + ".grad"] = parameter.grad.detach().clone()
     from lycoris.modules.loha import LohaModule
     if any(isinstance(lora, LohaModule) and lora.tucker for lora in network.unet_loras):
@@ -358,7 +360,7 @@ def lycoris_step(folder, algo="locon", preset="full", conv_dim="1", out_name=Non
             for name, parameter in lora.named_parameters():
                 tensors[lora.lora_name + "." + name + ".autograd_grad"] = parameter.grad.detach().clone()
     import importlib.metadata as md
-    if algo == "locon":
+    if plain_locon:
         modules = [[m.lora_name, m.lora_dim, float(m.alpha)] for m in network.unet_loras]
     else:
         modules = [[m.lora_name, getattr(m, "lora_dim", 0), float(getattr(m, "alpha", 0)), [[n, list(p.shape)] for n, p in m.named_parameters()]]
@@ -367,7 +369,7 @@ def lycoris_step(folder, algo="locon", preset="full", conv_dim="1", out_name=Non
                 "gradients_of": json.dumps(gradients_of),
                 "fixture_sha256": fixture_sha256, "lycoris_lora": md.version("lycoris_lora"), "torch": torch.__version__,
                 "cpu_capability": torch.backends.cpu.get_cpu_capability()}
-    if algo == "locon":
+    if plain_locon:
         del metadata["network_args"]
     name = out_name or ("lycoris_step.safetensors" if algo == "locon" else f"lycoris_{algo}_step.safetensors")
     save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(HERE, "training", name), metadata=metadata)
@@ -738,7 +740,10 @@ def lycoris_max_norm():
              ("loha_middle", LohaModule, "linear", dict(lora_dim=2, alpha=25.0), 0.35),
              ("lokr_full", LokrModule, "linear", dict(lora_dim=100000, alpha=1.0, factor=-1), 1.0),
              ("lokr_lowrank", LokrModule, "conv", dict(lora_dim=1, alpha=0.5, factor=2, decompose_both=True), 1.0),
-             ("ia3", IA3Module, "linear", dict(), 1.0)]
+             ("ia3", IA3Module, "linear", dict(), 1.0),
+             # Tucker cores (LoHa's is left out: its gradients below would come from LyCORIS's HadaWeightTucker.backward).
+             ("locon_tucker", LoConModule, "conv", dict(lora_dim=2, alpha=1.0, use_tucker=True), 1.0),
+             ("lokr_tucker", LokrModule, "conv", dict(lora_dim=1, alpha=0.5, factor=2, use_tucker=True), 1.0)]
     modules = []
     for index, (name, kind_class, kind, kwargs, amplitude) in enumerate(specs):
         module = kind_class(name, layer(kind), 1.0, **kwargs)
@@ -794,6 +799,11 @@ def lycoris_goldens(folder):
     lycoris_step(folder, algo="lokr", factor="-1", decompose_both="False")
     # The GUI's loha-sd15 sets use_cp: Tucker cores on the 3x3 convolutions (conv_dim 2, so the cores are 2x2x3x3).
     lycoris_step(folder, algo="loha", preset="unet-convblock-only", conv_dim="2", out_name="lycoris_loha_tucker_step.safetensors", use_tucker="True")
+    # use_tucker on LoCon (lora_mid: a 1x1 lora_down, the 3x3 core, lora_up) and on LoKr (lokr_t2 where w2 is low-rank:
+    # at conv_dim 2 and factor -1 every 3x3 kernel of the fixture), convblock preset as the LoHa one.
+    lycoris_step(folder, algo="locon", preset="unet-convblock-only", conv_dim="2", out_name="lycoris_locon_tucker_step.safetensors", use_tucker="True")
+    lycoris_step(folder, algo="lokr", preset="unet-convblock-only", conv_dim="2", out_name="lycoris_lokr_tucker_step.safetensors", factor="-1",
+                 decompose_both="False", use_tucker="True")
     # The GUI's "sd15 - LoKr v1.1": full matrices (dim 100000, factor 6), use_cp (no module gets a core: w2 is full),
     # train_norm (NormModules on the ResBlocks' and transformers' norms), rank_dropout_scale at rank_dropout 0.
     lycoris_step(folder, algo="lokr", out_name="lycoris_lokr_norm_step.safetensors", dim=100000, alpha=1, conv_dim="100000", conv_alpha="1",

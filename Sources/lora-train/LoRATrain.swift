@@ -498,6 +498,10 @@ struct LoRATrain: ParsableCommand {
         c.noMetadata = noMetadata
         if network.dimFromWeights, let weights = network.networkWeights {
             c.dimsFromWeights = try LoRANetwork.moduleDims(inKohyaFile: weights)
+            // LyCORIS's create_network_from_weights gives a LoCon module a core where the file has its lora_mid.
+            if c.networkModule == .lycoris, try ModelFile.open(weights).tensors.contains(where: { $0.name.hasSuffix(".lora_mid.weight") }) {
+                c.lycorisTucker = true
+            }
         }
         c.clipSkip = dataset.clipSkip
         c.trainingComment = trainingComment

@@ -243,7 +243,7 @@ struct NetworkOptions: ParsableArguments {
             case "use_scalar", "dora_wd", "rs_lora", "train_t5xxl":
                 guard off(value) else { throw ValidationError("--network-args \(key)=\(value) with lycoris.kohya is not supported (False is)") }
             case "use_tucker", "use_cp", "use_conv_cp", "disable_conv_cp":
-                break   // lycorisTucker: LoHa's cores are built; the trainer refuses LoCon's and LoKr's by module
+                break   // lycorisTucker
             case "bypass_mode", "rank_dropout_scale":
                 break   // the same sums in another order, and a scale for a rank dropout that is 0
             case "factor" where isLoKr:

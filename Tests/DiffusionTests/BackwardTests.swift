@@ -365,4 +365,46 @@ final class BackwardTests: XCTestCase {
         checkGradient("LoCon d down", analytic: conv.down.gradient.values, at: cdown) { convLoss(cx, $0, cup) }
         checkGradient("LoCon d up", analytic: conv.up.gradient.values, at: cup) { convLoss(cx, cdown, $0) }
     }
+
+    /// LyCORIS's LoCon with a Tucker core: up(mid(down(x))) with a 1×1 down and the 3×3 core carrying the layer's
+    /// stride (2 here, a downsampler's) and padding, against the conv of the composed kernel Σ_j mid[k, j]·down[j, c].
+    func testLoConTuckerCoreGradients() {
+        var rng = Rng(state: 21)
+        let c = 3, out = 4, h = 5, w = 4, batch = 2, rank = 2, alpha: Float = 1.5, stride = 2
+        let oh = (h + 2 - 3) / stride + 1, ow = (w + 2 - 3) / stride + 1
+        let x = rng.values(batch * c * h * w), down = rng.values(rank * c), mid = rng.values(rank * rank * 9), up = rng.values(out * rank)
+        let r = rng.values(batch * out * oh * ow)
+        let module = LoRAModule(name: "lora_unet_op", shape: .conv(in: c, out: out, kernel: 3, stride: stride, padding: 1), rank: rank, alpha: alpha,
+                                down: down.map(Float.init), up: up.map(Float.init), mid: mid.map(Float.init))
+        XCTAssertEqual(module.parameters.map(\.shape), [[rank, c, 1, 1], [rank, rank, 3, 3], [out, rank, 1, 1]], "LyCORIS's order and shapes")
+        func loss(_ x: [Double], _ down: [Double], _ mid: [Double], _ up: [Double]) -> Double {
+            var kernel = [Double](repeating: 0, count: rank * c * 9)
+            for k in 0..<rank { for j in 0..<rank { for ci in 0..<c { for q in 0..<9 { kernel[(k * c + ci) * 9 + q] += mid[(k * rank + j) * 9 + q] * down[j * c + ci] } } } }
+            var total = 0.0
+            for n in 0..<batch { for oy in 0..<oh { for ox in 0..<ow {
+                var hidden = [Double](repeating: 0, count: rank)
+                for k in 0..<rank { for ci in 0..<c { for ky in 0..<3 { for kx in 0..<3 {
+                    let iy = oy * stride - 1 + ky, ix = ox * stride - 1 + kx
+                    if iy >= 0 && iy < h && ix >= 0 && ix < w { hidden[k] += kernel[(k * c + ci) * 9 + ky * 3 + kx] * x[((n * c + ci) * h + iy) * w + ix] }
+                } } } }
+                for o in 0..<out {
+                    let y = Double(alpha) / Double(rank) * (0..<rank).reduce(0.0) { $0 + up[o * rank + $1] * hidden[$1] }
+                    total += r[((n * out + o) * oh + oy) * ow + ox] * y
+                }
+            } } }
+            return total
+        }
+        let (output, saved) = module.forward(Tensor(shape: [batch, c, h, w], values: x.map(Float.init)))
+        XCTAssertEqual(output.shape, [batch, out, oh, ow])
+        XCTAssertEqual(Double(zip(output.values, r).reduce(Float(0)) { $0 + $1.0 * Float($1.1) }), loss(x, down, mid, up), accuracy: 1e-4)
+        // The composed kernel is what samples and the max norm use.
+        var composed = [Double](repeating: 0, count: rank * c * 9)
+        for k in 0..<rank { for j in 0..<rank { for ci in 0..<c { for q in 0..<9 { composed[(k * c + ci) * 9 + q] += mid[(k * rank + j) * 9 + q] * down[j * c + ci] } } } }
+        XCTAssertLessThan(zip(module.composedDown, composed).map { abs(Double($0) - $1) }.max() ?? 1, 1e-5)
+        let dx = module.backward(saved, outputGradient: Tensor(shape: [batch, out, oh, ow], values: r.map(Float.init)))
+        checkGradient("LoCon Tucker dx", analytic: dx.values, at: x) { loss($0, down, mid, up) }
+        checkGradient("LoCon Tucker d down", analytic: module.down.gradient.values, at: down) { loss(x, $0, mid, up) }
+        checkGradient("LoCon Tucker d mid", analytic: module.mid!.gradient.values, at: mid) { loss(x, down, $0, up) }
+        checkGradient("LoCon Tucker d up", analytic: module.up.gradient.values, at: up) { loss(x, down, mid, $0) }
+    }
 }

@@ -183,7 +183,7 @@ extension BackwardTests {
         XCTAssertTrue(module.weight.gradient.values.allSatisfy { $0 == 0 } && module.bias.gradient.values.allSatisfy { $0 == 0 })
     }
 
-    func testLoKrModuleGradientsWithFullAndLowRankFactors() {
+    func testLoKrModuleGradientsWithFullLowRankAndTuckerFactors() {
         var rng = Rng(state: 22)
         // ΔW[i·b + p, (j·d + e)·area + s] = scale · w1[i, j] · w2[p, e, s], written out index by index.
         func kron(_ w1: [Double], _ w2: [Double], a: Int, b: Int, c: Int, d: Int, area: Int, scale: Double) -> [Double] {
@@ -215,6 +215,26 @@ extension BackwardTests {
         let cx = rng.values(2 * 4 * 4 * 3), cr = rng.values(2 * 6 * 4 * 3)
         checkWeightDeltaModule("LoKr conv", conv, x: cx, xShape: [2, 4, 4, 3], outputShape: [2, 6, 4, 3], r: cr, point: q) { x, q, _ in
             self.denseLoss(x, kron(self.product(q[0], q[1], 2, 1, 2), q[2], a: 2, b: 3, c: 2, d: 2, area: 9, scale: 0.5), shape: convShape, batch: 2,
+                           height: 4, width: 3, r: cr)
+        }
+        // The same convolution with use_tucker: w1 full [2, 2], w2 through the core lokr_t2 [2, 2, 3, 3] with lokr_w2_a [2, 3]
+        // and lokr_w2_b [2, 2] (w2[p, e, k] = Σ_i,j t[i, j, k]·a[i, p]·b[j, e]); rank 2, alpha 1.
+        let t = [rng.values(2 * 2), rng.values(2 * 2 * 9), rng.values(2 * 3), rng.values(2 * 2)]
+        let tucker = LoKrModule(name: "lora_unet_conv", shape: convShape, rank: 2, alpha: 1,
+                                w1: .full(Parameter(key: "lora_unet_conv.lokr_w1", shape: [2, 2], values: t[0].map(Float.init))),
+                                w2: .tucker(core: Parameter(key: "lora_unet_conv.lokr_t2", shape: [2, 2, 3, 3], values: t[1].map(Float.init)),
+                                            a: Parameter(key: "lora_unet_conv.lokr_w2_a", shape: [2, 3], values: t[2].map(Float.init)),
+                                            b: Parameter(key: "lora_unet_conv.lokr_w2_b", shape: [2, 2], values: t[3].map(Float.init))))
+        XCTAssertEqual(tucker.parameters.map(\.key), ["lokr_w1", "lokr_t2", "lokr_w2_a", "lokr_w2_b"].map { "lora_unet_conv." + $0 }, "LyCORIS's order")
+        func rebuild(_ t: [Double], _ a: [Double], _ b: [Double]) -> [Double] {
+            var out = [Double](repeating: 0, count: 3 * 2 * 9)
+            for p in 0..<3 { for e in 0..<2 { for k in 0..<9 { for i in 0..<2 { for j in 0..<2 {
+                out[(p * 2 + e) * 9 + k] += t[(i * 2 + j) * 9 + k] * a[i * 3 + p] * b[j * 2 + e]
+            } } } } }
+            return out
+        }
+        checkWeightDeltaModule("LoKr Tucker conv", tucker, x: cx, xShape: [2, 4, 4, 3], outputShape: [2, 6, 4, 3], r: cr, point: t) { x, t, _ in
+            self.denseLoss(x, kron(t[0], rebuild(t[1], t[2], t[3]), a: 2, b: 3, c: 2, d: 2, area: 9, scale: 0.5), shape: convShape, batch: 2,
                            height: 4, width: 3, r: cr)
         }
     }

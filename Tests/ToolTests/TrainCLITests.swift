@@ -1185,7 +1185,7 @@ final class TrainCLITests: XCTestCase {
     /// file (LoKr split as decompose_both=False makes LyCORIS split it: w1 low-rank too), samples during training
     /// through the folded weights, a resumed run equal to the uninterrupted one, and the file read by lora-inspect,
     /// baked by lora-merge; the GUI's loha-sd15 switches (Tucker cores, LyCORIS's max norm, a network dropout LyCORIS does not
-    /// read); Tucker where it is not built, rank dropout and --dim-from-weights refused by name.
+    /// read); LoCon's and LoKr's Tucker cores; rank dropout and --dim-from-weights with LoKr refused by name.
     func testLyCORISLoHaAndLoKrAsTheGUIWritesThem() throws {
         let prompts = folder + "/lycoris-prompts.txt"
         try "zkw shape --w 64 --h 64 --d 3 --s 2\n".write(toFile: prompts, atomically: false, encoding: .utf8)
@@ -1263,7 +1263,7 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(more.status, 0, more.stderr)
         // The GUI's "sd15 - LoKr v1.1": use_cp where LyCORIS gives no module a core (dim 100000 factor 6: w2 always full),
         // train_norm (w_norm/b_norm on the ResBlocks' and transformers' norms), LyCORIS's max norm; lora-merge bakes the
-        // norms into γ and β. Where LoKr's low-rank w2 or LoCon's lora_mid would get a core, use_cp is refused by module name.
+        // norms into γ and β.
         let fullKron = try ToolRunner.run("lora-train", common + ["--network_module", "lycoris.kohya", "--network_dim", "100000", "--network_alpha", "1",
                                                                   "--network_args", "preset=full", "conv_dim=100000", "conv_alpha=1", "use_tucker=False",
                                                                   "rank_dropout=0", "bypass_mode=False", "dora_wd=False", "module_dropout=0", "factor=6",
@@ -1286,14 +1286,31 @@ final class TrainCLITests: XCTestCase {
         for (i, (baked, original)) in zip(try XCTUnwrap(merged[gammaKey]).floats(), try XCTUnwrap(baseModel[gammaKey]).floats()).enumerated() {
             XCTAssertEqual(baked, original + offsets[i], accuracy: 2e-3 * max(1, abs(original)), "γ + w_norm baked, channel \(i)")
         }
-        // (In LyCORIS's chain use_conv_cp, use_cp, use_tucker the first given decides, even as the string "False".)
-        for algo in ["lokr", "locon"] {
-            let refused = try ToolRunner.run("lora-train", common + ["--network_module", "lycoris.kohya", "--network_args", "algo=\(algo)", "conv_dim=2",
-                                                                     "use_tucker=True", "--max-train-steps", "1", "--output-dir", folder + "/k5"])
-            XCTAssertEqual(refused.status, 1, refused.stderr)
-            XCTAssertTrue(refused.stderr.contains("a Tucker core, which lora-train builds for LoHa only"), refused.stderr)
-            XCTAssertTrue(refused.stderr.contains("use_tucker gives lora_unet_"), refused.stderr)
+        // use_tucker where LoCon and LoKr take cores: LoCon's 3×3 down becomes a 1×1 lora_down and the core lora_mid, LoKr's
+        // low-rank w2 the core lokr_t2 with lokr_w2_a [rank, b] and lokr_w2_b [rank, d] (32 = 4·8); lora-inspect reads both,
+        // lora-merge bakes both, and the LoCon file continues with --dim-from-weights, its cores found in the file.
+        for (algo, keys) in [("locon", [("lora_down.weight", [2, 32, 1, 1]), ("lora_mid.weight", [2, 2, 3, 3]), ("lora_up.weight", [32, 2, 1, 1])]),
+                             ("lokr", [("lokr_t2", [2, 2, 3, 3]), ("lokr_w2_a", [2, 8]), ("lokr_w2_b", [2, 8]), ("lokr_w1", [4, 4])])] {
+            let out = folder + "/t-\(algo)"
+            let run = try ToolRunner.run("lora-train", common + ["--network_module", "lycoris.kohya", "--network_args", "algo=\(algo)", "conv_dim=2",
+                                                                 "use_tucker=True", "--max-train-steps", "2", "--output-dir", out, "--output-name", "t"])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            let file = try ModelFile.open(out + "/t.safetensors")
+            for (suffix, shape) in keys {
+                XCTAssertEqual(file["lora_unet_down_blocks_0_resnets_0_conv1." + suffix]?.shape, shape, "\(algo): \(suffix)")
+            }
+            XCTAssertNil(file["lora_unet_down_blocks_0_attentions_0_proj_in.lora_mid.weight"], "no core on a 1×1 layer")
+            let inspect = try ToolRunner.run("lora-inspect", [out + "/t.safetensors"])
+            XCTAssertEqual(inspect.status, 0, inspect.stderr)
+            let merge = try ToolRunner.run("lora-merge", ["--model", folder + "/base.safetensors", "--lora", out + "/t.safetensors", "-o",
+                                                          out + "/merged.safetensors", "--quiet"])
+            XCTAssertEqual(merge.status, 0, merge.stderr)
         }
+        let fromCores = try ToolRunner.run("lora-train", common + ["--network_module", "lycoris.kohya", "--network_args", "algo=locon",
+                                                                   "--network-weights", folder + "/t-locon/t.safetensors", "--dim-from-weights",
+                                                                   "--max-train-steps", "1", "--output-dir", folder + "/t-again", "--output-name", "t"])
+        XCTAssertEqual(fromCores.status, 0, fromCores.stderr)
+        XCTAssertEqual(try ModelFile.open(folder + "/t-again/t.safetensors")["lora_unet_down_blocks_0_resnets_0_conv1.lora_mid.weight"]?.shape, [2, 2, 3, 3])
 
         // "LyCORIS/iA3" as the GUI writes it: one scale per output channel, LyCORIS's keys, no alpha.
         let ia3 = try ToolRunner.run("lora-train", common + ["--network_module", "lycoris.kohya", "--network_args", "preset=full", "conv_dim=4",
@@ -1320,8 +1337,20 @@ final class TrainCLITests: XCTestCase {
         }
         // LyCORIS's own rule: use_cp=False before use_tucker=True means no Tucker, so it trains.
         let quirk = try ToolRunner.run("lora-train", common + ["--network_module", "lycoris.kohya", "--network_args", "algo=lokr", "use_cp=False",
-                                                               "use_tucker=True", "--max-train-steps", "1", "--output-dir", folder + "/q"])
+                                                               "use_tucker=True", "conv_dim=2", "--max-train-steps", "1", "--output-dir", folder + "/q"])
         XCTAssertEqual(quirk.status, 0, quirk.stderr)
+        let quirkFile = try ModelFile.open(folder + "/q/last.safetensors")
+        XCTAssertNotNil(quirkFile["lora_unet_down_blocks_0_resnets_0_conv1.lokr_w2_b"])
+        XCTAssertFalse(quirkFile.tensors.contains { $0.name.hasSuffix(".lokr_t2") }, "use_cp=False decides: no cores")
+        // Continuing a file with cores without use_tucker (or one without cores with it) names the switch.
+        for (weights, args, says) in [("/t-locon/t.safetensors", ["algo=locon", "conv_dim=2"], "has a Tucker core (lora_mid.weight): train with --network-args use_tucker=True"),
+                                      ("/t-lokr/t.safetensors", ["algo=lokr", "conv_dim=2"], "has a Tucker core (lokr_t2)"),
+                                      ("/q/last.safetensors", ["algo=lokr", "conv_dim=2", "use_tucker=True"], "has no Tucker core (lokr_t2)")] {
+            let refused = try ToolRunner.run("lora-train", common + ["--network_module", "lycoris.kohya", "--network_args"] + args
+                                             + ["--network-weights", folder + weights, "--max-train-steps", "1", "--output-dir", folder + "/t-refused"])
+            XCTAssertEqual(refused.status, 1, refused.stderr)
+            XCTAssertTrue(refused.stderr.contains(says), refused.stderr)
+        }
         let fromWeights = try ToolRunner.run("lora-train", base + ["--output-dir", folder + "/w", "--network-weights", folder + "/k1/k.safetensors",
                                                                    "--dim-from-weights"])
         XCTAssertEqual(fromWeights.status, 64, fromWeights.stderr)

@@ -5,8 +5,8 @@ import XCTest
 @testable import Training
 
 /// `--scale_weight_norms` with lycoris.kohya against LyCORIS's own apply_max_norm_regularization
-/// (lycoris_max_norm.json from make_training_golden.py): LoCon and LoHa move their scalar, LoKr its factors,
-/// (IA)^3 is left out; the report; what a file saves; and that the scalar enters the next forward and gradients.
+/// (lycoris_max_norm.json from make_training_golden.py): LoCon and LoHa move their scalar, LoKr its factors (a
+/// Tucker core among them), (IA)^3 is left out; the report; what a file saves; and that the scalar enters the next forward and gradients.
 final class LyCORISMaxNormTests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
@@ -36,13 +36,16 @@ final class LyCORISMaxNormTests: XCTestCase {
             let module: any TrainedModule
             switch entry["algo"] as? String {
             case "locon":
-                module = LoRAModule(name: name, shape: shape, rank: rank, alpha: alpha, down: try values("lora_down.weight"), up: try values("lora_up.weight"))
+                module = LoRAModule(name: name, shape: shape, rank: rank, alpha: alpha, down: try values("lora_down.weight"), up: try values("lora_up.weight"),
+                                    mid: shapes["lora_mid.weight"] != nil ? try values("lora_mid.weight") : nil)
             case "loha":
                 module = LoHaModule(name: name, shape: shape, rank: rank, alpha: alpha, w1a: try values("hada_w1_a"), w1b: try values("hada_w1_b"),
                                     w2a: try values("hada_w2_a"), w2b: try values("hada_w2_b"))
             case "kron":
-                let w1: LoKrModule.Factor = shapes["lokr_w1"] != nil ? .full(try parameter("lokr_w1")) : .lowRank(try parameter("lokr_w1_a"), try parameter("lokr_w1_b"))
-                let w2: LoKrModule.Factor = shapes["lokr_w2"] != nil ? .full(try parameter("lokr_w2")) : .lowRank(try parameter("lokr_w2_a"), try parameter("lokr_w2_b"))
+                let w1: WeightFactor = shapes["lokr_w1"] != nil ? .full(try parameter("lokr_w1")) : .lowRank(try parameter("lokr_w1_a"), try parameter("lokr_w1_b"))
+                let w2: WeightFactor = shapes["lokr_w2"] != nil ? .full(try parameter("lokr_w2"))
+                    : shapes["lokr_t2"] != nil ? .tucker(core: try parameter("lokr_t2"), a: try parameter("lokr_w2_a"), b: try parameter("lokr_w2_b"))
+                    : .lowRank(try parameter("lokr_w2_a"), try parameter("lokr_w2_b"))
                 module = LoKrModule(name: name, shape: shape, rank: rank, alpha: alpha, w1: w1, w2: w2)
             case "ia3":
                 module = IA3Module(name: name, shape: shape, values: try values("weight"))
@@ -77,7 +80,8 @@ final class LyCORISMaxNormTests: XCTestCase {
         let cases = try modules(golden)
         let report = LoRANetwork.applyLyCORISMaxNorm(try XCTUnwrap(golden["max"] as? Double), to: cases.map(\.module))
         XCTAssertEqual(report.keysScaled, golden["keys_scaled"] as? Int)
-        XCTAssertEqual(report.keysScaled, 6, "the golden scales LoCon, LoHa and LoKr modules and leaves one below M/2 and one between M/2 and M")
+        XCTAssertEqual(report.keysScaled, 8, "the golden scales LoCon, LoHa and LoKr modules (two with Tucker cores) and leaves one below M/2 "
+                       + "and one between M/2 and M")
         XCTAssertEqual(report.averageNorm, try XCTUnwrap(golden["average"] as? Double), accuracy: 1e-6)
         XCTAssertEqual(report.maximumNorm, try XCTUnwrap(golden["maximum"] as? Double), accuracy: 1e-6)
         for c in cases {
@@ -123,7 +127,7 @@ final class LyCORISMaxNormTests: XCTestCase {
             }
             checked += 1
         }
-        XCTAssertEqual(checked, 8)
+        XCTAssertEqual(checked, 10)
     }
 
     /// Any LoRATarget: fileTensors reads only the modules.

@@ -198,11 +198,14 @@ final class TrainingStepTests: XCTestCase {
         // the norms, of down_blocks_1 and of conv_in.
         let v11 = LoRANetwork.lycorisPlan(ModelLayout(model.config), dim: 100000, alpha: 1, convDim: 100000, convAlpha: 1, textEncoder: false, trainNorm: true)
         let kronV11 = LyCORISAlgorithm.lokr(factor: 6, decomposeBoth: true, fullMatrix: false)
-        XCTAssertNil(LoRANetwork.tuckerNotBuilt(plan: v11, algorithm: kronV11), "w2 full everywhere: use_cp gives no core")
         XCTAssertEqual(v11.filter { $0.target.kind == .norm }.count, 108)
         // Gradient 0 (see compareGradients): the five 32-channel time_emb_proj modules' tensors, and for (IA)^3 also the
         // scales of the five convolutions before that level's one-channel GroupNorms.
+        // lycoris_locon_tucker_step and lycoris_lokr_tucker_step: use_tucker with LoCon (lora_mid on the 52 3×3 kernels) and
+        // LoKr (lokr_t2 wherever w2 is low-rank: the same 52 at conv_dim 2, factor -1), on the same 87 modules.
         for (algorithm, tucker, file, plan) in [(LyCORISAlgorithm.loha, false, "lycoris_loha_step", plan), (.loha, true, "lycoris_loha_tucker_step", convblocks),
+                                                (.locon, true, "lycoris_locon_tucker_step", convblocks),
+                                                (.lokr(factor: -1, decomposeBoth: true, fullMatrix: false), true, "lycoris_lokr_tucker_step", convblocks),
                                                 (.lokr(factor: -1, decomposeBoth: true, fullMatrix: false), false, "lycoris_lokr_step", plan),
                                                 (kronV11, true, "lycoris_lokr_norm_step", v11), (.ia3, false, "lycoris_ia3_step", plan)] {
             let golden = try ModelFile.open(Self.root + "/Fixtures/golden/training/\(file).safetensors")
@@ -210,8 +213,13 @@ final class TrainingStepTests: XCTestCase {
             try assertGoldenMatchesFixture(golden, model)
             let entries = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data((golden.metadata["modules"] ?? "[]").utf8)) as? [[Any]])
             let network = LoRANetwork.lycoris(plan: plan, algorithm: algorithm, tucker: tucker, uniform: { 0.5 }, normal: { [Float](repeating: 0, count: $0) })
-            if tucker, algorithm == .loha { XCTAssertEqual(network.modules.compactMap { ($0 as? LoHaModule)?.t1 }.count, 52, "Tucker cores on the 52 3×3 kernels of 87 modules") }
+            if tucker, plan.count == convblocks.count {
+                let cores = network.parameters.filter { ["hada_t1", "lora_mid.weight", "lokr_t2"].contains(where: $0.key.hasSuffix) }
+                XCTAssertEqual(cores.count, 52, "\(file): Tucker cores on the 52 3×3 kernels of 87 modules")
+            }
             XCTAssertEqual(network.modules.count, entries.count, file)
+            XCTAssertEqual(plan.reduce(0) { $0 + LoRANetwork.parameterCount($1.target, rank: $1.rank, algorithm: algorithm, tucker: tucker) },
+                           network.parameters.reduce(0) { $0 + $1.count }, "\(file): the memory check counts what the modules hold")
             let byName = Dictionary(uniqueKeysWithValues: network.modules.map { ($0.name, $0) })
             var generator = TorchGenerator(seed: 1, variant: ["AVX2", "AVX512"].contains((golden.metadata["cpu_capability"] ?? "").uppercased()) ? .avx2 : .libm)
             for entry in entries {
@@ -295,9 +303,15 @@ final class TrainingStepTests: XCTestCase {
         let plain = model.unet.forward(x, timesteps: [400], context: context)
         // With train_norm the norms' w_norm/b_norm too: samples shift γ and β as lora-xyz does from the file.
         let withNorms = LoRANetwork.lycorisPlan(ModelLayout(model.config), dim: 2, alpha: 1.5, convDim: 1, convAlpha: 0.5, trainNorm: true)
-        for (index, (algorithm, plan)) in [(LyCORISAlgorithm.loha, plan), (.lokr(factor: -1, decomposeBoth: true, fullMatrix: false), plan),
-                                           (.lokr(factor: 4, decomposeBoth: false, fullMatrix: true), plan), (.ia3, plan), (.loha, withNorms)].enumerated() {
-            let network = LoRANetwork.lycoris(plan: plan, algorithm: algorithm, uniform: { 0.5 }, normal: { [Float](repeating: 0, count: $0) })
+        // With use_tucker: LoHa's hada_t1/t2, LoKr's lokr_t2 (conv_dim 1: w2 low-rank on every 3×3 kernel), LoCon's lora_mid.
+        for (index, (algorithm, plan, tucker)) in [(LyCORISAlgorithm.loha, plan, false), (.lokr(factor: -1, decomposeBoth: true, fullMatrix: false), plan, false),
+                                                   (.lokr(factor: 4, decomposeBoth: false, fullMatrix: true), plan, false), (.ia3, plan, false),
+                                                   (.loha, withNorms, false), (.loha, plan, true), (.lokr(factor: -1, decomposeBoth: true, fullMatrix: false), plan, true),
+                                                   (.locon, plan, true)].enumerated() {
+            let network = LoRANetwork.lycoris(plan: plan, algorithm: algorithm, tucker: tucker, uniform: { 0.5 }, normal: { [Float](repeating: 0, count: $0) })
+            if tucker {
+                XCTAssertGreaterThan(network.parameters.filter { ["hada_t1", "lora_mid.weight", "lokr_t2"].contains(where: $0.key.hasSuffix) }.count, 40)
+            }
             for parameter in network.parameters { parameter.values = generator.randn(parameter.count).map { $0 * 0.1 } }
             // LyCORIS's max norm moves LoHa's scalars, which the file holds multiplied into hada_w1_a.
             if algorithm == .loha { XCTAssertGreaterThan(network.applyMaxNorm(2e-3).keysScaled, 10) }
@@ -314,6 +328,12 @@ final class TrainingStepTests: XCTestCase {
                 if theirs.rank == nil { fullBoth += 1 }
             }
             if case .lokr(_, _, true) = algorithm { XCTAssertEqual(fullBoth, network.modules.count, "full_matrix: every LoKr module full") }
+            for lora in network.loraModules where lora.mid != nil {
+                let theirs = try XCTUnwrap(read[lora.name], lora.name)
+                let ours = LinearAlgebra.multiply(Matrix(rows: lora.shape.outputs, cols: lora.rank, values: lora.up.values),
+                                                  Matrix(rows: lora.rank, cols: lora.shape.columns, values: lora.composedDown)).values.map { $0 * lora.effectiveScale }
+                XCTAssertLessThan(relativeError(ours, try theirs.delta().values), 1e-6, "LoCon Tucker \(lora.name)")
+            }
             let ours = try network.adapters(for: model)
             let (runtime, _) = try RuntimeLoRA.adapters(for: model, loras: [try LoadedLoRA.open(try LoRASpec(parsing: path))])
             let a = model.unet.forward(x, timesteps: [400], context: context, adapters: ours)

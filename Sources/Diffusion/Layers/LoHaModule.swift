@@ -6,11 +6,9 @@ import LoRACore
 /// or, with Tucker cores (`use_tucker` on a kernel wider than 1×1), P1[o, c, k] = Σ_i,j w1_a[i, o]·t1[i, j, k]·w1_b[j, c]
 /// with w1_a [rank, out], w1_b [rank, in], t1 [rank, rank, kh, kw] (LyCORIS's einsum "i j ..., j r, i p -> p r ..."), the
 /// same for P2. Keys: `<name>.hada_w1_a`, `.hada_w1_b`, `.hada_w2_a`, `.hada_w2_b` (`.hada_t1`, `.hada_t2`), `.alpha`
-/// (lora-merge's LoHaDelta reads them). The factors' gradients (as LyCORIS's HadaWeight and HadaWeightTucker backward):
-///   dP1 = scale·scalar · dΔW ⊙ P2        dw1_a = dP1·w1_bᵀ        dw1_b = w1_aᵀ·dP1
-///   dP2 = scale·scalar · dΔW ⊙ P1        dw2_a = dP2·w2_bᵀ        dw2_b = w2_aᵀ·dP2
-/// and through a core, with M[i, (c, k)] = Σ_j t[i, j, k]·w_b[j, c] (so P = w_aᵀ·M):
-///   dw_a = M·dPᵀ    dM = w_a·dP    dt[i, j, k] = Σ_c dM[i, (c, k)]·w_b[j, c]    dw_b[j, c] = Σ_i,k t[i, j, k]·dM[i, (c, k)]
+/// (lora-merge's LoHaDelta reads them). The products' gradients (as LyCORIS's HadaWeight backward; each factor's
+/// from them as `WeightFactor` says, exact through a core where LyCORIS's HadaWeightTucker is not):
+///   dP1 = scale·scalar · dΔW ⊙ P2        dP2 = scale·scalar · dΔW ⊙ P1
 public struct LoHaModule: WeightDeltaModule {
     public let name: String
     public let shape: LoRAModule.Shape
@@ -27,8 +25,8 @@ public struct LoHaModule: WeightDeltaModule {
     public var fileScalars: [(suffix: String, value: Float)] { [("alpha", alpha)] }
     /// LyCORIS's registration order.
     public var parameters: [Parameter] {
-        if let t1, let t2 { return [t1, w1a, w1b, t2, w2a, w2b] }
-        return [w1a, w1b, w2a, w2b]
+        let (f1, f2) = factors
+        return f1.parameters + f2.parameters
     }
 
     public init(name: String, shape: LoRAModule.Shape, rank: Int, alpha: Float, w1a: [Float], w1b: [Float], w2a: [Float], w2b: [Float]) {
@@ -54,62 +52,21 @@ public struct LoHaModule: WeightDeltaModule {
         w2b = Parameter(key: name + ".hada_w2_b", shape: [rank, inputs], values: tucker.w2b)
     }
 
-    /// P1 and P2 [out, in·kh·kw], and with Tucker the M each was made from.
-    private var products: (Matrix, Matrix, cores: (Matrix, Matrix)?) {
-        guard let t1, let t2 else {
-            return (LinearAlgebra.multiply(w1a.matrix, w1b.matrix), LinearAlgebra.multiply(w2a.matrix, w2b.matrix), nil)
-        }
-        let m1 = Self.coreProduct(t1, w1b), m2 = Self.coreProduct(t2, w2b)
-        return (LinearAlgebra.multiply(w1a.matrix, m1, transposeA: true), LinearAlgebra.multiply(w2a.matrix, m2, transposeA: true), (m1, m2))
+    /// P1's and P2's factors (WeightFactor: a low-rank product, or a Tucker product through a core).
+    private var factors: (WeightFactor, WeightFactor) {
+        guard let t1, let t2 else { return (.lowRank(w1a, w1b), .lowRank(w2a, w2b)) }
+        return (.tucker(core: t1, a: w1a, b: w1b), .tucker(core: t2, a: w2a, b: w2b))
     }
 
-    /// M [rank, in·K]: M[i, c·K + k] = Σ_j t[i, j, k]·b[j, c] (K = kh·kw), the weight layout's column order.
-    private static func coreProduct(_ t: Parameter, _ b: Parameter) -> Matrix {
-        let (r, inputs) = (b.shape[0], b.shape[1]), k = t.count / (r * r)
-        var m = Matrix(zeros: r, inputs * k)
-        for i in 0..<r {
-            for j in 0..<r {
-                for q in 0..<k {
-                    let v = t.values[(i * r + j) * k + q], row = i * inputs * k
-                    for c in 0..<inputs { m.values[row + c * k + q] += v * b.values[j * inputs + c] }
-                }
-            }
-        }
-        return m
-    }
-
-    /// A factor pair's gradients from dP: (a, b) plain, or (a, b, t) through the core M.
-    private static func accumulate(_ dP: Matrix, a: Parameter, b: Parameter, core: (t: Parameter, m: Matrix)?) {
-        guard let (t, m) = core else {
-            a.gradient.add(LinearAlgebra.multiply(dP, b.matrix, transposeB: true))
-            b.gradient.add(LinearAlgebra.multiply(a.matrix, dP, transposeA: true))
-            return
-        }
-        a.gradient.add(LinearAlgebra.multiply(m, dP, transposeB: true))
-        let dM = LinearAlgebra.multiply(a.matrix, dP)
-        let (r, inputs) = (b.shape[0], b.shape[1]), k = t.count / (r * r)
-        var dT = [Float](repeating: 0, count: t.count), dB = [Float](repeating: 0, count: b.count)
-        for i in 0..<r {
-            for j in 0..<r {
-                for q in 0..<k {
-                    let v = t.values[(i * r + j) * k + q], row = i * inputs * k
-                    var sum: Float = 0
-                    for c in 0..<inputs {
-                        let g = dM.values[row + c * k + q]
-                        sum += g * b.values[j * inputs + c]
-                        dB[j * inputs + c] += v * g
-                    }
-                    dT[(i * r + j) * k + q] = sum
-                }
-            }
-        }
-        t.gradient.add(Matrix(rows: r, cols: t.count / r, values: dT))
-        b.gradient.add(Matrix(rows: r, cols: inputs, values: dB))
+    /// P1 and P2 [out, in·kh·kw].
+    private var products: (Matrix, Matrix) {
+        let (f1, f2) = factors
+        return (f1.matrix, f2.matrix)
     }
 
     /// The element-wise products split over the threads (the two products are BLAS GEMMs).
     public func addDelta(into weight: UnsafeMutablePointer<Float>, base: UnsafePointer<Float>) {
-        let (p1, p2, _) = products, s = scale * scalar.value
+        let (p1, p2) = products, s = scale * scalar.value
         p1.values.withUnsafeBufferPointer { a in p2.values.withUnsafeBufferPointer { b in
             let (a, b, w) = (a.baseAddress!, b.baseAddress!, UncheckedSendable(weight))
             Parallel.forRanges(p1.values.count, cost: 2) { range in
@@ -119,7 +76,7 @@ public struct LoHaModule: WeightDeltaModule {
     }
 
     public func accumulateGradients(delta gradient: UnsafeBufferPointer<Float>, base: UnsafePointer<Float>) {
-        let (p1, p2, cores) = products, s = scale * scalar.value
+        let (p1, p2) = products, s = scale * scalar.value
         var d1 = Matrix(zeros: p1.rows, p1.cols), d2 = d1
         d1.values.withUnsafeMutableBufferPointer { d1p in d2.values.withUnsafeMutableBufferPointer { d2p in
             p1.values.withUnsafeBufferPointer { a in p2.values.withUnsafeBufferPointer { b in
@@ -134,7 +91,8 @@ public struct LoHaModule: WeightDeltaModule {
                 }
             } }
         } }
-        Self.accumulate(d1, a: w1a, b: w1b, core: cores.map { (t1!, $0.0) })
-        Self.accumulate(d2, a: w2a, b: w2b, core: cores.map { (t2!, $0.1) })
+        let (f1, f2) = factors
+        f1.accumulate(d1)
+        f2.accumulate(d2)
     }
 }

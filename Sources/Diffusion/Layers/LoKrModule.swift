@@ -1,57 +1,31 @@
 import LinearAlgebra
 import LoRACore
 
-/// LyCORIS's LoKr (lycoris/modules/lokr.py, lycoris_lora 3.2.0.post2), without a Tucker core:
+/// LyCORIS's LoKr (lycoris/modules/lokr.py, lycoris_lora 3.2.0.post2):
 ///   ΔW = w1 ⊗ w2 · scale       w1 [a, c]: full (`lokr_w1`) or lokr_w1_a [a, r]·lokr_w1_b [r, c]
-///                              w2 [b, d·kh·kw]: full (`lokr_w2`, stored [b, d(, kh, kw)]) or lokr_w2_a [b, r]·lokr_w2_b [r, d·kh·kw]
+///                              w2 [b, d·kh·kw]: full (`lokr_w2`, stored [b, d(, kh, kw)]) or lokr_w2_a [b, r]·lokr_w2_b [r, d·kh·kw],
+///                              or with a Tucker core (use_tucker, a kernel wider than 1×1) lokr_t2 [r, r, kh, kw],
+///                              lokr_w2_a [r, b], lokr_w2_b [r, d] (`WeightFactor.tucker`)
 /// with out = a·b, in = c·d: ΔW[i·b + p, j·(d·kh·kw) + q] = scale · w1[i, j] · w2[p, q], which is the [out, in, kh, kw]
 /// weight of torch.kron over w1 [a, c, 1, 1] and w2 [b, d, kh, kw]. scale = alpha/rank (1 when both factors are full:
 /// LyCORIS then sets alpha to the rank). The factors' gradients, with G = dΔW read as [a, b, c, d·kh·kw]:
 ///   dw1[i, j] = scale · Σ_{p,q} G[i, p, j, q] · w2[p, q]       dw2[p, q] = scale · Σ_{i,j} G[i, p, j, q] · w1[i, j]
-/// and through a low-rank factor A·B: dA = dF·Bᵀ, dB = Aᵀ·dF.
+/// and from dw1, dw2 each factor's tensors' gradients (`WeightFactor`).
 public struct LoKrModule: WeightDeltaModule {
-    /// One side of the Kronecker product: a full matrix, or a low-rank product.
-    public enum Factor: Sendable {
-        case full(Parameter)
-        case lowRank(Parameter, Parameter)
-
-        var parameters: [Parameter] {
-            switch self {
-            case .full(let w): return [w]
-            case let .lowRank(a, b): return [a, b]
-            }
-        }
-
-        var matrix: Matrix {
-            switch self {
-            case .full(let w): return w.matrix
-            case let .lowRank(a, b): return LinearAlgebra.multiply(a.matrix, b.matrix)
-            }
-        }
-
-        func accumulate(_ d: Matrix) {
-            switch self {
-            case .full(let w): w.gradient.add(d)
-            case let .lowRank(a, b):
-                a.gradient.add(LinearAlgebra.multiply(d, b.matrix, transposeB: true))
-                b.gradient.add(LinearAlgebra.multiply(a.matrix, d, transposeA: true))
-            }
-        }
-    }
-
     public let name: String
     public let shape: LoRAModule.Shape
     public let rank: Int
     public let alpha: Float
-    public let w1: Factor
-    public let w2: Factor
+    /// The two sides of the Kronecker product (w1 full or low-rank; w2 also a Tucker product).
+    public let w1: WeightFactor
+    public let w2: WeightFactor
 
     public var scale: Float { alpha / Float(rank) }
     public var fileScalars: [(suffix: String, value: Float)] { [("alpha", alpha)] }
     /// LyCORIS registers w1's tensors before w2's.
     public var parameters: [Parameter] { w1.parameters + w2.parameters }
 
-    public init(name: String, shape: LoRAModule.Shape, rank: Int, alpha: Float, w1: Factor, w2: Factor) {
+    public init(name: String, shape: LoRAModule.Shape, rank: Int, alpha: Float, w1: WeightFactor, w2: WeightFactor) {
         (self.name, self.shape, self.rank, self.alpha, self.w1, self.w2) = (name, shape, rank, alpha, w1, w2)
     }
 

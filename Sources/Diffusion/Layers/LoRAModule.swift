@@ -6,6 +6,10 @@ import LoRACore
 /// `lora_down` [rank, in] (or a conv with the original's kernel, stride and
 /// padding: LoCon/C3Lier) and `lora_up` [out, rank] (a 1×1 conv). Keys are
 /// kohya's: `<name>.lora_down.weight`, `<name>.lora_up.weight`, `<name>.alpha`.
+/// LyCORIS's LoCon with use_tucker (lycoris/modules/locon.py) splits a wider kernel's down into a 1×1 `lora_down`
+/// [rank, in, 1, 1] and the core `lora_mid` [rank, rank, kh, kw] with the layer's stride and padding:
+/// up(mid(down(x))), whose ΔW is LyCORIS's rebuild_tucker(mid, upᵀ, down) (`WeightFactor`); A1111 and ComfyUI read
+/// `<name>.lora_mid.weight`.
 public struct LoRAModule: SidePathModule {
     public enum Shape: Sendable, Equatable {
         case linear(in: Int, out: Int)
@@ -19,6 +23,8 @@ public struct LoRAModule: SidePathModule {
     public var multiplier: Float = 1
     public let down: Parameter
     public let up: Parameter
+    /// LyCORIS's Tucker core (nil without use_tucker).
+    public let mid: Parameter?
     /// LyCORIS's scalar (only its max-norm rule moves it; kohya's scales the factors): ΔW = scalar·scale·up·down.
     public let scalar = ModuleScalar()
 
@@ -27,7 +33,14 @@ public struct LoRAModule: SidePathModule {
     public var effectiveScale: Float { scale * scalar.value }
     public var lycorisScalar: (scalar: ModuleScalar, savedInto: Parameter)? { (scalar, up) }
     public var fileScalars: [(suffix: String, value: Float)] { [("alpha", alpha)] }
-    public var parameters: [Parameter] { [down, up] }
+    /// kohya's and LyCORIS's registration order.
+    public var parameters: [Parameter] { [down] + (mid.map { [$0] } ?? []) + [up] }
+
+    /// down as one kernel [rank, in·kh·kw]: with a core, mid ∘ down (`WeightFactor.coreProduct`), so ΔW = scale·up·composedDown.
+    public var composedDown: [Float] {
+        guard let mid else { return down.values }
+        return WeightFactor.coreProduct(mid, down).values
+    }
 
     /// What the backward needs from the forward.
     public struct Saved: Sendable {
@@ -40,13 +53,24 @@ public struct LoRAModule: SidePathModule {
         public var outputFactor: Float = 1
         /// module_dropout skipped the module in this pass: no output, no gradients.
         public var skipped = false
+        /// down(x) where a core follows (mid's input).
+        public var midInput: Tensor? = nil
     }
 
-    public init(name: String, shape: Shape, rank: Int, alpha: Float, down: [Float], up: [Float]) {
+    /// `mid`: LyCORIS's Tucker core for a convolution (down then a 1×1 kernel).
+    public init(name: String, shape: Shape, rank: Int, alpha: Float, down: [Float], up: [Float], mid: [Float]? = nil) {
         self.name = name
         self.shape = shape
         self.rank = rank
         self.alpha = alpha
+        if let mid {
+            guard case let .conv(inputs, outputs, kernel, _, _) = shape else { preconditionFailure("\(name): a Tucker core is for convolutions") }
+            self.down = Parameter(key: name + ".lora_down.weight", shape: [rank, inputs, 1, 1], values: down)
+            self.mid = Parameter(key: name + ".lora_mid.weight", shape: [rank, rank, kernel, kernel], values: mid)
+            self.up = Parameter(key: name + ".lora_up.weight", shape: [outputs, rank, 1, 1], values: up)
+            return
+        }
+        self.mid = nil
         switch shape {
         case let .linear(inputs, outputs):
             self.down = Parameter(key: name + ".lora_down.weight", shape: [rank, inputs], values: down)
@@ -57,13 +81,21 @@ public struct LoRAModule: SidePathModule {
         }
     }
 
-    /// down as a layer: the wrapped layer's inputs, kernel, stride and padding, `rank` outputs.
+    /// down as a layer: the wrapped layer's inputs, kernel, stride and padding, `rank` outputs (a 1×1 kernel before a core).
     private var downLayer: ModuleLayer {
         switch shape {
         case let .linear(inputs, _): return ModuleLayer(.linear(in: inputs, out: rank), key: down.key, weight: down.values)
         case let .conv(inputs, _, kernel, stride, padding):
-            return ModuleLayer(.conv(in: inputs, out: rank, kernel: kernel, stride: stride, padding: padding), key: down.key, weight: down.values)
+            let shape: Shape = mid == nil ? .conv(in: inputs, out: rank, kernel: kernel, stride: stride, padding: padding)
+                : .conv(in: inputs, out: rank, kernel: 1, stride: 1, padding: 0)
+            return ModuleLayer(shape, key: down.key, weight: down.values)
         }
+    }
+
+    /// The core as a layer: rank to rank with the wrapped layer's kernel, stride and padding.
+    private var midLayer: ModuleLayer? {
+        guard let mid, case let .conv(_, _, kernel, stride, padding) = shape else { return nil }
+        return ModuleLayer(.conv(in: rank, out: rank, kernel: kernel, stride: stride, padding: padding), key: mid.key, weight: mid.values)
     }
 
     /// up as a layer: linear, or a 1×1 convolution.
@@ -81,12 +113,17 @@ public struct LoRAModule: SidePathModule {
         if let dropout, dropout.skipsModule(name) {
             return (Tensor(zeros: shape.outputShape(for: x)), Saved(input: x, hidden: x, mask: nil, outputFactor: 0, skipped: true))
         }
-        var hidden = downLayer.forward(x)
-        var saved = Saved(input: x, hidden: hidden)
+        var hidden = downLayer.forward(x)                        // [N, rank, H', W'] or [N, L, rank]
+        var midInput: Tensor?
+        if let midLayer {
+            midInput = hidden                                      // [N, rank, H, W]
+            hidden = midLayer.forward(hidden)                      // [N, rank, H', W']
+        }
+        var saved = Saved(input: x, hidden: hidden, midInput: midInput)
         let convolution: Bool = { if case .conv = shape { return true } else { return false } }()
         if let dropout, let (mask, factor) = dropout.masks(name, hiddenShape: hidden.shape, rank: rank, convolution: convolution) {
             for i in hidden.values.indices { hidden.values[i] *= mask[i] }
-            saved = Saved(input: x, hidden: hidden, mask: mask, outputFactor: factor)
+            saved = Saved(input: x, hidden: hidden, mask: mask, outputFactor: factor, midInput: midInput)
         }
         var output = upLayer.forward(hidden)
         let factor = multiplier * effectiveScale * saved.outputFactor
@@ -103,6 +140,9 @@ public struct LoRAModule: SidePathModule {
         for i in scaled.values.indices { scaled.values[i] *= factor }
         var dHidden = upLayer.backward(input: saved.hidden, outputGradient: scaled, weightGradient: up.gradient)
         if let mask = saved.mask { for i in dHidden.values.indices { dHidden.values[i] *= mask[i] } }
+        if let midLayer, let mid, let midInput = saved.midInput {
+            dHidden = midLayer.backward(input: midInput, outputGradient: dHidden, weightGradient: mid.gradient)
+        }
         return downLayer.backward(input: saved.input, outputGradient: dHidden, weightGradient: down.gradient)
     }
 }

@@ -1,17 +1,20 @@
 import Diffusion
 
-/// How LyCORIS's LokrModule.__init__ splits a layer (lycoris_lora 3.2.0.post2, without Tucker cores): out = a·b and
-/// in = c·d by `factorization`, then w1 [a, c] full, or low-rank [a, r]·[r, c] with decompose_both when the rank is
-/// below half of max(a, c) (and not full_matrix); w2 [b, d·kh·kw] full when the rank is at least half of max(b, d) or
-/// with full_matrix (stored [b, d(, kh, kw)]), else low-rank [b, r]·[r, d·kh·kw].
+/// How LyCORIS's LokrModule.__init__ splits a layer (lycoris_lora 3.2.0.post2): out = a·b and in = c·d by
+/// `factorization`, then w1 [a, c] full, or low-rank [a, r]·[r, c] with decompose_both when the rank is below half of
+/// max(a, c) (and not full_matrix); w2 [b, d·kh·kw] full when the rank is at least half of max(b, d) or with
+/// full_matrix (stored [b, d(, kh, kw)]), else low-rank [b, r]·[r, d·kh·kw], or with use_tucker on a kernel wider than
+/// 1×1 the Tucker product of lokr_t2 [r, r, kh, kw], lokr_w2_a [r, b] and lokr_w2_b [r, d].
 public struct LoKrLayout: Sendable, Equatable {
     public let a: Int, b: Int, c: Int, d: Int
     /// kh·kw (1 for a linear layer).
     public let area: Int
     public let lowRankW1: Bool
     public let lowRankW2: Bool
+    /// w2 is low-rank through a Tucker core.
+    public let tuckerW2: Bool
 
-    public init(_ shape: LoRAModule.Shape, rank: Int, factor: Int, decomposeBoth: Bool, fullMatrix: Bool) {
+    public init(_ shape: LoRAModule.Shape, rank: Int, factor: Int, decomposeBoth: Bool, fullMatrix: Bool, tucker: Bool = false) {
         let (inputs, area): (Int, Int) = {
             switch shape {
             case let .linear(inputs, _): return (inputs, 1)
@@ -23,11 +26,12 @@ public struct LoKrLayout: Sendable, Equatable {
         self.area = area
         lowRankW1 = decomposeBoth && Double(rank) < Double(max(a, c)) / 2 && !fullMatrix
         lowRankW2 = Double(rank) < Double(max(b, d)) / 2 && !fullMatrix
+        tuckerW2 = tucker && lowRankW2 && area > 1
     }
 
     /// The values the module holds at `rank`.
     public func parameterCount(rank r: Int) -> Int {
-        (lowRankW1 ? r * (a + c) : a * c) + (lowRankW2 ? r * (b + d * area) : b * d * area)
+        (lowRankW1 ? r * (a + c) : a * c) + (tuckerW2 ? r * (r * area + b + d) : lowRankW2 ? r * (b + d * area) : b * d * area)
     }
 
     /// lycoris.functional.general.factorization: dimension = m·n with m ≤ n. A positive factor that divides the
@@ -53,24 +57,29 @@ public struct LoKrLayout: Sendable, Equatable {
 }
 
 extension LoKrModule {
-    /// LyCORIS's LoKr initialisation (without use_scalar): w2 zeros (full), or w2_a Kaiming-uniform and w2_b zeros;
-    /// then w1 (or w1_a and w1_b) Kaiming-uniform with a = √5, i.e. U(−1/√fan_in, 1/√fan_in), fan_in = columns.
-    /// Both factors full: LyCORIS sets alpha to the rank (scale 1); an alpha of 0 means the rank.
+    /// LyCORIS's LoKr initialisation (without use_scalar): w2 zeros (full), or w2_a Kaiming-uniform and w2_b zeros
+    /// (with a Tucker core, t2 Kaiming-uniform first); then w1 (or w1_a and w1_b) Kaiming-uniform. Kaiming-uniform with
+    /// a = √5 is U(−1/√fan_in, 1/√fan_in), fan_in = a tensor's values per row. Both factors full: LyCORIS sets alpha to the rank (scale 1); an alpha of 0 means the rank.
     static func lycorisInitialized(name: String, shape: LoRAModule.Shape, layout l: LoKrLayout, rank: Int, alpha: Float,
                                    uniform: () -> Float) -> LoKrModule {
         func kaiming(_ rows: Int, _ columns: Int) -> [Float] {
             let bound = 1 / Float(columns).squareRoot()
             return (0..<(rows * columns)).map { _ in (2 * uniform() - 1) * bound }
         }
-        let w2: LoKrModule.Factor
-        if l.lowRankW2 {
+        let kernel: [Int] = { if case let .conv(_, _, k, _, _) = shape { return [k, k] } else { return [] } }()
+        let w2: WeightFactor
+        if l.tuckerW2 {
+            let core = rank * l.area
+            w2 = .tucker(core: Parameter(key: name + ".lokr_t2", shape: [rank, rank] + kernel, values: kaiming(rank, core)),
+                         a: Parameter(key: name + ".lokr_w2_a", shape: [rank, l.b], values: kaiming(rank, l.b)),
+                         b: Parameter(key: name + ".lokr_w2_b", shape: [rank, l.d], values: [Float](repeating: 0, count: rank * l.d)))
+        } else if l.lowRankW2 {
             w2 = .lowRank(Parameter(key: name + ".lokr_w2_a", shape: [l.b, rank], values: kaiming(l.b, rank)),
                           Parameter(key: name + ".lokr_w2_b", shape: [rank, l.d * l.area], values: [Float](repeating: 0, count: rank * l.d * l.area)))
         } else {
-            let stored: [Int] = { if case let .conv(_, _, kernel, _, _) = shape { return [l.b, l.d, kernel, kernel] } else { return [l.b, l.d] } }()
-            w2 = .full(Parameter(key: name + ".lokr_w2", shape: stored, values: [Float](repeating: 0, count: l.b * l.d * l.area)))
+            w2 = .full(Parameter(key: name + ".lokr_w2", shape: [l.b, l.d] + kernel, values: [Float](repeating: 0, count: l.b * l.d * l.area)))
         }
-        let w1: LoKrModule.Factor = l.lowRankW1
+        let w1: WeightFactor = l.lowRankW1
             ? .lowRank(Parameter(key: name + ".lokr_w1_a", shape: [l.a, rank], values: kaiming(l.a, rank)),
                        Parameter(key: name + ".lokr_w1_b", shape: [rank, l.c], values: kaiming(rank, l.c)))
             : .full(Parameter(key: name + ".lokr_w1", shape: [l.a, l.c], values: kaiming(l.a, l.c)))

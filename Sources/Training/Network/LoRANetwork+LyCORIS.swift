@@ -63,18 +63,18 @@ public enum LyCORISAlgorithm: Sendable, Equatable {
 extension LoRANetwork {
     /// The modules of a `lycorisPlan` for `algorithm`, initialised as LyCORIS does. `uniform` gives U(0, 1) draws,
     /// `normal` N(0, 1) draws; LyCORIS's come from torch's generator, so the values differ, their distributions do not.
-    /// `tucker` (LyCORIS's use_tucker): LoHa modules on kernels wider than 1×1 get Tucker cores; where LoCon or LoKr
-    /// would get one (`tuckerNotBuilt`), the caller refuses first.
+    /// `tucker` (LyCORIS's use_tucker): on kernels wider than 1×1, LoCon's down splits into a 1×1 down and the core
+    /// lora_mid, LoHa's products get the cores hada_t1/hada_t2, LoKr's low-rank w2 the core lokr_t2 ((IA)^3 has none).
     public static func lycoris(plan: [(target: LoRATarget, rank: Int, alpha: Float)], algorithm: LyCORISAlgorithm, tucker: Bool = false,
                                uniform: () -> Float, normal: (Int) -> [Float]) -> LoRANetwork {
         let modules = plan.map { entry -> any TrainedModule in
             if entry.target.kind == .norm { return NormModule(name: entry.target.kohyaName, channels: entry.target.shape[0]) }
             let name = entry.target.kohyaName, shape = shape(of: entry.target)
             switch algorithm {
-            case .locon: return LoRAModule.kohyaInitialized(name: name, shape: shape, rank: entry.rank, alpha: entry.alpha, uniform: uniform)
+            case .locon: return LoRAModule.kohyaInitialized(name: name, shape: shape, rank: entry.rank, alpha: entry.alpha, tucker: tucker, uniform: uniform)
             case .loha: return LoHaModule.lycorisInitialized(name: name, shape: shape, rank: entry.rank, alpha: entry.alpha, tucker: tucker, normal: normal)
             case let .lokr(factor, decomposeBoth, fullMatrix):
-                let layout = LoKrLayout(shape, rank: entry.rank, factor: factor, decomposeBoth: decomposeBoth, fullMatrix: fullMatrix)
+                let layout = LoKrLayout(shape, rank: entry.rank, factor: factor, decomposeBoth: decomposeBoth, fullMatrix: fullMatrix, tucker: tucker)
                 return LoKrModule.lycorisInitialized(name: name, shape: shape, layout: layout, rank: entry.rank, alpha: entry.alpha, uniform: uniform)
             case .ia3: return IA3Module(name: name, shape: shape)
             }
@@ -82,33 +82,21 @@ extension LoRANetwork {
         return LoRANetwork(modules: modules, targets: plan.map(\.target), maxNormRule: .lycoris)
     }
 
-    /// With use_tucker, the first module LyCORIS would give a Tucker core that is not built here: LoCon's lora_mid on
-    /// a kernel wider than 1×1, LoKr's lokr_t2 where w2 is low-rank on one (LoHa's cores are built; (IA)^3 has none).
-    public static func tuckerNotBuilt(plan: [(target: LoRATarget, rank: Int, alpha: Float)], algorithm: LyCORISAlgorithm) -> String? {
-        plan.first { entry in
-            guard case .conv(let kernel) = entry.target.kind, kernel > 1 else { return false }
-            switch algorithm {
-            case .locon: return true
-            case let .lokr(factor, decomposeBoth, fullMatrix):
-                return LoKrLayout(shape(of: entry.target), rank: entry.rank, factor: factor, decomposeBoth: decomposeBoth, fullMatrix: fullMatrix).lowRankW2
-            case .loha, .ia3: return false
-            }
-        }?.target.kohyaName
-    }
-
     /// The values a module of `algorithm` at `rank` on `target` holds.
     public static func parameterCount(_ target: LoRATarget, rank: Int, algorithm: LyCORISAlgorithm, tucker: Bool = false) -> Int {
         if target.kind == .norm { return 2 * target.shape[0] }
         let shape = shape(of: target)
         switch algorithm {
-        case .locon: return parameterCount(target, rank: rank)
+        case .locon:
+            if tucker, case let .conv(inputs, outputs, kernel, _, _) = shape, kernel > 1 { return rank * (inputs + rank * kernel * kernel + outputs) }
+            return parameterCount(target, rank: rank)
         case .loha:
             if tucker, case let .conv(inputs, outputs, kernel, _, _) = shape, kernel > 1 {
                 return 2 * rank * (rank * kernel * kernel + outputs + inputs)
             }
             return 2 * rank * (shape.outputs + shape.columns)
         case let .lokr(factor, decomposeBoth, fullMatrix):
-            return LoKrLayout(shape, rank: rank, factor: factor, decomposeBoth: decomposeBoth, fullMatrix: fullMatrix).parameterCount(rank: rank)
+            return LoKrLayout(shape, rank: rank, factor: factor, decomposeBoth: decomposeBoth, fullMatrix: fullMatrix, tucker: tucker).parameterCount(rank: rank)
         case .ia3: return shape.outputs
         }
     }

@@ -3,14 +3,14 @@ import Foundation
 
 /// `--scale_weight_norms M`, after every optimizer step, by the rule of the network's code:
 /// - kohya's networks.lora (`apply_max_norm_regularization`): for each module ΔW = (alpha/rank)·up·down (a 3×3
-///   LoCon kernel composes the same way); when ‖ΔW‖_F > M both factors are multiplied by √(M/‖ΔW‖), so ΔW's
+///   LoCon kernel composes the same way, and LyCORIS's LoCon with a core as up·(mid ∘ down)); when ‖ΔW‖_F > M both factors are multiplied by √(M/‖ΔW‖), so ΔW's
 ///   norm becomes M.
 /// - LyCORIS's (lycoris/kohya.py `apply_max_norm_regularization` over each module's `apply_max_norm`, lycoris_lora
 ///   3.2.0.post2): the same test and ratio M/‖ΔW‖, applied to LoCon's and LoHa's `scalar` (the factors keep their
 ///   values; `ModuleScalar`), to LoKr's factor tensors by ratio^(1/n) each (n of them), and not at all to (IA)^3,
 ///   which it leaves out of the report too. Its report is 0, 0, 0 when no module was scaled.
 /// A low-rank product's norm comes from the rank×rank Gram matrices (‖U·D‖² = Σ (UᵀU) ⊙ (D·Dᵀ)), a Kronecker
-/// product's from its factors' (‖A ⊗ B‖ = ‖A‖·‖B‖); only LoHa's Hadamard product is formed.
+/// product's from its factors' (‖A ⊗ B‖ = ‖A‖·‖B‖); only LoHa's Hadamard product and a Tucker product are formed.
 extension LoRANetwork {
     public enum MaxNormRule: Sendable {
         case kohya
@@ -58,7 +58,7 @@ extension LoRANetwork {
             let norm: Double
             let scale: (Double) -> Void
             if let lora = module as? LoRAModule {
-                norm = Double(lora.effectiveScale) * productNorm(lora.up.values, lora.down.values, rank: lora.rank)
+                norm = Double(lora.effectiveScale) * productNorm(lora.up.values, lora.composedDown, rank: lora.rank)
                 scale = { lora.scalar.value = Float(Double(lora.scalar.value) * $0) }
             } else if let loha = module as? LoHaModule {
                 norm = (loha.delta().reduce(0.0) { $0 + Double($1) * Double($1) }).squareRoot()
@@ -102,10 +102,12 @@ extension LoRANetwork {
         return max(0, zip(gramA, gramB).reduce(0.0) { $0 + $1.0 * $1.1 }).squareRoot()
     }
 
-    private static func factorNorm(_ factor: LoKrModule.Factor) -> Double {
+    private static func factorNorm(_ factor: WeightFactor) -> Double {
+        func norm(_ values: [Float]) -> Double { (values.reduce(0.0) { $0 + Double($1) * Double($1) }).squareRoot() }
         switch factor {
-        case .full(let w): return (w.values.reduce(0.0) { $0 + Double($1) * Double($1) }).squareRoot()
+        case .full(let w): return norm(w.values)
         case let .lowRank(a, b): return productNorm(a.values, b.values, rank: a.shape[1])
+        case .tucker: return norm(factor.product)
         }
     }
 }

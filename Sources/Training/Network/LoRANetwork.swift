@@ -181,13 +181,13 @@ public struct LoRANetwork: Sendable {
 
     /// The modules as they are now, as run-time adapters for the inference
     /// engine (sample images during training), at `multiplier`: LoRA modules
-    /// as low-rank side paths, LoHa, LoKr and (IA)^3 folded into their layer's
+    /// as low-rank side paths (a Tucker core composed into down), LoHa, LoKr and (IA)^3 folded into their layer's
     /// weight (W + multiplier·ΔW, as LyCORIS's forward runs them), norm modules into γ and β.
     public func adapters(for model: StableDiffusionModel, multiplier: Float = 1) throws(ModelError) -> AdapterSet {
         var lowRank: [String: [AdapterSet.LowRank]] = [:], replacements: [String: [Float]] = [:]
         for (key, module, target) in placed(in: model) {
             if let lora = module as? LoRAModule {
-                lowRank[key, default: []].append(AdapterSet.LowRank(down: lora.down.values, up: lora.up.values, rank: lora.rank,
+                lowRank[key, default: []].append(AdapterSet.LowRank(down: lora.composedDown, up: lora.up.values, rank: lora.rank,
                                                                      scale: lora.effectiveScale * multiplier, rows: target.rows))
             } else if let norm = module as? NormModule {
                 guard let gamma = model.bakedWeights[target.checkpointKey] ?? model.file[target.checkpointKey]?.floats(), let biasKey = target.biasKey,

@@ -112,10 +112,6 @@ public final class LoRATrainer {
         }
         let algorithm = c.networkModule == .lycoris ? c.lycorisAlgorithm : .locon
         let tucker = c.networkModule == .lycoris && c.lycorisTucker
-        if tucker, let name = LoRANetwork.tuckerNotBuilt(plan: modules, algorithm: algorithm) {
-            throw ModelError(.mismatch, "use_tucker gives \(name) a Tucker core, which lora-train builds for LoHa only (LoCon's lora_mid and "
-                             + "LoKr's lokr_t2 are not built): use use_tucker=False, or conv_dim=0 to leave the wider convolutions out")
-        }
         let parameters = modules.reduce(0) { $0 + LoRANetwork.parameterCount($1.target, rank: $1.rank, algorithm: algorithm, tucker: tucker) }
         let needed = Double(parameters) * 16, memory = Double(ProcessInfo.processInfo.physicalMemory)
         if needed > memory / 2 {

@@ -16,7 +16,8 @@ public struct TrainingConfiguration: Sendable {
     /// lycoris.kohya's `preset` and `algo` network args (with LoKr's factor, decompose_both, full_matrix).
     public var lycorisPreset = LyCORISPreset.full
     public var lycorisAlgorithm = LyCORISAlgorithm.locon
-    /// LyCORIS's use_tucker (use_cp, use_conv_cp, not disable_conv_cp): Tucker cores for LoHa on wider kernels.
+    /// LyCORIS's use_tucker (use_cp, use_conv_cp, not disable_conv_cp): Tucker cores on wider kernels (LoCon's lora_mid,
+    /// LoHa's hada_t1/t2, LoKr's lokr_t2 where w2 is low-rank).
     public var lycorisTucker = false
     /// LyCORIS's train_norm: the preset's GroupNorm and LayerNorm layers trained too (NormModule).
     public var lycorisTrainNorm = false

@@ -161,6 +161,15 @@ extension LoRATrainer {
     @discardableResult
     public func loadNetworkWeights(_ path: String, strict: Bool = true) throws(ModelError) -> (loaded: Int, missing: Int, unused: Int) {
         let file = try ModelFile.open(path)
+        let ours = Set(network.parameters.map(\.key))
+        // LyCORIS's use_tucker changes a module's tensors: name the switch rather than a count that differs.
+        for module in network.modules where module.parameters.contains(where: { file[$0.key] != nil }) {
+            for core in ["lora_mid.weight", "hada_t1", "lokr_t2"] where (file[module.name + "." + core] != nil) != ours.contains(module.name + "." + core) {
+                throw ModelError(.mismatch, ours.contains(module.name + "." + core)
+                                 ? "the LoRA's \(module.name) has no Tucker core (\(core)) where use_tucker gives this network one: train without use_tucker"
+                                 : "the LoRA's \(module.name) has a Tucker core (\(core)): train with --network-args use_tucker=True", file: path, key: module.name + "." + core)
+            }
+        }
         var loaded = 0, missing = 0
         for p in network.parameters {
             guard let tensor = file[p.key] else {
@@ -173,7 +182,6 @@ extension LoRATrainer {
             p.values = tensor.floats()
             loaded += 1
         }
-        let ours = Set(network.parameters.map(\.key))
         let unused = file.tensors.filter { ($0.name.hasSuffix(".lora_down.weight") || $0.name.hasSuffix(".lora_up.weight")) && !ours.contains($0.name) }.count
         return (loaded, missing, unused)
     }
