@@ -62,10 +62,7 @@ extension LoKrModule {
     /// a = √5 is U(−1/√fan_in, 1/√fan_in), fan_in = a tensor's values per row. Both factors full: LyCORIS sets alpha to the rank (scale 1); an alpha of 0 means the rank.
     static func lycorisInitialized(name: String, shape: LoRAModule.Shape, layout l: LoKrLayout, rank: Int, alpha: Float,
                                    uniform: () -> Float) -> LoKrModule {
-        func kaiming(_ rows: Int, _ columns: Int) -> [Float] {
-            let bound = 1 / Float(columns).squareRoot()
-            return (0..<(rows * columns)).map { _ in (2 * uniform() - 1) * bound }
-        }
+        func kaiming(_ rows: Int, _ columns: Int) -> [Float] { kaimingUniform(rows * columns, fanIn: columns, uniform: uniform) }
         let kernel: [Int] = { if case let .conv(_, _, k, _, _) = shape { return [k, k] } else { return [] } }()
         let w2: WeightFactor
         if l.tuckerW2 {
