@@ -346,8 +346,8 @@ final class SamplePromptTests: XCTestCase {
     }
 }
 
-/// The rough time `--dry-run` prints: the measured anchor at 512² (24 s per sample-step, 31 with checkpointing, on
-/// 2 cores), more than linear in area, halved by twice the cores, caching doubled by flips.
+/// The rough time `--dry-run` prints: the measured anchor at 512² (14 s per sample-step, 20 with checkpointing, on
+/// 2 cores), more than linear in area, halved by twice the cores, caching doubled by flips, LyCORIS's networks dearer.
 final class TrainingEstimateTests: XCTestCase {
     func plan(side: Int, flip: Bool) -> DatasetPlan {
         var subset = DatasetSubset(imageDirectory: "/d", repeats: 1)
@@ -363,17 +363,24 @@ final class TrainingEstimateTests: XCTestCase {
     func testScaling() {
         let steps = StepCount(batchesPerEpoch: 1, gradientAccumulationSteps: 1, maxTrainEpochs: 10, maxTrainSteps: 1600)
         let base = TrainingEstimate.seconds(plan: plan(side: 512, flip: false), steps: steps, checkpointing: false, textEncoder: false, cores: 2)
-        XCTAssertEqual(base.training, 240, accuracy: 1e-9, "ten steps of one 512² sample at 24 s")
+        XCTAssertEqual(base.training, 140, accuracy: 1e-9, "ten steps of one 512² sample at 14 s")
         XCTAssertEqual(base.caching, 6.5, accuracy: 1e-9)
         let big = TrainingEstimate.seconds(plan: plan(side: 768, flip: true), steps: steps, checkpointing: true, textEncoder: true, cores: 4)
-        XCTAssertGreaterThan(big.training, base.training * 2.25 * 32 / 24 / 2, "more than linear in area")
+        XCTAssertGreaterThan(big.training, base.training * 2.25 * 21 / 14 / 2, "more than linear in area")
         XCTAssertEqual(big.caching, 2 * 6.5 * pow(2.25, 1.15) / 2, accuracy: 1e-9)
         XCTAssertEqual(ReportText.clock(3725), "1:02:05")
         // A model a tenth of SD1.5's U-Net and a quarter of its encoder: a tenth of the steps' time, a quarter of the caching.
         let small = TrainingEstimate.seconds(plan: plan(side: 512, flip: false), steps: steps, checkpointing: false, textEncoder: false,
                                              model: (0.1, 0.25), cores: 2)
-        XCTAssertEqual(small.training, 24, accuracy: 1e-9)
+        XCTAssertEqual(small.training, 14, accuracy: 1e-9)
         XCTAssertEqual(small.caching, 6.5 / 4, accuracy: 1e-9)
+        // LoHa with LyCORIS's max norm: 1.28 × 1.07 of the LoRA step; LoKr 1.14; LoCon as kohya's LoRA.
+        let loha = TrainingEstimate.seconds(plan: plan(side: 512, flip: false), steps: steps, checkpointing: false, textEncoder: false,
+                                            network: TrainingEstimate.networkFactor(.loha, maxNorm: true), cores: 2)
+        XCTAssertEqual(loha.training, 140 * 1.28 * 1.07, accuracy: 1e-9)
+        XCTAssertEqual(loha.caching, base.caching)
+        XCTAssertEqual(TrainingEstimate.networkFactor(.lokr(factor: -1, decomposeBoth: true, fullMatrix: false), maxNorm: true), 1.14)
+        XCTAssertEqual(TrainingEstimate.networkFactor(.locon), TrainingEstimate.networkFactor(nil))
     }
 }
 

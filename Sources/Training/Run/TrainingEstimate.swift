@@ -2,10 +2,12 @@ import Foundation
 import LoRACore
 
 /// A rough time for a run before anything is loaded (`--dry-run`), from
-/// figures measured on a 2-core AVX2 EPYC (2026-12-01, SD1.5-sized model,
-/// 512², rank 32): 24 s per sample-step with U-Net modules, 31 s with
-/// gradient checkpointing, about 1 s more when the text encoder trains; a VAE
-/// encode ≈ 6.5 s per image. Scaled by image area (the attention's share
+/// figures measured on a 2-core AVX2 EPYC (`lora-bench train`, SD1.5-sized
+/// model, 512², kohya's LoRA at rank 32): 14 s per sample-step with U-Net
+/// modules, 20 s with gradient checkpointing (medians of 11.5–20 s and, on
+/// 2026-12-03 06:50, 11.8 / 16.7 s: the shared host's load moves them), about
+/// 1 s more when the text encoder trains; a VAE encode ≈ 6.5 s per image
+/// (2026-12-01). LyCORIS's networks cost more (`networkFactor`). Scaled by image area (the attention's share
 /// grows faster than the pixels: area^1.15, as lora-xyz's estimate), by
 /// cores, ×1.3 for SD2's wider attention, and by the model's size against
 /// SD1.5's: two thirds of a step (convolutions and linear layers) follow the
@@ -31,12 +33,25 @@ public enum TrainingEstimate {
         return (step, encoder > 0 ? encoder / sd15EncoderWeights : 1)
     }
 
+    /// A step's time against kohya's LoRA on the same layers, from `lora-bench train --algo` beside it (same AMD host,
+    /// 2026-12-03, pairs; Benchmarks/README.md): LoHa 1.28× (its ΔW and the factors' gradients formed at every step),
+    /// LoKr 1.14×, (IA)^3 taken as LoKr (the same folding into the weight; not measured), LoCon 1; LyCORIS's max norm on
+    /// LoHa another 1.07× (every ΔW formed again for its norm; the others' norms come from small Gram matrices).
+    public static func networkFactor(_ algorithm: LyCORISAlgorithm?, maxNorm: Bool = false) -> Double {
+        switch algorithm {
+        case .loha: return 1.28 * (maxNorm ? 1.07 : 1)
+        case .lokr, .ia3: return 1.14
+        case .locon, nil: return 1
+        }
+    }
+
+    /// `network`: `networkFactor` of the run's network.
     public static func seconds(plan: DatasetPlan, steps: StepCount, checkpointing: Bool, textEncoder: Bool, sd2: Bool = false,
-                               model: (unet: Double, encoder: Double) = (1, 1),
+                               model: (unet: Double, encoder: Double) = (1, 1), network: Double = 1,
                                cores: Int = ProcessInfo.processInfo.activeProcessorCount) -> (caching: Double, training: Double) {
         let coreScale = 2 / Double(max(1, cores)) * (sd2 ? 1.3 : 1)
         func scale(_ r: Resolution) -> Double { pow(Double(r.width * r.height) / 262_144, 1.15) * coreScale }
-        let perSample = ((checkpointing ? 31.0 : 24.0) + (textEncoder ? 1 : 0)) * model.unet, encode = 6.5 * model.encoder
+        let perSample = ((checkpointing ? 20.0 : 14.0) * network + (textEncoder ? 1 : 0)) * model.unet, encode = 6.5 * model.encoder
         var epochSeconds = 0.0, cachingSeconds = 0.0
         // Images with random_crop, color_aug or a face crop go through the VAE at every step instead of once.
         for bucket in plan.buckets {
