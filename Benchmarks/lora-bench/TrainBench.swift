@@ -80,7 +80,7 @@ struct TrainBench: ParsableCommand {
             : LoRANetwork.lycorisPlan(ModelLayout(sd.config), preset: .attnMLP, dim: dim, alpha: alpha, convDim: dim, convAlpha: alpha, textEncoder: false)
         var normals = TorchGenerator(seed: 2)
         let network = algo == "lora" ? LoRANetwork.kohya(plan: plan, uniform: uniform)
-            : LoRANetwork.lycoris(plan: plan, algorithm: algorithm, uniform: uniform, normal: { normals.randn($0) })
+            : try LoRANetwork.lycoris(plan: plan, algorithm: algorithm, uniform: uniform, normal: { normals.randn($0) })
         let tape = network.tape(for: sd)
         var generator = TorchGenerator(seed: 3)
         let latent = size / 8

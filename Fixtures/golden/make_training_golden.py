@@ -29,7 +29,8 @@ training/step_bf16.safetensors (same folder): the first step of that batch under
 training/lycoris_step.safetensors, lycoris_locon_tucker_step.safetensors, lycoris_loha_step.safetensors,
 lycoris_loha_tucker_step.safetensors, lycoris_lokr_step.safetensors, lycoris_lokr_tucker_step.safetensors,
 lycoris_lokr_norm_step.safetensors, lycoris_ia3_step.safetensors and lycoris_presets.json (same folder): LyCORIS's
-LoCon, LoHa and LoKr (each also with Tucker cores; LoKr also as the GUI's LoKr v1.1, with train_norm) and (IA)^3 through lycoris.kohya (see lycoris_step, ia3_step, lycoris_presets);
+LoCon, LoHa and LoKr (each also with Tucker cores, and with DoRA: lycoris_<algo>_dora_step.safetensors; LoKr also as
+the GUI's LoKr v1.1, with train_norm) and (IA)^3 through lycoris.kohya (see lycoris_step, ia3_step, lycoris_presets);
 lokr_layouts.json: LokrModule's split of layers at SD's real widths; lycoris_max_norm.json: its --scale_weight_norms.
 ONLY_LYCORIS=1 writes them alone.
 
@@ -330,11 +331,14 @@ def lycoris_step(folder, algo="locon", preset="full", conv_dim="1", out_name=Non
     network = create_network(1.0, dim, alpha, None, None, unet, conv_dim=conv_dim, conv_alpha=conv_alpha, algo=algo, preset=preset, **network_args)
     network.apply_to(None, unet, False, True)
     generator = torch.Generator().manual_seed(1)
+    kept = [lora for lora in network.unet_loras if gradients_of is None or any(part in lora.lora_name for part in gradients_of)]
+    # With dora_wd, LyCORIS's own start of each kept module's magnitude (its layer's row norms) before the draws replace it.
+    initial = {lora.lora_name + ".dora_scale.initial": lora.dora_scale.detach().clone() for lora in kept if hasattr(lora, "dora_scale")}
     for lora in network.unet_loras:
         for _, parameter in lora.named_parameters():  # LoCon: lora_down, lora_up
             torch.nn.init.normal_(parameter, std=0.2, generator=generator)
     tensors, loss = lycoris_batch_step(unet)
-    kept = [lora for lora in network.unet_loras if gradients_of is None or any(part in lora.lora_name for part in gradients_of)]
+    tensors.update(initial)
     # The plain LoCon golden names gradients <module>.lora_down.grad; every other one by the parameter's full name.
     plain_locon = algo == "locon" and not network_args
     for lora in kept:
@@ -804,6 +808,10 @@ def lycoris_goldens(folder):
     lycoris_step(folder, algo="locon", preset="unet-convblock-only", conv_dim="2", out_name="lycoris_locon_tucker_step.safetensors", use_tucker="True")
     lycoris_step(folder, algo="lokr", preset="unet-convblock-only", conv_dim="2", out_name="lycoris_lokr_tucker_step.safetensors", factor="-1",
                  decompose_both="False", use_tucker="True")
+    # dora_wd (the GUI's "DoRA Weight Decompose") on LoCon, LoHa and LoKr, convblock preset, some modules' gradients kept.
+    for algo, extra in [("locon", {}), ("loha", {}), ("lokr", {"factor": "-1", "decompose_both": "False"})]:
+        lycoris_step(folder, algo=algo, preset="unet-convblock-only", conv_dim="2", out_name=f"lycoris_{algo}_dora_step.safetensors", dora_wd="True",
+                     gradients_of=["down_blocks_1_", "conv_in", "up_blocks_0_resnets_1_"], **extra)
     # The GUI's "sd15 - LoKr v1.1": full matrices (dim 100000, factor 6), use_cp (no module gets a core: w2 is full),
     # train_norm (NormModules on the ResBlocks' and transformers' norms), rank_dropout_scale at rank_dropout 0.
     lycoris_step(folder, algo="lokr", out_name="lycoris_lokr_norm_step.safetensors", dim=100000, alpha=1, conv_dim="100000", conv_alpha="1",

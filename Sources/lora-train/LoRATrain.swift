@@ -442,6 +442,7 @@ struct LoRATrain: ParsableCommand {
         c.lycorisPreset = network.lycorisPreset
         c.lycorisAlgorithm = network.lycorisAlgorithm
         c.lycorisTucker = network.lycorisTucker
+        c.lycorisDoRA = network.lycorisDoRA
         c.lycorisTrainNorm = network.lycorisTrainNorm
         c.networkDropout = network.networkDropout
         c.learningRate = optimizer.learningRate

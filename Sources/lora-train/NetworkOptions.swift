@@ -19,7 +19,7 @@ struct NetworkOptions: ParsableArguments {
 
     @Option(name: [.long, .customLong("network_args")], parsing: .upToNextOption,
             help: ArgumentHelp("key=value settings: conv_dim=n conv_alpha=a (LoCon: the ResBlock convolutions too), rank_dropout=p, module_dropout=p; "
-                               + "with lycoris.kohya: algo=locon|loha|lokr|ia3 preset=full conv_dim conv_alpha module_dropout factor decompose_both use_tucker train_norm, as the kohya_ss GUI writes them.",
+                               + "with lycoris.kohya: algo=locon|loha|lokr|ia3 preset=full conv_dim conv_alpha module_dropout factor decompose_both use_tucker dora_wd train_norm, as the kohya_ss GUI writes them.",
                                valueName: "key=value"))
     var networkArgs: [String] = []
 
@@ -176,13 +176,19 @@ struct NetworkOptions: ParsableArguments {
         }
     }
 
-    /// train_norm, read as LyCORIS's str_bool reads it (anything but "false", any case, is true; the last one given counts).
-    var lycorisTrainNorm: Bool {
+    /// A LyCORIS switch read as its str_bool reads it (anything but "false", any case, is true; the last one given counts).
+    private func lycorisSwitch(_ key: String) -> Bool {
         networkArgs.reversed().lazy.compactMap { item -> String? in
             let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            return parts.count == 2 && parts[0] == "train_norm" ? parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"'")) : nil
+            return parts.count == 2 && parts[0] == key ? parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"'")) : nil
         }.first.map { $0.lowercased() != "false" } ?? false
     }
+
+    /// train_norm (kohya.py create_network reads it with str_bool).
+    var lycorisTrainNorm: Bool { lycorisSwitch("train_norm") }
+
+    /// dora_wd, LyCORIS's weight decomposition (str_bool too).
+    var lycorisDoRA: Bool { lycorisSwitch("dora_wd") }
 
     /// LyCORIS's Tucker switch (kohya.py create_network): `not disable_conv_cp or use_conv_cp or use_cp or use_tucker`
     /// over the strings as given, so the first of use_conv_cp, use_cp, use_tucker that is present decides through
@@ -240,7 +246,9 @@ struct NetworkOptions: ParsableArguments {
                 guard let v = Double(value), v == 0 else { throw ValidationError("--network-args \(key)=\(value) with lycoris.kohya is not supported (0 is)") }
             case "train_norm":
                 break   // lycorisTrainNorm
-            case "use_scalar", "dora_wd", "rs_lora", "train_t5xxl":
+            case "dora_wd":
+                break   // lycorisDoRA
+            case "use_scalar", "rs_lora", "train_t5xxl":
                 guard off(value) else { throw ValidationError("--network-args \(key)=\(value) with lycoris.kohya is not supported (False is)") }
             case "use_tucker", "use_cp", "use_conv_cp", "disable_conv_cp":
                 break   // lycorisTucker
@@ -273,6 +281,9 @@ struct NetworkOptions: ParsableArguments {
         if reportingUnused, algorithm == .loha, lycorisTucker {
             printError("note: use_tucker: LyCORIS's HadaWeightTucker.backward (lycoris_lora 3.2.0.post2) builds the Tucker modules' hada_w1_a and "
                        + "hada_w2_a gradients from the other product's core; lora-train uses the exact gradient, so its run differs from kohya's there")
+        }
+        if reportingUnused, algorithm == .ia3, lycorisDoRA {
+            printError("note: dora_wd: LyCORIS's IA3Module takes no weight decomposition, so it changes nothing (as in LyCORIS)")
         }
         if reportingUnused, algorithm == .ia3, let m = scaleWeightNorms, m > 0 {
             printError("note: --scale-weight-norms: LyCORIS's (IA)^3 modules have no max-norm rule, so it changes nothing (as in LyCORIS)")

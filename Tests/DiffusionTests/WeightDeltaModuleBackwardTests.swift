@@ -239,6 +239,56 @@ extension BackwardTests {
         }
     }
 
+    /// LyCORIS's DoRA (dora_wd): W' = m ⊙ (W + ΔW) / (‖W + ΔW‖_row + ε), around LoHa on a packed Linear's rows and
+    /// around a LoCon with a Tucker core on a stride-2 convolution; m, every factor and dx against finite differences.
+    func testDoRAAroundLoHaAndLoConWithACore() {
+        var rng = Rng(state: 25)
+        // W' − W for the rows of `base` [rows, columns].
+        func decomposed(_ base: [Double], _ delta: [Double], _ m: [Double]) -> [Double] {
+            let columns = base.count / m.count
+            var out = [Double](repeating: 0, count: base.count)
+            for o in 0..<m.count {
+                let v = (0..<columns).map { base[o * columns + $0] + delta[o * columns + $0] }
+                let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                for c in 0..<columns { out[o * columns + c] = m[o] * v[c] / (norm + Double(Float.ulpOfOne)) - base[o * columns + c] }
+            }
+            return out
+        }
+        let rank = 2, alpha: Float = 3
+        let shape = LoRAModule.Shape.linear(in: 6, out: 4)
+        let w = [rng.values(4 * rank), rng.values(rank * 6), rng.values(4 * rank), rng.values(rank * 6), rng.values(4).map { 2 + $0 }]
+        let loha = LoHaModule(name: "lora_te_x", shape: shape, rank: rank, alpha: alpha, w1a: w[0].map(Float.init), w1b: w[1].map(Float.init),
+                              w2a: w[2].map(Float.init), w2b: w[3].map(Float.init))
+        let linear = DoRAModule(loha, magnitude: w[4].map(Float.init))
+        XCTAssertEqual(linear.parameters.map(\.key).last, "lora_te_x.dora_scale")
+        XCTAssertEqual(linear.magnitude.shape, [4, 1])
+        let x = rng.values(3 * 6), r = rng.values(3 * 4)
+        checkWeightDeltaModule("DoRA LoHa linear", linear, x: x, xShape: [3, 6], outputShape: [3, 4], r: r, point: w) { x, p, base in
+            let delta = zip(self.product(p[0], p[1], 4, rank, 6), self.product(p[2], p[3], 4, rank, 6)).map { $0 * $1 * 1.5 }
+            return self.denseLoss(x, decomposed(base, delta, p[4]), shape: shape, batch: 3, r: r)
+        }
+        // LoCon with a core on a 3×3 stride-2 convolution, 3 → 4 channels: ΔW = (alpha/rank)·up·(mid ∘ down).
+        let convShape = LoRAModule.Shape.conv(in: 3, out: 4, kernel: 3, stride: 2, padding: 1)
+        let c = [rng.values(4).map { 2 + $0 }, rng.values(rank * 3), rng.values(rank * rank * 9), rng.values(4 * rank)]
+        let lora = LoRAModule(name: "lora_unet_op", shape: convShape, rank: rank, alpha: alpha, down: c[1].map(Float.init), up: c[3].map(Float.init),
+                              mid: c[2].map(Float.init))
+        let conv = DoRAModule(LoRAWeightDelta(lora), magnitude: c[0].map(Float.init))
+        XCTAssertEqual(conv.parameters.map(\.key), ["dora_scale", "lora_down.weight", "lora_mid.weight", "lora_up.weight"].map { "lora_unet_op." + $0 },
+                       "torch's order: LoCon's own Parameter before its layers'")
+        XCTAssertEqual(conv.magnitude.shape, [4, 1, 1, 1])
+        let cx = rng.values(2 * 3 * 5 * 4), cr = rng.values(2 * 4 * 3 * 2)
+        checkWeightDeltaModule("DoRA LoCon Tucker conv", conv, x: cx, xShape: [2, 3, 5, 4], outputShape: [2, 4, 3, 2], r: cr, point: c) { x, p, base in
+            var kernel = [Double](repeating: 0, count: rank * 3 * 9)
+            for k in 0..<rank { for j in 0..<rank { for ci in 0..<3 { for q in 0..<9 { kernel[(k * 3 + ci) * 9 + q] += p[2][(k * rank + j) * 9 + q] * p[1][j * 3 + ci] } } } }
+            let delta = self.product(p[3], kernel, 4, rank, 27).map { $0 * 1.5 }
+            return self.denseLoss(x, decomposed(base, delta, p[0]), shape: convShape, batch: 2, height: 5, width: 4, r: cr)
+        }
+        // Started at the frozen rows' norms with ΔW = 0, the layer is unchanged (to ε).
+        let fresh = DoRAModule(IA3Module(name: "lora_unet_y", shape: shape), magnitude: DoRAModule.rowNorms((0..<24).map { Float($0) - 11.5 }, rows: 4))
+        let base = (0..<24).map { Float($0) - 11.5 }
+        XCTAssertLessThan(fresh.delta(base: base).map(abs).max() ?? 1, 1e-5)
+    }
+
     /// (IA)^3 on the output side: ΔW = W ⊙ w along the rows, so its loss reads the frozen weight.
     func testIA3ModuleGradientsLinearAndConv() {
         var rng = Rng(state: 23)

@@ -1312,13 +1312,40 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(fromCores.status, 0, fromCores.stderr)
         XCTAssertEqual(try ModelFile.open(folder + "/t-again/t.safetensors")["lora_unet_down_blocks_0_resnets_0_conv1.lora_mid.weight"]?.shape, [2, 2, 3, 3])
 
+        // dora_wd=True (the GUI's "DoRA Weight Decompose"): each module's dora_scale [out, 1(, 1, 1)] beside its factors,
+        // trained from the layer's row norms; lora-inspect reads it, lora-merge bakes it, a resumed run ends where the
+        // uninterrupted one ends, and continuing the file without dora_wd names the switch.
+        for algo in ["locon", "loha", "lokr"] {
+            let out = folder + "/d-\(algo)", args = common + ["--network_module", "lycoris.kohya", "--network_args", "algo=\(algo)", "conv_dim=2",
+                                                             "dora_wd=True", "--max-train-steps", "2", "--output-name", "d"]
+            let run = try ToolRunner.run("lora-train", args + ["--output-dir", out, "--save-every-n-steps", "1", "--save-state"])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            let file = try ModelFile.open(out + "/d.safetensors")
+            XCTAssertEqual(file["lora_unet_down_blocks_0_resnets_0_conv1.dora_scale"]?.shape, [32, 1, 1, 1], algo)
+            XCTAssertEqual(file["lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.dora_scale"]?.shape, [32, 1], algo)
+            let inspect = try ToolRunner.run("lora-inspect", [out + "/d.safetensors"])
+            XCTAssertEqual(inspect.status, 0, inspect.stderr)
+            let merge = try ToolRunner.run("lora-merge", ["--model", folder + "/base.safetensors", "--lora", out + "/d.safetensors", "-o",
+                                                          out + "/merged.safetensors", "--quiet"])
+            XCTAssertEqual(merge.status, 0, merge.stderr)
+            let resumed = try ToolRunner.run("lora-train", args + ["--output-dir", out + "/resumed", "--resume", out + "/d-step00000001-state"])
+            XCTAssertEqual(resumed.status, 0, resumed.stderr)
+            XCTAssertEqual(try ModelFile.open(out + "/resumed/d.safetensors").metadata["sshs_model_hash"], file.metadata["sshs_model_hash"], algo)
+        }
+        let withoutDoRA = try ToolRunner.run("lora-train", common + ["--network_module", "lycoris.kohya", "--network_args", "algo=loha", "conv_dim=2",
+                                                                     "--network-weights", folder + "/d-loha/d.safetensors", "--max-train-steps", "1",
+                                                                     "--output-dir", folder + "/d-refused"])
+        XCTAssertEqual(withoutDoRA.status, 1, withoutDoRA.stderr)
+        XCTAssertTrue(withoutDoRA.stderr.contains("has a DoRA magnitude (dora_scale): train with --network-args dora_wd=True"), withoutDoRA.stderr)
+
         // "LyCORIS/iA3" as the GUI writes it: one scale per output channel, LyCORIS's keys, no alpha.
         let ia3 = try ToolRunner.run("lora-train", common + ["--network_module", "lycoris.kohya", "--network_args", "preset=full", "conv_dim=4",
-                                                             "conv_alpha=4", "train_on_input=True", "algo=ia3", "--learning-rate", "1e-2",
+                                                             "conv_alpha=4", "train_on_input=True", "algo=ia3", "dora_wd=True", "--learning-rate", "1e-2",
                                                              "--max-train-steps", "2", "--output-dir", folder + "/i", "--output-name", "i"])
         XCTAssertEqual(ia3.status, 0, ia3.stderr)
         XCTAssertTrue(ia3.stderr.contains("has no ia3 in lycoris.kohya's module table"), ia3.stderr)
         XCTAssertTrue(ia3.stderr.contains("train_on_input: lycoris.kohya's create_network does not pass it"), ia3.stderr)
+        XCTAssertTrue(ia3.stderr.contains("dora_wd: LyCORIS's IA3Module takes no weight decomposition"), ia3.stderr)
         let ifile = try ModelFile.open(folder + "/i/i.safetensors")
         XCTAssertEqual(try XCTUnwrap(ifile["lora_unet_conv_in.weight"]).shape, [1, 32, 1, 1])
         XCTAssertEqual(try XCTUnwrap(ifile["lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.weight"]).shape, [32])

@@ -70,7 +70,9 @@ final class TrainingStepTests: XCTestCase {
             }
             let error = relativeError(ours, reference)
             worst = max(worst, error)
-            XCTAssertLessThan(error, 1e-4, "\(label) gradient")
+            // A DoRA magnitude's gradient is G·V/‖V‖ per row, a dot product over the layer's whole weight gradient G whose
+            // terms largely cancel, so fp32 differences in G (summation order, ours and torch's) come out larger there (1.0e-4 seen).
+            XCTAssertLessThan(error, label.hasSuffix(".dora_scale") ? 3e-4 : 1e-4, "\(label) gradient")
         }
         return (worst, zeros)
     }
@@ -203,22 +205,37 @@ final class TrainingStepTests: XCTestCase {
         // scales of the five convolutions before that level's one-channel GroupNorms.
         // lycoris_locon_tucker_step and lycoris_lokr_tucker_step: use_tucker with LoCon (lora_mid on the 52 3×3 kernels) and
         // LoKr (lokr_t2 wherever w2 is low-rank: the same 52 at conv_dim 2, factor -1), on the same 87 modules.
-        for (algorithm, tucker, file, plan) in [(LyCORISAlgorithm.loha, false, "lycoris_loha_step", plan), (.loha, true, "lycoris_loha_tucker_step", convblocks),
-                                                (.locon, true, "lycoris_locon_tucker_step", convblocks),
-                                                (.lokr(factor: -1, decomposeBoth: true, fullMatrix: false), true, "lycoris_lokr_tucker_step", convblocks),
-                                                (.lokr(factor: -1, decomposeBoth: true, fullMatrix: false), false, "lycoris_lokr_step", plan),
-                                                (kronV11, true, "lycoris_lokr_norm_step", v11), (.ia3, false, "lycoris_ia3_step", plan)] {
+        // lycoris_<algo>_dora_step: dora_wd on the same 87 modules (LoCon, LoHa, LoKr), the gradients of some modules kept,
+        // and LyCORIS's starting magnitudes of those (its layers' row norms).
+        let kron = LyCORISAlgorithm.lokr(factor: -1, decomposeBoth: true, fullMatrix: false)
+        for (algorithm, tucker, dora, file, plan) in [(LyCORISAlgorithm.loha, false, false, "lycoris_loha_step", plan), (.loha, true, false, "lycoris_loha_tucker_step", convblocks),
+                                                      (.locon, true, false, "lycoris_locon_tucker_step", convblocks), (kron, true, false, "lycoris_lokr_tucker_step", convblocks),
+                                                      (kron, false, false, "lycoris_lokr_step", plan), (kronV11, true, false, "lycoris_lokr_norm_step", v11),
+                                                      (.ia3, false, false, "lycoris_ia3_step", plan), (.locon, false, true, "lycoris_locon_dora_step", convblocks),
+                                                      (.loha, false, true, "lycoris_loha_dora_step", convblocks), (kron, false, true, "lycoris_lokr_dora_step", convblocks)] {
             let golden = try ModelFile.open(Self.root + "/Fixtures/golden/training/\(file).safetensors")
             func tensor(_ name: String) throws -> [Float] { try XCTUnwrap(golden[name], "\(file): \(name)").floats() }
             try assertGoldenMatchesFixture(golden, model)
             let entries = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data((golden.metadata["modules"] ?? "[]").utf8)) as? [[Any]])
-            let network = LoRANetwork.lycoris(plan: plan, algorithm: algorithm, tucker: tucker, uniform: { 0.5 }, normal: { [Float](repeating: 0, count: $0) })
+            let network = try LoRANetwork.lycoris(plan: plan, algorithm: algorithm, tucker: tucker,
+                                                  dora: dora ? { (target) throws(ModelError) in try LoRANetwork.weight(of: target, in: model) } : nil,
+                                                  uniform: { 0.5 }, normal: { [Float](repeating: 0, count: $0) })
+            if dora {
+                let decomposed = network.modules.compactMap { $0 as? DoRAModule }
+                XCTAssertEqual(decomposed.count, plan.count, "\(file): every module decomposed")
+                var started = 0
+                for module in decomposed where golden[module.magnitude.key + ".initial"] != nil {
+                    XCTAssertLessThan(relativeError(module.magnitude.values, try tensor(module.magnitude.key + ".initial")), 1e-6, module.name)
+                    started += 1
+                }
+                XCTAssertGreaterThan(started, 10, "\(file): LyCORIS's starting magnitudes compared")
+            }
             if tucker, plan.count == convblocks.count {
                 let cores = network.parameters.filter { ["hada_t1", "lora_mid.weight", "lokr_t2"].contains(where: $0.key.hasSuffix) }
                 XCTAssertEqual(cores.count, 52, "\(file): Tucker cores on the 52 3×3 kernels of 87 modules")
             }
             XCTAssertEqual(network.modules.count, entries.count, file)
-            XCTAssertEqual(plan.reduce(0) { $0 + LoRANetwork.parameterCount($1.target, rank: $1.rank, algorithm: algorithm, tucker: tucker) },
+            XCTAssertEqual(plan.reduce(0) { $0 + LoRANetwork.parameterCount($1.target, rank: $1.rank, algorithm: algorithm, tucker: tucker, dora: dora) },
                            network.parameters.reduce(0) { $0 + $1.count }, "\(file): the memory check counts what the modules hold")
             let byName = Dictionary(uniqueKeysWithValues: network.modules.map { ($0.name, $0) })
             var generator = TorchGenerator(seed: 1, variant: ["AVX2", "AVX512"].contains((golden.metadata["cpu_capability"] ?? "").uppercased()) ? .avx2 : .libm)
@@ -257,6 +274,11 @@ final class TrainingStepTests: XCTestCase {
             if file == "lycoris_lokr_norm_step" {
                 XCTAssertEqual(compared.filter { $0.key.hasSuffix("_norm") }.count, 216, "every NormModule's w_norm and b_norm compared")
                 XCTAssertGreaterThan(compared.count, 216)
+            } else if dora {
+                let kept = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data((golden.metadata["gradients_of"] ?? "[]").utf8)) as? [String])
+                let expected = network.modules.filter { module in kept.contains { module.name.contains($0) } }.flatMap(\.parameters)
+                XCTAssertEqual(compared.map(\.key), expected.map(\.key), "\(file): the kept modules' gradients compared")
+                XCTAssertEqual(compared.filter { $0.key.hasSuffix(".dora_scale") }.count, network.modules.filter { module in kept.contains { module.name.contains($0) } }.count)
             } else {
                 XCTAssertEqual(compared.count, network.parameters.count, "\(file): every gradient compared")
             }
@@ -271,7 +293,7 @@ final class TrainingStepTests: XCTestCase {
             }
             let projection = try XCTUnwrap(network.modules.first { $0.name.hasSuffix("resnets_0_time_emb_proj") })
             let expectedZeros = file == "lycoris_lokr_norm_step" ? 0 : algorithm == .ia3 ? 10 : 5 * projection.parameters.count
-            XCTAssertEqual(zeros, expectedZeros, "\(file): zero gradients")
+            if !dora { XCTAssertEqual(zeros, expectedZeros, "\(file): zero gradients") }
             // module_dropout: a dropped module leaves the layer's weight alone and gets no gradient; the others train.
             let dropout = LoRADropout(neuron: nil, rank: nil, module: 0.5, seed: 11)
             tape.dropout = dropout
@@ -303,12 +325,18 @@ final class TrainingStepTests: XCTestCase {
         let plain = model.unet.forward(x, timesteps: [400], context: context)
         // With train_norm the norms' w_norm/b_norm too: samples shift γ and β as lora-xyz does from the file.
         let withNorms = LoRANetwork.lycorisPlan(ModelLayout(model.config), dim: 2, alpha: 1.5, convDim: 1, convAlpha: 0.5, trainNorm: true)
-        // With use_tucker: LoHa's hada_t1/t2, LoKr's lokr_t2 (conv_dim 1: w2 low-rank on every 3×3 kernel), LoCon's lora_mid.
-        for (index, (algorithm, plan, tucker)) in [(LyCORISAlgorithm.loha, plan, false), (.lokr(factor: -1, decomposeBoth: true, fullMatrix: false), plan, false),
-                                                   (.lokr(factor: 4, decomposeBoth: false, fullMatrix: true), plan, false), (.ia3, plan, false),
-                                                   (.loha, withNorms, false), (.loha, plan, true), (.lokr(factor: -1, decomposeBoth: true, fullMatrix: false), plan, true),
-                                                   (.locon, plan, true)].enumerated() {
-            let network = LoRANetwork.lycoris(plan: plan, algorithm: algorithm, tucker: tucker, uniform: { 0.5 }, normal: { [Float](repeating: 0, count: $0) })
+        // With use_tucker: LoHa's hada_t1/t2, LoKr's lokr_t2 (conv_dim 1: w2 low-rank on every 3×3 kernel), LoCon's lora_mid;
+        // with dora_wd: LoCon (with its cores), LoHa and LoKr inside DoRA (the text encoder's packed rows included).
+        let kron = LyCORISAlgorithm.lokr(factor: -1, decomposeBoth: true, fullMatrix: false)
+        for (index, (algorithm, plan, tucker, dora)) in [(LyCORISAlgorithm.loha, plan, false, false), (kron, plan, false, false),
+                                                         (.lokr(factor: 4, decomposeBoth: false, fullMatrix: true), plan, false, false), (.ia3, plan, false, false),
+                                                         (.loha, withNorms, false, false), (.loha, plan, true, false), (kron, plan, true, false),
+                                                         (.locon, plan, true, false), (.locon, plan, true, true), (.loha, plan, false, true),
+                                                         (kron, plan, false, true)].enumerated() {
+            let network = try LoRANetwork.lycoris(plan: plan, algorithm: algorithm, tucker: tucker,
+                                                  dora: dora ? { (target) throws(ModelError) in try LoRANetwork.weight(of: target, in: model) } : nil,
+                                                  uniform: { 0.5 }, normal: { [Float](repeating: 0, count: $0) })
+            if dora { XCTAssertEqual(network.modules.filter { $0 is DoRAModule }.count, plan.count) }
             if tucker {
                 XCTAssertGreaterThan(network.parameters.filter { ["hada_t1", "lora_mid.weight", "lokr_t2"].contains(where: $0.key.hasSuffix) }.count, 40)
             }

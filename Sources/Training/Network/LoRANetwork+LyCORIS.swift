@@ -65,27 +65,44 @@ extension LoRANetwork {
     /// `normal` N(0, 1) draws; LyCORIS's come from torch's generator, so the values differ, their distributions do not.
     /// `tucker` (LyCORIS's use_tucker): on kernels wider than 1×1, LoCon's down splits into a 1×1 down and the core
     /// lora_mid, LoHa's products get the cores hada_t1/hada_t2, LoKr's low-rank w2 the core lokr_t2 ((IA)^3 has none).
+    /// `dora` (LyCORIS's dora_wd): each LoCon, LoHa and LoKr module inside a `DoRAModule`, its magnitude started at the
+    /// row norms of the frozen weight `dora` gives for its target (LyCORIS's IA3Module and NormModule take no
+    /// decomposition).
     public static func lycoris(plan: [(target: LoRATarget, rank: Int, alpha: Float)], algorithm: LyCORISAlgorithm, tucker: Bool = false,
-                               uniform: () -> Float, normal: (Int) -> [Float]) -> LoRANetwork {
-        let modules = plan.map { entry -> any TrainedModule in
-            if entry.target.kind == .norm { return NormModule(name: entry.target.kohyaName, channels: entry.target.shape[0]) }
+                               dora: ((LoRATarget) throws(ModelError) -> [Float])? = nil,
+                               uniform: () -> Float, normal: (Int) -> [Float]) throws(ModelError) -> LoRANetwork {
+        var modules: [any TrainedModule] = []
+        for entry in plan {
+            if entry.target.kind == .norm {
+                modules.append(NormModule(name: entry.target.kohyaName, channels: entry.target.shape[0]))
+                continue
+            }
             let name = entry.target.kohyaName, shape = shape(of: entry.target)
+            let module: any WeightDeltaModule
             switch algorithm {
-            case .locon: return LoRAModule.kohyaInitialized(name: name, shape: shape, rank: entry.rank, alpha: entry.alpha, tucker: tucker, uniform: uniform)
-            case .loha: return LoHaModule.lycorisInitialized(name: name, shape: shape, rank: entry.rank, alpha: entry.alpha, tucker: tucker, normal: normal)
+            case .locon:
+                let lora = LoRAModule.kohyaInitialized(name: name, shape: shape, rank: entry.rank, alpha: entry.alpha, tucker: tucker, uniform: uniform)
+                guard dora != nil else { modules.append(lora); continue }
+                module = LoRAWeightDelta(lora)
+            case .loha: module = LoHaModule.lycorisInitialized(name: name, shape: shape, rank: entry.rank, alpha: entry.alpha, tucker: tucker, normal: normal)
             case let .lokr(factor, decomposeBoth, fullMatrix):
                 let layout = LoKrLayout(shape, rank: entry.rank, factor: factor, decomposeBoth: decomposeBoth, fullMatrix: fullMatrix, tucker: tucker)
-                return LoKrModule.lycorisInitialized(name: name, shape: shape, layout: layout, rank: entry.rank, alpha: entry.alpha, uniform: uniform)
-            case .ia3: return IA3Module(name: name, shape: shape)
+                module = LoKrModule.lycorisInitialized(name: name, shape: shape, layout: layout, rank: entry.rank, alpha: entry.alpha, uniform: uniform)
+            case .ia3:
+                modules.append(IA3Module(name: name, shape: shape))
+                continue
             }
+            guard let dora else { modules.append(module); continue }
+            modules.append(DoRAModule(module, magnitude: DoRAModule.rowNorms(try dora(entry.target), rows: shape.outputs)))
         }
         return LoRANetwork(modules: modules, targets: plan.map(\.target), maxNormRule: .lycoris)
     }
 
     /// The values a module of `algorithm` at `rank` on `target` holds.
-    public static func parameterCount(_ target: LoRATarget, rank: Int, algorithm: LyCORISAlgorithm, tucker: Bool = false) -> Int {
+    public static func parameterCount(_ target: LoRATarget, rank: Int, algorithm: LyCORISAlgorithm, tucker: Bool = false, dora: Bool = false) -> Int {
         if target.kind == .norm { return 2 * target.shape[0] }
         let shape = shape(of: target)
+        if dora && algorithm != .ia3 { return shape.outputs + parameterCount(target, rank: rank, algorithm: algorithm, tucker: tucker) }
         switch algorithm {
         case .locon:
             if tucker, case let .conv(inputs, outputs, kernel, _, _) = shape, kernel > 1 { return rank * (inputs + rank * kernel * kernel + outputs) }

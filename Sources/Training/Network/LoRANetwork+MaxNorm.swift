@@ -55,6 +55,8 @@ extension LoRANetwork {
     public static func applyLyCORISMaxNorm(_ maximum: Double, to modules: [any TrainedModule]) -> MaxNormReport {
         var scaled = 0, norms: [Double] = []
         for module in modules {
+            // DoRA leaves the rule alone: LyCORIS measures and scales ΔW before the decomposition.
+            let module = (module as? DoRAModule)?.decomposed ?? module
             let norm: Double
             let scale: (Double) -> Void
             if let lora = module as? LoRAModule {

@@ -199,12 +199,7 @@ public struct LoRANetwork: Sendable {
                 let (g, b) = scaled.shifted(gamma: gamma, beta: beta)
                 (replacements[key], replacements[biasKey]) = (g, b)
             } else if let dense = module as? any WeightDeltaModule {
-                if replacements[key] == nil {
-                    guard let base = model.bakedWeights[target.checkpointKey] ?? model.file[target.checkpointKey]?.floats() else {
-                        throw ModelError(.mismatch, "the model has no \(target.checkpointKey) for \(module.name)", file: model.path)
-                    }
-                    replacements[key] = base
-                }
+                if replacements[key] == nil { replacements[key] = try LoRANetwork.weight(of: target, in: model, rows: false) }
                 let width = dense.shape.columns, offset = (target.rows?.lowerBound ?? 0) * width
                 let delta = dense.delta(base: Array(replacements[key]![offset..<(offset + dense.shape.weightCount)]))
                 replacements[key]!.withUnsafeMutableBufferPointer { w in
@@ -213,6 +208,17 @@ public struct LoRANetwork: Sendable {
             }
         }
         return AdapterSet(lowRank: lowRank, replacements: replacements)
+    }
+
+    /// The frozen weight a target wraps, [out, in·kh·kw] (as the model will run it: merged weights first); with `rows`,
+    /// only a packed part's rows the target covers.
+    public static func weight(of target: LoRATarget, in model: StableDiffusionModel, rows: Bool = true) throws(ModelError) -> [Float] {
+        guard let weight = model.bakedWeights[target.checkpointKey] ?? model.file[target.checkpointKey]?.floats() else {
+            throw ModelError(.mismatch, "the model has no \(target.checkpointKey) for \(target.kohyaName)", file: model.path)
+        }
+        guard rows, let part = target.rows else { return weight }
+        let columns = target.shape.dropFirst().reduce(1, *)
+        return Array(weight[(part.lowerBound * columns)..<(part.upperBound * columns)])
     }
 
     /// Each module with the key the engine's layer reads its target's weight under.

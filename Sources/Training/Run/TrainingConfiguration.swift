@@ -19,6 +19,8 @@ public struct TrainingConfiguration: Sendable {
     /// LyCORIS's use_tucker (use_cp, use_conv_cp, not disable_conv_cp): Tucker cores on wider kernels (LoCon's lora_mid,
     /// LoHa's hada_t1/t2, LoKr's lokr_t2 where w2 is low-rank).
     public var lycorisTucker = false
+    /// LyCORIS's dora_wd: weight decomposition (DoRA) around LoCon, LoHa and LoKr modules (`DoRAModule`).
+    public var lycorisDoRA = false
     /// LyCORIS's train_norm: the preset's GroupNorm and LayerNorm layers trained too (NormModule).
     public var lycorisTrainNorm = false
     /// LoCon/C3Lier: `--network_args conv_dim=… conv_alpha=…` (conv_alpha default 1). LyCORIS: conv_dim defaults to

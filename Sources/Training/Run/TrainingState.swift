@@ -162,12 +162,14 @@ extension LoRATrainer {
     public func loadNetworkWeights(_ path: String, strict: Bool = true) throws(ModelError) -> (loaded: Int, missing: Int, unused: Int) {
         let file = try ModelFile.open(path)
         let ours = Set(network.parameters.map(\.key))
-        // LyCORIS's use_tucker changes a module's tensors: name the switch rather than a count that differs.
+        // LyCORIS's use_tucker and dora_wd change a module's tensors: name the switch rather than a count that differs.
+        let switched = [("lora_mid.weight", "a Tucker core", "use_tucker"), ("hada_t1", "a Tucker core", "use_tucker"), ("lokr_t2", "a Tucker core", "use_tucker"),
+                        ("dora_scale", "a DoRA magnitude", "dora_wd")]
         for module in network.modules where module.parameters.contains(where: { file[$0.key] != nil }) {
-            for core in ["lora_mid.weight", "hada_t1", "lokr_t2"] where (file[module.name + "." + core] != nil) != ours.contains(module.name + "." + core) {
-                throw ModelError(.mismatch, ours.contains(module.name + "." + core)
-                                 ? "the LoRA's \(module.name) has no Tucker core (\(core)) where use_tucker gives this network one: train without use_tucker"
-                                 : "the LoRA's \(module.name) has a Tucker core (\(core)): train with --network-args use_tucker=True", file: path, key: module.name + "." + core)
+            for (suffix, what, option) in switched where (file[module.name + "." + suffix] != nil) != ours.contains(module.name + "." + suffix) {
+                throw ModelError(.mismatch, ours.contains(module.name + "." + suffix)
+                                 ? "the LoRA's \(module.name) has no \(what.dropFirst(2)) (\(suffix)) where \(option) gives this network one: train without \(option)"
+                                 : "the LoRA's \(module.name) has \(what) (\(suffix)): train with --network-args \(option)=True", file: path, key: module.name + "." + suffix)
             }
         }
         var loaded = 0, missing = 0
