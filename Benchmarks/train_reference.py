@@ -7,11 +7,12 @@ runs per step once the latents are cached, without its data loader. Prints JSON:
 
     python3 Benchmarks/train_reference.py [--threads 2] [--steps 3] [--size 512] [--dim 32]
                                           [--gradient-checkpointing] [--precision bf16] [--algo loha|lokr [--factor F]]
-                                          [--scale-weight-norms M]
+                                          [--scale-weight-norms M] [--dora]
 
-With --algo loha or lokr the modules are LyCORIS's (lycoris.kohya.create_network, lycoris_lora 3.2.0.post2, preset
-attn-mlp: the same 192 U-Net layers; network args as the kohya_ss GUI writes them, decompose_both=False), and
---scale-weight-norms runs LyCORIS's max norm after each optimizer step as train_network.py does.
+With --algo locon, loha or lokr the modules are LyCORIS's (lycoris.kohya.create_network, lycoris_lora 3.2.0.post2,
+preset attn-mlp: the same 192 U-Net layers; network args as the kohya_ss GUI writes them, decompose_both=False),
+--scale-weight-norms runs LyCORIS's max norm after each optimizer step as train_network.py does, and --dora sets
+dora_wd=True (weight decomposition).
 """
 import argparse
 import contextlib
@@ -30,12 +31,15 @@ parser.add_argument("--dim", type=int, default=32)
 parser.add_argument("--alpha", type=float, default=16)
 parser.add_argument("--gradient-checkpointing", action="store_true")
 parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
-parser.add_argument("--algo", choices=["lora", "loha", "lokr"], default="lora")
+parser.add_argument("--algo", choices=["lora", "locon", "loha", "lokr"], default="lora")
 parser.add_argument("--factor", default="-1")
 parser.add_argument("--scale-weight-norms", type=float, default=0, help="LyCORIS's apply_max_norm_regularization after each step (loha, lokr)")
+parser.add_argument("--dora", action="store_true", help="LyCORIS's dora_wd=True (locon, loha, lokr)")
 args = parser.parse_args()
 if args.scale_weight_norms and args.algo == "lora":
     parser.error("--scale-weight-norms is measured with --algo loha or lokr (LyCORIS's rule)")
+if args.dora and args.algo == "lora":
+    parser.error("--dora is LyCORIS's: --algo locon, loha or lokr")
 torch.set_num_threads(args.threads)
 torch.manual_seed(0)
 
@@ -78,7 +82,7 @@ parameters = [p for m in modules for p in (m.lora_down.weight, m.lora_up.weight)
 if args.algo != "lora":
     from lycoris.kohya import create_network
     network = create_network(1.0, args.dim, args.alpha, None, None, unet, algo=args.algo, preset="attn-mlp", factor=args.factor,
-                             decompose_both="False")
+                             decompose_both="False", dora_wd=str(args.dora))
     network.apply_to(None, unet, False, True)
     modules = network.unet_loras
     parameters = list(network.parameters())
@@ -103,7 +107,7 @@ for _ in range(args.steps):
     times.append(time.perf_counter() - start)
 print(json.dumps({
     "torch": torch.__version__, "threads": args.threads, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-    "algo": args.algo, "modules": len(modules), "size": args.size, "dim": args.dim, "precision": args.precision,
+    "algo": args.algo, "dora": args.dora, "modules": len(modules), "size": args.size, "dim": args.dim, "precision": args.precision,
     "gradient_checkpointing": args.gradient_checkpointing, "scale_weight_norms": args.scale_weight_norms, "step_seconds": times,
     "step_seconds_median": sorted(times)[len(times) // 2], "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
 }, indent=1))

@@ -328,7 +328,7 @@ struct LoRATrain: ParsableCommand {
                                                                   model: file.map(TrainingEstimate.modelScale) ?? (1, 1),
                                                                   network: TrainingEstimate.networkFactor(
                                                                       configuration.networkModule == .lycoris ? configuration.lycorisAlgorithm : nil,
-                                                                      maxNorm: (configuration.scaleWeightNorms ?? 0) > 0))
+                                                                      maxNorm: (configuration.scaleWeightNorms ?? 0) > 0, dora: configuration.lycorisDoRA))
                 ToolRun.say("estimated time: ~\(ReportText.clock(caching)) caching latents, ~\(ReportText.clock(training)) training "
                             + "(rough: scaled from a 2-core AVX2 EPYC's SD1.5 figures by image area, model size, network and cores; the progress bar's s/it is the real one)")
                 if json {

@@ -381,6 +381,8 @@ final class TrainingEstimateTests: XCTestCase {
         XCTAssertEqual(loha.caching, base.caching)
         XCTAssertEqual(TrainingEstimate.networkFactor(.lokr(factor: -1, decomposeBoth: true, fullMatrix: false), maxNorm: true), 1.14)
         XCTAssertEqual(TrainingEstimate.networkFactor(.locon), TrainingEstimate.networkFactor(nil))
+        XCTAssertEqual(TrainingEstimate.networkFactor(.locon, dora: true), 1.19, "DoRA folds LoCon into the weight")
+        XCTAssertEqual(TrainingEstimate.networkFactor(.ia3, dora: true), 1.14, "(IA)^3 takes no DoRA")
     }
 }
 

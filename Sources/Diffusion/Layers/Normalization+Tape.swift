@@ -11,7 +11,7 @@ extension TrainingTape {
         for attachment in modules[key] ?? [] {
             guard let module = attachment.module as? NormModule else { continue }
             let skipped = dropout?.skipsModule(module.name) ?? false
-            record(key, WeightDeltaActivations(skipped: skipped))
+            record(key, FoldedModuleRecord(skipped: skipped))
             if !skipped { running.append(module) }
         }
         return running
@@ -20,7 +20,7 @@ extension TrainingTape {
     /// The NormModules on `key` that ran in the recorded pass.
     func backwardNorms(_ key: String) -> [NormModule] {
         zip(modules[key] ?? [], recorded(key)).compactMap { attachment, saved in
-            guard let module = attachment.module as? NormModule, let activations = saved as? WeightDeltaActivations, !activations.skipped else { return nil }
+            guard let module = attachment.module as? NormModule, let activations = saved as? FoldedModuleRecord, !activations.skipped else { return nil }
             return module
         }
     }
@@ -34,14 +34,22 @@ extension TrainingTape {
     }
 }
 
-extension GroupNorm {
+/// A normalization layer's affine part, γ (`weight`) and β (`bias`), which NormModules shift.
+protocol AffineNormalization {
+    var weight: [Float] { get set }
+    var bias: [Float] { get set }
+}
+
+extension AffineNormalization {
     /// This layer with the modules' offsets added to γ and β.
-    fileprivate func shifted(by norms: [NormModule]) -> GroupNorm {
+    fileprivate func shifted(by norms: [NormModule]) -> Self {
         var layer = self
         for module in norms { (layer.weight, layer.bias) = module.shifted(gamma: layer.weight, beta: layer.bias) }
         return layer
     }
+}
 
+extension GroupNorm: AffineNormalization {
     public func forward(_ x: Tensor, silu: Bool = false, tape: TrainingTape?) -> Tensor {
         guard let tape, tape.modules[key] != nil else { return forward(x, silu: silu) }
         return shifted(by: tape.forwardNorms(key)).forward(x, silu: silu)
@@ -60,13 +68,7 @@ extension GroupNorm {
     }
 }
 
-extension LayerNorm {
-    fileprivate func shifted(by norms: [NormModule]) -> LayerNorm {
-        var layer = self
-        for module in norms { (layer.weight, layer.bias) = module.shifted(gamma: layer.weight, beta: layer.bias) }
-        return layer
-    }
-
+extension LayerNorm: AffineNormalization {
     public func forward(_ x: Tensor, tape: TrainingTape?) -> Tensor {
         guard let tape, tape.modules[key] != nil else { return forward(x) }
         return shifted(by: tape.forwardNorms(key)).forward(x)

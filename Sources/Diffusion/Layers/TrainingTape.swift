@@ -86,6 +86,12 @@ private func addColumns(_ block: Tensor, into t: inout Tensor, width: Int, offse
     } }
 }
 
+/// What the tape records for a module folded into its layer's parameters (a weight-delta module, a NormModule) in a
+/// pass: whether module_dropout dropped it, so the backward leaves out the same ones.
+struct FoldedModuleRecord: Sendable {
+    let skipped: Bool
+}
+
 /// LyCORIS's LoHa, LoKr and (IA)^3 (`WeightDeltaModule`) run inside their layer, as LyCORIS's forward runs them: the layer's
 /// forward and its input gradient use W + ΣΔW (one GEMM each, not one for W and one per ΔW), and one weight gradient
 /// dyᵀ·x of the layer gives every such module its dΔW (its rows of it). LoRA modules (`SidePathModule`) add their
@@ -101,7 +107,7 @@ extension TrainingTape {
         for attachment in modules[key] ?? [] {
             if let module = attachment.module as? any WeightDeltaModule {
                 let skipped = dropout?.skipsModule(module.name) ?? false
-                record(key, WeightDeltaActivations(skipped: skipped))
+                record(key, FoldedModuleRecord(skipped: skipped))
                 if !skipped { deltas.append((module, within(rows, attachment.rows))) }
             } else if let module = attachment.module as? any SidePathModule {
                 let (out, saved) = module.forward(x, dropout: dropout)
@@ -118,7 +124,7 @@ extension TrainingTape {
         var deltas: [PlacedDelta] = [], others: [(module: any SidePathModule, rows: Range<Int>?, saved: any Sendable)] = []
         for (attachment, saved) in zip(modules[key] ?? [], recorded(key)) {
             if let module = attachment.module as? any WeightDeltaModule {
-                if let activations = saved as? WeightDeltaActivations, !activations.skipped { deltas.append((module, within(rows, attachment.rows))) }
+                if let activations = saved as? FoldedModuleRecord, !activations.skipped { deltas.append((module, within(rows, attachment.rows))) }
             } else if let module = attachment.module as? any SidePathModule {
                 others.append((module, attachment.rows, saved))
             }

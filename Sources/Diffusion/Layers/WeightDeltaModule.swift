@@ -21,11 +21,6 @@ public protocol WeightDeltaModule: TrainedModule {
     func accumulateGradients(delta gradient: UnsafeBufferPointer<Float>, base: UnsafePointer<Float>)
 }
 
-/// What the tape records for a weight-delta module in a pass: whether module_dropout dropped it.
-struct WeightDeltaActivations: Sendable {
-    let skipped: Bool
-}
-
 extension WeightDeltaModule {
     public var readsBase: Bool { false }
 

@@ -36,12 +36,15 @@ public enum TrainingEstimate {
     /// A step's time against kohya's LoRA on the same layers, from `lora-bench train --algo` beside it (same AMD host,
     /// 2026-12-03, pairs; Benchmarks/README.md): LoHa 1.28× (its ΔW and the factors' gradients formed at every step),
     /// LoKr 1.14×, (IA)^3 taken as LoKr (the same folding into the weight; not measured), LoCon 1; LyCORIS's max norm on
-    /// LoHa another 1.07× (every ΔW formed again for its norm; the others' norms come from small Gram matrices).
-    public static func networkFactor(_ algorithm: LyCORISAlgorithm?, maxNorm: Bool = false) -> Double {
+    /// LoHa another 1.07× (every ΔW formed again for its norm; the others' norms come from small Gram matrices); DoRA
+    /// another 1.19× on LoCon (folded into the weight instead of a side path) and 1.07× on LoHa and LoKr (07:30, pairs).
+    public static func networkFactor(_ algorithm: LyCORISAlgorithm?, maxNorm: Bool = false, dora: Bool = false) -> Double {
         switch algorithm {
-        case .loha: return 1.28 * (maxNorm ? 1.07 : 1)
-        case .lokr, .ia3: return 1.14
-        case .locon, nil: return 1
+        case .loha: return 1.28 * (maxNorm ? 1.07 : 1) * (dora ? 1.07 : 1)
+        case .lokr: return 1.14 * (dora ? 1.07 : 1)
+        case .ia3: return 1.14
+        case .locon: return dora ? 1.19 : 1
+        case nil: return 1
         }
     }
 
