@@ -377,9 +377,16 @@ final class BackwardTests: XCTestCase {
         let module = LoRAModule(name: "lora_unet_op", shape: .conv(in: c, out: out, kernel: 3, stride: stride, padding: 1), rank: rank, alpha: alpha,
                                 down: down.map(Float.init), up: up.map(Float.init), mid: mid.map(Float.init))
         XCTAssertEqual(module.parameters.map(\.shape), [[rank, c, 1, 1], [rank, rank, 3, 3], [out, rank, 1, 1]], "LyCORIS's order and shapes")
-        func loss(_ x: [Double], _ down: [Double], _ mid: [Double], _ up: [Double]) -> Double {
+        // The composed kernel [rank, c, 3, 3]: Σ_j mid[k, j, q]·down[j, c].
+        func compose(_ down: [Double], _ mid: [Double]) -> [Double] {
             var kernel = [Double](repeating: 0, count: rank * c * 9)
-            for k in 0..<rank { for j in 0..<rank { for ci in 0..<c { for q in 0..<9 { kernel[(k * c + ci) * 9 + q] += mid[(k * rank + j) * 9 + q] * down[j * c + ci] } } } }
+            for k in 0..<rank { for j in 0..<rank { for ci in 0..<c { for q in 0..<9 {
+                kernel[(k * c + ci) * 9 + q] += mid[(k * rank + j) * 9 + q] * down[j * c + ci]
+            } } } }
+            return kernel
+        }
+        func loss(_ x: [Double], _ down: [Double], _ mid: [Double], _ up: [Double]) -> Double {
+            let kernel = compose(down, mid)
             var total = 0.0
             for n in 0..<batch { for oy in 0..<oh { for ox in 0..<ow {
                 var hidden = [Double](repeating: 0, count: rank)
@@ -398,9 +405,7 @@ final class BackwardTests: XCTestCase {
         XCTAssertEqual(output.shape, [batch, out, oh, ow])
         XCTAssertEqual(Double(zip(output.values, r).reduce(Float(0)) { $0 + $1.0 * Float($1.1) }), loss(x, down, mid, up), accuracy: 1e-4)
         // The composed kernel is what samples and the max norm use.
-        var composed = [Double](repeating: 0, count: rank * c * 9)
-        for k in 0..<rank { for j in 0..<rank { for ci in 0..<c { for q in 0..<9 { composed[(k * c + ci) * 9 + q] += mid[(k * rank + j) * 9 + q] * down[j * c + ci] } } } }
-        XCTAssertLessThan(zip(module.composedDown, composed).map { abs(Double($0) - $1) }.max() ?? 1, 1e-5)
+        XCTAssertLessThan(zip(module.composedDown, compose(down, mid)).map { abs(Double($0) - $1) }.max() ?? 1, 1e-5)
         let dx = module.backward(saved, outputGradient: Tensor(shape: [batch, out, oh, ow], values: r.map(Float.init)))
         checkGradient("LoCon Tucker dx", analytic: dx.values, at: x) { loss($0, down, mid, up) }
         checkGradient("LoCon Tucker d down", analytic: module.down.gradient.values, at: down) { loss(x, $0, mid, up) }

@@ -58,8 +58,8 @@ public struct LoKrLayout: Sendable, Equatable {
 
 extension LoKrModule {
     /// LyCORIS's LoKr initialisation (without use_scalar): w2 zeros (full), or w2_a Kaiming-uniform and w2_b zeros
-    /// (with a Tucker core, t2 Kaiming-uniform first); then w1 (or w1_a and w1_b) Kaiming-uniform. Kaiming-uniform with
-    /// a = √5 is U(−1/√fan_in, 1/√fan_in), fan_in = a tensor's values per row. Both factors full: LyCORIS sets alpha to the rank (scale 1); an alpha of 0 means the rank.
+    /// (with a Tucker core, t2 Kaiming-uniform first); then w1 (or w1_a and w1_b) Kaiming-uniform (`kaimingUniform`).
+    /// Both factors full: LyCORIS sets alpha to the rank (scale 1); an alpha of 0 means the rank.
     static func lycorisInitialized(name: String, shape: LoRAModule.Shape, layout l: LoKrLayout, rank: Int, alpha: Float,
                                    uniform: () -> Float) -> LoKrModule {
         func kaiming(_ rows: Int, _ columns: Int) -> [Float] { kaimingUniform(rows * columns, fanIn: columns, uniform: uniform) }

@@ -3,12 +3,13 @@ import Foundation
 
 /// `--scale_weight_norms M`, after every optimizer step, by the rule of the network's code:
 /// - kohya's networks.lora (`apply_max_norm_regularization`): for each module ΔW = (alpha/rank)·up·down (a 3×3
-///   LoCon kernel composes the same way, and LyCORIS's LoCon with a core as up·(mid ∘ down)); when ‖ΔW‖_F > M both factors are multiplied by √(M/‖ΔW‖), so ΔW's
+///   LoCon kernel composes the same way); when ‖ΔW‖_F > M both factors are multiplied by √(M/‖ΔW‖), so ΔW's
 ///   norm becomes M.
 /// - LyCORIS's (lycoris/kohya.py `apply_max_norm_regularization` over each module's `apply_max_norm`, lycoris_lora
-///   3.2.0.post2): the same test and ratio M/‖ΔW‖, applied to LoCon's and LoHa's `scalar` (the factors keep their
-///   values; `ModuleScalar`), to LoKr's factor tensors by ratio^(1/n) each (n of them), and not at all to (IA)^3,
-///   which it leaves out of the report too. Its report is 0, 0, 0 when no module was scaled.
+///   3.2.0.post2): the same test and ratio M/‖ΔW‖ (a LoCon with a Tucker core: ΔW = scale·up·(mid ∘ down); DoRA's
+///   decomposition left out), applied to LoCon's and LoHa's `scalar` (the factors keep their values; `ModuleScalar`),
+///   to LoKr's factor tensors by ratio^(1/n) each (n of them), and not at all to (IA)^3, which it leaves out of the
+///   report too. Its report is 0, 0, 0 when no module was scaled.
 /// A low-rank product's norm comes from the rank×rank Gram matrices (‖U·D‖² = Σ (UᵀU) ⊙ (D·Dᵀ)), a Kronecker
 /// product's from its factors' (‖A ⊗ B‖ = ‖A‖·‖B‖); only LoHa's Hadamard product and a Tucker product are formed.
 extension LoRANetwork {

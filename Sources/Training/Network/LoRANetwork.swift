@@ -181,8 +181,9 @@ public struct LoRANetwork: Sendable {
 
     /// The modules as they are now, as run-time adapters for the inference
     /// engine (sample images during training), at `multiplier`: LoRA modules
-    /// as low-rank side paths (a Tucker core composed into down), LoHa, LoKr and (IA)^3 folded into their layer's
-    /// weight (W + multiplier·ΔW, as LyCORIS's forward runs them), norm modules into γ and β.
+    /// as low-rank side paths (a Tucker core composed into down), LoHa, LoKr,
+    /// (IA)^3 and DoRA folded into their layer's weight (W + multiplier·ΔW, as
+    /// LyCORIS's forward runs them), norm modules into γ and β.
     public func adapters(for model: StableDiffusionModel, multiplier: Float = 1) throws(ModelError) -> AdapterSet {
         var lowRank: [String: [AdapterSet.LowRank]] = [:], replacements: [String: [Float]] = [:]
         for (key, module, target) in placed(in: model) {

@@ -4,10 +4,11 @@ import LoRACore
 /// A rough time for a run before anything is loaded (`--dry-run`), from
 /// figures measured on a 2-core AVX2 EPYC (`lora-bench train`, SD1.5-sized
 /// model, 512², kohya's LoRA at rank 32): 14 s per sample-step with U-Net
-/// modules, 20 s with gradient checkpointing (medians of 11.5–20 s and, on
-/// 2026-12-03 06:50, 11.8 / 16.7 s: the shared host's load moves them), about
-/// 1 s more when the text encoder trains; a VAE encode ≈ 6.5 s per image
-/// (2026-12-01). LyCORIS's networks cost more (`networkFactor`). Scaled by image area (the attention's share
+/// modules, 20 s with gradient checkpointing (the shared host's load moves
+/// them: step medians from 11.5 to 20 s since 2026-12-02; 11.8 / 16.7 s on
+/// 2026-12-03 06:50), about 1 s more when the text encoder trains; a VAE
+/// encode ≈ 6.5 s per image (2026-12-01). LyCORIS's networks cost more
+/// (`networkFactor`). Scaled by image area (the attention's share
 /// grows faster than the pixels: area^1.15, as lora-xyz's estimate), by
 /// cores, ×1.3 for SD2's wider attention, and by the model's size against
 /// SD1.5's: two thirds of a step (convolutions and linear layers) follow the
@@ -37,7 +38,8 @@ public enum TrainingEstimate {
     /// 2026-12-03, pairs; Benchmarks/README.md): LoHa 1.28× (its ΔW and the factors' gradients formed at every step),
     /// LoKr 1.14×, (IA)^3 taken as LoKr (the same folding into the weight; not measured), LoCon 1; LyCORIS's max norm on
     /// LoHa another 1.07× (every ΔW formed again for its norm; the others' norms come from small Gram matrices); DoRA
-    /// another 1.19× on LoCon (folded into the weight instead of a side path) and 1.07× on LoHa and LoKr (07:30, pairs).
+    /// another 1.19× on LoCon (folded into the weight instead of a side path) and 1.07× on LoHa (07:30, pairs; LoKr
+    /// taken as LoHa, not measured).
     public static func networkFactor(_ algorithm: LyCORISAlgorithm?, maxNorm: Bool = false, dora: Bool = false) -> Double {
         switch algorithm {
         case .loha: return 1.28 * (maxNorm ? 1.07 : 1) * (dora ? 1.07 : 1)
