@@ -371,6 +371,30 @@ final class TrainingStepTests: XCTestCase {
         }
     }
 
+    /// dora_wd on SD2, whose text encoder packs q, k and v into one in_proj_weight: each module's magnitude starts at the
+    /// row norms of its own rows of the frozen weight (LyCORIS's modules wrap the separate q_proj/k_proj/v_proj kohya
+    /// converts them to), and the U-Net's at their layers'.
+    func testDoRAMagnitudesStartAtTheirRowsOfPackedSD2Weights() throws {
+        let path = Self.folder + "/sd2_engine.safetensors"
+        try FileManager.default.createDirectory(atPath: Self.folder, withIntermediateDirectories: true)
+        if !FileManager.default.fileExists(atPath: path) { try XCTUnwrap(FixtureSet.items.first { $0.name == "sd2_engine.safetensors" }).write(path) }
+        let model = try StableDiffusionModel(checkpoint: path, tokenizer: try BPETokenizer.load(Self.root + "/Fixtures/tokenizer/clip_bpe_merges.txt.gz"))
+        let plan = LoRANetwork.lycorisPlan(ModelLayout(model.config), dim: 2, alpha: 1, convDim: 1, convAlpha: 1)
+        let network = try LoRANetwork.lycoris(plan: plan, algorithm: .loha, dora: { (target) throws(ModelError) in try LoRANetwork.weight(of: target, in: model) },
+                                              uniform: { 0.5 }, normal: { [Float](repeating: 0.1, count: $0) })
+        var packed = 0
+        for (module, target) in zip(network.modules, network.targets) {
+            let dora = try XCTUnwrap(module as? DoRAModule, module.name)
+            let weight = try XCTUnwrap(model.file[target.checkpointKey], target.checkpointKey).floats()
+            let columns = target.shape.dropFirst().reduce(1, *), rows = target.rows ?? 0..<target.shape[0]
+            let expected = rows.map { o in (0..<columns).reduce(0.0) { $0 + Double(weight[o * columns + $1]) * Double(weight[o * columns + $1]) }.squareRoot() }
+            XCTAssertEqual(dora.magnitude.count, rows.count, module.name)
+            XCTAssertLessThan(zip(dora.magnitude.values, expected).map { abs(Double($0) - $1) / max($1, 1e-6) }.max() ?? 1, 1e-6, module.name)
+            if target.rows != nil { packed += 1 }
+        }
+        XCTAssertGreaterThan(packed, 5, "the text encoder's packed q, k and v")
+    }
+
     /// LokrModule's split of layers at SD1/SD2's real widths (lokr_layouts.json) for the kohya_ss GUI's LoKr settings
     /// (dim 64 factor -1, dim 100000 factor 6, small ranks, full_matrix, alpha 0): the same tensors in the same order
     /// and shapes, the same saved alpha and scale; and the memory estimate counts what the module holds.
