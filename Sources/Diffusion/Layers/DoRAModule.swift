@@ -1,3 +1,4 @@
+import LinearAlgebra
 import LoRACore
 
 /// LyCORIS's weight decomposition (`dora_wd=True`; `apply_weight_decompose` in lycoris/modules/locon.py, loha.py,
@@ -34,7 +35,7 @@ public struct DoRAModule: WeightDeltaModule {
     /// ‖W‖ of each row of a weight [rows, columns].
     public static func rowNorms(_ weight: [Float], rows: Int) -> [Float] {
         let columns = weight.count / rows
-        return (0..<rows).map { o in Float((weight[(o * columns)..<((o + 1) * columns)].reduce(0.0) { $0 + Double($1) * Double($1) }).squareRoot()) }
+        return weight.withUnsafeBufferPointer { w in (0..<rows).map { norm(w.baseAddress! + $0 * columns, columns) } }
     }
 
     /// V = W + ΔW [out, columns].
@@ -84,8 +85,6 @@ public struct DoRAModule: WeightDeltaModule {
 
     /// ‖row‖, summed in double.
     private static func norm(_ row: UnsafePointer<Float>, _ count: Int) -> Float {
-        var sum = 0.0
-        for c in 0..<count { sum += Double(row[c]) * Double(row[c]) }
-        return Float(sum.squareRoot())
+        Float(LinearAlgebra.sumOfSquares(UnsafeBufferPointer(start: row, count: count)).squareRoot())
     }
 }

@@ -16,21 +16,35 @@ public struct LoRAWeightDelta: WeightDeltaModule {
     public var fileScalars: [(suffix: String, value: Float)] { lora.fileScalars }
     public var lycorisScalar: (scalar: ModuleScalar, savedInto: Parameter)? { lora.lycorisScalar }
 
-    private var factors: (up: Matrix, down: Matrix) {
-        (Matrix(rows: shape.outputs, cols: lora.rank, values: lora.up.values), Matrix(rows: lora.rank, cols: shape.columns, values: lora.composedDown))
-    }
-
     public func addDelta(into weight: UnsafeMutablePointer<Float>, base: UnsafePointer<Float>) {
-        let (up, down) = factors, s = lora.effectiveScale
-        let delta = LinearAlgebra.multiply(up, down)
-        for i in delta.values.indices { weight[i] += s * delta.values[i] }
+        let (out, rank, columns) = (shape.outputs, lora.rank, shape.columns), down = lora.composedDown
+        // W += s·up·D in one GEMM (beta 1), up [out, rank], D [rank, columns].
+        lora.up.values.withUnsafeBufferPointer { up in down.withUnsafeBufferPointer { d in
+            LinearAlgebra.gemmAccumulate(m: out, n: columns, k: rank, alpha: lora.effectiveScale, a: up.baseAddress!, lda: rank, transposeA: false,
+                                         b: d.baseAddress!, ldb: columns, transposeB: false, c: weight, ldc: columns)
+        } }
     }
 
     public func accumulateGradients(delta gradient: UnsafeBufferPointer<Float>, base: UnsafePointer<Float>) {
-        let (up, down) = factors, s = lora.effectiveScale
-        let g = Matrix(rows: shape.outputs, cols: shape.columns, values: gradient.map { $0 * s })
-        lora.up.gradient.add(LinearAlgebra.multiply(g, down, transposeB: true))
-        let dDown = LinearAlgebra.multiply(up, g, transposeA: true)
-        if let mid = lora.mid { WeightFactor.accumulateCore(dDown, core: mid, b: lora.down) } else { lora.down.gradient.add(dDown) }
+        let (out, rank, columns) = (shape.outputs, lora.rank, shape.columns), s = lora.effectiveScale, down = lora.composedDown
+        let g = gradient.baseAddress!
+        // ∂up += s·G·Dᵀ [out, rank]; ∂D = s·upᵀ·G [rank, columns], into down's gradient or through the core.
+        down.withUnsafeBufferPointer { d in lora.up.gradient.withPointer { dUp in
+            LinearAlgebra.gemmAccumulate(m: out, n: rank, k: columns, alpha: s, a: g, lda: columns, transposeA: false,
+                                         b: d.baseAddress!, ldb: columns, transposeB: true, c: dUp, ldc: rank)
+        } }
+        func downGradient(into target: UnsafeMutablePointer<Float>) {
+            lora.up.values.withUnsafeBufferPointer { up in
+                LinearAlgebra.gemmAccumulate(m: rank, n: columns, k: out, alpha: s, a: up.baseAddress!, lda: rank, transposeA: true,
+                                             b: g, ldb: columns, transposeB: false, c: target, ldc: columns)
+            }
+        }
+        guard let mid = lora.mid else {
+            lora.down.gradient.withPointer { downGradient(into: $0) }
+            return
+        }
+        var dComposed = Matrix(zeros: rank, columns)
+        dComposed.values.withUnsafeMutableBufferPointer { downGradient(into: $0.baseAddress!) }
+        WeightFactor.accumulateCore(dComposed, core: mid, b: lora.down)
     }
 }
