@@ -29,8 +29,8 @@ training/step_bf16.safetensors (same folder): the first step of that batch under
 training/lycoris_step.safetensors, lycoris_locon_tucker_step.safetensors, lycoris_loha_step.safetensors,
 lycoris_loha_tucker_step.safetensors, lycoris_lokr_step.safetensors, lycoris_lokr_tucker_step.safetensors,
 lycoris_lokr_norm_step.safetensors, lycoris_ia3_step.safetensors and lycoris_presets.json (same folder): LyCORIS's
-LoCon, LoHa and LoKr (each also with Tucker cores, and with DoRA: lycoris_<algo>_dora_step.safetensors; LoKr also as
-the GUI's LoKr v1.1, with train_norm) and (IA)^3 through lycoris.kohya (see lycoris_step, ia3_step, lycoris_presets);
+LoCon, LoHa and LoKr (each also with Tucker cores, with DoRA: lycoris_<algo>_dora_step.safetensors, and with a trained
+scalar: lycoris_<algo>_scalar_step.safetensors; LoKr also as the GUI's LoKr v1.1, with train_norm) and (IA)^3 through lycoris.kohya (see lycoris_step, ia3_step, lycoris_presets);
 lokr_layouts.json: LokrModule's split of layers at SD's real widths; lycoris_max_norm.json: its --scale_weight_norms.
 ONLY_LYCORIS=1 writes them alone.
 
@@ -811,6 +811,10 @@ def lycoris_goldens(folder):
     # dora_wd (the GUI's "DoRA Weight Decompose") on LoCon, LoHa and LoKr, convblock preset, some modules' gradients kept.
     for algo, extra in [("locon", {}), ("loha", {}), ("lokr", {"factor": "-1", "decompose_both": "False"})]:
         lycoris_step(folder, algo=algo, preset="unet-convblock-only", conv_dim="2", out_name=f"lycoris_{algo}_dora_step.safetensors", dora_wd="True",
+                     gradients_of=["down_blocks_1_", "conv_in", "up_blocks_0_resnets_1_"], **extra)
+    # use_scalar (the GUI's "Use Scalar"): each module's scalar trained, its factors all drawn (here, as every golden's are).
+    for algo, extra in [("locon", {}), ("loha", {}), ("lokr", {"factor": "-1", "decompose_both": "False"})]:
+        lycoris_step(folder, algo=algo, preset="unet-convblock-only", conv_dim="2", out_name=f"lycoris_{algo}_scalar_step.safetensors", use_scalar="True",
                      gradients_of=["down_blocks_1_", "conv_in", "up_blocks_0_resnets_1_"], **extra)
     # The GUI's "sd15 - LoKr v1.1": full matrices (dim 100000, factor 6), use_cp (no module gets a core: w2 is full),
     # train_norm (NormModules on the ResBlocks' and transformers' norms), rank_dropout_scale at rank_dropout 0.

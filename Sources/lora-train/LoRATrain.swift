@@ -443,6 +443,7 @@ struct LoRATrain: ParsableCommand {
         c.lycorisAlgorithm = network.lycorisAlgorithm
         c.lycorisTucker = network.lycorisTucker
         c.lycorisDoRA = network.lycorisDoRA
+        c.lycorisTrainedScalar = network.lycorisTrainedScalar
         c.lycorisTrainNorm = network.lycorisTrainNorm
         c.networkDropout = network.networkDropout
         c.learningRate = optimizer.learningRate

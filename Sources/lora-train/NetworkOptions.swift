@@ -19,7 +19,7 @@ struct NetworkOptions: ParsableArguments {
 
     @Option(name: [.long, .customLong("network_args")], parsing: .upToNextOption,
             help: ArgumentHelp("key=value settings: conv_dim=n conv_alpha=a (LoCon: the ResBlock convolutions too), rank_dropout=p, module_dropout=p; "
-                               + "with lycoris.kohya: algo=locon|loha|lokr|ia3 preset=full conv_dim conv_alpha module_dropout factor decompose_both use_tucker dora_wd train_norm, as the kohya_ss GUI writes them.",
+                               + "with lycoris.kohya: algo=locon|loha|lokr|ia3 preset=full conv_dim conv_alpha module_dropout factor decompose_both use_tucker dora_wd use_scalar train_norm, as the kohya_ss GUI writes them.",
                                valueName: "key=value"))
     var networkArgs: [String] = []
 
@@ -190,6 +190,9 @@ struct NetworkOptions: ParsableArguments {
     /// dora_wd, LyCORIS's weight decomposition (str_bool too).
     var lycorisDoRA: Bool { lycorisSwitch("dora_wd") }
 
+    /// use_scalar, LyCORIS's trained per-module scalar (str_bool too).
+    var lycorisTrainedScalar: Bool { lycorisSwitch("use_scalar") }
+
     /// LyCORIS's Tucker switch (kohya.py create_network): `not disable_conv_cp or use_conv_cp or use_cp or use_tucker`
     /// over the strings as given, so the first of use_conv_cp, use_cp, use_tucker that is present decides through
     /// str_bool (use_cp=False before use_tucker=True means no Tucker), and disable_conv_cp= (empty) turns it on.
@@ -246,9 +249,9 @@ struct NetworkOptions: ParsableArguments {
                 guard let v = Double(value), v == 0 else { throw ValidationError("--network-args \(key)=\(value) with lycoris.kohya is not supported (0 is)") }
             case "train_norm":
                 break   // lycorisTrainNorm
-            case "dora_wd":
-                break   // lycorisDoRA
-            case "use_scalar", "rs_lora", "train_t5xxl":
+            case "dora_wd", "use_scalar":
+                break   // lycorisDoRA, lycorisTrainedScalar
+            case "rs_lora", "train_t5xxl":
                 guard off(value) else { throw ValidationError("--network-args \(key)=\(value) with lycoris.kohya is not supported (False is)") }
             case "use_tucker", "use_cp", "use_conv_cp", "disable_conv_cp":
                 break   // lycorisTucker
@@ -284,6 +287,9 @@ struct NetworkOptions: ParsableArguments {
         }
         if reportingUnused, algorithm == .ia3, lycorisDoRA {
             printError("note: dora_wd: LyCORIS's IA3Module takes no weight decomposition, so it changes nothing (as in LyCORIS)")
+        }
+        if reportingUnused, algorithm == .ia3, lycorisTrainedScalar {
+            printError("note: use_scalar: LyCORIS's IA3Module has no scalar, so it changes nothing (as in LyCORIS)")
         }
         if reportingUnused, algorithm == .ia3, let m = scaleWeightNorms, m > 0 {
             printError("note: --scale-weight-norms: LyCORIS's (IA)^3 modules have no max-norm rule, so it changes nothing (as in LyCORIS)")

@@ -289,6 +289,58 @@ extension BackwardTests {
         XCTAssertLessThan(fresh.delta(base: base).map(abs).max() ?? 1, 1e-5)
     }
 
+    /// LyCORIS's use_scalar: the scalar on ΔW is trained, for LoHa (after its factors), LoKr (after its factors; its
+    /// gradients carry the scalar) and LoCon (a side path: the scalar before its layers), against finite differences.
+    func testTrainedScalars() {
+        var rng = Rng(state: 26)
+        let rank = 2, shape = LoRAModule.Shape.linear(in: 6, out: 4)
+        let h = [rng.values(4 * rank), rng.values(rank * 6), rng.values(4 * rank), rng.values(rank * 6), [0.7]]
+        let loha = LoHaModule(name: "lora_unet_x", shape: shape, rank: rank, alpha: 3, w1a: h[0].map(Float.init), w1b: h[1].map(Float.init),
+                              w2a: h[2].map(Float.init), w2b: h[3].map(Float.init), scalar: ModuleScalar(trainedAs: "lora_unet_x", value: 0.7))
+        XCTAssertEqual(loha.parameters.map(\.key).last, "lora_unet_x.scalar")
+        let x = rng.values(3 * 6), r = rng.values(3 * 4)
+        checkWeightDeltaModule("LoHa trained scalar", loha, x: x, xShape: [3, 6], outputShape: [3, 4], r: r, point: h) { x, p, _ in
+            let delta = zip(self.product(p[0], p[1], 4, rank, 6), self.product(p[2], p[3], 4, rank, 6)).map { $0 * $1 * 1.5 * p[4][0] }
+            return self.denseLoss(x, delta, shape: shape, batch: 3, r: r)
+        }
+        // LoKr 6 → 4 (a = 2, c = 2; b = 2, d = 3): w1 full, w2 low-rank, alpha 3 (scale 1.5), scalar −0.4.
+        let k = [rng.values(2 * 2), rng.values(2 * rank), rng.values(rank * 3), [-0.4]]
+        let lokr = LoKrModule(name: "lora_unet_y", shape: shape, rank: rank, alpha: 3,
+                              w1: .full(Parameter(key: "lora_unet_y.lokr_w1", shape: [2, 2], values: k[0].map(Float.init))),
+                              w2: .lowRank(Parameter(key: "lora_unet_y.lokr_w2_a", shape: [2, rank], values: k[1].map(Float.init)),
+                                           Parameter(key: "lora_unet_y.lokr_w2_b", shape: [rank, 3], values: k[2].map(Float.init))),
+                              scalar: ModuleScalar(trainedAs: "lora_unet_y", value: -0.4))
+        XCTAssertEqual(lokr.lycorisScalar?.savedInto.key, "lora_unet_y.lokr_w1", "saved folded into w1, as LyCORIS saves it")
+        checkWeightDeltaModule("LoKr trained scalar", lokr, x: x, xShape: [3, 6], outputShape: [3, 4], r: r, point: k) { x, p, _ in
+            let w2 = self.product(p[1], p[2], 2, rank, 3)
+            var delta = [Double](repeating: 0, count: 24)
+            for i in 0..<2 { for pp in 0..<2 { for j in 0..<2 { for e in 0..<3 {
+                delta[(i * 2 + pp) * 6 + j * 3 + e] = 1.5 * p[3][0] * p[0][i * 2 + j] * w2[pp * 3 + e]
+            } } } }
+            return self.denseLoss(x, delta, shape: shape, batch: 3, r: r)
+        }
+        // LoCon as a side path: y = multiplier·scale·scalar·up(down(x)), multiplier 0.5, scale 1.5.
+        let c = [[0.3], rng.values(rank * 6), rng.values(4 * rank)]
+        var locon = LoRAModule(name: "lora_unet_z", shape: shape, rank: rank, alpha: 3, down: c[1].map(Float.init), up: c[2].map(Float.init),
+                               scalar: ModuleScalar(trainedAs: "lora_unet_z", value: 0.3))
+        locon.multiplier = 0.5
+        XCTAssertEqual(locon.parameters.map(\.key), ["lora_unet_z.scalar", "lora_unet_z.lora_down.weight", "lora_unet_z.lora_up.weight"])
+        func loss(_ x: [Double], _ p: [[Double]]) -> Double {
+            let delta = self.product(p[2], p[1], 4, rank, 6).map { $0 * 0.5 * 1.5 * p[0][0] }
+            return self.denseLoss(x, delta, shape: shape, batch: 3, r: r)
+        }
+        let (_, saved) = locon.forward(Tensor(shape: [3, 6], values: x.map(Float.init)))
+        let dx = locon.backward(saved, outputGradient: Tensor(shape: [3, 4], values: r.map(Float.init)))
+        checkGradient("LoCon trained scalar dx", analytic: dx.values, at: x) { loss($0, c) }
+        for (index, parameter) in locon.parameters.enumerated() {
+            checkGradient("LoCon trained scalar d \(parameter.key)", analytic: parameter.gradient.values, at: c[index]) { values in
+                var p = c
+                p[index] = values
+                return loss(x, p)
+            }
+        }
+    }
+
     /// (IA)^3 on the output side: ΔW = W ⊙ w along the rows, so its loss reads the frozen weight.
     func testIA3ModuleGradientsLinearAndConv() {
         var rng = Rng(state: 23)

@@ -1332,6 +1332,24 @@ final class TrainCLITests: XCTestCase {
             XCTAssertEqual(resumed.status, 0, resumed.stderr)
             XCTAssertEqual(try ModelFile.open(out + "/resumed/d.safetensors").metadata["sshs_model_hash"], file.metadata["sshs_model_hash"], algo)
         }
+        // use_scalar=True (the GUI's "Use Scalar"): the trained scalars live in the state, folded into lora_up / hada_w1_a /
+        // lokr_w1 in the file (which holds no `.scalar`, as LyCORIS's); a resumed run ends where the uninterrupted one ends,
+        // and the file continues with --network-weights (its scalars restart at 1, as LyCORIS's load hook sets them).
+        for algo in ["locon", "loha", "lokr"] {
+            let out = folder + "/s-\(algo)", args = common + ["--network_module", "lycoris.kohya", "--network_args", "algo=\(algo)", "conv_dim=2",
+                                                             "use_scalar=True", "--max-train-steps", "2", "--output-name", "s"]
+            let run = try ToolRunner.run("lora-train", args + ["--output-dir", out, "--save-every-n-steps", "1", "--save-state"])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            let file = try ModelFile.open(out + "/s.safetensors")
+            XCTAssertFalse(file.tensors.contains { $0.name.hasSuffix(".scalar") }, algo)
+            XCTAssertEqual(try ModelFile.open(out + "/s-step00000001-state/network.safetensors")["lora_unet_conv_in.scalar"]?.shape, [], algo)
+            let resumed = try ToolRunner.run("lora-train", args + ["--output-dir", out + "/resumed", "--resume", out + "/s-step00000001-state"])
+            XCTAssertEqual(resumed.status, 0, resumed.stderr)
+            XCTAssertEqual(try ModelFile.open(out + "/resumed/s.safetensors").metadata["sshs_model_hash"], file.metadata["sshs_model_hash"], algo)
+            let more = try ToolRunner.run("lora-train", args + ["--output-dir", out + "/more", "--network-weights", out + "/s.safetensors"])
+            XCTAssertEqual(more.status, 0, more.stderr)
+            XCTAssertFalse(more.stderr.contains("tensors of this network are not in"), "the scalars are not missing: \(more.stderr)")
+        }
         let withoutDoRA = try ToolRunner.run("lora-train", common + ["--network_module", "lycoris.kohya", "--network_args", "algo=loha", "conv_dim=2",
                                                                      "--network-weights", folder + "/d-loha/d.safetensors", "--max-train-steps", "1",
                                                                      "--output-dir", folder + "/d-refused"])

@@ -207,19 +207,25 @@ final class TrainingStepTests: XCTestCase {
         // LoKr (lokr_t2 wherever w2 is low-rank: the same 52 at conv_dim 2, factor -1), on the same 87 modules.
         // lycoris_<algo>_dora_step: dora_wd on the same 87 modules (LoCon, LoHa, LoKr), the gradients of some modules kept,
         // and LyCORIS's starting magnitudes of those (its layers' row norms).
+        // lycoris_<algo>_scalar_step: use_scalar, each module's scalar trained (LoCon's before its layers, LoHa's and LoKr's last).
         let kron = LyCORISAlgorithm.lokr(factor: -1, decomposeBoth: true, fullMatrix: false)
-        for (algorithm, tucker, dora, file, plan) in [(LyCORISAlgorithm.loha, false, false, "lycoris_loha_step", plan), (.loha, true, false, "lycoris_loha_tucker_step", convblocks),
-                                                      (.locon, true, false, "lycoris_locon_tucker_step", convblocks), (kron, true, false, "lycoris_lokr_tucker_step", convblocks),
-                                                      (kron, false, false, "lycoris_lokr_step", plan), (kronV11, true, false, "lycoris_lokr_norm_step", v11),
-                                                      (.ia3, false, false, "lycoris_ia3_step", plan), (.locon, false, true, "lycoris_locon_dora_step", convblocks),
-                                                      (.loha, false, true, "lycoris_loha_dora_step", convblocks), (kron, false, true, "lycoris_lokr_dora_step", convblocks)] {
+        typealias Case = (algorithm: LyCORISAlgorithm, tucker: Bool, dora: Bool, scalar: Bool, file: String, plan: [(target: LoRATarget, rank: Int, alpha: Float)])
+        let cases: [Case] = [(.loha, false, false, false, "lycoris_loha_step", plan), (.loha, true, false, false, "lycoris_loha_tucker_step", convblocks),
+                             (.locon, true, false, false, "lycoris_locon_tucker_step", convblocks), (kron, true, false, false, "lycoris_lokr_tucker_step", convblocks),
+                             (kron, false, false, false, "lycoris_lokr_step", plan), (kronV11, true, false, false, "lycoris_lokr_norm_step", v11),
+                             (.ia3, false, false, false, "lycoris_ia3_step", plan), (.locon, false, true, false, "lycoris_locon_dora_step", convblocks),
+                             (.loha, false, true, false, "lycoris_loha_dora_step", convblocks), (kron, false, true, false, "lycoris_lokr_dora_step", convblocks),
+                             (.locon, false, false, true, "lycoris_locon_scalar_step", convblocks), (.loha, false, false, true, "lycoris_loha_scalar_step", convblocks),
+                             (kron, false, false, true, "lycoris_lokr_scalar_step", convblocks)]
+        for (algorithm, tucker, dora, scalar, file, plan) in cases {
             let golden = try ModelFile.open(Self.root + "/Fixtures/golden/training/\(file).safetensors")
             func tensor(_ name: String) throws -> [Float] { try XCTUnwrap(golden[name], "\(file): \(name)").floats() }
             try assertGoldenMatchesFixture(golden, model)
             let entries = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data((golden.metadata["modules"] ?? "[]").utf8)) as? [[Any]])
-            let network = try LoRANetwork.lycoris(plan: plan, algorithm: algorithm, tucker: tucker,
+            let network = try LoRANetwork.lycoris(plan: plan, algorithm: algorithm, tucker: tucker, trainedScalar: scalar,
                                                   dora: dora ? { (target) throws(ModelError) in try LoRANetwork.weight(of: target, in: model) } : nil,
                                                   uniform: { 0.5 }, normal: { [Float](repeating: 0, count: $0) })
+            if scalar { XCTAssertEqual(network.parameters.filter { $0.key.hasSuffix(".scalar") && $0.shape == [] }.count, plan.count, file) }
             if dora {
                 let decomposed = network.modules.compactMap { $0 as? DoRAModule }
                 XCTAssertEqual(decomposed.count, plan.count, "\(file): every module decomposed")
@@ -235,7 +241,8 @@ final class TrainingStepTests: XCTestCase {
                 XCTAssertEqual(cores.count, 52, "\(file): Tucker cores on the 52 3×3 kernels of 87 modules")
             }
             XCTAssertEqual(network.modules.count, entries.count, file)
-            XCTAssertEqual(plan.reduce(0) { $0 + LoRANetwork.parameterCount($1.target, rank: $1.rank, algorithm: algorithm, tucker: tucker, dora: dora) },
+            XCTAssertEqual(plan.reduce(0) { $0 + LoRANetwork.parameterCount($1.target, rank: $1.rank, algorithm: algorithm, tucker: tucker, dora: dora,
+                                                                            trainedScalar: scalar) },
                            network.parameters.reduce(0) { $0 + $1.count }, "\(file): the memory check counts what the modules hold")
             let byName = Dictionary(uniqueKeysWithValues: network.modules.map { ($0.name, $0) })
             var generator = TorchGenerator(seed: 1, variant: ["AVX2", "AVX512"].contains((golden.metadata["cpu_capability"] ?? "").uppercased()) ? .avx2 : .libm)
@@ -274,11 +281,12 @@ final class TrainingStepTests: XCTestCase {
             if file == "lycoris_lokr_norm_step" {
                 XCTAssertEqual(compared.filter { $0.key.hasSuffix("_norm") }.count, 216, "every NormModule's w_norm and b_norm compared")
                 XCTAssertGreaterThan(compared.count, 216)
-            } else if dora {
+            } else if dora || scalar {
                 let kept = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data((golden.metadata["gradients_of"] ?? "[]").utf8)) as? [String])
                 let expected = network.modules.filter { module in kept.contains { module.name.contains($0) } }.flatMap(\.parameters)
                 XCTAssertEqual(compared.map(\.key), expected.map(\.key), "\(file): the kept modules' gradients compared")
-                XCTAssertEqual(compared.filter { $0.key.hasSuffix(".dora_scale") }.count, network.modules.filter { module in kept.contains { module.name.contains($0) } }.count)
+                XCTAssertEqual(compared.filter { $0.key.hasSuffix(dora ? ".dora_scale" : ".scalar") }.count,
+                               network.modules.filter { module in kept.contains { module.name.contains($0) } }.count)
             } else {
                 XCTAssertEqual(compared.count, network.parameters.count, "\(file): every gradient compared")
             }
@@ -293,7 +301,7 @@ final class TrainingStepTests: XCTestCase {
             }
             let projection = try XCTUnwrap(network.modules.first { $0.name.hasSuffix("resnets_0_time_emb_proj") })
             let expectedZeros = file == "lycoris_lokr_norm_step" ? 0 : algorithm == .ia3 ? 10 : 5 * projection.parameters.count
-            if !dora { XCTAssertEqual(zeros, expectedZeros, "\(file): zero gradients") }
+            if !dora && !scalar { XCTAssertEqual(zeros, expectedZeros, "\(file): zero gradients") }
             // module_dropout: a dropped module leaves the layer's weight alone and gets no gradient; the others train.
             let dropout = LoRADropout(neuron: nil, rank: nil, module: 0.5, seed: 11)
             tape.dropout = dropout
@@ -393,6 +401,18 @@ final class TrainingStepTests: XCTestCase {
             if target.rows != nil { packed += 1 }
         }
         XCTAssertGreaterThan(packed, 5, "the text encoder's packed q, k and v")
+
+        // With use_scalar too, torch's order (LyCORIS 3.2.0.post2's named_parameters with weight_decompose and use_scalar):
+        // LoConModule [dora_scale, scalar, lora_down.weight, lora_up.weight], LohaModule/LokrModule [factors…, dora_scale, scalar].
+        let linear = try XCTUnwrap(plan.first { $0.target.kind == .linear && $0.target.component == .unet })
+        for (algorithm, expected) in [(LyCORISAlgorithm.locon, ["dora_scale", "scalar", "lora_down.weight", "lora_up.weight"]),
+                                      (.loha, ["hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "dora_scale", "scalar"]),
+                                      (.lokr(factor: -1, decomposeBoth: false, fullMatrix: true), ["lokr_w1", "lokr_w2", "dora_scale", "scalar"])] {
+            let both = try LoRANetwork.lycoris(plan: [linear], algorithm: algorithm, trainedScalar: true,
+                                               dora: { (target) throws(ModelError) in try LoRANetwork.weight(of: target, in: model) },
+                                               uniform: { 0.5 }, normal: { [Float](repeating: 0.1, count: $0) })
+            XCTAssertEqual(both.parameters.map(\.key), expected.map { linear.target.kohyaName + "." + $0 }, algorithm.name)
+        }
     }
 
     /// LokrModule's split of layers at SD1/SD2's real widths (lokr_layouts.json) for the kohya_ss GUI's LoKr settings

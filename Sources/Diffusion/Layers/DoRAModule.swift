@@ -17,9 +17,14 @@ public struct DoRAModule: WeightDeltaModule {
     public var name: String { inner.name }
     public var shape: LoRAModule.Shape { inner.shape }
     public var readsBase: Bool { true }
-    /// torch's named_parameters order: a module's own Parameters before its submodules', so LoCon's dora_scale comes
-    /// before lora_down/lora_up (nn.Conv2d/nn.Linear submodules) and LoHa's and LoKr's after their factors.
-    public var parameters: [Parameter] { inner is LoRAWeightDelta ? [magnitude] + inner.parameters : inner.parameters + [magnitude] }
+    /// torch's named_parameters order: a module's own Parameters (dora_scale, then use_scalar's scalar) before its
+    /// submodules', so LoCon's come before lora_down/lora_up (nn.Conv2d/nn.Linear submodules), LoHa's and LoKr's after
+    /// their factors.
+    public var parameters: [Parameter] {
+        if inner is LoRAWeightDelta { return [magnitude] + inner.parameters }
+        guard let trained = inner.lycorisScalar?.scalar.parameter else { return inner.parameters + [magnitude] }
+        return inner.parameters.filter { $0 !== trained } + [magnitude, trained]
+    }
     public var fileScalars: [(suffix: String, value: Float)] { inner.fileScalars }
     public var lycorisScalar: (scalar: ModuleScalar, savedInto: Parameter)? { inner.lycorisScalar }
     /// The module LyCORIS's max norm reads (it measures ΔW alone): the wrapped LoRA for LoCon, else the wrapped module.

@@ -8,7 +8,7 @@ import LoRACore
 /// same for P2. Keys: `<name>.hada_w1_a`, `.hada_w1_b`, `.hada_w2_a`, `.hada_w2_b` (`.hada_t1`, `.hada_t2`), `.alpha`
 /// (lora-merge's LoHaDelta reads them). The products' gradients (as LyCORIS's HadaWeight backward; each factor's
 /// from them as `WeightFactor` says, exact through a core where LyCORIS's HadaWeightTucker is not):
-///   dP1 = scale·scalar · dΔW ⊙ P2        dP2 = scale·scalar · dΔW ⊙ P1
+///   dP1 = scale·scalar · dΔW ⊙ P2        dP2 = scale·scalar · dΔW ⊙ P1        (use_scalar) dscalar = scale · Σ dΔW ⊙ P1 ⊙ P2
 public struct LoHaModule: WeightDeltaModule {
     public let name: String
     public let shape: LoRAModule.Shape
@@ -17,8 +17,8 @@ public struct LoHaModule: WeightDeltaModule {
     public let w1a: Parameter, w1b: Parameter, w2a: Parameter, w2b: Parameter
     /// The Tucker cores, [rank, rank, kh, kw] (nil without Tucker).
     public let t1: Parameter?, t2: Parameter?
-    /// LyCORIS's scalar, moved by its max-norm rule: ΔW and the gradients carry scale·scalar.
-    public let scalar = ModuleScalar()
+    /// LyCORIS's scalar, moved by its max-norm rule (trained with use_scalar): ΔW and the gradients carry scale·scalar.
+    public let scalar: ModuleScalar
 
     public var scale: Float { alpha / Float(rank) }
     public var lycorisScalar: (scalar: ModuleScalar, savedInto: Parameter)? { (scalar, w1a) }
@@ -26,11 +26,12 @@ public struct LoHaModule: WeightDeltaModule {
     /// LyCORIS's registration order.
     public var parameters: [Parameter] {
         let (f1, f2) = factors
-        return f1.parameters + f2.parameters
+        return f1.parameters + f2.parameters + scalar.parameters
     }
 
-    public init(name: String, shape: LoRAModule.Shape, rank: Int, alpha: Float, w1a: [Float], w1b: [Float], w2a: [Float], w2b: [Float]) {
-        (self.name, self.shape, self.rank, self.alpha) = (name, shape, rank, alpha)
+    public init(name: String, shape: LoRAModule.Shape, rank: Int, alpha: Float, w1a: [Float], w1b: [Float], w2a: [Float], w2b: [Float],
+                scalar: ModuleScalar = ModuleScalar()) {
+        (self.name, self.shape, self.rank, self.alpha, self.scalar) = (name, shape, rank, alpha, scalar)
         let (out, columns) = (shape.outputs, shape.columns)
         self.w1a = Parameter(key: name + ".hada_w1_a", shape: [out, rank], values: w1a)
         self.w1b = Parameter(key: name + ".hada_w1_b", shape: [rank, columns], values: w1b)
@@ -41,9 +42,9 @@ public struct LoHaModule: WeightDeltaModule {
 
     /// With Tucker cores: a convolution's module, t1/t2 [rank, rank, kh, kw], w?_a [rank, out], w?_b [rank, in].
     public init(name: String, shape: LoRAModule.Shape, rank: Int, alpha: Float,
-                tucker: (t1: [Float], w1a: [Float], w1b: [Float], t2: [Float], w2a: [Float], w2b: [Float])) {
+                tucker: (t1: [Float], w1a: [Float], w1b: [Float], t2: [Float], w2a: [Float], w2b: [Float]), scalar: ModuleScalar = ModuleScalar()) {
         guard case let .conv(inputs, outputs, kernel, _, _) = shape else { preconditionFailure("\(name): Tucker cores are for convolutions") }
-        (self.name, self.shape, self.rank, self.alpha) = (name, shape, rank, alpha)
+        (self.name, self.shape, self.rank, self.alpha, self.scalar) = (name, shape, rank, alpha, scalar)
         t1 = Parameter(key: name + ".hada_t1", shape: [rank, rank, kernel, kernel], values: tucker.t1)
         w1a = Parameter(key: name + ".hada_w1_a", shape: [rank, outputs], values: tucker.w1a)
         w1b = Parameter(key: name + ".hada_w1_b", shape: [rank, inputs], values: tucker.w1b)
@@ -94,5 +95,11 @@ public struct LoHaModule: WeightDeltaModule {
         let (f1, f2) = factors
         f1.accumulate(d1)
         f2.accumulate(d2)
+        if let trained = scalar.parameter {
+            // ∂scalar = scale · Σ dΔW ⊙ P1 ⊙ P2.
+            var sum = 0.0
+            for i in 0..<gradient.count { sum += Double(gradient[i]) * Double(p1.values[i]) * Double(p2.values[i]) }
+            trained.gradient.withPointer { $0[0] += Float(sum * Double(scale)) }
+        }
     }
 }

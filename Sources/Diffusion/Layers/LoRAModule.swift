@@ -25,16 +25,16 @@ public struct LoRAModule: SidePathModule {
     public let up: Parameter
     /// LyCORIS's Tucker core (nil without use_tucker).
     public let mid: Parameter?
-    /// LyCORIS's scalar (only its max-norm rule moves it; kohya's scales the factors): ΔW = scalar·scale·up·down.
-    public let scalar = ModuleScalar()
+    /// LyCORIS's scalar (its max-norm rule moves it, kohya's scales the factors; use_scalar trains it): ΔW = scalar·scale·up·down.
+    public let scalar: ModuleScalar
 
     public var scale: Float { alpha / Float(rank) }
     /// scale·scalar, what the forward and backward multiply by.
     public var effectiveScale: Float { scale * scalar.value }
     public var lycorisScalar: (scalar: ModuleScalar, savedInto: Parameter)? { (scalar, up) }
     public var fileScalars: [(suffix: String, value: Float)] { [("alpha", alpha)] }
-    /// kohya's and LyCORIS's registration order.
-    public var parameters: [Parameter] { [down] + (mid.map { [$0] } ?? []) + [up] }
+    /// kohya's and LyCORIS's registration order (a trained scalar, the module's own Parameter, before its layers').
+    public var parameters: [Parameter] { scalar.parameters + [down] + (mid.map { [$0] } ?? []) + [up] }
 
     /// down as one kernel [rank, in·kh·kw]: with a core, mid ∘ down (`WeightFactor.coreProduct`), so ΔW = scale·up·composedDown.
     public var composedDown: [Float] {
@@ -57,9 +57,11 @@ public struct LoRAModule: SidePathModule {
         public var midInput: Tensor? = nil
     }
 
-    /// `mid`: LyCORIS's Tucker core for a convolution (down then a 1×1 kernel).
-    public init(name: String, shape: Shape, rank: Int, alpha: Float, down: [Float], up: [Float], mid: [Float]? = nil) {
+    /// `mid`: LyCORIS's Tucker core for a convolution (down then a 1×1 kernel). `scalar`: LyCORIS's (a trained one with use_scalar).
+    public init(name: String, shape: Shape, rank: Int, alpha: Float, down: [Float], up: [Float], mid: [Float]? = nil,
+                scalar: ModuleScalar = ModuleScalar()) {
         self.name = name
+        self.scalar = scalar
         self.shape = shape
         self.rank = rank
         self.alpha = alpha
@@ -140,6 +142,13 @@ public struct LoRAModule: SidePathModule {
         for i in scaled.values.indices { scaled.values[i] *= factor }
         var dHidden = upLayer.backward(input: saved.hidden, outputGradient: scaled, weightGradient: up.gradient)
         if let mask = saved.mask { for i in dHidden.values.indices { dHidden.values[i] *= mask[i] } }
+        if let trained = scalar.parameter {
+            // ∂scalar = Σ dy ⊙ (multiplier·scale·up(hidden)): up's output again (a rank-wide GEMM) rather than kept.
+            let unscaled = upLayer.forward(saved.hidden), factor = Double(multiplier * scale * saved.outputFactor)
+            var sum = 0.0
+            for i in unscaled.values.indices { sum += Double(dy.values[i]) * Double(unscaled.values[i]) }
+            trained.gradient.withPointer { $0[0] += Float(sum * factor) }
+        }
         if let midLayer, let mid, let midInput = saved.midInput {
             dHidden = midLayer.backward(input: midInput, outputGradient: dHidden, weightGradient: mid.gradient)
         }

@@ -22,13 +22,30 @@ extension TrainedModule {
     public var lycorisScalar: (scalar: ModuleScalar, savedInto: Parameter)? { nil }
 }
 
-/// LyCORIS's `scalar` buffer (lycoris/modules/locon.py, loha.py; lycoris_lora 3.2.0.post2): a factor on the module's
-/// ΔW, 1 until `--scale_weight_norms` shrinks it in place of the trained factors (which keep their values and optimizer
-/// state, so their later gradients carry it). Files hold it multiplied into one factor (`lora_up`, `hada_w1_a`), as
+/// LyCORIS's `scalar` (lycoris/modules/locon.py, loha.py, lokr.py; lycoris_lora 3.2.0.post2): a factor on the module's
+/// ΔW. A buffer at 1 until `--scale_weight_norms` shrinks it in place of the trained factors (which keep their values
+/// and optimizer state, so their later gradients carry it); with use_scalar a trained Parameter `<name>.scalar`
+/// starting at 0 (`parameter`). Files hold it multiplied into one factor (`lora_up`, `hada_w1_a`, `lokr_w1`), as
 /// LyCORIS's custom_state_dict writes them. A reference: the network's modules and a tape's copies share it.
 public final class ModuleScalar: @unchecked Sendable {
-    public var value: Float
-    public init(_ value: Float = 1) { self.value = value }
+    /// use_scalar's trained scalar (shape [], as torch.tensor(0.0)); nil for the buffer.
+    public let parameter: Parameter?
+    private var buffer: Float
+
+    public var value: Float {
+        get { parameter?.values[0] ?? buffer }
+        set { if let parameter { parameter.values[0] = newValue } else { buffer = newValue } }
+    }
+
+    public init(_ value: Float = 1) { (parameter, buffer) = (nil, value) }
+
+    /// use_scalar: trained, under `<name>.scalar`, from `value` (LyCORIS starts it at 0).
+    public init(trainedAs name: String, value: Float = 0) {
+        (parameter, buffer) = (Parameter(key: name + ".scalar", shape: [], values: [value]), 0)
+    }
+
+    /// The trained scalar as a parameter list (empty for the buffer).
+    var parameters: [Parameter] { parameter.map { [$0] } ?? [] }
 }
 
 /// A module whose output is added to its layer's: y = layer(x) + module(x).

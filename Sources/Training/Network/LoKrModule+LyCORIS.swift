@@ -59,28 +59,31 @@ public struct LoKrLayout: Sendable, Equatable {
 extension LoKrModule {
     /// LyCORIS's LoKr initialisation (without use_scalar): w2 zeros (full), or w2_a Kaiming-uniform and w2_b zeros
     /// (with a Tucker core, t2 Kaiming-uniform first); then w1 (or w1_a and w1_b) Kaiming-uniform (`kaimingUniform`).
-    /// Both factors full: LyCORIS sets alpha to the rank (scale 1); an alpha of 0 means the rank.
-    static func lycorisInitialized(name: String, shape: LoRAModule.Shape, layout l: LoKrLayout, rank: Int, alpha: Float,
+    /// Both factors full: LyCORIS sets alpha to the rank (scale 1); an alpha of 0 means the rank. `trainedScalar`
+    /// (use_scalar): a trained scalar from 0, and w2 (or w2_b) Kaiming-uniform instead of zeros.
+    static func lycorisInitialized(name: String, shape: LoRAModule.Shape, layout l: LoKrLayout, rank: Int, alpha: Float, trainedScalar: Bool = false,
                                    uniform: () -> Float) -> LoKrModule {
         func kaiming(_ rows: Int, _ columns: Int) -> [Float] { kaimingUniform(rows * columns, fanIn: columns, uniform: uniform) }
+        func zerosUnlessScalar(_ rows: Int, _ columns: Int) -> [Float] { trainedScalar ? kaiming(rows, columns) : [Float](repeating: 0, count: rows * columns) }
         let kernel: [Int] = { if case let .conv(_, _, k, _, _) = shape { return [k, k] } else { return [] } }()
         let w2: WeightFactor
         if l.tuckerW2 {
             let core = rank * l.area
             w2 = .tucker(core: Parameter(key: name + ".lokr_t2", shape: [rank, rank] + kernel, values: kaiming(rank, core)),
                          a: Parameter(key: name + ".lokr_w2_a", shape: [rank, l.b], values: kaiming(rank, l.b)),
-                         b: Parameter(key: name + ".lokr_w2_b", shape: [rank, l.d], values: [Float](repeating: 0, count: rank * l.d)))
+                         b: Parameter(key: name + ".lokr_w2_b", shape: [rank, l.d], values: zerosUnlessScalar(rank, l.d)))
         } else if l.lowRankW2 {
             w2 = .lowRank(Parameter(key: name + ".lokr_w2_a", shape: [l.b, rank], values: kaiming(l.b, rank)),
-                          Parameter(key: name + ".lokr_w2_b", shape: [rank, l.d * l.area], values: [Float](repeating: 0, count: rank * l.d * l.area)))
+                          Parameter(key: name + ".lokr_w2_b", shape: [rank, l.d * l.area], values: zerosUnlessScalar(rank, l.d * l.area)))
         } else {
-            w2 = .full(Parameter(key: name + ".lokr_w2", shape: [l.b, l.d] + kernel, values: [Float](repeating: 0, count: l.b * l.d * l.area)))
+            w2 = .full(Parameter(key: name + ".lokr_w2", shape: [l.b, l.d] + kernel, values: zerosUnlessScalar(l.b, l.d * l.area)))
         }
         let w1: WeightFactor = l.lowRankW1
             ? .lowRank(Parameter(key: name + ".lokr_w1_a", shape: [l.a, rank], values: kaiming(l.a, rank)),
                        Parameter(key: name + ".lokr_w1_b", shape: [rank, l.c], values: kaiming(rank, l.c)))
             : .full(Parameter(key: name + ".lokr_w1", shape: [l.a, l.c], values: kaiming(l.a, l.c)))
         let moduleAlpha = !l.lowRankW1 && !l.lowRankW2 || alpha == 0 ? Float(rank) : alpha
-        return LoKrModule(name: name, shape: shape, rank: rank, alpha: moduleAlpha, w1: w1, w2: w2)
+        return LoKrModule(name: name, shape: shape, rank: rank, alpha: moduleAlpha, w1: w1, w2: w2,
+                          scalar: trainedScalar ? ModuleScalar(trainedAs: name) : ModuleScalar())
     }
 }

@@ -5,20 +5,22 @@ extension LoRAModule {
     /// U(−1/√fan_in, 1/√fan_in); up zeros, so training starts at the base model.
     /// (Values from `uniform`, a source of U(0, 1) draws; kohya's come from torch's generator.)
     /// `tucker` (LyCORIS's LoCon with use_tucker, on a kernel wider than 1×1): down a 1×1 kernel, then the core
-    /// lora_mid [rank, rank, kh, kw], Kaiming-uniform as well (LoConModule.__init__).
-    public static func kohyaInitialized(name: String, shape: Shape, rank: Int, alpha: Float, tucker: Bool = false, uniform: () -> Float) -> LoRAModule {
+    /// lora_mid [rank, rank, kh, kw], Kaiming-uniform as well (LoConModule.__init__). `trainedScalar` (LyCORIS's
+    /// use_scalar): a trained scalar from 0, and up Kaiming-uniform instead of zeros (ΔW still starts at 0).
+    public static func kohyaInitialized(name: String, shape: Shape, rank: Int, alpha: Float, tucker: Bool = false, trainedScalar: Bool = false,
+                                        uniform: () -> Float) -> LoRAModule {
         func kaiming(_ count: Int, fanIn: Int) -> [Float] { kaimingUniform(count, fanIn: fanIn, uniform: uniform) }
-        if tucker, case let .conv(inputs, outputs, kernel, _, _) = shape, kernel > 1 {
-            let down = kaiming(rank * inputs, fanIn: inputs), mid = kaiming(rank * rank * kernel * kernel, fanIn: rank * kernel * kernel)
-            return LoRAModule(name: name, shape: shape, rank: rank, alpha: alpha, down: down, up: [Float](repeating: 0, count: outputs * rank), mid: mid)
+        let scalar = trainedScalar ? ModuleScalar(trainedAs: name) : ModuleScalar()
+        var down: [Float], mid: [Float]? = nil
+        if tucker, case let .conv(inputs, _, kernel, _, _) = shape, kernel > 1 {
+            down = kaiming(rank * inputs, fanIn: inputs)
+            mid = kaiming(rank * rank * kernel * kernel, fanIn: rank * kernel * kernel)
+        } else {
+            let fanIn = shape.columns
+            down = kaiming(rank * fanIn, fanIn: fanIn)
         }
-        let fanIn: Int, outputs: Int
-        switch shape {
-        case let .linear(inputs, out): (fanIn, outputs) = (inputs, out)
-        case let .conv(inputs, out, kernel, _, _): (fanIn, outputs) = (inputs * kernel * kernel, out)
-        }
-        let down = kaiming(rank * fanIn, fanIn: fanIn)
-        return LoRAModule(name: name, shape: shape, rank: rank, alpha: alpha, down: down, up: [Float](repeating: 0, count: outputs * rank))
+        let up = trainedScalar ? kaiming(shape.outputs * rank, fanIn: rank) : [Float](repeating: 0, count: shape.outputs * rank)
+        return LoRAModule(name: name, shape: shape, rank: rank, alpha: alpha, down: down, up: up, mid: mid, scalar: scalar)
     }
 }
 

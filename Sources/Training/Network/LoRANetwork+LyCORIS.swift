@@ -68,8 +68,10 @@ extension LoRANetwork {
     /// `dora` (LyCORIS's dora_wd): each LoCon, LoHa and LoKr module inside a `DoRAModule`, its magnitude started at the
     /// row norms of the frozen weight `dora` gives for its target (LyCORIS's IA3Module and NormModule take no
     /// decomposition).
+    /// `trainedScalar` (use_scalar): LoCon's, LoHa's and LoKr's scalar trained from 0, with the factors that start at
+    /// zero otherwise drawn instead.
     public static func lycoris(plan: [(target: LoRATarget, rank: Int, alpha: Float)], algorithm: LyCORISAlgorithm, tucker: Bool = false,
-                               dora: ((LoRATarget) throws(ModelError) -> [Float])? = nil,
+                               trainedScalar: Bool = false, dora: ((LoRATarget) throws(ModelError) -> [Float])? = nil,
                                uniform: () -> Float, normal: (Int) -> [Float]) throws(ModelError) -> LoRANetwork {
         var modules: [any TrainedModule] = []
         for entry in plan {
@@ -81,13 +83,17 @@ extension LoRANetwork {
             let module: any WeightDeltaModule
             switch algorithm {
             case .locon:
-                let lora = LoRAModule.kohyaInitialized(name: name, shape: shape, rank: entry.rank, alpha: entry.alpha, tucker: tucker, uniform: uniform)
+                let lora = LoRAModule.kohyaInitialized(name: name, shape: shape, rank: entry.rank, alpha: entry.alpha, tucker: tucker,
+                                                       trainedScalar: trainedScalar, uniform: uniform)
                 guard dora != nil else { modules.append(lora); continue }
                 module = LoRAWeightDelta(lora)
-            case .loha: module = LoHaModule.lycorisInitialized(name: name, shape: shape, rank: entry.rank, alpha: entry.alpha, tucker: tucker, normal: normal)
+            case .loha:
+                module = LoHaModule.lycorisInitialized(name: name, shape: shape, rank: entry.rank, alpha: entry.alpha, tucker: tucker,
+                                                       trainedScalar: trainedScalar, normal: normal)
             case let .lokr(factor, decomposeBoth, fullMatrix):
                 let layout = LoKrLayout(shape, rank: entry.rank, factor: factor, decomposeBoth: decomposeBoth, fullMatrix: fullMatrix, tucker: tucker)
-                module = LoKrModule.lycorisInitialized(name: name, shape: shape, layout: layout, rank: entry.rank, alpha: entry.alpha, uniform: uniform)
+                module = LoKrModule.lycorisInitialized(name: name, shape: shape, layout: layout, rank: entry.rank, alpha: entry.alpha,
+                                                       trainedScalar: trainedScalar, uniform: uniform)
             case .ia3:
                 modules.append(IA3Module(name: name, shape: shape))
                 continue
@@ -99,10 +105,13 @@ extension LoRANetwork {
     }
 
     /// The values a module of `algorithm` at `rank` on `target` holds.
-    public static func parameterCount(_ target: LoRATarget, rank: Int, algorithm: LyCORISAlgorithm, tucker: Bool = false, dora: Bool = false) -> Int {
+    public static func parameterCount(_ target: LoRATarget, rank: Int, algorithm: LyCORISAlgorithm, tucker: Bool = false, dora: Bool = false,
+                                      trainedScalar: Bool = false) -> Int {
         if target.kind == .norm { return 2 * target.shape[0] }
         let shape = shape(of: target)
-        if dora && algorithm != .ia3 { return shape.outputs + parameterCount(target, rank: rank, algorithm: algorithm, tucker: tucker) }
+        if (dora || trainedScalar) && algorithm != .ia3 {
+            return (dora ? shape.outputs : 0) + (trainedScalar ? 1 : 0) + parameterCount(target, rank: rank, algorithm: algorithm, tucker: tucker)
+        }
         switch algorithm {
         case .locon:
             if tucker, case let .conv(inputs, outputs, kernel, _, _) = shape, kernel > 1 { return rank * (inputs + rank * kernel * kernel + outputs) }

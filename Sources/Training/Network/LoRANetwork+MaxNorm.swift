@@ -67,7 +67,7 @@ extension LoRANetwork {
                 norm = (loha.delta().reduce(0.0) { $0 + Double($1) * Double($1) }).squareRoot()
                 scale = { loha.scalar.value = Float(Double(loha.scalar.value) * $0) }
             } else if let lokr = module as? LoKrModule {
-                let tensors = lokr.parameters
+                let tensors = lokr.w1.parameters + lokr.w2.parameters   // not a trained scalar: LyCORIS scales the factors
                 norm = Double(lokr.scale) * factorNorm(lokr.w1) * factorNorm(lokr.w2)
                 scale = { ratio in
                     let factor = Float(pow(ratio, 1 / Double(tensors.count)))

@@ -147,7 +147,8 @@ public struct LoRANetwork: Sendable {
     /// the factors as the optimizer holds them and the scalars apart).
     public func fileTensors(multiplyingScalars: Bool = true) -> [KohyaLoRAWriter.NamedTensor] {
         modules.flatMap { module in
-            module.parameters.map { p in
+            // A trained scalar (use_scalar) is folded like the buffer, so the file holds no `.scalar` (LyCORIS's neither).
+            module.parameters.filter { !multiplyingScalars || $0 !== module.lycorisScalar?.scalar.parameter }.map { p in
                 var values = p.values
                 if multiplyingScalars, let (scalar, target) = module.lycorisScalar, target === p, scalar.value != 1 {
                     for i in values.indices { values[i] *= scalar.value }

@@ -112,8 +112,10 @@ public final class LoRATrainer {
         }
         let algorithm = c.networkModule == .lycoris ? c.lycorisAlgorithm : .locon
         let tucker = c.networkModule == .lycoris && c.lycorisTucker
-        let dora = c.networkModule == .lycoris && c.lycorisDoRA
-        let parameters = modules.reduce(0) { $0 + LoRANetwork.parameterCount($1.target, rank: $1.rank, algorithm: algorithm, tucker: tucker, dora: dora) }
+        let dora = c.networkModule == .lycoris && c.lycorisDoRA, trainedScalar = c.networkModule == .lycoris && c.lycorisTrainedScalar
+        let parameters = modules.reduce(0) {
+            $0 + LoRANetwork.parameterCount($1.target, rank: $1.rank, algorithm: algorithm, tucker: tucker, dora: dora, trainedScalar: trainedScalar)
+        }
         let needed = Double(parameters) * 16, memory = Double(ProcessInfo.processInfo.physicalMemory)
         if needed > memory / 2 {
             throw ModelError(.mismatch, "the network (--network-dim \(configuration.networkDim)"
@@ -122,7 +124,7 @@ public final class LoRATrainer {
                              + "\(ReportText.byteSize(Int(memory))); choose a smaller rank")
         }
         network = c.networkModule == .lycoris
-            ? try LoRANetwork.lycoris(plan: modules, algorithm: algorithm, tucker: tucker,
+            ? try LoRANetwork.lycoris(plan: modules, algorithm: algorithm, tucker: tucker, trainedScalar: trainedScalar,
                                       dora: dora ? { (target) throws(ModelError) in try LoRANetwork.weight(of: target, in: model) } : nil,
                                       uniform: { Float(random.uniform()) }, normal: { random.normal($0) })
             : LoRANetwork.kohya(plan: modules, uniform: { Float(random.uniform()) })

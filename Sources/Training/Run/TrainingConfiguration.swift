@@ -21,6 +21,8 @@ public struct TrainingConfiguration: Sendable {
     public var lycorisTucker = false
     /// LyCORIS's dora_wd: weight decomposition (DoRA) around LoCon, LoHa and LoKr modules (`DoRAModule`).
     public var lycorisDoRA = false
+    /// LyCORIS's use_scalar: each LoCon, LoHa and LoKr module's scalar trained from 0 (`ModuleScalar(trainedAs:)`).
+    public var lycorisTrainedScalar = false
     /// LyCORIS's train_norm: the preset's GroupNorm and LayerNorm layers trained too (NormModule).
     public var lycorisTrainNorm = false
     /// LoCon/C3Lier: `--network_args conv_dim=… conv_alpha=…` (conv_alpha default 1). LyCORIS: conv_dim defaults to

@@ -90,7 +90,10 @@ extension LoRATrainer {
             throw error
         }
         var scalars: [String: Float] = [:]
-        for module in network.modules { if let (scalar, _) = module.lycorisScalar, scalar.value != 1 { scalars[module.name] = scalar.value } }
+        // A trained scalar is a parameter of network.safetensors instead.
+        for module in network.modules {
+            if let (scalar, _) = module.lycorisScalar, scalar.parameter == nil, scalar.value != 1 { scalars[module.name] = scalar.value }
+        }
         let file = TrainingState.File(current_epoch: position.epoch, current_step: position.step,
                                       lora_tools: .init(position: position, random: random.generator.snapshot, recentLosses: recentLosses,
                                                         settings: TrainingState.settings(self), scalars: scalars.isEmpty ? nil : scalars))
@@ -129,14 +132,16 @@ extension LoRATrainer {
         try loadNetworkWeights((folder as NSString).appendingPathComponent("network.safetensors"))
         let scalars = file.lora_tools.scalars ?? [:]
         for module in network.modules {
-            guard let (scalar, _) = module.lycorisScalar else { continue }
+            guard let (scalar, _) = module.lycorisScalar, scalar.parameter == nil else { continue }
             let value = scalars[module.name] ?? 1
             guard value.isFinite, value > 0 else {
                 throw ModelError(.invalid, "the scalar of \(module.name) is \(value), not a positive number", file: jsonPath, key: module.name)
             }
             scalar.value = value
         }
-        if let unknown = scalars.keys.sorted().first(where: { name in !network.modules.contains { $0.name == name && $0.lycorisScalar != nil } }) {
+        if let unknown = scalars.keys.sorted().first(where: { name in
+            !network.modules.contains { $0.name == name && $0.lycorisScalar != nil && $0.lycorisScalar?.scalar.parameter == nil }
+        }) {
             throw ModelError(.mismatch, "the state has a scalar for \(unknown), a module this network does not scale", file: jsonPath, key: unknown)
         }
         let optimizerFile = try ModelFile.open((folder as NSString).appendingPathComponent("optimizer.safetensors"))
@@ -173,8 +178,11 @@ extension LoRATrainer {
             }
         }
         var loaded = 0, missing = 0
+        let trainedScalars = Set(network.modules.compactMap { $0.lycorisScalar?.scalar.parameter.map { ObjectIdentifier($0) } })
         for p in network.parameters {
             guard let tensor = file[p.key] else {
+                // A LoRA file holds use_scalar's scalar folded into a factor: it restarts at 1 (LyCORIS's load_weight_hook).
+                if !strict && trainedScalars.contains(ObjectIdentifier(p)) { p.values = [1]; continue }
                 if !strict { missing += 1; continue }
                 throw ModelError(.mismatch, "the LoRA has no \(p.key): it was trained with other modules (dim, conv_dim, text encoder)", file: path)
             }
