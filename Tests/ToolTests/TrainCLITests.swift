@@ -1312,15 +1312,24 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(fromCores.status, 0, fromCores.stderr)
         XCTAssertEqual(try ModelFile.open(folder + "/t-again/t.safetensors")["lora_unet_down_blocks_0_resnets_0_conv1.lora_mid.weight"]?.shape, [2, 2, 3, 3])
 
+        /// Two steps of `algo` with a LyCORIS switch, a state saved after the first, and a run resumed from it that must end
+        /// on the same file (`sshs_model_hash`): the file, its folder and the arguments.
+        func trainedAndResumed(_ algo: String, _ switch: String, name: String) throws -> (file: ModelFile, out: String, args: [String]) {
+            let out = folder + "/\(name)-\(algo)", args = common + ["--network_module", "lycoris.kohya", "--network_args", "algo=\(algo)", "conv_dim=2",
+                                                                   `switch`, "--max-train-steps", "2", "--output-name", name]
+            let run = try ToolRunner.run("lora-train", args + ["--output-dir", out, "--save-every-n-steps", "1", "--save-state"])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            let file = try ModelFile.open(out + "/\(name).safetensors")
+            let resumed = try ToolRunner.run("lora-train", args + ["--output-dir", out + "/resumed", "--resume", out + "/\(name)-step00000001-state"])
+            XCTAssertEqual(resumed.status, 0, resumed.stderr)
+            XCTAssertEqual(try ModelFile.open(out + "/resumed/\(name).safetensors").metadata["sshs_model_hash"], file.metadata["sshs_model_hash"], algo)
+            return (file, out, args)
+        }
         // dora_wd=True (the GUI's "DoRA Weight Decompose"): each module's dora_scale [out, 1(, 1, 1)] beside its factors,
         // trained from the layer's row norms; lora-inspect reads it, lora-merge bakes it, a resumed run ends where the
         // uninterrupted one ends, and continuing the file without dora_wd names the switch.
         for algo in ["locon", "loha", "lokr"] {
-            let out = folder + "/d-\(algo)", args = common + ["--network_module", "lycoris.kohya", "--network_args", "algo=\(algo)", "conv_dim=2",
-                                                             "dora_wd=True", "--max-train-steps", "2", "--output-name", "d"]
-            let run = try ToolRunner.run("lora-train", args + ["--output-dir", out, "--save-every-n-steps", "1", "--save-state"])
-            XCTAssertEqual(run.status, 0, run.stderr)
-            let file = try ModelFile.open(out + "/d.safetensors")
+            let (file, out, _) = try trainedAndResumed(algo, "dora_wd=True", name: "d")
             XCTAssertEqual(file["lora_unet_down_blocks_0_resnets_0_conv1.dora_scale"]?.shape, [32, 1, 1, 1], algo)
             XCTAssertEqual(file["lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.dora_scale"]?.shape, [32, 1], algo)
             let inspect = try ToolRunner.run("lora-inspect", [out + "/d.safetensors"])
@@ -1328,24 +1337,14 @@ final class TrainCLITests: XCTestCase {
             let merge = try ToolRunner.run("lora-merge", ["--model", folder + "/base.safetensors", "--lora", out + "/d.safetensors", "-o",
                                                           out + "/merged.safetensors", "--quiet"])
             XCTAssertEqual(merge.status, 0, merge.stderr)
-            let resumed = try ToolRunner.run("lora-train", args + ["--output-dir", out + "/resumed", "--resume", out + "/d-step00000001-state"])
-            XCTAssertEqual(resumed.status, 0, resumed.stderr)
-            XCTAssertEqual(try ModelFile.open(out + "/resumed/d.safetensors").metadata["sshs_model_hash"], file.metadata["sshs_model_hash"], algo)
         }
         // use_scalar=True (the GUI's "Use Scalar"): the trained scalars live in the state, folded into lora_up / hada_w1_a /
         // lokr_w1 in the file (which holds no `.scalar`, as LyCORIS's); a resumed run ends where the uninterrupted one ends,
         // and the file continues with --network-weights (its scalars restart at 1, as LyCORIS's load hook sets them).
         for algo in ["locon", "loha", "lokr"] {
-            let out = folder + "/s-\(algo)", args = common + ["--network_module", "lycoris.kohya", "--network_args", "algo=\(algo)", "conv_dim=2",
-                                                             "use_scalar=True", "--max-train-steps", "2", "--output-name", "s"]
-            let run = try ToolRunner.run("lora-train", args + ["--output-dir", out, "--save-every-n-steps", "1", "--save-state"])
-            XCTAssertEqual(run.status, 0, run.stderr)
-            let file = try ModelFile.open(out + "/s.safetensors")
+            let (file, out, args) = try trainedAndResumed(algo, "use_scalar=True", name: "s")
             XCTAssertFalse(file.tensors.contains { $0.name.hasSuffix(".scalar") }, algo)
             XCTAssertEqual(try ModelFile.open(out + "/s-step00000001-state/network.safetensors")["lora_unet_conv_in.scalar"]?.shape, [], algo)
-            let resumed = try ToolRunner.run("lora-train", args + ["--output-dir", out + "/resumed", "--resume", out + "/s-step00000001-state"])
-            XCTAssertEqual(resumed.status, 0, resumed.stderr)
-            XCTAssertEqual(try ModelFile.open(out + "/resumed/s.safetensors").metadata["sshs_model_hash"], file.metadata["sshs_model_hash"], algo)
             let more = try ToolRunner.run("lora-train", args + ["--output-dir", out + "/more", "--network-weights", out + "/s.safetensors"])
             XCTAssertEqual(more.status, 0, more.stderr)
             XCTAssertFalse(more.stderr.contains("tensors of this network are not in"), "the scalars are not missing: \(more.stderr)")
