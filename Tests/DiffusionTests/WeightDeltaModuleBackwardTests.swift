@@ -329,6 +329,13 @@ extension BackwardTests {
             let delta = self.product(p[2], p[1], 4, rank, 6).map { $0 * 0.5 * 1.5 * p[0][0] }
             return self.denseLoss(x, delta, shape: shape, batch: 3, r: r)
         }
+        // The same LoCon folded into the weight (as under DoRA), scalar −0.6: LoRAWeightDelta gives the scalar its gradient too.
+        let f = [[-0.6], rng.values(rank * 6), rng.values(4 * rank)]
+        let folded = LoRAWeightDelta(LoRAModule(name: "lora_unet_w", shape: shape, rank: rank, alpha: 3, down: f[1].map(Float.init),
+                                                up: f[2].map(Float.init), scalar: ModuleScalar(trainedAs: "lora_unet_w", value: -0.6)))
+        checkWeightDeltaModule("folded LoCon trained scalar", folded, x: x, xShape: [3, 6], outputShape: [3, 4], r: r, point: f) { x, p, _ in
+            self.denseLoss(x, self.product(p[2], p[1], 4, rank, 6).map { $0 * 1.5 * p[0][0] }, shape: shape, batch: 3, r: r)
+        }
         let (_, saved) = locon.forward(Tensor(shape: [3, 6], values: x.map(Float.init)))
         let dx = locon.backward(saved, outputGradient: Tensor(shape: [3, 4], values: r.map(Float.init)))
         checkGradient("LoCon trained scalar dx", analytic: dx.values, at: x) { loss($0, c) }

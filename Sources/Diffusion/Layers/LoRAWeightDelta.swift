@@ -5,6 +5,7 @@ import LoRACore
 /// `DoRAModule`: LyCORIS folds LoCon into the weight, which DoRA's norm needs whole. The tensors are the module's own
 /// (the same `Parameter`s); the multiplier is not applied (LyCORIS's DoRA forward adds ΔW unscaled). Gradients from ∂L/∂ΔW:
 ///   ∂up = s·G·Dᵀ        ∂D = s·upᵀ·G        D = composedDown (through the core, `WeightFactor`, with a Tucker core)
+/// with s = scale·scalar, and for use_scalar's trained scalar ∂scalar = Σ up ⊙ (scale·G·Dᵀ).
 public struct LoRAWeightDelta: WeightDeltaModule {
     public let lora: LoRAModule
 
@@ -29,10 +30,23 @@ public struct LoRAWeightDelta: WeightDeltaModule {
         let (out, rank, columns) = (shape.outputs, lora.rank, shape.columns), s = lora.effectiveScale, down = lora.composedDown
         let g = gradient.baseAddress!
         // ∂up += s·G·Dᵀ [out, rank]; ∂D = s·upᵀ·G [rank, columns], into down's gradient or through the core.
-        down.withUnsafeBufferPointer { d in lora.up.gradient.withPointer { dUp in
-            LinearAlgebra.gemmAccumulate(m: out, n: rank, k: columns, alpha: s, a: g, lda: columns, transposeA: false,
-                                         b: d.baseAddress!, ldb: columns, transposeB: true, c: dUp, ldc: rank)
-        } }
+        if let trained = lora.scalar.parameter {
+            // G·Dᵀ·scale once, for ∂scalar (against up) and, times the scalar, for ∂up.
+            var product = [Float](repeating: 0, count: out * rank)
+            down.withUnsafeBufferPointer { d in product.withUnsafeMutableBufferPointer { p in
+                LinearAlgebra.gemmAccumulate(m: out, n: rank, k: columns, alpha: lora.scale, a: g, lda: columns, transposeA: false,
+                                             b: d.baseAddress!, ldb: columns, transposeB: true, c: p.baseAddress!, ldc: rank)
+            } }
+            let sum = zip(product, lora.up.values).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            trained.gradient.withPointer { $0[0] += Float(sum) }
+            let k = lora.scalar.value
+            lora.up.gradient.withPointer { dUp in for i in product.indices { dUp[i] += k * product[i] } }
+        } else {
+            down.withUnsafeBufferPointer { d in lora.up.gradient.withPointer { dUp in
+                LinearAlgebra.gemmAccumulate(m: out, n: rank, k: columns, alpha: s, a: g, lda: columns, transposeA: false,
+                                             b: d.baseAddress!, ldb: columns, transposeB: true, c: dUp, ldc: rank)
+            } }
+        }
         func downGradient(into target: UnsafeMutablePointer<Float>) {
             lora.up.values.withUnsafeBufferPointer { up in
                 LinearAlgebra.gemmAccumulate(m: rank, n: columns, k: out, alpha: s, a: up.baseAddress!, lda: rank, transposeA: true,
