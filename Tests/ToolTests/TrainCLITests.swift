@@ -225,6 +225,26 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(pruned.files, ["r-000002.safetensors", "r.safetensors", "r-step00000006.safetensors", "r-step00000009.safetensors"].sorted())
     }
 
+    /// With kohya's dropouts (network, rank and module), a run resumed mid-epoch draws the masks the uninterrupted run
+    /// drew from there (they follow the epoch and batch, not a count of this process's passes), so it writes the same
+    /// tensors; the dropouts change the run.
+    func testResumedRunsWithDropoutEqualTheUninterruptedOne() throws {
+        for (name, dropouts, plain) in [("k", ["--network_dropout", "0.2", "--network_args", "rank_dropout=0.3", "module_dropout=0.1"], [String]())] {
+            let base = common + dropouts + ["--output-name", name, "--max-train-epochs", "2", "--seed", "11"]
+            let whole = try ToolRunner.run("lora-train", base + ["--output-dir", folder + "/\(name)-whole", "--save-every-n-steps", "3", "--save-state"])
+            XCTAssertEqual(whole.status, 0, whole.stderr)
+            let expected = try ModelFile.open(folder + "/\(name)-whole/\(name).safetensors").metadata["sshs_model_hash"]
+            let resumed = try ToolRunner.run("lora-train", base + ["--output-dir", folder + "/\(name)-resumed", "--resume",
+                                                                   folder + "/\(name)-whole/\(name)-step00000003-state"])
+            XCTAssertEqual(resumed.status, 0, resumed.stderr)
+            XCTAssertEqual(try ModelFile.open(folder + "/\(name)-resumed/\(name).safetensors").metadata["sshs_model_hash"], expected, name)
+            let without = try ToolRunner.run("lora-train", common + plain + ["--output-name", name, "--max-train-epochs", "2", "--seed", "11",
+                                                                             "--output-dir", folder + "/\(name)-plain"])
+            XCTAssertEqual(without.status, 0, without.stderr)
+            XCTAssertNotEqual(try ModelFile.open(folder + "/\(name)-plain/\(name).safetensors").metadata["sshs_model_hash"], expected, name)
+        }
+    }
+
     /// --save-state + --resume (mid-epoch and at an epoch's end), and Ctrl-C: the
     /// resumed run writes the same tensors as the uninterrupted one.
     func testResumedRunsEqualTheUninterruptedOne() throws {

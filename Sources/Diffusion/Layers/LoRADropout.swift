@@ -16,7 +16,7 @@ public final class LoRADropout: @unchecked Sendable {
     public let rank: Double?
     public let module: Double?
     public let seed: UInt64
-    /// Advanced by the training loop once per forward pass (micro-batch).
+    /// Set by the training loop for each forward pass (micro-batch), from its epoch and batch.
     public var pass: UInt64 = 0
 
     public init(neuron: Double?, rank: Double?, module: Double?, seed: UInt64) {

@@ -221,7 +221,9 @@ public final class LoRATrainer {
             let batches = batches(epoch: epoch)
             var micro = 0, stepLoss = 0.0
             for (index, batch) in batches.enumerated() where epoch > start.epoch || index >= start.batch {
-                stepLoss += try configuration.computePrecision.run { () throws(ModelError) in try trainMicroBatch(batch, epoch: epoch, step: step, random: &random) }
+                stepLoss += try configuration.computePrecision.run { () throws(ModelError) in
+                    try trainMicroBatch(batch, epoch: epoch, index: index, step: step, random: &random)
+                }
                 micro += 1
                 let lastOfEpoch = index == batches.count - 1
                 guard micro == configuration.gradientAccumulationSteps || lastOfEpoch else { continue }
@@ -454,10 +456,11 @@ public final class LoRATrainer {
                      scales: scales, lossMask: lossMask)
     }
 
-    /// One micro-batch's forward and backward (gradients added into the buffers); its loss.
-    func trainMicroBatch(_ entries: [Int], epoch: Int, step: Int = 0, random: inout TrainingRandom) throws(ModelError) -> Double {
-        // New dropout masks for this pass (the same ones again if a checkpointed block recomputes).
-        unetTape.dropout?.pass &+= 1
+    /// One micro-batch's forward and backward (gradients added into the buffers); its loss. `index`: the batch's place in the epoch.
+    func trainMicroBatch(_ entries: [Int], epoch: Int, index: Int, step: Int = 0, random: inout TrainingRandom) throws(ModelError) -> Double {
+        // The dropout masks of this pass (the same ones again if a checkpointed block recomputes), named by the epoch and
+        // batch so that a resumed run draws the ones the uninterrupted run drew.
+        unetTape.dropout?.pass = UInt64(epoch) << 32 | UInt64(index)
         let batch = try batch(entries, plan: plan, cache: cache, epoch: epoch, step: step, random: &random)
         let (latents, processed, scales, lossMask) = (batch.latents, batch.captions, batch.scales, batch.lossMask)
         let b = entries.count
