@@ -309,8 +309,40 @@ def lycoris_batch_step(unet):
             "loss": torch.tensor([loss.item()], dtype=torch.float64)}, loss
 
 
+def lora_dropout_seed(seed, pass_index, name):
+    """The seed of a module's dropout generator in a pass, as lora-train derives it (Diffusion/Layers/LoRADropout.swift
+    generatorSeed: FNV-1a of the name, mixed with the run's seed and the pass)."""
+    mask = (1 << 64) - 1
+    h = 0xcbf29ce484222325
+    for byte in name.encode():
+        h = ((h ^ byte) * 0x100000001b3) & mask
+    h ^= ((seed * 0x9E3779B97F4A7C15) & mask) ^ ((pass_index * 0xC2B2AE3D27D4EB4F) & mask)
+    return (h ^ (h >> 32)) & 0xFFFFFFFF
+
+
+def seed_rank_dropout(loras, seed, masks):
+    """LyCORIS draws its rank dropout masks with torch.rand on the global generator in each module's forward: seed it
+    before each module's forward with the seed lora-train's generator of that module has in pass 0, so both draw the
+    same uniforms, and record each module's mask (1 kept, 0 dropped) in `masks`."""
+    for lora in loras:
+        def run(*args, lora=lora, forward=lora.org_module[0].forward, **kwargs):
+            torch.manual_seed(lora_dropout_seed(seed, 0, lora.lora_name))
+            real = torch.rand
+
+            def recording(*a, **k):
+                out = real(*a, **k)
+                masks[lora.lora_name + ".rank_dropout_mask"] = (out > lora.rank_dropout).float()
+                return out
+            torch.rand = recording
+            try:
+                return forward(*args, **kwargs)
+            finally:
+                torch.rand = real
+        lora.org_module[0].forward = run
+
+
 def lycoris_step(folder, algo="locon", preset="full", conv_dim="1", out_name=None, dim=2, alpha=1.5, conv_alpha="0.5", gradients_of=None,
-                 **network_args):
+                 rank_dropout_seed=None, **network_args):
     """training/lycoris_step.safetensors: LyCORIS's LoCon as the kohya_ss GUI's "LyCORIS/LoCon" creates it
     (lycoris.kohya.create_network, lycoris_lora 3.2.0.post2, algo=locon preset=full) on the fixture's U-Net, dim 2
     alpha 1.5, conv_dim 1 conv_alpha 0.5: its modules (name, rank, alpha) in its order, and the first training step's
@@ -322,7 +354,9 @@ def lycoris_step(folder, algo="locon", preset="full", conv_dim="1", out_name=Non
     gradient under `<module>.<parameter>.grad`, and per module its parameters' shapes and the saved alpha (0 where a
     module has none). With another preset, conv_dim or network args (use_tucker) and out_name, the same for that network
     (metadata: preset, conv_dim, dim, alpha, conv_alpha); `gradients_of` keeps the gradients of the modules whose names
-    contain one of its strings (metadata: gradients_of)."""
+    contain one of its strings (metadata: gradients_of). With rank_dropout among the network args, `rank_dropout_seed`
+    seeds LyCORIS's draws of each module's mask as lora-train seeds them (seed_rank_dropout; metadata: rank_dropout_seed),
+    and the masks of the kept modules are stored under `<module>.rank_dropout_mask`."""
     from lycoris.kohya import create_network, LycorisNetworkKohya
     from lycoris.config import PRESET
     LycorisNetworkKohya.apply_preset(PRESET["full"])  # apply_preset only sets the keys a preset has
@@ -337,8 +371,13 @@ def lycoris_step(folder, algo="locon", preset="full", conv_dim="1", out_name=Non
     for lora in network.unet_loras:
         for _, parameter in lora.named_parameters():  # LoCon: lora_down, lora_up
             torch.nn.init.normal_(parameter, std=0.2, generator=generator)
+    masks = {}
+    if rank_dropout_seed is not None:
+        assert float(network_args["rank_dropout"]) > 0 and all(lora.training for lora in network.unet_loras)
+        seed_rank_dropout(network.unet_loras, rank_dropout_seed, masks)
     tensors, loss = lycoris_batch_step(unet)
     tensors.update(initial)
+    tensors.update({k: v for k, v in masks.items() if any(part in k for part in gradients_of or [""])})
     # The plain LoCon golden names gradients <module>.lora_down.grad; every other one by the parameter's full name.
     plain_locon = algo == "locon" and not network_args
     for lora in kept:
@@ -370,7 +409,7 @@ def lycoris_step(folder, algo="locon", preset="full", conv_dim="1", out_name=Non
         modules = [[m.lora_name, getattr(m, "lora_dim", 0), float(getattr(m, "alpha", 0)), [[n, list(p.shape)] for n, p in m.named_parameters()]]
                    for m in network.unet_loras]
     metadata = {"modules": json.dumps(modules), "network_args": json.dumps(network_args), "preset": preset, "conv_dim": conv_dim, "dim": str(dim), "alpha": str(alpha), "conv_alpha": conv_alpha,
-                "gradients_of": json.dumps(gradients_of),
+                "gradients_of": json.dumps(gradients_of), "rank_dropout_seed": json.dumps(rank_dropout_seed),
                 "fixture_sha256": fixture_sha256, "lycoris_lora": md.version("lycoris_lora"), "torch": torch.__version__,
                 "cpu_capability": torch.backends.cpu.get_cpu_capability()}
     if plain_locon:
@@ -821,6 +860,14 @@ def lycoris_goldens(folder):
     lycoris_step(folder, algo="lokr", out_name="lycoris_lokr_norm_step.safetensors", dim=100000, alpha=1, conv_dim="100000", conv_alpha="1",
                  factor="6", decompose_both="True", use_cp="True", train_norm="True", rank_dropout_scale="True", rank_dropout="0",
                  gradients_of=["_norm", "down_blocks_1_", "conv_in"])
+    # rank_dropout (the GUI's "Rank dropout", written for every LyCORIS type): rows of ΔW dropped in each forward, LoCon's
+    # beside its layer and LoKr's on the full preset, LoHa's inside DoRA's decomposition on the convblock one (as the DoRA
+    # goldens: on the attention layers DoRA's gradients are ill-conditioned, torch's fp32 ones 8e-5 from its fp64 ones);
+    # the draws seeded as lora-train seeds them.
+    for algo, preset, extra in [("locon", "full", {}), ("loha", "unet-convblock-only", {"dora_wd": "True", "conv_dim": "2"}),
+                                ("lokr", "full", {"factor": "-1", "decompose_both": "False"})]:
+        lycoris_step(folder, algo=algo, preset=preset, out_name=f"lycoris_{algo}_rank_dropout_step.safetensors", rank_dropout="0.3",
+                     rank_dropout_seed=5, gradients_of=["down_blocks_1_", "conv_in", "mid_block_attentions_0_transformer_blocks_0_attn2"], **extra)
     ia3_step(folder)
     lycoris_presets(folder)
     lokr_layouts()

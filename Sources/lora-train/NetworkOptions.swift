@@ -19,7 +19,7 @@ struct NetworkOptions: ParsableArguments {
 
     @Option(name: [.long, .customLong("network_args")], parsing: .upToNextOption,
             help: ArgumentHelp("key=value settings: conv_dim=n conv_alpha=a (LoCon: the ResBlock convolutions too), rank_dropout=p, module_dropout=p; "
-                               + "with lycoris.kohya: algo=locon|loha|lokr|ia3 preset=full conv_dim conv_alpha module_dropout factor decompose_both use_tucker dora_wd use_scalar train_norm, as the kohya_ss GUI writes them.",
+                               + "with lycoris.kohya: algo=locon|loha|lokr|ia3 preset=full conv_dim conv_alpha rank_dropout module_dropout factor decompose_both use_tucker dora_wd use_scalar train_norm, as the kohya_ss GUI writes them.",
                                valueName: "key=value"))
     var networkArgs: [String] = []
 
@@ -214,8 +214,8 @@ struct NetworkOptions: ParsableArguments {
     /// not chosen are accepted and named as unused, as LyCORIS passes them by; anything else is an error.
     func lycorisArgs(reportingUnused: Bool) throws -> (convDim: Int?, convAlpha: Float, rankDropout: Double?, moduleDropout: Double?, blocks: LoRANetwork.BlockDims?,
                                   blockRates: BlockLearningRates?, loraPlus: [String: Double]) {
-        var convDim = networkDim, convAlpha = networkAlpha, moduleDropout: Double?, loraPlus: [String: Double] = [:], unused: [String] = []
-        var droppedByLyCORIS: [String] = []
+        var convDim = networkDim, convAlpha = networkAlpha, rankDropout: Double?, moduleDropout: Double?, loraPlus: [String: Double] = [:], unused: [String] = []
+        var droppedByLyCORIS: [String] = [], bypass = false, outputDropout = false, rescaled = false
         // LyCORIS's str_bool: only "false" (any case) is false.
         func off(_ value: String) -> Bool { value.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "\"'")) == "false" }
         let algorithm = lycorisAlgorithm
@@ -244,9 +244,14 @@ struct NetworkOptions: ParsableArguments {
             case "module_dropout":
                 guard let v = Double(value), (0..<1).contains(v) else { throw ValidationError("--network-args \(item): a probability below 1") }
                 moduleDropout = v > 0 ? v : nil
-            case "rank_dropout", "dropout":
-                // LyCORIS's rank dropout drops rows of the weight change, not kohya's rank channels: not built.
-                guard let v = Double(value), v == 0 else { throw ValidationError("--network-args \(key)=\(value) with lycoris.kohya is not supported (0 is)") }
+            case "rank_dropout":
+                // LyCORIS's rank dropout drops rows of the weight change, not kohya's rank channels (LoRADropout.rowMask).
+                guard let v = Double(value), (0..<1).contains(v) else { throw ValidationError("--network-args \(item): a probability below 1") }
+                rankDropout = v > 0 ? v : nil
+            case "dropout":
+                // LyCORIS's dropout of the module's output, which its modules apply in bypass_mode only.
+                guard let v = Double(value), (0..<1).contains(v) else { throw ValidationError("--network-args \(item): a probability below 1") }
+                outputDropout = v > 0
             case "train_norm":
                 break   // lycorisTrainNorm
             case "dora_wd", "use_scalar":
@@ -255,8 +260,10 @@ struct NetworkOptions: ParsableArguments {
                 guard off(value) else { throw ValidationError("--network-args \(key)=\(value) with lycoris.kohya is not supported (False is)") }
             case "use_tucker", "use_cp", "use_conv_cp", "disable_conv_cp":
                 break   // lycorisTucker
-            case "bypass_mode", "rank_dropout_scale":
-                break   // the same sums in another order, and a scale for a rank dropout that is 0
+            case "bypass_mode":
+                bypass = !off(value)   // the same sums in another order, but for the dropouts and DoRA (below)
+            case "rank_dropout_scale":
+                rescaled = !off(value)
             case "factor" where isLoKr:
                 guard let v = Int(value), v == -1 || v >= 1 else { throw ValidationError("--network-args factor=\(value): a whole number, -1 or at least 1") }
             case "full_matrix" where isLoKr, "decompose_both" where isLoKr:
@@ -276,6 +283,34 @@ struct NetworkOptions: ParsableArguments {
                 throw ValidationError("--network-args \(key) is not supported with lycoris.kohya (algo, preset, conv_dim, conv_alpha, module_dropout, "
                                       + "loraplus ratios, and LyCORIS's switches at their defaults are)")
             }
+        }
+        if bypass, rankDropout != nil || outputDropout || lycorisDoRA {
+            // LyCORIS's bypass forward (lycoris/modules/*.py bypass_forward_diff) drops LoCon's rank channels (over the
+            // whole batch) but LoHa's ΔW rows and nothing of LoKr's, applies `dropout` to the output, and leaves dora_wd's
+            // decomposition out while the file keeps dora_scale: not what the rest of LyCORIS does, and not built.
+            let what = [rankDropout != nil ? "rank_dropout" : nil, outputDropout ? "dropout" : nil, lycorisDoRA ? "dora_wd" : nil].compactMap { $0 }
+            throw ValidationError("--network-args bypass_mode=True with \(what.joined(separator: " and ")) is not supported: LyCORIS's bypass forward "
+                                  + "handles them differently from its usual one (and leaves DoRA out of training); drop bypass_mode, which "
+                                  + "otherwise changes nothing")
+        }
+        if reportingUnused, outputDropout {
+            printError("note: --network-args dropout: LyCORIS's modules apply it in bypass_mode only, so it changes nothing (as in LyCORIS)")
+        }
+        if reportingUnused, rescaled, rankDropout != nil {
+            printError("note: --network-args rank_dropout_scale: lycoris.kohya's create_network does not pass it to its modules, so the kept rows "
+                       + "of ΔW are not rescaled (as in kohya with LyCORIS)")
+        }
+        if reportingUnused, rankDropout != nil, algorithm == .ia3 {
+            printError("note: --network-args rank_dropout: LyCORIS's IA3Module has no rank dropout, so it changes nothing for it (as in LyCORIS)")
+        }
+        if reportingUnused, let p = rankDropout, lycorisTrainNorm {
+            printError("note: --network-args rank_dropout with train_norm: LyCORIS 3.2.0.post2's NormModule keeps a channel's offsets where "
+                       + "rand < p (with p = \(formatNumber(p)), \(formatNumber(1 - p)) of them dropped); lora-train drops them with probability p, "
+                       + "as LyCORIS's other modules drop their rows")
+        }
+        if reportingUnused, rankDropout != nil, let m = scaleWeightNorms, m > 0, algorithm != .ia3 {
+            printError("note: --scale-weight-norms with rank_dropout: LyCORIS's max-norm measures a ΔW with freshly dropped rows (its modules are "
+                       + "in training mode); lora-train measures the whole ΔW, the one the file holds")
         }
         if reportingUnused, let p = networkDropout, p > 0 {
             printError("note: --network-dropout: kohya hands it to lycoris.kohya as neuron_dropout, which LyCORIS's create_network does not read, "
@@ -301,6 +336,6 @@ struct NetworkOptions: ParsableArguments {
         if reportingUnused && !unused.isEmpty {
             printError("note: --network-args \(unused.joined(separator: ", ")): settings of other LyCORIS algorithms, unused by \(algorithm.name) (as in LyCORIS)")
         }
-        return (convDim, convAlpha, nil, moduleDropout, nil, nil, loraPlus)
+        return (convDim, convAlpha, rankDropout, moduleDropout, nil, nil, loraPlus)
     }
 }

@@ -38,9 +38,9 @@ extension BackwardTests {
     /// packed parts, the module on rows 4..<4+out of the second; or a Conv2d), and checks the forward, dx and each
     /// parameter's gradient (values `point`, in `module.parameters`' order) against finite differences of
     /// `loss(x, parameters, W)`, which must give Σ r·op(x, ΔW) for the module's ΔW alone (W: the frozen weight's rows
-    /// the module changes, for (IA)^3).
+    /// the module changes, for (IA)^3). With `dropout`, the tape draws its masks (one pass).
     func checkWeightDeltaModule(_ label: String, _ module: some WeightDeltaModule, x: [Double], xShape: [Int], outputShape: [Int], r: [Double],
-                                point: [[Double]], loss lossWithBase: @escaping ([Double], [[Double]], [Double]) -> Double) {
+                                point: [[Double]], dropout: LoRADropout? = nil, loss lossWithBase: @escaping ([Double], [[Double]], [Double]) -> Double) {
         var rng = Rng(state: 77)
         let input = Tensor(shape: xShape, values: x.map(Float.init))
         let output: Tensor, dx: Tensor, frozen: (([Double]) -> Double), base: [Double]
@@ -52,6 +52,7 @@ extension BackwardTests {
             let layer = Linear(inFeatures: inputs, outFeatures: total, weight: w.map(Float.init), bias: nil,
                                parts: [.init(key: "q", biasKey: nil, rows: 0..<3), .init(key: "kv", biasKey: nil, rows: 3..<total)])
             let tape = TrainingTape(modules: ["kv": [.init(module, rows: 4..<(4 + outputs))]])
+            tape.dropout = dropout
             let full = layer.forward(input, tape: tape)
             // The module's rows of the layer's output; the layer's own part is W·x.
             var own = [Float](), upstream = [Float](repeating: 0, count: rows * total)
@@ -71,6 +72,7 @@ extension BackwardTests {
             let layer = Conv2d(key: "c", biasKey: "cb", inChannels: inputs, outChannels: outputs, kernel: kernel, stride: stride, padding: .same(padding),
                                weight: w.map(Float.init), bias: [Float](repeating: 0, count: outputs))
             let tape = TrainingTape(modules: ["c": [.init(module)]])
+            tape.dropout = dropout
             let full = layer.forward(input, tape: tape), plain = layer.forward(input)
             output = Tensor(shape: outputShape, values: zip(full.values, plain.values).map { $0 - $1 })
             dx = layer.backward(input: input, outputGradient: Tensor(shape: outputShape, values: r.map(Float.init)), tape: tape)
@@ -241,19 +243,20 @@ extension BackwardTests {
 
     /// LyCORIS's DoRA (dora_wd): W' = m ⊙ (W + ΔW) / (‖W + ΔW‖_row + ε), around LoHa on a packed Linear's rows and
     /// around a LoCon with a Tucker core on a stride-2 convolution; m, every factor and dx against finite differences.
+    /// DoRA's W' − W for the rows of `base` [rows, columns] with ΔW `delta` and magnitudes `m`, in double.
+    func decomposed(_ base: [Double], _ delta: [Double], _ m: [Double]) -> [Double] {
+        let columns = base.count / m.count
+        var out = [Double](repeating: 0, count: base.count)
+        for o in 0..<m.count {
+            let v = (0..<columns).map { base[o * columns + $0] + delta[o * columns + $0] }
+            let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            for c in 0..<columns { out[o * columns + c] = m[o] * v[c] / (norm + Double(Float.ulpOfOne)) - base[o * columns + c] }
+        }
+        return out
+    }
+
     func testDoRAAroundLoHaAndLoConWithACore() {
         var rng = Rng(state: 25)
-        // W' − W for the rows of `base` [rows, columns].
-        func decomposed(_ base: [Double], _ delta: [Double], _ m: [Double]) -> [Double] {
-            let columns = base.count / m.count
-            var out = [Double](repeating: 0, count: base.count)
-            for o in 0..<m.count {
-                let v = (0..<columns).map { base[o * columns + $0] + delta[o * columns + $0] }
-                let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
-                for c in 0..<columns { out[o * columns + c] = m[o] * v[c] / (norm + Double(Float.ulpOfOne)) - base[o * columns + c] }
-            }
-            return out
-        }
         let rank = 2, alpha: Float = 3
         let shape = LoRAModule.Shape.linear(in: 6, out: 4)
         let w = [rng.values(4 * rank), rng.values(rank * 6), rng.values(4 * rank), rng.values(rank * 6), rng.values(4).map { 2 + $0 }]
@@ -265,7 +268,7 @@ extension BackwardTests {
         let x = rng.values(3 * 6), r = rng.values(3 * 4)
         checkWeightDeltaModule("DoRA LoHa linear", linear, x: x, xShape: [3, 6], outputShape: [3, 4], r: r, point: w) { x, p, base in
             let delta = zip(self.product(p[0], p[1], 4, rank, 6), self.product(p[2], p[3], 4, rank, 6)).map { $0 * $1 * 1.5 }
-            return self.denseLoss(x, decomposed(base, delta, p[4]), shape: shape, batch: 3, r: r)
+            return self.denseLoss(x, self.decomposed(base, delta, p[4]), shape: shape, batch: 3, r: r)
         }
         // LoCon with a core on a 3×3 stride-2 convolution, 3 → 4 channels: ΔW = (alpha/rank)·up·(mid ∘ down).
         let convShape = LoRAModule.Shape.conv(in: 3, out: 4, kernel: 3, stride: 2, padding: 1)
@@ -281,7 +284,7 @@ extension BackwardTests {
             var kernel = [Double](repeating: 0, count: rank * 3 * 9)
             for k in 0..<rank { for j in 0..<rank { for ci in 0..<3 { for q in 0..<9 { kernel[(k * 3 + ci) * 9 + q] += p[2][(k * rank + j) * 9 + q] * p[1][j * 3 + ci] } } } }
             let delta = self.product(p[3], kernel, 4, rank, 27).map { $0 * 1.5 }
-            return self.denseLoss(x, decomposed(base, delta, p[0]), shape: convShape, batch: 2, height: 5, width: 4, r: cr)
+            return self.denseLoss(x, self.decomposed(base, delta, p[0]), shape: convShape, batch: 2, height: 5, width: 4, r: cr)
         }
         // Started at the frozen rows' norms with ΔW = 0, the layer is unchanged (to ε).
         let fresh = DoRAModule(IA3Module(name: "lora_unet_y", shape: shape), magnitude: DoRAModule.rowNorms((0..<24).map { Float($0) - 11.5 }, rows: 4))

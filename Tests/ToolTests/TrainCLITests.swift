@@ -225,11 +225,13 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(pruned.files, ["r-000002.safetensors", "r.safetensors", "r-step00000006.safetensors", "r-step00000009.safetensors"].sorted())
     }
 
-    /// With kohya's dropouts (network, rank and module), a run resumed mid-epoch draws the masks the uninterrupted run
-    /// drew from there (they follow the epoch and batch, not a count of this process's passes), so it writes the same
-    /// tensors; the dropouts change the run.
+    /// With kohya's dropouts (network, rank and module) and with LyCORIS's rank dropout, a run resumed mid-epoch draws the
+    /// masks the uninterrupted run drew from there (they follow the epoch and batch, not a count of this process's passes),
+    /// so it writes the same tensors; the dropouts change the run.
     func testResumedRunsWithDropoutEqualTheUninterruptedOne() throws {
-        for (name, dropouts, plain) in [("k", ["--network_dropout", "0.2", "--network_args", "rank_dropout=0.3", "module_dropout=0.1"], [String]())] {
+        let loha = ["--network_module", "lycoris.kohya", "--network_args", "algo=loha"]
+        for (name, dropouts, plain) in [("k", ["--network_dropout", "0.2", "--network_args", "rank_dropout=0.3", "module_dropout=0.1"], []),
+                                        ("y", loha + ["rank_dropout=0.3", "module_dropout=0.1"], loha)] {
             let base = common + dropouts + ["--output-name", name, "--max-train-epochs", "2", "--seed", "11"]
             let whole = try ToolRunner.run("lora-train", base + ["--output-dir", folder + "/\(name)-whole", "--save-every-n-steps", "3", "--save-state"])
             XCTAssertEqual(whole.status, 0, whole.stderr)
@@ -1185,7 +1187,8 @@ final class TrainCLITests: XCTestCase {
                                                   "--width", "64", "--height", "64", "--cache", folder + "/l/cache", "-o", folder + "/l/sheet.png", "--quiet"])
         XCTAssertEqual(xyz.status, 0, xyz.stderr)
         for (args, says) in [(["--network_module", "lycoris.kohya", "--network_args", "algo=dylora"], "trains algo=locon, loha, lokr and ia3 here"),
-                             (["--network_module", "lycoris.kohya", "--network_args", "rank_dropout=0.1"], "rank_dropout=0.1 with lycoris.kohya"),
+                             (["--network_module", "lycoris.kohya", "--network_args", "rank_dropout=0.1", "bypass_mode=True"],
+                              "bypass_mode=True with rank_dropout is not supported"),
                              (["--network_module", "lycoris.kohya", "--network_args", "preset=mine.toml"], "a preset file is not read"),
                              (["--network_module", "lycoris.kohya", "--network_args", "down_lr_weight=1,1,1,1,1,1,1,1,1,1,1,1"], "down_lr_weight is not supported with lycoris.kohya"),
                              (["--network_module", "networks.oft"], "--network-module networks.oft is not supported")] {
@@ -1205,7 +1208,7 @@ final class TrainCLITests: XCTestCase {
     /// file (LoKr split as decompose_both=False makes LyCORIS split it: w1 low-rank too), samples during training
     /// through the folded weights, a resumed run equal to the uninterrupted one, and the file read by lora-inspect,
     /// baked by lora-merge; the GUI's loha-sd15 switches (Tucker cores, LyCORIS's max norm, a network dropout LyCORIS does not
-    /// read); LoCon's and LoKr's Tucker cores; rank dropout and --dim-from-weights with LoKr refused by name.
+    /// read); LoCon's and LoKr's Tucker cores; rank dropout's notes; bypass_mode with DoRA and --dim-from-weights with LoKr refused by name.
     func testLyCORISLoHaAndLoKrAsTheGUIWritesThem() throws {
         let prompts = folder + "/lycoris-prompts.txt"
         try "zkw shape --w 64 --h 64 --d 3 --s 2\n".write(toFile: prompts, atomically: false, encoding: .utf8)
@@ -1393,11 +1396,21 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(inspectIA3.status, 0, inspectIA3.stderr)
         XCTAssertTrue(inspectIA3.stdout.contains("(IA)^3"), inspectIA3.stdout)
 
-        for (args, says) in [(["algo=loha", "rank_dropout=0.1"], "rank_dropout=0.1 with lycoris.kohya"),
+        for (args, says) in [(["algo=loha", "dora_wd=True", "bypass_mode=True"], "bypass_mode=True with dora_wd is not supported"),
+                             (["algo=lokr", "rank_dropout=1"], "rank_dropout=1: a probability below 1"),
                              (["algo=lokr", "unbalanced_factorization=True"], "unbalanced_factorization=True is not supported")] {
             let refused = try ToolRunner.run("lora-train", common + ["--network_module", "lycoris.kohya", "--network_args"] + args + ["--output-dir", folder + "/r"])
             XCTAssertEqual(refused.status, 64, "\(args): \(refused.stderr)")
             XCTAssertTrue(refused.stderr.contains(says), "\(args): \(refused.stderr)")
+        }
+        // Rank dropout as the GUI writes it, with the switches LyCORIS under kohya treats otherwise than their names say.
+        let dropped = try ToolRunner.run("lora-train", common + ["--network_module", "lycoris.kohya", "--network_args", "algo=loha", "rank_dropout=0.2",
+                                                                 "rank_dropout_scale=True", "dropout=0.1", "train_norm=True", "--scale_weight_norms", "1",
+                                                                 "--output-dir", folder + "/rd", "--dry-run"])
+        XCTAssertEqual(dropped.status, 0, dropped.stderr)
+        for note in ["rank_dropout_scale: lycoris.kohya's create_network does not pass it", "dropout: LyCORIS's modules apply it in bypass_mode only",
+                     "keeps a channel's offsets where rand < p (with p = 0.2, 0.8 of them dropped)", "LyCORIS's max-norm measures a ΔW with freshly dropped rows"] {
+            XCTAssertTrue(dropped.stderr.contains(note), "\(note):\n\(dropped.stderr)")
         }
         // LyCORIS's own rule: use_cp=False before use_tucker=True means no Tucker, so it trains.
         let quirk = try ToolRunner.run("lora-train", common + ["--network_module", "lycoris.kohya", "--network_args", "algo=lokr", "use_cp=False",

@@ -37,6 +37,12 @@ public struct DoRAModule: WeightDeltaModule {
         self.magnitude = Parameter(key: inner.name + ".dora_scale", shape: stored, values: magnitude)
     }
 
+    /// `inner` decomposed with an existing magnitude (the same Parameter: a pass's copy with rank dropout's rows).
+    init(_ inner: any WeightDeltaModule, magnitude: Parameter) {
+        precondition(magnitude.count == inner.shape.outputs, "\(inner.name): \(magnitude.count) magnitudes for \(inner.shape.outputs) rows")
+        (self.inner, self.magnitude) = (inner, magnitude)
+    }
+
     /// ‖W‖ of each row of a weight [rows, columns].
     public static func rowNorms(_ weight: [Float], rows: Int) -> [Float] {
         let columns = weight.count / rows

@@ -55,6 +55,8 @@ public struct LoRAModule: SidePathModule {
         public var skipped = false
         /// down(x) where a core follows (mid's input).
         public var midInput: Tensor? = nil
+        /// LyCORIS's rank dropout: 1 or 0 per output channel (the rows of ΔW it kept), nil without.
+        public var outputMask: [Float]? = nil
     }
 
     /// `mid`: LyCORIS's Tucker core for a convolution (down then a 1×1 kernel). `scalar`: LyCORIS's (a trained one with use_scalar).
@@ -127,26 +129,38 @@ public struct LoRAModule: SidePathModule {
             for i in hidden.values.indices { hidden.values[i] *= mask[i] }
             saved = Saved(input: x, hidden: hidden, mask: mask, outputFactor: factor, midInput: midInput)
         }
-        var output = upLayer.forward(hidden)
-        let factor = multiplier * effectiveScale * saved.outputFactor
-        for i in output.values.indices { output.values[i] *= factor }
+        var output = upLayer.forward(hidden)                       // [N, out, H', W'] or [N, L, out]
+        saved.outputMask = dropout?.rowMask(name, rows: shape.outputs)
+        scale(&output, by: multiplier * effectiveScale * saved.outputFactor, channels: saved.outputMask)
         return (output, saved)
+    }
+
+    /// t (the module's output, or its gradient) times `factor`, and each output channel c times mask[c] when given.
+    private func scale(_ t: inout Tensor, by factor: Float, channels mask: [Float]?) {
+        guard let mask else {
+            for i in t.values.indices { t.values[i] *= factor }
+            return
+        }
+        let outputs = shape.outputs
+        let pixels: Int = { if case .conv = shape { return t.count / (t.shape[0] * outputs) } else { return 1 } }()
+        for i in t.values.indices { t.values[i] *= factor * mask[(i / pixels) % outputs] }
     }
 
     /// dy: the gradient at the wrapped layer's output. Adds into down's and
     /// up's gradients; returns the module's part of dx (add the frozen layer's).
     public func backward(_ saved: Saved, outputGradient dy: Tensor) -> Tensor {
         if saved.skipped { return Tensor(zeros: saved.input.shape) }
-        var scaled = dy
-        let factor = multiplier * effectiveScale * saved.outputFactor
-        for i in scaled.values.indices { scaled.values[i] *= factor }
+        var kept = dy                                               // dy on the output channels rank dropout kept
+        if saved.outputMask != nil { scale(&kept, by: 1, channels: saved.outputMask) }
+        var scaled = kept
+        scale(&scaled, by: multiplier * effectiveScale * saved.outputFactor, channels: nil)
         var dHidden = upLayer.backward(input: saved.hidden, outputGradient: scaled, weightGradient: up.gradient)
         if let mask = saved.mask { for i in dHidden.values.indices { dHidden.values[i] *= mask[i] } }
         if let trained = scalar.parameter {
             // ∂scalar = Σ dy ⊙ (multiplier·scale·up(hidden)): up's output again (a rank-wide GEMM) rather than kept.
             let unscaled = upLayer.forward(saved.hidden), factor = Double(multiplier * scale * saved.outputFactor)
             var sum = 0.0
-            for i in unscaled.values.indices { sum += Double(dy.values[i]) * Double(unscaled.values[i]) }
+            for i in unscaled.values.indices { sum += Double(kept.values[i]) * Double(unscaled.values[i]) }
             trained.gradient.withPointer { $0[0] += Float(sum * factor) }
         }
         if let midLayer, let mid, let midInput = saved.midInput {

@@ -2,8 +2,8 @@ import LoRACore
 
 /// GroupNorm and LayerNorm under a training tape: LyCORIS's NormModules on the layer's key (`train_norm`) run it with
 /// γ + Σ w_norm and β + Σ b_norm and take its dγ and dβ as their gradients; a model's own γ and β (the tiny model trained
-/// from scratch) get theirs when the tape has buffers for their keys. module_dropout is drawn in the forward and
-/// recorded, as for the weight-delta modules (TrainingTape.swift).
+/// from scratch) get theirs when the tape has buffers for their keys. module_dropout and LyCORIS's rank dropout are
+/// drawn in the forward and recorded, as for the weight-delta modules (TrainingTape.swift).
 extension TrainingTape {
     /// The NormModules on `key` this pass runs.
     func forwardNorms(_ key: String) -> [NormModule] {
@@ -11,8 +11,9 @@ extension TrainingTape {
         for attachment in modules[key] ?? [] {
             guard let module = attachment.module as? NormModule else { continue }
             let skipped = dropout?.skipsModule(module.name) ?? false
-            record(key, FoldedModuleRecord(skipped: skipped))
-            if !skipped { running.append(module) }
+            let mask = skipped ? nil : dropout?.rowMask(module.name, rows: module.weight.count)
+            record(key, FoldedModuleRecord(skipped: skipped, rowMask: mask))
+            if !skipped { running.append(mask.map(module.droppingChannels) ?? module) }
         }
         return running
     }
@@ -20,8 +21,8 @@ extension TrainingTape {
     /// The NormModules on `key` that ran in the recorded pass.
     func backwardNorms(_ key: String) -> [NormModule] {
         zip(modules[key] ?? [], recorded(key)).compactMap { attachment, saved in
-            guard let module = attachment.module as? NormModule, let activations = saved as? FoldedModuleRecord, !activations.skipped else { return nil }
-            return module
+            guard let module = attachment.module as? NormModule, let record = saved as? FoldedModuleRecord, !record.skipped else { return nil }
+            return record.rowMask.map(module.droppingChannels) ?? module
         }
     }
 

@@ -87,9 +87,11 @@ private func addColumns(_ block: Tensor, into t: inout Tensor, width: Int, offse
 }
 
 /// What the tape records for a module folded into its layer's parameters (a weight-delta module, a NormModule) in a
-/// pass: whether module_dropout dropped it, so the backward leaves out the same ones.
+/// pass: whether module_dropout dropped it, and LyCORIS's rank dropout mask of its rows (channels), so the backward
+/// folds in what the forward did.
 struct FoldedModuleRecord: Sendable {
     let skipped: Bool
+    var rowMask: [Float]? = nil
 }
 
 /// LyCORIS's LoHa, LoKr and (IA)^3 (`WeightDeltaModule`) run inside their layer, as LyCORIS's forward runs them: the layer's
@@ -107,8 +109,9 @@ extension TrainingTape {
         for attachment in modules[key] ?? [] {
             if let module = attachment.module as? any WeightDeltaModule {
                 let skipped = dropout?.skipsModule(module.name) ?? false
-                record(key, FoldedModuleRecord(skipped: skipped))
-                if !skipped { deltas.append((module, within(rows, attachment.rows))) }
+                let mask = skipped ? nil : dropout?.rowMask(module.name, rows: module.shape.outputs)
+                record(key, FoldedModuleRecord(skipped: skipped, rowMask: mask))
+                if !skipped { deltas.append((mask.map(module.droppingRows) ?? module, within(rows, attachment.rows))) }
             } else if let module = attachment.module as? any SidePathModule {
                 let (out, saved) = module.forward(x, dropout: dropout)
                 record(key, saved)
@@ -124,7 +127,9 @@ extension TrainingTape {
         var deltas: [PlacedDelta] = [], others: [(module: any SidePathModule, rows: Range<Int>?, saved: any Sendable)] = []
         for (attachment, saved) in zip(modules[key] ?? [], recorded(key)) {
             if let module = attachment.module as? any WeightDeltaModule {
-                if let activations = saved as? FoldedModuleRecord, !activations.skipped { deltas.append((module, within(rows, attachment.rows))) }
+                if let record = saved as? FoldedModuleRecord, !record.skipped {
+                    deltas.append((record.rowMask.map(module.droppingRows) ?? module, within(rows, attachment.rows)))
+                }
             } else if let module = attachment.module as? any SidePathModule {
                 others.append((module, attachment.rows, saved))
             }

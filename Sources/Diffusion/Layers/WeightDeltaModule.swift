@@ -19,6 +19,9 @@ public protocol WeightDeltaModule: TrainedModule {
     func addDelta(into weight: UnsafeMutablePointer<Float>, base: UnsafePointer<Float>)
     /// Adds each parameter's gradient, given the gradient of the loss with respect to ΔW ([out, in·kh·kw]).
     func accumulateGradients(delta gradient: UnsafeBufferPointer<Float>, base: UnsafePointer<Float>)
+    /// This module for one pass under LyCORIS's rank dropout: ΔW's rows times `mask` (1 kept, 0 dropped; one value
+    /// per output row), see WeightDeltaModule+RankDropout.swift.
+    func droppingRows(_ mask: [Float]) -> any WeightDeltaModule
 }
 
 extension WeightDeltaModule {

@@ -130,9 +130,11 @@ public final class LoRATrainer {
             : LoRANetwork.kohya(plan: modules, uniform: { Float(random.uniform()) })
         unetTape = network.tape(for: model, components: [.unet])
         textTape = configuration.trainTextEncoder ? network.tape(for: model, components: [.textEncoder1]) : nil
-        // kohya hands --network_dropout to LyCORIS as neuron_dropout, a name lycoris.kohya's create_network does not read.
-        let dropout = LoRADropout(neuron: c.networkModule == .lycoris ? nil : configuration.networkDropout, rank: configuration.rankDropout, module: configuration.moduleDropout,
-                                  seed: configuration.seed &+ 0xD80)
+        // kohya hands --network_dropout to LyCORIS as neuron_dropout, a name lycoris.kohya's create_network does not read;
+        // LyCORIS's rank_dropout drops rows of ΔW.
+        let lycoris = c.networkModule == .lycoris
+        let dropout = LoRADropout(neuron: lycoris ? nil : configuration.networkDropout, rank: configuration.rankDropout, module: configuration.moduleDropout,
+                                  seed: configuration.seed &+ 0xD80, rankDropout: lycoris ? .weightRows : .rankChannels)
         if dropout.isActive {
             unetTape.dropout = dropout
             textTape?.dropout = dropout
