@@ -39,7 +39,8 @@ LoRA on the fixture's CLIP with clip skip 2, into the frozen U-Net: the loss
 and every module's gradient.
 
 training/loss_weights.json (with SD_SCRIPTS, a checkout of kohya-ss/sd-scripts):
-its own min-SNR, v-prediction scaling, v-pred-like and debiased weights.
+its own min-SNR, v-prediction scaling, v-pred-like and debiased weights; and with the engine folder too,
+training/lora_fa_step.safetensors: its networks/lora_fa.py (LoRA-FA) trained ten steps (see lora_fa_step).
 """
 import hashlib
 import importlib.metadata
@@ -575,6 +576,59 @@ def training_step(folder):
     print(f"wrote step.safetensors: {len(modules)} modules, loss {losses[0]:.6f} -> {losses[-1]:.6f}")
 
 
+def lora_fa_step(folder, sd_scripts):
+    """training/lora_fa_step.safetensors: sd-scripts' own LoRA-FA (networks/lora_fa.py from the SD_SCRIPTS checkout) on
+    the fixture's U-Net, dim 2 alpha 1.5: its modules in order, the tensors its
+    prepare_optimizer_params hands the optimizer (lora_up alone), and ten AdamW steps (lr 1e-3, weight decay 0.01) on
+    the LyCORIS goldens' batch from factors drawn as training_step draws them (normal(0, 0.2), seed 1, down then up):
+    each step's loss, the first step's gradients of lora_up and lora_up after ten steps (lora_down is checked to be
+    unchanged, as drawn)."""
+    sys.path.insert(0, sd_scripts)
+    import networks.lora_fa as lora_fa
+    from safetensors.torch import save_file
+    unet, fixture_sha256 = fixture_unet(folder)
+    # No conv_dim: the 32-channel level's time_emb_proj modules would get gradients that are float noise (GroupNorm with
+    # one channel per group removes their shift), which ten AdamW steps amplify.
+    network = lora_fa.create_network(1.0, 2, 1.5, None, [], unet)
+    network.apply_to([], unet, apply_text_encoder=False, apply_unet=True)
+    generator = torch.Generator().manual_seed(1)
+    for lora in network.unet_loras:
+        for parameter in (lora.lora_down.weight, lora.lora_up.weight):
+            torch.nn.init.normal_(parameter, std=0.2, generator=generator)
+    groups = network.prepare_optimizer_params(None, 1e-3, 1e-3)
+    names = {id(p): n for n, p in network.named_parameters()}
+    trained = [names[id(p)] for group in groups for p in group["params"]]
+    optimizer = torch.optim.AdamW(groups, lr=1e-3, weight_decay=0.01, foreach=False)
+    tensors, losses = {}, []
+    for step in range(10):
+        optimizer.zero_grad()
+        batch, loss = lycoris_batch_step(unet)
+        if step == 0:
+            tensors.update({k: v for k, v in batch.items() if k != "loss"})
+            # torch computes lora_down's gradient too (prepare_optimizer_params' nn.Module.requires_grad_(True) passes over
+            # LoRAModule.requires_grad_), but no optimizer group holds it: it is never applied, nor zeroed.
+            for lora in network.unet_loras:
+                tensors[lora.lora_name + ".lora_up.grad"] = lora.lora_up.weight.grad.detach().clone()
+        losses.append(loss.item())
+        optimizer.step()
+    # lora_down is left as drawn (the test redraws it), so only lora_up is kept.
+    for lora in network.unet_loras:
+        tensors[lora.lora_name + ".lora_up.after10"] = lora.lora_up.weight.detach().clone()
+    generator = torch.Generator().manual_seed(1)
+    for lora in network.unet_loras:
+        drawn = torch.empty_like(lora.lora_down.weight).normal_(std=0.2, generator=generator)
+        assert torch.equal(drawn, lora.lora_down.weight), lora.lora_name
+        torch.empty_like(lora.lora_up.weight).normal_(std=0.2, generator=generator)
+    tensors["losses"] = torch.tensor(losses, dtype=torch.float64)
+    import subprocess
+    commit = subprocess.run(["git", "-C", sd_scripts, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    metadata = {"modules": json.dumps([m.lora_name for m in network.unet_loras]), "trained": json.dumps(trained),
+                "fixture_sha256": fixture_sha256, "sd_scripts": commit or "unknown", "torch": torch.__version__,
+                "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(HERE, "training", "lora_fa_step.safetensors"), metadata=metadata)
+    print(f"wrote lora_fa_step.safetensors: {len(network.unet_loras)} modules, loss {losses[0]:.6f} -> {losses[-1]:.6f}")
+
+
 def bf16_step(folder):
     """training/step_bf16.safetensors: the first step of training_step's batch as kohya runs it with
     --mixed_precision bf16: the frozen U-Net stored in bf16, the forward under torch's CPU autocast (bf16
@@ -887,3 +941,5 @@ if len(sys.argv) > 1:
     lycoris_goldens(sys.argv[1])
 if os.environ.get("SD_SCRIPTS"):
     loss_weights(os.environ["SD_SCRIPTS"])
+    if len(sys.argv) > 1:
+        lora_fa_step(sys.argv[1], os.environ["SD_SCRIPTS"])

@@ -7,7 +7,8 @@ import Training
 /// The LoRA network (sd-scripts networks/lora.py arguments).
 struct NetworkOptions: ParsableArguments {
     @Option(name: [.long, .customLong("network_module")],
-            help: ArgumentHelp("networks.lora (kohya's LoRA, and LoCon with conv_dim), or lycoris.kohya with algo=locon, loha, lokr or ia3 (LyCORIS's).",
+            help: ArgumentHelp("networks.lora (kohya's LoRA, and LoCon with conv_dim), networks.lora_fa (LoRA-FA: lora_down frozen), or lycoris.kohya "
+                               + "with algo=locon, loha, lokr or ia3 (LyCORIS's).",
                                valueName: "module"))
     var networkModule = "networks.lora"
 
@@ -63,8 +64,8 @@ struct NetworkOptions: ParsableArguments {
     func validate() throws {
         try refuseNaN([("--network-alpha", Double(networkAlpha)), ("--network-dropout", networkDropout), ("--scale-weight-norms", scaleWeightNorms)])
         guard let module = TrainingConfiguration.NetworkModule(rawValue: networkModule) else {
-            throw ValidationError("--network-module \(networkModule) is not supported; lora-train trains networks.lora (LoRA, LoCon via conv_dim) "
-                                  + "and lycoris.kohya with algo=locon, loha, lokr or ia3")
+            throw ValidationError("--network-module \(networkModule) is not supported; lora-train trains networks.lora (LoRA, LoCon via conv_dim), "
+                                  + "networks.lora_fa (LoRA-FA) and lycoris.kohya with algo=locon, loha, lokr or ia3")
         }
         if baseWeightsMultiplier.count > baseWeights.count {
             throw ValidationError("--base-weights-multiplier has \(baseWeightsMultiplier.count) ratios for \(baseWeights.count) --base-weights files")
@@ -139,6 +140,14 @@ struct NetworkOptions: ParsableArguments {
                                            convDims: convDims, convAlphas: convAlphas)
         } else if !lists.isEmpty {
             throw ValidationError("--network-args \(lists.keys.sorted().joined(separator: ", ")) need block_dims (as in kohya)")
+        }
+        if networkModule == TrainingConfiguration.NetworkModule.loraFA.rawValue && !loraPlus.isEmpty {
+            // networks/lora_fa.py's create_network reads none of them (its optimizer groups have no LoRA+ split).
+            if reportingUnused {
+                printError("note: --network-args \(loraPlus.keys.sorted().joined(separator: ", ")): networks.lora_fa does not read LoRA+ ratios "
+                           + "(and trains lora_up alone), so they change nothing (as in kohya)")
+            }
+            loraPlus = [:]
         }
         let blockRates: BlockLearningRates?
         do {

@@ -49,6 +49,12 @@ struct TrainingSession {
         if configuration.zeroTerminalSNR && model.prediction != .v && !configuration.forceVPrediction {
             printError("warning: --zero-terminal-snr with an ε-prediction model: at t = 999 it sees pure noise and can only guess; kohya warns the same (use it with v-prediction)")
         }
+        if configuration.networkModule == .loraFA, configuration.maxGradNorm > 0 {
+            // train_network.py clips network.get_trainable_params(), which for networks.lora_fa is every parameter; torch gives
+            // lora_down a gradient (prepare_optimizer_params' requires_grad_(True) reaches it) that no optimizer zeroes.
+            printError("note: networks.lora_fa: kohya's --max_grad_norm also counts lora_down's gradients, which it computes but never "
+                       + "applies or zeroes, so they add up over the run and its clipping tightens; lora-train clips lora_up's alone")
+        }
         if configuration.networkModule == .lycoris && configuration.lycorisAlgorithm == .ia3 {
             printError("note: lycoris_lora 3.2.0.post2, which kohya_ss pins, has no ia3 in lycoris.kohya's module table (kohya stops with "
                        + "KeyError: 'ia3'); this trains its IA3Module on the preset's layers, scaling their outputs")

@@ -1161,6 +1161,29 @@ final class TrainCLITests: XCTestCase {
         XCTAssertTrue(sgd.stderr.contains("DAdaptSGD takes no warmup"), sgd.stderr)
     }
 
+    /// The kohya_ss GUI's "LoRA-FA" (networks.lora_fa): kohya's module set with lora_down drawn once and frozen, so every
+    /// epoch's file holds the same lora_down and a new lora_up; recorded as kohya records it; what lora_fa.py ignores (LoRA+)
+    /// and where kohya's clipping differs are said.
+    func testLoRAFAKeepsLoraDownFrozen() throws {
+        let run = try ToolRunner.run("lora-train", common + ["--network_module", "networks.lora_fa", "--network_args", "loraplus_lr_ratio=4",
+                                                             "--max-train-epochs", "2", "--save-every-n-epochs", "1", "--output-dir", folder + "/fa",
+                                                             "--output-name", "fa"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stdout.contains("create LoRA for U-Net: 192 modules."), run.stdout)
+        for note in ["networks.lora_fa does not read LoRA+ ratios", "kohya's --max_grad_norm also counts lora_down's gradients"] {
+            XCTAssertTrue(run.stderr.contains(note), "\(note):\n\(run.stderr)")
+        }
+        let first = try ModelFile.open(folder + "/fa/fa-000001.safetensors"), last = try ModelFile.open(folder + "/fa/fa.safetensors")
+        XCTAssertEqual(last.metadata[.networkModule], "networks.lora_fa")
+        XCTAssertEqual(last.metadata[.networkArgs], "{\"loraplus_lr_ratio\": \"4\"}", "the args as given, as kohya records them")
+        let module = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q"
+        XCTAssertEqual(try XCTUnwrap(first[module + ".lora_down.weight"]).floats(), try XCTUnwrap(last[module + ".lora_down.weight"]).floats(), "lora_down frozen")
+        XCTAssertNotEqual(try XCTUnwrap(first[module + ".lora_up.weight"]).floats(), try XCTUnwrap(last[module + ".lora_up.weight"]).floats(), "lora_up trained")
+        let inspect = try ToolRunner.run("lora-inspect", [folder + "/fa/fa.safetensors"])
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        XCTAssertTrue(inspect.stdout.contains("networks.lora_fa"), inspect.stdout)
+    }
+
     /// The kohya_ss GUI's "LyCORIS/LoCon": lycoris.kohya with the network args the GUI writes trains LyCORIS's module set
     /// (conv_in, conv_out and the time embedding beside kohya's LoCon set), records what kohya records, and the file
     /// reads back in lora-inspect and renders in lora-xyz; what LyCORIS's LoCon would do otherwise is refused by name.

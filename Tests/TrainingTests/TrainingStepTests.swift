@@ -144,6 +144,54 @@ final class TrainingStepTests: XCTestCase {
         print(String(format: "ten AdamW steps: last loss %.6f (torch %.6f), worst factor error %.2e", lastLoss, losses[9], worst))
     }
 
+    /// sd-scripts' LoRA-FA (lora_fa_step.safetensors: networks/lora_fa.py on the fixture, dim 2 alpha 1.5): kohya's
+    /// module set, lora_up alone trained (what its prepare_optimizer_params hands AdamW), and
+    /// ten AdamW steps from the script's factors: each loss within 1e-5, the first step's lora_up gradients within 1e-4,
+    /// lora_up after ten steps within 2.5e-4 as kohya's, lora_down untouched and given no gradient.
+    func testLoRAFATenAdamWStepsEqualSdScriptsInTorch() throws {
+        let golden = try ModelFile.open(Self.root + "/Fixtures/golden/training/lora_fa_step.safetensors")
+        func tensor(_ name: String) throws -> [Float] { try XCTUnwrap(golden[name], name).floats() }
+        let model = try model()
+        try assertGoldenMatchesFixture(golden, model)
+        let names = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data((golden.metadata["modules"] ?? "[]").utf8)) as? [String])
+        let trained = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data((golden.metadata["trained"] ?? "[]").utf8)) as? [String])
+        let plan = LoRANetwork.kohyaPlan(ModelLayout(model.config), dim: 2, alpha: 1.5, textEncoder: false)
+        let network = LoRANetwork.loraFA(plan: plan) { [Float](repeating: 1, count: $0) }
+        XCTAssertEqual(Set(network.loraModules.map(\.name)), Set(names), "sd-scripts' modules")
+        XCTAssertEqual(Set(network.parameters.filter { !$0.isFrozen }.map(\.key)), Set(trained), "lora_up alone")
+        XCTAssertEqual(trained.count, names.count)
+        try drawGoldenFactors(network, names: names, golden: golden)
+        let drawn = network.loraModules.map(\.down.values)
+        let (latents, noise, context) = (Tensor(shape: [2, 4, 16, 16], values: try tensor("latents")), Tensor(shape: [2, 4, 16, 16], values: try tensor("noise")),
+                                         Tensor(shape: [2, 77, 128], values: try tensor("context")))
+        let timesteps = try tensor("timesteps").map { Int($0) }, losses = try XCTUnwrap(golden["losses"]).floats()
+        let tape = network.tape(for: model)
+        var optimizer = AdamW(weightDecay: 0.01)
+        var lastLoss = 0.0
+        for step in 0..<10 {
+            for p in network.parameters { p.gradient.zero() }
+            let loss = unetTrainingStep(model.unet, tape: tape, objective: DiffusionObjective(), latents: latents, noise: noise, timesteps: timesteps,
+                                        context: context).loss
+            XCTAssertEqual(loss, Double(losses[step]), accuracy: 1e-5 * Double(losses[step]), "loss at step \(step + 1)")
+            lastLoss = loss
+            if step == 0 {
+                _ = compareGradients(try network.loraModules.map { ($0.up.key, $0.up.gradient.values, try tensor($0.name + ".lora_up.grad")) })
+                for module in network.loraModules {
+                    XCTAssertTrue(module.down.gradient.values.allSatisfy { $0 == 0 }, "\(module.name): no gradient for the frozen lora_down")
+                }
+            }
+            optimizer.update([ParameterGroup(name: "unet", parameters: network.parameters.filter { !$0.isFrozen }, learningRate: 1e-3)])
+        }
+        var worst = 0.0
+        for module in network.loraModules {
+            let error = relativeError(module.up.values, try tensor(module.name + ".lora_up.after10"))
+            worst = max(worst, error)
+            XCTAssertLessThan(error, 2.5e-4, "\(module.name).lora_up after ten AdamW steps")
+        }
+        XCTAssertEqual(network.loraModules.map(\.down.values), drawn, "lora_down as drawn")
+        print(String(format: "LoRA-FA: ten AdamW steps, last loss %.6f (torch %.6f), worst lora_up error %.2e", lastLoss, losses[9], worst))
+    }
+
     /// LyCORIS's LoCon as lycoris.kohya builds it on the fixture (lycoris_step.safetensors: preset full, dim 2 alpha 1.5,
     /// conv_dim 1 conv_alpha 0.5): the same 281 modules with its ranks and alphas (dim on linear and 1×1 layers,
     /// conv_dim on wider kernels, conv_in, conv_out and the time embedding included), and the first training step's

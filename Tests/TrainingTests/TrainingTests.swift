@@ -29,6 +29,35 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(module.scale, 0.5)
     }
 
+    /// sd-scripts' LoRA-FA: lora_down drawn from N(0, 2/(in + rank)) with `in` the input features or channels (a 3×3
+    /// kernel's 9 taps not counted) and frozen, lora_up zero; a frozen lora_down gets no gradient, while dx and lora_up's
+    /// gradient are those of the same module trained whole.
+    func testLoRAFAInitialisationAndFrozenDown() {
+        for (shape, inputs) in [(LoRAModule.Shape.linear(in: 16, out: 8), 16), (.conv(in: 6, out: 4, kernel: 3, stride: 1, padding: 1), 6)] {
+            let module = LoRAModule.loraFAInitialized(name: "m", shape: shape, rank: 2, alpha: 1) { [Float](repeating: 1, count: $0) }
+            XCTAssertEqual(module.down.values, [Float](repeating: (2 / Float(inputs + 2)).squareRoot(), count: 2 * shape.columns), "std √(2/(in + rank))")
+            XCTAssertTrue(module.up.values.allSatisfy { $0 == 0 })
+            XCTAssertTrue(module.down.isFrozen && !module.up.isFrozen)
+        }
+        var seed = 0.0
+        func values(_ n: Int) -> [Float] {
+            seed += 1
+            return (0..<n).map { Float(sin(1.7 * Double($0) + seed)) }
+        }
+        let shape = LoRAModule.Shape.conv(in: 3, out: 4, kernel: 3, stride: 1, padding: 1)
+        let (down, up) = (values(2 * 27), values(8))
+        let frozen = LoRAModule(name: "f", shape: shape, rank: 2, alpha: 1, down: down, up: up)
+        frozen.down.isFrozen = true
+        let whole = LoRAModule(name: "w", shape: shape, rank: 2, alpha: 1, down: down, up: up)
+        let x = Tensor(shape: [1, 3, 5, 5], values: values(75)), dy = Tensor(shape: [1, 4, 5, 5], values: values(100))
+        let dxFrozen = frozen.backward(frozen.forward(x).saved, outputGradient: dy)
+        let dxWhole = whole.backward(whole.forward(x).saved, outputGradient: dy)
+        XCTAssertEqual(dxFrozen, dxWhole)
+        XCTAssertEqual(frozen.up.gradient.values, whole.up.gradient.values)
+        XCTAssertTrue(frozen.down.gradient.values.allSatisfy { $0 == 0 })
+        XCTAssertTrue(whole.down.gradient.values.contains { $0 != 0 })
+    }
+
     func testAdamWFollowsTorch() throws {
         let adamw = try XCTUnwrap(Self.golden["adamw"] as? [String: Any])
         let initial = try XCTUnwrap(adamw["initial"] as? [[Double]]), rates = try XCTUnwrap(adamw["learning_rates"] as? [Double])

@@ -166,6 +166,6 @@ public struct LoRAModule: SidePathModule {
         if let midLayer, let mid, let midInput = saved.midInput {
             dHidden = midLayer.backward(input: midInput, outputGradient: dHidden, weightGradient: mid.gradient)
         }
-        return downLayer.backward(input: saved.input, outputGradient: dHidden, weightGradient: down.gradient)
+        return downLayer.backward(input: saved.input, outputGradient: dHidden, weightGradient: down.isFrozen ? nil : down.gradient)
     }
 }

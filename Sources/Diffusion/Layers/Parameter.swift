@@ -8,6 +8,9 @@ public final class Parameter: @unchecked Sendable {
     public let shape: [Int]
     public var values: [Float]
     public let gradient: Gradient
+    /// Saved with the module but not trained (LoRA-FA's lora_down): no optimizer group holds it and the backward
+    /// computes no gradient for it.
+    public var isFrozen = false
 
     public init(key: String, shape: [Int], values: [Float]) {
         precondition(values.count == shape.reduce(1, *), "\(key): \(values.count) values for shape \(shape)")

@@ -24,6 +24,20 @@ extension LoRAModule {
     }
 }
 
+extension LoRAModule {
+    /// sd-scripts' LoRA-FA (networks/lora_fa.py, after arXiv:2308.03303): down drawn from N(0, 2/(in + rank)), with `in`
+    /// the layer's input features or channels (not times the kernel's area), and frozen; up zeros, the only tensor trained.
+    /// (`normal`: that many N(0, 1) draws.)
+    public static func loraFAInitialized(name: String, shape: Shape, rank: Int, alpha: Float, normal: (Int) -> [Float]) -> LoRAModule {
+        let inputs: Int = { switch shape { case let .linear(inputs, _), let .conv(inputs, _, _, _, _): return inputs } }()
+        let std = (2 / Float(inputs + rank)).squareRoot()
+        let module = LoRAModule(name: name, shape: shape, rank: rank, alpha: alpha, down: normal(rank * shape.columns).map { $0 * std },
+                                up: [Float](repeating: 0, count: shape.outputs * rank))
+        module.down.isFrozen = true
+        return module
+    }
+}
+
 /// torch's `kaiming_uniform_(w, a=√5)`, kohya's and LyCORIS's initialisation of their first factors: U(−1/√fan_in, 1/√fan_in)
 /// (fan_in: a tensor's values per output row), `count` draws from `uniform`'s U(0, 1).
 func kaimingUniform(_ count: Int, fanIn: Int, uniform: () -> Float) -> [Float] {

@@ -58,6 +58,14 @@ public struct LoRANetwork: Sendable {
         return LoRANetwork(modules: modules, targets: plan.map(\.target))
     }
 
+    /// sd-scripts' LoRA-FA (networks/lora_fa.py) on a `kohyaPlan`: kohya's modules with a frozen, normal-drawn down.
+    public static func loraFA(plan: [(target: LoRATarget, rank: Int, alpha: Float)], normal: (Int) -> [Float]) -> LoRANetwork {
+        let modules = plan.map {
+            LoRAModule.loraFAInitialized(name: $0.target.kohyaName, shape: shape(of: $0.target), rank: $0.rank, alpha: $0.alpha, normal: normal)
+        }
+        return LoRANetwork(modules: modules, targets: plan.map(\.target))
+    }
+
     /// The modules `kohya(...)` creates — each target with its rank and alpha — without allocating them.
     public static func kohyaPlan(_ layout: ModelLayout, dim: Int, alpha: Float, convDim: Int? = nil, convAlpha: Float = 1,
                                  unet: Bool = true, textEncoder: Bool = true, blocks: BlockDims? = nil,

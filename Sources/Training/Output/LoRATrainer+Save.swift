@@ -109,7 +109,7 @@ extension LoRATrainer {
             let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             return parts.count == 2 ? (parts[0], .string(parts[1])) : nil
         }
-        if args.isEmpty && c.networkModule == .lora {
+        if args.isEmpty && c.networkModule != .lycoris {
             if let conv = c.convDim { args += [("conv_dim", .string(String(conv))), ("conv_alpha", .string(formatNumber(Double(c.convAlpha))))] }
             if let p = c.rankDropout { args.append(("rank_dropout", .string(formatNumber(p)))) }
             if let p = c.moduleDropout { args.append(("module_dropout", .string(formatNumber(p)))) }

@@ -127,6 +127,7 @@ public final class LoRATrainer {
             ? try LoRANetwork.lycoris(plan: modules, algorithm: algorithm, tucker: tucker, trainedScalar: trainedScalar,
                                       dora: dora ? { (target) throws(ModelError) in try LoRANetwork.weight(of: target, in: model) } : nil,
                                       uniform: { Float(random.uniform()) }, normal: { random.normal($0) })
+            : c.networkModule == .loraFA ? LoRANetwork.loraFA(plan: modules, normal: { random.normal($0) })
             : LoRANetwork.kohya(plan: modules, uniform: { Float(random.uniform()) })
         unetTape = network.tape(for: model, components: [.unet])
         textTape = configuration.trainTextEncoder ? network.tape(for: model, components: [.textEncoder1]) : nil
@@ -369,7 +370,7 @@ public final class LoRATrainer {
         // kohya's (and LyCORIS's) assemble_params: with LoRA+ the tensors whose name has "lora_up" form a " plus" group at
         // the rate × ratio; a group left empty (LoHa, LoKr: no lora_up) is not added.
         func add(_ name: String, _ modules: [any TrainedModule], rate: Double, plusRatio: Double?) {
-            let parameters = modules.flatMap(\.parameters)
+            let parameters = modules.flatMap(\.parameters).filter { !$0.isFrozen }
             guard rate > 0, !parameters.isEmpty else { return }
             guard let ratio = plusRatio else {
                 groups.append(ParameterGroup(name: name, parameters: parameters, learningRate: scheduled(rate)))

@@ -11,7 +11,8 @@ public struct TrainingConfiguration: Sendable {
     public var networkDim = 4
     public var networkAlpha: Float = 1
     /// `--network_module`: kohya's networks.lora, or LyCORIS's LoCon (`lycoris.kohya`, `LoRANetwork.lycorisPlan`).
-    public enum NetworkModule: String, Sendable { case lora = "networks.lora", lycoris = "lycoris.kohya" }
+    /// kohya's LoRA (and LoCon with conv_dim), its LoRA-FA (lora_down frozen), and LyCORIS's modules.
+    public enum NetworkModule: String, Sendable { case lora = "networks.lora", loraFA = "networks.lora_fa", lycoris = "lycoris.kohya" }
     public var networkModule = NetworkModule.lora
     /// lycoris.kohya's `preset` and `algo` network args (with LoKr's factor, decompose_both, full_matrix).
     public var lycorisPreset = LyCORISPreset.full
