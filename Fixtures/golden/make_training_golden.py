@@ -484,7 +484,7 @@ def lycoris_presets(folder):
 def lokr_layouts():
     """training/lokr_layouts.json: how LyCORIS's LokrModule splits layers of SD1/SD2's real widths (its tensors' names,
     shapes and order, and the alpha it saves) for the settings the kohya_ss GUI's LoKr presets use, with the network
-    args as the strings kohya passes (decompose_both="False" is true in LokrModule)."""
+    args as the strings kohya passes (decompose_both="False" is true in LokrModule), and with unbalanced_factorization."""
     from lycoris.modules.lokr import LokrModule
     layers = [("linear", 320, 320, 1), ("linear", 768, 320, 1), ("linear", 1024, 640, 1), ("linear", 320, 2560, 1),
               ("linear", 1280, 320, 1), ("linear", 1280, 10240, 1), ("linear", 5120, 1280, 1), ("linear", 768, 3072, 1),
@@ -493,7 +493,9 @@ def lokr_layouts():
               ("conv", 640, 320, 1), ("conv", 320, 320, 1)]
     settings = [dict(dim=64, alpha=64, factor="-1", decompose_both="False"), dict(dim=100000, alpha=1, factor="6", decompose_both="False"),
                 dict(dim=8, alpha=4, factor="-1", decompose_both="False"), dict(dim=8, alpha=4, factor="4"),
-                dict(dim=16, alpha=8, factor="8", full_matrix=True), dict(dim=4, alpha=0, factor="16")]
+                dict(dim=16, alpha=8, factor="8", full_matrix=True), dict(dim=4, alpha=0, factor="16"),
+                dict(dim=8, alpha=4, factor="-1", decompose_both="False", unbalanced_factorization=True),
+                dict(dim=100000, alpha=1, factor="6", unbalanced_factorization=True)]
     out = []
     for kind, inputs, outputs, kernel in layers:
         layer = torch.nn.Linear(inputs, outputs) if kind == "linear" else torch.nn.Conv2d(inputs, outputs, kernel, padding=kernel // 2)

@@ -180,7 +180,8 @@ struct NetworkOptions: ParsableArguments {
         case "ia3": return .ia3
         case "lokr":
             return .lokr(factor: values["factor"].flatMap { Int($0) } ?? -1, decomposeBoth: !(values["decompose_both"] ?? "").isEmpty,
-                         fullMatrix: (values["full_matrix"] ?? "false").lowercased() != "false")
+                         fullMatrix: (values["full_matrix"] ?? "false").lowercased() != "false",
+                         unbalanced: (values["unbalanced_factorization"] ?? "false").lowercased() != "false")
         default: return .locon
         }
     }
@@ -265,7 +266,13 @@ struct NetworkOptions: ParsableArguments {
                 break   // lycorisTrainNorm
             case "dora_wd", "use_scalar":
                 break   // lycorisDoRA, lycorisTrainedScalar
-            case "rs_lora", "train_t5xxl":
+            case "rs_lora":
+                // LyCORIS scales by alpha/√rank with it but saves alpha, which every loader reads as alpha/rank.
+                guard off(value) else {
+                    throw ValidationError("--network-args rs_lora=\(value) is not supported: LyCORIS would train at alpha/√rank and save alpha, which "
+                                          + "A1111, ComfyUI and kohya read as alpha/rank, so the file would not render as it trained")
+                }
+            case "train_t5xxl":
                 guard off(value) else { throw ValidationError("--network-args \(key)=\(value) with lycoris.kohya is not supported (False is)") }
             case "use_tucker", "use_cp", "use_conv_cp", "disable_conv_cp":
                 break   // lycorisTucker
@@ -275,10 +282,8 @@ struct NetworkOptions: ParsableArguments {
                 rescaled = !off(value)
             case "factor" where isLoKr:
                 guard let v = Int(value), v == -1 || v >= 1 else { throw ValidationError("--network-args factor=\(value): a whole number, -1 or at least 1") }
-            case "full_matrix" where isLoKr, "decompose_both" where isLoKr:
+            case "full_matrix" where isLoKr, "decompose_both" where isLoKr, "unbalanced_factorization" where isLoKr:
                 break   // lycorisAlgorithm
-            case "unbalanced_factorization" where isLoKr:
-                guard off(value) else { throw ValidationError("--network-args unbalanced_factorization=\(value) is not supported (False is)") }
             case "factor", "decompose_both", "block_size", "constraint", "rescaled", "full_matrix", "unbalanced_factorization", "wd_on_output":
                 unused.append(key)   // other algorithms' settings, which the chosen one does not read either
             case "train_on_input":

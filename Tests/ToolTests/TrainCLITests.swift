@@ -1421,11 +1421,23 @@ final class TrainCLITests: XCTestCase {
 
         for (args, says) in [(["algo=loha", "dora_wd=True", "bypass_mode=True"], "bypass_mode=True with dora_wd is not supported"),
                              (["algo=lokr", "rank_dropout=1"], "rank_dropout=1: a probability below 1"),
-                             (["algo=lokr", "unbalanced_factorization=True"], "unbalanced_factorization=True is not supported")] {
+                             (["algo=loha", "rs_lora=True"], "A1111, ComfyUI and kohya read as alpha/rank")] {
             let refused = try ToolRunner.run("lora-train", common + ["--network_module", "lycoris.kohya", "--network_args"] + args + ["--output-dir", folder + "/r"])
             XCTAssertEqual(refused.status, 64, "\(args): \(refused.stderr)")
             XCTAssertTrue(refused.stderr.contains(says), "\(args): \(refused.stderr)")
         }
+        // unbalanced_factorization: the output's larger factor in w1 (to_q, 32 = 8·4: lokr_w1 [8, 4], lokr_w2 [4, 8]); the
+        // other tools read the file.
+        let unbalanced = try ToolRunner.run("lora-train", common + ["--network_module", "lycoris.kohya", "--network_args", "algo=lokr",
+                                                                    "unbalanced_factorization=True", "--max-train-steps", "1", "--output-dir", folder + "/u"])
+        XCTAssertEqual(unbalanced.status, 0, unbalanced.stderr)
+        let ufile = try ModelFile.open(folder + "/u/last.safetensors")
+        let toQ = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q"
+        XCTAssertEqual(ufile[toQ + ".lokr_w1"]?.shape, [8, 4])
+        XCTAssertEqual(ufile[toQ + ".lokr_w2"]?.shape, [4, 8])
+        let umerge = try ToolRunner.run("lora-merge", ["--model", folder + "/base.safetensors", "--lora", folder + "/u/last.safetensors", "-o",
+                                                       folder + "/u/merged.safetensors", "--quiet"])
+        XCTAssertEqual(umerge.status, 0, umerge.stderr)
         // Rank dropout as the GUI writes it, with the switches LyCORIS under kohya treats otherwise than their names say.
         let dropped = try ToolRunner.run("lora-train", common + ["--network_module", "lycoris.kohya", "--network_args", "algo=loha", "rank_dropout=0.2",
                                                                  "rank_dropout_scale=True", "dropout=0.1", "train_norm=True", "--scale_weight_norms", "1",

@@ -433,7 +433,7 @@ final class TrainingStepTests: XCTestCase {
                 XCTAssertLessThan(relativeError(module.delta(), try theirs.delta().values), 1e-6, "\(algorithm.name) \(module.name)")
                 if theirs.rank == nil { fullBoth += 1 }
             }
-            if case .lokr(_, _, true) = algorithm { XCTAssertEqual(fullBoth, network.modules.count, "full_matrix: every LoKr module full") }
+            if case .lokr(_, _, true, _) = algorithm { XCTAssertEqual(fullBoth, network.modules.count, "full_matrix: every LoKr module full") }
             for lora in network.loraModules where lora.mid != nil {
                 let theirs = try XCTUnwrap(read[lora.name], lora.name)
                 let ours = LinearAlgebra.multiply(Matrix(rows: lora.shape.outputs, cols: lora.rank, values: lora.up.values),
@@ -486,23 +486,24 @@ final class TrainingStepTests: XCTestCase {
     }
 
     /// LokrModule's split of layers at SD1/SD2's real widths (lokr_layouts.json) for the kohya_ss GUI's LoKr settings
-    /// (dim 64 factor -1, dim 100000 factor 6, small ranks, full_matrix, alpha 0): the same tensors in the same order
+    /// (dim 64 factor -1, dim 100000 factor 6, small ranks, full_matrix, alpha 0, unbalanced_factorization): the same tensors in the same order
     /// and shapes, the same saved alpha and scale; and the memory estimate counts what the module holds.
     func testLoKrSplitsLayersAsLyCORIS() throws {
         let data = try Data(contentsOf: URL(fileURLWithPath: Self.root + "/Fixtures/golden/training/lokr_layouts.json"))
         let layouts = try XCTUnwrap((try JSONSerialization.jsonObject(with: data) as? [String: Any])?["layouts"] as? [[String: Any]])
-        XCTAssertEqual(layouts.count, 120)
+        XCTAssertEqual(layouts.count, 160)
         for entry in layouts {
             let inputs = try XCTUnwrap(entry["in"] as? Int), outputs = try XCTUnwrap(entry["out"] as? Int), kernel = try XCTUnwrap(entry["kernel"] as? Int)
             let dim = try XCTUnwrap(entry["dim"] as? Int), alpha = Float(try XCTUnwrap(entry["alpha"] as? Double))
             let factor = Int(try XCTUnwrap(entry["factor"] as? String))!
             // The script passes strings as kohya does: any non-empty decompose_both is true in LokrModule.
             let decomposeBoth = !((entry["decompose_both"] as? String) ?? "").isEmpty, fullMatrix = entry["full_matrix"] as? Bool ?? false
+            let unbalanced = entry["unbalanced_factorization"] as? Bool ?? false
             let shape: LoRAModule.Shape = entry["kind"] as? String == "linear" ? .linear(in: inputs, out: outputs)
                 : .conv(in: inputs, out: outputs, kernel: kernel, stride: 1, padding: kernel / 2)
-            let layout = LoKrLayout(shape, rank: dim, factor: factor, decomposeBoth: decomposeBoth, fullMatrix: fullMatrix)
+            let layout = LoKrLayout(shape, rank: dim, factor: factor, decomposeBoth: decomposeBoth, fullMatrix: fullMatrix, unbalanced: unbalanced)
             let module = LoKrModule.lycorisInitialized(name: "m", shape: shape, layout: layout, rank: dim, alpha: alpha) { 0.5 }
-            let label = "\(entry["kind"]!) \(inputs)→\(outputs) k\(kernel) dim \(dim) factor \(factor)"
+            let label = "\(entry["kind"]!) \(inputs)→\(outputs) k\(kernel) dim \(dim) factor \(factor)" + (unbalanced ? " unbalanced" : "")
             let tensors = try XCTUnwrap(entry["tensors"] as? [[Any]]).map { ("m." + ($0[0] as? String ?? ""), $0[1] as? [Int] ?? []) }
             XCTAssertEqual(module.parameters.map(\.key), tensors.map(\.0), label)
             XCTAssertEqual(module.parameters.map(\.shape), tensors.map(\.1), label)

@@ -1,7 +1,7 @@
 import Diffusion
 
 /// How LyCORIS's LokrModule.__init__ splits a layer (lycoris_lora 3.2.0.post2): out = a·b and in = c·d by
-/// `factorization`, then w1 [a, c] full, or low-rank [a, r]·[r, c] with decompose_both when the rank is below half of
+/// `factorization` (a ≤ b, or a ≥ b with unbalanced_factorization, which swaps them), then w1 [a, c] full, or low-rank [a, r]·[r, c] with decompose_both when the rank is below half of
 /// max(a, c) (and not full_matrix); w2 [b, d·kh·kw] full when the rank is at least half of max(b, d) or with
 /// full_matrix (stored [b, d(, kh, kw)]), else low-rank [b, r]·[r, d·kh·kw], or with use_tucker on a kernel wider than
 /// 1×1 the Tucker product of lokr_t2 [r, r, kh, kw], lokr_w2_a [r, b] and lokr_w2_b [r, d].
@@ -14,7 +14,8 @@ public struct LoKrLayout: Sendable, Equatable {
     /// w2 is low-rank through a Tucker core.
     public let tuckerW2: Bool
 
-    public init(_ shape: LoRAModule.Shape, rank: Int, factor: Int, decomposeBoth: Bool, fullMatrix: Bool, tucker: Bool = false) {
+    public init(_ shape: LoRAModule.Shape, rank: Int, factor: Int, decomposeBoth: Bool, fullMatrix: Bool, tucker: Bool = false,
+                unbalanced: Bool = false) {
         let (inputs, area): (Int, Int) = {
             switch shape {
             case let .linear(inputs, _): return (inputs, 1)
@@ -22,7 +23,8 @@ public struct LoKrLayout: Sendable, Equatable {
             }
         }()
         (c, d) = LoKrLayout.factorization(inputs, factor: factor)
-        (a, b) = LoKrLayout.factorization(shape.outputs, factor: factor)
+        let (small, large) = LoKrLayout.factorization(shape.outputs, factor: factor)
+        (a, b) = unbalanced ? (large, small) : (small, large)
         self.area = area
         lowRankW1 = decomposeBoth && Double(rank) < Double(max(a, c)) / 2 && !fullMatrix
         lowRankW2 = Double(rank) < Double(max(b, d)) / 2 && !fullMatrix

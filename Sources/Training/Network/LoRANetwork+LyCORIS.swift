@@ -44,8 +44,8 @@ public enum LyCORISAlgorithm: Sendable, Equatable {
     case locon
     case loha
     /// LoKr: `factor` (−1: the most balanced split), `decompose_both` (low-rank w1 where the rank is small enough),
-    /// `full_matrix` (w2 always full).
-    case lokr(factor: Int, decomposeBoth: Bool, fullMatrix: Bool)
+    /// `full_matrix` (w2 always full), `unbalanced_factorization` (the output's two factors swapped: w1 the larger).
+    case lokr(factor: Int, decomposeBoth: Bool, fullMatrix: Bool, unbalanced: Bool = false)
     /// (IA)^3 on the output side: one trained scale per output channel (rank and alpha unused, as in LyCORIS).
     case ia3
 
@@ -90,8 +90,9 @@ extension LoRANetwork {
             case .loha:
                 module = LoHaModule.lycorisInitialized(name: name, shape: shape, rank: entry.rank, alpha: entry.alpha, tucker: tucker,
                                                        trainedScalar: trainedScalar, normal: normal)
-            case let .lokr(factor, decomposeBoth, fullMatrix):
-                let layout = LoKrLayout(shape, rank: entry.rank, factor: factor, decomposeBoth: decomposeBoth, fullMatrix: fullMatrix, tucker: tucker)
+            case let .lokr(factor, decomposeBoth, fullMatrix, unbalanced):
+                let layout = LoKrLayout(shape, rank: entry.rank, factor: factor, decomposeBoth: decomposeBoth, fullMatrix: fullMatrix, tucker: tucker,
+                                        unbalanced: unbalanced)
                 module = LoKrModule.lycorisInitialized(name: name, shape: shape, layout: layout, rank: entry.rank, alpha: entry.alpha,
                                                        trainedScalar: trainedScalar, uniform: uniform)
             case .ia3:
@@ -121,8 +122,9 @@ extension LoRANetwork {
                 return 2 * rank * (rank * kernel * kernel + outputs + inputs)
             }
             return 2 * rank * (shape.outputs + shape.columns)
-        case let .lokr(factor, decomposeBoth, fullMatrix):
-            return LoKrLayout(shape, rank: rank, factor: factor, decomposeBoth: decomposeBoth, fullMatrix: fullMatrix, tucker: tucker).parameterCount(rank: rank)
+        case let .lokr(factor, decomposeBoth, fullMatrix, unbalanced):
+            return LoKrLayout(shape, rank: rank, factor: factor, decomposeBoth: decomposeBoth, fullMatrix: fullMatrix, tucker: tucker,
+                              unbalanced: unbalanced).parameterCount(rank: rank)
         case .ia3: return shape.outputs
         }
     }
