@@ -11,8 +11,10 @@ runs per step once the latents are cached, without its data loader. Prints JSON:
 
 With --algo locon, loha or lokr the modules are LyCORIS's (lycoris.kohya.create_network, lycoris_lora 3.2.0.post2,
 preset attn-mlp: the same 192 U-Net layers; network args as the kohya_ss GUI writes them, decompose_both=False),
---scale-weight-norms runs LyCORIS's max norm after each optimizer step as train_network.py does, and --dora sets
-dora_wd=True (weight decomposition).
+--scale-weight-norms runs LyCORIS's max norm after each optimizer step as train_network.py does, --dora sets
+dora_wd=True (weight decomposition) and --rank-dropout P LyCORIS's rank_dropout. --algo lora-fa is sd-scripts'
+LoRA-FA as train_network.py runs networks/lora_fa.py: lora_down drawn N(0, 2/(in + rank)) and left out of the
+optimizer, but still given a gradient (its network's requires_grad_(True) reaches it).
 """
 import argparse
 import contextlib
@@ -31,15 +33,19 @@ parser.add_argument("--dim", type=int, default=32)
 parser.add_argument("--alpha", type=float, default=16)
 parser.add_argument("--gradient-checkpointing", action="store_true")
 parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
-parser.add_argument("--algo", choices=["lora", "locon", "loha", "lokr"], default="lora")
+parser.add_argument("--algo", choices=["lora", "lora-fa", "locon", "loha", "lokr"], default="lora")
+parser.add_argument("--rank-dropout", type=float, default=0, help="LyCORIS's rank_dropout (locon, loha, lokr)")
 parser.add_argument("--factor", default="-1")
 parser.add_argument("--scale-weight-norms", type=float, default=0, help="LyCORIS's apply_max_norm_regularization after each step (loha, lokr)")
 parser.add_argument("--dora", action="store_true", help="LyCORIS's dora_wd=True (locon, loha, lokr)")
 args = parser.parse_args()
 if args.scale_weight_norms and args.algo == "lora":
     parser.error("--scale-weight-norms is measured with --algo loha or lokr (LyCORIS's rule)")
-if args.dora and args.algo == "lora":
+kohya = args.algo in ("lora", "lora-fa")
+if args.dora and kohya:
     parser.error("--dora is LyCORIS's: --algo locon, loha or lokr")
+if args.rank_dropout and kohya:
+    parser.error("--rank-dropout is measured with LyCORIS's --algo locon, loha or lokr")
 torch.set_num_threads(args.threads)
 torch.manual_seed(0)
 
@@ -61,6 +67,9 @@ class LoRAModule(torch.nn.Module):
             self.lora_down = torch.nn.Linear(org.in_features, rank, bias=False)
             self.lora_up = torch.nn.Linear(rank, org.out_features, bias=False)
         torch.nn.init.zeros_(self.lora_up.weight)
+        if args.algo == "lora-fa":
+            in_dim = org.in_channels if isinstance(org, torch.nn.Conv2d) else org.in_features
+            torch.nn.init.normal_(self.lora_down.weight, std=(2.0 / (in_dim + rank)) ** 0.5)
         self.scale = alpha / rank
         self.org = org
 
@@ -69,7 +78,7 @@ class LoRAModule(torch.nn.Module):
 
 
 modules = []
-for name, module in (unet.named_modules() if args.algo == "lora" else []):
+for name, module in (unet.named_modules() if kohya else []):
     if module.__class__.__name__ != "Transformer2DModel":
         continue
     for child_name, child in list(module.named_modules()):
@@ -78,11 +87,11 @@ for name, module in (unet.named_modules() if args.algo == "lora" else []):
             parent = module.get_submodule(child_name.rsplit(".", 1)[0]) if "." in child_name else module
             setattr(parent, child_name.rsplit(".", 1)[-1], lora)
             modules.append(lora)
-parameters = [p for m in modules for p in (m.lora_down.weight, m.lora_up.weight)]
-if args.algo != "lora":
+parameters = [p for m in modules for p in ((m.lora_up.weight,) if args.algo == "lora-fa" else (m.lora_down.weight, m.lora_up.weight))]
+if not kohya:
     from lycoris.kohya import create_network
     network = create_network(1.0, args.dim, args.alpha, None, None, unet, algo=args.algo, preset="attn-mlp", factor=args.factor,
-                             decompose_both="False", dora_wd=str(args.dora))
+                             decompose_both="False", dora_wd=str(args.dora), rank_dropout=str(args.rank_dropout))
     network.apply_to(None, unet, False, True)
     modules = network.unet_loras
     parameters = list(network.parameters())
@@ -107,7 +116,7 @@ for _ in range(args.steps):
     times.append(time.perf_counter() - start)
 print(json.dumps({
     "torch": torch.__version__, "threads": args.threads, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-    "algo": args.algo, "dora": args.dora, "modules": len(modules), "size": args.size, "dim": args.dim, "precision": args.precision,
+    "algo": args.algo, "dora": args.dora, "rank_dropout": args.rank_dropout, "modules": len(modules), "size": args.size, "dim": args.dim, "precision": args.precision,
     "gradient_checkpointing": args.gradient_checkpointing, "scale_weight_norms": args.scale_weight_norms, "step_seconds": times,
     "step_seconds_median": sorted(times)[len(times) // 2], "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
 }, indent=1))

@@ -38,8 +38,12 @@ struct TrainBench: ParsableCommand {
     @Flag(help: "Gradient checkpointing (the U-Net's blocks recompute their activations in the backward).")
     var gradientCheckpointing = false
 
-    @Option(help: "kohya's LoRA on the 192 attention modules (lora), or LyCORIS's locon, loha or lokr on the same modules (preset attn-mlp).")
+    @Option(help: ArgumentHelp("kohya's LoRA on the 192 attention modules (lora), its LoRA-FA (lora-fa: lora_down frozen), or LyCORIS's locon, "
+                               + "loha or lokr on the same modules (preset attn-mlp)."))
     var algo = "lora"
+
+    @Option(help: "rank_dropout: kohya's (rank channels) with lora and lora-fa, LyCORIS's (rows of ΔW) with locon, loha and lokr.")
+    var rankDropout: Double?
 
     @Flag(help: "LyCORIS's dora_wd (weight decomposition) around the locon, loha or lokr modules.")
     var dora = false
@@ -73,20 +77,26 @@ struct TrainBench: ParsableCommand {
         }
         let algorithm: LyCORISAlgorithm
         switch algo {
-        case "lora", "locon": algorithm = .locon
+        case "lora", "lora-fa", "locon": algorithm = .locon
         case "loha": algorithm = .loha
         case "lokr": algorithm = .lokr(factor: factor, decomposeBoth: true, fullMatrix: false)
-        default: throw ValidationError("--algo: lora, locon, loha or lokr")
+        default: throw ValidationError("--algo: lora, lora-fa, locon, loha or lokr")
         }
-        if dora && algo == "lora" { throw ValidationError("--dora is LyCORIS's: with --algo locon, loha or lokr") }
+        let kohya = algo == "lora" || algo == "lora-fa"
+        if dora && kohya { throw ValidationError("--dora is LyCORIS's: with --algo locon, loha or lokr") }
         // LyCORIS's attn-mlp preset places kohya's 192 U-Net attention modules.
-        let plan = algo == "lora" ? LoRANetwork.kohyaPlan(ModelLayout(sd.config), dim: dim, alpha: alpha, textEncoder: false)
+        let plan = kohya ? LoRANetwork.kohyaPlan(ModelLayout(sd.config), dim: dim, alpha: alpha, textEncoder: false)
             : LoRANetwork.lycorisPlan(ModelLayout(sd.config), preset: .attnMLP, dim: dim, alpha: alpha, convDim: dim, convAlpha: alpha, textEncoder: false)
         var normals = TorchGenerator(seed: 2)
         let network = algo == "lora" ? LoRANetwork.kohya(plan: plan, uniform: uniform)
+            : algo == "lora-fa" ? LoRANetwork.loraFA(plan: plan, normal: { normals.randn($0) })
             : try LoRANetwork.lycoris(plan: plan, algorithm: algorithm, dora: dora ? { (target) throws(ModelError) in try LoRANetwork.weight(of: target, in: sd) } : nil,
                                       uniform: uniform, normal: { normals.randn($0) })
         let tape = network.tape(for: sd)
+        if let p = rankDropout {
+            tape.dropout = LoRADropout(neuron: nil, rank: p, module: nil, seed: 4, rankDropout: kohya ? .rankChannels : .weightRows)
+        }
+        let trained = network.parameters.filter { !$0.isFrozen }
         var generator = TorchGenerator(seed: 3)
         let latent = size / 8
         let latents = Tensor(shape: [1, 4, latent, latent], values: generator.randn(4 * latent * latent))
@@ -100,9 +110,10 @@ struct TrainBench: ParsableCommand {
             EngineProfile.reset()
             let start = Date()
             for p in network.parameters { p.gradient.zero() }
+            tape.dropout?.pass = UInt64(step)
             loss = precision.run { unetTrainingStep(sd.unet, tape: tape, objective: DiffusionObjective(), latents: latents, noise: noise,
                                                     timesteps: [500], context: context, checkpointing: gradientCheckpointing).loss }
-            optimizer.update([ParameterGroup(name: "unet", parameters: network.parameters, learningRate: 1e-4)])
+            optimizer.update([ParameterGroup(name: "unet", parameters: trained, learningRate: 1e-4)])
             if let maximum = scaleWeightNorms { network.applyMaxNorm(maximum) }
             times.append(Date().timeIntervalSince(start))
             if !json { print(String(format: "step %d: %.2f s (loss %.5f)", step + 1, times.last!, loss)) }
@@ -116,7 +127,7 @@ struct TrainBench: ParsableCommand {
         let result: [String: Any] = [
             "algo": algo, "modules": network.modules.count, "parameters": network.parameters.reduce(0) { $0 + $1.count },
             "step_seconds": times, "step_seconds_median": times.sorted()[times.count / 2],
-            "peak_rss_mb": Double(usage.ru_maxrss) / 1024, "size": size, "dim": dim, "dora": dora, "gradient_checkpointing": gradientCheckpointing, "scale_weight_norms": scaleWeightNorms ?? 0, "precision": precision.rawValue, "gemm": LinearAlgebra.routing.description,
+            "peak_rss_mb": Double(usage.ru_maxrss) / 1024, "size": size, "dim": dim, "dora": dora, "rank_dropout": rankDropout ?? 0, "gradient_checkpointing": gradientCheckpointing, "scale_weight_norms": scaleWeightNorms ?? 0, "precision": precision.rawValue, "gemm": LinearAlgebra.routing.description,
             "best_gemm_gflops": bestGEMM, "step_gflop": stepGFLOP, "step_gflops_rate": stepGFLOP / times.last!,
             "step_profile": Dictionary(uniqueKeysWithValues: profile.map { ($0.category.rawValue, $0.seconds) }),
         ]
@@ -125,7 +136,7 @@ struct TrainBench: ParsableCommand {
             return
         }
         print(String(format: "%@ %d², %d %@ modules (dim %d), %@: %.2f s per optimizer step (median of %d), peak RSS %.0f MB",
-                     sd.family.rawValue, size, network.modules.count, algo + (dora ? " + DoRA" : ""), dim, precision.rawValue, result["step_seconds_median"] as! Double, steps,
+                     sd.family.rawValue, size, network.modules.count, algo + (dora ? " + DoRA" : "") + (rankDropout.map { " + rank_dropout \($0)" } ?? ""), dim, precision.rawValue, result["step_seconds_median"] as! Double, steps,
                      result["peak_rss_mb"] as! Double))
         print(String(format: "last step: %.0f GFLOP (direct-algorithm count) at %.1f GFLOP/s = %.0f%% of this host's best GEMM (%.1f GFLOP/s, 2048², %@)",
                      stepGFLOP, stepGFLOP / times.last!, 100 * stepGFLOP / times.last! / bestGEMM, bestGEMM, LinearAlgebra.routing.description))

@@ -18,13 +18,14 @@ extension DoRAModule {
     public func droppingRows(_ mask: [Float]) -> any WeightDeltaModule { DoRAModule(inner.droppingRows(mask), magnitude: magnitude) }
 }
 
-/// A module's ΔW with some of its rows dropped, for one pass.
+/// A module's ΔW with some of its rows dropped (mask 0; 1 keeps a row), for one pass.
 struct RowDroppedDelta: WeightDeltaModule {
     let inner: any WeightDeltaModule
     let mask: [Float]
 
     init(_ inner: any WeightDeltaModule, mask: [Float]) {
-        precondition(mask.count == inner.shape.outputs, "\(inner.name): a row mask of \(mask.count) for \(inner.shape.outputs) rows")
+        precondition(mask.count == inner.shape.outputs && mask.allSatisfy { $0 == 0 || $0 == 1 },
+                     "\(inner.name): a row mask of \(mask.count) zeros and ones for \(inner.shape.outputs) rows")
         (self.inner, self.mask) = (inner, mask)
     }
 
@@ -35,21 +36,20 @@ struct RowDroppedDelta: WeightDeltaModule {
     var fileScalars: [(suffix: String, value: Float)] { inner.fileScalars }
     var lycorisScalar: (scalar: ModuleScalar, savedInto: Parameter)? { inner.lycorisScalar }
 
+    /// The whole ΔW added in place, then the dropped rows put back as they were: a copy of those rows, not of ΔW.
     func addDelta(into weight: UnsafeMutablePointer<Float>, base: UnsafePointer<Float>) {
-        let columns = shape.columns
-        var delta = [Float](repeating: 0, count: shape.weightCount)
-        delta.withUnsafeMutableBufferPointer { inner.addDelta(into: $0.baseAddress!, base: base) }
-        for o in mask.indices where mask[o] != 0 {
-            let row = weight + o * columns, m = mask[o]
-            for c in 0..<columns { row[c] += m * delta[o * columns + c] }
-        }
+        let columns = shape.columns, dropped = mask.indices.filter { mask[$0] == 0 }
+        var before = [Float](repeating: 0, count: dropped.count * columns)
+        for (i, o) in dropped.enumerated() { before.withUnsafeMutableBufferPointer { ($0.baseAddress! + i * columns).update(from: weight + o * columns, count: columns) } }
+        inner.addDelta(into: weight, base: base)
+        for (i, o) in dropped.enumerated() { before.withUnsafeBufferPointer { (weight + o * columns).update(from: $0.baseAddress! + i * columns, count: columns) } }
     }
 
     func accumulateGradients(delta gradient: UnsafeBufferPointer<Float>, base: UnsafePointer<Float>) {
         let columns = shape.columns
         var kept = [Float](gradient)
-        for o in mask.indices where mask[o] != 1 {
-            for c in 0..<columns { kept[o * columns + c] *= mask[o] }
+        kept.withUnsafeMutableBufferPointer { k in
+            for o in mask.indices where mask[o] == 0 { (k.baseAddress! + o * columns).update(repeating: 0, count: columns) }
         }
         kept.withUnsafeBufferPointer { inner.accumulateGradients(delta: $0, base: base) }
     }
