@@ -40,9 +40,13 @@ struct RowDroppedDelta: WeightDeltaModule {
     func addDelta(into weight: UnsafeMutablePointer<Float>, base: UnsafePointer<Float>) {
         let columns = shape.columns, dropped = mask.indices.filter { mask[$0] == 0 }
         var before = [Float](repeating: 0, count: dropped.count * columns)
-        for (i, o) in dropped.enumerated() { before.withUnsafeMutableBufferPointer { ($0.baseAddress! + i * columns).update(from: weight + o * columns, count: columns) } }
+        before.withUnsafeMutableBufferPointer { kept in
+            for (i, o) in dropped.enumerated() { (kept.baseAddress! + i * columns).update(from: weight + o * columns, count: columns) }
+        }
         inner.addDelta(into: weight, base: base)
-        for (i, o) in dropped.enumerated() { before.withUnsafeBufferPointer { (weight + o * columns).update(from: $0.baseAddress! + i * columns, count: columns) } }
+        before.withUnsafeBufferPointer { kept in
+            for (i, o) in dropped.enumerated() { (weight + o * columns).update(from: kept.baseAddress! + i * columns, count: columns) }
+        }
     }
 
     func accumulateGradients(delta gradient: UnsafeBufferPointer<Float>, base: UnsafePointer<Float>) {

@@ -1,10 +1,11 @@
 import Diffusion
 
 /// How LyCORIS's LokrModule.__init__ splits a layer (lycoris_lora 3.2.0.post2): out = a·b and in = c·d by
-/// `factorization` (a ≤ b, or a ≥ b with unbalanced_factorization, which swaps them), then w1 [a, c] full, or low-rank [a, r]·[r, c] with decompose_both when the rank is below half of
-/// max(a, c) (and not full_matrix); w2 [b, d·kh·kw] full when the rank is at least half of max(b, d) or with
-/// full_matrix (stored [b, d(, kh, kw)]), else low-rank [b, r]·[r, d·kh·kw], or with use_tucker on a kernel wider than
-/// 1×1 the Tucker product of lokr_t2 [r, r, kh, kw], lokr_w2_a [r, b] and lokr_w2_b [r, d].
+/// `factorization` (a ≤ b; a ≥ b with unbalanced_factorization, which swaps them), then w1 [a, c] full, or low-rank
+/// [a, r]·[r, c] with decompose_both when the rank is below half of max(a, c) (and not full_matrix); w2 [b, d·kh·kw]
+/// full when the rank is at least half of max(b, d) or with full_matrix (stored [b, d(, kh, kw)]), else low-rank
+/// [b, r]·[r, d·kh·kw], or with use_tucker on a kernel wider than 1×1 the Tucker product of lokr_t2 [r, r, kh, kw],
+/// lokr_w2_a [r, b] and lokr_w2_b [r, d].
 public struct LoKrLayout: Sendable, Equatable {
     public let a: Int, b: Int, c: Int, d: Int
     /// kh·kw (1 for a linear layer).
