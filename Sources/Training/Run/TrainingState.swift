@@ -90,9 +90,8 @@ extension LoRATrainer {
             throw error
         }
         var scalars: [String: Float] = [:]
-        // A trained scalar is a parameter of network.safetensors instead.
         for module in network.modules {
-            if let (scalar, _) = module.lycorisScalar, scalar.parameter == nil, scalar.value != 1 { scalars[module.name] = scalar.value }
+            if let scalar = module.maxNormScalar, scalar.value != 1 { scalars[module.name] = scalar.value }
         }
         let file = TrainingState.File(current_epoch: position.epoch, current_step: position.step,
                                       lora_tools: .init(position: position, random: random.generator.snapshot, recentLosses: recentLosses,
@@ -132,7 +131,7 @@ extension LoRATrainer {
         try loadNetworkWeights((folder as NSString).appendingPathComponent("network.safetensors"))
         let scalars = file.lora_tools.scalars ?? [:]
         for module in network.modules {
-            guard let (scalar, _) = module.lycorisScalar, scalar.parameter == nil else { continue }
+            guard let scalar = module.maxNormScalar else { continue }
             let value = scalars[module.name] ?? 1
             guard value.isFinite, value > 0 else {
                 throw ModelError(.invalid, "the scalar of \(module.name) is \(value), not a positive number", file: jsonPath, key: module.name)
@@ -140,7 +139,7 @@ extension LoRATrainer {
             scalar.value = value
         }
         if let unknown = scalars.keys.sorted().first(where: { name in
-            !network.modules.contains { $0.name == name && $0.lycorisScalar != nil && $0.lycorisScalar?.scalar.parameter == nil }
+            !network.modules.contains { $0.name == name && $0.maxNormScalar != nil }
         }) {
             throw ModelError(.mismatch, "the state has a scalar for \(unknown), a module this network does not scale", file: jsonPath, key: unknown)
         }
@@ -194,5 +193,14 @@ extension LoRATrainer {
         }
         let unused = file.tensors.filter { ($0.name.hasSuffix(".lora_down.weight") || $0.name.hasSuffix(".lora_up.weight")) && !ours.contains($0.name) }.count
         return (loaded, missing, unused)
+    }
+}
+
+extension TrainedModule {
+    /// LyCORIS's scalar where it is a buffer that its max norm moves (the state keeps it in train_state.json); a
+    /// trained one (use_scalar) is a parameter of network.safetensors instead.
+    var maxNormScalar: ModuleScalar? {
+        guard let (scalar, _) = lycorisScalar, scalar.parameter == nil else { return nil }
+        return scalar
     }
 }
