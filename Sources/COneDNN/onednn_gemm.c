@@ -54,7 +54,8 @@ typedef struct {
 typedef struct {
     matmul_key key;
     dnnl_primitive_t primitive;
-    dnnl_memory_desc_t a, b, c;
+    dnnl_memory_desc_t a, b, c, scratchpad;
+    size_t scratchpad_bytes;
 } matmul_entry;
 
 enum { CACHE_SIZE = 512 };
@@ -86,6 +87,15 @@ static int create_entry(const matmul_key *key, matmul_entry *entry) {
     dnnl_primitive_desc_t pd = NULL;
     int result = LT_ONEDNN_FAILED;
     if (dnnl_primitive_attr_create(&attr) != dnnl_success) goto done;
+    // The caller passes the scratchpad (a per-thread buffer). With oneDNN's
+    // own ("library") scratchpad, Debian's build (no DNNL_ENABLE_CONCURRENT_EXEC)
+    // let concurrent executions of one cached primitive share it: the bf16
+    // kernels copy transposed operands there, and the attention heads, run in
+    // parallel with the same shapes, read each other's copies (garbage and NaN
+    // in bf16 training gradients on an AVX512-BF16 host; GEMMRoutingTests'
+    // concurrent test). oneDNN's documented way to run a primitive from
+    // several threads at once is a user scratchpad.
+    if (dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) != dnnl_success) goto done;
     if (key->alpha != 1 && dnnl_primitive_attr_set_output_scales(attr, 1, 0, &key->alpha) != dnnl_success) goto done;
     if (key->beta != 0) {
         // C = alpha·A·B + beta·C: oneDNN's "sum" post-op adds the scaled previous C.
@@ -96,6 +106,10 @@ static int create_entry(const matmul_key *key, matmul_entry *entry) {
     dnnl_status_t s = dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL);
     if (s == dnnl_unimplemented) { result = LT_ONEDNN_UNIMPLEMENTED; goto done; }
     if (s != dnnl_success) goto done;
+    const dnnl_memory_desc_t *scratchpad = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    if (scratchpad) entry->scratchpad = *scratchpad;
+    else memset(&entry->scratchpad, 0, sizeof entry->scratchpad);
+    entry->scratchpad_bytes = scratchpad ? dnnl_memory_desc_get_size(scratchpad) : 0;
     if (dnnl_primitive_create(&entry->primitive, pd) != dnnl_success) goto done;
     result = LT_ONEDNN_OK;
 done:
@@ -132,7 +146,7 @@ static int lookup(const matmul_key *key, matmul_entry *out) {
 // Per-thread packing buffers, grown on demand and kept (the engine calls with
 // the same shapes again and again).
 typedef struct { void *data; size_t bytes; } buffer;
-static __thread buffer pack_a, pack_b;
+static __thread buffer pack_a, pack_b, scratch;
 static void *reserve(buffer *b, size_t bytes) {
     if (b->bytes < bytes) {
         free(b->data);
@@ -169,17 +183,19 @@ int lt_onednn_matmul(int type, int transa, int transb, long m, long n, long k, f
     // Stored shapes: A is m×k (k×m when transposed), B is k×n (n×k).
     void *pa = pack(&pack_a, type, a, transa ? k : m, transa ? m : k, lda);
     void *pb = pack(&pack_b, type, b, transb ? n : k, transb ? k : n, ldb);
-    if (!pa || !pb) return LT_ONEDNN_FAILED;
-    dnnl_memory_t ma = NULL, mb = NULL, mc = NULL;
+    void *ps = entry.scratchpad_bytes ? reserve(&scratch, entry.scratchpad_bytes) : NULL;
+    if (!pa || !pb || (entry.scratchpad_bytes && !ps)) return LT_ONEDNN_FAILED;
+    dnnl_memory_t ma = NULL, mb = NULL, mc = NULL, ms = NULL;
     dnnl_stream_t stream = NULL;
     status = LT_ONEDNN_FAILED;
     if (dnnl_memory_create(&ma, &entry.a, engine, pa) != dnnl_success) goto done;
     if (dnnl_memory_create(&mb, &entry.b, engine, pb) != dnnl_success) goto done;
     if (dnnl_memory_create(&mc, &entry.c, engine, c) != dnnl_success) goto done;
+    if (ps && dnnl_memory_create(&ms, &entry.scratchpad, engine, ps) != dnnl_success) goto done;
     if (dnnl_stream_create(&stream, engine, dnnl_stream_default_flags) != dnnl_success) goto done;
-    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}, {DNNL_ARG_SCRATCHPAD, ms}};
     use_threads(threads);
-    if (dnnl_primitive_execute(entry.primitive, stream, 3, args) != dnnl_success) goto done;
+    if (dnnl_primitive_execute(entry.primitive, stream, ms ? 4 : 3, args) != dnnl_success) goto done;
     if (dnnl_stream_wait(stream) != dnnl_success) goto done;
     status = LT_ONEDNN_OK;
 done:
@@ -187,6 +203,7 @@ done:
     if (ma) dnnl_memory_destroy(ma);
     if (mb) dnnl_memory_destroy(mb);
     if (mc) dnnl_memory_destroy(mc);
+    if (ms) dnnl_memory_destroy(ms);
     return status;
 }
 

@@ -1,4 +1,5 @@
 import COneDNN
+import Dispatch
 import LinearAlgebra
 import XCTest
 
@@ -120,6 +121,69 @@ final class GEMMRoutingTests: XCTestCase {
             check("bf16 oneDNN", tolerance: 1e-3, round: Self.bf16) { t, a, b, c in
                 LinearAlgebra.gemm(transposeA: t.ta, transposeB: t.tb, m: t.m, n: t.n, k: t.k, alpha: t.alpha, a: a, lda: t.lda,
                                    b: b, ldb: t.ldb, beta: t.beta, c: c, ldc: t.ldc)
+            }
+        }
+    }
+
+    /// One cached primitive run by several threads at once, as the attention heads
+    /// run their equal-shaped products: each result must be its own inputs' product.
+    /// With oneDNN's library scratchpad (Debian's build shares it) the kernels that
+    /// copy a transposed operand there read other threads' copies: garbage, NaN in
+    /// bf16 training gradients on an AVX512-BF16 host. The shapes are the
+    /// attention backward's (transposed A, beta 1, 77 keys).
+    func testMatmulPrimitivesRunFromSeveralThreadsAtOnce() {
+        var types = [(Int32(LT_ONEDNN_F32), "f32", Float(1e-4), { (x: Float) in x })]
+        if LinearAlgebra.bf16Available { types.append((Int32(LT_ONEDNN_BF16), "bf16", 1e-3, Self.bf16)) }
+        let shapes = [Case(ta: true, tb: false, m: 8, n: 77, k: 64, lda: 64, ldb: 77, ldc: 77, alpha: 1, beta: 1),
+                      Case(ta: true, tb: false, m: 16, n: 96, k: 128, lda: 320, ldb: 96, ldc: 96, alpha: 1, beta: 1),
+                      Case(ta: false, tb: true, m: 64, n: 77, k: 40, lda: 320, ldb: 320, ldc: 77, alpha: 0.5, beta: 0)]
+        for (type, name, tolerance, round) in types {
+            for (index, t) in shapes.enumerated() {
+                let jobs = 8, rounds = 16
+                let aCount = (t.ta ? t.k : t.m) * t.lda, bCount = (t.tb ? t.n : t.k) * t.ldb
+                let inputs: [(a: [Float], b: [Float], c: [Float])] = (0..<jobs).map { job in
+                    let seed = UInt64(job * 3)
+                    return (Self.values(aCount, seed: seed + 1), Self.values(bCount, seed: seed + 2), Self.values(t.m * t.ldc, seed: seed + 3))
+                }
+                // The naive products of the rounded operands, once per job.
+                let expected: [[Float]] = inputs.map { (a, b, c) in
+                    var out = c
+                    for i in 0..<t.m {
+                        for j in 0..<t.n {
+                            var sum = 0.0
+                            for p in 0..<t.k {
+                                let x: Float = round(t.ta ? a[p * t.lda + i] : a[i * t.lda + p])
+                                let y: Float = round(t.tb ? b[j * t.ldb + p] : b[p * t.ldb + j])
+                                sum += Double(x) * Double(y)
+                            }
+                            let scaled: Double = Double(t.alpha) * sum + Double(t.beta) * Double(c[i * t.ldc + j])
+                            out[i * t.ldc + j] = Float(scaled)
+                        }
+                    }
+                    return out
+                }
+                let size = t.m * t.ldc
+                let results = UnsafeMutableBufferPointer<Float>.allocate(capacity: jobs * size)
+                defer { results.deallocate() }
+                var worst: Float = 0
+                for _ in 0..<rounds {
+                    for job in 0..<jobs { for i in 0..<size { results[job * size + i] = inputs[job].c[i] } }
+                    nonisolated(unsafe) let outputs = results.baseAddress!   // each job writes its own slice
+                    DispatchQueue.concurrentPerform(iterations: jobs) { job in
+                        let status = inputs[job].a.withUnsafeBufferPointer { a in inputs[job].b.withUnsafeBufferPointer { b in
+                            lt_onednn_matmul(type, t.ta ? 1 : 0, t.tb ? 1 : 0, t.m, t.n, t.k, t.alpha, a.baseAddress!, t.lda, b.baseAddress!, t.ldb,
+                                             t.beta, outputs + job * size, t.ldc, 1)
+                        } }
+                        precondition(status == Int32(LT_ONEDNN_OK))
+                    }
+                    for job in 0..<jobs {
+                        for i in 0..<size {
+                            let got = results[job * size + i]
+                            worst = got.isFinite ? max(worst, abs(got - expected[job][i])) : .infinity
+                        }
+                    }
+                }
+                XCTAssertLessThan(worst, tolerance, "\(name) matmul, shape \(index), \(jobs) jobs at once")
             }
         }
     }
