@@ -30,7 +30,7 @@ struct EngineBench: ParsableCommand {
     @Option(help: "Weight storage: automatic, f32 or f16 (fp16 tensors kept as fp16, widened per layer).")
     var weights: String = "automatic"
 
-    @Option(name: .customLong("precision"), help: "Compute precision: fp32, or bf16 (operands rounded to bfloat16, fp32 accumulation; on AMX/AVX512-BF16 units).")
+    @Option(name: .customLong("precision"), help: "Compute precision: fp32, or bf16 (operands rounded to bfloat16, fp32 accumulation), on oneDNN's bf16 units (AMX, or AVX512-BF16 forced).")
     var computePrecision: String = "fp32"
 
     @Flag(help: "Skip the VAE decode.")
@@ -43,11 +43,11 @@ struct EngineBench: ParsableCommand {
         ToolEnvironment.prepare()
         if ProcessInfo.processInfo.environment["LT_NO_ALLOC"] == nil { EngineAllocator.configure() }
         var results: [String: Double] = [:]
-        guard let requested = ComputePrecision(rawValue: computePrecision) else { throw ValidationError("--precision: fp32 or bf16") }
-        let (compute, note) = requested.resolved()
-        if let note, !json { print("note: \(note)") }
+        let compute = try Measure.precision(computePrecision, quiet: json)
         // Before the model is loaded: the GEMM peak of a quiet, warm library.
-        results["best_gemm_gflops"] = compute.run { Measure.bestGEMMRate() }
+        let bestGEMMs = Measure.bestGEMMRates(compute)
+        results["best_gemm_gflops"] = bestGEMMs[compute]!
+        results["best_fp32_gemm_gflops"] = bestGEMMs[.fp32]!
         let loadStart = Date()
         let tokenizerFile = try BPETokenizer.load(tokenizer)
         guard let precision = WeightPrecision(rawValue: weights) else { throw ValidationError("--weights: automatic, f32 or f16") }
@@ -109,8 +109,8 @@ struct EngineBench: ParsableCommand {
                      sd.family.rawValue, size, size, results["load_seconds"]!, results["text_seconds"]!, results["step_seconds_median"]!,
                      steps, results["decode_seconds"] ?? 0, results["peak_rss_mb"]!))
         // Winograd does a quarter of the multiplications it is credited with, so the ratio can pass 100%.
-        print(String(format: "precision %@, GEMM %@: step %.0f GFLOP (direct-algorithm count) at %.1f GFLOP/s = %.0f%% of this host's best GEMM (%.1f GFLOP/s, 2048²)",
-                     compute.rawValue, LinearAlgebra.routing.description, results["step_gflop"]!, results["step_gflops_rate"]!,
+        print(String(format: "precision %@, GEMM %@: step %.0f GFLOP (direct-algorithm count) at %.1f GFLOP/s = %.0f%% of this host's best GEMM in that arithmetic (%.1f GFLOP/s, 2048²)",
+                     compute.rawValue, LinearAlgebra.routing.parallel.rawValue, results["step_gflop"]!, results["step_gflops_rate"]!,
                      100 * results["step_gflops_rate"]! / results["best_gemm_gflops"]!, results["best_gemm_gflops"]!))
         for (label, entries) in [("step", profile), ("decode", decodeProfile)] {
             let total = entries.filter { !$0.category.isBreakdown }.reduce(0) { $0 + $1.seconds }

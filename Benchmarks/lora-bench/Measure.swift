@@ -1,4 +1,5 @@
 import ArgumentParser
+import Diffusion
 import Foundation
 import LinearAlgebra
 #if canImport(Glibc)
@@ -30,6 +31,30 @@ struct KohyaComparisonOptions: ParsableArguments {
 }
 
 enum Measure {
+    /// A benchmark's `--precision`. bf16 runs on oneDNN's units wherever the CPU has them, also where lora-train and
+    /// lora-xyz compute in fp32 because the units multiply slower than fp32 (AVX512-BF16 without AMX): so they can be
+    /// measured there. Says what ran unless `quiet`.
+    static func precision(_ name: String, quiet: Bool) throws -> ComputePrecision {
+        guard let requested = ComputePrecision(rawValue: name) else { throw ValidationError("--precision: fp32 or bf16") }
+        if requested == .bf16, LinearAlgebra.bf16Available, !LinearAlgebra.bf16Faster {
+            LinearAlgebra.routing.arithmetic = .bf16
+            if !quiet {
+                print("note: --precision bf16: oneDNN's bf16 units forced (\(LinearAlgebra.oneDNNKernels.bf16)); lora-train and lora-xyz "
+                      + "compute in fp32 on this CPU, whose bf16 units multiply slower than its fp32 units")
+            }
+        }
+        let (precision, note) = requested.resolved()
+        if let note, !quiet { print("note: --precision bf16: \(note)") }
+        return precision
+    }
+
+    /// The best 2048² GEMM rate in each arithmetic a run uses: fp32's, and bf16's when it runs bf16.
+    static func bestGEMMRates(_ precision: ComputePrecision) -> [ComputePrecision: Double] {
+        var rates = [ComputePrecision.fp32: ComputePrecision.fp32.run { bestGEMMRate() }]
+        if precision == .bf16 { rates[.bf16] = precision.run { bestGEMMRate() } }
+        return rates
+    }
+
     /// The best of ten 2048² GEMMs in the current routing and arithmetic, after two to warm up, in GFLOP/s:
     /// the host's matrix peak that a step's GFLOP/s is set beside.
     static func bestGEMMRate() -> Double {

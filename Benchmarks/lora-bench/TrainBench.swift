@@ -54,7 +54,7 @@ struct TrainBench: ParsableCommand {
     @Option(help: "--scale_weight_norms after each step, by the network's rule (LyCORIS's for loha and lokr).")
     var scaleWeightNorms: Double?
 
-    @Option(name: .customLong("precision"), help: "fp32, or bf16 (lora-train --mixed-precision bf16: bf16 GEMM operands, fp32 sums; on AMX/AVX512-BF16 units).")
+    @Option(name: .customLong("precision"), help: "fp32, or bf16 (lora-train --mixed-precision bf16: bf16 GEMM operands, fp32 sums), on oneDNN's bf16 units (AMX, or AVX512-BF16 forced).")
     var computePrecision = "fp32"
 
     @Flag(help: "Print JSON.")
@@ -62,12 +62,10 @@ struct TrainBench: ParsableCommand {
 
     func run() throws {
         ToolEnvironment.prepare()
-        guard let requested = ComputePrecision(rawValue: computePrecision) else { throw ValidationError("--precision: fp32 or bf16") }
-        let (precision, note) = requested.resolved()
-        if let note { print("note: --precision bf16: \(note)") }
+        let precision = try Measure.precision(computePrecision, quiet: json)
         if ProcessInfo.processInfo.environment["LT_NO_ALLOC"] == nil { EngineAllocator.configure() }
         // Before the model is loaded: the GEMM peak of a quiet, warm library, which the step's rate is set beside.
-        let bestGEMM = precision.run { Measure.bestGEMMRate() }
+        let bestGEMMs = Measure.bestGEMMRates(precision), bestGEMM = bestGEMMs[precision]!
         let sd = try StableDiffusionModel(checkpoint: model, tokenizer: try BPETokenizer.load(tokenizer))
         guard sd.family != .sdxl else { throw ValidationError("SDXL training is not supported yet") }
         var seed: UInt64 = 1
@@ -128,7 +126,7 @@ struct TrainBench: ParsableCommand {
             "algo": algo, "modules": network.modules.count, "parameters": network.parameters.reduce(0) { $0 + $1.count },
             "step_seconds": times, "step_seconds_median": times.sorted()[times.count / 2],
             "peak_rss_mb": Double(usage.ru_maxrss) / 1024, "size": size, "dim": dim, "dora": dora, "rank_dropout": rankDropout ?? 0, "gradient_checkpointing": gradientCheckpointing, "scale_weight_norms": scaleWeightNorms ?? 0, "precision": precision.rawValue, "gemm": LinearAlgebra.routing.description,
-            "best_gemm_gflops": bestGEMM, "step_gflop": stepGFLOP, "step_gflops_rate": stepGFLOP / times.last!,
+            "best_gemm_gflops": bestGEMM, "best_fp32_gemm_gflops": bestGEMMs[.fp32]!, "step_gflop": stepGFLOP, "step_gflops_rate": stepGFLOP / times.last!,
             "step_profile": Dictionary(uniqueKeysWithValues: profile.map { ($0.category.rawValue, $0.seconds) }),
         ]
         if json {
@@ -138,8 +136,9 @@ struct TrainBench: ParsableCommand {
         print(String(format: "%@ %d², %d %@ modules (dim %d), %@: %.2f s per optimizer step (median of %d), peak RSS %.0f MB",
                      sd.family.rawValue, size, network.modules.count, algo + (dora ? " + DoRA" : "") + (rankDropout.map { " + rank_dropout \($0)" } ?? ""), dim, precision.rawValue, result["step_seconds_median"] as! Double, steps,
                      result["peak_rss_mb"] as! Double))
-        print(String(format: "last step: %.0f GFLOP (direct-algorithm count) at %.1f GFLOP/s = %.0f%% of this host's best GEMM (%.1f GFLOP/s, 2048², %@)",
-                     stepGFLOP, stepGFLOP / times.last!, 100 * stepGFLOP / times.last! / bestGEMM, bestGEMM, LinearAlgebra.routing.description))
+        print(String(format: "last step: %.0f GFLOP (direct-algorithm count) at %.1f GFLOP/s = %.0f%% of this host's best %@ GEMM (%.1f GFLOP/s, 2048², %@)%@",
+                     stepGFLOP, stepGFLOP / times.last!, 100 * stepGFLOP / times.last! / bestGEMM, precision.rawValue, bestGEMM,
+                     LinearAlgebra.routing.parallel.rawValue, precision == .bf16 ? String(format: "; fp32 GEMM %.1f GFLOP/s", bestGEMMs[.fp32]!) : ""))
         print("last step's profile (forward layers, then backward):")
         for entry in profile where entry.seconds > 0 && !entry.category.isBreakdown {
             let rate = entry.flops > 0 ? String(format: "  %6.1f GFLOP/s", entry.flops / 1e9 / entry.seconds) : ""

@@ -15,6 +15,8 @@ public enum GEMMBackend: String, CaseIterable, Sendable {
 public enum GEMMArithmetic: String, Sendable {
     case fp32
     /// oneDNN's bf16 matmul (AMX or AVX512-BF16 units); needs `LinearAlgebra.bf16Available`.
+    /// Set explicitly (tests, `lora-bench --precision bf16`), it also runs on
+    /// units slower than fp32, which the tools otherwise decline (ComputePrecision).
     case bf16
     /// The same rounding of the operands, then a float32 GEMM: equal to
     /// `bf16` up to summation order on any CPU (tests and measurements).
@@ -71,6 +73,13 @@ extension LinearAlgebra {
 
     /// This CPU has bf16 matrix units oneDNN uses (AMX or AVX512-BF16).
     public static var bf16Available: Bool { lt_onednn_bf16_available() != 0 }
+
+    /// oneDNN's bf16 matmul here multiplies faster than its fp32 one: AMX's
+    /// tiles. AVX512-BF16 alone is slower: on a Xeon with AVX512-BF16 and no
+    /// AMX, oneDNN 2.6's bf16 matmul ran at 0.5–0.6× its fp32 matmul with the
+    /// operands already bf16 and the weights pre-packed (Benchmarks/README.md,
+    /// "bf16"), and torch's bf16 autocast step was slower than its fp32 step too.
+    public static var bf16Faster: Bool { oneDNNKernels.bf16.contains("amx") }
 
     /// The instruction set oneDNN's kernels use in this process.
     public static var oneDNNISA: String { String(cString: lt_onednn_isa()) }

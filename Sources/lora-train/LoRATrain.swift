@@ -33,7 +33,8 @@ struct LoRATrain: ParsableCommand {
         kohya's TOML files work too: --config-file (training arguments; the command line overrides them) and \
         --dataset-config ([general], [[datasets]], [[datasets.subsets]]).
 
-        --mixed-precision bf16 runs the GEMMs in bf16 on CPUs with AMX or AVX512-BF16 (fp32 elsewhere, with a note).
+        --mixed-precision bf16 runs the GEMMs in bf16 on CPUs with AMX (fp32 elsewhere, with a note: AVX512-BF16 alone \
+        multiplies slower than fp32).
 
         Not yet: SDXL.
 
@@ -189,7 +190,7 @@ struct LoRATrain: ParsableCommand {
     @Option(help: ArgumentHelp("Seed of everything random in the run (same seed, same file).", valueName: "n"))
     var seed: UInt64 = 42
 
-    @Option(name: [.long, .customLong("mixed_precision")], help: ArgumentHelp("no (fp32) or bf16: the training passes' GEMMs take bf16 operands with fp32 sums, as torch's autocast; the weights stay fp32. On a CPU without bf16 matrix units (AMX, AVX512-BF16), fp32 with a note. fp16 (the kohya_ss GUI's default) runs in fp32, with a note.", valueName: "no|bf16|fp16"))
+    @Option(name: [.long, .customLong("mixed_precision")], help: ArgumentHelp("no (fp32) or bf16: the training passes' GEMMs take bf16 operands with fp32 sums, as torch's autocast; the weights stay fp32. On a CPU without AMX (no bf16 units, or AVX512-BF16 alone, slower than fp32), fp32 with a note. fp16 (the kohya_ss GUI's default) runs in fp32, with a note.", valueName: "no|bf16|fp16"))
     var mixedPrecision = "no"
 
     @Flag(name: [.long, .customLong("no_metadata")],
@@ -482,7 +483,7 @@ struct LoRATrain: ParsableCommand {
             // The kohya_ss GUI's default. CPUs have no fp16 matrix units (and fp16 needs a loss scaler); fp32 is what
             // fp16 autocast approximates, and the file says what ran.
             printError("note: --mixed-precision fp16 (the kohya_ss GUI's default): computing in fp32, as CPUs have no fp16 matrix units; "
-                       + "bf16 is the fast mode on CPUs with AMX or AVX512-BF16")
+                       + "bf16 is the fast mode on CPUs with AMX")
         }
         c.computePrecision = precision
         c.noise.offset = optimizer.noiseOffset

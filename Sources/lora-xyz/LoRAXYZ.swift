@@ -138,8 +138,8 @@ struct Render: ParsableCommand {
 
     @Option(help: ArgumentHelp("""
                 Arithmetic of the engine's matrix products: fp32 (exact and reproducible), or bf16 (operands rounded to bfloat16, \
-                fp32 accumulation, as torch's CPU autocast; uses AMX or AVX512-BF16 units, several times faster there; \
-                images close to fp32's, not equal). On a CPU without bf16 units bf16 computes in fp32 and says so.
+                fp32 accumulation, as torch's CPU autocast; on AMX units, several times faster there; images close to fp32's, \
+                not equal). On a CPU without AMX (no bf16 units, or AVX512-BF16 alone, slower than fp32) bf16 computes in fp32 and says so.
                 """, valueName: "fp32|bf16"),
             completion: .list(ComputePrecision.allCases.map(\.rawValue)))
     var precision: String = "fp32"

@@ -11,16 +11,26 @@ import XCTest
 /// oneDNN's AMX/AVX512-BF16 kernels are compared with it where the CPU has them.
 final class ComputePrecisionTests: XCTestCase {
     func testResolutionSaysWhenTheCPUHasNoBF16Units() {
-        XCTAssertEqual(ComputePrecision.bf16.resolved(bf16Available: true).precision, .bf16)
-        XCTAssertNil(ComputePrecision.bf16.resolved(bf16Available: true).note)
-        let fallback = ComputePrecision.bf16.resolved(bf16Available: false)
+        XCTAssertEqual(ComputePrecision.bf16.resolved(units: .faster).precision, .bf16)
+        XCTAssertNil(ComputePrecision.bf16.resolved(units: .faster).note)
+        let fallback = ComputePrecision.bf16.resolved(units: .none)
         XCTAssertEqual(fallback.precision, .fp32)
         XCTAssertTrue(fallback.note?.contains("no bf16 matrix units") ?? false)
-        XCTAssertEqual(ComputePrecision.fp32.resolved(bf16Available: false).precision, .fp32)
-        XCTAssertNil(ComputePrecision.fp32.resolved(bf16Available: true).note)
+        let slower = ComputePrecision.bf16.resolved(units: .slowerThanFP32)
+        XCTAssertEqual(slower.precision, .fp32, "AVX512-BF16 without AMX multiplies slower than fp32: fp32 runs")
+        XCTAssertTrue(slower.note?.contains("slower than its fp32 units") ?? false)
+        for units in [ComputePrecision.BF16Units.none, .slowerThanFP32, .faster] {
+            XCTAssertEqual(ComputePrecision.fp32.resolved(units: units).precision, .fp32)
+            XCTAssertNil(ComputePrecision.fp32.resolved(units: units).note)
+        }
         XCTAssertEqual(Pipeline(model: try! model()).precision, .fp32)
-        // On this host, as the tools would resolve it.
-        XCTAssertEqual(ComputePrecision.bf16.resolved().precision, LinearAlgebra.bf16Available ? .bf16 : .fp32)
+        // On this host, as the tools would resolve it; an explicit bf16 routing (tests, lora-bench) runs bf16.
+        XCTAssertEqual(ComputePrecision.bf16.resolved().precision, LinearAlgebra.bf16Faster ? .bf16 : .fp32)
+        for arithmetic in [GEMMArithmetic.bf16, .bf16Emulated] {
+            LinearAlgebra.withRouting(GEMMRouting(parallel: .oneDNN, singleThreaded: .oneDNN, arithmetic: arithmetic)) {
+                XCTAssertEqual(ComputePrecision.bf16.resolved().precision, .bf16)
+            }
+        }
     }
 
     func model() throws -> StableDiffusionModel {
@@ -66,7 +76,10 @@ final class ComputePrecisionTests: XCTestCase {
         // the emulated path on OpenBLAS instead of oneDNN. Measured on the Intel AVX512-BF16 host (2026-12-03):
         // native vs emulated 1.25, OpenBLAS vs oneDNN emulated 1.38, native vs fp32 1.07 (emulated 0.97);
         // in fp32 the two libraries differ by 0.0003.
-        let native = try render(Pipeline(model: model, precision: .bf16))
+        // oneDNN's units forced (on a CPU whose bf16 units are slower than fp32, the tools compute in fp32).
+        let native = try LinearAlgebra.withRouting(GEMMRouting(parallel: .oneDNN, singleThreaded: .oneDNN, arithmetic: .bf16)) {
+            try render(Pipeline(model: model, precision: .bf16))
+        }
         let openBLAS = try LinearAlgebra.withRouting(GEMMRouting(parallel: .openBLAS, singleThreaded: .openBLAS, arithmetic: .bf16Emulated)) {
             try render(Pipeline(model: model, precision: .bf16))
         }
