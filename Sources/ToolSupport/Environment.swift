@@ -63,7 +63,13 @@ public enum ToolEnvironment {
         let oneDNN = LinearAlgebra.oneDNNKernels
         return ["CPU: \(cpuModelName) (\(cpu.cpuClass); \(ProcessInfo.processInfo.activeProcessorCount) cores; \(cpu))",
                 "kernels: \(kernelDescription)",
-                "GEMM: \(LinearAlgebra.routing); oneDNN \(LinearAlgebra.oneDNNISA): matmul f32 \(oneDNN.fp32), bf16 \(oneDNN.bf16.isEmpty ? "none (no bf16 units)" : oneDNN.bf16)"]
+                "GEMM: \(LinearAlgebra.routing); oneDNN \(LinearAlgebra.oneDNNISA): matmul f32 \(oneDNN.fp32), bf16 \(bf16Kernel(oneDNN.bf16))"]
+    }
+
+    /// The bf16 kernel, and whether --precision/--mixed-precision bf16 uses it (ComputePrecision.resolved).
+    static func bf16Kernel(_ name: String) -> String {
+        if name.isEmpty { return "none (no bf16 units; bf16 computes fp32)" }
+        return name + (LinearAlgebra.bf16Faster ? " (faster than fp32: bf16 runs on it)" : " (slower than fp32: bf16 computes fp32)")
     }
 
     /// What Ctrl-C keeps, said after the outputs it removed (nil: nothing to say).
