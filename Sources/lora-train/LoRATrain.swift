@@ -205,7 +205,7 @@ struct LoRATrain: ParsableCommand {
     @OptionGroup(title: "Validation") var validation: ValidationOptions
 
     @Flag(name: [.long, .customLong("gradient_checkpointing")],
-          help: "Recompute each U-Net block's activations in the backward instead of keeping them: less memory, about one more forward per step.")
+          help: "Recompute the U-Net blocks' activations in the backward instead of keeping them: less memory, more time. Blocks under 32×32 latent pixels keep theirs (little memory for their work; sd-scripts recomputes every block): the same gradients.")
     var gradientCheckpointing = false
 
     @Flag(name: [.long, .customLong("find_lr")],

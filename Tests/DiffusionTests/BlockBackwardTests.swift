@@ -262,20 +262,28 @@ final class BlockBackwardTests: XCTestCase {
         let shape = [1, 4, 8, 8], contextShape = [1, 4, unet.config.contextDim]
         let x = Tensor(shape: shape, values: rng.values(64 * 4)), text = Tensor(shape: contextShape, values: rng.values(contextShape.reduce(1, *)))
         let r = Tensor(shape: shape, values: rng.values(64 * 4))
-        var results: [(Tensor, Tensor, Tensor, [[Float]])] = []
-        for checkpointing in [false, true] {
+        var results: [(Tensor, Tensor, Tensor, [[Float]])] = [], recomputed: [Int] = []
+        // Nothing, every block (sd-scripts'), and the 8×8 level only (the 4×4 level keeps its activations).
+        for policy in [CheckpointPolicy.none, .every, CheckpointPolicy(minimumPixels: 64)] {
             let (list, tape) = modules()
-            let (y, saved) = unet.forwardSaving(x, timesteps: [421], context: text, tape: tape, checkpointing: checkpointing)
+            let (y, saved) = unet.forwardSaving(x, timesteps: [421], context: text, tape: tape, checkpointing: policy)
+            recomputed.append((saved.inputBlocks + saved.outputBlocks + [saved.middleBlock]).joined().filter {
+                if case .checkpoint = $0 { return true } else { return false }
+            }.count)
             let (dx, dc) = unet.backward(saved, outputGradient: r, tape: tape)
             results.append((y, dx, dc, list.flatMap { [$0.down.gradient.values, $0.up.gradient.values] }))
-            if checkpointing {
+            if policy != .none {
                 XCTAssertFalse(tape.recordedKeys.contains(keys[0].0), "a checkpointed block's module inputs are dropped after its backward")
             }
         }
-        XCTAssertEqual(results[0].0, results[1].0, "output")
-        XCTAssertEqual(results[0].1, results[1].1, "latent gradient")
-        XCTAssertEqual(results[0].2, results[1].2, "context gradient")
-        XCTAssertEqual(results[0].3, results[1].3, "module gradients")
+        XCTAssertEqual(recomputed[0], 0)
+        XCTAssertTrue(recomputed[2] > 0 && recomputed[2] < recomputed[1], "the policy chooses: \(recomputed)")
+        for other in results.dropFirst() {
+            XCTAssertEqual(results[0].0, other.0, "output")
+            XCTAssertEqual(results[0].1, other.1, "latent gradient")
+            XCTAssertEqual(results[0].2, other.2, "context gradient")
+            XCTAssertEqual(results[0].3, other.3, "module gradients")
+        }
         XCTAssertTrue(results[1].3.allSatisfy { $0.contains { $0 != 0 } })
     }
 

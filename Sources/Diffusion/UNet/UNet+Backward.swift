@@ -1,5 +1,27 @@
 import LoRACore
 
+/// Which of the U-Net's ResBlocks and transformers gradient checkpointing
+/// recomputes: those whose input has at least `minimumPixels` latent pixels
+/// (h·w). sd-scripts wraps every block (`every`); a block at a coarse level
+/// holds few activation bytes for its work (the channels grow as the pixels
+/// shrink, and its attention has few tokens), so `--gradient-checkpointing`
+/// keeps those (`lowResolutionKept`): measured in Benchmarks/README.md
+/// ("Gradient checkpointing"). The gradients are the same either way.
+public struct CheckpointPolicy: Sendable, Equatable {
+    public var minimumPixels: Int
+
+    public init(minimumPixels: Int) { self.minimumPixels = minimumPixels }
+
+    /// Everything kept: no recomputation.
+    public static let none = CheckpointPolicy(minimumPixels: .max)
+    /// sd-scripts': every block recomputed.
+    public static let every = CheckpointPolicy(minimumPixels: 0)
+    /// Blocks of 32×32 latent pixels and more recomputed (SD1 at 512²: levels 64² and 32²), coarser ones kept.
+    public static let lowResolutionKept = CheckpointPolicy(minimumPixels: 32 * 32)
+
+    func recomputes(_ input: Tensor) -> Bool { input.shape[2] * input.shape[3] >= minimumPixels }
+}
+
 extension UNet {
     enum LayerSaved: Sendable {
         case res(ResBlock.Saved)
@@ -32,11 +54,11 @@ extension UNet {
 
     /// `forward` (no SDXL vector yet) with the tape's trained modules instead
     /// of inference adapters, keeping what `backward` needs. `checkpointing`:
-    /// sd-scripts' gradient checkpointing (every ResnetBlock and Transformer2D
-    /// wrapped on its own): those blocks keep only their input and run their
-    /// forward again in the backward — memory for about one more forward.
+    /// gradient checkpointing as sd-scripts does it (each ResnetBlock and
+    /// Transformer2D on its own), for the blocks the policy names: those keep
+    /// only their input and run their forward again in the backward.
     public func forwardSaving(_ x: Tensor, timesteps: [Float], context: Tensor, tape: TrainingTape? = nil,
-                              checkpointing: Bool = false) -> (Tensor, Saved) {
+                              checkpointing: CheckpointPolicy = .none) -> (Tensor, Saved) {
         let features = timestepEmbedding(timesteps, dim: config.modelChannels)   // [b, mc]
         let timeHidden = timeEmbed1.forward(features, tape: tape)                 // [b, 4mc]  (LyCORIS trains modules here)
         let emb = timeEmbed2.forward(Activation.silu(timeHidden), tape: tape)     // [b, 4mc]
@@ -46,11 +68,11 @@ extension UNet {
             var saved: [LayerSaved] = []
             for layer in layers {
                 switch layer {
-                case .res(let block) where checkpointing:
+                case .res(let block) where checkpointing.recomputes(h):
                     saved.append(.checkpoint(input: h))
                     h = tape.map { t in t.withoutRecording { block.forwardSaving(h, activatedEmbedding: activated, tape: t).0 } }
                         ?? block.forwardSaving(h, activatedEmbedding: activated, tape: nil).0
-                case .transformer(let t) where checkpointing:
+                case .transformer(let t) where checkpointing.recomputes(h):
                     saved.append(.checkpoint(input: h))
                     h = tape.map { tp in tp.withoutRecording { t.forwardSaving(h, context: context, tape: tp).0 } }
                         ?? t.forwardSaving(h, context: context, tape: nil).0

@@ -161,7 +161,8 @@ public func unetTrainingStep(_ unet: UNet, tape: TrainingTape, objective: Diffus
                              perturbedNoise: Tensor? = nil, lossMask: [Float]? = nil) -> (loss: Double, contextGradient: Tensor) {
     let (noisy, target) = objective.noisyAndTarget(latents: latents, noise: noise, timesteps: timesteps, perturbed: perturbedNoise)
     tape.reset()
-    let (prediction, saved) = unet.forwardSaving(noisy, timesteps: timesteps.map(Float.init), context: context, tape: tape, checkpointing: checkpointing)
+    let (prediction, saved) = unet.forwardSaving(noisy, timesteps: timesteps.map(Float.init), context: context, tape: tape,
+                                                 checkpointing: checkpointing ? .lowResolutionKept : .none)
     let (loss, gradient) = objective.loss(prediction: prediction, target: target, timesteps: timesteps, itemScales: itemScales, mask: lossMask)
     let (_, contextGradient) = unet.backward(saved, outputGradient: gradient, tape: tape)
     return (loss, contextGradient)
@@ -173,6 +174,6 @@ public func unetLoss(_ unet: UNet, tape: TrainingTape, objective: DiffusionObjec
                      context: Tensor, itemScales: [Float]? = nil, perturbedNoise: Tensor? = nil, lossMask: [Float]? = nil) -> Double {
     let (noisy, target) = objective.noisyAndTarget(latents: latents, noise: noise, timesteps: timesteps, perturbed: perturbedNoise)
     tape.reset()
-    let (prediction, _) = unet.forwardSaving(noisy, timesteps: timesteps.map(Float.init), context: context, tape: tape, checkpointing: true)
+    let (prediction, _) = unet.forwardSaving(noisy, timesteps: timesteps.map(Float.init), context: context, tape: tape, checkpointing: .every)
     return objective.loss(prediction: prediction, target: target, timesteps: timesteps, itemScales: itemScales, mask: lossMask).loss
 }

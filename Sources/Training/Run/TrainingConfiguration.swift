@@ -96,7 +96,8 @@ public struct TrainingConfiguration: Sendable {
     public var skipUntilInitialStep = false
     /// `--scale_weight_norms`: max-norm regularisation of every module's ΔW after each step.
     public var scaleWeightNorms: Double?
-    /// `--gradient_checkpointing`: the U-Net's ResBlocks and transformers recompute their activations in the backward.
+    /// `--gradient_checkpointing`: the U-Net's ResBlocks and transformers recompute their activations in the backward
+    /// (those of 32×32 latent pixels and more: `CheckpointPolicy.lowResolutionKept`).
     public var gradientCheckpointing = false
     /// A probe run (`--find-lr`): nothing is saved or sampled.
     public var writesFiles = true
