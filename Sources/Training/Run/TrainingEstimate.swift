@@ -4,9 +4,11 @@ import LoRACore
 /// A rough time for a run before anything is loaded (`--dry-run`), from
 /// figures measured on a 2-core AVX2 EPYC (`lora-bench train`, SD1.5-sized
 /// model, 512², kohya's LoRA at rank 32): 14 s per sample-step with U-Net
-/// modules, 20 s with gradient checkpointing (the shared host's load moves
+/// modules, 18 s with gradient checkpointing (the shared host's load moves
 /// them: step medians from 11.5 to 20 s since 2026-12-02; 11.8 / 16.7 s on
-/// 2026-12-03 06:50), about 1 s more when the text encoder trains; a VAE
+/// 2026-12-03 06:50; checkpointing cost 1.25–1.43× a step while it recomputed
+/// every block, 1.16–1.29× since the coarse levels keep their activations,
+/// measured on the Intel host 2026-12-03), about 1 s more when the text encoder trains; a VAE
 /// encode ≈ 6.5 s per image (2026-12-01). LyCORIS's networks cost more
 /// (`networkFactor`). Scaled by image area (the attention's share
 /// grows faster than the pixels: area^1.15, as lora-xyz's estimate), by
@@ -56,7 +58,7 @@ public enum TrainingEstimate {
                                cores: Int = ProcessInfo.processInfo.activeProcessorCount) -> (caching: Double, training: Double) {
         let coreScale = 2 / Double(max(1, cores)) * (sd2 ? 1.3 : 1)
         func scale(_ r: Resolution) -> Double { pow(Double(r.width * r.height) / 262_144, 1.15) * coreScale }
-        let perSample = ((checkpointing ? 20.0 : 14.0) * network + (textEncoder ? 1 : 0)) * model.unet, encode = 6.5 * model.encoder
+        let perSample = ((checkpointing ? 18.0 : 14.0) * network + (textEncoder ? 1 : 0)) * model.unet, encode = 6.5 * model.encoder
         var epochSeconds = 0.0, cachingSeconds = 0.0
         // Images with random_crop, color_aug or a face crop go through the VAE at every step instead of once.
         for bucket in plan.buckets {
