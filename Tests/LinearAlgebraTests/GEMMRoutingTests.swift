@@ -32,6 +32,24 @@ final class GEMMRoutingTests: XCTestCase {
         }
     }
 
+    /// alpha·op(A)·op(B) + beta·C in double over `round`ed operands, as float, in C's layout (outside the slice: C).
+    static func naiveProduct(_ t: Case, a: [Float], b: [Float], c: [Float], round: (Float) -> Float) -> [Float] {
+        var out = c
+        for i in 0..<t.m {
+            for j in 0..<t.n {
+                var sum = 0.0
+                for p in 0..<t.k {
+                    let x: Float = round(t.ta ? a[p * t.lda + i] : a[i * t.lda + p])
+                    let y: Float = round(t.tb ? b[j * t.ldb + p] : b[p * t.ldb + j])
+                    sum += Double(x) * Double(y)
+                }
+                let scaled: Double = Double(t.alpha) * sum + Double(t.beta) * Double(c[i * t.ldc + j])
+                out[i * t.ldc + j] = Float(scaled)
+            }
+        }
+        return out
+    }
+
     /// Runs `gemm` on a case and compares with the naive product of `round`ed operands.
     func check(_ label: String, tolerance: Float, round: (Float) -> Float = { $0 },
                gemm: (Case, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
@@ -43,17 +61,10 @@ final class GEMMRoutingTests: XCTestCase {
             a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
                 gemm(t, pa.baseAddress!, pb.baseAddress!, pc.baseAddress!)
             } } }
+            let expected = Self.naiveProduct(t, a: a, b: b, c: start, round: round)
             var worst: Float = 0
             for i in 0..<t.m {
-                for j in 0..<t.n {
-                    var sum = 0.0
-                    for p in 0..<t.k {
-                        let x = round(t.ta ? a[p * t.lda + i] : a[i * t.lda + p]), y = round(t.tb ? b[j * t.ldb + p] : b[p * t.ldb + j])
-                        sum += Double(x) * Double(y)
-                    }
-                    let expected = Double(t.alpha) * sum + Double(t.beta) * Double(start[i * t.ldc + j])
-                    worst = max(worst, abs(c[i * t.ldc + j] - Float(expected)))
-                }
+                for j in 0..<t.n { worst = max(worst, abs(c[i * t.ldc + j] - expected[i * t.ldc + j])) }
                 for j in t.n..<t.ldc { XCTAssertEqual(c[i * t.ldc + j], start[i * t.ldc + j], "\(label): outside the slice stays") }
             }
             XCTAssertLessThan(worst, tolerance, "\(label), case \(index) (\(t.m)x\(t.n)x\(t.k))")
@@ -146,22 +157,7 @@ final class GEMMRoutingTests: XCTestCase {
                     return (Self.values(aCount, seed: seed + 1), Self.values(bCount, seed: seed + 2), Self.values(t.m * t.ldc, seed: seed + 3))
                 }
                 // The naive products of the rounded operands, once per job.
-                let expected: [[Float]] = inputs.map { (a, b, c) in
-                    var out = c
-                    for i in 0..<t.m {
-                        for j in 0..<t.n {
-                            var sum = 0.0
-                            for p in 0..<t.k {
-                                let x: Float = round(t.ta ? a[p * t.lda + i] : a[i * t.lda + p])
-                                let y: Float = round(t.tb ? b[j * t.ldb + p] : b[p * t.ldb + j])
-                                sum += Double(x) * Double(y)
-                            }
-                            let scaled: Double = Double(t.alpha) * sum + Double(t.beta) * Double(c[i * t.ldc + j])
-                            out[i * t.ldc + j] = Float(scaled)
-                        }
-                    }
-                    return out
-                }
+                let expected: [[Float]] = inputs.map { Self.naiveProduct(t, a: $0.a, b: $0.b, c: $0.c, round: round) }
                 let size = t.m * t.ldc
                 let results = UnsafeMutableBufferPointer<Float>.allocate(capacity: jobs * size)
                 defer { results.deallocate() }
