@@ -95,30 +95,31 @@ static void filter_single(const float *w, int flipped, float *u, size_t plane) {
     }
 }
 
-// Rows r_begin..<r_end of U [36][rows][cols]. Plain: row o, column c is filter W[o][c] (filters 9 floats apart
-// along a row). Transposed, for the convolution that gives W's input gradient: W'[c][o] is W[o][c] with its
-// taps reversed, so row c, column o reads W[o][c] (filters rows*9 floats apart along a row) flipped. The
-// same arithmetic as transforming a flipped copy, without writing the copy.
-static void filter_rows(const float *w, size_t rows, size_t cols, size_t r_begin, size_t r_end, float *u, int transposed) {
-    const size_t plane = rows * cols, stride = transposed ? rows * 9 : 9;
+// Rows o_begin..<o_end of U [36][out][in], row o, column c the transform of filter W[o][c] (filters 9 floats apart
+// along a row, read in order), its taps reversed when `flipped`: the input gradient's convolution uses W'[c][o] =
+// W[o][c] flipped, whose U is the transpose of this one, and multiplies by it transposed. (Writing U' itself read W
+// a whole row of filters apart for each filter and made the transform 2-4x slower than the forward's at the
+// 1280-channel levels, where it costs more than the GEMMs; measured in a training step, Benchmarks/README.md.)
+static void filter_rows(const float *w, size_t out, size_t in, size_t o_begin, size_t o_end, float *u, int flipped) {
+    const size_t plane = out * in;
 #if defined(__x86_64__)
     const int avx2 = lt_kernels_use_avx2();
 #endif
-    for (size_t r = r_begin; r < r_end; r++) {
-        float *row = u + r * cols;
-        const float *first = w + (transposed ? r : r * cols) * 9;
+    for (size_t o = o_begin; o < o_end; o++) {
+        float *row = u + o * in;
+        const float *first = w + o * in * 9;
         size_t c = 0;
-        for (; c + 8 <= cols; c += 8) {
-            const float *g = first + c * stride;
+        for (; c + 8 <= in; c += 8) {
+            const float *g = first + c * 9;
 #if defined(__x86_64__)
             if (avx2) {
-                if (transposed) filter_block_flipped_avx2(g, stride, row + c, plane); else filter_block_avx2(g, stride, row + c, plane);
+                if (flipped) filter_block_flipped_avx2(g, 9, row + c, plane); else filter_block_avx2(g, 9, row + c, plane);
                 continue;
             }
 #endif
-            if (transposed) filter_block_flipped_portable(g, stride, row + c, plane); else filter_block_portable(g, stride, row + c, plane);
+            if (flipped) filter_block_flipped_portable(g, 9, row + c, plane); else filter_block_portable(g, 9, row + c, plane);
         }
-        for (; c < cols; c++) filter_single(first + c * stride, transposed, row + c, plane);
+        for (; c < in; c++) filter_single(first + c * 9, flipped, row + c, plane);
     }
 }
 
@@ -126,8 +127,8 @@ void lt_winograd_filter(const float *w, size_t out, size_t in, size_t o_begin, s
     filter_rows(w, out, in, o_begin, o_end, u, 0);
 }
 
-void lt_winograd_filter_transposed(const float *w, size_t out, size_t in, size_t c_begin, size_t c_end, float *u) {
-    filter_rows(w, in, out, c_begin, c_end, u, 1);
+void lt_winograd_filter_flipped(const float *w, size_t out, size_t in, size_t o_begin, size_t o_end, float *u) {
+    filter_rows(w, out, in, o_begin, o_end, u, 1);
 }
 
 // Tiles are numbered over (item, tile row, tile column); `first` is the first

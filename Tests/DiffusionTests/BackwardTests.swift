@@ -120,7 +120,7 @@ final class BackwardTests: XCTestCase {
     }
 
     /// dx as the transposed convolution on the forward's Winograd path, its filters transformed straight from
-    /// W (flipped and transposed as they are read, `lt_winograd_filter_transposed`), forced on: on each kernel
+    /// W (taps reversed as they are read, `lt_winograd_filter_flipped`, multiplied transposed), forced on: on each kernel
     /// path, with channel counts that leave a scalar tail after the blocks of eight on both sides. dx at sampled
     /// coordinates; dW and db are the im2col GEMMs checked above.
     func testConvolutionInputGradientOnTheWinogradPath() {
@@ -128,7 +128,8 @@ final class BackwardTests: XCTestCase {
         defer { Conv2d.forcedWinograd = nil }
         KernelPaths.forEachPath { _ in
             checkConvolution(batch: 1, c: 35, h: 17, w: 16, out: 33, k: 3, stride: 1, pad: 1, sampled: 8, inputOnly: true)
-            // The same numbers, bit for bit, as the forward of a flipped, transposed copy of the weights on the same path.
+            // The same numbers as the forward of a flipped, transposed copy of the weights on the same path (to the
+            // rounding of the GEMMs, which read their transposed operand in another order).
             var rng = Rng(state: 5)
             let (c, out, h, w) = (35, 33, 9, 13)
             let weight = Self.floats(rng.values(out * c * 9)), dy = Tensor(shape: [2, out, h, w], values: Self.floats(rng.values(2 * out * h * w)))
@@ -138,7 +139,10 @@ final class BackwardTests: XCTestCase {
                                bias: [Float](repeating: 0, count: out))
             let copy = Conv2d(key: "t", biasKey: "tb", inChannels: out, outChannels: c, kernel: 3, padding: .same(1), weight: flipped,
                               bias: [Float](repeating: 0, count: c))
-            XCTAssertEqual(layer.backward(input: Tensor(zeros: [2, c, h, w]), outputGradient: dy).values, copy.forward(dy).values, KernelPaths.description)
+            let dx = layer.backward(input: Tensor(zeros: [2, c, h, w]), outputGradient: dy).values, expected = copy.forward(dy).values
+            let scale = expected.map(abs).max() ?? 0, worst = zip(dx, expected).map { abs($0 - $1) }.max() ?? .infinity
+            XCTAssertGreaterThan(scale, 0)
+            XCTAssertLessThan(worst / scale, 1e-5, KernelPaths.description)  // Winograd F(4×4, 3×3) rounds at ~1e-6
         }
     }
 

@@ -120,18 +120,20 @@ final class LayerTests: XCTestCase {
         KernelPaths.forEachPath { portable in checkWinograd(portable ? "portable" : KernelPaths.description) }
     }
 
-    /// Which convolutions take Winograd's path: images of 16×16 or more, 32 channels or more on both sides,
-    /// float32 arithmetic; a forced path wins over the size.
+    /// Which convolutions take Winograd's path: 512 output pixels or more over the batch (16×16 in a CFG batch of
+    /// two, 32×32 alone), 32 channels or more on both sides, float32 arithmetic; a forced path wins over the size.
     func testWinogradRule() {
-        XCTAssertTrue(Conv2d.usesWinograd(height: 16, width: 16, inChannels: 1280, outChannels: 1280))
-        XCTAssertFalse(Conv2d.usesWinograd(height: 8, width: 8, inChannels: 1280, outChannels: 1280))
-        XCTAssertFalse(Conv2d.usesWinograd(height: 64, width: 64, inChannels: 16, outChannels: 320), "too few channels")
+        XCTAssertTrue(Conv2d.usesWinograd(batch: 2, height: 16, width: 16, inChannels: 1280, outChannels: 1280))
+        XCTAssertFalse(Conv2d.usesWinograd(batch: 1, height: 16, width: 16, inChannels: 1280, outChannels: 1280), "one item at 16×16")
+        XCTAssertTrue(Conv2d.usesWinograd(batch: 1, height: 32, width: 32, inChannels: 640, outChannels: 640))
+        XCTAssertFalse(Conv2d.usesWinograd(batch: 4, height: 8, width: 8, inChannels: 1280, outChannels: 1280))
+        XCTAssertFalse(Conv2d.usesWinograd(batch: 1, height: 64, width: 64, inChannels: 16, outChannels: 320), "too few channels")
         LinearAlgebra.withRouting(GEMMRouting(parallel: .oneDNN, singleThreaded: .oneDNN, arithmetic: .bf16Emulated)) {
-            XCTAssertFalse(Conv2d.usesWinograd(height: 64, width: 64, inChannels: 320, outChannels: 320), "bf16")
+            XCTAssertFalse(Conv2d.usesWinograd(batch: 1, height: 64, width: 64, inChannels: 320, outChannels: 320), "bf16")
         }
         Conv2d.forcedWinograd = true
         defer { Conv2d.forcedWinograd = nil }
-        XCTAssertTrue(Conv2d.usesWinograd(height: 8, width: 8, inChannels: 32, outChannels: 32))
+        XCTAssertTrue(Conv2d.usesWinograd(batch: 1, height: 8, width: 8, inChannels: 32, outChannels: 32))
     }
 
     func checkWinograd(_ path: String) {

@@ -70,8 +70,9 @@ void lt_group_norm_backward(const float *x, const float *dy, float *dx, size_t c
 // ---- Winograd F(4x4, 3x3) for stride-1, pad-1 3x3 convolutions -------------
 /// Filters [out][in][3][3] -> U [36][out][in], for output channels [o_begin, o_end).
 void lt_winograd_filter(const float *w, size_t out, size_t in, size_t o_begin, size_t o_end, float *u);
-// U of the convolution whose forward is W's input gradient (filters transposed and flipped): rows c_begin..<c_end of [36][in][out].
-void lt_winograd_filter_transposed(const float *w, size_t out, size_t in, size_t c_begin, size_t c_end, float *u);
+/// lt_winograd_filter of the filters with their taps reversed: U [36][out][in] whose transposes U[p]ᵀ are the
+/// transformed filters of the convolution that is W's input gradient (W' [in][out], flipped).
+void lt_winograd_filter_flipped(const float *w, size_t out, size_t in, size_t o_begin, size_t o_end, float *u);
 /// Input [items][channels][h][w] -> V [36][channels][count] for tiles first..first+count
 /// (tiles numbered over items, tile rows, tile columns), channels [c_begin, c_end).
 void lt_winograd_input(const float *x, size_t channels, size_t height, size_t width, size_t first, size_t count,

@@ -11,8 +11,9 @@ extension Conv2d {
     /// A 3×3, stride-1, pad-1 convolution's dx is itself such a convolution of
     /// dy (filters transposed and flipped), so where the forward would take
     /// Winograd's path it runs there, its filters transformed straight from W
-    /// (no flipped copy); other shapes (strided downsamplers, 1×1, the small
-    /// deep levels) take col2im.
+    /// in W's own layout with the taps reversed and multiplied transposed (no
+    /// flipped copy); other shapes (strided downsamplers, 1×1, the small deep
+    /// levels) take col2im.
     public func backward(input x: Tensor, outputGradient dy: Tensor, weightGradient: Gradient? = nil, biasGradient: Gradient? = nil) -> Tensor {
         let (oh, ow) = outputSize(height: x.shape[2], width: x.shape[3])
         let flops = 2 * Double(x.shape[0] * oh * ow) * Double(outChannels * inChannels * kernel * kernel) * (weightGradient == nil ? 1 : 2)
@@ -29,13 +30,13 @@ extension Conv2d {
         let w = store.floats()
         var dx: Tensor
         if kernel == 3 && stride == 1 && padding == .same(1)
-            && Conv2d.usesWinograd(height: height, width: width, inChannels: outChannels, outChannels: inChannels) {
+            && Conv2d.usesWinograd(batch: batch, height: height, width: width, inChannels: outChannels, outChannels: inChannels) {
             let (inChannels, outChannels) = (self.inChannels, self.outChannels)
             dx = w.withUnsafeBufferPointer { wp in
-                Conv2d.winogradTiles(dy, outChannels: inChannels, bias: nil) { u in
+                Conv2d.winogradTiles(dy, outChannels: inChannels, bias: nil, transposedFilters: true) { u in
                     let source = UncheckedSendable(wp.baseAddress!), target = UncheckedSendable(u)
-                    Parallel.forRanges(inChannels, cost: outChannels * 64) { range in
-                        lt_winograd_filter_transposed(source.value, outChannels, inChannels, range.lowerBound, range.upperBound, target.value)
+                    Parallel.forRanges(outChannels, cost: inChannels * 64) { range in
+                        lt_winograd_filter_flipped(source.value, outChannels, inChannels, range.lowerBound, range.upperBound, target.value)
                     }
                 }
             }

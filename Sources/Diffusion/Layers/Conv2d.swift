@@ -79,7 +79,7 @@ public struct Conv2d: Sendable {
         // rounding; a kohya bf16 step's gradients moved 11% from torch's autocast step through it, 5.6% without
         // (torch's own bf16-vs-fp32 spread; TrainingStepTests.testBF16StepIsCloseToKohyasAutocastStep).
         if kernel == 3 && stride == 1 && padding == .same(1)
-            && Conv2d.usesWinograd(height: oh, width: ow, inChannels: inChannels, outChannels: outChannels) {
+            && Conv2d.usesWinograd(batch: batch, height: oh, width: ow, inChannels: inChannels, outChannels: outChannels) {
             return winograd(x, weight: w, bias: b, lowRank: lowRank)
         }
         let k = inChannels * kernel * kernel
@@ -119,22 +119,23 @@ public struct Conv2d: Sendable {
         return y
     }
 
-    /// Images at least this large (per item) use Winograd; smaller ones are
-    /// dominated by reading the weights, which Winograd enlarges 4×. Measured
-    /// in the engine (Benchmarks/README.md): at 16×16 (the U-Net's 1280-channel
-    /// level) Winograd is faster than im2col, at 8×8 not. (Timed one layer at a
-    /// time, outside a model, 16×16 came out 3× slower on Winograd's path; in the
-    /// U-Net it is the faster one, so whole steps decide, not single layers.)
-    static let winogradMinimumPixels = 256
+    /// Calls with at least this many output pixels over their batch use Winograd. The filter transform is paid
+    /// once per call (4× the weights written and read again; too big to keep), and the tiles amortise it: at 16×16,
+    /// the U-Net's 1280-channel level, a CFG batch of two (the engine's sampling step) is faster on Winograd's path
+    /// than on im2col's and a training batch of one is not (there the transform took 60–75% of a layer's time;
+    /// whole 512² training steps, paired on the Intel host: convolutions forward 1.9 → 1.6 s and backward 2.5 → 2.0 s).
+    /// At 8×8 im2col wins either way. Measured in whole steps (Benchmarks/README.md): one layer timed outside the
+    /// model once came out 3× slower on Winograd's path where, in the U-Net, it is the faster one.
+    static let winogradMinimumPixels = 512
     /// Images below this many pixels fold all batch items into one GEMM (the weights, which dominate there, read once).
     static let foldedMaximumPixels = 256
     static let winogradEnabled = ProcessInfo.processInfo.environment["LT_NO_WINOGRAD"] == nil
 
-    /// Whether a 3×3, stride-1, pad-1 convolution of this size runs on Winograd's path (its forward, and
+    /// Whether a 3×3, stride-1, pad-1 convolution of this batch and size runs on Winograd's path (its forward, and
     /// in the backward the input gradient, which is such a convolution with channels swapped).
-    static func usesWinograd(height: Int, width: Int, inChannels: Int, outChannels: Int) -> Bool {
+    static func usesWinograd(batch: Int, height: Int, width: Int, inChannels: Int, outChannels: Int) -> Bool {
         guard winogradEnabled && inChannels >= 32 && outChannels >= 32 && LinearAlgebra.routing.arithmetic == .fp32 else { return false }
-        return forcedWinograd ?? (height * width >= winogradMinimumPixels)
+        return forcedWinograd ?? (batch * height * width >= winogradMinimumPixels)
     }
 
     /// Set by tests to force Winograd's path on (true) or off (false) whatever the size; nil: by size.
@@ -187,8 +188,10 @@ public struct Conv2d: Sendable {
 
     /// The tile loop of Winograd's path for input x [batch, channels, h, w] and `outChannels` outputs: the input
     /// tiles transformed chunk by chunk, 36 GEMMs against the transformed filters U [36][outChannels][channels]
-    /// that `filters` writes, and the output transform with the bias (nil: none, as for an input gradient).
-    static func winogradTiles(_ x: Tensor, outChannels total: Int, bias: [Float]?, filters: (UnsafeMutablePointer<Float>) -> Void) -> Tensor {
+    /// that `filters` writes (`transposedFilters`: U [36][channels][outChannels], multiplied transposed), and the
+    /// output transform with the bias (nil: none, as for an input gradient).
+    static func winogradTiles(_ x: Tensor, outChannels total: Int, bias: [Float]?, transposedFilters: Bool = false,
+                              filters: (UnsafeMutablePointer<Float>) -> Void) -> Tensor {
         let batch = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
         var u = [Float](unsafeUninitializedCapacity: Conv2d.winogradPoints * total * c) { _, n in n = Conv2d.winogradPoints * total * c }
         u.withUnsafeMutableBufferPointer { filters($0.baseAddress!) }
@@ -213,7 +216,8 @@ public struct Conv2d: Sendable {
                     }
                     LinearAlgebra.withSingleThreadedBLAS {
                         Parallel.forEach(Conv2d.winogradPoints, cost: 1 << 20) { p in
-                            LinearAlgebra.gemm(m: total, n: count, k: c, a: transformedFilters.value + p * total * c, lda: c,
+                            LinearAlgebra.gemm(transposeA: transposedFilters, m: total, n: count, k: c,
+                                               a: transformedFilters.value + p * total * c, lda: transposedFilters ? total : c,
                                  b: tilesV.value + p * c * count, ldb: count, c: products.value + p * total * count, ldc: count)
                         }
                     }
