@@ -12,7 +12,8 @@ extension Conv2d {
     /// dy (filters transposed and flipped), so where the forward would take
     /// Winograd's path it runs there, its filters transformed straight from W
     /// in W's own layout with the taps reversed and multiplied transposed (no
-    /// flipped copy); other shapes (strided downsamplers, 1×1, the small deep
+    /// flipped copy); a 1×1 convolution's columns are its input, so it skips
+    /// im2col and col2im; other shapes (strided downsamplers, the small deep
     /// levels) take col2im.
     public func backward(input x: Tensor, outputGradient dy: Tensor, weightGradient: Gradient? = nil, biasGradient: Gradient? = nil) -> Tensor {
         let (oh, ow) = outputSize(height: x.shape[2], width: x.shape[3])
@@ -27,6 +28,7 @@ extension Conv2d {
         let (oh, ow) = outputSize(height: height, width: width)
         precondition(dy.shape == [batch, outChannels, oh, ow], "Conv2d.backward \(key): dy is \(dy.shape), expected \([batch, outChannels, oh, ow])")
         let pixels = oh * ow, k = inChannels * kernel * kernel
+        let pointwise = kernel == 1 && stride == 1 && padding == .same(0)
         let w = store.floats()
         var dx: Tensor
         if kernel == 3 && stride == 1 && padding == .same(1)
@@ -40,6 +42,15 @@ extension Conv2d {
                     }
                 }
             }
+        } else if pointwise {
+            // 1×1: cols(x) is x itself, so dx = Wᵀ·dy lands in place (no columns, no col2im pass).
+            dx = Tensor.uninitialized(x.shape)
+            dy.withPointer { dyp in dx.withMutablePointer { dxp in w.withUnsafeBufferPointer { wp in
+                for item in 0..<batch {
+                    LinearAlgebra.gemm(transposeA: true, m: inChannels, n: pixels, k: outChannels, a: wp.baseAddress!, lda: inChannels,
+                                       b: dyp + item * outChannels * pixels, ldb: pixels, c: dxp + item * inChannels * pixels, ldc: pixels)
+                }
+            } } }
         } else {
             dx = Tensor(zeros: x.shape)
             var cols = [Float](unsafeUninitializedCapacity: k * pixels) { _, n in n = k * pixels }
@@ -52,15 +63,17 @@ extension Conv2d {
             } } } }
         }
         if weightGradient != nil || biasGradient != nil {
-            var cols = [Float](unsafeUninitializedCapacity: k * pixels) { _, n in n = k * pixels }
+            var cols = [Float](unsafeUninitializedCapacity: pointwise ? 0 : k * pixels) { _, n in n = pointwise ? 0 : k * pixels }
             x.withPointer { xp in dy.withPointer { dyp in cols.withUnsafeMutableBufferPointer { cp in
                 for item in 0..<batch {
                     let upstream = dyp + item * outChannels * pixels
                     weightGradient?.withPointer { g in
-                        im2col(xp + item * inChannels * height * width, height: height, width: width, outputRows: 0..<oh, outputWidth: ow,
-                               into: cp.baseAddress!)
-                        LinearAlgebra.gemm(transposeB: true, m: outChannels, n: k, k: pixels, a: upstream, lda: pixels, b: cp.baseAddress!,
-                                           ldb: pixels, beta: 1, c: g, ldc: k)
+                        let input = xp + item * inChannels * height * width
+                        if !pointwise {
+                            im2col(input, height: height, width: width, outputRows: 0..<oh, outputWidth: ow, into: cp.baseAddress!)
+                        }
+                        LinearAlgebra.gemm(transposeB: true, m: outChannels, n: k, k: pixels, a: upstream, lda: pixels,
+                                           b: pointwise ? input : UnsafePointer(cp.baseAddress!), ldb: pixels, beta: 1, c: g, ldc: k)
                     }
                     biasGradient?.withPointer { g in
                         for o in 0..<outChannels {
