@@ -63,7 +63,8 @@ extension Conv2d {
             } } } }
         }
         if weightGradient != nil || biasGradient != nil {
-            var cols = [Float](unsafeUninitializedCapacity: pointwise ? 0 : k * pixels) { _, n in n = pointwise ? 0 : k * pixels }
+            let columns = pointwise ? 0 : k * pixels                                     // 1×1: x is its own columns
+            var cols = [Float](unsafeUninitializedCapacity: columns) { _, n in n = columns }
             x.withPointer { xp in dy.withPointer { dyp in cols.withUnsafeMutableBufferPointer { cp in
                 for item in 0..<batch {
                     let upstream = dyp + item * outChannels * pixels
