@@ -71,6 +71,49 @@ AVX2 static void softmax_row_avx2(float *row, size_t n, float scale) {
     for (; i < n; i++) row[i] *= invs;
 }
 
+// The same passes on sixteen lanes, the tail under a mask.
+AVX512 static float row_max_avx512(const float *row, size_t n) {
+    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(row + i));
+    __mmask16 tail = (__mmask16)((1u << (n - i)) - 1);
+    vmax = _mm512_mask_max_ps(vmax, tail, vmax, _mm512_maskz_loadu_ps(tail, row + i));
+    return _mm512_reduce_max_ps(vmax);
+}
+
+// row[i] = exp(row[i]·scale + shift) for n values; returns their sum (lanes reduced in double, as the AVX2 path).
+AVX512 static double exp_row_avx512(float *row, size_t n, float scale, float shift) {
+    __m512 vs = _mm512_set1_ps(scale), vshift = _mm512_set1_ps(shift), vsum = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 e = exp16(_mm512_fmadd_ps(_mm512_loadu_ps(row + i), vs, vshift));
+        _mm512_storeu_ps(row + i, e);
+        vsum = _mm512_add_ps(vsum, e);
+    }
+    if (i < n) {
+        __mmask16 tail = (__mmask16)((1u << (n - i)) - 1);
+        __m512 e = _mm512_maskz_mov_ps(tail, exp16(_mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, row + i), vs, vshift)));
+        _mm512_mask_storeu_ps(row + i, tail, e);
+        vsum = _mm512_add_ps(vsum, e);
+    }
+    float lanes[16];
+    _mm512_storeu_ps(lanes, vsum);
+    double sum = 0;
+    for (int k = 0; k < 16; k++) sum += lanes[k];
+    return sum;
+}
+
+AVX512 static void softmax_row_avx512(float *row, size_t n, float scale) {
+    float maximum = row_max_avx512(row, n);
+    if (maximum == -INFINITY) maximum = 0;
+    double sum = exp_row_avx512(row, n, scale, -maximum * scale);
+    __m512 inv = _mm512_set1_ps((float)(1.0 / sum));
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(row + i, _mm512_mul_ps(_mm512_loadu_ps(row + i), inv));
+    __mmask16 tail = (__mmask16)((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(row + i, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, row + i), inv));
+}
+
 AVX2 static void map_avx2(const float *x, float *y, size_t n, int kind) {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -124,6 +167,10 @@ static void softmax_row_scalar(float *row, size_t n, float scale) {
 
 void lt_softmax_rows(float *x, size_t rows, size_t cols, size_t ld, float scale) {
 #if defined(__x86_64__)
+    if (lt_kernels_use_avx512()) {
+        for (size_t r = 0; r < rows; r++) softmax_row_avx512(x + r * ld, cols, scale);
+        return;
+    }
     if (use_avx2()) {
         for (size_t r = 0; r < rows; r++) softmax_row_avx2(x + r * ld, cols, scale);
         return;
@@ -200,6 +247,12 @@ AVX2 static void online_row_avx2(float *row, size_t visible, float scale, float 
     for (; j < visible; j++) { row[j] = exp_scalar(row[j] * scale - maximum); sum += row[j]; }
     online_update(m, l, maximum, sum, out, d);
 }
+
+AVX512 static void online_row_avx512(float *row, size_t visible, float scale, float *m, float *l, float *out, size_t d) {
+    float raw = row_max_avx512(row, visible);
+    float maximum = raw * scale > *m ? raw * scale : *m;
+    online_update(m, l, maximum, exp_row_avx512(row, visible, scale, -maximum), out, d);
+}
 #endif
 
 void lt_attention_online_tile(float *s, size_t rows, size_t cols, size_t ld, float scale, float *row_max, float *row_sum,
@@ -209,7 +262,8 @@ void lt_attention_online_tile(float *s, size_t rows, size_t cols, size_t ld, flo
         size_t visible = attention_visible_keys(causal, diagonal, r, cols);
         if (visible > 0) {
 #if defined(__x86_64__)
-            if (use_avx2()) online_row_avx2(row, visible, scale, row_max + r, row_sum + r, out + r * out_stride, d);
+            if (lt_kernels_use_avx512()) online_row_avx512(row, visible, scale, row_max + r, row_sum + r, out + r * out_stride, d);
+            else if (use_avx2()) online_row_avx2(row, visible, scale, row_max + r, row_sum + r, out + r * out_stride, d);
             else
 #endif
             online_row_scalar(row, visible, scale, row_max + r, row_sum + r, out + r * out_stride, d);

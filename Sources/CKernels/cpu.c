@@ -60,29 +60,35 @@ int lt_cpu_has_sha_ni(void) {
 
 // -1: not decided yet (the environment is read on first use, by whichever thread comes first: atomic, as
 // ThreadSanitizer asks, though every thread would store the same value).
-static _Atomic int portable_only = -1;
+static _Atomic int ceiling = -1;
 
-int lt_kernels_portable_only(void) {
-    int value = atomic_load_explicit(&portable_only, memory_order_relaxed);
+int lt_kernels_ceiling(void) {
+    int value = atomic_load_explicit(&ceiling, memory_order_relaxed);
     if (value < 0) {
         const char *setting = getenv("LORA_TOOLS_KERNELS");
-        value = setting != NULL && strcmp(setting, "portable") == 0;
-        atomic_store_explicit(&portable_only, value, memory_order_relaxed);
+        value = LT_KERNELS_AVX512;
+        if (setting != NULL && strcmp(setting, "portable") == 0) value = LT_KERNELS_PORTABLE;
+        if (setting != NULL && strcmp(setting, "avx2") == 0) value = LT_KERNELS_AVX2;
+        atomic_store_explicit(&ceiling, value, memory_order_relaxed);
     }
     return value;
 }
 
-void lt_kernels_set_portable_only(int portable) { atomic_store_explicit(&portable_only, portable ? 1 : 0, memory_order_relaxed); }
+void lt_kernels_set_ceiling(int path) {
+    int value = path < LT_KERNELS_PORTABLE ? LT_KERNELS_PORTABLE : (path > LT_KERNELS_AVX512 ? LT_KERNELS_AVX512 : path);
+    atomic_store_explicit(&ceiling, value, memory_order_relaxed);
+}
 
-int lt_kernels_use_avx2(void) { return lt_cpu_has_avx2_f16c() && !lt_kernels_portable_only(); }
+int lt_kernels_use_avx2(void) { return lt_cpu_has_avx2_f16c() && lt_kernels_ceiling() >= LT_KERNELS_AVX2; }
 
-int lt_kernels_use_sha_ni(void) { return lt_cpu_has_sha_ni() && !lt_kernels_portable_only(); }
+// AVX-512 kernels also use AVX2 instructions (their tails, shared helpers), so they need both.
+int lt_kernels_use_avx512(void) { return lt_cpu_has_avx512f() && lt_kernels_use_avx2() && lt_kernels_ceiling() >= LT_KERNELS_AVX512; }
+
+int lt_kernels_use_sha_ni(void) { return lt_cpu_has_sha_ni() && lt_kernels_ceiling() > LT_KERNELS_PORTABLE; }
 
 const char *lt_cpu_kernels_description(void) {
-    int avx2 = lt_kernels_use_avx2();
-    int sha = lt_kernels_use_sha_ni();
-    if (avx2 && sha) return "avx2+f16c+fma, sha-ni";
-    if (avx2) return "avx2+f16c+fma, portable sha256";
-    if (sha) return "portable vector kernels, sha-ni";
-    return "portable vector kernels, portable sha256";
+    int avx512 = lt_kernels_use_avx512(), avx2 = lt_kernels_use_avx2(), sha = lt_kernels_use_sha_ni();
+    if (avx512) return sha ? "avx512f+avx2+f16c+fma, sha-ni" : "avx512f+avx2+f16c+fma, portable sha256";
+    if (avx2) return sha ? "avx2+f16c+fma, sha-ni" : "avx2+f16c+fma, portable sha256";
+    return sha ? "portable vector kernels, sha-ni" : "portable vector kernels, portable sha256";
 }

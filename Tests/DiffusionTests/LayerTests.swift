@@ -117,7 +117,7 @@ final class LayerTests: XCTestCase {
     /// cross tile rows and batch items), and a LoCon down rides along as extra
     /// output channels of the same transform. On each kernel path.
     func testWinogradConvolutionWithLoConMatchesNaive() {
-        KernelPaths.forEachPath { portable in checkWinograd(portable ? "portable" : KernelPaths.description) }
+        KernelPaths.forEachPath { _ in checkWinograd(KernelPaths.description) }
     }
 
     /// Which convolutions take Winograd's path: 512 output pixels or more over the batch (16×16 in a CFG batch of
@@ -206,7 +206,7 @@ final class LayerTests: XCTestCase {
         for backend in GEMMBackend.allCases {
             LinearAlgebra.withRouting(.only(backend)) {
                 XCTAssertEqual(Attention.fusedEnabled, backend == .openBLAS)
-                KernelPaths.forEachPath { portable in checkAttention("\(portable ? "portable" : KernelPaths.description), \(backend.rawValue)") }
+                KernelPaths.forEachPath { _ in checkAttention("\(KernelPaths.description), \(backend.rawValue)") }
             }
         }
     }
@@ -282,6 +282,44 @@ final class LayerTests: XCTestCase {
                 let m = s.max()!, e = s.map { exp($0 - m) }, total = e.reduce(0, +)
                 assertClose(Array(rows[(r * 37)..<((r + 1) * 37)]), e.map { $0 / total }, 1e-6)
             }
+        }
+    }
+
+    /// The attention tiles' exponentials on each path: within 3e-7 relative of exp in double (zero below exp's
+    /// range), and on an AVX-512 host the AVX-512 path's values equal the AVX2 path's vector values bit for bit
+    /// (exp16 repeats exp8's operations on 16 lanes), full vectors and masked tails alike; the score gradient likewise.
+    func testAttentionExponentialsOnEachPath() throws {
+        var rng = Rng(state: 8)
+        let rows = 3, cols = 45, scale: Float = 0.5                       // 45 = 2·16 + 13 = 5·8 + 5: vector bodies and tails
+        var scores = rng.values(rows * cols, scale: 60)
+        scores[0] = -400; scores[1] = 200; scores[2] = 0                   // below exp's range (0), and the largest inputs
+        let lse: [Float] = [100, -2, 3], delta: [Float] = [0.25, -1, 2]
+        let upstream = rng.values(rows * cols)
+        var results: [KernelPath: (probabilities: [Float], gradient: [Float])] = [:]
+        KernelPaths.forEachPath { path in
+            var p = scores, dp = upstream
+            p.withUnsafeMutableBufferPointer { lt_attention_probabilities($0.baseAddress!, rows, cols, cols, scale, lse, 0, 0) }
+            dp.withUnsafeMutableBufferPointer { lt_attention_score_gradient(p, $0.baseAddress!, rows, cols, cols, delta, scale) }
+            for r in 0..<rows { for j in 0..<cols {
+                let x = Double(scores[r * cols + j]) * Double(scale) - Double(lse[r]), value = Double(p[r * cols + j])
+                let expected = x < -87.33 ? 0 : Foundation.exp(x)
+                // exp's own 2e-7, and the argument's rounding to float (half an ulp of |x|, relative to exp(x)).
+                XCTAssertLessThanOrEqual(abs(value - expected), (3e-7 + 6e-8 * abs(x)) * expected, "\(path): exp(\(x)) at row \(r), column \(j)")
+                let gradient = Double(p[r * cols + j]) * (Double(upstream[r * cols + j]) - Double(delta[r])) * Double(scale)
+                XCTAssertEqual(Double(dp[r * cols + j]), gradient, accuracy: 1e-6 * abs(gradient) + 1e-30, "\(path): dS at \(r), \(j)")
+            } }
+            results[path] = (p, dp)
+        }
+        guard let avx512 = results[.avx512], let avx2 = results[.avx2] else {
+            throw XCTSkip("no AVX-512 on this host (\(CPUFeatures.host.cpuClass)): the bit-for-bit comparison with AVX2 needs one")
+        }
+        // The AVX2 path's last cols % 8 values take the scalar exp (its last bit may differ): compared up to there,
+        // which includes AVX-512's masked tail (columns 32..<40).
+        let vectorColumns = cols / 8 * 8
+        for r in 0..<rows {
+            let columns = (r * cols)..<(r * cols + vectorColumns)
+            XCTAssertEqual(avx512.probabilities[columns].map(\.bitPattern), avx2.probabilities[columns].map(\.bitPattern), "row \(r)")
+            XCTAssertEqual(avx512.gradient[columns].map(\.bitPattern), avx2.gradient[columns].map(\.bitPattern), "row \(r)")
         }
     }
 

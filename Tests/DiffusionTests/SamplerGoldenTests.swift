@@ -39,7 +39,7 @@ final class SamplerGoldenTests: XCTestCase {
     /// On each kernel path of this host (fused AVX2 attention and vector
     /// activations, then the portable C an AVX2-less CPU runs).
     func testSamplersMatchKDiffusion() throws {
-        try KernelPaths.forEachPath { portable in try checkSamplers(path: portable ? "portable" : KernelPaths.description) }
+        try KernelPaths.forEachPath { _ in try checkSamplers(path: KernelPaths.description) }
     }
 
     private func checkSamplers(path: String) throws {

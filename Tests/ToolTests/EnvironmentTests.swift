@@ -23,7 +23,7 @@ final class EnvironmentTests: XCTestCase {
         let result = try ToolRunner.run("lora-inspect", ["-v", "--quiet", "Fixtures/models/sd1_tiny_lora.safetensors"])
         XCTAssertEqual(result.status, 0)
         XCTAssertTrue(result.stderr.contains("OpenBLAS"), result.stderr)
-        XCTAssertTrue(result.stderr.contains("C kernels: \(KernelPaths.description)"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("C kernels: \(KernelPaths.description)"), "\(KernelPaths.description): \(result.stderr)")
         if CPUFeatures.host.runsAVX2Kernels {
             XCTAssertFalse(result.stderr.contains("Prescott"), "no generic SSE3 kernels on a vector CPU: \(result.stderr)")
         }
@@ -33,5 +33,12 @@ final class EnvironmentTests: XCTestCase {
         XCTAssertEqual(portable.status, 0)
         XCTAssertTrue(portable.stderr.contains("C kernels: portable vector kernels, portable sha256"), portable.stderr)
         XCTAssertEqual(portable.stdout, result.stdout, "the report does not depend on the kernel path")
+        // =avx2 keeps an AVX-512 CPU's kernels on AVX2.
+        let avx2 = try ToolRunner.run("lora-inspect", ["-v", "--quiet", "Fixtures/models/sd1_tiny_lora.safetensors"],
+                                      environment: ["LORA_TOOLS_KERNELS": "avx2"])
+        XCTAssertEqual(avx2.status, 0)
+        let expected = CPUFeatures.host.runsAVX2Kernels ? "C kernels: avx2+f16c+fma" : "C kernels: portable vector kernels"
+        XCTAssertTrue(avx2.stderr.contains(expected), avx2.stderr)
+        XCTAssertEqual(avx2.stdout, result.stdout, "the report does not depend on the kernel path")
     }
 }

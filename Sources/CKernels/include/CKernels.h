@@ -30,16 +30,24 @@ unsigned lt_cpu_features(void);
 int lt_cpu_has_avx2_f16c(void);
 int lt_cpu_has_avx512f(void);
 int lt_cpu_has_sha_ni(void);
-/// Every dispatched kernel below asks these two: the CPU's fast path unless
-/// the portable C is forced, for the whole process, by
-/// lt_kernels_set_portable_only(1) (tests run each kernel both ways) or by
-/// LORA_TOOLS_KERNELS=portable in the environment (to trace a host problem).
-/// Both paths give bit-identical results except where a kernel's comment
-/// says otherwise (softmax/activations/attention: last-bit differences).
+/// Kernel paths, each a superset of the one before: portable C, AVX2+FMA+F16C,
+/// and AVX-512F (only where a kernel has such a path: the attention tiles'
+/// exponentials; every other kernel stays on AVX2 under this ceiling).
+#define LT_KERNELS_PORTABLE 0
+#define LT_KERNELS_AVX2 1
+#define LT_KERNELS_AVX512 2
+/// Every dispatched kernel below asks lt_kernels_use_*: the CPU's fastest path
+/// at or under the ceiling, which is AVX-512 unless lowered for the whole
+/// process by lt_kernels_set_ceiling (tests run each kernel on every path the
+/// host has) or by LORA_TOOLS_KERNELS=portable or =avx2 in the environment (to
+/// trace a host problem). Paths give bit-identical results except where a
+/// kernel's comment says otherwise (softmax/activations/attention: last-bit
+/// differences from summation order).
 int lt_kernels_use_avx2(void);
+int lt_kernels_use_avx512(void);
 int lt_kernels_use_sha_ni(void);
-int lt_kernels_portable_only(void);
-void lt_kernels_set_portable_only(int portable);
+int lt_kernels_ceiling(void);
+void lt_kernels_set_ceiling(int path);
 /// A short description of the paths in use, e.g. "avx2+f16c+fma, sha-ni".
 const char *lt_cpu_kernels_description(void);
 

@@ -44,38 +44,59 @@ public struct CPUFeatures: OptionSet, Sendable, Hashable, CustomStringConvertibl
     }
 }
 
-/// Which path the dispatched C kernels take: the CPU's fastest, or the
-/// portable C everywhere. Tests run each kernel both ways on any host, so a
-/// result checked here holds on an AVX2-only and on an AVX-512 CPU alike;
-/// `LORA_TOOLS_KERNELS=portable` forces the portable path for a whole run.
-public enum KernelPaths {
-    public static var portableOnly: Bool {
-        get { lt_kernels_portable_only() != 0 }
-        set { lt_kernels_set_portable_only(newValue ? 1 : 0) }
+/// A path of the dispatched C kernels; each includes the ones before it (an AVX-512 kernel's tail runs
+/// on AVX2, and kernels without an AVX-512 version stay on AVX2 under the `.avx512` ceiling).
+public enum KernelPath: Int32, CaseIterable, Sendable, CustomStringConvertible {
+    case portable = 0   // LT_KERNELS_PORTABLE
+    case avx2 = 1       // LT_KERNELS_AVX2
+    case avx512 = 2     // LT_KERNELS_AVX512
+
+    /// The paths a CPU with these features can run.
+    public static func available(on features: CPUFeatures) -> [KernelPath] {
+        guard features.runsAVX2Kernels else { return [.portable] }
+        return features.contains(.avx512f) ? [.portable, .avx2, .avx512] : [.portable, .avx2]
     }
 
-    /// The paths a test can exercise on this host: always the portable one,
-    /// and the vector one where the CPU has it.
-    public static var available: [Bool] { CPUFeatures.host.runsAVX2Kernels ? [true, false] : [true] }
+    public var description: String { ["portable", "avx2", "avx512"][Int(rawValue)] }
+}
 
-    /// Runs `body` once per available path (argument: true = portable), restoring the setting after.
-    public static func forEachPath(_ body: (_ portable: Bool) throws -> Void) rethrows {
-        let saved = portableOnly
-        defer { portableOnly = saved }
-        for portable in available {
-            portableOnly = portable
-            try body(portable)
+/// Which path the dispatched C kernels take: the CPU's fastest, or one below
+/// it. Tests run each kernel on every path the host has, so a result checked
+/// here holds on an AVX2-only and on an AVX-512 CPU alike;
+/// `LORA_TOOLS_KERNELS=portable` (or `=avx2`) lowers the ceiling for a whole run.
+public enum KernelPaths {
+    /// The highest path a kernel may take (it takes the highest the CPU has at or under it).
+    public static var ceiling: KernelPath {
+        get { KernelPath(rawValue: lt_kernels_ceiling()) ?? .avx512 }
+        set { lt_kernels_set_ceiling(newValue.rawValue) }
+    }
+
+    /// The paths a test can exercise on this host: always the portable one, and the vector ones the CPU has.
+    public static var available: [KernelPath] { KernelPath.available(on: .host) }
+
+    /// Runs `body` once per available path, with the ceiling there, restoring the setting after.
+    public static func forEachPath(_ body: (_ path: KernelPath) throws -> Void) rethrows {
+        let saved = ceiling
+        defer { ceiling = saved }
+        for path in available {
+            ceiling = path
+            try body(path)
         }
     }
 
     /// Runs `body` with the portable paths forced, restoring the setting after.
     public static func withPortable<T>(_ body: () throws -> T) rethrows -> T {
-        let saved = portableOnly
-        defer { portableOnly = saved }
-        portableOnly = true
+        try with(.portable, body)
+    }
+
+    /// Runs `body` with the ceiling at `path`, restoring the setting after.
+    public static func with<T>(_ path: KernelPath, _ body: () throws -> T) rethrows -> T {
+        let saved = ceiling
+        defer { ceiling = saved }
+        ceiling = path
         return try body()
     }
 
-    /// "avx2+f16c+fma, sha-ni" and so on.
+    /// "avx512f+avx2+f16c+fma, sha-ni", "avx2+f16c+fma, sha-ni" and so on: the paths in use under the ceiling.
     public static var description: String { String(cString: lt_cpu_kernels_description()) }
 }
