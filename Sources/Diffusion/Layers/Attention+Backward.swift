@@ -6,14 +6,14 @@ extension Attention {
     /// What the training forward keeps for the backward, as flash-attention's does: the output and each query
     /// row's log-sum-exp of its scaled scores, from which the backward rebuilds any tile of probabilities as
     /// exp(s·scale − lse) without a softmax over all the keys.
-    struct Saved: Sendable {
-        let output: Tensor      // softmax(q·kᵀ·s)·v  [items, queries, heads·d]
-        let logSumExp: Tensor   // per row            [items, heads, queries]
+    public struct Saved: Sendable {
+        public let output: Tensor      // softmax(q·kᵀ·s)·v  [items, queries, heads·d]
+        public let logSumExp: Tensor   // per row            [items, heads, queries]
     }
 
     /// softmax(q·kᵀ/√d)·v over contiguous q [items, queries, heads·d] and k, v [items, keys, heads·d] (the
     /// training passes keep q, k and v apart), with the statistics the backward needs.
-    static func forwardSaving(q: Tensor, k: Tensor, v: Tensor, items: Int, queries: Int, keys: Int, heads: Int, headDim: Int,
+    public static func forwardSaving(q: Tensor, k: Tensor, v: Tensor, items: Int, queries: Int, keys: Int, heads: Int, headDim: Int,
                               causal: Bool = false) -> Saved {
         let c = heads * headDim
         var out = Tensor.uninitialized([items, queries, c]), lse = Tensor.uninitialized([items, heads, queries])
@@ -42,7 +42,7 @@ extension Attention {
     /// q: [items, queries, heads·d], k and v: [items, keys, heads·d], dO like q. Returns (dq, dk, dv) in
     /// the inputs' shapes. `rowsPerBlock` and `keysPerTile` override the tile (tests use a few rows and
     /// keys so that small cases span tiles).
-    static func backward(q: Tensor, k: Tensor, v: Tensor, saved: Saved, outputGradient dOut: Tensor, items: Int, queries: Int, keys: Int,
+    public static func backward(q: Tensor, k: Tensor, v: Tensor, saved: Saved, outputGradient dOut: Tensor, items: Int, queries: Int, keys: Int,
                          heads: Int, headDim: Int, causal: Bool = false, rowsPerBlock: Int? = nil,
                          keysPerTile: Int? = nil) -> (q: Tensor, k: Tensor, v: Tensor) {
         precondition(q.count == items * queries * heads * headDim && k.count == items * keys * heads * headDim && v.count == k.count

@@ -10,8 +10,8 @@ import LinearAlgebra
 /// addressed through leading dimensions: no copies. The (item, head) pairs are
 /// spread over the cores, each with single-threaded GEMMs: these GEMMs are
 /// thin (k = head width), and splitting one across threads costs more than it
-/// gains.
-enum Attention {
+/// gains. Public for `lora-bench attention`, which times it on each kernel path.
+public enum Attention {
     /// Query rows × keys of one tile of scores (256 KB, in L2) in the GEMM path, which runs flash-attention's
     /// online softmax over key tiles: a block of rows over all the keys, as before, was 1 MB and its GEMMs
     /// ran thin once keys were many (768²'s 9,216 keys left 28 rows). On the AMD host (2026-12-02, SD1.5
