@@ -96,7 +96,7 @@ extension BackwardTests {
             let x = rng.values(xShape.reduce(1, *)), r = rng.values(outputShape.reduce(1, *))
             func loss(_ x: [Double], _ p: [[Double]]) -> Double {
                 let delta = keptRows(product(p[1], p[0], out, rank, fanIn).map { $0 * 0.5 * 1.5 }, mask)
-                if case let .conv(_, _, _, _, _) = shape {
+                if case .conv = shape {
                     return denseLoss(x, delta, shape: shape, batch: xShape[0], height: xShape[2], width: xShape[3], r: r)
                 }
                 return denseLoss(x, delta, shape: shape, batch: xShape[0] * xShape[1], r: r)

@@ -261,8 +261,8 @@ final class RenderTests: XCTestCase {
         XCTAssertNoThrow(try PlanFile.read(path))
         let original = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
         // A PNG/JSON pair outside the cache that a "../" key would pull into the sheet.
-        FileManager.default.createFile(atPath: folder + "/outside.png", contents: Data([0x89, 0x50]))
-        FileManager.default.createFile(atPath: folder + "/outside.json", contents: Data("{}".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: folder + "/outside.png", contents: Data([0x89, 0x50])))
+        XCTAssertTrue(FileManager.default.createFile(atPath: folder + "/outside.json", contents: Data("{}".utf8)))
         let edits: [(String, (inout [String: Any]) -> Void, String)] = [
             ("traversal", { $0["keys"] = ["../../outside", ($0["keys"] as! [String])[1]] }, "not a cache key"),
             ("absolute", { $0["keys"] = ["/etc/passwd", ($0["keys"] as! [String])[1]] }, "not a cache key"),

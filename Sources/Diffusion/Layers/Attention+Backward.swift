@@ -54,11 +54,13 @@ extension Attention {
         }
     }
 
-    /// Query rows × keys of one tile of the backward (P and dP: 2 × 128 KB, in L2). On the AMD host (2026-12-02,
+    /// Query rows × keys of one tile of the backward (P and dP: 2 × 256 KB, in L2). On the AMD host (2026-12-02,
     /// SD1.5 training step at 768², the backward's 32 attentions, paired runs): 26.2 s with blocks of 128 rows
-    /// over all 9,216 keys (4.7 MB each, from L3), 16.1 s with these tiles (35.9 against 18.1 s on a busier host);
-    /// 64×512, 256×256 and 128×512 were within the host's noise of this one (Benchmarks/README.md).
-    static let backwardTile = (rows: 128, keys: 256)
+    /// over all 9,216 keys (4.7 MB each, from L3), 16.1 s with 128×256 tiles; 64×512, 256×256 and 128×512 were
+    /// within that host's noise. On the Intel host with AVX-512 exponentials (2026-12-03, `lora-bench attention
+    /// --size 768`) 128×512 beat 128×256: a 9,216-token head 1,206–1,369 against 1,680–1,850 ms; 256×256,
+    /// 256×128, 64×512, 64×1024, 128×1024 and 256×512 no better (Benchmarks/README.md).
+    static let backwardTile = (rows: 128, keys: 512)
 
     private static func run(q: Tensor, k: Tensor, v: Tensor, saved: Saved, outputGradient dOut: Tensor, items: Int, queries: Int, keys: Int,
                             heads: Int, headDim: Int, causal: Bool, tile: (rows: Int, keys: Int)) -> (q: Tensor, k: Tensor, v: Tensor) {

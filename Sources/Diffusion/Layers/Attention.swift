@@ -12,12 +12,14 @@ import LinearAlgebra
 /// thin (k = head width), and splitting one across threads costs more than it
 /// gains. Public for `lora-bench attention`, which times it on each kernel path.
 public enum Attention {
-    /// Query rows × keys of one tile of scores (256 KB, in L2) in the GEMM path, which runs flash-attention's
+    /// Query rows × keys of one tile of scores (512 KB, in L2) in the GEMM path, which runs flash-attention's
     /// online softmax over key tiles: a block of rows over all the keys, as before, was 1 MB and its GEMMs
     /// ran thin once keys were many (768²'s 9,216 keys left 28 rows). On the AMD host (2026-12-02, SD1.5
-    /// training step at 768², the forward's 32 attentions, paired runs): 13.3 s before, 7.4 s after; 64×1024,
-    /// 256×256 and 128×256 tiles were within that host's noise of this one (Benchmarks/README.md).
-    static let forwardTile = (rows: 128, keys: 512)
+    /// training step at 768², the forward's 32 attentions, paired runs): 13.3 s before, 7.4 s after with
+    /// 128×512 tiles. Once the exponentials ran on AVX-512, 128×1024 beat 128×512 on the Intel host
+    /// (2026-12-03, `lora-bench attention --size 768`: a 9,216-token head 645–747 against 800–857 ms; 256×256,
+    /// 256×512, 64×1024, 64×2048, 128×2048 and 256×1024 no better) and equalled it at 512² (Benchmarks/README.md).
+    static let forwardTile = (rows: 128, keys: 1024)
     /// The fused kernel (online softmax, scores never leave registers/L1) beats
     /// OpenBLAS GEMMs + softmax for long key sequences, but not oneDNN's
     /// (its small-k kernels are faster: Benchmarks/README.md), so it runs only
