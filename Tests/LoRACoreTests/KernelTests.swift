@@ -22,6 +22,24 @@ final class KernelTests: XCTestCase {
         print("\(name): kernel paths checked: \(checked.joined(separator: " | ")) (host: \(CPUFeatures.host.cpuClass))")
     }
 
+    /// The paths each machine CPU runs, decided from its features on any host; and the ceiling a test sets is the
+    /// one the C kernels see, and is restored.
+    func testKernelPathsOfEachMachineCPU() {
+        XCTAssertEqual(KernelPath.available(on: .intelXeonAMX), [.portable, .avx2, .avx512])
+        XCTAssertEqual(KernelPath.available(on: .amdEPYCAVX2), [.portable, .avx2])
+        XCTAssertEqual(KernelPath.available(on: .x86Baseline), [.portable])
+        let before = KernelPaths.ceiling
+        var seen: [KernelPath] = []
+        KernelPaths.forEachPath { path in
+            XCTAssertEqual(KernelPaths.ceiling, path)
+            XCTAssertEqual(lt_kernels_use_avx512() != 0, path == .avx512)
+            XCTAssertEqual(lt_kernels_use_avx2() != 0, path != .portable)
+            seen.append(path)
+        }
+        XCTAssertEqual(seen, KernelPath.available(on: .host))
+        XCTAssertEqual(KernelPaths.ceiling, before)
+    }
+
     func testHalfToFloatMatchesSwiftFloat16ForAllBitPatterns() {
         let bits = (0...UInt16.max).map { $0 }
         onEachPath { path in
@@ -58,7 +76,7 @@ final class KernelTests: XCTestCase {
 
     private func checkBFloat16(_ path: String) {
         // 1 + 2^-8 is exactly halfway between two bf16 values: ties go to even (1.0).
-        let values: [Float] = [1, 1 + 1.0 / 256, 1 + 3.0 / 256, -2.5, 3.4e38, .nan, 1e-40]
+        let values: [Float] = [1, 1 + 1.0 / 256, 1 + 3.0 / 256, -2.5, 3.4e38, .nan, Float(bitPattern: 0x0001_16C2)]  // 1e-40, a subnormal
         var packed = [UInt16](repeating: 0, count: values.count)
         lt_f32_to_bf16(values, &packed, values.count)
         XCTAssertEqual(packed[0], 0x3F80, path)
