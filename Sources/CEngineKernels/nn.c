@@ -1,7 +1,9 @@
 // Element-wise kernels of the diffusion engine: softmax, SiLU, GELU, GEGLU.
 // A U-Net step at 512x512 evaluates about 1.4 billion exponentials in its
-// softmaxes alone, so these run in AVX2+FMA when the CPU has it; the portable
-// path computes the same formulas with scalar code.
+// softmaxes alone, so these run in AVX2+FMA when the CPU has it, and the
+// softmaxes (attention's online tile, the VAE's rows) on AVX-512 where the CPU
+// has that (exp16: exp8's values bit for bit); the portable path computes the
+// same formulas with scalar code.
 //
 // exp: Cody–Waite range reduction x = n*ln2 + r and a degree-6 polynomial for
 // e^r on |r| <= ln2/2 (relative error about 2e-7).

@@ -1,5 +1,6 @@
 // Backward kernels of nn.c's activations and softmax (training), on the same
-// exp/erf approximations, with the same AVX2 / portable dispatch.
+// exp/erf approximations, with the same AVX2 / portable dispatch (and AVX-512
+// for the attention tiles, as nn.c's online softmax).
 //   silu'(x)  = s (1 + x (1 - s)),            s = sigmoid(x)
 //   gelu'(x)  = Phi(x) + x phi(x)             (erf form)
 //   quick'(x) = s + 1.702 x s (1 - s),        s = sigmoid(1.702 x)

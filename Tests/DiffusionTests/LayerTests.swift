@@ -286,8 +286,8 @@ final class LayerTests: XCTestCase {
         }
     }
 
-    /// The attention tiles' exponentials on each path: within 3e-7 relative of exp in double (zero below exp's
-    /// range), and on an AVX-512 host the AVX-512 path's values equal the AVX2 path's vector values bit for bit
+    /// The attention tiles' exponentials on each path: within exp's 3e-7 relative of exp in double, plus the float
+    /// argument's rounding (zero below exp's range), and on an AVX-512 host the AVX-512 path's values equal the AVX2 path's vector values bit for bit
     /// (exp16 repeats exp8's operations on 16 lanes), full vectors and masked tails alike; the score gradient likewise.
     func testAttentionExponentialsOnEachPath() throws {
         var rng = Rng(state: 8)
