@@ -78,7 +78,7 @@ AVX512 static float row_max_avx512(const float *row, size_t n) {
     __m512 vmax = _mm512_set1_ps(-INFINITY);
     size_t i = 0;
     for (; i + 16 <= n; i += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(row + i));
-    __mmask16 tail = (__mmask16)((1u << (n - i)) - 1);
+    __mmask16 tail = tail_mask16(n - i);
     vmax = _mm512_mask_max_ps(vmax, tail, vmax, _mm512_maskz_loadu_ps(tail, row + i));
     return _mm512_reduce_max_ps(vmax);
 }
@@ -93,7 +93,7 @@ AVX512 static double exp_row_avx512(float *row, size_t n, float scale, float shi
         vsum = _mm512_add_ps(vsum, e);
     }
     if (i < n) {
-        __mmask16 tail = (__mmask16)((1u << (n - i)) - 1);
+        __mmask16 tail = tail_mask16(n - i);
         __m512 e = _mm512_maskz_mov_ps(tail, exp16(_mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, row + i), vs, vshift)));
         _mm512_mask_storeu_ps(row + i, tail, e);
         vsum = _mm512_add_ps(vsum, e);
@@ -112,7 +112,7 @@ AVX512 static void softmax_row_avx512(float *row, size_t n, float scale) {
     __m512 inv = _mm512_set1_ps((float)(1.0 / sum));
     size_t i = 0;
     for (; i + 16 <= n; i += 16) _mm512_storeu_ps(row + i, _mm512_mul_ps(_mm512_loadu_ps(row + i), inv));
-    __mmask16 tail = (__mmask16)((1u << (n - i)) - 1);
+    __mmask16 tail = tail_mask16(n - i);
     _mm512_mask_storeu_ps(row + i, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, row + i), inv));
 }
 

@@ -82,6 +82,9 @@ AVX2 static inline __m256 exp8(__m256 x) {
 // much as either product (Benchmarks/README.md), and sums over its lanes differ from exp8's in order only.
 #define AVX512 __attribute__((target("avx512f,avx2,fma,f16c")))
 
+// The lanes of a 16-wide tail of `remaining` (< 16) values, for masked loads and stores.
+static inline __mmask16 tail_mask16(size_t remaining) { return (__mmask16)((1u << remaining) - 1); }
+
 AVX512 static inline __m512 exp16(__m512 x) {
     x = _mm512_min_ps(x, _mm512_set1_ps(EXP_HI));
     __mmask16 kept = _mm512_cmp_ps_mask(x, _mm512_set1_ps(EXP_LO), _CMP_NLT_UQ);

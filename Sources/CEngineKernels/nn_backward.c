@@ -110,7 +110,7 @@ AVX512 static void attention_probabilities_row_avx512(float *s, size_t n, float 
     __m512 vs = _mm512_set1_ps(scale), shift = _mm512_set1_ps(-lse);
     size_t i = 0;
     for (; i + 16 <= n; i += 16) _mm512_storeu_ps(s + i, exp16(_mm512_fmadd_ps(_mm512_loadu_ps(s + i), vs, shift)));
-    __mmask16 tail = (__mmask16)((1u << (n - i)) - 1);
+    __mmask16 tail = tail_mask16(n - i);
     _mm512_mask_storeu_ps(s + i, tail, exp16(_mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, s + i), vs, shift)));
 }
 
@@ -121,7 +121,7 @@ AVX512 static void attention_score_gradient_row_avx512(const float *p, float *dp
         __m512 pv = _mm512_loadu_ps(p + i);
         _mm512_storeu_ps(dp + i, _mm512_mul_ps(_mm512_mul_ps(pv, _mm512_sub_ps(_mm512_loadu_ps(dp + i), d)), vs));
     }
-    __mmask16 tail = (__mmask16)((1u << (n - i)) - 1);
+    __mmask16 tail = tail_mask16(n - i);
     __m512 pv = _mm512_maskz_loadu_ps(tail, p + i);
     _mm512_mask_storeu_ps(dp + i, tail, _mm512_mul_ps(_mm512_mul_ps(pv, _mm512_sub_ps(_mm512_maskz_loadu_ps(tail, dp + i), d)), vs));
 }
