@@ -9,7 +9,8 @@ import ToolSupport
 /// layer; here the paths alternate on the same inputs. Shapes are SD1.5's at `--size` (8 heads; widths 320, 640,
 /// 1280 → head widths 40, 80, 160; self-attention over the latent's tokens, cross-attention over 77 text tokens),
 /// weighted by how often a U-Net step runs each: five transformer blocks at each of the three upper levels, one
-/// in the middle block.
+/// in the middle block. The AVX-512 path runs its fused register-tile kernels for 256 keys and more;
+/// `LT_NO_FUSED_ATTENTION=1` times the GEMM tiles there instead.
 struct AttentionBench: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "attention",
                                                     abstract: "Time the training step's attentions, forward and backward, on each kernel path.")

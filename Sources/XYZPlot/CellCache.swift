@@ -26,7 +26,8 @@ public struct CellCache: Sendable {
     /// Bump when the engine's output for the same inputs changes.
     /// 2: the noise kernel joined the key (revision 1 used torch's scalar kernel on AVX-512 hosts).
     /// 3: Winograd F(4×4, 3×3) and oneDNN GEMMs (fp32 pixels differ in the last bits); precision joined the key.
-    static let engineRevision = 3
+    /// 4: attention on AVX-512 hosts sums in another order (AVX-512 exponentials, then the fused register-tile kernel).
+    static let engineRevision = 4
     public let folder: String
 
     public init(folder: String) {

@@ -295,6 +295,52 @@ final class BackwardTests: XCTestCase {
         }
     }
 
+    /// Long key sequences (≥ 256 keys, where the AVX-512 path takes its fused register-tile kernels, forward and backward;
+    /// the other paths their GEMM tiles) against the gradients written out in double precision: P = softmax(q·kᵀ·s),
+    /// dv = Pᵀ·dO, dS = P ⊙ (dO·vᵀ − δ)·s, dq = dS·k, dk = dSᵀ·q — the formulas the finite differences above prove on
+    /// small cases, at sizes too large for them. SD's head widths 40, 80, 160 and 64; ragged row blocks (48 rows, tiles of
+    /// 6) and key panels (64) and spans (256); `sharpness` scales q so that rows' probabilities are peaked.
+    func testAttentionLongSequencesOnEachPath() {
+        for (queries, keys, heads, d, sharpness) in [(100, 300, 2, 40, 1.0), (53, 590, 1, 80, 1.0), (13, 260, 1, 160, 1.0),
+                                                     (30, 700, 1, 64, 1.0), (61, 333, 1, 40, 12.0)] {
+            var rng = Rng(state: UInt64(queries * keys + d))
+            let width = heads * d, scale = 1 / Double(d).squareRoot()
+            let q = rng.values(queries * width, scale: sharpness), k = rng.values(keys * width), v = rng.values(keys * width)
+            let r = rng.values(queries * width)
+            var dq = [Double](repeating: 0, count: q.count), dk = [Double](repeating: 0, count: k.count), dv = dk
+            for h in 0..<heads {
+                func at(_ row: Int, _ c: Int) -> Int { row * width + h * d + c }
+                for i in 0..<queries {
+                    let scores = (0..<keys).map { j in (0..<d).reduce(0.0) { $0 + q[at(i, $1)] * k[at(j, $1)] } * scale }
+                    let m = scores.max()!, e = scores.map { exp($0 - m) }, total = e.reduce(0, +), p = e.map { $0 / total }
+                    let out = (0..<d).map { c in (0..<keys).reduce(0.0) { $0 + p[$1] * v[at($1, c)] } }
+                    let delta = (0..<d).reduce(0.0) { $0 + r[at(i, $1)] * out[$1] }
+                    for j in 0..<keys {
+                        let dp = (0..<d).reduce(0.0) { $0 + r[at(i, $1)] * v[at(j, $1)] }
+                        let ds = p[j] * (dp - delta) * scale
+                        for c in 0..<d {
+                            dv[at(j, c)] += p[j] * r[at(i, c)]
+                            dq[at(i, c)] += ds * k[at(j, c)]
+                            dk[at(j, c)] += ds * q[at(i, c)]
+                        }
+                    }
+                }
+            }
+            let qt = Tensor(shape: [1, queries, width], values: Self.floats(q)), kt = Tensor(shape: [1, keys, width], values: Self.floats(k))
+            let vt = Tensor(shape: [1, keys, width], values: Self.floats(v)), rt = Tensor(shape: [1, queries, width], values: Self.floats(r))
+            KernelPaths.forEachPath { path in
+                let saved = Attention.forwardSaving(q: qt, k: kt, v: vt, items: 1, queries: queries, keys: keys, heads: heads, headDim: d)
+                let grads = Attention.backward(q: qt, k: kt, v: vt, saved: saved, outputGradient: rt, items: 1, queries: queries, keys: keys,
+                                               heads: heads, headDim: d)
+                for (name, analytic, reference) in [("dq", grads.q, dq), ("dk", grads.k, dk), ("dv", grads.v, dv)] {
+                    let largest = reference.map(abs).max()!
+                    let worst = zip(analytic.values, reference).map { abs(Double($0) - $1) }.max()!
+                    XCTAssertLessThan(worst, 1e-5 * largest, "\(name) \(queries)×\(keys) heads \(heads) d \(d) sharpness \(sharpness), \(path)")
+                }
+            }
+        }
+    }
+
     // MARK: Resampling and skips
 
     /// Linear maps: the backward is the adjoint, ⟨dy, f(x)⟩ = ⟨f*(dy), x⟩, and equal to finite differences.

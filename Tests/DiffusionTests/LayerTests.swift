@@ -200,8 +200,9 @@ final class LayerTests: XCTestCase {
         assertClose(z.values, expected, 1e-5)
     }
 
-    /// On each kernel path and each GEMM library: single-threaded GEMMs on
-    /// OpenBLAS take the fused kernel for long key sequences, on oneDNN GEMM + softmax.
+    /// On each kernel path and each GEMM library: for long key sequences the AVX-512 path takes its fused kernel
+    /// (register tiles) on either library, the AVX2 path its fused kernel when single-threaded GEMMs go to OpenBLAS,
+    /// and otherwise GEMM tiles + online softmax.
     func testAttentionHeadsCausalAndChunked() {
         for backend in GEMMBackend.allCases {
             LinearAlgebra.withRouting(.only(backend)) {
@@ -215,12 +216,20 @@ final class LayerTests: XCTestCase {
         var rng = Rng(state: 5)
         // (1500, 3000) and (1300, 1300) causal span several tiles of the GEMM path's online softmax each way
         // (128 rows × 1,024 keys; causal rows past 1,024 see two key tiles, the diagonal in the second).
-        for (queries, keys, heads, d, causal) in [(7, 7, 2, 4, true), (9, 5, 3, 8, false), (1500, 3000, 1, 4, false), (1300, 1300, 2, 8, true),
-                                                    // the fused online-softmax kernel: ragged query/key blocks, d % 8 == 0
-                                                    (130, 333, 2, 8, false), (65, 257, 1, 40, false)] {
+        // `sharpness` scales q: at 12 a row's scores spread over tens of units, so the AVX-512 kernel's reference
+        // maximum moves (and rescales the sums and outputs) on later key tiles, not only on the first.
+        for (queries, keys, heads, d, causal, sharpness) in [
+            (7, 7, 2, 4, true, 1), (9, 5, 3, 8, false, 1), (1500, 3000, 1, 4, false, 1), (1300, 1300, 2, 8, true, 1),
+            // the AVX2 fused kernel: ragged query/key blocks, d % 8 == 0
+            (130, 333, 2, 8, false, 1), (65, 257, 1, 40, false, 1),
+            // the AVX-512 kernel: SD's head widths 40, 80, 160 and 64 (v in passes of 3, 3 + 2, 4 + 3 + 3 and 4 vectors),
+            // query groups of 96 rows with a ragged last register tile of 6, key spans (704 keys at d = 40, 384 at 80,
+            // 192 at 160) with a ragged last tile of 64
+            (200, 777, 2, 40, false, 1), (101, 400, 1, 80, false, 1), (7, 300, 1, 160, false, 1), (50, 260, 1, 64, false, 1),
+            (97, 1000, 1, 40, false, 12), (13, 450, 2, 80, false, 12)] as [(Int, Int, Int, Int, Bool, Float)] {
             let width = heads * d
-            let q = rng.values(queries * width), k = rng.values(keys * width), v = rng.values(keys * width)
-            // Without and with the log-sum-exp the training forward keeps (which always takes the GEMM path).
+            let q = rng.values(queries * width).map { $0 * sharpness }, k = rng.values(keys * width), v = rng.values(keys * width)
+            // Without and with the log-sum-exp the training forward keeps.
             var out = [Float](repeating: 0, count: queries * width), saving = out, lse = [Float](repeating: 0, count: heads * queries)
             q.withUnsafeBufferPointer { qp in k.withUnsafeBufferPointer { kp in v.withUnsafeBufferPointer { vp in
                 func run(_ into: inout [Float], logSumExp: UnsafeMutablePointer<Float>?) {

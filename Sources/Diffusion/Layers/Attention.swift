@@ -10,7 +10,10 @@ import LinearAlgebra
 /// addressed through leading dimensions: no copies. The (item, head) pairs are
 /// spread over the cores, each with single-threaded GEMMs: these GEMMs are
 /// thin (k = head width), and splitting one across threads costs more than it
-/// gains. Public for `lora-bench attention`, which times it on each kernel path.
+/// gains. On the AVX-512 kernel path, long non-causal sequences skip the GEMMs: the
+/// same schedule runs on register tiles (attention_avx512.c, and the backward's
+/// attention_backward_avx512.c), the scores never leaving registers.
+/// Public for `lora-bench attention`, which times it on each kernel path.
 public enum Attention {
     /// Query rows × keys of one tile of scores (512 KB, in L2) in the GEMM path, which runs flash-attention's
     /// online softmax over key tiles: a block of rows over all the keys, as before, was 1 MB and its GEMMs
@@ -31,6 +34,10 @@ public enum Attention {
         fusedAllowed && LinearAlgebra.routing.singleThreaded == .openBLAS && LinearAlgebra.routing.arithmetic == .fp32
     }
     static let fusedMinimumKeys = 256
+    /// The AVX-512 fused kernel (attention_avx512.c: register tiles, and the log-sum-exp the training forward keeps)
+    /// runs whatever the GEMM library, in fp32, wherever the kernel path is AVX-512;
+    /// LT_NO_FUSED_ATTENTION turns it off too.
+    static var registerTilesEnabled: Bool { fusedAllowed && LinearAlgebra.routing.arithmetic == .fp32 && lt_kernels_use_avx512() != 0 }
     /// The largest score matrix the VAE's single-head attention computes at once.
     static let scoreBudget = 4 << 20
 
@@ -76,6 +83,15 @@ public enum Attention {
                             v: UnsafePointer<Float>, vStride: Int, out: UnsafeMutablePointer<Float>, outStride: Int,
                             logSumExp: UnsafeMutablePointer<Float>?, queries: Int, keys: Int, headDim: Int, causal: Bool) {
         let scale = 1 / Float(headDim).squareRoot()
+        if !causal && registerTilesEnabled && keys >= fusedMinimumKeys {
+            let size = lt_attention_workspace_avx512(keys, headDim)
+            var workspace = [Float](unsafeUninitializedCapacity: size) { _, n in n = size }
+            let done = workspace.withUnsafeMutableBufferPointer {
+                lt_attention_head_avx512(q, qStride, k, kStride, v, vStride, out, outStride, queries, keys, headDim, scale, logSumExp,
+                                         $0.baseAddress!)
+            }
+            if done != 0 { return }
+        }
         if !causal && logSumExp == nil && fusedEnabled && keys >= fusedMinimumKeys {
             let size = lt_attention_workspace(keys, headDim)
             var workspace = [Float](unsafeUninitializedCapacity: size) { _, n in n = size }
