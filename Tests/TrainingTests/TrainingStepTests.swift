@@ -72,7 +72,11 @@ final class TrainingStepTests: XCTestCase {
             worst = max(worst, error)
             // A DoRA magnitude's gradient is G·V/‖V‖ per row, a dot product over the layer's whole weight gradient G whose
             // terms largely cancel, so fp32 differences in G (summation order, ours and torch's) come out larger there (1.0e-4 seen).
-            XCTAssertLessThan(error, label.hasSuffix(".dora_scale") ? 3e-4 : 1e-4, "\(label) gradient")
+            // A LyCORIS module's trained scalar is the same kind of sum, ⟨dy, ΔW·x⟩ over the layer's whole output: LoHa's on
+            // up_blocks.0.resnets.1's shortcut came out 9.0e-5 from torch's with attention on GEMM tiles and 1.49e-4 on the
+            // AVX-512 register tiles (another fp32 order of the same attention gradients; every other gradient ≤ 9.2e-5 either way).
+            let cancelling = label.hasSuffix(".dora_scale") || label.hasSuffix(".scalar")
+            XCTAssertLessThan(error, cancelling ? 3e-4 : 1e-4, "\(label) gradient")
         }
         return (worst, zeros)
     }
