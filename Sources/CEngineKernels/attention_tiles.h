@@ -17,7 +17,7 @@ static inline size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; 
 // b·FB … b·FB + FB − 1 transposed, so one aligned load reads a column of 16 rows (the full transpose would put
 // consecutive columns a power of two apart, where they evict each other from the cache).
 static inline void pack_panels(const float *x, size_t ld, size_t rows, size_t d, float *panels) {
-    for (size_t j = 0; j < round_up(rows, FB); j++) {
+    for (size_t j = 0, padded = round_up(rows, FB); j < padded; j++) {
         float *panel = panels + (j / FB) * d * FB + j % FB;
         for (size_t c = 0; c < d; c++) panel[c * FB] = j < rows ? x[j * ld + c] : 0.0f;
     }

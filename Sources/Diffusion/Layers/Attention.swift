@@ -23,11 +23,11 @@ public enum Attention {
     /// (2026-12-03, `lora-bench attention --size 768`: a 9,216-token head 645–747 against 800–857 ms; 256×256,
     /// 256×512, 64×1024, 64×2048, 128×2048 and 256×1024 no better) and equalled it at 512² (Benchmarks/README.md).
     static let forwardTile = (rows: 128, keys: 1024)
-    /// The fused kernel (online softmax, scores never leave registers/L1) beats
+    /// The AVX2 fused kernel (attention.c: online softmax, scores never leave registers/L1) beats
     /// OpenBLAS GEMMs + softmax for long key sequences, but not oneDNN's
     /// (its small-k kernels are faster: Benchmarks/README.md), so it runs only
     /// when single-threaded GEMMs go to OpenBLAS. With 77 text keys padded to
-    /// its 64-key blocks it would waste 40% of its work, hence the minimum.
+    /// its 64-key blocks (the AVX-512 kernels' too) it would waste 40% of its work, hence the minimum.
     /// LT_NO_FUSED_ATTENTION turns it off for comparisons.
     static let fusedAllowed = ProcessInfo.processInfo.environment["LT_NO_FUSED_ATTENTION"] == nil
     static var fusedEnabled: Bool {
