@@ -7,7 +7,7 @@
 // Schedule. q rows go in groups of GROUP; a group walks the keys span by span (a span's packed k and v, ~256 KB, stay
 // in L2 while the group's tiles reuse them), and within a span each register tile of FR rows × FB keys
 //   s    = (q·scale)·kᵀ             [FR][FB]   24 accumulators: four 16-key vectors per row
-//   m'   = max(m, rowmax(s))        per row    (padded keys masked to −∞)
+//   m'   = rowmax(s) if it exceeds m by more than RESCALE_MARGIN, else m   (padded keys masked to −∞; score_tile)
 //   p    = exp(s − m')              [FR][FB]   exp16, the AVX-512 path's exponential of the attention tiles
 //   l    = l·exp(m − m') + Σ p      per row
 //   acc  = acc·exp(m − m') + p·v    [FR][dv]   up to 4 vectors of dv at a time (6 × 4 accumulators)
