@@ -14,6 +14,9 @@ public enum ToolEnvironment {
     /// inside is to re-run ourselves once with OPENBLAS_CORETYPE set. A user's
     /// own OPENBLAS_CORETYPE is always respected.
     public static func prepare() {
+        // Reports go to standard output and progress to standard error; piped into one log (`> log 2>&1`), a
+        // block-buffered stdout would hold the plan back until exit and print it after the progress it preceded.
+        lt_line_buffer_stdout()
         // An interrupted run removes its half-written output; one killed outright is cleaned up by the next.
         lt_cleanup_install_signal_handlers()
         AtomicOutput.onStaleTemporaryRemoved = { path, bytes in

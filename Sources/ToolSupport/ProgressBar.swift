@@ -1,7 +1,7 @@
 import Foundation
 import LoRACore
 
-/// A progress bar with ETA on a terminal; plain lines every 10% otherwise.
+/// A progress bar with ETA on a terminal; plain lines (percentage, count, ETA) every 10% otherwise.
 /// Thread-safe: workers call `advance` from any thread.
 public final class ProgressBar: @unchecked Sendable {
     private let label: String
@@ -45,10 +45,13 @@ public final class ProgressBar: @unchecked Sendable {
             lastDraw = now
             draw(now)
         } else {
+            // A line at each 10% crossed, with the true percentage (1 of 6 is 16%, not 10%) and, as tqdm writes to a
+            // log, the time left.
             let decile = min(10, done * 10 / total)
             if decile > lastDecile {
                 lastDecile = decile
-                printError("\(label): \(decile * 10)% (\(format(done)) of \(format(total)))\(status)")
+                let eta = done < total ? "  ETA \(ReportText.clock(remaining(now)))" : ""
+                printError("\(label): \(min(100, done * 100 / total))% (\(format(done)) of \(format(total)))\(status)\(eta)")
                 drewSomething = true
             }
         }
@@ -70,13 +73,20 @@ public final class ProgressBar: @unchecked Sendable {
         let width = 28
         let filled = Int(fraction * Double(width))
         let elapsed = now.timeIntervalSince(start)
-        let eta = fraction > 0 ? elapsed / fraction - elapsed : 0
+        let eta = remaining(now)
         let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
         let rate = elapsed > 0 ? Double(done) / elapsed : 0
         let speed = unit == .bytes ? "  \(format(Int(rate)))/s" : ""
         let text = "\r\(label) \(bar) \(Int(fraction * 100))%  \(format(done))/\(format(total))\(speed)\(status)  ETA \(ReportText.clock(eta))   "
         FileHandle.standardError.write(Data(text.utf8))
         drewSomething = true
+    }
+
+    /// Seconds left at the average pace so far.
+    private func remaining(_ now: Date) -> TimeInterval {
+        let fraction = min(1, Double(done) / Double(total))
+        let elapsed = now.timeIntervalSince(start)
+        return fraction > 0 ? elapsed / fraction - elapsed : 0
     }
 
     /// Clear the bar line (terminal) so the report starts on a clean line.

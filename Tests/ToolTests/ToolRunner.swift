@@ -18,7 +18,9 @@ enum ToolRunner {
         var stderr: String
     }
 
-    static func run(_ tool: String, _ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+    /// `merged`: standard error goes into the same pipe as standard output (as `tool > log 2>&1`), so `stdout` holds
+    /// both in the order the tool wrote them and `stderr` is empty.
+    static func run(_ tool: String, _ arguments: [String], environment: [String: String] = [:], merged: Bool = false) throws -> Result {
         let process = Process()
         process.executableURL = products.appendingPathComponent(tool)
         process.arguments = arguments
@@ -28,7 +30,8 @@ enum ToolRunner {
         process.environment = env
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
-        process.standardError = err
+        process.standardError = merged ? out : err
+        if merged { try err.fileHandleForWriting.close() }
         try process.run()
         // Read before waiting so a large output cannot fill the pipe and block.
         let stdout = out.fileHandleForReading.readDataToEndOfFile()

@@ -1619,6 +1619,24 @@ final class TrainCLITests: XCTestCase {
         XCTAssertTrue(bad.stderr.contains("--face-crop-aug-range 4,2: give two positive numbers a,b with a ≤ b"), bad.stderr)
     }
 
+    /// Piped into one log (`lora-train … > log 2>&1`, as kohya users keep theirs), the plan comes before the steps it
+    /// plans, and each plain progress line gives the true percentage and the time left.
+    func testALogHasThePlanFirstAndTrueProgress() throws {
+        let run = try ToolRunner.run("lora-train", common.filter { $0 != "--quiet" } + ["--output-dir", folder + "/out", "--max-train-steps", "6"],
+                                     merged: true)
+        XCTAssertEqual(run.status, 0, run.stdout)
+        let lines = run.stdout.split(separator: "\n").map(String.init)
+        let plan = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("total optimization steps: 6") }, run.stdout)
+        let steps = lines.indices.filter { lines[$0].hasPrefix("steps: ") }
+        XCTAssertEqual(steps.count, 6, "6 steps: each crosses a tenth\n\(run.stdout)")
+        XCTAssertLessThan(plan, try XCTUnwrap(steps.first), "the plan, on standard output, is not held back behind standard error")
+        for (n, index) in steps.enumerated() {
+            let line = lines[index]
+            XCTAssertTrue(line.hasPrefix("steps: \((n + 1) * 100 / 6)% (\(n + 1) of 6)"), line)
+            XCTAssertEqual(line.contains("  ETA "), n < 5, line)
+        }
+    }
+
     func testMistakesAreRefusedBeforeTraining() throws {
         let out = folder + "/out"
         // The concept folder instead of its parent: kohya's most common beginner error.

@@ -109,6 +109,10 @@ void lt_sha256_final(lt_sha256_ctx *ctx, uint8_t digest[32]);
 /// (the caller falls back to read/write), -1 on an I/O error (see errno).
 long long lt_copy_file_range(int in_fd, long long in_offset, int out_fd, long long out_offset, long long length);
 
+// ---- console -------------------------------------------------------------------
+/// Line-buffer standard output, so a log that also takes standard error (`> log 2>&1`) keeps the order of events.
+void lt_line_buffer_stdout(void);
+
 // ---- interrupted runs ---------------------------------------------------------
 /// Remember a temporary file to delete if the process is interrupted, and the
 /// output it stands for (named in the message); returns a slot.
