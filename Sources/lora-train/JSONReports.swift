@@ -21,6 +21,9 @@ struct RunReport: Encodable {
     var lastStep: Int
     /// kohya's avr_loss at the last step (the moving average the progress bar shows).
     var finalAverageLoss: Double?
+    /// Wall seconds of each step this run did, from the end of the one before (the first: from the start of
+    /// training, after the latents were cached), as kohya's progress bar times them: what `lora-bench kohya-train` compares.
+    var stepSeconds: [Double]
     var seconds: Double
     /// Set when Ctrl-C stopped the run: the state to --resume from (the exit status is then 130).
     var interruptedState: String?

@@ -119,7 +119,7 @@ struct TrainingSession {
         if start.step > 0 { bar.advance(by: start.step) }
         var last = Date()
         let started = last
-        var interrupted: String?, stepsRun = 0, lastStep = start.step, lastAverage: Double?
+        var interrupted: String?, stepsRun = 0, lastStep = start.step, lastAverage: Double?, stepSeconds: [Double] = []
         var curve: [LossCurve.Point] = [], validationPoints: [LossCurve.Point] = []
         let curvePath = (output as NSString).appendingPathComponent(configuration.outputName + "-loss.png")
         func drawCurve() {
@@ -148,6 +148,7 @@ struct TrainingSession {
                     // kohya's progress postfix with --scale_weight_norms: "Keys Scaled", "Average key norm", then the loss.
                     let norms = trainer.lastMaxNorm.map { String(format: "Keys Scaled=%d  Average key norm=%.3g  ", $0.keysScaled, $0.averageNorm) } ?? ""
                     bar.setStatus(norms + String(format: "avr_loss=%.4f  %.2f s/it", average, now.timeIntervalSince(last)))
+                    stepSeconds.append(now.timeIntervalSince(last))
                     last = now
                     bar.advance(by: 1)
                 case let .epochEnded(epoch, _, average):
@@ -181,7 +182,7 @@ struct TrainingSession {
             let summary = plan.summary(steps: trainer.steps, gradientAccumulationSteps: configuration.gradientAccumulationSteps,
                                        validationImagesWithRepeats: validation?.trainImagesWithRepeats ?? 0)
             print(try JSONOutput.string(RunReport(plan: summary, models: files, log: log.path, lossCurve: curvePath, tensorBoard: board?.path,
-                                                  stepsRun: stepsRun, lastStep: lastStep, finalAverageLoss: lastAverage,
+                                                  stepsRun: stepsRun, lastStep: lastStep, finalAverageLoss: lastAverage, stepSeconds: stepSeconds,
                                                   seconds: Date().timeIntervalSince(started), interruptedState: interrupted)))
         }
         if interrupted != nil { throw ExitCode(130) }

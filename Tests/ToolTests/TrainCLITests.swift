@@ -955,6 +955,10 @@ final class TrainCLITests: XCTestCase {
         let report = try document(run)
         XCTAssertEqual(report["models"] as? [String], [folder + "/j/j.safetensors"])
         XCTAssertEqual(report["stepsRun"] as? Int, 2)
+        let stepSeconds = try XCTUnwrap(report["stepSeconds"] as? [Double])
+        XCTAssertEqual(stepSeconds.count, 2, "one time per step")
+        XCTAssertTrue(stepSeconds.allSatisfy { $0 > 0 }, "\(stepSeconds)")
+        XCTAssertLessThanOrEqual(stepSeconds.reduce(0, +), try XCTUnwrap(report["seconds"] as? Double), "the steps are within the run")
         let csv = try String(contentsOfFile: try XCTUnwrap(report["log"] as? String), encoding: .utf8).split(separator: "\n")
         // JSONEncoder and the CSV log print a double each their own way; the value is the same to its last bits.
         let logged = try XCTUnwrap(csv.last.flatMap { Double($0.split(separator: ",")[3]) })
