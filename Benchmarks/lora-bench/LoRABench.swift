@@ -12,7 +12,7 @@ struct LoRABench: ParsableCommand {
         version: LoRATools.version,
         subcommands: [
             HostInfo.self, MakeFixtures.self, MakeModel.self, InspectBench.self, MergeBench.self, ExtractBench.self, ExtractError.self, EngineBench.self, OptimizerBench.self,
-            GemmBench.self, AttentionBench.self, TrainBench.self, ShapesDataset.self, TinyModel.self, ShapesEval.self,
+            GemmBench.self, AttentionBench.self, TrainBench.self, KohyaTrainBench.self, ShapesDataset.self, TinyModel.self, ShapesEval.self,
         ])
 }
 

@@ -78,15 +78,21 @@ enum Measure {
         return runs.sorted { $0.seconds < $1.seconds }[runs.count / 2]
     }
 
-    /// Run a command, output discarded (or captured to `outputPath`), and measure it.
-    static func run(_ label: String, _ command: [String], environment: [String: String] = [:], outputPath: String = "/dev/null") -> Measurement {
+    /// Run a command, output discarded (or captured to `outputPath`, and standard error to `errorPath`: the same path
+    /// interleaves both in one file), and measure it.
+    static func run(_ label: String, _ command: [String], environment: [String: String] = [:], outputPath: String = "/dev/null",
+                    errorPath: String = "/dev/null") -> Measurement {
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
         let envStrings = env.map { "\($0.key)=\($0.value)" }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        if errorPath == outputPath {
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 2, errorPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        }
         defer { posix_spawn_file_actions_destroy(&actions) }
         var argv = command.map { strdup($0) } + [nil]
         var envp = envStrings.map { strdup($0) } + [nil]

@@ -32,7 +32,13 @@ struct ShapesDataset: ParsableCommand {
     var concept = false
 
     func run() throws {
-        let folder = (out as NSString).appendingPathComponent(concept ? "\(repeats)_zkw shape" : "\(repeats)_shapes")
+        let folder = try Self.write(into: out, count: count, size: size, repeats: repeats, seed: seed, concept: concept)
+        print("wrote \(count) images and captions to \(folder)")
+    }
+
+    /// Writes the `<repeats>_<name>` folder under `parent` (also for `lora-bench kohya-train`'s dataset); returns it.
+    static func write(into parent: String, count: Int, size: Int, repeats: Int, seed: UInt64, concept: Bool = false) throws -> String {
+        let folder = (parent as NSString).appendingPathComponent(concept ? "\(repeats)_zkw shape" : "\(repeats)_shapes")
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         var scenes = ShapeScene.Stream(seed: seed, shapes: concept ? ["star"] : ShapeScene.baseShapes)
         for index in 0..<count {
@@ -41,6 +47,6 @@ struct ShapesDataset: ParsableCommand {
             try Data(try PNGCodec.encode(scene.render(size: size))).write(to: URL(fileURLWithPath: base + ".png"))
             try ((concept ? "zkw shape, " : "") + scene.caption + "\n").write(toFile: base + ".txt", atomically: false, encoding: .utf8)
         }
-        print("wrote \(count) images and captions to \(folder)")
+        return folder
     }
 }
