@@ -22,7 +22,7 @@ struct KohyaTrainBench: ParsableCommand {
     @Option(help: "A checkout of kohya-ss/sd-scripts.")
     var sdScripts: String
 
-    @Option(help: "Folder for the dataset, outputs and logs (gitignored).")
+    @Option(help: "Folder for the dataset, outputs and logs (gitignored); its img/, kohya-out/ and lora-train-out/ are replaced.")
     var work = "Benchmarks/work/kohya-train"
 
     @Option(help: "CLIP merges: lora-train's --tokenizer, and what kohya's tokenizer is built from (no hub needed).")
@@ -79,9 +79,9 @@ struct KohyaTrainBench: ParsableCommand {
         ToolEnvironment.prepare()
         guard steps >= 3 else { throw ValidationError("--steps: at least 3 (the median is of steps 3 and on)") }
         guard ["no", "bf16"].contains(mixedPrecision) else { throw ValidationError("--mixed-precision: no or bf16") }
-        let fm = FileManager.default
-        try? fm.removeItem(atPath: work)
+        // Only what this command writes is replaced (never --work itself; kohya's tokenizer cache is kept).
         let data = work + "/img"
+        for folder in [data, work + "/kohya-out", work + "/lora-train-out"] { try? FileManager.default.removeItem(atPath: folder) }
         _ = try ShapesDataset.write(into: data, count: images, size: size, repeats: 1, seed: 11)
         var common = ["--pretrained_model_name_or_path", model, "--train_data_dir", data, "--resolution", String(size),
                       "--network_module", "networks.lora", "--network_dim", String(dim), "--network_alpha", String(alpha),
