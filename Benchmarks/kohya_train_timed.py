@@ -82,5 +82,5 @@ finally:
     with open(args.json_out, "w") as f:
         json.dump({
             "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "steps": len(marks), "step_seconds": [b - a for a, b in zip(marks, marks[1:])], "first_step_counted": 2,
+            "steps": len(marks), "step_seconds": [b - a for a, b in zip(marks, marks[1:])], "step_seconds_begin_at_step": 2,
         }, f, indent=1)
