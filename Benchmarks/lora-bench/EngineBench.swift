@@ -88,7 +88,7 @@ struct EngineBench: ParsableCommand {
         if !noDecode {
             EngineProfile.reset()
             let start = Date()
-            _ = pipeline.decode(noise)
+            _ = try pipeline.decode(noise)
             results["decode_seconds"] = Date().timeIntervalSince(start)
         }
         let decodeProfile = EngineProfile.snapshot()

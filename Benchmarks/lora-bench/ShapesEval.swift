@@ -91,7 +91,7 @@ struct ShapesEval: ParsableCommand {
             let scene = stream.next()
             let bitmap = scene.render(size: 64)
             let pixels = try TrainingImage.pixels(bitmap, path: "<scene>", bucket: Resolution(64, 64))
-            let decoded = model.decoder.decode(model.encoder!.encode(pixels))
+            let decoded = model.decoder!.decode(model.encoder!.encode(pixels))
             for (a, b) in zip(decoded.values, pixels.values) { squares += Double(max(-1, min(1, a)) - b) * Double(max(-1, min(1, a)) - b); values += 1 }
             let image = RGBImage(decoded: decoded)
             let roundTripped = Bitmap(width: 64, height: 64, pixels: image.pixels)

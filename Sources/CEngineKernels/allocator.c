@@ -15,3 +15,9 @@ void lt_keep_freed_memory(size_t mmap_threshold, size_t trim_threshold) {
     (void)trim_threshold;
 #endif
 }
+
+void lt_return_freed_memory(void) {
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
+}

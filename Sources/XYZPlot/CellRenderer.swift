@@ -72,7 +72,7 @@ public final class CellRenderer: @unchecked Sendable {
             if conditionOrder.count > conditionCapacity { conditions[conditionOrder.removeFirst()] = nil }
         }
         let latents = try pipeline.sample(parameters, conditions: encoded, adapters: adapters, progress: progress)
-        return pipeline.decode(latents)
+        return try pipeline.decode(latents)
     }
 
     private func pipeline(for checkpoint: String, vae: String?, precision: ComputePrecision) throws(ModelError) -> Pipeline {

@@ -421,6 +421,7 @@ struct LoRATrain: ParsableCommand {
     /// How the model loads: its encoder for the latents, a separate VAE, LoRAs merged first (`--base-weights`).
     var modelOptions: StableDiffusionModel.Options {
         var options = StableDiffusionModel.Options(loadEncoder: true, vae: vae)
+        options.loadDecoder = samples.samplePrompts != nil
         options.baseLoRAs = network.baseLoRAs
         return options
     }

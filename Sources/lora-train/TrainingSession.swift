@@ -107,6 +107,7 @@ struct TrainingSession {
         let caching = ProgressBar(label: "caching latents", total: plan.images.count + (validation?.images.count ?? 0), unit: .items,
                                   enabled: !command.quiet)
         try ToolRun.perform(json: command.json, bar: caching) { try trainer.cacheLatents { _, _ in caching.advance(by: 1) } }
+        trainer.releaseEncoderIfDone()
         if configuration.cacheLatentsToDisk {
             ToolRun.say("latents: \(trainer.cache.reused) of \(plan.images.count) images from .npz caches on disk, \(plan.images.count - trainer.cache.reused) encoded")
         }
@@ -198,6 +199,7 @@ struct TrainingSession {
         ToolRun.say("learning-rate probe: Prodigy (lr 1, bias correction, safeguard warm-up), U-Net modules, \(trainer.steps.totalSteps) steps")
         let caching = ProgressBar(label: "caching latents", total: plan.images.count, unit: .items, enabled: !command.quiet)
         try ToolRun.perform(json: command.json, bar: caching) { try trainer.cacheLatents { _, _ in caching.advance(by: 1) } }
+        trainer.releaseEncoderIfDone()
         let bar = ProgressBar(label: "probe", total: trainer.steps.totalSteps, unit: .items, enabled: !command.quiet, delay: 0)
         var rates: [Double] = []
         try ToolRun.perform(json: command.json, bar: bar) {

@@ -96,7 +96,7 @@ final class ModelGoldenTests: XCTestCase {
     func testVAEMatchesDiffusers() throws {
         let golden = EngineGolden.golden("vae")
         let model = try Self.model("sd1")
-        let decoded = model.decoder.decode(tensor(golden, "decode_in"))
+        let decoded = model.decoder!.decode(tensor(golden, "decode_in"))
         XCTAssertLessThan(EngineGolden.relativeError(decoded.values, golden["decode_out"]!.floats()), 1e-4)
         let (mean, logVariance) = model.encoder!.moments(tensor(golden, "encode_in"))
         XCTAssertLessThan(EngineGolden.relativeError(mean.values, golden["encode_mean"]!.floats()), 1e-4)

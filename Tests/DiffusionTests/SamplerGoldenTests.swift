@@ -73,7 +73,7 @@ final class SamplerGoldenTests: XCTestCase {
             XCTAssertLessThan(error, 1e-4, "\(name): relative error \(error), kernels \(path)")
             print("sampler golden \(name) (kernels \(path)): relative error \(error)")
             if let image = golden[name + "_image"] {
-                let decoded = pipeline.model.decoder.decode(latents)
+                let decoded = pipeline.model.decoder!.decode(latents)
                 XCTAssertLessThan(EngineGolden.relativeError(decoded.values, image.floats()), 1e-4, name + " decoded")
             }
         }

@@ -27,7 +27,7 @@ final class TrainingStepTests: XCTestCase {
         super.tearDown()
     }
 
-    func model(encoder: Bool = false) throws -> StableDiffusionModel {
+    func model(encoder: Bool = false, decoder: Bool = true) throws -> StableDiffusionModel {
         let folder = Self.folder
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let path = folder + "/sd1_engine.safetensors"
@@ -35,7 +35,7 @@ final class TrainingStepTests: XCTestCase {
             try XCTUnwrap(FixtureSet.items.first { $0.name == "sd1_engine.safetensors" }).write(path)
         }
         return try StableDiffusionModel(checkpoint: path, tokenizer: try BPETokenizer.load(Self.root + "/Fixtures/tokenizer/clip_bpe_merges.txt.gz"),
-                                        options: .init(loadEncoder: encoder))
+                                        options: { var o = StableDiffusionModel.Options(loadEncoder: encoder); o.loadDecoder = decoder; return o }())
     }
 
     /// A golden was made from the fixture the test loads (the generator's output, by SHA-256).
@@ -695,6 +695,43 @@ final class TrainingStepTests: XCTestCase {
         let base = try XCTUnwrap(try plain.validationLoss(epoch: 1, step: 0))
         XCTAssertNotEqual(base, first, "the network's state moves the validation loss")
         XCTAssertTrue(base.isFinite && base > 0)
+    }
+
+    /// Memory a run no longer needs: a model loaded without its decoder (lora-train samples nothing) says so when
+    /// asked to decode; after caching, the encoder goes unless a subset encodes at every step (random_crop), and
+    /// either way the run then trains.
+    func testEncoderIsReleasedAfterCachingUnlessImagesEncodeEachStep() throws {
+        let folder = NSTemporaryDirectory() + "release-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        var bitmap = Bitmap(width: 80, height: 64, fill: RGB(40, 90, 200))
+        bitmap.fill(x: 16, y: 16, width: 32, height: 32, color: RGB(230, 20, 20))
+        try Data(try PNGCodec.encode(bitmap)).write(to: URL(fileURLWithPath: folder + "/a.png"))
+        for encodesEachStep in [false, true] {
+            let model = try model(encoder: true, decoder: false)
+            XCTAssertNil(model.decoder)
+            XCTAssertThrowsError(try Pipeline(model: model).decode(Tensor(shape: [1, 4, 8, 8], values: [Float](repeating: 0, count: 256)))) {
+                XCTAssertTrue("\($0)".contains("without its VAE decoder"), "\($0)")
+            }
+            var subset = DatasetSubset(imageDirectory: folder, repeats: 1)
+            subset.classTokens = "zkw square"
+            subset.randomCrop = encodesEachStep
+            let plan = DatasetPlan(subsets: [subset], images: [DatasetImage(path: folder + "/a.png", caption: "zkw square", captionSource: .classTokens,
+                                                                           subsetIndex: 0, repeats: 1, isRegularization: false, width: 80, height: 64)],
+                                   bucketOf: [0], resizedSize: [Resolution(80, 64)], buckets: [.init(resolution: Resolution(64, 64), entries: [0])],
+                                   batchSize: 1, bucketing: BucketSet(resolution: Resolution(64, 64), mode: .fixed))
+            var c = TrainingConfiguration(outputDirectory: folder)
+            (c.learningRate, c.maxTrainSteps, c.writesFiles) = (1e-4, 2, false)
+            let trainer = try LoRATrainer(model: model, plan: plan, configuration: c)
+            try trainer.cacheLatents()
+            XCTAssertEqual(trainer.cache.perStep.isEmpty, !encodesEachStep)
+            trainer.releaseEncoderIfDone()
+            XCTAssertEqual(model.encoder == nil, !encodesEachStep, encodesEachStep ? "random_crop encodes at every step" : "nothing is encoded again")
+            var losses: [Double] = []
+            _ = try trainer.run { if case let .step(_, _, _, loss, _, _, _) = $0 { losses.append(loss) } }
+            XCTAssertEqual(losses.count, 2)
+            XCTAssertTrue(losses.allSatisfy { $0.isFinite && $0 > 0 }, "\(losses)")
+        }
     }
 
     /// kohya's parameter groups: text encoder then U-Net; LoRA+ puts the lora_up weights in " plus" groups at

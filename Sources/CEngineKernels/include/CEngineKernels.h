@@ -109,6 +109,8 @@ int lt_attention_backward_head_avx512(const float *q, size_t ldq, const float *k
 /// Serve allocations below `mmap_threshold` bytes from the heap and keep up to
 /// `trim_threshold` bytes of freed memory (glibc's mallopt; no-op elsewhere).
 void lt_keep_freed_memory(size_t mmap_threshold, size_t trim_threshold);
+/// Give the free memory glibc keeps in its heaps back to the system (malloc_trim; no-op elsewhere).
+void lt_return_freed_memory(void);
 
 #ifdef __cplusplus
 }

@@ -106,8 +106,9 @@ public struct Pipeline: Sendable {
         }
     }
 
-    public func decode(_ latents: Tensor) -> RGBImage {
-        precision.run { RGBImage(decoded: model.decoder.decode(latents)) }
+    public func decode(_ latents: Tensor) throws(ModelError) -> RGBImage {
+        guard let decoder = model.decoder else { throw ModelError(.mismatch, "the model was loaded without its VAE decoder", file: model.path) }
+        return precision.run { RGBImage(decoded: decoder.decode(latents)) }
     }
 
     /// One image, start to finish.
@@ -115,6 +116,6 @@ public struct Pipeline: Sendable {
                        progress: KDiffusion.Progress? = nil) throws(ModelError) -> RGBImage {
         let conditions = try self.conditions(prompt: parameters.prompt, negative: parameters.negativePrompt,
                                              clipSkip: parameters.clipSkip, emphasis: parameters.emphasis, adapters: adapters)
-        return decode(try sample(parameters, conditions: conditions, adapters: adapters, progress: progress))
+        return try decode(try sample(parameters, conditions: conditions, adapters: adapters, progress: progress))
     }
 }

@@ -187,6 +187,14 @@ public final class LoRATrainer {
         }
     }
 
+    /// After `cacheLatents`: when no image is encoded again at each step (random crop and the other per-step
+    /// augmentations keep pixels instead of latents), the VAE encoder's weights and the memory the caching's
+    /// activations took go back to the system before the U-Net's step needs it. The model then encodes nothing more.
+    public func releaseEncoderIfDone() {
+        if cache.perStep.isEmpty && validationCache.perStep.isEmpty { model.releaseEncoder() }
+        EngineAllocator.returnFreedMemory()
+    }
+
     /// The batches of an epoch in training order.
     func batches(epoch: Int) -> [[Int]] { plan.batches(epoch: epoch, seed: configuration.seed) }
 
