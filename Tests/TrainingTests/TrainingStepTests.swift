@@ -658,6 +658,21 @@ final class TrainingStepTests: XCTestCase {
         print(String(format: "kohya text-encoder step: loss %.7f (torch %.7f), worst gradient error %.2e", loss, expectedLoss, worst))
     }
 
+    /// A folder of one `width`×64 picture of a red square on blue ("zkw square"), planned in one 64×64 bucket.
+    func squareImagePlan(in folder: String, width: Int, repeats: Int, randomCrop: Bool = false) throws -> DatasetPlan {
+        var bitmap = Bitmap(width: width, height: 64, fill: RGB(40, 90, 200))
+        bitmap.fill(x: 16, y: 16, width: 32, height: 32, color: RGB(230, 20, 20))
+        try Data(try PNGCodec.encode(bitmap)).write(to: URL(fileURLWithPath: folder + "/a.png"))
+        var subset = DatasetSubset(imageDirectory: folder, repeats: repeats)
+        subset.classTokens = "zkw square"
+        subset.randomCrop = randomCrop
+        return DatasetPlan(subsets: [subset], images: [DatasetImage(path: folder + "/a.png", caption: "zkw square", captionSource: .classTokens,
+                                                                    subsetIndex: 0, repeats: repeats, isRegularization: false, width: width, height: 64)],
+                           bucketOf: [0], resizedSize: [Resolution(width, 64)],
+                           buckets: [.init(resolution: Resolution(64, 64), entries: [Int](repeating: 0, count: repeats))],
+                           batchSize: 1, bucketing: BucketSet(resolution: Resolution(64, 64), mode: .fixed))
+    }
+
     /// Validation: the held-out images' loss with the network as it is, the same at every call (its own random
     /// source, reseeded each time), without dropout (a run with network, rank and module dropout measures what
     /// one without does), moved by the network, and adding nothing to the training's gradients.
@@ -666,15 +681,7 @@ final class TrainingStepTests: XCTestCase {
         let folder = NSTemporaryDirectory() + "validation-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        var bitmap = Bitmap(width: 64, height: 64, fill: RGB(40, 90, 200))
-        bitmap.fill(x: 16, y: 16, width: 32, height: 32, color: RGB(230, 20, 20))
-        try Data(try PNGCodec.encode(bitmap)).write(to: URL(fileURLWithPath: folder + "/a.png"))
-        var subset = DatasetSubset(imageDirectory: folder, repeats: 2)
-        subset.classTokens = "zkw square"
-        let plan = DatasetPlan(subsets: [subset], images: [DatasetImage(path: folder + "/a.png", caption: "zkw square", captionSource: .classTokens,
-                                                                       subsetIndex: 0, repeats: 2, isRegularization: false, width: 64, height: 64)],
-                               bucketOf: [0], resizedSize: [Resolution(64, 64)], buckets: [.init(resolution: Resolution(64, 64), entries: [0, 0])],
-                               batchSize: 1, bucketing: BucketSet(resolution: Resolution(64, 64), mode: .fixed))
+        let plan = try squareImagePlan(in: folder, width: 64, repeats: 2)
         func trainer(dropout: Bool) throws -> LoRATrainer {
             var c = TrainingConfiguration(outputDirectory: folder)
             c.learningRate = 1e-4
@@ -704,22 +711,13 @@ final class TrainingStepTests: XCTestCase {
         let folder = NSTemporaryDirectory() + "release-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        var bitmap = Bitmap(width: 80, height: 64, fill: RGB(40, 90, 200))
-        bitmap.fill(x: 16, y: 16, width: 32, height: 32, color: RGB(230, 20, 20))
-        try Data(try PNGCodec.encode(bitmap)).write(to: URL(fileURLWithPath: folder + "/a.png"))
         for encodesEachStep in [false, true] {
             let model = try model(encoder: true, decoder: false)
             XCTAssertNil(model.decoder)
             XCTAssertThrowsError(try Pipeline(model: model).decode(Tensor(shape: [1, 4, 8, 8], values: [Float](repeating: 0, count: 256)))) {
                 XCTAssertTrue("\($0)".contains("without its VAE decoder"), "\($0)")
             }
-            var subset = DatasetSubset(imageDirectory: folder, repeats: 1)
-            subset.classTokens = "zkw square"
-            subset.randomCrop = encodesEachStep
-            let plan = DatasetPlan(subsets: [subset], images: [DatasetImage(path: folder + "/a.png", caption: "zkw square", captionSource: .classTokens,
-                                                                           subsetIndex: 0, repeats: 1, isRegularization: false, width: 80, height: 64)],
-                                   bucketOf: [0], resizedSize: [Resolution(80, 64)], buckets: [.init(resolution: Resolution(64, 64), entries: [0])],
-                                   batchSize: 1, bucketing: BucketSet(resolution: Resolution(64, 64), mode: .fixed))
+            let plan = try squareImagePlan(in: folder, width: 80, repeats: 1, randomCrop: encodesEachStep)
             var c = TrainingConfiguration(outputDirectory: folder)
             (c.learningRate, c.maxTrainSteps, c.writesFiles) = (1e-4, 2, false)
             let trainer = try LoRATrainer(model: model, plan: plan, configuration: c)
