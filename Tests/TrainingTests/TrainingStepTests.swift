@@ -705,8 +705,8 @@ final class TrainingStepTests: XCTestCase {
     }
 
     /// Memory a run no longer needs: a model loaded without its decoder (lora-train samples nothing) says so when
-    /// asked to decode; after caching, the encoder goes unless a subset encodes at every step (random_crop), and
-    /// either way the run then trains.
+    /// asked to decode; after caching, the encoder goes unless a subset encodes at every step (random_crop) (caching
+    /// again then says why it cannot), and either way the run then trains.
     func testEncoderIsReleasedAfterCachingUnlessImagesEncodeEachStep() throws {
         let folder = NSTemporaryDirectory() + "release-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -725,6 +725,9 @@ final class TrainingStepTests: XCTestCase {
             XCTAssertEqual(trainer.cache.perStep.isEmpty, !encodesEachStep)
             trainer.releaseEncoderIfDone()
             XCTAssertEqual(model.encoder == nil, !encodesEachStep, encodesEachStep ? "random_crop encodes at every step" : "nothing is encoded again")
+            if !encodesEachStep {
+                XCTAssertThrowsError(try trainer.cacheLatents()) { XCTAssertTrue("\($0)".contains("VAE encoder was released"), "\($0)") }
+            }
             var losses: [Double] = []
             _ = try trainer.run { if case let .step(_, _, _, loss, _, _, _) = $0 { losses.append(loss) } }
             XCTAssertEqual(losses.count, 2)

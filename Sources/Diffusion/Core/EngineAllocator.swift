@@ -15,7 +15,7 @@ public enum EngineAllocator {
     }
 
     /// Hands back what the heaps keep once a phase that will not come again has ended (a training run's latent
-    /// caching: a gigabyte of the VAE's activations at 768²). Without it that memory stays resident, and the next
-    /// phase's blocks of other sizes are laid out beside it instead of in it.
+    /// caching: a gigabyte of the VAE's activations at 768², measured). Without it that memory stays resident
+    /// until the heap happens to reuse it.
     public static func returnFreedMemory() { lt_return_freed_memory() }
 }

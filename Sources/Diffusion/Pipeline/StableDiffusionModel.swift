@@ -98,7 +98,7 @@ public final class StableDiffusionModel: @unchecked Sendable {
         file.file.advise(.dontNeed, offset: 0, count: file.file.size)
     }
 
-    /// Drops the VAE encoder's weights (SD1.5: 34 M parameters, 0.14 GB) once a training run has cached every
+    /// Drops the VAE encoder's weights (SD1.5: 34 M parameters, 137 MB) once a training run has cached every
     /// latent it needs, so the U-Net's step has that memory. Not while another thread may be encoding.
     public func releaseEncoder() { encoder = nil }
 

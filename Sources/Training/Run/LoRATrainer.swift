@@ -176,13 +176,16 @@ public final class LoRATrainer {
 
     /// The training images' latents, then the validation images' (`progress`: done, of all of them).
     public func cacheLatents(progress: (Int, Int) -> Void = { _, _ in }) throws(ModelError) {
+        guard let encoder = model.encoder else {
+            throw ModelError(.mismatch, "the VAE encoder was released after the latents were cached (releaseEncoderIfDone)", file: model.path)
+        }
         var random = TrainingRandom(seed: configuration.seed &+ 0x5EED)
         let disk = configuration.cacheLatentsToDisk ? try DiskLatentCache(model: model) : nil
         let total = plan.images.count + (validationPlan?.images.count ?? 0)
-        cache = try LatentCache.encode(plan: plan, encoder: model.encoder!, random: &random, disk: disk) { done, _ in progress(done, total) }
+        cache = try LatentCache.encode(plan: plan, encoder: encoder, random: &random, disk: disk) { done, _ in progress(done, total) }
         guard let validationPlan else { return }
         var validationRandom = TrainingRandom(seed: configuration.seed &+ 0x7A11D)
-        validationCache = try LatentCache.encode(plan: validationPlan, encoder: model.encoder!, random: &validationRandom, disk: disk) { done, _ in
+        validationCache = try LatentCache.encode(plan: validationPlan, encoder: encoder, random: &validationRandom, disk: disk) { done, _ in
             progress(plan.images.count + done, total)
         }
     }
