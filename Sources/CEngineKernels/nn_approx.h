@@ -1,4 +1,4 @@
-// The exp and erf approximations nn.c documents, shared with nn_backward.c and attention.c
+// The exp and erf approximations nn.c documents, shared with nn_backward.c and the fused attention kernels
 // (private to this target), and the causal mask of nn.c's and nn_backward.c's attention tiles.
 #ifndef LORA_TOOLS_NN_APPROX_H
 #define LORA_TOOLS_NN_APPROX_H

@@ -27,6 +27,8 @@ public struct CellCache: Sendable {
     /// 2: the noise kernel joined the key (revision 1 used torch's scalar kernel on AVX-512 hosts).
     /// 3: Winograd F(4×4, 3×3) and oneDNN GEMMs (fp32 pixels differ in the last bits); precision joined the key.
     /// 4: attention on AVX-512 hosts sums in another order (AVX-512 exponentials, then the fused register-tile kernel).
+    /// Not bumped when the register tiles' AVX2 instance replaced the older AVX2 fused kernel (2026-12-04): that runs
+    /// only under LORA_TOOLS_GEMM=openblas; cells on the default routing came out byte-identical on both kernel paths.
     static let engineRevision = 4
     public let folder: String
 

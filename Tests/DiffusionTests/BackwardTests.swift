@@ -295,8 +295,9 @@ final class BackwardTests: XCTestCase {
         }
     }
 
-    /// Long key sequences (≥ 256 keys, where the AVX-512 path takes its fused register-tile kernels, forward and backward;
-    /// the other paths their GEMM tiles) against the gradients written out in double precision: P = softmax(q·kᵀ·s),
+    /// Long key sequences (≥ 256 keys, where the AVX-512 path takes the register-tile kernels, forward and backward, and
+    /// so does the AVX2 path when single-threaded GEMMs go to OpenBLAS; otherwise the GEMM tiles), on each path and each
+    /// GEMM library, against the gradients written out in double precision: P = softmax(q·kᵀ·s),
     /// dv = Pᵀ·dO, dS = P ⊙ (dO·vᵀ − δ)·s, dq = dS·k, dk = dSᵀ·q — the formulas the finite differences above prove on
     /// small cases, at sizes too large for them. SD's head widths 40, 80, 160 and 64; ragged row blocks (48 rows, tiles of
     /// 6) and key panels (64) and spans (256); `sharpness` scales q so that rows' probabilities are peaked.
@@ -328,14 +329,19 @@ final class BackwardTests: XCTestCase {
             }
             let qt = Tensor(shape: [1, queries, width], values: Self.floats(q)), kt = Tensor(shape: [1, keys, width], values: Self.floats(k))
             let vt = Tensor(shape: [1, keys, width], values: Self.floats(v)), rt = Tensor(shape: [1, queries, width], values: Self.floats(r))
-            KernelPaths.forEachPath { path in
-                let saved = Attention.forwardSaving(q: qt, k: kt, v: vt, items: 1, queries: queries, keys: keys, heads: heads, headDim: d)
-                let grads = Attention.backward(q: qt, k: kt, v: vt, saved: saved, outputGradient: rt, items: 1, queries: queries, keys: keys,
-                                               heads: heads, headDim: d)
-                for (name, analytic, reference) in [("dq", grads.q, dq), ("dk", grads.k, dk), ("dv", grads.v, dv)] {
-                    let largest = reference.map(abs).max()!
-                    let worst = zip(analytic.values, reference).map { abs(Double($0) - $1) }.max()!
-                    XCTAssertLessThan(worst, 1e-5 * largest, "\(name) \(queries)×\(keys) heads \(heads) d \(d) sharpness \(sharpness), \(path)")
+            for backend in GEMMBackend.allCases {
+                LinearAlgebra.withRouting(.only(backend)) {
+                    KernelPaths.forEachPath { path in
+                        let saved = Attention.forwardSaving(q: qt, k: kt, v: vt, items: 1, queries: queries, keys: keys, heads: heads, headDim: d)
+                        let grads = Attention.backward(q: qt, k: kt, v: vt, saved: saved, outputGradient: rt, items: 1, queries: queries,
+                                                       keys: keys, heads: heads, headDim: d)
+                        for (name, analytic, reference) in [("dq", grads.q, dq), ("dk", grads.k, dk), ("dv", grads.v, dv)] {
+                            let largest = reference.map(abs).max()!
+                            let worst = zip(analytic.values, reference).map { abs(Double($0) - $1) }.max()!
+                            XCTAssertLessThan(worst, 1e-5 * largest,
+                                              "\(name) \(queries)×\(keys) heads \(heads) d \(d) sharpness \(sharpness), \(path), \(backend.rawValue)")
+                        }
+                    }
                 }
             }
         }

@@ -82,28 +82,23 @@ void lt_winograd_output(const float *m, size_t out, size_t height, size_t width,
                         size_t o_begin, size_t o_end, const float *bias, float *y);
 
 // ---- fused attention ---------------------------------------------------------------
-/// Floats of workspace lt_attention_head needs.
-size_t lt_attention_workspace(size_t keys, size_t d);
-/// softmax(q k^T scale) v for one head without materialising the scores
-/// (rows of q, k, v, o are ld* floats apart). Returns 0, doing nothing, when
-/// the CPU or the head width (not a multiple of 8) is not supported.
-int lt_attention_head(const float *q, size_t ldq, const float *k, size_t ldk, const float *v, size_t ldv, float *o, size_t ldo,
-                      size_t queries, size_t keys, size_t d, float scale, float *workspace);
-/// Floats of workspace lt_attention_head_avx512 needs.
-size_t lt_attention_workspace_avx512(size_t keys, size_t d);
-/// The same on AVX-512 register tiles, for any head width, also writing each query row's log-sum-exp of its scaled
-/// scores to lse when it is not null (attention_avx512.c). Returns 0, doing nothing, below the AVX-512 path.
-int lt_attention_head_avx512(const float *q, size_t ldq, const float *k, size_t ldk, const float *v, size_t ldv, float *o,
-                             size_t ldo, size_t queries, size_t keys, size_t d, float scale, float *lse, float *workspace);
-/// Floats of workspace lt_attention_backward_head_avx512 needs.
-size_t lt_attention_backward_workspace_avx512(size_t queries, size_t keys, size_t d);
-/// Gradients of one head of O = softmax(q k^T scale) v (not causal) on AVX-512 register tiles, from the forward's
-/// output and per-row log-sum-exp: writes dq, dk and dv (the first d floats of each row; rows ld* floats apart)
-/// (attention_backward_avx512.c). Returns 0, doing nothing, below the AVX-512 path.
-int lt_attention_backward_head_avx512(const float *q, size_t ldq, const float *k, size_t ldk, const float *v, size_t ldv,
-                                      const float *dout, size_t lddo, const float *out, size_t ldo, const float *lse,
-                                      float *dq, size_t lddq, float *dk, size_t lddk, float *dv, size_t lddv,
-                                      size_t queries, size_t keys, size_t d, float scale, float *workspace);
+/// Floats of workspace lt_attention_fused_head needs (0 below the AVX2 path).
+size_t lt_attention_fused_workspace(size_t keys, size_t d);
+/// softmax(q k^T scale) v for one head on register tiles, without materialising the scores (rows of q, k, v, o are
+/// ld* floats apart; attention_fused_forward.h, AVX-512 or AVX2 by the kernel path), for any head width, also writing
+/// each query row's log-sum-exp of its scaled scores to lse when it is not null. Returns 0, doing nothing, below the
+/// AVX2 path.
+int lt_attention_fused_head(const float *q, size_t ldq, const float *k, size_t ldk, const float *v, size_t ldv, float *o,
+                            size_t ldo, size_t queries, size_t keys, size_t d, float scale, float *lse, float *workspace);
+/// Floats of workspace lt_attention_fused_backward_head needs (0 below the AVX2 path).
+size_t lt_attention_fused_backward_workspace(size_t queries, size_t keys, size_t d);
+/// Gradients of one head of O = softmax(q k^T scale) v (not causal) on register tiles, from the forward's output and
+/// per-row log-sum-exp: writes dq, dk and dv (the first d floats of each row; rows ld* floats apart)
+/// (attention_fused_backward.h). Returns 0, doing nothing, below the AVX2 path.
+int lt_attention_fused_backward_head(const float *q, size_t ldq, const float *k, size_t ldk, const float *v, size_t ldv,
+                                     const float *dout, size_t lddo, const float *out, size_t ldo, const float *lse,
+                                     float *dq, size_t lddq, float *dk, size_t lddk, float *dv, size_t lddv,
+                                     size_t queries, size_t keys, size_t d, float scale, float *workspace);
 
 // ---- allocator ------------------------------------------------------------------
 /// Serve allocations below `mmap_threshold` bytes from the heap and keep up to

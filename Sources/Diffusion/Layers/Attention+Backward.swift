@@ -39,8 +39,8 @@ extension Attention {
     /// Key tiles are the outer loop: a tile's dkᵀ and dvᵀ are accumulated transposed in cache and
     /// written once (GEMMs with m = keys and k = rows ran at 25 GFLOP/s, these at 60: oneDNN, one
     /// thread, SD1.5 shapes, measured 2026-12-01), while dq gathers every tile's share in place.
-    /// On the AVX-512 kernel path, long non-causal sequences (≥ `fusedMinimumKeys` keys) take the same schedule on
-    /// register tiles instead (attention_backward_avx512.c): S and dP straight from packed key panels, P and dS kept
+    /// On the AVX-512 and AVX2 kernel paths, long non-causal sequences (≥ `fusedMinimumKeys` keys) take the same schedule
+    /// on register tiles instead (attention_fused_backward.h): S and dP straight from packed key panels, P and dS kept
     /// in L1 for the three updates, no GEMM calls.
     /// q: [items, queries, heads·d], k and v: [items, keys, heads·d], dO like q. Returns (dq, dk, dv) in
     /// the inputs' shapes. `rowsPerBlock` and `keysPerTile` override the tile (tests use a few rows and
@@ -82,10 +82,10 @@ extension Attention {
                     let kh = kp + keysAt, vh = vp + keysAt
                     let dqh = outputs.value.0 + rowsAt, dkh = outputs.value.1 + keysAt, dvh = outputs.value.2 + keysAt
                     if !causal && registerTilesEnabled && keys >= fusedMinimumKeys {
-                        let size = lt_attention_backward_workspace_avx512(queries, keys, headDim)
+                        let size = lt_attention_fused_backward_workspace(queries, keys, headDim)
                         var workspace = [Float](unsafeUninitializedCapacity: size) { _, n in n = size }
                         let done = workspace.withUnsafeMutableBufferPointer {
-                            lt_attention_backward_head_avx512(qh, width, kh, width, vh, width, gh, width, oh, width, lse, dqh, width, dkh, width,
+                            lt_attention_fused_backward_head(qh, width, kh, width, vh, width, gh, width, oh, width, lse, dqh, width, dkh, width,
                                                               dvh, width, queries, keys, headDim, scale, $0.baseAddress!)
                         }
                         if done != 0 { return }

@@ -10,9 +10,9 @@ import LinearAlgebra
 /// addressed through leading dimensions: no copies. The (item, head) pairs are
 /// spread over the cores, each with single-threaded GEMMs: these GEMMs are
 /// thin (k = head width), and splitting one across threads costs more than it
-/// gains. On the AVX-512 kernel path, long non-causal sequences skip the GEMMs: the
-/// same schedule runs on register tiles (attention_avx512.c, and the backward's
-/// attention_backward_avx512.c), the scores never leaving registers.
+/// gains. On the AVX-512 and AVX2 kernel paths, long non-causal sequences skip the
+/// GEMMs: the same schedule runs on register tiles (attention_fused_forward.h, and
+/// the backward's attention_fused_backward.h), the scores never leaving registers.
 /// Public for `lora-bench attention`, which times it on each kernel path.
 public enum Attention {
     /// Query rows × keys of one tile of scores (512 KB, in L2) in the GEMM path, which runs flash-attention's
@@ -23,21 +23,20 @@ public enum Attention {
     /// (2026-12-03, `lora-bench attention --size 768`: a 9,216-token head 645–747 against 800–857 ms; 256×256,
     /// 256×512, 64×1024, 64×2048, 128×2048 and 256×1024 no better) and equalled it at 512² (Benchmarks/README.md).
     static let forwardTile = (rows: 128, keys: 1024)
-    /// The AVX2 fused kernel (attention.c: online softmax, scores never leave registers/L1) beats
-    /// OpenBLAS GEMMs + softmax for long key sequences, but not oneDNN's
-    /// (its small-k kernels are faster: Benchmarks/README.md), so it runs only
-    /// when single-threaded GEMMs go to OpenBLAS. With 77 text keys padded to
-    /// its 64-key blocks (the AVX-512 kernels' too) it would waste 40% of its work, hence the minimum.
-    /// LT_NO_FUSED_ATTENTION turns it off for comparisons.
-    static let fusedAllowed = ProcessInfo.processInfo.environment["LT_NO_FUSED_ATTENTION"] == nil
-    static var fusedEnabled: Bool {
-        fusedAllowed && LinearAlgebra.routing.singleThreaded == .openBLAS && LinearAlgebra.routing.arithmetic == .fp32
-    }
+    /// Below 256 keys the register tiles pad too much: the AVX-512 tiles' 64-key panels would waste 40% of their work on
+    /// 77 text keys.
     static let fusedMinimumKeys = 256
-    /// The AVX-512 fused kernel (attention_avx512.c: register tiles, and the log-sum-exp the training forward keeps)
-    /// runs whatever the GEMM library, in fp32, wherever the kernel path is AVX-512;
-    /// LT_NO_FUSED_ATTENTION turns it off too.
-    static var registerTilesEnabled: Bool { fusedAllowed && LinearAlgebra.routing.arithmetic == .fp32 && lt_kernels_use_avx512() != 0 }
+    /// LT_NO_FUSED_ATTENTION turns the register tiles off, for comparisons.
+    static let fusedAllowed = ProcessInfo.processInfo.environment["LT_NO_FUSED_ATTENTION"] == nil
+    /// The register-tile kernels (attention_fused_forward.h, and the log-sum-exp the training forward keeps), in fp32:
+    /// on the AVX-512 path whatever the GEMM library, as they beat oneDNN's GEMM tiles there (Intel host,
+    /// Benchmarks/README.md). On the AVX2 path only where single-threaded GEMMs go to OpenBLAS (LORA_TOOLS_GEMM):
+    /// with oneDNN's AVX2 kernels they only tied its GEMM tiles (Intel host with oneDNN capped at AVX2, 2026-12-04),
+    /// and the AMD host has not measured them. There they replace the AVX2-only forward kernel that ran in that place.
+    static var registerTilesEnabled: Bool {
+        guard fusedAllowed && LinearAlgebra.routing.arithmetic == .fp32 else { return false }
+        return lt_kernels_use_avx512() != 0 || (lt_kernels_use_avx2() != 0 && LinearAlgebra.routing.singleThreaded == .openBLAS)
+    }
     /// The largest score matrix the VAE's single-head attention computes at once.
     static let scoreBudget = 4 << 20
 
@@ -84,19 +83,11 @@ public enum Attention {
                             logSumExp: UnsafeMutablePointer<Float>?, queries: Int, keys: Int, headDim: Int, causal: Bool) {
         let scale = 1 / Float(headDim).squareRoot()
         if !causal && registerTilesEnabled && keys >= fusedMinimumKeys {
-            let size = lt_attention_workspace_avx512(keys, headDim)
+            let size = lt_attention_fused_workspace(keys, headDim)
             var workspace = [Float](unsafeUninitializedCapacity: size) { _, n in n = size }
             let done = workspace.withUnsafeMutableBufferPointer {
-                lt_attention_head_avx512(q, qStride, k, kStride, v, vStride, out, outStride, queries, keys, headDim, scale, logSumExp,
-                                         $0.baseAddress!)
-            }
-            if done != 0 { return }
-        }
-        if !causal && logSumExp == nil && fusedEnabled && keys >= fusedMinimumKeys {
-            let size = lt_attention_workspace(keys, headDim)
-            var workspace = [Float](unsafeUninitializedCapacity: size) { _, n in n = size }
-            let done = workspace.withUnsafeMutableBufferPointer {
-                lt_attention_head(q, qStride, k, kStride, v, vStride, out, outStride, queries, keys, headDim, scale, $0.baseAddress!)
+                lt_attention_fused_head(q, qStride, k, kStride, v, vStride, out, outStride, queries, keys, headDim, scale, logSumExp,
+                                        $0.baseAddress!)
             }
             if done != 0 { return }
         }

@@ -1,5 +1,6 @@
-// Fused attention backward for one head on AVX-512 (flash-attention's backward, Dao 2022, algorithm 4, on register
-// tiles): with s = scale, lse and the output O kept by the forward, and δ_i = Σ_c dO_ic·O_ic,
+// Fused attention backward for one head on register tiles (flash-attention's backward, Dao 2022, algorithm 4),
+// written once in the vector vocabulary (attention_vector_*.h) and compiled per instruction set beside the forward
+// (attention_fused_forward.h). With s = scale, lse and the output O kept by the forward, and δ_i = Σ_c dO_ic·O_ic,
 //   P  = exp(s·q·kᵀ − lse)       [rows][keys]   rebuilt, never stored whole
 //   dv = Pᵀ·dO                   [keys][d]
 //   dP = dO·vᵀ                   [rows][keys]
@@ -12,54 +13,52 @@
 // rank-ROW_BLOCK / rank-FB updates (dv and dk of the panel's keys, dq of the block's rows). The GEMM path
 // (Attention+Backward.swift) writes 128 × 512 tiles of P and dP to L2 between five oneDNN calls and two
 // element-wise passes.
-#include "CEngineKernels.h"
 #include "attention_tiles.h"
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
-#define ROW_BLOCK 48    // query rows per block: P and dS [48][64] (12 KB each) stay in L1 for the updates that read them
+#define ROW_BLOCK 48    // query rows per block: P and dS [48][FB] (12 KB each on AVX-512) stay in L1 for the updates
 #define KEY_SPAN 256    // keys whose dk and dv accumulators (2 × 256 × dv floats, 96 KB at d = 40) stay in L2
 
-size_t lt_attention_backward_workspace_avx512(size_t queries, size_t keys, size_t d) {
-    size_t dv = round_up(d, 16), pk = round_up(keys, FB), pq = round_up(queries, ROW_BLOCK);
+size_t KERNEL(lt_attention_fused_backward_workspace)(size_t queries, size_t keys, size_t d) {
+    size_t dv = round_up(d, VL), pk = round_up(keys, FB), pq = round_up(queries, ROW_BLOCK);
     return 2 * pk * d + pk * dv          // k and v as panels, k as rows
          + 3 * pq * dv + 2 * pq          // q and dO as rows, the dq accumulator; lse and δ
          + 2 * ROW_BLOCK * FB            // P and dS of a block
          + 2 * KEY_SPAN * dv + 16;       // dk and dv accumulators of a span; alignment
 }
 
-#if defined(__x86_64__)
 // P and dS for FR query rows (q and dO rows dv floats apart) against one panel of `count` keys: P = exp(s·q·kᵀ − lse)
 // (zero for padded keys, and for padded rows, whose lse is +∞), dS = P ⊙ (dO·vᵀ − δ)·s, each [FR][FB] into p and ds.
-AVX512 static void probability_tile(const float *q, const float *dout, size_t dv, size_t d, const float *kpanel, const float *vpanel,
-                                    size_t count, const float *lse, const float *delta, float scale, float *p, float *ds) {
-    __m512 s[FR][4];
-    const __m512 factor = _mm512_set1_ps(scale);
+ISA static void probability_tile(const float *q, const float *dout, size_t dv, size_t d, const float *kpanel, const float *vpanel,
+                                 size_t count, const float *lse, const float *delta, float scale, float *p, float *ds) {
+    vf s[FR][NV];
+    const vf factor = v_set1(scale);
     panel_products(q, dv, kpanel, d, s);
     for (int r = 0; r < FR; r++) {
-        __m512 shift = _mm512_set1_ps(-lse[r]);
-        for (int t = 0; t < 4; t++) {
-            __m512 e = exp16(_mm512_fmadd_ps(s[r][t], factor, shift));
-            if (count < FB) e = _mm512_maskz_mov_ps(panel_mask(count, t), e);
-            _mm512_store_ps(p + r * FB + 16 * t, e);
+        vf shift = v_set1(-lse[r]);
+        for (int t = 0; t < NV; t++) {
+            vf e = v_exp(v_fmadd(s[r][t], factor, shift));
+            if (count < FB) e = v_select(panel_mask(count, t), e, v_zero());
+            v_store(p + r * FB + VL * t, e);
         }
     }
     panel_products(dout, dv, vpanel, d, s);                                                   // dP
     for (int r = 0; r < FR; r++) {
-        __m512 shift = _mm512_set1_ps(delta[r]);
-        for (int t = 0; t < 4; t++) {
-            __m512 probability = _mm512_load_ps(p + r * FB + 16 * t);
-            _mm512_store_ps(ds + r * FB + 16 * t, _mm512_mul_ps(_mm512_mul_ps(probability, _mm512_sub_ps(s[r][t], shift)), factor));
+        vf shift = v_set1(delta[r]);
+        for (int t = 0; t < NV; t++) {
+            vf probability = v_load(p + r * FB + VL * t);
+            v_store(ds + r * FB + VL * t, v_mul(v_mul(probability, v_sub(s[r][t], shift)), factor));
         }
     }
 }
 
-AVX512 static void backward_avx512(const float *q, size_t ldq, const float *k, size_t ldk, const float *v, size_t ldv,
-                                   const float *dout, size_t lddo, const float *out, size_t ldo, const float *lse_in,
-                                   float *dq, size_t lddq, float *dk, size_t lddk, float *dvalues, size_t lddv,
-                                   size_t queries, size_t keys, size_t d, float scale, float *work) {
-    size_t dv = round_up(d, 16), pk = round_up(keys, FB), pq = round_up(queries, ROW_BLOCK), vectors = dv / 16;
+ISA static void backward_fused(const float *q, size_t ldq, const float *k, size_t ldk, const float *v, size_t ldv,
+                               const float *dout, size_t lddo, const float *out, size_t ldo, const float *lse_in,
+                               float *dq, size_t lddq, float *dk, size_t lddk, float *dvalues, size_t lddv,
+                               size_t queries, size_t keys, size_t d, float scale, float *work) {
+    size_t dv = round_up(d, VL), pk = round_up(keys, FB), pq = round_up(queries, ROW_BLOCK), vectors = dv / VL;
     float *kt = (float *)(((uintptr_t)work + 63) & ~(uintptr_t)63);   // [pk / FB][d][FB]
     float *vt = kt + pk * d;                                            // [pk / FB][d][FB]
     float *krows = vt + pk * d;                                         // [pk][dv]
@@ -106,21 +105,12 @@ AVX512 static void backward_avx512(const float *q, size_t ldq, const float *k, s
     }
     for (size_t i = 0; i < queries; i++) memcpy(dq + i * lddq, dqacc + i * dv, sizeof(float) * d);
 }
-#endif
 
-int lt_attention_backward_head_avx512(const float *q, size_t ldq, const float *k, size_t ldk, const float *v, size_t ldv,
-                                      const float *dout, size_t lddo, const float *out, size_t ldo, const float *lse,
-                                      float *dq, size_t lddq, float *dk, size_t lddk, float *dv, size_t lddv,
-                                      size_t queries, size_t keys, size_t d, float scale, float *workspace) {
-#if defined(__x86_64__)
-    if (d > 0 && keys > 0 && queries > 0 && lt_kernels_use_avx512()) {
-        backward_avx512(q, ldq, k, ldk, v, ldv, dout, lddo, out, ldo, lse, dq, lddq, dk, lddk, dv, lddv, queries, keys, d, scale,
-                        workspace);
-        return 1;
-    }
-#endif
-    (void)q; (void)ldq; (void)k; (void)ldk; (void)v; (void)ldv; (void)dout; (void)lddo; (void)out; (void)ldo; (void)lse;
-    (void)dq; (void)lddq; (void)dk; (void)lddk; (void)dv; (void)lddv; (void)queries; (void)keys; (void)d; (void)scale;
-    (void)workspace;
-    return 0;
+int KERNEL(lt_attention_fused_backward_head)(const float *q, size_t ldq, const float *k, size_t ldk, const float *v, size_t ldv,
+                                             const float *dout, size_t lddo, const float *out, size_t ldo, const float *lse,
+                                             float *dq, size_t lddq, float *dk, size_t lddk, float *dv, size_t lddv,
+                                             size_t queries, size_t keys, size_t d, float scale, float *workspace) {
+    if (d == 0 || keys == 0 || queries == 0 || !KERNELS_ENABLED()) return 0;
+    backward_fused(q, ldq, k, ldk, v, ldv, dout, lddo, out, ldo, lse, dq, lddq, dk, lddk, dv, lddv, queries, keys, d, scale, workspace);
+    return 1;
 }

@@ -1,0 +1,9 @@
+// The fused attention kernels (attention_fused_forward.h, attention_fused_backward.h) compiled for AVX2 + FMA:
+// lt_attention_fused_*_avx2, which attention_fused.c dispatches to.
+#include "CEngineKernels.h"
+#include "attention_fused.h"
+#if defined(__x86_64__)
+#include "attention_vector_avx2.h"
+#include "attention_fused_forward.h"
+#include "attention_fused_backward.h"
+#endif
