@@ -183,6 +183,9 @@ final class LayerTests: XCTestCase {
                 }
             } }
             assertClose(y.values, expected, 1e-5, "silu \(silu)")
+            var inPlace = Tensor(shape: [batch, channels, spatial, 1], values: x)
+            norm.forwardInPlace(&inPlace, silu: silu)
+            XCTAssertEqual(inPlace.values.map(\.bitPattern), y.values.map(\.bitPattern), "in place, silu \(silu)")
         }
         let width = 48
         let rows = rng.values(3 * width, scale: 2)

@@ -104,6 +104,27 @@ final class WeightGradientTests: XCTestCase {
         }
     }
 
+    /// The engine's VAE blocks normalise in place and run the shortcut first (to hold fewer full-size tensors); the
+    /// training forward keeps every intermediate in the plain order. Both must give the same bits, with and without a
+    /// shortcut, whether the input is passed on (`consume`, written over) or still held by the caller (copied first).
+    func testVAEBlocksWriteOverTheirInputAndKeepTheirValues() throws {
+        let file = try ModelFile.open(try EngineGolden.fixture("sd1_engine.safetensors"))
+        let config = try StableDiffusionModel(checkpoint: file.path, tokenizer: EngineGolden.tokenizer).config
+        let decoder = try VAEDecoder(try weights(tensors(file, prefix: VAEDecoder.prefix)), config: config)
+        let blocks = decoder.levels.flatMap(\.0) + [decoder.middle.0]
+        XCTAssertTrue(blocks.contains { $0.shortcut != nil } && blocks.contains { $0.shortcut == nil })
+        var rng = Rng(state: 43)
+        for (index, block) in blocks.enumerated() {
+            let x = Tensor(shape: [2, block.norm1.channels, 6, 5], values: rng.values(2 * block.norm1.channels * 30))
+            let original = x.values.map(\.bitPattern), expected = block.forwardSaving(x, tape: nil).0.values.map(\.bitPattern)
+            XCTAssertEqual(block.forward(x).values.map(\.bitPattern), expected, "block \(index), input kept")
+            XCTAssertEqual(x.values.map(\.bitPattern), original, "block \(index): the caller's input is untouched")
+            var passed = Tensor(shape: x.shape, values: x.values.map { $0 })      // its own storage, as the decoder's h
+            let result = block.forward(consume passed)       // not inside XCTAssert's autoclosure, which would capture it
+            XCTAssertEqual(result.values.map(\.bitPattern), expected, "block \(index), input passed on")
+        }
+    }
+
     func testAutoencoderWeightGradients() throws {
         let file = try ModelFile.open(try EngineGolden.fixture("sd1_engine.safetensors"))
         let config = try StableDiffusionModel(checkpoint: file.path, tokenizer: EngineGolden.tokenizer).config

@@ -37,35 +37,44 @@ public struct GroupNorm: Sendable {
     }
 
     public func forward(_ x: Tensor, silu: Bool = false, adapters: AdapterSet = .empty) -> Tensor {
-        EngineProfile.measure(.normalization) { run(x, silu: silu, adapters: adapters) }
+        EngineProfile.measure(.normalization) {
+            var y = Tensor.uninitialized(x.shape)
+            x.withPointer { xp in y.withMutablePointer { yp in run(xp, into: yp, shape: x.shape, silu: silu, adapters: adapters) } }
+            return y
+        }
     }
 
-    private func run(_ x: Tensor, silu: Bool, adapters: AdapterSet) -> Tensor {
-        let batch = x.shape[0]
-        let spatial = x.count / (batch * channels)
+    /// The same values written over x: where x is not needed after its normalisation (the VAE's blocks), no second
+    /// tensor of its size is held.
+    public func forwardInPlace(_ x: inout Tensor, silu: Bool = false) {
+        EngineProfile.measure(.normalization) {
+            let shape = x.shape
+            x.withMutablePointer { p in run(p, into: p, shape: shape, silu: silu, adapters: .empty) }
+        }
+    }
+
+    /// `y` may be `x`: a group's statistics are read before any of its values are written, and each value is
+    /// then read once before its own slot is overwritten.
+    private func run(_ xp: UnsafePointer<Float>, into yp: UnsafeMutablePointer<Float>, shape: [Int], silu: Bool, adapters: AdapterSet) {
+        let batch = shape[0]
+        let spatial = shape.reduce(1, *) / (batch * channels)
         let perGroup = channels / groups
         let gamma = adapters.replacements[key] ?? weight, beta = adapters.replacements[biasKey] ?? bias
-        var y = Tensor.uninitialized(x.shape)
-        x.withPointer { xp in
-            y.withMutablePointer { yp in
-                Parallel.forEach(batch * groups, cost: perGroup * spatial * 4) { index in
-                    let b = index / groups, g = index % groups
-                    let offset = (b * channels + g * perGroup) * spatial
-                    let n = perGroup * spatial
-                    let source = xp + offset
-                    let (mean, rstd) = normalizationStatistics(source, count: n, epsilon: Double(epsilon))
-                    for cIndex in 0..<perGroup {
-                        let c = g * perGroup + cIndex
-                        let scale = Float(rstd * Double(gamma[c]))
-                        let shift = Float(Double(beta[c]) - mean * rstd * Double(gamma[c]))
-                        let s = source + cIndex * spatial, d = yp + offset + cIndex * spatial
-                        for i in 0..<spatial { d[i] = s[i] * scale + shift }
-                        if silu { lt_silu(d, d, spatial) }
-                    }
-                }
+        Parallel.forEach(batch * groups, cost: perGroup * spatial * 4) { index in
+            let b = index / groups, g = index % groups
+            let offset = (b * channels + g * perGroup) * spatial
+            let n = perGroup * spatial
+            let source = xp + offset
+            let (mean, rstd) = normalizationStatistics(source, count: n, epsilon: Double(epsilon))
+            for cIndex in 0..<perGroup {
+                let c = g * perGroup + cIndex
+                let scale = Float(rstd * Double(gamma[c]))
+                let shift = Float(Double(beta[c]) - mean * rstd * Double(gamma[c]))
+                let s = source + cIndex * spatial, d = yp + offset + cIndex * spatial
+                for i in 0..<spatial { d[i] = s[i] * scale + shift }
+                if silu { lt_silu(d, d, spatial) }
             }
         }
-        return y
     }
 }
 

@@ -48,11 +48,13 @@ public struct VAEDecoder: Sendable {
         for i in z.values.indices { z.values[i] *= inverse }
         let total = levels.count + 2
         var h = inputConv.forward(postQuantConv.forward(z))
-        h = middle.2.forward(middle.1.forward(middle.0.forward(h)))
+        h = middle.2.forward(middle.1.forward(middle.0.forward(consume h)))
         progress?(1, total)
+        // `consume`: each block may then write over its input (VAEResBlock), and the upsampler's input is freed before
+        // its convolution allocates.
         for (index, (blocks, upsample)) in levels.enumerated() {
-            for block in blocks { h = block.forward(h) }
-            if let upsample { h = upsample.forward(upsampleNearest2x(h)) }
+            for block in blocks { h = block.forward(consume h) }
+            if let upsample { h = upsample.forward(upsampleNearest2x(consume h)) }
             progress?(index + 2, total)
         }
         let out = outputConv.forward(outputNorm.forward(h, silu: true))
@@ -106,7 +108,7 @@ public struct VAEEncoder: Sendable {
     public func moments(_ image: Tensor) -> (mean: Tensor, logVariance: Tensor) {
         var h = inputConv.forward(image)
         for (blocks, downsample) in levels {
-            for block in blocks { h = block.forward(h) }
+            for block in blocks { h = block.forward(consume h) }
             if let downsample { h = downsample.forward(h) }
         }
         h = middle.2.forward(middle.1.forward(middle.0.forward(h)))

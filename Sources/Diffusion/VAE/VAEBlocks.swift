@@ -19,10 +19,24 @@ struct VAEResBlock: Sendable {
         shortcut = inChannels == outChannels ? nil : try Conv2d(weights, prefix + ".nin_shortcut", in: inChannels, out: outChannels, kernel: 1)
     }
 
-    func forward(_ x: Tensor) -> Tensor {
-        let h = conv1.forward(norm1.forward(x, silu: true))
-        var out = conv2.forward(norm2.forward(h, silu: true))
-        addInPlace(&out, shortcut?.forward(x) ?? x)
+    /// Normalisations run in place where their input is not needed again, and a block with a shortcut runs it first,
+    /// so that x too can be normalised in place and freed once conv1 has read it (when the caller passes it with
+    /// `consume`). At the decoder's full-size level (256 → 128 channels, 604 MB and 302 MB tensors at 768²) the block
+    /// held x, its normalised copy and conv1's output at once: the largest step of a training run's sample images
+    /// (Benchmarks/README.md). The sums are those of before: floating-point addition commutes.
+    func forward(_ x: consuming Tensor) -> Tensor {
+        guard let shortcut else {
+            var h = conv1.forward(norm1.forward(x, silu: true))       // [b, out, h, w]
+            norm2.forwardInPlace(&h, silu: true)
+            var out = conv2.forward(consume h)
+            addInPlace(&out, x)
+            return out
+        }
+        var out = shortcut.forward(x)                                 // [b, out, h, w]
+        norm1.forwardInPlace(&x, silu: true)                          // [b, in, h, w]
+        var h = conv1.forward(consume x)
+        norm2.forwardInPlace(&h, silu: true)
+        addInPlace(&out, conv2.forward(consume h))
         return out
     }
 }
