@@ -116,6 +116,12 @@ public struct Pipeline: Sendable {
                        progress: KDiffusion.Progress? = nil) throws(ModelError) -> RGBImage {
         let conditions = try self.conditions(prompt: parameters.prompt, negative: parameters.negativePrompt,
                                              clipSkip: parameters.clipSkip, emphasis: parameters.emphasis, adapters: adapters)
-        return try decode(try sample(parameters, conditions: conditions, adapters: adapters, progress: progress))
+        let latents = try sample(parameters, conditions: conditions, adapters: adapters, progress: progress)
+        // The sampler's freed activations go back to the system before the decoder allocates its full-size tensors
+        // (hundreds of MB each at 768²), which the heap's small freed blocks cannot serve; kept, they add to the
+        // decoder's peak (Benchmarks/README.md: a training run's sample images). The next image faults its pages in
+        // again: milliseconds beside a render.
+        EngineAllocator.returnFreedMemory()
+        return try decode(latents)
     }
 }

@@ -12,6 +12,11 @@ import LoRACore
 /// the run's seed plus its index (kohya draws a random one).
 extension LoRATrainer {
     public func renderSamples(epoch: Int?, step: Int) throws(ModelError) -> [String] {
+        // The heaps keep up to a gigabyte of freed memory (EngineAllocator) from the training steps before a sample,
+        // and from the sampler and the VAE decoder after it; handing both back keeps that memory from stacking on
+        // the decoder's peak, and the decoder's from staying resident through the steps that follow.
+        EngineAllocator.returnFreedMemory()
+        defer { EngineAllocator.returnFreedMemory() }
         let folder = (configuration.outputDirectory as NSString).appendingPathComponent("sample")
         let pipeline = Pipeline(model: model, precision: configuration.computePrecision)
         let adapters = try network.adapters(for: model)
