@@ -324,14 +324,16 @@ struct LoRATrain: ParsableCommand {
             if dryRun {
                 let file = try? ModelFile.open(model)
                 let sd2 = file.flatMap { try? StableDiffusionModel.renderableFamily($0).0 } == .sd2
+                let host = TrainingEstimate.HostFigures.thisHost
                 let (caching, training) = TrainingEstimate.seconds(plan: plan, steps: steps, checkpointing: configuration.gradientCheckpointing,
                                                                   textEncoder: configuration.trainTextEncoder, sd2: sd2,
                                                                   model: file.map(TrainingEstimate.modelScale) ?? (1, 1),
                                                                   network: TrainingEstimate.networkFactor(
                                                                       configuration.networkModule == .lycoris ? configuration.lycorisAlgorithm : nil,
-                                                                      maxNorm: (configuration.scaleWeightNorms ?? 0) > 0, dora: configuration.lycorisDoRA))
+                                                                      maxNorm: (configuration.scaleWeightNorms ?? 0) > 0, dora: configuration.lycorisDoRA),
+                                                                  host: host)
                 ToolRun.say("estimated time: ~\(ReportText.clock(caching)) caching latents, ~\(ReportText.clock(training)) training "
-                            + "(rough: scaled from a 2-core AVX2 EPYC's SD1.5 figures by image area, model size, network and cores; the progress bar's s/it is the real one)")
+                            + "(rough: scaled from \(host.name)'s SD1.5 figures by image area, model size, network and cores; the progress bar's s/it is the real one)")
                 if json {
                     let summary = plan.summary(steps: steps, gradientAccumulationSteps: configuration.gradientAccumulationSteps,
                                                validationImagesWithRepeats: validationPlan?.trainImagesWithRepeats ?? 0)

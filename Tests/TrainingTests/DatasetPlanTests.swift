@@ -362,27 +362,44 @@ final class TrainingEstimateTests: XCTestCase {
 
     func testScaling() {
         let steps = StepCount(batchesPerEpoch: 1, gradientAccumulationSteps: 1, maxTrainEpochs: 10, maxTrainSteps: 1600)
-        let base = TrainingEstimate.seconds(plan: plan(side: 512, flip: false), steps: steps, checkpointing: false, textEncoder: false, cores: 2)
+        let base = TrainingEstimate.seconds(plan: plan(side: 512, flip: false), steps: steps, checkpointing: false, textEncoder: false,
+                                            host: .avx2EPYC, cores: 2)
         XCTAssertEqual(base.training, 140, accuracy: 1e-9, "ten steps of one 512² sample at 14 s")
         XCTAssertEqual(base.caching, 6.5, accuracy: 1e-9)
-        let big = TrainingEstimate.seconds(plan: plan(side: 768, flip: true), steps: steps, checkpointing: true, textEncoder: true, cores: 4)
+        let big = TrainingEstimate.seconds(plan: plan(side: 768, flip: true), steps: steps, checkpointing: true, textEncoder: true,
+                                           host: .avx2EPYC, cores: 4)
         XCTAssertGreaterThan(big.training, base.training * 2.25 * 19 / 14 / 2, "more than linear in area")
         XCTAssertEqual(big.caching, 2 * 6.5 * pow(2.25, 1.15) / 2, accuracy: 1e-9)
         XCTAssertEqual(ReportText.clock(3725), "1:02:05")
         // A model a tenth of SD1.5's U-Net and a quarter of its encoder: a tenth of the steps' time, a quarter of the caching.
         let small = TrainingEstimate.seconds(plan: plan(side: 512, flip: false), steps: steps, checkpointing: false, textEncoder: false,
-                                             model: (0.1, 0.25), cores: 2)
+                                             model: (0.1, 0.25), host: .avx2EPYC, cores: 2)
         XCTAssertEqual(small.training, 14, accuracy: 1e-9)
         XCTAssertEqual(small.caching, 6.5 / 4, accuracy: 1e-9)
         // LoHa with LyCORIS's max norm: 1.28 × 1.07 of the LoRA step; LoKr 1.14; LoCon as kohya's LoRA.
         let loha = TrainingEstimate.seconds(plan: plan(side: 512, flip: false), steps: steps, checkpointing: false, textEncoder: false,
-                                            network: TrainingEstimate.networkFactor(.loha, maxNorm: true), cores: 2)
+                                            network: TrainingEstimate.networkFactor(.loha, maxNorm: true), host: .avx2EPYC, cores: 2)
         XCTAssertEqual(loha.training, 140 * 1.28 * 1.07, accuracy: 1e-9)
         XCTAssertEqual(loha.caching, base.caching)
         XCTAssertEqual(TrainingEstimate.networkFactor(.lokr(factor: -1, decomposeBoth: true, fullMatrix: false), maxNorm: true), 1.14)
         XCTAssertEqual(TrainingEstimate.networkFactor(.locon), TrainingEstimate.networkFactor(nil))
         XCTAssertEqual(TrainingEstimate.networkFactor(.locon, dora: true), 1.19, "DoRA folds LoCon into the weight")
         XCTAssertEqual(TrainingEstimate.networkFactor(.ia3, dora: true), 1.14, "(IA)^3 takes no DoRA")
+    }
+
+    /// The AVX-512 Xeon's figures where the kernels run on AVX-512, the EPYC's below (and on CPUs without AVX-512, whatever
+    /// the ceiling); each host's own step, checkpointed step and encode.
+    func testHostFiguresFollowTheKernelPath() {
+        KernelPaths.with(.avx2) { XCTAssertEqual(TrainingEstimate.HostFigures.thisHost, .avx2EPYC) }
+        KernelPaths.with(.portable) { XCTAssertEqual(TrainingEstimate.HostFigures.thisHost, .avx2EPYC) }
+        KernelPaths.with(.avx512) {
+            XCTAssertEqual(TrainingEstimate.HostFigures.thisHost, KernelPaths.available.contains(.avx512) ? .avx512Xeon : .avx2EPYC)
+        }
+        let steps = StepCount(batchesPerEpoch: 1, gradientAccumulationSteps: 1, maxTrainEpochs: 10, maxTrainSteps: 1600)
+        let xeon = TrainingEstimate.seconds(plan: plan(side: 512, flip: false), steps: steps, checkpointing: true, textEncoder: true,
+                                            host: .avx512Xeon, cores: 2)
+        XCTAssertEqual(xeon.training, 10 * (12.5 + 1), accuracy: 1e-9)
+        XCTAssertEqual(xeon.caching, 4.2, accuracy: 1e-9)
     }
 }
 
