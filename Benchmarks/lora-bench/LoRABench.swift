@@ -14,6 +14,8 @@ struct LoRABench: ParsableCommand {
             HostInfo.self, MakeFixtures.self, MakeModel.self, InspectBench.self, MergeBench.self, ExtractBench.self, ExtractError.self, EngineBench.self, OptimizerBench.self,
             GemmBench.self, AttentionBench.self, TrainBench.self, KohyaTrainBench.self, ShapesDataset.self, TinyModel.self, ShapesEval.self,
         ])
+
+    static func main() { toolMain() }
 }
 
 /// Writes the deterministic tiny fixture set committed under Fixtures/models.

@@ -14,6 +14,9 @@ public enum ToolEnvironment {
     /// inside is to re-run ourselves once with OPENBLAS_CORETYPE set. A user's
     /// own OPENBLAS_CORETYPE is always respected.
     public static func prepare() {
+        // Once: the tools call it before parsing (ParsableCommand.toolMain) and again where a command runs.
+        guard !prepared else { return }
+        prepared = true
         // Reports go to standard output and progress to standard error; piped into one log (`> log 2>&1`), a
         // block-buffered stdout would hold the plan back until exit and print it after the progress it preceded.
         lt_line_buffer_stdout()
@@ -33,6 +36,8 @@ public enum ToolEnvironment {
         execv("/proc/self/exe", &args)
         // execv only returns on failure: carry on with the slow kernels.
     }
+
+    nonisolated(unsafe) private static var prepared = false
 
     /// The core type to force, or nil when the loaded kernels already fit the CPU.
     public static func preferredCoreType(current: String, cpu: CPUFeatures = .host) -> String? {

@@ -27,10 +27,7 @@ struct LoRAExtract: ParsableCommand {
         subcommands: [Extract.self, Resize.self],
         defaultSubcommand: Extract.self)
 
-    static func main() {
-        Completions.answerBashRequest(Self.self)
-        Self.main(nil)
-    }
+    static func main() { toolMain() }
 }
 
 /// `--rank N|auto` with `--dynamic method=value` / `--fro F` shared by both commands.

@@ -5,6 +5,8 @@ import ToolSupport
 
 @main
 struct LoRAInspect: ParsableCommand {
+    static func main() { toolMain() }
+
     static let configuration = CommandConfiguration(
         commandName: "lora-inspect",
         abstract: "Audit LoRAs and Stable Diffusion checkpoints: format, base model, rank and alpha, blocks, training metadata, hashes and health.",

@@ -27,10 +27,7 @@ struct LoRAMerge: ParsableCommand {
         subcommands: [Bake.self, Combine.self],
         defaultSubcommand: Bake.self)
 
-    static func main() {
-        Completions.answerBashRequest(Self.self)
-        Self.main(nil)
-    }
+    static func main() { toolMain() }
 }
 
 struct CommonOptions: ParsableArguments {

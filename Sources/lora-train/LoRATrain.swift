@@ -53,6 +53,7 @@ struct LoRATrain: ParsableCommand {
 
     static func main() {
         Completions.answerBashRequest(Self.self)
+        ToolEnvironment.prepare()  // before anything is printed: it may run the process again (ParsableCommand.toolMain)
         let expanded: (arguments: [String], keys: [String: String])
         let arguments = Array(CommandLine.arguments.dropFirst())
         // Every option name the parser knows (the help text names them all, hidden ones included); worked out once, and only
@@ -480,6 +481,7 @@ struct LoRATrain: ParsableCommand {
         c.validation.everyNSteps = validation.validateEveryNSteps
         c.validation.everyNEpochs = validation.validateEveryNEpochs
         c.validation.maxSteps = validation.maxValidationSteps
+        for note in kohyaIgnored.notes { printError(note) }
         let (precision, note) = (mixedPrecision == "bf16" ? ComputePrecision.bf16 : .fp32).resolved()
         if let note { printError("note: --mixed-precision bf16: \(note)") }
         if mixedPrecision == "fp16" {
@@ -602,7 +604,8 @@ struct KohyaTrainingFlags: ParsableArguments {
     @Flag(name: .customLong("fp8_base_unet"), help: ArgumentHelp("Accepted with --mixed-precision bf16, with a note: the U-Net stays at the checkpoint's precision.", visibility: .hidden))
     var fp8BaseUnet = false
 
-    /// kohya's asserts (train_network.py), then a note for what is accepted and not done.
+    /// kohya's asserts (train_network.py). What is accepted and not done is said by `notes` (once, from the run: the
+    /// parser may validate an option group more than once).
     func checkPrecisionStorage(mixedPrecision: String) throws {
         if fullFP16 && mixedPrecision != "fp16" {
             throw ValidationError("--full_fp16 requires --mixed_precision fp16 (as kohya asserts)")
@@ -613,13 +616,31 @@ struct KohyaTrainingFlags: ParsableArguments {
         if (fp8Base || fp8BaseUnet) && mixedPrecision == "no" {
             throw ValidationError("--fp8_base\(fp8BaseUnet && !fp8Base ? "_unet" : "") requires --mixed_precision bf16 or fp16 (as kohya asserts)")
         }
+    }
+
+    /// Notes for the options accepted and not acted on: SDXL/SD3 options train_network.py ignores for SD1/SD2 too, and
+    /// kohya's low-precision storage.
+    var notes: [String] {
+        var notes: [String] = []
+        var unused: [String] = []
+        if cacheTextEncoderOutputs { unused.append("--cache_text_encoder_outputs") }
+        if cacheTextEncoderOutputsToDisk { unused.append("--cache_text_encoder_outputs_to_disk") }
+        if textEncoderBatchSize != nil { unused.append("--text_encoder_batch_size") }
+        if let w = weightingScheme, w != "uniform" { unused.append("--weighting_scheme") }
+        if logitMean.map({ $0 != 0 }) ?? false { unused.append("--logit_mean") }
+        if logitStd.map({ $0 != 1 }) ?? false { unused.append("--logit_std") }
+        if modeScale.map({ $0 != 1.29 }) ?? false { unused.append("--mode_scale") }
+        if !unused.isEmpty {
+            notes.append("note: \(unused.joined(separator: ", ")): SDXL/SD3 options that sd-scripts' train_network.py does not use for SD1/SD2 either; ignored")
+        }
         let stored = [fullBF16 ? "--full_bf16 (the network and its gradients stay fp32)" : nil, fullFP16 ? "--full_fp16 (the network and its gradients stay fp32)" : nil,
                       fp8Base ? "--fp8_base (the U-Net and text encoder stay at the checkpoint's precision)" : nil,
                       fp8BaseUnet && !fp8Base ? "--fp8_base_unet (the U-Net stays at the checkpoint's precision)" : nil].compactMap { $0 }
         if !stored.isEmpty {
-            printError("note: \(stored.joined(separator: "; ")): GPU memory savers that round what is trained; not needed on the CPU, so not done "
-                       + "(the result is the full-precision run's, which kohya's approximates)")
+            notes.append("note: \(stored.joined(separator: "; ")): GPU memory savers that round what is trained; not needed on the CPU, so not done "
+                         + "(the result is the full-precision run's, which kohya's approximates)")
         }
+        return notes
     }
 
     // SDXL/SD3/FLUX options train_network.py parses but does not use for SD1/SD2 (its text-encoder caching is a no-op
@@ -641,17 +662,6 @@ struct KohyaTrainingFlags: ParsableArguments {
 
     mutating func validate() throws {
         try refuseNaN([("--logit-mean", logitMean), ("--logit-std", logitStd), ("--mode-scale", modeScale)])
-        var unused: [String] = []
-        if cacheTextEncoderOutputs { unused.append("--cache_text_encoder_outputs") }
-        if cacheTextEncoderOutputsToDisk { unused.append("--cache_text_encoder_outputs_to_disk") }
-        if textEncoderBatchSize != nil { unused.append("--text_encoder_batch_size") }
-        if let w = weightingScheme, w != "uniform" { unused.append("--weighting_scheme") }
-        if logitMean.map({ $0 != 0 }) ?? false { unused.append("--logit_mean") }
-        if logitStd.map({ $0 != 1 }) ?? false { unused.append("--logit_std") }
-        if modeScale.map({ $0 != 1.29 }) ?? false { unused.append("--mode_scale") }
-        if !unused.isEmpty {
-            printError("note: \(unused.joined(separator: ", ")): SDXL/SD3 options that sd-scripts' train_network.py does not use for SD1/SD2 either; ignored")
-        }
         guard dynamoBackend.lowercased() == "no" else {
             throw ValidationError("--dynamo_backend \(dynamoBackend): torch.compile backends do not apply here; leave it at no")
         }

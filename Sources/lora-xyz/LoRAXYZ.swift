@@ -39,10 +39,7 @@ struct LoRAXYZ: ParsableCommand {
         subcommands: [Render.self, Assemble.self],
         defaultSubcommand: Render.self)
 
-    static func main() {
-        Completions.answerBashRequest(Self.self)
-        Self.main(nil)
-    }
+    static func main() { toolMain() }
 }
 
 struct Render: ParsableCommand {

@@ -540,7 +540,7 @@ final class TrainCLITests: XCTestCase {
         XCTAssertFalse(run.stderr.contains("train_inpainting"), "a key set to false asks for nothing, known or not: \(run.stderr)")
         for note in ["note: epoch in \(folder)/gui.toml is not an sd-scripts argument", "note: noise_offset_type in",
                      "note: --cache_text_encoder_outputs: SDXL/SD3 options that sd-scripts' train_network.py does not use for SD1/SD2 either"] {
-            XCTAssertTrue(run.stderr.contains(note), "\(note):\n\(run.stderr)")
+            XCTAssertEqual(run.stderr.components(separatedBy: note).count - 1, 1, "said once: \(note):\n\(run.stderr)")
         }
         // logging_dir: a TensorBoard run folder <time>/network_train/ with one event file, two steps' scalars in it.
         let runs = try FileManager.default.contentsOfDirectory(atPath: folder + "/log")
@@ -609,8 +609,8 @@ final class TrainCLITests: XCTestCase {
              + "\nfp8_base = true\nfull_bf16 = true\nuse_safetensors = true\n").write(toFile: folder + "/gui8.toml", atomically: false, encoding: .utf8)
         let accepted = try ToolRunner.run("lora-train", ["--config_file", folder + "/gui8.toml", "--dry-run"] + tokenizer)
         XCTAssertEqual(accepted.status, 0, accepted.stderr)
-        XCTAssertTrue(accepted.stderr.contains("note: --full_bf16 (the network and its gradients stay fp32); --fp8_base (the U-Net and text encoder"),
-                      accepted.stderr)
+        XCTAssertEqual(accepted.stderr.components(separatedBy: "note: --full_bf16 (the network and its gradients stay fp32); --fp8_base (the U-Net and text encoder")
+                        .count - 1, 1, "said once: \(accepted.stderr)")
         let refused = try ToolRunner.run("lora-train", ["--config_file", folder + "/gui8.toml", "--mixed_precision", "no", "--dry-run"] + tokenizer)
         XCTAssertEqual(refused.status, 64, refused.stderr)
         XCTAssertTrue(refused.stderr.contains("--full_bf16 requires --mixed_precision bf16 (as kohya asserts)"), refused.stderr)
