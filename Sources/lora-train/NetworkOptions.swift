@@ -123,6 +123,10 @@ struct NetworkOptions: ParsableArguments {
             case "rank_dropout", "module_dropout":
                 guard let v = Double(parts[1]), (0..<1).contains(v) else { throw ValidationError("--network-args \(item): a probability below 1") }
                 if parts[0] == "rank_dropout" { rankDropout = v } else { moduleDropout = v }
+            case let key where Self.lycorisOnlyArguments.contains(key):
+                // kohya's networks.lora reads the arguments it knows and drops the rest: algo=loha there trains a plain LoRA.
+                throw ValidationError("--network-args \(item) is LyCORIS's: give --network-module lycoris.kohya to train it "
+                                      + "(kohya's networks.lora ignores it and trains a plain LoRA)")
             default:
                 throw ValidationError("--network-args \(parts[0]) is not supported yet (conv_dim, conv_alpha, rank_dropout, module_dropout, "
                                       + "block_dims, block_alphas, conv_block_dims, conv_block_alphas, down/mid/up_lr_weight, block_lr_zero_threshold, "
@@ -222,6 +226,12 @@ struct NetworkOptions: ParsableArguments {
     /// conv_dim / conv_alpha (defaults: the network's; conv_dim=0 leaves the wider convolutions out), module_dropout, LoRA+
     /// ratios, LoKr's factor / decompose_both / full_matrix, and its switches at their defaults. Settings of algorithms
     /// not chosen are accepted and named as unused, as LyCORIS passes them by; anything else is an error.
+    /// Arguments only LyCORIS's network reads (its lycoris.kohya create_network), which a networks.lora run refuses with a pointer.
+    static let lycorisOnlyArguments: Set<String> = ["algo", "preset", "factor", "decompose_both", "full_matrix", "unbalanced_factorization",
+                                                     "use_tucker", "use_cp", "use_conv_cp", "disable_conv_cp", "use_scalar", "dora_wd",
+                                                     "train_norm", "bypass_mode", "rs_lora", "constraint", "rescaled", "block_size",
+                                                     "wd_on_output", "train_on_input", "rank_dropout_scale", "dropout"]
+
     func lycorisArgs(reportingUnused: Bool) throws -> (convDim: Int?, convAlpha: Float, rankDropout: Double?, moduleDropout: Double?, blocks: LoRANetwork.BlockDims?,
                                   blockRates: BlockLearningRates?, loraPlus: [String: Double]) {
         var convDim = networkDim, convAlpha = networkAlpha, rankDropout: Double?, moduleDropout: Double?, loraPlus: [String: Double] = [:], unused: [String] = []

@@ -1218,7 +1218,9 @@ final class TrainCLITests: XCTestCase {
                               "bypass_mode=True with rank_dropout is not supported"),
                              (["--network_module", "lycoris.kohya", "--network_args", "preset=mine.toml"], "a preset file is not read"),
                              (["--network_module", "lycoris.kohya", "--network_args", "down_lr_weight=1,1,1,1,1,1,1,1,1,1,1,1"], "down_lr_weight is not supported with lycoris.kohya"),
-                             (["--network_module", "networks.oft"], "--network-module networks.oft is not supported")] {
+                             (["--network_module", "networks.oft"], "--network-module networks.oft is not supported"),
+                             (["--network_module", "networks.lora", "--network_args", "algo=loha"],
+                              "--network-args algo=loha is LyCORIS's: give --network-module lycoris.kohya")] {
             let refused = try ToolRunner.run("lora-train", common + args + ["--output-dir", folder + "/r"])
             XCTAssertEqual(refused.status, 64, "\(args): \(refused.stderr)")
             XCTAssertTrue(refused.stderr.contains(says), "\(args): \(refused.stderr)")
