@@ -31,6 +31,12 @@ struct TrainingSession {
         let tokenizer = try BPETokenizer.locate(explicit: command.tokenizer, near: command.model)
         for spec in command.network.baseLoRAs { ToolRun.say("merging module: \(spec.path) with multiplier \(formatNumber(spec.ratio))") }
         let model = try StableDiffusionModel(checkpoint: command.model, tokenizer: tokenizer, options: command.modelOptions)
+        // kohya's --v2 says which family to load, and a wrong one fails there; here the tensors say it, so a GUI's
+        // checkbox that disagrees is only worth a note.
+        if command.kohyaFlags.v2 != (model.family == .sd2) {
+            printError("note: \(command.kohyaFlags.v2 ? "--v2 is given" : "--v2 is not given"), but the checkpoint's tensors are "
+                       + "\(model.family.rawValue)'s: trained as \(model.family.rawValue) (kohya would not load it)")
+        }
         if !command.network.baseWeights.isEmpty { ToolRun.say("all weights merged: " + command.network.baseWeights.joined(separator: ", ")) }
         let trainer = try LoRATrainer(model: model, plan: plan, validation: validation, configuration: configuration)
         if let dims = configuration.dimsFromWeights {

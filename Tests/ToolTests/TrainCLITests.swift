@@ -198,6 +198,12 @@ final class TrainCLITests: XCTestCase {
         XCTAssertEqual(file.metadata[.baseModelVersion], "sd_v2_v")
         XCTAssertEqual(file.metadata[.v2], "True")
         XCTAssertTrue(file.tensors.contains { $0.name.hasPrefix("lora_te_text_model_encoder_layers_0_self_attn_q_proj") })
+        XCTAssertFalse(run.stderr.contains("but the checkpoint's tensors are"), run.stderr)
+        // The GUI's v2 box ticked for an SD1 checkpoint: kohya fails to load it; here a note, and SD1 is trained.
+        let ticked = try ToolRunner.run("lora-train", common + ["--output-dir", folder + "/v2sd1", "--max-train-steps", "1", "--v2"])
+        XCTAssertEqual(ticked.status, 0, ticked.stderr)
+        XCTAssertTrue(ticked.stderr.contains("note: --v2 is given, but the checkpoint's tensors are SD1.x's: trained as SD1.x"), ticked.stderr)
+        XCTAssertEqual(try ModelFile.open(folder + "/v2sd1/last.safetensors").metadata[.v2], "False")
     }
 
     /// kohya's pruning of state folders: --save-last-n-epochs-state / --save-last-n-steps-state, and without
