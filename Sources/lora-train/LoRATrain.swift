@@ -604,8 +604,7 @@ struct KohyaTrainingFlags: ParsableArguments {
     @Flag(name: .customLong("fp8_base_unet"), help: ArgumentHelp("Accepted with --mixed-precision bf16, with a note: the U-Net stays at the checkpoint's precision.", visibility: .hidden))
     var fp8BaseUnet = false
 
-    /// kohya's asserts (train_network.py). What is accepted and not done is said by `notes` (once, from the run: the
-    /// parser may validate an option group more than once).
+    /// kohya's asserts (train_network.py). What is accepted and not done is said by `notes`, from the run.
     func checkPrecisionStorage(mixedPrecision: String) throws {
         if fullFP16 && mixedPrecision != "fp16" {
             throw ValidationError("--full_fp16 requires --mixed_precision fp16 (as kohya asserts)")

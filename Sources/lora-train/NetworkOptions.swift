@@ -221,17 +221,17 @@ struct NetworkOptions: ParsableArguments {
         return first.lowercased() != "false"
     }
 
-    /// lycoris.kohya's `--network-args` (lycoris_lora 3.2's create_network) as the kohya_ss GUI writes them for
-    /// "LyCORIS/LoCon", "LyCORIS/LoHa" and "LyCORIS/LoKr": algo=locon (or lora), loha or lokr, preset (`LyCORISPreset`),
-    /// conv_dim / conv_alpha (defaults: the network's; conv_dim=0 leaves the wider convolutions out), module_dropout, LoRA+
-    /// ratios, LoKr's factor / decompose_both / full_matrix, and its switches at their defaults. Settings of algorithms
-    /// not chosen are accepted and named as unused, as LyCORIS passes them by; anything else is an error.
     /// Arguments only LyCORIS's network reads (its lycoris.kohya create_network), which a networks.lora run refuses with a pointer.
     static let lycorisOnlyArguments: Set<String> = ["algo", "preset", "factor", "decompose_both", "full_matrix", "unbalanced_factorization",
                                                      "use_tucker", "use_cp", "use_conv_cp", "disable_conv_cp", "use_scalar", "dora_wd",
                                                      "train_norm", "bypass_mode", "rs_lora", "constraint", "rescaled", "block_size",
                                                      "wd_on_output", "train_on_input", "rank_dropout_scale", "dropout"]
 
+    /// lycoris.kohya's `--network-args` (lycoris_lora 3.2's create_network) as the kohya_ss GUI writes them for
+    /// "LyCORIS/LoCon", "LyCORIS/LoHa" and "LyCORIS/LoKr": algo=locon (or lora), loha or lokr, preset (`LyCORISPreset`),
+    /// conv_dim / conv_alpha (defaults: the network's; conv_dim=0 leaves the wider convolutions out), module_dropout, LoRA+
+    /// ratios, LoKr's factor / decompose_both / full_matrix, and its switches at their defaults. Settings of algorithms
+    /// not chosen are accepted and named as unused, as LyCORIS passes them by; anything else is an error.
     func lycorisArgs(reportingUnused: Bool) throws -> (convDim: Int?, convAlpha: Float, rankDropout: Double?, moduleDropout: Double?, blocks: LoRANetwork.BlockDims?,
                                   blockRates: BlockLearningRates?, loraPlus: [String: Double]) {
         var convDim = networkDim, convAlpha = networkAlpha, rankDropout: Double?, moduleDropout: Double?, loraPlus: [String: Double] = [:], unused: [String] = []
