@@ -136,22 +136,35 @@ void lt_winograd_filter_flipped(const float *w, size_t out, size_t in, size_t o_
 // Eight consecutive tiles are transformed at once, one per vector lane: their
 // patches are gathered into lanes, transformed, and stored as contiguous runs
 // of V's rows.
+//
+// `shift` 1 reads x as its nearest-neighbour 2x upsampling (height and width
+// are then the upsampled sizes, x's own are half): the convolution after the
+// VAE decoder's and the U-Net's upsamplers runs without the upsampled copy,
+// which at 768^2 is the decoder's largest tensor. The values gathered are the
+// copy's, so the result is the same bit for bit.
 static inline void gather_patch(const float *x, size_t channels, size_t c, size_t height, size_t width, size_t tile,
-                                float d[6][6]) {
+                                unsigned shift, float d[6][6]) {
     const size_t tiles_h = (height + 3) / 4, tiles_w = (width + 3) / 4, per_item = tiles_h * tiles_w;
     size_t item = tile / per_item, rest = tile % per_item;
     long y0 = 4 * (long)(rest / tiles_w) - 1, x0 = 4 * (long)(rest % tiles_w) - 1;
-    const float *src = x + (item * channels + c) * height * width;
+    const long source_width = (long)width >> shift;
+    const float *src = x + (item * channels + c) * (height >> shift) * (width >> shift);
     int inside = y0 >= 0 && x0 >= 0 && y0 + 6 <= (long)height && x0 + 6 <= (long)width;
     for (int i = 0; i < 6; i++) {
         long yy = y0 + i;
-        if (inside) {
+        if (inside && shift == 0) {
             memcpy(d[i], src + yy * (long)width + x0, sizeof d[i]);
+            continue;
+        }
+        if (inside) {
+            const float *row = src + (yy >> 1) * source_width;
+            for (int j = 0; j < 6; j++) d[i][j] = row[(x0 + j) >> 1];
             continue;
         }
         for (int j = 0; j < 6; j++) {
             long xx = x0 + j;
-            d[i][j] = (yy < 0 || yy >= (long)height || xx < 0 || xx >= (long)width) ? 0.0f : src[yy * (long)width + xx];
+            d[i][j] = (yy < 0 || yy >= (long)height || xx < 0 || xx >= (long)width)
+                          ? 0.0f : src[(yy >> shift) * source_width + (xx >> shift)];
         }
     }
 }
@@ -181,7 +194,7 @@ static inline void gather_patch(const float *x, size_t channels, size_t c, size_
     v8 d[6][6];                                                                                     \
     for (int lane = 0; lane < 8; lane++) {                                                          \
         float p[6][6];                                                                              \
-        gather_patch(x, channels, c, height, width, tile + (size_t)lane, p);                       \
+        gather_patch(x, channels, c, height, width, tile + (size_t)lane, shift, p);                       \
         for (int i = 0; i < 6; i++)                                                                 \
             for (int j = 0; j < 6; j++) d[i][j][lane] = p[i][j];                                    \
     }                                                                                               \
@@ -191,15 +204,17 @@ static inline void gather_patch(const float *x, size_t channels, size_t c, size_
 
 #define STORE_V8(point, value) __builtin_memcpy(dst + (size_t)(point) * plane, &(value), 32)
 static void input_block_portable(const float *x, size_t channels, size_t c, size_t height, size_t width, size_t tile,
-                                 float *dst, size_t plane) { INPUT_BLOCK_BODY }
+                                 unsigned shift, float *dst, size_t plane) { INPUT_BLOCK_BODY }
 #if defined(__x86_64__)
 __attribute__((target("avx2,fma"))) static void input_block_avx2(const float *x, size_t channels, size_t c, size_t height,
-                                                                 size_t width, size_t tile, float *dst, size_t plane) { INPUT_BLOCK_BODY }
+                                                                 size_t width, size_t tile, unsigned shift, float *dst,
+                                                                 size_t plane) { INPUT_BLOCK_BODY }
 #endif
 #undef STORE_V8
 
-void lt_winograd_input(const float *x, size_t channels, size_t height, size_t width, size_t first, size_t count,
-                       size_t c_begin, size_t c_end, float *v) {
+void lt_winograd_input(const float *x, size_t channels, size_t height, size_t width, int upsampled, size_t first,
+                       size_t count, size_t c_begin, size_t c_end, float *v) {
+    const unsigned shift = upsampled ? 1 : 0;
     const size_t plane = channels * count;
 #if defined(__x86_64__)
     const int avx2 = lt_kernels_use_avx2();
@@ -209,13 +224,13 @@ void lt_winograd_input(const float *x, size_t channels, size_t height, size_t wi
         for (; n + 8 <= count; n += 8) {
             float *dst = v + c * count + n;
 #if defined(__x86_64__)
-            if (avx2) { input_block_avx2(x, channels, c, height, width, first + n, dst, plane); continue; }
+            if (avx2) { input_block_avx2(x, channels, c, height, width, first + n, shift, dst, plane); continue; }
 #endif
-            input_block_portable(x, channels, c, height, width, first + n, dst, plane);
+            input_block_portable(x, channels, c, height, width, first + n, shift, dst, plane);
         }
         for (; n < count; n++) {
             float d[6][6];
-            gather_patch(x, channels, c, height, width, first + n, d);
+            gather_patch(x, channels, c, height, width, first + n, shift, d);
             float *dst = v + c * count + n;
 #define STORE_FLOAT(point, value) dst[(size_t)(point) * plane] = (value)
             INPUT_TRANSFORM(float, d, STORE_FLOAT);

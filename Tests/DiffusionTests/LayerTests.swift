@@ -136,6 +136,42 @@ final class LayerTests: XCTestCase {
         XCTAssertTrue(Conv2d.usesWinograd(batch: 1, height: 8, width: 8, inChannels: 32, outChannels: 32))
     }
 
+    /// The upsamplers' convolution reads its input through the nearest-neighbour 2× upsampling on Winograd's path
+    /// instead of making the upsampled copy: the same bits as convolving the copy, on each kernel path (the gather
+    /// has its own code for tiles inside and on the edge), with and without a LoCon riding along, and on the
+    /// im2col path (where the copy is made). Odd source sizes leave partial tiles at the bottom and right.
+    func testUpsamplingConvolutionIsTheConvolutionOfTheUpsampledCopy() {
+        var rng = Rng(state: 12)
+        let c = 32, out = 40, rank = 2
+        let weight = rng.values(out * c * 9, scale: 0.2), bias = rng.values(out)
+        let down = rng.values(rank * c * 9, scale: 0.2), up = rng.values(out * rank)
+        let conv = Conv2d(key: "w", biasKey: "b", inChannels: c, outChannels: out, kernel: 3, padding: .same(1), weight: weight, bias: bias)
+        let locon = AdapterSet(lowRank: ["w": [.init(down: down, up: up, rank: rank, scale: 0.5, rows: nil)]])
+        defer { Conv2d.forcedWinograd = nil }
+        KernelPaths.forEachPath { path in
+            for (batch, h, w) in [(2, 5, 7), (1, 9, 4), (1, 1, 1)] {
+                let x = Tensor(shape: [batch, c, h, w], values: rng.values(batch * c * h * w))
+                for winograd in [true, false] {
+                    Conv2d.forcedWinograd = winograd
+                    for adapters in [AdapterSet.empty, locon] {
+                        let fused = conv.forward(upsampling: x, adapters: adapters)
+                        let copied = conv.forward(upsampleNearest2x(x), adapters: adapters)
+                        XCTAssertEqual(fused.shape, [batch, out, 2 * h, 2 * w])
+                        XCTAssertEqual(fused.values, copied.values,
+                                       "\(path), \(batch)×\(h)×\(w), winograd \(winograd), LoCon \(adapters.lowRank.isEmpty ? "no" : "yes")")
+                    }
+                }
+                // And against the naive convolution of the copy, so a gather that read the wrong pixel in both
+                // would still fail.
+                Conv2d.forcedWinograd = true
+                let upsampled = upsampleNearest2x(x)
+                let (expected, _, _) = naiveConv(upsampled.values, batch: batch, c: c, h: 2 * h, w: 2 * w, weight: weight, bias: bias,
+                                                 out: out, k: 3, stride: 1, pad: .same(1))
+                assertClose(conv.forward(upsampling: x).values, expected, 1e-5, "\(path), \(batch)×\(h)×\(w) against naive")
+            }
+        }
+    }
+
     func checkWinograd(_ path: String) {
         var rng = Rng(state: 11)
         let c = 32, out = 40, h = 33, w = 35, batch = 2, rank = 3

@@ -74,9 +74,10 @@ void lt_winograd_filter(const float *w, size_t out, size_t in, size_t o_begin, s
 /// transformed filters of the convolution that is W's input gradient (W' [in][out], flipped).
 void lt_winograd_filter_flipped(const float *w, size_t out, size_t in, size_t o_begin, size_t o_end, float *u);
 /// Input [items][channels][h][w] -> V [36][channels][count] for tiles first..first+count
-/// (tiles numbered over items, tile rows, tile columns), channels [c_begin, c_end).
-void lt_winograd_input(const float *x, size_t channels, size_t height, size_t width, size_t first, size_t count,
-                       size_t c_begin, size_t c_end, float *v);
+/// (tiles numbered over items, tile rows, tile columns), channels [c_begin, c_end). upsampled: x is
+/// [items][channels][h/2][w/2] and is read as its nearest-neighbour 2x upsampling (h and w even).
+void lt_winograd_input(const float *x, size_t channels, size_t height, size_t width, int upsampled, size_t first,
+                       size_t count, size_t c_begin, size_t c_end, float *v);
 /// M [36][out][count] -> output [items][out][h][w] (+ bias), channels [o_begin, o_end).
 void lt_winograd_output(const float *m, size_t out, size_t height, size_t width, size_t first, size_t count,
                         size_t o_begin, size_t o_end, const float *bias, float *y);

@@ -68,6 +68,24 @@ public struct Conv2d: Sendable {
         return EngineProfile.measure(.convolution, flops: flops) { run(x, adapters: adapters) }
     }
 
+    /// This convolution of x's nearest-neighbour 2× upsampling (the U-Net's and the VAE decoder's upsamplers): the
+    /// same bits as `forward(upsampleNearest2x(x))`. On Winograd's path the input transform reads x through the
+    /// upsampling, so the upsampled copy is never made (at 768² the decoder's is 604 MB, the largest tensor of a
+    /// decode); on the other paths it is made and dropped after the call.
+    public func forward(upsampling x: Tensor, adapters: AdapterSet = .empty) -> Tensor {
+        let batch = x.shape[0], oh = 2 * x.shape[2], ow = 2 * x.shape[3]
+        guard kernel == 3 && stride == 1 && padding == .same(1)
+            && Conv2d.usesWinograd(batch: batch, height: oh, width: ow, inChannels: inChannels, outChannels: outChannels) else {
+            return forward(upsampleNearest2x(x), adapters: adapters)
+        }
+        precondition(x.shape[1] == inChannels, "\(key): input has \(x.shape[1]) channels, expected \(inChannels)")
+        let flops = 2 * Double(batch * oh * ow) * Double(outChannels * inChannels * kernel * kernel)
+        return EngineProfile.measure(.convolution, flops: flops) {
+            winograd(x, weight: adapters.replacements[key] ?? store.floats(), bias: adapters.replacements[biasKey] ?? bias,
+                     lowRank: adapters.lowRank[key] ?? [], upsampled: true)
+        }
+    }
+
     private func run(_ x: Tensor, adapters: AdapterSet) -> Tensor {
         let batch = x.shape[0], height = x.shape[2], width = x.shape[3]
         precondition(x.shape[1] == inChannels, "\(key): input has \(x.shape[1]) channels, expected \(inChannels)")
@@ -149,13 +167,15 @@ public struct Conv2d: Sendable {
     /// transformed tiles, 4× fewer multiplications than im2col. LoCon side
     /// paths ride along: their 3×3 down-projections are extra output channels
     /// of the same transform, and the 1×1 up-projections are applied afterwards.
-    private func winograd(_ x: Tensor, weight: [Float], bias: [Float], lowRank: [AdapterSet.LowRank]) -> Tensor {
-        let batch = x.shape[0], c = inChannels, h = x.shape[2], w = x.shape[3]
+    /// `upsampled`: x is read as its nearest-neighbour 2× upsampling (`forward(upsampling:)`).
+    private func winograd(_ x: Tensor, weight: [Float], bias: [Float], lowRank: [AdapterSet.LowRank], upsampled: Bool = false) -> Tensor {
+        let factor = upsampled ? 2 : 1
+        let batch = x.shape[0], c = inChannels, h = factor * x.shape[2], w = factor * x.shape[3]
         let extra = lowRank.reduce(0) { $0 + $1.rank }
         let total = outChannels + extra
         var filters = weight
         for a in lowRank { filters += a.down }
-        let y = Conv2d.winogradTiles(x, outChannels: total, bias: bias + [Float](repeating: 0, count: extra)) { u in
+        let y = Conv2d.winogradTiles(x, outChannels: total, bias: bias + [Float](repeating: 0, count: extra), upsampled: upsampled) { u in
             filters.withUnsafeBufferPointer { fp in
                 let source = UncheckedSendable(fp.baseAddress!), target = UncheckedSendable(u)
                 Parallel.forRanges(total, cost: c * 64) { range in
@@ -189,10 +209,12 @@ public struct Conv2d: Sendable {
     /// The tile loop of Winograd's path for input x [batch, channels, h, w] and `outChannels` outputs: the input
     /// tiles transformed chunk by chunk, 36 GEMMs against the transformed filters U [36][outChannels][channels]
     /// that `filters` writes (`transposedFilters`: U [36][channels][outChannels], multiplied transposed), and the
-    /// output transform with the bias (nil: none, as for an input gradient).
+    /// output transform with the bias (nil: none, as for an input gradient). `upsampled`: the tiles are those of x's
+    /// nearest-neighbour 2× upsampling, read from x (the output is twice x's size).
     static func winogradTiles(_ x: Tensor, outChannels total: Int, bias: [Float]?, transposedFilters: Bool = false,
-                              filters: (UnsafeMutablePointer<Float>) -> Void) -> Tensor {
-        let batch = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
+                              upsampled: Bool = false, filters: (UnsafeMutablePointer<Float>) -> Void) -> Tensor {
+        let factor = upsampled ? 2 : 1
+        let batch = x.shape[0], c = x.shape[1], h = factor * x.shape[2], w = factor * x.shape[3]
         var u = [Float](unsafeUninitializedCapacity: Conv2d.winogradPoints * total * c) { _, n in n = Conv2d.winogradPoints * total * c }
         u.withUnsafeMutableBufferPointer { filters($0.baseAddress!) }
         let tiles = batch * ((h + 3) / 4) * ((w + 3) / 4)
@@ -212,7 +234,8 @@ public struct Conv2d: Sendable {
                     let count = min(chunk, tiles - first)
                     let start = first
                     Parallel.forRanges(c, cost: count * 32) { range in
-                        lt_winograd_input(input.value, c, h, w, start, count, range.lowerBound, range.upperBound, tilesV.value)
+                        lt_winograd_input(input.value, c, h, w, upsampled ? 1 : 0, start, count, range.lowerBound, range.upperBound,
+                                          tilesV.value)
                     }
                     LinearAlgebra.withSingleThreadedBLAS {
                         Parallel.forEach(Conv2d.winogradPoints, cost: 1 << 20) { p in

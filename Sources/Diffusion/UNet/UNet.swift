@@ -113,7 +113,7 @@ public struct UNet: Sendable {
                 case .res(let block): h = block.forward(h, activatedEmbedding: activated, adapters: adapters)
                 case .transformer(let t): h = t.forward(h, context: context, adapters: adapters)
                 case .downsample(let conv): h = conv.forward(h, adapters: adapters)
-                case .upsample(let conv): h = conv.forward(upsampleNearest2x(h), adapters: adapters)
+                case .upsample(let conv): h = conv.forward(upsampling: h, adapters: adapters)
                 }
             }
             return h

@@ -50,14 +50,22 @@ public struct VAEDecoder: Sendable {
         var h = inputConv.forward(postQuantConv.forward(z))
         h = middle.2.forward(middle.1.forward(middle.0.forward(consume h)))
         progress?(1, total)
-        // `consume`: each block may then write over its input (VAEResBlock), and the upsampler's input is freed before
-        // its convolution allocates.
+        // `consume`: each block may then write over its input (VAEResBlock), and the upsampler's input is freed as
+        // soon as its convolution, which reads it through the upsampling (no upsampled copy), returns.
         for (index, (blocks, upsample)) in levels.enumerated() {
             for block in blocks { h = block.forward(consume h) }
-            if let upsample { h = upsample.forward(upsampleNearest2x(consume h)) }
+            if let upsample {
+                // Each level's tensors are 4× the last's, so the heap's freed blocks of this level cannot serve the
+                // next one and, kept, stay resident beside it (glibc's heap held 1.0–1.6 GB free during a 768²
+                // decode; EngineAllocator keeps freed memory). Handing them back at each level: a training run's
+                // 768² sample image peaked at 6.08 GB resident entering the full-size level, 5.28 GB with this.
+                EngineAllocator.returnFreedMemory()
+                h = upsample.forward(upsampling: consume h)
+            }
             progress?(index + 2, total)
         }
-        let out = outputConv.forward(outputNorm.forward(h, silu: true))
+        outputNorm.forwardInPlace(&h, silu: true)
+        let out = outputConv.forward(h)
         progress?(total, total)
         return out
     }
