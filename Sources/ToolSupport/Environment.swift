@@ -12,7 +12,7 @@ public enum ToolEnvironment {
     /// back to its SSE3 "Prescott" kernels, about 5× slower. The kernel set is
     /// chosen when the library loads, before `main`, so the only fix from
     /// inside is to re-run ourselves once with OPENBLAS_CORETYPE set. A user's
-    /// own OPENBLAS_CORETYPE is always respected.
+    /// own OPENBLAS_CORETYPE is always respected. LORA_TOOLS_RERUN=1 forces the re-run on any CPU (for tests).
     public static func prepare() {
         // Once: the tools call it before parsing (ParsableCommand.toolMain) and again where a command runs.
         guard !prepared else { return }
@@ -27,9 +27,15 @@ public enum ToolEnvironment {
         }
         LinearAlgebra.disableLAPACKENaNChecks()
         let env = ProcessInfo.processInfo.environment
-        guard env["OPENBLAS_CORETYPE"] == nil, env["LORA_TOOLS_BLAS_CHECKED"] == nil else { return }
-        guard let wanted = preferredCoreType(current: LinearAlgebra.blasCoreName) else { return }
-        setenv("OPENBLAS_CORETYPE", wanted, 1)
+        guard env["LORA_TOOLS_BLAS_CHECKED"] == nil else { return }
+        if env["LORA_TOOLS_RERUN"] == "1" {
+            // The re-run forced whatever the CPU (tests: what a tool prints before it must come out once on every
+            // host, not only on CPUs Debian's OpenBLAS does not know).
+        } else {
+            guard env["OPENBLAS_CORETYPE"] == nil else { return }
+            guard let wanted = preferredCoreType(current: LinearAlgebra.blasCoreName) else { return }
+            setenv("OPENBLAS_CORETYPE", wanted, 1)
+        }
         setenv("LORA_TOOLS_BLAS_CHECKED", "1", 1)
         var args = CommandLine.arguments.map { strdup($0) }
         args.append(nil)
