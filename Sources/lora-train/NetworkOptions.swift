@@ -64,6 +64,12 @@ struct NetworkOptions: ParsableArguments {
     func validate() throws {
         try refuseNaN([("--network-alpha", Double(networkAlpha)), ("--network-dropout", networkDropout), ("--scale-weight-norms", scaleWeightNorms)])
         guard let module = TrainingConfiguration.NetworkModule(rawValue: networkModule) else {
+            if networkModule == "networks.dylora" {
+                // kohya's DyLoRA updates one rank chunk a step, each with its own optimizer state (a torch parameter per
+                // chunk, skipped while its gradient is None); the optimizers here keep one state per tensor.
+                throw ValidationError("--network-module networks.dylora is not supported: train networks.lora at the largest rank, then "
+                                      + "`lora-extract resize FILE --rank N` (or --dynamic sv_fro=0.95) makes each smaller rank, as kohya's resize_lora.py")
+            }
             throw ValidationError("--network-module \(networkModule) is not supported; lora-train trains networks.lora (LoRA, LoCon via conv_dim), "
                                   + "networks.lora_fa (LoRA-FA) and lycoris.kohya with algo=locon, loha, lokr or ia3")
         }

@@ -1227,6 +1227,7 @@ final class TrainCLITests: XCTestCase {
                              (["--network_module", "lycoris.kohya", "--network_args", "preset=mine.toml"], "a preset file is not read"),
                              (["--network_module", "lycoris.kohya", "--network_args", "down_lr_weight=1,1,1,1,1,1,1,1,1,1,1,1"], "down_lr_weight is not supported with lycoris.kohya"),
                              (["--network_module", "networks.oft"], "--network-module networks.oft is not supported"),
+                             (["--network_module", "networks.dylora", "--network_args", "unit=4"], "`lora-extract resize FILE --rank N`"),
                              (["--network_module", "networks.lora", "--network_args", "algo=loha"],
                               "--network-args algo=loha is LyCORIS's: give --network-module lycoris.kohya")] {
             let refused = try ToolRunner.run("lora-train", common + args + ["--output-dir", folder + "/r"])
