@@ -28,13 +28,12 @@ public enum ToolEnvironment {
         LinearAlgebra.disableLAPACKENaNChecks()
         let env = ProcessInfo.processInfo.environment
         guard env["LORA_TOOLS_BLAS_CHECKED"] == nil else { return }
-        if env["LORA_TOOLS_RERUN"] == "1" {
-            // The re-run forced whatever the CPU (tests: what a tool prints before it must come out once on every
-            // host, not only on CPUs Debian's OpenBLAS does not know).
-        } else {
-            guard env["OPENBLAS_CORETYPE"] == nil else { return }
-            guard let wanted = preferredCoreType(current: LinearAlgebra.blasCoreName) else { return }
+        if env["OPENBLAS_CORETYPE"] == nil, let wanted = preferredCoreType(current: LinearAlgebra.blasCoreName) {
             setenv("OPENBLAS_CORETYPE", wanted, 1)
+        } else if env["LORA_TOOLS_RERUN"] != "1" {
+            // LORA_TOOLS_RERUN=1 re-runs on any CPU (tests: what a tool prints before this point must come out once on
+            // every host, not only on CPUs Debian's OpenBLAS does not know).
+            return
         }
         setenv("LORA_TOOLS_BLAS_CHECKED", "1", 1)
         var args = CommandLine.arguments.map { strdup($0) }
